@@ -1,0 +1,362 @@
+//! The contract between the Axolotl microkernel and user space.
+//!
+//! Everything here is plain data: syscall numbers, the error enum every syscall returns, the
+//! message-info word of an IPC, capability types and rights, the fixed user address layout and the
+//! records the kernel writes for tasks (boot info, task info). Kernel and servers both depend on
+//! this crate, so a change here is a change to the ABI.
+//!
+//! # Register convention of `syscall`
+//!
+//! ```text
+//!            in                          out
+//!   rax      syscall number              Error code (0 = Ok)
+//!   rdi      capability slot / arg0      badge of the sender (receive side) / value
+//!   rsi      MsgInfo / arg1              MsgInfo of the delivered message
+//!   rdx r10  MR0 MR1 / arg2 arg3         MR0 MR1
+//!   r8  r9   MR2 MR3 / arg4 arg5         MR2 MR3
+//!   rcx r11  clobbered by the CPU        clobbered
+//! ```
+//!
+//! Payloads longer than four words travel in the task's IPC buffer (a page at [`IPC_BUFFER`]); the
+//! kernel copies `MsgInfo::len` bytes from the sender's buffer into the receiver's.
+#![no_std]
+#![forbid(unsafe_code)]
+
+mod layout;
+mod msg;
+mod task;
+
+pub use layout::*;
+pub use msg::*;
+pub use task::*;
+
+/// Syscall numbers, passed in `rax`.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sysno {
+    /// `call(ep, info, mr0..3)`: send on an endpoint and wait for the reply, atomically.
+    Call = 0,
+    /// `reply_recv(ep, info, mr0..3)`: answer the pending caller (if any), then wait on `ep`.
+    ReplyRecv = 1,
+    /// `send(cap, info, mr0..3)`: blocking send on an endpoint, or a one-shot answer through a
+    /// saved Reply capability.
+    Send = 2,
+    /// `recv(ep)`: wait for a message (or a bound notification) on an endpoint.
+    Recv = 3,
+    /// `save_reply(slot)`: move the implicit reply capability of the last call into `slot`.
+    SaveReply = 4,
+    /// `signal(ntfn, bits)`: set bits on a notification.
+    Signal = 5,
+    /// `wait(ntfn)`: wait until a notification has bits set; returns and clears them in `rdi`.
+    Wait = 6,
+    /// `bind_notification(ntfn)`: let `recv` on any endpoint also wake for this notification.
+    BindNotification = 7,
+    /// `irq_ack(irq)`: the driver has handled its interrupt; unmask the line again.
+    IrqAck = 8,
+    /// `ioport_enable(ioport)`: open the capability's port range to `in`/`out` from this task.
+    IoPortEnable = 9,
+    /// `cap_copy(src, dst, rights, badge)`: derive a child capability with fewer rights and,
+    /// for an unbadged endpoint, a badge.
+    CapCopy = 10,
+    /// `cap_delete(slot)`: empty a slot.
+    CapDelete = 11,
+    /// `cap_revoke(slot)`: delete every capability derived from the one in `slot`, in every task.
+    CapRevoke = 12,
+    /// `cap_info(slot)`: the capability type in `rdi` and its rights in `rsi`.
+    CapInfo = 13,
+    /// `mem_map(mem, vaddr, rights)`: map a memory object at `vaddr`.
+    MemMap = 14,
+    /// `mem_unmap(mem)`: unmap a memory object from this task.
+    MemUnmap = 15,
+    /// `task_info(task, index, out)`: fill a [`TaskInfo`] at user address `out`.
+    TaskInfo = 16,
+    /// `task_start(task, index)`: start a task the manifest loaded but held.
+    TaskStart = 17,
+    /// `task_wait(task, index)`: block until that task has exited or faulted.
+    TaskWait = 18,
+    /// `yield()`: give the rest of the time slice to another task of the same priority.
+    Yield = 19,
+    /// `exit(code, msg, len)`: end this task; a non-empty message is printed in the kernel's report.
+    Exit = 20,
+}
+
+/// Number of syscalls; every number at or above it is [`Error::InvalidSyscall`].
+pub const SYSCALL_COUNT: u64 = 21;
+
+impl Sysno {
+    /// Decode `rax`; `None` for a number that is not a syscall.
+    pub fn from_raw(raw: u64) -> Option<Self> {
+        use Sysno::*;
+        const ALL: [Sysno; SYSCALL_COUNT as usize] = [
+            Call,
+            ReplyRecv,
+            Send,
+            Recv,
+            SaveReply,
+            Signal,
+            Wait,
+            BindNotification,
+            IrqAck,
+            IoPortEnable,
+            CapCopy,
+            CapDelete,
+            CapRevoke,
+            CapInfo,
+            MemMap,
+            MemUnmap,
+            TaskInfo,
+            TaskStart,
+            TaskWait,
+            Yield,
+            Exit,
+        ];
+        ALL.get(usize::try_from(raw).ok()?).copied()
+    }
+
+    /// The name used in documentation and in the kernel's reports.
+    pub fn name(self) -> &'static str {
+        use Sysno::*;
+        match self {
+            Call => "call",
+            ReplyRecv => "reply_recv",
+            Send => "send",
+            Recv => "recv",
+            SaveReply => "save_reply",
+            Signal => "signal",
+            Wait => "wait",
+            BindNotification => "bind_notification",
+            IrqAck => "irq_ack",
+            IoPortEnable => "ioport_enable",
+            CapCopy => "cap_copy",
+            CapDelete => "cap_delete",
+            CapRevoke => "cap_revoke",
+            CapInfo => "cap_info",
+            MemMap => "mem_map",
+            MemUnmap => "mem_unmap",
+            TaskInfo => "task_info",
+            TaskStart => "task_start",
+            TaskWait => "task_wait",
+            Yield => "yield",
+            Exit => "exit",
+        }
+    }
+}
+
+/// Every way a syscall can fail, returned in `rax`. One variant per cause.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// `rax` named no syscall.
+    InvalidSyscall = 1,
+    /// The slot number is outside the capability table.
+    InvalidSlot = 2,
+    /// The slot is empty.
+    EmptySlot = 3,
+    /// The capability is of another type than the syscall needs.
+    WrongType = 4,
+    /// The capability lacks a right the operation needs.
+    NoRights = 5,
+    /// The destination slot is occupied.
+    SlotOccupied = 6,
+    /// A user pointer does not lie in memory the caller may access that way.
+    BadAddress = 7,
+    /// A length exceeds what the operation allows.
+    TooLong = 8,
+    /// An argument is out of its range (a flag, an alignment, an index).
+    InvalidArgument = 9,
+    /// The task, reply or object named is gone (stale generation, answered reply).
+    Dead = 10,
+    /// A kernel table or the frame pool is full.
+    OutOfResources = 11,
+    /// There is nothing to answer: no caller waits for this task's reply.
+    NoReplyPending = 12,
+    /// The operation is already done (a started task, an enabled port range, a mapped object).
+    AlreadyDone = 13,
+    /// The target does not allow the operation now (e.g. waiting on oneself).
+    WouldDeadlock = 14,
+    /// The server the call went to faulted or exited before it replied.
+    ServerFailed = 15,
+}
+
+impl Error {
+    /// Decode `rax`; `None` means Ok. An unknown code maps to `InvalidArgument`.
+    pub fn from_raw(raw: u64) -> Option<Self> {
+        use Error::*;
+        Some(match raw {
+            0 => return None,
+            1 => InvalidSyscall,
+            2 => InvalidSlot,
+            3 => EmptySlot,
+            4 => WrongType,
+            5 => NoRights,
+            6 => SlotOccupied,
+            7 => BadAddress,
+            8 => TooLong,
+            10 => Dead,
+            11 => OutOfResources,
+            12 => NoReplyPending,
+            13 => AlreadyDone,
+            14 => WouldDeadlock,
+            15 => ServerFailed,
+            _ => InvalidArgument,
+        })
+    }
+
+    /// A short human description, used by the shell and in reports.
+    pub fn describe(self) -> &'static str {
+        use Error::*;
+        match self {
+            InvalidSyscall => "no such syscall",
+            InvalidSlot => "capability slot out of range",
+            EmptySlot => "capability slot is empty",
+            WrongType => "capability has the wrong type",
+            NoRights => "capability lacks the needed right",
+            SlotOccupied => "destination slot is occupied",
+            BadAddress => "bad user address",
+            TooLong => "length too large",
+            InvalidArgument => "invalid argument",
+            Dead => "object is dead or stale",
+            OutOfResources => "kernel resources exhausted",
+            NoReplyPending => "no reply pending",
+            AlreadyDone => "already done",
+            WouldDeadlock => "would deadlock",
+            ServerFailed => "server failed before replying",
+        }
+    }
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// The kinds of capability a slot can hold.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapType {
+    Endpoint = 1,
+    Reply = 2,
+    Notification = 3,
+    Task = 4,
+    Memory = 5,
+    Interrupt = 6,
+    IoPort = 7,
+}
+
+impl CapType {
+    pub fn from_raw(raw: u8) -> Option<Self> {
+        use CapType::*;
+        Some(match raw {
+            1 => Endpoint,
+            2 => Reply,
+            3 => Notification,
+            4 => Task,
+            5 => Memory,
+            6 => Interrupt,
+            7 => IoPort,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        use CapType::*;
+        match self {
+            Endpoint => "endpoint",
+            Reply => "reply",
+            Notification => "notification",
+            Task => "task",
+            Memory => "memory",
+            Interrupt => "interrupt",
+            IoPort => "ioport",
+        }
+    }
+}
+
+/// Access rights of a capability, in the seL4 manner.
+///
+/// | type         | READ              | WRITE                 | GRANT                   |
+/// |--------------|-------------------|-----------------------|-------------------------|
+/// | Endpoint     | receive           | send / call           | transfer caps with msgs |
+/// | Notification | wait              | signal                | —                       |
+/// | Task         | task_info         | task_start, task_wait | —                       |
+/// | Memory       | map readable      | map writable          | —                       |
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Rights(u8);
+
+impl Rights {
+    pub const NONE: Rights = Rights(0);
+    pub const READ: Rights = Rights(1);
+    pub const WRITE: Rights = Rights(2);
+    pub const GRANT: Rights = Rights(4);
+    pub const ALL: Rights = Rights(7);
+
+    /// Keep only the defined bits of a raw value.
+    pub const fn from_bits_truncate(raw: u64) -> Rights {
+        Rights((raw & 7) as u8)
+    }
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+    pub const fn contains(self, other: Rights) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub const fn union(self, other: Rights) -> Rights {
+        Rights(self.0 | other.0)
+    }
+    pub const fn intersect(self, other: Rights) -> Rights {
+        Rights(self.0 & other.0)
+    }
+}
+
+/// Value written to QEMU's `isa-debug-exit` port by a clean power-off (QEMU exits with 33).
+pub const DEBUG_EXIT_POWEROFF: u8 = 0x10;
+/// Value written by a kernel panic (QEMU exits with 35).
+pub const DEBUG_EXIT_PANIC: u8 = 0x11;
+/// The `isa-debug-exit` port.
+pub const DEBUG_EXIT_PORT: u16 = 0xf4;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_syscall_number_round_trips() {
+        for raw in 0..SYSCALL_COUNT {
+            let s = Sysno::from_raw(raw).expect("number below SYSCALL_COUNT");
+            assert_eq!(s as u64, raw, "{}", s.name());
+        }
+        assert_eq!(Sysno::from_raw(SYSCALL_COUNT), None);
+        assert_eq!(Sysno::from_raw(u64::MAX), None);
+    }
+
+    #[test]
+    fn error_codes_round_trip() {
+        assert_eq!(Error::from_raw(0), None);
+        for raw in 1..=15 {
+            let e = Error::from_raw(raw).unwrap();
+            assert_eq!(e as u64, raw);
+        }
+        assert_eq!(Error::from_raw(999), Some(Error::InvalidArgument));
+    }
+
+    #[test]
+    fn rights_are_a_lattice() {
+        let rw = Rights::READ.union(Rights::WRITE);
+        assert!(rw.contains(Rights::READ));
+        assert!(!rw.contains(Rights::GRANT));
+        assert_eq!(rw.intersect(Rights::WRITE), Rights::WRITE);
+        assert_eq!(Rights::from_bits_truncate(0xff), Rights::ALL);
+    }
+
+    #[test]
+    fn cap_types_round_trip() {
+        for raw in 0..=255u8 {
+            if let Some(t) = CapType::from_raw(raw) {
+                assert_eq!(t as u8, raw);
+                assert!(!t.name().is_empty());
+            }
+        }
+        assert_eq!(CapType::from_raw(0), None);
+    }
+}

@@ -1,0 +1,268 @@
+//! Checks a user ELF image must pass before the kernel maps it, and symbol lookup for reports.
+//!
+//! [`plan`] turns an image into a [`LoadPlan`]: the entry point and the loadable segments, each
+//! checked to be an x86-64 executable whose segments lie inside the user image area, do not share
+//! pages, are not both writable and executable, and whose file bytes lie inside the image. The
+//! kernel then only copies bytes; it never trusts a field it has not checked here.
+
+use axolotl_abi::{PAGE_SIZE, USER_BASE, USER_STACK_SIZE, USER_STACK_TOP};
+use heapless::Vec;
+use xmas_elf::program::{ProgramHeader, Type};
+use xmas_elf::sections::SectionData;
+use xmas_elf::symbol_table::Entry;
+use xmas_elf::ElfFile;
+
+/// Most loadable segments an image may have.
+pub const MAX_SEGMENTS: usize = 8;
+/// Highest address (exclusive) an image may occupy: below the stack and its guard page.
+pub const IMAGE_END: u64 = USER_STACK_TOP - USER_STACK_SIZE - PAGE_SIZE;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub vaddr: u64,
+    pub mem_size: u64,
+    pub file_offset: u64,
+    pub file_size: u64,
+    pub writable: bool,
+    pub executable: bool,
+}
+
+impl Segment {
+    /// First page and one-past-last page the segment touches.
+    pub fn pages(&self) -> (u64, u64) {
+        (self.vaddr & !(PAGE_SIZE - 1), (self.vaddr + self.mem_size).div_ceil(PAGE_SIZE) * PAGE_SIZE)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadPlan {
+    pub entry: u64,
+    pub segments: Vec<Segment, MAX_SEGMENTS>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElfError {
+    /// Not a well-formed ELF file.
+    Malformed,
+    /// Not a 64-bit little-endian x86-64 executable.
+    WrongKind,
+    NoSegments,
+    TooManySegments,
+    /// A segment reaches outside `[USER_BASE, IMAGE_END)`.
+    SegmentOutside,
+    /// Two segments share a page.
+    SegmentsOverlap,
+    /// A segment's file bytes lie beyond the end of the image, or exceed its memory size.
+    FileRange,
+    /// A segment is both writable and executable.
+    WritableExecutable,
+    /// The entry point is not inside an executable segment.
+    BadEntry,
+}
+
+fn segment(ph: &ProgramHeader<'_>, image_len: u64) -> Result<Segment, ElfError> {
+    let seg = Segment {
+        vaddr: ph.virtual_addr(),
+        mem_size: ph.mem_size(),
+        file_offset: ph.offset(),
+        file_size: ph.file_size(),
+        writable: ph.flags().is_write(),
+        executable: ph.flags().is_execute(),
+    };
+    let end = seg.vaddr.checked_add(seg.mem_size).ok_or(ElfError::SegmentOutside)?;
+    if seg.vaddr < USER_BASE || end > IMAGE_END {
+        return Err(ElfError::SegmentOutside);
+    }
+    let file_end = seg.file_offset.checked_add(seg.file_size).ok_or(ElfError::FileRange)?;
+    if file_end > image_len || seg.file_size > seg.mem_size {
+        return Err(ElfError::FileRange);
+    }
+    if seg.writable && seg.executable {
+        return Err(ElfError::WritableExecutable);
+    }
+    Ok(seg)
+}
+
+/// Check an image and list what to load.
+pub fn plan(bytes: &[u8]) -> Result<LoadPlan, ElfError> {
+    let elf = ElfFile::new(bytes).map_err(|_| ElfError::Malformed)?;
+    let h = &elf.header;
+    let kind_ok = h.pt1.class() == xmas_elf::header::Class::SixtyFour
+        && h.pt1.data() == xmas_elf::header::Data::LittleEndian
+        && h.pt2.machine().as_machine() == xmas_elf::header::Machine::X86_64
+        && h.pt2.type_().as_type() == xmas_elf::header::Type::Executable;
+    if !kind_ok {
+        return Err(ElfError::WrongKind);
+    }
+    let mut segments: Vec<Segment, MAX_SEGMENTS> = Vec::new();
+    for ph in elf.program_iter() {
+        if ph.get_type().map_err(|_| ElfError::Malformed)? != Type::Load || ph.mem_size() == 0 {
+            continue;
+        }
+        let seg = segment(&ph, bytes.len() as u64)?;
+        let (start, end) = seg.pages();
+        if segments.iter().any(|o| {
+            let (os, oe) = o.pages();
+            start < oe && os < end
+        }) {
+            return Err(ElfError::SegmentsOverlap);
+        }
+        segments.push(seg).map_err(|_| ElfError::TooManySegments)?;
+    }
+    if segments.is_empty() {
+        return Err(ElfError::NoSegments);
+    }
+    let entry = h.pt2.entry_point();
+    if !segments.iter().any(|s| s.executable && entry >= s.vaddr && entry < s.vaddr + s.mem_size) {
+        return Err(ElfError::BadEntry);
+    }
+    Ok(LoadPlan { entry, segments })
+}
+
+/// The function symbol containing `addr`, with the offset into it (mangled; the kernel demangles).
+pub fn symbolize(bytes: &[u8], addr: u64) -> Option<(&str, u64)> {
+    let elf = ElfFile::new(bytes).ok()?;
+    for section in elf.section_iter() {
+        let Ok(SectionData::SymbolTable64(symbols)) = section.get_data(&elf) else { continue };
+        for sym in symbols {
+            let (start, size) = (sym.value(), sym.size());
+            if addr >= start && addr < start.saturating_add(size.max(1)) {
+                if let Ok(name) = sym.get_name(&elf) {
+                    return Some((name, addr - start));
+                }
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec as StdVec;
+
+    /// A minimal ELF64 executable: header plus program headers `(vaddr, memsz, filesz, flags)`.
+    fn image(entry: u64, segs: &[(u64, u64, u64, u32)], machine: u16, kind: u16) -> StdVec<u8> {
+        let phoff = 64u64;
+        let data_off = phoff + 56 * segs.len() as u64;
+        let mut b = StdVec::new();
+        b.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0]);
+        b.extend_from_slice(&[0; 8]);
+        b.extend_from_slice(&kind.to_le_bytes());
+        b.extend_from_slice(&machine.to_le_bytes());
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.extend_from_slice(&entry.to_le_bytes());
+        b.extend_from_slice(&phoff.to_le_bytes());
+        b.extend_from_slice(&0u64.to_le_bytes()); // no section headers
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&64u16.to_le_bytes());
+        b.extend_from_slice(&56u16.to_le_bytes());
+        b.extend_from_slice(&(segs.len() as u16).to_le_bytes());
+        b.extend_from_slice(&64u16.to_le_bytes());
+        b.extend_from_slice(&0u16.to_le_bytes());
+        b.extend_from_slice(&0u16.to_le_bytes());
+        let mut file_total = 0;
+        for &(vaddr, memsz, filesz, flags) in segs {
+            b.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+            b.extend_from_slice(&flags.to_le_bytes());
+            b.extend_from_slice(&(data_off + file_total).to_le_bytes());
+            b.extend_from_slice(&vaddr.to_le_bytes());
+            b.extend_from_slice(&vaddr.to_le_bytes());
+            b.extend_from_slice(&filesz.to_le_bytes());
+            b.extend_from_slice(&memsz.to_le_bytes());
+            b.extend_from_slice(&4096u64.to_le_bytes());
+            file_total += filesz;
+        }
+        b.resize((data_off + file_total) as usize, 0xcc);
+        b
+    }
+
+    const X: u32 = 1;
+    const W: u32 = 2;
+    const R: u32 = 4;
+    const X86_64: u16 = 62;
+    const EXEC: u16 = 2;
+
+    #[test]
+    fn accepts_a_plain_image() {
+        let img = image(USER_BASE, &[(USER_BASE, 0x1000, 0x10, R | X), (USER_BASE + 0x1000, 0x2000, 8, R | W)], X86_64, EXEC);
+        let p = plan(&img).unwrap();
+        assert_eq!(p.entry, USER_BASE);
+        assert_eq!(p.segments.len(), 2);
+        assert!(p.segments[1].writable && !p.segments[1].executable);
+        assert_eq!(p.segments[1].pages(), (USER_BASE + 0x1000, USER_BASE + 0x3000));
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_x86_64_executable() {
+        assert_eq!(plan(b"not an elf"), Err(ElfError::Malformed));
+        let seg = [(USER_BASE, 0x1000, 0x10, R | X)];
+        assert_eq!(plan(&image(USER_BASE, &seg, 40, EXEC)), Err(ElfError::WrongKind));
+        assert_eq!(plan(&image(USER_BASE, &seg, X86_64, 3)), Err(ElfError::WrongKind));
+        assert_eq!(plan(&image(USER_BASE, &[], X86_64, EXEC)), Err(ElfError::NoSegments));
+    }
+
+    #[test]
+    fn rejects_segments_outside_the_user_image_area() {
+        for vaddr in [0x10_0000, USER_BASE - 0x1000, IMAGE_END, u64::MAX - 0xfff] {
+            let img = image(vaddr, &[(vaddr, 0x1000, 0, R | X)], X86_64, EXEC);
+            assert_eq!(plan(&img), Err(ElfError::SegmentOutside), "vaddr {vaddr:#x}");
+        }
+        // Reaching into the stack from below.
+        let img = image(USER_BASE, &[(USER_BASE, IMAGE_END - USER_BASE + 1, 0, R | X)], X86_64, EXEC);
+        assert_eq!(plan(&img), Err(ElfError::SegmentOutside));
+    }
+
+    #[test]
+    fn rejects_overlap_wx_bad_file_ranges_and_bad_entry() {
+        let overlap = [(USER_BASE, 0x1000, 0, R | X), (USER_BASE + 0x800, 0x1000, 0, R | W)];
+        assert_eq!(plan(&image(USER_BASE, &overlap, X86_64, EXEC)), Err(ElfError::SegmentsOverlap));
+        let wx = [(USER_BASE, 0x1000, 0, R | W | X)];
+        assert_eq!(plan(&image(USER_BASE, &wx, X86_64, EXEC)), Err(ElfError::WritableExecutable));
+        let mut img = image(USER_BASE, &[(USER_BASE, 0x1000, 0x100, R | X)], X86_64, EXEC);
+        img.truncate(img.len() - 1);
+        assert_eq!(plan(&img), Err(ElfError::FileRange));
+        let filesz_over_memsz = [(USER_BASE, 0x10, 0x20, R | X)];
+        assert_eq!(plan(&image(USER_BASE, &filesz_over_memsz, X86_64, EXEC)), Err(ElfError::FileRange));
+        let data_only = [(USER_BASE, 0x1000, 0, R | W)];
+        assert_eq!(plan(&image(USER_BASE, &data_only, X86_64, EXEC)), Err(ElfError::BadEntry));
+        let code = [(USER_BASE, 0x1000, 0, R | X)];
+        assert_eq!(plan(&image(USER_BASE + 0x1000, &code, X86_64, EXEC)), Err(ElfError::BadEntry));
+    }
+
+    #[test]
+    fn too_many_segments() {
+        let segs: StdVec<_> = (0..9).map(|i| (USER_BASE + i * 0x1000, 0x1000, 0, R | X)).collect();
+        assert_eq!(plan(&image(USER_BASE, &segs, X86_64, EXEC)), Err(ElfError::TooManySegments));
+    }
+
+    #[test]
+    fn symbolize_without_symbols_is_none() {
+        let img = image(USER_BASE, &[(USER_BASE, 0x1000, 0x10, R | X)], X86_64, EXEC);
+        assert_eq!(symbolize(&img, USER_BASE), None);
+        assert_eq!(symbolize(b"junk", 0), None);
+    }
+
+    #[test]
+    fn symbolize_finds_functions_in_a_real_binary() {
+        // This test binary itself is an ELF with a symbol table.
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        // The test binary is position independent: find the symbol's link address by name.
+        let elf = ElfFile::new(&me).unwrap();
+        let mut found = None;
+        for section in elf.section_iter() {
+            if let Ok(SectionData::SymbolTable64(symbols)) = section.get_data(&elf) {
+                for s in symbols {
+                    if s.get_name(&elf).is_ok_and(|n| n.contains("symbolize_finds_functions")) && s.size() > 0 {
+                        found = Some(s.value());
+                    }
+                }
+            }
+        }
+        let start = found.expect("test binary has symbols");
+        let (name, off) = symbolize(&me, start + 1).unwrap();
+        assert!(name.contains("symbolize_finds_functions"), "{name}");
+        assert_eq!(off, 1);
+    }
+}

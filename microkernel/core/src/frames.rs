@@ -1,0 +1,183 @@
+//! The physical frame allocator: one bit per 4 KiB frame below [`MAX_PHYS`].
+//!
+//! Frames start out reserved; the boot code frees the usable ranges of the Multiboot2 memory map
+//! and then reserves what is already taken (kernel image, modules, boot info). Freeing a frame
+//! that is not allocated is reported instead of corrupting the pool, so a double free in the
+//! kernel shows up as an error at the place it happens.
+
+/// Highest physical address (exclusive) the kernel manages: it maps the first GiB one to one.
+pub const MAX_PHYS: u64 = 1 << 30;
+const FRAME: u64 = 4096;
+const FRAMES: usize = (MAX_PHYS / FRAME) as usize;
+const WORDS: usize = FRAMES / 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// The address is not page aligned or lies beyond [`MAX_PHYS`].
+    BadAddress,
+    /// The frame is not currently allocated.
+    NotAllocated,
+}
+
+/// Bitmap allocator; a set bit means the frame is free.
+pub struct FrameAllocator {
+    free: [u64; WORDS],
+    free_count: usize,
+    /// Word index where the next search starts (everything below it was full last time).
+    hint: usize,
+}
+
+impl Default for FrameAllocator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FrameAllocator {
+    /// An allocator with every frame reserved.
+    pub const fn new() -> Self {
+        FrameAllocator { free: [0; WORDS], free_count: 0, hint: 0 }
+    }
+
+    /// Mark the frames wholly inside `[start, end)` free (partial frames at the edges stay
+    /// reserved). Addresses beyond [`MAX_PHYS`] are ignored.
+    pub fn add_free(&mut self, start: u64, end: u64) {
+        let first = start.div_ceil(FRAME);
+        let last = (end.min(MAX_PHYS)) / FRAME;
+        for f in first..last {
+            self.set(f as usize, true);
+        }
+    }
+
+    /// Mark every frame touching `[start, end)` reserved.
+    pub fn reserve(&mut self, start: u64, end: u64) {
+        if end <= start {
+            return;
+        }
+        let first = start / FRAME;
+        let last = end.min(MAX_PHYS).div_ceil(FRAME);
+        for f in first..last {
+            self.set(f as usize, false);
+        }
+    }
+
+    fn set(&mut self, frame: usize, free: bool) {
+        let (w, b) = (frame / 64, frame % 64);
+        let was = self.free[w] & (1 << b) != 0;
+        if was == free {
+            return;
+        }
+        if free {
+            self.free[w] |= 1 << b;
+            self.free_count += 1;
+            self.hint = self.hint.min(w);
+        } else {
+            self.free[w] &= !(1 << b);
+            self.free_count -= 1;
+        }
+    }
+
+    /// Take one free frame; returns its physical address.
+    pub fn alloc(&mut self) -> Option<u64> {
+        for w in self.hint..WORDS {
+            let word = self.free[w];
+            if word != 0 {
+                let b = word.trailing_zeros() as usize;
+                self.free[w] &= !(1 << b);
+                self.free_count -= 1;
+                self.hint = w;
+                return Some(((w * 64 + b) as u64) * FRAME);
+            }
+        }
+        self.hint = WORDS;
+        None
+    }
+
+    /// Return a frame taken with [`alloc`](Self::alloc).
+    pub fn free(&mut self, addr: u64) -> Result<(), FrameError> {
+        if addr % FRAME != 0 || addr >= MAX_PHYS {
+            return Err(FrameError::BadAddress);
+        }
+        let frame = (addr / FRAME) as usize;
+        if self.free[frame / 64] & (1 << (frame % 64)) != 0 {
+            return Err(FrameError::NotAllocated);
+        }
+        self.set(frame, true);
+        Ok(())
+    }
+
+    /// Frames free right now.
+    pub fn free_count(&self) -> usize {
+        self.free_count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::boxed::Box;
+
+    fn pool() -> Box<FrameAllocator> {
+        Box::new(FrameAllocator::new())
+    }
+
+    #[test]
+    fn starts_empty_and_hands_out_only_freed_ranges() {
+        let mut a = pool();
+        assert_eq!(a.alloc(), None);
+        a.add_free(0x10_0000, 0x10_3000);
+        assert_eq!(a.free_count(), 3);
+        assert_eq!(a.alloc(), Some(0x10_0000));
+        assert_eq!(a.alloc(), Some(0x10_1000));
+        assert_eq!(a.alloc(), Some(0x10_2000));
+        assert_eq!(a.alloc(), None);
+    }
+
+    #[test]
+    fn partial_frames_at_the_edges_stay_reserved() {
+        let mut a = pool();
+        a.add_free(0x1001, 0x3fff);
+        assert_eq!(a.free_count(), 1);
+        assert_eq!(a.alloc(), Some(0x2000));
+    }
+
+    #[test]
+    fn reserve_punches_holes_covering_partial_frames() {
+        let mut a = pool();
+        a.add_free(0, 0x10000);
+        a.reserve(0x2800, 0x4001);
+        assert_eq!(a.free_count(), 16 - 3);
+        let got: std::vec::Vec<u64> = std::iter::from_fn(|| a.alloc()).collect();
+        assert!(!got.contains(&0x2000) && !got.contains(&0x3000) && !got.contains(&0x4000));
+        assert_eq!(got.len(), 13);
+    }
+
+    #[test]
+    fn double_free_and_bad_addresses_are_errors() {
+        let mut a = pool();
+        a.add_free(0x5000, 0x6000);
+        let f = a.alloc().unwrap();
+        assert_eq!(a.free(f), Ok(()));
+        assert_eq!(a.free(f), Err(FrameError::NotAllocated));
+        assert_eq!(a.free(f + 1), Err(FrameError::BadAddress));
+        assert_eq!(a.free(MAX_PHYS), Err(FrameError::BadAddress));
+        assert_eq!(a.free_count(), 1);
+    }
+
+    #[test]
+    fn freed_frames_below_the_hint_are_found_again() {
+        let mut a = pool();
+        a.add_free(0, 64 * 4096 * 3);
+        let frames: std::vec::Vec<u64> = (0..150).map(|_| a.alloc().unwrap()).collect();
+        a.free(frames[3]).unwrap();
+        assert_eq!(a.alloc(), Some(frames[3]));
+    }
+
+    #[test]
+    fn memory_beyond_the_managed_range_is_ignored() {
+        let mut a = pool();
+        a.add_free(MAX_PHYS - 4096, MAX_PHYS + (1 << 20));
+        assert_eq!(a.free_count(), 1);
+    }
+}

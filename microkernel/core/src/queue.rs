@@ -1,0 +1,273 @@
+//! Intrusive FIFO queues of tasks, and the priority run queues built from them.
+//!
+//! A task waits in at most one queue at a time (the run queue, or one endpoint's send or receive
+//! queue), so one `next` link per task is enough: [`Links`] holds them, [`Queue`] a head and tail.
+//!
+//! ```text
+//!   Queue { head: 2, tail: 5 }      Links: [_, _, 7, _, _, NONE, _, 5]
+//!   2 ──► 7 ──► 5
+//! ```
+
+/// Most tasks the kernel runs at once.
+pub const MAX_TASKS: usize = 32;
+/// Scheduling priorities; higher runs first.
+pub const PRIORITIES: usize = 8;
+
+const NONE: u8 = u8::MAX;
+
+/// One `next` link per task, plus a membership flag so misuse is caught, not silently corrupting.
+pub struct Links {
+    next: [u8; MAX_TASKS],
+    queued: [bool; MAX_TASKS],
+}
+
+impl Default for Links {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Links {
+    pub const fn new() -> Self {
+        Links { next: [NONE; MAX_TASKS], queued: [false; MAX_TASKS] }
+    }
+
+    /// Whether task `t` sits in some queue.
+    pub fn is_queued(&self, t: usize) -> bool {
+        self.queued[t]
+    }
+}
+
+/// A FIFO of task indices threaded through [`Links`].
+#[derive(Clone, Copy, Debug)]
+pub struct Queue {
+    head: u8,
+    tail: u8,
+    len: u8,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Queue {
+    pub const fn new() -> Self {
+        Queue { head: NONE, tail: NONE, len: 0 }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.head == NONE
+    }
+
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn front(&self) -> Option<usize> {
+        (self.head != NONE).then_some(self.head as usize)
+    }
+
+    /// Append `t`. Returns false (and changes nothing) if `t` already waits in a queue.
+    pub fn push_back(&mut self, links: &mut Links, t: usize) -> bool {
+        if links.queued[t] {
+            return false;
+        }
+        links.queued[t] = true;
+        links.next[t] = NONE;
+        if self.tail == NONE {
+            self.head = t as u8;
+        } else {
+            links.next[self.tail as usize] = t as u8;
+        }
+        self.tail = t as u8;
+        self.len += 1;
+        true
+    }
+
+    pub fn pop_front(&mut self, links: &mut Links) -> Option<usize> {
+        let t = self.front()?;
+        self.head = links.next[t];
+        if self.head == NONE {
+            self.tail = NONE;
+        }
+        links.next[t] = NONE;
+        links.queued[t] = false;
+        self.len -= 1;
+        Some(t)
+    }
+
+    /// Take `t` out wherever it stands. Returns whether it was in this queue.
+    pub fn remove(&mut self, links: &mut Links, t: usize) -> bool {
+        let mut prev = NONE;
+        let mut cur = self.head;
+        while cur != NONE {
+            if cur as usize == t {
+                let next = links.next[t];
+                if prev == NONE {
+                    self.head = next;
+                } else {
+                    links.next[prev as usize] = next;
+                }
+                if self.tail == cur {
+                    self.tail = prev;
+                }
+                links.next[t] = NONE;
+                links.queued[t] = false;
+                self.len -= 1;
+                return true;
+            }
+            prev = cur;
+            cur = links.next[cur as usize];
+        }
+        false
+    }
+
+    /// Iterate front to back.
+    pub fn iter<'a>(&self, links: &'a Links) -> impl Iterator<Item = usize> + 'a {
+        let mut cur = self.head;
+        core::iter::from_fn(move || {
+            if cur == NONE {
+                return None;
+            }
+            let t = cur as usize;
+            cur = links.next[t];
+            Some(t)
+        })
+    }
+}
+
+/// Ready tasks by priority, round robin within a priority.
+pub struct RunQueues {
+    queues: [Queue; PRIORITIES],
+    /// Bit p set when `queues[p]` is non-empty, so picking is one instruction, not a scan.
+    nonempty: u8,
+}
+
+impl Default for RunQueues {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RunQueues {
+    pub const fn new() -> Self {
+        RunQueues { queues: [Queue::new(); PRIORITIES], nonempty: 0 }
+    }
+
+    /// Make `t` ready at priority `prio` (clamped to the highest). False if already queued.
+    pub fn enqueue(&mut self, links: &mut Links, t: usize, prio: u8) -> bool {
+        let p = (prio as usize).min(PRIORITIES - 1);
+        let ok = self.queues[p].push_back(links, t);
+        self.nonempty |= 1 << p;
+        ok
+    }
+
+    /// Take the first task of the highest non-empty priority.
+    pub fn pick(&mut self, links: &mut Links) -> Option<usize> {
+        if self.nonempty == 0 {
+            return None;
+        }
+        let p = 7 - self.nonempty.leading_zeros() as usize;
+        let t = self.queues[p].pop_front(links);
+        if self.queues[p].is_empty() {
+            self.nonempty &= !(1 << p);
+        }
+        t
+    }
+
+    /// Highest priority with a ready task.
+    pub fn top_priority(&self) -> Option<u8> {
+        (self.nonempty != 0).then(|| 7 - self.nonempty.leading_zeros() as u8)
+    }
+
+    /// Remove `t`, queued at `prio`. Returns whether it was there.
+    pub fn remove(&mut self, links: &mut Links, t: usize, prio: u8) -> bool {
+        let p = (prio as usize).min(PRIORITIES - 1);
+        let found = self.queues[p].remove(links, t);
+        if self.queues[p].is_empty() {
+            self.nonempty &= !(1 << p);
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    #[test]
+    fn fifo_order_and_membership() {
+        let mut l = Links::new();
+        let mut q = Queue::new();
+        assert!(q.push_back(&mut l, 3));
+        assert!(q.push_back(&mut l, 1));
+        assert!(!q.push_back(&mut l, 3), "a task cannot wait twice");
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.iter(&l).collect::<Vec<_>>(), [3, 1]);
+        assert_eq!(q.pop_front(&mut l), Some(3));
+        assert!(!l.is_queued(3));
+        assert_eq!(q.pop_front(&mut l), Some(1));
+        assert_eq!(q.pop_front(&mut l), None);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_task_in_one_queue_cannot_join_another() {
+        let mut l = Links::new();
+        let (mut a, mut b) = (Queue::new(), Queue::new());
+        assert!(a.push_back(&mut l, 5));
+        assert!(!b.push_back(&mut l, 5));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn remove_head_middle_tail_and_absent() {
+        let mut l = Links::new();
+        let mut q = Queue::new();
+        for t in [0, 1, 2, 3] {
+            q.push_back(&mut l, t);
+        }
+        assert!(q.remove(&mut l, 2));
+        assert!(q.remove(&mut l, 0));
+        assert!(q.remove(&mut l, 3));
+        assert!(!q.remove(&mut l, 3));
+        assert_eq!(q.iter(&l).collect::<Vec<_>>(), [1]);
+        // The tail was fixed up: appending still works.
+        q.push_back(&mut l, 7);
+        assert_eq!(q.iter(&l).collect::<Vec<_>>(), [1, 7]);
+        assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn run_queues_pick_highest_priority_round_robin() {
+        let mut l = Links::new();
+        let mut r = RunQueues::new();
+        r.enqueue(&mut l, 1, 2);
+        r.enqueue(&mut l, 2, 5);
+        r.enqueue(&mut l, 3, 5);
+        r.enqueue(&mut l, 4, 200); // clamped to the top priority
+        assert_eq!(r.top_priority(), Some(7));
+        assert_eq!(r.pick(&mut l), Some(4));
+        assert_eq!(r.pick(&mut l), Some(2));
+        r.enqueue(&mut l, 2, 5);
+        assert_eq!(r.pick(&mut l), Some(3));
+        assert_eq!(r.pick(&mut l), Some(2));
+        assert_eq!(r.pick(&mut l), Some(1));
+        assert_eq!(r.pick(&mut l), None);
+        assert_eq!(r.top_priority(), None);
+    }
+
+    #[test]
+    fn run_queue_remove_clears_priority_bit() {
+        let mut l = Links::new();
+        let mut r = RunQueues::new();
+        r.enqueue(&mut l, 9, 3);
+        assert!(r.remove(&mut l, 9, 3));
+        assert_eq!(r.top_priority(), None);
+        assert!(!r.remove(&mut l, 9, 3));
+    }
+}
