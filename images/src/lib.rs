@@ -1,1 +1,72 @@
-#![no_std]
+//! The host side of Axolotl: build the bootable ISO and run it in QEMU.
+//!
+//! The `cargo os` binary is a thin command line over this library; the integration tests in the
+//! workspace's `tests/` call the same functions, so what a test checks is what a user runs.
+//!
+//! ```text
+//!  cargo os build ──► tools::ensure ──► cargo build (x86_64-unknown-none) ──► grub-mkrescue
+//!                                                                              target/os/axolotl.iso
+//!  cargo os run --exec "ps; echo hi" ──► qemu::Session: boot, wait for the prompt, type each
+//!                                        command, read its prompt, power off, report the outcome
+//! ```
+
+pub mod build;
+pub mod qemu;
+pub mod tools;
+
+use std::path::PathBuf;
+
+/// The workspace root (this crate lives in `<root>/images`).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("images/ has a parent").to_path_buf()
+}
+
+/// Where `cargo os` writes its products: `<root>/target/os`.
+pub fn out_dir() -> PathBuf {
+    workspace_root().join("target").join("os")
+}
+
+/// A failure of the host tool, already worded for a person.
+#[derive(Debug)]
+pub struct Failure(pub String);
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+pub type Result<T> = std::result::Result<T, Failure>;
+
+/// Shorthand for a `Failure` with a formatted message.
+#[macro_export]
+macro_rules! fail {
+    ($($arg:tt)*) => { $crate::Failure(format!($($arg)*)) };
+}
+
+/// The personalities the ISO can boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Personality {
+    Microkernel,
+}
+
+impl Personality {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "microkernel" | "mk" => Ok(Personality::Microkernel),
+            "libos" => Err(fail!(
+                "the libos personality is not built yet (it is a later milestone); use --personality microkernel"
+            )),
+            other => Err(fail!("unknown personality '{other}': choose 'microkernel'")),
+        }
+    }
+
+    /// The GRUB menu entry id.
+    pub fn id(self) -> &'static str {
+        match self {
+            Personality::Microkernel => "microkernel",
+        }
+    }
+}

@@ -309,6 +309,9 @@ impl Rights {
     }
 }
 
+/// Exit code of a task whose panic handler ended it; the kernel treats it as a fault.
+pub const EXIT_PANIC: u64 = 101;
+
 /// Value written to QEMU's `isa-debug-exit` port by a clean power-off (QEMU exits with 33).
 pub const DEBUG_EXIT_POWEROFF: u8 = 0x10;
 /// Value written by a kernel panic (QEMU exits with 35).

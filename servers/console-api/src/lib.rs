@@ -1,1 +1,167 @@
+//! The console server's protocol, its client stub, and `print!`/`println!` for every task.
+//!
+//! A request is a postcard-encoded [`Request`] in the IPC buffer, with label [`LABEL`]; the reply
+//! is a postcard-encoded [`Response`]. A request that does not decode gets
+//! `Response::Error(ConsoleError::Malformed)`; the server never trusts a length it was sent.
+//!
+//! ```text
+//!   shell ── call(console, Write("ls\n")) ──► console ── out 0x3f8 ──► UART
+//!   shell ── call(console, Read{max}) ──────► console: no input yet → saves the reply capability
+//!                                              IRQ 4 → notification → drain RX → reply Data(..)
+//! ```
 #![no_std]
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+use userlib::abi::{CapType, Error, IPC_BUFFER_SIZE};
+use userlib::cap::{Cap, Endpoint};
+
+/// Label of every console request and response.
+pub const LABEL: u32 = 0xC0_0501;
+/// Largest write one request carries (the rest of the buffer holds the encoding overhead).
+pub const MAX_WRITE: usize = IPC_BUFFER_SIZE - 16;
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// Write these bytes to the terminal (`\n` becomes `\r\n`).
+    Write(&'a [u8]),
+    /// Return at least one and at most `max` bytes of input, waiting until there is some.
+    Read { max: u16 },
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
+pub enum Response<'a> {
+    Written(u32),
+    Data(&'a [u8]),
+    Error(ConsoleError),
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleError {
+    /// The request did not decode, or carried the wrong label.
+    Malformed,
+    /// Another client is already waiting for input.
+    Busy,
+    /// The kernel refused the IPC.
+    Ipc(u8),
+}
+
+impl From<Error> for ConsoleError {
+    fn from(e: Error) -> Self {
+        ConsoleError::Ipc(e as u8)
+    }
+}
+
+/// A client of the console server.
+#[derive(Clone, Copy)]
+pub struct Console {
+    ep: Cap<Endpoint>,
+}
+
+impl Console {
+    pub fn new(ep: Cap<Endpoint>) -> Self {
+        Console { ep }
+    }
+
+    /// The console of this task's manifest entry (`call console`), if it has one.
+    pub fn from_boot() -> Option<Self> {
+        userlib::rt::boot_info().find(CapType::Endpoint, "console").map(|s| Console::new(Cap::at(s)))
+    }
+
+    fn request(&self, req: &Request<'_>, reply: &mut [u8]) -> Result<usize, ConsoleError> {
+        let mut buf = [0u8; IPC_BUFFER_SIZE];
+        let n = postcard::to_slice(req, &mut buf).map_err(|_| ConsoleError::Malformed)?.len();
+        let msg = self.ep.call(LABEL, [0; 4], &buf[..n])?;
+        Ok(msg.payload_into(reply))
+    }
+
+    /// Write all of `bytes`.
+    pub fn write(&self, bytes: &[u8]) -> Result<(), ConsoleError> {
+        for chunk in bytes.chunks(MAX_WRITE) {
+            let mut reply = [0u8; 16];
+            let n = self.request(&Request::Write(chunk), &mut reply)?;
+            match postcard::from_bytes(&reply[..n]) {
+                Ok(Response::Written(_)) => {}
+                Ok(Response::Error(e)) => return Err(e),
+                _ => return Err(ConsoleError::Malformed),
+            }
+        }
+        Ok(())
+    }
+
+    /// Read at least one byte of input into `out`; returns how many.
+    pub fn read(&self, out: &mut [u8]) -> Result<usize, ConsoleError> {
+        let mut reply = [0u8; 256];
+        let max = out.len().min(200) as u16;
+        let n = self.request(&Request::Read { max }, &mut reply)?;
+        match postcard::from_bytes(&reply[..n]) {
+            Ok(Response::Data(d)) => {
+                let k = d.len().min(out.len());
+                out[..k].copy_from_slice(&d[..k]);
+                Ok(k)
+            }
+            Ok(Response::Error(e)) => Err(e),
+            _ => Err(ConsoleError::Malformed),
+        }
+    }
+}
+
+/// Buffers formatted output and sends it in few, large writes.
+struct Out {
+    console: Option<Console>,
+    buf: heapless::Vec<u8, 512>,
+}
+
+impl Out {
+    fn flush(&mut self) {
+        if let Some(c) = self.console {
+            let _ = c.write(&self.buf);
+        }
+        self.buf.clear();
+    }
+}
+
+impl core::fmt::Write for Out {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for &b in s.as_bytes() {
+            if self.buf.push(b).is_err() {
+                self.flush();
+                let _ = self.buf.push(b);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[doc(hidden)]
+pub fn _print(args: core::fmt::Arguments<'_>) {
+    let mut out = Out { console: Console::from_boot(), buf: heapless::Vec::new() };
+    let _ = core::fmt::Write::write_fmt(&mut out, args);
+    out.flush();
+}
+
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::_print(format_args!($($arg)*)) };
+}
+
+#[macro_export]
+macro_rules! println {
+    () => { $crate::_print(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::_print(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_and_garbage_is_rejected() {
+        let mut buf = [0u8; 64];
+        let n = postcard::to_slice(&Request::Write(b"hi"), &mut buf).unwrap().len();
+        assert_eq!(postcard::from_bytes::<Request<'_>>(&buf[..n]).unwrap(), Request::Write(b"hi"));
+        assert!(postcard::from_bytes::<Request<'_>>(&[7, 1, 2]).is_err(), "unknown variant");
+        assert!(postcard::from_bytes::<Request<'_>>(&[0, 50, b'a']).is_err(), "length beyond the payload");
+        assert!(postcard::from_bytes::<Request<'_>>(&[]).is_err());
+    }
+}

@@ -1,1 +1,30 @@
+//! The runtime every Axolotl user task links: syscall stubs ([`sys`]), typed capability handles
+//! and IPC ([`cap`]), the task entry point, boot info and panic handler ([`rt`]). Console output
+//! (`println!`) lives with the console protocol in `console-api`.
+//!
+//! A task is a `#![no_std] #![no_main]` binary that names its main function with [`entry!`]:
+//!
+//! ```ignore
+//! userlib::entry!(main);
+//! fn main(boot: &'static userlib::abi::BootInfo) -> Result<(), userlib::abi::Error> { Ok(()) }
+//! ```
 #![no_std]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod cap;
+pub mod rt;
+pub mod sys;
+
+pub use axolotl_abi as abi;
+
+/// Define the task's entry point: `main(&BootInfo) -> Result<(), Error>`. An `Err` ends the task
+/// with the error's code; a panic ends it as a fault with the panic message.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[no_mangle]
+        extern "C" fn _start(boot: *const $crate::abi::BootInfo) -> ! {
+            $crate::rt::start(boot, $main)
+        }
+    };
+}

@@ -1,0 +1,165 @@
+//! `cargo os`: build Axolotl's ISO and boot it in QEMU. Run `cargo os help` for the verbs.
+
+use axolotl_images::qemu;
+use axolotl_images::{build, fail, Personality, Result};
+use std::process::ExitCode;
+use std::time::Duration;
+
+const HELP: &str = "\
+cargo os — build and boot Axolotl
+
+USAGE:
+    cargo os <VERB> [OPTIONS]
+
+VERBS:
+    build     build the kernel and servers and write target/os/axolotl.iso
+    run       build if needed and boot the ISO in QEMU
+    help      show this text (also: cargo os <VERB> --help)
+
+Missing host tools (QEMU, GRUB, xorriso, mtools) are installed with apt-get when this user
+may, or the exact command to install them is printed.";
+
+const BUILD_HELP: &str = "\
+cargo os build — build kernel and servers for x86_64-unknown-none, write target/os/axolotl.iso
+
+USAGE:
+    cargo os build
+
+The ISO boots with GRUB (Multiboot2) and has one menu entry per personality.
+The servers on it are the tasks listed in images/microkernel.manifest.";
+
+const RUN_HELP: &str = "\
+cargo os run — boot Axolotl in QEMU with the serial console on this terminal
+
+USAGE:
+    cargo os run [--personality microkernel] [--exec \"CMD; CMD; ...\"] [--gdb] [--timeout SECS]
+
+OPTIONS:
+    --personality P   which GRUB entry to boot (default: microkernel)
+    --exec SCRIPT     run headless: wait for the shell prompt, type each command, wait for its
+                      prompt, then power off; print the whole console and exit non-zero if the
+                      kernel panicked, a command failed, or the timeout passed
+    --timeout SECS    limit for the whole --exec session (default 120)
+    --gdb             start QEMU halted, waiting for a debugger on localhost:1234
+    -h, --help        show this text
+
+EXAMPLE:
+    cargo os run --exec \"ps; echo hi; poweroff\"";
+
+struct RunArgs {
+    personality: Personality,
+    exec: Option<String>,
+    gdb: bool,
+    timeout: Duration,
+}
+
+fn parse_run(args: &[String]) -> Result<Option<RunArgs>> {
+    let mut r = RunArgs { personality: Personality::Microkernel, exec: None, gdb: false, timeout: Duration::from_secs(120) };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or_else(|| fail!("{name} needs a value (see cargo os run --help)"));
+        match a.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--personality" => r.personality = Personality::parse(&value("--personality")?)?,
+            "--exec" => r.exec = Some(value("--exec")?),
+            "--gdb" => r.gdb = true,
+            "--timeout" => {
+                let v = value("--timeout")?;
+                let secs: u64 = v.parse().map_err(|_| fail!("--timeout takes whole seconds, not '{v}'"))?;
+                r.timeout = Duration::from_secs(secs.max(1));
+            }
+            other => return Err(fail!("unknown option '{other}' for run (see cargo os run --help)")),
+        }
+    }
+    if r.gdb && r.exec.is_some() {
+        return Err(fail!("--gdb and --exec do not go together: a debugger session is interactive"));
+    }
+    Ok(Some(r))
+}
+
+fn run(args: &[String]) -> Result<ExitCode> {
+    let Some(r) = parse_run(args)? else {
+        println!("{RUN_HELP}");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let image = build::build()?;
+    match r.exec {
+        Some(script) => {
+            let commands = qemu::split_commands(&script);
+            eprintln!("[os] booting headless; {} command(s); timeout {} s", commands.len(), r.timeout.as_secs());
+            let t = qemu::exec(&image.iso, r.personality, &commands, r.timeout, true)?;
+            println!();
+            eprintln!("[os] {}", t.summary());
+            Ok(if t.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        None => {
+            if r.gdb {
+                eprintln!("[os] QEMU waits for a debugger. In another terminal:");
+                eprintln!("       gdb {} -ex 'target remote localhost:1234'", image.kernel.display());
+                for s in &image.servers {
+                    eprintln!("       (a server's symbols: add-symbol-file {})", s.display());
+                }
+            }
+            let code = qemu::interactive(&image.iso, r.personality, r.gdb)?;
+            Ok(match code {
+                0 | qemu::EXIT_POWEROFF => ExitCode::SUCCESS,
+                qemu::EXIT_PANIC => {
+                    eprintln!("[os] the kernel panicked");
+                    ExitCode::FAILURE
+                }
+                c => {
+                    eprintln!("[os] QEMU exited with status {c}");
+                    ExitCode::FAILURE
+                }
+            })
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo os` is an alias; also accept being run as the `cargo-os` subcommand (`cargo-os os ...`).
+    let args = if args.first().map(String::as_str) == Some("os") { &args[1..] } else { &args[..] };
+    let result = match args.first().map(String::as_str) {
+        None | Some("help" | "-h" | "--help") => {
+            println!("{HELP}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some("build") if args[1..].iter().any(|a| a == "-h" || a == "--help") => {
+            println!("{BUILD_HELP}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some("build") if args.len() > 1 => Err(fail!("build takes no arguments (see cargo os build --help)")),
+        Some("build") => build::build().map(|img| {
+            eprintln!("[os] done: {}", img.iso.display());
+            ExitCode::SUCCESS
+        }),
+        Some("run") => run(&args[1..]),
+        Some(other) => Err(fail!("unknown verb '{other}' (try: cargo os help)")),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("cargo os: error: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn run_options_parse_and_bad_ones_say_why() {
+        let r = parse_run(&strings(&["--exec", "ps", "--timeout", "9"])).unwrap().unwrap();
+        assert_eq!((r.exec.as_deref(), r.timeout.as_secs(), r.gdb), (Some("ps"), 9, false));
+        assert!(parse_run(&strings(&["--help"])).unwrap().is_none());
+        assert!(parse_run(&strings(&["--exec"])).unwrap_err().0.contains("needs a value"));
+        assert!(parse_run(&strings(&["--timeout", "soon"])).unwrap_err().0.contains("whole seconds"));
+        assert!(parse_run(&strings(&["--personality", "dos"])).unwrap_err().0.contains("unknown personality"));
+        assert!(parse_run(&strings(&["--gdb", "--exec", "ps"])).unwrap_err().0.contains("do not go together"));
+        assert!(parse_run(&strings(&["--frobnicate"])).unwrap_err().0.contains("unknown option"));
+    }
+}

@@ -1,0 +1,306 @@
+//! Booting the ISO in QEMU, interactively or driven through the serial line.
+//!
+//! A driven session (`--exec`) reads the serial console as it arrives, waits for the shell's
+//! prompt, types one command, waits for the next prompt (whose form says whether the command
+//! failed: `axolotl> ` or `axolotl [N]> `), and so on; it ends by typing `poweroff`. QEMU's
+//! `isa-debug-exit` device turns the guest's power-off into QEMU's exit status: 33 for a clean
+//! power-off, 35 for a kernel panic.
+
+use crate::{fail, Personality, Result};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// QEMU's exit status after the guest wrote `DEBUG_EXIT_POWEROFF` to the debug-exit port.
+pub const EXIT_POWEROFF: i32 = ((axolotl_abi::DEBUG_EXIT_POWEROFF as i32) << 1) | 1;
+/// ... and after a kernel panic wrote `DEBUG_EXIT_PANIC`.
+pub const EXIT_PANIC: i32 = ((axolotl_abi::DEBUG_EXIT_PANIC as i32) << 1) | 1;
+
+/// The QEMU command line for booting `iso`.
+pub fn command(iso: &Path, personality: Personality, interactive: bool, gdb: bool) -> Command {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.arg("-cdrom").arg(iso);
+    cmd.args(["-m", "256M", "-no-reboot", "-accel", "tcg", "-cpu", "max"]);
+    cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    if interactive {
+        cmd.arg("-nographic");
+    } else {
+        cmd.args(["-display", "none", "-serial", "stdio", "-monitor", "none"]);
+    }
+    if gdb {
+        cmd.args(["-s", "-S"]);
+    }
+    // Only one personality exists so far, and it is the ISO's default GRUB entry.
+    let _ = personality;
+    cmd
+}
+
+/// How a driven session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The guest powered off cleanly.
+    PoweredOff,
+    /// The kernel panicked.
+    Panicked,
+    /// Nothing happened in time; says what the session was waiting for.
+    TimedOut(String),
+    /// QEMU ended some other way (triple fault, killed, ...).
+    Exited(Option<i32>),
+}
+
+/// Everything a driven session saw.
+#[derive(Debug, Clone)]
+pub struct Transcript {
+    /// The serial console, with `\r` removed.
+    pub console: String,
+    pub outcome: Outcome,
+    /// Commands whose prompt reported a failure, with their status.
+    pub failed: Vec<(String, u32)>,
+    /// Wall time from QEMU start to the first shell prompt.
+    pub boot_time: Option<Duration>,
+}
+
+impl Transcript {
+    /// Powered off cleanly and every command succeeded.
+    pub fn ok(&self) -> bool {
+        self.outcome == Outcome::PoweredOff && self.failed.is_empty()
+    }
+
+    /// A one-paragraph verdict for a person.
+    pub fn summary(&self) -> String {
+        let mut s = match &self.outcome {
+            Outcome::PoweredOff => "powered off cleanly".to_string(),
+            Outcome::Panicked => "the kernel PANICKED".to_string(),
+            Outcome::TimedOut(what) => format!("TIMED OUT {what}"),
+            Outcome::Exited(code) => format!("QEMU exited unexpectedly (status {code:?})"),
+        };
+        for (cmd, status) in &self.failed {
+            s.push_str(&format!("; command '{cmd}' FAILED with status {status}"));
+        }
+        if let Some(t) = self.boot_time {
+            s.push_str(&format!("; boot to prompt {:.2} s", t.as_secs_f64()));
+        }
+        s
+    }
+
+    /// The last `lines` lines of the console, for failure messages.
+    pub fn tail(&self, lines: usize) -> String {
+        let all: Vec<&str> = self.console.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+/// Output collected by the reader thread.
+struct Shared {
+    text: Mutex<(String, bool)>,
+    more: Condvar,
+}
+
+/// A QEMU process being driven over its serial line; killed when dropped.
+struct Session {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    shared: Arc<Shared>,
+    deadline: Instant,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Find the next shell prompt at or after byte `from`: its end and the status it reports.
+pub fn find_prompt(text: &str, from: usize) -> Option<(usize, u32)> {
+    let mut at = from;
+    while let Some(i) = text.get(at..)?.find("axolotl") {
+        let start = at + i + "axolotl".len();
+        let rest = &text[start..];
+        if let Some(r) = rest.strip_prefix("> ") {
+            return Some((text.len() - r.len(), 0));
+        }
+        if let Some(inner) = rest.strip_prefix(" [") {
+            if let Some(close) = inner.find("]> ") {
+                if let Ok(status) = inner[..close].parse() {
+                    return Some((start + 2 + close + 3, status));
+                }
+            }
+        }
+        at = start;
+    }
+    None
+}
+
+impl Session {
+    fn start(iso: &Path, personality: Personality, timeout: Duration, echo: bool) -> Result<Session> {
+        let mut child = command(iso, personality, false, false)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| fail!("cannot start qemu-system-x86_64: {e}"))?;
+        let mut out = child.stdout.take().expect("stdout was piped");
+        let stdin = child.stdin.take();
+        let shared = Arc::new(Shared { text: Mutex::new((String::new(), false)), more: Condvar::new() });
+        let reader = shared.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = out.read(&mut buf).unwrap_or(0);
+                let mut guard = reader.text.lock().expect("reader lock");
+                if n == 0 {
+                    guard.1 = true;
+                    reader.more.notify_all();
+                    return;
+                }
+                let chunk = String::from_utf8_lossy(&buf[..n]).replace('\r', "");
+                if echo {
+                    print!("{chunk}");
+                    let _ = std::io::stdout().flush();
+                }
+                guard.0.push_str(&chunk);
+                reader.more.notify_all();
+            }
+        });
+        Ok(Session { child, stdin, shared, deadline: Instant::now() + timeout })
+    }
+
+    /// Wait until `find` matches the output (returns its answer), the output ends, or time is up.
+    fn wait_for<T>(&self, what: &str, mut find: impl FnMut(&str) -> Option<T>) -> std::result::Result<T, Outcome> {
+        let mut guard = self.shared.text.lock().expect("reader lock");
+        loop {
+            if let Some(found) = find(&guard.0) {
+                return Ok(found);
+            }
+            if guard.0.contains("KERNEL PANIC") {
+                return Err(Outcome::Panicked);
+            }
+            if guard.1 {
+                return Err(Outcome::Exited(None));
+            }
+            let now = Instant::now();
+            if now >= self.deadline {
+                return Err(Outcome::TimedOut(format!("waiting for {what}")));
+            }
+            guard = self.shared.more.wait_timeout(guard, self.deadline - now).expect("reader lock").0;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.shared.text.lock().expect("reader lock").0.len()
+    }
+
+    fn type_line(&mut self, line: &str) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            let _ = stdin.write_all(format!("{line}\r").as_bytes());
+            let _ = stdin.flush();
+        }
+    }
+
+    /// Wait for QEMU to exit and classify its status.
+    fn finish(&mut self) -> Outcome {
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    // Let the reader drain the last output.
+                    let _ = self.wait_for("the end of output", |_| None::<()>);
+                    return match status.code() {
+                        Some(EXIT_POWEROFF) => Outcome::PoweredOff,
+                        Some(EXIT_PANIC) => Outcome::Panicked,
+                        code => Outcome::Exited(code),
+                    };
+                }
+                Ok(None) if Instant::now() < self.deadline => std::thread::sleep(Duration::from_millis(20)),
+                _ => return Outcome::TimedOut("waiting for QEMU to power off".into()),
+            }
+        }
+    }
+
+    fn console(&self) -> String {
+        self.shared.text.lock().expect("reader lock").0.clone()
+    }
+}
+
+/// Boot `iso`, run `commands` in its shell one after another, power off. `echo` streams the
+/// console to stdout while it runs. Never hangs longer than `timeout` in all.
+pub fn exec(
+    iso: &Path,
+    personality: Personality,
+    commands: &[String],
+    timeout: Duration,
+    echo: bool,
+) -> Result<Transcript> {
+    let started = Instant::now();
+    let mut s = Session::start(iso, personality, timeout, echo)?;
+    let mut failed = Vec::new();
+    let mut boot_time = None;
+    let outcome = (|| {
+        let (mut pos, _) = s.wait_for("the first shell prompt", |t| find_prompt(t, 0))?;
+        boot_time = Some(started.elapsed());
+        let mut powered_off = false;
+        for cmd in commands {
+            let from = s.len().max(pos);
+            s.type_line(cmd);
+            if cmd.split_whitespace().next() == Some("poweroff") {
+                powered_off = true;
+                break;
+            }
+            let (end, status) = s.wait_for(&format!("'{cmd}' to finish"), |t| find_prompt(t, from))?;
+            if status != 0 {
+                failed.push((cmd.clone(), status));
+            }
+            pos = end;
+        }
+        if !powered_off {
+            s.type_line("poweroff");
+        }
+        Ok(s.finish())
+    })()
+    .unwrap_or_else(|o: Outcome| o);
+    let console = s.console();
+    Ok(Transcript { console, outcome, failed, boot_time })
+}
+
+/// Boot `iso` with the serial console on this terminal. Returns QEMU's exit status.
+pub fn interactive(iso: &Path, personality: Personality, gdb: bool) -> Result<i32> {
+    eprintln!("[os] booting in QEMU; quit with Ctrl-A X (or type 'poweroff' in the shell)");
+    let status = command(iso, personality, true, gdb).status().map_err(|e| fail!("cannot start QEMU: {e}"))?;
+    Ok(status.code().unwrap_or(-1))
+}
+
+/// Split `--exec "a; b; c"` into commands.
+pub fn split_commands(script: &str) -> Vec<String> {
+    script.split(';').map(str::trim).filter(|c| !c.is_empty()).map(String::from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompts_with_and_without_status() {
+        let t = "boot\naxolotl> ps\nNAME\naxolotl [1]> x";
+        let (end, status) = find_prompt(t, 0).unwrap();
+        assert_eq!((&t[end..end + 2], status), ("ps", 0));
+        let (end, status) = find_prompt(t, end).unwrap();
+        assert_eq!((&t[end..], status), ("x", 1));
+        assert_eq!(find_prompt(t, end), None);
+        assert_eq!(find_prompt("axolotl [x]> axolotl [", 0), None);
+        assert_eq!(find_prompt("axolotl", 0), None);
+    }
+
+    #[test]
+    fn commands_split_on_semicolons() {
+        assert_eq!(split_commands(" ps; echo hi ;; poweroff "), ["ps", "echo hi", "poweroff"]);
+        assert!(split_commands(" ; ").is_empty());
+    }
+
+    #[test]
+    fn debug_exit_statuses() {
+        assert_eq!(EXIT_POWEROFF, 33);
+        assert_eq!(EXIT_PANIC, 35);
+    }
+}

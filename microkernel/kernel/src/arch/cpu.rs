@@ -1,0 +1,118 @@
+//! Per-CPU data, model-specific registers and the few single instructions the kernel needs.
+//!
+//! Each CPU has a [`PerCpu`] block; `GS` points at it while the CPU runs kernel code (`swapgs` on
+//! every entry from and exit to user space). The entry assembly reads the first fields at fixed
+//! offsets, so their order is part of the trap ABI in `trap.rs`.
+
+use core::cell::Cell;
+use x86_64::registers::model_specific::Msr;
+
+/// Most CPUs the kernel is built for. One runs today; the structures are per CPU already.
+pub const MAX_CPUS: usize = 1;
+
+#[repr(C)]
+pub struct PerCpu {
+    /// Offset 0: this block's own address, so `gs:0` yields a normal pointer.
+    self_ptr: Cell<u64>,
+    /// Offset 8: top of this CPU's kernel stack.
+    pub kernel_stack_top: Cell<u64>,
+    /// Offset 16: user `rsp` during the first instructions of `syscall` entry.
+    user_rsp_scratch: Cell<u64>,
+    /// Offset 24: end of the running task's saved-register area (`syscall` pushes there).
+    pub cur_ctx_end: Cell<u64>,
+    /// Index of the task running on this CPU; `usize::MAX` while idle.
+    pub current: Cell<usize>,
+    /// The task whose I/O-port ranges are open in this CPU's TSS bitmap.
+    pub io_owner: Cell<usize>,
+    pub cpu_id: u32,
+}
+
+pub const NO_TASK: usize = usize::MAX;
+
+struct PerCpuArray([PerCpu; MAX_CPUS]);
+// SAFETY: a CPU only touches its own block, and only with interrupts disabled.
+unsafe impl Sync for PerCpuArray {}
+
+static PER_CPU: PerCpuArray = PerCpuArray([PerCpu {
+    self_ptr: Cell::new(0),
+    kernel_stack_top: Cell::new(0),
+    user_rsp_scratch: Cell::new(0),
+    cur_ctx_end: Cell::new(0),
+    current: Cell::new(NO_TASK),
+    io_owner: Cell::new(NO_TASK),
+    cpu_id: 0,
+}]);
+
+const IA32_EFER: u32 = 0xC000_0080;
+const IA32_STAR: u32 = 0xC000_0081;
+const IA32_LSTAR: u32 = 0xC000_0082;
+const IA32_FMASK: u32 = 0xC000_0084;
+const IA32_GS_BASE: u32 = 0xC000_0101;
+const IA32_KERNEL_GS_BASE: u32 = 0xC000_0102;
+
+/// Set up this CPU's block, `GS`, and the `syscall` MSRs.
+pub fn init_this_cpu(kernel_stack_top: u64, syscall_entry: u64) {
+    let me = &PER_CPU.0[0];
+    me.self_ptr.set(me as *const PerCpu as u64);
+    me.kernel_stack_top.set(kernel_stack_top);
+    let star = (super::gdt::KERNEL_CS as u64) << 32 | ((super::gdt::USER_DS as u64 - 8) & !3) << 48;
+    // SAFETY: writing architectural MSRs with values that match our GDT and entry code:
+    // GS_BASE = this block (kernel GS), KERNEL_GS_BASE = 0 (user GS after the first swapgs),
+    // LSTAR = the syscall entry, FMASK clears IF/TF/DF/AC so the kernel runs with interrupts off.
+    unsafe {
+        Msr::new(IA32_GS_BASE).write(me as *const PerCpu as u64);
+        Msr::new(IA32_KERNEL_GS_BASE).write(0);
+        let efer = Msr::new(IA32_EFER).read();
+        Msr::new(IA32_EFER).write(efer | 1 | 1 << 11);
+        Msr::new(IA32_STAR).write(star);
+        Msr::new(IA32_LSTAR).write(syscall_entry);
+        Msr::new(IA32_FMASK).write(0x4_0700);
+    }
+}
+
+/// This CPU's block (valid once `init_this_cpu` ran; kernel `GS` is always loaded in the kernel).
+pub fn this() -> &'static PerCpu {
+    let ptr: u64;
+    // SAFETY: in kernel mode GS_BASE points at this CPU's PerCpu, whose first field is its address.
+    unsafe { core::arch::asm!("mov {}, gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags)) };
+    // SAFETY: the pointer is to a static PerCpu.
+    unsafe { &*(ptr as *const PerCpu) }
+}
+
+/// The time-stamp counter. Under QEMU `-icount shift=0` it counts retired instructions.
+pub fn rdtsc() -> u64 {
+    // SAFETY: rdtsc has no side effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Halt with interrupts enabled until one arrives, then disable them again.
+pub fn idle_wait() {
+    // SAFETY: `sti; hlt` is the race-free idiom (interrupts are taken only at the hlt); the
+    // interrupt handlers run on the current kernel stack and return here; `cli` restores the
+    // kernel's interrupts-off discipline.
+    unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+}
+
+pub fn read_cr2() -> u64 {
+    x86_64::registers::control::Cr2::read_raw()
+}
+
+/// Stop this CPU for good.
+pub fn halt_forever() -> ! {
+    loop {
+        x86_64::instructions::interrupts::disable();
+        x86_64::instructions::hlt();
+    }
+}
+
+/// Write a byte to an I/O port (kernel only).
+pub fn outb(port: u16, value: u8) {
+    // SAFETY: the kernel only writes ports it owns (PIC, PIT, COM1 for its log, debug-exit).
+    unsafe { x86_64::instructions::port::Port::new(port).write(value) }
+}
+
+/// Read a byte from an I/O port (kernel only).
+pub fn inb(port: u16) -> u8 {
+    // SAFETY: as for `outb`.
+    unsafe { x86_64::instructions::port::Port::new(port).read() }
+}

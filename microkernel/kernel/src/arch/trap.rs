@@ -1,0 +1,400 @@
+//! Trap entry and exit: the saved-register layout, the IDT, the interrupt and `syscall` entry
+//! stubs, and the path back to user mode.
+//!
+//! A task's user registers live in its control block as a [`Context`]. The CPU and the stubs
+//! build that frame *in place*: `TSS.rsp0` and `PerCpu.cur_ctx_end` point at the end of the
+//! running task's `Context`, so an interrupt or `syscall` from ring 3 pushes straight into it.
+//! Then the stub moves to the CPU's kernel stack and calls Rust, which returns the `Context` to
+//! resume (maybe another task's); `return_to_user` pops it and `iretq`s.
+//!
+//! ```text
+//!   high  ss rsp rflags cs rip      <- pushed by the CPU (or by syscall_entry by hand)
+//!         error vector              <- error code (or 0) and vector number
+//!   low   rax rbx ... r14 r15       <- pushed by the stub; r15 at the lowest address
+//! ```
+//! Calling convention of the Rust handlers: System V, `rdi` = pointer to the frame; they return
+//! the frame to resume in `rax`. Every general register is saved, so the stubs clobber nothing
+//! the interrupted code can see. A `syscall` frame records vector 0x80 (no IDT gate uses it).
+//! Exceptions taken in ring 0 (kernel bugs, or interrupts while
+//! idle) stay on the current stack and go to `trap_from_kernel`.
+
+use super::gdt::KERNEL_CS;
+
+#[repr(C, align(16))]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Context {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+// The CPU aligns rsp0 to 16 bytes before pushing; the frame must end on that boundary.
+const _: () = assert!(core::mem::size_of::<Context>() % 16 == 0);
+
+impl Context {
+    /// A fresh user context: interrupts enabled, user segments.
+    pub const fn user(rip: u64, rsp: u64, arg0: u64) -> Self {
+        let mut c = Context {
+            r15: 0,
+            r14: 0,
+            r13: 0,
+            r12: 0,
+            r11: 0,
+            r10: 0,
+            r9: 0,
+            r8: 0,
+            rbp: 0,
+            rdi: 0,
+            rsi: 0,
+            rdx: 0,
+            rcx: 0,
+            rbx: 0,
+            rax: 0,
+            vector: 0,
+            error: 0,
+            rip,
+            cs: super::gdt::USER_CS as u64,
+            rflags: 0x202,
+            rsp,
+            ss: super::gdt::USER_DS as u64,
+        };
+        c.rdi = arg0;
+        c
+    }
+
+    /// Address just past the frame: the value for `rsp0` / `cur_ctx_end`.
+    pub fn end(&self) -> u64 {
+        self as *const Context as u64 + core::mem::size_of::<Context>() as u64
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Gate {
+    offset_lo: u16,
+    selector: u16,
+    ist: u8,
+    attr: u8,
+    offset_mid: u16,
+    offset_hi: u32,
+    _zero: u32,
+}
+
+const EMPTY_GATE: Gate = Gate { offset_lo: 0, selector: 0, ist: 0, attr: 0, offset_mid: 0, offset_hi: 0, _zero: 0 };
+
+struct Idt(core::cell::UnsafeCell<[Gate; 256]>);
+// SAFETY: written once during single-threaded boot, read-only afterwards.
+unsafe impl Sync for Idt {}
+static IDT: Idt = Idt(core::cell::UnsafeCell::new([EMPTY_GATE; 256]));
+
+extern "C" {
+    static isr_table: [u64; 48];
+    fn syscall_entry();
+    fn return_to_user_asm(ctx: *const Context) -> !;
+}
+
+/// Install gates for the 32 exceptions and 16 IRQs (all ring-0 only: `int n` from user
+/// space raises #GP) and load the IDT. Double fault runs on IST1.
+pub fn init() {
+    // SAFETY: single-threaded boot; the table is static; the stub addresses come from the asm.
+    let (idt, table) = unsafe { (&mut *IDT.0.get(), &isr_table) };
+    for (v, &addr) in table.iter().enumerate() {
+        idt[v] = Gate {
+            offset_lo: addr as u16,
+            selector: KERNEL_CS,
+            ist: if v == 8 { 1 } else { 0 },
+            attr: 0x8e,
+            offset_mid: (addr >> 16) as u16,
+            offset_hi: (addr >> 32) as u32,
+            _zero: 0,
+        };
+    }
+    let ptr = x86_64::structures::DescriptorTablePointer {
+        limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16,
+        base: x86_64::VirtAddr::new(idt.as_ptr() as u64),
+    };
+    // SAFETY: the IDT is static, fully initialised, and its gates point at valid stubs.
+    unsafe { x86_64::instructions::tables::lidt(&ptr) };
+}
+
+pub fn syscall_entry_addr() -> u64 {
+    syscall_entry as *const () as u64
+}
+
+/// Resume user mode with `ctx`.
+///
+/// # Safety
+/// `ctx` must be the saved frame of a live task whose address space is loaded, and
+/// `cur_ctx_end`/`rsp0` must point at its end.
+pub unsafe fn return_to_user(ctx: *const Context) -> ! {
+    // SAFETY: the caller's contract is the asm's contract.
+    unsafe { return_to_user_asm(ctx) }
+}
+
+core::arch::global_asm!(
+    r#"
+    .section .text
+    .global syscall_entry
+syscall_entry:
+    swapgs
+    mov %rsp, %gs:16
+    mov %gs:24, %rsp
+    push $0x1b
+    push %gs:16
+    push %r11
+    push $0x23
+    push %rcx
+    push $0
+    push $0x80
+    push %rax
+    push %rbx
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %rbp
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    mov %rsp, %rdi
+    mov %gs:8, %rsp
+    call syscall_from_user
+    mov %rax, %rdi
+    jmp return_to_user_asm
+
+isr_common:
+    push %rax
+    push %rbx
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %rbp
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    testb $3, 144(%rsp)
+    jz 1f
+    swapgs
+    mov %rsp, %rdi
+    mov %gs:8, %rsp
+    call trap_from_user
+    mov %rax, %rdi
+    jmp return_to_user_asm
+1:  mov %rsp, %rdi
+    mov %rsp, %rbx
+    and $-16, %rsp
+    call trap_from_kernel
+    mov %rbx, %rsp
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rbp
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rbx
+    pop %rax
+    add $16, %rsp
+    iretq
+
+    .global return_to_user_asm
+return_to_user_asm:
+    mov %rdi, %rsp
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rbp
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rbx
+    pop %rax
+    add $16, %rsp
+    swapgs
+    iretq
+
+isr_0: push $0
+    push $0
+    jmp isr_common
+isr_1: push $0
+    push $1
+    jmp isr_common
+isr_2: push $0
+    push $2
+    jmp isr_common
+isr_3: push $0
+    push $3
+    jmp isr_common
+isr_4: push $0
+    push $4
+    jmp isr_common
+isr_5: push $0
+    push $5
+    jmp isr_common
+isr_6: push $0
+    push $6
+    jmp isr_common
+isr_7: push $0
+    push $7
+    jmp isr_common
+isr_8: push $8
+    jmp isr_common
+isr_9: push $0
+    push $9
+    jmp isr_common
+isr_10: push $10
+    jmp isr_common
+isr_11: push $11
+    jmp isr_common
+isr_12: push $12
+    jmp isr_common
+isr_13: push $13
+    jmp isr_common
+isr_14: push $14
+    jmp isr_common
+isr_15: push $0
+    push $15
+    jmp isr_common
+isr_16: push $0
+    push $16
+    jmp isr_common
+isr_17: push $17
+    jmp isr_common
+isr_18: push $0
+    push $18
+    jmp isr_common
+isr_19: push $0
+    push $19
+    jmp isr_common
+isr_20: push $0
+    push $20
+    jmp isr_common
+isr_21: push $21
+    jmp isr_common
+isr_22: push $0
+    push $22
+    jmp isr_common
+isr_23: push $0
+    push $23
+    jmp isr_common
+isr_24: push $0
+    push $24
+    jmp isr_common
+isr_25: push $0
+    push $25
+    jmp isr_common
+isr_26: push $0
+    push $26
+    jmp isr_common
+isr_27: push $0
+    push $27
+    jmp isr_common
+isr_28: push $0
+    push $28
+    jmp isr_common
+isr_29: push $29
+    jmp isr_common
+isr_30: push $30
+    jmp isr_common
+isr_31: push $0
+    push $31
+    jmp isr_common
+isr_32: push $0
+    push $32
+    jmp isr_common
+isr_33: push $0
+    push $33
+    jmp isr_common
+isr_34: push $0
+    push $34
+    jmp isr_common
+isr_35: push $0
+    push $35
+    jmp isr_common
+isr_36: push $0
+    push $36
+    jmp isr_common
+isr_37: push $0
+    push $37
+    jmp isr_common
+isr_38: push $0
+    push $38
+    jmp isr_common
+isr_39: push $0
+    push $39
+    jmp isr_common
+isr_40: push $0
+    push $40
+    jmp isr_common
+isr_41: push $0
+    push $41
+    jmp isr_common
+isr_42: push $0
+    push $42
+    jmp isr_common
+isr_43: push $0
+    push $43
+    jmp isr_common
+isr_44: push $0
+    push $44
+    jmp isr_common
+isr_45: push $0
+    push $45
+    jmp isr_common
+isr_46: push $0
+    push $46
+    jmp isr_common
+isr_47: push $0
+    push $47
+    jmp isr_common
+
+    .section .rodata
+    .balign 8
+    .global isr_table
+isr_table:
+    .quad isr_0, isr_1, isr_2, isr_3, isr_4, isr_5, isr_6, isr_7, isr_8, isr_9, isr_10, isr_11, isr_12, isr_13, isr_14, isr_15, isr_16, isr_17, isr_18, isr_19, isr_20, isr_21, isr_22, isr_23, isr_24, isr_25, isr_26, isr_27, isr_28, isr_29, isr_30, isr_31, isr_32, isr_33, isr_34, isr_35, isr_36, isr_37, isr_38, isr_39, isr_40, isr_41, isr_42, isr_43, isr_44, isr_45, isr_46, isr_47
+    "#,
+    options(att_syntax)
+);

@@ -1,0 +1,239 @@
+//! What happens when a task faults, panics or exits: a report a person can act on, and a clean
+//! stop that releases what the task held and fails nobody silently.
+//!
+//! ```text
+//! [kernel] FAULT in hostile (task 3, gen 0): page fault (#PF), error 0x7 (user write, protection)
+//! [kernel]   rip 0x40001234 <hostile::main+0x34>  address 0x100000
+//! [kernel]   rax 0x0000000000000000 rbx ...
+//! [kernel]   action: hostile stopped (faulted); 0 waiting callers failed
+//! ```
+
+use crate::arch::trap::Context;
+use crate::state::{Blocked, Kernel};
+use axolotl_abi::{Error, TaskState, PAGE_SIZE, USER_STACK_SIZE, USER_STACK_TOP};
+use axolotl_kcore::cap::{Capability, Object};
+use core::fmt;
+
+const EXCEPTIONS: [&str; 32] = [
+    "divide error (#DE)",
+    "debug (#DB)",
+    "non-maskable interrupt",
+    "breakpoint (#BP)",
+    "overflow (#OF)",
+    "bound range exceeded (#BR)",
+    "invalid opcode (#UD)",
+    "device not available (#NM)",
+    "double fault (#DF)",
+    "coprocessor segment overrun",
+    "invalid TSS (#TS)",
+    "segment not present (#NP)",
+    "stack-segment fault (#SS)",
+    "general protection (#GP)",
+    "page fault (#PF)",
+    "reserved vector 15",
+    "x87 floating point (#MF)",
+    "alignment check (#AC)",
+    "machine check (#MC)",
+    "SIMD floating point (#XM)",
+    "virtualization (#VE)",
+    "control protection (#CP)",
+    "reserved vector 22",
+    "reserved vector 23",
+    "reserved vector 24",
+    "reserved vector 25",
+    "reserved vector 26",
+    "reserved vector 27",
+    "hypervisor injection (#HV)",
+    "VMM communication (#VC)",
+    "security exception (#SX)",
+    "reserved vector 31",
+];
+
+pub fn exception_name(vector: u64) -> &'static str {
+    EXCEPTIONS.get(vector as usize).copied().unwrap_or("unknown vector")
+}
+
+/// A page-fault error code in words (nothing for other exceptions).
+struct PfError(Option<u64>);
+
+impl fmt::Display for PfError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(e) = self.0 else { return Ok(()) };
+        let who = if e & 4 != 0 { "user" } else { "kernel" };
+        let what = if e & 16 != 0 {
+            "instruction fetch"
+        } else if e & 2 != 0 {
+            "write"
+        } else {
+            "read"
+        };
+        let why = if e & 1 != 0 { "protection violation" } else { "page not present" };
+        write!(f, " ({who} {what}, {why})")
+    }
+}
+
+/// `<symbol+0xoff>` for an address in the task's image, if its ELF has symbols.
+struct Symbol<'a>(Option<(&'a str, u64)>);
+
+impl fmt::Display for Symbol<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some((name, off)) => write!(f, "<{:#}+{off:#x}>", rustc_demangle::demangle(name)),
+            None => f.write_str("<no symbol>"),
+        }
+    }
+}
+
+fn print_registers(c: &Context) {
+    let regs = [
+        ("rax", c.rax),
+        ("rbx", c.rbx),
+        ("rcx", c.rcx),
+        ("rdx", c.rdx),
+        ("rsi", c.rsi),
+        ("rdi", c.rdi),
+        ("rbp", c.rbp),
+        ("rsp", c.rsp),
+        ("r8", c.r8),
+        ("r9", c.r9),
+        ("r10", c.r10),
+        ("r11", c.r11),
+        ("r12", c.r12),
+        ("r13", c.r13),
+        ("r14", c.r14),
+        ("r15", c.r15),
+    ];
+    for row in regs.chunks(4) {
+        crate::kprintln!(
+            "  {:>3} {:#018x}  {:>3} {:#018x}  {:>3} {:#018x}  {:>3} {:#018x}",
+            row[0].0,
+            row[0].1,
+            row[1].0,
+            row[1].1,
+            row[2].0,
+            row[2].1,
+            row[3].0,
+            row[3].1
+        );
+    }
+    crate::kprintln!("  rflags {:#x}", c.rflags);
+}
+
+/// A CPU exception in user task `t`: report it and stop the task.
+pub fn user_fault(k: &mut Kernel, t: usize, cr2: u64) {
+    let c = k.tasks[t].ctx;
+    let guard = USER_STACK_TOP - USER_STACK_SIZE - PAGE_SIZE;
+    let kind = match c.vector {
+        14 if (guard..guard + PAGE_SIZE).contains(&cr2) => "stack overflow (hit the guard page)",
+        v => exception_name(v),
+    };
+    let task = &k.tasks[t];
+    crate::kprintln!(
+        "FAULT in {} (task {}, gen {}): {}, error {:#x}{}",
+        task.name(),
+        t,
+        task.id.generation,
+        kind,
+        c.error,
+        PfError((c.vector == 14).then_some(c.error))
+    );
+    let sym = Symbol(k.module_of(t).and_then(|m| axolotl_kcore::elf::symbolize(m.bytes(), c.rip)));
+    if c.vector == 14 {
+        crate::kprintln!("  rip {:#x} {}  address {:#x}", c.rip, sym, cr2);
+    } else {
+        crate::kprintln!("  rip {:#x} {}", c.rip, sym);
+    }
+    print_registers(&c);
+    let name = task.name;
+    let failed = stop_task(k, t, TaskState::Faulted, c.vector);
+    crate::kprintln!(
+        "  action: {} stopped (faulted); {} waiting caller(s) failed with ServerFailed",
+        axolotl_abi::str_from_padded(&name),
+        failed
+    );
+}
+
+/// A task's panic handler ended it with `EXIT_PANIC` and this message.
+pub fn report_panic(k: &Kernel, t: usize, msg: &str) {
+    let task = &k.tasks[t];
+    crate::kprintln!("FAULT in {} (task {}, gen {}): panicked: {}", task.name(), t, task.id.generation, msg);
+}
+
+/// Stop task `t` for good: take it out of every queue, fail the callers waiting for its reply,
+/// wake tasks waiting for it to stop, and free its address space. Returns how many callers failed.
+pub fn stop_task(k: &mut Kernel, t: usize, state: TaskState, code: u64) -> usize {
+    if let Blocked::Endpoint(e) = k.tasks[t].blocked {
+        let ep = &mut k.endpoints[e as usize];
+        ep.senders.remove(&mut k.links, t);
+        ep.receivers.remove(&mut k.links, t);
+    }
+    let prio = k.tasks[t].priority;
+    k.run.remove(&mut k.links, t, prio);
+    let mut failed = 0;
+    for j in 0..k.tasks.len() {
+        let other = &k.tasks[j];
+        if other.state == TaskState::Calling && other.blocked == Blocked::Reply(t as u16) {
+            k.fail_blocked(j, Error::ServerFailed);
+            failed += 1;
+        } else if other.state == TaskState::Joining && other.blocked == Blocked::Task(t as u16) {
+            k.tasks[j].ctx.rax = 0;
+            k.tasks[j].ctx.rdi = code;
+            k.tasks[j].ctx.rsi = state as u64;
+            k.make_ready(j);
+        }
+    }
+    if let Some(n) = k.tasks[t].bound_notification.take() {
+        k.notifications[n as usize].bound = None;
+    }
+    for m in k.memory.iter_mut() {
+        if m.mapped.is_some_and(|(owner, _)| owner as usize == t) {
+            m.mapped = None;
+        }
+    }
+    k.leave_cpu(t);
+    let task = &mut k.tasks[t];
+    task.io_count = 0;
+    task.state = state;
+    task.exit_code = code;
+    task.blocked = Blocked::Nothing;
+    task.reply_to = None;
+    task.ipc_buffer = 0;
+    if let Some(space) = task.space.take() {
+        space.destroy(&mut k.frames);
+    }
+    failed
+}
+
+/// Undo what a deleted capability had enabled in task `t`.
+pub fn undo_cap(k: &mut Kernel, t: usize, cap: &Capability) {
+    match cap.object {
+        Object::IoPort { base, len } => {
+            let task = &mut k.tasks[t];
+            if let Some(i) = task.io_ranges[..task.io_count].iter().position(|&r| r == (base, len)) {
+                task.io_ranges.copy_within(i + 1..task.io_count, i);
+                task.io_count -= 1;
+                if crate::arch::cpu::this().io_owner.get() == t {
+                    crate::arch::gdt::set_io_ports(base, len, false);
+                }
+            }
+        }
+        Object::Memory(m) => {
+            let obj = &mut k.memory[m as usize];
+            if let Some((owner, vaddr)) = obj.mapped.filter(|&(owner, _)| owner as usize == t) {
+                let pages = obj.pages as u64;
+                obj.mapped = None;
+                unmap_pages(k, owner as usize, vaddr, pages);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Unmap `pages` pages at `vaddr` from task `t` (frames of memory objects are not freed).
+pub fn unmap_pages(k: &mut Kernel, t: usize, vaddr: u64, pages: u64) {
+    if let Some(space) = k.tasks[t].space.as_ref() {
+        for p in 0..pages {
+            space.unmap(&mut k.frames, vaddr + p * PAGE_SIZE);
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Synchronous IPC in the L4/seL4 manner, and notifications.
+//!
+//! ```text
+//!  client                         kernel                          server
+//!  call(ep, msg) ───────────────► receiver waiting on ep? ──yes──► wakes with msg + badge;
+//!    (blocks: Calling)            no: client queues on ep          holds the implicit reply
+//!                                                                  (caller id + call token)
+//!  wakes with reply ◄──────────── token still matches? ◄────────── reply_recv(ep, reply)
+//! ```
+//!
+//! A message is a label, up to four words in registers and up to [`IPC_BUFFER_SIZE`] bytes copied
+//! between the tasks' IPC buffers, optionally with one capability. Every call gets a fresh token,
+//! so a reply capability answers exactly the call it was made for: a stale reply (the caller died,
+//! was restarted, or was answered already) gets `Dead` instead of reaching the wrong task.
+
+use crate::state::{Blocked, Kernel};
+use axolotl_abi::{Error, MsgInfo, Rights, TaskState, IPC_BUFFER_SIZE, LABEL_NOTIFICATION};
+use axolotl_kcore::TaskId;
+
+/// What a syscall did, for the dispatcher to report.
+pub enum Done {
+    /// Completed now: `rax` = 0 and these values in `rdi`, `rsi`.
+    Value(u64, u64),
+    /// Completed now; a message was already written into the caller's registers.
+    Delivered,
+    /// The caller blocked; whoever wakes it writes its registers.
+    Blocked,
+}
+
+impl Kernel {
+    /// The message words a task passed in its registers.
+    fn words(&self, t: usize) -> [u64; 4] {
+        let c = &self.tasks[t].ctx;
+        [c.rdx, c.r10, c.r8, c.r9]
+    }
+
+    /// Copy a message from `from` to `to` and write it into `to`'s registers.
+    fn deliver(&mut self, from: usize, to: usize, info: MsgInfo, words: [u64; 4], badge: u64) {
+        let len = (info.len as usize).min(IPC_BUFFER_SIZE);
+        if len > 0 {
+            let (src, dst) = (self.tasks[from].ipc_buffer, self.tasks[to].ipc_buffer);
+            // SAFETY: both are IPC-buffer frames owned by their (distinct, live) tasks, identity
+            // mapped; `len` is within a page.
+            unsafe { core::ptr::copy_nonoverlapping(src as *const u8, dst as *mut u8, len) };
+        }
+        let mut delivered = MsgInfo { label: info.label, len: len as u16, cap: None, move_cap: false };
+        if let (Some(src), Some(dst)) = (info.cap, self.tasks[to].recv_slot) {
+            if self.transfer_cap(from, src, to, dst, info.move_cap).is_ok() {
+                delivered.cap = Some(dst);
+            }
+        }
+        let c = &mut self.tasks[to].ctx;
+        c.rax = 0;
+        c.rdi = badge;
+        c.rsi = delivered.encode();
+        [c.rdx, c.r10, c.r8, c.r9] = words;
+    }
+
+    fn transfer_cap(&mut self, from: usize, src: u8, to: usize, dst: u8, move_cap: bool) -> Result<(), Error> {
+        self.cspaces[to].check_free(dst as u64)?;
+        let cap = if move_cap {
+            self.cspaces[from].take(src as u64)?
+        } else {
+            let id = self.new_cap_id();
+            self.cspaces[from].get(src as u64)?.derive(Rights::ALL, 0, id)?
+        };
+        self.cspaces[to].insert(dst as u64, cap)
+    }
+
+    /// `caller` now waits for `server`'s reply.
+    fn link_call(&mut self, caller: usize, server: usize) {
+        if let Some((old, _)) = self.tasks[server].reply_to.take() {
+            // The server took a new call without answering or saving the old one: that caller
+            // would wait forever, so it gets an error now.
+            if let Some(o) = self.resolve(old) {
+                if self.tasks[o].state == TaskState::Calling && self.tasks[o].blocked == Blocked::Reply(server as u16) {
+                    self.fail_blocked(o, Error::ServerFailed);
+                }
+            }
+        }
+        let token = self.new_token();
+        let c = &mut self.tasks[caller];
+        c.call_token = token;
+        c.state = TaskState::Calling;
+        c.blocked = Blocked::Reply(server as u16);
+        self.tasks[server].reply_to = Some((self.tasks[caller].id, token));
+    }
+
+    /// Send (or call, when `is_call`) on endpoint `ep`. The message was validated by the caller.
+    pub fn send(&mut self, cur: usize, ep: u16, info: MsgInfo, badge: u64, is_call: bool) -> Done {
+        let words = self.words(cur);
+        if let Some(r) = self.endpoints[ep as usize].receivers.pop_front(&mut self.links) {
+            self.deliver(cur, r, info, words, badge);
+            self.make_ready(r);
+            if is_call {
+                self.link_call(cur, r);
+                return Done::Blocked;
+            }
+            return Done::Value(0, 0);
+        }
+        let t = &mut self.tasks[cur];
+        t.pending = info;
+        t.pending_badge = badge;
+        t.pending_is_call = is_call;
+        t.state = TaskState::Sending;
+        t.blocked = Blocked::Endpoint(ep);
+        self.endpoints[ep as usize].senders.push_back(&mut self.links, cur);
+        Done::Blocked
+    }
+
+    /// Receive on endpoint `ep`; a capability may arrive in `recv_slot`.
+    pub fn recv(&mut self, cur: usize, ep: u16, recv_slot: Option<u8>) -> Done {
+        if let Some(n) = self.tasks[cur].bound_notification {
+            if self.notifications[n as usize].bits != 0 {
+                self.deliver_notification(cur, n);
+                return Done::Delivered;
+            }
+        }
+        self.tasks[cur].recv_slot = recv_slot;
+        if let Some(s) = self.endpoints[ep as usize].senders.pop_front(&mut self.links) {
+            let (info, badge, is_call) =
+                (self.tasks[s].pending, self.tasks[s].pending_badge, self.tasks[s].pending_is_call);
+            let words = self.words(s);
+            self.deliver(s, cur, info, words, badge);
+            if is_call {
+                self.link_call(s, cur);
+            } else {
+                self.tasks[s].ctx.rax = 0;
+                self.make_ready(s);
+            }
+            return Done::Delivered;
+        }
+        let t = &mut self.tasks[cur];
+        t.state = TaskState::Receiving;
+        t.blocked = Blocked::Endpoint(ep);
+        self.endpoints[ep as usize].receivers.push_back(&mut self.links, cur);
+        Done::Blocked
+    }
+
+    /// Answer the call identified by (`caller`, `token`) with a message from `from`.
+    pub fn answer(&mut self, from: usize, caller: TaskId, token: u64, info: MsgInfo) -> Result<(), Error> {
+        let c = self
+            .resolve(caller)
+            .filter(|&c| self.tasks[c].state == TaskState::Calling && self.tasks[c].call_token == token)
+            .ok_or(Error::Dead)?;
+        let words = self.words(from);
+        self.tasks[c].recv_slot = None;
+        self.deliver(from, c, info, words, 0);
+        self.make_ready(c);
+        Ok(())
+    }
+
+    fn deliver_notification(&mut self, t: usize, n: u16) {
+        let bits = core::mem::take(&mut self.notifications[n as usize].bits);
+        let c = &mut self.tasks[t].ctx;
+        c.rax = 0;
+        c.rdi = 0;
+        c.rsi = MsgInfo::new(LABEL_NOTIFICATION).encode();
+        c.rdx = bits;
+    }
+
+    /// Set `bits` on notification `n` and wake a waiter or the bound receiver.
+    pub fn signal(&mut self, n: u16, bits: u64) {
+        self.notifications[n as usize].bits |= bits;
+        if let Some(w) = (0..self.tasks.len()).find(|&t| {
+            self.tasks[t].state == TaskState::Waiting && self.tasks[t].blocked == Blocked::Notification(n)
+        }) {
+            let bits = core::mem::take(&mut self.notifications[n as usize].bits);
+            self.tasks[w].ctx.rax = 0;
+            self.tasks[w].ctx.rdi = bits;
+            self.make_ready(w);
+            return;
+        }
+        if let Some(b) = self.notifications[n as usize].bound {
+            let b = b as usize;
+            if let (TaskState::Receiving, Blocked::Endpoint(ep)) = (self.tasks[b].state, self.tasks[b].blocked) {
+                self.endpoints[ep as usize].receivers.remove(&mut self.links, b);
+                self.deliver_notification(b, n);
+                self.make_ready(b);
+            }
+        }
+    }
+
+    /// Wait on notification `n`.
+    pub fn wait(&mut self, cur: usize, n: u16) -> Done {
+        let bits = core::mem::take(&mut self.notifications[n as usize].bits);
+        if bits != 0 {
+            return Done::Value(bits, 0);
+        }
+        self.tasks[cur].state = TaskState::Waiting;
+        self.tasks[cur].blocked = Blocked::Notification(n);
+        Done::Blocked
+    }
+}

@@ -1,0 +1,113 @@
+//! The Axolotl microkernel.
+//!
+//! Boot order: serial log, Multiboot2 information, frame pool, kernel page tables, descriptor
+//! tables and `syscall`, the boot manifest and its tasks, interrupt controller; then the first
+//! task runs and the kernel is only ever entered through a syscall, an exception or an interrupt.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+mod arch;
+mod fault;
+mod frames;
+mod ipc;
+mod loader;
+mod log;
+mod paging;
+mod sched;
+mod state;
+mod syscall;
+mod traps;
+
+use arch::{cpu, gdt, pic, trap};
+use axolotl_abi::{padded, DEBUG_EXIT_PANIC, DEBUG_EXIT_PORT, SYSCALL_COUNT};
+use multiboot2::{BootInformation, BootInformationHeader, MemoryAreaType};
+use state::{Module, KERNEL, MAX_MODULES};
+
+const MULTIBOOT2_MAGIC: u32 = 0x36d7_6289;
+
+extern "C" {
+    static __kstack_top: u8;
+    static __dfstack_top: u8;
+}
+
+#[no_mangle]
+extern "C" fn kmain(magic: u32, info: u32) -> ! {
+    let boot_tsc = cpu::rdtsc();
+    log::init();
+    kprintln!("Axolotl microkernel {} starting", env!("CARGO_PKG_VERSION"));
+    if magic != MULTIBOOT2_MAGIC {
+        panic!("not started by a Multiboot2 loader (magic {magic:#x})");
+    }
+    // SAFETY: a Multiboot2 loader passed `info` (checked by the magic); it lies in identity-mapped
+    // low memory that we reserve below and never write.
+    let boot = unsafe { BootInformation::load(info as *const BootInformationHeader) }
+        .unwrap_or_else(|e| panic!("unreadable Multiboot2 information: {e:?}"));
+
+    let mut k = KERNEL.lock();
+    k.boot_tsc = boot_tsc;
+    let areas = boot.memory_map_tag().expect("Multiboot2 memory map missing").memory_areas();
+    let mut ram_top = 0;
+    for a in areas.iter().filter(|a| a.typ() == MemoryAreaType::Available) {
+        k.frames.add_free(a.start_address(), a.end_address());
+        ram_top = ram_top.max(a.end_address());
+    }
+    let (kstart, kend) = paging::kernel_image();
+    k.frames.reserve(0, 0x10_0000);
+    k.frames.reserve(kstart, kend);
+    k.frames.reserve(boot.start_address() as u64, boot.end_address() as u64);
+    for m in boot.module_tags() {
+        k.frames.reserve(m.start_address() as u64, m.end_address() as u64);
+        let name = m.cmdline().unwrap_or("?");
+        let n = k.module_count;
+        if n < MAX_MODULES {
+            k.modules[n] = Module {
+                name: padded(name),
+                start: m.start_address() as u64,
+                len: (m.end_address() - m.start_address()) as u64,
+            };
+            k.module_count += 1;
+        }
+    }
+    kprintln!("memory: {} MiB usable below 1 GiB, {} boot modules", k.frames.free_count() / 256, k.module_count);
+
+    paging::init(ram_top.min(1 << 30));
+    // SAFETY: linker-script symbols; only their addresses are used.
+    let (kstack, dfstack) = unsafe { (&__kstack_top as *const u8 as u64, &__dfstack_top as *const u8 as u64) };
+    gdt::init(dfstack);
+    trap::init();
+    cpu::init_this_cpu(kstack, trap::syscall_entry_addr());
+
+    let manifest = k.modules[..k.module_count].iter().find(|m| m.name() == "manifest").copied();
+    let loaded = match manifest.map(|m| core::str::from_utf8(m.bytes())) {
+        Some(Ok(text)) => loader::load_system(&mut k, text),
+        Some(Err(_)) => {
+            kprintln!("the manifest module is not UTF-8 text");
+            0
+        }
+        None => {
+            kprintln!("no module named 'manifest': nothing to start");
+            0
+        }
+    };
+    pic::init();
+    kprintln!(
+        "{} tasks loaded, {} syscalls, {} KiB free; boot took {} TSC ticks",
+        loaded,
+        SYSCALL_COUNT,
+        k.frames.free_count() * 4,
+        cpu::rdtsc() - boot_tsc
+    );
+    let first = sched::next_context(k);
+    // SAFETY: `next_context` activated the task whose frame this is (space, rsp0, ctx end).
+    unsafe { trap::return_to_user(first) }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    x86_64::instructions::interrupts::disable();
+    log::print_unlocked(format_args!("\n[kernel] KERNEL PANIC: {info}\n"));
+    // Tell QEMU (when the isa-debug-exit device is present) so a test run ends at once.
+    cpu::outb(DEBUG_EXIT_PORT, DEBUG_EXIT_PANIC);
+    cpu::halt_forever()
+}

@@ -1,0 +1,331 @@
+//! Page tables: the kernel's mapping, shared by every address space, and per-task user spaces.
+//!
+//! ```text
+//!  task PML4[0] ──► task PDPT ─┬─[0]──► kernel PD (shared, supervisor-only)
+//!                              │          ├─ 2 MiB chunks holding the kernel image: 4 KiB pages
+//!                              │          │   (boot+text r-x, rodata r--, data rw-, guard pages absent,
+//!                              │          │    page 0 absent)
+//!                              │          └─ the rest of RAM below 1 GiB: 2 MiB pages rw-, NX
+//!                              └─[1..]──► user PDs ─► PTs ─► user pages (U bit)
+//! ```
+//!
+//! Physical memory below 1 GiB is identity-mapped for the kernel, so a frame's physical address
+//! is also where the kernel reads and writes it. User pointers are never dereferenced directly:
+//! [`AddressSpace::copy_from_user`] and [`AddressSpace::copy_to_user`] walk the task's tables,
+//! check present/user/writable on every level, and copy through the identity map.
+
+use crate::frames::Frames;
+use axolotl_abi::{Error, PAGE_SIZE, USER_BASE, USER_END};
+use core::cell::UnsafeCell;
+
+pub const P: u64 = 1;
+pub const W: u64 = 1 << 1;
+pub const U: u64 = 1 << 2;
+const PS: u64 = 1 << 7;
+const G: u64 = 1 << 8;
+/// Software bit: the frame behind this entry belongs to the address space and is freed with it.
+pub const OWNED: u64 = 1 << 9;
+pub const NX: u64 = 1 << 63;
+const ADDR: u64 = 0x000f_ffff_ffff_f000;
+const TWO_MIB: u64 = 2 << 20;
+
+/// 2 MiB chunks mapped with 4 KiB pages (must cover the kernel image).
+const SMALL_CHUNKS: usize = 4;
+
+type Table = [u64; 512];
+
+#[repr(C, align(4096))]
+struct KernelTables {
+    pml4: Table,
+    pdpt: Table,
+    pd: Table,
+    pts: [Table; SMALL_CHUNKS],
+}
+
+struct KernelTablesCell(UnsafeCell<KernelTables>);
+// SAFETY: written only during single-threaded boot; read by the MMU afterwards.
+unsafe impl Sync for KernelTablesCell {}
+
+static KERNEL: KernelTablesCell =
+    KernelTablesCell(UnsafeCell::new(KernelTables { pml4: [0; 512], pdpt: [0; 512], pd: [0; 512], pts: [[0; 512]; SMALL_CHUNKS] }));
+
+extern "C" {
+    static __kernel_start: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
+    static __kernel_end: u8;
+    static __kstack_guard: u8;
+    static __dfstack_guard: u8;
+}
+
+fn sym(s: &u8) -> u64 {
+    s as *const u8 as u64
+}
+
+/// The kernel image's extent, from the linker script.
+pub fn kernel_image() -> (u64, u64) {
+    // SAFETY: linker-defined symbols; only their addresses are taken.
+    unsafe { (sym(&__kernel_start), sym(&__kernel_end)) }
+}
+
+/// A page table frame, through the identity map.
+///
+/// # Safety
+/// `phys` must be a page-table frame owned by the paging code, not aliased by a live reference.
+unsafe fn table(phys: u64) -> &'static mut Table {
+    // SAFETY: per the contract; identity mapping makes the physical address usable.
+    unsafe { &mut *(phys as *mut Table) }
+}
+
+/// Build the kernel mapping for RAM up to `ram_top` and switch to it.
+pub fn init(ram_top: u64) {
+    // SAFETY: linker symbols (addresses only).
+    let (start, text_end, ro_end, end, guards) = unsafe {
+        (
+            sym(&__kernel_start),
+            sym(&__text_end),
+            sym(&__rodata_end),
+            sym(&__kernel_end),
+            [sym(&__kstack_guard), sym(&__dfstack_guard)],
+        )
+    };
+    assert!(end <= SMALL_CHUNKS as u64 * TWO_MIB, "kernel image larger than the 4 KiB-mapped area");
+    // SAFETY: single-threaded boot; nothing else references the kernel tables.
+    let k = unsafe { &mut *KERNEL.0.get() };
+    for (c, pt) in k.pts.iter_mut().enumerate() {
+        for (i, e) in pt.iter_mut().enumerate() {
+            let pa = c as u64 * TWO_MIB + i as u64 * PAGE_SIZE;
+            let flags = if pa == 0 || guards.contains(&pa) || pa >= ram_top {
+                0
+            } else if pa < text_end && pa >= start {
+                P | G
+            } else if pa < ro_end && pa >= text_end {
+                P | G | NX
+            } else {
+                P | W | G | NX
+            };
+            *e = if flags == 0 { 0 } else { pa | flags };
+        }
+        k.pd[c] = pt.as_ptr() as u64 | P | W;
+    }
+    let chunks = (ram_top.min(1 << 30) / TWO_MIB) as usize;
+    for c in SMALL_CHUNKS..chunks {
+        k.pd[c] = c as u64 * TWO_MIB | P | W | PS | G | NX;
+    }
+    k.pdpt[0] = k.pd.as_ptr() as u64 | P | W;
+    k.pml4[0] = k.pdpt.as_ptr() as u64 | P | W;
+    // SAFETY: the new tables map the running kernel (code, data, stack) at the same addresses;
+    // CR4.PGE lets kernel entries (G) survive address-space switches.
+    unsafe {
+        use x86_64::registers::control::{Cr3, Cr3Flags, Cr4, Cr4Flags};
+        use x86_64::structures::paging::PhysFrame;
+        use x86_64::PhysAddr;
+        Cr4::update(|f| f.insert(Cr4Flags::PAGE_GLOBAL));
+        Cr3::write(PhysFrame::containing_address(PhysAddr::new(k.pml4.as_ptr() as u64)), Cr3Flags::empty());
+    }
+}
+
+fn kernel_pd_phys() -> u64 {
+    // SAFETY: only the address is taken.
+    unsafe { (*KERNEL.0.get()).pd.as_ptr() as u64 }
+}
+
+/// Switch to the kernel-only address space (used while idle and before the first task).
+pub fn load_kernel_space() {
+    // SAFETY: only the address is taken.
+    let pml4 = unsafe { (*KERNEL.0.get()).pml4.as_ptr() as u64 };
+    load_cr3(pml4);
+}
+
+fn load_cr3(pml4: u64) {
+    use x86_64::registers::control::{Cr3, Cr3Flags};
+    use x86_64::structures::paging::PhysFrame;
+    let (cur, _) = Cr3::read_raw();
+    if cur.start_address().as_u64() != pml4 {
+        // SAFETY: every address space maps the kernel identically (shared kernel PD).
+        unsafe { Cr3::write(PhysFrame::containing_address(x86_64::PhysAddr::new(pml4)), Cr3Flags::empty()) };
+    }
+}
+
+/// A user address space. Not `Clone`: exactly one owner frees it.
+pub struct AddressSpace {
+    pml4: u64,
+}
+
+impl AddressSpace {
+    pub fn new(frames: &mut Frames) -> Result<Self, Error> {
+        let pml4 = frames.alloc_zeroed()?;
+        let pdpt = match frames.alloc_zeroed() {
+            Ok(f) => f,
+            Err(e) => {
+                frames.free(pml4);
+                return Err(e);
+            }
+        };
+        // SAFETY: both frames were just allocated for this address space.
+        unsafe {
+            table(pml4)[0] = pdpt | P | W | U;
+            table(pdpt)[0] = kernel_pd_phys() | P | W;
+        }
+        Ok(AddressSpace { pml4 })
+    }
+
+    pub fn load(&self) {
+        load_cr3(self.pml4);
+    }
+
+    fn indices(vaddr: u64) -> [usize; 3] {
+        [(vaddr >> 30) as usize & 511, (vaddr >> 21) as usize & 511, (vaddr >> 12) as usize & 511]
+    }
+
+    fn pdpt(&self) -> u64 {
+        // SAFETY: pml4 is this space's table; entry 0 was set in `new`.
+        unsafe { table(self.pml4)[0] & ADDR }
+    }
+
+    /// The leaf entry for `vaddr`, creating intermediate tables if `create`.
+    fn entry(&self, frames: &mut Frames, vaddr: u64, create: bool) -> Result<*mut u64, Error> {
+        if !(USER_BASE..USER_END).contains(&vaddr) {
+            return Err(Error::BadAddress);
+        }
+        let mut t = self.pdpt();
+        for idx in &Self::indices(vaddr)[..2] {
+            // SAFETY: `t` is a table frame of this address space.
+            let e = unsafe { &mut table(t)[*idx] };
+            if *e & P == 0 {
+                if !create {
+                    return Err(Error::BadAddress);
+                }
+                *e = frames.alloc_zeroed()? | P | W | U;
+            }
+            t = *e & ADDR;
+        }
+        // SAFETY: as above.
+        Ok(unsafe { &mut table(t)[Self::indices(vaddr)[2]] as *mut u64 })
+    }
+
+    /// Map the page at `vaddr` to `phys` with `flags` (P and U are added).
+    pub fn map(&self, frames: &mut Frames, vaddr: u64, phys: u64, flags: u64) -> Result<(), Error> {
+        let e = self.entry(frames, vaddr, true)?;
+        // SAFETY: `entry` returned a pointer into one of this space's tables.
+        unsafe {
+            if *e & P != 0 {
+                return Err(Error::AlreadyDone);
+            }
+            *e = phys | flags | P | U;
+        }
+        Ok(())
+    }
+
+    /// Allocate a zeroed frame and map it (the frame is freed with the space).
+    pub fn map_new(&self, frames: &mut Frames, vaddr: u64, flags: u64) -> Result<u64, Error> {
+        let f = frames.alloc_zeroed()?;
+        if let Err(e) = self.map(frames, vaddr, f, flags | OWNED) {
+            frames.free(f);
+            return Err(e);
+        }
+        Ok(f)
+    }
+
+    /// Whether `vaddr` is mapped.
+    pub fn is_mapped(&self, frames: &mut Frames, vaddr: u64) -> bool {
+        // SAFETY: pointer from `entry` into this space's tables.
+        self.entry(frames, vaddr, false).is_ok_and(|e| unsafe { *e } & P != 0)
+    }
+
+    /// Remove the mapping of `vaddr`; frees the frame if the space owns it.
+    pub fn unmap(&self, frames: &mut Frames, vaddr: u64) {
+        let Ok(e) = self.entry(frames, vaddr, false) else { return };
+        // SAFETY: pointer from `entry` into this space's tables.
+        let old = unsafe { core::mem::replace(&mut *e, 0) };
+        if old & (P | OWNED) == P | OWNED {
+            frames.free(old & ADDR);
+        }
+        x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(vaddr));
+    }
+
+    /// Physical address behind user address `vaddr`, if user code may access it (`write`: may write).
+    fn translate(&self, vaddr: u64, write: bool) -> Option<u64> {
+        if !(USER_BASE..USER_END).contains(&vaddr) {
+            return None;
+        }
+        let need = P | U | if write { W } else { 0 };
+        let mut t = self.pdpt();
+        for (level, idx) in Self::indices(vaddr).iter().enumerate() {
+            // SAFETY: `t` is a table frame of this space (levels are only ever tables here).
+            let e = unsafe { table(t)[*idx] };
+            if e & need != need {
+                return None;
+            }
+            if level == 2 {
+                return Some((e & ADDR) | (vaddr & (PAGE_SIZE - 1)));
+            }
+            t = e & ADDR;
+        }
+        None
+    }
+
+    /// Check that `[addr, addr + len)` is accessible to the user (writably if `write`).
+    fn check(&self, addr: u64, len: u64, write: bool) -> Result<(), Error> {
+        let end = addr.checked_add(len).ok_or(Error::BadAddress)?;
+        let mut page = addr & !(PAGE_SIZE - 1);
+        while page < end {
+            self.translate(page, write).ok_or(Error::BadAddress)?;
+            page += PAGE_SIZE;
+        }
+        Ok(())
+    }
+
+    /// Copy `out.len()` bytes from user address `addr` (an allegation until checked here).
+    pub fn copy_from_user(&self, addr: u64, out: &mut [u8]) -> Result<(), Error> {
+        self.check(addr, out.len() as u64, false)?;
+        self.copy_pages(addr, out.len(), |pa, off, n| {
+            // SAFETY: `pa` is a checked user frame (identity mapped), `n` stays inside its page.
+            unsafe { core::ptr::copy_nonoverlapping(pa as *const u8, out[off..].as_mut_ptr(), n) }
+        });
+        Ok(())
+    }
+
+    /// Copy `data` to user address `addr`, all or nothing.
+    pub fn copy_to_user(&self, addr: u64, data: &[u8]) -> Result<(), Error> {
+        self.check(addr, data.len() as u64, true)?;
+        self.copy_pages(addr, data.len(), |pa, off, n| {
+            // SAFETY: as in `copy_from_user`, and the pages were checked writable.
+            unsafe { core::ptr::copy_nonoverlapping(data[off..].as_ptr(), pa as *mut u8, n) }
+        });
+        Ok(())
+    }
+
+    fn copy_pages(&self, addr: u64, len: usize, mut f: impl FnMut(u64, usize, usize)) {
+        let mut off = 0;
+        while off < len {
+            let va = addr + off as u64;
+            let n = ((PAGE_SIZE - (va & (PAGE_SIZE - 1))) as usize).min(len - off);
+            let pa = self.translate(va, false).expect("range checked by caller");
+            f(pa, off, n);
+            off += n;
+        }
+    }
+
+    /// Free every owned user frame and every table of this space.
+    pub fn destroy(self, frames: &mut Frames) {
+        let pdpt = self.pdpt();
+        // SAFETY: walking this space's own tables, which nothing else references any more;
+        // entry 0 of the PDPT is the shared kernel PD and is skipped.
+        unsafe {
+            for pdpte in table(pdpt).iter().skip(1).filter(|e| *e & P != 0) {
+                let pd = pdpte & ADDR;
+                for pde in table(pd).iter().filter(|e| *e & P != 0) {
+                    let pt = pde & ADDR;
+                    for pte in table(pt).iter().filter(|e| *e & (P | OWNED) == P | OWNED) {
+                        frames.free(pte & ADDR);
+                    }
+                    frames.free(pt);
+                }
+                frames.free(pd);
+            }
+        }
+        frames.free(pdpt);
+        frames.free(self.pml4);
+    }
+}

@@ -1,0 +1,227 @@
+//! The kernel's state: task control blocks, kernel objects, queues and the frame pool, all in one
+//! structure behind one lock (seL4's choice: the kernel is short and non-preemptible, so a big
+//! lock costs nothing on one CPU and stays correct when more CPUs come).
+
+use crate::arch::trap::Context;
+use crate::frames::Frames;
+use crate::paging::AddressSpace;
+use axolotl_abi::{MsgInfo, TaskState, CAP_SLOTS, NAME_LEN};
+use axolotl_kcore::cap::CSpace;
+use axolotl_kcore::queue::{Links, Queue, RunQueues, MAX_TASKS};
+use axolotl_kcore::TaskId;
+
+pub const MAX_ENDPOINTS: usize = 32;
+pub const MAX_NOTIFICATIONS: usize = 32;
+pub const MAX_MEMORY: usize = 32;
+pub const MAX_MODULES: usize = 24;
+pub const MAX_IO_RANGES: usize = 4;
+/// Timer ticks a task runs before a task of equal priority gets the CPU.
+pub const TIMESLICE_TICKS: u32 = 2;
+
+/// What a blocked task waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Blocked {
+    Nothing,
+    /// In an endpoint's send or receive queue.
+    Endpoint(u16),
+    /// For the reply of the server task with this index.
+    Reply(u16),
+    Notification(u16),
+    /// For the task with this index to stop.
+    Task(u16),
+}
+
+/// A task control block.
+pub struct Tcb {
+    /// User registers; the trap entry writes them here directly (see `arch::trap`).
+    pub ctx: Context,
+    pub state: TaskState,
+    pub id: TaskId,
+    pub name: [u8; NAME_LEN],
+    pub priority: u8,
+    pub restarts: u32,
+    pub exit_code: u64,
+    pub syscalls: u64,
+    pub ticks: u64,
+    pub slice_left: u32,
+    pub space: Option<AddressSpace>,
+    /// Physical frame of the IPC buffer.
+    pub ipc_buffer: u64,
+    /// Index of the boot module the task was loaded from (for symbols in fault reports).
+    pub module: usize,
+    pub blocked: Blocked,
+    /// The message of a blocked sender, validated when it was sent.
+    pub pending: MsgInfo,
+    pub pending_badge: u64,
+    pub pending_is_call: bool,
+    /// Slot a capability may be received into during the current receive.
+    pub recv_slot: Option<u8>,
+    /// The implicit reply capability: the caller this task must answer, and the call's token.
+    pub reply_to: Option<(TaskId, u64)>,
+    /// Token of this task's own outstanding call.
+    pub call_token: u64,
+    pub bound_notification: Option<u16>,
+    pub io_ranges: [(u16, u16); MAX_IO_RANGES],
+    pub io_count: usize,
+}
+
+impl Tcb {
+    pub const EMPTY: Tcb = Tcb {
+        ctx: Context::user(0, 0, 0),
+        state: TaskState::Free,
+        id: TaskId { index: 0, generation: 0 },
+        name: [0; NAME_LEN],
+        priority: 0,
+        restarts: 0,
+        exit_code: 0,
+        syscalls: 0,
+        ticks: 0,
+        slice_left: TIMESLICE_TICKS,
+        space: None,
+        ipc_buffer: 0,
+        module: 0,
+        blocked: Blocked::Nothing,
+        pending: MsgInfo::new(0),
+        pending_badge: 0,
+        pending_is_call: false,
+        recv_slot: None,
+        reply_to: None,
+        call_token: 0,
+        bound_notification: None,
+        io_ranges: [(0, 0); MAX_IO_RANGES],
+        io_count: 0,
+    };
+
+    pub fn name(&self) -> &str {
+        axolotl_abi::str_from_padded(&self.name)
+    }
+
+    pub fn space(&self) -> &AddressSpace {
+        self.space.as_ref().expect("a live task has an address space")
+    }
+}
+
+pub struct Endpoint {
+    pub live: bool,
+    pub name: [u8; NAME_LEN],
+    pub senders: Queue,
+    pub receivers: Queue,
+}
+
+pub struct Notification {
+    pub live: bool,
+    pub bits: u64,
+    /// The task bound to it (woken from `recv` on any endpoint).
+    pub bound: Option<u16>,
+}
+
+pub struct MemoryObject {
+    pub live: bool,
+    /// A frame holding the physical addresses of the object's pages.
+    pub page_list: u64,
+    pub pages: u16,
+    /// Which task has it mapped, and where (one mapping at a time).
+    pub mapped: Option<(u16, u64)>,
+}
+
+#[derive(Clone, Copy)]
+pub struct Module {
+    pub name: [u8; NAME_LEN],
+    pub start: u64,
+    pub len: u64,
+}
+
+impl Module {
+    pub fn name(&self) -> &str {
+        axolotl_abi::str_from_padded(&self.name)
+    }
+
+    pub fn bytes(&self) -> &'static [u8] {
+        // SAFETY: modules lie in RAM reserved at boot and never freed or written.
+        unsafe { core::slice::from_raw_parts(self.start as *const u8, self.len as usize) }
+    }
+}
+
+pub struct Kernel {
+    pub tasks: [Tcb; MAX_TASKS],
+    pub cspaces: [CSpace; MAX_TASKS],
+    pub links: Links,
+    pub run: RunQueues,
+    pub endpoints: [Endpoint; MAX_ENDPOINTS],
+    pub notifications: [Notification; MAX_NOTIFICATIONS],
+    /// The notification each IRQ line signals.
+    pub irqs: [Option<u16>; 16],
+    pub memory: [MemoryObject; MAX_MEMORY],
+    pub modules: [Module; MAX_MODULES],
+    pub module_count: usize,
+    pub frames: Frames,
+    pub next_cap_id: u64,
+    pub next_token: u64,
+    pub ticks: u64,
+    pub boot_tsc: u64,
+    pub revoke_scratch: [u64; MAX_TASKS * CAP_SLOTS],
+}
+
+impl Kernel {
+    pub const fn new() -> Self {
+        Kernel {
+            tasks: [const { Tcb::EMPTY }; MAX_TASKS],
+            cspaces: [const { CSpace::new() }; MAX_TASKS],
+            links: Links::new(),
+            run: RunQueues::new(),
+            endpoints: [const {
+                Endpoint { live: false, name: [0; NAME_LEN], senders: Queue::new(), receivers: Queue::new() }
+            }; MAX_ENDPOINTS],
+            notifications: [const { Notification { live: false, bits: 0, bound: None } }; MAX_NOTIFICATIONS],
+            irqs: [None; 16],
+            memory: [const { MemoryObject { live: false, page_list: 0, pages: 0, mapped: None } }; MAX_MEMORY],
+            modules: [Module { name: [0; NAME_LEN], start: 0, len: 0 }; MAX_MODULES],
+            module_count: 0,
+            frames: Frames::new(),
+            next_cap_id: 1,
+            next_token: 1,
+            ticks: 0,
+            boot_tsc: 0,
+            revoke_scratch: [0; MAX_TASKS * CAP_SLOTS],
+        }
+    }
+
+    pub fn new_cap_id(&mut self) -> u64 {
+        let id = self.next_cap_id;
+        self.next_cap_id += 1;
+        id
+    }
+
+    pub fn new_token(&mut self) -> u64 {
+        let t = self.next_token;
+        self.next_token += 1;
+        t
+    }
+
+    /// Index of the live task with this id, or `None` if it is gone or was replaced.
+    pub fn resolve(&self, id: TaskId) -> Option<usize> {
+        let t = self.tasks.get(id.index as usize)?;
+        (t.state != TaskState::Free && t.id == id).then_some(id.index as usize)
+    }
+
+    /// Make `t` ready and queue it.
+    pub fn make_ready(&mut self, t: usize) {
+        self.tasks[t].state = TaskState::Ready;
+        self.tasks[t].blocked = Blocked::Nothing;
+        let prio = self.tasks[t].priority;
+        self.run.enqueue(&mut self.links, t, prio);
+    }
+
+    /// Complete a blocked task's syscall with an error and make it ready.
+    pub fn fail_blocked(&mut self, t: usize, err: axolotl_abi::Error) {
+        self.tasks[t].ctx.rax = err as u64;
+        self.make_ready(t);
+    }
+
+    pub fn module_of(&self, t: usize) -> Option<&Module> {
+        self.modules[..self.module_count].get(self.tasks[t].module)
+    }
+}
+
+/// The kernel state. Locked on every kernel entry, released before returning to user mode.
+pub static KERNEL: spin::Mutex<Kernel> = spin::Mutex::new(Kernel::new());

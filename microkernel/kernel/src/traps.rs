@@ -1,0 +1,73 @@
+//! The Rust side of every kernel entry: syscalls, exceptions and interrupts.
+//!
+//! From user mode the entry stubs have already saved the task's registers in its control block;
+//! these handlers take the kernel lock, act, and return the frame to resume. From kernel mode the
+//! only legitimate entries are interrupts while idle; anything else is a kernel bug and panics
+//! with a full report.
+
+use crate::arch::cpu::{self, NO_TASK};
+use crate::arch::pic;
+use crate::arch::trap::Context;
+use crate::sched::next_context;
+use crate::state::{Kernel, KERNEL};
+use crate::{fault, syscall};
+
+#[no_mangle]
+extern "C" fn syscall_from_user(_frame: *mut Context) -> *const Context {
+    let mut k = KERNEL.lock();
+    let cur = cpu::this().current.get();
+    syscall::handle(&mut k, cur);
+    next_context(k)
+}
+
+#[no_mangle]
+extern "C" fn trap_from_user(frame: *mut Context) -> *const Context {
+    // SAFETY: the stub passes the frame it just built in the running task's control block.
+    let vector = unsafe { (*frame).vector };
+    let mut k = KERNEL.lock();
+    let cur = cpu::this().current.get();
+    match vector {
+        0..=31 if cur != NO_TASK => fault::user_fault(&mut k, cur, cpu::read_cr2()),
+        32..=47 => interrupt(&mut k, (vector - 32) as u8),
+        _ => {}
+    }
+    next_context(k)
+}
+
+#[no_mangle]
+extern "C" fn trap_from_kernel(frame: *mut Context) {
+    // SAFETY: the stub passes the frame it pushed on the current kernel stack.
+    let c = unsafe { *frame };
+    if (32..48).contains(&c.vector) {
+        interrupt(&mut KERNEL.lock(), (c.vector - 32) as u8);
+        return;
+    }
+    panic!(
+        "{} in the kernel at rip {:#x}, error {:#x}, cr2 {:#x}, rsp {:#x}",
+        fault::exception_name(c.vector),
+        c.rip,
+        c.error,
+        cpu::read_cr2(),
+        c.rsp
+    );
+}
+
+/// IRQ `line`: the timer ticks the scheduler; a driver's line is masked until it acknowledges,
+/// and its notification is signalled.
+fn interrupt(k: &mut Kernel, line: u8) {
+    if (line == 7 || line == 15) && pic::is_spurious(line) {
+        if line == 15 {
+            pic::eoi(0);
+        }
+        return;
+    }
+    if line == 0 {
+        k.tick();
+    } else if let Some(n) = k.irqs[line as usize] {
+        pic::mask(line, true);
+        k.signal(n, 1 << line);
+    } else {
+        pic::mask(line, true);
+    }
+    pic::eoi(line);
+}

@@ -1,0 +1,231 @@
+//! A hostile task: thousands of random and malformed syscalls, then a wild write into the kernel.
+//!
+//! It draws syscall numbers and arguments from a seeded generator: bad and empty slots, wrong
+//! capability types, wild, kernel, non-canonical and read-only pointers, huge lengths, reserved
+//! message bits, garbage console requests. For the cases whose correct answer is known it checks
+//! the kernel's answer (an out-of-range slot must give `InvalidSlot`, a read-only or kernel
+//! buffer `BadAddress`, ...) and counts every surprise. It avoids only what would end its own
+//! run early: `exit`, and deleting or moving its own first capabilities. It finishes with a
+//! summary line and a store to a kernel address, which must fault (the kernel is mapped
+//! supervisor-only) and be reported, not obeyed.
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+use console_api::println;
+use console_api::{ConsoleError, Response};
+use userlib::abi::{BootInfo, Error, MsgInfo, Sysno, CAP_SLOTS, SYSCALL_COUNT, USER_BASE};
+use userlib::cap::{Cap, Endpoint};
+use userlib::sys;
+
+userlib::entry!(main);
+
+const ROUNDS: u32 = 20_000;
+const SEED: u64 = 0x5eed_a501_07e1_0c5e;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A pointer that no syscall may accept for writing.
+fn bad_pointer(r: &mut Rng) -> u64 {
+    match r.below(6) {
+        0 => 0,
+        1 => 0x10_0000 + r.below(0x10_0000),       // the kernel image
+        2 => 0xffff_8000_0000_0000 | r.next(),     // kernel half / non-canonical
+        3 => 0x0000_8000_0000_0000 + r.below(1 << 40), // non-canonical
+        4 => USER_BASE + r.below(0x1000),          // our own code: mapped read-only
+        _ => 0x7_0000_0000 + r.below(1 << 30) * 8, // unmapped user space
+    }
+}
+
+/// A slot number: mostly small, sometimes far out of range.
+fn slot(r: &mut Rng) -> u64 {
+    match r.below(4) {
+        0 => r.next(),
+        1 => CAP_SLOTS as u64 + r.below(1000),
+        _ => r.below(CAP_SLOTS as u64),
+    }
+}
+
+/// A slot an operation may destroy or fill: never one of our first three capabilities.
+fn disposable_slot(r: &mut Rng) -> u64 {
+    4 + r.below(CAP_SLOTS as u64 + 8)
+}
+
+#[derive(Default)]
+struct Tally {
+    ok: u32,
+    errors: [u32; 16],
+    /// Answers that contradict what the kernel must say.
+    surprises: u32,
+}
+
+impl Tally {
+    fn record(&mut self, code: u64) {
+        match Error::from_raw(code) {
+            None => self.ok += 1,
+            Some(e) => self.errors[(e as usize).min(15)] += 1,
+        }
+    }
+
+    fn expect(&mut self, what: &str, code: u64, want: Error) {
+        self.record(code);
+        if Error::from_raw(code) != Some(want) {
+            self.surprises += 1;
+            println!("hostile: SURPRISE {}: got code {}, expected {:?}", what, code, want);
+        }
+    }
+}
+
+/// One random syscall; `me` is this task's index (its Task capability covers only itself).
+fn random_call(r: &mut Rng, t: &mut Tally, me: u64) {
+    let a = [r.next(), r.next(), r.next(), r.next(), r.next(), r.next()];
+    match r.below(12) {
+        // A syscall number that does not exist.
+        0 => {
+            let nr = SYSCALL_COUNT + r.below(u64::MAX - SYSCALL_COUNT);
+            t.expect("invalid syscall number", sys::raw(nr, a).code, Error::InvalidSyscall);
+        }
+        // Any capability syscall on a slot past the table.
+        1 => {
+            let nr = r.below(Sysno::Yield as u64);
+            let s = CAP_SLOTS as u64 + r.below(u64::MAX - CAP_SLOTS as u64);
+            let code = sys::raw(nr, [s, 0, 0, 0, 0, 0]).code;
+            t.expect("slot out of range", code, Error::InvalidSlot);
+        }
+        // task_info into memory we may not write.
+        2 => {
+            let code = sys::raw(Sysno::TaskInfo as u64, [2, me, bad_pointer(r), 0, 0, 0]).code;
+            t.expect("task_info to a bad pointer", code, Error::BadAddress);
+        }
+        // task_info through a capability of the wrong type.
+        3 => {
+            let code = sys::raw(Sysno::TaskInfo as u64, [3, 0, bad_pointer(r), 0, 0, 0]).code;
+            t.expect("task_info through a memory capability", code, Error::WrongType);
+        }
+        // IPC to the console with a malformed message-info word or payload.
+        4 => {
+            let mut info = r.next() & !(0xff << 48);
+            if r.below(2) == 0 {
+                info = MsgInfo::with_len(r.next() as u32, r.below(5000) as u16).encode();
+            }
+            let nr = if r.below(2) == 0 { Sysno::Call } else { Sysno::Send };
+            t.record(sys::raw(nr as u64, [1, info, a[2], a[3], a[4], a[5]]).code);
+        }
+        // The console's own label with a payload that cannot decode: the server must say so.
+        5 => {
+            let mut garbage = [0u8; 64];
+            for b in garbage.iter_mut() {
+                *b = r.next() as u8;
+            }
+            garbage[0] = 2 + r.below(250) as u8; // no such request variant
+            let len = 1 + r.below(64) as usize;
+            match Cap::<Endpoint>::at(1).call(console_api::LABEL, [0; 4], &garbage[..len]) {
+                Ok(reply) => {
+                    t.ok += 1;
+                    let mut buf = [0u8; 16];
+                    let n = reply.payload_into(&mut buf);
+                    if postcard::from_bytes::<Response<'_>>(&buf[..n]) != Ok(Response::Error(ConsoleError::Malformed)) {
+                        t.surprises += 1;
+                        println!("hostile: SURPRISE: console accepted a malformed request");
+                    }
+                }
+                Err(e) => t.record(e as u64),
+            }
+        }
+        // Receiving on an endpoint we may only send to.
+        6 => t.expect("recv without the read right", sys::raw(Sysno::Recv as u64, [1, 0, 0, 0, 0, 0]).code, Error::NoRights),
+        // Capability table operations on disposable slots with random rights and badges.
+        7 => {
+            let nr = [Sysno::CapCopy, Sysno::CapDelete, Sysno::CapRevoke, Sysno::CapInfo][r.below(4) as usize];
+            let src = if r.below(2) == 0 { slot(r) } else { r.below(4) };
+            let args = match nr {
+                Sysno::CapDelete => [disposable_slot(r), 0, 0, 0, 0, 0],
+                _ => [src, disposable_slot(r), a[2], if r.below(2) == 0 { 0 } else { a[3] }, 0, 0],
+            };
+            t.record(sys::raw(nr as u64, args).code);
+        }
+        // mem_map at random addresses and rights, then maybe unmap.
+        8 => {
+            let vaddr = match r.below(3) {
+                0 => r.next(),
+                1 => bad_pointer(r),
+                _ => 0x1_0000_0000 + r.below(1 << 20) * 4096,
+            };
+            t.record(sys::raw(Sysno::MemMap as u64, [3, vaddr, r.below(8), 0, 0, 0]).code);
+            if r.below(2) == 0 {
+                t.record(sys::raw(Sysno::MemUnmap as u64, [3, 0, 0, 0, 0, 0]).code);
+            }
+        }
+        // Task control aimed at others through a capability for ourselves.
+        9 => {
+            let nr = [Sysno::TaskStart, Sysno::TaskWait, Sysno::TaskInfo][r.below(3) as usize];
+            let index = r.below(64);
+            t.record(sys::raw(nr as u64, [2, index, bad_pointer(r), 0, 0, 0]).code);
+        }
+        // Notifications, interrupts and ports we do not hold.
+        10 => {
+            let nr = [Sysno::Signal, Sysno::Wait, Sysno::BindNotification, Sysno::IrqAck, Sysno::IoPortEnable]
+                [r.below(5) as usize];
+            let s = r.below(4);
+            let code = sys::raw(nr as u64, [s, a[1] | 1, 0, 0, 0, 0]).code;
+            let want = if s == 0 { Error::EmptySlot } else { Error::WrongType };
+            t.expect("notification/irq/port op on another type", code, want);
+        }
+        // Replies we do not have.
+        _ => {
+            let nr = if r.below(2) == 0 { Sysno::SaveReply } else { Sysno::ReplyRecv };
+            let code = sys::raw(nr as u64, [disposable_slot(r), 0, 0, 0, 0, 0]).code;
+            t.record(code);
+        }
+    }
+}
+
+fn main(boot: &'static BootInfo) -> Result<(), Error> {
+    println!("hostile: {} random syscalls, seed {:#x}", ROUNDS, SEED);
+    let mut rng = Rng(SEED);
+    let mut tally = Tally::default();
+    let start = sys::rdtsc();
+    for round in 1..=ROUNDS {
+        random_call(&mut rng, &mut tally, boot.task_index as u64);
+        if round % 5000 == 0 {
+            println!("hostile: {} / {} done", round, ROUNDS);
+        }
+    }
+    let spent = sys::rdtsc() - start;
+    let failed: u32 = tally.errors.iter().sum();
+    println!(
+        "hostile: done: {} syscalls, {} accepted, {} refused, {} surprises, {} TSC ticks",
+        ROUNDS, tally.ok, failed, tally.surprises, spent
+    );
+    for (code, n) in tally.errors.iter().enumerate().filter(|(_, n)| **n > 0) {
+        if let Some(e) = Error::from_raw(code as u64) {
+            println!("hostile:   {:>6} x {:?}", n, e);
+        }
+    }
+    println!("hostile: now storing to kernel memory at 0x100000; the kernel must stop me");
+    wild_store(core::hint::black_box(0x10_0000));
+    println!("hostile: SURPRISE: the store to kernel memory went through");
+    Err(Error::InvalidArgument)
+}
+
+/// The deliberate wild store, out of line so the fault report names it.
+#[inline(never)]
+#[allow(unsafe_code)]
+fn wild_store(addr: usize) {
+    // SAFETY: none, on purpose: `addr` is kernel memory, mapped supervisor-only, so the CPU
+    // refuses the store with a page fault and the kernel stops this task before it returns.
+    unsafe { core::ptr::write_volatile(addr as *mut u64, 0xbad_c0de) };
+}

@@ -1,0 +1,193 @@
+//! Typed capability handles. A `Cap<Endpoint>` can only be used for IPC, a `Cap<Notification>`
+//! only to signal or wait; the kernel checks the same again on every use.
+
+use crate::sys::{self, Ret};
+use axolotl_abi::{BootInfo, CapType, Error, MsgInfo, Sysno, TaskInfo, IPC_BUFFER, IPC_BUFFER_SIZE};
+use core::marker::PhantomData;
+
+pub struct Endpoint;
+pub struct Reply;
+pub struct Notification;
+pub struct Task;
+pub struct Memory;
+pub struct Interrupt;
+pub struct IoPort;
+
+/// Which `CapType` a marker stands for.
+pub trait Kind {
+    const TYPE: CapType;
+}
+impl Kind for Endpoint {
+    const TYPE: CapType = CapType::Endpoint;
+}
+impl Kind for Reply {
+    const TYPE: CapType = CapType::Reply;
+}
+impl Kind for Notification {
+    const TYPE: CapType = CapType::Notification;
+}
+impl Kind for Task {
+    const TYPE: CapType = CapType::Task;
+}
+impl Kind for Memory {
+    const TYPE: CapType = CapType::Memory;
+}
+impl Kind for Interrupt {
+    const TYPE: CapType = CapType::Interrupt;
+}
+impl Kind for IoPort {
+    const TYPE: CapType = CapType::IoPort;
+}
+
+/// A capability slot known to hold a `K`.
+pub struct Cap<K> {
+    slot: u8,
+    _kind: PhantomData<K>,
+}
+
+impl<K> Clone for Cap<K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<K> Copy for Cap<K> {}
+
+impl<K: Kind> Cap<K> {
+    /// The capability the manifest gave under `name`.
+    pub fn from_boot(boot: &BootInfo, name: &str) -> Option<Self> {
+        boot.find(K::TYPE, name).map(Self::at)
+    }
+
+    /// Trust that `slot` holds a `K` (the kernel still checks on use).
+    pub const fn at(slot: u8) -> Self {
+        Cap { slot, _kind: PhantomData }
+    }
+
+    pub fn slot(self) -> u64 {
+        self.slot as u64
+    }
+}
+
+/// A received message: who sent it (badge), its label, words and payload length.
+#[derive(Clone, Copy, Debug)]
+pub struct Message {
+    pub badge: u64,
+    pub info: MsgInfo,
+    pub words: [u64; 4],
+}
+
+impl Message {
+    fn from_ret(r: Ret) -> Message {
+        Message { badge: r.rdi, info: MsgInfo::decode(r.rsi).unwrap_or_default(), words: r.words }
+    }
+
+    /// The payload, copied out of the IPC buffer into `out`; returns the bytes copied.
+    pub fn payload_into(&self, out: &mut [u8]) -> usize {
+        let n = (self.info.len as usize).min(out.len());
+        out[..n].copy_from_slice(&ipc_buffer()[..n]);
+        n
+    }
+}
+
+/// The task's IPC buffer.
+fn ipc_buffer() -> &'static mut [u8; IPC_BUFFER_SIZE] {
+    // SAFETY: the kernel maps one writable page at IPC_BUFFER for the task's whole life. A task
+    // is single-threaded and the references never outlive the copy in the functions of this
+    // module, so no two are used at once.
+    unsafe { &mut *(IPC_BUFFER as *mut [u8; IPC_BUFFER_SIZE]) }
+}
+
+fn stage(payload: &[u8]) -> Result<u16, Error> {
+    if payload.len() > IPC_BUFFER_SIZE {
+        return Err(Error::TooLong);
+    }
+    ipc_buffer()[..payload.len()].copy_from_slice(payload);
+    Ok(payload.len() as u16)
+}
+
+impl Cap<Endpoint> {
+    /// Send a request and wait for the reply.
+    pub fn call(self, label: u32, words: [u64; 4], payload: &[u8]) -> Result<Message, Error> {
+        let info = MsgInfo::with_len(label, stage(payload)?);
+        let [w0, w1, w2, w3] = words;
+        sys::call(Sysno::Call, [self.slot(), info.encode(), w0, w1, w2, w3]).map(Message::from_ret)
+    }
+
+    /// Wait for a message.
+    pub fn recv(self) -> Result<Message, Error> {
+        sys::call(Sysno::Recv, [self.slot(), 0, 0, 0, 0, 0]).map(Message::from_ret)
+    }
+
+    /// Answer the last call (if any) and wait for the next message.
+    pub fn reply_recv(self, label: u32, words: [u64; 4], payload: &[u8]) -> Result<Message, Error> {
+        let info = MsgInfo::with_len(label, stage(payload)?);
+        let [w0, w1, w2, w3] = words;
+        sys::call(Sysno::ReplyRecv, [self.slot(), info.encode(), w0, w1, w2, w3]).map(Message::from_ret)
+    }
+}
+
+/// Move the pending reply into `slot`, to answer later with [`Cap::<Reply>::reply`].
+pub fn save_reply(slot: u8) -> Result<Cap<Reply>, Error> {
+    sys::call(Sysno::SaveReply, [slot as u64, 0, 0, 0, 0, 0]).map(|_| Cap::at(slot))
+}
+
+impl Cap<Reply> {
+    /// Answer the saved call; the capability is used up.
+    pub fn reply(self, label: u32, words: [u64; 4], payload: &[u8]) -> Result<(), Error> {
+        let info = MsgInfo::with_len(label, stage(payload)?);
+        let [w0, w1, w2, w3] = words;
+        sys::call(Sysno::Send, [self.slot(), info.encode(), w0, w1, w2, w3]).map(|_| ())
+    }
+}
+
+impl Cap<Notification> {
+    pub fn bind(self) -> Result<(), Error> {
+        sys::call(Sysno::BindNotification, [self.slot(), 0, 0, 0, 0, 0]).map(|_| ())
+    }
+    pub fn signal(self, bits: u64) -> Result<(), Error> {
+        sys::call(Sysno::Signal, [self.slot(), bits, 0, 0, 0, 0]).map(|_| ())
+    }
+    pub fn wait(self) -> Result<u64, Error> {
+        sys::call(Sysno::Wait, [self.slot(), 0, 0, 0, 0, 0]).map(|r| r.rdi)
+    }
+}
+
+impl Cap<Interrupt> {
+    pub fn ack(self) -> Result<(), Error> {
+        sys::call(Sysno::IrqAck, [self.slot(), 0, 0, 0, 0, 0]).map(|_| ())
+    }
+}
+
+impl Cap<IoPort> {
+    /// Open the port range to this task's `in`/`out` instructions.
+    pub fn enable(self) -> Result<(), Error> {
+        sys::call(Sysno::IoPortEnable, [self.slot(), 0, 0, 0, 0, 0]).map(|_| ())
+    }
+}
+
+impl Cap<Task> {
+    /// What the kernel reports about task `index`.
+    pub fn info(self, index: usize) -> Result<TaskInfo, Error> {
+        let mut out = TaskInfo::default();
+        let ptr = &mut out as *mut TaskInfo as u64;
+        sys::call(Sysno::TaskInfo, [self.slot(), index as u64, ptr, 0, 0, 0])?;
+        Ok(out)
+    }
+    pub fn start(self, index: usize) -> Result<(), Error> {
+        sys::call(Sysno::TaskStart, [self.slot(), index as u64, 0, 0, 0, 0]).map(|_| ())
+    }
+    /// Block until task `index` stops; returns its exit code (or fault vector) and state.
+    pub fn wait(self, index: usize) -> Result<(u64, u64), Error> {
+        sys::call(Sysno::TaskWait, [self.slot(), index as u64, 0, 0, 0, 0]).map(|r| (r.rdi, r.rsi))
+    }
+}
+
+impl Cap<Memory> {
+    pub fn map(self, vaddr: u64, writable: bool) -> Result<(), Error> {
+        let rights = if writable { 3 } else { 1 };
+        sys::call(Sysno::MemMap, [self.slot(), vaddr, rights, 0, 0, 0]).map(|_| ())
+    }
+    pub fn unmap(self) -> Result<(), Error> {
+        sys::call(Sysno::MemUnmap, [self.slot(), 0, 0, 0, 0, 0]).map(|_| ())
+    }
+}
