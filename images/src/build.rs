@@ -21,9 +21,15 @@ pub struct Image {
     pub servers: Vec<PathBuf>,
 }
 
+/// The bare-metal build's own target directory. Separate from `target/`, so a build started
+/// from inside `cargo test` or `cargo run` never waits on the outer cargo's lock.
+pub fn cargo_target_dir() -> PathBuf {
+    out_dir().join("cargo")
+}
+
 /// Directory of the bare-metal release binaries.
 pub fn binary_dir() -> PathBuf {
-    workspace_root().join("target").join(TARGET).join("release")
+    cargo_target_dir().join(TARGET).join("release")
 }
 
 fn manifest_path() -> PathBuf {
@@ -51,6 +57,7 @@ pub fn build() -> Result<Image> {
     eprintln!("[os] building the kernel and {} servers for {TARGET}", servers.len());
     let mut cmd = Command::new(cargo());
     cmd.current_dir(&root).args(["build", "--release", "--target", TARGET, "-p", KERNEL_BIN]);
+    cmd.arg("--target-dir").arg(cargo_target_dir());
     for s in &servers {
         cmd.args(["-p", s]);
     }
@@ -66,7 +73,9 @@ pub fn build() -> Result<Image> {
 }
 
 fn copy(from: &Path, to: &Path) -> Result<()> {
-    std::fs::copy(from, to).map(|_| ()).map_err(|e| fail!("cannot copy {} to {}: {e}", from.display(), to.display()))
+    std::fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|e| fail!("cannot copy {} to {}: {e}", from.display(), to.display()))
 }
 
 /// The GRUB configuration: serial console, no menu delay, one entry per personality.

@@ -156,7 +156,7 @@ impl Session {
                     reader.more.notify_all();
                     return;
                 }
-                let chunk = String::from_utf8_lossy(&buf[..n]).replace('\r', "");
+                let chunk = strip_escapes(&String::from_utf8_lossy(&buf[..n]).replace('\r', ""));
                 if echo {
                     print!("{chunk}");
                     let _ = std::io::stdout().flush();
@@ -169,7 +169,11 @@ impl Session {
     }
 
     /// Wait until `find` matches the output (returns its answer), the output ends, or time is up.
-    fn wait_for<T>(&self, what: &str, mut find: impl FnMut(&str) -> Option<T>) -> std::result::Result<T, Outcome> {
+    fn wait_for<T>(
+        &self,
+        what: &str,
+        mut find: impl FnMut(&str) -> Option<T>,
+    ) -> std::result::Result<T, Outcome> {
         let mut guard = self.shared.text.lock().expect("reader lock");
         loop {
             if let Some(found) = find(&guard.0) {
@@ -267,8 +271,34 @@ pub fn exec(
 /// Boot `iso` with the serial console on this terminal. Returns QEMU's exit status.
 pub fn interactive(iso: &Path, personality: Personality, gdb: bool) -> Result<i32> {
     eprintln!("[os] booting in QEMU; quit with Ctrl-A X (or type 'poweroff' in the shell)");
-    let status = command(iso, personality, true, gdb).status().map_err(|e| fail!("cannot start QEMU: {e}"))?;
+    let status =
+        command(iso, personality, true, gdb).status().map_err(|e| fail!("cannot start QEMU: {e}"))?;
     Ok(status.code().unwrap_or(-1))
+}
+
+/// Remove ANSI escape sequences (GRUB clears the screen on the serial line), so the transcript
+/// is plain text and echoing it does not wipe the user's terminal.
+pub fn strip_escapes(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'[') {
+            chars.next();
+            // Parameters and intermediates, then one final byte in '@'..='~'.
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            chars.next();
+        }
+    }
+    out
 }
 
 /// Split `--exec "a; b; c"` into commands.
@@ -290,6 +320,13 @@ mod tests {
         assert_eq!(find_prompt(t, end), None);
         assert_eq!(find_prompt("axolotl [x]> axolotl [", 0), None);
         assert_eq!(find_prompt("axolotl", 0), None);
+    }
+
+    #[test]
+    fn escapes_are_stripped() {
+        assert_eq!(strip_escapes("\x1b[H\x1b[J\x1b[1;1H  Booting"), "  Booting");
+        assert_eq!(strip_escapes("a\x1bcb"), "ab");
+        assert_eq!(strip_escapes("plain"), "plain");
     }
 
     #[test]

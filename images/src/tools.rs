@@ -28,7 +28,8 @@ pub fn which(program: &str) -> Option<PathBuf> {
 }
 
 fn missing_packages() -> Vec<&'static str> {
-    let mut missing: Vec<&'static str> = TOOLS.iter().filter(|t| which(t.program).is_none()).map(|t| t.package).collect();
+    let mut missing: Vec<&'static str> =
+        TOOLS.iter().filter(|t| which(t.program).is_none()).map(|t| t.package).collect();
     if !Path::new(GRUB_BIOS_DIR).is_dir() {
         missing.push(GRUB_BIOS_PACKAGE);
     }
@@ -64,7 +65,9 @@ pub fn ensure() -> Result<()> {
         return Err(fail!("missing host tools; install them with:\n    sudo {command}"));
     };
     eprintln!("[os] installing missing host packages: {list}");
-    for args in [vec!["apt-get", "update", "-q"], [vec!["apt-get", "install", "-y", "-q"], missing.clone()].concat()] {
+    for args in
+        [vec!["apt-get", "update", "-q"], [vec!["apt-get", "install", "-y", "-q"], missing.clone()].concat()]
+    {
         let full: Vec<&str> = prefix.iter().copied().chain(args).collect();
         let status = Command::new(full[0])
             .args(&full[1..])
@@ -72,7 +75,10 @@ pub fn ensure() -> Result<()> {
             .status()
             .map_err(|e| fail!("cannot run {}: {e}", full[0]))?;
         if !status.success() {
-            return Err(fail!("`{}` failed ({status}); install by hand with:\n    sudo {command}", full.join(" ")));
+            return Err(fail!(
+                "`{}` failed ({status}); install by hand with:\n    sudo {command}",
+                full.join(" ")
+            ));
         }
     }
     let still = missing_packages();

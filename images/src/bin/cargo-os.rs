@@ -46,6 +46,7 @@ OPTIONS:
 EXAMPLE:
     cargo os run --exec \"ps; echo hi; poweroff\"";
 
+#[derive(Debug)]
 struct RunArgs {
     personality: Personality,
     exec: Option<String>,
@@ -54,10 +55,17 @@ struct RunArgs {
 }
 
 fn parse_run(args: &[String]) -> Result<Option<RunArgs>> {
-    let mut r = RunArgs { personality: Personality::Microkernel, exec: None, gdb: false, timeout: Duration::from_secs(120) };
+    let mut r = RunArgs {
+        personality: Personality::Microkernel,
+        exec: None,
+        gdb: false,
+        timeout: Duration::from_secs(120),
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().cloned().ok_or_else(|| fail!("{name} needs a value (see cargo os run --help)"));
+        let mut value = |name: &str| {
+            it.next().cloned().ok_or_else(|| fail!("{name} needs a value (see cargo os run --help)"))
+        };
         match a.as_str() {
             "-h" | "--help" => return Ok(None),
             "--personality" => r.personality = Personality::parse(&value("--personality")?)?,
@@ -86,7 +94,11 @@ fn run(args: &[String]) -> Result<ExitCode> {
     match r.exec {
         Some(script) => {
             let commands = qemu::split_commands(&script);
-            eprintln!("[os] booting headless; {} command(s); timeout {} s", commands.len(), r.timeout.as_secs());
+            eprintln!(
+                "[os] booting headless; {} command(s); timeout {} s",
+                commands.len(),
+                r.timeout.as_secs()
+            );
             let t = qemu::exec(&image.iso, r.personality, &commands, r.timeout, true)?;
             println!();
             eprintln!("[os] {}", t.summary());
@@ -158,8 +170,14 @@ mod tests {
         assert!(parse_run(&strings(&["--help"])).unwrap().is_none());
         assert!(parse_run(&strings(&["--exec"])).unwrap_err().0.contains("needs a value"));
         assert!(parse_run(&strings(&["--timeout", "soon"])).unwrap_err().0.contains("whole seconds"));
-        assert!(parse_run(&strings(&["--personality", "dos"])).unwrap_err().0.contains("unknown personality"));
-        assert!(parse_run(&strings(&["--gdb", "--exec", "ps"])).unwrap_err().0.contains("do not go together"));
+        assert!(parse_run(&strings(&["--personality", "dos"]))
+            .unwrap_err()
+            .0
+            .contains("unknown personality"));
+        assert!(parse_run(&strings(&["--gdb", "--exec", "ps"]))
+            .unwrap_err()
+            .0
+            .contains("do not go together"));
         assert!(parse_run(&strings(&["--frobnicate"])).unwrap_err().0.contains("unknown option"));
     }
 }

@@ -22,13 +22,19 @@ use axolotl_abi::{CapType, Error, Rights, CAP_SLOTS};
 pub enum Object {
     Endpoint(u16),
     /// The right to answer one call: valid while the caller still waits with this token.
-    Reply { caller: TaskId, token: u64 },
+    Reply {
+        caller: TaskId,
+        token: u64,
+    },
     Notification(u16),
     /// Control over one task, or over all tasks (`None`).
     Task(Option<TaskId>),
     Memory(u16),
     Interrupt(u8),
-    IoPort { base: u16, len: u16 },
+    IoPort {
+        base: u16,
+        len: u16,
+    },
 }
 
 impl Object {
@@ -147,7 +153,11 @@ impl CSpace {
     }
 
     /// Remove every capability matching `pred`, calling `gone` for each.
-    pub fn remove_where(&mut self, mut pred: impl FnMut(&Capability) -> bool, mut gone: impl FnMut(Capability)) {
+    pub fn remove_where(
+        &mut self,
+        mut pred: impl FnMut(&Capability) -> bool,
+        mut gone: impl FnMut(Capability),
+    ) {
         for s in self.slots.iter_mut() {
             if s.as_ref().is_some_and(&mut pred) {
                 gone(s.take().expect("checked above"));

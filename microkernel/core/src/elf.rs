@@ -186,7 +186,12 @@ mod tests {
 
     #[test]
     fn accepts_a_plain_image() {
-        let img = image(USER_BASE, &[(USER_BASE, 0x1000, 0x10, R | X), (USER_BASE + 0x1000, 0x2000, 8, R | W)], X86_64, EXEC);
+        let img = image(
+            USER_BASE,
+            &[(USER_BASE, 0x1000, 0x10, R | X), (USER_BASE + 0x1000, 0x2000, 8, R | W)],
+            X86_64,
+            EXEC,
+        );
         let p = plan(&img).unwrap();
         assert_eq!(p.entry, USER_BASE);
         assert_eq!(p.segments.len(), 2);
@@ -254,7 +259,8 @@ mod tests {
         for section in elf.section_iter() {
             if let Ok(SectionData::SymbolTable64(symbols)) = section.get_data(&elf) {
                 for s in symbols {
-                    if s.get_name(&elf).is_ok_and(|n| n.contains("symbolize_finds_functions")) && s.size() > 0 {
+                    if s.get_name(&elf).is_ok_and(|n| n.contains("symbolize_finds_functions")) && s.size() > 0
+                    {
                         found = Some(s.value());
                     }
                 }

@@ -95,7 +95,7 @@ impl FrameAllocator {
 
     /// Return a frame taken with [`alloc`](Self::alloc).
     pub fn free(&mut self, addr: u64) -> Result<(), FrameError> {
-        if addr % FRAME != 0 || addr >= MAX_PHYS {
+        if !addr.is_multiple_of(FRAME) || addr >= MAX_PHYS {
             return Err(FrameError::BadAddress);
         }
         let frame = (addr / FRAME) as usize;

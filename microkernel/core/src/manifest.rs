@@ -39,9 +39,19 @@ pub enum CapSpec {
     TaskAll,
     /// Task control over this task only.
     TaskSelf,
-    IoPort { name: Name, base: u16, len: u16 },
-    Irq { name: Name, line: u8 },
-    Memory { name: Name, pages: u16 },
+    IoPort {
+        name: Name,
+        base: u16,
+        len: u16,
+    },
+    Irq {
+        name: Name,
+        line: u8,
+    },
+    Memory {
+        name: Name,
+        pages: u16,
+    },
 }
 
 impl CapSpec {
@@ -178,7 +188,8 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
         let mut words = line.split_whitespace();
         let Some(directive) = words.next() else { continue };
         // `task all` / `task self` are capabilities; `task NAME ...` at the start of a block is a task.
-        let is_task_cap = directive == "task" && matches!(line.split_whitespace().nth(1), Some("all" | "self"));
+        let is_task_cap =
+            directive == "task" && matches!(line.split_whitespace().nth(1), Some("all" | "self"));
         if directive == "task" && !is_task_cap {
             let spec = parse_task(&mut words).map_err(err)?;
             if m.tasks.iter().any(|t| t.name == spec.name) {
@@ -211,7 +222,9 @@ fn check_endpoints(m: &Manifest) -> Result<(), ManifestError> {
         for c in &t.caps {
             match c {
                 CapSpec::Call(ep) if m.server_of(ep).is_none() => return Err(whole(ErrorKind::NobodyServes)),
-                CapSpec::Serve(ep) if m.server_of(ep) != Some(i) => return Err(whole(ErrorKind::ServedTwice)),
+                CapSpec::Serve(ep) if m.server_of(ep) != Some(i) => {
+                    return Err(whole(ErrorKind::ServedTwice))
+                }
                 _ => {}
             }
         }
@@ -270,7 +283,10 @@ task hostile prio 1 held
     #[test]
     fn errors_name_the_line() {
         assert_eq!(error("serve x"), ManifestError { line: 1, kind: ErrorKind::CapabilityBeforeTask });
-        assert_eq!(error("task a\n  frobnicate"), ManifestError { line: 2, kind: ErrorKind::UnknownDirective });
+        assert_eq!(
+            error("task a\n  frobnicate"),
+            ManifestError { line: 2, kind: ErrorKind::UnknownDirective }
+        );
         assert_eq!(error("task a prio 9").kind, ErrorKind::BadPriority);
         assert_eq!(error("task a prio x").kind, ErrorKind::BadNumber);
         assert_eq!(error("task a prio").kind, ErrorKind::MissingArgument);

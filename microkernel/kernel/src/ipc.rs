@@ -56,7 +56,14 @@ impl Kernel {
         [c.rdx, c.r10, c.r8, c.r9] = words;
     }
 
-    fn transfer_cap(&mut self, from: usize, src: u8, to: usize, dst: u8, move_cap: bool) -> Result<(), Error> {
+    fn transfer_cap(
+        &mut self,
+        from: usize,
+        src: u8,
+        to: usize,
+        dst: u8,
+        move_cap: bool,
+    ) -> Result<(), Error> {
         self.cspaces[to].check_free(dst as u64)?;
         let cap = if move_cap {
             self.cspaces[from].take(src as u64)?
@@ -73,7 +80,9 @@ impl Kernel {
             // The server took a new call without answering or saving the old one: that caller
             // would wait forever, so it gets an error now.
             if let Some(o) = self.resolve(old) {
-                if self.tasks[o].state == TaskState::Calling && self.tasks[o].blocked == Blocked::Reply(server as u16) {
+                if self.tasks[o].state == TaskState::Calling
+                    && self.tasks[o].blocked == Blocked::Reply(server as u16)
+                {
                     self.fail_blocked(o, Error::ServerFailed);
                 }
             }
@@ -173,7 +182,9 @@ impl Kernel {
         }
         if let Some(b) = self.notifications[n as usize].bound {
             let b = b as usize;
-            if let (TaskState::Receiving, Blocked::Endpoint(ep)) = (self.tasks[b].state, self.tasks[b].blocked) {
+            if let (TaskState::Receiving, Blocked::Endpoint(ep)) =
+                (self.tasks[b].state, self.tasks[b].blocked)
+            {
                 self.endpoints[ep as usize].receivers.remove(&mut self.links, b);
                 self.deliver_notification(b, n);
                 self.make_ready(b);

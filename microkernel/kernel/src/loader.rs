@@ -85,7 +85,8 @@ pub fn load_system(k: &mut Kernel, text: &str) -> usize {
 }
 
 fn load_task(k: &mut Kernel, index: usize, spec: &TaskSpec, served: &[Served]) -> Result<(), LoadError> {
-    let module = k.modules[..k.module_count].iter().position(|m| m.name() == spec.name).ok_or(LoadError::NoModule)?;
+    let module =
+        k.modules[..k.module_count].iter().position(|m| m.name() == spec.name).ok_or(LoadError::NoModule)?;
     let image = k.modules[module];
     let plan = elf::plan(image.bytes()).map_err(LoadError::Elf)?;
     let space = AddressSpace::new(&mut k.frames)?;
@@ -146,7 +147,12 @@ fn load_task(k: &mut Kernel, index: usize, spec: &TaskSpec, served: &[Served]) -
 }
 
 /// Map the ELF segments, the stack and the IPC buffer. Returns the IPC buffer's frame.
-fn map_image(k: &mut Kernel, space: &AddressSpace, image: &Module, plan: &elf::LoadPlan) -> Result<u64, LoadError> {
+fn map_image(
+    k: &mut Kernel,
+    space: &AddressSpace,
+    image: &Module,
+    plan: &elf::LoadPlan,
+) -> Result<u64, LoadError> {
     let bytes = image.bytes();
     for seg in &plan.segments {
         let flags = if seg.writable { W } else { 0 } | if seg.executable { 0 } else { NX };
@@ -159,7 +165,9 @@ fn map_image(k: &mut Kernel, space: &AddressSpace, image: &Module, plan: &elf::L
                 let from = (seg.file_offset + lo - seg.vaddr) as usize;
                 let src = &bytes[from..from + (hi - lo) as usize];
                 // SAFETY: `frame` is a fresh frame of this task; `lo - page + len <= PAGE_SIZE`.
-                unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), (frame + lo - page) as *mut u8, src.len()) };
+                unsafe {
+                    core::ptr::copy_nonoverlapping(src.as_ptr(), (frame + lo - page) as *mut u8, src.len())
+                };
             }
         }
     }
@@ -196,7 +204,9 @@ fn grant(
             };
             caps[0] = Some(cap);
         }
-        CapSpec::TaskAll => caps[0] = Some(Capability::original(Object::Task(None), Rights::ALL, 0, k.new_cap_id())),
+        CapSpec::TaskAll => {
+            caps[0] = Some(Capability::original(Object::Task(None), Rights::ALL, 0, k.new_cap_id()))
+        }
         CapSpec::TaskSelf => {
             caps[0] = Some(Capability::original(Object::Task(Some(id)), Rights::ALL, 0, k.new_cap_id()))
         }

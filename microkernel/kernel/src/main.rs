@@ -69,11 +69,16 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
             k.module_count += 1;
         }
     }
-    kprintln!("memory: {} MiB usable below 1 GiB, {} boot modules", k.frames.free_count() / 256, k.module_count);
+    kprintln!(
+        "memory: {} MiB usable below 1 GiB, {} boot modules",
+        k.frames.free_count() / 256,
+        k.module_count
+    );
 
     paging::init(ram_top.min(1 << 30));
     // SAFETY: linker-script symbols; only their addresses are used.
-    let (kstack, dfstack) = unsafe { (&__kstack_top as *const u8 as u64, &__dfstack_top as *const u8 as u64) };
+    let (kstack, dfstack) =
+        unsafe { (&__kstack_top as *const u8 as u64, &__dfstack_top as *const u8 as u64) };
     gdt::init(dfstack);
     trap::init();
     cpu::init_this_cpu(kstack, trap::syscall_entry_addr());

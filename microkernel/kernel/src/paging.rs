@@ -46,8 +46,12 @@ struct KernelTablesCell(UnsafeCell<KernelTables>);
 // SAFETY: written only during single-threaded boot; read by the MMU afterwards.
 unsafe impl Sync for KernelTablesCell {}
 
-static KERNEL: KernelTablesCell =
-    KernelTablesCell(UnsafeCell::new(KernelTables { pml4: [0; 512], pdpt: [0; 512], pd: [0; 512], pts: [[0; 512]; SMALL_CHUNKS] }));
+static KERNEL: KernelTablesCell = KernelTablesCell(UnsafeCell::new(KernelTables {
+    pml4: [0; 512],
+    pdpt: [0; 512],
+    pd: [0; 512],
+    pts: [[0; 512]; SMALL_CHUNKS],
+}));
 
 extern "C" {
     static __kernel_start: u8;
@@ -110,7 +114,7 @@ pub fn init(ram_top: u64) {
     }
     let chunks = (ram_top.min(1 << 30) / TWO_MIB) as usize;
     for c in SMALL_CHUNKS..chunks {
-        k.pd[c] = c as u64 * TWO_MIB | P | W | PS | G | NX;
+        k.pd[c] = (c as u64 * TWO_MIB) | P | W | PS | G | NX;
     }
     k.pdpt[0] = k.pd.as_ptr() as u64 | P | W;
     k.pml4[0] = k.pdpt.as_ptr() as u64 | P | W;

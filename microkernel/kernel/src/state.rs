@@ -174,7 +174,8 @@ impl Kernel {
             }; MAX_ENDPOINTS],
             notifications: [const { Notification { live: false, bits: 0, bound: None } }; MAX_NOTIFICATIONS],
             irqs: [None; 16],
-            memory: [const { MemoryObject { live: false, page_list: 0, pages: 0, mapped: None } }; MAX_MEMORY],
+            memory: [const { MemoryObject { live: false, page_list: 0, pages: 0, mapped: None } };
+                MAX_MEMORY],
             modules: [Module { name: [0; NAME_LEN], start: 0, len: 0 }; MAX_MODULES],
             module_count: 0,
             frames: Frames::new(),

@@ -117,7 +117,8 @@ fn dispatch(k: &mut Kernel, cur: usize, sys: Sysno, a: [u64; 6]) -> Result<Done,
             let mut undo: heapless::Vec<(usize, Capability), 64> = heapless::Vec::new();
             let mut overflow = false;
             let n = cap::revoke(&mut k.cspaces, root, &mut k.revoke_scratch, |t, c| {
-                if matches!(c.object, Object::IoPort { .. } | Object::Memory(_)) && undo.push((t, c)).is_err() {
+                if matches!(c.object, Object::IoPort { .. } | Object::Memory(_)) && undo.push((t, c)).is_err()
+                {
                     overflow = true;
                 }
             });
@@ -200,7 +201,13 @@ fn dispatch(k: &mut Kernel, cur: usize, sys: Sysno, a: [u64; 6]) -> Result<Done,
                 fault::stop_task(k, cur, TaskState::Faulted, EXIT_PANIC);
             } else {
                 if a[0] != 0 || !msg.is_empty() {
-                    crate::kprintln!("{} exited with code {}{}{}", k.tasks[cur].name(), a[0] as i64, if msg.is_empty() { "" } else { ": " }, msg);
+                    crate::kprintln!(
+                        "{} exited with code {}{}{}",
+                        k.tasks[cur].name(),
+                        a[0] as i64,
+                        if msg.is_empty() { "" } else { ": " },
+                        msg
+                    );
                 }
                 fault::stop_task(k, cur, TaskState::Exited, a[0]);
             }
@@ -325,7 +332,7 @@ fn mem_map(k: &mut Kernel, cur: usize, a: [u64; 6]) -> Result<Done, Error> {
     let vaddr = a[1];
     let pages = k.memory[m].pages as u64;
     let end = vaddr.checked_add(pages * PAGE_SIZE).ok_or(Error::BadAddress)?;
-    if vaddr % PAGE_SIZE != 0 || vaddr < MAP_BASE || end > USER_END {
+    if !vaddr.is_multiple_of(PAGE_SIZE) || vaddr < MAP_BASE || end > USER_END {
         return Err(Error::BadAddress);
     }
     if k.memory[m].mapped.is_some() {

@@ -42,11 +42,11 @@ impl Rng {
 fn bad_pointer(r: &mut Rng) -> u64 {
     match r.below(6) {
         0 => 0,
-        1 => 0x10_0000 + r.below(0x10_0000),       // the kernel image
-        2 => 0xffff_8000_0000_0000 | r.next(),     // kernel half / non-canonical
+        1 => 0x10_0000 + r.below(0x10_0000),           // the kernel image
+        2 => 0xffff_8000_0000_0000 | r.next(),         // kernel half / non-canonical
         3 => 0x0000_8000_0000_0000 + r.below(1 << 40), // non-canonical
-        4 => USER_BASE + r.below(0x1000),          // our own code: mapped read-only
-        _ => 0x7_0000_0000 + r.below(1 << 30) * 8, // unmapped user space
+        4 => USER_BASE + r.below(0x1000),              // our own code: mapped read-only
+        _ => 0x7_0000_0000 + r.below(1 << 30) * 8,     // unmapped user space
     }
 }
 
@@ -137,7 +137,9 @@ fn random_call(r: &mut Rng, t: &mut Tally, me: u64) {
                     t.ok += 1;
                     let mut buf = [0u8; 16];
                     let n = reply.payload_into(&mut buf);
-                    if postcard::from_bytes::<Response<'_>>(&buf[..n]) != Ok(Response::Error(ConsoleError::Malformed)) {
+                    if postcard::from_bytes::<Response<'_>>(&buf[..n])
+                        != Ok(Response::Error(ConsoleError::Malformed))
+                    {
                         t.surprises += 1;
                         println!("hostile: SURPRISE: console accepted a malformed request");
                     }
@@ -146,10 +148,15 @@ fn random_call(r: &mut Rng, t: &mut Tally, me: u64) {
             }
         }
         // Receiving on an endpoint we may only send to.
-        6 => t.expect("recv without the read right", sys::raw(Sysno::Recv as u64, [1, 0, 0, 0, 0, 0]).code, Error::NoRights),
+        6 => t.expect(
+            "recv without the read right",
+            sys::raw(Sysno::Recv as u64, [1, 0, 0, 0, 0, 0]).code,
+            Error::NoRights,
+        ),
         // Capability table operations on disposable slots with random rights and badges.
         7 => {
-            let nr = [Sysno::CapCopy, Sysno::CapDelete, Sysno::CapRevoke, Sysno::CapInfo][r.below(4) as usize];
+            let nr =
+                [Sysno::CapCopy, Sysno::CapDelete, Sysno::CapRevoke, Sysno::CapInfo][r.below(4) as usize];
             let src = if r.below(2) == 0 { slot(r) } else { r.below(4) };
             let args = match nr {
                 Sysno::CapDelete => [disposable_slot(r), 0, 0, 0, 0, 0],
@@ -177,8 +184,9 @@ fn random_call(r: &mut Rng, t: &mut Tally, me: u64) {
         }
         // Notifications, interrupts and ports we do not hold.
         10 => {
-            let nr = [Sysno::Signal, Sysno::Wait, Sysno::BindNotification, Sysno::IrqAck, Sysno::IoPortEnable]
-                [r.below(5) as usize];
+            let nr =
+                [Sysno::Signal, Sysno::Wait, Sysno::BindNotification, Sysno::IrqAck, Sysno::IoPortEnable]
+                    [r.below(5) as usize];
             let s = r.below(4);
             let code = sys::raw(nr as u64, [s, a[1] | 1, 0, 0, 0, 0]).code;
             let want = if s == 0 { Error::EmptySlot } else { Error::WrongType };

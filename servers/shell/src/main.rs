@@ -8,7 +8,7 @@
 #![forbid(unsafe_code)]
 
 use console_api::{print, println, Console};
-use userlib::abi::{BootInfo, Error, TaskInfo, TaskState, DEBUG_EXIT_POWEROFF, DEBUG_EXIT_PORT};
+use userlib::abi::{BootInfo, Error, TaskInfo, TaskState, DEBUG_EXIT_PORT, DEBUG_EXIT_POWEROFF};
 use userlib::cap::{Cap, IoPort, Task};
 
 userlib::entry!(main);
@@ -79,7 +79,10 @@ impl Shell {
             Ok(t) => t,
             Err(s) => return s,
         };
-        println!("{:<16} {:>3} {:>4}  {:<8} {:>8} {:>4} {:>9}", "NAME", "ID", "GEN", "STATE", "RESTARTS", "PRIO", "SYSCALLS");
+        println!(
+            "{:<16} {:>3} {:>4}  {:<8} {:>8} {:>4} {:>9}",
+            "NAME", "ID", "GEN", "STATE", "RESTARTS", "PRIO", "SYSCALLS"
+        );
         for t in self.infos(tasks) {
             let state = t.state().map(|s| s.name()).unwrap_or("?");
             println!(
@@ -173,11 +176,7 @@ impl Shell {
                         return Some(());
                     }
                     0x1b => escape = 1,
-                    0x08 | 0x7f => {
-                        if line.pop().is_some() {
-                            print!("\x08 \x08");
-                        }
-                    }
+                    0x08 | 0x7f if line.pop().is_some() => print!("\x08 \x08"),
                     0x15 => {
                         for _ in 0..line.len() {
                             print!("\x08 \x08");
@@ -189,11 +188,8 @@ impl Shell {
                         line.clear();
                         return None;
                     }
-                    0x20..=0x7e => {
-                        if line.push(b as char).is_ok() {
-                            let echo = [b];
-                            let _ = self.console.write(&echo);
-                        }
+                    0x20..=0x7e if line.push(b as char).is_ok() => {
+                        let _ = self.console.write(&[b]);
                     }
                     _ => {}
                 }

@@ -23,8 +23,8 @@ pub use axolotl_abi as abi;
 macro_rules! entry {
     ($main:path) => {
         #[no_mangle]
-        extern "C" fn _start(boot: *const $crate::abi::BootInfo) -> ! {
-            $crate::rt::start(boot, $main)
+        extern "C" fn _start() -> ! {
+            $crate::rt::start($main)
         }
     };
 }

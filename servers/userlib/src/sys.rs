@@ -78,13 +78,17 @@ pub fn rdtsc() -> u64 {
 /// by DMA; such a driver needs its own, reviewed, access layer.
 pub fn outb(port: u16, value: u8) {
     // SAFETY: `out` touches no memory of this task; access control is the CPU's bitmap check.
-    unsafe { core::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// Read a byte from an I/O port; checked like [`outb`].
 pub fn inb(port: u16) -> u8 {
     let value: u8;
     // SAFETY: as for `outb`.
-    unsafe { core::arch::asm!("in al, dx", in("dx") port, out("al") value, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("in al, dx", in("dx") port, out("al") value, options(nomem, nostack, preserves_flags))
+    };
     value
 }

@@ -48,7 +48,7 @@ pub struct Context {
 }
 
 // The CPU aligns rsp0 to 16 bytes before pushing; the frame must end on that boundary.
-const _: () = assert!(core::mem::size_of::<Context>() % 16 == 0);
+const _: () = assert!(core::mem::size_of::<Context>().is_multiple_of(16));
 
 impl Context {
     /// A fresh user context: interrupts enabled, user segments.
@@ -99,7 +99,8 @@ struct Gate {
     _zero: u32,
 }
 
-const EMPTY_GATE: Gate = Gate { offset_lo: 0, selector: 0, ist: 0, attr: 0, offset_mid: 0, offset_hi: 0, _zero: 0 };
+const EMPTY_GATE: Gate =
+    Gate { offset_lo: 0, selector: 0, ist: 0, attr: 0, offset_mid: 0, offset_hi: 0, _zero: 0 };
 
 struct Idt(core::cell::UnsafeCell<[Gate; 256]>);
 // SAFETY: written once during single-threaded boot, read-only afterwards.
