@@ -84,7 +84,7 @@ impl fmt::Display for Symbol<'_> {
     }
 }
 
-fn print_registers(c: &Context) {
+pub fn print_registers(c: &Context) {
     let regs = [
         ("rax", c.rax),
         ("rbx", c.rbx),

@@ -49,6 +49,15 @@ pub fn print(args: core::fmt::Arguments<'_>) {
     let _ = Com1.write_fmt(args);
 }
 
+/// Release the log lock even if held: only for the path that ends in a kernel panic, where
+/// the holder (if any) was interrupted on this CPU and will never run again.
+pub fn break_lock() {
+    if LOCK.is_locked() {
+        // SAFETY: see above; the kernel stops right after printing its last report.
+        unsafe { LOCK.force_unlock() };
+    }
+}
+
 /// Print without taking the lock: for the panic path, where the lock may be held already.
 pub fn print_unlocked(args: core::fmt::Arguments<'_>) {
     let _ = Com1.write_fmt(args);

@@ -42,14 +42,18 @@ extern "C" fn trap_from_kernel(frame: *mut Context) {
         interrupt(&mut KERNEL.lock(), (c.vector - 32) as u8);
         return;
     }
-    panic!(
-        "{} in the kernel at rip {:#x}, error {:#x}, cr2 {:#x}, rsp {:#x}",
+    let running = cpu::this().current.get();
+    crate::log::break_lock();
+    crate::kprintln!(
+        "KERNEL FAULT: {} at rip {:#x}, error {:#x}, cr2 {:#x} (while running task {})",
         fault::exception_name(c.vector),
         c.rip,
         c.error,
         cpu::read_cr2(),
-        c.rsp
+        running as isize
     );
+    fault::print_registers(&c);
+    panic!("{} in the kernel at rip {:#x}", fault::exception_name(c.vector), c.rip);
 }
 
 /// IRQ `line`: the timer ticks the scheduler; a driver's line is masked until it acknowledges,

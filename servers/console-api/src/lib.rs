@@ -15,6 +15,7 @@
 use serde::{Deserialize, Serialize};
 use userlib::abi::{CapType, Error, IPC_BUFFER_SIZE};
 use userlib::cap::{Cap, Endpoint};
+use userlib::msg::CallError;
 
 /// Label of every console request and response.
 pub const LABEL: u32 = 0xC0_0501;
@@ -68,22 +69,21 @@ impl Console {
         userlib::rt::boot_info().find(CapType::Endpoint, "console").map(|s| Console::new(Cap::at(s)))
     }
 
-    fn request(&self, req: &Request<'_>, reply: &mut [u8]) -> Result<usize, ConsoleError> {
-        let mut buf = [0u8; IPC_BUFFER_SIZE];
-        let n = postcard::to_slice(req, &mut buf).map_err(|_| ConsoleError::Malformed)?.len();
-        let msg = self.ep.call(LABEL, [0; 4], &buf[..n])?;
-        Ok(msg.payload_into(reply))
+    fn request<'r>(&self, req: &Request<'_>, reply: &'r mut [u8]) -> Result<Response<'r>, ConsoleError> {
+        self.ep.call_encoded(LABEL, req, reply).map_err(|e| match e {
+            CallError::Ipc(e) => ConsoleError::Ipc(e as u8),
+            CallError::Encode | CallError::Decode => ConsoleError::Malformed,
+        })
     }
 
     /// Write all of `bytes`.
     pub fn write(&self, bytes: &[u8]) -> Result<(), ConsoleError> {
         for chunk in bytes.chunks(MAX_WRITE) {
             let mut reply = [0u8; 16];
-            let n = self.request(&Request::Write(chunk), &mut reply)?;
-            match postcard::from_bytes(&reply[..n]) {
-                Ok(Response::Written(_)) => {}
-                Ok(Response::Error(e)) => return Err(e),
-                _ => return Err(ConsoleError::Malformed),
+            match self.request(&Request::Write(chunk), &mut reply)? {
+                Response::Written(_) => {}
+                Response::Error(e) => return Err(e),
+                Response::Data(_) => return Err(ConsoleError::Malformed),
             }
         }
         Ok(())
@@ -93,15 +93,14 @@ impl Console {
     pub fn read(&self, out: &mut [u8]) -> Result<usize, ConsoleError> {
         let mut reply = [0u8; 256];
         let max = out.len().min(200) as u16;
-        let n = self.request(&Request::Read { max }, &mut reply)?;
-        match postcard::from_bytes(&reply[..n]) {
-            Ok(Response::Data(d)) => {
+        match self.request(&Request::Read { max }, &mut reply)? {
+            Response::Data(d) => {
                 let k = d.len().min(out.len());
                 out[..k].copy_from_slice(&d[..k]);
                 Ok(k)
             }
-            Ok(Response::Error(e)) => Err(e),
-            _ => Err(ConsoleError::Malformed),
+            Response::Error(e) => Err(e),
+            Response::Written(_) => Err(ConsoleError::Malformed),
         }
     }
 }
@@ -149,6 +148,33 @@ macro_rules! print {
 macro_rules! println {
     () => { $crate::_print(format_args!("\n")) };
     ($($arg:tt)*) => { $crate::_print(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `log` records go to the console as `[task] LEVEL message`.
+struct ConsoleLogger;
+
+impl log::Log for ConsoleLogger {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let me = userlib::rt::boot_info().name();
+            _print(format_args!("[{}] {} {}\n", me, record.level(), record.args()));
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: ConsoleLogger = ConsoleLogger;
+
+/// Send this task's `log` output to the console, up to `level`.
+pub fn init_log(level: log::LevelFilter) {
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(level);
+    }
 }
 
 #[cfg(test)]

@@ -80,8 +80,9 @@ struct Server {
     parked: Option<(Cap<Reply>, u16)>,
 }
 
+/// Encode a response (every response fits the reply buffers used here).
 fn encode(resp: &Response<'_>, out: &mut [u8]) -> usize {
-    postcard::to_slice(resp, out).map(|s| s.len()).unwrap_or(0)
+    userlib::msg::encode(resp, out).unwrap_or(0)
 }
 
 impl Server {
@@ -90,7 +91,7 @@ impl Server {
     fn request(&mut self, msg: &Message, out: &mut [u8]) -> Option<usize> {
         let mut payload = [0u8; userlib::abi::IPC_BUFFER_SIZE];
         let n = msg.payload_into(&mut payload);
-        let req = match (msg.info.label, postcard::from_bytes::<Request<'_>>(&payload[..n])) {
+        let req = match (msg.info.label, userlib::msg::decode::<Request<'_>>(&payload[..n])) {
             (LABEL, Ok(req)) => req,
             _ => return Some(encode(&Response::Error(ConsoleError::Malformed), out)),
         };

@@ -137,7 +137,7 @@ fn random_call(r: &mut Rng, t: &mut Tally, me: u64) {
                     t.ok += 1;
                     let mut buf = [0u8; 16];
                     let n = reply.payload_into(&mut buf);
-                    if postcard::from_bytes::<Response<'_>>(&buf[..n])
+                    if userlib::msg::decode::<Response<'_>>(&buf[..n])
                         != Ok(Response::Error(ConsoleError::Malformed))
                     {
                         t.surprises += 1;

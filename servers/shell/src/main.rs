@@ -216,6 +216,8 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
         tasks: Cap::<Task>::from_boot(boot, "all"),
         power: Cap::<IoPort>::from_boot(boot, "debug-exit"),
     };
+    console_api::init_log(log::LevelFilter::Info);
+    log::info!("started with {} capabilities", boot.caps().len());
     println!("\nAxolotl shell. Type 'help' for commands.");
     let mut status: Status = 0;
     let mut line = heapless::String::<LINE_MAX>::new();

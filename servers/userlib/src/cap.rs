@@ -106,6 +106,20 @@ fn stage(payload: &[u8]) -> Result<u16, Error> {
 }
 
 impl Cap<Endpoint> {
+    /// Call with a typed request; decode the typed reply (which may borrow from `reply`).
+    pub fn call_encoded<'r, Req: serde::Serialize, Resp: serde::Deserialize<'r>>(
+        self,
+        label: u32,
+        req: &Req,
+        reply: &'r mut [u8],
+    ) -> Result<Resp, crate::msg::CallError> {
+        let mut out = [0u8; IPC_BUFFER_SIZE];
+        let n = crate::msg::encode(req, &mut out)?;
+        let msg = self.call(label, [0; 4], &out[..n])?;
+        let got = msg.payload_into(reply);
+        crate::msg::decode(&reply[..got])
+    }
+
     /// Send a request and wait for the reply.
     pub fn call(self, label: u32, words: [u64; 4], payload: &[u8]) -> Result<Message, Error> {
         let info = MsgInfo::with_len(label, stage(payload)?);

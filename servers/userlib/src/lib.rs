@@ -12,6 +12,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod cap;
+pub mod msg;
 pub mod rt;
 pub mod sys;
 

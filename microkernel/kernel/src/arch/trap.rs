@@ -5,7 +5,8 @@
 //! build that frame *in place*: `TSS.rsp0` and `PerCpu.cur_ctx_end` point at the end of the
 //! running task's `Context`, so an interrupt or `syscall` from ring 3 pushes straight into it.
 //! Then the stub moves to the CPU's kernel stack and calls Rust, which returns the `Context` to
-//! resume (maybe another task's); `return_to_user` pops it and `iretq`s.
+//! resume (maybe another task's); `return_to_user` pops it and leaves with `sysretq` when the
+//! frame was saved by `syscall`, with `iretq` otherwise (interrupts, exceptions, new tasks).
 //!
 //! ```text
 //!   high  ss rsp rflags cs rip      <- pushed by the CPU (or by syscall_entry by hand)
@@ -237,7 +238,32 @@ isr_common:
     .global return_to_user_asm
 return_to_user_asm:
     mov %rdi, %rsp
+    cmpq $0x80, 120(%rsp)
+    jne 2f
+    /* A frame saved by `syscall`: return with sysretq. Its rip is the task's own next
+       instruction, below 512 GiB and so canonical (sysret's #GP-in-ring-0 hazard needs a
+       non-canonical rcx). rcx/r11 are reloaded from the frame's rip/rflags. */
     pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rbp
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rbx
+    pop %rax
+    mov 16(%rsp), %rcx
+    mov 32(%rsp), %r11
+    mov 40(%rsp), %rsp
+    swapgs
+    sysretq
+2:  pop %r15
     pop %r14
     pop %r13
     pop %r12
