@@ -1,10 +1,10 @@
 //! The fixed virtual address layout every user task sees.
 //!
 //! ```text
-//!  0                 1 GiB            2 GiB   +4K      +8K       +12K          512 GiB
-//!  |  kernel (super- |  ELF image,     | guard | IPC     | guard | boot info |  mem_map  |
-//!  |  visor only)    |  stack below    |       | buffer  |       | (ro)      |  area     |
-//!  |                 |  USER_STACK_TOP |       |         |       |           |           |
+//!  0               1 GiB          2 GiB  +4K     +8K    +12K       +16K   +20K       4 GiB
+//!  | kernel (super- | ELF image,    | guard | IPC    | guard | boot    | guard | SSR     | .. | mem_map
+//!  | visor only)    | stack below   |       | buffer |       | info(ro)|       | window  |    | area
+//!  |                | USER_STACK_TOP|       |        |       |         |       |         |    |
 //! ```
 //!
 //! The kernel lives in the first GiB of every address space, mapped supervisor-only; user
@@ -25,6 +25,12 @@ pub const IPC_BUFFER: u64 = 0x8000_1000;
 pub const IPC_BUFFER_SIZE: usize = 4096;
 /// The read-only page where the kernel leaves a [`crate::BootInfo`] for the task.
 pub const BOOT_INFO: u64 = 0x8000_3000;
+/// The Server State Region window: while a server handles a request that came through a
+/// session, the kernel maps that session's SSR here (the same address for every client);
+/// otherwise nothing is mapped here and a touch faults.
+pub const SSR_WINDOW: u64 = 0x8000_5000;
+/// Size of one Server State Region (CuriOS: one protected page per client).
+pub const SSR_SIZE: usize = 4096;
 /// Lowest address `mem_map` accepts (keeps memory objects clear of image, stack and buffers).
 pub const MAP_BASE: u64 = 0x1_0000_0000;
 /// Page size.

@@ -78,10 +78,17 @@ pub enum Sysno {
     Yield = 19,
     /// `exit(code, msg, len)`: end this task; a non-empty message is printed in the kernel's report.
     Exit = 20,
+    /// `connect(ep, slot)`: open a session with the server behind `ep`; its Server State Region
+    /// (one page, charged to the caller's quota) is created and a Session capability lands in
+    /// `slot`. Returns the session's badge in `rdi`.
+    Connect = 21,
+    /// `ssr_read(view, index, out, len)`: copy up to `len` bytes of session `index`'s SSR to
+    /// `out`, through an SsrView capability over the endpoint. Returns the session's badge.
+    SsrRead = 22,
 }
 
 /// Number of syscalls; every number at or above it is [`Error::InvalidSyscall`].
-pub const SYSCALL_COUNT: u64 = 21;
+pub const SYSCALL_COUNT: u64 = 23;
 
 impl Sysno {
     /// Decode `rax`; `None` for a number that is not a syscall.
@@ -109,6 +116,8 @@ impl Sysno {
             TaskWait,
             Yield,
             Exit,
+            Connect,
+            SsrRead,
         ];
         ALL.get(usize::try_from(raw).ok()?).copied()
     }
@@ -138,6 +147,8 @@ impl Sysno {
             TaskWait => "task_wait",
             Yield => "yield",
             Exit => "exit",
+            Connect => "connect",
+            SsrRead => "ssr_read",
         }
     }
 }
@@ -176,6 +187,8 @@ pub enum Error {
     WouldDeadlock = 14,
     /// The server the call went to faulted or exited before it replied.
     ServerFailed = 15,
+    /// The caller's quota of Server State Region pages is used up.
+    QuotaExceeded = 16,
 }
 
 impl Error {
@@ -198,6 +211,7 @@ impl Error {
             13 => AlreadyDone,
             14 => WouldDeadlock,
             15 => ServerFailed,
+            16 => QuotaExceeded,
             _ => InvalidArgument,
         })
     }
@@ -221,6 +235,7 @@ impl Error {
             AlreadyDone => "already done",
             WouldDeadlock => "would deadlock",
             ServerFailed => "server failed before replying",
+            QuotaExceeded => "state-region quota exhausted",
         }
     }
 }
@@ -242,6 +257,10 @@ pub enum CapType {
     Memory = 5,
     Interrupt = 6,
     IoPort = 7,
+    /// A client's session with a server: call through it, and the server sees the session's SSR.
+    Session = 8,
+    /// Read access to every SSR of one endpoint, for servers that need all clients' state.
+    SsrView = 9,
 }
 
 impl CapType {
@@ -255,6 +274,8 @@ impl CapType {
             5 => Memory,
             6 => Interrupt,
             7 => IoPort,
+            8 => Session,
+            9 => SsrView,
             _ => return None,
         })
     }
@@ -269,6 +290,8 @@ impl CapType {
             Memory => "memory",
             Interrupt => "interrupt",
             IoPort => "ioport",
+            Session => "session",
+            SsrView => "ssr-view",
         }
     }
 }
@@ -281,6 +304,8 @@ impl CapType {
 /// | Notification | wait              | signal                | —                       |
 /// | Task         | task_info         | task_start, task_wait | —                       |
 /// | Memory       | map readable      | map writable          | —                       |
+/// | Session      | —                 | call                  | —                       |
+/// | SsrView      | ssr_read          | —                     | —                       |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Rights(u8);
 
@@ -307,6 +332,28 @@ impl Rights {
     pub const fn intersect(self, other: Rights) -> Rights {
         Rights(self.0 & other.0)
     }
+}
+
+/// Badges of calls made through a session have this bit set; see [`session_badge`].
+pub const SESSION_BADGE: u64 = 1 << 63;
+
+/// The badge a server sees for session `index` of the client task `client`.
+pub const fn session_badge(index: u16, client: u16) -> u64 {
+    SESSION_BADGE | (client as u64) << 16 | index as u64
+}
+
+/// The session index of a session badge.
+pub const fn badge_session(badge: u64) -> Option<u16> {
+    if badge & SESSION_BADGE != 0 {
+        Some(badge as u16)
+    } else {
+        None
+    }
+}
+
+/// The client task index of a session badge.
+pub const fn badge_client(badge: u64) -> u16 {
+    (badge >> 16) as u16
 }
 
 /// Exit code of a task whose panic handler ended it; the kernel treats it as a fault.
@@ -336,11 +383,19 @@ mod tests {
     #[test]
     fn error_codes_round_trip() {
         assert_eq!(Error::from_raw(0), None);
-        for raw in 1..=15 {
+        for raw in 1..=16 {
             let e = Error::from_raw(raw).unwrap();
             assert_eq!(e as u64, raw);
         }
         assert_eq!(Error::from_raw(999), Some(Error::InvalidArgument));
+    }
+
+    #[test]
+    fn session_badges_round_trip() {
+        let b = session_badge(5, 9);
+        assert_eq!(badge_session(b), Some(5));
+        assert_eq!(badge_client(b), 9);
+        assert_eq!(badge_session(3), None, "plain endpoint badges are not sessions");
     }
 
     #[test]

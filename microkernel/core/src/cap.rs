@@ -35,6 +35,10 @@ pub enum Object {
         base: u16,
         len: u16,
     },
+    /// A client's session (index into the kernel's session table).
+    Session(u16),
+    /// Read access to every session SSR of an endpoint.
+    SsrView(u16),
 }
 
 impl Object {
@@ -47,6 +51,8 @@ impl Object {
             Object::Memory(_) => CapType::Memory,
             Object::Interrupt(_) => CapType::Interrupt,
             Object::IoPort { .. } => CapType::IoPort,
+            Object::Session(_) => CapType::Session,
+            Object::SsrView(_) => CapType::SsrView,
         }
     }
 }
@@ -71,8 +77,9 @@ impl Capability {
     /// A child with at most the rights in `mask`. A badge may be set only on an unbadged
     /// endpoint capability (a badge, once minted, identifies a client and cannot be changed).
     pub fn derive(&self, mask: Rights, badge: u64, id: u64) -> Result<Capability, Error> {
-        if matches!(self.object, Object::Reply { .. }) {
-            // A reply is one-shot: copying it would allow answering twice.
+        if matches!(self.object, Object::Reply { .. } | Object::Session(_)) {
+            // A reply is one-shot: copying it would allow answering twice. A session is one
+            // client's state: a copy would let two tasks act as one client.
             return Err(Error::WrongType);
         }
         let badge = match (badge, &self.object) {
@@ -263,6 +270,8 @@ mod tests {
             11,
         );
         assert_eq!(reply.derive(Rights::ALL, 0, 12), Err(Error::WrongType));
+        let session = Capability::original(Object::Session(3), Rights::WRITE, 0, 13);
+        assert_eq!(session.derive(Rights::ALL, 0, 14), Err(Error::WrongType));
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! ```text
 //! task console prio 6          # a task, from the module of the same name
 //!     serve console            # endpoint "console": receive, send, grant
+//! task fs prio 5 quota 8       # may hold 8 pages of Server State Regions as a client
+//!     serve fs
+//!     ssr-view fs              # read every session's SSR of "fs" (only its server may)
 //!     ioport com1 0x3f8 8      # I/O ports 0x3f8..0x400
 //!     irq com1 4               # IRQ 4, and a notification it signals
 //! task shell prio 4
@@ -29,6 +32,11 @@ pub const NAME_MAX: usize = 16;
 
 pub type Name = String<NAME_MAX>;
 
+/// SSR pages a task may hold when the manifest does not say.
+pub const DEFAULT_QUOTA: u16 = 4;
+/// Most SSR pages one task may be given.
+pub const MAX_QUOTA: u16 = 64;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CapSpec {
     /// Receive (and send) on the named endpoint; the task serves it.
@@ -52,12 +60,14 @@ pub enum CapSpec {
         name: Name,
         pages: u16,
     },
+    /// Read every SSR of the named endpoint (which this task must serve).
+    SsrView(Name),
 }
 
 impl CapSpec {
     pub fn name(&self) -> &str {
         match self {
-            CapSpec::Serve(n) | CapSpec::Call(n) => n,
+            CapSpec::Serve(n) | CapSpec::Call(n) | CapSpec::SsrView(n) => n,
             CapSpec::TaskAll => "all",
             CapSpec::TaskSelf => "self",
             CapSpec::IoPort { name, .. } | CapSpec::Irq { name, .. } | CapSpec::Memory { name, .. } => name,
@@ -71,6 +81,8 @@ pub struct TaskSpec {
     pub priority: u8,
     /// Loaded but not started until someone calls `task_start`.
     pub held: bool,
+    /// Pages of Server State Regions this task may hold as a client.
+    pub quota: u16,
     pub caps: Vec<CapSpec, MAX_CAPS>,
 }
 
@@ -97,6 +109,8 @@ pub enum ErrorKind {
     BadPriority,
     /// An I/O range or IRQ line outside what hardware has.
     OutOfRange,
+    /// `ssr-view` names an endpoint this task does not serve.
+    NotTheServer,
 }
 
 /// A manifest error with its 1-based line number (0 for whole-file checks).
@@ -127,7 +141,8 @@ fn number(word: Option<&str>) -> Result<u64, ErrorKind> {
 }
 
 fn parse_task(words: &mut core::str::SplitWhitespace<'_>) -> Result<TaskSpec, ErrorKind> {
-    let mut spec = TaskSpec { name: name(words.next())?, priority: 1, held: false, caps: Vec::new() };
+    let mut spec =
+        TaskSpec { name: name(words.next())?, priority: 1, held: false, quota: DEFAULT_QUOTA, caps: Vec::new() };
     while let Some(w) = words.next() {
         match w {
             "prio" => {
@@ -138,6 +153,13 @@ fn parse_task(words: &mut core::str::SplitWhitespace<'_>) -> Result<TaskSpec, Er
                 spec.priority = p as u8;
             }
             "held" => spec.held = true,
+            "quota" => {
+                let q = number(words.next())?;
+                if q > MAX_QUOTA as u64 {
+                    return Err(ErrorKind::OutOfRange);
+                }
+                spec.quota = q as u16;
+            }
             _ => return Err(ErrorKind::ExtraArgument),
         }
     }
@@ -148,6 +170,7 @@ fn parse_cap(directive: &str, words: &mut core::str::SplitWhitespace<'_>) -> Res
     Ok(match directive {
         "serve" => CapSpec::Serve(name(words.next())?),
         "call" => CapSpec::Call(name(words.next())?),
+        "ssr-view" => CapSpec::SsrView(name(words.next())?),
         "task" => unreachable!("handled by the caller"),
         "ioport" => {
             let name = name(words.next())?;
@@ -225,6 +248,9 @@ fn check_endpoints(m: &Manifest) -> Result<(), ManifestError> {
                 CapSpec::Serve(ep) if m.server_of(ep) != Some(i) => {
                     return Err(whole(ErrorKind::ServedTwice))
                 }
+                CapSpec::SsrView(ep) if m.server_of(ep) != Some(i) => {
+                    return Err(whole(ErrorKind::NotTheServer))
+                }
                 _ => {}
             }
         }
@@ -299,6 +325,15 @@ task hostile prio 1 held
         assert_eq!(error("task a\n irq t 0").kind, ErrorKind::OutOfRange);
         assert_eq!(error("task a\n irq t 16").kind, ErrorKind::OutOfRange);
         assert_eq!(error("task a\n memory m 0").kind, ErrorKind::OutOfRange);
+    }
+
+    #[test]
+    fn quotas_and_ssr_views() {
+        let m = parse("task fs quota 9\n serve fs\n ssr-view fs\ntask c\n call fs").unwrap();
+        assert_eq!((m.tasks[0].quota, m.tasks[1].quota), (9, DEFAULT_QUOTA));
+        assert_eq!(m.tasks[0].caps[1], CapSpec::SsrView(Name::try_from("fs").unwrap()));
+        assert_eq!(error("task a quota 65").kind, ErrorKind::OutOfRange);
+        assert_eq!(error("task fs\n serve fs\ntask b\n ssr-view fs").kind, ErrorKind::NotTheServer);
     }
 
     #[test]

@@ -190,8 +190,11 @@ pub fn stop_task(k: &mut Kernel, t: usize, state: TaskState, code: u64) -> usize
             m.mapped = None;
         }
     }
+    k.unmap_ssr(t);
+    k.close_sessions_of(t);
     k.leave_cpu(t);
     let task = &mut k.tasks[t];
+    task.ssr_pte = 0;
     task.io_count = 0;
     task.state = state;
     task.exit_code = code;
@@ -225,6 +228,7 @@ pub fn undo_cap(k: &mut Kernel, t: usize, cap: &Capability) {
                 unmap_pages(k, owner as usize, vaddr, pages);
             }
         }
+        Object::Session(s) => k.close_session(s),
         _ => {}
     }
 }

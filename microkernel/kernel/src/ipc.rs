@@ -34,8 +34,12 @@ impl Kernel {
         [c.rdx, c.r10, c.r8, c.r9]
     }
 
-    /// Copy a message from `from` to `to` and write it into `to`'s registers.
-    fn deliver(&mut self, from: usize, to: usize, info: MsgInfo, words: [u64; 4], badge: u64) {
+    /// Copy a message from `from` to `to` and write it into `to`'s registers. A message sent
+    /// through a session maps that session's SSR into the receiver's window.
+    fn deliver(&mut self, from: usize, to: usize, info: MsgInfo, words: [u64; 4], badge: u64, session: Option<u16>) {
+        if let Some(s) = session {
+            self.map_ssr(to, s);
+        }
         let len = (info.len as usize).min(IPC_BUFFER_SIZE);
         if len > 0 {
             let (src, dst) = (self.tasks[from].ipc_buffer, self.tasks[to].ipc_buffer);
@@ -95,11 +99,12 @@ impl Kernel {
         self.tasks[server].reply_to = Some((self.tasks[caller].id, token));
     }
 
-    /// Send (or call, when `is_call`) on endpoint `ep`. The message was validated by the caller.
-    pub fn send(&mut self, cur: usize, ep: u16, info: MsgInfo, badge: u64, is_call: bool) -> Done {
+    /// Send (or call, when `is_call`) on endpoint `ep`, maybe through a session. The message was
+    /// validated by the caller.
+    pub fn send(&mut self, cur: usize, ep: u16, info: MsgInfo, badge: u64, is_call: bool, session: Option<u16>) -> Done {
         let words = self.words(cur);
         if let Some(r) = self.endpoints[ep as usize].receivers.pop_front(&mut self.links) {
-            self.deliver(cur, r, info, words, badge);
+            self.deliver(cur, r, info, words, badge, session);
             self.make_ready(r);
             if is_call {
                 self.link_call(cur, r);
@@ -111,14 +116,17 @@ impl Kernel {
         t.pending = info;
         t.pending_badge = badge;
         t.pending_is_call = is_call;
+        t.pending_session = session;
         t.state = TaskState::Sending;
         t.blocked = Blocked::Endpoint(ep);
         self.endpoints[ep as usize].senders.push_back(&mut self.links, cur);
         Done::Blocked
     }
 
-    /// Receive on endpoint `ep`; a capability may arrive in `recv_slot`.
+    /// Receive on endpoint `ep`; a capability may arrive in `recv_slot`. Whatever request the
+    /// task served before is over, so its SSR window is emptied first.
     pub fn recv(&mut self, cur: usize, ep: u16, recv_slot: Option<u8>) -> Done {
+        self.unmap_ssr(cur);
         if let Some(n) = self.tasks[cur].bound_notification {
             if self.notifications[n as usize].bits != 0 {
                 self.deliver_notification(cur, n);
@@ -127,10 +135,10 @@ impl Kernel {
         }
         self.tasks[cur].recv_slot = recv_slot;
         if let Some(s) = self.endpoints[ep as usize].senders.pop_front(&mut self.links) {
-            let (info, badge, is_call) =
-                (self.tasks[s].pending, self.tasks[s].pending_badge, self.tasks[s].pending_is_call);
+            let t = &self.tasks[s];
+            let (info, badge, is_call, session) = (t.pending, t.pending_badge, t.pending_is_call, t.pending_session);
             let words = self.words(s);
-            self.deliver(s, cur, info, words, badge);
+            self.deliver(s, cur, info, words, badge, session);
             if is_call {
                 self.link_call(s, cur);
             } else {
@@ -154,7 +162,7 @@ impl Kernel {
             .ok_or(Error::Dead)?;
         let words = self.words(from);
         self.tasks[c].recv_slot = None;
-        self.deliver(from, c, info, words, 0);
+        self.deliver(from, c, info, words, 0, None);
         self.make_ready(c);
         Ok(())
     }

@@ -10,7 +10,7 @@ use crate::state::{Kernel, Module};
 use crate::syscall::pod_bytes;
 use axolotl_abi::{
     padded, BootCap, BootInfo, CapType, Error, Rights, TaskState, BOOT_CAPS, BOOT_INFO, BOOT_INFO_MAGIC,
-    IPC_BUFFER, PAGE_SIZE, USER_STACK_SIZE, USER_STACK_TOP,
+    IPC_BUFFER, PAGE_SIZE, SSR_WINDOW, USER_STACK_SIZE, USER_STACK_TOP,
 };
 use axolotl_kcore::cap::{Capability, Object};
 use axolotl_kcore::elf::{self, ElfError};
@@ -104,6 +104,13 @@ fn load_task(k: &mut Kernel, index: usize, spec: &TaskSpec, served: &[Served]) -
             return Err(e.into());
         }
     };
+    let ssr_pte = match space.leaf_entry(&mut k.frames, SSR_WINDOW) {
+        Ok(p) => p,
+        Err(e) => {
+            space.destroy(&mut k.frames);
+            return Err(e.into());
+        }
+    };
     let id = TaskId { index: index as u16, generation: 0 };
     let t = &mut k.tasks[index];
     t.ctx = crate::arch::trap::Context::user(plan.entry, USER_STACK_TOP - 8, BOOT_INFO);
@@ -113,6 +120,8 @@ fn load_task(k: &mut Kernel, index: usize, spec: &TaskSpec, served: &[Served]) -
     t.space = Some(space);
     t.ipc_buffer = ipc;
     t.module = module;
+    t.ssr_pte = ssr_pte;
+    t.ssr_quota = spec.quota;
     t.state = TaskState::Held;
 
     let mut boot = BootInfo {
@@ -203,6 +212,10 @@ fn grant(
                 parent: s.cap_id,
             };
             caps[0] = Some(cap);
+        }
+        CapSpec::SsrView(name) => {
+            let s = ep_of(name)?;
+            caps[0] = Some(Capability::original(Object::SsrView(s.ep), Rights::READ, 0, k.new_cap_id()));
         }
         CapSpec::TaskAll => {
             caps[0] = Some(Capability::original(Object::Task(None), Rights::ALL, 0, k.new_cap_id()))

@@ -15,6 +15,7 @@ mod loader;
 mod log;
 mod paging;
 mod sched;
+mod ssr;
 mod state;
 mod syscall;
 mod traps;

@@ -151,6 +151,18 @@ fn load_cr3(pml4: u64) {
     }
 }
 
+/// Point the page-table entry at physical address `pte` (from [`AddressSpace::leaf_entry`]) to
+/// `frame` with user read/write access (or clear it when `frame` is 0) and flush the TLB entry.
+///
+/// # Safety
+/// `pte` must come from `leaf_entry` of a live address space, and `vaddr` be the address it maps.
+pub unsafe fn set_user_page(pte: u64, vaddr: u64, frame: u64) {
+    let value = if frame == 0 { 0 } else { frame | P | U | W | NX };
+    // SAFETY: per the contract the entry belongs to a live space's page table (identity mapped).
+    unsafe { (pte as *mut u64).write_volatile(value) };
+    x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(vaddr));
+}
+
 /// A user address space. Not `Clone`: exactly one owner frees it.
 pub struct AddressSpace {
     pml4: u64,
@@ -219,6 +231,12 @@ impl AddressSpace {
             *e = phys | flags | P | U;
         }
         Ok(())
+    }
+
+    /// Create the page tables down to `vaddr`'s entry and return the entry's physical address,
+    /// so the kernel can later map and unmap that one page with a single store.
+    pub fn leaf_entry(&self, frames: &mut Frames, vaddr: u64) -> Result<u64, Error> {
+        self.entry(frames, vaddr, true).map(|e| e as u64)
     }
 
     /// Allocate a zeroed frame and map it (the frame is freed with the space).

@@ -15,6 +15,7 @@ pub const MAX_NOTIFICATIONS: usize = 32;
 pub const MAX_MEMORY: usize = 32;
 pub const MAX_MODULES: usize = 24;
 pub const MAX_IO_RANGES: usize = 4;
+pub const MAX_SESSIONS: usize = 64;
 /// Timer ticks a task runs before a task of equal priority gets the CPU.
 pub const TIMESLICE_TICKS: u32 = 2;
 
@@ -63,6 +64,15 @@ pub struct Tcb {
     pub bound_notification: Option<u16>,
     pub io_ranges: [(u16, u16); MAX_IO_RANGES],
     pub io_count: usize,
+    /// SSR pages this task may hold as a client, and holds now.
+    pub ssr_quota: u16,
+    pub ssr_used: u16,
+    /// Physical address of the page-table entry of this task's SSR window (0: none).
+    pub ssr_pte: u64,
+    /// The session whose SSR is mapped in the window right now.
+    pub ssr_mapped: Option<u16>,
+    /// The session a blocked sender is calling through.
+    pub pending_session: Option<u16>,
 }
 
 impl Tcb {
@@ -90,6 +100,11 @@ impl Tcb {
         bound_notification: None,
         io_ranges: [(0, 0); MAX_IO_RANGES],
         io_count: 0,
+        ssr_quota: 0,
+        ssr_used: 0,
+        ssr_pte: 0,
+        ssr_mapped: None,
+        pending_session: None,
     };
 
     pub fn name(&self) -> &str {
@@ -124,6 +139,17 @@ pub struct MemoryObject {
     pub mapped: Option<(u16, u64)>,
 }
 
+/// A client's session with a server endpoint, and its Server State Region. It belongs to
+/// neither task's address space: it outlives every incarnation of the server.
+pub struct Session {
+    pub live: bool,
+    pub endpoint: u16,
+    pub client: TaskId,
+    /// The SSR page.
+    pub frame: u64,
+    pub badge: u64,
+}
+
 #[derive(Clone, Copy)]
 pub struct Module {
     pub name: [u8; NAME_LEN],
@@ -152,6 +178,7 @@ pub struct Kernel {
     /// The notification each IRQ line signals.
     pub irqs: [Option<u16>; 16],
     pub memory: [MemoryObject; MAX_MEMORY],
+    pub sessions: [Session; MAX_SESSIONS],
     pub modules: [Module; MAX_MODULES],
     pub module_count: usize,
     pub frames: Frames,
@@ -176,6 +203,9 @@ impl Kernel {
             irqs: [None; 16],
             memory: [const { MemoryObject { live: false, page_list: 0, pages: 0, mapped: None } };
                 MAX_MEMORY],
+            sessions: [const {
+                Session { live: false, endpoint: 0, client: TaskId { index: 0, generation: 0 }, frame: 0, badge: 0 }
+            }; MAX_SESSIONS],
             modules: [Module { name: [0; NAME_LEN], start: 0, len: 0 }; MAX_MODULES],
             module_count: 0,
             frames: Frames::new(),

@@ -65,6 +65,8 @@ fn dispatch(k: &mut Kernel, cur: usize, sys: Sysno, a: [u64; 6]) -> Result<Done,
             let reply = Capability::original(Object::Reply { caller, token }, Rights::WRITE, 0, id);
             k.cspaces[cur].insert(a[0], reply)?;
             k.tasks[cur].reply_to = None;
+            // The request is parked: until it is answered, its client's SSR is out of reach.
+            k.unmap_ssr(cur);
             Ok(Done::Value(0, 0))
         }
         Sysno::Signal => {
@@ -117,8 +119,8 @@ fn dispatch(k: &mut Kernel, cur: usize, sys: Sysno, a: [u64; 6]) -> Result<Done,
             let mut undo: heapless::Vec<(usize, Capability), 64> = heapless::Vec::new();
             let mut overflow = false;
             let n = cap::revoke(&mut k.cspaces, root, &mut k.revoke_scratch, |t, c| {
-                if matches!(c.object, Object::IoPort { .. } | Object::Memory(_)) && undo.push((t, c)).is_err()
-                {
+                let undoable = matches!(c.object, Object::IoPort { .. } | Object::Memory(_) | Object::Session(_));
+                if undoable && undo.push((t, c)).is_err() {
                     overflow = true;
                 }
             });
@@ -126,7 +128,7 @@ fn dispatch(k: &mut Kernel, cur: usize, sys: Sysno, a: [u64; 6]) -> Result<Done,
                 fault::undo_cap(k, *t, c);
             }
             if overflow {
-                crate::kprintln!("revoke: more than 64 port/memory capabilities; some stay enabled");
+                crate::kprintln!("revoke: more than 64 port/memory/session capabilities; some stay enabled");
             }
             Ok(Done::Value(n as u64, 0))
         }
@@ -188,6 +190,19 @@ fn dispatch(k: &mut Kernel, cur: usize, sys: Sysno, a: [u64; 6]) -> Result<Done,
             }
             Ok(Done::Value(0, 0))
         }
+        Sysno::Connect => {
+            let c = k.cspaces[cur].lookup(a[0], CapType::Endpoint, Rights::WRITE)?;
+            let (Object::Endpoint(ep), via) = (c.object, c.id) else { return Err(Error::WrongType) };
+            let badge = k.connect(cur, ep, via, a[1])?;
+            Ok(Done::Value(badge, 0))
+        }
+        Sysno::SsrRead => {
+            let Object::SsrView(ep) = k.cspaces[cur].lookup(a[0], CapType::SsrView, Rights::READ)?.object else {
+                return Err(Error::WrongType);
+            };
+            let badge = k.ssr_read(cur, ep, a[1], a[2], a[3])?;
+            Ok(Done::Value(badge, 0))
+        }
         Sysno::Exit => {
             let mut buf = [0u8; 200];
             let n = (a[2] as usize).min(buf.len());
@@ -232,6 +247,17 @@ fn send(k: &mut Kernel, cur: usize, a: [u64; 6], is_call: bool) -> Result<Done, 
             k.answer(cur, caller, token, info)?;
             Ok(Done::Value(0, 0))
         }
+        Object::Session(s) => {
+            if !cap.rights.contains(Rights::WRITE) || info.cap.is_some() {
+                return Err(Error::NoRights);
+            }
+            let session = &k.sessions[s as usize];
+            if !session.live {
+                return Err(Error::Dead);
+            }
+            let ep = session.endpoint;
+            Ok(k.send(cur, ep, info, cap.badge, is_call, Some(s)))
+        }
         _ => {
             let (ep, badge) = endpoint(k, cur, a[0], Rights::WRITE)?;
             if let Some(slot) = info.cap {
@@ -240,7 +266,7 @@ fn send(k: &mut Kernel, cur: usize, a: [u64; 6], is_call: bool) -> Result<Done, 
                 }
                 k.cspaces[cur].get(slot as u64)?;
             }
-            Ok(k.send(cur, ep, info, badge, is_call))
+            Ok(k.send(cur, ep, info, badge, is_call, None))
         }
     }
 }

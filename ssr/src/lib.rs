@@ -1,0 +1,308 @@
+//! Server State Regions as a server sees them.
+//!
+//! A server keeps each client's state in that client's SSR, which the kernel maps at the
+//! server's SSR window only while the client's request runs. This crate gives the bytes there a
+//! type, and checks them before the server trusts them, in the manner of CuriOS:
+//!
+//! ```text
+//!  SSR page:  +--------+--------+---------+-----+----------+------------------------------+
+//!             | magic  | kind   | version | len | checksum | state: T (plain old data,    |
+//!             | u32    | u16    | u16     | u32 | u32      |   no pointers, len bytes)    |
+//!             +--------+--------+---------+-----+----------+------------------------------+
+//! ```
+//!
+//! [`open`] turns the bytes into a [`Region<T>`]: an all-zero page is a new session and gets
+//! `T::fresh()`; anything else must carry the magic, the server's kind and layout version, the
+//! right length and a matching checksum, and pass `T::check` (the server's own range checks and
+//! per-object magic numbers). When the `Region` is dropped the checksum is updated, so a server
+//! that dies half-way through changing a client's state leaves a region the next incarnation
+//! recognises as broken. A failed check is a value ([`Broken`]), never a panic: the server
+//! reports which client's state it was, resets it, and serves everyone else as before.
+#![no_std]
+#![forbid(unsafe_code)]
+
+use bytemuck::{Pod, Zeroable};
+use core::mem::size_of;
+
+/// First word of every initialised SSR ("SSR1").
+pub const MAGIC: u32 = 0x3152_5353;
+
+/// The header at the start of every SSR.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Header {
+    pub magic: u32,
+    pub kind: u16,
+    pub version: u16,
+    pub len: u32,
+    pub checksum: u32,
+}
+
+pub const HEADER_LEN: usize = size_of::<Header>();
+
+/// A server's per-client state layout.
+pub trait Layout: Pod {
+    /// Which server's state this is (each server picks its own number).
+    const KIND: u16;
+    /// Bumped whenever the layout changes; an old region is then reported, not misread.
+    const VERSION: u16;
+
+    /// The state of a brand-new session.
+    fn fresh() -> Self {
+        Self::zeroed()
+    }
+
+    /// The server's own consistency checks: indices and lengths in range, magic numbers of the
+    /// objects inside. Called on every [`open`].
+    fn check(&self) -> Result<(), Broken> {
+        Ok(())
+    }
+}
+
+/// Why a region cannot be trusted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Broken {
+    /// The region is smaller than header plus state.
+    TooSmall { have: usize, need: usize },
+    BadMagic(u32),
+    WrongKind { found: u16, expected: u16 },
+    WrongVersion { found: u16, expected: u16 },
+    WrongLength { found: u32, expected: u32 },
+    BadChecksum { stored: u32, computed: u32 },
+    /// A server-specific check failed; says what.
+    Inconsistent(&'static str),
+}
+
+impl core::fmt::Display for Broken {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Broken::TooSmall { have, need } => write!(f, "region too small ({have} < {need} bytes)"),
+            Broken::BadMagic(m) => write!(f, "bad magic {m:#x}"),
+            Broken::WrongKind { found, expected } => write!(f, "state of server kind {found}, expected {expected}"),
+            Broken::WrongVersion { found, expected } => write!(f, "layout version {found}, expected {expected}"),
+            Broken::WrongLength { found, expected } => write!(f, "state length {found}, expected {expected}"),
+            Broken::BadChecksum { stored, computed } => {
+                write!(f, "checksum {stored:#010x} does not match contents ({computed:#010x})")
+            }
+            Broken::Inconsistent(what) => write!(f, "inconsistent: {what}"),
+        }
+    }
+}
+
+/// A Fletcher-style checksum over 32-bit words (a trailing partial word is zero-padded).
+pub fn checksum(bytes: &[u8]) -> u32 {
+    let (mut a, mut b) = (0x5eed_u32, 0u32);
+    for chunk in bytes.chunks(4) {
+        let mut w = [0u8; 4];
+        w[..chunk.len()].copy_from_slice(chunk);
+        a = a.wrapping_add(u32::from_le_bytes(w));
+        b = b.wrapping_add(a).rotate_left(1);
+    }
+    a ^ b.rotate_left(16)
+}
+
+/// Whether a region was just created or already held state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Fresh,
+    Existing,
+}
+
+/// A checked, typed view of an SSR. Dropping it seals the region (updates the checksum).
+pub struct Region<'a, T: Layout> {
+    header: &'a mut Header,
+    state: &'a mut T,
+    pub origin: Origin,
+}
+
+impl<T: Layout> Region<'_, T> {
+    pub fn state(&mut self) -> &mut T {
+        self.state
+    }
+
+    pub fn get(&self) -> &T {
+        self.state
+    }
+}
+
+impl<T: Layout> Drop for Region<'_, T> {
+    fn drop(&mut self) {
+        self.header.checksum = checksum(bytemuck::bytes_of(self.state));
+    }
+}
+
+fn split<T: Layout>(bytes: &mut [u8]) -> Result<(&mut Header, &mut T), Broken> {
+    let need = HEADER_LEN + size_of::<T>();
+    if bytes.len() < need {
+        return Err(Broken::TooSmall { have: bytes.len(), need });
+    }
+    let (h, rest) = bytes.split_at_mut(HEADER_LEN);
+    Ok((bytemuck::from_bytes_mut(h), bytemuck::from_bytes_mut(&mut rest[..size_of::<T>()])))
+}
+
+fn verify_parts<T: Layout>(header: &Header, state: &T) -> Result<(), Broken> {
+    if header.magic != MAGIC {
+        return Err(Broken::BadMagic(header.magic));
+    }
+    if header.kind != T::KIND {
+        return Err(Broken::WrongKind { found: header.kind, expected: T::KIND });
+    }
+    if header.version != T::VERSION {
+        return Err(Broken::WrongVersion { found: header.version, expected: T::VERSION });
+    }
+    if header.len != size_of::<T>() as u32 {
+        return Err(Broken::WrongLength { found: header.len, expected: size_of::<T>() as u32 });
+    }
+    let computed = checksum(bytemuck::bytes_of(state));
+    if computed != header.checksum {
+        return Err(Broken::BadChecksum { stored: header.checksum, computed });
+    }
+    state.check()
+}
+
+/// Open an SSR (the bytes at the SSR window, page aligned) as state of type `T`.
+pub fn open<T: Layout>(bytes: &mut [u8]) -> Result<Region<'_, T>, Broken> {
+    let (header, state) = split::<T>(bytes)?;
+    if *header == Header::zeroed() && bytemuck::bytes_of(state).iter().all(|&b| b == 0) {
+        *state = T::fresh();
+        *header = Header { magic: MAGIC, kind: T::KIND, version: T::VERSION, len: size_of::<T>() as u32, checksum: 0 };
+        return Ok(Region { header, state, origin: Origin::Fresh });
+    }
+    verify_parts(header, state)?;
+    Ok(Region { header, state, origin: Origin::Existing })
+}
+
+/// Check a region without changing it (for copies read through an SsrView capability).
+pub fn verify<T: Layout>(bytes: &[u8]) -> Result<&T, Broken> {
+    let need = HEADER_LEN + size_of::<T>();
+    if bytes.len() < need {
+        return Err(Broken::TooSmall { have: bytes.len(), need });
+    }
+    let header: &Header = bytemuck::from_bytes(&bytes[..HEADER_LEN]);
+    let state: &T = bytemuck::from_bytes(&bytes[HEADER_LEN..need]);
+    verify_parts(header, state)?;
+    Ok(state)
+}
+
+/// Throw a broken region away and start the session afresh.
+pub fn reset<T: Layout>(bytes: &mut [u8]) -> Result<Region<'_, T>, Broken> {
+    let (header, state) = split::<T>(bytes)?;
+    *header = Header::zeroed();
+    *state = T::zeroed();
+    open(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Pod, Zeroable, Debug, PartialEq)]
+    struct Files {
+        count: u32,
+        offsets: [u32; 3],
+    }
+
+    impl Layout for Files {
+        const KIND: u16 = 7;
+        const VERSION: u16 = 2;
+        fn fresh() -> Self {
+            Files { count: 0, offsets: [0; 3] }
+        }
+        fn check(&self) -> Result<(), Broken> {
+            if self.count > 3 {
+                return Err(Broken::Inconsistent("open-file count beyond the table"));
+            }
+            Ok(())
+        }
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Pod, Zeroable)]
+    struct Other {
+        x: u64,
+    }
+    impl Layout for Other {
+        const KIND: u16 = 8;
+        const VERSION: u16 = 1;
+    }
+
+    #[repr(C, align(4096))]
+    struct Page([u8; 4096]);
+
+    fn page() -> Page {
+        Page([0; 4096])
+    }
+
+    fn written(p: &mut Page) {
+        let mut r = open::<Files>(&mut p.0).unwrap();
+        assert_eq!(r.origin, Origin::Fresh);
+        r.state().count = 2;
+        r.state().offsets = [10, 20, 0];
+    }
+
+    #[test]
+    fn fresh_then_existing_with_state_kept() {
+        let mut p = page();
+        written(&mut p);
+        let r = open::<Files>(&mut p.0).unwrap();
+        assert_eq!(r.origin, Origin::Existing);
+        assert_eq!(r.get().offsets, [10, 20, 0]);
+        drop(r);
+        assert_eq!(verify::<Files>(&p.0).unwrap().count, 2);
+    }
+
+    #[test]
+    fn a_flipped_bit_in_the_state_is_caught_by_the_checksum() {
+        let mut p = page();
+        written(&mut p);
+        p.0[HEADER_LEN + 5] ^= 0x10;
+        assert!(matches!(open::<Files>(&mut p.0), Err(Broken::BadChecksum { .. })));
+    }
+
+    #[test]
+    fn header_corruption_is_named() {
+        let mut p = page();
+        written(&mut p);
+        p.0[0] ^= 1;
+        assert_eq!(open::<Files>(&mut p.0).err(), Some(Broken::BadMagic(MAGIC ^ 1)));
+        p.0[0] ^= 1;
+        assert_eq!(open::<Other>(&mut p.0).err(), Some(Broken::WrongKind { found: 7, expected: 8 }));
+        p.0[6] = 9;
+        assert_eq!(open::<Files>(&mut p.0).err(), Some(Broken::WrongVersion { found: 9, expected: 2 }));
+        p.0[6] = 2;
+        p.0[8] = 99;
+        assert_eq!(open::<Files>(&mut p.0).err(), Some(Broken::WrongLength { found: 99, expected: 16 }));
+    }
+
+    #[test]
+    fn server_checks_run_and_a_fresh_region_never_fails_them() {
+        let mut p = page();
+        {
+            let mut r = open::<Files>(&mut p.0).unwrap();
+            // A server bug writes an impossible count; the seal makes the checksum match it,
+            // so only the server's own range check can catch it.
+            r.state().count = 99;
+        }
+        assert_eq!(open::<Files>(&mut p.0).err(), Some(Broken::Inconsistent("open-file count beyond the table")));
+        assert_eq!(verify::<Files>(&p.0).err(), Some(Broken::Inconsistent("open-file count beyond the table")));
+        let r = reset::<Files>(&mut p.0).unwrap();
+        assert_eq!((r.origin, r.get().count), (Origin::Fresh, 0));
+    }
+
+    #[test]
+    fn too_small_regions_and_garbage() {
+        let mut small = [0u8; 8];
+        assert_eq!(open::<Files>(&mut small).err(), Some(Broken::TooSmall { have: 8, need: 32 }));
+        let mut p = page();
+        p.0[HEADER_LEN + 1] = 1; // zero header, non-zero state: not a fresh region
+        assert_eq!(open::<Files>(&mut p.0).err(), Some(Broken::BadMagic(0)));
+    }
+
+    #[test]
+    fn checksum_sees_order_and_position() {
+        assert_ne!(checksum(&[1, 0, 0, 0, 2, 0, 0, 0]), checksum(&[2, 0, 0, 0, 1, 0, 0, 0]));
+        assert_ne!(checksum(&[0; 8]), checksum(&[0; 12]));
+        assert_eq!(checksum(b"abc"), checksum(b"abc\0"));
+    }
+}
