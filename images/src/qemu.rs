@@ -18,8 +18,18 @@ pub const EXIT_POWEROFF: i32 = ((axolotl_abi::DEBUG_EXIT_POWEROFF as i32) << 1) 
 /// ... and after a kernel panic wrote `DEBUG_EXIT_PANIC`.
 pub const EXIT_PANIC: i32 = ((axolotl_abi::DEBUG_EXIT_PANIC as i32) << 1) | 1;
 
+/// How QEMU is to run the guest.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Machine {
+    /// Count instructions: with `-icount shift=0,align=off,sleep=off` the guest's TSC advances by
+    /// exactly one per retired instruction, so timings are instruction counts, repeatable.
+    pub icount: bool,
+    /// Start halted, waiting for gdb on localhost:1234.
+    pub gdb: bool,
+}
+
 /// The QEMU command line for booting `iso`.
-pub fn command(iso: &Path, personality: Personality, interactive: bool, gdb: bool) -> Command {
+pub fn command(iso: &Path, personality: Personality, interactive: bool, machine: Machine) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.arg("-cdrom").arg(iso);
     cmd.args(["-m", "256M", "-no-reboot", "-accel", "tcg", "-cpu", "max"]);
@@ -29,8 +39,11 @@ pub fn command(iso: &Path, personality: Personality, interactive: bool, gdb: boo
     } else {
         cmd.args(["-display", "none", "-serial", "stdio", "-monitor", "none"]);
     }
-    if gdb {
+    if machine.gdb {
         cmd.args(["-s", "-S"]);
+    }
+    if machine.icount {
+        cmd.args(["-icount", "shift=0,align=off,sleep=off", "-rtc", "clock=vm"]);
     }
     // Only one personality exists so far, and it is the ISO's default GRUB entry.
     let _ = personality;
@@ -135,8 +148,14 @@ pub fn find_prompt(text: &str, from: usize) -> Option<(usize, u32)> {
 }
 
 impl Session {
-    fn start(iso: &Path, personality: Personality, timeout: Duration, echo: bool) -> Result<Session> {
-        let mut child = command(iso, personality, false, false)
+    fn start(
+        iso: &Path,
+        personality: Personality,
+        machine: Machine,
+        timeout: Duration,
+        echo: bool,
+    ) -> Result<Session> {
+        let mut child = command(iso, personality, false, machine)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -233,12 +252,13 @@ impl Session {
 pub fn exec(
     iso: &Path,
     personality: Personality,
+    machine: Machine,
     commands: &[String],
     timeout: Duration,
     echo: bool,
 ) -> Result<Transcript> {
     let started = Instant::now();
-    let mut s = Session::start(iso, personality, timeout, echo)?;
+    let mut s = Session::start(iso, personality, machine, timeout, echo)?;
     let mut failed = Vec::new();
     let mut boot_time = None;
     let outcome = (|| {
@@ -269,10 +289,10 @@ pub fn exec(
 }
 
 /// Boot `iso` with the serial console on this terminal. Returns QEMU's exit status.
-pub fn interactive(iso: &Path, personality: Personality, gdb: bool) -> Result<i32> {
+pub fn interactive(iso: &Path, personality: Personality, machine: Machine) -> Result<i32> {
     eprintln!("[os] booting in QEMU; quit with Ctrl-A X (or type 'poweroff' in the shell)");
     let status =
-        command(iso, personality, true, gdb).status().map_err(|e| fail!("cannot start QEMU: {e}"))?;
+        command(iso, personality, true, machine).status().map_err(|e| fail!("cannot start QEMU: {e}"))?;
     Ok(status.code().unwrap_or(-1))
 }
 

@@ -63,12 +63,27 @@ pub trait Layout: Pod {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Broken {
     /// The region is smaller than header plus state.
-    TooSmall { have: usize, need: usize },
+    TooSmall {
+        have: usize,
+        need: usize,
+    },
     BadMagic(u32),
-    WrongKind { found: u16, expected: u16 },
-    WrongVersion { found: u16, expected: u16 },
-    WrongLength { found: u32, expected: u32 },
-    BadChecksum { stored: u32, computed: u32 },
+    WrongKind {
+        found: u16,
+        expected: u16,
+    },
+    WrongVersion {
+        found: u16,
+        expected: u16,
+    },
+    WrongLength {
+        found: u32,
+        expected: u32,
+    },
+    BadChecksum {
+        stored: u32,
+        computed: u32,
+    },
     /// A server-specific check failed; says what.
     Inconsistent(&'static str),
 }
@@ -78,8 +93,12 @@ impl core::fmt::Display for Broken {
         match self {
             Broken::TooSmall { have, need } => write!(f, "region too small ({have} < {need} bytes)"),
             Broken::BadMagic(m) => write!(f, "bad magic {m:#x}"),
-            Broken::WrongKind { found, expected } => write!(f, "state of server kind {found}, expected {expected}"),
-            Broken::WrongVersion { found, expected } => write!(f, "layout version {found}, expected {expected}"),
+            Broken::WrongKind { found, expected } => {
+                write!(f, "state of server kind {found}, expected {expected}")
+            }
+            Broken::WrongVersion { found, expected } => {
+                write!(f, "layout version {found}, expected {expected}")
+            }
             Broken::WrongLength { found, expected } => write!(f, "state length {found}, expected {expected}"),
             Broken::BadChecksum { stored, computed } => {
                 write!(f, "checksum {stored:#010x} does not match contents ({computed:#010x})")
@@ -165,7 +184,13 @@ pub fn open<T: Layout>(bytes: &mut [u8]) -> Result<Region<'_, T>, Broken> {
     let (header, state) = split::<T>(bytes)?;
     if *header == Header::zeroed() && bytemuck::bytes_of(state).iter().all(|&b| b == 0) {
         *state = T::fresh();
-        *header = Header { magic: MAGIC, kind: T::KIND, version: T::VERSION, len: size_of::<T>() as u32, checksum: 0 };
+        *header = Header {
+            magic: MAGIC,
+            kind: T::KIND,
+            version: T::VERSION,
+            len: size_of::<T>() as u32,
+            checksum: 0,
+        };
         return Ok(Region { header, state, origin: Origin::Fresh });
     }
     verify_parts(header, state)?;
@@ -284,8 +309,14 @@ mod tests {
             // so only the server's own range check can catch it.
             r.state().count = 99;
         }
-        assert_eq!(open::<Files>(&mut p.0).err(), Some(Broken::Inconsistent("open-file count beyond the table")));
-        assert_eq!(verify::<Files>(&p.0).err(), Some(Broken::Inconsistent("open-file count beyond the table")));
+        assert_eq!(
+            open::<Files>(&mut p.0).err(),
+            Some(Broken::Inconsistent("open-file count beyond the table"))
+        );
+        assert_eq!(
+            verify::<Files>(&p.0).err(),
+            Some(Broken::Inconsistent("open-file count beyond the table"))
+        );
         let r = reset::<Files>(&mut p.0).unwrap();
         assert_eq!((r.origin, r.get().count), (Origin::Fresh, 0));
     }

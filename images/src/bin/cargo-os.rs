@@ -32,7 +32,8 @@ const RUN_HELP: &str = "\
 cargo os run — boot Axolotl in QEMU with the serial console on this terminal
 
 USAGE:
-    cargo os run [--personality microkernel] [--exec \"CMD; CMD; ...\"] [--gdb] [--timeout SECS]
+    cargo os run [--personality microkernel] [--exec \"CMD; CMD; ...\"] [--icount] [--gdb]
+                 [--timeout SECS]
 
 OPTIONS:
     --personality P   which GRUB entry to boot (default: microkernel)
@@ -40,17 +41,21 @@ OPTIONS:
                       prompt, then power off; print the whole console and exit non-zero if the
                       kernel panicked, a command failed, or the timeout passed
     --timeout SECS    limit for the whole --exec session (default 120)
+    --icount          count instructions: the guest's TSC then advances by one per retired
+                      instruction (-icount shift=0,align=off,sleep=off), so `bench` prints
+                      instruction counts, the same on every run
     --gdb             start QEMU halted, waiting for a debugger on localhost:1234
     -h, --help        show this text
 
 EXAMPLE:
-    cargo os run --exec \"ps; echo hi; poweroff\"";
+    cargo os run --exec \"ps; echo hi; poweroff\"
+    cargo os run --icount --exec \"bench\"";
 
 #[derive(Debug)]
 struct RunArgs {
     personality: Personality,
     exec: Option<String>,
-    gdb: bool,
+    machine: qemu::Machine,
     timeout: Duration,
 }
 
@@ -58,7 +63,7 @@ fn parse_run(args: &[String]) -> Result<Option<RunArgs>> {
     let mut r = RunArgs {
         personality: Personality::Microkernel,
         exec: None,
-        gdb: false,
+        machine: qemu::Machine::default(),
         timeout: Duration::from_secs(120),
     };
     let mut it = args.iter();
@@ -70,7 +75,8 @@ fn parse_run(args: &[String]) -> Result<Option<RunArgs>> {
             "-h" | "--help" => return Ok(None),
             "--personality" => r.personality = Personality::parse(&value("--personality")?)?,
             "--exec" => r.exec = Some(value("--exec")?),
-            "--gdb" => r.gdb = true,
+            "--gdb" => r.machine.gdb = true,
+            "--icount" => r.machine.icount = true,
             "--timeout" => {
                 let v = value("--timeout")?;
                 let secs: u64 = v.parse().map_err(|_| fail!("--timeout takes whole seconds, not '{v}'"))?;
@@ -79,7 +85,7 @@ fn parse_run(args: &[String]) -> Result<Option<RunArgs>> {
             other => return Err(fail!("unknown option '{other}' for run (see cargo os run --help)")),
         }
     }
-    if r.gdb && r.exec.is_some() {
+    if r.machine.gdb && r.exec.is_some() {
         return Err(fail!("--gdb and --exec do not go together: a debugger session is interactive"));
     }
     Ok(Some(r))
@@ -99,20 +105,20 @@ fn run(args: &[String]) -> Result<ExitCode> {
                 commands.len(),
                 r.timeout.as_secs()
             );
-            let t = qemu::exec(&image.iso, r.personality, &commands, r.timeout, true)?;
+            let t = qemu::exec(&image.iso, r.personality, r.machine, &commands, r.timeout, true)?;
             println!();
             eprintln!("[os] {}", t.summary());
             Ok(if t.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         None => {
-            if r.gdb {
+            if r.machine.gdb {
                 eprintln!("[os] QEMU waits for a debugger. In another terminal:");
                 eprintln!("       gdb {} -ex 'target remote localhost:1234'", image.kernel.display());
                 for s in &image.servers {
                     eprintln!("       (a server's symbols: add-symbol-file {})", s.display());
                 }
             }
-            let code = qemu::interactive(&image.iso, r.personality, r.gdb)?;
+            let code = qemu::interactive(&image.iso, r.personality, r.machine)?;
             Ok(match code {
                 0 | qemu::EXIT_POWEROFF => ExitCode::SUCCESS,
                 qemu::EXIT_PANIC => {
@@ -166,8 +172,9 @@ mod tests {
     #[test]
     fn run_options_parse_and_bad_ones_say_why() {
         let r = parse_run(&strings(&["--exec", "ps", "--timeout", "9"])).unwrap().unwrap();
-        assert_eq!((r.exec.as_deref(), r.timeout.as_secs(), r.gdb), (Some("ps"), 9, false));
+        assert_eq!((r.exec.as_deref(), r.timeout.as_secs(), r.machine.gdb), (Some("ps"), 9, false));
         assert!(parse_run(&strings(&["--help"])).unwrap().is_none());
+        assert!(parse_run(&strings(&["--icount"])).unwrap().unwrap().machine.icount);
         assert!(parse_run(&strings(&["--exec"])).unwrap_err().0.contains("needs a value"));
         assert!(parse_run(&strings(&["--timeout", "soon"])).unwrap_err().0.contains("whole seconds"));
         assert!(parse_run(&strings(&["--personality", "dos"]))

@@ -64,7 +64,7 @@ pub enum Sysno {
     CapRevoke = 12,
     /// `cap_info(slot)`: the capability type in `rdi` and its rights in `rsi`.
     CapInfo = 13,
-    /// `mem_map(mem, vaddr, rights)`: map a memory object at `vaddr`.
+    /// `mem_map(mem, vaddr, rights)`: map a memory object at `vaddr`; returns its pages in `rdi`.
     MemMap = 14,
     /// `mem_unmap(mem)`: unmap a memory object from this task.
     MemUnmap = 15,
@@ -85,10 +85,14 @@ pub enum Sysno {
     /// `ssr_read(view, index, out, len)`: copy up to `len` bytes of session `index`'s SSR to
     /// `out`, through an SsrView capability over the endpoint. Returns the session's badge.
     SsrRead = 22,
+    /// `task_restart(task, index)`: stop the task if it runs, then start a new incarnation from
+    /// its pristine boot image with the same capabilities (generation + 1, restarts + 1).
+    /// Returns the new generation.
+    TaskRestart = 23,
 }
 
 /// Number of syscalls; every number at or above it is [`Error::InvalidSyscall`].
-pub const SYSCALL_COUNT: u64 = 23;
+pub const SYSCALL_COUNT: u64 = 24;
 
 impl Sysno {
     /// Decode `rax`; `None` for a number that is not a syscall.
@@ -118,6 +122,7 @@ impl Sysno {
             Exit,
             Connect,
             SsrRead,
+            TaskRestart,
         ];
         ALL.get(usize::try_from(raw).ok()?).copied()
     }
@@ -149,6 +154,7 @@ impl Sysno {
             Exit => "exit",
             Connect => "connect",
             SsrRead => "ssr_read",
+            TaskRestart => "task_restart",
         }
     }
 }

@@ -141,8 +141,13 @@ fn number(word: Option<&str>) -> Result<u64, ErrorKind> {
 }
 
 fn parse_task(words: &mut core::str::SplitWhitespace<'_>) -> Result<TaskSpec, ErrorKind> {
-    let mut spec =
-        TaskSpec { name: name(words.next())?, priority: 1, held: false, quota: DEFAULT_QUOTA, caps: Vec::new() };
+    let mut spec = TaskSpec {
+        name: name(words.next())?,
+        priority: 1,
+        held: false,
+        quota: DEFAULT_QUOTA,
+        caps: Vec::new(),
+    };
     while let Some(w) = words.next() {
         match w {
             "prio" => {

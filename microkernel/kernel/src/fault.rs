@@ -241,3 +241,34 @@ pub fn unmap_pages(k: &mut Kernel, t: usize, vaddr: u64, pages: u64) {
         }
     }
 }
+
+/// Replace task `t` with a new incarnation from its pristine image: stop it if it still runs,
+/// drop its stale reply capabilities, rebuild its address space, bump its generation and
+/// restart count, and make it ready. Its other capabilities, and so its endpoints, stay.
+pub fn restart_task(k: &mut Kernel, t: usize) -> Result<u32, crate::loader::LoadError> {
+    if !k.tasks[t].state.is_stopped() {
+        let failed = stop_task(k, t, TaskState::Exited, 0);
+        crate::kprintln!(
+            "{} (task {}) stopped for restart; {} waiting caller(s) failed",
+            k.tasks[t].name(),
+            t,
+            failed
+        );
+    }
+    k.cspaces[t].remove_where(|c| matches!(c.object, Object::Reply { .. }), |_| {});
+    k.tasks[t].id.generation += 1;
+    k.tasks[t].restarts += 1;
+    if let Err(e) = crate::loader::build_image(k, t) {
+        crate::kprintln!("cannot restart {} (task {}): {}", k.tasks[t].name(), t, e);
+        return Err(e);
+    }
+    let task = &mut k.tasks[t];
+    task.exit_code = 0;
+    task.slice_left = crate::state::TIMESLICE_TICKS;
+    task.recv_slot = None;
+    task.pending_session = None;
+    let generation = task.id.generation;
+    crate::kprintln!("restarted {} (task {}) as generation {}", task.name(), t, generation);
+    k.make_ready(t);
+    Ok(generation)
+}

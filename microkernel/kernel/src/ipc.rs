@@ -36,7 +36,15 @@ impl Kernel {
 
     /// Copy a message from `from` to `to` and write it into `to`'s registers. A message sent
     /// through a session maps that session's SSR into the receiver's window.
-    fn deliver(&mut self, from: usize, to: usize, info: MsgInfo, words: [u64; 4], badge: u64, session: Option<u16>) {
+    fn deliver(
+        &mut self,
+        from: usize,
+        to: usize,
+        info: MsgInfo,
+        words: [u64; 4],
+        badge: u64,
+        session: Option<u16>,
+    ) {
         if let Some(s) = session {
             self.map_ssr(to, s);
         }
@@ -101,7 +109,15 @@ impl Kernel {
 
     /// Send (or call, when `is_call`) on endpoint `ep`, maybe through a session. The message was
     /// validated by the caller.
-    pub fn send(&mut self, cur: usize, ep: u16, info: MsgInfo, badge: u64, is_call: bool, session: Option<u16>) -> Done {
+    pub fn send(
+        &mut self,
+        cur: usize,
+        ep: u16,
+        info: MsgInfo,
+        badge: u64,
+        is_call: bool,
+        session: Option<u16>,
+    ) -> Done {
         let words = self.words(cur);
         if let Some(r) = self.endpoints[ep as usize].receivers.pop_front(&mut self.links) {
             self.deliver(cur, r, info, words, badge, session);
@@ -136,7 +152,8 @@ impl Kernel {
         self.tasks[cur].recv_slot = recv_slot;
         if let Some(s) = self.endpoints[ep as usize].senders.pop_front(&mut self.links) {
             let t = &self.tasks[s];
-            let (info, badge, is_call, session) = (t.pending, t.pending_badge, t.pending_is_call, t.pending_session);
+            let (info, badge, is_call, session) =
+                (t.pending, t.pending_badge, t.pending_is_call, t.pending_session);
             let words = self.words(s);
             self.deliver(s, cur, info, words, badge, session);
             if is_call {

@@ -87,42 +87,23 @@ pub fn load_system(k: &mut Kernel, text: &str) -> usize {
 fn load_task(k: &mut Kernel, index: usize, spec: &TaskSpec, served: &[Served]) -> Result<(), LoadError> {
     let module =
         k.modules[..k.module_count].iter().position(|m| m.name() == spec.name).ok_or(LoadError::NoModule)?;
-    let image = k.modules[module];
-    let plan = elf::plan(image.bytes()).map_err(LoadError::Elf)?;
-    let space = AddressSpace::new(&mut k.frames)?;
-    let ipc = match map_image(k, &space, &image, &plan) {
-        Ok(ipc) => ipc,
-        Err(e) => {
-            space.destroy(&mut k.frames);
-            return Err(e);
-        }
-    };
-    let boot_page = match space.map_new(&mut k.frames, BOOT_INFO, NX) {
-        Ok(p) => p,
-        Err(e) => {
-            space.destroy(&mut k.frames);
-            return Err(e.into());
-        }
-    };
-    let ssr_pte = match space.leaf_entry(&mut k.frames, SSR_WINDOW) {
-        Ok(p) => p,
-        Err(e) => {
-            space.destroy(&mut k.frames);
-            return Err(e.into());
-        }
-    };
+    let boot_page = k.frames.alloc_zeroed()?;
     let id = TaskId { index: index as u16, generation: 0 };
-    let t = &mut k.tasks[index];
-    t.ctx = crate::arch::trap::Context::user(plan.entry, USER_STACK_TOP - 8, BOOT_INFO);
-    t.id = id;
-    t.name = padded(&spec.name);
-    t.priority = spec.priority;
-    t.space = Some(space);
-    t.ipc_buffer = ipc;
-    t.module = module;
-    t.ssr_pte = ssr_pte;
-    t.ssr_quota = spec.quota;
-    t.state = TaskState::Held;
+    {
+        let t = &mut k.tasks[index];
+        t.id = id;
+        t.name = padded(&spec.name);
+        t.priority = spec.priority;
+        t.module = module;
+        t.boot_info = boot_page;
+        t.ssr_quota = spec.quota;
+    }
+    if let Err(e) = build_image(k, index) {
+        k.frames.free(boot_page);
+        k.tasks[index] = crate::state::Tcb::EMPTY;
+        return Err(e);
+    }
+    k.tasks[index].state = TaskState::Held;
 
     let mut boot = BootInfo {
         magic: BOOT_INFO_MAGIC,
@@ -144,7 +125,7 @@ fn load_task(k: &mut Kernel, index: usize, spec: &TaskSpec, served: &[Served]) -
         }
     }
     // SAFETY: BootInfo is repr(C) plain data without implicit padding; the page is this task's
-    // freshly allocated boot-info frame, identity mapped, and BootInfo fits in a page.
+    // boot-info frame, identity mapped, and BootInfo fits in a page.
     unsafe {
         let bytes = pod_bytes(&boot);
         core::ptr::copy_nonoverlapping(bytes.as_ptr(), boot_page as *mut u8, bytes.len());
@@ -152,6 +133,40 @@ fn load_task(k: &mut Kernel, index: usize, spec: &TaskSpec, served: &[Served]) -
     if !spec.held {
         k.make_ready(index);
     }
+    Ok(())
+}
+
+/// Build task `t`'s address space from its pristine boot module: ELF segments, stack, IPC
+/// buffer, the SSR window's page table, and its boot-info page (kept across restarts, with the
+/// generation updated). Sets a fresh register context. Used at boot and by `task_restart`.
+pub fn build_image(k: &mut Kernel, t: usize) -> Result<(), LoadError> {
+    let image = k.modules[k.tasks[t].module];
+    let plan = elf::plan(image.bytes()).map_err(LoadError::Elf)?;
+    let space = AddressSpace::new(&mut k.frames)?;
+    let built = map_image(k, &space, &image, &plan).and_then(|ipc| {
+        let boot = k.tasks[t].boot_info;
+        space.map(&mut k.frames, BOOT_INFO, boot, NX)?;
+        let pte = space.leaf_entry(&mut k.frames, SSR_WINDOW)?;
+        Ok((ipc, pte))
+    });
+    let (ipc, ssr_pte) = match built {
+        Ok(v) => v,
+        Err(e) => {
+            space.destroy(&mut k.frames);
+            return Err(e);
+        }
+    };
+    let task = &mut k.tasks[t];
+    // SAFETY: the boot-info frame is this task's, identity mapped; `generation` is a u32 field of
+    // the repr(C) BootInfo at its start.
+    unsafe {
+        let info = task.boot_info as *mut BootInfo;
+        core::ptr::addr_of_mut!((*info).generation).write(task.id.generation);
+    }
+    task.ctx = crate::arch::trap::Context::user(plan.entry, USER_STACK_TOP - 8, BOOT_INFO);
+    task.space = Some(space);
+    task.ipc_buffer = ipc;
+    task.ssr_pte = ssr_pte;
     Ok(())
 }
 

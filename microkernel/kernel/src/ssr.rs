@@ -48,7 +48,8 @@ impl Kernel {
         let frame = self.frames.alloc_zeroed()?;
         let badge = session_badge(s as u16, cur as u16);
         let id = self.new_cap_id();
-        let cap = Capability { object: Object::Session(s as u16), rights: Rights::WRITE, badge, id, parent: via };
+        let cap =
+            Capability { object: Object::Session(s as u16), rights: Rights::WRITE, badge, id, parent: via };
         if let Err(e) = self.cspaces[cur].insert(dst, cap) {
             self.frames.free(frame);
             return Err(e);

@@ -48,8 +48,11 @@ pub struct Tcb {
     pub space: Option<AddressSpace>,
     /// Physical frame of the IPC buffer.
     pub ipc_buffer: u64,
-    /// Index of the boot module the task was loaded from (for symbols in fault reports).
+    /// Index of the boot module the task was loaded from (its pristine image, and symbols for
+    /// fault reports).
     pub module: usize,
+    /// The frame of the task's boot-info page; it outlives incarnations.
+    pub boot_info: u64,
     pub blocked: Blocked,
     /// The message of a blocked sender, validated when it was sent.
     pub pending: MsgInfo,
@@ -90,6 +93,7 @@ impl Tcb {
         space: None,
         ipc_buffer: 0,
         module: 0,
+        boot_info: 0,
         blocked: Blocked::Nothing,
         pending: MsgInfo::new(0),
         pending_badge: 0,
@@ -204,7 +208,13 @@ impl Kernel {
             memory: [const { MemoryObject { live: false, page_list: 0, pages: 0, mapped: None } };
                 MAX_MEMORY],
             sessions: [const {
-                Session { live: false, endpoint: 0, client: TaskId { index: 0, generation: 0 }, frame: 0, badge: 0 }
+                Session {
+                    live: false,
+                    endpoint: 0,
+                    client: TaskId { index: 0, generation: 0 },
+                    frame: 0,
+                    badge: 0,
+                }
             }; MAX_SESSIONS],
             modules: [Module { name: [0; NAME_LEN], start: 0, len: 0 }; MAX_MODULES],
             module_count: 0,

@@ -119,7 +119,8 @@ fn dispatch(k: &mut Kernel, cur: usize, sys: Sysno, a: [u64; 6]) -> Result<Done,
             let mut undo: heapless::Vec<(usize, Capability), 64> = heapless::Vec::new();
             let mut overflow = false;
             let n = cap::revoke(&mut k.cspaces, root, &mut k.revoke_scratch, |t, c| {
-                let undoable = matches!(c.object, Object::IoPort { .. } | Object::Memory(_) | Object::Session(_));
+                let undoable =
+                    matches!(c.object, Object::IoPort { .. } | Object::Memory(_) | Object::Session(_));
                 if undoable && undo.push((t, c)).is_err() {
                     overflow = true;
                 }
@@ -197,11 +198,28 @@ fn dispatch(k: &mut Kernel, cur: usize, sys: Sysno, a: [u64; 6]) -> Result<Done,
             Ok(Done::Value(badge, 0))
         }
         Sysno::SsrRead => {
-            let Object::SsrView(ep) = k.cspaces[cur].lookup(a[0], CapType::SsrView, Rights::READ)?.object else {
+            let Object::SsrView(ep) = k.cspaces[cur].lookup(a[0], CapType::SsrView, Rights::READ)?.object
+            else {
                 return Err(Error::WrongType);
             };
             let badge = k.ssr_read(cur, ep, a[1], a[2], a[3])?;
             Ok(Done::Value(badge, 0))
+        }
+        Sysno::TaskRestart => {
+            let t = task_target(k, cur, a[0], a[1], Rights::WRITE)?;
+            if t == cur {
+                return Err(Error::WouldDeadlock);
+            }
+            match k.tasks[t].state {
+                TaskState::Free => return Err(Error::Dead),
+                TaskState::Held => return Err(Error::AlreadyDone),
+                _ => {}
+            }
+            let generation = fault::restart_task(k, t).map_err(|e| match e {
+                crate::loader::LoadError::Kernel(e) => e,
+                _ => Error::Dead,
+            })?;
+            Ok(Done::Value(generation as u64, 0))
         }
         Sysno::Exit => {
             let mut buf = [0u8; 200];
@@ -380,5 +398,5 @@ fn mem_map(k: &mut Kernel, cur: usize, a: [u64; 6]) -> Result<Done, Error> {
         }
     }
     k.memory[m].mapped = Some((cur as u16, vaddr));
-    Ok(Done::Value(0, 0))
+    Ok(Done::Value(pages, 0))
 }

@@ -8,8 +8,12 @@
 #![forbid(unsafe_code)]
 
 use console_api::{print, println, Console};
-use userlib::abi::{BootInfo, Error, TaskInfo, TaskState, DEBUG_EXIT_PORT, DEBUG_EXIT_POWEROFF};
-use userlib::cap::{Cap, IoPort, Task};
+use fs_api::{mode, Fs, FsError, KIND_DIR, PATH_MAX};
+use timer_api::Timer;
+use userlib::abi::{
+    BootInfo, Error, MsgInfo, Sysno, TaskInfo, TaskState, DEBUG_EXIT_PORT, DEBUG_EXIT_POWEROFF,
+};
+use userlib::cap::{Cap, Endpoint, IoPort, Session, Task};
 
 userlib::entry!(main);
 
@@ -24,7 +28,17 @@ Axolotl shell commands:
   ps                list tasks: name, id, generation, state, restarts, priority, syscalls
   start NAME        start a task the manifest loaded as held
   wait NAME         wait until task NAME stops, print how it ended
-  run NAME          start NAME and wait for it (e.g. `run hostile`)
+  run NAME          start NAME and wait for it (e.g. `run hostile`, `run ssrtest`)
+  restart NAME      replace task NAME with a new incarnation from its pristine image
+  ls [PATH]         list a directory
+  cat PATH          print a file
+  write PATH TEXT   replace a file's contents with TEXT and a newline (creates directories)
+  append PATH TEXT  add TEXT and a newline to a file (creates it and its directories)
+  mkdir PATH        make a directory
+  rm PATH           remove a file or an empty directory
+  cd PATH, pwd      change, show the current directory (kept in the fs server's SSR for us)
+  sleep MS          wait MS milliseconds (timer server)
+  bench [N]         time N protected calls: null, and with an SSR word (default 1000)
   poweroff          switch the machine off
 Line editing: Backspace deletes, Ctrl-U clears the line, Ctrl-C abandons it.";
 
@@ -35,7 +49,16 @@ struct Shell {
     console: Console,
     tasks: Option<Cap<Task>>,
     power: Option<Cap<IoPort>>,
+    fs: Option<Fs>,
+    timer: Option<Timer>,
+    bench: Option<(Cap<Endpoint>, Cap<Session>)>,
 }
+
+/// Capability slots where the shell keeps its sessions.
+const FS_SLOT: u8 = 40;
+const TIMER_SLOT: u8 = 41;
+const BENCH_SLOT: u8 = 42;
+const BENCH_MAX: usize = 4000;
 
 impl Shell {
     fn fail(&self, msg: core::fmt::Arguments<'_>) -> Status {
@@ -61,6 +84,26 @@ impl Shell {
                 None => self.fail(format_args!("usage: {} NAME", cmd)),
                 Some(name) => self.control(cmd, name),
             },
+            "restart" => match words.next() {
+                None => self.fail(format_args!("usage: restart NAME")),
+                Some(name) => self.restart(name),
+            },
+            "ls" | "cat" | "write" | "append" | "mkdir" | "rm" | "cd" | "pwd" => self.file_command(cmd, rest),
+            "sleep" => match (rest.parse::<u32>(), self.timer) {
+                (Ok(ms), Some(t)) => match t.sleep(ms) {
+                    Ok(()) => 0,
+                    Err(e) => self.fail(format_args!("sleep: {}", e)),
+                },
+                (Err(_), _) => self.fail(format_args!("usage: sleep MS (a whole number of milliseconds)")),
+                (_, None) => self.fail(format_args!("no timer server")),
+            },
+            "bench" => {
+                let n = if rest.is_empty() { Ok(1000) } else { rest.parse::<usize>() };
+                match n {
+                    Ok(n) if (10..=BENCH_MAX).contains(&n) => self.bench(n),
+                    _ => self.fail(format_args!("usage: bench [N] with 10 <= N <= {}", BENCH_MAX)),
+                }
+            }
             "poweroff" => self.poweroff(),
             _ => self.fail(format_args!("unknown command '{}' (type 'help')", cmd)),
         }
@@ -128,6 +171,85 @@ impl Shell {
             }
             Err(e) => self.fail(format_args!("cannot wait for {}: {}", name, e)),
         }
+    }
+
+    fn restart(&self, name: &str) -> Status {
+        let tasks = match self.task_cap() {
+            Ok(t) => t,
+            Err(s) => return s,
+        };
+        let Some(index) = tasks.find(name) else {
+            return self.fail(format_args!("no task named '{}' (see 'ps')", name));
+        };
+        match tasks.restart(index) {
+            Ok(generation) => {
+                println!("restarted {} as generation {}", name, generation);
+                0
+            }
+            Err(e) => self.fail(format_args!("cannot restart {}: {}", name, e)),
+        }
+    }
+
+    fn file_command(&self, cmd: &str, rest: &str) -> Status {
+        let Some(fs) = self.fs else {
+            return self.fail(format_args!("no file server session"));
+        };
+        let (path, text) = match rest.split_once(char::is_whitespace) {
+            Some((p, t)) => (p, t.trim_start()),
+            None => (rest, ""),
+        };
+        if !matches!(cmd, "ls" | "pwd") && path.is_empty() {
+            let text_arg = if cmd == "write" || cmd == "append" { " TEXT" } else { "" };
+            return self.fail(format_args!("usage: {} PATH{}", cmd, text_arg));
+        }
+        let result = match cmd {
+            "ls" => ls(fs, if path.is_empty() { "." } else { path }),
+            "cat" => cat(fs, path),
+            "write" => put(fs, path, text, mode::WRITE | mode::CREATE | mode::TRUNCATE),
+            "append" => put(fs, path, text, mode::WRITE | mode::APPEND | mode::CREATE),
+            "mkdir" => fs.mkdir(path),
+            "rm" => fs.remove(path),
+            "cd" => fs.chdir(path),
+            _ => {
+                let mut buf = [0u8; PATH_MAX];
+                fs.cwd(&mut buf).map(|p| println!("{}", p))
+            }
+        };
+        match result {
+            Ok(()) => 0,
+            Err(e) => self.fail(format_args!("{}: {}: {}", cmd, path, e)),
+        }
+    }
+
+    fn bench(&self, n: usize) -> Status {
+        let Some((ep, session)) = self.bench else {
+            return self.fail(format_args!("no bench server"));
+        };
+        let null = MsgInfo::new(bench::NULL).encode();
+        let word = MsgInfo::new(bench::SSR_WORD).encode();
+        let call =
+            |slot: u64, info: u64| userlib::sys::call(Sysno::Call, [slot, info, 0, 0, 0, 0]).map(|_| ());
+        let base = measure(n, || Ok(())).map(|b| b[0]).unwrap_or(0);
+        let rows = [
+            ("null protected call", measure(n, || call(ep.slot(), null)), 1594),
+            ("call with SSR word", measure(n, || call(session.slot(), word)), 4893),
+        ];
+        println!("bench: {} round trips each; TSC ticks per call, less the {}-tick timing loop", n, base);
+        println!("bench: under QEMU -icount shift=0 one TSC tick is one retired instruction");
+        println!(
+            "  {:<22} {:>8} {:>8} {:>8}   {}",
+            "operation", "min", "median", "p99", "CuriOS (published, instructions)"
+        );
+        for (name, stats, curios) in rows {
+            match stats {
+                Ok(v) => {
+                    let [min, median, p99] = v.map(|x| x.saturating_sub(base));
+                    println!("  {:<22} {:>8} {:>8} {:>8}   {}", name, min, median, p99, curios);
+                }
+                Err(e) => return self.fail(format_args!("bench: {}: {}", name, e)),
+            }
+        }
+        0
     }
 
     fn poweroff(&self) -> Status {
@@ -198,6 +320,84 @@ impl Shell {
     }
 }
 
+/// Time `n` runs of `f` with the TSC; min, median and 99th percentile.
+fn measure(n: usize, mut f: impl FnMut() -> Result<(), Error>) -> Result<[u64; 3], Error> {
+    let mut samples = [0u64; BENCH_MAX];
+    let samples = &mut samples[..n];
+    for s in samples.iter_mut() {
+        let t0 = userlib::sys::rdtsc();
+        f()?;
+        *s = userlib::sys::rdtsc() - t0;
+    }
+    samples.sort_unstable();
+    Ok([samples[0], samples[n / 2], samples[(n * 99 / 100).min(n - 1)]])
+}
+
+fn ls(fs: Fs, path: &str) -> Result<(), FsError> {
+    let (kind, _) = fs.stat(path)?;
+    if kind != KIND_DIR {
+        return Err(FsError::NotADirectory);
+    }
+    let mut i = 0;
+    while let Some(e) = fs.entry(path, i)? {
+        if e.kind == KIND_DIR {
+            println!("{:>8}  {}/", "-", e.name());
+        } else {
+            println!("{:>8}  {}", e.size, e.name());
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+fn cat(fs: Fs, path: &str) -> Result<(), FsError> {
+    let fd = fs.open(path, mode::READ)?;
+    let mut buf = [0u8; 1024];
+    let mut last = b'\n';
+    let result = loop {
+        match fs.read(fd, &mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => {
+                last = buf[n - 1];
+                match core::str::from_utf8(&buf[..n]) {
+                    Ok(text) => print!("{}", text),
+                    Err(_) => print!("<{} bytes of binary data>", n),
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    if last != b'\n' {
+        println!();
+    }
+    let _ = fs.close(fd);
+    result
+}
+
+/// Write `text` and a newline to `path` with open mode `m`, creating missing directories.
+fn put(fs: Fs, path: &str, text: &str, m: u8) -> Result<(), FsError> {
+    let fd = match fs.open(path, m) {
+        Err(FsError::NotFound) => {
+            for (i, b) in path.bytes().enumerate() {
+                if b == b'/' && i > 0 {
+                    match fs.mkdir(&path[..i]) {
+                        Ok(()) | Err(FsError::Exists) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            fs.open(path, m)?
+        }
+        other => other?,
+    };
+    let mut result = fs.write(fd, text.as_bytes());
+    if result.is_ok() {
+        result = fs.write(fd, b"\n");
+    }
+    let _ = fs.close(fd);
+    result
+}
+
 fn fault_name(vector: u64) -> &'static str {
     match vector {
         0 => "divide error",
@@ -211,10 +411,14 @@ fn fault_name(vector: u64) -> &'static str {
 
 fn main(boot: &'static BootInfo) -> Result<(), Error> {
     let console = Console::from_boot().ok_or(Error::EmptySlot)?;
+    let endpoint = |name| Cap::<Endpoint>::from_boot(boot, name);
     let mut shell = Shell {
         console,
         tasks: Cap::<Task>::from_boot(boot, "all"),
         power: Cap::<IoPort>::from_boot(boot, "debug-exit"),
+        fs: endpoint("fs").and_then(|ep| Fs::connect(ep, FS_SLOT).ok()),
+        timer: endpoint("timer").and_then(|ep| Timer::connect(ep, TIMER_SLOT).ok()),
+        bench: endpoint("bench").and_then(|ep| ep.connect(BENCH_SLOT).ok().map(|s| (ep, s))),
     };
     console_api::init_log(log::LevelFilter::Info);
     log::info!("started with {} capabilities", boot.caps().len());

@@ -12,6 +12,8 @@ pub struct Task;
 pub struct Memory;
 pub struct Interrupt;
 pub struct IoPort;
+pub struct Session;
+pub struct SsrView;
 
 /// Which `CapType` a marker stands for.
 pub trait Kind {
@@ -37,6 +39,22 @@ impl Kind for Interrupt {
 }
 impl Kind for IoPort {
     const TYPE: CapType = CapType::IoPort;
+}
+impl Kind for Session {
+    const TYPE: CapType = CapType::Session;
+}
+impl Kind for SsrView {
+    const TYPE: CapType = CapType::SsrView;
+}
+
+/// What occupies `slot`: its type and rights, or an error (`EmptySlot`, `InvalidSlot`).
+pub fn cap_info(slot: u8) -> Result<(Option<CapType>, u64), Error> {
+    sys::call(Sysno::CapInfo, [slot as u64, 0, 0, 0, 0, 0]).map(|r| (CapType::from_raw(r.rdi as u8), r.rsi))
+}
+
+/// Empty `slot`.
+pub fn cap_delete(slot: u8) -> Result<(), Error> {
+    sys::call(Sysno::CapDelete, [slot as u64, 0, 0, 0, 0, 0]).map(|_| ())
 }
 
 /// A capability slot known to hold a `K`.
@@ -105,7 +123,33 @@ fn stage(payload: &[u8]) -> Result<u16, Error> {
     Ok(payload.len() as u16)
 }
 
+/// Capabilities that calls can go through: endpoints, and sessions (whose calls bring the
+/// client's SSR into the server's window).
+pub trait Callable: Kind {}
+impl Callable for Endpoint {}
+impl Callable for Session {}
+
 impl Cap<Endpoint> {
+    /// Open a session with this endpoint's server: the kernel creates the session's Server
+    /// State Region (charged to this task's quota) and puts the Session capability in `slot`.
+    pub fn connect(self, slot: u8) -> Result<Cap<Session>, Error> {
+        sys::call(Sysno::Connect, [self.slot(), slot as u64, 0, 0, 0, 0]).map(|_| Cap::at(slot))
+    }
+
+    /// Wait for a message.
+    pub fn recv(self) -> Result<Message, Error> {
+        sys::call(Sysno::Recv, [self.slot(), 0, 0, 0, 0, 0]).map(Message::from_ret)
+    }
+
+    /// Answer the last call (if any) and wait for the next message.
+    pub fn reply_recv(self, label: u32, words: [u64; 4], payload: &[u8]) -> Result<Message, Error> {
+        let info = MsgInfo::with_len(label, stage(payload)?);
+        let [w0, w1, w2, w3] = words;
+        sys::call(Sysno::ReplyRecv, [self.slot(), info.encode(), w0, w1, w2, w3]).map(Message::from_ret)
+    }
+}
+
+impl<K: Callable> Cap<K> {
     /// Call with a typed request; decode the typed reply (which may borrow from `reply`).
     pub fn call_encoded<'r, Req: serde::Serialize, Resp: serde::Deserialize<'r>>(
         self,
@@ -126,18 +170,23 @@ impl Cap<Endpoint> {
         let [w0, w1, w2, w3] = words;
         sys::call(Sysno::Call, [self.slot(), info.encode(), w0, w1, w2, w3]).map(Message::from_ret)
     }
+}
 
-    /// Wait for a message.
-    pub fn recv(self) -> Result<Message, Error> {
-        sys::call(Sysno::Recv, [self.slot(), 0, 0, 0, 0, 0]).map(Message::from_ret)
+impl Cap<SsrView> {
+    /// Copy session `index`'s SSR into `out`; returns the session's badge. `Dead` means no
+    /// live session of this endpoint has that index.
+    pub fn read(self, index: usize, out: &mut [u8]) -> Result<u64, Error> {
+        let args = [self.slot(), index as u64, out.as_mut_ptr() as u64, out.len() as u64, 0, 0];
+        sys::call(Sysno::SsrRead, args).map(|r| r.rdi)
     }
+}
 
-    /// Answer the last call (if any) and wait for the next message.
-    pub fn reply_recv(self, label: u32, words: [u64; 4], payload: &[u8]) -> Result<Message, Error> {
-        let info = MsgInfo::with_len(label, stage(payload)?);
-        let [w0, w1, w2, w3] = words;
-        sys::call(Sysno::ReplyRecv, [self.slot(), info.encode(), w0, w1, w2, w3]).map(Message::from_ret)
-    }
+/// The SSR window of a server: the current request's client state, if it came through a session.
+pub fn ssr_window() -> &'static mut [u8; axolotl_abi::SSR_SIZE] {
+    // SAFETY: the address is fixed by the ABI; the kernel maps a page there only during a
+    // session request (touching it otherwise faults, by design). A server is single-threaded
+    // and uses the reference only while handling the current request.
+    unsafe { &mut *(axolotl_abi::SSR_WINDOW as *mut [u8; axolotl_abi::SSR_SIZE]) }
 }
 
 /// Move the pending reply into `slot`, to answer later with [`Cap::<Reply>::reply`].
@@ -190,6 +239,21 @@ impl Cap<Task> {
     pub fn start(self, index: usize) -> Result<(), Error> {
         sys::call(Sysno::TaskStart, [self.slot(), index as u64, 0, 0, 0, 0]).map(|_| ())
     }
+    /// Replace task `index` with a new incarnation from its pristine image; returns the new
+    /// generation.
+    pub fn restart(self, index: usize) -> Result<u32, Error> {
+        sys::call(Sysno::TaskRestart, [self.slot(), index as u64, 0, 0, 0, 0]).map(|r| r.rdi as u32)
+    }
+
+    /// The index of the task named `name`.
+    pub fn find(self, name: &str) -> Option<usize> {
+        (0..32).find(|&i| {
+            self.info(i).is_ok_and(|t| {
+                t.state().is_some_and(|s| s != axolotl_abi::TaskState::Free) && t.name() == name
+            })
+        })
+    }
+
     /// Block until task `index` stops; returns its exit code (or fault vector) and state.
     pub fn wait(self, index: usize) -> Result<(u64, u64), Error> {
         sys::call(Sysno::TaskWait, [self.slot(), index as u64, 0, 0, 0, 0]).map(|r| (r.rdi, r.rsi))
@@ -197,11 +261,29 @@ impl Cap<Task> {
 }
 
 impl Cap<Memory> {
-    pub fn map(self, vaddr: u64, writable: bool) -> Result<(), Error> {
+    /// Map the whole memory object at `vaddr` (page aligned, at or above `MAP_BASE`) and hand
+    /// out its bytes. The kernel refuses ranges that overlap anything mapped already, so the
+    /// slice aliases nothing; it stays valid until [`Mapping::unmap`] consumes it.
+    pub fn map(self, vaddr: u64, writable: bool) -> Result<Mapping, Error> {
         let rights = if writable { 3 } else { 1 };
-        sys::call(Sysno::MemMap, [self.slot(), vaddr, rights, 0, 0, 0]).map(|_| ())
+        let r = sys::call(Sysno::MemMap, [self.slot(), vaddr, rights, 0, 0, 0])?;
+        let len = r.rdi as usize * axolotl_abi::PAGE_SIZE as usize;
+        // SAFETY: the kernel just mapped `len` bytes at `vaddr` into this task, in a range that
+        // held no mapping before (so no other reference points there), and keeps them mapped
+        // until `Mapping::unmap`, which takes the slice back.
+        let bytes = unsafe { core::slice::from_raw_parts_mut(vaddr as *mut u8, len) };
+        Ok(Mapping { cap: self, bytes })
     }
+}
+
+/// A mapped memory object; owns the only reference to its bytes.
+pub struct Mapping {
+    cap: Cap<Memory>,
+    pub bytes: &'static mut [u8],
+}
+
+impl Mapping {
     pub fn unmap(self) -> Result<(), Error> {
-        sys::call(Sysno::MemUnmap, [self.slot(), 0, 0, 0, 0, 0]).map(|_| ())
+        sys::call(Sysno::MemUnmap, [self.cap.slot(), 0, 0, 0, 0, 0]).map(|_| ())
     }
 }

@@ -1,0 +1,387 @@
+//! The file server's protocol and client stub.
+//!
+//! A client opens a session with the file server (`Fs::connect`); everything the server
+//! remembers about the client — its open files with their offsets and modes, and its current
+//! directory — lives in that session's Server State Region, not in the server. Paths are
+//! absolute (`/a/b`) or relative to the current directory; `.` and `..` are understood.
+#![no_std]
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+use userlib::abi::Error;
+use userlib::cap::{Cap, Endpoint, Session};
+use userlib::msg::CallError;
+
+pub const LABEL: u32 = 0xF5;
+/// Most bytes one read or write carries.
+pub const MAX_IO: usize = 2048;
+/// Longest name of one path component.
+pub const NAME_MAX: usize = 28;
+/// Longest path.
+pub const PATH_MAX: usize = 96;
+
+/// Open modes, combinable.
+pub mod mode {
+    pub const READ: u8 = 1;
+    pub const WRITE: u8 = 2;
+    /// Every write goes to the end of the file.
+    pub const APPEND: u8 = 4;
+    /// Create the file if it does not exist.
+    pub const CREATE: u8 = 8;
+    /// Cut the file to zero length on open.
+    pub const TRUNCATE: u8 = 16;
+    pub const ALL: u8 = 31;
+}
+
+pub const KIND_FILE: u8 = 1;
+pub const KIND_DIR: u8 = 2;
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
+pub enum Request<'a> {
+    Open {
+        path: &'a str,
+        mode: u8,
+    },
+    Read {
+        fd: u32,
+        len: u32,
+    },
+    Write {
+        fd: u32,
+        data: &'a [u8],
+    },
+    Seek {
+        fd: u32,
+        pos: u32,
+    },
+    Close {
+        fd: u32,
+    },
+    Stat {
+        path: &'a str,
+    },
+    Mkdir {
+        path: &'a str,
+    },
+    /// The `index`-th entry of a directory.
+    List {
+        path: &'a str,
+        index: u32,
+    },
+    Remove {
+        path: &'a str,
+    },
+    Chdir {
+        path: &'a str,
+    },
+    Cwd,
+    /// Offset and mode of an open file (what this client's state says).
+    Tell {
+        fd: u32,
+    },
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
+pub enum Response<'a> {
+    Fd(u32),
+    Data(&'a [u8]),
+    Count(u32),
+    Done,
+    Stat { kind: u8, size: u32 },
+    Entry { name: &'a str, kind: u8, size: u32 },
+    End,
+    Path(&'a str),
+    Position { offset: u32, mode: u8 },
+    Error(FsError),
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsError {
+    NotFound,
+    Exists,
+    NotADirectory,
+    IsADirectory,
+    NotEmpty,
+    NoSpace,
+    NameTooLong,
+    BadPath,
+    BadFd,
+    TooManyOpen,
+    /// The file was not opened for this kind of access.
+    BadMode,
+    /// Another client has the file open.
+    InUse,
+    FileTooLarge,
+    /// This client's state in the server failed its checks and was reset; its open files are gone.
+    StateReset,
+    /// The call did not come through a session.
+    NoSession,
+    /// The block store failed.
+    Disk,
+    /// The request did not decode.
+    Malformed,
+    /// The IPC failed (kernel error code).
+    Ipc(u8),
+}
+
+impl FsError {
+    pub fn describe(self) -> &'static str {
+        use FsError::*;
+        match self {
+            NotFound => "no such file or directory",
+            Exists => "already exists",
+            NotADirectory => "not a directory",
+            IsADirectory => "is a directory",
+            NotEmpty => "directory not empty",
+            NoSpace => "no space left",
+            NameTooLong => "name too long",
+            BadPath => "bad path",
+            BadFd => "bad file descriptor",
+            TooManyOpen => "too many open files",
+            BadMode => "file not opened for that",
+            InUse => "file is open by another client",
+            FileTooLarge => "file too large",
+            StateReset => "session state was broken and has been reset",
+            NoSession => "not called through a session",
+            Disk => "block store error",
+            Malformed => "malformed message",
+            Ipc(_) => "IPC failed",
+        }
+    }
+}
+
+impl core::fmt::Display for FsError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FsError::Ipc(code) => match Error::from_raw(*code as u64) {
+                Some(e) => write!(f, "IPC failed: {e}"),
+                None => f.write_str("IPC failed"),
+            },
+            other => f.write_str(other.describe()),
+        }
+    }
+}
+
+impl From<CallError> for FsError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Ipc(e) => FsError::Ipc(e as u8),
+            CallError::Encode | CallError::Decode => FsError::Malformed,
+        }
+    }
+}
+
+/// One directory entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub name: [u8; NAME_MAX],
+    pub name_len: usize,
+    pub kind: u8,
+    pub size: u32,
+}
+
+impl Entry {
+    pub fn name(&self) -> &str {
+        core::str::from_utf8(&self.name[..self.name_len]).unwrap_or("?")
+    }
+}
+
+/// A client session with the file server.
+#[derive(Clone, Copy)]
+pub struct Fs {
+    session: Cap<Session>,
+}
+
+type Result<T> = core::result::Result<T, FsError>;
+
+impl Fs {
+    /// Open a session with the file server at `ep`, keeping the session capability in `slot`.
+    pub fn connect(ep: Cap<Endpoint>, slot: u8) -> Result<Self> {
+        ep.connect(slot).map(|session| Fs { session }).map_err(|e| FsError::Ipc(e as u8))
+    }
+
+    fn call<'r>(&self, req: &Request<'_>, reply: &'r mut [u8]) -> Result<Response<'r>> {
+        match self.session.call_encoded(LABEL, req, reply)? {
+            Response::Error(e) => Err(e),
+            other => Ok(other),
+        }
+    }
+
+    fn done(&self, req: &Request<'_>) -> Result<()> {
+        let mut reply = [0u8; 16];
+        match self.call(req, &mut reply)? {
+            Response::Done => Ok(()),
+            _ => Err(FsError::Malformed),
+        }
+    }
+
+    pub fn open(&self, path: &str, mode: u8) -> Result<u32> {
+        let mut reply = [0u8; 16];
+        match self.call(&Request::Open { path, mode }, &mut reply)? {
+            Response::Fd(fd) => Ok(fd),
+            _ => Err(FsError::Malformed),
+        }
+    }
+
+    /// Read up to `out.len()` bytes (at most `MAX_IO`) at the file's offset; 0 at the end.
+    pub fn read(&self, fd: u32, out: &mut [u8]) -> Result<usize> {
+        let mut reply = [0u8; MAX_IO + 16];
+        let len = out.len().min(MAX_IO) as u32;
+        match self.call(&Request::Read { fd, len }, &mut reply)? {
+            Response::Data(d) => {
+                let n = d.len().min(out.len());
+                out[..n].copy_from_slice(&d[..n]);
+                Ok(n)
+            }
+            _ => Err(FsError::Malformed),
+        }
+    }
+
+    /// Write all of `data`, in pieces of at most `MAX_IO`.
+    pub fn write(&self, fd: u32, data: &[u8]) -> Result<()> {
+        for chunk in data.chunks(MAX_IO) {
+            let mut reply = [0u8; 16];
+            match self.call(&Request::Write { fd, data: chunk }, &mut reply)? {
+                Response::Count(n) if n as usize == chunk.len() => {}
+                Response::Count(_) => return Err(FsError::NoSpace),
+                _ => return Err(FsError::Malformed),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn seek(&self, fd: u32, pos: u32) -> Result<()> {
+        self.done(&Request::Seek { fd, pos })
+    }
+
+    pub fn close(&self, fd: u32) -> Result<()> {
+        self.done(&Request::Close { fd })
+    }
+
+    /// Kind and size of what `path` names.
+    pub fn stat(&self, path: &str) -> Result<(u8, u32)> {
+        let mut reply = [0u8; 16];
+        match self.call(&Request::Stat { path }, &mut reply)? {
+            Response::Stat { kind, size } => Ok((kind, size)),
+            _ => Err(FsError::Malformed),
+        }
+    }
+
+    pub fn mkdir(&self, path: &str) -> Result<()> {
+        self.done(&Request::Mkdir { path })
+    }
+
+    pub fn remove(&self, path: &str) -> Result<()> {
+        self.done(&Request::Remove { path })
+    }
+
+    pub fn chdir(&self, path: &str) -> Result<()> {
+        self.done(&Request::Chdir { path })
+    }
+
+    /// The current directory, copied into `out`.
+    pub fn cwd<'o>(&self, out: &'o mut [u8; PATH_MAX]) -> Result<&'o str> {
+        let mut reply = [0u8; PATH_MAX + 16];
+        match self.call(&Request::Cwd, &mut reply)? {
+            Response::Path(p) => {
+                let n = p.len().min(PATH_MAX);
+                out[..n].copy_from_slice(&p.as_bytes()[..n]);
+                core::str::from_utf8(&out[..n]).map_err(|_| FsError::Malformed)
+            }
+            _ => Err(FsError::Malformed),
+        }
+    }
+
+    /// The `index`-th entry of directory `path`, or `None` past the last.
+    pub fn entry(&self, path: &str, index: u32) -> Result<Option<Entry>> {
+        let mut reply = [0u8; 64];
+        match self.call(&Request::List { path, index }, &mut reply)? {
+            Response::Entry { name, kind, size } => {
+                let mut e = Entry { name: [0; NAME_MAX], name_len: name.len().min(NAME_MAX), kind, size };
+                e.name[..e.name_len].copy_from_slice(&name.as_bytes()[..e.name_len]);
+                Ok(Some(e))
+            }
+            Response::End => Ok(None),
+            _ => Err(FsError::Malformed),
+        }
+    }
+
+    /// Offset and mode of open file `fd`, as this client's session state records them.
+    pub fn tell(&self, fd: u32) -> Result<(u32, u8)> {
+        let mut reply = [0u8; 16];
+        match self.call(&Request::Tell { fd }, &mut reply)? {
+            Response::Position { offset, mode } => Ok((offset, mode)),
+            _ => Err(FsError::Malformed),
+        }
+    }
+}
+
+/// Join `path` to the directory `cwd` (absolute) and normalise: resolve `.` and `..`, drop
+/// repeated slashes. Writes the absolute result into `out` and returns its length.
+pub fn normalize(cwd: &str, path: &str, out: &mut [u8; PATH_MAX]) -> core::result::Result<usize, FsError> {
+    if path.is_empty() {
+        return Err(FsError::BadPath);
+    }
+    let mut len = 0usize;
+    let base = if path.starts_with('/') { "" } else { cwd };
+    for comp in base.split('/').chain(path.split('/')) {
+        match comp {
+            "" | "." => {}
+            ".." => {
+                // Back to the previous '/'; at the root, `..` stays at the root.
+                while len > 0 {
+                    len -= 1;
+                    if out[len] == b'/' {
+                        break;
+                    }
+                }
+            }
+            c => {
+                if c.len() > NAME_MAX || len + 1 + c.len() > PATH_MAX {
+                    return Err(FsError::NameTooLong);
+                }
+                out[len] = b'/';
+                out[len + 1..len + 1 + c.len()].copy_from_slice(c.as_bytes());
+                len += 1 + c.len();
+            }
+        }
+    }
+    if len == 0 {
+        out[0] = b'/';
+        len = 1;
+    }
+    Ok(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(cwd: &str, path: &str) -> core::result::Result<std::string::String, FsError> {
+        let mut out = [0u8; PATH_MAX];
+        normalize(cwd, path, &mut out).map(|n| std::string::String::from_utf8(out[..n].to_vec()).unwrap())
+    }
+
+    extern crate std;
+
+    #[test]
+    fn paths_normalize() {
+        assert_eq!(norm("/", "a/b").unwrap(), "/a/b");
+        assert_eq!(norm("/x/y", "../z/./w//").unwrap(), "/x/z/w");
+        assert_eq!(norm("/x", "/abs").unwrap(), "/abs");
+        assert_eq!(norm("/", "../../..").unwrap(), "/");
+        assert_eq!(norm("/a", ".").unwrap(), "/a");
+        assert_eq!(norm("/", ""), Err(FsError::BadPath));
+        assert_eq!(norm("/", &"n".repeat(NAME_MAX + 1)), Err(FsError::NameTooLong));
+        assert_eq!(norm("/", &"abcdefgh/".repeat(12)), Err(FsError::NameTooLong));
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        let mut buf = [0u8; 64];
+        let req = Request::Write { fd: 3, data: b"hello" };
+        let n = userlib::msg::encode(&req, &mut buf).unwrap();
+        assert_eq!(userlib::msg::decode::<Request<'_>>(&buf[..n]).unwrap(), req);
+        assert!(userlib::msg::decode::<Request<'_>>(&[200, 1]).is_err());
+    }
+}

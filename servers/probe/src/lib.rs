@@ -1,0 +1,12 @@
+//! The probe server's protocol (labels; the word travels in MR0).
+#![no_std]
+#![forbid(unsafe_code)]
+
+/// Store MR0 in the caller's SSR.
+pub const PUT: u32 = 1;
+/// Answer with the word in the caller's SSR.
+pub const GET: u32 = 2;
+/// Answer, then read the SSR window outside any request (must fault).
+pub const TOUCH_AFTER_REPLY: u32 = 3;
+/// Read past the current client's SSR during its request (must fault).
+pub const TOUCH_NEIGHBOUR: u32 = 4;

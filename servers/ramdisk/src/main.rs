@@ -1,0 +1,54 @@
+//! The RAM disk: serves the `block` endpoint from a memory object.
+//!
+//! The blocks are not in this task's own memory: they are the pages of the kernel memory
+//! object the manifest names `disk`, which this task maps at start. The object belongs to the
+//! kernel, so when this server (or anything else) is restarted, the next incarnation maps the
+//! same pages and every block written before is still there. The server keeps no client state.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+use block_api::{BlockError, Request, Response, BLOCK_SIZE, LABEL};
+use userlib::abi::{Error, MAP_BASE};
+use userlib::cap::{Cap, Endpoint, Memory};
+use userlib::msg;
+
+userlib::entry!(main);
+
+fn handle<'a>(disk: &'a mut [u8], req: Result<Request<'_>, msg::CallError>) -> Response<'a> {
+    let blocks = (disk.len() / BLOCK_SIZE) as u32;
+    match req {
+        Err(_) => Response::Error(BlockError::Malformed),
+        Ok(Request::Info) => Response::Info { blocks },
+        Ok(Request::Read { block }) if block < blocks => {
+            let at = block as usize * BLOCK_SIZE;
+            Response::Data(&disk[at..at + BLOCK_SIZE])
+        }
+        Ok(Request::Write { block, data }) if block < blocks => {
+            if data.len() != BLOCK_SIZE {
+                return Response::Error(BlockError::BadLength);
+            }
+            let at = block as usize * BLOCK_SIZE;
+            disk[at..at + BLOCK_SIZE].copy_from_slice(data);
+            Response::Done
+        }
+        Ok(Request::Read { .. } | Request::Write { .. }) => Response::Error(BlockError::OutOfRange),
+    }
+}
+
+fn main(boot: &'static userlib::abi::BootInfo) -> Result<(), Error> {
+    let ep = Cap::<Endpoint>::from_boot(boot, "block").ok_or(Error::EmptySlot)?;
+    let mem = Cap::<Memory>::from_boot(boot, "disk").ok_or(Error::EmptySlot)?;
+    let disk = mem.map(MAP_BASE, true)?.bytes;
+    let mut payload = [0u8; userlib::abi::IPC_BUFFER_SIZE];
+    let mut out = [0u8; BLOCK_SIZE + 16];
+    let mut m = ep.recv()?;
+    loop {
+        let n = m.payload_into(&mut payload);
+        let req =
+            if m.info.label == LABEL { msg::decode(&payload[..n]) } else { Err(msg::CallError::Decode) };
+        let resp = handle(disk, req);
+        let len = msg::encode(&resp, &mut out).unwrap_or(0);
+        m = ep.reply_recv(LABEL, [0; 4], &out[..len])?;
+    }
+}

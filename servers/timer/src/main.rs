@@ -1,0 +1,262 @@
+//! The timer server: sleeps and alarms for its clients, driven by the CMOS real-time clock.
+//!
+//! The RTC's periodic interrupt (IRQ 8, [`RATE_HZ`]) is the only clock this server trusts; at
+//! start it measures how many TSC ticks one millisecond is, then keeps time in TSC ticks, which
+//! keep counting across restarts of this server. Each client's sleep and alarm deadlines live in
+//! its session's SSR ([`ClientState`]); the server itself only holds the reply capabilities of
+//! clients waiting right now, and a table saying which slot waits until when (a description of
+//! its own capability slots, which vanish with it anyway).
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+use bytemuck::{Pod, Zeroable};
+use ssr::{Broken, Layout};
+use timer_api::{Request, Response, TimerError, LABEL};
+use userlib::abi::{badge_client, badge_session, BootInfo, Error, IPC_BUFFER_SIZE, LABEL_NOTIFICATION};
+use userlib::cap::{cap_info, save_reply, ssr_window, Cap, Endpoint, Interrupt, IoPort, Notification, Reply};
+use userlib::msg;
+use userlib::sys::{inb, outb, rdtsc};
+
+userlib::entry!(main);
+
+const RTC_INDEX: u16 = 0x70;
+const RTC_DATA: u16 = 0x71;
+/// Periodic interrupt rate: 32768 >> (RATE - 1) Hz.
+const RATE: u8 = 8;
+const RATE_HZ: u64 = 32768 >> (RATE - 1);
+/// Capability slots for parked replies (the manifest fills the low ones).
+const PARK_FIRST: u8 = 16;
+const PARK_SLOTS: usize = 48;
+
+const ALARM_SET: u32 = 1;
+
+/// A client's timer state, in its SSR.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct ClientState {
+    /// TSC deadline of the sleep in progress (0: none). Kept so that a sleep re-delivered to a
+    /// restarted server ends when it was always going to.
+    sleep_deadline: u64,
+    alarm_deadline: u64,
+    alarm_period: u64,
+    fired: u32,
+    flags: u32,
+}
+
+impl Layout for ClientState {
+    const KIND: u16 = 0x71;
+    const VERSION: u16 = 1;
+
+    fn check(&self) -> Result<(), Broken> {
+        if self.flags & !ALARM_SET != 0 {
+            return Err(Broken::Inconsistent("unknown alarm flags"));
+        }
+        if self.flags & ALARM_SET == 0 && (self.alarm_deadline != 0 || self.alarm_period != 0) {
+            return Err(Broken::Inconsistent("alarm times without an alarm"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Parked {
+    deadline: u64,
+    reply: Cap<Reply>,
+    /// The answer to send at the deadline.
+    fired: Option<u32>,
+}
+
+/// What to do after a request: answer now, or park the caller until a deadline. Parking
+/// happens only after the client's SSR is sealed, because saving the reply unmaps the SSR.
+enum Action {
+    Reply(Response),
+    Park { deadline: u64, fired: Option<u32> },
+}
+
+struct Server {
+    tsc_per_ms: u64,
+    epoch: u64,
+    parked: [Option<Parked>; PARK_SLOTS],
+}
+
+fn rtc_read(reg: u8) -> u8 {
+    outb(RTC_INDEX, 0x80 | reg); // bit 7 keeps NMIs off while we talk to the RTC
+    inb(RTC_DATA)
+}
+
+fn rtc_write(reg: u8, value: u8) {
+    outb(RTC_INDEX, 0x80 | reg);
+    outb(RTC_DATA, value);
+}
+
+/// Start the RTC's periodic interrupt.
+fn rtc_start() {
+    let a = rtc_read(0x0a);
+    rtc_write(0x0a, (a & 0xf0) | RATE);
+    let b = rtc_read(0x0b);
+    rtc_write(0x0b, b | 0x40);
+    rtc_read(0x0c);
+}
+
+/// Acknowledge one periodic interrupt at the RTC (reading register C re-arms it).
+fn rtc_ack() {
+    rtc_read(0x0c);
+}
+
+impl Server {
+    fn now(&self) -> u64 {
+        rdtsc()
+    }
+
+    fn ms_to_tsc(&self, ms: u32) -> u64 {
+        ms as u64 * self.tsc_per_ms
+    }
+
+    /// Keep `reply` waiting until `deadline`.
+    fn park(&mut self, deadline: u64, fired: Option<u32>) -> Result<(), TimerError> {
+        let i = self.parked.iter().position(Option::is_none).ok_or(TimerError::Busy)?;
+        let slot = PARK_FIRST + i as u8;
+        if cap_info(slot).is_ok() {
+            // A reply left from a client that was answered some other way: drop it.
+            let _ = userlib::cap::cap_delete(slot);
+        }
+        let reply = save_reply(slot).map_err(|e| TimerError::Ipc(e as u8))?;
+        self.parked[i] = Some(Parked { deadline, reply, fired });
+        Ok(())
+    }
+
+    /// Answer every waiting client whose deadline has passed.
+    fn expire(&mut self) {
+        let now = self.now();
+        for p in self.parked.iter_mut() {
+            if let Some(w) = p.filter(|w| w.deadline <= now) {
+                let resp = match w.fired {
+                    Some(fired) => Response::Alarm { fired },
+                    None => Response::Done,
+                };
+                let mut out = [0u8; 16];
+                let len = msg::encode(&resp, &mut out).unwrap_or(0);
+                // A client that died meanwhile cannot be answered; that is fine.
+                let _ = w.reply.reply(LABEL, [0; 4], &out[..len]);
+                *p = None;
+            }
+        }
+    }
+
+    /// Serve one request.
+    fn handle(&mut self, st: &mut ClientState, req: Request) -> Action {
+        let now = self.now();
+        let result = match req {
+            Request::Now => Ok(Response::Now { ms: (now - self.epoch) / self.tsc_per_ms.max(1) }),
+            Request::Sleep { ms } => {
+                if st.sleep_deadline <= now {
+                    st.sleep_deadline = now + self.ms_to_tsc(ms);
+                }
+                return Action::Park { deadline: st.sleep_deadline, fired: None };
+            }
+            Request::SetAlarm { ms, period_ms } => {
+                st.alarm_deadline = now + self.ms_to_tsc(ms);
+                st.alarm_period = self.ms_to_tsc(period_ms);
+                st.fired = 0;
+                st.flags = ALARM_SET;
+                Ok(Response::Done)
+            }
+            Request::CancelAlarm => {
+                *st = ClientState { sleep_deadline: st.sleep_deadline, ..ClientState::zeroed() };
+                Ok(Response::Done)
+            }
+            Request::WaitAlarm => {
+                if st.flags & ALARM_SET == 0 {
+                    return Action::Reply(Response::Error(TimerError::NoAlarm));
+                }
+                // Commit the firing now; the reply only delivers it (at the deadline).
+                let deadline = st.alarm_deadline;
+                st.fired += 1;
+                if st.alarm_period == 0 {
+                    let fired = st.fired;
+                    *st = ClientState { sleep_deadline: st.sleep_deadline, fired, ..ClientState::zeroed() };
+                } else {
+                    st.alarm_deadline += st.alarm_period;
+                }
+                if deadline <= now {
+                    Ok(Response::Alarm { fired: st.fired })
+                } else {
+                    return Action::Park { deadline, fired: Some(st.fired) };
+                }
+            }
+        };
+        Action::Reply(result.unwrap_or_else(Response::Error))
+    }
+}
+
+fn main(boot: &'static BootInfo) -> Result<(), Error> {
+    console_api::init_log(log::LevelFilter::Info);
+    let ports = Cap::<IoPort>::from_boot(boot, "rtc").ok_or(Error::EmptySlot)?;
+    let irq = Cap::<Interrupt>::from_boot(boot, "rtc").ok_or(Error::EmptySlot)?;
+    let ticks = Cap::<Notification>::from_boot(boot, "rtc").ok_or(Error::EmptySlot)?;
+    let ep = Cap::<Endpoint>::from_boot(boot, "timer").ok_or(Error::EmptySlot)?;
+    ports.enable()?;
+    rtc_start();
+    irq.ack()?;
+    // Calibrate: TSC ticks per RTC period, over 16 periods.
+    let tick = || -> Result<u64, Error> {
+        ticks.wait()?;
+        rtc_ack();
+        irq.ack()?;
+        Ok(rdtsc())
+    };
+    let t0 = tick()?;
+    let mut t1 = t0;
+    for _ in 0..16 {
+        t1 = tick()?;
+    }
+    let tsc_per_ms = ((t1 - t0) * RATE_HZ / 16 / 1000).max(1);
+    log::info!("RTC at {} Hz; {} TSC ticks per ms", RATE_HZ, tsc_per_ms);
+    ticks.bind()?;
+    let mut server = Server { tsc_per_ms, epoch: t0, parked: [None; PARK_SLOTS] };
+    let mut payload = [0u8; IPC_BUFFER_SIZE];
+    let mut out = [0u8; 32];
+    let mut m = ep.recv()?;
+    loop {
+        let action = if m.info.label == LABEL_NOTIFICATION {
+            rtc_ack();
+            irq.ack()?;
+            server.expire();
+            None
+        } else {
+            let n = m.payload_into(&mut payload);
+            match (badge_session(m.badge), msg::decode::<Request>(&payload[..n])) {
+                (None, _) => Some(Action::Reply(Response::Error(TimerError::NoSession))),
+                (_, Err(_)) => Some(Action::Reply(Response::Error(TimerError::Malformed))),
+                _ if m.info.label != LABEL => Some(Action::Reply(Response::Error(TimerError::Malformed))),
+                // The region is sealed when it goes out of scope, before any parking below.
+                (Some(session), Ok(req)) => match ssr::open::<ClientState>(ssr_window()) {
+                    Ok(mut region) => Some(server.handle(region.state(), req)),
+                    Err(broken) => {
+                        log::warn!(
+                            "state of client task {} (session {}) is broken: {}; resetting it",
+                            badge_client(m.badge),
+                            session,
+                            broken
+                        );
+                        let _ = ssr::reset::<ClientState>(ssr_window());
+                        Some(Action::Reply(Response::Error(TimerError::StateReset)))
+                    }
+                },
+            }
+        };
+        let reply = match action {
+            Some(Action::Park { deadline, fired }) => server.park(deadline, fired).err().map(Response::Error),
+            Some(Action::Reply(resp)) => Some(resp),
+            None => None,
+        };
+        m = match reply {
+            Some(resp) => {
+                let len = msg::encode(&resp, &mut out).unwrap_or(0);
+                ep.reply_recv(LABEL, [0; 4], &out[..len])?
+            }
+            None => ep.recv()?,
+        };
+    }
+}
