@@ -218,3 +218,14 @@ fn bench_prints_measured_protected_call_costs() {
         check(&t, figures[3].to_string() == curios, "the published figure is beside it");
     }
 }
+
+#[test]
+fn file_data_and_client_state_survive_restarting_fs_and_ramdisk() {
+    let t = boot(&["write /keep/a one", "cd /keep", "restart fs", "cat a", "restart ramdisk", "cat /keep/a", "pwd", "ps"], 60);
+    check(&t, t.ok(), "every command succeeds");
+    check(&t, t.console.contains("cat a\none\n"), "after an fs restart the shell's cwd (in its SSR) still works");
+    check(&t, t.console.contains("cat /keep/a\none\n"), "after a ramdisk restart the blocks are still there");
+    check(&t, t.console.lines().any(|l| l == "/keep"), "the current directory survived");
+    check(&t, ps_row(&t, "fs").get(2) == Some(&"1") && ps_row(&t, "ramdisk").get(2) == Some(&"1"), "both at gen 1");
+    check(&t, t.console.matches("formatted an empty block store").count() == 1, "formatted once, at boot only");
+}
