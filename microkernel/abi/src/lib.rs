@@ -89,10 +89,25 @@ pub enum Sysno {
     /// its pristine boot image with the same capabilities (generation + 1, restarts + 1).
     /// Returns the new generation.
     TaskRestart = 23,
+    /// `supervise(task_all, ntfn)`: become the supervisor: the kernel records every fault of a
+    /// supervised task (see the manifest's `supervised`) and signals `ntfn`.
+    Supervise = 24,
+    /// `fault_next(task_all, out)`: take the oldest recorded fault as a [`FaultRecord`] at
+    /// `out`; `Dead` when there is none.
+    FaultNext = 25,
+    /// `inject(task, index, kind, seed)`: inject a fault ([`InjectKind`]) into a task, from
+    /// outside it. Returns a description word in `rdi` (the register, address or offset hit).
+    Inject = 26,
+    /// `log(task_all, ptr, len)`: print a line on the kernel's log (for the supervisor, which
+    /// must not depend on the console server it may have to restart).
+    Log = 27,
+    /// `task_hold(task, index)`: stop a task for good (a crash loop); its waiting and queued
+    /// callers get `ServerFailed`.
+    TaskHold = 28,
 }
 
 /// Number of syscalls; every number at or above it is [`Error::InvalidSyscall`].
-pub const SYSCALL_COUNT: u64 = 24;
+pub const SYSCALL_COUNT: u64 = 29;
 
 impl Sysno {
     /// Decode `rax`; `None` for a number that is not a syscall.
@@ -123,6 +138,11 @@ impl Sysno {
             Connect,
             SsrRead,
             TaskRestart,
+            Supervise,
+            FaultNext,
+            Inject,
+            Log,
+            TaskHold,
         ];
         ALL.get(usize::try_from(raw).ok()?).copied()
     }
@@ -155,6 +175,11 @@ impl Sysno {
             Connect => "connect",
             SsrRead => "ssr_read",
             TaskRestart => "task_restart",
+            Supervise => "supervise",
+            FaultNext => "fault_next",
+            Inject => "inject",
+            Log => "log",
+            TaskHold => "task_hold",
         }
     }
 }

@@ -62,12 +62,14 @@ pub enum CapSpec {
     },
     /// Read every SSR of the named endpoint (which this task must serve).
     SsrView(Name),
+    /// A fresh notification (signal and wait).
+    Notification(Name),
 }
 
 impl CapSpec {
     pub fn name(&self) -> &str {
         match self {
-            CapSpec::Serve(n) | CapSpec::Call(n) | CapSpec::SsrView(n) => n,
+            CapSpec::Serve(n) | CapSpec::Call(n) | CapSpec::SsrView(n) | CapSpec::Notification(n) => n,
             CapSpec::TaskAll => "all",
             CapSpec::TaskSelf => "self",
             CapSpec::IoPort { name, .. } | CapSpec::Irq { name, .. } | CapSpec::Memory { name, .. } => name,
@@ -83,6 +85,11 @@ pub struct TaskSpec {
     pub held: bool,
     /// Pages of Server State Regions this task may hold as a client.
     pub quota: u16,
+    /// Faults of this task go to the supervisor (the reincarnation server), which restarts it;
+    /// its callers are suspended meanwhile instead of failed.
+    pub supervised: bool,
+    /// This task is the supervisor; if it faults, the kernel itself restarts it.
+    pub supervisor: bool,
     pub caps: Vec<CapSpec, MAX_CAPS>,
 }
 
@@ -146,6 +153,8 @@ fn parse_task(words: &mut core::str::SplitWhitespace<'_>) -> Result<TaskSpec, Er
         priority: 1,
         held: false,
         quota: DEFAULT_QUOTA,
+        supervised: false,
+        supervisor: false,
         caps: Vec::new(),
     };
     while let Some(w) = words.next() {
@@ -158,6 +167,8 @@ fn parse_task(words: &mut core::str::SplitWhitespace<'_>) -> Result<TaskSpec, Er
                 spec.priority = p as u8;
             }
             "held" => spec.held = true,
+            "supervised" => spec.supervised = true,
+            "supervisor" => spec.supervisor = true,
             "quota" => {
                 let q = number(words.next())?;
                 if q > MAX_QUOTA as u64 {
@@ -176,6 +187,7 @@ fn parse_cap(directive: &str, words: &mut core::str::SplitWhitespace<'_>) -> Res
         "serve" => CapSpec::Serve(name(words.next())?),
         "call" => CapSpec::Call(name(words.next())?),
         "ssr-view" => CapSpec::SsrView(name(words.next())?),
+        "notification" => CapSpec::Notification(name(words.next())?),
         "task" => unreachable!("handled by the caller"),
         "ioport" => {
             let name = name(words.next())?;
@@ -330,6 +342,15 @@ task hostile prio 1 held
         assert_eq!(error("task a\n irq t 0").kind, ErrorKind::OutOfRange);
         assert_eq!(error("task a\n irq t 16").kind, ErrorKind::OutOfRange);
         assert_eq!(error("task a\n memory m 0").kind, ErrorKind::OutOfRange);
+    }
+
+    #[test]
+    fn supervision_flags() {
+        let m = parse("task rs supervisor\ntask fs supervised held").unwrap();
+        assert!(m.tasks[0].supervisor && !m.tasks[0].supervised);
+        assert!(m.tasks[1].supervised && m.tasks[1].held);
+        let m = parse("task rs\n notification faults").unwrap();
+        assert_eq!(m.tasks[0].caps[0], CapSpec::Notification(Name::try_from("faults").unwrap()));
     }
 
     #[test]

@@ -86,6 +86,22 @@ impl Queue {
         true
     }
 
+    /// Put `t` first (a caller whose request must be delivered again goes before newer ones).
+    /// Returns false (and changes nothing) if `t` already waits in a queue.
+    pub fn push_front(&mut self, links: &mut Links, t: usize) -> bool {
+        if links.queued[t] {
+            return false;
+        }
+        links.queued[t] = true;
+        links.next[t] = self.head;
+        if self.head == NONE {
+            self.tail = t as u8;
+        }
+        self.head = t as u8;
+        self.len += 1;
+        true
+    }
+
     pub fn pop_front(&mut self, links: &mut Links) -> Option<usize> {
         let t = self.front()?;
         self.head = links.next[t];
@@ -213,6 +229,20 @@ mod tests {
         assert_eq!(q.pop_front(&mut l), Some(1));
         assert_eq!(q.pop_front(&mut l), None);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn push_front_goes_first_and_keeps_the_tail() {
+        let mut l = Links::new();
+        let mut q = Queue::new();
+        assert!(q.push_front(&mut l, 4));
+        q.push_back(&mut l, 5);
+        assert!(q.push_front(&mut l, 6));
+        assert!(!q.push_front(&mut l, 5));
+        assert_eq!(q.iter(&l).collect::<Vec<_>>(), [6, 4, 5]);
+        q.push_back(&mut l, 7);
+        assert_eq!(q.iter(&l).collect::<Vec<_>>(), [6, 4, 5, 7]);
+        assert_eq!(q.len(), 4);
     }
 
     #[test]

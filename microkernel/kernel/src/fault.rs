@@ -9,8 +9,9 @@
 //! ```
 
 use crate::arch::trap::Context;
+use crate::state::HANG_TICKS;
 use crate::state::{Blocked, Kernel};
-use axolotl_abi::{Error, TaskState, PAGE_SIZE, USER_STACK_SIZE, USER_STACK_TOP};
+use axolotl_abi::{Error, FaultKind, FaultRecord, TaskState, PAGE_SIZE, USER_STACK_SIZE, USER_STACK_TOP};
 use axolotl_kcore::cap::{Capability, Object};
 use core::fmt;
 
@@ -144,13 +145,7 @@ pub fn user_fault(k: &mut Kernel, t: usize, cr2: u64) {
         crate::kprintln!("  rip {:#x} {}", c.rip, sym);
     }
     print_registers(&c);
-    let name = task.name;
-    let failed = stop_task(k, t, TaskState::Faulted, c.vector);
-    crate::kprintln!(
-        "  action: {} stopped (faulted); {} waiting caller(s) failed with ServerFailed",
-        axolotl_abi::str_from_padded(&name),
-        failed
-    );
+    task_failed(k, t, FaultKind::Exception, c.vector, c.error, if c.vector == 14 { cr2 } else { 0 });
 }
 
 /// A task's panic handler ended it with `EXIT_PANIC` and this message.
@@ -159,9 +154,23 @@ pub fn report_panic(k: &Kernel, t: usize, msg: &str) {
     crate::kprintln!("FAULT in {} (task {}, gen {}): panicked: {}", task.name(), t, task.id.generation, msg);
 }
 
-/// Stop task `t` for good: take it out of every queue, fail the callers waiting for its reply,
-/// wake tasks waiting for it to stop, and free its address space. Returns how many callers failed.
-pub fn stop_task(k: &mut Kernel, t: usize, state: TaskState, code: u64) -> usize {
+/// What stopping a task did to the callers waiting for its replies.
+#[derive(Clone, Copy, Default)]
+pub struct Callers {
+    /// Put back at the front of their endpoint's queue, to be delivered again.
+    pub suspended: u32,
+    /// Failed with `ServerFailed`.
+    pub failed: u32,
+}
+
+/// Stop task `t`: take it out of every queue, deal with the callers waiting for its reply,
+/// wake tasks waiting for it to stop, close its sessions as a client, free its address space.
+///
+/// With `suspend`, a caller whose request `t` had received is put back at the front of the
+/// endpoint's queue to be delivered again to the next incarnation — unless that request had
+/// already been delivered again once, in which case only that caller fails. Without `suspend`,
+/// every such caller fails with `ServerFailed`.
+pub fn stop_task(k: &mut Kernel, t: usize, state: TaskState, code: u64, suspend: bool) -> Callers {
     if let Blocked::Endpoint(e) = k.tasks[t].blocked {
         let ep = &mut k.endpoints[e as usize];
         ep.senders.remove(&mut k.links, t);
@@ -169,12 +178,22 @@ pub fn stop_task(k: &mut Kernel, t: usize, state: TaskState, code: u64) -> usize
     }
     let prio = k.tasks[t].priority;
     k.run.remove(&mut k.links, t, prio);
-    let mut failed = 0;
+    let mut callers = Callers::default();
     for j in 0..k.tasks.len() {
         let other = &k.tasks[j];
         if other.state == TaskState::Calling && other.blocked == Blocked::Reply(t as u16) {
-            k.fail_blocked(j, Error::ServerFailed);
-            failed += 1;
+            if suspend && !other.retried {
+                let ep = other.pending_ep;
+                let c = &mut k.tasks[j];
+                c.retried = true;
+                c.state = TaskState::Sending;
+                c.blocked = Blocked::Endpoint(ep);
+                k.endpoints[ep as usize].senders.push_front(&mut k.links, j);
+                callers.suspended += 1;
+            } else {
+                k.fail_blocked(j, Error::ServerFailed);
+                callers.failed += 1;
+            }
         } else if other.state == TaskState::Joining && other.blocked == Blocked::Task(t as u16) {
             k.tasks[j].ctx.rax = 0;
             k.tasks[j].ctx.rdi = code;
@@ -204,7 +223,109 @@ pub fn stop_task(k: &mut Kernel, t: usize, state: TaskState, code: u64) -> usize
     if let Some(space) = task.space.take() {
         space.destroy(&mut k.frames);
     }
-    failed
+    callers
+}
+
+/// A supervised (or any) task stopped abnormally: stop it, and if it is supervised and a
+/// supervisor listens, suspend its callers and hand the fault to the supervisor. The
+/// supervisor itself is restarted by the kernel directly: nobody else could.
+pub fn task_failed(k: &mut Kernel, t: usize, kind: FaultKind, vector: u64, error: u64, addr: u64) {
+    let (rip, generation, answered) = (k.tasks[t].ctx.rip, k.tasks[t].id.generation, k.tasks[t].answered);
+    let supervised = k.tasks[t].supervised && k.supervisor.is_some();
+    let code = if kind == FaultKind::Exception { vector } else { 0x100 + kind as u64 };
+    let callers = stop_task(k, t, TaskState::Faulted, code, supervised);
+    let name = k.tasks[t].name;
+    let name = axolotl_abi::str_from_padded(&name);
+    if k.tasks[t].supervisor {
+        crate::kprintln!("  action: the supervisor itself failed; the kernel restarts it");
+        let _ = restart_task(k, t, 0);
+        return;
+    }
+    if !supervised {
+        crate::kprintln!(
+            "  action: {} stopped ({}); {} waiting caller(s) failed with ServerFailed",
+            name,
+            kind.name(),
+            callers.failed
+        );
+        return;
+    }
+    crate::kprintln!(
+        "  action: {} stopped ({}); {} caller(s) suspended, {} failed; reported to the supervisor",
+        name,
+        kind.name(),
+        callers.suspended,
+        callers.failed
+    );
+    k.tasks[t].fault_tsc = Some(crate::arch::cpu::rdtsc());
+    let record = FaultRecord {
+        index: t as u32,
+        generation,
+        kind: kind as u32,
+        vector: vector as u32,
+        error,
+        rip,
+        addr,
+        tick: k.ticks,
+        tsc: crate::arch::cpu::rdtsc(),
+        answered,
+        suspended: callers.suspended,
+        failed: callers.failed,
+    };
+    if k.fault_count == k.faults.len() {
+        k.fault_head = (k.fault_head + 1) % k.faults.len();
+        k.fault_count -= 1;
+        k.faults_dropped += 1;
+    }
+    let slot = (k.fault_head + k.fault_count) % k.faults.len();
+    k.faults[slot] = record;
+    k.fault_count += 1;
+    if let Some(n) = k.supervisor {
+        k.signal(n, 1);
+    }
+}
+
+/// The oldest fault record not yet taken.
+pub fn next_fault(k: &mut Kernel) -> Option<FaultRecord> {
+    if k.fault_count == 0 {
+        return None;
+    }
+    let r = k.faults[k.fault_head];
+    k.fault_head = (k.fault_head + 1) % k.faults.len();
+    k.fault_count -= 1;
+    Some(r)
+}
+
+/// Stop task `t` for good after a crash loop: its endpoints answer every call with
+/// `ServerFailed` until someone restarts it by hand.
+pub fn hold_task(k: &mut Kernel, t: usize) {
+    if !k.tasks[t].state.is_stopped() {
+        stop_task(k, t, TaskState::Faulted, 0, false);
+    }
+    k.tasks[t].state = TaskState::Halted;
+    k.tasks[t].fault_tsc = None;
+    let served: heapless::Vec<u16, 8> = k.cspaces[t]
+        .iter()
+        .filter_map(|(_, c)| match c.object {
+            Object::Endpoint(e) if c.rights.contains(axolotl_abi::Rights::READ) => Some(e),
+            _ => None,
+        })
+        .take(8)
+        .collect();
+    let mut failed = 0;
+    for &e in &served {
+        k.endpoints[e as usize].halted = true;
+        while let Some(c) = k.endpoints[e as usize].senders.pop_front(&mut k.links) {
+            k.fail_blocked(c, Error::ServerFailed);
+            failed += 1;
+        }
+    }
+    crate::kprintln!(
+        "{} (task {}) halted: {} queued caller(s) failed with ServerFailed",
+        k.tasks[t].name(),
+        t,
+        failed
+    );
 }
 
 /// Undo what a deleted capability had enabled in task `t`.
@@ -242,33 +363,76 @@ pub fn unmap_pages(k: &mut Kernel, t: usize, vaddr: u64, pages: u64) {
     }
 }
 
-/// Replace task `t` with a new incarnation from its pristine image: stop it if it still runs,
-/// drop its stale reply capabilities, rebuild its address space, bump its generation and
-/// restart count, and make it ready. Its other capabilities, and so its endpoints, stay.
-pub fn restart_task(k: &mut Kernel, t: usize) -> Result<u32, crate::loader::LoadError> {
+/// Replace task `t` with a new incarnation from its pristine image, now or after `delay`
+/// timer ticks: stop it if it still runs, drop its stale reply capabilities, rebuild its address
+/// space, bump its generation and restart count, and make it ready. Its other capabilities, and
+/// so its endpoints, stay: clients keep calling the same endpoint. Returns the new generation.
+pub fn restart_task(k: &mut Kernel, t: usize, delay: u64) -> Result<u32, crate::loader::LoadError> {
     if !k.tasks[t].state.is_stopped() {
-        let failed = stop_task(k, t, TaskState::Exited, 0);
+        let callers = stop_task(k, t, TaskState::Exited, 0, k.tasks[t].supervised && k.supervisor.is_some());
         crate::kprintln!(
-            "{} (task {}) stopped for restart; {} waiting caller(s) failed",
+            "{} (task {}) stopped for restart; {} caller(s) suspended, {} failed",
             k.tasks[t].name(),
             t,
-            failed
+            callers.suspended,
+            callers.failed
         );
+        k.tasks[t].fault_tsc = Some(crate::arch::cpu::rdtsc());
+    }
+    if delay > 0 {
+        k.tasks[t].state = TaskState::Restarting;
+        k.tasks[t].restart_at = k.ticks + delay;
+        return Ok(k.tasks[t].id.generation + 1);
     }
     k.cspaces[t].remove_where(|c| matches!(c.object, Object::Reply { .. }), |_| {});
     k.tasks[t].id.generation += 1;
     k.tasks[t].restarts += 1;
     if let Err(e) = crate::loader::build_image(k, t) {
         crate::kprintln!("cannot restart {} (task {}): {}", k.tasks[t].name(), t, e);
+        k.tasks[t].state = TaskState::Faulted;
         return Err(e);
+    }
+    for (_, c) in k.cspaces[t].iter() {
+        if let Object::Endpoint(e) = c.object {
+            if c.rights.contains(axolotl_abi::Rights::READ) {
+                k.endpoints[e as usize].halted = false;
+            }
+        }
     }
     let task = &mut k.tasks[t];
     task.exit_code = 0;
     task.slice_left = crate::state::TIMESLICE_TICKS;
     task.recv_slot = None;
     task.pending_session = None;
+    task.spin_ticks = 0;
+    task.answered = 0;
     let generation = task.id.generation;
     crate::kprintln!("restarted {} (task {}) as generation {}", task.name(), t, generation);
     k.make_ready(t);
     Ok(generation)
+}
+
+/// Timer work for supervision: start delayed restarts that are due, and catch hung tasks.
+pub fn supervise_tick(k: &mut Kernel, running: usize) {
+    for t in 0..k.tasks.len() {
+        if k.tasks[t].state == TaskState::Restarting && k.ticks >= k.tasks[t].restart_at {
+            let _ = restart_task(k, t, 0);
+        }
+    }
+    if running < k.tasks.len() && k.tasks[running].state == TaskState::Ready {
+        let task = &mut k.tasks[running];
+        task.spin_ticks += 1;
+        if task.spin_ticks > HANG_TICKS && (task.supervised || task.supervisor) {
+            let task = &k.tasks[running];
+            crate::kprintln!(
+                "HANG in {} (task {}, gen {}): {} timer ticks without a syscall, at rip {:#x}",
+                task.name(),
+                running,
+                task.id.generation,
+                task.spin_ticks,
+                task.ctx.rip
+            );
+            task_failed(k, running, FaultKind::Hang, 0, 0, 0);
+        }
+    }
 }

@@ -119,6 +119,13 @@ impl Kernel {
         session: Option<u16>,
     ) -> Done {
         let words = self.words(cur);
+        // Remember the call in full: if the server faults, it is delivered again from here.
+        let t = &mut self.tasks[cur];
+        t.pending = info;
+        t.pending_badge = badge;
+        t.pending_is_call = is_call;
+        t.pending_session = session;
+        t.pending_ep = ep;
         if let Some(r) = self.endpoints[ep as usize].receivers.pop_front(&mut self.links) {
             self.deliver(cur, r, info, words, badge, session);
             self.make_ready(r);
@@ -129,10 +136,6 @@ impl Kernel {
             return Done::Value(0, 0);
         }
         let t = &mut self.tasks[cur];
-        t.pending = info;
-        t.pending_badge = badge;
-        t.pending_is_call = is_call;
-        t.pending_session = session;
         t.state = TaskState::Sending;
         t.blocked = Blocked::Endpoint(ep);
         self.endpoints[ep as usize].senders.push_back(&mut self.links, cur);
@@ -143,6 +146,17 @@ impl Kernel {
     /// task served before is over, so its SSR window is emptied first.
     pub fn recv(&mut self, cur: usize, ep: u16, recv_slot: Option<u8>) -> Done {
         self.unmap_ssr(cur);
+        if let Some(at) = self.tasks[cur].fault_tsc.take() {
+            let kept = self.sessions.iter().filter(|s| s.live && s.endpoint == ep).count();
+            let t = &self.tasks[cur];
+            crate::kprintln!(
+                "{} gen {} ready: {} TSC ticks from its predecessor's fault to its first recv; {} sessions kept",
+                t.name(),
+                t.id.generation,
+                crate::arch::cpu::rdtsc().saturating_sub(at),
+                kept
+            );
+        }
         if let Some(n) = self.tasks[cur].bound_notification {
             if self.notifications[n as usize].bits != 0 {
                 self.deliver_notification(cur, n);
@@ -179,6 +193,8 @@ impl Kernel {
             .ok_or(Error::Dead)?;
         let words = self.words(from);
         self.tasks[c].recv_slot = None;
+        self.tasks[c].retried = false;
+        self.tasks[from].answered += 1;
         self.deliver(from, c, info, words, 0, None);
         self.make_ready(c);
         Ok(())

@@ -97,6 +97,8 @@ fn load_task(k: &mut Kernel, index: usize, spec: &TaskSpec, served: &[Served]) -
         t.module = module;
         t.boot_info = boot_page;
         t.ssr_quota = spec.quota;
+        t.supervised = spec.supervised;
+        t.supervisor = spec.supervisor;
     }
     if let Err(e) = build_image(k, index) {
         k.frames.free(boot_page);
@@ -231,6 +233,12 @@ fn grant(
         CapSpec::SsrView(name) => {
             let s = ep_of(name)?;
             caps[0] = Some(Capability::original(Object::SsrView(s.ep), Rights::READ, 0, k.new_cap_id()));
+        }
+        CapSpec::Notification(_) => {
+            let n = k.notifications.iter().position(|n| !n.live).ok_or(LoadError::TooManyObjects)?;
+            k.notifications[n].live = true;
+            let ntfn = Object::Notification(n as u16);
+            caps[0] = Some(Capability::original(ntfn, Rights::READ.union(Rights::WRITE), 0, k.new_cap_id()));
         }
         CapSpec::TaskAll => {
             caps[0] = Some(Capability::original(Object::Task(None), Rights::ALL, 0, k.new_cap_id()))

@@ -10,6 +10,7 @@
 mod arch;
 mod fault;
 mod frames;
+mod inject;
 mod ipc;
 mod loader;
 mod log;
@@ -96,6 +97,15 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
             0
         }
     };
+    match k.frames.alloc_zeroed() {
+        Ok(f) => {
+            // `jmp $` (EB FE): what the `hang` injection makes a task run.
+            // SAFETY: a fresh kernel frame, identity mapped.
+            unsafe { (f as *mut [u8; 2]).write([0xeb, 0xfe]) };
+            k.hang_frame = f;
+        }
+        Err(_) => kprintln!("no frame for the hang injection page"),
+    }
     pic::init();
     kprintln!(
         "{} tasks loaded, {} syscalls, {} KiB free; boot took {} TSC ticks",

@@ -55,6 +55,7 @@ impl Kernel {
     pub fn tick(&mut self) {
         self.ticks += 1;
         let cur = cpu::this().current.get();
+        crate::fault::supervise_tick(self, cur);
         if cur == NO_TASK || self.tasks[cur].state != TaskState::Ready {
             return;
         }

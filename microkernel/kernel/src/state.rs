@@ -5,7 +5,7 @@
 use crate::arch::trap::Context;
 use crate::frames::Frames;
 use crate::paging::AddressSpace;
-use axolotl_abi::{MsgInfo, TaskState, CAP_SLOTS, NAME_LEN};
+use axolotl_abi::{FaultRecord, MsgInfo, TaskState, CAP_SLOTS, NAME_LEN};
 use axolotl_kcore::cap::CSpace;
 use axolotl_kcore::queue::{Links, Queue, RunQueues, MAX_TASKS};
 use axolotl_kcore::TaskId;
@@ -16,6 +16,9 @@ pub const MAX_MEMORY: usize = 32;
 pub const MAX_MODULES: usize = 24;
 pub const MAX_IO_RANGES: usize = 4;
 pub const MAX_SESSIONS: usize = 64;
+pub const MAX_FAULTS: usize = 32;
+/// A supervised task that runs this many timer ticks (1 s) without a syscall is hung.
+pub const HANG_TICKS: u64 = 100;
 /// Timer ticks a task runs before a task of equal priority gets the CPU.
 pub const TIMESLICE_TICKS: u32 = 2;
 
@@ -76,6 +79,22 @@ pub struct Tcb {
     pub ssr_mapped: Option<u16>,
     /// The session a blocked sender is calling through.
     pub pending_session: Option<u16>,
+    /// The endpoint of this task's current call (to deliver it again after a server fault).
+    pub pending_ep: u16,
+    /// The current call was already delivered again once after a server fault.
+    pub retried: bool,
+    /// Faults go to the supervisor; callers are suspended instead of failed.
+    pub supervised: bool,
+    /// This is the supervisor itself.
+    pub supervisor: bool,
+    /// Timer ticks this task has run since its last syscall (hang detection).
+    pub spin_ticks: u64,
+    /// Calls this incarnation answered.
+    pub answered: u64,
+    /// For a task in `Restarting`: the tick at which the new incarnation starts.
+    pub restart_at: u64,
+    /// TSC at the last fault, while the next incarnation has not yet reached its first `recv`.
+    pub fault_tsc: Option<u64>,
 }
 
 impl Tcb {
@@ -109,6 +128,14 @@ impl Tcb {
         ssr_pte: 0,
         ssr_mapped: None,
         pending_session: None,
+        pending_ep: 0,
+        retried: false,
+        supervised: false,
+        supervisor: false,
+        spin_ticks: 0,
+        answered: 0,
+        restart_at: 0,
+        fault_tsc: None,
     };
 
     pub fn name(&self) -> &str {
@@ -122,6 +149,8 @@ impl Tcb {
 
 pub struct Endpoint {
     pub live: bool,
+    /// Its server is halted (crash loop): calls fail at once with `ServerFailed`.
+    pub halted: bool,
     pub name: [u8; NAME_LEN],
     pub senders: Queue,
     pub receivers: Queue,
@@ -191,6 +220,15 @@ pub struct Kernel {
     pub ticks: u64,
     pub boot_tsc: u64,
     pub revoke_scratch: [u64; MAX_TASKS * CAP_SLOTS],
+    /// The supervisor's notification, once it called `supervise`.
+    pub supervisor: Option<u16>,
+    /// Faults not yet taken by the supervisor (a ring; the oldest is dropped when full).
+    pub faults: [FaultRecord; MAX_FAULTS],
+    pub fault_head: usize,
+    pub fault_count: usize,
+    pub faults_dropped: u64,
+    /// A frame holding `jmp $`, mapped into a task by the `hang` injection.
+    pub hang_frame: u64,
 }
 
 impl Kernel {
@@ -201,7 +239,13 @@ impl Kernel {
             links: Links::new(),
             run: RunQueues::new(),
             endpoints: [const {
-                Endpoint { live: false, name: [0; NAME_LEN], senders: Queue::new(), receivers: Queue::new() }
+                Endpoint {
+                    live: false,
+                    halted: false,
+                    name: [0; NAME_LEN],
+                    senders: Queue::new(),
+                    receivers: Queue::new(),
+                }
             }; MAX_ENDPOINTS],
             notifications: [const { Notification { live: false, bits: 0, bound: None } }; MAX_NOTIFICATIONS],
             irqs: [None; 16],
@@ -224,6 +268,25 @@ impl Kernel {
             ticks: 0,
             boot_tsc: 0,
             revoke_scratch: [0; MAX_TASKS * CAP_SLOTS],
+            supervisor: None,
+            faults: [FaultRecord {
+                index: 0,
+                generation: 0,
+                kind: 0,
+                vector: 0,
+                error: 0,
+                rip: 0,
+                addr: 0,
+                tick: 0,
+                tsc: 0,
+                answered: 0,
+                suspended: 0,
+                failed: 0,
+            }; MAX_FAULTS],
+            fault_head: 0,
+            fault_count: 0,
+            faults_dropped: 0,
+            hang_frame: 0,
         }
     }
 
@@ -256,6 +319,7 @@ impl Kernel {
     /// Complete a blocked task's syscall with an error and make it ready.
     pub fn fail_blocked(&mut self, t: usize, err: axolotl_abi::Error) {
         self.tasks[t].ctx.rax = err as u64;
+        self.tasks[t].retried = false;
         self.make_ready(t);
     }
 

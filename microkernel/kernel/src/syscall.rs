@@ -9,7 +9,8 @@ use crate::ipc::Done;
 use crate::state::{Blocked, Kernel};
 use crate::{fault, paging};
 use axolotl_abi::{
-    CapType, Error, MsgInfo, Rights, Sysno, TaskInfo, TaskState, EXIT_PANIC, MAP_BASE, PAGE_SIZE, USER_END,
+    CapType, Error, FaultKind, InjectKind, MsgInfo, Rights, Sysno, TaskInfo, TaskState, EXIT_PANIC, MAP_BASE,
+    PAGE_SIZE, USER_END,
 };
 use axolotl_kcore::cap::{self, Capability, Object};
 use axolotl_kcore::queue::MAX_TASKS;
@@ -19,6 +20,7 @@ pub fn handle(k: &mut Kernel, cur: usize) {
     let c = &k.tasks[cur].ctx;
     let (nr, a) = (c.rax, [c.rdi, c.rsi, c.rdx, c.r10, c.r8, c.r9]);
     k.tasks[cur].syscalls += 1;
+    k.tasks[cur].spin_ticks = 0;
     let result = match Sysno::from_raw(nr) {
         Some(s) => dispatch(k, cur, s, a),
         None => Err(Error::InvalidSyscall),
@@ -205,6 +207,56 @@ fn dispatch(k: &mut Kernel, cur: usize, sys: Sysno, a: [u64; 6]) -> Result<Done,
             let badge = k.ssr_read(cur, ep, a[1], a[2], a[3])?;
             Ok(Done::Value(badge, 0))
         }
+        Sysno::Supervise => {
+            supervisor_cap(k, cur, a[0])?;
+            let n = notification(k, cur, a[1], Rights::WRITE)?;
+            k.supervisor = Some(n);
+            // Faults recorded while no supervisor listened are waiting.
+            if k.fault_count > 0 {
+                k.signal(n, 1);
+            }
+            Ok(Done::Value(k.faults_dropped, 0))
+        }
+        Sysno::FaultNext => {
+            supervisor_cap(k, cur, a[0])?;
+            if k.fault_count == 0 {
+                return Err(Error::Dead);
+            }
+            let record = k.faults[k.fault_head];
+            // SAFETY: FaultRecord is repr(C) plain data without implicit padding.
+            k.tasks[cur].space().copy_to_user(a[1], unsafe { pod_bytes(&record) })?;
+            fault::next_fault(k);
+            Ok(Done::Value(k.fault_count as u64, 0))
+        }
+        Sysno::Inject => {
+            let t = task_target(k, cur, a[0], a[1], Rights::WRITE)?;
+            if t == cur {
+                return Err(Error::WouldDeadlock);
+            }
+            let kind = InjectKind::from_raw(a[2]).ok_or(Error::InvalidArgument)?;
+            let what = crate::inject::inject(k, t, kind, a[3])?;
+            Ok(Done::Value(what, 0))
+        }
+        Sysno::Log => {
+            supervisor_cap(k, cur, a[0])?;
+            let mut buf = [0u8; 160];
+            let n = (a[2] as usize).min(buf.len());
+            k.tasks[cur].space().copy_from_user(a[1], &mut buf[..n])?;
+            let text = core::str::from_utf8(&buf[..n]).map_err(|_| Error::InvalidArgument)?;
+            crate::log::print(format_args!("[{}] {}\n", k.tasks[cur].name(), text.trim_end()));
+            Ok(Done::Value(0, 0))
+        }
+        Sysno::TaskHold => {
+            let t = task_target(k, cur, a[0], a[1], Rights::WRITE)?;
+            if t == cur {
+                return Err(Error::WouldDeadlock);
+            }
+            if matches!(k.tasks[t].state, TaskState::Free | TaskState::Held) {
+                return Err(Error::Dead);
+            }
+            fault::hold_task(k, t);
+            Ok(Done::Value(0, 0))
+        }
         Sysno::TaskRestart => {
             let t = task_target(k, cur, a[0], a[1], Rights::WRITE)?;
             if t == cur {
@@ -215,7 +267,9 @@ fn dispatch(k: &mut Kernel, cur: usize, sys: Sysno, a: [u64; 6]) -> Result<Done,
                 TaskState::Held => return Err(Error::AlreadyDone),
                 _ => {}
             }
-            let generation = fault::restart_task(k, t).map_err(|e| match e {
+            // A delay (in timer ticks, at most 10 s) is how the supervisor backs off.
+            let delay = a[2].min(1000);
+            let generation = fault::restart_task(k, t, delay).map_err(|e| match e {
                 crate::loader::LoadError::Kernel(e) => e,
                 _ => Error::Dead,
             })?;
@@ -231,7 +285,7 @@ fn dispatch(k: &mut Kernel, cur: usize, sys: Sysno, a: [u64; 6]) -> Result<Done,
             };
             if a[0] == EXIT_PANIC {
                 fault::report_panic(k, cur, msg);
-                fault::stop_task(k, cur, TaskState::Faulted, EXIT_PANIC);
+                fault::task_failed(k, cur, FaultKind::Panic, 0, 0, 0);
             } else {
                 if a[0] != 0 || !msg.is_empty() {
                     crate::kprintln!(
@@ -242,7 +296,11 @@ fn dispatch(k: &mut Kernel, cur: usize, sys: Sysno, a: [u64; 6]) -> Result<Done,
                         msg
                     );
                 }
-                fault::stop_task(k, cur, TaskState::Exited, a[0]);
+                if k.tasks[cur].supervised {
+                    fault::task_failed(k, cur, FaultKind::Exited, 0, a[0], 0);
+                } else {
+                    fault::stop_task(k, cur, TaskState::Exited, a[0], false);
+                }
             }
             Ok(Done::Blocked)
         }
@@ -274,10 +332,16 @@ fn send(k: &mut Kernel, cur: usize, a: [u64; 6], is_call: bool) -> Result<Done, 
                 return Err(Error::Dead);
             }
             let ep = session.endpoint;
+            if k.endpoints[ep as usize].halted {
+                return Err(Error::ServerFailed);
+            }
             Ok(k.send(cur, ep, info, cap.badge, is_call, Some(s)))
         }
         _ => {
             let (ep, badge) = endpoint(k, cur, a[0], Rights::WRITE)?;
+            if k.endpoints[ep as usize].halted {
+                return Err(Error::ServerFailed);
+            }
             if let Some(slot) = info.cap {
                 if !k.cspaces[cur].get(a[0])?.rights.contains(Rights::GRANT) {
                     return Err(Error::NoRights);
@@ -286,6 +350,14 @@ fn send(k: &mut Kernel, cur: usize, a: [u64; 6], is_call: bool) -> Result<Done, 
             }
             Ok(k.send(cur, ep, info, badge, is_call, None))
         }
+    }
+}
+
+/// Check that `slot` holds a Task capability over all tasks: the supervisor's credential.
+fn supervisor_cap(k: &Kernel, cur: usize, slot: u64) -> Result<(), Error> {
+    match k.cspaces[cur].lookup(slot, CapType::Task, Rights::READ.union(Rights::WRITE))?.object {
+        Object::Task(None) => Ok(()),
+        _ => Err(Error::NoRights),
     }
 }
 

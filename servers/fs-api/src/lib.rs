@@ -197,7 +197,14 @@ type Result<T> = core::result::Result<T, FsError>;
 impl Fs {
     /// Open a session with the file server at `ep`, keeping the session capability in `slot`.
     pub fn connect(ep: Cap<Endpoint>, slot: u8) -> Result<Self> {
-        ep.connect(slot).map(|session| Fs { session }).map_err(|e| FsError::Ipc(e as u8))
+        Self::connect_badge(ep, slot).map(|(fs, _)| fs)
+    }
+
+    /// Like [`connect`](Self::connect), also returning the session's badge.
+    pub fn connect_badge(ep: Cap<Endpoint>, slot: u8) -> Result<(Self, u64)> {
+        ep.connect_badge(slot)
+            .map(|(session, badge)| (Fs { session }, badge))
+            .map_err(|e| FsError::Ipc(e as u8))
     }
 
     fn call<'r>(&self, req: &Request<'_>, reply: &'r mut [u8]) -> Result<Response<'r>> {

@@ -56,6 +56,15 @@ impl Scribe {
         Ok(Scribe { fs, log, reader, status, written: 0, verified: 0, errors: 0, rotations: 0 })
     }
 
+    /// Our session state in fs was reset (its checks failed): open the files again, keeping
+    /// the log and the model.
+    fn reopen(&mut self) -> Result<(), FsError> {
+        self.log = self.fs.open("/scribe/log", mode::WRITE | mode::APPEND | mode::CREATE)?;
+        self.reader = self.fs.open("/scribe/log", mode::READ)?;
+        self.status = self.fs.open("/scribe/status", mode::WRITE | mode::CREATE)?;
+        Ok(())
+    }
+
     fn fail(&mut self, what: &str, n: u32) {
         self.errors += 1;
         println!("scribe: ERROR at record {}: {}", n, what);
@@ -122,6 +131,11 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
         if let Err(e) = s.step() {
             s.errors += 1;
             println!("scribe: ERROR: {}", e);
+            if matches!(e, FsError::StateReset | FsError::BadFd) {
+                if let Err(e) = s.reopen() {
+                    println!("scribe: ERROR: reopening its files: {}", e);
+                }
+            }
         }
         if let Err(e) = timer.sleep(PERIOD_MS) {
             println!("scribe: ERROR: sleep failed: {}", e);

@@ -11,9 +11,11 @@ use console_api::{print, println, Console};
 use fs_api::{mode, Fs, FsError, KIND_DIR, PATH_MAX};
 use timer_api::Timer;
 use userlib::abi::{
-    BootInfo, Error, MsgInfo, Sysno, TaskInfo, TaskState, DEBUG_EXIT_PORT, DEBUG_EXIT_POWEROFF,
+    BootInfo, Error, InjectKind, MsgInfo, Sysno, TaskInfo, TaskState, DEBUG_EXIT_PORT, DEBUG_EXIT_POWEROFF,
 };
 use userlib::cap::{Cap, Endpoint, IoPort, Session, Task};
+
+mod campaign;
 
 userlib::entry!(main);
 
@@ -30,6 +32,11 @@ Axolotl shell commands:
   wait NAME         wait until task NAME stops, print how it ended
   run NAME          start NAME and wait for it (e.g. `run hostile`, `run ssrtest`)
   restart NAME      replace task NAME with a new incarnation from its pristine image
+  kill NAME         crash task NAME now (the reincarnation server restarts supervised tasks)
+  inject NAME KIND [SEED]
+                    inject a fault: kill regflip memflip memword skip hang ssr
+  campaign NAME COUNT [SEED]
+                    inject COUNT faults into NAME (fs, ramdisk, timer) under a checked workload
   ls [PATH]         list a directory
   cat PATH          print a file
   write PATH TEXT   replace a file's contents with TEXT and a newline (creates directories)
@@ -88,6 +95,42 @@ impl Shell {
                 None => self.fail(format_args!("usage: restart NAME")),
                 Some(name) => self.restart(name),
             },
+            "kill" => match words.next() {
+                None => self.fail(format_args!("usage: kill NAME")),
+                Some(name) => self.inject(name, "kill", 0),
+            },
+            "inject" => match (words.next(), words.next(), words.next().map(str::parse::<u64>)) {
+                (Some(name), Some(kind), None) => self.inject(name, kind, userlib::sys::rdtsc()),
+                (Some(name), Some(kind), Some(Ok(seed))) => self.inject(name, kind, seed),
+                _ => self.fail(format_args!(
+                    "usage: inject NAME KIND [SEED]; KIND: kill regflip memflip memword skip hang ssr"
+                )),
+            },
+            "campaign" => {
+                let (name, count, seed) =
+                    (words.next(), words.next().map(str::parse::<u32>), words.next().map(str::parse::<u64>));
+                match (name, count, seed) {
+                    (Some(name), Some(Ok(count)), seed @ (None | Some(Ok(_))))
+                        if (1..=100_000).contains(&count) =>
+                    {
+                        let seed = seed.and_then(Result::ok).unwrap_or(1);
+                        match self.task_cap() {
+                            Ok(tasks) => {
+                                let ep = |n| Cap::<Endpoint>::from_boot(userlib::rt::boot_info(), n);
+                                if campaign::run(tasks, ep("fs"), ep("timer"), name, count, seed) {
+                                    0
+                                } else {
+                                    1
+                                }
+                            }
+                            Err(s) => s,
+                        }
+                    }
+                    _ => {
+                        self.fail(format_args!("usage: campaign NAME COUNT [SEED] with 1 <= COUNT <= 100000"))
+                    }
+                }
+            }
             "ls" | "cat" | "write" | "append" | "mkdir" | "rm" | "cd" | "pwd" => self.file_command(cmd, rest),
             "sleep" => match (rest.parse::<u32>(), self.timer) {
                 (Ok(ms), Some(t)) => match t.sleep(ms) {
@@ -170,6 +213,32 @@ impl Shell {
                 0
             }
             Err(e) => self.fail(format_args!("cannot wait for {}: {}", name, e)),
+        }
+    }
+
+    fn inject(&self, name: &str, kind: &str, seed: u64) -> Status {
+        let tasks = match self.task_cap() {
+            Ok(t) => t,
+            Err(s) => return s,
+        };
+        let Some(kind) = InjectKind::parse(kind) else {
+            return self.fail(format_args!(
+                "unknown fault kind '{}': kill regflip memflip memword skip hang ssr",
+                kind
+            ));
+        };
+        let Some(index) = tasks.find(name) else {
+            return self.fail(format_args!("no task named '{}' (see 'ps')", name));
+        };
+        match tasks.inject(index, kind, seed) {
+            Ok(what) => {
+                if kind != InjectKind::Kill {
+                    println!("injected {} into {} ({:#x})", kind.name(), name, what);
+                }
+                0
+            }
+            Err(Error::AlreadyDone) => self.fail(format_args!("{} is not running", name)),
+            Err(e) => self.fail(format_args!("cannot inject into {}: {}", name, e)),
         }
     }
 

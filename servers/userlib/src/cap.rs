@@ -133,7 +133,12 @@ impl Cap<Endpoint> {
     /// Open a session with this endpoint's server: the kernel creates the session's Server
     /// State Region (charged to this task's quota) and puts the Session capability in `slot`.
     pub fn connect(self, slot: u8) -> Result<Cap<Session>, Error> {
-        sys::call(Sysno::Connect, [self.slot(), slot as u64, 0, 0, 0, 0]).map(|_| Cap::at(slot))
+        self.connect_badge(slot).map(|(cap, _)| cap)
+    }
+
+    /// Like [`connect`](Self::connect), also returning the badge the server will see.
+    pub fn connect_badge(self, slot: u8) -> Result<(Cap<Session>, u64), Error> {
+        sys::call(Sysno::Connect, [self.slot(), slot as u64, 0, 0, 0, 0]).map(|r| (Cap::at(slot), r.rdi))
     }
 
     /// Wait for a message.
@@ -242,7 +247,40 @@ impl Cap<Task> {
     /// Replace task `index` with a new incarnation from its pristine image; returns the new
     /// generation.
     pub fn restart(self, index: usize) -> Result<u32, Error> {
-        sys::call(Sysno::TaskRestart, [self.slot(), index as u64, 0, 0, 0, 0]).map(|r| r.rdi as u32)
+        self.restart_after(index, 0)
+    }
+
+    /// Like [`restart`](Self::restart), with the new incarnation starting `ticks` timer ticks
+    /// (10 ms each) from now.
+    pub fn restart_after(self, index: usize, ticks: u64) -> Result<u32, Error> {
+        sys::call(Sysno::TaskRestart, [self.slot(), index as u64, ticks, 0, 0, 0]).map(|r| r.rdi as u32)
+    }
+
+    /// Stop task `index` for good (a crash loop); its callers get `ServerFailed`.
+    pub fn hold(self, index: usize) -> Result<(), Error> {
+        sys::call(Sysno::TaskHold, [self.slot(), index as u64, 0, 0, 0, 0]).map(|_| ())
+    }
+
+    /// Inject a fault into task `index`; returns what was hit (register/bit, address, ...).
+    pub fn inject(self, index: usize, kind: axolotl_abi::InjectKind, seed: u64) -> Result<u64, Error> {
+        sys::call(Sysno::Inject, [self.slot(), index as u64, kind as u64, seed, 0, 0]).map(|r| r.rdi)
+    }
+
+    /// Become the supervisor: faults of supervised tasks are recorded and `faults` signalled.
+    pub fn supervise(self, faults: Cap<Notification>) -> Result<u64, Error> {
+        sys::call(Sysno::Supervise, [self.slot(), faults.slot(), 0, 0, 0, 0]).map(|r| r.rdi)
+    }
+
+    /// The oldest fault not yet taken, if any.
+    pub fn next_fault(self) -> Option<axolotl_abi::FaultRecord> {
+        let mut out = axolotl_abi::FaultRecord::default();
+        let ptr = &mut out as *mut axolotl_abi::FaultRecord as u64;
+        sys::call(Sysno::FaultNext, [self.slot(), ptr, 0, 0, 0, 0]).ok().map(|_| out)
+    }
+
+    /// Print `line` on the kernel's log (needs this capability to be over all tasks).
+    pub fn log(self, line: &str) -> Result<(), Error> {
+        sys::call(Sysno::Log, [self.slot(), line.as_ptr() as u64, line.len() as u64, 0, 0, 0]).map(|_| ())
     }
 
     /// The index of the task named `name`.
