@@ -22,7 +22,7 @@ fn boot(commands: &[&str], timeout_secs: u64) -> Transcript {
         Machine::default(),
         &commands,
         Duration::from_secs(timeout_secs),
-        false,
+        qemu::Echo::Nothing,
     )
     .unwrap_or_else(|e| panic!("could not run QEMU: {e}"))
 }

@@ -130,7 +130,7 @@ mod tests {
     #[test]
     fn the_shipped_manifest_parses_and_names_the_servers() {
         let tasks = manifest_tasks().unwrap();
-        assert_eq!(tasks.first().map(String::as_str), Some("console"));
+        assert_eq!(tasks.first().map(String::as_str), Some("reincarnation"), "the supervisor starts first");
         assert!(tasks.iter().any(|t| t == "hostile") && tasks.iter().any(|t| t == "fs"));
     }
 

@@ -11,6 +11,7 @@
 //! ```
 
 pub mod build;
+pub mod campaign;
 pub mod qemu;
 pub mod tools;
 

@@ -105,6 +105,15 @@ impl Transcript {
     }
 }
 
+/// What a driven session shows on this terminal while it runs.
+#[derive(Clone, Copy)]
+pub enum Echo {
+    Everything,
+    Nothing,
+    /// Only complete lines for which the function says yes (progress of long runs).
+    Lines(fn(&str) -> bool),
+}
+
 /// Output collected by the reader thread.
 struct Shared {
     text: Mutex<(String, bool)>,
@@ -153,7 +162,7 @@ impl Session {
         personality: Personality,
         machine: Machine,
         timeout: Duration,
-        echo: bool,
+        echo: Echo,
     ) -> Result<Session> {
         let mut child = command(iso, personality, false, machine)
             .stdin(Stdio::piped())
@@ -176,9 +185,23 @@ impl Session {
                     return;
                 }
                 let chunk = strip_escapes(&String::from_utf8_lossy(&buf[..n]).replace('\r', ""));
-                if echo {
-                    print!("{chunk}");
-                    let _ = std::io::stdout().flush();
+                match echo {
+                    Echo::Everything => {
+                        print!("{chunk}");
+                        let _ = std::io::stdout().flush();
+                    }
+                    Echo::Lines(wanted) => {
+                        // Complete lines only: the partial one at the end waits for the next chunk.
+                        let text = &guard.0;
+                        let from = text.rfind('\n').map_or(0, |i| i + 1);
+                        let joined = format!("{}{}", &text[from..], chunk);
+                        let mut lines: Vec<&str> = joined.split('\n').collect();
+                        lines.pop();
+                        for line in lines.into_iter().filter(|l| wanted(l)) {
+                            println!("{line}");
+                        }
+                    }
+                    Echo::Nothing => {}
                 }
                 guard.0.push_str(&chunk);
                 reader.more.notify_all();
@@ -247,15 +270,15 @@ impl Session {
     }
 }
 
-/// Boot `iso`, run `commands` in its shell one after another, power off. `echo` streams the
-/// console to stdout while it runs. Never hangs longer than `timeout` in all.
+/// Boot `iso`, run `commands` in its shell one after another, power off. `echo` says what of
+/// the console to stream to stdout while it runs. Never hangs longer than `timeout` in all.
 pub fn exec(
     iso: &Path,
     personality: Personality,
     machine: Machine,
     commands: &[String],
     timeout: Duration,
-    echo: bool,
+    echo: Echo,
 ) -> Result<Transcript> {
     let started = Instant::now();
     let mut s = Session::start(iso, personality, machine, timeout, echo)?;

@@ -14,6 +14,7 @@ USAGE:
 VERBS:
     build     build the kernel and servers and write target/os/axolotl.iso
     run       build if needed and boot the ISO in QEMU
+    campaign  run a fault-injection campaign headless and write its record as JSON
     help      show this text (also: cargo os <VERB> --help)
 
 Missing host tools (QEMU, GRUB, xorriso, mtools) are installed with apt-get when this user
@@ -50,6 +51,76 @@ OPTIONS:
 EXAMPLE:
     cargo os run --exec \"ps; echo hi; poweroff\"
     cargo os run --icount --exec \"bench\"";
+
+const CAMPAIGN_HELP: &str = "\
+cargo os campaign — inject faults into one server under a checked workload, headless
+
+USAGE:
+    cargo os campaign NAME [--faults N] [--seed S] [--no-icount]
+
+NAME is fs, ramdisk or timer. The guest's shell runs `campaign NAME N S`: it keeps a model of
+what it wrote, injects N faults (kill regflip memflip memword skip hang ssr) at random moments,
+and classifies each. Runs under -icount (restart latencies are retired instructions) unless
+--no-icount. Prints progress, then the summary line last:
+    campaign NAME: injected=N manifested=M recovered=R errors=E lost=L panics=P
+and writes it, with every fault's record, to target/os/campaign-NAME-sS.json.
+
+OPTIONS:
+    --faults N     number of faults (default 100)
+    --seed S       seed of the campaign's random choices (default 1)
+    --no-icount    run at full speed (latencies are then host TSC ticks)";
+
+fn campaign(args: &[String]) -> Result<ExitCode> {
+    let mut it = args.iter();
+    let mut name = None;
+    let (mut faults, mut seed, mut icount) = (100u32, 1u64, true);
+    while let Some(a) = it.next() {
+        let mut num = |flag: &str| -> Result<u64> {
+            let v = it.next().ok_or_else(|| fail!("{flag} needs a value (see cargo os campaign --help)"))?;
+            v.parse().map_err(|_| fail!("{flag} takes a whole number, not '{v}'"))
+        };
+        match a.as_str() {
+            "-h" | "--help" => {
+                println!("{CAMPAIGN_HELP}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            "--faults" => faults = num("--faults")?.clamp(1, 100_000) as u32,
+            "--seed" => seed = num("--seed")?,
+            "--no-icount" => icount = false,
+            other if other.starts_with('-') => {
+                return Err(fail!("unknown option '{other}' (see cargo os campaign --help)"))
+            }
+            other if name.is_none() => name = Some(other.to_string()),
+            other => return Err(fail!("unexpected argument '{other}'")),
+        }
+    }
+    let name = name.ok_or_else(|| fail!("which server? cargo os campaign NAME (fs, ramdisk or timer)"))?;
+    if !matches!(name.as_str(), "fs" | "ramdisk" | "timer") {
+        return Err(fail!("no checked workload for '{name}': choose fs, ramdisk or timer"));
+    }
+    let (report, path) = axolotl_images::campaign::run(&name, faults, seed, icount)?;
+    println!("{:<10} {:>9} {:>11} {:>10}", "kind", "injected", "manifested", "recovered");
+    for (kind, n, m, r) in report.by_kind() {
+        println!("{kind:<10} {n:>9} {m:>11} {r:>10}");
+    }
+    if let (Some(min), Some(max)) = (report.latencies.iter().min(), report.latencies.iter().max()) {
+        let mut v = report.latencies.clone();
+        v.sort_unstable();
+        let unit = if icount { "instructions" } else { "TSC ticks" };
+        println!(
+            "restart latency ({} restarts): min {min}, median {}, max {max} {unit}",
+            v.len(),
+            v[v.len() / 2]
+        );
+    }
+    eprintln!("[os] record written to {}", path.display());
+    println!("{}", report.summary.line(&name));
+    Ok(if report.summary.panics == 0 && report.summary.injected == faults {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
 
 #[derive(Debug)]
 struct RunArgs {
@@ -105,7 +176,14 @@ fn run(args: &[String]) -> Result<ExitCode> {
                 commands.len(),
                 r.timeout.as_secs()
             );
-            let t = qemu::exec(&image.iso, r.personality, r.machine, &commands, r.timeout, true)?;
+            let t = qemu::exec(
+                &image.iso,
+                r.personality,
+                r.machine,
+                &commands,
+                r.timeout,
+                qemu::Echo::Everything,
+            )?;
             println!();
             eprintln!("[os] {}", t.summary());
             Ok(if t.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
@@ -153,6 +231,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         Some("run") => run(&args[1..]),
+        Some("campaign") => campaign(&args[1..]),
         Some(other) => Err(fail!("unknown verb '{other}' (try: cargo os help)")),
     };
     result.unwrap_or_else(|e| {
