@@ -98,7 +98,9 @@ fn grub_cfg(servers: &[String]) -> String {
 
 fn write_iso(bins: &Path, servers: &[String]) -> Result<PathBuf> {
     let out = out_dir();
-    let stage = out.join("iso");
+    // Per-process staging and an atomic rename: a QEMU already running from the old ISO (another
+    // `cargo os` or test) keeps reading the old file, untouched.
+    let stage = out.join(format!("iso-stage-{}", std::process::id()));
     let boot = stage.join("boot");
     let _ = std::fs::remove_dir_all(&stage);
     std::fs::create_dir_all(boot.join("grub")).map_err(|e| fail!("cannot create {}: {e}", boot.display()))?;
@@ -110,16 +112,20 @@ fn write_iso(bins: &Path, servers: &[String]) -> Result<PathBuf> {
     std::fs::write(boot.join("grub").join("grub.cfg"), grub_cfg(servers))
         .map_err(|e| fail!("cannot write grub.cfg: {e}"))?;
     let iso = out.join("axolotl.iso");
+    let tmp = out.join(format!("axolotl.iso.{}", std::process::id()));
     eprintln!("[os] writing {}", iso.display());
     let output = Command::new("grub-mkrescue")
         .arg("-o")
-        .arg(&iso)
+        .arg(&tmp)
         .arg(&stage)
         .output()
         .map_err(|e| fail!("cannot run grub-mkrescue: {e}"))?;
+    let _ = std::fs::remove_dir_all(&stage);
     if !output.status.success() {
+        let _ = std::fs::remove_file(&tmp);
         return Err(fail!("grub-mkrescue failed:\n{}", String::from_utf8_lossy(&output.stderr)));
     }
+    std::fs::rename(&tmp, &iso).map_err(|e| fail!("cannot move the ISO into place: {e}"))?;
     Ok(iso)
 }
 
