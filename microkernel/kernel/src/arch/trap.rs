@@ -154,6 +154,42 @@ pub unsafe fn return_to_user(ctx: *const Context) -> ! {
 
 core::arch::global_asm!(
     r#"
+    /* The 15 general registers in Context order (r15 ends at the lowest address). */
+    .macro push_gprs
+    push %rax
+    push %rbx
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %rbp
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    .endm
+    .macro pop_gprs
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rbp
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rbx
+    pop %rax
+    .endm
+
     .section .text
     .global syscall_entry
 syscall_entry:
@@ -167,21 +203,7 @@ syscall_entry:
     push %rcx
     push $0
     push $0x80
-    push %rax
-    push %rbx
-    push %rcx
-    push %rdx
-    push %rsi
-    push %rdi
-    push %rbp
-    push %r8
-    push %r9
-    push %r10
-    push %r11
-    push %r12
-    push %r13
-    push %r14
-    push %r15
+    push_gprs
     mov %rsp, %rdi
     mov %gs:8, %rsp
     call syscall_from_user
@@ -189,21 +211,7 @@ syscall_entry:
     jmp return_to_user_asm
 
 isr_common:
-    push %rax
-    push %rbx
-    push %rcx
-    push %rdx
-    push %rsi
-    push %rdi
-    push %rbp
-    push %r8
-    push %r9
-    push %r10
-    push %r11
-    push %r12
-    push %r13
-    push %r14
-    push %r15
+    push_gprs
     testb $3, 144(%rsp)
     jz 1f
     swapgs
@@ -217,21 +225,7 @@ isr_common:
     and $-16, %rsp
     call trap_from_kernel
     mov %rbx, %rsp
-    pop %r15
-    pop %r14
-    pop %r13
-    pop %r12
-    pop %r11
-    pop %r10
-    pop %r9
-    pop %r8
-    pop %rbp
-    pop %rdi
-    pop %rsi
-    pop %rdx
-    pop %rcx
-    pop %rbx
-    pop %rax
+    pop_gprs
     add $16, %rsp
     iretq
 
@@ -243,41 +237,13 @@ return_to_user_asm:
     /* A frame saved by `syscall`: return with sysretq. Its rip is the task's own next
        instruction, below 512 GiB and so canonical (sysret's #GP-in-ring-0 hazard needs a
        non-canonical rcx). rcx/r11 are reloaded from the frame's rip/rflags. */
-    pop %r15
-    pop %r14
-    pop %r13
-    pop %r12
-    pop %r11
-    pop %r10
-    pop %r9
-    pop %r8
-    pop %rbp
-    pop %rdi
-    pop %rsi
-    pop %rdx
-    pop %rcx
-    pop %rbx
-    pop %rax
+    pop_gprs
     mov 16(%rsp), %rcx
     mov 32(%rsp), %r11
     mov 40(%rsp), %rsp
     swapgs
     sysretq
-2:  pop %r15
-    pop %r14
-    pop %r13
-    pop %r12
-    pop %r11
-    pop %r10
-    pop %r9
-    pop %r8
-    pop %rbp
-    pop %rdi
-    pop %rsi
-    pop %rdx
-    pop %rcx
-    pop %rbx
-    pop %rax
+2:  pop_gprs
     add $16, %rsp
     swapgs
     iretq
