@@ -128,11 +128,13 @@ impl Kernel {
         t.pending_ep = ep;
         if let Some(r) = self.endpoints[ep as usize].receivers.pop_front(&mut self.links) {
             self.deliver(cur, r, info, words, badge, session);
-            self.make_ready(r);
             if is_call {
+                // The caller blocks: hand the CPU straight to the server (no run-queue trip).
                 self.link_call(cur, r);
+                self.switch_to(r);
                 return Done::Blocked;
             }
+            self.make_ready(r);
             return Done::Value(0, 0);
         }
         let t = &mut self.tasks[cur];
@@ -187,6 +189,14 @@ impl Kernel {
 
     /// Answer the call identified by (`caller`, `token`) with a message from `from`.
     pub fn answer(&mut self, from: usize, caller: TaskId, token: u64, info: MsgInfo) -> Result<(), Error> {
+        let c = self.answer_unqueued(from, caller, token, info)?;
+        self.make_ready(c);
+        Ok(())
+    }
+
+    /// Like [`answer`](Self::answer), but leave the caller ready *without* queueing it; the
+    /// caller of this function must queue it or [`switch_to`](Self::switch_to) it. Returns it.
+    pub fn answer_unqueued(&mut self, from: usize, caller: TaskId, token: u64, info: MsgInfo) -> Result<usize, Error> {
         let c = self
             .resolve(caller)
             .filter(|&c| self.tasks[c].state == TaskState::Calling && self.tasks[c].call_token == token)
@@ -196,8 +206,9 @@ impl Kernel {
         self.tasks[c].retried = false;
         self.tasks[from].answered += 1;
         self.deliver(from, c, info, words, 0, None);
-        self.make_ready(c);
-        Ok(())
+        self.tasks[c].state = TaskState::Ready;
+        self.tasks[c].blocked = Blocked::Nothing;
+        Ok(c)
     }
 
     fn deliver_notification(&mut self, t: usize, n: u16) {

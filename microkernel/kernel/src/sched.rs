@@ -51,6 +51,15 @@ impl Kernel {
         &task.ctx
     }
 
+    /// Make ready task `t` the running task of this CPU without queueing it, because the task
+    /// running now has just blocked handing it work (a call) or an answer (a reply). `choose`
+    /// still lets a higher-priority ready task go first.
+    pub fn switch_to(&mut self, t: usize) {
+        self.tasks[t].state = TaskState::Ready;
+        self.tasks[t].blocked = crate::state::Blocked::Nothing;
+        cpu::this().current.set(t);
+    }
+
     /// One timer tick: account it and rotate equal-priority tasks when the slice is used up.
     pub fn tick(&mut self) {
         self.ticks += 1;

@@ -46,11 +46,16 @@ fn dispatch(k: &mut Kernel, cur: usize, sys: Sysno, a: [u64; 6]) -> Result<Done,
             if info.cap.is_some() {
                 return Err(Error::InvalidArgument);
             }
-            if let Some((caller, token)) = k.tasks[cur].reply_to.take() {
-                // A caller that died meanwhile simply gets no answer, as in seL4.
-                let _ = k.answer(cur, caller, token, info);
+            // A caller that died meanwhile simply gets no answer, as in seL4.
+            let answered = k.tasks[cur].reply_to.take().and_then(|(c, token)| k.answer_unqueued(cur, c, token, info).ok());
+            let done = k.recv(cur, ep, None);
+            match (answered, &done) {
+                // The server waits now: run the caller directly, as seL4's fastpath does.
+                (Some(c), Done::Blocked) => k.switch_to(c),
+                (Some(c), _) => k.make_ready(c),
+                (None, _) => {}
             }
-            Ok(k.recv(cur, ep, None))
+            Ok(done)
         }
         Sysno::Recv => {
             let ep = endpoint(k, cur, a[0], Rights::READ)?.0;
