@@ -351,11 +351,7 @@ fn a_request_in_flight_when_the_server_fails_is_answered() {
     check(&t, t.ok(), "the read succeeds");
     check(&t, t.console.contains("HANG in fs"), "the hang is detected");
     check(&t, t.console.contains("1 caller(s) suspended, 0 failed"), "the caller was suspended, not failed");
-    check(
-        &t,
-        answer_after(&t, "cat /a") == Some("keep"),
-        "and got its answer from the next incarnation",
-    );
+    check(&t, answer_after(&t, "cat /a") == Some("keep"), "and got its answer from the next incarnation");
 }
 
 #[test]
@@ -419,4 +415,5 @@ fn a_short_seeded_campaign_reports_one_summary_line() {
     let (m, r) = (field("manifested").unwrap_or(0), field("recovered").unwrap_or(0));
     check(&t, m > 0 && r <= m, "some faults manifested, recovered <= manifested");
     check(&t, t.console.matches("\nfault ").count() == 15, "one line per fault");
+    check(&t, t.console.contains("campaign fs: other tasks restarted 0 times"), "faults stayed inside fs");
 }

@@ -196,7 +196,13 @@ impl Kernel {
 
     /// Like [`answer`](Self::answer), but leave the caller ready *without* queueing it; the
     /// caller of this function must queue it or [`switch_to`](Self::switch_to) it. Returns it.
-    pub fn answer_unqueued(&mut self, from: usize, caller: TaskId, token: u64, info: MsgInfo) -> Result<usize, Error> {
+    pub fn answer_unqueued(
+        &mut self,
+        from: usize,
+        caller: TaskId,
+        token: u64,
+        info: MsgInfo,
+    ) -> Result<usize, Error> {
         let c = self
             .resolve(caller)
             .filter(|&c| self.tasks[c].state == TaskState::Calling && self.tasks[c].call_token == token)

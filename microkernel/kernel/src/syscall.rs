@@ -47,7 +47,10 @@ fn dispatch(k: &mut Kernel, cur: usize, sys: Sysno, a: [u64; 6]) -> Result<Done,
                 return Err(Error::InvalidArgument);
             }
             // A caller that died meanwhile simply gets no answer, as in seL4.
-            let answered = k.tasks[cur].reply_to.take().and_then(|(c, token)| k.answer_unqueued(cur, c, token, info).ok());
+            let answered = k.tasks[cur]
+                .reply_to
+                .take()
+                .and_then(|(c, token)| k.answer_unqueued(cur, c, token, info).ok());
             let done = k.recv(cur, ep, None);
             match (answered, &done) {
                 // The server waits now: run the caller directly, as seL4's fastpath does.

@@ -169,6 +169,11 @@ fn wait_running(tasks: Cap<Task>, index: usize) -> bool {
     false
 }
 
+/// Restarts of every task but `index`, added up.
+fn restarts_of_others(tasks: Cap<Task>, index: usize) -> u32 {
+    (0..32).filter(|&i| i != index).filter_map(|i| tasks.info(i).ok()).map(|t| t.restarts).sum()
+}
+
 #[derive(Default)]
 struct Tally {
     injected: u32,
@@ -212,6 +217,7 @@ pub fn run(
         "campaign {}: {} faults, seed {}, {} workload steps watched after each",
         name, count, seed, WINDOW
     );
+    let others_before = restarts_of_others(tasks, index);
     let mut rng = Rng(seed);
     let mut t = Tally::default();
     let progress = (count / 10).max(1);
@@ -271,6 +277,9 @@ pub fn run(
         }
     }
     let end = work.verify_all();
+    // Faults must stay inside the server they were injected into.
+    let others = restarts_of_others(tasks, index).saturating_sub(others_before);
+    println!("campaign {}: other tasks restarted {} times during the campaign", name, others);
     t.lost += end.wrong;
     let _ = (cap_delete(FS_SLOT), cap_delete(TIMER_SLOT));
     println!(
