@@ -211,19 +211,31 @@ impl Session {
     }
 
     /// Wait until `find` matches the output (returns its answer), the output ends, or time is up.
+    ///
+    /// `find` gets the whole output and the offset where it may start looking: everything
+    /// before that was searched already (a little overlap covers a match split between two
+    /// chunks). Searching only new output keeps long runs (campaigns print megabytes) linear.
     fn wait_for<T>(
         &self,
         what: &str,
-        mut find: impl FnMut(&str) -> Option<T>,
+        mut find: impl FnMut(&str, usize) -> Option<T>,
     ) -> std::result::Result<T, Outcome> {
+        const OVERLAP: usize = 64;
         let mut guard = self.shared.text.lock().expect("reader lock");
+        let mut searched: usize = 0;
         loop {
-            if let Some(found) = find(&guard.0) {
+            let text = &guard.0;
+            let mut from = searched.saturating_sub(OVERLAP);
+            while !text.is_char_boundary(from) {
+                from -= 1;
+            }
+            if let Some(found) = find(text, from) {
                 return Ok(found);
             }
-            if guard.0.contains("KERNEL PANIC") {
+            if text[from..].contains("KERNEL PANIC") {
                 return Err(Outcome::Panicked);
             }
+            searched = text.len();
             if guard.1 {
                 return Err(Outcome::Exited(None));
             }
@@ -252,7 +264,7 @@ impl Session {
             match self.child.try_wait() {
                 Ok(Some(status)) => {
                     // Let the reader drain the last output.
-                    let _ = self.wait_for("the end of output", |_| None::<()>);
+                    let _ = self.wait_for("the end of output", |_, _| None::<()>);
                     return match status.code() {
                         Some(EXIT_POWEROFF) => Outcome::PoweredOff,
                         Some(EXIT_PANIC) => Outcome::Panicked,
@@ -285,7 +297,7 @@ pub fn exec(
     let mut failed = Vec::new();
     let mut boot_time = None;
     let outcome = (|| {
-        let (mut pos, _) = s.wait_for("the first shell prompt", |t| find_prompt(t, 0))?;
+        let (mut pos, _) = s.wait_for("the first shell prompt", |t, from| find_prompt(t, from))?;
         boot_time = Some(started.elapsed());
         let mut powered_off = false;
         for cmd in commands {
@@ -295,7 +307,7 @@ pub fn exec(
                 powered_off = true;
                 break;
             }
-            let (end, status) = s.wait_for(&format!("'{cmd}' to finish"), |t| find_prompt(t, from))?;
+            let (end, status) = s.wait_for(&format!("'{cmd}' to finish"), |t, at| find_prompt(t, at.max(from)))?;
             if status != 0 {
                 failed.push((cmd.clone(), status));
             }
