@@ -307,7 +307,8 @@ pub fn exec(
                 powered_off = true;
                 break;
             }
-            let (end, status) = s.wait_for(&format!("'{cmd}' to finish"), |t, at| find_prompt(t, at.max(from)))?;
+            let (end, status) =
+                s.wait_for(&format!("'{cmd}' to finish"), |t, at| find_prompt(t, at.max(from)))?;
             if status != 0 {
                 failed.push((cmd.clone(), status));
             }

@@ -9,8 +9,8 @@
 //! ```
 
 use crate::arch::trap::Context;
-use crate::state::HANG_TICKS;
 use crate::state::{Blocked, Kernel};
+use crate::state::{HANG_TICKS, REQUEST_TICKS};
 use axolotl_abi::{Error, FaultKind, FaultRecord, TaskState, PAGE_SIZE, USER_STACK_SIZE, USER_STACK_TOP};
 use axolotl_kcore::cap::{Capability, Object};
 use core::fmt;
@@ -417,6 +417,25 @@ pub fn supervise_tick(k: &mut Kernel, running: usize) {
     for t in 0..k.tasks.len() {
         if k.tasks[t].state == TaskState::Restarting && k.ticks >= k.tasks[t].restart_at {
             let _ = restart_task(k, t, 0);
+        }
+    }
+    for t in 0..k.tasks.len() {
+        let task = &k.tasks[t];
+        let overdue = task.reply_to.is_some() && k.ticks.saturating_sub(task.request_tick) > REQUEST_TICKS;
+        // Waiting for another server that has taken its call leaves the blame with that
+        // server; any other way of not answering (running, queued on an endpoint nobody
+        // serves — even its own —, waiting on a notification) is this server's hang.
+        let blocked_on_server = matches!(task.state, TaskState::Calling | TaskState::Receiving);
+        if overdue && task.supervised && !blocked_on_server && !task.state.is_stopped() {
+            crate::kprintln!(
+                "HANG in {} (task {}, gen {}): a request unanswered for {} timer ticks, at rip {:#x}",
+                task.name(),
+                t,
+                task.id.generation,
+                k.ticks - task.request_tick,
+                task.ctx.rip
+            );
+            task_failed(k, t, FaultKind::Hang, 0, 0, 0);
         }
     }
     if running < k.tasks.len() && k.tasks[running].state == TaskState::Ready {

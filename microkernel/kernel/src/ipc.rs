@@ -105,6 +105,7 @@ impl Kernel {
         c.state = TaskState::Calling;
         c.blocked = Blocked::Reply(server as u16);
         self.tasks[server].reply_to = Some((self.tasks[caller].id, token));
+        self.tasks[server].request_tick = self.ticks;
     }
 
     /// Send (or call, when `is_call`) on endpoint `ep`, maybe through a session. The message was

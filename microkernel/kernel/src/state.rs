@@ -19,6 +19,10 @@ pub const MAX_SESSIONS: usize = 64;
 pub const MAX_FAULTS: usize = 32;
 /// A supervised task that runs this many timer ticks (1 s) without a syscall is hung.
 pub const HANG_TICKS: u64 = 100;
+/// A supervised server that has not answered a request it received this many ticks (2 s) ago,
+/// and is not waiting for another server that took its call, is hung (it may be looping
+/// through syscalls, or calling itself). Requests parked with `save_reply` do not count.
+pub const REQUEST_TICKS: u64 = 200;
 /// Timer ticks a task runs before a task of equal priority gets the CPU.
 pub const TIMESLICE_TICKS: u32 = 2;
 
@@ -89,6 +93,8 @@ pub struct Tcb {
     pub supervisor: bool,
     /// Timer ticks this task has run since its last syscall (hang detection).
     pub spin_ticks: u64,
+    /// Tick at which this task received the request it must answer now (`reply_to`).
+    pub request_tick: u64,
     /// Calls this incarnation answered.
     pub answered: u64,
     /// For a task in `Restarting`: the tick at which the new incarnation starts.
@@ -133,6 +139,7 @@ impl Tcb {
         supervised: false,
         supervisor: false,
         spin_ticks: 0,
+        request_tick: 0,
         answered: 0,
         restart_at: 0,
         fault_tsc: None,
