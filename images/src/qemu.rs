@@ -297,7 +297,7 @@ pub fn exec(
     let mut failed = Vec::new();
     let mut boot_time = None;
     let outcome = (|| {
-        let (mut pos, _) = s.wait_for("the first shell prompt", |t, from| find_prompt(t, from))?;
+        let (mut pos, _) = s.wait_for("the first shell prompt", find_prompt)?;
         boot_time = Some(started.elapsed());
         let mut powered_off = false;
         for cmd in commands {
