@@ -186,7 +186,12 @@ fn ssrs_isolate_clients_and_outlive_a_faulting_server() {
     for line in t.console.lines().filter(|l| l.starts_with("ssrtest: ") && !l.contains("checks failed")) {
         check(&t, line.ends_with(" ok"), &format!("check passed: {line}"));
     }
-    check(&t, t.console.matches("ssrtest: ").count() >= 24, "every check ran");
+    check(&t, t.console.matches("ssrtest: ").count() >= 28, "every check ran");
+    check(
+        &t,
+        t.console.contains("probe: printing through a capability it was granted"),
+        "a granted capability works",
+    );
     check(&t, t.console.contains("ssrtest: 0 checks failed"), "no check failed");
     // The faults the probe server was made to commit, with their reports.
     let fault = |gen: u32| format!(", gen {gen}): page fault (#PF), error 0x4 (user read, page not present)");

@@ -37,6 +37,8 @@ pub enum Sysno {
     /// `call(ep, info, mr0..3)`: send on an endpoint and wait for the reply, atomically.
     Call = 0,
     /// `reply_recv(ep, info, mr0..3)`: answer the pending caller (if any), then wait on `ep`.
+    /// Replies carry no capability; the info word's capability slot, if set, is where one sent
+    /// with the next message may land.
     ReplyRecv = 1,
     /// `send(cap, info, mr0..3)`: blocking send on an endpoint, or a one-shot answer through a
     /// saved Reply capability.

@@ -42,16 +42,20 @@ fn dispatch(k: &mut Kernel, cur: usize, sys: Sysno, a: [u64; 6]) -> Result<Done,
         Sysno::Call | Sysno::Send => send(k, cur, a, sys == Sysno::Call),
         Sysno::ReplyRecv => {
             let ep = endpoint(k, cur, a[0], Rights::READ)?.0;
-            let info = MsgInfo::decode(a[1])?;
-            if info.cap.is_some() {
-                return Err(Error::InvalidArgument);
+            let mut info = MsgInfo::decode(a[1])?;
+            // Replies carry no capabilities: here the cap field names the slot where one sent
+            // with the *next* message may land.
+            let recv_slot = info.cap.take();
+            if let Some(slot) = recv_slot {
+                k.cspaces[cur].check_free(slot as u64)?;
             }
+            info.move_cap = false;
             // A caller that died meanwhile simply gets no answer, as in seL4.
             let answered = k.tasks[cur]
                 .reply_to
                 .take()
                 .and_then(|(c, token)| k.answer_unqueued(cur, c, token, info).ok());
-            let done = k.recv(cur, ep, None);
+            let done = k.recv(cur, ep, recv_slot);
             match (answered, &done) {
                 // The server waits now: run the caller directly, as seL4's fastpath does.
                 (Some(c), Done::Blocked) => k.switch_to(c),

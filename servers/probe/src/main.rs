@@ -14,8 +14,10 @@ use userlib::cap::{save_reply, ssr_window, Cap, Endpoint};
 
 userlib::entry!(main);
 
-use probe::{GET, PUT, TOUCH_AFTER_REPLY, TOUCH_NEIGHBOUR};
+use probe::{GET, PUT, TAKE_CAP, TOUCH_AFTER_REPLY, TOUCH_NEIGHBOUR, USE_CAP};
 const PARK_SLOT: u8 = 20;
+/// Where a granted capability lands.
+const GIFT_SLOT: u8 = 21;
 
 fn word() -> &'static mut [u8] {
     &mut ssr_window()[..8]
@@ -37,10 +39,27 @@ fn touch_after_reply() -> u8 {
 
 fn main(boot: &'static BootInfo) -> Result<(), Error> {
     let ep = Cap::<Endpoint>::from_boot(boot, "probe").ok_or(Error::EmptySlot)?;
-    let mut m = ep.recv()?;
+    let mut m = ep.recv_into(Some(GIFT_SLOT))?;
     loop {
+        // A capability may arrive with any message; keep the gift slot free until one does.
+        let gift_free = userlib::cap::cap_info(GIFT_SLOT).is_err();
+        let recv_slot = gift_free.then_some(GIFT_SLOT);
+        match m.info.label {
+            TAKE_CAP => {
+                let ok = m.info.cap == Some(GIFT_SLOT);
+                m = ep.reply_recv_into(0, [ok as u64, 0, 0, 0], &[], if ok { None } else { recv_slot })?;
+                continue;
+            }
+            USE_CAP => {
+                let console = console_api::Console::new(Cap::at(GIFT_SLOT));
+                let ok = console.write(b"probe: printing through a capability it was granted\n").is_ok();
+                m = ep.reply_recv_into(0, [ok as u64, 0, 0, 0], &[], recv_slot)?;
+                continue;
+            }
+            _ => {}
+        }
         if badge_session(m.badge).is_none() {
-            m = ep.reply_recv(1, [0; 4], &[])?;
+            m = ep.reply_recv_into(1, [0; 4], &[], recv_slot)?;
             continue;
         }
         let value = match m.info.label {
@@ -57,6 +76,6 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
             TOUCH_NEIGHBOUR => touch_neighbour() as u64,
             _ => 0,
         };
-        m = ep.reply_recv(0, [value, 0, 0, 0], &[])?;
+        m = ep.reply_recv_into(0, [value, 0, 0, 0], &[], recv_slot)?;
     }
 }

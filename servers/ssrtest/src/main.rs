@@ -130,6 +130,25 @@ fn probe(c: &mut Checks, boot: &BootInfo) -> Result<(), Error> {
     Ok(())
 }
 
+/// Capabilities travel in messages and are revoked everywhere: a copy of this task's console
+/// capability is granted to the probe, which prints through it; revoking ours removes its copy.
+fn grant_and_revoke(c: &mut Checks, boot: &BootInfo) -> Result<(), Error> {
+    let ep = Cap::<Endpoint>::from_boot(boot, "probe").ok_or(Error::EmptySlot)?;
+    let console = boot.find(userlib::abi::CapType::Endpoint, "console").ok_or(Error::EmptySlot)?;
+    // A private copy to grant from, so revoking it leaves our own console capability alone.
+    userlib::sys::call(userlib::abi::Sysno::CapCopy, [console as u64, 50, 7, 0, 0, 0])?;
+    let taken = ep.call_with_cap(probe::TAKE_CAP, [0; 4], 50)?.words[0];
+    c.check("the probe received a copy of our console capability", taken == 1);
+    let used = ep.call(probe::USE_CAP, [0; 4], &[])?.words[0];
+    c.check("the probe printed through it", used == 1);
+    let revoked = userlib::cap::cap_revoke(50)?;
+    c.check("revoking our copy removed the probe's", revoked == 1);
+    let used = ep.call(probe::USE_CAP, [0; 4], &[])?.words[0];
+    c.check("the probe can no longer use it", used == 0);
+    userlib::cap::cap_delete(50)?;
+    Ok(())
+}
+
 /// A corrupted SSR affects only its own client: the server notices, resets that region, and
 /// tells that client; the other client's state and files are untouched.
 fn corrupted(c: &mut Checks, boot: &BootInfo) -> Result<(), FsError> {
@@ -199,6 +218,9 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
     }
     if let Err(e) = probe(&mut c, boot) {
         c.check(&heapless_msg("probe sequence failed: ", e.describe()), false);
+    }
+    if let Err(e) = grant_and_revoke(&mut c, boot) {
+        c.check(&heapless_msg("capability transfer failed: ", e.describe()), false);
     }
     if let Err(e) = corrupted(&mut c, boot) {
         c.check(&heapless_msg("corruption sequence failed: ", e.describe()), false);

@@ -52,6 +52,11 @@ pub fn cap_info(slot: u8) -> Result<(Option<CapType>, u64), Error> {
     sys::call(Sysno::CapInfo, [slot as u64, 0, 0, 0, 0, 0]).map(|r| (CapType::from_raw(r.rdi as u8), r.rsi))
 }
 
+/// Delete every capability derived from the one in `slot`, in every task; returns how many.
+pub fn cap_revoke(slot: u8) -> Result<u64, Error> {
+    sys::call(Sysno::CapRevoke, [slot as u64, 0, 0, 0, 0, 0]).map(|r| r.rdi)
+}
+
 /// Empty `slot`.
 pub fn cap_delete(slot: u8) -> Result<(), Error> {
     sys::call(Sysno::CapDelete, [slot as u64, 0, 0, 0, 0, 0]).map(|_| ())
@@ -143,14 +148,39 @@ impl Cap<Endpoint> {
 
     /// Wait for a message.
     pub fn recv(self) -> Result<Message, Error> {
-        sys::call(Sysno::Recv, [self.slot(), 0, 0, 0, 0, 0]).map(Message::from_ret)
+        self.recv_into(None)
+    }
+
+    /// Wait for a message; a capability sent with it lands in `cap_slot` (which must be empty).
+    pub fn recv_into(self, cap_slot: Option<u8>) -> Result<Message, Error> {
+        let info = MsgInfo { cap: cap_slot, ..MsgInfo::new(0) };
+        sys::call(Sysno::Recv, [self.slot(), info.encode(), 0, 0, 0, 0]).map(Message::from_ret)
     }
 
     /// Answer the last call (if any) and wait for the next message.
     pub fn reply_recv(self, label: u32, words: [u64; 4], payload: &[u8]) -> Result<Message, Error> {
-        let info = MsgInfo::with_len(label, stage(payload)?);
+        self.reply_recv_into(label, words, payload, None)
+    }
+
+    /// Like [`reply_recv`](Self::reply_recv); a capability sent with the next message lands in
+    /// `cap_slot` (which must be empty), and [`Message::info`]`.cap` then says so.
+    pub fn reply_recv_into(
+        self,
+        label: u32,
+        words: [u64; 4],
+        payload: &[u8],
+        cap_slot: Option<u8>,
+    ) -> Result<Message, Error> {
+        let info = MsgInfo { cap: cap_slot, ..MsgInfo::with_len(label, stage(payload)?) };
         let [w0, w1, w2, w3] = words;
         sys::call(Sysno::ReplyRecv, [self.slot(), info.encode(), w0, w1, w2, w3]).map(Message::from_ret)
+    }
+
+    /// Call, passing a copy of the capability in `cap_slot` along (needs the GRANT right).
+    pub fn call_with_cap(self, label: u32, words: [u64; 4], cap_slot: u8) -> Result<Message, Error> {
+        let info = MsgInfo { cap: Some(cap_slot), ..MsgInfo::new(label) };
+        let [w0, w1, w2, w3] = words;
+        sys::call(Sysno::Call, [self.slot(), info.encode(), w0, w1, w2, w3]).map(Message::from_ret)
     }
 }
 
