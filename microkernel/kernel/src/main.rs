@@ -99,9 +99,9 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     };
     match k.frames.alloc_zeroed() {
         Ok(f) => {
-            // `jmp $` (EB FE): what the `hang` injection makes a task run.
+            // `pause; jmp .-2` (F3 90 EB FC): what the `hang` injection makes a task spin in.
             // SAFETY: a fresh kernel frame, identity mapped.
-            unsafe { (f as *mut [u8; 2]).write([0xeb, 0xfe]) };
+            unsafe { (f as *mut [u8; 4]).write([0xf3, 0x90, 0xeb, 0xfc]) };
             k.hang_frame = f;
         }
         Err(_) => kprintln!("no frame for the hang injection page"),
