@@ -181,6 +181,16 @@ fn verify_parts<T: Layout>(header: &Header, state: &T) -> Result<(), Broken> {
 
 /// Open an SSR (the bytes at the SSR window, page aligned) as state of type `T`.
 pub fn open<T: Layout>(bytes: &mut [u8]) -> Result<Region<'_, T>, Broken> {
+    open_inner(bytes, false)
+}
+
+/// Like [`open`], but a region that fails its checks is also wiped, so the client's next
+/// request starts afresh; the caller tells the client (and a person) why from the `Broken`.
+pub fn open_or_reset<T: Layout>(bytes: &mut [u8]) -> Result<Region<'_, T>, Broken> {
+    open_inner(bytes, true)
+}
+
+fn open_inner<T: Layout>(bytes: &mut [u8], reset_broken: bool) -> Result<Region<'_, T>, Broken> {
     let (header, state) = split::<T>(bytes)?;
     if *header == Header::zeroed() && bytemuck::bytes_of(state).iter().all(|&b| b == 0) {
         *state = T::fresh();
@@ -193,7 +203,13 @@ pub fn open<T: Layout>(bytes: &mut [u8]) -> Result<Region<'_, T>, Broken> {
         };
         return Ok(Region { header, state, origin: Origin::Fresh });
     }
-    verify_parts(header, state)?;
+    if let Err(broken) = verify_parts(header, state) {
+        if reset_broken {
+            *header = Header::zeroed();
+            *state = T::zeroed();
+        }
+        return Err(broken);
+    }
     Ok(Region { header, state, origin: Origin::Existing })
 }
 
@@ -319,6 +335,17 @@ mod tests {
         );
         let r = reset::<Files>(&mut p.0).unwrap();
         assert_eq!((r.origin, r.get().count), (Origin::Fresh, 0));
+    }
+
+    #[test]
+    fn open_or_reset_wipes_a_broken_region_and_keeps_a_good_one() {
+        let mut p = page();
+        written(&mut p);
+        assert_eq!(open_or_reset::<Files>(&mut p.0).unwrap().get().count, 2);
+        p.0[HEADER_LEN + 5] ^= 0x10;
+        assert!(matches!(open_or_reset::<Files>(&mut p.0), Err(Broken::BadChecksum { .. })));
+        let r = open::<Files>(&mut p.0).unwrap();
+        assert_eq!((r.origin, r.get().count), (Origin::Fresh, 0), "the next open starts afresh");
     }
 
     #[test]

@@ -304,14 +304,7 @@ pub fn hold_task(k: &mut Kernel, t: usize) {
     }
     k.tasks[t].state = TaskState::Halted;
     k.tasks[t].fault_tsc = None;
-    let served: heapless::Vec<u16, 8> = k.cspaces[t]
-        .iter()
-        .filter_map(|(_, c)| match c.object {
-            Object::Endpoint(e) if c.rights.contains(axolotl_abi::Rights::READ) => Some(e),
-            _ => None,
-        })
-        .take(8)
-        .collect();
+    let served = k.served_endpoints::<8>(t);
     let mut failed = 0;
     for &e in &served {
         k.endpoints[e as usize].halted = true;
@@ -392,12 +385,8 @@ pub fn restart_task(k: &mut Kernel, t: usize, delay: u64) -> Result<u32, crate::
         k.tasks[t].state = TaskState::Faulted;
         return Err(e);
     }
-    for (_, c) in k.cspaces[t].iter() {
-        if let Object::Endpoint(e) = c.object {
-            if c.rights.contains(axolotl_abi::Rights::READ) {
-                k.endpoints[e as usize].halted = false;
-            }
-        }
+    for e in k.served_endpoints::<8>(t) {
+        k.endpoints[e as usize].halted = false;
     }
     let task = &mut k.tasks[t];
     task.exit_code = 0;

@@ -175,13 +175,9 @@ fn random_data_address(k: &mut Kernel, t: usize, rng: &mut Rng) -> Result<u64, E
 
 /// A random live session of an endpoint task `t` serves.
 fn random_session_of(k: &Kernel, t: usize, rng: &mut Rng) -> Option<usize> {
-    let served = |e: u16| {
-        k.cspaces[t].iter().any(|(_, c)| {
-            c.object == axolotl_kcore::cap::Object::Endpoint(e)
-                && c.rights.contains(axolotl_abi::Rights::READ)
-        })
-    };
-    let live: heapless::Vec<usize, 64> =
-        (0..k.sessions.len()).filter(|&s| k.sessions[s].live && served(k.sessions[s].endpoint)).collect();
+    let served = k.served_endpoints::<8>(t);
+    let live: heapless::Vec<usize, 64> = (0..k.sessions.len())
+        .filter(|&s| k.sessions[s].live && served.contains(&k.sessions[s].endpoint))
+        .collect();
     (!live.is_empty()).then(|| live[rng.below(live.len() as u64) as usize])
 }

@@ -330,6 +330,20 @@ impl Kernel {
         self.make_ready(t);
     }
 
+    /// The endpoints task `t` serves (holds with the receive right), at most `N`.
+    pub fn served_endpoints<const N: usize>(&self, t: usize) -> heapless::Vec<u16, N> {
+        self.cspaces[t]
+            .iter()
+            .filter_map(|(_, c)| match c.object {
+                axolotl_kcore::cap::Object::Endpoint(e) if c.rights.contains(axolotl_abi::Rights::READ) => {
+                    Some(e)
+                }
+                _ => None,
+            })
+            .take(N)
+            .collect()
+    }
+
     pub fn module_of(&self, t: usize) -> Option<&Module> {
         self.modules[..self.module_count].get(self.tasks[t].module)
     }

@@ -351,7 +351,7 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
             (Some(_), label) if label != LABEL => Response::Error(FsError::Malformed),
             (Some(session), _) => match msg::decode::<Request<'_>>(&payload[..n]) {
                 Err(_) => Response::Error(FsError::Malformed),
-                Ok(req) => match ssr::open::<ClientState>(ssr_window()) {
+                Ok(req) => match ssr::open_or_reset::<ClientState>(ssr_window()) {
                     Ok(mut region) => server.handle(region.state(), session, req, &mut data),
                     Err(broken) => {
                         log::warn!(
@@ -360,7 +360,6 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
                             session,
                             broken
                         );
-                        let _ = ssr::reset::<ClientState>(ssr_window());
                         Response::Error(FsError::StateReset)
                     }
                 },

@@ -231,7 +231,7 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
                 (_, Err(_)) => Some(Action::Reply(Response::Error(TimerError::Malformed))),
                 _ if m.info.label != LABEL => Some(Action::Reply(Response::Error(TimerError::Malformed))),
                 // The region is sealed when it goes out of scope, before any parking below.
-                (Some(session), Ok(req)) => match ssr::open::<ClientState>(ssr_window()) {
+                (Some(session), Ok(req)) => match ssr::open_or_reset::<ClientState>(ssr_window()) {
                     Ok(mut region) => Some(server.handle(region.state(), req)),
                     Err(broken) => {
                         log::warn!(
@@ -240,7 +240,6 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
                             session,
                             broken
                         );
-                        let _ = ssr::reset::<ClientState>(ssr_window());
                         Some(Action::Reply(Response::Error(TimerError::StateReset)))
                     }
                 },
