@@ -28,7 +28,7 @@ impl Kernel {
 
     /// Make `t` the running task of this CPU: its saved frame becomes the trap target, its
     /// address space and I/O ports are loaded.
-    fn activate(&mut self, t: usize) -> *const Context {
+    pub fn activate(&mut self, t: usize) -> *const Context {
         let me = cpu::this();
         let task = &self.tasks[t];
         me.current.set(t);
@@ -103,6 +103,16 @@ impl Kernel {
 pub fn next_context(mut k: MutexGuard<'static, Kernel>) -> *const Context {
     loop {
         if let Some(t) = k.choose() {
+            let rip = k.tasks[t].ctx.rip;
+            if !is_canonical(rip) {
+                // Only an injected fault puts a task here (its own jumps fault at the fetch).
+                // Returning would fault in ring 0 (sysret on Intel, iretq everywhere): make it
+                // the #GP the fetch would have raised, charged to the task.
+                k.tasks[t].ctx.vector = 13;
+                k.tasks[t].ctx.error = 0;
+                crate::fault::user_fault(&mut k, t, 0);
+                continue;
+            }
             return k.activate(t);
         }
         cpu::this().current.set(NO_TASK);
@@ -110,4 +120,10 @@ pub fn next_context(mut k: MutexGuard<'static, Kernel>) -> *const Context {
         cpu::idle_wait();
         k = KERNEL.lock();
     }
+}
+
+/// An address the CPU can fetch from: bits 63..47 all equal (user addresses are the low half).
+pub fn is_canonical(addr: u64) -> bool {
+    let top = addr >> 47;
+    top == 0 || top == (1 << 17) - 1
 }

@@ -211,6 +211,9 @@ syscall_entry:
     jmp return_to_user_asm
 
 isr_common:
+    /* An interrupt does not clear the direction flag the way `syscall` does (FMASK): a task
+       may have set it (std), and compiled code assumes it clear. */
+    cld
     push_gprs
     testb $3, 144(%rsp)
     jz 1f
