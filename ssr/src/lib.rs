@@ -111,11 +111,21 @@ impl core::fmt::Display for Broken {
 /// A Fletcher-style checksum over 32-bit words (a trailing partial word is zero-padded).
 pub fn checksum(bytes: &[u8]) -> u32 {
     let (mut a, mut b) = (0x5eed_u32, 0u32);
-    for chunk in bytes.chunks(4) {
-        let mut w = [0u8; 4];
-        w[..chunk.len()].copy_from_slice(chunk);
+    let mut step = |w: [u8; 4]| {
         a = a.wrapping_add(u32::from_le_bytes(w));
         b = b.wrapping_add(a).rotate_left(1);
+    };
+    // Whole words without a copy loop per word (this runs on every SSR request); the tail,
+    // if any, zero-padded.
+    let words = bytes.chunks_exact(4);
+    let tail = words.remainder();
+    for w in words {
+        step([w[0], w[1], w[2], w[3]]);
+    }
+    if !tail.is_empty() {
+        let mut w = [0u8; 4];
+        w[..tail.len()].copy_from_slice(tail);
+        step(w);
     }
     a ^ b.rotate_left(16)
 }

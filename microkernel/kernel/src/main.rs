@@ -8,6 +8,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 mod arch;
+mod fastpath;
 mod fault;
 mod frames;
 mod inject;

@@ -142,12 +142,13 @@ pub fn load_kernel_space() {
 }
 
 fn load_cr3(pml4: u64) {
-    use x86_64::registers::control::{Cr3, Cr3Flags};
-    use x86_64::structures::paging::PhysFrame;
-    let (cur, _) = Cr3::read_raw();
-    if cur.start_address().as_u64() != pml4 {
-        // SAFETY: every address space maps the kernel identically (shared kernel PD).
-        unsafe { Cr3::write(PhysFrame::containing_address(x86_64::PhysAddr::new(pml4)), Cr3Flags::empty()) };
+    let cur: u64;
+    // SAFETY: reading CR3 has no side effects.
+    unsafe { core::arch::asm!("mov {}, cr3", out(reg) cur, options(nomem, nostack, preserves_flags)) };
+    if cur & ADDR != pml4 {
+        // SAFETY: `pml4` is a live top-level table, and every address space maps the kernel
+        // identically (shared kernel PD), so the code running now stays mapped.
+        unsafe { core::arch::asm!("mov cr3, {}", in(reg) pml4, options(nostack, preserves_flags)) };
     }
 }
 

@@ -16,6 +16,10 @@ use crate::{fault, syscall};
 extern "C" fn syscall_from_user(_frame: *mut Context) -> *const Context {
     let mut k = KERNEL.lock();
     let cur = cpu::this().current.get();
+    if let Some(next) = crate::fastpath::try_ipc(&mut k, cur) {
+        // The fastpath checked that `next` may run now: no scheduling decision to make.
+        return k.activate(next);
+    }
     syscall::handle(&mut k, cur);
     next_context(k)
 }

@@ -124,7 +124,9 @@ fn stage(payload: &[u8]) -> Result<u16, Error> {
     if payload.len() > IPC_BUFFER_SIZE {
         return Err(Error::TooLong);
     }
-    ipc_buffer()[..payload.len()].copy_from_slice(payload);
+    if !payload.is_empty() {
+        ipc_buffer()[..payload.len()].copy_from_slice(payload);
+    }
     Ok(payload.len() as u16)
 }
 

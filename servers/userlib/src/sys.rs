@@ -15,7 +15,11 @@ pub struct Ret {
 }
 
 impl Ret {
+    #[inline]
     pub fn result(self) -> Result<Ret, Error> {
+        if self.code == 0 {
+            return Ok(self);
+        }
         match Error::from_raw(self.code) {
             None => Ok(self),
             Some(e) => Err(e),

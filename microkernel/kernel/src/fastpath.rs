@@ -1,0 +1,154 @@
+//! The IPC fastpath, after seL4's `fastpath_call` and `fastpath_reply_recv`.
+//!
+//! Most protected calls are the same two steps: a client `call`s a server that already waits
+//! in `reply_recv`, and the server answers with `reply_recv` and waits again. For exactly those
+//! shapes this module checks every precondition up front (no side effects), then does the
+//! whole transfer and switches straight to the other task:
+//!
+//! ```text
+//!  call(ep | session)              reply_recv(ep)
+//!   message without capability      reply without capability, no receive slot
+//!   a receiver waits on ep          the caller still waits for this very reply (token)
+//!   it owes no other reply          nobody queued on ep, no notification pending
+//!   it may run now (priority)       the caller may run now (priority)
+//! ```
+//!
+//! Anything else — a capability in the message, an empty queue, a halted endpoint, a higher-
+//! priority task ready, a pending notification, a new incarnation's first receive — returns
+//! `None` and the general path in `syscall` handles it with the same result. The fastpath skips
+//! no rule: it only skips re-deciding, per call, what the general path must decide in general.
+
+use crate::state::{Blocked, Kernel};
+use axolotl_abi::{MsgInfo, Rights, Sysno, TaskState, IPC_BUFFER_SIZE};
+use axolotl_kcore::cap::Object;
+
+/// Complete the running task `cur`'s syscall on the fastpath if its shape allows. Returns the
+/// task that runs next (the receiver of the message), or `None` with nothing changed.
+#[inline(always)]
+pub fn try_ipc(k: &mut Kernel, cur: usize) -> Option<usize> {
+    let c = &k.tasks[cur].ctx;
+    let (nr, slot, raw) = (c.rax, c.rdi, c.rsi);
+    // Only a label and a payload length: no capability, no flags, no reserved bits.
+    if raw >> 48 != 0 || (raw >> 32) as usize > IPC_BUFFER_SIZE {
+        return None;
+    }
+    if nr == Sysno::Call as u64 {
+        call(k, cur, slot, raw)
+    } else if nr == Sysno::ReplyRecv as u64 {
+        reply_recv(k, cur, slot, raw)
+    } else {
+        None
+    }
+}
+
+/// Whether `t`, made ready now, may run before every task already waiting in the run queues.
+#[inline(always)]
+fn may_run_now(k: &Kernel, t: usize) -> bool {
+    let task = &k.tasks[t];
+    k.run.top_priority().is_none_or(|top| top <= task.priority) && crate::sched::is_canonical(task.ctx.rip)
+}
+
+/// Copy the message (payload and the four words) from `from` to `to`'s registers.
+#[inline(always)]
+fn transfer(k: &mut Kernel, from: usize, to: usize, raw: u64, badge: u64) {
+    let len = (raw >> 32) as usize;
+    if len > 0 {
+        let (src, dst) = (k.tasks[from].ipc_buffer, k.tasks[to].ipc_buffer);
+        // SAFETY: both are IPC-buffer frames owned by their (distinct, live) tasks, identity
+        // mapped; `len` was checked against the buffer size.
+        unsafe { core::ptr::copy_nonoverlapping(src as *const u8, dst as *mut u8, len) };
+    }
+    let f = &k.tasks[from].ctx;
+    let words = [f.rdx, f.r10, f.r8, f.r9];
+    let t = &mut k.tasks[to].ctx;
+    t.rax = 0;
+    t.rdi = badge;
+    t.rsi = raw;
+    [t.rdx, t.r10, t.r8, t.r9] = words;
+}
+
+#[inline(always)]
+fn call(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> {
+    let cap = *k.cspaces[cur].get(slot).ok()?;
+    if !cap.rights.contains(Rights::WRITE) {
+        return None;
+    }
+    let (ep, session) = match cap.object {
+        Object::Endpoint(e) => (e, None),
+        Object::Session(s) if k.sessions[s as usize].live => (k.sessions[s as usize].endpoint, Some(s)),
+        _ => return None,
+    };
+    let endpoint = &k.endpoints[ep as usize];
+    let server = endpoint.receivers.front()?;
+    if endpoint.halted || k.tasks[server].reply_to.is_some() || !may_run_now(k, server) {
+        return None;
+    }
+    // Checked; from here on nothing fails.
+    k.endpoints[ep as usize].receivers.pop_front(&mut k.links);
+    let info = MsgInfo::with_len(raw as u32, (raw >> 32) as u16);
+    let token = k.new_token();
+    let (ticks, caller_id) = (k.ticks, k.tasks[cur].id);
+    let t = &mut k.tasks[cur];
+    t.syscalls += 1;
+    t.spin_ticks = 0;
+    // Remembered in full: if the server faults, the call is delivered again from here.
+    t.pending = info;
+    t.pending_badge = cap.badge;
+    t.pending_is_call = true;
+    t.pending_session = session;
+    t.pending_ep = ep;
+    t.call_token = token;
+    t.state = TaskState::Calling;
+    t.blocked = Blocked::Reply(server as u16);
+    if let Some(s) = session {
+        k.map_ssr(server, s);
+    }
+    transfer(k, cur, server, raw, cap.badge);
+    let s = &mut k.tasks[server];
+    s.reply_to = Some((caller_id, token));
+    s.request_tick = ticks;
+    s.state = TaskState::Ready;
+    s.blocked = Blocked::Nothing;
+    Some(server)
+}
+
+#[inline(always)]
+fn reply_recv(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> {
+    let cap = k.cspaces[cur].get(slot).ok()?;
+    let ep = match cap.object {
+        Object::Endpoint(e) if cap.rights.contains(Rights::READ) => e,
+        _ => return None,
+    };
+    let t = &k.tasks[cur];
+    let (caller_id, token) = t.reply_to?;
+    let caller = k.resolve(caller_id)?;
+    let waiting = k.tasks[caller].state == TaskState::Calling && k.tasks[caller].call_token == token;
+    let notified = t.bound_notification.is_some_and(|n| k.notifications[n as usize].bits != 0);
+    if !waiting
+        || notified
+        || t.fault_tsc.is_some()
+        || !k.endpoints[ep as usize].senders.is_empty()
+        || !may_run_now(k, caller)
+    {
+        return None;
+    }
+    // Checked; from here on nothing fails. The answer:
+    transfer(k, cur, caller, raw, 0);
+    let c = &mut k.tasks[caller];
+    c.recv_slot = None;
+    c.retried = false;
+    c.state = TaskState::Ready;
+    c.blocked = Blocked::Nothing;
+    // ... and the server waits again, its SSR window emptied.
+    k.unmap_ssr(cur);
+    let t = &mut k.tasks[cur];
+    t.syscalls += 1;
+    t.spin_ticks = 0;
+    t.answered += 1;
+    t.reply_to = None;
+    t.recv_slot = None;
+    t.state = TaskState::Receiving;
+    t.blocked = Blocked::Endpoint(ep);
+    k.endpoints[ep as usize].receivers.push_back(&mut k.links, cur);
+    Some(caller)
+}
