@@ -11,6 +11,8 @@ use std::process::Command;
 
 pub const TARGET: &str = "x86_64-unknown-none";
 pub const KERNEL_BIN: &str = "axolotl-kernel";
+/// The libos personality's single binary (core and cells linked together).
+pub const LIBOS_BIN: &str = "axolotl-libos";
 
 /// What a build produced.
 pub struct Image {
@@ -54,9 +56,12 @@ pub fn build() -> Result<Image> {
     tools::ensure()?;
     tools::ensure_rust_target(&root)?;
     let servers = manifest_tasks()?;
-    eprintln!("[os] building the kernel and {} servers for {TARGET}", servers.len());
+    eprintln!("[os] building the kernel, {} servers and the libos for {TARGET}", servers.len());
     let mut cmd = Command::new(cargo());
     cmd.current_dir(&root).args(["build", "--release", "--target", TARGET, "-p", KERNEL_BIN]);
+    if libos_in_workspace() {
+        cmd.args(["-p", LIBOS_BIN]);
+    }
     cmd.arg("--target-dir").arg(cargo_target_dir());
     for s in &servers {
         cmd.args(["-p", s]);
@@ -78,7 +83,9 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
         .map_err(|e| fail!("cannot copy {} to {}: {e}", from.display(), to.display()))
 }
 
-/// The GRUB configuration: serial console, no menu delay, one entry per personality.
+/// The GRUB configuration: serial console, no menu delay, one entry per personality. Which
+/// entry boots is read from a GRUB environment block on the first disk (`personality=libos`),
+/// which `qemu::command` attaches; without it GRUB boots the microkernel.
 fn grub_cfg(servers: &[String]) -> String {
     let mut modules = String::from("    module2 /boot/manifest manifest\n");
     for s in servers {
@@ -90,9 +97,12 @@ fn grub_cfg(servers: &[String]) -> String {
          terminal_input serial console\n\
          terminal_output serial console\n\
          set timeout=0\n\
-         set default=microkernel\n\n\
+         set default=microkernel\n\
+         if load_env --skip-sig --file (hd0)0+2 personality; then set default=\"$personality\"; fi\n\n\
          menuentry \"Axolotl: microkernel personality (CuriOS-style)\" --id microkernel {{\n\
-         \x20   multiboot2 /boot/{KERNEL_BIN}\n{modules}    boot\n}}\n"
+         \x20   multiboot2 /boot/{KERNEL_BIN}\n{modules}    boot\n}}\n\n\
+         menuentry \"Axolotl: libos personality (Theseus-style)\" --id libos {{\n\
+         \x20   multiboot2 /boot/{LIBOS_BIN}\n    boot\n}}\n"
     )
 }
 
@@ -105,6 +115,9 @@ fn write_iso(bins: &Path, servers: &[String]) -> Result<PathBuf> {
     let _ = std::fs::remove_dir_all(&stage);
     std::fs::create_dir_all(boot.join("grub")).map_err(|e| fail!("cannot create {}: {e}", boot.display()))?;
     copy(&bins.join(KERNEL_BIN), &boot.join(KERNEL_BIN))?;
+    if libos_in_workspace() {
+        copy(&bins.join(LIBOS_BIN), &boot.join(LIBOS_BIN))?;
+    }
     copy(&manifest_path(), &boot.join("manifest"))?;
     for s in servers {
         copy(&bins.join(s), &boot.join(s))?;
@@ -129,6 +142,11 @@ fn write_iso(bins: &Path, servers: &[String]) -> Result<PathBuf> {
     Ok(iso)
 }
 
+/// Whether the libos crates are in the workspace yet (they land after the microkernel's).
+fn libos_in_workspace() -> bool {
+    std::fs::read_to_string(workspace_root().join("Cargo.toml")).unwrap_or_default().contains("\"libos/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,7 +161,8 @@ mod tests {
     #[test]
     fn grub_cfg_lists_every_module_and_the_personality() {
         let cfg = grub_cfg(&["console".into(), "shell".into()]);
-        assert!(cfg.contains("--id microkernel"));
+        assert!(cfg.contains("--id microkernel") && cfg.contains("--id libos"));
+        assert!(cfg.contains("multiboot2 /boot/axolotl-libos"));
         assert!(cfg.contains("multiboot2 /boot/axolotl-kernel"));
         assert!(cfg.contains("module2 /boot/manifest manifest"));
         assert!(cfg.contains("module2 /boot/shell shell"));

@@ -50,17 +50,20 @@ macro_rules! fail {
 /// The personalities the ISO can boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Personality {
+    /// The capability microkernel with user-space servers (CuriOS-style).
     Microkernel,
+    /// The single-address-space library OS of cells (Theseus-style).
+    Libos,
 }
 
 impl Personality {
+    pub const ALL: [Personality; 2] = [Personality::Microkernel, Personality::Libos];
+
     pub fn parse(s: &str) -> Result<Self> {
         match s {
             "microkernel" | "mk" => Ok(Personality::Microkernel),
-            "libos" => Err(fail!(
-                "the libos personality is not built yet (it is a later milestone); use --personality microkernel"
-            )),
-            other => Err(fail!("unknown personality '{other}': choose 'microkernel'")),
+            "libos" | "los" => Ok(Personality::Libos),
+            other => Err(fail!("unknown personality '{other}': choose 'microkernel' or 'libos'")),
         }
     }
 
@@ -68,6 +71,15 @@ impl Personality {
     pub fn id(self) -> &'static str {
         match self {
             Personality::Microkernel => "microkernel",
+            Personality::Libos => "libos",
+        }
+    }
+
+    /// The prefix of this personality's benchmark rows (`mk.null_call`, `los.fs_read`).
+    pub fn short(self) -> &'static str {
+        match self {
+            Personality::Microkernel => "mk",
+            Personality::Libos => "los",
         }
     }
 }

@@ -45,9 +45,38 @@ pub fn command(iso: &Path, personality: Personality, interactive: bool, machine:
     if machine.icount {
         cmd.args(["-icount", "shift=0,align=off,sleep=off", "-rtc", "clock=vm"]);
     }
-    // Only one personality exists so far, and it is the ISO's default GRUB entry.
-    let _ = personality;
+    // GRUB reads the personality to boot from a GRUB environment block on a small raw disk
+    // (see `build::grub_cfg`); `snapshot=on` keeps the file untouched, `-boot d` boots the ISO.
+    match selection_disk(personality) {
+        Ok(disk) => {
+            cmd.arg("-drive").arg(format!("file={},format=raw,if=ide,index=0,snapshot=on", disk.display()));
+        }
+        Err(e) => eprintln!("[os] warning: {e}; GRUB boots its default entry (microkernel)"),
+    }
+    cmd.args(["-boot", "d"]);
     cmd
+}
+
+/// The GRUB environment block that names `personality`, written once under `target/os/`.
+fn selection_disk(personality: Personality) -> Result<std::path::PathBuf> {
+    let path = crate::out_dir().join(format!("select-{}.img", personality.id()));
+    let block = environment_block(personality);
+    if std::fs::read(&path).ok().as_deref() != Some(&block[..]) {
+        // Written beside and renamed, so a QEMU reading the old file never sees half of one.
+        let tmp = path.with_extension(format!("img.{}", std::process::id()));
+        std::fs::create_dir_all(crate::out_dir())
+            .and_then(|_| std::fs::write(&tmp, &block))
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|e| fail!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(path)
+}
+
+/// GRUB's environment block format: a header line, `name=value` lines, `#` padding to 1 KiB.
+fn environment_block(personality: Personality) -> Vec<u8> {
+    let mut block = format!("# GRUB Environment Block\npersonality={}\n", personality.id()).into_bytes();
+    block.resize(1024, b'#');
+    block
 }
 
 /// How a driven session ended.
