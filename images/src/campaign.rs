@@ -173,21 +173,29 @@ fn progress(line: &str) -> bool {
 }
 
 /// Boot, run the campaign, write the JSON. Returns the report and the JSON's path.
-pub fn run(server: &str, faults: u32, seed: u64, icount: bool) -> Result<(Report, std::path::PathBuf)> {
+pub fn run(
+    personality: Personality,
+    server: &str,
+    faults: u32,
+    seed: u64,
+    icount: bool,
+) -> Result<(Report, std::path::PathBuf)> {
     let image = build::build()?;
     let timeout = Duration::from_secs(120 + faults as u64 * 4);
     eprintln!(
-        "[os] campaign against {server}: {faults} faults, seed {seed}, timeout {} s",
+        "[os] campaign against {server} ({}): {faults} faults, seed {seed}, timeout {} s",
+        personality.id(),
         timeout.as_secs()
     );
     let machine = Machine { icount, gdb: false };
     let cmd = [format!("campaign {server} {faults} {seed}")];
-    let t = qemu::exec(&image.iso, Personality::Microkernel, machine, &cmd, timeout, Echo::Lines(progress))?;
+    let t = qemu::exec(&image.iso, personality, machine, &cmd, timeout, Echo::Lines(progress))?;
     let report = parse(&t.console, server, seed, t.outcome == Outcome::Panicked);
     if !matches!(t.outcome, Outcome::PoweredOff | Outcome::Panicked) {
         eprintln!("[os] the run did not end cleanly: {}", t.summary());
     }
-    let path = out_dir().join(format!("campaign-{server}-s{seed}.json"));
+    let prefix = if personality == Personality::Libos { "campaign-libos" } else { "campaign" };
+    let path = out_dir().join(format!("{prefix}-{server}-s{seed}.json"));
     std::fs::write(&path, report.to_json())
         .map_err(|e| crate::fail!("cannot write {}: {e}", path.display()))?;
     Ok((report, path))

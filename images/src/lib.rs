@@ -10,6 +10,7 @@
 //!                                        command, read its prompt, power off, report the outcome
 //! ```
 
+pub mod bench;
 pub mod build;
 pub mod campaign;
 pub mod qemu;

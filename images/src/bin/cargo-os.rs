@@ -15,6 +15,7 @@ VERBS:
     build     build the kernel and servers and write target/os/axolotl.iso
     run       build if needed and boot the ISO in QEMU
     campaign  run a fault-injection campaign headless and write its record as JSON
+    bench     measure protected calls on both personalities (instructions, under -icount)
     help      show this text (also: cargo os <VERB> --help)
 
 Missing host tools (QEMU, GRUB, xorriso, mtools) are installed with apt-get when this user
@@ -56,7 +57,7 @@ const CAMPAIGN_HELP: &str = "\
 cargo os campaign — inject faults into one server under a checked workload, headless
 
 USAGE:
-    cargo os campaign NAME [--faults N] [--seed S] [--no-icount]
+    cargo os campaign NAME [--faults N] [--seed S] [--no-icount] [--personality P]
 
 NAME is fs, ramdisk or timer. The guest's shell runs `campaign NAME N S`: it keeps a model of
 what it wrote, injects N faults (kill regflip memflip memword skip hang ssr) at random moments,
@@ -68,12 +69,67 @@ and writes it, with every fault's record, to target/os/campaign-NAME-sS.json.
 OPTIONS:
     --faults N     number of faults (default 100)
     --seed S       seed of the campaign's random choices (default 1)
-    --no-icount    run at full speed (latencies are then host TSC ticks)";
+    --no-icount    run at full speed (latencies are then host TSC ticks)
+    --personality P  microkernel (default) or libos; the record is then
+                   target/os/campaign-libos-NAME-sS.json";
+
+const BENCH_HELP: &str = "\
+cargo os bench — the protected-call benchmark of both personalities, side by side
+
+USAGE:
+    cargo os bench [--runs N] [--personality P]
+
+Boots each personality under QEMU TCG with -icount shift=0,align=off,sleep=off (the guest's
+TSC then counts retired instructions, so two runs print the same figures), types `bench N`
+and reads its rows: min, median and p99 instructions of
+    mk.null_call   call and reply, no payload          los.fn_call      plain call into a cell
+    mk.ssr_call    server reads+writes an SSR word      los.cell_call    cell call, client-held state
+    mk.fs_read     64-byte read, open fs session        los.channel_rtt  rendezvous round trip
+    mk.restart     fs fault to restarted fs ready       los.fs_read, los.restart
+beside the published CuriOS figures (../shared/ANCHORS.md). Writes
+target/os/bench/protected-calls.json, .md (the table) and .svg (a bar chart).
+
+OPTIONS:
+    --runs N           runs per row (default 1000; fs reads at most 2000, restarts at most 50)
+    --personality P    only microkernel or only libos";
+
+fn bench(args: &[String]) -> Result<ExitCode> {
+    let mut it = args.iter();
+    let (mut runs, mut which) = (1000usize, Personality::ALL.to_vec());
+    while let Some(a) = it.next() {
+        let mut value = |flag: &str| {
+            it.next().cloned().ok_or_else(|| fail!("{flag} needs a value (see cargo os bench --help)"))
+        };
+        match a.as_str() {
+            "-h" | "--help" => {
+                println!("{BENCH_HELP}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            "--runs" => {
+                let v = value("--runs")?;
+                runs = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (10..=4000).contains(n))
+                    .ok_or_else(|| fail!("--runs takes a whole number from 10 to 4000, not '{v}'"))?;
+            }
+            "--personality" => which = vec![Personality::parse(&value("--personality")?)?],
+            other => return Err(fail!("unknown option '{other}' (see cargo os bench --help)")),
+        }
+    }
+    let (rows, paths) = axolotl_images::bench::run(runs, &which)?;
+    println!("{}", axolotl_images::bench::to_markdown(&rows));
+    for p in &paths {
+        eprintln!("[bench] wrote {}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
 fn campaign(args: &[String]) -> Result<ExitCode> {
     let mut it = args.iter();
     let mut name = None;
     let (mut faults, mut seed, mut icount) = (100u32, 1u64, true);
+    let mut personality = Personality::Microkernel;
     while let Some(a) = it.next() {
         let mut num = |flag: &str| -> Result<u64> {
             let v = it.next().ok_or_else(|| fail!("{flag} needs a value (see cargo os campaign --help)"))?;
@@ -87,6 +143,10 @@ fn campaign(args: &[String]) -> Result<ExitCode> {
             "--faults" => faults = num("--faults")?.clamp(1, 100_000) as u32,
             "--seed" => seed = num("--seed")?,
             "--no-icount" => icount = false,
+            "--personality" => {
+                let v = it.next().ok_or_else(|| fail!("--personality needs a value"))?;
+                personality = Personality::parse(v)?;
+            }
             other if other.starts_with('-') => {
                 return Err(fail!("unknown option '{other}' (see cargo os campaign --help)"))
             }
@@ -98,7 +158,7 @@ fn campaign(args: &[String]) -> Result<ExitCode> {
     if !matches!(name.as_str(), "fs" | "ramdisk" | "timer") {
         return Err(fail!("no checked workload for '{name}': choose fs, ramdisk or timer"));
     }
-    let (report, path) = axolotl_images::campaign::run(&name, faults, seed, icount)?;
+    let (report, path) = axolotl_images::campaign::run(personality, &name, faults, seed, icount)?;
     println!("{:<10} {:>9} {:>11} {:>10}", "kind", "injected", "manifested", "recovered");
     for (kind, n, m, r) in report.by_kind() {
         println!("{kind:<10} {n:>9} {m:>11} {r:>10}");
@@ -232,6 +292,7 @@ fn main() -> ExitCode {
         }),
         Some("run") => run(&args[1..]),
         Some("campaign") => campaign(&args[1..]),
+        Some("bench") => bench(&args[1..]),
         Some(other) => Err(fail!("unknown verb '{other}' (try: cargo os help)")),
     };
     result.unwrap_or_else(|e| {

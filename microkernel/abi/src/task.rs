@@ -168,6 +168,9 @@ pub struct TaskInfo {
     pub syscalls: u64,
     /// Timer ticks this task was running.
     pub ticks: u64,
+    /// TSC ticks (instructions under QEMU `-icount shift=0`) from the last fault of this task
+    /// to its next incarnation's first `recv`: its last recovery time. 0 if it never recovered.
+    pub recovery_tsc: u64,
 }
 
 impl TaskInfo {

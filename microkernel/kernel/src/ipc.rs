@@ -151,12 +151,14 @@ impl Kernel {
         self.unmap_ssr(cur);
         if let Some(at) = self.tasks[cur].fault_tsc.take() {
             let kept = self.sessions.iter().filter(|s| s.live && s.endpoint == ep).count();
+            let took = crate::arch::cpu::rdtsc().saturating_sub(at);
+            self.tasks[cur].recovery_tsc = took;
             let t = &self.tasks[cur];
             crate::kprintln!(
                 "{} gen {} ready: {} TSC ticks from its predecessor's fault to its first recv; {} sessions kept",
                 t.name(),
                 t.id.generation,
-                crate::arch::cpu::rdtsc().saturating_sub(at),
+                took,
                 kept
             );
         }

@@ -101,6 +101,8 @@ pub struct Tcb {
     pub restart_at: u64,
     /// TSC at the last fault, while the next incarnation has not yet reached its first `recv`.
     pub fault_tsc: Option<u64>,
+    /// TSC ticks the last recovery took (fault to the next incarnation's first `recv`).
+    pub recovery_tsc: u64,
 }
 
 impl Tcb {
@@ -143,6 +145,7 @@ impl Tcb {
         answered: 0,
         restart_at: 0,
         fault_tsc: None,
+        recovery_tsc: 0,
     };
 
     pub fn name(&self) -> &str {

@@ -422,6 +422,7 @@ fn task_info(k: &Kernel, t: usize) -> TaskInfo {
         exit_code: task.exit_code,
         syscalls: task.syscalls,
         ticks: task.ticks,
+        recovery_tsc: task.recovery_tsc,
     }
 }
 

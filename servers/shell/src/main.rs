@@ -45,7 +45,8 @@ Axolotl shell commands:
   rm PATH           remove a file or an empty directory
   cd PATH, pwd      change, show the current directory (kept in the fs server's SSR for us)
   sleep MS          wait MS milliseconds (timer server)
-  bench [N]         time N protected calls: null, and with an SSR word (default 1000)
+  bench [N]         time N runs of: null protected call, call with an SSR word, 64-byte
+                    fs read (at most 2000), fs restart (at most 50); default 1000
   poweroff          switch the machine off
 Line editing: Backspace deletes, Ctrl-U clears the line, Ctrl-C abandons it.";
 
@@ -66,6 +67,10 @@ const FS_SLOT: u8 = 40;
 const TIMER_SLOT: u8 = 41;
 const BENCH_SLOT: u8 = 42;
 const BENCH_MAX: usize = 4000;
+/// `mk.fs_read` reads 64 bytes per run from one file, which holds at most 283 blocks.
+const BENCH_FS_READS: usize = 2000;
+/// Restarting fs takes ~50,000 instructions: fewer runs suffice.
+const BENCH_RESTARTS: usize = 50;
 
 impl Shell {
     fn fail(&self, msg: core::fmt::Arguments<'_>) -> Status {
@@ -290,35 +295,61 @@ impl Shell {
         }
     }
 
+    /// The protected-call benchmark: one `bench: ROW n=.. min=.. median=.. p99=..` line per
+    /// operation (the format `cargo os bench` parses, shared with the libos shell).
     fn bench(&self, n: usize) -> Status {
-        let Some((ep, session)) = self.bench else {
-            return self.fail(format_args!("no bench server"));
+        let (Some((ep, session)), Some(fs)) = (self.bench, self.fs) else {
+            return self.fail(format_args!("bench needs the bench and fs servers"));
         };
         let null = MsgInfo::new(bench::NULL).encode();
         let word = MsgInfo::new(bench::SSR_WORD).encode();
-        let call =
-            |slot: u64, info: u64| userlib::sys::call(Sysno::Call, [slot, info, 0, 0, 0, 0]).map(|_| ());
-        let base = measure(n, || Ok(())).map(|b| b[0]).unwrap_or(0);
-        let rows = [
-            ("null protected call", measure(n, || call(ep.slot(), null)), 1594),
-            ("call with SSR word", measure(n, || call(session.slot(), word)), 4893),
-        ];
-        println!("bench: {} round trips each; TSC ticks per call, less the {}-tick timing loop", n, base);
+        let call = |slot: u64, info: u64| {
+            userlib::sys::call(Sysno::Call, [slot, info, 0, 0, 0, 0]).map(|_| ()).map_err(|e| e.describe())
+        };
+        let base = measure(n, || Ok::<(), ()>(())).map(|b| b[0]).unwrap_or(0);
+        println!("bench: {} runs per row; TSC ticks per operation, less the {}-tick timing loop", n, base);
         println!("bench: under QEMU -icount shift=0 one TSC tick is one retired instruction");
-        println!(
-            "  {:<22} {:>8} {:>8} {:>8}   {}",
-            "operation", "min", "median", "p99", "CuriOS (published, instructions)"
-        );
-        for (name, stats, curios) in rows {
-            match stats {
-                Ok(v) => {
-                    let [min, median, p99] = v.map(|x| x.saturating_sub(base));
-                    println!("  {:<22} {:>8} {:>8} {:>8}   {}", name, min, median, p99, curios);
-                }
-                Err(e) => return self.fail(format_args!("bench: {}: {}", name, e)),
+        let report = |row: &str, runs: usize, stats: Result<[u64; 3], &'static str>| match stats {
+            Ok(v) => {
+                let [min, median, p99] = v.map(|x| x.saturating_sub(base));
+                println!("bench: {} n={} min={} median={} p99={}", row, runs, min, median, p99);
+                0
             }
+            Err(e) => self.fail(format_args!("bench: {}: {}", row, e)),
+        };
+        let mut status = report("mk.null_call", n, measure(n, || call(ep.slot(), null)));
+        status |= report("mk.ssr_call", n, measure(n, || call(session.slot(), word)));
+        let reads = n.min(BENCH_FS_READS);
+        status |= report("mk.fs_read", reads, bench_fs_read(fs, reads));
+        let restarts = n.min(BENCH_RESTARTS);
+        status |= report("mk.restart", restarts, self.bench_restart(fs, restarts));
+        status
+    }
+
+    /// Kill fs `runs` times; each sample is the kernel's measure of that recovery (fault to the
+    /// new incarnation's first `recv`). A request between kills keeps it out of crash-loop
+    /// back-off, as a client's would.
+    fn bench_restart(&self, fs: Fs, runs: usize) -> Result<[u64; 3], &'static str> {
+        let tasks = self.tasks.ok_or("no task capability")?;
+        let index = tasks.find("fs").ok_or("no fs task")?;
+        let mut samples = [0u64; BENCH_RESTARTS];
+        for s in samples[..runs].iter_mut() {
+            let before = tasks.info(index).map_err(|e| e.describe())?.generation;
+            tasks.inject(index, InjectKind::Kill, 0).map_err(|e| e.describe())?;
+            let info = loop {
+                let info = tasks.info(index).map_err(|e| e.describe())?;
+                if info.generation != before && info.state() == Some(TaskState::Receiving) {
+                    break info;
+                }
+                if info.state() == Some(TaskState::Halted) {
+                    return Err("fs was held by the supervisor");
+                }
+                userlib::sys::yield_now();
+            };
+            fs.stat("/").map_err(|_| "fs did not answer after its restart")?;
+            *s = info.recovery_tsc;
         }
-        0
+        Ok(stats(&mut samples[..runs]))
     }
 
     fn poweroff(&self) -> Status {
@@ -390,7 +421,7 @@ impl Shell {
 }
 
 /// Time `n` runs of `f` with the TSC; min, median and 99th percentile.
-fn measure(n: usize, mut f: impl FnMut() -> Result<(), Error>) -> Result<[u64; 3], Error> {
+fn measure<E>(n: usize, mut f: impl FnMut() -> Result<(), E>) -> Result<[u64; 3], E> {
     let mut samples = [0u64; BENCH_MAX];
     let samples = &mut samples[..n];
     for s in samples.iter_mut() {
@@ -398,8 +429,38 @@ fn measure(n: usize, mut f: impl FnMut() -> Result<(), Error>) -> Result<[u64; 3
         f()?;
         *s = userlib::sys::rdtsc() - t0;
     }
+    Ok(stats(samples))
+}
+
+/// Min, median and 99th percentile of `samples` (sorted in place).
+fn stats(samples: &mut [u64]) -> [u64; 3] {
     samples.sort_unstable();
-    Ok([samples[0], samples[n / 2], samples[(n * 99 / 100).min(n - 1)]])
+    let n = samples.len();
+    [samples[0], samples[n / 2], samples[(n * 99 / 100).min(n - 1)]]
+}
+
+/// Timed 64-byte reads through an open fs session, front to back through a scratch file.
+fn bench_fs_read(fs: Fs, runs: usize) -> Result<[u64; 3], &'static str> {
+    const PATH: &str = "/.bench-read";
+    let fail = |e: FsError| e.describe();
+    let fd = fs.open(PATH, mode::READ | mode::WRITE | mode::CREATE | mode::TRUNCATE).map_err(fail)?;
+    let block = [0x5au8; 512];
+    let mut left = runs * 64;
+    while left > 0 {
+        let n = left.min(block.len());
+        fs.write(fd, &block[..n]).map_err(fail)?;
+        left -= n;
+    }
+    fs.seek(fd, 0).map_err(fail)?;
+    let mut buf = [0u8; 64];
+    let result = measure(runs, || match fs.read(fd, &mut buf) {
+        Ok(64) => Ok(()),
+        Ok(_) => Err("a short read"),
+        Err(e) => Err(e.describe()),
+    });
+    let _ = fs.close(fd);
+    let _ = fs.remove(PATH);
+    result
 }
 
 fn ls(fs: Fs, path: &str) -> Result<(), FsError> {

@@ -1,0 +1,266 @@
+//! `cargo os bench`: the protected-call benchmark of both personalities, side by side.
+//!
+//! ```text
+//!  build ISO ─► for each personality: boot under -icount, type `bench N`, read its rows
+//!                 bench: mk.null_call n=1000 min=552 median=552 p99=552
+//!           ─► add the published reference rows (../shared/ANCHORS.md)
+//!           ─► target/os/bench/protected-calls.{json,md,svg}, and the table on stdout
+//! ```
+//! Under QEMU TCG with `-icount shift=0,align=off,sleep=off` the guest's TSC advances by one per
+//! retired instruction, so every figure is an instruction count, the same on every run.
+
+use crate::qemu::{self, Echo, Machine, Outcome};
+use crate::{build, fail, out_dir, Personality, Result};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One row of the table: measured here, or published elsewhere.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub name: String,
+    pub runs: u64,
+    pub min: u64,
+    pub median: u64,
+    pub p99: u64,
+    /// `None` for a figure measured by this run; the citation for a published one.
+    pub published: Option<&'static str>,
+}
+
+/// Published figures in instructions, comparable with ours (see `../shared/ANCHORS.md`).
+pub const PUBLISHED: [(&str, u64, &str); 3] = [
+    ("curios.null_call", 1594, "CuriOS, OSDI 2008: protected call without SSR, 1594 ± 4 instructions"),
+    ("curios.ssr_call", 4893, "CuriOS, OSDI 2008: protected call with SSR, 4893 ± 3 instructions"),
+    ("linux.null_syscall", 325, "Linux 6.1 getppid round trip, QEMU TCG -icount (ANCHORS.md)"),
+];
+
+/// Parse the guest's `bench: ROW n=N min=A median=B p99=C` lines.
+pub fn parse_rows(console: &str) -> Vec<Row> {
+    console
+        .lines()
+        .filter_map(|line| {
+            let rest = line.trim().strip_prefix("bench: ")?;
+            let mut words = rest.split_whitespace();
+            let name = words.next()?;
+            if !name.contains('.') {
+                return None;
+            }
+            let mut field = |key: &str| words.next()?.strip_prefix(key)?.parse::<u64>().ok();
+            Some(Row {
+                name: name.to_string(),
+                runs: field("n=")?,
+                min: field("min=")?,
+                median: field("median=")?,
+                p99: field("p99=")?,
+                published: None,
+            })
+        })
+        .collect()
+}
+
+/// What the guest printed, with a one-line verdict.
+fn progress(line: &str) -> bool {
+    line.starts_with("bench: ") || line.starts_with("error")
+}
+
+/// Boot `personality` under -icount and run `bench runs`.
+pub fn measure(iso: &std::path::Path, personality: Personality, runs: usize) -> Result<Vec<Row>> {
+    let machine = Machine { icount: true, gdb: false };
+    let cmd = vec![format!("bench {runs}")];
+    // Generous: TCG with -icount runs ~100 M instructions/s; a restart row is ~50 k each.
+    let timeout = Duration::from_secs(120 + runs as u64 / 10);
+    let t = qemu::exec(iso, personality, machine, &cmd, timeout, Echo::Lines(progress))?;
+    if t.outcome != Outcome::PoweredOff || !t.failed.is_empty() {
+        return Err(fail!(
+            "bench on {} did not complete: {}\n--- console tail:\n{}",
+            personality.id(),
+            t.summary(),
+            t.tail(20)
+        ));
+    }
+    let rows: Vec<Row> =
+        parse_rows(&t.console).into_iter().filter(|r| r.name.starts_with(personality.short())).collect();
+    if rows.is_empty() {
+        return Err(fail!("bench on {} printed no rows:\n{}", personality.id(), t.tail(20)));
+    }
+    Ok(rows)
+}
+
+/// The whole benchmark: both personalities, then the published rows.
+pub fn run(runs: usize, personalities: &[Personality]) -> Result<(Vec<Row>, [PathBuf; 3])> {
+    let image = build::build()?;
+    let mut rows = Vec::new();
+    for (i, &p) in personalities.iter().enumerate() {
+        eprintln!(
+            "[bench] {}/{}: booting {} under -icount, {runs} runs per row",
+            i + 1,
+            personalities.len(),
+            p.id()
+        );
+        rows.extend(measure(&image.iso, p, runs)?);
+    }
+    rows.extend(PUBLISHED.iter().map(|&(name, figure, cite)| Row {
+        name: name.to_string(),
+        runs: 0,
+        min: figure,
+        median: figure,
+        p99: figure,
+        published: Some(cite),
+    }));
+    let dir = out_dir().join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| fail!("cannot create {}: {e}", dir.display()))?;
+    let paths =
+        [dir.join("protected-calls.json"), dir.join("protected-calls.md"), dir.join("protected-calls.svg")];
+    for (path, text) in paths.iter().zip([to_json(&rows), to_markdown(&rows), to_svg(&rows)]) {
+        std::fs::write(path, text).map_err(|e| fail!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok((rows, paths))
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+pub fn to_json(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "{\n  \"unit\": \"instructions (QEMU TCG -icount shift=0,align=off,sleep=off)\",\n  \"rows\": [\n",
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "    {{\"name\": {}, \"runs\": {}, \"min\": {}, \"median\": {}, \"p99\": {}, \"source\": {}}}{}",
+            json_str(&r.name),
+            r.runs,
+            r.min,
+            r.median,
+            r.p99,
+            json_str(r.published.unwrap_or("measured")),
+            if i + 1 < rows.len() { "," } else { "" }
+        );
+    }
+    s.push_str("  ]\n}\n");
+    s
+}
+
+pub fn to_markdown(rows: &[Row]) -> String {
+    let mut s =
+        String::from("| operation | runs | min | median | p99 | source |\n|---|---:|---:|---:|---:|---|\n");
+    for r in rows {
+        let runs = if r.published.is_some() { "—".to_string() } else { r.runs.to_string() };
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} | {} | {} | {} |",
+            r.name,
+            runs,
+            r.min,
+            r.median,
+            r.p99,
+            r.published.map(|c| format!("published: {c}")).unwrap_or_else(|| "measured".into())
+        );
+    }
+    s
+}
+
+/// A horizontal bar chart of the medians on a log scale (the rows span 10 to 100,000).
+pub fn to_svg(rows: &[Row]) -> String {
+    let (label_w, bar_w, row_h, top) = (190.0, 520.0, 26.0, 40.0);
+    let height = top + rows.len() as f64 * row_h + 40.0;
+    let max = rows.iter().map(|r| r.median.max(1)).max().unwrap_or(1) as f64;
+    let decades = max.log10().ceil().max(1.0);
+    let x = |v: u64| label_w + bar_w * ((v.max(1) as f64).log10() / decades);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"10\" y=\"22\" font-size=\"14\">Protected calls: median instructions (log scale; QEMU -icount)</text>\n",
+        w = label_w + bar_w + 90.0
+    );
+    for d in 0..=decades as u32 {
+        let gx = x(10u64.pow(d));
+        let _ = writeln!(
+            s,
+            "<line x1=\"{gx}\" y1=\"{top}\" x2=\"{gx}\" y2=\"{}\" stroke=\"#ddd\"/><text x=\"{gx}\" y=\"{}\" text-anchor=\"middle\" fill=\"#666\">{}</text>",
+            height - 30.0,
+            height - 15.0,
+            10u64.pow(d)
+        );
+    }
+    for (i, r) in rows.iter().enumerate() {
+        let y = top + i as f64 * row_h;
+        let colour = match (r.published, r.name.split('.').next()) {
+            (Some(_), _) => "#999999",
+            (None, Some("mk")) => "#2b6cb0",
+            _ => "#c05621",
+        };
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}{}</text><rect x=\"{label_w}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{colour}\"/><text x=\"{}\" y=\"{}\">{}</text>",
+            label_w - 8.0,
+            y + 16.0,
+            r.name,
+            if r.published.is_some() { " (published)" } else { "" },
+            y + 4.0,
+            (x(r.median) - label_w).max(1.0),
+            row_h - 8.0,
+            x(r.median) + 4.0,
+            y + 16.0,
+            r.median
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONSOLE: &str = "axolotl> bench 10\n\
+        bench: 10 runs per row; TSC ticks per operation, less the 9-tick timing loop\n\
+        bench: mk.null_call n=10 min=552 median=552 p99=560\n\
+        [kernel] fs gen 3 ready\n\
+        bench: mk.restart n=10 min=48887 median=48976 p99=49284\n\
+        bench: broken n=1\n";
+
+    #[test]
+    fn rows_are_parsed_and_other_lines_ignored() {
+        let rows = parse_rows(CONSOLE);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].name, "mk.null_call");
+        assert_eq!((rows[0].runs, rows[0].min, rows[0].median, rows[0].p99), (10, 552, 552, 560));
+        assert_eq!(rows[1].median, 48976);
+    }
+
+    #[test]
+    fn outputs_name_every_row_and_mark_published_ones() {
+        let mut rows = parse_rows(CONSOLE);
+        rows.push(Row {
+            name: "curios.null_call".into(),
+            runs: 0,
+            min: 1594,
+            median: 1594,
+            p99: 1594,
+            published: Some("CuriOS"),
+        });
+        let json = to_json(&rows);
+        assert!(json.contains("\"name\": \"mk.null_call\"") && json.contains("\"source\": \"CuriOS\""));
+        assert_eq!(json.matches("\"name\"").count(), 3);
+        let md = to_markdown(&rows);
+        assert!(md.contains("| `mk.restart` | 10 | 48887 | 48976 | 49284 | measured |"));
+        assert!(md.contains("published: CuriOS"));
+        let svg = to_svg(&rows);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<rect x=").count(), 3);
+    }
+}
