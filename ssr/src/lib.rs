@@ -117,10 +117,9 @@ pub fn checksum(bytes: &[u8]) -> u32 {
     };
     // Whole words without a copy loop per word (this runs on every SSR request); the tail,
     // if any, zero-padded.
-    let words = bytes.chunks_exact(4);
-    let tail = words.remainder();
-    for w in words {
-        step([w[0], w[1], w[2], w[3]]);
+    let (words, tail) = bytes.as_chunks::<4>();
+    for &w in words {
+        step(w);
     }
     if !tail.is_empty() {
         let mut w = [0u8; 4];
@@ -202,7 +201,8 @@ pub fn open_or_reset<T: Layout>(bytes: &mut [u8]) -> Result<Region<'_, T>, Broke
 
 fn open_inner<T: Layout>(bytes: &mut [u8], reset_broken: bool) -> Result<Region<'_, T>, Broken> {
     let (header, state) = split::<T>(bytes)?;
-    if *header == Header::zeroed() && bytemuck::bytes_of(state).iter().all(|&b| b == 0) {
+    // A sealed region (the common case) has its magic set: skip the all-zero scan then.
+    if header.magic == 0 && *header == Header::zeroed() && bytemuck::bytes_of(state).iter().all(|&b| b == 0) {
         *state = T::fresh();
         *header = Header {
             magic: MAGIC,

@@ -108,16 +108,19 @@ impl CSpace {
         CSpace { slots: [None; CAP_SLOTS] }
     }
 
+    #[inline]
     fn index(slot: u64) -> Result<usize, Error> {
         usize::try_from(slot).ok().filter(|&s| s < CAP_SLOTS).ok_or(Error::InvalidSlot)
     }
 
     /// The capability in `slot`, of any type.
+    #[inline]
     pub fn get(&self, slot: u64) -> Result<&Capability, Error> {
         self.slots[Self::index(slot)?].as_ref().ok_or(Error::EmptySlot)
     }
 
     /// The capability in `slot`, checked to be of type `kind` and to carry `rights`.
+    #[inline]
     pub fn lookup(&self, slot: u64, kind: CapType, rights: Rights) -> Result<&Capability, Error> {
         let cap = self.get(slot)?;
         if cap.object.cap_type() != kind {

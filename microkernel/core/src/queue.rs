@@ -33,6 +33,7 @@ impl Links {
     }
 
     /// Whether task `t` sits in some queue.
+    #[inline]
     pub fn is_queued(&self, t: usize) -> bool {
         self.queued[t]
     }
@@ -57,6 +58,7 @@ impl Queue {
         Queue { head: NONE, tail: NONE, len: 0 }
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.head == NONE
     }
@@ -65,11 +67,13 @@ impl Queue {
         self.len as usize
     }
 
+    #[inline]
     pub fn front(&self) -> Option<usize> {
         (self.head != NONE).then_some(self.head as usize)
     }
 
     /// Append `t`. Returns false (and changes nothing) if `t` already waits in a queue.
+    #[inline(always)]
     pub fn push_back(&mut self, links: &mut Links, t: usize) -> bool {
         if links.queued[t] {
             return false;
@@ -102,6 +106,7 @@ impl Queue {
         true
     }
 
+    #[inline(always)]
     pub fn pop_front(&mut self, links: &mut Links) -> Option<usize> {
         let t = self.front()?;
         self.head = links.next[t];
@@ -194,6 +199,7 @@ impl RunQueues {
     }
 
     /// Highest priority with a ready task.
+    #[inline]
     pub fn top_priority(&self) -> Option<u8> {
         (self.nonempty != 0).then(|| 7 - self.nonempty.leading_zeros() as u8)
     }

@@ -28,6 +28,7 @@ impl Kernel {
 
     /// Make `t` the running task of this CPU: its saved frame becomes the trap target, its
     /// address space and I/O ports are loaded.
+    #[inline(always)]
     pub fn activate(&mut self, t: usize) -> *const Context {
         let me = cpu::this();
         let task = &self.tasks[t];

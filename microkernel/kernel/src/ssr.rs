@@ -17,6 +17,7 @@ use axolotl_kcore::cap::{Capability, Object};
 
 impl Kernel {
     /// Map session `s`'s SSR into task `t`'s window.
+    #[inline]
     pub fn map_ssr(&mut self, t: usize, s: u16) {
         let task = &mut self.tasks[t];
         if task.ssr_pte == 0 || task.ssr_mapped == Some(s) {
@@ -28,6 +29,7 @@ impl Kernel {
     }
 
     /// Empty task `t`'s SSR window.
+    #[inline]
     pub fn unmap_ssr(&mut self, t: usize) {
         let task = &mut self.tasks[t];
         if task.ssr_mapped.take().is_some() && task.ssr_pte != 0 {

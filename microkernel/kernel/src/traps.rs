@@ -20,6 +20,13 @@ extern "C" fn syscall_from_user(_frame: *mut Context) -> *const Context {
         // The fastpath checked that `next` may run now: no scheduling decision to make.
         return k.activate(next);
     }
+    slow_syscall(k, cur)
+}
+
+/// Every syscall the fastpath does not take. Out of line, so that the fastpath's frame stays
+/// small (the general path's locals take kilobytes of stack).
+#[inline(never)]
+fn slow_syscall(mut k: spin::MutexGuard<'static, crate::state::Kernel>, cur: usize) -> *const Context {
     syscall::handle(&mut k, cur);
     next_context(k)
 }
