@@ -384,7 +384,7 @@ fn a_crash_loop_ends_on_hold_and_the_rest_keeps_running() {
     check(&t, ps_row(&t, "bench").get(3) == Some(&"halted"), "ps shows it halted");
     check(
         &t,
-        t.console.contains("bench: null protected call: server failed before replying"),
+        t.console.contains("bench: mk.null_call: server failed before replying"),
         "a clear error",
     );
     check(&t, t.console.lines().any(|l| l == "alive"), "everything else still works");
