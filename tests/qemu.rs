@@ -193,6 +193,12 @@ fn ssrs_isolate_clients_and_outlive_a_faulting_server() {
         "a granted capability works",
     );
     check(&t, t.console.contains("ssrtest: 0 checks failed"), "no check failed");
+    check(&t, t.console.contains("repaired from its backup copy"), "a corrupted primary copy was repaired");
+    check(
+        &t,
+        t.console.contains("is broken: ") && t.console.contains("resetting it"),
+        "both copies broken: reset",
+    );
     // The faults the probe server was made to commit, with their reports.
     let fault = |gen: u32| format!(", gen {gen}): page fault (#PF), error 0x4 (user read, page not present)");
     check(
@@ -382,11 +388,7 @@ fn a_crash_loop_ends_on_hold_and_the_rest_keeps_running() {
     check(&t, t.console.contains("crash loop, holding bench"), "the supervisor holds it");
     check(&t, t.console.contains("after 50 ms") && t.console.contains("after 100 ms"), "it backed off first");
     check(&t, ps_row(&t, "bench").get(3) == Some(&"halted"), "ps shows it halted");
-    check(
-        &t,
-        t.console.contains("bench: mk.null_call: server failed before replying"),
-        "a clear error",
-    );
+    check(&t, t.console.contains("bench: mk.null_call: server failed before replying"), "a clear error");
     check(&t, t.console.lines().any(|l| l == "alive"), "everything else still works");
     check(&t, t.failed.iter().any(|(c, _)| c == "bench 10"), "the bench command failed");
 }

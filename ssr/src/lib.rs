@@ -40,12 +40,21 @@ pub struct Header {
 
 pub const HEADER_LEN: usize = size_of::<Header>();
 
+/// Where the backup copy (header and state) of a [`Layout::BACKUP`] region starts: the middle
+/// of the page, so one corrupted word never reaches both copies.
+pub const BACKUP_OFFSET: usize = 2048;
+
 /// A server's per-client state layout.
 pub trait Layout: Pod {
     /// Which server's state this is (each server picks its own number).
     const KIND: u16;
     /// Bumped whenever the layout changes; an old region is then reported, not misread.
     const VERSION: u16;
+
+    /// Keep a second sealed copy of the state at [`BACKUP_OFFSET`]: a region whose primary copy
+    /// fails its checks is then repaired from the backup instead of reset (a torn update by a
+    /// server that died mid-request, or one corrupted word, loses nothing).
+    const BACKUP: bool = false;
 
     /// The state of a brand-new session.
     fn fresh() -> Self {
@@ -134,12 +143,16 @@ pub fn checksum(bytes: &[u8]) -> u32 {
 pub enum Origin {
     Fresh,
     Existing,
+    /// The primary copy was broken (why) and was restored from the backup copy.
+    Repaired(Broken),
 }
 
-/// A checked, typed view of an SSR. Dropping it seals the region (updates the checksum).
+/// A checked, typed view of an SSR. Dropping it seals the region (updates the checksum, then
+/// the backup copy if the layout keeps one).
 pub struct Region<'a, T: Layout> {
     header: &'a mut Header,
     state: &'a mut T,
+    backup: Option<&'a mut [u8]>,
     pub origin: Origin,
 }
 
@@ -156,16 +169,35 @@ impl<T: Layout> Region<'_, T> {
 impl<T: Layout> Drop for Region<'_, T> {
     fn drop(&mut self) {
         self.header.checksum = checksum(bytemuck::bytes_of(self.state));
+        // The primary is sealed first: a server dying between the two leaves a good primary
+        // (the newer state), dying before leaves a good backup (the state before the request).
+        if let Some(backup) = self.backup.as_deref_mut() {
+            backup[..HEADER_LEN].copy_from_slice(bytemuck::bytes_of(self.header));
+            backup[HEADER_LEN..].copy_from_slice(bytemuck::bytes_of(self.state));
+        }
     }
 }
 
-fn split<T: Layout>(bytes: &mut [u8]) -> Result<(&mut Header, &mut T), Broken> {
-    let need = HEADER_LEN + size_of::<T>();
+/// The primary copy, and the backup's bytes (header and state) if `T` keeps one.
+type Parts<'a, T> = (&'a mut Header, &'a mut T, Option<&'a mut [u8]>);
+
+fn split<T: Layout>(bytes: &mut [u8]) -> Result<Parts<'_, T>, Broken> {
+    let len = HEADER_LEN + size_of::<T>();
+    let need = if T::BACKUP { BACKUP_OFFSET.max(len) + len } else { len };
     if bytes.len() < need {
         return Err(Broken::TooSmall { have: bytes.len(), need });
     }
-    let (h, rest) = bytes.split_at_mut(HEADER_LEN);
-    Ok((bytemuck::from_bytes_mut(h), bytemuck::from_bytes_mut(&mut rest[..size_of::<T>()])))
+    let (primary, rest) = bytes.split_at_mut(len);
+    let backup = T::BACKUP.then(|| &mut rest[BACKUP_OFFSET.max(len) - len..][..len]);
+    let (h, state) = primary.split_at_mut(HEADER_LEN);
+    Ok((bytemuck::from_bytes_mut(h), bytemuck::from_bytes_mut(state), backup))
+}
+
+/// A copy (header and state bytes) that passes every check.
+fn verify_copy<T: Layout>(bytes: &[u8]) -> Result<(&Header, &T), Broken> {
+    let (h, state) = bytes.split_at(HEADER_LEN);
+    let (header, state): (&Header, &T) = (bytemuck::from_bytes(h), bytemuck::from_bytes(state));
+    verify_parts(header, state).map(|_| (header, state))
 }
 
 fn verify_parts<T: Layout>(header: &Header, state: &T) -> Result<(), Broken> {
@@ -200,9 +232,14 @@ pub fn open_or_reset<T: Layout>(bytes: &mut [u8]) -> Result<Region<'_, T>, Broke
 }
 
 fn open_inner<T: Layout>(bytes: &mut [u8], reset_broken: bool) -> Result<Region<'_, T>, Broken> {
-    let (header, state) = split::<T>(bytes)?;
+    let (header, state, mut backup) = split::<T>(bytes)?;
+    let backup_sealed = backup.as_deref().is_some_and(|b| b[..4] != [0; 4]);
     // A sealed region (the common case) has its magic set: skip the all-zero scan then.
-    if header.magic == 0 && *header == Header::zeroed() && bytemuck::bytes_of(state).iter().all(|&b| b == 0) {
+    if header.magic == 0
+        && !backup_sealed
+        && *header == Header::zeroed()
+        && bytemuck::bytes_of(state).iter().all(|&b| b == 0)
+    {
         *state = T::fresh();
         *header = Header {
             magic: MAGIC,
@@ -211,16 +248,24 @@ fn open_inner<T: Layout>(bytes: &mut [u8], reset_broken: bool) -> Result<Region<
             len: size_of::<T>() as u32,
             checksum: 0,
         };
-        return Ok(Region { header, state, origin: Origin::Fresh });
+        return Ok(Region { header, state, backup, origin: Origin::Fresh });
     }
-    if let Err(broken) = verify_parts(header, state) {
-        if reset_broken {
-            *header = Header::zeroed();
-            *state = T::zeroed();
+    let Err(broken) = verify_parts(header, state) else {
+        return Ok(Region { header, state, backup, origin: Origin::Existing });
+    };
+    if let Some(copy) = backup.as_deref().and_then(|b| verify_copy::<T>(b).ok()) {
+        *header = *copy.0;
+        *state = *copy.1;
+        return Ok(Region { header, state, backup, origin: Origin::Repaired(broken) });
+    }
+    if reset_broken {
+        *header = Header::zeroed();
+        *state = T::zeroed();
+        if let Some(b) = backup.as_deref_mut() {
+            b.fill(0);
         }
-        return Err(broken);
     }
-    Ok(Region { header, state, origin: Origin::Existing })
+    Err(broken)
 }
 
 /// Check a region without changing it (for copies read through an SsrView capability).
@@ -229,17 +274,24 @@ pub fn verify<T: Layout>(bytes: &[u8]) -> Result<&T, Broken> {
     if bytes.len() < need {
         return Err(Broken::TooSmall { have: bytes.len(), need });
     }
-    let header: &Header = bytemuck::from_bytes(&bytes[..HEADER_LEN]);
-    let state: &T = bytemuck::from_bytes(&bytes[HEADER_LEN..need]);
-    verify_parts(header, state)?;
-    Ok(state)
+    match verify_copy::<T>(&bytes[..need]) {
+        Ok((_, state)) => Ok(state),
+        // The backup copy, when the caller read that far.
+        Err(broken) => match bytes.get(BACKUP_OFFSET.max(need)..BACKUP_OFFSET.max(need) + need) {
+            Some(copy) if T::BACKUP => verify_copy::<T>(copy).map(|(_, state)| state).map_err(|_| broken),
+            _ => Err(broken),
+        },
+    }
 }
 
 /// Throw a broken region away and start the session afresh.
 pub fn reset<T: Layout>(bytes: &mut [u8]) -> Result<Region<'_, T>, Broken> {
-    let (header, state) = split::<T>(bytes)?;
+    let (header, state, backup) = split::<T>(bytes)?;
     *header = Header::zeroed();
     *state = T::zeroed();
+    if let Some(b) = backup {
+        b.fill(0);
+    }
     open(bytes)
 }
 
@@ -276,6 +328,54 @@ mod tests {
     impl Layout for Other {
         const KIND: u16 = 8;
         const VERSION: u16 = 1;
+    }
+
+    /// `Files` with a backup copy.
+    #[repr(C)]
+    #[derive(Clone, Copy, Pod, Zeroable, Debug, PartialEq)]
+    struct Kept(Files);
+    impl Layout for Kept {
+        const KIND: u16 = 9;
+        const VERSION: u16 = 1;
+        const BACKUP: bool = true;
+    }
+
+    #[test]
+    fn a_broken_primary_is_repaired_from_the_backup() {
+        let mut p = page();
+        open::<Kept>(&mut p.0).unwrap().state().0.offsets = [1, 2, 3];
+        // Corrupt one word of the primary state: the backup brings it back.
+        p.0[HEADER_LEN + 4] ^= 0x40;
+        let r = open_or_reset::<Kept>(&mut p.0).unwrap();
+        assert!(matches!(r.origin, Origin::Repaired(Broken::BadChecksum { .. })));
+        assert_eq!(r.get().0.offsets, [1, 2, 3]);
+        drop(r);
+        // Repaired and resealed: the primary is good again.
+        assert_eq!(open::<Kept>(&mut p.0).unwrap().origin, Origin::Existing);
+        // A broken backup alone changes nothing, and is rewritten by the next seal.
+        p.0[BACKUP_OFFSET + HEADER_LEN] ^= 1;
+        assert_eq!(open::<Kept>(&mut p.0).unwrap().get().0.offsets, [1, 2, 3]);
+        assert!(verify_copy::<Kept>(&p.0[BACKUP_OFFSET..BACKUP_OFFSET + HEADER_LEN + 16]).is_ok());
+    }
+
+    #[test]
+    fn both_copies_broken_is_a_reset() {
+        let mut p = page();
+        open::<Kept>(&mut p.0).unwrap().state().0.count = 1;
+        p.0[0] ^= 1;
+        p.0[BACKUP_OFFSET] ^= 1;
+        assert_eq!(open_or_reset::<Kept>(&mut p.0).err(), Some(Broken::BadMagic(MAGIC ^ 1)));
+        assert!(p.0.iter().all(|&b| b == 0), "both copies wiped");
+        assert_eq!(open::<Kept>(&mut p.0).unwrap().origin, Origin::Fresh);
+    }
+
+    #[test]
+    fn a_view_reads_the_backup_when_the_primary_is_broken() {
+        let mut p = page();
+        open::<Kept>(&mut p.0).unwrap().state().0.count = 3;
+        p.0[HEADER_LEN] ^= 0x10;
+        assert_eq!(verify::<Kept>(&p.0).map(|k| k.0.count), Ok(3));
+        assert!(verify::<Kept>(&p.0[..HEADER_LEN + 16]).is_err(), "without the backup in reach");
     }
 
     #[repr(C, align(4096))]

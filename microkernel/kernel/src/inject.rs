@@ -17,6 +17,15 @@ const HANG_PAGE: u64 = 0x8000_7000;
 struct Rng(u64);
 
 impl Rng {
+    /// Scramble the seed first (splitmix64's finalizer): xorshift's first outputs barely
+    /// depend on a seed's high bits, and seeds that differ only there must choose differently.
+    fn new(seed: u64) -> Rng {
+        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ z >> 30).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ z >> 27).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Rng((z ^ z >> 31) | 1)
+    }
+
     fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
@@ -30,7 +39,7 @@ impl Rng {
 
 /// Inject `kind` into task `t`; returns what was hit (register and bit, address, session...).
 pub fn inject(k: &mut Kernel, t: usize, kind: InjectKind, seed: u64) -> Result<u64, Error> {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     match k.tasks[t].state {
         TaskState::Free => return Err(Error::Dead),
         TaskState::Restarting if kind == InjectKind::Kill => {
@@ -132,17 +141,21 @@ pub fn inject(k: &mut Kernel, t: usize, kind: InjectKind, seed: u64) -> Result<u
             Ok(HANG_PAGE)
         }
         InjectKind::Ssr => {
-            // A session badge as the seed names the session to corrupt; otherwise the session
-            // being served right now, or a random one of the task's endpoints.
+            // A session badge as the seed names the session to corrupt (bits 32..62, unused by
+            // badges, then only vary the word chosen); otherwise the session being served right
+            // now, or a random one of the task's endpoints.
             let named = axolotl_abi::badge_session(seed).map(|s| s as usize);
+            let badge = seed & (axolotl_abi::SESSION_BADGE | 0xFFFF_FFFF);
             let s = match (named, k.tasks[t].ssr_mapped) {
-                (Some(s), _) if k.sessions.get(s).is_some_and(|x| x.live && x.badge == seed) => s,
+                (Some(s), _) if k.sessions.get(s).is_some_and(|x| x.live && x.badge == badge) => s,
                 (Some(_), _) => return Err(Error::Dead),
                 (None, Some(s)) => s as usize,
                 (None, None) => random_session_of(k, t, &mut rng).ok_or(Error::Dead)?,
             };
-            // Somewhere in the header and the first part of the state, where servers keep it.
-            let offset = (rng.below(512.min(SSR_SIZE as u64) / 8) * 8) as usize;
+            // Somewhere in the first 512 bytes, where servers keep header and state, or in the
+            // same span from the middle of the page on, where they keep a backup copy.
+            let half = if rng.below(2) == 1 { SSR_SIZE / 2 } else { 0 };
+            let offset = half + (rng.below(512.min(SSR_SIZE as u64 / 2) / 8) * 8) as usize;
             let frame = k.sessions[s].frame;
             let value = rng.next();
             // SAFETY: a live session's frame is a kernel-owned page, identity mapped; the offset

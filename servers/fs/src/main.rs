@@ -16,7 +16,7 @@ use block_api::BlockDevice;
 use bytemuck::{Pod, Zeroable};
 use disk::{Disk, Inode, MAX_FILE, ROOT};
 use fs_api::{mode, normalize, FsError, Request, Response, KIND_DIR, KIND_FILE, LABEL, MAX_IO, PATH_MAX};
-use ssr::{Broken, Layout};
+use ssr::{Broken, Layout, Origin};
 use userlib::abi::{badge_client, badge_session, BootInfo, Error, IPC_BUFFER_SIZE};
 use userlib::cap::{ssr_window, Cap, Endpoint, SsrView};
 use userlib::msg;
@@ -51,7 +51,8 @@ struct ClientState {
 
 impl Layout for ClientState {
     const KIND: u16 = 0xF5;
-    const VERSION: u16 = 1;
+    const VERSION: u16 = 2;
+    const BACKUP: bool = true;
 
     fn fresh() -> Self {
         let mut s = ClientState::zeroed();
@@ -158,7 +159,8 @@ impl Server {
     /// Whether any other session has inode `ino` open (read through the SsrView capability).
     fn open_elsewhere(&self, ino: u16, me: u16) -> bool {
         let Some(view) = self.view else { return false };
-        let mut buf = [0u8; ssr::HEADER_LEN + core::mem::size_of::<ClientState>()];
+        // Far enough to reach the backup copy, should the primary be broken.
+        let mut buf = [0u8; ssr::BACKUP_OFFSET + ssr::HEADER_LEN + core::mem::size_of::<ClientState>()];
         (0..64u16).filter(|&i| i != me).any(|i| {
             view.read(i as usize, &mut buf).is_ok()
                 && ssr::verify::<ClientState>(&buf)
@@ -352,7 +354,17 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
             (Some(session), _) => match msg::decode::<Request<'_>>(&payload[..n]) {
                 Err(_) => Response::Error(FsError::Malformed),
                 Ok(req) => match ssr::open_or_reset::<ClientState>(ssr_window()) {
-                    Ok(mut region) => server.handle(region.state(), session, req, &mut data),
+                    Ok(mut region) => {
+                        if let Origin::Repaired(broken) = region.origin {
+                            log::warn!(
+                                "state of client task {} (session {}) was broken: {}; repaired from its backup copy",
+                                badge_client(m.badge),
+                                session,
+                                broken
+                            );
+                        }
+                        server.handle(region.state(), session, req, &mut data)
+                    }
                     Err(broken) => {
                         log::warn!(
                             "state of client task {} (session {}) is broken: {}; resetting it",

@@ -8,8 +8,9 @@
 //!    page fault; the reincarnation server restarts it, and both clients' words are intact. The
 //!    second request faults every time it is delivered: it is delivered again once, then only
 //!    its client gets an error.
-//! 4. A word of one fs client's SSR is corrupted from outside: only that client gets an error,
-//!    the other's open file and offset are untouched.
+//! 4. A word of one fs client's SSR is corrupted from outside: fs repairs it from the region's
+//!    backup copy and the client notices nothing. Corrupted in both copies, only that client
+//!    gets an error; the other's open file and offset are untouched.
 //! 5. Sessions are charged to the client's quota.
 //!
 //! Prints one line per check and exits 0 only if all passed.
@@ -149,8 +150,9 @@ fn grant_and_revoke(c: &mut Checks, boot: &BootInfo) -> Result<(), Error> {
     Ok(())
 }
 
-/// A corrupted SSR affects only its own client: the server notices, resets that region, and
-/// tells that client; the other client's state and files are untouched.
+/// One corrupted word is repaired from the backup copy; a region corrupted in both copies
+/// affects only its own client: the server notices, resets that region, and tells that client;
+/// the other client's state and files are untouched.
 fn corrupted(c: &mut Checks, boot: &BootInfo) -> Result<(), FsError> {
     let ep = Cap::<Endpoint>::from_boot(boot, "fs").ok_or(FsError::NoSession)?;
     let tasks = Cap::<Task>::from_boot(boot, "all").ok_or(FsError::NoSession)?;
@@ -162,8 +164,15 @@ fn corrupted(c: &mut Checks, boot: &BootInfo) -> Result<(), FsError> {
     a.write(w, b"0123456789")?;
     let fb = b.open("/t/c", mode::READ)?;
     b.seek(fb, 4)?;
-    let hit = tasks.inject(fs_index, userlib::abi::InjectKind::Ssr, badge_a);
-    c.check("injected a corrupt word into A's SSR", hit.is_ok());
+    // The word the kernel picks follows the seed; bits 32..62 of a badge vary it.
+    let inject = |i: u64| tasks.inject(fs_index, userlib::abi::InjectKind::Ssr, badge_a | i << 32);
+    // One word at a time, each followed by a request (which reseals both copies): every one
+    // is repaired from the other copy, or lands where nothing is read.
+    let single = (0..8).all(|i| inject(i).is_ok() && a.tell(w).is_ok_and(|(at, _)| at == 10));
+    c.check("8 single corrupted words: A's next request answered as before", single);
+    // Enough words, at random in both copies, to break both (a miss has odds below 1 in 10^6).
+    let all = (8..56).all(|i| inject(i).is_ok());
+    c.check("injected corrupt words into both copies of A's SSR", all);
     c.check("A's next request: a clear StateReset error", a.tell(w) == Err(FsError::StateReset));
     c.check(
         "A's reset state is fresh and usable",

@@ -11,7 +11,7 @@
 #![forbid(unsafe_code)]
 
 use bytemuck::{Pod, Zeroable};
-use ssr::{Broken, Layout};
+use ssr::{Broken, Layout, Origin};
 use timer_api::{Request, Response, TimerError, LABEL};
 use userlib::abi::{badge_client, badge_session, BootInfo, Error, IPC_BUFFER_SIZE, LABEL_NOTIFICATION};
 use userlib::cap::{cap_info, save_reply, ssr_window, Cap, Endpoint, Interrupt, IoPort, Notification, Reply};
@@ -46,7 +46,8 @@ struct ClientState {
 
 impl Layout for ClientState {
     const KIND: u16 = 0x71;
-    const VERSION: u16 = 1;
+    const VERSION: u16 = 2;
+    const BACKUP: bool = true;
 
     fn check(&self) -> Result<(), Broken> {
         if self.flags & !ALARM_SET != 0 {
@@ -232,7 +233,17 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
                 _ if m.info.label != LABEL => Some(Action::Reply(Response::Error(TimerError::Malformed))),
                 // The region is sealed when it goes out of scope, before any parking below.
                 (Some(session), Ok(req)) => match ssr::open_or_reset::<ClientState>(ssr_window()) {
-                    Ok(mut region) => Some(server.handle(region.state(), req)),
+                    Ok(mut region) => {
+                        if let Origin::Repaired(broken) = region.origin {
+                            log::warn!(
+                                "state of client task {} (session {}) was broken: {}; repaired from its backup copy",
+                                badge_client(m.badge),
+                                session,
+                                broken
+                            );
+                        }
+                        Some(server.handle(region.state(), req))
+                    }
                     Err(broken) => {
                         log::warn!(
                             "state of client task {} (session {}) is broken: {}; resetting it",
