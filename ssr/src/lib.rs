@@ -232,7 +232,7 @@ pub fn open_or_reset<T: Layout>(bytes: &mut [u8]) -> Result<Region<'_, T>, Broke
 }
 
 fn open_inner<T: Layout>(bytes: &mut [u8], reset_broken: bool) -> Result<Region<'_, T>, Broken> {
-    let (header, state, mut backup) = split::<T>(bytes)?;
+    let (header, state, backup) = split::<T>(bytes)?;
     let backup_sealed = backup.as_deref().is_some_and(|b| b[..4] != [0; 4]);
     // A sealed region (the common case) has its magic set: skip the all-zero scan then.
     if header.magic == 0
@@ -261,7 +261,7 @@ fn open_inner<T: Layout>(bytes: &mut [u8], reset_broken: bool) -> Result<Region<
     if reset_broken {
         *header = Header::zeroed();
         *state = T::zeroed();
-        if let Some(b) = backup.as_deref_mut() {
+        if let Some(b) = backup {
             b.fill(0);
         }
     }
