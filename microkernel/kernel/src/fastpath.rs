@@ -18,7 +18,7 @@
 //! `None` and the general path in `syscall` handles it with the same result. The fastpath skips
 //! no rule: it only skips re-deciding, per call, what the general path must decide in general.
 
-use crate::state::{Blocked, Kernel};
+use crate::state::{Blocked, Kernel, Tcb};
 use axolotl_abi::{MsgInfo, Rights, Sysno, TaskState, IPC_BUFFER_SIZE};
 use axolotl_kcore::cap::Object;
 
@@ -50,21 +50,20 @@ fn may_run_now(k: &Kernel, t: usize) -> bool {
 
 /// Copy the message (payload and the four words) from `from` to `to`'s registers.
 #[inline(always)]
-fn transfer(k: &mut Kernel, from: usize, to: usize, raw: u64, badge: u64) {
+fn transfer(from: &Tcb, to: &mut Tcb, raw: u64, badge: u64) {
     let len = (raw >> 32) as usize;
     if len > 0 {
-        let (src, dst) = (k.tasks[from].ipc_buffer, k.tasks[to].ipc_buffer);
         // SAFETY: both are IPC-buffer frames owned by their (distinct, live) tasks, identity
         // mapped; `len` was checked against the buffer size.
-        unsafe { core::ptr::copy_nonoverlapping(src as *const u8, dst as *mut u8, len) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(from.ipc_buffer as *const u8, to.ipc_buffer as *mut u8, len)
+        };
     }
-    let f = &k.tasks[from].ctx;
-    let words = [f.rdx, f.r10, f.r8, f.r9];
-    let t = &mut k.tasks[to].ctx;
+    let (f, t) = (&from.ctx, &mut to.ctx);
     t.rax = 0;
     t.rdi = badge;
     t.rsi = raw;
-    [t.rdx, t.r10, t.r8, t.r9] = words;
+    [t.rdx, t.r10, t.r8, t.r9] = [f.rdx, f.r10, f.r8, f.r9];
 }
 
 #[inline(always)]
@@ -80,19 +79,22 @@ fn call(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> {
     };
     let endpoint = &k.endpoints[ep as usize];
     let server = endpoint.receivers.front()?;
-    if endpoint.halted || k.tasks[server].reply_to.is_some() || !may_run_now(k, server) {
+    // (`server` waits in a queue, so it is not `cur`: the two TCBs below are distinct.)
+    if endpoint.halted || server == cur || k.tasks[server].reply_to.is_some() || !may_run_now(k, server) {
         return None;
     }
     // Checked; from here on nothing fails.
     k.endpoints[ep as usize].receivers.pop_front(&mut k.links);
-    let info = MsgInfo::with_len(raw as u32, (raw >> 32) as u16);
+    if let Some(s) = session {
+        k.map_ssr(server, s);
+    }
     let token = k.new_token();
-    let (ticks, caller_id) = (k.ticks, k.tasks[cur].id);
-    let t = &mut k.tasks[cur];
+    let ticks = k.ticks;
+    let [t, s] = k.tasks.get_disjoint_mut([cur, server]).ok()?; // distinct and in range: checked
     t.syscalls += 1;
     t.spin_ticks = 0;
     // Remembered in full: if the server faults, the call is delivered again from here.
-    t.pending = info;
+    t.pending = MsgInfo::with_len(raw as u32, (raw >> 32) as u16);
     t.pending_badge = cap.badge;
     t.pending_is_call = true;
     t.pending_session = session;
@@ -100,12 +102,8 @@ fn call(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> {
     t.call_token = token;
     t.state = TaskState::Calling;
     t.blocked = Blocked::Reply(server as u16);
-    if let Some(s) = session {
-        k.map_ssr(server, s);
-    }
-    transfer(k, cur, server, raw, cap.badge);
-    let s = &mut k.tasks[server];
-    s.reply_to = Some((caller_id, token));
+    transfer(t, s, raw, cap.badge);
+    s.reply_to = Some((t.id, token));
     s.request_tick = ticks;
     s.state = TaskState::Ready;
     s.blocked = Blocked::Nothing;
@@ -125,6 +123,7 @@ fn reply_recv(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> 
     let waiting = k.tasks[caller].state == TaskState::Calling && k.tasks[caller].call_token == token;
     let notified = t.bound_notification.is_some_and(|n| k.notifications[n as usize].bits != 0);
     if !waiting
+        || caller == cur
         || notified
         || t.fault_tsc.is_some()
         || !k.endpoints[ep as usize].senders.is_empty()
@@ -132,16 +131,17 @@ fn reply_recv(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> 
     {
         return None;
     }
-    // Checked; from here on nothing fails. The answer:
-    transfer(k, cur, caller, raw, 0);
-    let c = &mut k.tasks[caller];
+    // Checked; from here on nothing fails. The server's SSR window is emptied ...
+    k.unmap_ssr(cur);
+    k.endpoints[ep as usize].receivers.push_back(&mut k.links, cur);
+    let [t, c] = k.tasks.get_disjoint_mut([cur, caller]).ok()?; // distinct and in range: checked
+                                                                // ... the answer goes to the caller ...
+    transfer(t, c, raw, 0);
     c.recv_slot = None;
     c.retried = false;
     c.state = TaskState::Ready;
     c.blocked = Blocked::Nothing;
-    // ... and the server waits again, its SSR window emptied.
-    k.unmap_ssr(cur);
-    let t = &mut k.tasks[cur];
+    // ... and the server waits again.
     t.syscalls += 1;
     t.spin_ticks = 0;
     t.answered += 1;
@@ -149,6 +149,5 @@ fn reply_recv(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> 
     t.recv_slot = None;
     t.state = TaskState::Receiving;
     t.blocked = Blocked::Endpoint(ep);
-    k.endpoints[ep as usize].receivers.push_back(&mut k.links, cur);
     Some(caller)
 }

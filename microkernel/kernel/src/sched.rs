@@ -37,7 +37,8 @@ impl Kernel {
         gdt::set_rsp0(task.ctx.end());
         task.space().load();
         let owner = me.io_owner.get();
-        if owner != t {
+        // Most tasks hold no ports: then, with no owner open, there is nothing to change.
+        if owner != t && (owner != NO_TASK || task.io_count > 0) {
             if owner != NO_TASK {
                 let old = &self.tasks[owner];
                 for &(base, len) in &old.io_ranges[..old.io_count] {
