@@ -23,6 +23,7 @@
 
 use bytemuck::{Pod, Zeroable};
 use core::mem::size_of;
+use core::sync::atomic::{compiler_fence as fence, Ordering};
 
 /// First word of every initialised SSR ("SSR1").
 pub const MAGIC: u32 = 0x3152_5353;
@@ -95,6 +96,8 @@ pub enum Broken {
     },
     /// A server-specific check failed; says what.
     Inconsistent(&'static str),
+    /// The bytes handed in are not aligned for the header and state (a caller's buffer).
+    Misaligned,
 }
 
 impl core::fmt::Display for Broken {
@@ -113,6 +116,7 @@ impl core::fmt::Display for Broken {
                 write!(f, "checksum {stored:#010x} does not match contents ({computed:#010x})")
             }
             Broken::Inconsistent(what) => write!(f, "inconsistent: {what}"),
+            Broken::Misaligned => write!(f, "buffer not aligned for the state's type"),
         }
     }
 }
@@ -166,11 +170,15 @@ impl<T: Layout> Region<'_, T> {
     }
 }
 
-impl<T: Layout> Drop for Region<'_, T> {
-    fn drop(&mut self) {
+impl<T: Layout> Region<'_, T> {
+    /// Seal the primary copy (its checksum), then copy it to the backup. A server dying
+    /// between the two leaves a good primary (the newer state); dying before, a good backup
+    /// (the state before the request). The fences keep the compiler from moving the stores
+    /// across that order: a fault can stop the server at any instruction.
+    fn seal(&mut self) {
+        fence(Ordering::SeqCst);
         self.header.checksum = checksum(bytemuck::bytes_of(self.state));
-        // The primary is sealed first: a server dying between the two leaves a good primary
-        // (the newer state), dying before leaves a good backup (the state before the request).
+        fence(Ordering::SeqCst);
         if let Some(backup) = self.backup.as_deref_mut() {
             backup[..HEADER_LEN].copy_from_slice(bytemuck::bytes_of(self.header));
             backup[HEADER_LEN..].copy_from_slice(bytemuck::bytes_of(self.state));
@@ -178,10 +186,17 @@ impl<T: Layout> Drop for Region<'_, T> {
     }
 }
 
+impl<T: Layout> Drop for Region<'_, T> {
+    fn drop(&mut self) {
+        self.seal();
+    }
+}
+
 /// The primary copy, and the backup's bytes (header and state) if `T` keeps one.
 type Parts<'a, T> = (&'a mut Header, &'a mut T, Option<&'a mut [u8]>);
 
 fn split<T: Layout>(bytes: &mut [u8]) -> Result<Parts<'_, T>, Broken> {
+    const { assert!(!T::BACKUP || HEADER_LEN + size_of::<T>() <= BACKUP_OFFSET, "state too big for a backup") };
     let len = HEADER_LEN + size_of::<T>();
     let need = if T::BACKUP { BACKUP_OFFSET.max(len) + len } else { len };
     if bytes.len() < need {
@@ -190,13 +205,16 @@ fn split<T: Layout>(bytes: &mut [u8]) -> Result<Parts<'_, T>, Broken> {
     let (primary, rest) = bytes.split_at_mut(len);
     let backup = T::BACKUP.then(|| &mut rest[BACKUP_OFFSET.max(len) - len..][..len]);
     let (h, state) = primary.split_at_mut(HEADER_LEN);
-    Ok((bytemuck::from_bytes_mut(h), bytemuck::from_bytes_mut(state), backup))
+    let header = bytemuck::try_from_bytes_mut(h).map_err(|_| Broken::Misaligned)?;
+    let state = bytemuck::try_from_bytes_mut(state).map_err(|_| Broken::Misaligned)?;
+    Ok((header, state, backup))
 }
 
 /// A copy (header and state bytes) that passes every check.
 fn verify_copy<T: Layout>(bytes: &[u8]) -> Result<(&Header, &T), Broken> {
     let (h, state) = bytes.split_at(HEADER_LEN);
-    let (header, state): (&Header, &T) = (bytemuck::from_bytes(h), bytemuck::from_bytes(state));
+    let header: &Header = bytemuck::try_from_bytes(h).map_err(|_| Broken::Misaligned)?;
+    let state: &T = bytemuck::try_from_bytes(state).map_err(|_| Broken::Misaligned)?;
     verify_parts(header, state).map(|_| (header, state))
 }
 
@@ -233,13 +251,15 @@ pub fn open_or_reset<T: Layout>(bytes: &mut [u8]) -> Result<Region<'_, T>, Broke
 
 fn open_inner<T: Layout>(bytes: &mut [u8], reset_broken: bool) -> Result<Region<'_, T>, Broken> {
     let (header, state, backup) = split::<T>(bytes)?;
-    let backup_sealed = backup.as_deref().is_some_and(|b| b[..4] != [0; 4]);
-    // A sealed region (the common case) has its magic set: skip the all-zero scan then.
-    if header.magic == 0
-        && !backup_sealed
-        && *header == Header::zeroed()
-        && bytemuck::bytes_of(state).iter().all(|&b| b == 0)
-    {
+    // A sealed region (the common case) has its magic set: skip the all-zero scan then. One
+    // corrupted word cannot zero a sealed primary, so an all-zero primary was never sealed —
+    // unless a good backup says otherwise.
+    if header.magic == 0 && *header == Header::zeroed() && bytemuck::bytes_of(state).iter().all(|&b| b == 0) {
+        if let Some(copy) = backup.as_deref().and_then(|b| verify_copy::<T>(b).ok()) {
+            *header = *copy.0;
+            *state = *copy.1;
+            return Ok(Region { header, state, backup, origin: Origin::Repaired(Broken::BadMagic(0)) });
+        }
         *state = T::fresh();
         *header = Header {
             magic: MAGIC,
@@ -248,7 +268,11 @@ fn open_inner<T: Layout>(bytes: &mut [u8], reset_broken: bool) -> Result<Region<
             len: size_of::<T>() as u32,
             checksum: 0,
         };
-        return Ok(Region { header, state, backup, origin: Origin::Fresh });
+        // Sealed at once (the backup too), so a server that dies during a session's very
+        // first request leaves a region that opens as this fresh state.
+        let mut region = Region { header, state, backup, origin: Origin::Fresh };
+        region.seal();
+        return Ok(region);
     }
     let Err(broken) = verify_parts(header, state) else {
         return Ok(Region { header, state, backup, origin: Origin::Existing });
@@ -356,6 +380,33 @@ mod tests {
         p.0[BACKUP_OFFSET + HEADER_LEN] ^= 1;
         assert_eq!(open::<Kept>(&mut p.0).unwrap().get().0.offsets, [1, 2, 3]);
         assert!(verify_copy::<Kept>(&p.0[BACKUP_OFFSET..BACKUP_OFFSET + HEADER_LEN + 16]).is_ok());
+    }
+
+    #[test]
+    fn a_server_dying_in_a_sessions_first_request_leaves_it_fresh() {
+        let mut p = page();
+        let mut r = open::<Kept>(&mut p.0).unwrap();
+        assert_eq!(r.origin, Origin::Fresh);
+        r.state().0.count = 2;
+        core::mem::forget(r); // torn: the server died before sealing
+        let r = open_or_reset::<Kept>(&mut p.0).unwrap();
+        assert!(matches!(r.origin, Origin::Repaired(_)), "restored to the fresh state");
+        assert_eq!(r.get().0.count, 0);
+    }
+
+    #[test]
+    fn a_corrupted_word_in_an_unused_pages_backup_is_still_a_fresh_session() {
+        let mut p = page();
+        p.0[BACKUP_OFFSET..BACKUP_OFFSET + 8].copy_from_slice(&0x1234_5678_9abc_def0u64.to_le_bytes());
+        assert_eq!(open_or_reset::<Kept>(&mut p.0).unwrap().origin, Origin::Fresh);
+    }
+
+    #[test]
+    fn a_misaligned_buffer_is_an_error_not_a_panic() {
+        let mut p = page();
+        written(&mut p);
+        assert_eq!(verify::<Files>(&p.0[1..64]).err(), Some(Broken::Misaligned));
+        assert_eq!(open::<Files>(&mut p.0[2..]).err(), Some(Broken::Misaligned));
     }
 
     #[test]

@@ -181,7 +181,9 @@ impl RunQueues {
     pub fn enqueue(&mut self, links: &mut Links, t: usize, prio: u8) -> bool {
         let p = (prio as usize).min(PRIORITIES - 1);
         let ok = self.queues[p].push_back(links, t);
-        self.nonempty |= 1 << p;
+        if ok {
+            self.nonempty |= 1 << p;
+        }
         ok
     }
 
@@ -295,6 +297,15 @@ mod tests {
         assert_eq!(r.pick(&mut l), Some(1));
         assert_eq!(r.pick(&mut l), None);
         assert_eq!(r.top_priority(), None);
+    }
+
+    #[test]
+    fn a_refused_enqueue_leaves_no_priority_bit() {
+        let (mut l, mut r, mut ep) = (Links::new(), RunQueues::new(), Queue::new());
+        assert!(ep.push_back(&mut l, 4), "task 4 waits on an endpoint");
+        assert!(!r.enqueue(&mut l, 4, 6), "so it cannot be made ready twice");
+        assert_eq!(r.top_priority(), None, "and priority 6 does not look busy");
+        assert_eq!(r.pick(&mut l), None);
     }
 
     #[test]

@@ -79,18 +79,20 @@ fn call(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> {
     };
     let endpoint = &k.endpoints[ep as usize];
     let server = endpoint.receivers.front()?;
-    // (`server` waits in a queue, so it is not `cur`: the two TCBs below are distinct.)
+    // (A waiting `server` is never the running `cur`; the disjoint borrow below relies on it.)
     if endpoint.halted || server == cur || k.tasks[server].reply_to.is_some() || !may_run_now(k, server) {
         return None;
     }
+    let frame = session.map(|s| k.sessions[s as usize].frame);
+    let ticks = k.ticks;
+    let [t, s] = k.tasks.get_disjoint_mut([cur, server]).ok()?;
     // Checked; from here on nothing fails.
     k.endpoints[ep as usize].receivers.pop_front(&mut k.links);
-    if let Some(s) = session {
-        k.map_ssr(server, s);
+    let token = k.next_token;
+    k.next_token += 1;
+    if let (Some(session), Some(frame)) = (session, frame) {
+        s.map_ssr(session, frame);
     }
-    let token = k.new_token();
-    let ticks = k.ticks;
-    let [t, s] = k.tasks.get_disjoint_mut([cur, server]).ok()?; // distinct and in range: checked
     t.syscalls += 1;
     t.spin_ticks = 0;
     // Remembered in full: if the server faults, the call is delivered again from here.
@@ -131,11 +133,11 @@ fn reply_recv(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> 
     {
         return None;
     }
+    let [t, c] = k.tasks.get_disjoint_mut([cur, caller]).ok()?;
     // Checked; from here on nothing fails. The server's SSR window is emptied ...
-    k.unmap_ssr(cur);
+    t.unmap_ssr();
     k.endpoints[ep as usize].receivers.push_back(&mut k.links, cur);
-    let [t, c] = k.tasks.get_disjoint_mut([cur, caller]).ok()?; // distinct and in range: checked
-                                                                // ... the answer goes to the caller ...
+    // ... the answer goes to the caller ...
     transfer(t, c, raw, 0);
     c.recv_slot = None;
     c.retried = false;

@@ -11,31 +11,44 @@
 //! Outside a request, and during another client's request, the server cannot reach it.
 
 use crate::paging::set_user_page;
-use crate::state::Kernel;
+use crate::state::{Kernel, Tcb};
 use axolotl_abi::{session_badge, Error, Rights, SSR_SIZE, SSR_WINDOW};
 use axolotl_kcore::cap::{Capability, Object};
+
+impl Tcb {
+    /// Map session `s`'s SSR page (`frame`) into this task's window.
+    #[inline]
+    pub fn map_ssr(&mut self, s: u16, frame: u64) {
+        if self.ssr_pte == 0 || self.ssr_mapped == Some(s) {
+            return;
+        }
+        // SAFETY: `ssr_pte` is the window entry of this task's live address space (set at load).
+        unsafe { set_user_page(self.ssr_pte, SSR_WINDOW, frame) };
+        self.ssr_mapped = Some(s);
+    }
+
+    /// Empty this task's SSR window.
+    #[inline]
+    pub fn unmap_ssr(&mut self) {
+        if self.ssr_mapped.take().is_some() && self.ssr_pte != 0 {
+            // SAFETY: as in `map_ssr`.
+            unsafe { set_user_page(self.ssr_pte, SSR_WINDOW, 0) };
+        }
+    }
+}
 
 impl Kernel {
     /// Map session `s`'s SSR into task `t`'s window.
     #[inline]
     pub fn map_ssr(&mut self, t: usize, s: u16) {
-        let task = &mut self.tasks[t];
-        if task.ssr_pte == 0 || task.ssr_mapped == Some(s) {
-            return;
-        }
-        // SAFETY: `ssr_pte` is the window entry of `t`'s live address space (set at load).
-        unsafe { set_user_page(task.ssr_pte, SSR_WINDOW, self.sessions[s as usize].frame) };
-        task.ssr_mapped = Some(s);
+        let frame = self.sessions[s as usize].frame;
+        self.tasks[t].map_ssr(s, frame);
     }
 
     /// Empty task `t`'s SSR window.
     #[inline]
     pub fn unmap_ssr(&mut self, t: usize) {
-        let task = &mut self.tasks[t];
-        if task.ssr_mapped.take().is_some() && task.ssr_pte != 0 {
-            // SAFETY: as in `map_ssr`.
-            unsafe { set_user_page(task.ssr_pte, SSR_WINDOW, 0) };
-        }
+        self.tasks[t].unmap_ssr();
     }
 
     /// Open a session of task `cur` on endpoint `ep` (reached through the capability with id

@@ -49,6 +49,10 @@ struct ClientState {
     files: [OpenFile; MAX_FILES],
 }
 
+/// A buffer aligned for `ClientState` (a byte array alone need not be).
+#[repr(C, align(8))]
+struct Aligned<const N: usize>([u8; N]);
+
 impl Layout for ClientState {
     const KIND: u16 = 0xF5;
     const VERSION: u16 = 2;
@@ -159,12 +163,23 @@ impl Server {
     /// Whether any other session has inode `ino` open (read through the SsrView capability).
     fn open_elsewhere(&self, ino: u16, me: u16) -> bool {
         let Some(view) = self.view else { return false };
-        // Far enough to reach the backup copy, should the primary be broken.
-        let mut buf = [0u8; ssr::BACKUP_OFFSET + ssr::HEADER_LEN + core::mem::size_of::<ClientState>()];
+        let primary = ssr::HEADER_LEN + core::mem::size_of::<ClientState>();
+        let holds = |s: &ClientState| s.files.iter().any(|f| f.magic == FD_MAGIC && f.inode == ino);
+        // Aligned for the state's type; long enough for the backup copy, which is read only
+        // when the primary fails its checks.
+        let mut buf =
+            Aligned([0; ssr::BACKUP_OFFSET + ssr::HEADER_LEN + core::mem::size_of::<ClientState>()]);
         (0..64u16).filter(|&i| i != me).any(|i| {
-            view.read(i as usize, &mut buf).is_ok()
-                && ssr::verify::<ClientState>(&buf)
-                    .is_ok_and(|s| s.files.iter().any(|f| f.magic == FD_MAGIC && f.inode == ino))
+            if view.read(i as usize, &mut buf.0[..primary]).is_err() {
+                return false;
+            }
+            match ssr::verify::<ClientState>(&buf.0[..primary]) {
+                Ok(s) => holds(s),
+                Err(_) => {
+                    view.read(i as usize, &mut buf.0).is_ok()
+                        && ssr::verify::<ClientState>(&buf.0).is_ok_and(holds)
+                }
+            }
         })
     }
 
