@@ -1,8 +1,8 @@
 //! `cargo os campaign`: run one fault-injection campaign headless and keep its record.
 //!
 //! The guest's shell does the work (`campaign NAME COUNT SEED`) and prints a line per fault and
-//! one summary line; this module boots it under `-icount` (so restart latencies are counts of
-//! retired instructions), reads those lines and the kernel's restart-latency lines back, and
+//! one summary line; this module boots it (under `-icount` if asked, so restart latencies are
+//! counts of retired instructions), reads those lines and the kernel's restart-latency lines, and
 //! writes `target/os/campaign-NAME-sSEED.json`. If the kernel panicked, the guest could not
 //! print its summary: the summary is rebuilt from the fault lines, with `panics=1`.
 
@@ -181,7 +181,8 @@ pub fn run(
     icount: bool,
 ) -> Result<(Report, std::path::PathBuf)> {
     let image = build::build()?;
-    let timeout = Duration::from_secs(120 + faults as u64 * 4);
+    // A `hang` costs a second of guest time to detect: under -icount that is 10^9 instructions.
+    let timeout = Duration::from_secs(120 + faults as u64 * if icount { 20 } else { 4 });
     eprintln!(
         "[os] campaign against {server} ({}): {faults} faults, seed {seed}, timeout {} s",
         personality.id(),

@@ -57,19 +57,20 @@ const CAMPAIGN_HELP: &str = "\
 cargo os campaign — inject faults into one server under a checked workload, headless
 
 USAGE:
-    cargo os campaign NAME [--faults N] [--seed S] [--no-icount] [--personality P]
+    cargo os campaign NAME [--faults N] [--seed S] [--icount] [--personality P]
 
 NAME is fs, ramdisk or timer. The guest's shell runs `campaign NAME N S`: it keeps a model of
 what it wrote, injects N faults (kill regflip memflip memword skip hang ssr) at random moments,
-and classifies each. Runs under -icount (restart latencies are retired instructions) unless
---no-icount. Prints progress, then the summary line last:
+and classifies each. Runs at full speed (restart latencies in host TSC ticks) unless
+--icount, which makes them counts of retired instructions but runs ~10x slower (a `hang`
+then costs a full second of guest instructions). Prints progress, then the summary line last:
     campaign NAME: injected=N manifested=M recovered=R errors=E lost=L panics=P
 and writes it, with every fault's record, to target/os/campaign-NAME-sS.json.
 
 OPTIONS:
     --faults N     number of faults (default 100)
     --seed S       seed of the campaign's random choices (default 1)
-    --no-icount    run at full speed (latencies are then host TSC ticks)
+    --icount       count instructions (-icount shift=0): latencies in instructions, slower
     --personality P  microkernel (default) or libos; the record is then
                    target/os/campaign-libos-NAME-sS.json";
 
@@ -128,7 +129,7 @@ fn bench(args: &[String]) -> Result<ExitCode> {
 fn campaign(args: &[String]) -> Result<ExitCode> {
     let mut it = args.iter();
     let mut name = None;
-    let (mut faults, mut seed, mut icount) = (100u32, 1u64, true);
+    let (mut faults, mut seed, mut icount) = (100u32, 1u64, false);
     let mut personality = Personality::Microkernel;
     while let Some(a) = it.next() {
         let mut num = |flag: &str| -> Result<u64> {
@@ -142,6 +143,7 @@ fn campaign(args: &[String]) -> Result<ExitCode> {
             }
             "--faults" => faults = num("--faults")?.clamp(1, 100_000) as u32,
             "--seed" => seed = num("--seed")?,
+            "--icount" => icount = true,
             "--no-icount" => icount = false,
             "--personality" => {
                 let v = it.next().ok_or_else(|| fail!("--personality needs a value"))?;
