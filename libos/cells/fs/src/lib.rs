@@ -1,0 +1,259 @@
+//! The fs cell: a hierarchical file system (the `fs-core` format) over the ramdisk cell.
+//!
+//! State-spill freedom by opaque exportation: the server keeps nothing about its clients.
+//! Each client holds a [`Session`] — its current directory and open files with offsets — whose
+//! fields it cannot see (they are private to this crate) and whose bytes are sealed with a key
+//! the fs cell was given at boot and keeps across incarnations. Every request carries the
+//! session in and the answer carries it back, updated and sealed again. A session that fails
+//! its seal or its range checks (a flipped bit, a wild write) is replaced by a fresh one and
+//! that client alone hears `StateReset`.
+//!
+//! ```text
+//!  client (holds Session)            fs task (holds nothing)          ramdisk task
+//!   Request{session, op} ─────────►  check seal + ranges
+//!                                    do op ───── Read/Write block ──► blocks (MappedPages)
+//!   ◄──────── Response{session', result}  (session' resealed)
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+
+mod server;
+
+use bytemuck::{Pod, Zeroable};
+use fs_core::{FsError, NAME_MAX, PATH_MAX};
+use libos_core::chan::Endpoint;
+use libos_core::held::Held;
+
+pub use fs_core::{KIND_DIR, KIND_FILE};
+pub use server::start;
+
+/// Most bytes one read or write carries.
+pub const IO_MAX: usize = 256;
+const MAX_FILES: usize = 8;
+
+/// Open modes, combinable.
+pub mod mode {
+    pub const READ: u8 = 1;
+    pub const WRITE: u8 = 2;
+    /// Every write goes to the end of the file.
+    pub const APPEND: u8 = 4;
+    /// Create the file if it does not exist.
+    pub const CREATE: u8 = 8;
+    /// Cut the file to zero length on open.
+    pub const TRUNCATE: u8 = 16;
+    pub const ALL: u8 = 31;
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
+struct OpenFile {
+    /// `FD_MAGIC` while open, 0 when free.
+    magic: u16,
+    mode: u8,
+    _pad: u8,
+    inode: u16,
+    _pad2: u16,
+    offset: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct State {
+    cwd_len: u16,
+    _pad: [u8; 6],
+    cwd: [u8; PATH_MAX],
+    files: [OpenFile; MAX_FILES],
+}
+
+/// A client's file-system state, sealed by the fs cell. Opaque: only this crate sees inside.
+#[derive(Clone, Copy)]
+pub struct Session {
+    state: State,
+    seal: u64,
+}
+
+/// A path carried in a request.
+#[derive(Clone, Copy)]
+pub struct PathBuf {
+    len: u8,
+    bytes: [u8; PATH_MAX],
+}
+
+impl PathBuf {
+    fn new(s: &str) -> Result<PathBuf> {
+        if s.len() > PATH_MAX {
+            return Err(FsError::NameTooLong);
+        }
+        let mut bytes = [0u8; PATH_MAX];
+        bytes[..s.len()].copy_from_slice(s.as_bytes());
+        Ok(PathBuf { len: s.len() as u8, bytes })
+    }
+
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.bytes[..(self.len as usize).min(PATH_MAX)]).unwrap_or("")
+    }
+}
+
+// Messages are plain values copied between tasks; boxing a variant would put a pointer into an
+// arena that dies with its task.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Copy)]
+pub enum Op {
+    Connect,
+    Open { path: PathBuf, mode: u8 },
+    Read { fd: u32, len: u32 },
+    Write { fd: u32, len: u32, data: [u8; IO_MAX] },
+    Seek { fd: u32, pos: u32 },
+    Close { fd: u32 },
+    Stat { path: PathBuf },
+    Mkdir { path: PathBuf },
+    List { path: PathBuf, index: u32 },
+    Remove { path: PathBuf },
+    Chdir { path: PathBuf },
+    Cwd,
+}
+
+#[derive(Clone, Copy)]
+pub struct Request {
+    session: Session,
+    op: Op,
+}
+
+// Messages are plain values copied between tasks; boxing a variant would put a pointer into an
+// arena that dies with its task.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Copy)]
+pub enum Out {
+    Fd(u32),
+    Data { len: u32, bytes: [u8; IO_MAX] },
+    Count(u32),
+    Done,
+    Stat { kind: u8, size: u32 },
+    Entry(Entry),
+    End,
+    Path(PathBuf),
+}
+
+#[derive(Clone, Copy)]
+pub struct Response {
+    session: Session,
+    result: core::result::Result<Out, FsError>,
+}
+
+pub type Ep = Endpoint<Request, Response>;
+
+/// One directory entry.
+#[derive(Clone, Copy, Debug)]
+pub struct Entry {
+    name: [u8; NAME_MAX],
+    name_len: u8,
+    pub kind: u8,
+    pub size: u32,
+}
+
+impl Entry {
+    pub fn name(&self) -> &str {
+        core::str::from_utf8(&self.name[..(self.name_len as usize).min(NAME_MAX)]).unwrap_or("?")
+    }
+}
+
+/// A client of the file system: the endpoint and this client's session, which it holds.
+pub struct Fs {
+    ep: Ep,
+    session: Held<Session>,
+}
+
+type Result<T> = core::result::Result<T, FsError>;
+
+impl Fs {
+    /// Open a session (the fs cell seals a fresh state for us).
+    pub fn connect(ep: Ep) -> Result<Fs> {
+        let blank = Session { state: State::zeroed(), seal: 0 };
+        let r = ep.call(&Request { session: blank, op: Op::Connect }).map_err(|_| FsError::ServerFailed)?;
+        r.result?;
+        Ok(Fs { ep, session: Held::new("fs", r.session) })
+    }
+
+    fn call(&mut self, op: Op) -> Result<Out> {
+        let r =
+            self.ep.call(&Request { session: self.session.get(), op }).map_err(|_| FsError::ServerFailed)?;
+        self.session.set(r.session);
+        r.result
+    }
+
+    pub fn open(&mut self, path: &str, mode: u8) -> Result<u32> {
+        match self.call(Op::Open { path: PathBuf::new(path)?, mode })? {
+            Out::Fd(fd) => Ok(fd),
+            _ => Err(FsError::Disk),
+        }
+    }
+
+    /// Read up to `out.len()` (at most [`IO_MAX`]) bytes; 0 at the end of the file.
+    pub fn read(&mut self, fd: u32, out: &mut [u8]) -> Result<usize> {
+        let want = out.len().min(IO_MAX) as u32;
+        match self.call(Op::Read { fd, len: want })? {
+            Out::Data { len, bytes } => {
+                let n = (len as usize).min(out.len());
+                out[..n].copy_from_slice(&bytes[..n]);
+                Ok(n)
+            }
+            _ => Err(FsError::Disk),
+        }
+    }
+
+    pub fn write(&mut self, fd: u32, data: &[u8]) -> Result<()> {
+        for chunk in data.chunks(IO_MAX) {
+            let mut buf = [0u8; IO_MAX];
+            buf[..chunk.len()].copy_from_slice(chunk);
+            self.call(Op::Write { fd, len: chunk.len() as u32, data: buf })?;
+        }
+        Ok(())
+    }
+
+    pub fn seek(&mut self, fd: u32, pos: u32) -> Result<()> {
+        self.call(Op::Seek { fd, pos }).map(|_| ())
+    }
+
+    pub fn close(&mut self, fd: u32) -> Result<()> {
+        self.call(Op::Close { fd }).map(|_| ())
+    }
+
+    /// Kind and size of `path`.
+    pub fn stat(&mut self, path: &str) -> Result<(u8, u32)> {
+        match self.call(Op::Stat { path: PathBuf::new(path)? })? {
+            Out::Stat { kind, size } => Ok((kind, size)),
+            _ => Err(FsError::Disk),
+        }
+    }
+
+    pub fn mkdir(&mut self, path: &str) -> Result<()> {
+        self.call(Op::Mkdir { path: PathBuf::new(path)? }).map(|_| ())
+    }
+
+    pub fn remove(&mut self, path: &str) -> Result<()> {
+        self.call(Op::Remove { path: PathBuf::new(path)? }).map(|_| ())
+    }
+
+    pub fn chdir(&mut self, path: &str) -> Result<()> {
+        self.call(Op::Chdir { path: PathBuf::new(path)? }).map(|_| ())
+    }
+
+    pub fn cwd<'o>(&mut self, out: &'o mut [u8; PATH_MAX]) -> Result<&'o str> {
+        match self.call(Op::Cwd)? {
+            Out::Path(p) => {
+                let s = p.as_str();
+                out[..s.len()].copy_from_slice(s.as_bytes());
+                Ok(core::str::from_utf8(&out[..s.len()]).unwrap_or("/"))
+            }
+            _ => Err(FsError::Disk),
+        }
+    }
+
+    /// The `index`-th entry of directory `path`.
+    pub fn entry(&mut self, path: &str, index: u32) -> Result<Option<Entry>> {
+        match self.call(Op::List { path: PathBuf::new(path)?, index })? {
+            Out::Entry(e) => Ok(Some(e)),
+            _ => Ok(None),
+        }
+    }
+}

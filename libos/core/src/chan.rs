@@ -1,0 +1,457 @@
+//! Channels between tasks: rendezvous endpoints (call → recv → reply) and asynchronous
+//! mailboxes.
+//!
+//! ```text
+//!  client: call(req) ──► queue ──► server: recv() → (Token, req)     copies of `Req`, `Resp`
+//!          (blocked)                        ... work ...             (plain `Copy` data: no
+//!          ◄── resp written into the caller ── reply(token, resp)     pointers into an arena
+//!                                                                     that may die)
+//!  server dies while serving: the caller goes back to the front of the queue, and the next
+//!  generation receives the same request (once; a second death on it fails that one call).
+//! ```
+//! Arguments from a cell are read (`black_box` copies) *before* the core's critical section:
+//! a corrupted pointer argument then faults in the cell's time, not while a core table is
+//! borrowed. The operations are never inlined into a cell: the core's own addresses are then computed
+//! inside the core's code, not kept in a cell's registers, where a corrupted register would
+//! turn a core access into a wild one (a register flip in a cell must stay that cell's fault).
+//!
+//! Endpoints and mailboxes are made while wiring the system at boot and live as long as it
+//! does; what a task holds in them (its place in a queue, a request it was serving, its role as
+//! receiver) is released when it dies.
+
+use crate::sched::block_on;
+use crate::task::{Kernel, State, KERNEL};
+use core::cell::UnsafeCell;
+use core::hint::black_box;
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
+use heapless::Deque;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// The server failed on this request twice, or is held after a crash loop.
+    ServerFailed,
+    /// No such endpoint.
+    BadEndpoint,
+    /// Too many callers queued.
+    QueueFull,
+    /// The request or answer buffer is not in the caller's own memory (a corrupted pointer).
+    BadBuffer,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyError {
+    /// The caller is gone or the token was already used.
+    Stale,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CallPhase {
+    Queued,
+    Served(usize),
+    Replied,
+    Failed(CallError),
+}
+
+/// A call in progress, in the caller's task record. `req`/`resp` point into the caller's
+/// stack, which stays mapped while the caller waits (it is blocked; if it dies, the call dies).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Call {
+    pub ep: usize,
+    pub req: u64,
+    pub resp: u64,
+    pub seq: u64,
+    pub phase: CallPhase,
+    pub attempts: u8,
+    /// Tick at which a server took it (for the unanswered-request deadline).
+    pub served_at: u64,
+}
+
+pub(crate) struct EpState {
+    /// For reports and debugging.
+    #[allow(dead_code)]
+    pub name: &'static str,
+    pub queue: Deque<usize, 32>,
+    pub receiver: Option<usize>,
+    pub server: Option<usize>,
+}
+
+/// A rendezvous endpoint carrying `Req` to the server and `Resp` back. Copyable: it is a name.
+pub struct Endpoint<Req, Resp> {
+    id: usize,
+    _types: PhantomData<fn(Req) -> Resp>,
+}
+
+impl<Req, Resp> Clone for Endpoint<Req, Resp> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<Req, Resp> Copy for Endpoint<Req, Resp> {}
+
+/// Who asked, which call, for the reply. Not copyable: a request is answered once.
+pub struct Token {
+    client: usize,
+    generation: u32,
+    seq: u64,
+}
+
+impl<Req: Copy + Send + 'static, Resp: Copy + Send + 'static> Endpoint<Req, Resp> {
+    /// Make an endpoint (while wiring the system).
+    pub fn create(name: &'static str) -> Option<Self> {
+        KERNEL.with(|k| {
+            let id = k.eps.len();
+            k.eps.push(EpState { name, queue: Deque::new(), receiver: None, server: None }).ok()?;
+            Some(Endpoint { id, _types: PhantomData })
+        })
+    }
+
+    /// Send `req` and wait for the answer.
+    #[inline(never)]
+    pub fn call(&self, req: &Req) -> Result<Resp, CallError> {
+        let mut resp = MaybeUninit::<Resp>::uninit();
+        let id = black_box(self.id);
+        KERNEL.with(|k| {
+            let me = k.current;
+            let halted = k
+                .eps
+                .get(id)
+                .ok_or(CallError::BadEndpoint)?
+                .server
+                .is_some_and(|s| k.tasks[s].as_ref().is_some_and(|t| t.state == State::Halted));
+            if halted {
+                return Err(CallError::ServerFailed);
+            }
+            // Pointers from a cell are allegations: the answer buffer must lie in the caller's own
+            // stack or heap; the request there too, or in the image (a promoted constant).
+            let (rq, rs) = (req as *const Req as u64, resp.as_ptr() as u64);
+            let inside = |ranges: &[(u64, u64)], a: u64, len: usize| {
+                ranges.iter().any(|&(s, e)| a >= s && a.checked_add(len as u64).is_some_and(|end| end <= e))
+            };
+            let own = &crate::task::data_ranges(k.cur());
+            let req_ok = inside(own, rq, size_of::<Req>())
+                || inside(&[crate::mem::paging::image()], rq, size_of::<Req>());
+            if !req_ok || !inside(own, rs, size_of::<Resp>()) {
+                return Err(CallError::BadBuffer);
+            }
+            let seq = k.next_seq;
+            k.next_seq += 1;
+            let ep = &mut k.eps[id];
+            ep.queue.push_back(me).map_err(|_| CallError::QueueFull)?;
+            let receiver = ep.receiver.take();
+            k.cur().call = Some(Call {
+                ep: id,
+                req: req as *const Req as u64,
+                resp: resp.as_mut_ptr() as u64,
+                seq,
+                phase: CallPhase::Queued,
+                attempts: 0,
+                served_at: 0,
+            });
+            if let Some(r) = receiver {
+                k.wake(r);
+                k.handoff = Some(r);
+            }
+            Ok(())
+        })?;
+        let outcome = block_on(State::Call, |k| {
+            let t = k.cur();
+            let done = match t.call.map(|c| c.phase) {
+                Some(CallPhase::Replied) => Ok(()),
+                Some(CallPhase::Failed(e)) => Err(e),
+                _ => return None,
+            };
+            t.call = None;
+            Some(done)
+        });
+        outcome?;
+        // SAFETY: phase Replied means `reply` wrote a whole `Resp` into `resp`.
+        Ok(unsafe { resp.assume_init() })
+    }
+
+    /// Wait for the next request. A task whose endpoint value is corrupted panics (and is
+    /// restarted): the id is checked before the core uses it.
+    #[inline(never)]
+    pub fn recv(&self) -> (Token, Req) {
+        let id = black_box(self.id);
+        let r = block_on(State::Recv, |k| {
+            let me = k.current;
+            let now = k.ticks;
+            if id >= k.eps.len() {
+                return Some(None);
+            }
+            // One server per endpoint: a task that tries to serve another's endpoint holds a
+            // corrupted endpoint value (its clients would wait for ever).
+            if let Some(s) = k.eps[id].server {
+                if s != me && k.tasks[s].as_ref().is_some_and(|t| t.state != State::Dead) {
+                    return Some(None);
+                }
+            }
+            let waiting = k.eps[id].queue.len();
+            first_wait(k, waiting);
+            k.eps[id].server = Some(me);
+            while let Some(c) = k.eps[id].queue.pop_front() {
+                let Some(t) = k.task(c) else { continue };
+                let Some(call) = t.call.as_mut() else { continue };
+                if call.ep != id || call.phase != CallPhase::Queued {
+                    continue;
+                }
+                call.phase = CallPhase::Served(me);
+                call.served_at = now;
+                let (generation, seq, req) = (t.generation, call.seq, call.req);
+                // SAFETY: the caller is blocked in `call` on this endpoint, so `req` points at a
+                // live `Req` in its own memory (checked in `call`); the endpoint's type fixes
+                // `Req` for both sides.
+                let value = unsafe { (req as *const Req).read() };
+                return Some(Some((Token { client: c, generation, seq }, value)));
+            }
+            k.eps[id].receiver = Some(me);
+            None
+        });
+        match r {
+            Some(incoming) => incoming,
+            None => panic!("recv on endpoint {}, which does not exist or is another task's", id),
+        }
+    }
+
+    /// Answer the request `token` names.
+    #[inline(never)]
+    pub fn reply(&self, token: Token, resp: Resp) -> Result<(), ReplyError> {
+        let (client, generation, seq) = black_box((token.client, token.generation, token.seq));
+        let resp = black_box(resp);
+        KERNEL.with(|k| {
+            let me = k.current;
+            let t = k.task(client).ok_or(ReplyError::Stale)?;
+            let call = t.call.as_mut().ok_or(ReplyError::Stale)?;
+            if t.generation != generation || call.seq != seq || call.phase != CallPhase::Served(me) {
+                return Err(ReplyError::Stale);
+            }
+            // SAFETY: the caller is blocked in `call` with phase Served by us, so `resp` points
+            // at its `MaybeUninit<Resp>`, which nothing else writes.
+            unsafe { (call.resp as *mut Resp).write(resp) };
+            call.phase = CallPhase::Replied;
+            k.wake(client);
+            k.handoff = Some(client);
+            let me = k.cur();
+            me.served += 1;
+            me.crash_streak = 0;
+            Ok(())
+        })
+    }
+}
+
+/// The current task waits for work for the first time since it was restarted: it is ready to
+/// serve. Record (and report) the restart latency.
+fn first_wait(k: &mut Kernel, waiting: usize) {
+    let quiet = k.quiet;
+    let t = k.cur();
+    if t.fault_tsc == 0 {
+        return;
+    }
+    let latency = crate::arch::cpu::rdtsc() - t.fault_tsc;
+    t.fault_tsc = 0;
+    t.last_latency = Some(latency);
+    if !quiet {
+        crate::kprintln!(
+            "{} gen {} ready: {} TSC ticks from its predecessor's fault to its first recv; {} caller(s) waiting",
+            t.name,
+            t.generation,
+            latency,
+            waiting
+        );
+    }
+}
+
+/// Server `dead` died: the calls it was serving go back to the front of their queues (or fail,
+/// on a second death on the same call). Returns (retried, failed).
+pub(crate) fn server_died(k: &mut Kernel, dead: usize) -> (usize, usize) {
+    let (mut retried, mut failed) = (0, 0);
+    for c in 0..k.tasks.len() {
+        let Some(t) = k.tasks[c].as_mut() else { continue };
+        let Some(call) = t.call.as_mut() else { continue };
+        if call.phase != CallPhase::Served(dead) {
+            continue;
+        }
+        if call.attempts >= 1 {
+            call.phase = CallPhase::Failed(CallError::ServerFailed);
+            failed += 1;
+            k.wake(c);
+        } else {
+            call.attempts += 1;
+            call.phase = CallPhase::Queued;
+            let ep = call.ep;
+            if k.eps[ep].queue.push_front(c).is_err() {
+                if let Some(call) = k.tasks[c].as_mut().and_then(|t| t.call.as_mut()) {
+                    call.phase = CallPhase::Failed(CallError::QueueFull);
+                }
+                k.wake(c);
+                failed += 1;
+            } else {
+                retried += 1;
+            }
+        }
+    }
+    (retried, failed)
+}
+
+/// Server `held` is halted: everyone queued on its endpoints fails now.
+pub(crate) fn server_halted(k: &mut Kernel, held: usize) -> usize {
+    let mut failed = 0;
+    for ep in 0..k.eps.len() {
+        if k.eps[ep].server != Some(held) {
+            continue;
+        }
+        while let Some(c) = k.eps[ep].queue.pop_front() {
+            if let Some(call) = k.tasks[c].as_mut().and_then(|t| t.call.as_mut()) {
+                if call.ep == ep && call.phase == CallPhase::Queued {
+                    call.phase = CallPhase::Failed(CallError::ServerFailed);
+                    failed += 1;
+                    k.wake(c);
+                }
+            }
+        }
+    }
+    failed
+}
+
+/// Storage that only the holder of the task table may touch (the `&mut Kernel` is the proof).
+struct KCell<T>(UnsafeCell<T>);
+
+// SAFETY: accessed only through `get`, which needs `&mut Kernel`, i.e. inside `KERNEL.with`.
+unsafe impl<T: Send> Sync for KCell<T> {}
+
+impl<T> KCell<T> {
+    fn get<'a>(&'a self, _k: &'a mut Kernel) -> &'a mut T {
+        // SAFETY: the exclusive borrow of the task table serialises every access.
+        unsafe { &mut *self.0.get() }
+    }
+}
+
+struct MailboxState<T, const N: usize> {
+    queue: Deque<T, N>,
+    receiver: Option<usize>,
+}
+
+struct MailboxInner<T, const N: usize> {
+    state: KCell<MailboxState<T, N>>,
+}
+
+/// The sending end of an asynchronous channel: `send` never waits for the receiver.
+pub struct Sender<T: 'static, const N: usize> {
+    inner: &'static MailboxInner<T, N>,
+}
+
+impl<T, const N: usize> Clone for Sender<T, N> {
+    fn clone(&self) -> Self {
+        Sender { inner: self.inner }
+    }
+}
+
+/// The receiving end of an asynchronous channel.
+pub struct Receiver<T: 'static, const N: usize> {
+    inner: &'static MailboxInner<T, N>,
+}
+
+impl<T, const N: usize> Clone for Receiver<T, N> {
+    fn clone(&self) -> Self {
+        Receiver { inner: self.inner }
+    }
+}
+
+/// Make an asynchronous channel of capacity `N` (while wiring the system).
+pub fn mailbox<T: Copy + Send + 'static, const N: usize>() -> (Sender<T, N>, Receiver<T, N>) {
+    let inner: &'static MailboxInner<T, N> = crate::mem::heap::in_core(|| {
+        alloc::boxed::Box::leak(alloc::boxed::Box::new(MailboxInner {
+            state: KCell(UnsafeCell::new(MailboxState { queue: Deque::new(), receiver: None })),
+        }))
+    });
+    let registered = KERNEL.with(|k| k.mailboxes.push(inner as *const _ as u64).is_ok());
+    assert!(registered, "too many mailboxes");
+    (Sender { inner }, Receiver { inner })
+}
+
+/// Is `inner` a mailbox the core made? (A handle from a cell may be corrupted.)
+fn valid<T, const N: usize>(k: &Kernel, inner: &MailboxInner<T, N>) -> bool {
+    k.mailboxes.contains(&(inner as *const _ as u64))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Full;
+
+impl<T: Copy + Send + 'static, const N: usize> Sender<T, N> {
+    pub(crate) fn send_locked(&self, k: &mut Kernel, v: T) -> Result<(), Full> {
+        if !valid(k, self.inner) {
+            return Err(Full);
+        }
+        let s = self.inner.state.get(k);
+        s.queue.push_back(v).map_err(|_| Full)?;
+        if let Some(r) = s.receiver.take() {
+            k.wake(r);
+        }
+        Ok(())
+    }
+
+    /// Queue `v`; `Err(Full)` if the queue is full.
+    #[inline(never)]
+    pub fn try_send(&self, v: T) -> Result<(), Full> {
+        let this = Sender { inner: black_box(self.inner) };
+        let v = black_box(v);
+        KERNEL.with(|k| this.send_locked(k, v))
+    }
+
+    /// Queue `v`, yielding while the queue is full.
+    pub fn send(&self, v: T) {
+        while self.try_send(v).is_err() {
+            crate::sched::yield_now();
+        }
+    }
+
+    /// Wait until the receiver took everything and is waiting again.
+    #[inline(never)]
+    pub fn drain(&self) {
+        let inner = black_box(self.inner);
+        loop {
+            let done = KERNEL.with(|k| {
+                if !valid(k, inner) {
+                    return true;
+                }
+                let s = inner.state.get(k);
+                s.queue.is_empty() && s.receiver.is_some()
+            });
+            if done {
+                return;
+            }
+            crate::sched::yield_now();
+        }
+    }
+}
+
+impl<T: Copy + Send + 'static, const N: usize> Receiver<T, N> {
+    /// Wait for the next message.
+    #[inline(never)]
+    pub fn recv(&self) -> T {
+        let inner = black_box(self.inner);
+        let r = block_on(State::Wait, |k| {
+            let me = k.current;
+            if !valid(k, inner) {
+                return Some(None);
+            }
+            first_wait(k, 0);
+            let s = inner.state.get(k);
+            match s.queue.pop_front() {
+                Some(v) => Some(Some(v)),
+                None => {
+                    s.receiver = Some(me);
+                    None
+                }
+            }
+        });
+        r.expect("recv on a mailbox handle the core never made")
+    }
+
+    #[inline(never)]
+    pub fn try_recv(&self) -> Option<T> {
+        let inner = black_box(self.inner);
+        KERNEL.with(|k| if valid(k, inner) { inner.state.get(k).queue.pop_front() } else { None })
+    }
+}

@@ -1,0 +1,61 @@
+//! [`Held`]: state a server hands its client to keep (opaque exportation), registered so the
+//! fault injector can reach it from outside (the `ssr` fault kind) and so that it dies with
+//! its owner.
+//!
+//! The value lives in the client's heap; the server never keeps it. The registry records only
+//! where it is, whose it is and which server it belongs to: nothing in a server refers to it.
+
+use crate::task::KERNEL;
+use alloc::boxed::Box;
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Entry {
+    pub addr: u64,
+    pub len: usize,
+    pub owner: usize,
+    pub server: &'static str,
+}
+
+/// A value of type `T` held by the current task on behalf of `server`.
+///
+/// Reads and writes are volatile: the injector may change the value behind the holder's back,
+/// exactly as a stray write would.
+pub struct Held<T: Copy + 'static> {
+    value: *mut T,
+}
+
+// SAFETY: `Held` owns its allocation like a Box does; T is plain data.
+unsafe impl<T: Copy + Send + 'static> Send for Held<T> {}
+
+impl<T: Copy + 'static> Held<T> {
+    /// Keep `value` for `server` (a task name). Unregistered if the registry is full (then the
+    /// injector just cannot reach it).
+    pub fn new(server: &'static str, value: T) -> Self {
+        let value = Box::into_raw(Box::new(value));
+        let entry = Entry { addr: value as u64, len: core::mem::size_of::<T>(), owner: 0, server };
+        KERNEL.with(|k| {
+            let owner = k.current;
+            let _ = k.held.push(Entry { owner, ..entry });
+        });
+        Held { value }
+    }
+
+    pub fn get(&self) -> T {
+        // SAFETY: `value` came from `Box::into_raw` and is freed only by `drop`.
+        unsafe { self.value.read_volatile() }
+    }
+
+    pub fn set(&mut self, v: T) {
+        // SAFETY: as for `get`; `&mut self` excludes other users in this task.
+        unsafe { self.value.write_volatile(v) }
+    }
+}
+
+impl<T: Copy + 'static> Drop for Held<T> {
+    fn drop(&mut self) {
+        let addr = self.value as u64;
+        KERNEL.with(|k| k.held.retain(|h| h.addr != addr));
+        // SAFETY: from `Box::into_raw` in `new`, freed once, here.
+        drop(unsafe { Box::from_raw(self.value) });
+    }
+}

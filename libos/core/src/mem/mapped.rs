@@ -1,0 +1,123 @@
+//! [`MappedPages`]: a run of pages in the slot area, owned by value. Dropping it unmaps the
+//! pages, returns their frames and frees the slot, so whoever owns the value owns the memory
+//! (Theseus's MappedPages). A stack gets an unmapped guard page at the bottom of its slot.
+
+use super::paging::{self, NX, SLOTS, SLOT_BASE, SLOT_SIZE, W};
+use super::{frames, PAGE};
+use crate::sync::Global;
+use libos_logic::bitmap::Bitmap;
+
+static SLOT_MAP: Global<[u64; SLOTS / 64]> = Global::new([0; SLOTS / 64]);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapError {
+    /// The request is larger than a slot.
+    TooLarge,
+    /// No free slot or frame.
+    OutOfMemory,
+}
+
+pub struct MappedPages {
+    slot: usize,
+    base: u64,
+    pages: usize,
+}
+
+impl MappedPages {
+    /// `pages` zeroed, writable, never executable pages; with `guard`, an unmapped page below.
+    pub fn alloc(pages: usize, guard: bool) -> Result<MappedPages, MapError> {
+        if pages == 0 || (pages + guard as usize) as u64 * PAGE > SLOT_SIZE {
+            return Err(MapError::TooLarge);
+        }
+        let slot = SLOT_MAP.with(|m| Bitmap::new(m, SLOTS).alloc(1, 1)).ok_or(MapError::OutOfMemory)?;
+        let base = SLOT_BASE + slot as u64 * SLOT_SIZE + if guard { PAGE } else { 0 };
+        let mut mp = MappedPages { slot, base, pages: 0 };
+        for i in 0..pages {
+            // On failure, `mp` drops and returns what was mapped so far.
+            let frame = frames::alloc().ok_or(MapError::OutOfMemory)?;
+            paging::map(base + i as u64 * PAGE, frame, W | NX);
+            mp.pages += 1;
+        }
+        Ok(mp)
+    }
+
+    pub fn start(&self) -> u64 {
+        self.base
+    }
+
+    pub fn end(&self) -> u64 {
+        self.base + self.len() as u64
+    }
+
+    pub fn len(&self) -> usize {
+        self.pages * PAGE as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pages == 0
+    }
+
+    pub fn contains(&self, addr: u64) -> bool {
+        (self.start()..self.end()).contains(&addr)
+    }
+
+    /// Does this value describe a mapping the core could have made? A cell reaches its
+    /// `MappedPages` through a pointer that a fault may have bent; a bent one must not become a
+    /// copy into the core's memory.
+    fn sane(&self) -> bool {
+        let slot_base = SLOT_BASE + self.slot as u64 * SLOT_SIZE;
+        self.slot < SLOTS
+            && (self.base == slot_base || self.base == slot_base + PAGE)
+            && self.pages as u64 * PAGE <= SLOT_SIZE
+            && paging::is_mapped(self.base)
+    }
+
+    /// Copy out of the pages at `offset`. Returns false if the range is out of bounds.
+    pub fn read(&self, offset: usize, out: &mut [u8]) -> bool {
+        if !self.sane() || offset.checked_add(out.len()).is_none_or(|e| e > self.len()) {
+            return false;
+        }
+        // SAFETY: the range is inside pages this value owns and keeps mapped; one CPU and the
+        // critical section exclude a concurrent writer.
+        crate::sync::critical(|| unsafe {
+            core::ptr::copy_nonoverlapping(
+                (self.base as usize + offset) as *const u8,
+                out.as_mut_ptr(),
+                out.len(),
+            )
+        });
+        true
+    }
+
+    /// Copy into the pages at `offset`. Returns false if the range is out of bounds.
+    pub fn write(&self, offset: usize, data: &[u8]) -> bool {
+        if !self.sane() || offset.checked_add(data.len()).is_none_or(|e| e > self.len()) {
+            return false;
+        }
+        // SAFETY: as for `read`.
+        crate::sync::critical(|| unsafe {
+            core::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                (self.base as usize + offset) as *mut u8,
+                data.len(),
+            )
+        });
+        true
+    }
+}
+
+impl Drop for MappedPages {
+    fn drop(&mut self) {
+        for i in 0..self.pages {
+            if let Some(frame) = paging::unmap(self.base + i as u64 * PAGE) {
+                frames::free(frame);
+            }
+        }
+        let slot = self.slot;
+        SLOT_MAP.with(|m| Bitmap::new(m, SLOTS).free(slot, 1));
+    }
+}
+
+pub fn slots_in_use() -> usize {
+    SLOT_MAP.with(|m| Bitmap::new(m, SLOTS).used())
+}

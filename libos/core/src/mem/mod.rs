@@ -1,0 +1,31 @@
+//! Memory: physical frames, the page tables, [`MappedPages`] (owned mappings that unmap on
+//! drop) and the heaps (one arena per task, one for the core).
+//!
+//! ```text
+//!  virtual = physical below 1 GiB     the image: 4 KiB pages, text r-x, rodata r--, data rw-
+//!                                     (NX), guard pages unmapped, page 0 unmapped; the rest of
+//!                                     RAM: 2 MiB pages rw- NX (page tables, frames)
+//!  256 GiB + n MiB                    slot n (1 MiB each): one MappedPages each — task stacks
+//!                                     (guard page unmapped below), task heap arenas, ramdisk
+//! ```
+
+pub mod frames;
+pub mod heap;
+pub mod mapped;
+pub mod paging;
+
+pub use mapped::MappedPages;
+
+pub const PAGE: u64 = 4096;
+
+/// Frames and heap bytes in use, for `mem`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Usage {
+    pub frames: usize,
+    pub core_heap: usize,
+    pub slots: usize,
+}
+
+pub fn usage() -> Usage {
+    Usage { frames: frames::in_use(), core_heap: heap::core_heap_in_use(), slots: mapped::slots_in_use() }
+}

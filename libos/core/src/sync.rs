@@ -1,0 +1,102 @@
+//! Critical sections of the core: one CPU, so "interrupts off" is the lock.
+//!
+//! [`Global`] holds core state that interrupts and tasks share. `with` masks interrupts for
+//! the duration of the closure and counts the nesting depth: the fault injector never lands a
+//! fault while the depth is non-zero, so an injected fault never strikes in the middle of a
+//! core update (a fault *there* would be a core bug, not a cell's).
+
+use crate::arch::cpu;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+static DEPTH: AtomicU32 = AtomicU32::new(0);
+/// How many [`Global`]s are borrowed right now: core state mid-update if non-zero.
+static BUSY: AtomicU32 = AtomicU32::new(0);
+
+/// Is a core table borrowed right now? A fault then is a core failure, not a cell's.
+pub fn busy() -> bool {
+    BUSY.load(Ordering::Relaxed) != 0
+}
+
+/// Swap in another task's depth (each task has its own: a task preempted or killed inside a
+/// critical section it entered wrongly — its `cli` faulted away — leaves no trace on others).
+pub(crate) fn swap_depth(next: u32) -> u32 {
+    DEPTH.swap(next, Ordering::Relaxed)
+}
+
+/// Drop the borrow a killed task held (see the trap dispatcher).
+pub(crate) fn reset_busy() {
+    BUSY.store(0, Ordering::Relaxed);
+}
+
+/// Forget critical sections a killed task left open (only plain copies, never a Global: a
+/// fault with a Global borrowed stops the core instead).
+pub(crate) fn reset_depth() {
+    DEPTH.store(0, Ordering::Relaxed);
+}
+
+/// Nesting depth of core critical sections right now.
+pub fn depth() -> u32 {
+    DEPTH.load(Ordering::Relaxed)
+}
+
+/// Run `f` with interrupts masked (restored afterwards).
+///
+/// The depth is raised *before* `cli` and lowered *after* `sti`: an injected fault never lands
+/// while it is non-zero, and an interrupt that finds it non-zero (a skipped `cli`) does not
+/// switch tasks, so a critical section is never interleaved with another task even when the
+/// mask itself was faulted away.
+pub fn critical<R>(f: impl FnOnce() -> R) -> R {
+    let was = cpu::interrupts_enabled();
+    DEPTH.fetch_add(1, Ordering::Relaxed);
+    cpu::disable_interrupts();
+    let r = f();
+    if was {
+        cpu::enable_interrupts();
+    }
+    leave(&DEPTH);
+    r
+}
+
+/// Count down without wrapping: an injected `skip` can step over the increment (at depth 0,
+/// where faults may land), and the counter must not wrap to "inside a critical section for ever".
+/// One CPU, and an interrupt that finds the depth non-zero never switches tasks, so a plain
+/// load and store cannot race.
+fn leave(counter: &AtomicU32) {
+    counter.store(counter.load(Ordering::Relaxed).saturating_sub(1), Ordering::Relaxed);
+}
+
+/// Core state behind the interrupt mask. Never borrow the same `Global` twice: `with` is not
+/// re-entrant, and each `Global` documents who may call it from where.
+pub struct Global<T>(UnsafeCell<T>);
+
+// SAFETY: one CPU; every access goes through `with`, which masks interrupts, and callers never
+// nest `with` on the same Global, so at most one `&mut T` exists at a time.
+unsafe impl<T: Send> Sync for Global<T> {}
+
+impl<T> Global<T> {
+    pub const fn new(v: T) -> Self {
+        Global(UnsafeCell::new(v))
+    }
+
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        // Interrupts are masked and the borrow does not escape `f`.
+        critical(|| {
+            BUSY.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: see the Sync impl.
+            let r = f(unsafe { &mut *self.0.get() });
+            leave(&BUSY);
+            r
+        })
+    }
+
+    /// Access from the trap path, where interrupts are already masked by the gate.
+    ///
+    /// # Safety
+    /// Interrupts must be masked and no other borrow of this Global may be live.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn get_in_trap(&self) -> &mut T {
+        // SAFETY: the caller's contract.
+        unsafe { &mut *self.0.get() }
+    }
+}

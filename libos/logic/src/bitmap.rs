@@ -1,0 +1,137 @@
+//! A first-fit allocator of runs of bits: bit set = unit in use.
+//!
+//! The same code hands out physical frames (unit 4 KiB), virtual slots (1 MiB) and heap
+//! granules (16 bytes) inside every task's arena. The bitmap is borrowed, so the caller decides
+//! where it lives (a static for frames, the head of the arena for a heap).
+
+/// A bitmap over `units` units, borrowed from the caller.
+pub struct Bitmap<'a> {
+    words: &'a mut [u64],
+    units: usize,
+}
+
+impl<'a> Bitmap<'a> {
+    /// `words` must hold at least `units` bits; bits past `units` are never handed out.
+    pub fn new(words: &'a mut [u64], units: usize) -> Self {
+        let units = units.min(words.len() * 64);
+        Bitmap { words, units }
+    }
+
+    pub fn units(&self) -> usize {
+        self.units
+    }
+
+    pub fn is_set(&self, i: usize) -> bool {
+        i < self.units && self.words[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    fn set(&mut self, i: usize, v: bool) {
+        if v {
+            self.words[i / 64] |= 1 << (i % 64);
+        } else {
+            self.words[i / 64] &= !(1 << (i % 64));
+        }
+    }
+
+    /// Mark `[start, start + n)` used (true) or free (false); units past the end are ignored.
+    pub fn mark(&mut self, start: usize, n: usize, used: bool) {
+        for i in start..(start + n).min(self.units) {
+            self.set(i, used);
+        }
+    }
+
+    /// Units in use.
+    pub fn used(&self) -> usize {
+        let full: usize = self.words[..self.units / 64].iter().map(|w| w.count_ones() as usize).sum();
+        let tail = self.units % 64;
+        let part =
+            if tail == 0 { 0 } else { (self.words[self.units / 64] & ((1u64 << tail) - 1)).count_ones() };
+        full + part as usize
+    }
+
+    /// Find and mark `n` free units in a row whose first index is a multiple of `align`;
+    /// returns the first index. Lowest addresses first, so freed units are reused.
+    pub fn alloc(&mut self, n: usize, align: usize) -> Option<usize> {
+        let align = align.max(1);
+        if n == 0 || n > self.units {
+            return None;
+        }
+        let mut start = 0;
+        while start + n <= self.units {
+            // Skip whole used words quickly.
+            if start % 64 == 0 && self.words[start / 64] == u64::MAX {
+                start += 64;
+                continue;
+            }
+            match (start..start + n).find(|&i| self.is_set(i)) {
+                None => {
+                    self.mark(start, n, true);
+                    return Some(start);
+                }
+                Some(busy) => start = (busy + 1).div_ceil(align) * align,
+            }
+        }
+        None
+    }
+
+    /// Free `[start, start + n)`. Returns false (and frees nothing) if any unit was already free:
+    /// a double free or a bad pointer is reported, not silently accepted.
+    pub fn free(&mut self, start: usize, n: usize) -> bool {
+        if start + n > self.units || (start..start + n).any(|i| !self.is_set(i)) {
+            return false;
+        }
+        self.mark(start, n, false);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_fit_reuses_freed_runs() {
+        let mut w = [0u64; 2];
+        let mut b = Bitmap::new(&mut w, 100);
+        assert_eq!(b.alloc(10, 1), Some(0));
+        assert_eq!(b.alloc(10, 1), Some(10));
+        assert!(b.free(0, 10));
+        assert_eq!(b.alloc(5, 1), Some(0));
+        assert_eq!(b.alloc(6, 1), Some(20));
+        assert_eq!(b.used(), 21);
+    }
+
+    #[test]
+    fn alignment_and_exhaustion() {
+        let mut w = [0u64; 2];
+        let mut b = Bitmap::new(&mut w, 128);
+        assert_eq!(b.alloc(1, 1), Some(0));
+        assert_eq!(b.alloc(4, 64), Some(64));
+        assert_eq!(b.alloc(64, 1), None);
+        assert_eq!(b.alloc(63, 1), Some(1));
+        assert_eq!(b.alloc(61, 1), None);
+        assert_eq!(b.alloc(60, 1), Some(68));
+        assert_eq!(b.used(), 128);
+        assert_eq!(b.alloc(1, 1), None);
+    }
+
+    #[test]
+    fn double_free_is_refused() {
+        let mut w = [0u64; 1];
+        let mut b = Bitmap::new(&mut w, 64);
+        let a = b.alloc(3, 1).unwrap();
+        assert!(b.free(a, 3));
+        assert!(!b.free(a, 3));
+        assert!(!b.free(60, 8));
+        assert_eq!(b.used(), 0);
+    }
+
+    #[test]
+    fn units_past_the_end_are_never_used() {
+        let mut w = [0u64; 1];
+        let mut b = Bitmap::new(&mut w, 10);
+        assert_eq!(b.alloc(10, 1), Some(0));
+        assert_eq!(b.alloc(1, 1), None);
+        assert_eq!(b.used(), 10);
+    }
+}

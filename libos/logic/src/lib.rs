@@ -1,0 +1,10 @@
+//! Hardware-free algorithms the libos core is built from, unit-tested on the host: the bitmap
+//! run allocator behind frames, virtual slots and task heaps; the seeded generators; the keyed
+//! seal that makes client-held state tamper-evident; and the benchmark statistics.
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod bitmap;
+pub mod rng;
+pub mod seal;
+pub mod stats;
