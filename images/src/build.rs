@@ -59,9 +59,7 @@ pub fn build() -> Result<Image> {
     eprintln!("[os] building the kernel, {} servers and the libos for {TARGET}", servers.len());
     let mut cmd = Command::new(cargo());
     cmd.current_dir(&root).args(["build", "--release", "--target", TARGET, "-p", KERNEL_BIN]);
-    if libos_in_workspace() {
-        cmd.args(["-p", LIBOS_BIN]);
-    }
+    cmd.args(["-p", LIBOS_BIN]);
     cmd.arg("--target-dir").arg(cargo_target_dir());
     for s in &servers {
         cmd.args(["-p", s]);
@@ -115,9 +113,7 @@ fn write_iso(bins: &Path, servers: &[String]) -> Result<PathBuf> {
     let _ = std::fs::remove_dir_all(&stage);
     std::fs::create_dir_all(boot.join("grub")).map_err(|e| fail!("cannot create {}: {e}", boot.display()))?;
     copy(&bins.join(KERNEL_BIN), &boot.join(KERNEL_BIN))?;
-    if libos_in_workspace() {
-        copy(&bins.join(LIBOS_BIN), &boot.join(LIBOS_BIN))?;
-    }
+    copy(&bins.join(LIBOS_BIN), &boot.join(LIBOS_BIN))?;
     copy(&manifest_path(), &boot.join("manifest"))?;
     for s in servers {
         copy(&bins.join(s), &boot.join(s))?;
@@ -140,11 +136,6 @@ fn write_iso(bins: &Path, servers: &[String]) -> Result<PathBuf> {
     }
     std::fs::rename(&tmp, &iso).map_err(|e| fail!("cannot move the ISO into place: {e}"))?;
     Ok(iso)
-}
-
-/// Whether the libos crates are in the workspace yet (they land after the microkernel's).
-fn libos_in_workspace() -> bool {
-    std::fs::read_to_string(workspace_root().join("Cargo.toml")).unwrap_or_default().contains("\"libos/")
 }
 
 #[cfg(test)]

@@ -1,0 +1,44 @@
+//! `cargo os bench` on a short run: the rows of every personality, the JSON's shape, and the
+//! same instruction counts on two runs (QEMU `-icount` makes the guest's TSC count
+//! instructions). Only min and median are compared: an asynchronous interrupt (timer, RTC)
+//! landing inside one sample moves a p99 of few samples, and its phase depends on when the
+//! host typed the command.
+
+use axolotl_images::bench::{self, Row};
+use axolotl_images::{build, Personality};
+
+fn key(rows: &[Row]) -> Vec<(String, u64, u64)> {
+    rows.iter().map(|r| (r.name.clone(), r.min, r.median)).collect()
+}
+
+#[test]
+fn bench_rows_are_complete_and_deterministic() {
+    let iso = build::build().unwrap_or_else(|e| panic!("cargo os build failed: {e}")).iso;
+    let expected = [
+        (Personality::Microkernel, &["mk.null_call", "mk.ssr_call", "mk.fs_read", "mk.restart"][..]),
+        (
+            Personality::Libos,
+            &["los.fn_call", "los.cell_call", "los.channel_rtt", "los.fs_read", "los.restart"][..],
+        ),
+    ];
+    for (p, names) in expected {
+        let first = bench::measure(&iso, p, 20).unwrap_or_else(|e| panic!("bench on {}: {e}", p.id()));
+        let got: Vec<&str> = first.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(got, names, "{}: the rows, in order", p.id());
+        for r in &first {
+            assert!(
+                r.min > 0 && r.min <= r.median && r.median <= r.p99,
+                "{}: ordered, non-zero: {r:?}",
+                p.id()
+            );
+        }
+        let second = bench::measure(&iso, p, 20).unwrap_or_else(|e| panic!("bench on {}: {e}", p.id()));
+        assert_eq!(key(&first), key(&second), "{}: two runs, the same instruction counts", p.id());
+        let json = bench::to_json(&first);
+        assert!(json.starts_with('{') && json.trim_end().ends_with('}'));
+        assert_eq!(json.matches("\"name\"").count(), names.len(), "one JSON row per measured row");
+        for field in ["\"runs\"", "\"min\"", "\"median\"", "\"p99\"", "\"source\""] {
+            assert_eq!(json.matches(field).count(), names.len(), "every row has {field}");
+        }
+    }
+}

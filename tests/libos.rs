@@ -1,0 +1,231 @@
+//! Boot the libos personality (GRUB entry `libos`) in QEMU, drive its shell over the serial
+//! line, check what it prints. Same helpers and style as `tests/qemu.rs`.
+
+use axolotl_images::qemu::{self, Machine, Outcome, Transcript};
+use axolotl_images::{build, Personality};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+fn iso() -> &'static PathBuf {
+    static ISO: OnceLock<PathBuf> = OnceLock::new();
+    ISO.get_or_init(|| build::build().unwrap_or_else(|e| panic!("cargo os build failed: {e}")).iso)
+}
+
+fn boot_with(machine: Machine, commands: &[&str], timeout_secs: u64) -> Transcript {
+    let commands: Vec<String> = commands.iter().map(|c| c.to_string()).collect();
+    qemu::exec(
+        iso(),
+        Personality::Libos,
+        machine,
+        &commands,
+        Duration::from_secs(timeout_secs),
+        qemu::Echo::Nothing,
+    )
+    .unwrap_or_else(|e| panic!("could not run QEMU: {e}"))
+}
+
+fn boot(commands: &[&str], timeout_secs: u64) -> Transcript {
+    boot_with(Machine::default(), commands, timeout_secs)
+}
+
+/// Assert with the console's tail in the message.
+#[track_caller]
+fn check(t: &Transcript, cond: bool, what: &str) {
+    assert!(cond, "{what}\n--- outcome: {}\n--- console tail:\n{}", t.summary(), t.tail(40));
+}
+
+/// What each run of command `cmd` printed: the lines between its prompt and the next prompt,
+/// without log lines (`[kernel] ...`), which may interleave at any time.
+fn outputs(t: &Transcript, cmd: &str) -> Vec<String> {
+    let mut runs = Vec::new();
+    let mut current: Option<Vec<&str>> = None;
+    for line in t.console.lines() {
+        if line.starts_with("axolotl") && line.contains("> ") {
+            if let Some(out) = current.take() {
+                runs.push(out.join("\n"));
+            }
+            if line.split_once("> ").is_some_and(|(_, c)| c == cmd) {
+                current = Some(Vec::new());
+            }
+        } else if let Some(out) = current.as_mut() {
+            if !line.starts_with('[') {
+                out.push(line);
+            }
+        }
+    }
+    runs.extend(current.map(|out| out.join("\n")));
+    runs
+}
+
+/// The `ps` row of task `name` in the last `ps`, split into columns.
+fn ps_row<'a>(t: &'a Transcript, name: &str) -> Vec<&'a str> {
+    t.console
+        .lines()
+        .rev()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn libos_done_when_file_survives_killing_fs() {
+    let t = boot(&["ps", "write /a hi", "cat /a", "kill fs", "cat /a", "poweroff"], 60);
+    check(&t, t.ok(), "the session must succeed and power off");
+    check(&t, t.console.contains("NAME              ID  GEN  STATE    RESTARTS PRIO  SYSCALLS"), "ps header");
+    check(&t, outputs(&t, "cat /a") == ["hi", "hi"], "cat prints hi before and after the kill");
+    check(&t, t.console.contains("KILL fs (task"), "the kill is reported");
+    check(&t, t.console.contains("restarted fs as gen 1"), "fs is restarted as generation 1");
+    check(&t, ps_row(&t, "fs").get(2) == Some(&"0"), "ps ran before the kill: fs was generation 0");
+}
+
+#[test]
+fn libos_help_and_failed_commands() {
+    let t = boot(&["help", "frobnicate", "cat /nothing", "echo still here"], 60);
+    check(&t, t.outcome == Outcome::PoweredOff, "powers off");
+    for cmd in ["ps", "mem", "kill", "inject", "campaign", "bench", "restart", "sleep", "poweroff"] {
+        check(&t, outputs(&t, "help")[0].contains(&format!("  {cmd}")), &format!("help lists {cmd}"));
+    }
+    check(
+        &t,
+        t.failed.iter().map(|(c, s)| (c.as_str(), *s)).eq([("frobnicate", 1), ("cat /nothing", 1)]),
+        "two failures, status 1",
+    );
+    check(&t, t.console.contains("error: cat: /nothing: no such file or directory"), "clear error");
+    check(&t, t.console.contains("axolotl [1]> echo still here"), "the prompt carries the status");
+}
+
+#[test]
+fn libos_line_editing_and_task_control_errors() {
+    // 0x7f is Backspace, 0x15 is Ctrl-U.
+    let t = boot(
+        &["ecx\x7fho edited", "junk\x15echo cleared", "kill nosuchtask", "kill idle", "restart shell"],
+        60,
+    );
+    check(&t, t.outcome == Outcome::PoweredOff, "powers off");
+    check(&t, t.console.lines().any(|l| l == "edited"), "backspace edits the line");
+    check(&t, t.console.lines().any(|l| l == "cleared"), "Ctrl-U clears the line");
+    check(&t, t.console.contains("no task named 'nosuchtask'"), "a bad task name is explained");
+    check(
+        &t,
+        t.console.contains("cannot inject into idle: not a supervised task"),
+        "the idle task is not killable",
+    );
+    check(
+        &t,
+        t.console.contains("cannot restart shell: the shell cannot restart itself"),
+        "the shell does not restart itself",
+    );
+    check(&t, t.failed.len() == 3, "exactly the three bad commands failed");
+}
+
+#[test]
+fn libos_every_fault_kind_on_fs_is_survived() {
+    let mut cmds = vec!["write /d/a hi"];
+    let kinds = [
+        "inject fs regflip 1",
+        "inject fs memflip 2",
+        "inject fs memword 3",
+        "inject fs skip 4",
+        "inject fs hang 5",
+        "kill fs",
+        "inject fs ssr 6",
+    ];
+    // After each fault: the first read may meet it (a clear error is allowed), the second must
+    // find the data.
+    for k in kinds {
+        cmds.extend([k, "cat /d/a", "cat /d/a"]);
+    }
+    cmds.push("ps");
+    let t = boot(&cmds, 90);
+    check(&t, t.outcome == Outcome::PoweredOff, "no core panic; powers off");
+    let cats = outputs(&t, "cat /d/a");
+    check(&t, cats.len() == 2 * kinds.len(), "every cat ran");
+    for (i, pair) in cats.chunks(2).enumerate() {
+        let first_ok = pair[0] == "hi" || pair[0].starts_with("error: cat: /d/a: ");
+        check(&t, first_ok, &format!("after '{}': data or a clear error", kinds[i]));
+        check(&t, pair[1] == "hi", &format!("after '{}': the data is intact", kinds[i]));
+    }
+    check(&t, t.failed.iter().all(|(c, s)| c == "cat /d/a" && *s == 1), "only reads fail, with status 1");
+    // `ssr` corrupts the shell's own fs session: fs detects it and only that call fails.
+    check(
+        &t,
+        t.console.contains("session state was broken and has been reset"),
+        "the ssr fault is reported to its client",
+    );
+    check(&t, t.console.contains("FAULT fs (task") && t.console.contains("hang: ran"), "faults are reported");
+    check(
+        &t,
+        t.console.contains("1 caller(s) retried"),
+        "a request in flight is retried against the next generation",
+    );
+    let restarts: u32 = ps_row(&t, "fs").get(4).and_then(|r| r.parse().ok()).unwrap_or(0);
+    check(&t, restarts >= 2, "hang and kill at least restarted fs");
+    for other in ["ramdisk", "timer", "console", "shell"] {
+        check(&t, ps_row(&t, other).get(4) == Some(&"0"), &format!("{other} was not restarted"));
+    }
+}
+
+#[test]
+fn libos_memory_after_1000_restarts_equals_before() {
+    let t = boot(&["mem", "restart fs 1000", "mem", "restart ramdisk 100", "mem", "cat /nothing-here"], 90);
+    check(&t, t.outcome == Outcome::PoweredOff, "powers off");
+    let mems: Vec<String> = outputs(&t, "mem");
+    check(&t, mems.len() == 3, "three mem reports");
+    let first = mems[0].lines().next().unwrap_or_default();
+    check(&t, first.starts_with("mem: frames="), "mem prints frames and heap");
+    check(
+        &t,
+        mems.iter().all(|m| m == &mems[0]),
+        "frames, core heap, slots and every task heap are unchanged",
+    );
+    check(&t, t.console.contains("restarted fs 1000 times; now generation 1000"), "1000 restarts done");
+}
+
+#[test]
+fn libos_short_seeded_campaign_reports_one_summary_line() {
+    let t = boot(&["campaign fs 25 7", "cat /campaign/data"], 120);
+    check(&t, t.outcome == Outcome::PoweredOff, "no core panic");
+    let summary = t.console.lines().find(|l| l.starts_with("campaign fs: injected=")).unwrap_or_default();
+    check(&t, summary.starts_with("campaign fs: injected=25 manifested="), "one summary line, 25 faults");
+    check(&t, summary.ends_with("panics=0"), "no panic");
+    check(&t, t.console.lines().filter(|l| l.starts_with("fault ")).count() == 25, "one line per fault");
+    check(&t, t.console.contains("campaign fs: other tasks restarted 0 times"), "faults stayed inside fs");
+}
+
+#[test]
+fn libos_bench_rows_have_the_host_format_and_repeat_exactly() {
+    let machine = Machine { icount: true, gdb: false };
+    let rows = |t: &Transcript| -> Vec<String> {
+        t.console.lines().filter(|l| l.starts_with("bench: los.")).map(str::to_string).collect()
+    };
+    let a = boot_with(machine, &["bench 100"], 90);
+    check(&a, a.ok(), "bench succeeds");
+    let names: Vec<String> =
+        rows(&a).iter().filter_map(|r| r.split_whitespace().nth(1).map(str::to_string)).collect();
+    check(
+        &a,
+        names == ["los.fn_call", "los.cell_call", "los.channel_rtt", "los.fs_read", "los.restart"],
+        "five rows",
+    );
+    for r in rows(&a) {
+        let f: Vec<&str> = r.split_whitespace().collect();
+        let num = |i: usize, key: &str| {
+            f.get(i).and_then(|w| w.strip_prefix(key)).and_then(|v| v.parse::<u64>().ok())
+        };
+        let ok = f.len() == 6
+            && num(2, "n=").is_some()
+            && num(3, "min=").is_some()
+            && num(4, "median=").is_some()
+            && num(5, "p99=").is_some();
+        check(&a, ok, &format!("row '{r}' has the format bench: NAME n=N min=A median=B p99=C"));
+        check(
+            &a,
+            num(3, "min=") <= num(4, "median=") && num(4, "median=") <= num(5, "p99="),
+            "min <= median <= p99",
+        );
+    }
+    check(&a, rows(&a).last().is_some_and(|r| r.contains(" n=50 ")), "restart uses n=min(N,50)");
+    let b = boot_with(machine, &["bench 100"], 90);
+    check(&b, rows(&a) == rows(&b), "two runs under -icount give the same counts");
+}
