@@ -91,7 +91,7 @@ beside the published CuriOS figures (../shared/ANCHORS.md). Writes
 target/os/bench/protected-calls.json, .md (the table) and .svg (a bar chart).
 
 OPTIONS:
-    --runs N           runs per row (default 1000; fs reads at most 2000, restarts at most 50)
+    --runs N           runs per row (default 1000; restarts at most 50)
     --personality P    only microkernel or only libos";
 
 fn bench(args: &[String]) -> Result<ExitCode> {
