@@ -123,21 +123,19 @@ impl core::fmt::Display for Broken {
 
 /// A Fletcher-style checksum over 32-bit words (a trailing partial word is zero-padded).
 pub fn checksum(bytes: &[u8]) -> u32 {
-    let (mut a, mut b) = (0x5eed_u32, 0u32);
-    let mut step = |w: [u8; 4]| {
-        a = a.wrapping_add(u32::from_le_bytes(w));
-        b = b.wrapping_add(a).rotate_left(1);
-    };
-    // Whole words without a copy loop per word (this runs on every SSR request); the tail,
-    // if any, zero-padded.
+    // Whole words straight from the slice (this runs twice on every SSR request); the tail,
+    // if any, zero-padded. Plain locals, so the two sums stay in registers.
     let (words, tail) = bytes.as_chunks::<4>();
-    for &w in words {
-        step(w);
+    let (mut a, mut b) = (0x5eed_u32, 0u32);
+    for w in words {
+        a = a.wrapping_add(u32::from_le_bytes(*w));
+        b = b.wrapping_add(a).rotate_left(1);
     }
     if !tail.is_empty() {
         let mut w = [0u8; 4];
         w[..tail.len()].copy_from_slice(tail);
-        step(w);
+        a = a.wrapping_add(u32::from_le_bytes(w));
+        b = b.wrapping_add(a).rotate_left(1);
     }
     a ^ b.rotate_left(16)
 }
