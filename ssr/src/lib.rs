@@ -122,6 +122,7 @@ impl core::fmt::Display for Broken {
 }
 
 /// A Fletcher-style checksum over 32-bit words (a trailing partial word is zero-padded).
+#[inline] // callers pass a state of constant size: inlined, the loop folds to straight code
 pub fn checksum(bytes: &[u8]) -> u32 {
     // Whole words straight from the slice (this runs twice on every SSR request); the tail,
     // if any, zero-padded. Plain locals, so the two sums stay in registers.
