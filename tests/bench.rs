@@ -4,8 +4,10 @@
 //! landing inside one sample moves a p99 of few samples, and its phase depends on when the
 //! host typed the command.
 
+mod common;
+
 use axolotl_images::bench::{self, Row};
-use axolotl_images::{build, Personality};
+use axolotl_images::Personality;
 
 fn key(rows: &[Row]) -> Vec<(String, u64, u64)> {
     rows.iter().map(|r| (r.name.clone(), r.min, r.median)).collect()
@@ -13,7 +15,7 @@ fn key(rows: &[Row]) -> Vec<(String, u64, u64)> {
 
 #[test]
 fn bench_rows_are_complete_and_deterministic() {
-    let iso = build::build().unwrap_or_else(|e| panic!("cargo os build failed: {e}")).iso;
+    let iso = common::iso();
     let expected = [
         (Personality::Microkernel, &["mk.null_call", "mk.ssr_call", "mk.fs_read", "mk.restart"][..]),
         (
@@ -22,7 +24,7 @@ fn bench_rows_are_complete_and_deterministic() {
         ),
     ];
     for (p, names) in expected {
-        let first = bench::measure(&iso, p, 20).unwrap_or_else(|e| panic!("bench on {}: {e}", p.id()));
+        let first = bench::measure(iso, p, 20).unwrap_or_else(|e| panic!("bench on {}: {e}", p.id()));
         let got: Vec<&str> = first.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(got, names, "{}: the rows, in order", p.id());
         for r in &first {
@@ -32,7 +34,7 @@ fn bench_rows_are_complete_and_deterministic() {
                 p.id()
             );
         }
-        let second = bench::measure(&iso, p, 20).unwrap_or_else(|e| panic!("bench on {}: {e}", p.id()));
+        let second = bench::measure(iso, p, 20).unwrap_or_else(|e| panic!("bench on {}: {e}", p.id()));
         assert_eq!(key(&first), key(&second), "{}: two runs, the same instruction counts", p.id());
         let json = bench::to_json(&first);
         assert!(json.starts_with('{') && json.trim_end().ends_with('}'));

@@ -1,71 +1,18 @@
 //! Boot the libos personality (GRUB entry `libos`) in QEMU, drive its shell over the serial
 //! line, check what it prints. Same helpers and style as `tests/qemu.rs`.
 
-use axolotl_images::qemu::{self, Machine, Outcome, Transcript};
-use axolotl_images::{build, Personality};
-use std::path::PathBuf;
-use std::sync::OnceLock;
-use std::time::Duration;
+mod common;
 
-fn iso() -> &'static PathBuf {
-    static ISO: OnceLock<PathBuf> = OnceLock::new();
-    ISO.get_or_init(|| build::build().unwrap_or_else(|e| panic!("cargo os build failed: {e}")).iso)
-}
+use axolotl_images::qemu::{Machine, Outcome, Transcript};
+use axolotl_images::Personality;
+use common::{check, outputs, ps_row};
 
 fn boot_with(machine: Machine, commands: &[&str], timeout_secs: u64) -> Transcript {
-    let commands: Vec<String> = commands.iter().map(|c| c.to_string()).collect();
-    qemu::exec(
-        iso(),
-        Personality::Libos,
-        machine,
-        &commands,
-        Duration::from_secs(timeout_secs),
-        qemu::Echo::Nothing,
-    )
-    .unwrap_or_else(|e| panic!("could not run QEMU: {e}"))
+    common::boot_as(Personality::Libos, machine, commands, timeout_secs)
 }
 
 fn boot(commands: &[&str], timeout_secs: u64) -> Transcript {
     boot_with(Machine::default(), commands, timeout_secs)
-}
-
-/// Assert with the console's tail in the message.
-#[track_caller]
-fn check(t: &Transcript, cond: bool, what: &str) {
-    assert!(cond, "{what}\n--- outcome: {}\n--- console tail:\n{}", t.summary(), t.tail(40));
-}
-
-/// What each run of command `cmd` printed: the lines between its prompt and the next prompt,
-/// without log lines (`[kernel] ...`), which may interleave at any time.
-fn outputs(t: &Transcript, cmd: &str) -> Vec<String> {
-    let mut runs = Vec::new();
-    let mut current: Option<Vec<&str>> = None;
-    for line in t.console.lines() {
-        if line.starts_with("axolotl") && line.contains("> ") {
-            if let Some(out) = current.take() {
-                runs.push(out.join("\n"));
-            }
-            if line.split_once("> ").is_some_and(|(_, c)| c == cmd) {
-                current = Some(Vec::new());
-            }
-        } else if let Some(out) = current.as_mut() {
-            if !line.starts_with('[') {
-                out.push(line);
-            }
-        }
-    }
-    runs.extend(current.map(|out| out.join("\n")));
-    runs
-}
-
-/// The `ps` row of task `name` in the last `ps`, split into columns.
-fn ps_row<'a>(t: &'a Transcript, name: &str) -> Vec<&'a str> {
-    t.console
-        .lines()
-        .rev()
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .map(|l| l.split_whitespace().collect())
-        .unwrap_or_default()
 }
 
 #[test]

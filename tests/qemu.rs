@@ -3,76 +3,14 @@
 //! Every test builds the image once (shared), boots its own QEMU with a timeout, and on failure
 //! shows the tail of the console.
 
-use axolotl_images::qemu::{self, Machine, Outcome, Transcript};
-use axolotl_images::{build, Personality};
-use std::path::PathBuf;
-use std::sync::OnceLock;
-use std::time::Duration;
+mod common;
 
-fn iso() -> &'static PathBuf {
-    static ISO: OnceLock<PathBuf> = OnceLock::new();
-    ISO.get_or_init(|| build::build().unwrap_or_else(|e| panic!("cargo os build failed: {e}")).iso)
-}
+use axolotl_images::qemu::{Machine, Outcome, Transcript};
+use axolotl_images::Personality;
+use common::{answer_after, check, outputs, ps_row};
 
 fn boot(commands: &[&str], timeout_secs: u64) -> Transcript {
-    let commands: Vec<String> = commands.iter().map(|c| c.to_string()).collect();
-    qemu::exec(
-        iso(),
-        Personality::Microkernel,
-        Machine::default(),
-        &commands,
-        Duration::from_secs(timeout_secs),
-        qemu::Echo::Nothing,
-    )
-    .unwrap_or_else(|e| panic!("could not run QEMU: {e}"))
-}
-
-/// Assert with the console's tail in the message.
-#[track_caller]
-fn check(t: &Transcript, cond: bool, what: &str) {
-    assert!(cond, "{what}\n--- outcome: {}\n--- console tail:\n{}", t.summary(), t.tail(40));
-}
-
-/// What each run of command `cmd` printed: the lines between its prompt and the next prompt,
-/// without log lines (`[kernel] ...`, `[fs] ...`), which may interleave at any time.
-fn outputs(t: &Transcript, cmd: &str) -> Vec<String> {
-    let mut runs = Vec::new();
-    let mut current: Option<Vec<&str>> = None;
-    for line in t.console.lines() {
-        if line.starts_with("axolotl") && line.contains("> ") {
-            if let Some(out) = current.take() {
-                runs.push(out.join("\n"));
-            }
-            if line.split_once("> ").is_some_and(|(_, c)| c == cmd) {
-                current = Some(Vec::new());
-            }
-        } else if let Some(out) = current.as_mut() {
-            if !line.starts_with('[') {
-                out.push(line);
-            }
-        }
-    }
-    runs.extend(current.map(|out| out.join("\n")));
-    runs
-}
-
-/// The first line printed after the last time `cmd` was typed, skipping log lines. Unlike
-/// [`outputs`] it does not need the command on its prompt's line: a task that hogs the CPU
-/// (a hung server) can delay the shell's echo past log lines.
-fn answer_after<'a>(t: &'a Transcript, cmd: &str) -> Option<&'a str> {
-    let lines: Vec<&str> = t.console.lines().collect();
-    let typed = lines.iter().rposition(|l| *l == cmd || l.ends_with(&format!("> {cmd}")))?;
-    lines[typed + 1..].iter().copied().find(|l| !l.starts_with('[') && !l.is_empty())
-}
-
-/// The `ps` row of task `name`, split into columns.
-fn ps_row<'a>(t: &'a Transcript, name: &str) -> Vec<&'a str> {
-    t.console
-        .lines()
-        .rev()
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .map(|l| l.split_whitespace().collect())
-        .unwrap_or_default()
+    common::boot_as(Personality::Microkernel, Machine::default(), commands, timeout_secs)
 }
 
 #[test]

@@ -1,0 +1,76 @@
+//! Helpers the QEMU test suites share: build the ISO once, boot a personality with commands,
+//! and read what the shell printed. (Each test binary uses its own subset.)
+#![allow(dead_code)]
+
+use axolotl_images::qemu::{self, Machine, Transcript};
+use axolotl_images::{build, Personality};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The ISO, built once per test binary.
+pub fn iso() -> &'static PathBuf {
+    static ISO: OnceLock<PathBuf> = OnceLock::new();
+    ISO.get_or_init(|| build::build().unwrap_or_else(|e| panic!("cargo os build failed: {e}")).iso)
+}
+
+/// Boot `personality`, type `commands` at its shell, power off; the whole session within
+/// `timeout_secs`.
+pub fn boot_as(
+    personality: Personality,
+    machine: Machine,
+    commands: &[&str],
+    timeout_secs: u64,
+) -> Transcript {
+    let commands: Vec<String> = commands.iter().map(|c| c.to_string()).collect();
+    qemu::exec(iso(), personality, machine, &commands, Duration::from_secs(timeout_secs), qemu::Echo::Nothing)
+        .unwrap_or_else(|e| panic!("could not run QEMU: {e}"))
+}
+
+/// Assert with the console's tail in the message.
+#[track_caller]
+pub fn check(t: &Transcript, cond: bool, what: &str) {
+    assert!(cond, "{what}\n--- outcome: {}\n--- console tail:\n{}", t.summary(), t.tail(40));
+}
+
+/// What each run of command `cmd` printed: the lines between its prompt and the next prompt,
+/// without log lines (`[kernel] ...`, `[fs] ...`), which may interleave at any time.
+pub fn outputs(t: &Transcript, cmd: &str) -> Vec<String> {
+    let mut runs = Vec::new();
+    let mut current: Option<Vec<&str>> = None;
+    for line in t.console.lines() {
+        if line.starts_with("axolotl") && line.contains("> ") {
+            if let Some(out) = current.take() {
+                runs.push(out.join("\n"));
+            }
+            if line.split_once("> ").is_some_and(|(_, c)| c == cmd) {
+                current = Some(Vec::new());
+            }
+        } else if let Some(out) = current.as_mut() {
+            if !line.starts_with('[') {
+                out.push(line);
+            }
+        }
+    }
+    runs.extend(current.map(|out| out.join("\n")));
+    runs
+}
+
+/// The first line printed after the last time `cmd` was typed, skipping log lines. Unlike
+/// [`outputs`] it does not need the command on its prompt's line: a task that hogs the CPU
+/// (a hung server) can delay the shell's echo past log lines.
+pub fn answer_after<'a>(t: &'a Transcript, cmd: &str) -> Option<&'a str> {
+    let lines: Vec<&str> = t.console.lines().collect();
+    let typed = lines.iter().rposition(|l| *l == cmd || l.ends_with(&format!("> {cmd}")))?;
+    lines[typed + 1..].iter().copied().find(|l| !l.starts_with('[') && !l.is_empty())
+}
+
+/// The `ps` row of task `name` in the last `ps`, split into columns.
+pub fn ps_row<'a>(t: &'a Transcript, name: &str) -> Vec<&'a str> {
+    t.console
+        .lines()
+        .rev()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default()
+}
