@@ -21,6 +21,8 @@ pub struct Image {
     pub kernel: PathBuf,
     /// The server ELFs on the image.
     pub servers: Vec<PathBuf>,
+    /// The libos ELF (with symbols).
+    pub libos: PathBuf,
 }
 
 /// The bare-metal build's own target directory. Separate from `target/`, so a build started
@@ -72,7 +74,12 @@ pub fn build() -> Result<Image> {
     }
     let bins = binary_dir();
     let iso = write_iso(&bins, &servers)?;
-    Ok(Image { iso, kernel: bins.join(KERNEL_BIN), servers: servers.iter().map(|s| bins.join(s)).collect() })
+    Ok(Image {
+        iso,
+        kernel: bins.join(KERNEL_BIN),
+        servers: servers.iter().map(|s| bins.join(s)).collect(),
+        libos: bins.join(LIBOS_BIN),
+    })
 }
 
 fn copy(from: &Path, to: &Path) -> Result<()> {

@@ -27,18 +27,19 @@ cargo os build — build kernel and servers for x86_64-unknown-none, write targe
 USAGE:
     cargo os build
 
-The ISO boots with GRUB (Multiboot2) and has one menu entry per personality.
+The ISO boots with GRUB (Multiboot2) and has one menu entry per personality: the microkernel
+with the servers the manifest lists, and the libos (one binary, its cells linked in).
 The servers on it are the tasks listed in images/microkernel.manifest.";
 
 const RUN_HELP: &str = "\
 cargo os run — boot Axolotl in QEMU with the serial console on this terminal
 
 USAGE:
-    cargo os run [--personality microkernel] [--exec \"CMD; CMD; ...\"] [--icount] [--gdb]
+    cargo os run [--personality microkernel|libos] [--exec \"CMD; CMD; ...\"] [--icount] [--gdb]
                  [--timeout SECS]
 
 OPTIONS:
-    --personality P   which GRUB entry to boot (default: microkernel)
+    --personality P   which GRUB entry to boot: microkernel (default) or libos
     --exec SCRIPT     run headless: wait for the shell prompt, type each command, wait for its
                       prompt, then power off; print the whole console and exit non-zero if the
                       kernel panicked, a command failed, or the timeout passed
@@ -51,7 +52,8 @@ OPTIONS:
 
 EXAMPLE:
     cargo os run --exec \"ps; echo hi; poweroff\"
-    cargo os run --icount --exec \"bench\"";
+    cargo os run --icount --exec \"bench\"
+    cargo os run --personality libos --exec \"ps; write /a hi; cat /a; kill fs; cat /a\"";
 
 const CAMPAIGN_HELP: &str = "\
 cargo os campaign — inject faults into one server under a checked workload, headless
@@ -253,9 +255,13 @@ fn run(args: &[String]) -> Result<ExitCode> {
         None => {
             if r.machine.gdb {
                 eprintln!("[os] QEMU waits for a debugger. In another terminal:");
-                eprintln!("       gdb {} -ex 'target remote localhost:1234'", image.kernel.display());
-                for s in &image.servers {
-                    eprintln!("       (a server's symbols: add-symbol-file {})", s.display());
+                if r.personality == Personality::Libos {
+                    eprintln!("       gdb {} -ex 'target remote localhost:1234'", image.libos.display());
+                } else {
+                    eprintln!("       gdb {} -ex 'target remote localhost:1234'", image.kernel.display());
+                    for s in &image.servers {
+                        eprintln!("       (a server's symbols: add-symbol-file {})", s.display());
+                    }
                 }
             }
             let code = qemu::interactive(&image.iso, r.personality, r.machine)?;
