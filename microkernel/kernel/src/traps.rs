@@ -12,15 +12,22 @@ use crate::sched::next_context;
 use crate::state::{Kernel, KERNEL};
 use crate::{fault, syscall};
 
+/// Never returns to the entry stub: it resumes a task itself, so it need not restore the
+/// registers the stub does not use (that saves the epilogue on every syscall).
 #[no_mangle]
-extern "C" fn syscall_from_user(_frame: *mut Context) -> *const Context {
-    let mut k = KERNEL.lock();
-    let cur = cpu::this().current.get();
-    if let Some(next) = crate::fastpath::try_ipc(&mut k, cur) {
-        // The fastpath checked that `next` may run now: no scheduling decision to make.
-        return k.activate(next);
-    }
-    slow_syscall(k, cur)
+extern "C" fn syscall_from_user(_frame: *mut Context) -> ! {
+    let next = {
+        let mut k = KERNEL.lock();
+        let cur = cpu::this().current.get();
+        match crate::fastpath::try_ipc(&mut k, cur) {
+            // The fastpath checked that `next` may run now: no scheduling decision to make.
+            Some(next) => k.activate(next),
+            None => slow_syscall(k, cur),
+        }
+    };
+    // SAFETY: `activate` (directly or in `next_context`) made the task whose frame this is the
+    // running one (space, rsp0, ctx end), and the kernel lock is released.
+    unsafe { crate::arch::trap::return_to_user(next) }
 }
 
 /// Every syscall the fastpath does not take. Out of line, so that the fastpath's frame stays

@@ -206,9 +206,8 @@ syscall_entry:
     push_gprs
     mov %rsp, %rdi
     mov %gs:8, %rsp
-    call syscall_from_user
-    mov %rax, %rdi
-    jmp return_to_user_asm
+    call syscall_from_user    /* never returns: it resumes a task through return_to_user */
+    ud2
 
 isr_common:
     /* An interrupt does not clear the direction flag the way `syscall` does (FMASK): a task
