@@ -65,6 +65,12 @@ pub(crate) struct Pending {
     bit: u64,
 }
 
+/// The name of a task whose injected regflip, skip or hang has not struck yet (it strikes the
+/// next time that task runs), if any. Work that masks the timer must not run it into a hang.
+pub fn armed() -> Option<&'static str> {
+    KERNEL.with(|k| k.tasks.iter().flatten().find(|t| t.pending.is_some()).map(|t| t.name))
+}
+
 /// Inject `kind` into task `index` with `seed`; returns what it hit (register << 8 | bit for
 /// regflip, the address for memory kinds, entry << 16 | offset for ssr, 0 for kill).
 pub fn inject(index: usize, kind: Kind, seed: u64) -> Result<u64, InjectError> {
