@@ -176,3 +176,15 @@ fn libos_bench_rows_have_the_host_format_and_repeat_exactly() {
     let b = boot_with(machine, &["bench 100"], 90);
     check(&b, rows(&a) == rows(&b), "two runs under -icount give the same counts");
 }
+
+#[test]
+fn libos_bench_refuses_to_run_into_an_armed_fault() {
+    // bench masks the timer while it measures: a hang armed in the echo task it calls would
+    // strike there and never be detected, so it refuses until the task is restarted.
+    let t = boot(&["inject echo hang", "bench 10", "restart echo", "echo alive"], 60);
+    check(&t, t.outcome == Outcome::PoweredOff, "clean power-off");
+    check(&t, t.console.contains("bench: a fault injected into echo has not struck yet"), "says why");
+    let failed: Vec<&str> = t.failed.iter().map(|(c, _)| c.as_str()).collect();
+    check(&t, failed == ["bench 10"], "only bench failed");
+    check(&t, outputs(&t, "echo alive") == ["alive"], "and the shell carries on");
+}
