@@ -18,7 +18,7 @@
 //! `None` and the general path in `syscall` handles it with the same result. The fastpath skips
 //! no rule: it only skips re-deciding, per call, what the general path must decide in general.
 
-use crate::state::{Blocked, Kernel, Tcb};
+use crate::state::{Blocked, Kernel};
 use axolotl_abi::{MsgInfo, Rights, Sysno, TaskState, IPC_BUFFER_SIZE};
 use axolotl_kcore::cap::Object;
 
@@ -48,24 +48,6 @@ fn may_run_now(k: &Kernel, t: usize) -> bool {
     k.run.top_priority().is_none_or(|top| top <= task.priority) && crate::sched::is_canonical(task.ctx.rip)
 }
 
-/// Copy the message (payload and the four words) from `from` to `to`'s registers.
-#[inline(always)]
-fn transfer(from: &Tcb, to: &mut Tcb, raw: u64, badge: u64) {
-    let len = (raw >> 32) as usize;
-    if len > 0 {
-        // SAFETY: both are IPC-buffer frames owned by their (distinct, live) tasks, identity
-        // mapped; `len` was checked against the buffer size.
-        unsafe {
-            core::ptr::copy_nonoverlapping(from.ipc_buffer as *const u8, to.ipc_buffer as *mut u8, len)
-        };
-    }
-    let (f, t) = (&from.ctx, &mut to.ctx);
-    t.rax = 0;
-    t.rdi = badge;
-    t.rsi = raw;
-    [t.rdx, t.r10, t.r8, t.r9] = [f.rdx, f.r10, f.r8, f.r9];
-}
-
 #[inline(always)]
 fn call(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> {
     let cap = *k.cspaces[cur].get(slot).ok()?;
@@ -88,7 +70,7 @@ fn call(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> {
     let [t, s] = k.tasks.get_disjoint_mut([cur, server]).ok()?;
     // Checked; from here on nothing fails.
     k.endpoints[ep as usize].receivers.pop_front(&mut k.links);
-    let token = k.next_token;
+    let token = k.next_token; // `new_token`, inlined: the TCBs are borrowed
     k.next_token += 1;
     if let (Some(session), Some(frame)) = (session, frame) {
         s.map_ssr(session, frame);
@@ -104,7 +86,7 @@ fn call(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> {
     t.call_token = token;
     t.state = TaskState::Calling;
     t.blocked = Blocked::Reply(server as u16);
-    transfer(t, s, raw, cap.badge);
+    t.send_message(s, (raw >> 32) as usize, raw, cap.badge);
     s.reply_to = Some((t.id, token));
     s.request_tick = ticks;
     s.state = TaskState::Ready;
@@ -138,7 +120,7 @@ fn reply_recv(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> 
     t.unmap_ssr();
     k.endpoints[ep as usize].receivers.push_back(&mut k.links, cur);
     // ... the answer goes to the caller ...
-    transfer(t, c, raw, 0);
+    t.send_message(c, (raw >> 32) as usize, raw, 0);
     c.recv_slot = None;
     c.retried = false;
     c.state = TaskState::Ready;

@@ -13,7 +13,7 @@
 //! so a reply capability answers exactly the call it was made for: a stale reply (the caller died,
 //! was restarted, or was answered already) gets `Dead` instead of reaching the wrong task.
 
-use crate::state::{Blocked, Kernel};
+use crate::state::{Blocked, Kernel, Tcb};
 use axolotl_abi::{Error, MsgInfo, Rights, TaskState, IPC_BUFFER_SIZE, LABEL_NOTIFICATION};
 use axolotl_kcore::TaskId;
 
@@ -27,45 +27,45 @@ pub enum Done {
     Blocked,
 }
 
-impl Kernel {
-    /// The message words a task passed in its registers.
-    fn words(&self, t: usize) -> [u64; 4] {
-        let c = &self.tasks[t].ctx;
-        [c.rdx, c.r10, c.r8, c.r9]
+impl Tcb {
+    /// Give `to` a message from this task: `len` payload bytes (within the IPC buffer size)
+    /// copied between the IPC buffers, this task's four message words, and `info` and `badge`
+    /// in `to`'s registers (`rax` = 0: the receive succeeded).
+    #[inline(always)]
+    pub fn send_message(&self, to: &mut Tcb, len: usize, info: u64, badge: u64) {
+        if len > 0 {
+            // SAFETY: both are IPC-buffer frames owned by their (distinct, live) tasks, identity
+            // mapped; the callers bound `len` by the buffer size.
+            unsafe {
+                core::ptr::copy_nonoverlapping(self.ipc_buffer as *const u8, to.ipc_buffer as *mut u8, len)
+            };
+        }
+        let (f, t) = (&self.ctx, &mut to.ctx);
+        t.rax = 0;
+        t.rdi = badge;
+        t.rsi = info;
+        [t.rdx, t.r10, t.r8, t.r9] = [f.rdx, f.r10, f.r8, f.r9];
     }
+}
 
+impl Kernel {
     /// Copy a message from `from` to `to` and write it into `to`'s registers. A message sent
     /// through a session maps that session's SSR into the receiver's window.
-    fn deliver(
-        &mut self,
-        from: usize,
-        to: usize,
-        info: MsgInfo,
-        words: [u64; 4],
-        badge: u64,
-        session: Option<u16>,
-    ) {
+    fn deliver(&mut self, from: usize, to: usize, info: MsgInfo, badge: u64, session: Option<u16>) {
         if let Some(s) = session {
             self.map_ssr(to, s);
         }
         let len = (info.len as usize).min(IPC_BUFFER_SIZE);
-        if len > 0 {
-            let (src, dst) = (self.tasks[from].ipc_buffer, self.tasks[to].ipc_buffer);
-            // SAFETY: both are IPC-buffer frames owned by their (distinct, live) tasks, identity
-            // mapped; `len` is within a page.
-            unsafe { core::ptr::copy_nonoverlapping(src as *const u8, dst as *mut u8, len) };
-        }
         let mut delivered = MsgInfo { label: info.label, len: len as u16, cap: None, move_cap: false };
         if let (Some(src), Some(dst)) = (info.cap, self.tasks[to].recv_slot) {
             if self.transfer_cap(from, src, to, dst, info.move_cap).is_ok() {
                 delivered.cap = Some(dst);
             }
         }
-        let c = &mut self.tasks[to].ctx;
-        c.rax = 0;
-        c.rdi = badge;
-        c.rsi = delivered.encode();
-        [c.rdx, c.r10, c.r8, c.r9] = words;
+        // A task is never both the running sender and a waiting receiver: the two differ.
+        if let Ok([f, t]) = self.tasks.get_disjoint_mut([from, to]) {
+            f.send_message(t, len, delivered.encode(), badge);
+        }
     }
 
     fn transfer_cap(
@@ -119,7 +119,6 @@ impl Kernel {
         is_call: bool,
         session: Option<u16>,
     ) -> Done {
-        let words = self.words(cur);
         // Remember the call in full: if the server faults, it is delivered again from here.
         let t = &mut self.tasks[cur];
         t.pending = info;
@@ -128,7 +127,7 @@ impl Kernel {
         t.pending_session = session;
         t.pending_ep = ep;
         if let Some(r) = self.endpoints[ep as usize].receivers.pop_front(&mut self.links) {
-            self.deliver(cur, r, info, words, badge, session);
+            self.deliver(cur, r, info, badge, session);
             if is_call {
                 // The caller blocks: hand the CPU straight to the server (no run-queue trip).
                 self.link_call(cur, r);
@@ -173,8 +172,7 @@ impl Kernel {
             let t = &self.tasks[s];
             let (info, badge, is_call, session) =
                 (t.pending, t.pending_badge, t.pending_is_call, t.pending_session);
-            let words = self.words(s);
-            self.deliver(s, cur, info, words, badge, session);
+            self.deliver(s, cur, info, badge, session);
             if is_call {
                 self.link_call(s, cur);
             } else {
@@ -210,11 +208,10 @@ impl Kernel {
             .resolve(caller)
             .filter(|&c| self.tasks[c].state == TaskState::Calling && self.tasks[c].call_token == token)
             .ok_or(Error::Dead)?;
-        let words = self.words(from);
         self.tasks[c].recv_slot = None;
         self.tasks[c].retried = false;
         self.tasks[from].answered += 1;
-        self.deliver(from, c, info, words, 0, None);
+        self.deliver(from, c, info, 0, None);
         self.tasks[c].state = TaskState::Ready;
         self.tasks[c].blocked = Blocked::Nothing;
         Ok(c)

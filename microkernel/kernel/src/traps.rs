@@ -33,7 +33,7 @@ extern "C" fn syscall_from_user(_frame: *mut Context) -> ! {
 /// Every syscall the fastpath does not take. Out of line, so that the fastpath's frame stays
 /// small (the general path's locals take kilobytes of stack).
 #[inline(never)]
-fn slow_syscall(mut k: spin::MutexGuard<'static, crate::state::Kernel>, cur: usize) -> *const Context {
+fn slow_syscall(mut k: spin::MutexGuard<'static, Kernel>, cur: usize) -> *const Context {
     syscall::handle(&mut k, cur);
     next_context(k)
 }
