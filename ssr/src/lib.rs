@@ -197,16 +197,27 @@ type Parts<'a, T> = (&'a mut Header, &'a mut T, Option<&'a mut [u8]>);
 fn split<T: Layout>(bytes: &mut [u8]) -> Result<Parts<'_, T>, Broken> {
     const { assert!(!T::BACKUP || HEADER_LEN + size_of::<T>() <= BACKUP_OFFSET, "state too big for a backup") };
     let len = HEADER_LEN + size_of::<T>();
-    let need = if T::BACKUP { BACKUP_OFFSET.max(len) + len } else { len };
+    let need = if T::BACKUP { BACKUP_OFFSET + len } else { len };
     if bytes.len() < need {
         return Err(Broken::TooSmall { have: bytes.len(), need });
     }
     let (primary, rest) = bytes.split_at_mut(len);
-    let backup = T::BACKUP.then(|| &mut rest[BACKUP_OFFSET.max(len) - len..][..len]);
+    let backup = T::BACKUP.then(|| &mut rest[BACKUP_OFFSET - len..][..len]);
     let (h, state) = primary.split_at_mut(HEADER_LEN);
     let header = bytemuck::try_from_bytes_mut(h).map_err(|_| Broken::Misaligned)?;
     let state = bytemuck::try_from_bytes_mut(state).map_err(|_| Broken::Misaligned)?;
     Ok((header, state, backup))
+}
+
+/// Copy a backup that passes every check over the primary; whether there was one.
+fn restore<T: Layout>(header: &mut Header, state: &mut T, backup: Option<&[u8]>) -> bool {
+    match backup.and_then(|b| verify_copy::<T>(b).ok()) {
+        Some((h, s)) => {
+            (*header, *state) = (*h, *s);
+            true
+        }
+        None => false,
+    }
 }
 
 /// A copy (header and state bytes) that passes every check.
@@ -254,9 +265,7 @@ fn open_inner<T: Layout>(bytes: &mut [u8], reset_broken: bool) -> Result<Region<
     // corrupted word cannot zero a sealed primary, so an all-zero primary was never sealed —
     // unless a good backup says otherwise.
     if header.magic == 0 && *header == Header::zeroed() && bytemuck::bytes_of(state).iter().all(|&b| b == 0) {
-        if let Some(copy) = backup.as_deref().and_then(|b| verify_copy::<T>(b).ok()) {
-            *header = *copy.0;
-            *state = *copy.1;
+        if restore(header, state, backup.as_deref()) {
             return Ok(Region { header, state, backup, origin: Origin::Repaired(Broken::BadMagic(0)) });
         }
         *state = T::fresh();
@@ -276,9 +285,7 @@ fn open_inner<T: Layout>(bytes: &mut [u8], reset_broken: bool) -> Result<Region<
     let Err(broken) = verify_parts(header, state) else {
         return Ok(Region { header, state, backup, origin: Origin::Existing });
     };
-    if let Some(copy) = backup.as_deref().and_then(|b| verify_copy::<T>(b).ok()) {
-        *header = *copy.0;
-        *state = *copy.1;
+    if restore(header, state, backup.as_deref()) {
         return Ok(Region { header, state, backup, origin: Origin::Repaired(broken) });
     }
     if reset_broken {
@@ -300,11 +307,33 @@ pub fn verify<T: Layout>(bytes: &[u8]) -> Result<&T, Broken> {
     match verify_copy::<T>(&bytes[..need]) {
         Ok((_, state)) => Ok(state),
         // The backup copy, when the caller read that far.
-        Err(broken) => match bytes.get(BACKUP_OFFSET.max(need)..BACKUP_OFFSET.max(need) + need) {
+        Err(broken) => match bytes.get(BACKUP_OFFSET..BACKUP_OFFSET + need) {
             Some(copy) if T::BACKUP => verify_copy::<T>(copy).map(|(_, state)| state).map_err(|_| broken),
             _ => Err(broken),
         },
     }
+}
+
+/// [`open_or_reset`] for a server serving session `session` of client task `client`: a region
+/// repaired from its backup or reset is reported (a warning naming the client and why), so
+/// every server words it the same way. On `Err` the region was reset; the server tells that
+/// client so.
+pub fn open_reporting<T: Layout>(
+    bytes: &mut [u8],
+    client: u16,
+    session: u16,
+) -> Result<Region<'_, T>, Broken> {
+    let region = open_or_reset::<T>(bytes);
+    match &region {
+        Ok(Region { origin: Origin::Repaired(broken), .. }) => log::warn!(
+            "state of client task {client} (session {session}) was broken: {broken}; repaired from its backup copy"
+        ),
+        Ok(_) => {}
+        Err(broken) => {
+            log::warn!("state of client task {client} (session {session}) is broken: {broken}; resetting it")
+        }
+    }
+    region
 }
 
 /// Throw a broken region away and start the session afresh.

@@ -16,7 +16,7 @@ use block_api::BlockDevice;
 use bytemuck::{Pod, Zeroable};
 use disk::{Disk, Inode, MAX_FILE, ROOT};
 use fs_api::{mode, normalize, FsError, Request, Response, KIND_DIR, KIND_FILE, LABEL, MAX_IO, PATH_MAX};
-use ssr::{Broken, Layout, Origin};
+use ssr::{Broken, Layout};
 use userlib::abi::{badge_client, badge_session, BootInfo, Error, IPC_BUFFER_SIZE};
 use userlib::cap::{ssr_window, Cap, Endpoint, SsrView};
 use userlib::msg;
@@ -368,28 +368,12 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
             (Some(_), label) if label != LABEL => Response::Error(FsError::Malformed),
             (Some(session), _) => match msg::decode::<Request<'_>>(&payload[..n]) {
                 Err(_) => Response::Error(FsError::Malformed),
-                Ok(req) => match ssr::open_or_reset::<ClientState>(ssr_window()) {
-                    Ok(mut region) => {
-                        if let Origin::Repaired(broken) = region.origin {
-                            log::warn!(
-                                "state of client task {} (session {}) was broken: {}; repaired from its backup copy",
-                                badge_client(m.badge),
-                                session,
-                                broken
-                            );
-                        }
-                        server.handle(region.state(), session, req, &mut data)
+                Ok(req) => {
+                    match ssr::open_reporting::<ClientState>(ssr_window(), badge_client(m.badge), session) {
+                        Ok(mut region) => server.handle(region.state(), session, req, &mut data),
+                        Err(_) => Response::Error(FsError::StateReset),
                     }
-                    Err(broken) => {
-                        log::warn!(
-                            "state of client task {} (session {}) is broken: {}; resetting it",
-                            badge_client(m.badge),
-                            session,
-                            broken
-                        );
-                        Response::Error(FsError::StateReset)
-                    }
-                },
+                }
             },
         };
         let len = msg::encode(&resp, &mut out).unwrap_or(0);

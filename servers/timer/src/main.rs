@@ -11,7 +11,7 @@
 #![forbid(unsafe_code)]
 
 use bytemuck::{Pod, Zeroable};
-use ssr::{Broken, Layout, Origin};
+use ssr::{Broken, Layout};
 use timer_api::{Request, Response, TimerError, LABEL};
 use userlib::abi::{badge_client, badge_session, BootInfo, Error, IPC_BUFFER_SIZE, LABEL_NOTIFICATION};
 use userlib::cap::{cap_info, save_reply, ssr_window, Cap, Endpoint, Interrupt, IoPort, Notification, Reply};
@@ -232,28 +232,12 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
                 (_, Err(_)) => Some(Action::Reply(Response::Error(TimerError::Malformed))),
                 _ if m.info.label != LABEL => Some(Action::Reply(Response::Error(TimerError::Malformed))),
                 // The region is sealed when it goes out of scope, before any parking below.
-                (Some(session), Ok(req)) => match ssr::open_or_reset::<ClientState>(ssr_window()) {
-                    Ok(mut region) => {
-                        if let Origin::Repaired(broken) = region.origin {
-                            log::warn!(
-                                "state of client task {} (session {}) was broken: {}; repaired from its backup copy",
-                                badge_client(m.badge),
-                                session,
-                                broken
-                            );
-                        }
-                        Some(server.handle(region.state(), req))
+                (Some(session), Ok(req)) => {
+                    match ssr::open_reporting::<ClientState>(ssr_window(), badge_client(m.badge), session) {
+                        Ok(mut region) => Some(server.handle(region.state(), req)),
+                        Err(_) => Some(Action::Reply(Response::Error(TimerError::StateReset))),
                     }
-                    Err(broken) => {
-                        log::warn!(
-                            "state of client task {} (session {}) is broken: {}; resetting it",
-                            badge_client(m.badge),
-                            session,
-                            broken
-                        );
-                        Some(Action::Reply(Response::Error(TimerError::StateReset)))
-                    }
-                },
+                }
             }
         };
         let reply = match action {
