@@ -58,7 +58,7 @@ pub fn parse_rows(console: &str) -> Vec<Row> {
         .collect()
 }
 
-/// What the guest printed, with a one-line verdict.
+/// The guest's lines shown while a measurement runs: its rows and errors.
 fn progress(line: &str) -> bool {
     line.starts_with("bench: ") || line.starts_with("error")
 }

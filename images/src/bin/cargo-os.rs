@@ -255,13 +255,11 @@ fn run(args: &[String]) -> Result<ExitCode> {
         None => {
             if r.machine.gdb {
                 eprintln!("[os] QEMU waits for a debugger. In another terminal:");
-                if r.personality == Personality::Libos {
-                    eprintln!("       gdb {} -ex 'target remote localhost:1234'", image.libos.display());
-                } else {
-                    eprintln!("       gdb {} -ex 'target remote localhost:1234'", image.kernel.display());
-                    for s in &image.servers {
-                        eprintln!("       (a server's symbols: add-symbol-file {})", s.display());
-                    }
+                let libos = r.personality == Personality::Libos;
+                let elf = if libos { &image.libos } else { &image.kernel };
+                eprintln!("       gdb {} -ex 'target remote localhost:1234'", elf.display());
+                for s in image.servers.iter().filter(|_| !libos) {
+                    eprintln!("       (a server's symbols: add-symbol-file {})", s.display());
                 }
             }
             let code = qemu::interactive(&image.iso, r.personality, r.machine)?;

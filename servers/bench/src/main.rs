@@ -44,10 +44,7 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
             _ => (1, 0),
         };
         let info = MsgInfo::new(answer).encode();
-        let r = userlib::sys::raw(Sysno::ReplyRecv as u64, [ep.slot(), info, value, 0, 0, 0]);
-        if r.code != 0 {
-            return Err(Error::from_raw(r.code).unwrap_or(Error::InvalidArgument));
-        }
+        let r = userlib::sys::call(Sysno::ReplyRecv, [ep.slot(), info, value, 0, 0, 0])?;
         (badge, label) = (r.rdi, r.rsi as u32);
     }
 }

@@ -67,8 +67,6 @@ const FS_SLOT: u8 = 40;
 const TIMER_SLOT: u8 = 41;
 const BENCH_SLOT: u8 = 42;
 const BENCH_MAX: usize = 4000;
-/// `mk.fs_read` runs (each a seek outside the timing and a timed 64-byte read).
-const BENCH_FS_READS: usize = 4000;
 /// Restarting fs takes ~50,000 instructions: fewer runs suffice.
 const BENCH_RESTARTS: usize = 50;
 
@@ -319,8 +317,7 @@ impl Shell {
         };
         let mut status = report("mk.null_call", n, measure(n, || call(ep.slot(), null)));
         status |= report("mk.ssr_call", n, measure(n, || call(session.slot(), word)));
-        let reads = n.min(BENCH_FS_READS);
-        status |= report("mk.fs_read", reads, bench_fs_read(fs, reads));
+        status |= report("mk.fs_read", n, bench_fs_read(fs, n));
         let restarts = n.min(BENCH_RESTARTS);
         status |= report("mk.restart", restarts, self.bench_restart(fs, restarts));
         status
