@@ -15,10 +15,8 @@ use userlib::msg::CallError;
 pub const LABEL: u32 = 0xF5;
 /// Most bytes one read or write carries.
 pub const MAX_IO: usize = 2048;
-/// Longest name of one path component.
-pub const NAME_MAX: usize = 28;
-/// Longest path.
-pub const PATH_MAX: usize = 96;
+/// Longest name of one path component, longest path: the file system's own limits.
+pub use fs_core::{NAME_MAX, PATH_MAX};
 
 /// Open modes, combinable.
 pub mod mode {
@@ -324,40 +322,34 @@ impl Fs {
 }
 
 /// Join `path` to the directory `cwd` (absolute) and normalise: resolve `.` and `..`, drop
-/// repeated slashes. Writes the absolute result into `out` and returns its length.
+/// repeated slashes. Writes the absolute result into `out` and returns its length. (The file
+/// system's own rule, `fs_core::path::normalize`, with this protocol's errors.)
 pub fn normalize(cwd: &str, path: &str, out: &mut [u8; PATH_MAX]) -> core::result::Result<usize, FsError> {
-    if path.is_empty() {
-        return Err(FsError::BadPath);
-    }
-    let mut len = 0usize;
-    let base = if path.starts_with('/') { "" } else { cwd };
-    for comp in base.split('/').chain(path.split('/')) {
-        match comp {
-            "" | "." => {}
-            ".." => {
-                // Back to the previous '/'; at the root, `..` stays at the root.
-                while len > 0 {
-                    len -= 1;
-                    if out[len] == b'/' {
-                        break;
-                    }
-                }
-            }
-            c => {
-                if c.len() > NAME_MAX || len + 1 + c.len() > PATH_MAX {
-                    return Err(FsError::NameTooLong);
-                }
-                out[len] = b'/';
-                out[len + 1..len + 1 + c.len()].copy_from_slice(c.as_bytes());
-                len += 1 + c.len();
-            }
+    fs_core::path::normalize(cwd, path, out).map_err(FsError::from)
+}
+
+/// The file system's errors as this protocol reports them.
+impl From<fs_core::FsError> for FsError {
+    fn from(e: fs_core::FsError) -> FsError {
+        use fs_core::FsError as C;
+        match e {
+            C::NotFound => FsError::NotFound,
+            C::Exists => FsError::Exists,
+            C::NotADirectory => FsError::NotADirectory,
+            C::IsADirectory => FsError::IsADirectory,
+            C::NotEmpty => FsError::NotEmpty,
+            C::NoSpace => FsError::NoSpace,
+            C::NameTooLong => FsError::NameTooLong,
+            C::BadPath => FsError::BadPath,
+            C::BadFd => FsError::BadFd,
+            C::TooManyOpen => FsError::TooManyOpen,
+            C::BadMode => FsError::BadMode,
+            C::InUse => FsError::InUse,
+            C::FileTooLarge => FsError::FileTooLarge,
+            C::StateReset => FsError::StateReset,
+            C::Disk | C::ServerFailed => FsError::Disk,
         }
     }
-    if len == 0 {
-        out[0] = b'/';
-        len = 1;
-    }
-    Ok(len)
 }
 
 #[cfg(test)]
