@@ -23,6 +23,19 @@ pub type Block = [u8; BLOCK_SIZE];
 pub const NAME_MAX: usize = 28;
 /// Longest path.
 pub const PATH_MAX: usize = 96;
+/// Open modes, combinable.
+pub mod mode {
+    pub const READ: u8 = 1;
+    pub const WRITE: u8 = 2;
+    /// Every write goes to the end of the file.
+    pub const APPEND: u8 = 4;
+    /// Create the file if it does not exist.
+    pub const CREATE: u8 = 8;
+    /// Cut the file to zero length on open.
+    pub const TRUNCATE: u8 = 16;
+    pub const ALL: u8 = 31;
+}
+
 pub const KIND_FILE: u8 = 1;
 pub const KIND_DIR: u8 = 2;
 

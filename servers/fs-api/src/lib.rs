@@ -18,21 +18,11 @@ pub const MAX_IO: usize = 2048;
 /// Longest name of one path component, longest path: the file system's own limits.
 pub use fs_core::{NAME_MAX, PATH_MAX};
 
-/// Open modes, combinable.
-pub mod mode {
-    pub const READ: u8 = 1;
-    pub const WRITE: u8 = 2;
-    /// Every write goes to the end of the file.
-    pub const APPEND: u8 = 4;
-    /// Create the file if it does not exist.
-    pub const CREATE: u8 = 8;
-    /// Cut the file to zero length on open.
-    pub const TRUNCATE: u8 = 16;
-    pub const ALL: u8 = 31;
-}
+/// Open modes, combinable (the file system's own).
+pub use fs_core::mode;
 
-pub const KIND_FILE: u8 = 1;
-pub const KIND_DIR: u8 = 2;
+/// What a directory entry names.
+pub use fs_core::{KIND_DIR, KIND_FILE};
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
 pub enum Request<'a> {

@@ -31,18 +31,8 @@ pub use server::start;
 pub const IO_MAX: usize = 256;
 const MAX_FILES: usize = 8;
 
-/// Open modes, combinable.
-pub mod mode {
-    pub const READ: u8 = 1;
-    pub const WRITE: u8 = 2;
-    /// Every write goes to the end of the file.
-    pub const APPEND: u8 = 4;
-    /// Create the file if it does not exist.
-    pub const CREATE: u8 = 8;
-    /// Cut the file to zero length on open.
-    pub const TRUNCATE: u8 = 16;
-    pub const ALL: u8 = 31;
-}
+/// Open modes, combinable (the file system's own).
+pub use fs_core::mode;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Debug)]
