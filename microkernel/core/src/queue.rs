@@ -44,7 +44,6 @@ impl Links {
 pub struct Queue {
     head: u8,
     tail: u8,
-    len: u8,
 }
 
 impl Default for Queue {
@@ -55,16 +54,12 @@ impl Default for Queue {
 
 impl Queue {
     pub const fn new() -> Self {
-        Queue { head: NONE, tail: NONE, len: 0 }
+        Queue { head: NONE, tail: NONE }
     }
 
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.head == NONE
-    }
-
-    pub fn len(&self) -> usize {
-        self.len as usize
     }
 
     #[inline]
@@ -86,7 +81,6 @@ impl Queue {
             links.next[self.tail as usize] = t as u8;
         }
         self.tail = t as u8;
-        self.len += 1;
         true
     }
 
@@ -102,7 +96,6 @@ impl Queue {
             self.tail = t as u8;
         }
         self.head = t as u8;
-        self.len += 1;
         true
     }
 
@@ -115,7 +108,6 @@ impl Queue {
         }
         links.next[t] = NONE;
         links.queued[t] = false;
-        self.len -= 1;
         Some(t)
     }
 
@@ -136,7 +128,6 @@ impl Queue {
                 }
                 links.next[t] = NONE;
                 links.queued[t] = false;
-                self.len -= 1;
                 return true;
             }
             prev = cur;
@@ -230,7 +221,7 @@ mod tests {
         assert!(q.push_back(&mut l, 3));
         assert!(q.push_back(&mut l, 1));
         assert!(!q.push_back(&mut l, 3), "a task cannot wait twice");
-        assert_eq!(q.len(), 2);
+        assert_eq!(q.iter(&l).count(), 2);
         assert_eq!(q.iter(&l).collect::<Vec<_>>(), [3, 1]);
         assert_eq!(q.pop_front(&mut l), Some(3));
         assert!(!l.is_queued(3));
@@ -250,7 +241,7 @@ mod tests {
         assert_eq!(q.iter(&l).collect::<Vec<_>>(), [6, 4, 5]);
         q.push_back(&mut l, 7);
         assert_eq!(q.iter(&l).collect::<Vec<_>>(), [6, 4, 5, 7]);
-        assert_eq!(q.len(), 4);
+        assert_eq!(q.iter(&l).count(), 4);
     }
 
     #[test]
@@ -277,7 +268,7 @@ mod tests {
         // The tail was fixed up: appending still works.
         q.push_back(&mut l, 7);
         assert_eq!(q.iter(&l).collect::<Vec<_>>(), [1, 7]);
-        assert_eq!(q.len(), 2);
+        assert_eq!(q.iter(&l).count(), 2);
     }
 
     #[test]

@@ -18,9 +18,9 @@
 //! `None` and the general path in `syscall` handles it with the same result. The fastpath skips
 //! no rule: it only skips re-deciding, per call, what the general path must decide in general.
 
-use crate::state::{Blocked, Kernel};
-use axolotl_abi::{MsgInfo, Rights, Sysno, TaskState, IPC_BUFFER_SIZE};
-use axolotl_kcore::cap::Object;
+use crate::state::{Blocked, Kernel, Pending};
+use axolotl_abi::{Rights, Sysno, TaskState, IPC_BUFFER_SIZE};
+use axolotl_kcore::cap::{Capability, Object};
 
 /// Complete the running task `cur`'s syscall on the fastpath if its shape allows. Returns the
 /// task that runs next (the receiver of the message), or `None` with nothing changed.
@@ -45,50 +45,49 @@ pub fn try_ipc(k: &mut Kernel, cur: usize) -> Option<usize> {
 #[inline(always)]
 fn may_run_now(k: &Kernel, t: usize) -> bool {
     let task = &k.tasks[t];
-    k.run.top_priority().is_none_or(|top| top <= task.priority) && crate::sched::is_canonical(task.ctx.rip)
+    k.run.top_priority().is_none_or(|top| top <= task.priority)
 }
 
 #[inline(always)]
 fn call(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> {
-    let cap = *k.cspaces[cur].get(slot).ok()?;
-    if !cap.rights.contains(Rights::WRITE) {
-        return None;
-    }
-    let (ep, session) = match cap.object {
-        Object::Endpoint(e) => (e, None),
-        Object::Session(s) if k.sessions[s as usize].live => (k.sessions[s as usize].endpoint, Some(s)),
+    let (ep, session, badge) = match *k.cspaces[cur].slot(slot)? {
+        Some(Capability { object: Object::Endpoint(e), rights, badge, .. })
+            if rights.contains(Rights::WRITE) =>
+        {
+            (e, None, badge)
+        }
+        Some(Capability { object: Object::Session(s), rights, badge, .. })
+            if rights.contains(Rights::WRITE) && k.sessions[s as usize].live =>
+        {
+            (k.sessions[s as usize].endpoint, Some(s), badge)
+        }
         _ => return None,
     };
     let endpoint = &k.endpoints[ep as usize];
     let server = endpoint.receivers.front()?;
-    // (A waiting `server` is never the running `cur`; the disjoint borrow below relies on it.)
-    if endpoint.halted || server == cur || k.tasks[server].reply_to.is_some() || !may_run_now(k, server) {
+    // (A waiting `server` is never the running `cur`; the disjoint borrow below checks it.)
+    if endpoint.halted || k.tasks[server].reply_to.is_some() || !may_run_now(k, server) {
         return None;
     }
     let frame = session.map(|s| k.sessions[s as usize].frame);
-    let ticks = k.ticks;
     let [t, s] = k.tasks.get_disjoint_mut([cur, server]).ok()?;
     // Checked; from here on nothing fails.
     k.endpoints[ep as usize].receivers.pop_front(&mut k.links);
-    let token = k.next_token; // `new_token`, inlined: the TCBs are borrowed
-    k.next_token += 1;
     if let (Some(session), Some(frame)) = (session, frame) {
         s.map_ssr(session, frame);
     }
     t.syscalls += 1;
     t.spin_ticks = 0;
     // Remembered in full: if the server faults, the call is delivered again from here.
-    t.pending = MsgInfo::with_len(raw as u32, (raw >> 32) as u16);
-    t.pending_badge = cap.badge;
-    t.pending_is_call = true;
-    t.pending_session = session;
-    t.pending_ep = ep;
-    t.call_token = token;
+    t.pending = Pending { info: raw, badge, ep, session, is_call: true };
     t.state = TaskState::Calling;
     t.blocked = Blocked::Reply(server as u16);
-    t.send_message(s, (raw >> 32) as usize, raw, cap.badge);
-    s.reply_to = Some((t.id, token));
-    s.request_tick = ticks;
+    t.send_message(s, (raw >> 32) as usize, raw, badge);
+    // `new_token`, inlined: the TCBs are borrowed.
+    t.call_token = k.next_token;
+    k.next_token += 1;
+    s.reply_to = Some((t.id, t.call_token));
+    s.request_tick = k.ticks;
     s.state = TaskState::Ready;
     s.blocked = Blocked::Nothing;
     Some(server)
@@ -96,18 +95,20 @@ fn call(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> {
 
 #[inline(always)]
 fn reply_recv(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> {
-    let cap = k.cspaces[cur].get(slot).ok()?;
-    let ep = match cap.object {
-        Object::Endpoint(e) if cap.rights.contains(Rights::READ) => e,
+    let ep = match k.cspaces[cur].slot(slot)? {
+        Some(Capability { object: Object::Endpoint(e), rights, .. }) if rights.contains(Rights::READ) => *e,
         _ => return None,
     };
     let t = &k.tasks[cur];
     let (caller_id, token) = t.reply_to?;
-    let caller = k.resolve(caller_id)?;
-    let waiting = k.tasks[caller].state == TaskState::Calling && k.tasks[caller].call_token == token;
+    // Tokens are never reused, so a task (at this index) still calling with this token is that
+    // very caller, in the same incarnation: no need to compare generations as `resolve` does.
+    // (Nor to compare it with `cur`, which is running, not calling.)
+    let caller = caller_id.index as usize;
+    let c = k.tasks.get(caller)?;
+    let waiting = c.state == TaskState::Calling && c.call_token == token;
     let notified = t.bound_notification.is_some_and(|n| k.notifications[n as usize].bits != 0);
     if !waiting
-        || caller == cur
         || notified
         || t.fault_tsc.is_some()
         || !k.endpoints[ep as usize].senders.is_empty()

@@ -183,7 +183,7 @@ pub fn stop_task(k: &mut Kernel, t: usize, state: TaskState, code: u64, suspend:
         let other = &k.tasks[j];
         if other.state == TaskState::Calling && other.blocked == Blocked::Reply(t as u16) {
             if suspend && !other.retried {
-                let ep = other.pending_ep;
+                let ep = other.pending.ep;
                 let c = &mut k.tasks[j];
                 c.retried = true;
                 c.state = TaskState::Sending;
@@ -392,7 +392,7 @@ pub fn restart_task(k: &mut Kernel, t: usize, delay: u64) -> Result<u32, crate::
     task.exit_code = 0;
     task.slice_left = crate::state::TIMESLICE_TICKS;
     task.recv_slot = None;
-    task.pending_session = None;
+    task.pending.session = None;
     task.spin_ticks = 0;
     task.answered = 0;
     let generation = task.id.generation;

@@ -3,7 +3,7 @@
 //! The injector holds a Task capability with the write right; the target contains no hooks.
 //! Each kind changes the target's saved state (registers, memory, instruction pointer, a
 //! client's SSR) so the fault shows when the target next runs, exactly as a hardware or
-//! software fault would. A seeded generator picks register, bit and address, so a campaign
+//! software fault would (a rip made non-canonical faults at once, see `fault_if_unfetchable`). A seeded generator picks register, bit and address, so a campaign
 //! with the same seed injects the same faults.
 
 use crate::fault;
@@ -34,6 +34,19 @@ impl Rng {
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
+    }
+}
+
+/// A flipped bit can make the saved rip non-canonical. Fetching there is the next thing the
+/// task would do, and it would raise #GP; the kernel must never return to such an address
+/// (`sysretq` and `iretq` would fault in ring 0), so the #GP is charged to the task now. This
+/// is the only place a non-canonical rip can come from, which lets the IPC fastpath resume
+/// tasks without checking.
+fn fault_if_unfetchable(k: &mut Kernel, t: usize) {
+    if !crate::sched::is_canonical(k.tasks[t].ctx.rip) {
+        k.tasks[t].ctx.vector = 13;
+        k.tasks[t].ctx.error = 0;
+        fault::user_fault(k, t, 0);
     }
 }
 
@@ -89,9 +102,7 @@ pub fn inject(k: &mut Kernel, t: usize, kind: InjectKind, seed: u64) -> Result<u
             // not be a fault of the task: rflags flips stay in the arithmetic flags.
             let bit = if r == 17 { [0, 2, 4, 6, 7, 10, 11][bit as usize % 7] } else { bit };
             *regs[r] ^= 1 << bit;
-            // A frame saved by `syscall` returns with sysret, which reloads rip from rcx: keep
-            // the two in step so the flip lands where it was aimed.
-            c.rcx = if c.vector == 0x80 && r == 16 { c.rip } else { c.rcx };
+            fault_if_unfetchable(k, t);
             Ok((r as u64) << 8 | bit)
         }
         InjectKind::MemFlip | InjectKind::MemWord => {
@@ -119,11 +130,8 @@ pub fn inject(k: &mut Kernel, t: usize, kind: InjectKind, seed: u64) -> Result<u
             if len == 0 {
                 return Err(Error::InvalidArgument);
             }
-            let c = &mut k.tasks[t].ctx;
-            c.rip += len;
-            if c.vector == 0x80 {
-                c.rcx = c.rip;
-            }
+            k.tasks[t].ctx.rip += len;
+            fault_if_unfetchable(k, t);
             Ok(rip)
         }
         InjectKind::Hang => {
@@ -135,9 +143,7 @@ pub fn inject(k: &mut Kernel, t: usize, kind: InjectKind, seed: u64) -> Result<u
             if !space.is_mapped(&mut k.frames, HANG_PAGE) {
                 space.map(&mut k.frames, HANG_PAGE, frame, 0)?;
             }
-            let c = &mut k.tasks[t].ctx;
-            c.rip = HANG_PAGE;
-            c.rcx = HANG_PAGE;
+            k.tasks[t].ctx.rip = HANG_PAGE;
             Ok(HANG_PAGE)
         }
         InjectKind::Ssr => {

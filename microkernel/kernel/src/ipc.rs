@@ -13,7 +13,7 @@
 //! so a reply capability answers exactly the call it was made for: a stale reply (the caller died,
 //! was restarted, or was answered already) gets `Dead` instead of reaching the wrong task.
 
-use crate::state::{Blocked, Kernel, Tcb};
+use crate::state::{Blocked, Kernel, Pending, Tcb};
 use axolotl_abi::{Error, MsgInfo, Rights, TaskState, IPC_BUFFER_SIZE, LABEL_NOTIFICATION};
 use axolotl_kcore::TaskId;
 
@@ -120,12 +120,7 @@ impl Kernel {
         session: Option<u16>,
     ) -> Done {
         // Remember the call in full: if the server faults, it is delivered again from here.
-        let t = &mut self.tasks[cur];
-        t.pending = info;
-        t.pending_badge = badge;
-        t.pending_is_call = is_call;
-        t.pending_session = session;
-        t.pending_ep = ep;
+        self.tasks[cur].pending = Pending { info: info.encode(), badge, ep, session, is_call };
         if let Some(r) = self.endpoints[ep as usize].receivers.pop_front(&mut self.links) {
             self.deliver(cur, r, info, badge, session);
             if is_call {
@@ -169,11 +164,9 @@ impl Kernel {
         }
         self.tasks[cur].recv_slot = recv_slot;
         if let Some(s) = self.endpoints[ep as usize].senders.pop_front(&mut self.links) {
-            let t = &self.tasks[s];
-            let (info, badge, is_call, session) =
-                (t.pending, t.pending_badge, t.pending_is_call, t.pending_session);
-            self.deliver(s, cur, info, badge, session);
-            if is_call {
+            let p = self.tasks[s].pending;
+            self.deliver(s, cur, p.info(), p.badge, p.session);
+            if p.is_call {
                 self.link_call(s, cur);
             } else {
                 self.tasks[s].ctx.rax = 0;

@@ -145,7 +145,9 @@ fn load_cr3(pml4: u64) {
     let cur: u64;
     // SAFETY: reading CR3 has no side effects.
     unsafe { core::arch::asm!("mov {}, cr3", out(reg) cur, options(nomem, nostack, preserves_flags)) };
-    if cur & ADDR != pml4 {
+    // The kernel writes CR3 with a bare table address (no PCID, no cache bits), so comparing
+    // the whole register is enough; a boot value with flags only costs one needless reload.
+    if cur != pml4 {
         // SAFETY: `pml4` is a live top-level table, and every address space maps the kernel
         // identically (shared kernel PD), so the code running now stays mapped.
         unsafe { core::arch::asm!("mov cr3, {}", in(reg) pml4, options(nostack, preserves_flags)) };

@@ -38,7 +38,7 @@ impl Kernel {
         task.space().load();
         let owner = me.io_owner.get();
         // Most tasks hold no ports: then, with no owner open, there is nothing to change.
-        if owner != t && (owner != NO_TASK || task.io_count > 0) {
+        if (owner != NO_TASK || task.io_count > 0) && owner != t {
             if owner != NO_TASK {
                 let old = &self.tasks[owner];
                 for &(base, len) in &old.io_ranges[..old.io_count] {
@@ -107,8 +107,9 @@ pub fn next_context(mut k: MutexGuard<'static, Kernel>) -> *const Context {
         if let Some(t) = k.choose() {
             let rip = k.tasks[t].ctx.rip;
             if !is_canonical(rip) {
-                // Only an injected fault puts a task here (its own jumps fault at the fetch).
-                // Returning would fault in ring 0 (sysret on Intel, iretq everywhere): make it
+                // Returning would fault in ring 0 (sysret on Intel, iretq everywhere). A task's
+                // own jumps fault at the fetch and the injector faults a rip it breaks at once
+                // (`inject::fault_if_unfetchable`), so this only guards that invariant: make it
                 // the #GP the fetch would have raised, charged to the task.
                 k.tasks[t].ctx.vector = 13;
                 k.tasks[t].ctx.error = 0;

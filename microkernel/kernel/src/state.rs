@@ -39,6 +39,27 @@ pub enum Blocked {
     Task(u16),
 }
 
+/// A message on its way: what `send` or `call` was asked to deliver.
+#[derive(Clone, Copy, Debug)]
+pub struct Pending {
+    /// The message descriptor, encoded ([`MsgInfo::encode`]) as the sender passed it: one word
+    /// to store on the IPC fastpath. See [`Pending::info`].
+    pub info: u64,
+    pub badge: u64,
+    pub ep: u16,
+    /// The session the message goes through, if any.
+    pub session: Option<u16>,
+    pub is_call: bool,
+}
+
+impl Pending {
+    /// The message descriptor. It was validated before it was stored, so decoding cannot fail;
+    /// if it ever did, an empty message goes instead of a panic.
+    pub fn info(&self) -> MsgInfo {
+        MsgInfo::decode(self.info).unwrap_or(MsgInfo::new(0))
+    }
+}
+
 /// A task control block.
 pub struct Tcb {
     /// User registers; the trap entry writes them here directly (see `arch::trap`).
@@ -61,10 +82,9 @@ pub struct Tcb {
     /// The frame of the task's boot-info page; it outlives incarnations.
     pub boot_info: u64,
     pub blocked: Blocked,
-    /// The message of a blocked sender, validated when it was sent.
-    pub pending: MsgInfo,
-    pub pending_badge: u64,
-    pub pending_is_call: bool,
+    /// The message of a blocked sender or caller (validated when it was sent), kept until it is
+    /// delivered, and after that too: if the server faults, a call is delivered again from here.
+    pub pending: Pending,
     /// Slot a capability may be received into during the current receive.
     pub recv_slot: Option<u8>,
     /// The implicit reply capability: the caller this task must answer, and the call's token.
@@ -81,10 +101,6 @@ pub struct Tcb {
     pub ssr_pte: u64,
     /// The session whose SSR is mapped in the window right now.
     pub ssr_mapped: Option<u16>,
-    /// The session a blocked sender is calling through.
-    pub pending_session: Option<u16>,
-    /// The endpoint of this task's current call (to deliver it again after a server fault).
-    pub pending_ep: u16,
     /// The current call was already delivered again once after a server fault.
     pub retried: bool,
     /// Faults go to the supervisor; callers are suspended instead of failed.
@@ -122,9 +138,7 @@ impl Tcb {
         module: 0,
         boot_info: 0,
         blocked: Blocked::Nothing,
-        pending: MsgInfo::new(0),
-        pending_badge: 0,
-        pending_is_call: false,
+        pending: Pending { info: 0, badge: 0, ep: 0, session: None, is_call: false },
         recv_slot: None,
         reply_to: None,
         call_token: 0,
@@ -135,8 +149,6 @@ impl Tcb {
         ssr_used: 0,
         ssr_pte: 0,
         ssr_mapped: None,
-        pending_session: None,
-        pending_ep: 0,
         retried: false,
         supervised: false,
         supervisor: false,

@@ -15,19 +15,24 @@ use crate::{fault, syscall};
 /// Never returns to the entry stub: it resumes a task itself, so it need not restore the
 /// registers the stub does not use (that saves the epilogue on every syscall).
 #[no_mangle]
-extern "C" fn syscall_from_user(_frame: *mut Context) -> ! {
-    let next = {
-        let mut k = KERNEL.lock();
-        let cur = cpu::this().current.get();
-        match crate::fastpath::try_ipc(&mut k, cur) {
-            // The fastpath checked that `next` may run now: no scheduling decision to make.
-            Some(next) => k.activate(next),
-            None => slow_syscall(k, cur),
-        }
-    };
-    // SAFETY: `activate` (directly or in `next_context`) made the task whose frame this is the
-    // running one (space, rsp0, ctx end), and the kernel lock is released.
-    unsafe { crate::arch::trap::return_to_user(next) }
+extern "C" fn syscall_from_user() -> ! {
+    // Uncontended with one CPU. `try_lock` first keeps `lock`'s aligned spin loop (and the
+    // padding before it) off the straight path.
+    let mut k = KERNEL.try_lock().unwrap_or_else(|| KERNEL.lock());
+    let cur = cpu::this().current.get();
+    if let Some(next) = crate::fastpath::try_ipc(&mut k, cur) {
+        // The fastpath checked that `next` may run now: no scheduling decision to make.
+        let frame = k.activate(next);
+        debug_assert_eq!(k.tasks[next].ctx.vector, 0x80, "a task blocked in IPC entered by syscall");
+        drop(k);
+        // SAFETY: `activate` made `next` the running task (space, rsp0, ctx end) and the lock is
+        // released; `next` was blocked in `call` or `reply_recv`, so `syscall` saved its frame.
+        unsafe { crate::arch::trap::sysret_to_user(frame) }
+    }
+    let frame = slow_syscall(k, cur);
+    // SAFETY: `next_context` made the task whose frame this is the running one (space, rsp0,
+    // ctx end), and the kernel lock is released.
+    unsafe { crate::arch::trap::return_to_user(frame) }
 }
 
 /// Every syscall the fastpath does not take. Out of line, so that the fastpath's frame stays

@@ -9,13 +9,17 @@
 //! frame was saved by `syscall`, with `iretq` otherwise (interrupts, exceptions, new tasks).
 //!
 //! ```text
-//!   high  ss rsp rflags cs rip      <- pushed by the CPU (or by syscall_entry by hand)
+//!   high  ss rsp rflags cs rip      <- pushed by the CPU (syscall_entry stores rsp rflags rip)
 //!         error vector              <- error code (or 0) and vector number
 //!   low   rax rbx ... r14 r15       <- pushed by the stub; r15 at the lowest address
 //! ```
 //! Calling convention of the Rust handlers: System V, `rdi` = pointer to the frame; they return
-//! the frame to resume in `rax`. Every general register is saved, so the stubs clobber nothing
-//! the interrupted code can see. A `syscall` frame records vector 0x80 (no IDT gate uses it).
+//! the frame to resume in `rax`. An interrupt or exception saves every general register, so the
+//! stubs clobber nothing the interrupted code can see. A `syscall` frame records vector 0x80 (no
+//! IDT gate uses it) and saves all but rcx and r11: `syscall` itself overwrote them with the
+//! return rip and rflags, which go to the rip and rflags slots, and `sysretq` reloads them from
+//! there (the syscall ABI lets a syscall clobber both). `syscall_from_user` takes no frame
+//! pointer: it finds the running task's frame in its control block.
 //! Exceptions taken in ring 0 (kernel bugs, or interrupts while
 //! idle) stay on the current stack and go to `trap_from_kernel`.
 
@@ -112,6 +116,7 @@ extern "C" {
     static isr_table: [u64; 48];
     fn syscall_entry();
     fn return_to_user_asm(ctx: *const Context) -> !;
+    fn sysret_to_user_asm(ctx: *const Context) -> !;
 }
 
 /// Install gates for the 32 exceptions and 16 IRQs (all ring-0 only: `int n` from user
@@ -147,9 +152,22 @@ pub fn syscall_entry_addr() -> u64 {
 /// # Safety
 /// `ctx` must be the saved frame of a live task whose address space is loaded, and
 /// `cur_ctx_end`/`rsp0` must point at its end.
+#[inline(always)]
 pub unsafe fn return_to_user(ctx: *const Context) -> ! {
     // SAFETY: the caller's contract is the asm's contract.
     unsafe { return_to_user_asm(ctx) }
+}
+
+/// [`return_to_user`] for a frame known to be saved by `syscall` (the IPC fastpath resumes
+/// only tasks blocked in a syscall): skips the check of how the frame was saved.
+///
+/// # Safety
+/// As for [`return_to_user`]. A frame saved otherwise would lose the task's rcx and r11 (and
+/// nothing else: the rip is canonical and `sysretq` forces user segments).
+#[inline(always)]
+pub unsafe fn sysret_to_user(ctx: *const Context) -> ! {
+    // SAFETY: the caller's contract is the asm's contract.
+    unsafe { sysret_to_user_asm(ctx) }
 }
 
 core::arch::global_asm!(
@@ -192,19 +210,33 @@ core::arch::global_asm!(
 
     .section .text
     .global syscall_entry
+    /* Saves into the running task's Context in place (`cur_ctx_end` points just past it),
+       with moves, not pushes: only what a `syscall` frame needs. rcx and r11 are the task's
+       rip and rflags here (the CPU put them there) and are stored as such, not again as
+       registers; cs, ss and the error code are never read for a `syscall` frame (it returns
+       with sysretq) and keep the user values every other entry writes. */
 syscall_entry:
     swapgs
     mov %rsp, %gs:16
     mov %gs:24, %rsp
-    push $0x1b
-    push %gs:16
-    push %r11
-    push $0x23
-    push %rcx
-    push $0
-    push $0x80
-    push_gprs
-    mov %rsp, %rdi
+    mov %rcx, {rip}(%rsp)
+    mov %r11, {rflags}(%rsp)
+    mov %gs:16, %rcx
+    mov %rcx, {rsp}(%rsp)
+    movq $0x80, {vector}(%rsp)
+    mov %rax, {rax}(%rsp)
+    mov %rbx, {rbx}(%rsp)
+    mov %rdx, {rdx}(%rsp)
+    mov %rsi, {rsi}(%rsp)
+    mov %rdi, {rdi}(%rsp)
+    mov %rbp, {rbp}(%rsp)
+    mov %r8, {r8}(%rsp)
+    mov %r9, {r9}(%rsp)
+    mov %r10, {r10}(%rsp)
+    mov %r12, {r12}(%rsp)
+    mov %r13, {r13}(%rsp)
+    mov %r14, {r14}(%rsp)
+    mov %r15, {r15}(%rsp)
     mov %gs:8, %rsp
     call syscall_from_user    /* never returns: it resumes a task through return_to_user */
     ud2
@@ -214,7 +246,7 @@ isr_common:
        may have set it (std), and compiled code assumes it clear. */
     cld
     push_gprs
-    testb $3, 144(%rsp)
+    testb $3, {cs}+{size}(%rsp)
     jz 1f
     swapgs
     mov %rsp, %rdi
@@ -233,19 +265,34 @@ isr_common:
 
     .global return_to_user_asm
 return_to_user_asm:
-    mov %rdi, %rsp
-    cmpq $0x80, 120(%rsp)
+    cmpq $0x80, {vector}+{size}(%rdi)
     jne 2f
-    /* A frame saved by `syscall`: return with sysretq. Its rip is the task's own next
-       instruction, below 512 GiB and so canonical (sysret's #GP-in-ring-0 hazard needs a
-       non-canonical rcx). rcx/r11 are reloaded from the frame's rip/rflags. */
-    pop_gprs
-    mov 16(%rsp), %rcx
-    mov 32(%rsp), %r11
-    mov 40(%rsp), %rsp
+    /* A frame saved by `syscall`: return with sysretq, which takes rip from rcx and rflags
+       from r11. The rip is canonical (the scheduler makes a non-canonical one the task's own
+       #GP before it gets here: sysretq would fault in ring 0 on Intel CPUs). rdi, the frame
+       pointer, goes last. */
+    .global sysret_to_user_asm
+sysret_to_user_asm:
+    mov {r15}+{size}(%rdi), %r15
+    mov {r14}+{size}(%rdi), %r14
+    mov {r13}+{size}(%rdi), %r13
+    mov {r12}+{size}(%rdi), %r12
+    mov {r10}+{size}(%rdi), %r10
+    mov {r9}+{size}(%rdi), %r9
+    mov {r8}+{size}(%rdi), %r8
+    mov {rbp}+{size}(%rdi), %rbp
+    mov {rsi}+{size}(%rdi), %rsi
+    mov {rdx}+{size}(%rdi), %rdx
+    mov {rbx}+{size}(%rdi), %rbx
+    mov {rax}+{size}(%rdi), %rax
+    mov {rip}+{size}(%rdi), %rcx
+    mov {rflags}+{size}(%rdi), %r11
+    mov {rsp}+{size}(%rdi), %rsp
+    mov {rdi}+{size}(%rdi), %rdi
     swapgs
     sysretq
-2:  pop_gprs
+2:  mov %rdi, %rsp
+    pop_gprs
     add $16, %rsp
     swapgs
     iretq
@@ -391,5 +438,31 @@ isr_47: push $0
 isr_table:
     .quad isr_0, isr_1, isr_2, isr_3, isr_4, isr_5, isr_6, isr_7, isr_8, isr_9, isr_10, isr_11, isr_12, isr_13, isr_14, isr_15, isr_16, isr_17, isr_18, isr_19, isr_20, isr_21, isr_22, isr_23, isr_24, isr_25, isr_26, isr_27, isr_28, isr_29, isr_30, isr_31, isr_32, isr_33, isr_34, isr_35, isr_36, isr_37, isr_38, isr_39, isr_40, isr_41, isr_42, isr_43, isr_44, isr_45, isr_46, isr_47
     "#,
+    // Offsets from the end of a Context (where `cur_ctx_end` points); `size` turns them into
+    // offsets from its start.
+    rip = const end_offset(core::mem::offset_of!(Context, rip)),
+    cs = const end_offset(core::mem::offset_of!(Context, cs)),
+    rflags = const end_offset(core::mem::offset_of!(Context, rflags)),
+    rsp = const end_offset(core::mem::offset_of!(Context, rsp)),
+    vector = const end_offset(core::mem::offset_of!(Context, vector)),
+    rax = const end_offset(core::mem::offset_of!(Context, rax)),
+    rbx = const end_offset(core::mem::offset_of!(Context, rbx)),
+    rdx = const end_offset(core::mem::offset_of!(Context, rdx)),
+    rsi = const end_offset(core::mem::offset_of!(Context, rsi)),
+    rdi = const end_offset(core::mem::offset_of!(Context, rdi)),
+    rbp = const end_offset(core::mem::offset_of!(Context, rbp)),
+    r8 = const end_offset(core::mem::offset_of!(Context, r8)),
+    r9 = const end_offset(core::mem::offset_of!(Context, r9)),
+    r10 = const end_offset(core::mem::offset_of!(Context, r10)),
+    r12 = const end_offset(core::mem::offset_of!(Context, r12)),
+    r13 = const end_offset(core::mem::offset_of!(Context, r13)),
+    r14 = const end_offset(core::mem::offset_of!(Context, r14)),
+    r15 = const end_offset(core::mem::offset_of!(Context, r15)),
+    size = const core::mem::size_of::<Context>(),
     options(att_syntax)
 );
+
+/// A field's offset counted from the end of the [`Context`] (negative).
+const fn end_offset(field: usize) -> isize {
+    field as isize - core::mem::size_of::<Context>() as isize
+}
