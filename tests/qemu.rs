@@ -304,6 +304,21 @@ fn every_fault_kind_on_fs_is_survived() {
 }
 
 #[test]
+fn a_rip_flipped_out_of_the_canonical_range_faults_at_once() {
+    // Seed 42 flips bit 50 of fs's saved rip (register 16, see `inject.rs`) while fs waits for
+    // a request: the #GP it would raise on its next fetch is charged at once, with a readable
+    // report, and fs is restarted before anyone calls it.
+    let t = boot(&["write /a keep", "inject fs regflip 42", "cat /a"], 60);
+    check(&t, t.ok(), "every command succeeds");
+    let fault = t.console.find("FAULT in fs").unwrap_or(usize::MAX);
+    let injected = t.console.find("injected regflip into fs (0x1032)").unwrap_or(0);
+    check(&t, fault < injected, "the fault is reported before the injection returns");
+    check(&t, t.console.contains("general protection (#GP)"), "as a general-protection fault");
+    check(&t, t.console.contains("restarted fs (task"), "fs is restarted");
+    check(&t, answer_after(&t, "cat /a") == Some("keep"), "and the file reads back");
+}
+
+#[test]
 fn a_request_in_flight_when_the_server_fails_is_answered() {
     let t = boot(&["write /a keep", "inject fs hang 3", "cat /a"], 60);
     check(&t, t.ok(), "the read succeeds");

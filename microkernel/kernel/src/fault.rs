@@ -141,6 +141,8 @@ pub fn user_fault(k: &mut Kernel, t: usize, cr2: u64) {
     let sym = Symbol(k.module_of(t).and_then(|m| axolotl_kcore::elf::symbolize(m.bytes(), c.rip)));
     if c.vector == 14 {
         crate::kprintln!("  rip {:#x} {}  address {:#x}", c.rip, sym, cr2);
+    } else if !crate::sched::is_canonical(c.rip) {
+        crate::kprintln!("  rip {:#x} <not a canonical address: nothing can be fetched there>", c.rip);
     } else {
         crate::kprintln!("  rip {:#x} {}", c.rip, sym);
     }

@@ -44,8 +44,7 @@ impl Rng {
 /// tasks without checking.
 fn fault_if_unfetchable(k: &mut Kernel, t: usize) {
     if !crate::sched::is_canonical(k.tasks[t].ctx.rip) {
-        k.tasks[t].ctx.vector = 13;
-        k.tasks[t].ctx.error = 0;
+        k.tasks[t].ctx.raise_gp();
         fault::user_fault(k, t, 0);
     }
 }

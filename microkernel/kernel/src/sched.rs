@@ -111,8 +111,7 @@ pub fn next_context(mut k: MutexGuard<'static, Kernel>) -> *const Context {
                 // own jumps fault at the fetch and the injector faults a rip it breaks at once
                 // (`inject::fault_if_unfetchable`), so this only guards that invariant: make it
                 // the #GP the fetch would have raised, charged to the task.
-                k.tasks[t].ctx.vector = 13;
-                k.tasks[t].ctx.error = 0;
+                k.tasks[t].ctx.raise_gp();
                 crate::fault::user_fault(&mut k, t, 0);
                 continue;
             }

@@ -7,7 +7,7 @@
 
 use crate::arch::cpu::{self, NO_TASK};
 use crate::arch::pic;
-use crate::arch::trap::Context;
+use crate::arch::trap::{Context, SYSCALL_VECTOR};
 use crate::sched::next_context;
 use crate::state::{Kernel, KERNEL};
 use crate::{fault, syscall};
@@ -23,7 +23,10 @@ extern "C" fn syscall_from_user() -> ! {
     if let Some(next) = crate::fastpath::try_ipc(&mut k, cur) {
         // The fastpath checked that `next` may run now: no scheduling decision to make.
         let frame = k.activate(next);
-        debug_assert_eq!(k.tasks[next].ctx.vector, 0x80, "a task blocked in IPC entered by syscall");
+        debug_assert_eq!(
+            k.tasks[next].ctx.vector, SYSCALL_VECTOR,
+            "a task blocked in IPC entered by syscall"
+        );
         drop(k);
         // SAFETY: `activate` made `next` the running task (space, rsp0, ctx end) and the lock is
         // released; `next` was blocked in `call` or `reply_recv`, so `syscall` saved its frame.

@@ -52,6 +52,9 @@ pub struct Context {
     pub ss: u64,
 }
 
+/// The vector a frame saved by `syscall` records (no IDT gate uses it).
+pub const SYSCALL_VECTOR: u64 = 0x80;
+
 // The CPU aligns rsp0 to 16 bytes before pushing; the frame must end on that boundary.
 const _: () = assert!(core::mem::size_of::<Context>().is_multiple_of(16));
 
@@ -84,6 +87,18 @@ impl Context {
         };
         c.rdi = arg0;
         c
+    }
+
+    /// Charge a #GP at this frame's rip to the task (a rip it cannot fetch from). A frame
+    /// saved by `syscall` holds no rcx and r11; the task would see them as `sysretq` leaves
+    /// them (rip and rflags), and so does the fault report.
+    pub fn raise_gp(&mut self) {
+        if self.vector == SYSCALL_VECTOR {
+            self.rcx = self.rip;
+            self.r11 = self.rflags;
+        }
+        self.vector = 13;
+        self.error = 0;
     }
 
     /// Address just past the frame: the value for `rsp0` / `cur_ctx_end`.
@@ -223,7 +238,7 @@ syscall_entry:
     mov %r11, {rflags}(%rsp)
     mov %gs:16, %rcx
     mov %rcx, {rsp}(%rsp)
-    movq $0x80, {vector}(%rsp)
+    movq ${sysvec}, {vector}(%rsp)
     mov %rax, {rax}(%rsp)
     mov %rbx, {rbx}(%rsp)
     mov %rdx, {rdx}(%rsp)
@@ -265,7 +280,7 @@ isr_common:
 
     .global return_to_user_asm
 return_to_user_asm:
-    cmpq $0x80, {vector}+{size}(%rdi)
+    cmpq ${sysvec}, {vector}+{size}(%rdi)
     jne 2f
     /* A frame saved by `syscall`: return with sysretq, which takes rip from rcx and rflags
        from r11. The rip is canonical (the scheduler makes a non-canonical one the task's own
@@ -459,6 +474,7 @@ isr_table:
     r14 = const end_offset(core::mem::offset_of!(Context, r14)),
     r15 = const end_offset(core::mem::offset_of!(Context, r15)),
     size = const core::mem::size_of::<Context>(),
+    sysvec = const SYSCALL_VECTOR,
     options(att_syntax)
 );
 
