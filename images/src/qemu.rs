@@ -54,8 +54,41 @@ pub fn command(iso: &Path, personality: Personality, interactive: bool, machine:
         Err(e) => eprintln!("[os] warning: {e}; GRUB boots its default entry (microkernel)"),
     }
     cmd.args(["-boot", "d"]);
+    end_with_parent(&mut cmd);
     cmd
 }
+
+/// QEMU must not outlive `cargo os`: killed by a signal, a timeout or a test harness, it would
+/// leave QEMU running (and spinning a core). Linux delivers SIGTERM to the child when the
+/// thread that started it ends.
+#[cfg(target_os = "linux")]
+fn end_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    extern "C" {
+        fn prctl(option: i32, ...) -> i32;
+        fn getppid() -> i32;
+    }
+    const PR_SET_PDEATHSIG: i32 = 1;
+    const SIGTERM: u64 = 15;
+    let parent = std::process::id() as i32;
+    // SAFETY: the closure runs in the forked child before exec; it only makes two system calls
+    // that are async-signal-safe (prctl, getppid) and touches no memory shared with the parent.
+    unsafe {
+        cmd.pre_exec(move || {
+            if prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have ended between fork and prctl: then nobody would be told.
+            if getppid() != parent {
+                return Err(std::io::Error::other("cargo os ended while starting QEMU"));
+            }
+            Ok(())
+        })
+    };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn end_with_parent(_: &mut Command) {}
 
 /// The GRUB environment block that names `personality`, written once under `target/os/`.
 fn selection_disk(personality: Personality) -> Result<std::path::PathBuf> {
