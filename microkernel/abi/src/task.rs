@@ -9,7 +9,7 @@ pub const CAP_NAME_LEN: usize = 22;
 /// Most capabilities the boot info lists.
 pub const BOOT_CAPS: usize = 32;
 /// First word of a valid [`BootInfo`].
-pub const BOOT_INFO_MAGIC: u64 = 0x4158_4F4C_4F54_4C01; // "AXOLOTL" + version 1
+pub const BOOT_INFO_MAGIC: u64 = 0x4158_4F4C_4F54_4C02; // "AXOLOTL" + layout version 2
 
 /// What a task learns from the kernel at start: who it is and which capability sits in which slot.
 #[repr(C)]
@@ -21,6 +21,11 @@ pub struct BootInfo {
     pub name: [u8; NAME_LEN],
     pub cap_count: u32,
     pub _pad: u32,
+    /// The TSC when the kernel started: time since boot is counted from here.
+    pub boot_tsc: u64,
+    /// TSC ticks per millisecond, measured by the kernel at boot (the TSC keeps counting
+    /// across restarts, so a restarted server needs no calibration of its own).
+    pub tsc_per_ms: u64,
     pub caps: [BootCap; BOOT_CAPS],
 }
 
@@ -207,6 +212,8 @@ mod tests {
             name: padded("shell"),
             cap_count: 9999,
             _pad: 0,
+            boot_tsc: 0,
+            tsc_per_ms: 1,
             caps,
         };
         assert_eq!(info.caps().len(), BOOT_CAPS);

@@ -15,6 +15,15 @@ pub const PRIORITIES: usize = 8;
 
 const NONE: u8 = u8::MAX;
 
+/// The priorities above `prio`, as a mask for [`RunQueues::any_in`].
+pub const fn above(prio: u8) -> u8 {
+    if prio as usize >= PRIORITIES - 1 {
+        0
+    } else {
+        !((2u8 << prio) - 1)
+    }
+}
+
 /// One `next` link per task, plus a membership flag so misuse is caught, not silently corrupting.
 pub struct Links {
     next: [u8; MAX_TASKS],
@@ -197,6 +206,15 @@ impl RunQueues {
         (self.nonempty != 0).then(|| 7 - self.nonempty.leading_zeros() as u8)
     }
 
+    /// Whether some task is ready at one of the priorities in `mask` (from [`above`]). One
+    /// test, the same instructions whatever the queues hold: the IPC fastpath asks on every call,
+    /// and its cost must not depend on which other tasks happen to be ready (benchmarks compare
+    /// runs).
+    #[inline(always)]
+    pub fn any_in(&self, mask: u8) -> bool {
+        self.nonempty & mask != 0
+    }
+
     /// Remove `t`, queued at `prio`. Returns whether it was there.
     pub fn remove(&mut self, links: &mut Links, t: usize, prio: u8) -> bool {
         let p = (prio as usize).min(PRIORITIES - 1);
@@ -213,6 +231,21 @@ mod tests {
     extern crate std;
     use super::*;
     use std::vec::Vec;
+
+    #[test]
+    fn any_in_above_agrees_with_top_priority() {
+        let mut l = Links::new();
+        let mut r = RunQueues::new();
+        for prio in 0..PRIORITIES as u8 {
+            assert!(!r.any_in(above(prio)));
+        }
+        r.enqueue(&mut l, 1, 3);
+        r.enqueue(&mut l, 2, 5);
+        for prio in 0..PRIORITIES as u8 {
+            assert_eq!(r.any_in(above(prio)), r.top_priority().is_some_and(|top| top > prio), "prio {prio}");
+        }
+        assert_eq!(above(u8::MAX), 0, "no priority is above the highest");
+    }
 
     #[test]
     fn fifo_order_and_membership() {

@@ -44,8 +44,7 @@ pub fn try_ipc(k: &mut Kernel, cur: usize) -> Option<usize> {
 /// Whether `t`, made ready now, may run before every task already waiting in the run queues.
 #[inline(always)]
 fn may_run_now(k: &Kernel, t: usize) -> bool {
-    let task = &k.tasks[t];
-    k.run.top_priority().is_none_or(|top| top <= task.priority)
+    !k.run.any_in(k.tasks[t].outranked_by)
 }
 
 #[inline(always)]

@@ -93,7 +93,7 @@ fn load_task(k: &mut Kernel, index: usize, spec: &TaskSpec, served: &[Served]) -
         let t = &mut k.tasks[index];
         t.id = id;
         t.name = padded(&spec.name);
-        t.priority = spec.priority;
+        t.set_priority(spec.priority);
         t.module = module;
         t.boot_info = boot_page;
         t.ssr_quota = spec.quota;
@@ -114,6 +114,8 @@ fn load_task(k: &mut Kernel, index: usize, spec: &TaskSpec, served: &[Served]) -
         name: padded(&spec.name),
         cap_count: 0,
         _pad: 0,
+        boot_tsc: k.boot_tsc,
+        tsc_per_ms: k.tsc_per_ms,
         caps: [BootCap::EMPTY; BOOT_CAPS],
     };
     let mut slot = 1u64;

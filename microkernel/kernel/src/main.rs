@@ -86,6 +86,12 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     trap::init();
     cpu::init_this_cpu(kstack, trap::syscall_entry_addr());
 
+    k.tsc_per_ms = pic::measure_tsc_per_ms().unwrap_or_else(|| {
+        kprintln!("the PIT did not count: assuming a 1 GHz TSC; timers will be off");
+        1_000_000
+    });
+    kprintln!("TSC: {} ticks per ms (measured against the PIT)", k.tsc_per_ms);
+
     let manifest = k.modules[..k.module_count].iter().find(|m| m.name() == "manifest").copied();
     let loaded = match manifest.map(|m| core::str::from_utf8(m.bytes())) {
         Some(Ok(text)) => loader::load_system(&mut k, text),

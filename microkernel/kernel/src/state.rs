@@ -67,7 +67,10 @@ pub struct Tcb {
     pub state: TaskState,
     pub id: TaskId,
     pub name: [u8; NAME_LEN],
+    /// Set with [`Tcb::set_priority`], which keeps `outranked_by` in step.
     pub priority: u8,
+    /// The priorities above this task's, as a run-queue mask (`queue::above`).
+    pub outranked_by: u8,
     pub restarts: u32,
     pub exit_code: u64,
     pub syscalls: u64,
@@ -122,12 +125,18 @@ pub struct Tcb {
 }
 
 impl Tcb {
+    pub fn set_priority(&mut self, prio: u8) {
+        self.priority = prio;
+        self.outranked_by = axolotl_kcore::queue::above(prio);
+    }
+
     pub const EMPTY: Tcb = Tcb {
         ctx: Context::user(0, 0, 0),
         state: TaskState::Free,
         id: TaskId { index: 0, generation: 0 },
         name: [0; NAME_LEN],
         priority: 0,
+        outranked_by: axolotl_kcore::queue::above(0),
         restarts: 0,
         exit_code: 0,
         syscalls: 0,
@@ -241,6 +250,8 @@ pub struct Kernel {
     pub next_token: u64,
     pub ticks: u64,
     pub boot_tsc: u64,
+    /// TSC ticks per millisecond, measured at boot; tasks read it from their boot info.
+    pub tsc_per_ms: u64,
     pub revoke_scratch: [u64; MAX_TASKS * CAP_SLOTS],
     /// The supervisor's notification, once it called `supervise`.
     pub supervisor: Option<u16>,
@@ -289,6 +300,7 @@ impl Kernel {
             next_token: 1,
             ticks: 0,
             boot_tsc: 0,
+            tsc_per_ms: 0,
             revoke_scratch: [0; MAX_TASKS * CAP_SLOTS],
             supervisor: None,
             faults: [FaultRecord {

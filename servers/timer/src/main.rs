@@ -1,8 +1,11 @@
 //! The timer server: sleeps and alarms for its clients, driven by the CMOS real-time clock.
 //!
-//! The RTC's periodic interrupt (IRQ 8, [`RATE_HZ`]) is the only clock this server trusts; at
-//! start it measures how many TSC ticks one millisecond is, then keeps time in TSC ticks, which
-//! keep counting across restarts of this server. Each client's sleep and alarm deadlines live in
+//! Time is kept in TSC ticks, which keep counting across restarts of this server; the kernel
+//! measures their rate once at boot and hands it, with the TSC at boot, to every task in its
+//! boot info. So `now` is milliseconds since boot, as on the libos, and stays so when this
+//! server restarts; and a restart needs no calibration of its own. The RTC's periodic interrupt
+//! (IRQ 8, [`RATE_HZ`]) wakes the server to answer sleeps and alarms that are due. Each
+//! client's sleep and alarm deadlines live in
 //! its session's SSR ([`ClientState`]); the server itself only holds the reply capabilities of
 //! clients waiting right now, and a table saying which slot waits until when (a description of
 //! its own capability slots, which vanish with it anyway).
@@ -200,22 +203,12 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
     ports.enable()?;
     rtc_start();
     irq.ack()?;
-    // Calibrate: TSC ticks per RTC period, over 16 periods.
-    let tick = || -> Result<u64, Error> {
-        ticks.wait()?;
-        rtc_ack();
-        irq.ack()?;
-        Ok(rdtsc())
-    };
-    let t0 = tick()?;
-    let mut t1 = t0;
-    for _ in 0..16 {
-        t1 = tick()?;
+    let tsc_per_ms = boot.tsc_per_ms.max(1);
+    if boot.generation == 0 {
+        log::info!("RTC at {} Hz; {} TSC ticks per ms (the kernel's measure)", RATE_HZ, tsc_per_ms);
     }
-    let tsc_per_ms = ((t1 - t0) * RATE_HZ / 16 / 1000).max(1);
-    log::info!("RTC at {} Hz; {} TSC ticks per ms", RATE_HZ, tsc_per_ms);
     ticks.bind()?;
-    let mut server = Server { tsc_per_ms, epoch: t0, parked: [None; PARK_SLOTS] };
+    let mut server = Server { tsc_per_ms, epoch: boot.boot_tsc, parked: [None; PARK_SLOTS] };
     let mut payload = [0u8; IPC_BUFFER_SIZE];
     let mut out = [0u8; 32];
     let mut m = ep.recv()?;

@@ -2,7 +2,8 @@
 //!
 //! IRQs 0–15 are remapped to vectors 32–47. IRQ 0 (PIT, [`TICK_HZ`]) drives preemption; every
 //! other line is masked until a driver holds its Interrupt capability, and masked again while
-//! the driver handles an interrupt, until it acknowledges with `irq_ack`.
+//! the driver handles an interrupt, until it acknowledges with `irq_ack`. Channel 2 of the PIT
+//! measures the TSC's rate once at boot ([`measure_tsc_per_ms`]).
 
 use super::cpu::{inb, outb};
 
@@ -31,6 +32,36 @@ pub fn init() {
     outb(0x43, 0x34);
     outb(0x40, divisor as u8);
     outb(0x40, (divisor >> 8) as u8);
+}
+
+/// PIT channel 2's gate (bit 0), speaker (bit 1) and output (bit 5) live in this port.
+const PORT_B: u16 = 0x61;
+/// How long the TSC is measured against the PIT.
+const MEASURE_MS: u32 = 10;
+
+/// TSC ticks per millisecond, counted over [`MEASURE_MS`] of PIT channel 2 (speaker off), the
+/// way firmware and other kernels calibrate: count down once in mode 0 and watch its output go
+/// high. `None` if it never does (no PIT), after far longer than the count could take.
+pub fn measure_tsc_per_ms() -> Option<u64> {
+    let count = PIT_HZ * MEASURE_MS / 1000;
+    let b = inb(PORT_B) & !0x03;
+    outb(PORT_B, b); // gate low: hold the counter
+    outb(0x43, 0xb0); // channel 2, low then high byte, mode 0, binary
+    outb(0x42, count as u8);
+    outb(0x42, (count >> 8) as u8);
+    let t0 = super::cpu::rdtsc();
+    outb(PORT_B, b | 0x01); // gate high: count
+    let mut polls = 0u32;
+    while inb(PORT_B) & 0x20 == 0 {
+        polls += 1;
+        if polls == u32::MAX {
+            outb(PORT_B, b);
+            return None;
+        }
+    }
+    let t1 = super::cpu::rdtsc();
+    outb(PORT_B, b);
+    Some(((t1 - t0) / MEASURE_MS as u64).max(1))
 }
 
 pub fn mask(line: u8, masked: bool) {
