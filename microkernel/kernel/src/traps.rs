@@ -29,7 +29,7 @@ extern "C" fn syscall_from_user() -> ! {
         );
         drop(k);
         // SAFETY: `activate` made `next` the running task (space, rsp0, ctx end) and the lock is
-        // released; `next` was blocked in `call` or `reply_recv`, so `syscall` saved its frame.
+        // released; `next` was blocked in a receive or a call, both syscalls, so `syscall` saved its frame.
         unsafe { crate::arch::trap::sysret_to_user(frame) }
     }
     let frame = slow_syscall(k, cur);
