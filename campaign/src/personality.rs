@@ -81,3 +81,56 @@ pub trait Clock {
     fn now_ms(&mut self) -> Result<u64, Self::Error>;
     fn sleep(&mut self, ms: u32) -> Result<(), Self::Error>;
 }
+
+/// Implement [`Files`] for `$wrapper`, a newtype over a file system client. Both personalities'
+/// clients (`fs_api::Fs` over IPC, `cell_fs::Fs` over a cell call) make the same calls with the
+/// same signatures and have an error enum `$error` with `Exists`, `StateReset` and `BadFd`; but
+/// neither client crate may depend on this one, so each shell wraps its client and forwards.
+#[macro_export]
+macro_rules! forward_files {
+    ($wrapper:ty, $error:ident) => {
+        impl $crate::Files for $wrapper {
+            type Error = $error;
+
+            fn mkdir(&mut self, path: &str) -> core::result::Result<(), $error> {
+                self.0.mkdir(path)
+            }
+            fn open(&mut self, path: &str, mode: u8) -> core::result::Result<u32, $error> {
+                self.0.open(path, mode)
+            }
+            fn seek(&mut self, fd: u32, pos: u32) -> core::result::Result<(), $error> {
+                self.0.seek(fd, pos)
+            }
+            fn read(&mut self, fd: u32, out: &mut [u8]) -> core::result::Result<usize, $error> {
+                self.0.read(fd, out)
+            }
+            fn write(&mut self, fd: u32, data: &[u8]) -> core::result::Result<(), $error> {
+                self.0.write(fd, data)
+            }
+            fn exists(e: &$error) -> bool {
+                matches!(e, $error::Exists)
+            }
+            fn session_reset(e: &$error) -> bool {
+                matches!(e, $error::StateReset | $error::BadFd)
+            }
+        }
+    };
+}
+
+/// Implement [`Clock`] for `$wrapper`, a newtype over a timer client (`timer_api::Timer`,
+/// `cell_timer::Timer`) whose calls fail with `$error`; see [`forward_files!`] for why.
+#[macro_export]
+macro_rules! forward_clock {
+    ($wrapper:ty, $error:ident) => {
+        impl $crate::Clock for $wrapper {
+            type Error = $error;
+
+            fn now_ms(&mut self) -> core::result::Result<u64, $error> {
+                self.0.now_ms()
+            }
+            fn sleep(&mut self, ms: u32) -> core::result::Result<(), $error> {
+                self.0.sleep(ms)
+            }
+        }
+    };
+}

@@ -101,43 +101,10 @@ impl campaign::Target for Target {
     }
 }
 
+/// A session with the file system, for the file workload.
 struct Files(Fs);
+campaign::forward_files!(Files, FsError);
 
-impl campaign::Files for Files {
-    type Error = FsError;
-
-    fn mkdir(&mut self, path: &str) -> Result<(), FsError> {
-        self.0.mkdir(path)
-    }
-    fn open(&mut self, path: &str, mode: u8) -> Result<u32, FsError> {
-        self.0.open(path, mode)
-    }
-    fn seek(&mut self, fd: u32, pos: u32) -> Result<(), FsError> {
-        self.0.seek(fd, pos)
-    }
-    fn read(&mut self, fd: u32, out: &mut [u8]) -> Result<usize, FsError> {
-        self.0.read(fd, out)
-    }
-    fn write(&mut self, fd: u32, data: &[u8]) -> Result<(), FsError> {
-        self.0.write(fd, data)
-    }
-    fn exists(e: &FsError) -> bool {
-        *e == FsError::Exists
-    }
-    fn session_reset(e: &FsError) -> bool {
-        matches!(e, FsError::StateReset | FsError::BadFd)
-    }
-}
-
+/// A session with the timer, for the clock workload.
 struct Clock(Timer);
-
-impl campaign::Clock for Clock {
-    type Error = TimerError;
-
-    fn now_ms(&mut self) -> Result<u64, TimerError> {
-        self.0.now_ms()
-    }
-    fn sleep(&mut self, ms: u32) -> Result<(), TimerError> {
-        self.0.sleep(ms)
-    }
-}
+campaign::forward_clock!(Clock, TimerError);
