@@ -85,7 +85,7 @@ impl<F: Files> Records<F> {
     }
 
     /// Rewrite or check one random record.
-    fn step(&mut self, out: &mut impl Console, rng: &mut Rng) -> Seen {
+    pub fn step(&mut self, out: &mut impl Console, rng: &mut Rng) -> Seen {
         let i = rng.below(RECORDS as u64) as usize;
         if rng.below(2) == 0 {
             let v = rng.next_u64();
