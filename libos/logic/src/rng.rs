@@ -1,4 +1,5 @@
-//! Seeded generators: the same seed gives the same faults and the same campaign.
+//! Seeded generators: the same seed gives the same faults and the same campaign. The libos
+//! injector and the campaign driver both shells run (the `campaign` crate) draw from this one.
 
 /// splitmix64: every seed, including 0, gives a good sequence.
 pub struct Rng(pub u64);

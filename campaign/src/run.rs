@@ -1,0 +1,153 @@
+//! The campaign loop: pick a moment and a fault with the seeded generator, inject it, watch a
+//! few workload steps, classify, and print a line per fault and a summary.
+
+use crate::personality::{Shell, Target};
+use crate::workload::{Records, Seen, Sleeps, Work};
+use libos_logic::rng::Rng;
+
+/// Workload steps watched after each fault.
+const WINDOW: u32 = 4;
+
+/// What became of one fault (the words the host tool parses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Benign,
+    Recovered,
+    Error,
+    Lost,
+}
+
+impl Verdict {
+    /// The worst thing the client saw decides; a crash the client never noticed is a recovery.
+    fn of(seen: Seen, crashed: bool) -> Verdict {
+        if seen.wrong > 0 {
+            Verdict::Lost
+        } else if seen.errors > 0 {
+            Verdict::Error
+        } else if crashed {
+            Verdict::Recovered
+        } else {
+            Verdict::Benign
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Verdict::Benign => "benign",
+            Verdict::Recovered => "recovered",
+            Verdict::Error => "error",
+            Verdict::Lost => "lost",
+        }
+    }
+}
+
+/// The counts in the summary line. `lost` counts wrong answers, not faults: one fault can
+/// lose several records.
+#[derive(Default)]
+struct Tally {
+    injected: u32,
+    manifested: u32,
+    recovered: u32,
+    errors: u32,
+    lost: u32,
+}
+
+impl Tally {
+    fn count(&mut self, verdict: Verdict, seen: Seen) {
+        self.manifested += u32::from(verdict != Verdict::Benign);
+        self.recovered += u32::from(verdict == Verdict::Recovered);
+        // Any error the client saw counts, also from a fault whose verdict is `lost`.
+        self.errors += u32::from(seen.errors > 0);
+        self.lost += seen.wrong;
+    }
+}
+
+/// Run a campaign of `count` faults against task `name`. Returns false if it could not run.
+pub fn run<S: Shell>(shell: &mut S, name: &str, count: u32, seed: u64) -> bool {
+    let Some(mut target) = shell.target(name) else {
+        shell.println(format_args!("error: campaign: no task named '{}'", name));
+        return false;
+    };
+    let Some(mut work) = workload(shell, name) else { return false };
+    shell.println(format_args!(
+        "campaign {}: {} faults, seed {}, {} workload steps watched after each",
+        name, count, seed, WINDOW
+    ));
+    let others_before = target.restarts_of_others();
+    let mut rng = Rng(seed);
+    let mut t = Tally::default();
+    let progress = (count / 10).max(1);
+    let mut attempts = 0;
+    while t.injected < count && attempts < count * 4 {
+        attempts += 1;
+        // A random moment: a few workload steps first (their effects count for the last fault).
+        for _ in 0..rng.below(3) {
+            work.step(shell, &mut rng);
+        }
+        if !target.wait_running() {
+            shell.println(format_args!("campaign {}: {} is halted; stopping early", name, name));
+            break;
+        }
+        let kinds = S::Target::KINDS;
+        let kind = kinds[rng.below(kinds.len() as u64) as usize];
+        let before = target.status();
+        // Nothing to hit (e.g. no session to corrupt) is not an injected fault: pick again.
+        let Some(what) = target.inject(kind, rng.next_u64()) else { continue };
+        t.injected += 1;
+        let mut seen = Seen::default();
+        for _ in 0..WINDOW {
+            seen.add(work.step(shell, &mut rng));
+        }
+        let after = target.status();
+        let crashed = after.restarts > before.restarts || after.down;
+        target.wait_running();
+        let verdict = Verdict::of(seen, crashed);
+        t.count(verdict, seen);
+        let kind = S::Target::kind_name(kind);
+        shell.println(format_args!("fault {}: {} {:#x} -> {}", t.injected, kind, what, verdict.name()));
+        if t.injected % progress == 0 {
+            shell.println(format_args!(
+                "campaign {}: {}/{} injected, {} manifested, {} recovered",
+                name, t.injected, count, t.manifested, t.recovered
+            ));
+        }
+    }
+    t.lost += work.verify_all(shell).wrong;
+    let others = target.restarts_of_others().saturating_sub(others_before);
+    shell.println(format_args!(
+        "campaign {}: other tasks restarted {} times during the campaign",
+        name, others
+    ));
+    shell.println(format_args!(
+        "campaign {}: injected={} manifested={} recovered={} errors={} lost={} panics=0",
+        name, t.injected, t.manifested, t.recovered, t.errors, t.lost
+    ));
+    true
+}
+
+/// The checked workload for the server called `name`, set up; `None` (after saying why) if
+/// there is none or it cannot be set up.
+fn workload<S: Shell>(shell: &mut S, name: &str) -> Option<Work<S::Files, S::Clock>> {
+    let work = match name {
+        "fs" | "ramdisk" => shell.files().map(|fs| Records::create(fs).map(Work::File)),
+        "timer" => shell.clock().map(|clock| Ok(Work::Clock(Sleeps(clock)))),
+        _ => {
+            shell.println(format_args!(
+                "error: campaign: no checked workload for '{}' (try fs, ramdisk or timer)",
+                name
+            ));
+            return None;
+        }
+    };
+    match work {
+        Some(Ok(work)) => Some(work),
+        Some(Err(e)) => {
+            shell.println(format_args!("error: campaign: setting up the file workload: {}", e));
+            None
+        }
+        None => {
+            shell.println(format_args!("error: campaign: cannot open a session with the server under test"));
+            None
+        }
+    }
+}
