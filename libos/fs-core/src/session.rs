@@ -54,6 +54,8 @@ pub struct ClientState {
     files: [OpenFile; MAX_FILES],
 }
 
+// The microkernel's fs keeps this value in client SSRs that outlive a server incarnation: a
+// change of layout needs a new `VERSION` in `servers/fs`, or a restarted server misreads them.
 const _: () = assert!(core::mem::size_of::<ClientState>() == 296);
 
 impl ClientState {

@@ -39,6 +39,7 @@ struct Aligned<const N: usize>([u8; N]);
 
 impl Layout for SsrState {
     const KIND: u16 = 0xF5;
+    /// Goes up with every change to `ClientState`'s layout (fs-core asserts its size).
     const VERSION: u16 = 2;
     const BACKUP: bool = true;
 
