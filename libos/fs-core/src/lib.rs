@@ -1,5 +1,8 @@
 //! The file system's on-disk format and the block-level operations on it, over any
-//! [`BlockDevice`] (the libos ramdisk cell; it is the same format as `servers/fs`).
+//! [`BlockDevice`], and a client's session ([`ClientState`]) with the requests served against
+//! it. Both file servers run this code: the microkernel's `servers/fs` over the ramdisk server,
+//! the libos fs cell over the ramdisk cell; each keeps only its transport and where the session
+//! lives.
 //!
 //! ```text
 //!  block 0        1 ..= 16            17        18 ..
