@@ -22,7 +22,7 @@ use path::Path;
 pub mod path;
 mod session;
 
-pub use session::{ClientState, MAX_FILES};
+pub use session::{ClientState, SmallClientState, MAX_FILES, SMALL_MAX_FILES};
 
 pub const BLOCK_SIZE: usize = 512;
 pub type Block = [u8; BLOCK_SIZE];

@@ -20,7 +20,7 @@
 mod server;
 
 use bytemuck::Zeroable;
-use fs_core::{ClientState, FsError, NAME_MAX, PATH_MAX};
+use fs_core::{FsError, SmallClientState, NAME_MAX, PATH_MAX};
 use libos_core::chan::Endpoint;
 use libos_core::held::Held;
 
@@ -36,7 +36,7 @@ pub use fs_core::mode;
 /// A client's file-system state, sealed by the fs cell. Opaque: only this crate sees inside.
 #[derive(Clone, Copy)]
 pub struct Session {
-    state: ClientState,
+    state: SmallClientState,
     seal: u64,
 }
 
@@ -136,7 +136,7 @@ type Result<T> = core::result::Result<T, FsError>;
 impl Fs {
     /// Open a session (the fs cell seals a fresh state for us).
     pub fn connect(ep: Ep) -> Result<Fs> {
-        let blank = Session { state: ClientState::zeroed(), seal: 0 };
+        let blank = Session { state: SmallClientState::zeroed(), seal: 0 };
         let r = ep.call(&Request { session: blank, op: Op::Connect }).map_err(|_| FsError::ServerFailed)?;
         r.result?;
         Ok(Fs { ep, session: Held::new("fs", r.session) })

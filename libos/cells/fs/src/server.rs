@@ -3,12 +3,12 @@
 
 use crate::{Entry, FsError, Op, Out, PathBuf, Response, Session, IO_MAX};
 use cell_ramdisk::Blocks;
-use fs_core::{ClientState, Disk, NAME_MAX};
+use fs_core::{Disk, SmallClientState, NAME_MAX};
 use libos_logic::seal::seal;
 
 type Result<T> = core::result::Result<T, FsError>;
 
-fn sealed(key: u64, state: ClientState) -> Session {
+fn sealed(key: u64, state: SmallClientState) -> Session {
     Session { state, seal: seal(key, bytemuck::bytes_of(&state)) }
 }
 
@@ -22,7 +22,7 @@ fn check(key: u64, s: &Session) -> Result<()> {
 
 /// Serve `op` against the client's state `st`. Only the caller's own session is visible here
 /// (the server keeps no list of clients), so a file is in use only if `st` has it open.
-fn handle(disk: &Disk<Blocks>, st: &mut ClientState, op: &Op) -> Result<Out> {
+fn handle(disk: &Disk<Blocks>, st: &mut SmallClientState, op: &Op) -> Result<Out> {
     match op {
         Op::Connect => Ok(Out::Done),
         Op::Open { path, mode } => st.open(disk, path.as_str(), *mode).map(Out::Fd),
@@ -67,10 +67,10 @@ pub fn start(blocks: cell_ramdisk::Ep, key: u64) -> Option<crate::Ep> {
         loop {
             let (token, req) = ep.recv();
             let resp = if matches!(req.op, Op::Connect) {
-                Response { session: sealed(key, ClientState::fresh()), result: Ok(Out::Done) }
+                Response { session: sealed(key, SmallClientState::fresh()), result: Ok(Out::Done) }
             } else {
                 match check(key, &req.session) {
-                    Err(e) => Response { session: sealed(key, ClientState::fresh()), result: Err(e) },
+                    Err(e) => Response { session: sealed(key, SmallClientState::fresh()), result: Err(e) },
                     Ok(()) => {
                         let mut st = req.session.state;
                         let result = handle(&disk, &mut st, &req.op);
