@@ -1,5 +1,8 @@
 //! The file system's on-disk format and the block-level operations on it, over any
-//! [`BlockDevice`] (the libos ramdisk cell; it is the same format as `servers/fs`).
+//! [`BlockDevice`], and a client's session ([`ClientState`]) with the requests served against
+//! it. Both file servers run this code: the microkernel's `servers/fs` over the ramdisk server,
+//! the libos fs cell over the ramdisk cell; each keeps only its transport and where the session
+//! lives.
 //!
 //! ```text
 //!  block 0        1 ..= 16            17        18 ..
@@ -14,8 +17,12 @@
 #![forbid(unsafe_code)]
 
 use bytemuck::{Pod, Zeroable};
+use path::Path;
 
 pub mod path;
+mod session;
+
+pub use session::{ClientState, SmallClientState, MAX_FILES, SMALL_MAX_FILES};
 
 pub const BLOCK_SIZE: usize = 512;
 pub type Block = [u8; BLOCK_SIZE];
@@ -425,16 +432,44 @@ impl<D: BlockDevice> Disk<D> {
         let mut d = self.inode(dir)?;
         self.write_at(dir, &mut d, (slot * ENTRY) as u32, &[0u8; ENTRY]).map(|_| ())
     }
+
+    /// Walk path components down from the root: the inode and kind they name.
+    fn walk<'a>(&self, comps: impl Iterator<Item = &'a [u8]>) -> Result<(u16, u8)> {
+        let (mut ino, mut kind) = (ROOT, KIND_DIR);
+        for c in comps {
+            if kind != KIND_DIR {
+                return Err(FsError::NotADirectory);
+            }
+            let (_, e) = self.lookup(ino, c)?.ok_or(FsError::NotFound)?;
+            (ino, kind) = (e.inode, e.kind);
+        }
+        Ok((ino, kind))
+    }
+
+    /// The inode and kind that `p` names.
+    pub fn resolve(&self, p: &Path) -> Result<(u16, u8)> {
+        self.walk(p.components())
+    }
+
+    /// The directory that holds what `p` names, and the last name of `p`.
+    pub fn parent<'p>(&self, p: &'p Path) -> Result<(u16, &'p [u8])> {
+        let (parent, name) = p.split_last().ok_or(FsError::BadPath)?;
+        let (ino, kind) = self.walk(path::components(parent))?;
+        if kind != KIND_DIR {
+            return Err(FsError::NotADirectory);
+        }
+        Ok((ino, name))
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     extern crate std;
     use core::cell::RefCell;
     use std::vec::Vec;
 
-    struct Ram(RefCell<Vec<Block>>);
+    pub(crate) struct Ram(RefCell<Vec<Block>>);
 
     impl BlockDevice for Ram {
         fn blocks(&self) -> Option<u32> {
@@ -448,7 +483,8 @@ mod tests {
         }
     }
 
-    fn disk() -> Disk<Ram> {
+    /// A freshly formatted file system on 512 blocks of RAM.
+    pub(crate) fn disk() -> Disk<Ram> {
         let (d, fresh) = Disk::mount(Ram(RefCell::new(std::vec![[0u8; BLOCK_SIZE]; 512]))).unwrap();
         assert!(fresh);
         d

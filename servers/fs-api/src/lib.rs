@@ -311,13 +311,6 @@ impl Fs {
     }
 }
 
-/// Join `path` to the directory `cwd` (absolute) and normalise: resolve `.` and `..`, drop
-/// repeated slashes. Writes the absolute result into `out` and returns its length. (The file
-/// system's own rule, `fs_core::path::normalize`, with this protocol's errors.)
-pub fn normalize(cwd: &str, path: &str, out: &mut [u8; PATH_MAX]) -> core::result::Result<usize, FsError> {
-    fs_core::path::normalize(cwd, path, out).map_err(FsError::from)
-}
-
 /// The file system's errors as this protocol reports them.
 impl From<fs_core::FsError> for FsError {
     fn from(e: fs_core::FsError) -> FsError {
@@ -345,25 +338,6 @@ impl From<fs_core::FsError> for FsError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn norm(cwd: &str, path: &str) -> core::result::Result<std::string::String, FsError> {
-        let mut out = [0u8; PATH_MAX];
-        normalize(cwd, path, &mut out).map(|n| std::string::String::from_utf8(out[..n].to_vec()).unwrap())
-    }
-
-    extern crate std;
-
-    #[test]
-    fn paths_normalize() {
-        assert_eq!(norm("/", "a/b").unwrap(), "/a/b");
-        assert_eq!(norm("/x/y", "../z/./w//").unwrap(), "/x/z/w");
-        assert_eq!(norm("/x", "/abs").unwrap(), "/abs");
-        assert_eq!(norm("/", "../../..").unwrap(), "/");
-        assert_eq!(norm("/a", ".").unwrap(), "/a");
-        assert_eq!(norm("/", ""), Err(FsError::BadPath));
-        assert_eq!(norm("/", &"n".repeat(NAME_MAX + 1)), Err(FsError::NameTooLong));
-        assert_eq!(norm("/", &"abcdefgh/".repeat(12)), Err(FsError::NameTooLong));
-    }
 
     #[test]
     fn requests_round_trip() {

@@ -19,8 +19,8 @@
 
 mod server;
 
-use bytemuck::{Pod, Zeroable};
-use fs_core::{FsError, NAME_MAX, PATH_MAX};
+use bytemuck::Zeroable;
+use fs_core::{FsError, SmallClientState, NAME_MAX, PATH_MAX};
 use libos_core::chan::Endpoint;
 use libos_core::held::Held;
 
@@ -29,36 +29,14 @@ pub use server::start;
 
 /// Most bytes one read or write carries.
 pub const IO_MAX: usize = 256;
-const MAX_FILES: usize = 8;
 
 /// Open modes, combinable (the file system's own).
 pub use fs_core::mode;
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable, Debug)]
-struct OpenFile {
-    /// `FD_MAGIC` while open, 0 when free.
-    magic: u16,
-    mode: u8,
-    _pad: u8,
-    inode: u16,
-    _pad2: u16,
-    offset: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct State {
-    cwd_len: u16,
-    _pad: [u8; 6],
-    cwd: [u8; PATH_MAX],
-    files: [OpenFile; MAX_FILES],
-}
-
 /// A client's file-system state, sealed by the fs cell. Opaque: only this crate sees inside.
 #[derive(Clone, Copy)]
 pub struct Session {
-    state: State,
+    state: SmallClientState,
     seal: u64,
 }
 
@@ -158,7 +136,7 @@ type Result<T> = core::result::Result<T, FsError>;
 impl Fs {
     /// Open a session (the fs cell seals a fresh state for us).
     pub fn connect(ep: Ep) -> Result<Fs> {
-        let blank = Session { state: State::zeroed(), seal: 0 };
+        let blank = Session { state: SmallClientState::zeroed(), seal: 0 };
         let r = ep.call(&Request { session: blank, op: Op::Connect }).map_err(|_| FsError::ServerFailed)?;
         r.result?;
         Ok(Fs { ep, session: Held::new("fs", r.session) })

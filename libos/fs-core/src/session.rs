@@ -1,0 +1,379 @@
+//! A client's session with the file system — its current directory and open files with their
+//! modes and offsets — and the requests served against it.
+//!
+//! Neither file server keeps this state itself: the microkernel's `servers/fs` finds it in the
+//! client's Server State Region, the libos fs cell receives it sealed inside each request. Both
+//! hand it to the same code here, which is why it is a plain `#[repr(C)]` value with no
+//! pointers: it must mean the same after being copied to another page or back from a client.
+//! Since the bytes come from outside the server, [`ClientState::check`] is run on them before
+//! any request is served; the requests then rely on what it checked.
+//!
+//! ```text
+//!  offset  0    cwd_len (u16), padding
+//!          8    cwd: PATH_MAX bytes, UTF-8, absolute
+//!        104    files: MAX_FILES x OpenFile (12 bytes each; SMALL_MAX_FILES for the libos)
+//!        296    end (200 for the libos)
+//! ```
+
+use crate::path::Path;
+use crate::{
+    mode, BlockDevice, DirEntry, Disk, FsError, Inode, Result, INODES, KIND_DIR, KIND_FILE, MAX_FILE,
+    PATH_MAX,
+};
+use bytemuck::{Pod, Zeroable};
+
+/// How many files one client of the microkernel's fs may have open at once ([`ClientState`]).
+pub const MAX_FILES: usize = 16;
+/// How many files one libos client may have open at once ([`SmallClientState`]): its session
+/// is copied into every request and back, so it stays small.
+pub const SMALL_MAX_FILES: usize = 8;
+
+/// What a slot of the open-file table holds while open: an object magic number in the CuriOS
+/// manner, so a slot overwritten by a stray write is told apart from one that is free (0).
+const FD_MAGIC: u16 = 0xF11E;
+
+/// One slot of the open-file table; its index is the file descriptor.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
+struct OpenFile {
+    /// `FD_MAGIC` while open, 0 when free.
+    magic: u16,
+    mode: u8,
+    _pad: u8,
+    inode: u16,
+    _pad2: u16,
+    offset: u32,
+}
+
+/// A session type holding `$files` open files, and the requests on it: written once, made
+/// twice (below), because a `Pod` type cannot be generic over the table's length.
+macro_rules! client_state {
+    ($(#[$doc:meta])* $name:ident, $files:expr) => {
+        /// Everything a file server remembers about one client. It lives with the client (see the
+        /// module comment), so its fields are private: only the operations below change them, and
+        /// they keep what [`check`](Self::check) verifies true.
+        ///
+        $(#[$doc])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Pod, Zeroable)]
+        pub struct $name {
+            cwd_len: u16,
+            _pad: [u8; 6],
+            cwd: [u8; PATH_MAX],
+            files: [OpenFile; $files],
+        }
+
+        impl $name {
+            /// The state of a new session: in the root, nothing open.
+            pub fn fresh() -> $name {
+                let mut s = $name::zeroed();
+                s.cwd[0] = b'/';
+                s.cwd_len = 1;
+                s
+            }
+
+            /// Every range the operations rely on; on failure, what is broken.
+            pub fn check(&self) -> core::result::Result<(), &'static str> {
+                if self.cwd_len == 0 || self.cwd_len as usize > PATH_MAX || self.cwd[0] != b'/' {
+                    return Err("current directory");
+                }
+                if core::str::from_utf8(&self.cwd[..self.cwd_len as usize]).is_err() {
+                    return Err("current directory is not UTF-8");
+                }
+                for f in &self.files {
+                    match f.magic {
+                        0 => {}
+                        FD_MAGIC => {
+                            if f.inode == 0 || f.inode >= INODES || f.mode & !mode::ALL != 0 || f.offset > MAX_FILE {
+                                return Err("open-file entry out of range");
+                            }
+                        }
+                        _ => return Err("open-file entry with a bad magic number"),
+                    }
+                }
+                Ok(())
+            }
+
+            /// The current directory (absolute).
+            pub fn cwd(&self) -> &str {
+                core::str::from_utf8(&self.cwd[..self.cwd_len as usize]).unwrap_or("/")
+            }
+
+            /// Whether this session has inode `ino` open.
+            pub fn holds(&self, ino: u16) -> bool {
+                self.files.iter().any(|f| f.magic == FD_MAGIC && f.inode == ino)
+            }
+
+            fn file(&mut self, fd: u32) -> Result<&mut OpenFile> {
+                self.files.get_mut(fd as usize).filter(|f| f.magic == FD_MAGIC).ok_or(FsError::BadFd)
+            }
+
+            /// Open the file at `path` in mode `m` (see [`mode`]); returns the file descriptor.
+            pub fn open<D: BlockDevice>(&mut self, disk: &Disk<D>, path: &str, m: u8) -> Result<u32> {
+                if m & !mode::ALL != 0 || m & (mode::READ | mode::WRITE | mode::APPEND) == 0 {
+                    return Err(FsError::BadMode);
+                }
+                let fd = self.files.iter().position(|f| f.magic != FD_MAGIC).ok_or(FsError::TooManyOpen)?;
+                let p = Path::new(self.cwd(), path)?;
+                let ino = match disk.resolve(&p) {
+                    Ok((_, KIND_DIR)) => return Err(FsError::IsADirectory),
+                    Ok((ino, _)) => ino,
+                    Err(FsError::NotFound) if m & mode::CREATE != 0 => {
+                        let (dir, name) = disk.parent(&p)?;
+                        let ino = disk.free_inode()?;
+                        disk.put_inode(ino, &Inode::new(KIND_FILE))?;
+                        if let Err(e) = disk.link(dir, name, ino, KIND_FILE) {
+                            disk.put_inode(ino, &Inode::default())?;
+                            return Err(e);
+                        }
+                        ino
+                    }
+                    Err(e) => return Err(e),
+                };
+                if m & mode::TRUNCATE != 0 {
+                    let mut inode = disk.inode(ino)?;
+                    disk.truncate(ino, &mut inode)?;
+                }
+                self.files[fd] = OpenFile { magic: FD_MAGIC, mode: m, _pad: 0, inode: ino, _pad2: 0, offset: 0 };
+                Ok(fd as u32)
+            }
+
+            /// Read into all of `out` (the caller bounds it by its transport) at the file's offset and
+            /// move past what was read; returns how much that was, 0 at the end of the file.
+            pub fn read<D: BlockDevice>(&mut self, disk: &Disk<D>, fd: u32, out: &mut [u8]) -> Result<usize> {
+                let f = self.file(fd)?;
+                if f.mode & mode::READ == 0 {
+                    return Err(FsError::BadMode);
+                }
+                let mut inode = disk.inode(f.inode)?;
+                let n = disk.read_at(&mut inode, f.offset, out)?;
+                f.offset += n as u32;
+                Ok(n)
+            }
+
+            /// Write `data` at the file's offset (at its end in append mode) and move past it.
+            pub fn write<D: BlockDevice>(&mut self, disk: &Disk<D>, fd: u32, data: &[u8]) -> Result<u32> {
+                let f = self.file(fd)?;
+                if f.mode & (mode::WRITE | mode::APPEND) == 0 {
+                    return Err(FsError::BadMode);
+                }
+                let mut inode = disk.inode(f.inode)?;
+                // The file may have been removed since the open by a client whose server could not see
+                // this session (the libos cell never can), and its inode reused for a directory.
+                if inode.kind != KIND_FILE {
+                    return Err(FsError::BadFd);
+                }
+                let at = if f.mode & mode::APPEND != 0 { inode.size } else { f.offset };
+                let n = disk.write_at(f.inode, &mut inode, at, data)?;
+                f.offset = at + n as u32;
+                Ok(n as u32)
+            }
+
+            /// Move the file's offset to `pos` (past the end is allowed; a write there leaves a hole).
+            pub fn seek(&mut self, fd: u32, pos: u32) -> Result<()> {
+                let f = self.file(fd)?;
+                if pos > MAX_FILE {
+                    return Err(FsError::FileTooLarge);
+                }
+                f.offset = pos;
+                Ok(())
+            }
+
+            pub fn close(&mut self, fd: u32) -> Result<()> {
+                *self.file(fd)? = OpenFile::zeroed();
+                Ok(())
+            }
+
+            /// Offset and mode of open file `fd`.
+            pub fn tell(&mut self, fd: u32) -> Result<(u32, u8)> {
+                self.file(fd).map(|f| (f.offset, f.mode))
+            }
+
+            /// Kind and size of what `path` names.
+            pub fn stat<D: BlockDevice>(&self, disk: &Disk<D>, path: &str) -> Result<(u8, u32)> {
+                let (ino, kind) = disk.resolve(&Path::new(self.cwd(), path)?)?;
+                Ok((kind, disk.inode(ino)?.size))
+            }
+
+            pub fn mkdir<D: BlockDevice>(&self, disk: &Disk<D>, path: &str) -> Result<()> {
+                let p = Path::new(self.cwd(), path)?;
+                let (dir, name) = disk.parent(&p)?;
+                if disk.lookup(dir, name)?.is_some() {
+                    return Err(FsError::Exists);
+                }
+                let ino = disk.free_inode()?;
+                disk.put_inode(ino, &Inode::new(KIND_DIR))?;
+                disk.link(dir, name, ino, KIND_DIR)
+            }
+
+            /// Remove the file or empty directory at `path`, unless this session has it open or
+            /// `open_elsewhere` says another one does. What other sessions hold is the server's to
+            /// find out: the microkernel's reads their SSRs, the libos cell cannot see them at all.
+            pub fn remove<D: BlockDevice>(
+                &self,
+                disk: &Disk<D>,
+                path: &str,
+                open_elsewhere: impl FnOnce(u16) -> bool,
+            ) -> Result<()> {
+                let p = Path::new(self.cwd(), path)?;
+                let (dir, name) = disk.parent(&p)?;
+                let (slot, e) = disk.lookup(dir, name)?.ok_or(FsError::NotFound)?;
+                if e.kind == KIND_DIR && disk.nth_entry(e.inode, 0)?.is_some() {
+                    return Err(FsError::NotEmpty);
+                }
+                if self.holds(e.inode) || open_elsewhere(e.inode) {
+                    return Err(FsError::InUse);
+                }
+                let mut inode = disk.inode(e.inode)?;
+                disk.truncate(e.inode, &mut inode)?;
+                disk.put_inode(e.inode, &Inode::default())?;
+                disk.unlink(dir, slot)
+            }
+
+            /// Make the directory at `path` the current one.
+            pub fn chdir<D: BlockDevice>(&mut self, disk: &Disk<D>, path: &str) -> Result<()> {
+                let p = Path::new(self.cwd(), path)?;
+                if disk.resolve(&p)?.1 != KIND_DIR {
+                    return Err(FsError::NotADirectory);
+                }
+                let new = p.as_bytes();
+                self.cwd[..new.len()].copy_from_slice(new);
+                self.cwd_len = new.len() as u16;
+                Ok(())
+            }
+
+            /// The `index`-th entry of the directory at `path` and the size of what it names (0 if
+            /// that cannot be read), or `None` past the last.
+            pub fn entry<D: BlockDevice>(
+                &self,
+                disk: &Disk<D>,
+                path: &str,
+                index: u32,
+            ) -> Result<Option<(DirEntry, u32)>> {
+                match disk.resolve(&Path::new(self.cwd(), path)?)? {
+                    (ino, KIND_DIR) => Ok(disk.nth_entry(ino, index)?.map(|e| {
+                        let size = disk.inode(e.inode).map(|i| i.size).unwrap_or(0);
+                        (e, size)
+                    })),
+                    _ => Err(FsError::NotADirectory),
+                }
+            }
+        }
+    };
+}
+
+client_state!(
+    /// A client of the microkernel's fs, in its Server State Region: [`MAX_FILES`] open files.
+    ClientState,
+    MAX_FILES
+);
+client_state!(
+    /// A libos client, carried in every request and answer: [`SMALL_MAX_FILES`] open files.
+    SmallClientState,
+    SMALL_MAX_FILES
+);
+
+// The microkernel's fs keeps this value in client SSRs that outlive a server incarnation: a
+// change of layout needs a new `VERSION` in `servers/fs`, or a restarted server misreads them.
+const _: () = assert!(core::mem::size_of::<ClientState>() == 296);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::disk;
+
+    const RW: u8 = mode::READ | mode::WRITE | mode::CREATE;
+
+    #[test]
+    fn each_descriptor_keeps_its_own_offset() {
+        let d = disk();
+        let mut st = ClientState::fresh();
+        let w = st.open(&d, "/f", RW).unwrap();
+        assert_eq!(st.write(&d, w, b"hello world").unwrap(), 11);
+        let r = st.open(&d, "f", mode::READ).unwrap();
+        let mut out = [0u8; 5];
+        assert_eq!(st.read(&d, r, &mut out).unwrap(), 5);
+        assert_eq!(&out, b"hello");
+        assert_eq!(st.tell(w).unwrap(), (11, RW));
+        assert_eq!(st.tell(r).unwrap(), (5, mode::READ));
+        st.seek(r, 6).unwrap();
+        assert_eq!(st.read(&d, r, &mut out).unwrap(), 5);
+        assert_eq!(&out, b"world");
+        assert_eq!(st.read(&d, r, &mut out).unwrap(), 0);
+        assert_eq!(st.write(&d, r, b"x"), Err(FsError::BadMode));
+        assert_eq!(st.seek(r, MAX_FILE + 1), Err(FsError::FileTooLarge));
+        st.close(r).unwrap();
+        assert_eq!(st.close(r), Err(FsError::BadFd));
+        assert_eq!(st.stat(&d, "/f").unwrap(), (KIND_FILE, 11));
+        assert!(st.check().is_ok());
+    }
+
+    #[test]
+    fn the_open_file_table_is_bounded_and_slots_are_reused() {
+        let d = disk();
+        let mut st = ClientState::fresh();
+        for fd in 0..MAX_FILES as u32 {
+            assert_eq!(st.open(&d, "/f", RW).unwrap(), fd);
+        }
+        assert_eq!(st.open(&d, "/f", RW), Err(FsError::TooManyOpen));
+        st.close(3).unwrap();
+        assert_eq!(st.open(&d, "/f", mode::APPEND).unwrap(), 3);
+        assert_eq!(st.open(&d, "/f", mode::CREATE), Err(FsError::BadMode));
+    }
+
+    #[test]
+    fn the_small_session_holds_its_own_number_of_files() {
+        let d = disk();
+        let mut st = SmallClientState::fresh();
+        for fd in 0..SMALL_MAX_FILES as u32 {
+            assert_eq!(st.open(&d, "/f", RW | mode::CREATE), Ok(fd));
+        }
+        assert_eq!(st.open(&d, "/f", RW), Err(FsError::TooManyOpen));
+        assert_eq!(core::mem::size_of::<SmallClientState>(), 296 - 8 * 12);
+    }
+
+    #[test]
+    fn directories_paths_and_removal() {
+        let d = disk();
+        let mut st = ClientState::fresh();
+        st.mkdir(&d, "/a").unwrap();
+        assert_eq!(st.mkdir(&d, "a"), Err(FsError::Exists));
+        st.chdir(&d, "a").unwrap();
+        assert_eq!(st.cwd(), "/a");
+        let fd = st.open(&d, "../a/./g", RW).unwrap();
+        assert_eq!(st.open(&d, "/a", mode::READ), Err(FsError::IsADirectory));
+        assert_eq!(st.chdir(&d, "g"), Err(FsError::NotADirectory));
+        let (e, size) = st.entry(&d, ".", 0).unwrap().unwrap();
+        assert_eq!((e.name(), e.kind, size), (&b"g"[..], KIND_FILE, 0));
+        assert!(st.entry(&d, ".", 1).unwrap().is_none());
+        assert_eq!(st.remove(&d, "/a", |_| false), Err(FsError::NotEmpty));
+        assert_eq!(st.remove(&d, "g", |_| false), Err(FsError::InUse));
+        st.close(fd).unwrap();
+        assert_eq!(st.remove(&d, "g", |_| true), Err(FsError::InUse), "open in another session");
+        st.remove(&d, "g", |_| false).unwrap();
+        assert_eq!(st.stat(&d, "g"), Err(FsError::NotFound));
+        st.chdir(&d, "/").unwrap();
+        st.remove(&d, "a", |_| false).unwrap();
+        assert_eq!(st.remove(&d, "/", |_| false), Err(FsError::BadPath));
+    }
+
+    #[test]
+    fn check_catches_what_the_operations_rely_on() {
+        let good = ClientState::fresh();
+        assert!(good.check().is_ok());
+        let mut s = good;
+        s.cwd_len = 0;
+        assert_eq!(s.check(), Err("current directory"));
+        let mut s = good;
+        s.cwd[..2].copy_from_slice(b"/\xff");
+        s.cwd_len = 2;
+        assert_eq!(s.check(), Err("current directory is not UTF-8"));
+        let mut s = good;
+        s.files[2] =
+            OpenFile { magic: FD_MAGIC, mode: mode::READ, _pad: 0, inode: INODES, _pad2: 0, offset: 0 };
+        assert_eq!(s.check(), Err("open-file entry out of range"));
+        let mut s = good;
+        s.files[5].magic = 1;
+        assert_eq!(s.check(), Err("open-file entry with a bad magic number"));
+    }
+}
