@@ -1,0 +1,95 @@
+//! The command line: which command a line names, its arguments checked, and the usage line a
+//! command gives when they do not fit. Commands whose work is the personality's (inject,
+//! campaign, bench and its own) get their arguments from here already checked.
+
+use crate::files;
+use crate::personality::{Console, Shell, Status};
+use campaign::Clock;
+
+/// Most runs `bench` takes: each shell keeps one sample per run on its stack.
+pub const BENCH_MAX: usize = 4000;
+/// Runs `bench` takes without an argument.
+const BENCH_DEFAULT: usize = 1000;
+/// Most faults one `campaign` injects.
+const CAMPAIGN_MAX: u32 = 100_000;
+
+/// Run one command line; returns its status (0 for an empty line).
+pub fn run<S: Shell>(shell: &mut S, line: &str) -> Status {
+    let mut words = line.split_whitespace();
+    let Some(cmd) = words.next() else { return 0 };
+    let rest = line.trim_start()[cmd.len()..].trim();
+    let con = shell.console();
+    match cmd {
+        "help" => {
+            con.println(format_args!("{}", S::HELP));
+            0
+        }
+        "echo" => {
+            con.println(format_args!("{}", rest));
+            0
+        }
+        "kill" => match words.next() {
+            None => con.fail(format_args!("usage: kill NAME")),
+            Some(name) => shell.inject(name, "kill", 0),
+        },
+        "inject" => inject(shell, words),
+        "campaign" => campaign(shell, words),
+        "ls" | "cat" | "write" | "append" | "mkdir" | "rm" | "cd" | "pwd" => files::run(shell, cmd, rest),
+        "sleep" => sleep(shell, rest),
+        "bench" => {
+            let runs = if rest.is_empty() { Ok(BENCH_DEFAULT) } else { rest.parse::<usize>() };
+            match runs {
+                Ok(n) if (10..=BENCH_MAX).contains(&n) => shell.bench(n),
+                _ => con.fail(format_args!("usage: bench [N] with 10 <= N <= {}", BENCH_MAX)),
+            }
+        }
+        _ => match shell.command(cmd, rest) {
+            Some(status) => status,
+            None => shell.console().fail(format_args!("unknown command '{}' (type 'help')", cmd)),
+        },
+    }
+}
+
+/// `inject NAME KIND [SEED]`: without a seed, the shell picks one.
+fn inject<'a, S: Shell>(shell: &mut S, mut words: impl Iterator<Item = &'a str>) -> Status {
+    match (words.next(), words.next(), words.next().map(str::parse::<u64>)) {
+        (Some(name), Some(kind), None) => {
+            let seed = shell.seed();
+            shell.inject(name, kind, seed)
+        }
+        (Some(name), Some(kind), Some(Ok(seed))) => shell.inject(name, kind, seed),
+        _ => shell.console().fail(format_args!(
+            "usage: inject NAME KIND [SEED]; KIND: kill regflip memflip memword skip hang ssr"
+        )),
+    }
+}
+
+/// `campaign NAME COUNT [SEED]`: the seed is 1 unless given, so a plain run is repeatable.
+fn campaign<'a, S: Shell>(shell: &mut S, mut words: impl Iterator<Item = &'a str>) -> Status {
+    let (name, count, seed) =
+        (words.next(), words.next().map(str::parse::<u32>), words.next().map(str::parse::<u64>));
+    match (name, count, seed) {
+        (Some(name), Some(Ok(count)), seed @ (None | Some(Ok(_)))) if (1..=CAMPAIGN_MAX).contains(&count) => {
+            let seed = seed.and_then(Result::ok).unwrap_or(1);
+            shell.campaign(name, count, seed)
+        }
+        _ => shell
+            .console()
+            .fail(format_args!("usage: campaign NAME COUNT [SEED] with 1 <= COUNT <= {}", CAMPAIGN_MAX)),
+    }
+}
+
+/// `sleep MS` on the shell's timer session.
+fn sleep<S: Shell>(shell: &mut S, rest: &str) -> Status {
+    let Ok(ms) = rest.parse::<u32>() else {
+        return shell.console().fail(format_args!("usage: sleep MS (a whole number of milliseconds)"));
+    };
+    let result = match shell.clock() {
+        Some(clock) => clock.sleep(ms),
+        None => return shell.console().fail(format_args!("no timer server")),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => shell.console().fail(format_args!("sleep: {}", e)),
+    }
+}

@@ -1,0 +1,32 @@
+//! The shell commands both personalities share, written once: the command line's dispatch and
+//! argument checks, the file commands (`ls cat write append mkdir rm cd pwd`), `echo`, `help`,
+//! `sleep`, and the `ps` table's layout, with every line they print and every error they give.
+//!
+//! The tests in `tests/` and the host tool parse these lines: keep them as they are.
+//!
+//! Each shell plugs its personality in through the traits in [`personality`] and keeps what is
+//! really its own (task control from its kernel, fault injection, benchmarks, power-off):
+//!
+//! ```text
+//!   microkernel shell ──┐                      ┌── Console   print (errors: `error: ...`)
+//!                       ├─ shellcmd::run ──────┼── Files     the fs session (campaign::Files and more)
+//!   libos shell cell ───┘   (this crate)       ├── Clock     campaign::Clock, for sleep
+//!                                              └── Shell     help text, inject, campaign, bench,
+//!                                                            and the personality's own commands
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+
+mod commands;
+mod files;
+pub mod personality;
+mod tasks;
+
+pub use commands::{run, BENCH_MAX};
+/// The longest path, which sizes [`Files::cwd`]'s buffer.
+pub use fs_core::PATH_MAX;
+pub use personality::{Console, Entry, Files, Shell, Status};
+pub use tasks::{print_tasks, TaskRow};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,150 @@
+//! What a personality provides to run the shared commands. Each shell implements these over its
+//! own clients (IPC stubs on the microkernel, cell clients on the libos); the commands and every
+//! line they print stay in this crate.
+//!
+//! The file and timer sessions extend the `campaign` crate's [`campaign::Files`] and use its
+//! [`campaign::Clock`] as it is, so one wrapper per client serves both the campaign workloads
+//! and these commands. The console is a trait of its own: the commands print partial lines
+//! (`cat`) and print while they hold the file session (`ls`), so it takes `&self` and lives
+//! beside the sessions, where the campaign's console takes `&mut self`.
+
+use core::fmt;
+use fs_core::{NAME_MAX, PATH_MAX};
+
+/// How a command ended: 0 = success; the prompt shows any other value.
+pub type Status = u32;
+
+/// Where the shell's output goes.
+pub trait Console {
+    /// Print `text` as it is (no newline added).
+    fn print(&self, text: fmt::Arguments<'_>);
+
+    /// Print one line.
+    fn println(&self, line: fmt::Arguments<'_>) {
+        self.print(format_args!("{}\n", line));
+    }
+
+    /// Report a failed command as `error: MSG`; returns its status, 1.
+    fn fail(&self, msg: fmt::Arguments<'_>) -> Status {
+        self.println(format_args!("error: {}", msg));
+        1
+    }
+}
+
+/// One directory entry, copied out of the client's own entry type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    name: [u8; NAME_MAX],
+    name_len: u8,
+    /// `fs_core::KIND_FILE` or `fs_core::KIND_DIR`.
+    pub kind: u8,
+    /// Size in bytes (files).
+    pub size: u32,
+}
+
+impl Entry {
+    /// An entry called `name` (cut to `NAME_MAX` bytes, at a character boundary).
+    pub fn new(name: &str, kind: u8, size: u32) -> Entry {
+        let mut len = name.len().min(NAME_MAX);
+        while !name.is_char_boundary(len) {
+            len -= 1;
+        }
+        let mut e = Entry { name: [0; NAME_MAX], name_len: len as u8, kind, size };
+        e.name[..len].copy_from_slice(&name.as_bytes()[..len]);
+        e
+    }
+
+    pub fn name(&self) -> &str {
+        core::str::from_utf8(&self.name[..self.name_len as usize]).unwrap_or("?")
+    }
+}
+
+/// The file system session the file commands use: the campaign's operations and the rest.
+pub trait Files: campaign::Files {
+    /// The error `ls` gives for a path that is not a directory.
+    const NOT_A_DIRECTORY: Self::Error;
+
+    /// Did `open` fail because the path (or a directory on it) does not exist?
+    fn not_found(e: &Self::Error) -> bool;
+    fn close(&mut self, fd: u32) -> Result<(), Self::Error>;
+    /// Kind (`fs_core::KIND_*`) and size of `path`.
+    fn stat(&mut self, path: &str) -> Result<(u8, u32), Self::Error>;
+    /// The `index`-th entry of directory `path`, or `None` past the last.
+    fn entry(&mut self, path: &str, index: u32) -> Result<Option<Entry>, Self::Error>;
+    fn remove(&mut self, path: &str) -> Result<(), Self::Error>;
+    fn chdir(&mut self, path: &str) -> Result<(), Self::Error>;
+    /// The session's current directory, copied into `out`.
+    fn cwd<'o>(&mut self, out: &'o mut [u8; PATH_MAX]) -> Result<&'o str, Self::Error>;
+}
+
+/// A shell: its console and sessions, and the commands only its personality can run.
+pub trait Shell {
+    type Console: Console;
+    type Files: Files;
+    type Clock: campaign::Clock<Error: fmt::Display>;
+
+    /// The `help` text: each personality lists its own commands.
+    const HELP: &'static str;
+
+    fn console(&self) -> &Self::Console;
+    /// The console together with the file system session (opened now if there is none yet):
+    /// `ls` and `cat` print while they read. `Err` says why there is no session.
+    fn files(&mut self) -> (&Self::Console, Result<&mut Self::Files, &'static str>);
+    /// The timer session; `None` if there is none.
+    fn clock(&mut self) -> Option<&mut Self::Clock>;
+    /// A seed for `inject NAME KIND` without one (the time stamp counter).
+    fn seed(&self) -> u64;
+
+    /// `inject NAME KIND SEED`, and `kill NAME` as `inject NAME kill 0`.
+    fn inject(&mut self, name: &str, kind: &str, seed: u64) -> Status;
+    /// `campaign NAME COUNT SEED`, its arguments checked.
+    fn campaign(&mut self, name: &str, count: u32, seed: u64) -> Status;
+    /// `bench RUNS`, with `10 <= RUNS <= BENCH_MAX`.
+    fn bench(&mut self, runs: usize) -> Status;
+    /// One of the personality's own commands, `cmd` with the rest of the line `args`;
+    /// `None` if it has no command `cmd`.
+    fn command(&mut self, cmd: &str, args: &str) -> Option<Status>;
+}
+
+/// Implement [`Files`] for `$wrapper`, a newtype over a file system client that already
+/// implements `campaign::Files` (see `campaign::forward_files!`, which this completes). Both
+/// personalities' clients make these calls with the same signatures, an entry type with `name()`,
+/// `kind` and `size`, and an error enum `$error` with `NotFound` and `NotADirectory`.
+#[macro_export]
+macro_rules! forward_files {
+    ($wrapper:ty, $error:ident) => {
+        impl $crate::Files for $wrapper {
+            const NOT_A_DIRECTORY: $error = $error::NotADirectory;
+
+            fn not_found(e: &$error) -> bool {
+                matches!(e, $error::NotFound)
+            }
+            fn close(&mut self, fd: u32) -> core::result::Result<(), $error> {
+                self.0.close(fd)
+            }
+            fn stat(&mut self, path: &str) -> core::result::Result<(u8, u32), $error> {
+                self.0.stat(path)
+            }
+            fn entry(
+                &mut self,
+                path: &str,
+                index: u32,
+            ) -> core::result::Result<Option<$crate::Entry>, $error> {
+                let e = self.0.entry(path, index)?;
+                Ok(e.map(|e| $crate::Entry::new(e.name(), e.kind, e.size)))
+            }
+            fn remove(&mut self, path: &str) -> core::result::Result<(), $error> {
+                self.0.remove(path)
+            }
+            fn chdir(&mut self, path: &str) -> core::result::Result<(), $error> {
+                self.0.chdir(path)
+            }
+            fn cwd<'o>(
+                &mut self,
+                out: &'o mut [u8; $crate::PATH_MAX],
+            ) -> core::result::Result<&'o str, $error> {
+                self.0.cwd(out)
+            }
+        }
+    };
+}

@@ -1,0 +1,432 @@
+//! The shared commands against a fake shell on the host: a file system in a map, a console that
+//! keeps what it was given, and a record of what reached the personality's own commands.
+
+extern crate std;
+
+use crate::personality::{Console, Entry, Files, Shell, Status};
+use crate::{print_tasks, run, TaskRow};
+use core::cell::RefCell;
+use core::fmt;
+use fs_core::{mode, KIND_DIR, KIND_FILE, PATH_MAX};
+use std::collections::BTreeMap;
+use std::format;
+use std::string::{String, ToString};
+use std::vec::Vec;
+
+#[derive(Debug, PartialEq)]
+enum FakeError {
+    NotFound,
+    Exists,
+    NotADirectory,
+    BadFd,
+    Late,
+}
+
+impl fmt::Display for FakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FakeError::NotFound => "no such file or directory",
+            FakeError::Exists => "already exists",
+            FakeError::NotADirectory => "not a directory",
+            FakeError::BadFd => "bad file descriptor",
+            FakeError::Late => "woke late",
+        })
+    }
+}
+
+/// A file system of absolute paths; `None` is a directory.
+struct FakeFiles {
+    nodes: BTreeMap<String, Option<Vec<u8>>>,
+    cwd: String,
+    /// Open files: path and position.
+    open: Vec<(String, usize)>,
+    /// Largest read the client makes, as the real clients cap theirs.
+    read_max: usize,
+}
+
+impl FakeFiles {
+    fn new() -> FakeFiles {
+        let nodes = BTreeMap::from([("/".to_string(), None)]);
+        FakeFiles { nodes, cwd: "/".to_string(), open: Vec::new(), read_max: 256 }
+    }
+
+    fn abs(&self, path: &str) -> String {
+        match path {
+            "." => self.cwd.clone(),
+            p if p.starts_with('/') => p.to_string(),
+            p if self.cwd == "/" => format!("/{p}"),
+            p => format!("{}/{p}", self.cwd),
+        }
+    }
+
+    fn parent_is_dir(&self, abs: &str) -> bool {
+        let parent = abs.rsplit_once('/').map_or("/", |(p, _)| if p.is_empty() { "/" } else { p });
+        matches!(self.nodes.get(parent), Some(None))
+    }
+
+    fn file(&mut self, fd: u32) -> Result<(&mut Vec<u8>, &mut usize), FakeError> {
+        let (path, pos) = self.open.get_mut(fd as usize).ok_or(FakeError::BadFd)?;
+        match self.nodes.get_mut(path.as_str()) {
+            Some(Some(data)) => Ok((data, pos)),
+            _ => Err(FakeError::BadFd),
+        }
+    }
+}
+
+impl campaign::Files for FakeFiles {
+    type Error = FakeError;
+
+    fn mkdir(&mut self, path: &str) -> Result<(), FakeError> {
+        let abs = self.abs(path);
+        if self.nodes.contains_key(&abs) {
+            return Err(FakeError::Exists);
+        }
+        if !self.parent_is_dir(&abs) {
+            return Err(FakeError::NotFound);
+        }
+        self.nodes.insert(abs, None);
+        Ok(())
+    }
+    fn open(&mut self, path: &str, m: u8) -> Result<u32, FakeError> {
+        let abs = self.abs(path);
+        let creatable = m & mode::CREATE != 0 && self.parent_is_dir(&abs);
+        match self.nodes.get_mut(&abs) {
+            Some(Some(data)) if m & mode::TRUNCATE != 0 => data.clear(),
+            Some(_) => {}
+            None if creatable => {
+                self.nodes.insert(abs.clone(), Some(Vec::new()));
+            }
+            None => return Err(FakeError::NotFound),
+        }
+        self.open.push((abs, 0));
+        Ok(self.open.len() as u32 - 1)
+    }
+    fn seek(&mut self, fd: u32, pos: u32) -> Result<(), FakeError> {
+        *self.file(fd)?.1 = pos as usize;
+        Ok(())
+    }
+    fn read(&mut self, fd: u32, out: &mut [u8]) -> Result<usize, FakeError> {
+        let read_max = self.read_max;
+        let (data, pos) = self.file(fd)?;
+        let n = out.len().min(read_max).min(data.len() - *pos);
+        out[..n].copy_from_slice(&data[*pos..*pos + n]);
+        *pos += n;
+        Ok(n)
+    }
+    fn write(&mut self, fd: u32, bytes: &[u8]) -> Result<(), FakeError> {
+        self.file(fd)?.0.extend_from_slice(bytes);
+        Ok(())
+    }
+    fn exists(e: &FakeError) -> bool {
+        *e == FakeError::Exists
+    }
+    fn session_reset(e: &FakeError) -> bool {
+        *e == FakeError::BadFd
+    }
+}
+
+impl Files for FakeFiles {
+    const NOT_A_DIRECTORY: FakeError = FakeError::NotADirectory;
+
+    fn not_found(e: &FakeError) -> bool {
+        *e == FakeError::NotFound
+    }
+    fn close(&mut self, fd: u32) -> Result<(), FakeError> {
+        self.file(fd).map(|_| ())
+    }
+    fn stat(&mut self, path: &str) -> Result<(u8, u32), FakeError> {
+        match self.nodes.get(&self.abs(path)) {
+            Some(None) => Ok((KIND_DIR, 0)),
+            Some(Some(data)) => Ok((KIND_FILE, data.len() as u32)),
+            None => Err(FakeError::NotFound),
+        }
+    }
+    fn entry(&mut self, path: &str, index: u32) -> Result<Option<Entry>, FakeError> {
+        let dir = self.abs(path);
+        let prefix = if dir == "/" { dir.clone() } else { format!("{dir}/") };
+        let children = self.nodes.iter().filter(|(p, _)| {
+            p.strip_prefix(&prefix).is_some_and(|name| !name.is_empty() && !name.contains('/'))
+        });
+        Ok(children
+            .map(|(p, node)| match node {
+                None => Entry::new(&p[prefix.len()..], KIND_DIR, 0),
+                Some(data) => Entry::new(&p[prefix.len()..], KIND_FILE, data.len() as u32),
+            })
+            .nth(index as usize))
+    }
+    fn remove(&mut self, path: &str) -> Result<(), FakeError> {
+        self.nodes.remove(&self.abs(path)).map(|_| ()).ok_or(FakeError::NotFound)
+    }
+    fn chdir(&mut self, path: &str) -> Result<(), FakeError> {
+        match self.stat(path)? {
+            (KIND_DIR, _) => {
+                self.cwd = self.abs(path);
+                Ok(())
+            }
+            _ => Err(FakeError::NotADirectory),
+        }
+    }
+    fn cwd<'o>(&mut self, out: &'o mut [u8; PATH_MAX]) -> Result<&'o str, FakeError> {
+        out[..self.cwd.len()].copy_from_slice(self.cwd.as_bytes());
+        Ok(core::str::from_utf8(&out[..self.cwd.len()]).unwrap())
+    }
+}
+
+/// A timer that either sleeps or says it woke late.
+struct FakeClock {
+    late: bool,
+}
+
+impl campaign::Clock for FakeClock {
+    type Error = FakeError;
+
+    fn now_ms(&mut self) -> Result<u64, FakeError> {
+        Ok(0)
+    }
+    fn sleep(&mut self, _: u32) -> Result<(), FakeError> {
+        if self.late {
+            Err(FakeError::Late)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[derive(Default)]
+struct Screen(RefCell<String>);
+
+impl Console for Screen {
+    fn print(&self, text: fmt::Arguments<'_>) {
+        self.0.borrow_mut().push_str(&text.to_string());
+    }
+}
+
+struct FakeShell {
+    screen: Screen,
+    fs: Option<FakeFiles>,
+    clock: Option<FakeClock>,
+    /// What reached the personality: `inject NAME KIND SEED`, `campaign ...`, `bench N`, `own ...`.
+    calls: Vec<String>,
+}
+
+impl Shell for FakeShell {
+    type Console = Screen;
+    type Files = FakeFiles;
+    type Clock = FakeClock;
+
+    const HELP: &'static str = "fake help";
+
+    fn console(&self) -> &Screen {
+        &self.screen
+    }
+    fn files(&mut self) -> (&Screen, Result<&mut FakeFiles, &'static str>) {
+        (&self.screen, self.fs.as_mut().ok_or("no fake session"))
+    }
+    fn clock(&mut self) -> Option<&mut FakeClock> {
+        self.clock.as_mut()
+    }
+    fn seed(&self) -> u64 {
+        42
+    }
+    fn inject(&mut self, name: &str, kind: &str, seed: u64) -> Status {
+        self.calls.push(format!("inject {name} {kind} {seed}"));
+        0
+    }
+    fn campaign(&mut self, name: &str, count: u32, seed: u64) -> Status {
+        self.calls.push(format!("campaign {name} {count} {seed}"));
+        0
+    }
+    fn bench(&mut self, runs: usize) -> Status {
+        self.calls.push(format!("bench {runs}"));
+        0
+    }
+    fn command(&mut self, cmd: &str, args: &str) -> Option<Status> {
+        (cmd == "own").then(|| {
+            self.calls.push(format!("own {args}"));
+            7
+        })
+    }
+}
+
+fn shell() -> FakeShell {
+    FakeShell {
+        screen: Screen::default(),
+        fs: Some(FakeFiles::new()),
+        clock: Some(FakeClock { late: false }),
+        calls: Vec::new(),
+    }
+}
+
+impl FakeShell {
+    /// Run `line`; its status and what it printed (cleared for the next line).
+    fn run(&mut self, line: &str) -> (Status, String) {
+        let status = run(self, line);
+        (status, self.screen.0.take())
+    }
+}
+
+#[test]
+fn write_append_cat() {
+    let mut sh = shell();
+    assert_eq!(sh.run("write /a hello   world"), (0, String::new()));
+    assert_eq!(sh.run("append /a more"), (0, String::new()));
+    assert_eq!(sh.run("cat /a"), (0, "hello   world\nmore\n".into()));
+    assert_eq!(sh.run("write /a new"), (0, String::new()));
+    assert_eq!(sh.run("cat /a"), (0, "new\n".into()));
+}
+
+#[test]
+fn write_makes_missing_directories() {
+    let mut sh = shell();
+    assert_eq!(sh.run("write /x/y/z deep"), (0, String::new()));
+    assert_eq!(sh.run("cat /x/y/z"), (0, "deep\n".into()));
+    assert_eq!(sh.run("ls /x"), (0, "       -  y/\n".into()));
+}
+
+#[test]
+fn ls_lines_and_errors() {
+    let mut sh = shell();
+    sh.run("write /f abc");
+    sh.run("mkdir /d");
+    assert_eq!(sh.run("ls"), (0, "       -  d/\n       4  f\n".into()));
+    assert_eq!(sh.run("ls /f"), (1, "error: ls: /f: not a directory\n".into()));
+    assert_eq!(sh.run("ls /none"), (1, "error: ls: /none: no such file or directory\n".into()));
+}
+
+#[test]
+fn cd_pwd_rm_mkdir() {
+    let mut sh = shell();
+    assert_eq!(sh.run("pwd"), (0, "/\n".into()));
+    assert_eq!(sh.run("mkdir /d"), (0, String::new()));
+    assert_eq!(sh.run("mkdir /d"), (1, "error: mkdir: /d: already exists\n".into()));
+    assert_eq!(sh.run("cd d"), (0, String::new()));
+    assert_eq!(sh.run("pwd"), (0, "/d\n".into()));
+    sh.run("write f x");
+    assert_eq!(sh.run("cat /d/f"), (0, "x\n".into()));
+    assert_eq!(sh.run("rm f"), (0, String::new()));
+    assert_eq!(sh.run("rm f"), (1, "error: rm: f: no such file or directory\n".into()));
+}
+
+#[test]
+fn cat_reports_binary_chunks_and_ends_the_line() {
+    let mut sh = shell();
+    let fs = sh.fs.as_mut().unwrap();
+    fs.nodes.insert("/bin".into(), Some([b'a', b'b', 0xff, b'c'].to_vec()));
+    fs.nodes.insert("/text".into(), Some(b"no newline".to_vec()));
+    assert_eq!(sh.run("cat /bin"), (0, "<4 bytes of binary data>\n".into()));
+    assert_eq!(sh.run("cat /text"), (0, "no newline\n".into()));
+    assert_eq!(sh.run("cat /none"), (1, "error: cat: /none: no such file or directory\n".into()));
+}
+
+#[test]
+fn cat_reads_in_the_clients_chunks() {
+    let mut sh = shell();
+    let fs = sh.fs.as_mut().unwrap();
+    fs.read_max = 2;
+    fs.nodes.insert("/bin".into(), Some([b'a', b'b', 0xff, b'c'].to_vec()));
+    assert_eq!(sh.run("cat /bin"), (0, "ab<2 bytes of binary data>\n".into()));
+}
+
+#[test]
+fn file_command_usage_before_the_session() {
+    let mut sh = shell();
+    sh.fs = None;
+    assert_eq!(sh.run("cat"), (1, "error: usage: cat PATH\n".into()));
+    assert_eq!(sh.run("write"), (1, "error: usage: write PATH TEXT\n".into()));
+    assert_eq!(sh.run("append  "), (1, "error: usage: append PATH TEXT\n".into()));
+    assert_eq!(sh.run("ls"), (1, "error: no fake session\n".into()));
+}
+
+#[test]
+fn help_echo_and_empty_lines() {
+    let mut sh = shell();
+    assert_eq!(sh.run("   "), (0, String::new()));
+    assert_eq!(sh.run("help"), (0, "fake help\n".into()));
+    assert_eq!(sh.run("  echo  two  words "), (0, "two  words\n".into()));
+}
+
+#[test]
+fn the_personalitys_commands_get_checked_arguments() {
+    let mut sh = shell();
+    assert_eq!(sh.run("kill fs").0, 0);
+    assert_eq!(sh.run("inject fs memflip").0, 0);
+    assert_eq!(sh.run("inject fs memflip 9").0, 0);
+    assert_eq!(sh.run("campaign fs 10").0, 0);
+    assert_eq!(sh.run("campaign fs 100000 5").0, 0);
+    assert_eq!(sh.run("bench").0, 0);
+    assert_eq!(sh.run("bench 4000").0, 0);
+    assert_eq!(sh.run("own a  b"), (7, String::new()));
+    let expected = [
+        "inject fs kill 0",
+        "inject fs memflip 42",
+        "inject fs memflip 9",
+        "campaign fs 10 1",
+        "campaign fs 100000 5",
+        "bench 1000",
+        "bench 4000",
+        "own a  b",
+    ];
+    assert_eq!(sh.calls, expected);
+}
+
+#[test]
+fn bad_arguments_give_the_usage_line() {
+    let mut sh = shell();
+    let inject = "error: usage: inject NAME KIND [SEED]; KIND: kill regflip memflip memword skip hang ssr\n";
+    let campaign = "error: usage: campaign NAME COUNT [SEED] with 1 <= COUNT <= 100000\n";
+    let bench = "error: usage: bench [N] with 10 <= N <= 4000\n";
+    for (line, usage) in [
+        ("kill", "error: usage: kill NAME\n"),
+        ("inject fs", inject),
+        ("inject fs kill x", inject),
+        ("campaign fs", campaign),
+        ("campaign fs 0", campaign),
+        ("campaign fs 100001", campaign),
+        ("campaign fs 5 x", campaign),
+        ("bench 9", bench),
+        ("bench 4001", bench),
+        ("bench x", bench),
+        ("sleep", "error: usage: sleep MS (a whole number of milliseconds)\n"),
+        ("nosuch x", "error: unknown command 'nosuch' (type 'help')\n"),
+    ] {
+        assert_eq!(sh.run(line), (1, usage.to_string()), "{line}");
+    }
+    assert!(sh.calls.is_empty());
+}
+
+#[test]
+fn sleep_on_the_timer_session() {
+    let mut sh = shell();
+    assert_eq!(sh.run("sleep 10"), (0, String::new()));
+    sh.clock = Some(FakeClock { late: true });
+    assert_eq!(sh.run("sleep 10"), (1, "error: sleep: woke late\n".into()));
+    sh.clock = None;
+    assert_eq!(sh.run("sleep 10"), (1, "error: no timer server\n".into()));
+}
+
+#[test]
+fn ps_table() {
+    let screen = Screen::default();
+    let row = TaskRow {
+        name: "fs",
+        index: 3,
+        generation: 2,
+        state: "Ready",
+        restarts: 1,
+        priority: 5,
+        calls: 12345,
+    };
+    print_tasks(&screen, [row].into_iter());
+    assert_eq!(
+        screen.0.take(),
+        "NAME              ID  GEN  STATE    RESTARTS PRIO  SYSCALLS\n\
+         fs                 3    2  Ready           1    5     12345\n"
+    );
+}
+
+#[test]
+fn entry_names_are_cut_at_a_character_boundary() {
+    let long = "é".repeat(20);
+    let e = Entry::new(&long, KIND_FILE, 0);
+    assert_eq!(e.name(), "é".repeat(14));
+}
