@@ -14,16 +14,23 @@ pub struct TaskRow<'a> {
     pub calls: u64,
 }
 
-/// Print the header and a row for each task.
-pub fn print_tasks<'a>(con: &impl Console, tasks: impl Iterator<Item = TaskRow<'a>>) {
+/// The columns of a row, each as wide as its header.
+macro_rules! columns {
+    () => {
+        "{:<16} {:>3} {:>4}  {:<8} {:>8} {:>4} {:>9}"
+    };
+}
+
+/// Print the table's header line.
+pub fn print_task_header(con: &impl Console) {
+    con.println(format_args!(columns!(), "NAME", "ID", "GEN", "STATE", "RESTARTS", "PRIO", "SYSCALLS"));
+}
+
+/// Print one task's row. (A row borrows its task's name, which the microkernel's task record
+/// owns: so rows are printed one at a time, as each record is read.)
+pub fn print_task_row(con: &impl Console, t: &TaskRow<'_>) {
     con.println(format_args!(
-        "{:<16} {:>3} {:>4}  {:<8} {:>8} {:>4} {:>9}",
-        "NAME", "ID", "GEN", "STATE", "RESTARTS", "PRIO", "SYSCALLS"
+        columns!(),
+        t.name, t.index, t.generation, t.state, t.restarts, t.priority, t.calls
     ));
-    for t in tasks {
-        con.println(format_args!(
-            "{:<16} {:>3} {:>4}  {:<8} {:>8} {:>4} {:>9}",
-            t.name, t.index, t.generation, t.state, t.restarts, t.priority, t.calls
-        ));
-    }
 }

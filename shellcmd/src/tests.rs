@@ -4,7 +4,7 @@
 extern crate std;
 
 use crate::personality::{Console, Entry, Files, Shell, Status};
-use crate::{print_tasks, run, TaskRow};
+use crate::{print_task_header, print_task_row, run, TaskRow};
 use core::cell::RefCell;
 use core::fmt;
 use fs_core::{mode, KIND_DIR, KIND_FILE, PATH_MAX};
@@ -416,7 +416,8 @@ fn ps_table() {
         priority: 5,
         calls: 12345,
     };
-    print_tasks(&screen, [row].into_iter());
+    print_task_header(&screen);
+    print_task_row(&screen, &row);
     assert_eq!(
         screen.0.take(),
         "NAME              ID  GEN  STATE    RESTARTS PRIO  SYSCALLS\n\

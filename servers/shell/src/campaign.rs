@@ -2,9 +2,10 @@
 //! plugs in the console, the fs and timer servers over IPC, and fault injection through the
 //! shell's Task capability.
 
+use crate::clients::{Clock, Files};
 use console_api::println;
-use fs_api::{Fs, FsError};
-use timer_api::{Timer, TimerError};
+use fs_api::Fs;
+use timer_api::Timer;
 use userlib::abi::{InjectKind, TaskState};
 use userlib::cap::{cap_delete, Cap, Endpoint, Task};
 
@@ -100,11 +101,3 @@ impl campaign::Target for Target {
         others.filter_map(|i| self.tasks.info(i).ok()).map(|t| t.restarts).sum()
     }
 }
-
-/// A session with the file system, for the file workload.
-struct Files(Fs);
-campaign::forward_files!(Files, FsError);
-
-/// A session with the timer, for the clock workload.
-struct Clock(Timer);
-campaign::forward_clock!(Clock, TimerError);

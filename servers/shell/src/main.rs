@@ -7,8 +7,10 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
+use clients::{Clock, Files};
 use console_api::{print, println, Console};
-use fs_api::{mode, Fs, FsError, KIND_DIR, PATH_MAX};
+use fs_api::{mode, Fs, FsError};
+use shellcmd::{Console as _, Status, TaskRow, BENCH_MAX};
 use timer_api::Timer;
 use userlib::abi::{
     BootInfo, Error, InjectKind, MsgInfo, Sysno, TaskInfo, TaskState, DEBUG_EXIT_PORT, DEBUG_EXIT_POWEROFF,
@@ -16,6 +18,7 @@ use userlib::abi::{
 use userlib::cap::{Cap, Endpoint, IoPort, Session, Task};
 
 mod campaign;
+mod clients;
 
 userlib::entry!(main);
 
@@ -50,15 +53,12 @@ Axolotl shell commands:
   poweroff          switch the machine off
 Line editing: Backspace deletes, Ctrl-U clears the line, Ctrl-C abandons it.";
 
-/// How a command ended: 0 = success.
-type Status = u32;
-
 struct Shell {
     console: Console,
     tasks: Option<Cap<Task>>,
     power: Option<Cap<IoPort>>,
-    fs: Option<Fs>,
-    timer: Option<Timer>,
+    fs: Option<Files>,
+    timer: Option<Clock>,
     bench: Option<(Cap<Endpoint>, Cap<Session>)>,
 }
 
@@ -66,97 +66,85 @@ struct Shell {
 const FS_SLOT: u8 = 40;
 const TIMER_SLOT: u8 = 41;
 const BENCH_SLOT: u8 = 42;
-const BENCH_MAX: usize = 4000;
 /// Restarting fs takes ~50,000 instructions: fewer runs suffice.
 const BENCH_RESTARTS: usize = 50;
 
-impl Shell {
-    fn fail(&self, msg: core::fmt::Arguments<'_>) -> Status {
-        println!("error: {}", msg);
-        1
+/// Where the shell's lines go: the console server, through `console_api`'s `print!`.
+struct Out;
+
+impl shellcmd::Console for Out {
+    fn print(&self, text: core::fmt::Arguments<'_>) {
+        print!("{}", text);
+    }
+}
+
+/// The commands both personalities share run in `shellcmd`; these are the microkernel's.
+impl shellcmd::Shell for Shell {
+    type Console = Out;
+    type Files = Files;
+    type Clock = Clock;
+
+    const HELP: &'static str = HELP;
+
+    fn console(&self) -> &Out {
+        &Out
     }
 
-    fn run(&mut self, line: &str) -> Status {
-        let mut words = line.split_whitespace();
-        let Some(cmd) = words.next() else { return 0 };
-        let rest = line.trim_start()[cmd.len()..].trim();
-        match cmd {
-            "help" => {
-                println!("{}", HELP);
-                0
-            }
-            "echo" => {
-                println!("{}", rest);
-                0
-            }
-            "ps" => self.ps(),
-            "start" | "wait" | "run" => match words.next() {
-                None => self.fail(format_args!("usage: {} NAME", cmd)),
-                Some(name) => self.control(cmd, name),
-            },
-            "restart" => match words.next() {
-                None => self.fail(format_args!("usage: restart NAME")),
-                Some(name) => self.restart(name),
-            },
-            "kill" => match words.next() {
-                None => self.fail(format_args!("usage: kill NAME")),
-                Some(name) => self.inject(name, "kill", 0),
-            },
-            "inject" => match (words.next(), words.next(), words.next().map(str::parse::<u64>)) {
-                (Some(name), Some(kind), None) => self.inject(name, kind, userlib::sys::rdtsc()),
-                (Some(name), Some(kind), Some(Ok(seed))) => self.inject(name, kind, seed),
-                _ => self.fail(format_args!(
-                    "usage: inject NAME KIND [SEED]; KIND: kill regflip memflip memword skip hang ssr"
-                )),
-            },
-            "campaign" => {
-                let (name, count, seed) =
-                    (words.next(), words.next().map(str::parse::<u32>), words.next().map(str::parse::<u64>));
-                match (name, count, seed) {
-                    (Some(name), Some(Ok(count)), seed @ (None | Some(Ok(_))))
-                        if (1..=100_000).contains(&count) =>
-                    {
-                        let seed = seed.and_then(Result::ok).unwrap_or(1);
-                        match self.task_cap() {
-                            Ok(tasks) => {
-                                let ep = |n| Cap::<Endpoint>::from_boot(userlib::rt::boot_info(), n);
-                                if campaign::run(tasks, ep("fs"), ep("timer"), name, count, seed) {
-                                    0
-                                } else {
-                                    1
-                                }
-                            }
-                            Err(s) => s,
-                        }
-                    }
-                    _ => {
-                        self.fail(format_args!("usage: campaign NAME COUNT [SEED] with 1 <= COUNT <= 100000"))
-                    }
+    fn files(&mut self) -> (&Out, Result<&mut Files, &'static str>) {
+        (&Out, self.fs.as_mut().ok_or("no file server session"))
+    }
+
+    fn clock(&mut self) -> Option<&mut Clock> {
+        self.timer.as_mut()
+    }
+
+    fn seed(&self) -> u64 {
+        userlib::sys::rdtsc()
+    }
+
+    fn inject(&mut self, name: &str, kind: &str, seed: u64) -> Status {
+        Shell::inject(self, name, kind, seed)
+    }
+
+    fn campaign(&mut self, name: &str, count: u32, seed: u64) -> Status {
+        match self.task_cap() {
+            Ok(tasks) => {
+                let ep = |n| Cap::<Endpoint>::from_boot(userlib::rt::boot_info(), n);
+                if campaign::run(tasks, ep("fs"), ep("timer"), name, count, seed) {
+                    0
+                } else {
+                    1
                 }
             }
-            "ls" | "cat" | "write" | "append" | "mkdir" | "rm" | "cd" | "pwd" => self.file_command(cmd, rest),
-            "sleep" => match (rest.parse::<u32>(), self.timer) {
-                (Ok(ms), Some(t)) => match t.sleep(ms) {
-                    Ok(()) => 0,
-                    Err(e) => self.fail(format_args!("sleep: {}", e)),
-                },
-                (Err(_), _) => self.fail(format_args!("usage: sleep MS (a whole number of milliseconds)")),
-                (_, None) => self.fail(format_args!("no timer server")),
-            },
-            "bench" => {
-                let n = if rest.is_empty() { Ok(1000) } else { rest.parse::<usize>() };
-                match n {
-                    Ok(n) if (10..=BENCH_MAX).contains(&n) => self.bench(n),
-                    _ => self.fail(format_args!("usage: bench [N] with 10 <= N <= {}", BENCH_MAX)),
-                }
-            }
-            "poweroff" => self.poweroff(),
-            _ => self.fail(format_args!("unknown command '{}' (type 'help')", cmd)),
+            Err(s) => s,
         }
     }
 
+    fn bench(&mut self, runs: usize) -> Status {
+        Shell::bench(self, runs)
+    }
+
+    fn command(&mut self, cmd: &str, args: &str) -> Option<Status> {
+        let mut words = args.split_whitespace();
+        Some(match cmd {
+            "ps" => self.ps(),
+            "start" | "wait" | "run" => match words.next() {
+                None => Out.fail(format_args!("usage: {} NAME", cmd)),
+                Some(name) => self.control(cmd, name),
+            },
+            "restart" => match words.next() {
+                None => Out.fail(format_args!("usage: restart NAME")),
+                Some(name) => self.restart(name),
+            },
+            "poweroff" => self.poweroff(),
+            _ => return None,
+        })
+    }
+}
+
+impl Shell {
     fn task_cap(&self) -> Result<Cap<Task>, Status> {
-        self.tasks.ok_or_else(|| self.fail(format_args!("this shell holds no task capability")))
+        self.tasks.ok_or_else(|| Out.fail(format_args!("this shell holds no task capability")))
     }
 
     fn infos(&self, tasks: Cap<Task>) -> impl Iterator<Item = TaskInfo> {
@@ -168,22 +156,18 @@ impl Shell {
             Ok(t) => t,
             Err(s) => return s,
         };
-        println!(
-            "{:<16} {:>3} {:>4}  {:<8} {:>8} {:>4} {:>9}",
-            "NAME", "ID", "GEN", "STATE", "RESTARTS", "PRIO", "SYSCALLS"
-        );
+        shellcmd::print_task_header(&Out);
         for t in self.infos(tasks) {
-            let state = t.state().map(|s| s.name()).unwrap_or("?");
-            println!(
-                "{:<16} {:>3} {:>4}  {:<8} {:>8} {:>4} {:>9}",
-                t.name(),
-                t.index,
-                t.generation,
-                state,
-                t.restarts,
-                t.priority,
-                t.syscalls
-            );
+            let row = TaskRow {
+                name: t.name(),
+                index: t.index as usize,
+                generation: t.generation,
+                state: t.state().map(|s| s.name()).unwrap_or("?"),
+                restarts: t.restarts,
+                priority: t.priority,
+                calls: t.syscalls,
+            };
+            shellcmd::print_task_row(&Out, &row);
         }
         0
     }
@@ -194,12 +178,12 @@ impl Shell {
             Err(s) => return s,
         };
         let Some(target) = self.infos(tasks).find(|t| t.name() == name) else {
-            return self.fail(format_args!("no task named '{}' (see 'ps')", name));
+            return Out.fail(format_args!("no task named '{}' (see 'ps')", name));
         };
         let index = target.index as usize;
         if cmd != "wait" {
             if let Err(e) = tasks.start(index) {
-                return self.fail(format_args!("cannot start {}: {}", name, e));
+                return Out.fail(format_args!("cannot start {}: {}", name, e));
             }
             println!("started {} (task {})", name, index);
         }
@@ -215,7 +199,7 @@ impl Shell {
                 println!("{} faulted ({})", name, fault_name(code));
                 0
             }
-            Err(e) => self.fail(format_args!("cannot wait for {}: {}", name, e)),
+            Err(e) => Out.fail(format_args!("cannot wait for {}: {}", name, e)),
         }
     }
 
@@ -225,13 +209,13 @@ impl Shell {
             Err(s) => return s,
         };
         let Some(kind) = InjectKind::parse(kind) else {
-            return self.fail(format_args!(
+            return Out.fail(format_args!(
                 "unknown fault kind '{}': kill regflip memflip memword skip hang ssr",
                 kind
             ));
         };
         let Some(index) = tasks.find(name) else {
-            return self.fail(format_args!("no task named '{}' (see 'ps')", name));
+            return Out.fail(format_args!("no task named '{}' (see 'ps')", name));
         };
         match tasks.inject(index, kind, seed) {
             Ok(what) => {
@@ -240,8 +224,8 @@ impl Shell {
                 }
                 0
             }
-            Err(Error::AlreadyDone) => self.fail(format_args!("{} is not running", name)),
-            Err(e) => self.fail(format_args!("cannot inject into {}: {}", name, e)),
+            Err(Error::AlreadyDone) => Out.fail(format_args!("{} is not running", name)),
+            Err(e) => Out.fail(format_args!("cannot inject into {}: {}", name, e)),
         }
     }
 
@@ -251,53 +235,22 @@ impl Shell {
             Err(s) => return s,
         };
         let Some(index) = tasks.find(name) else {
-            return self.fail(format_args!("no task named '{}' (see 'ps')", name));
+            return Out.fail(format_args!("no task named '{}' (see 'ps')", name));
         };
         match tasks.restart(index) {
             Ok(generation) => {
                 println!("restarted {} as generation {}", name, generation);
                 0
             }
-            Err(e) => self.fail(format_args!("cannot restart {}: {}", name, e)),
-        }
-    }
-
-    fn file_command(&self, cmd: &str, rest: &str) -> Status {
-        let Some(fs) = self.fs else {
-            return self.fail(format_args!("no file server session"));
-        };
-        let (path, text) = match rest.split_once(char::is_whitespace) {
-            Some((p, t)) => (p, t.trim_start()),
-            None => (rest, ""),
-        };
-        if !matches!(cmd, "ls" | "pwd") && path.is_empty() {
-            let text_arg = if cmd == "write" || cmd == "append" { " TEXT" } else { "" };
-            return self.fail(format_args!("usage: {} PATH{}", cmd, text_arg));
-        }
-        let result = match cmd {
-            "ls" => ls(fs, if path.is_empty() { "." } else { path }),
-            "cat" => cat(fs, path),
-            "write" => put(fs, path, text, mode::WRITE | mode::CREATE | mode::TRUNCATE),
-            "append" => put(fs, path, text, mode::WRITE | mode::APPEND | mode::CREATE),
-            "mkdir" => fs.mkdir(path),
-            "rm" => fs.remove(path),
-            "cd" => fs.chdir(path),
-            _ => {
-                let mut buf = [0u8; PATH_MAX];
-                fs.cwd(&mut buf).map(|p| println!("{}", p))
-            }
-        };
-        match result {
-            Ok(()) => 0,
-            Err(e) => self.fail(format_args!("{}: {}: {}", cmd, path, e)),
+            Err(e) => Out.fail(format_args!("cannot restart {}: {}", name, e)),
         }
     }
 
     /// The protected-call benchmark: one `bench: ROW n=.. min=.. median=.. p99=..` line per
     /// operation (the format `cargo os bench` parses, shared with the libos shell).
     fn bench(&self, n: usize) -> Status {
-        let (Some((ep, session)), Some(fs)) = (self.bench, self.fs) else {
-            return self.fail(format_args!("bench needs the bench and fs servers"));
+        let (Some((ep, session)), Some(Files(fs))) = (self.bench, self.fs) else {
+            return Out.fail(format_args!("bench needs the bench and fs servers"));
         };
         let null = MsgInfo::new(bench::NULL).encode();
         let word = MsgInfo::new(bench::SSR_WORD).encode();
@@ -313,7 +266,7 @@ impl Shell {
                 println!("bench: {} n={} min={} median={} p99={}", row, runs, min, median, p99);
                 0
             }
-            Err(e) => self.fail(format_args!("bench: {}: {}", row, e)),
+            Err(e) => Out.fail(format_args!("bench: {}: {}", row, e)),
         };
         let mut status = report("mk.null_call", n, measure(n, || call(ep.slot(), null)));
         status |= report("mk.ssr_call", n, measure(n, || call(session.slot(), word)));
@@ -351,17 +304,17 @@ impl Shell {
 
     fn poweroff(&self) -> Status {
         let Some(port) = self.power else {
-            return self.fail(format_args!("this shell holds no power-off capability"));
+            return Out.fail(format_args!("this shell holds no power-off capability"));
         };
         if let Err(e) = port.enable() {
             if e != Error::AlreadyDone {
-                return self.fail(format_args!("cannot open the power-off port: {}", e));
+                return Out.fail(format_args!("cannot open the power-off port: {}", e));
             }
         }
         println!("powering off");
         // The kernel opened this port to us; writing it makes QEMU exit.
         userlib::sys::outb(DEBUG_EXIT_PORT, DEBUG_EXIT_POWEROFF);
-        self.fail(format_args!("the machine did not power off (no isa-debug-exit device?)"))
+        Out.fail(format_args!("the machine did not power off (no isa-debug-exit device?)"))
     }
 
     /// Read one line with editing; `None` if it was abandoned with Ctrl-C.
@@ -464,71 +417,6 @@ fn bench_fs_read(fs: Fs, runs: usize) -> Result<[u64; 3], &'static str> {
     result
 }
 
-fn ls(fs: Fs, path: &str) -> Result<(), FsError> {
-    let (kind, _) = fs.stat(path)?;
-    if kind != KIND_DIR {
-        return Err(FsError::NotADirectory);
-    }
-    let mut i = 0;
-    while let Some(e) = fs.entry(path, i)? {
-        if e.kind == KIND_DIR {
-            println!("{:>8}  {}/", "-", e.name());
-        } else {
-            println!("{:>8}  {}", e.size, e.name());
-        }
-        i += 1;
-    }
-    Ok(())
-}
-
-fn cat(fs: Fs, path: &str) -> Result<(), FsError> {
-    let fd = fs.open(path, mode::READ)?;
-    let mut buf = [0u8; 1024];
-    let mut last = b'\n';
-    let result = loop {
-        match fs.read(fd, &mut buf) {
-            Ok(0) => break Ok(()),
-            Ok(n) => {
-                last = buf[n - 1];
-                match core::str::from_utf8(&buf[..n]) {
-                    Ok(text) => print!("{}", text),
-                    Err(_) => print!("<{} bytes of binary data>", n),
-                }
-            }
-            Err(e) => break Err(e),
-        }
-    };
-    if last != b'\n' {
-        println!();
-    }
-    let _ = fs.close(fd);
-    result
-}
-
-/// Write `text` and a newline to `path` with open mode `m`, creating missing directories.
-fn put(fs: Fs, path: &str, text: &str, m: u8) -> Result<(), FsError> {
-    let fd = match fs.open(path, m) {
-        Err(FsError::NotFound) => {
-            for (i, b) in path.bytes().enumerate() {
-                if b == b'/' && i > 0 {
-                    match fs.mkdir(&path[..i]) {
-                        Ok(()) | Err(FsError::Exists) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-            fs.open(path, m)?
-        }
-        other => other?,
-    };
-    let mut result = fs.write(fd, text.as_bytes());
-    if result.is_ok() {
-        result = fs.write(fd, b"\n");
-    }
-    let _ = fs.close(fd);
-    result
-}
-
 fn fault_name(vector: u64) -> &'static str {
     match vector {
         0 => "divide error",
@@ -547,8 +435,8 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
         console,
         tasks: Cap::<Task>::from_boot(boot, "all"),
         power: Cap::<IoPort>::from_boot(boot, "debug-exit"),
-        fs: endpoint("fs").and_then(|ep| Fs::connect(ep, FS_SLOT).ok()),
-        timer: endpoint("timer").and_then(|ep| Timer::connect(ep, TIMER_SLOT).ok()),
+        fs: endpoint("fs").and_then(|ep| Fs::connect(ep, FS_SLOT).ok()).map(Files),
+        timer: endpoint("timer").and_then(|ep| Timer::connect(ep, TIMER_SLOT).ok()).map(Clock),
         bench: endpoint("bench").and_then(|ep| ep.connect(BENCH_SLOT).ok().map(|s| (ep, s))),
     };
     console_api::init_log(log::LevelFilter::Info);
@@ -566,6 +454,6 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
             status = 130;
             continue;
         }
-        status = shell.run(&line);
+        status = shellcmd::run(&mut shell, &line);
     }
 }
