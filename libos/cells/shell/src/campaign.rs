@@ -1,12 +1,12 @@
 //! The libos side of `campaign NAME COUNT [SEED]`: the `campaign` crate runs it; this plugs in
 //! the console cell, the fs and timer cells, and the core's fault injector.
 
+use crate::clients::{Clock, Files};
 use crate::Wiring;
 use cell_console::Console;
 use cell_fs::Fs;
-use cell_timer::{Timer, TimerError};
+use cell_timer::Timer;
 use core::fmt::Write;
-use fs_core::FsError;
 use libos_core::inject::{self, Kind};
 use libos_core::task::{self, State, MAX_TASKS};
 
@@ -80,11 +80,3 @@ impl campaign::Target for Target<'_> {
         (0..MAX_TASKS).filter(|&i| i != self.index).filter_map(task::info).map(|t| t.restarts).sum()
     }
 }
-
-/// A session with the file system, for the file workload.
-struct Files(Fs);
-campaign::forward_files!(Files, FsError);
-
-/// A session with the timer, for the clock workload.
-struct Clock(Timer);
-campaign::forward_clock!(Clock, TimerError);

@@ -9,17 +9,18 @@ extern crate alloc;
 
 mod bench;
 mod campaign;
+mod clients;
 
 use cell_console::Console;
-use cell_fs::{mode, Fs, KIND_DIR};
+use cell_fs::Fs;
 use cell_timer::Timer;
+use clients::{Clock, Files};
 use core::fmt::Write;
-use fs_core::{FsError, PATH_MAX};
 use libos_core::inject::{InjectError, Kind};
 use libos_core::task::{self, ControlError, MAX_TASKS};
+use shellcmd::{Console as _, Status, TaskRow};
 
 const LINE_MAX: usize = 160;
-const BENCH_MAX: usize = 4000;
 
 const HELP: &str = "\
 Axolotl shell commands (libos personality):
@@ -47,9 +48,6 @@ Axolotl shell commands (libos personality):
   poweroff          switch the machine off
 Line editing: Backspace deletes, Ctrl-U clears the line, Ctrl-C abandons it.";
 
-/// How a command ended: 0 = success.
-type Status = u32;
-
 /// What the shell is wired to.
 #[derive(Clone)]
 pub struct Wiring {
@@ -62,124 +60,109 @@ pub struct Wiring {
 pub use bench::start_echo;
 
 struct Shell {
-    con: Console,
+    out: Out,
     w: Wiring,
-    fs: Option<Fs>,
-    timer: Timer,
+    fs: Option<Files>,
+    timer: Clock,
+}
+
+/// Where the shell's lines go: the console cell.
+struct Out(Console);
+
+impl shellcmd::Console for Out {
+    fn print(&self, text: core::fmt::Arguments<'_>) {
+        let _ = (&self.0).write_fmt(text);
+    }
 }
 
 macro_rules! say {
-    ($sh:expr, $($arg:tt)*) => {{
-        let _ = writeln!(&$sh.con, $($arg)*);
-    }};
+    ($sh:expr, $($arg:tt)*) => {
+        $sh.out.println(format_args!($($arg)*))
+    };
 }
 
-impl Shell {
-    fn fail(&self, msg: core::fmt::Arguments<'_>) -> Status {
-        say!(self, "error: {}", msg);
-        1
+/// The commands both personalities share run in `shellcmd`; these are the libos's.
+impl shellcmd::Shell for Shell {
+    type Console = Out;
+    type Files = Files;
+    type Clock = Clock;
+
+    const HELP: &'static str = HELP;
+
+    fn console(&self) -> &Out {
+        &self.out
     }
 
-    fn run(&mut self, line: &str) -> Status {
-        // The echo of the line must be on the wire before the core prints anything about it.
-        self.con.flush();
-        let mut words = line.split_whitespace();
-        let Some(cmd) = words.next() else { return 0 };
-        let rest = line.trim_start()[cmd.len()..].trim();
-        match cmd {
-            "help" => {
-                say!(self, "{}", HELP);
-                0
-            }
-            "echo" => {
-                say!(self, "{}", rest);
-                0
-            }
+    fn files(&mut self) -> (&Out, Result<&mut Files, &'static str>) {
+        self.connect_fs();
+        (&self.out, self.fs.as_mut().ok_or("no file system session"))
+    }
+
+    fn clock(&mut self) -> Option<&mut Clock> {
+        Some(&mut self.timer)
+    }
+
+    fn seed(&self) -> u64 {
+        libos_core::rdtsc()
+    }
+
+    fn inject(&mut self, name: &str, kind: &str, seed: u64) -> Status {
+        Shell::inject(self, name, kind, seed)
+    }
+
+    fn campaign(&mut self, name: &str, count: u32, seed: u64) -> Status {
+        if campaign::run(&self.out.0, &self.w, name, count, seed) {
+            0
+        } else {
+            1
+        }
+    }
+
+    fn bench(&mut self, runs: usize) -> Status {
+        Shell::bench(self, runs)
+    }
+
+    fn command(&mut self, cmd: &str, args: &str) -> Option<Status> {
+        let mut words = args.split_whitespace();
+        Some(match cmd {
             "ps" => self.ps(),
             "mem" => self.mem(),
             "restart" => match (words.next(), words.next().map(str::parse::<u32>)) {
                 (Some(name), None) => self.restart(name, 1),
                 (Some(name), Some(Ok(n))) if (1..=100_000).contains(&n) => self.restart(name, n),
-                _ => self.fail(format_args!("usage: restart NAME [COUNT] with 1 <= COUNT <= 100000")),
+                _ => self.out.fail(format_args!("usage: restart NAME [COUNT] with 1 <= COUNT <= 100000")),
             },
-            "kill" => match words.next() {
-                None => self.fail(format_args!("usage: kill NAME")),
-                Some(name) => self.inject(name, "kill", 0),
-            },
-            "inject" => match (words.next(), words.next(), words.next().map(str::parse::<u64>)) {
-                (Some(name), Some(kind), None) => self.inject(name, kind, libos_core::rdtsc()),
-                (Some(name), Some(kind), Some(Ok(seed))) => self.inject(name, kind, seed),
-                _ => self.fail(format_args!(
-                    "usage: inject NAME KIND [SEED]; KIND: kill regflip memflip memword skip hang ssr"
-                )),
-            },
-            "campaign" => {
-                let (name, count, seed) =
-                    (words.next(), words.next().map(str::parse::<u32>), words.next().map(str::parse::<u64>));
-                match (name, count, seed) {
-                    (Some(name), Some(Ok(count)), seed @ (None | Some(Ok(_))))
-                        if (1..=100_000).contains(&count) =>
-                    {
-                        let seed = seed.and_then(Result::ok).unwrap_or(1);
-                        if campaign::run(&self.con, &self.w, name, count, seed) {
-                            0
-                        } else {
-                            1
-                        }
-                    }
-                    _ => {
-                        self.fail(format_args!("usage: campaign NAME COUNT [SEED] with 1 <= COUNT <= 100000"))
-                    }
-                }
-            }
-            "ls" | "cat" | "write" | "append" | "mkdir" | "rm" | "cd" | "pwd" => self.file_command(cmd, rest),
-            "sleep" => match rest.parse::<u32>() {
-                Ok(ms) => match self.timer.sleep(ms) {
-                    Ok(()) => 0,
-                    Err(e) => self.fail(format_args!("sleep: {}", e)),
-                },
-                Err(_) => self.fail(format_args!("usage: sleep MS (a whole number of milliseconds)")),
-            },
-            "bench" => {
-                let n = if rest.is_empty() { Ok(1000) } else { rest.parse::<usize>() };
-                match n {
-                    Ok(n) if (10..=BENCH_MAX).contains(&n) => self.bench(n),
-                    _ => self.fail(format_args!("usage: bench [N] with 10 <= N <= {}", BENCH_MAX)),
-                }
-            }
             "poweroff" => {
                 say!(self, "powering off");
-                self.con.flush();
+                self.out.0.flush();
                 libos_core::poweroff()
             }
-            _ => self.fail(format_args!("unknown command '{}' (type 'help')", cmd)),
+            _ => return None,
+        })
+    }
+}
+
+impl Shell {
+    /// Open the fs session if there is none: a restart of fs can leave the shell without one.
+    fn connect_fs(&mut self) {
+        if self.fs.is_none() {
+            self.fs = Fs::connect(self.w.fs).ok().map(Files);
         }
     }
 
     fn ps(&self) -> Status {
-        say!(
-            self,
-            "{:<16} {:>3} {:>4}  {:<8} {:>8} {:>4} {:>9}",
-            "NAME",
-            "ID",
-            "GEN",
-            "STATE",
-            "RESTARTS",
-            "PRIO",
-            "SYSCALLS"
-        );
+        shellcmd::print_task_header(&self.out);
         for t in (0..MAX_TASKS).filter_map(task::info) {
-            say!(
-                self,
-                "{:<16} {:>3} {:>4}  {:<8} {:>8} {:>4} {:>9}",
-                t.name,
-                t.index,
-                t.generation,
-                t.state.name(),
-                t.restarts,
-                t.prio,
-                t.served
-            );
+            let row = TaskRow {
+                name: t.name,
+                index: t.index,
+                generation: t.generation,
+                state: t.state.name(),
+                restarts: t.restarts,
+                priority: t.prio,
+                calls: t.served,
+            };
+            shellcmd::print_task_row(&self.out, &row);
         }
         0
     }
@@ -194,12 +177,12 @@ impl Shell {
     }
 
     fn find(&self, name: &str) -> Result<usize, Status> {
-        task::find(name).ok_or_else(|| self.fail(format_args!("no task named '{}' (see 'ps')", name)))
+        task::find(name).ok_or_else(|| self.out.fail(format_args!("no task named '{}' (see 'ps')", name)))
     }
 
     fn inject(&self, name: &str, kind: &str, seed: u64) -> Status {
         let Some(kind) = Kind::parse(kind) else {
-            return self.fail(format_args!(
+            return self.out.fail(format_args!(
                 "unknown fault kind '{}': kill regflip memflip memword skip hang ssr",
                 kind
             ));
@@ -209,7 +192,7 @@ impl Shell {
             Err(s) => return s,
         };
         if kind != Kind::Kill {
-            self.con.flush();
+            self.out.0.flush();
         }
         match libos_core::inject::inject(index, kind, seed) {
             Ok(what) => {
@@ -221,15 +204,15 @@ impl Shell {
                 }
                 0
             }
-            Err(InjectError::NotRunning) => self.fail(format_args!("{} is not running", name)),
+            Err(InjectError::NotRunning) => self.out.fail(format_args!("{} is not running", name)),
             Err(InjectError::IsCurrent) => {
-                self.fail(format_args!("the shell does not inject into itself (try kill shell)"))
+                self.out.fail(format_args!("the shell does not inject into itself (try kill shell)"))
             }
             Err(InjectError::NoTarget) => {
-                self.fail(format_args!("nothing to hit in {} (no client-held state)", name))
+                self.out.fail(format_args!("nothing to hit in {} (no client-held state)", name))
             }
             Err(InjectError::NoSuchTask) => {
-                self.fail(format_args!("cannot inject into {}: not a supervised task", name))
+                self.out.fail(format_args!("cannot inject into {}: not a supervised task", name))
             }
         }
     }
@@ -246,10 +229,10 @@ impl Shell {
                     say!(self, "restarted {} as generation {}", name, generation);
                     0
                 }
-                Err(e) => self.fail(format_args!("cannot restart {}: {}", name, control_error(e))),
+                Err(e) => self.out.fail(format_args!("cannot restart {}: {}", name, control_error(e))),
             };
         }
-        self.con.flush();
+        self.out.0.flush();
         task::set_quiet(true);
         let mut result: Result<u32, ControlError> = Ok(0);
         for _ in 0..count {
@@ -265,57 +248,18 @@ impl Shell {
                 say!(self, "restarted {} {} times; now generation {}", name, count, generation);
                 0
             }
-            Err(e) => self.fail(format_args!("cannot restart {}: {}", name, control_error(e))),
-        }
-    }
-
-    fn file_command(&mut self, cmd: &str, rest: &str) -> Status {
-        let (path, text) = match rest.split_once(char::is_whitespace) {
-            Some((p, t)) => (p, t.trim_start()),
-            None => (rest, ""),
-        };
-        if !matches!(cmd, "ls" | "pwd") && path.is_empty() {
-            let text_arg = if cmd == "write" || cmd == "append" { " TEXT" } else { "" };
-            return self.fail(format_args!("usage: {} PATH{}", cmd, text_arg));
-        }
-        if self.fs.is_none() {
-            self.fs = Fs::connect(self.w.fs).ok();
-        }
-        let con = self.con.clone();
-        let Some(fs) = self.fs.as_mut() else {
-            return self.fail(format_args!("no file system session"));
-        };
-        let result = match cmd {
-            "ls" => ls(&con, fs, if path.is_empty() { "." } else { path }),
-            "cat" => cat(&con, fs, path),
-            "write" => put(fs, path, text, mode::WRITE | mode::CREATE | mode::TRUNCATE),
-            "append" => put(fs, path, text, mode::WRITE | mode::APPEND | mode::CREATE),
-            "mkdir" => fs.mkdir(path),
-            "rm" => fs.remove(path),
-            "cd" => fs.chdir(path),
-            _ => {
-                let mut buf = [0u8; PATH_MAX];
-                fs.cwd(&mut buf).map(|p| {
-                    let _ = writeln!(&con, "{}", p);
-                })
-            }
-        };
-        match result {
-            Ok(()) => 0,
-            Err(e) => self.fail(format_args!("{}: {}: {}", cmd, path, e)),
+            Err(e) => self.out.fail(format_args!("cannot restart {}: {}", name, control_error(e))),
         }
     }
 
     fn bench(&mut self, n: usize) -> Status {
-        if self.fs.is_none() {
-            self.fs = Fs::connect(self.w.fs).ok();
-        }
-        let Some(fs) = self.fs.as_mut() else {
-            return self.fail(format_args!("no file system session"));
+        self.connect_fs();
+        let Some(Files(fs)) = self.fs.as_mut() else {
+            return self.out.fail(format_args!("no file system session"));
         };
-        match bench::run(&self.con, &self.w, fs, n) {
+        match bench::run(&self.out.0, &self.w, fs, n) {
             Ok(()) => 0,
-            Err(e) => self.fail(format_args!("bench: {}", e)),
+            Err(e) => self.out.fail(format_args!("bench: {}", e)),
         }
     }
 
@@ -324,7 +268,7 @@ impl Shell {
         line.clear();
         let mut escape = 0u8;
         loop {
-            let b = self.con.read_key();
+            let b = self.out.0.read_key();
             // Swallow ANSI escape sequences (arrow keys): ESC [ ... final byte.
             if escape == 1 {
                 escape = if b == b'[' { 2 } else { 0 };
@@ -338,23 +282,23 @@ impl Shell {
             }
             match b {
                 b'\r' | b'\n' => {
-                    self.con.write(b"\n");
+                    self.out.0.write(b"\n");
                     return Some(());
                 }
                 0x1b => escape = 1,
-                0x08 | 0x7f if line.pop().is_some() => self.con.write(b"\x08 \x08"),
+                0x08 | 0x7f if line.pop().is_some() => self.out.0.write(b"\x08 \x08"),
                 0x15 => {
                     for _ in 0..line.len() {
-                        self.con.write(b"\x08 \x08");
+                        self.out.0.write(b"\x08 \x08");
                     }
                     line.clear();
                 }
                 0x03 => {
-                    self.con.write(b"^C\n");
+                    self.out.0.write(b"^C\n");
                     line.clear();
                     return None;
                 }
-                0x20..=0x7e if line.push(b as char).is_ok() => self.con.write(&[b]),
+                0x20..=0x7e if line.push(b as char).is_ok() => self.out.0.write(&[b]),
                 _ => {}
             }
         }
@@ -369,94 +313,31 @@ fn control_error(e: ControlError) -> &'static str {
     }
 }
 
-fn ls(con: &Console, fs: &mut Fs, path: &str) -> Result<(), FsError> {
-    let (kind, _) = fs.stat(path)?;
-    if kind != KIND_DIR {
-        return Err(FsError::NotADirectory);
-    }
-    let mut i = 0;
-    while let Some(e) = fs.entry(path, i)? {
-        if e.kind == KIND_DIR {
-            let _ = writeln!(&*con, "{:>8}  {}/", "-", e.name());
-        } else {
-            let _ = writeln!(&*con, "{:>8}  {}", e.size, e.name());
-        }
-        i += 1;
-    }
-    Ok(())
-}
-
-fn cat(con: &Console, fs: &mut Fs, path: &str) -> Result<(), FsError> {
-    let fd = fs.open(path, mode::READ)?;
-    let mut buf = [0u8; cell_fs::IO_MAX];
-    let mut last = b'\n';
-    let result = loop {
-        match fs.read(fd, &mut buf) {
-            Ok(0) => break Ok(()),
-            Ok(n) => {
-                last = buf[n - 1];
-                match core::str::from_utf8(&buf[..n]) {
-                    Ok(text) => {
-                        let _ = write!(&*con, "{}", text);
-                    }
-                    Err(_) => {
-                        let _ = write!(&*con, "<{} bytes of binary data>", n);
-                    }
-                }
-            }
-            Err(e) => break Err(e),
-        }
-    };
-    if last != b'\n' {
-        let _ = writeln!(&*con);
-    }
-    let _ = fs.close(fd);
-    result
-}
-
-/// Write `text` and a newline to `path` with open mode `m`, creating missing directories.
-fn put(fs: &mut Fs, path: &str, text: &str, m: u8) -> Result<(), FsError> {
-    let fd = match fs.open(path, m) {
-        Err(FsError::NotFound) => {
-            for (i, b) in path.bytes().enumerate() {
-                if b == b'/' && i > 0 {
-                    match fs.mkdir(&path[..i]) {
-                        Ok(()) | Err(FsError::Exists) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-            fs.open(path, m)?
-        }
-        other => other?,
-    };
-    let mut result = fs.write(fd, text.as_bytes());
-    if result.is_ok() {
-        result = fs.write(fd, b"\n");
-    }
-    let _ = fs.close(fd);
-    result
-}
-
 /// Spawn the shell task.
 pub fn start(w: Wiring) -> Result<libos_core::TaskId, libos_core::task::SpawnError> {
     libos_core::spawn("shell", 5, true, move || {
-        let mut shell =
-            Shell { con: w.console.clone(), w: w.clone(), fs: Fs::connect(w.fs).ok(), timer: Timer(w.timer) };
+        let mut shell = Shell {
+            out: Out(w.console.clone()),
+            w: w.clone(),
+            fs: Fs::connect(w.fs).ok().map(Files),
+            timer: Clock(Timer(w.timer)),
+        };
         say!(shell, "\nAxolotl shell (libos personality). Type 'help' for commands.");
         let mut status: Status = 0;
         let mut line = heapless::String::<LINE_MAX>::new();
         loop {
             if status == 0 {
-                let _ = write!(&shell.con, "axolotl> ");
+                let _ = write!(&shell.out.0, "axolotl> ");
             } else {
-                let _ = write!(&shell.con, "axolotl [{}]> ", status);
+                let _ = write!(&shell.out.0, "axolotl [{}]> ", status);
             }
             if shell.read_line(&mut line).is_none() {
                 status = 130;
                 continue;
             }
-            status = shell.run(&line);
+            // The echo of the line must be on the wire before the core prints anything about it.
+            shell.out.0.flush();
+            status = shellcmd::run(&mut shell, &line);
         }
     })
 }
