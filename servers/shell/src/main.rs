@@ -102,6 +102,7 @@ impl shellcmd::Shell for Shell {
         userlib::sys::rdtsc()
     }
 
+    /// `Shell::inject` is the inherent method further down (inherent methods win the lookup).
     fn inject(&mut self, name: &str, kind: &str, seed: u64) -> Status {
         Shell::inject(self, name, kind, seed)
     }
@@ -120,6 +121,7 @@ impl shellcmd::Shell for Shell {
         }
     }
 
+    /// `Shell::bench` is the inherent method further down (inherent methods win the lookup).
     fn bench(&mut self, runs: usize) -> Status {
         Shell::bench(self, runs)
     }

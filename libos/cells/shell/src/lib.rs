@@ -106,6 +106,7 @@ impl shellcmd::Shell for Shell {
         libos_core::rdtsc()
     }
 
+    /// `Shell::inject` is the inherent method further down (inherent methods win the lookup).
     fn inject(&mut self, name: &str, kind: &str, seed: u64) -> Status {
         Shell::inject(self, name, kind, seed)
     }
@@ -118,6 +119,7 @@ impl shellcmd::Shell for Shell {
         }
     }
 
+    /// `Shell::bench` is the inherent method further down (inherent methods win the lookup).
     fn bench(&mut self, runs: usize) -> Status {
         Shell::bench(self, runs)
     }
