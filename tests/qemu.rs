@@ -5,12 +5,31 @@
 
 mod common;
 
-use axolotl_images::qemu::{Machine, Outcome, Transcript};
+use axolotl_images::qemu::{self, Echo, Limits, Machine, Outcome, Transcript};
 use axolotl_images::Personality;
 use common::{answer_after, check, outputs, ps_row};
+use std::time::{Duration, Instant};
 
 fn boot(commands: &[&str], timeout_secs: u64) -> Transcript {
     common::boot_as(Personality::Microkernel, Machine::default(), commands, timeout_secs)
+}
+
+#[test]
+fn a_console_silent_too_long_ends_the_session_early() {
+    // What `cargo os campaign` relies on to report a machine that stopped answering instead of
+    // waiting out its whole timeout: here the shell just sleeps, printing nothing.
+    let limits = Limits { total: Duration::from_secs(120), silence: Some(Duration::from_secs(3)) };
+    let started = Instant::now();
+    let cmds = ["sleep 60000".to_string()];
+    let t =
+        qemu::exec(common::iso(), Personality::Microkernel, Machine::default(), &cmds, limits, Echo::Nothing)
+            .expect("QEMU runs");
+    check(
+        &t,
+        matches!(&t.outcome, Outcome::TimedOut(what) if what.contains("silent for 3 s")),
+        "the session ends on the silence",
+    );
+    check(&t, started.elapsed() < Duration::from_secs(40), "long before the sleep or the total limit");
 }
 
 #[test]

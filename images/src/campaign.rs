@@ -49,6 +49,8 @@ pub struct Report {
     pub summary: Summary,
     /// Restart latencies of the server (fault to its next incarnation's first `recv`).
     pub latencies: Vec<u64>,
+    /// How the run ended ("powered off cleanly", a panic, a stall...), as `Transcript::summary`.
+    pub ended: String,
 }
 
 fn parse_fault(line: &str) -> Option<Fault> {
@@ -104,7 +106,7 @@ pub fn parse(console: &str, server: &str, seed: u64, panicked: bool) -> Report {
             }
         }
     };
-    Report { server: server.into(), seed, faults, summary, latencies }
+    Report { server: server.into(), seed, faults, summary, latencies, ended: String::new() }
 }
 
 fn stats(v: &[u64]) -> Option<(u64, u64, u64)> {
@@ -126,6 +128,7 @@ impl Report {
         );
         let rate = if s.manifested > 0 { s.recovered as f64 / s.manifested as f64 } else { 1.0 };
         let _ = writeln!(j, "  \"recovered_of_manifested\": {rate:.4},");
+        let _ = writeln!(j, "  \"ended\": \"{}\",", self.ended.replace('"', "'"));
         match stats(&self.latencies) {
             Some((min, median, max)) => {
                 let _ = writeln!(
@@ -190,10 +193,26 @@ pub fn run(
     );
     let machine = Machine { icount, gdb: false };
     let cmd = [format!("campaign {server} {faults} {seed}")];
-    let t = qemu::exec(&image.iso, personality, machine, &cmd, timeout, Echo::Lines(progress))?;
-    let report = parse(&t.console, server, seed, t.outcome == Outcome::Panicked);
+    // Every fault prints a line within seconds (a detected hang takes one second of guest time,
+    // 10^9 instructions under -icount): a console silent far longer means the machine stopped.
+    let silence = Duration::from_secs(if icount { 600 } else { 120 });
+    let limits = qemu::Limits { total: timeout, silence: Some(silence) };
+    let t = qemu::exec(&image.iso, personality, machine, &cmd, limits, Echo::Lines(progress))?;
+    let mut report = parse(&t.console, server, seed, t.outcome == Outcome::Panicked);
+    report.ended = t.summary();
     if !matches!(t.outcome, Outcome::PoweredOff | Outcome::Panicked) {
-        eprintln!("[os] the run did not end cleanly: {}", t.summary());
+        eprintln!("[os] the run did not end cleanly: {}", report.ended);
+        if let Some(last) = report.faults.last() {
+            eprintln!(
+                "[os] the last fault reported was fault {} ({} {}); the machine stopped answering \
+                 during or after fault {}. The record holds the {} faults before.",
+                last.n,
+                last.kind,
+                last.target,
+                last.n + 1,
+                report.faults.len()
+            );
+        }
     }
     let prefix = if personality == Personality::Libos { "campaign-libos" } else { "campaign" };
     let path = out_dir().join(format!("{prefix}-{server}-s{seed}.json"));
@@ -248,7 +267,10 @@ campaign fs: injected=3 manifested=2 recovered=1 errors=1 lost=0 panics=0
 
     #[test]
     fn json_has_every_fault_and_the_rate() {
-        let j = parse(CONSOLE, "fs", 9, false).to_json();
+        let mut r = parse(CONSOLE, "fs", 9, false);
+        r.ended = "TIMED OUT waiting for \"x\"".into();
+        let j = r.to_json();
+        assert!(j.contains("\"ended\": \"TIMED OUT waiting for 'x'\","), "how the run ended, quotes escaped");
         assert!(j.contains("\"server\": \"fs\""));
         assert!(j.contains("\"recovered_of_manifested\": 0.5000"));
         assert!(j.contains("\"restart_latency_instructions\": {\"count\": 2, \"min\": 5000, \"median\": 7000, \"max\": 7000}"));

@@ -182,12 +182,29 @@ struct Shared {
     more: Condvar,
 }
 
+/// How long a driven session may take.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// The whole session, boot included.
+    pub total: Duration,
+    /// Give up sooner when the console stays silent this long: for long runs that print as they
+    /// go (a campaign prints a line per fault), silence means the guest stopped answering.
+    pub silence: Option<Duration>,
+}
+
+impl From<Duration> for Limits {
+    fn from(total: Duration) -> Limits {
+        Limits { total, silence: None }
+    }
+}
+
 /// A QEMU process being driven over its serial line; killed when dropped.
 struct Session {
     child: Child,
     stdin: Option<ChildStdin>,
     shared: Arc<Shared>,
     deadline: Instant,
+    silence: Option<Duration>,
 }
 
 impl Drop for Session {
@@ -223,7 +240,7 @@ impl Session {
         iso: &Path,
         personality: Personality,
         machine: Machine,
-        timeout: Duration,
+        limits: Limits,
         echo: Echo,
     ) -> Result<Session> {
         let mut child = command(iso, personality, false, machine)
@@ -269,7 +286,7 @@ impl Session {
                 reader.more.notify_all();
             }
         });
-        Ok(Session { child, stdin, shared, deadline: Instant::now() + timeout })
+        Ok(Session { child, stdin, shared, deadline: Instant::now() + limits.total, silence: limits.silence })
     }
 
     /// Wait until `find` matches the output (returns its answer), the output ends, or time is up.
@@ -285,6 +302,7 @@ impl Session {
         const OVERLAP: usize = 64;
         let mut guard = self.shared.text.lock().expect("reader lock");
         let mut searched: usize = 0;
+        let mut last_output = Instant::now();
         loop {
             let text = &guard.0;
             let mut from = searched.saturating_sub(OVERLAP);
@@ -297,15 +315,28 @@ impl Session {
             if text[from..].contains("KERNEL PANIC") {
                 return Err(Outcome::Panicked);
             }
+            let now = Instant::now();
+            if text.len() > searched {
+                last_output = now;
+            }
             searched = text.len();
             if guard.1 {
                 return Err(Outcome::Exited(None));
             }
-            let now = Instant::now();
             if now >= self.deadline {
                 return Err(Outcome::TimedOut(format!("waiting for {what}")));
             }
-            guard = self.shared.more.wait_timeout(guard, self.deadline - now).expect("reader lock").0;
+            let mut until = self.deadline;
+            if let Some(quiet) = self.silence {
+                if now >= last_output + quiet {
+                    return Err(Outcome::TimedOut(format!(
+                        "waiting for {what}: the console was silent for {} s",
+                        quiet.as_secs()
+                    )));
+                }
+                until = until.min(last_output + quiet);
+            }
+            guard = self.shared.more.wait_timeout(guard, until - now).expect("reader lock").0;
         }
     }
 
@@ -345,17 +376,18 @@ impl Session {
 }
 
 /// Boot `iso`, run `commands` in its shell one after another, power off. `echo` says what of
-/// the console to stream to stdout while it runs. Never hangs longer than `timeout` in all.
+/// the console to stream to stdout while it runs. Never hangs longer than `limits` allow (a
+/// plain `Duration` limits only the whole session).
 pub fn exec(
     iso: &Path,
     personality: Personality,
     machine: Machine,
     commands: &[String],
-    timeout: Duration,
+    limits: impl Into<Limits>,
     echo: Echo,
 ) -> Result<Transcript> {
     let started = Instant::now();
-    let mut s = Session::start(iso, personality, machine, timeout, echo)?;
+    let mut s = Session::start(iso, personality, machine, limits.into(), echo)?;
     let mut failed = Vec::new();
     let mut boot_time = None;
     let outcome = (|| {
