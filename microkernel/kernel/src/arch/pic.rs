@@ -38,10 +38,13 @@ pub fn init() {
 const PORT_B: u16 = 0x61;
 /// How long the TSC is measured against the PIT.
 const MEASURE_MS: u32 = 10;
+/// TSC ticks after which the PIT is taken to be missing: 10 ms is 10^8 ticks even at 10 GHz,
+/// and this is some 40 times that, about a second and a half at the usual rates.
+const GIVE_UP_TICKS: u64 = 1 << 32;
 
 /// TSC ticks per millisecond, counted over [`MEASURE_MS`] of PIT channel 2 (speaker off), the
 /// way firmware and other kernels calibrate: count down once in mode 0 and watch its output go
-/// high. `None` if it never does (no PIT), after far longer than the count could take.
+/// high. `None` if it never does (no PIT) within [`GIVE_UP_TICKS`] of the TSC.
 pub fn measure_tsc_per_ms() -> Option<u64> {
     let count = PIT_HZ * MEASURE_MS / 1000;
     let b = inb(PORT_B) & !0x03;
@@ -51,15 +54,16 @@ pub fn measure_tsc_per_ms() -> Option<u64> {
     outb(0x42, (count >> 8) as u8);
     let t0 = super::cpu::rdtsc();
     outb(PORT_B, b | 0x01); // gate high: count
-    let mut polls = 0u32;
-    while inb(PORT_B) & 0x20 == 0 {
-        polls += 1;
-        if polls == u32::MAX {
+    let t1 = loop {
+        let now = super::cpu::rdtsc();
+        if inb(PORT_B) & 0x20 != 0 {
+            break now;
+        }
+        if now - t0 > GIVE_UP_TICKS {
             outb(PORT_B, b);
             return None;
         }
-    }
-    let t1 = super::cpu::rdtsc();
+    };
     outb(PORT_B, b);
     Some(((t1 - t0) / MEASURE_MS as u64).max(1))
 }
