@@ -9,7 +9,8 @@
 //! beside the sessions, where the campaign's console takes `&mut self`.
 
 use core::fmt;
-use fs_core::{NAME_MAX, PATH_MAX};
+pub use fs_core::Entry;
+use fs_core::PATH_MAX;
 
 /// How a command ended: 0 = success; the prompt shows any other value.
 pub type Status = u32;
@@ -28,34 +29,6 @@ pub trait Console {
     fn fail(&self, msg: fmt::Arguments<'_>) -> Status {
         self.println(format_args!("error: {}", msg));
         1
-    }
-}
-
-/// One directory entry, copied out of the client's own entry type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Entry {
-    name: [u8; NAME_MAX],
-    name_len: u8,
-    /// `fs_core::KIND_FILE` or `fs_core::KIND_DIR`.
-    pub kind: u8,
-    /// Size in bytes (files).
-    pub size: u32,
-}
-
-impl Entry {
-    /// An entry called `name` (cut to `NAME_MAX` bytes, at a character boundary).
-    pub fn new(name: &str, kind: u8, size: u32) -> Entry {
-        let mut len = name.len().min(NAME_MAX);
-        while !name.is_char_boundary(len) {
-            len -= 1;
-        }
-        let mut e = Entry { name: [0; NAME_MAX], name_len: len as u8, kind, size };
-        e.name[..len].copy_from_slice(&name.as_bytes()[..len]);
-        e
-    }
-
-    pub fn name(&self) -> &str {
-        core::str::from_utf8(&self.name[..self.name_len as usize]).unwrap_or("?")
     }
 }
 
@@ -108,8 +81,8 @@ pub trait Shell {
 
 /// Implement [`Files`] for `$wrapper`, a newtype over a file system client that already
 /// implements `campaign::Files` (see `campaign::forward_files!`, which this completes). Both
-/// personalities' clients make these calls with the same signatures, an entry type with `name()`,
-/// `kind` and `size`, and an error enum `$error` with `NotFound` and `NotADirectory`.
+/// personalities' clients make these calls with the same signatures (entries are
+/// `fs_core::Entry`), and an error enum `$error` with `NotFound` and `NotADirectory`.
 #[macro_export]
 macro_rules! forward_files {
     ($wrapper:ty, $error:ident) => {
@@ -130,8 +103,7 @@ macro_rules! forward_files {
                 path: &str,
                 index: u32,
             ) -> core::result::Result<Option<$crate::Entry>, $error> {
-                let e = self.0.entry(path, index)?;
-                Ok(e.map(|e| $crate::Entry::new(e.name(), e.kind, e.size)))
+                self.0.entry(path, index)
             }
             fn remove(&mut self, path: &str) -> core::result::Result<(), $error> {
                 self.0.remove(path)

@@ -424,10 +424,3 @@ fn ps_table() {
          fs                 3    2  Ready           1    5     12345\n"
     );
 }
-
-#[test]
-fn entry_names_are_cut_at_a_character_boundary() {
-    let long = "é".repeat(20);
-    let e = Entry::new(&long, KIND_FILE, 0);
-    assert_eq!(e.name(), "é".repeat(14));
-}

@@ -166,6 +166,35 @@ impl DirEntry {
     }
 }
 
+/// One directory entry as a client sees it (what `ls` lists): the same type for every client
+/// of both file servers, whatever carried it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    name: [u8; NAME_MAX],
+    name_len: u8,
+    /// [`KIND_FILE`] or [`KIND_DIR`].
+    pub kind: u8,
+    /// Size in bytes (files).
+    pub size: u32,
+}
+
+impl Entry {
+    /// An entry called `name` (cut to `NAME_MAX` bytes, at a character boundary).
+    pub fn new(name: &str, kind: u8, size: u32) -> Entry {
+        let mut len = name.len().min(NAME_MAX);
+        while !name.is_char_boundary(len) {
+            len -= 1;
+        }
+        let mut e = Entry { name: [0; NAME_MAX], name_len: len as u8, kind, size };
+        e.name[..len].copy_from_slice(&name.as_bytes()[..len]);
+        e
+    }
+
+    pub fn name(&self) -> &str {
+        core::str::from_utf8(&self.name[..self.name_len as usize]).unwrap_or("?")
+    }
+}
+
 pub type Result<T> = core::result::Result<T, FsError>;
 
 pub struct Disk<D: BlockDevice> {
@@ -488,6 +517,13 @@ pub(crate) mod tests {
         let (d, fresh) = Disk::mount(Ram(RefCell::new(std::vec![[0u8; BLOCK_SIZE]; 512]))).unwrap();
         assert!(fresh);
         d
+    }
+
+    #[test]
+    fn entry_names_are_cut_at_a_character_boundary() {
+        let long = "é".repeat(20);
+        let e = Entry::new(&long, KIND_FILE, 0);
+        assert_eq!(e.name(), "é".repeat(14));
     }
 
     #[test]

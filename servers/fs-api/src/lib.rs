@@ -22,7 +22,7 @@ pub use fs_core::{NAME_MAX, PATH_MAX};
 pub use fs_core::mode;
 
 /// What a directory entry names.
-pub use fs_core::{KIND_DIR, KIND_FILE};
+pub use fs_core::{Entry, KIND_DIR, KIND_FILE};
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
 pub enum Request<'a> {
@@ -159,21 +159,6 @@ impl From<CallError> for FsError {
     }
 }
 
-/// One directory entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    pub name: [u8; NAME_MAX],
-    pub name_len: usize,
-    pub kind: u8,
-    pub size: u32,
-}
-
-impl Entry {
-    pub fn name(&self) -> &str {
-        core::str::from_utf8(&self.name[..self.name_len]).unwrap_or("?")
-    }
-}
-
 /// A client session with the file server.
 #[derive(Clone, Copy)]
 pub struct Fs {
@@ -291,11 +276,7 @@ impl Fs {
     pub fn entry(&self, path: &str, index: u32) -> Result<Option<Entry>> {
         let mut reply = [0u8; 64];
         match self.call(&Request::List { path, index }, &mut reply)? {
-            Response::Entry { name, kind, size } => {
-                let mut e = Entry { name: [0; NAME_MAX], name_len: name.len().min(NAME_MAX), kind, size };
-                e.name[..e.name_len].copy_from_slice(&name.as_bytes()[..e.name_len]);
-                Ok(Some(e))
-            }
+            Response::Entry { name, kind, size } => Ok(Some(Entry::new(name, kind, size))),
             Response::End => Ok(None),
             _ => Err(FsError::Malformed),
         }

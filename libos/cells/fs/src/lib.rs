@@ -20,11 +20,11 @@
 mod server;
 
 use bytemuck::Zeroable;
-use fs_core::{FsError, SmallClientState, NAME_MAX, PATH_MAX};
+use fs_core::{FsError, SmallClientState, PATH_MAX};
 use libos_core::chan::Endpoint;
 use libos_core::held::Held;
 
-pub use fs_core::{KIND_DIR, KIND_FILE};
+pub use fs_core::{Entry, KIND_DIR, KIND_FILE};
 pub use server::start;
 
 /// Most bytes one read or write carries.
@@ -109,21 +109,6 @@ pub struct Response {
 }
 
 pub type Ep = Endpoint<Request, Response>;
-
-/// One directory entry.
-#[derive(Clone, Copy, Debug)]
-pub struct Entry {
-    name: [u8; NAME_MAX],
-    name_len: u8,
-    pub kind: u8,
-    pub size: u32,
-}
-
-impl Entry {
-    pub fn name(&self) -> &str {
-        core::str::from_utf8(&self.name[..(self.name_len as usize).min(NAME_MAX)]).unwrap_or("?")
-    }
-}
 
 /// A client of the file system: the endpoint and this client's session, which it holds.
 pub struct Fs {

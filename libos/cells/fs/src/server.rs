@@ -3,7 +3,7 @@
 
 use crate::{Entry, FsError, Op, Out, PathBuf, Response, Session, IO_MAX};
 use cell_ramdisk::Blocks;
-use fs_core::{Disk, SmallClientState, NAME_MAX};
+use fs_core::{Disk, SmallClientState};
 use libos_logic::seal::seal;
 
 type Result<T> = core::result::Result<T, FsError>;
@@ -45,10 +45,8 @@ fn handle(disk: &Disk<Blocks>, st: &mut SmallClientState, op: &Op) -> Result<Out
         Op::Cwd => PathBuf::new(st.cwd()).map(Out::Path),
         Op::List { path, index } => match st.entry(disk, path.as_str(), *index)? {
             Some((e, size)) => {
-                let mut name = [0u8; NAME_MAX];
-                let n = e.name().len().min(NAME_MAX);
-                name[..n].copy_from_slice(&e.name()[..n]);
-                Ok(Out::Entry(Entry { name, name_len: n as u8, kind: e.kind, size }))
+                let name = core::str::from_utf8(e.name()).unwrap_or("?");
+                Ok(Out::Entry(Entry::new(name, e.kind, size)))
             }
             None => Ok(Out::End),
         },
