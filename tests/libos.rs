@@ -27,6 +27,13 @@ fn libos_done_when_file_survives_killing_fs() {
 }
 
 #[test]
+fn libos_lines_typed_ahead_are_kept() {
+    let t = boot(&["echo first\recho second"], 60);
+    check(&t, t.outcome == Outcome::PoweredOff, "the shell powers off after both lines");
+    check(&t, t.console.lines().any(|l| l == "second"), "the line typed ahead ran");
+}
+
+#[test]
 fn libos_help_and_failed_commands() {
     let t = boot(&["help", "frobnicate", "cat /nothing", "echo still here"], 60);
     check(&t, t.outcome == Outcome::PoweredOff, "powers off");

@@ -33,6 +33,14 @@ fn a_console_silent_too_long_ends_the_session_early() {
 }
 
 #[test]
+fn lines_typed_ahead_are_kept() {
+    // Both lines arrive in one burst, as when pasted: the second waits in the shell's typeahead.
+    let t = boot(&["echo first\recho second"], 60);
+    check(&t, t.outcome == Outcome::PoweredOff, "the shell powers off after both lines");
+    check(&t, t.console.lines().any(|l| l == "second"), "the line typed ahead ran");
+}
+
+#[test]
 fn boots_lists_tasks_echoes_and_powers_off() {
     let t = boot(&["ps", "echo hi", "poweroff"], 60);
     check(&t, t.ok(), "the session should end in a clean power-off with every command succeeding");

@@ -1,6 +1,6 @@
 //! The shell commands both personalities share, written once: the command line's dispatch and
 //! argument checks, the file commands (`ls cat write append mkdir rm cd pwd`), `echo`, `help`,
-//! `sleep`, and the `ps` table's layout, with every line they print and every error they give.
+//! `sleep`, the `ps` table's layout and the prompt's line editing, with every line they print and every error they give.
 //!
 //! The tests in `tests/` and the host tool parse these lines: keep them as they are.
 //!
@@ -19,12 +19,14 @@
 
 mod commands;
 mod files;
+mod line;
 pub mod personality;
 mod tasks;
 
 pub use commands::{run, BENCH_MAX};
 /// The longest path, which sizes [`Files::cwd`]'s buffer.
 pub use fs_core::PATH_MAX;
+pub use line::{Edit, LineEditor};
 pub use personality::{Console, Entry, Files, Shell, Status};
 pub use tasks::{print_task_header, print_task_row, TaskRow};
 

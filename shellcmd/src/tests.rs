@@ -424,3 +424,26 @@ fn ps_table() {
          fs                 3    2  Ready           1    5     12345\n"
     );
 }
+
+/// Feed `keys` to a fresh editor; the line, what was echoed, and the last edit.
+fn edit(keys: &[u8]) -> (String, Vec<u8>, crate::Edit) {
+    let mut editor = crate::LineEditor::default();
+    let mut line = heapless::String::<8>::new();
+    let mut echoed = Vec::new();
+    let mut last = crate::Edit::More;
+    for &k in keys {
+        last = editor.key(&mut line, k, |e| echoed.extend_from_slice(e));
+    }
+    (line.as_str().to_string(), echoed, last)
+}
+
+#[test]
+fn the_line_editor_keeps_echoes_and_erases() {
+    assert_eq!(edit(b"ls /a\r"), ("ls /a".into(), b"ls /a\n".to_vec(), crate::Edit::Enter));
+    assert_eq!(edit(b"lx\x7fs").0, "ls", "backspace erases one key");
+    assert_eq!(edit(b"rm /a\x15pwd").0, "pwd", "Ctrl-U erases the line");
+    assert_eq!(edit(b"\x1b[Apwd").0, "pwd", "an arrow key's escape sequence is swallowed");
+    assert_eq!(edit(b"cat\x03"), (String::new(), b"cat^C\n".to_vec(), crate::Edit::Cancel));
+    assert_eq!(edit(b"0123456789").0, "01234567", "keys past the line's capacity are dropped");
+    assert_eq!(edit(b"\x7f\x01a").1, b"a".to_vec(), "nothing to erase, a control key: no echo");
+}

@@ -60,7 +60,12 @@ struct Shell {
     fs: Option<Files>,
     timer: Option<Clock>,
     bench: Option<(Cap<Endpoint>, Cap<Session>)>,
+    /// Keys read from the console but not yet edited into a line.
+    typeahead: heapless::Deque<u8, TYPEAHEAD>,
 }
+
+/// Keys the shell takes from the console at once, and holds until it edits them.
+const TYPEAHEAD: usize = 64;
 
 /// Capability slots where the shell keeps its sessions.
 const FS_SLOT: u8 = 40;
@@ -320,52 +325,34 @@ impl Shell {
     }
 
     /// Read one line with editing; `None` if it was abandoned with Ctrl-C.
-    fn read_line(&self, line: &mut heapless::String<LINE_MAX>) -> Option<()> {
+    /// Read one line at the prompt into `line`; `None` if Ctrl-C abandoned it. Keys typed ahead
+    /// (pasted lines, or typed while a command ran) arrive in the same console read as the end
+    /// of this line: they stay in `typeahead` for the next call instead of being dropped.
+    fn read_line(&mut self, line: &mut heapless::String<LINE_MAX>) -> Option<()> {
         line.clear();
-        let mut escape = 0u8;
+        let mut editor = shellcmd::LineEditor::default();
         loop {
-            let mut buf = [0u8; 64];
-            let n = match self.console.read(&mut buf) {
-                Ok(n) => n,
-                Err(_) => {
-                    userlib::sys::yield_now();
-                    continue;
-                }
-            };
-            for &b in &buf[..n] {
-                // Swallow ANSI escape sequences (arrow keys): ESC [ ... final byte.
-                if escape == 1 {
-                    escape = if b == b'[' { 2 } else { 0 };
-                    continue;
-                }
-                if escape == 2 {
-                    if (0x40..=0x7e).contains(&b) {
-                        escape = 0;
-                    }
-                    continue;
-                }
-                match b {
-                    b'\r' | b'\n' => {
-                        print!("\n");
-                        return Some(());
-                    }
-                    0x1b => escape = 1,
-                    0x08 | 0x7f if line.pop().is_some() => print!("\x08 \x08"),
-                    0x15 => {
-                        for _ in 0..line.len() {
-                            print!("\x08 \x08");
+            if self.typeahead.is_empty() {
+                let mut buf = [0u8; TYPEAHEAD];
+                match self.console.read(&mut buf) {
+                    Ok(n) => {
+                        for &b in &buf[..n.min(TYPEAHEAD)] {
+                            let _ = self.typeahead.push_back(b);
                         }
-                        line.clear();
                     }
-                    0x03 => {
-                        print!("^C\n");
-                        line.clear();
-                        return None;
+                    Err(_) => {
+                        userlib::sys::yield_now();
+                        continue;
                     }
-                    0x20..=0x7e if line.push(b as char).is_ok() => {
-                        let _ = self.console.write(&[b]);
-                    }
-                    _ => {}
+                }
+            }
+            while let Some(b) = self.typeahead.pop_front() {
+                match editor.key(line, b, |echo| {
+                    let _ = self.console.write(echo);
+                }) {
+                    shellcmd::Edit::More => {}
+                    shellcmd::Edit::Enter => return Some(()),
+                    shellcmd::Edit::Cancel => return None,
                 }
             }
         }
@@ -440,6 +427,7 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
         fs: endpoint("fs").and_then(|ep| Fs::connect(ep, FS_SLOT).ok()).map(Files),
         timer: endpoint("timer").and_then(|ep| Timer::connect(ep, TIMER_SLOT).ok()).map(Clock),
         bench: endpoint("bench").and_then(|ep| ep.connect(BENCH_SLOT).ok().map(|s| (ep, s))),
+        typeahead: heapless::Deque::new(),
     };
     console_api::init_log(log::LevelFilter::Info);
     log::info!("started with {} capabilities", boot.caps().len());

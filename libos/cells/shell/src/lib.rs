@@ -266,42 +266,16 @@ impl Shell {
     }
 
     /// Read one line with editing; `None` if it was abandoned with Ctrl-C.
+    /// Read one line at the prompt into `line`; `None` if Ctrl-C abandoned it. (The console
+    /// cell hands keys over one at a time and keeps the rest queued.)
     fn read_line(&self, line: &mut heapless::String<LINE_MAX>) -> Option<()> {
         line.clear();
-        let mut escape = 0u8;
+        let mut editor = shellcmd::LineEditor::default();
         loop {
-            let b = self.out.0.read_key();
-            // Swallow ANSI escape sequences (arrow keys): ESC [ ... final byte.
-            if escape == 1 {
-                escape = if b == b'[' { 2 } else { 0 };
-                continue;
-            }
-            if escape == 2 {
-                if (0x40..=0x7e).contains(&b) {
-                    escape = 0;
-                }
-                continue;
-            }
-            match b {
-                b'\r' | b'\n' => {
-                    self.out.0.write(b"\n");
-                    return Some(());
-                }
-                0x1b => escape = 1,
-                0x08 | 0x7f if line.pop().is_some() => self.out.0.write(b"\x08 \x08"),
-                0x15 => {
-                    for _ in 0..line.len() {
-                        self.out.0.write(b"\x08 \x08");
-                    }
-                    line.clear();
-                }
-                0x03 => {
-                    self.out.0.write(b"^C\n");
-                    line.clear();
-                    return None;
-                }
-                0x20..=0x7e if line.push(b as char).is_ok() => self.out.0.write(&[b]),
-                _ => {}
+            match editor.key(line, self.out.0.read_key(), |echo| self.out.0.write(echo)) {
+                shellcmd::Edit::More => {}
+                shellcmd::Edit::Enter => return Some(()),
+                shellcmd::Edit::Cancel => return None,
             }
         }
     }
