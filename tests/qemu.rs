@@ -45,7 +45,7 @@ fn boots_lists_tasks_echoes_and_powers_off() {
     let t = boot(&["ps", "echo hi", "poweroff"], 60);
     check(&t, t.ok(), "the session should end in a clean power-off with every command succeeding");
     check(&t, t.console.contains("NAME") && t.console.contains("RESTARTS"), "ps prints its header");
-    for (name, state) in [("console", "recv"), ("fs", "recv"), ("shell", "ready"), ("hostile", "held")] {
+    for (name, state) in [("console", "recv"), ("fs", "recv"), ("shell", "ready"), ("hostile", "dormant")] {
         let row = ps_row(&t, name);
         // NAME ID GEN STATE RESTARTS PRIO SYSCALLS
         check(&t, row.len() == 7, &format!("ps lists {name}"));

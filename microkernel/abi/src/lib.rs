@@ -72,7 +72,7 @@ pub enum Sysno {
     MemUnmap = 15,
     /// `task_info(task, index, out)`: fill a [`TaskInfo`] at user address `out`.
     TaskInfo = 16,
-    /// `task_start(task, index)`: start a task the manifest loaded but held.
+    /// `task_start(task, index)`: start a task the manifest loaded dormant.
     TaskStart = 17,
     /// `task_wait(task, index)`: block until that task has exited or faulted.
     TaskWait = 18,

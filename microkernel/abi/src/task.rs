@@ -87,8 +87,8 @@ pub fn str_from_padded(bytes: &[u8]) -> &str {
 pub enum TaskState {
     /// Slot unused.
     Free = 0,
-    /// Loaded from the manifest, waiting for `task_start`.
-    Held = 1,
+    /// Loaded from the manifest (`dormant` there), waiting for `task_start`.
+    Dormant = 1,
     /// Running or ready to run.
     Ready = 2,
     /// Blocked sending on an endpoint.
@@ -116,7 +116,7 @@ impl TaskState {
         use TaskState::*;
         Some(match raw {
             0 => Free,
-            1 => Held,
+            1 => Dormant,
             2 => Ready,
             3 => Sending,
             4 => Receiving,
@@ -135,7 +135,7 @@ impl TaskState {
         use TaskState::*;
         match self {
             Free => "free",
-            Held => "held",
+            Dormant => "dormant",
             Ready => "ready",
             Sending => "send",
             Receiving => "recv",

@@ -13,7 +13,7 @@
 //! task shell prio 4
 //!     call console             # send right to "console", badged with the task's index + 1
 //!     task all                 # control over every task (ps, start, wait)
-//! task hostile prio 1 held     # loaded, but started only by `task_start`
+//! task hostile prio 1 dormant  # loaded, but started only by `task_start`
 //!     task self
 //!     memory scratch 4         # a 4-page memory object
 //! ```
@@ -82,7 +82,7 @@ pub struct TaskSpec {
     pub name: Name,
     pub priority: u8,
     /// Loaded but not started until someone calls `task_start`.
-    pub held: bool,
+    pub dormant: bool,
     /// Pages of Server State Regions this task may hold as a client.
     pub quota: u16,
     /// Faults of this task go to the supervisor (the reincarnation server), which restarts it;
@@ -151,7 +151,7 @@ fn parse_task(words: &mut core::str::SplitWhitespace<'_>) -> Result<TaskSpec, Er
     let mut spec = TaskSpec {
         name: name(words.next())?,
         priority: 1,
-        held: false,
+        dormant: false,
         quota: DEFAULT_QUOTA,
         supervised: false,
         supervisor: false,
@@ -166,7 +166,7 @@ fn parse_task(words: &mut core::str::SplitWhitespace<'_>) -> Result<TaskSpec, Er
                 }
                 spec.priority = p as u8;
             }
-            "held" => spec.held = true,
+            "dormant" => spec.dormant = true,
             "supervised" => spec.supervised = true,
             "supervisor" => spec.supervisor = true,
             "quota" => {
@@ -295,7 +295,7 @@ task console prio 6
 task shell prio 4     # the user's shell
     call console
     task all
-task hostile prio 1 held
+task hostile prio 1 dormant
     call console
     task self
     memory scratch 4
@@ -306,14 +306,14 @@ task hostile prio 1 held
         let m = parse(GOOD).unwrap();
         assert_eq!(m.tasks.len(), 3);
         let console = &m.tasks[0];
-        assert_eq!((console.name.as_str(), console.priority, console.held), ("console", 6, false));
+        assert_eq!((console.name.as_str(), console.priority, console.dormant), ("console", 6, false));
         assert_eq!(
             console.caps[1],
             CapSpec::IoPort { name: Name::try_from("com1").unwrap(), base: 0x3f8, len: 8 }
         );
         assert_eq!(console.caps[2], CapSpec::Irq { name: Name::try_from("com1").unwrap(), line: 4 });
         assert_eq!(m.tasks[1].caps[1], CapSpec::TaskAll);
-        assert!(m.tasks[2].held);
+        assert!(m.tasks[2].dormant);
         assert_eq!(m.tasks[2].caps[1], CapSpec::TaskSelf);
         assert_eq!(m.tasks[2].caps[2].name(), "scratch");
         assert_eq!(m.server_of("console"), Some(0));
@@ -346,9 +346,9 @@ task hostile prio 1 held
 
     #[test]
     fn supervision_flags() {
-        let m = parse("task rs supervisor\ntask fs supervised held").unwrap();
+        let m = parse("task rs supervisor\ntask fs supervised dormant").unwrap();
         assert!(m.tasks[0].supervisor && !m.tasks[0].supervised);
-        assert!(m.tasks[1].supervised && m.tasks[1].held);
+        assert!(m.tasks[1].supervised && m.tasks[1].dormant);
         let m = parse("task rs\n notification faults").unwrap();
         assert_eq!(m.tasks[0].caps[0], CapSpec::Notification(Name::try_from("faults").unwrap()));
     }

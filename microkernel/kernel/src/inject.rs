@@ -60,7 +60,7 @@ pub fn inject(k: &mut Kernel, t: usize, kind: InjectKind, seed: u64) -> Result<u
             fault::task_failed(k, t, FaultKind::Killed, 0, 0, 0);
             return Ok(0);
         }
-        s if s.is_stopped() || s == TaskState::Held => return Err(Error::AlreadyDone),
+        s if s.is_stopped() || s == TaskState::Dormant => return Err(Error::AlreadyDone),
         _ => {}
     }
     match kind {

@@ -105,7 +105,7 @@ fn load_task(k: &mut Kernel, index: usize, spec: &TaskSpec, served: &[Served]) -
         k.tasks[index] = crate::state::Tcb::EMPTY;
         return Err(e);
     }
-    k.tasks[index].state = TaskState::Held;
+    k.tasks[index].state = TaskState::Dormant;
 
     let mut boot = BootInfo {
         magic: BOOT_INFO_MAGIC,
@@ -134,7 +134,7 @@ fn load_task(k: &mut Kernel, index: usize, spec: &TaskSpec, served: &[Served]) -
         let bytes = pod_bytes(&boot);
         core::ptr::copy_nonoverlapping(bytes.as_ptr(), boot_page as *mut u8, bytes.len());
     }
-    if !spec.held {
+    if !spec.dormant {
         k.make_ready(index);
     }
     Ok(())

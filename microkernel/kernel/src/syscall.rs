@@ -174,7 +174,7 @@ fn dispatch(k: &mut Kernel, cur: usize, sys: Sysno, a: [u64; 6]) -> Result<Done,
         Sysno::TaskStart => {
             let t = task_target(k, cur, a[0], a[1], Rights::WRITE)?;
             match k.tasks[t].state {
-                TaskState::Held => {
+                TaskState::Dormant => {
                     k.make_ready(t);
                     Ok(Done::Value(0, 0))
                 }
@@ -263,7 +263,7 @@ fn dispatch(k: &mut Kernel, cur: usize, sys: Sysno, a: [u64; 6]) -> Result<Done,
             if t == cur {
                 return Err(Error::WouldDeadlock);
             }
-            if matches!(k.tasks[t].state, TaskState::Free | TaskState::Held) {
+            if matches!(k.tasks[t].state, TaskState::Free | TaskState::Dormant) {
                 return Err(Error::Dead);
             }
             fault::hold_task(k, t);
@@ -276,7 +276,7 @@ fn dispatch(k: &mut Kernel, cur: usize, sys: Sysno, a: [u64; 6]) -> Result<Done,
             }
             match k.tasks[t].state {
                 TaskState::Free => return Err(Error::Dead),
-                TaskState::Held => return Err(Error::AlreadyDone),
+                TaskState::Dormant => return Err(Error::AlreadyDone),
                 _ => {}
             }
             // A delay (in timer ticks, at most 10 s) is how the supervisor backs off.

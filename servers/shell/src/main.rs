@@ -31,7 +31,7 @@ Axolotl shell commands:
   help              this text
   echo TEXT...      print TEXT
   ps                list tasks: name, id, generation, state, restarts, priority, syscalls
-  start NAME        start a task the manifest loaded as held
+  start NAME        start a task the manifest loaded dormant
   wait NAME         wait until task NAME stops, print how it ended
   run NAME          start NAME and wait for it (e.g. `run hostile`, `run ssrtest`)
   restart NAME      replace task NAME with a new incarnation from its pristine image

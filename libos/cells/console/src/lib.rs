@@ -6,8 +6,8 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-use libos_core::chan::{mailbox, Receiver, Sender};
-use libos_core::serial::Serial;
+use libos_kernel::chan::{mailbox, Receiver, Sender};
+use libos_kernel::serial::Serial;
 
 const CHUNK: usize = 64;
 const INBOX: usize = 128;
@@ -57,11 +57,11 @@ impl core::fmt::Write for &Console {
 }
 
 /// Spawn the console task on `serial`; returns the client handle.
-pub fn start(serial: Serial) -> Result<Console, libos_core::task::SpawnError> {
+pub fn start(serial: Serial) -> Result<Console, libos_kernel::task::SpawnError> {
     let (out, inbox) = mailbox::<Msg, INBOX>();
     let (keys_tx, keys) = mailbox::<u8, KEYS>();
-    libos_core::serial::attach_input(out.clone(), Msg::Input);
-    libos_core::spawn("console", 5, true, move || loop {
+    libos_kernel::serial::attach_input(out.clone(), Msg::Input);
+    libos_kernel::spawn("console", 5, true, move || loop {
         match inbox.recv() {
             Msg::Output { len, bytes } => serial.write(&bytes[..(len as usize).min(CHUNK)]),
             Msg::Input(b) => {

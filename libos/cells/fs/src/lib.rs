@@ -21,8 +21,8 @@ mod server;
 
 use bytemuck::Zeroable;
 use fs_core::{FsError, SmallClientState, PATH_MAX};
-use libos_core::chan::Endpoint;
-use libos_core::held::Held;
+use libos_kernel::chan::Endpoint;
+use libos_kernel::kept::Kept;
 
 pub use fs_core::{Entry, KIND_DIR, KIND_FILE};
 pub use server::start;
@@ -113,7 +113,7 @@ pub type Ep = Endpoint<Request, Response>;
 /// A client of the file system: the endpoint and this client's session, which it holds.
 pub struct Fs {
     ep: Ep,
-    session: Held<Session>,
+    session: Kept<Session>,
 }
 
 type Result<T> = core::result::Result<T, FsError>;
@@ -124,7 +124,7 @@ impl Fs {
         let blank = Session { state: SmallClientState::zeroed(), seal: 0 };
         let r = ep.call(&Request { session: blank, op: Op::Connect }).map_err(|_| FsError::ServerFailed)?;
         r.result?;
-        Ok(Fs { ep, session: Held::new("fs", r.session) })
+        Ok(Fs { ep, session: Kept::new("fs", r.session) })
     }
 
     fn call(&mut self, op: Op) -> Result<Out> {

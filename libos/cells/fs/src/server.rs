@@ -2,9 +2,9 @@
 //! operations themselves are `fs_core`'s, the same the microkernel's file server runs.
 
 use crate::{Entry, FsError, Op, Out, PathBuf, Response, Session, IO_MAX};
+use algo::seal::seal;
 use cell_ramdisk::Blocks;
 use fs_core::{Disk, SmallClientState};
-use libos_logic::seal::seal;
 
 type Result<T> = core::result::Result<T, FsError>;
 
@@ -57,7 +57,7 @@ fn handle(disk: &Disk<Blocks>, st: &mut SmallClientState, op: &Op) -> Result<Out
 /// by the task table across incarnations). Returns the endpoint.
 pub fn start(blocks: cell_ramdisk::Ep, key: u64) -> Option<crate::Ep> {
     let ep = crate::Ep::create("fs")?;
-    libos_core::spawn("fs", 5, true, move || {
+    libos_kernel::spawn("fs", 5, true, move || {
         let (disk, _) = match Disk::mount(Blocks(blocks)) {
             Ok(d) => d,
             Err(e) => panic!("cannot mount the block store: {}", e),

@@ -6,8 +6,8 @@
 #![forbid(unsafe_code)]
 
 use fs_core::{Block, BLOCK_SIZE};
-use libos_core::chan::Endpoint;
-use libos_core::mem::MappedPages;
+use libos_kernel::chan::Endpoint;
+use libos_kernel::mem::MappedPages;
 
 /// 1 MiB: one slot.
 const PAGES: usize = 256;
@@ -39,7 +39,7 @@ pub type Ep = Endpoint<Request, Response>;
 pub fn start() -> Option<Ep> {
     let ep = Ep::create("ramdisk")?;
     let store = MappedPages::alloc(PAGES, false).ok()?;
-    libos_core::spawn("ramdisk", 5, true, move || {
+    libos_kernel::spawn("ramdisk", 5, true, move || {
         let blocks = (store.len() / BLOCK_SIZE) as u32;
         loop {
             let (token, req) = ep.recv();

@@ -11,21 +11,21 @@
 //! The timer and serial interrupts are masked while measuring, so runs repeat exactly.
 
 use crate::Wiring;
+use algo::stats::summarize;
 use alloc::vec;
 use cell_console::Console;
 use cell_fs::{mode, Fs};
 use core::fmt::Write;
 use core::hint::black_box;
 use fs_core::FsError;
-use libos_core::chan::Endpoint;
-use libos_logic::stats::summarize;
+use libos_kernel::chan::Endpoint;
 
 pub type EchoEp = Endpoint<u64, u64>;
 
 /// Spawn the echo task the channel benchmark talks to.
 pub fn start_echo() -> Option<EchoEp> {
     let ep = EchoEp::create("echo")?;
-    libos_core::spawn("echo", 5, true, move || loop {
+    libos_kernel::spawn("echo", 5, true, move || loop {
         let (token, v) = ep.recv();
         let _ = ep.reply(token, v.wrapping_add(1));
     })
@@ -35,9 +35,9 @@ pub fn start_echo() -> Option<EchoEp> {
 
 fn measure(samples: &mut [u64], mut f: impl FnMut()) -> [u64; 3] {
     for s in samples.iter_mut() {
-        let t0 = libos_core::rdtsc();
+        let t0 = libos_kernel::rdtsc();
         f();
-        *s = libos_core::rdtsc() - t0;
+        *s = libos_kernel::rdtsc() - t0;
     }
     summarize(samples)
 }
@@ -45,7 +45,7 @@ fn measure(samples: &mut [u64], mut f: impl FnMut()) -> [u64; 3] {
 pub fn run(con: &Console, w: &Wiring, fs: &mut Fs, n: usize) -> Result<(), &'static str> {
     // The measurements run with the timer masked: a hang armed in a task they call (echo, fs)
     // would strike there and could never be detected.
-    if let Some(task) = libos_core::inject::armed() {
+    if let Some(task) = libos_kernel::inject::armed() {
         let _ = writeln!(
             &*con,
             "bench: a fault injected into {} has not struck yet; `restart {}` first",
@@ -54,7 +54,7 @@ pub fn run(con: &Console, w: &Wiring, fs: &mut Fs, n: usize) -> Result<(), &'sta
         return Err("a fault is armed (see above)");
     }
     let fsname = "fs";
-    let fs_task = libos_core::task::find(fsname).ok_or("no fs task")?;
+    let fs_task = libos_kernel::task::find(fsname).ok_or("no fs task")?;
     match fs.mkdir("/bench") {
         Ok(()) | Err(FsError::Exists) => {}
         Err(_) => return Err("cannot make /bench"),
@@ -68,7 +68,7 @@ pub fn run(con: &Console, w: &Wiring, fs: &mut Fs, n: usize) -> Result<(), &'sta
     let mut restart_samples = vec![0u64; restarts];
     con.flush();
     let mut failed = None;
-    let rows = libos_core::sched::without_preemption(|| {
+    let rows = libos_kernel::sched::without_preemption(|| {
         let base = measure(&mut samples, || {})[0];
         let fn_call = measure(&mut samples, || {
             black_box(cell_timer::deadline(black_box(5), black_box(7)));
@@ -87,22 +87,22 @@ pub fn run(con: &Console, w: &Wiring, fs: &mut Fs, n: usize) -> Result<(), &'sta
             if fs.seek(fd, 0).is_err() {
                 failed = Some("seek failed");
             }
-            let t0 = libos_core::rdtsc();
+            let t0 = libos_kernel::rdtsc();
             let r = fs.read(fd, &mut buf);
-            *s = libos_core::rdtsc() - t0;
+            *s = libos_kernel::rdtsc() - t0;
             if r != Ok(64) {
                 failed = Some("fs read failed");
             }
         }
         let fs_read = summarize(&mut samples);
-        libos_core::task::set_quiet(true);
+        libos_kernel::task::set_quiet(true);
         for s in restart_samples.iter_mut() {
-            if libos_core::task::kill(fs_task).is_err() {
+            if libos_kernel::task::kill(fs_task).is_err() {
                 failed = Some("cannot kill fs");
             }
-            *s = libos_core::task::wait_ready(fs_task).unwrap_or(0);
+            *s = libos_kernel::task::wait_ready(fs_task).unwrap_or(0);
         }
-        libos_core::task::set_quiet(false);
+        libos_kernel::task::set_quiet(false);
         let restart = summarize(&mut restart_samples);
         (
             base,

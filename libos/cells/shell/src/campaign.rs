@@ -7,8 +7,8 @@ use cell_console::Console;
 use cell_fs::Fs;
 use cell_timer::Timer;
 use core::fmt::Write;
-use libos_core::inject::{self, Kind};
-use libos_core::task::{self, State, MAX_TASKS};
+use libos_kernel::inject::{self, Kind};
+use libos_kernel::task::{self, State, MAX_TASKS};
 
 /// Run a campaign of `count` faults against task `name`. Returns false if it could not run.
 pub fn run(con: &Console, w: &Wiring, name: &str, count: u32, seed: u64) -> bool {

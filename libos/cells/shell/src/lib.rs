@@ -16,8 +16,8 @@ use cell_fs::Fs;
 use cell_timer::Timer;
 use clients::{Clock, Files};
 use core::fmt::Write;
-use libos_core::inject::{InjectError, Kind};
-use libos_core::task::{self, ControlError, MAX_TASKS};
+use libos_kernel::inject::{InjectError, Kind};
+use libos_kernel::task::{self, ControlError, MAX_TASKS};
 use shellcmd::{Console as _, Status, TaskRow};
 
 const LINE_MAX: usize = 160;
@@ -103,7 +103,7 @@ impl shellcmd::Shell for Shell {
     }
 
     fn seed(&self) -> u64 {
-        libos_core::rdtsc()
+        libos_kernel::rdtsc()
     }
 
     /// `Shell::inject` is the inherent method further down (inherent methods win the lookup).
@@ -137,7 +137,7 @@ impl shellcmd::Shell for Shell {
             "poweroff" => {
                 say!(self, "powering off");
                 self.out.0.flush();
-                libos_core::poweroff()
+                libos_kernel::poweroff()
             }
             _ => return None,
         })
@@ -170,7 +170,7 @@ impl Shell {
     }
 
     fn mem(&self) -> Status {
-        let u = libos_core::mem::usage();
+        let u = libos_kernel::mem::usage();
         say!(self, "mem: frames={} core_heap={} slots={}", u.frames, u.core_heap, u.slots);
         for t in (0..MAX_TASKS).filter_map(task::info) {
             say!(self, "  {:<16} heap {:>7} bytes in use", t.name, t.heap_used);
@@ -196,7 +196,7 @@ impl Shell {
         if kind != Kind::Kill {
             self.out.0.flush();
         }
-        match libos_core::inject::inject(index, kind, seed) {
+        match libos_kernel::inject::inject(index, kind, seed) {
             Ok(what) => {
                 if kind == Kind::Kill {
                     // Come back when its next incarnation serves, so its report precedes our prompt.
@@ -290,8 +290,8 @@ fn control_error(e: ControlError) -> &'static str {
 }
 
 /// Spawn the shell task.
-pub fn start(w: Wiring) -> Result<libos_core::TaskId, libos_core::task::SpawnError> {
-    libos_core::spawn("shell", 5, true, move || {
+pub fn start(w: Wiring) -> Result<libos_kernel::TaskId, libos_kernel::task::SpawnError> {
+    libos_kernel::spawn("shell", 5, true, move || {
         let mut shell = Shell {
             out: Out(w.console.clone()),
             w: w.clone(),

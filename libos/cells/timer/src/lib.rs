@@ -6,7 +6,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-use libos_core::chan::{CallError, Endpoint};
+use libos_kernel::chan::{CallError, Endpoint};
 
 /// Longest sleep accepted (one hour).
 pub const MAX_SLEEP_MS: u32 = 3_600_000;
@@ -51,9 +51,9 @@ pub type Ep = Endpoint<Request, Response>;
 
 pub fn start() -> Option<Ep> {
     let ep = Ep::create("timer")?;
-    libos_core::spawn("timer", 5, true, move || loop {
+    libos_kernel::spawn("timer", 5, true, move || loop {
         let (token, req) = ep.recv();
-        let now = libos_core::sched::ticks();
+        let now = libos_kernel::sched::ticks();
         let resp = match req {
             Request::Now => Response::Now(now),
             Request::Sleep { ms } if ms <= MAX_SLEEP_MS => Response::Until(deadline(now, ms)),
@@ -81,8 +81,8 @@ impl Timer {
         match self.0.call(&Request::Sleep { ms })? {
             // The answer is checked before we wait on it: a timer that computed a wrong deadline
             // must not put its client to sleep for ever.
-            Response::Until(deadline) if deadline <= libos_core::sched::ticks() + ms as u64 => {
-                libos_core::sched::sleep_until(deadline);
+            Response::Until(deadline) if deadline <= libos_kernel::sched::ticks() + ms as u64 => {
+                libos_kernel::sched::sleep_until(deadline);
                 Ok(())
             }
             Response::Until(_) => Err(TimerError::Protocol),
@@ -110,7 +110,7 @@ pub struct Lap {
 
 impl Default for Lap {
     fn default() -> Self {
-        Lap { count: 0, seal: libos_logic::seal::seal(LAP_KEY, &0u64.to_le_bytes()) }
+        Lap { count: 0, seal: algo::seal::seal(LAP_KEY, &0u64.to_le_bytes()) }
     }
 }
 
@@ -123,9 +123,9 @@ impl Lap {
 /// Check the lap's seal, count one more, seal again.
 #[inline(never)]
 pub fn lap(l: Lap) -> Result<Lap, TimerError> {
-    if l.seal != libos_logic::seal::seal(LAP_KEY, &l.count.to_le_bytes()) {
+    if l.seal != algo::seal::seal(LAP_KEY, &l.count.to_le_bytes()) {
         return Err(TimerError::Protocol);
     }
     let count = l.count + 1;
-    Ok(Lap { count, seal: libos_logic::seal::seal(LAP_KEY, &count.to_le_bytes()) })
+    Ok(Lap { count, seal: algo::seal::seal(LAP_KEY, &count.to_le_bytes()) })
 }

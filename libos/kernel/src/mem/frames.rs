@@ -2,7 +2,7 @@
 //! memory map. Frames below the end of the image and the boot information stay reserved.
 
 use crate::sync::Global;
-use libos_logic::bitmap::Bitmap;
+use algo::bitmap::Bitmap;
 
 const MAX_FRAMES: usize = 1 << 18;
 

@@ -10,14 +10,14 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-libos_core::entry!(wire);
+libos_kernel::entry!(wire);
 
 fn wire() {
-    let serial = libos_core::serial::take().expect("the serial device is taken once, here");
+    let serial = libos_kernel::serial::take().expect("the serial device is taken once, here");
     let console = cell_console::start(serial).expect("console");
     let ramdisk = cell_ramdisk::start().expect("ramdisk");
     // The fs cell's sealing key: chosen now, kept by its task across incarnations.
-    let key = libos_core::rdtsc().rotate_left(17) ^ 0x5eed_f00d_cafe_d00d;
+    let key = libos_kernel::rdtsc().rotate_left(17) ^ 0x5eed_f00d_cafe_d00d;
     let fs = cell_fs::start(ramdisk, key).expect("fs");
     let timer = cell_timer::start().expect("timer");
     let echo = cell_shell::start_echo().expect("echo");

@@ -4,7 +4,7 @@
 //! and `ebx` = the boot information's physical address. We identity-map the first GiB with
 //! 2 MiB pages (only for the first steps: `mem::paging` builds the real tables with per-section
 //! permissions), enable PAE, long mode and no-execute, load a 64-bit GDT and call
-//! `libos_core_entry(magic, info)` on the guarded boot stack. Clobbers everything.
+//! `libos_kernel_entry(magic, info)` on the guarded boot stack. Clobbers everything.
 
 core::arch::global_asm!(
     r#"
@@ -69,7 +69,7 @@ los_long_mode:
     mov %edi, %edi
     mov %esi, %esi
     xor %ebp, %ebp
-    call libos_core_entry
+    call libos_kernel_entry
 2:  hlt
     jmp 2b
 

@@ -36,7 +36,7 @@ extern "C" fn die_trampoline() -> ! {
 
 /// The dispatcher (called by the trap stubs with interrupts masked). Returns the frame to resume.
 #[no_mangle]
-extern "C" fn libos_core_trap(frame: *mut Frame) -> *mut Frame {
+extern "C" fn libos_kernel_trap(frame: *mut Frame) -> *mut Frame {
     if IN_TRAP.swap(true, Ordering::Relaxed) {
         // SAFETY: the stub passed a valid frame.
         let f = unsafe { &*frame };

@@ -155,7 +155,7 @@ pub(crate) struct Kernel {
     pub eps: HVec<EpState, 16>,
     pub next_seq: u64,
     pub ticks: u64,
-    pub held: HVec<crate::held::Entry, 64>,
+    pub kept: HVec<crate::kept::Entry, 64>,
     pub quiet: bool,
     pub input: Option<InputHook>,
     /// The task a call or reply just woke: run it next (a direct switch, as in L4).
@@ -171,7 +171,7 @@ pub(crate) static KERNEL: Global<Kernel> = Global::new(Kernel {
     eps: HVec::new(),
     next_seq: 1,
     ticks: 0,
-    held: HVec::new(),
+    kept: HVec::new(),
     quiet: false,
     input: None,
     handoff: None,
@@ -377,7 +377,7 @@ pub(crate) fn fail(k: &mut Kernel, i: usize, fault: Fault, frame: Option<&Frame>
     }
     let streak = t.crash_streak;
     let supervised = t.supervised;
-    k.held.retain(|h| h.owner != i);
+    k.kept.retain(|h| h.owner != i);
     let (retried, failed) = crate::chan::server_died(k, i);
     for ep in k.eps.iter_mut() {
         if ep.receiver == Some(i) {

@@ -172,7 +172,7 @@ los_trap_common:
     push_gprs
     cld
     mov %rsp, %rdi
-    call libos_core_trap
+    call libos_kernel_trap
     mov %rax, %rsp
     .global los_trap_return
 los_trap_return:

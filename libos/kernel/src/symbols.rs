@@ -22,7 +22,7 @@ static TABLE: Global<Option<Table>> = Global::new(None);
 /// either).
 static CORE_CODE: Global<heapless::Vec<(u64, u64), 512>> = Global::new(heapless::Vec::new());
 
-const CORE_CRATES: [&[u8]; 3] = [b"10libos_core", b"11libos_logic", b"8heapless"];
+const CORE_CRATES: [&[u8]; 3] = [b"12libos_kernel", b"4algo", b"8heapless"];
 
 /// Remember the symbol table (addresses are physical = virtual below 1 GiB).
 pub(crate) fn init(symtab: (u64, u64), strtab: (u64, u64)) {

@@ -3,8 +3,8 @@
 //! the order of draws here is part of what a seed means.
 
 use crate::personality::{Clock, Console, Files};
+use algo::rng::Rng;
 use fs_core::mode;
-use libos_logic::rng::Rng;
 
 const RECORDS: usize = 32;
 const RECORD: usize = 16;

@@ -14,9 +14,9 @@
 //! allocated in the core arena; the core's own constructors do that.
 
 use crate::sync::{critical, Global};
+use algo::bitmap::Bitmap;
 use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicU64, Ordering};
-use libos_logic::bitmap::Bitmap;
 
 const GRANULE: usize = 16;
 const CORE_HEAP: usize = 2 << 20;

@@ -5,9 +5,9 @@ extern crate std;
 
 use crate::personality::{Clock, Console, Files, Shell, Status, Target};
 use crate::workload::{Records, Seen};
+use algo::rng::Rng;
 use core::cell::RefCell;
 use core::fmt;
-use libos_logic::rng::Rng;
 use std::rc::Rc;
 use std::string::{String, ToString};
 use std::vec::Vec;

@@ -3,7 +3,7 @@
 
 use crate::personality::{Shell, Target};
 use crate::workload::{Records, Seen, Sleeps, Work};
-use libos_logic::rng::Rng;
+use algo::rng::Rng;
 
 /// Workload steps watched after each fault.
 const WINDOW: u32 = 4;

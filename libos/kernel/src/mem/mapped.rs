@@ -5,7 +5,7 @@
 use super::paging::{self, NX, SLOTS, SLOT_BASE, SLOT_SIZE, W};
 use super::{frames, PAGE};
 use crate::sync::Global;
-use libos_logic::bitmap::Bitmap;
+use algo::bitmap::Bitmap;
 
 static SLOT_MAP: Global<[u64; SLOTS / 64]> = Global::new([0; SLOTS / 64]);
 

@@ -11,7 +11,7 @@
 
 use crate::arch::trap::{Frame, RFLAGS_IF, RFLAGS_TF};
 use crate::task::{Kernel, State, Task, KERNEL};
-use libos_logic::rng::Rng;
+use algo::rng::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -124,16 +124,16 @@ pub fn inject(index: usize, kind: Kind, seed: u64) -> Result<u64, InjectError> {
             Kind::Ssr => {
                 let name = t.name;
                 let mine: heapless::Vec<usize, 64> =
-                    (0..k.held.len()).filter(|&h| k.held[h].server == name).collect();
+                    (0..k.kept.len()).filter(|&h| k.kept[h].server == name).collect();
                 if mine.is_empty() {
                     return Err(InjectError::NoTarget);
                 }
                 let h = mine[rng.below(mine.len() as u64) as usize];
-                let e = k.held[h];
+                let e = k.kept[h];
                 let offset = rng.below((e.len / 8).max(1) as u64) * 8;
                 let value = rng.next_u64();
                 if offset as usize + 8 <= e.len {
-                    // SAFETY: the entry names a live `Held` value (unregistered on drop and when
+                    // SAFETY: the entry names a live `Kept` value (unregistered on drop and when
                     // its owner dies); the word lies inside it.
                     unsafe { ((e.addr + offset) as *mut u64).write_unaligned(value) };
                 }

@@ -5,7 +5,7 @@
 //! faults; cells (`libos/cells/*`) are ordinary safe Rust crates that use this API.
 //!
 //! ```text
-//!  GRUB ─► arch::boot (32→64) ─► libos_core_entry: serial, GDT/IDT, frames, paging, heap, PIC
+//!  GRUB ─► arch::boot (32→64) ─► libos_kernel_entry: serial, GDT/IDT, frames, paging, heap, PIC
 //!        ─► libos_main (the image's wiring: endpoints, mailboxes, cells) ─► sched::start
 //! ```
 #![no_std]
@@ -16,8 +16,8 @@ extern crate alloc;
 pub mod arch;
 pub mod chan;
 pub mod fault;
-pub mod held;
 pub mod inject;
+pub mod kept;
 pub mod mem;
 pub mod sched;
 pub mod serial;
@@ -33,7 +33,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 /// Set once the scheduler runs (a panic before that is a core panic).
 pub(crate) static STARTED: AtomicBool = AtomicBool::new(false);
 
-/// Name the image's wiring function: `libos_core::entry!(main)`. It runs once at boot, on the
+/// Name the image's wiring function: `libos_kernel::entry!(main)`. It runs once at boot, on the
 /// boot stack, before any task, and should spawn the cells.
 #[macro_export]
 macro_rules! entry {
@@ -62,7 +62,7 @@ pub fn poweroff() -> ! {
 }
 
 #[no_mangle]
-extern "C" fn libos_core_entry(magic: u32, info: u32) -> ! {
+extern "C" fn libos_kernel_entry(magic: u32, info: u32) -> ! {
     let t0 = arch::cpu::rdtsc();
     serial::init();
     arch::gdt::init();

@@ -1,4 +1,4 @@
-//! [`Held`]: state a server hands its client to keep (opaque exportation), registered so the
+//! [`Kept`]: state a server hands its client to keep (opaque exportation), registered so the
 //! fault injector can reach it from outside (the `ssr` fault kind) and so that it dies with
 //! its owner.
 //!
@@ -16,18 +16,18 @@ pub(crate) struct Entry {
     pub server: &'static str,
 }
 
-/// A value of type `T` held by the current task on behalf of `server`.
+/// A value of type `T` the current task keeps on behalf of `server`.
 ///
 /// Reads and writes are volatile: the injector may change the value behind the holder's back,
 /// exactly as a stray write would.
-pub struct Held<T: Copy + 'static> {
+pub struct Kept<T: Copy + 'static> {
     value: *mut T,
 }
 
-// SAFETY: `Held` owns its allocation like a Box does; T is plain data.
-unsafe impl<T: Copy + Send + 'static> Send for Held<T> {}
+// SAFETY: `Kept` owns its allocation like a Box does; T is plain data.
+unsafe impl<T: Copy + Send + 'static> Send for Kept<T> {}
 
-impl<T: Copy + 'static> Held<T> {
+impl<T: Copy + 'static> Kept<T> {
     /// Keep `value` for `server` (a task name). Unregistered if the registry is full (then the
     /// injector just cannot reach it).
     pub fn new(server: &'static str, value: T) -> Self {
@@ -35,9 +35,9 @@ impl<T: Copy + 'static> Held<T> {
         let entry = Entry { addr: value as u64, len: core::mem::size_of::<T>(), owner: 0, server };
         KERNEL.with(|k| {
             let owner = k.current;
-            let _ = k.held.push(Entry { owner, ..entry });
+            let _ = k.kept.push(Entry { owner, ..entry });
         });
-        Held { value }
+        Kept { value }
     }
 
     pub fn get(&self) -> T {
@@ -51,10 +51,10 @@ impl<T: Copy + 'static> Held<T> {
     }
 }
 
-impl<T: Copy + 'static> Drop for Held<T> {
+impl<T: Copy + 'static> Drop for Kept<T> {
     fn drop(&mut self) {
         let addr = self.value as u64;
-        KERNEL.with(|k| k.held.retain(|h| h.addr != addr));
+        KERNEL.with(|k| k.kept.retain(|h| h.addr != addr));
         // SAFETY: from `Box::into_raw` in `new`, freed once, here.
         drop(unsafe { Box::from_raw(self.value) });
     }
