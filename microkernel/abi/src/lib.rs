@@ -26,6 +26,8 @@ mod layout;
 mod msg;
 mod task;
 
+/// Fault and injection kinds cross this ABI by number; both personalities share them.
+pub use fault::{FaultKind, InjectKind};
 pub use layout::*;
 pub use msg::*;
 pub use task::*;

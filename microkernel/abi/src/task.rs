@@ -232,45 +232,6 @@ mod tests {
     }
 }
 
-/// What stopped a supervised task.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FaultKind {
-    /// A CPU exception; the vector is in [`FaultRecord::vector`].
-    Exception = 1,
-    /// Its panic handler ended it.
-    Panic = 2,
-    /// It held a request (or the CPU) past the hang deadline.
-    Hang = 3,
-    /// Killed from outside (`inject ... kill`).
-    Killed = 4,
-    /// It exited, which a server must never do.
-    Exited = 5,
-}
-
-impl FaultKind {
-    pub fn from_raw(raw: u32) -> Option<Self> {
-        Some(match raw {
-            1 => FaultKind::Exception,
-            2 => FaultKind::Panic,
-            3 => FaultKind::Hang,
-            4 => FaultKind::Killed,
-            5 => FaultKind::Exited,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            FaultKind::Exception => "exception",
-            FaultKind::Panic => "panic",
-            FaultKind::Hang => "hang",
-            FaultKind::Killed => "killed",
-            FaultKind::Exited => "exited",
-        }
-    }
-}
-
 /// One fault of a supervised task, as `fault_next` reports it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -278,7 +239,7 @@ pub struct FaultRecord {
     pub index: u32,
     /// The generation that faulted.
     pub generation: u32,
-    /// A [`FaultKind`] as `u32`.
+    /// A [`crate::FaultKind`] as `u32`.
     pub kind: u32,
     /// Exception vector (for `Exception`).
     pub vector: u32,
@@ -296,77 +257,4 @@ pub struct FaultRecord {
     pub suspended: u32,
     /// Callers that got `ServerFailed` (their request had already been delivered again once).
     pub failed: u32,
-}
-
-/// Faults `inject` can put into a task.
-#[repr(u64)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InjectKind {
-    /// Stop it now, as if it had crashed.
-    Kill = 1,
-    /// Flip one bit of one register, seen at its next run.
-    RegFlip = 2,
-    /// Flip one bit at a random address of its data, bss or stack.
-    MemFlip = 3,
-    /// Overwrite one word at a random address of its data, bss or stack.
-    MemWord = 4,
-    /// Skip the instruction it would run next.
-    Skip = 5,
-    /// Make it spin forever at its next run.
-    Hang = 6,
-    /// Corrupt a word of the state region of its current (or a random) client.
-    Ssr = 7,
-}
-
-impl InjectKind {
-    pub const ALL: [InjectKind; 7] = [
-        InjectKind::Kill,
-        InjectKind::RegFlip,
-        InjectKind::MemFlip,
-        InjectKind::MemWord,
-        InjectKind::Skip,
-        InjectKind::Hang,
-        InjectKind::Ssr,
-    ];
-
-    pub fn from_raw(raw: u64) -> Option<Self> {
-        Self::ALL.get(usize::try_from(raw).ok()?.checked_sub(1)?).copied()
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            InjectKind::Kill => "kill",
-            InjectKind::RegFlip => "regflip",
-            InjectKind::MemFlip => "memflip",
-            InjectKind::MemWord => "memword",
-            InjectKind::Skip => "skip",
-            InjectKind::Hang => "hang",
-            InjectKind::Ssr => "ssr",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|k| k.name() == name)
-    }
-}
-
-#[cfg(test)]
-mod fault_tests {
-    use super::*;
-
-    #[test]
-    fn inject_kinds_round_trip_by_number_and_name() {
-        for k in InjectKind::ALL {
-            assert_eq!(InjectKind::from_raw(k as u64), Some(k));
-            assert_eq!(InjectKind::parse(k.name()), Some(k));
-        }
-        assert_eq!(InjectKind::from_raw(0), None);
-        assert_eq!(InjectKind::from_raw(8), None);
-        assert_eq!(InjectKind::parse("nope"), None);
-        for raw in 0..8 {
-            if let Some(k) = FaultKind::from_raw(raw) {
-                assert_eq!(k as u32, raw);
-            }
-        }
-    }
 }
