@@ -19,11 +19,12 @@ fn a_console_silent_too_long_ends_the_session_early() {
     // What `cargo os campaign` relies on to report a machine that stopped answering instead of
     // waiting out its whole timeout: here the shell just sleeps, printing nothing.
     let limits = Limits { total: Duration::from_secs(120), silence: Some(Duration::from_secs(3)) };
+    // Built first: the time limit below is for the session, not for a build.
+    let iso = common::iso();
     let started = Instant::now();
     let cmds = ["sleep 60000".to_string()];
-    let t =
-        qemu::exec(common::iso(), Personality::Microkernel, Machine::default(), &cmds, limits, Echo::Nothing)
-            .expect("QEMU runs");
+    let t = qemu::exec(iso, Personality::Microkernel, Machine::default(), &cmds, limits, Echo::Nothing)
+        .expect("QEMU runs");
     check(
         &t,
         matches!(&t.outcome, Outcome::TimedOut(what) if what.contains("silent for 3 s")),
@@ -72,7 +73,7 @@ fn the_kernel_survives_a_hostile_task_and_keeps_serving_the_shell() {
     check(&t, t.console.contains("(user write, protection violation)"), "the page-fault error is decoded");
     check(&t, t.console.contains("<hostile::wild_store+"), "the faulting RIP is symbolized");
     check(&t, t.console.contains("address 0x100000"), "the faulting address is reported");
-    check(&t, t.console.contains("hostile faulted (page fault)"), "the shell learns how it ended");
+    check(&t, t.console.contains("hostile faulted (page fault (#PF))"), "the shell learns how it ended");
     check(&t, ps_row(&t, "hostile").get(3) == Some(&"faulted"), "ps shows hostile faulted");
     check(&t, ps_row(&t, "console").get(3) == Some(&"recv"), "the console server still serves");
     check(&t, t.console.lines().any(|l| l == "still alive"), "the shell still works afterwards");
@@ -332,10 +333,10 @@ fn every_fault_kind_on_fs_is_survived() {
 
 #[test]
 fn a_rip_flipped_out_of_the_canonical_range_faults_at_once() {
-    // Seed 42 flips bit 50 of fs's saved rip (register 16, see `inject.rs`) while fs waits for
-    // a request: the #GP it would raise on its next fetch is charged at once, with a readable
-    // report, and fs is restarted before anyone calls it.
-    let t = boot(&["write /a keep", "inject fs regflip 42", "cat /a"], 60);
+    // Seed 68 flips bit 50 of fs's saved rip (register 16, see `fault::inject::RegFlip`) while
+    // fs waits for a request: the #GP it would raise on its next fetch is charged at once, with
+    // a readable report, and fs is restarted before anyone calls it.
+    let t = boot(&["write /a keep", "inject fs regflip 68", "cat /a"], 60);
     check(&t, t.ok(), "every command succeeds");
     let fault = t.console.find("FAULT in fs").unwrap_or(usize::MAX);
     let injected = t.console.find("injected regflip into fs (0x1032)").unwrap_or(0);

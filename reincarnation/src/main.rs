@@ -8,10 +8,11 @@
 //! ```text
 //!  fault of S gen g ──► S answered a request since its last restart? ── yes ──► run = 1
 //!                                                                      no  ──► run += 1
-//!        run <= LOOP_LIMIT ──► restart S (gen g+1) behind the same endpoint after
-//!                              BACKOFF_TICKS * 2^(run-2) ticks (at once for the first fault)
-//!        run >  LOOP_LIMIT ──► crash loop: hold S; its callers get ServerFailed, all else runs
+//!        run <= 4 ──► restart S (gen g+1) behind the same endpoint: at once for the first
+//!                     fault, then after 50, 100, 200 ms
+//!        run  = 5 ──► crash loop: hold S; its callers get ServerFailed, all else runs
 //! ```
+//! That rule is `fault::recovery::CrashLoop`, which the libos kernel follows too.
 //!
 //! Its reports go to the kernel log, not to the console server, which may be the one that is
 //! down. Its own fault is handled by the kernel (which restarts it directly); the fault
@@ -22,36 +23,18 @@
 #![forbid(unsafe_code)]
 
 use core::fmt::Write;
+use fault::recovery::{CrashLoop, Verdict};
 use userlib::abi::{BootInfo, Error, FaultKind, FaultRecord};
 use userlib::cap::{Cap, Notification, Task};
 
 userlib::entry!(main);
 
-/// Consecutive faults without a single answered request that make a crash loop.
-const LOOP_LIMIT: u32 = 4;
-/// Back-off unit, in 10 ms timer ticks.
-const BACKOFF_TICKS: u64 = 5;
 const MAX_TASKS: usize = 32;
-
-fn exception(vector: u32) -> &'static str {
-    match vector {
-        0 => "divide error",
-        1 => "debug trap",
-        3 => "breakpoint",
-        6 => "invalid opcode",
-        8 => "double fault",
-        12 => "stack-segment fault",
-        13 => "general protection fault",
-        14 => "page fault",
-        17 => "alignment check",
-        _ => "CPU exception",
-    }
-}
 
 struct Supervisor {
     tasks: Cap<Task>,
-    /// Faults in a row of each task whose incarnations answered nothing.
-    runs: [u32; MAX_TASKS],
+    /// Each task's recent faults: the policy history, rebuilt from nothing after a restart.
+    loops: [CrashLoop; MAX_TASKS],
 }
 
 impl Supervisor {
@@ -67,49 +50,49 @@ impl Supervisor {
         let name = info.as_ref().map(|t| t.name()).unwrap_or("?");
         let mut what: heapless::String<64> = heapless::String::new();
         let _ = match FaultKind::from_raw(f.kind) {
-            Some(FaultKind::Exception) => write!(what, "{} at {:#x}", exception(f.vector), f.rip),
+            Some(FaultKind::Exception) => {
+                write!(what, "{} at {:#x}", x86::exception::name(f.vector as u64), f.rip)
+            }
             Some(FaultKind::Exited) => write!(what, "exited (code {})", f.error as i64),
             Some(k) => write!(what, "{}", k.name()),
             None => write!(what, "unknown fault"),
         };
-        let Some(run) = self.runs.get_mut(i) else { return };
-        *run = if f.answered == 0 && *run > 0 { *run + 1 } else { 1 };
-        let run = *run;
-        if run > LOOP_LIMIT {
-            self.log(format_args!(
-                "{} gen {}: {}; {} faults in a row without answering a request: crash loop, holding {}",
-                name, f.generation, what, run, name
-            ));
-            if let Err(e) = self.tasks.hold(i) {
-                self.log(format_args!("cannot hold {}: {}", name, e));
+        let Some(history) = self.loops.get_mut(i) else { return };
+        match history.fault(f.answered > 0) {
+            Verdict::Hold { streak } => {
+                self.log(format_args!(
+                    "{} gen {}: {}; {} faults in a row without answering a request: crash loop, holding {}",
+                    name, f.generation, what, streak, name
+                ));
+                if let Err(e) = self.tasks.hold(i) {
+                    self.log(format_args!("cannot hold {}: {}", name, e));
+                }
             }
-            return;
-        }
-        let delay = if run == 1 { 0 } else { BACKOFF_TICKS << (run - 2) };
-        match self.tasks.restart_after(i, delay) {
-            Ok(generation) => self.log(format_args!(
-                "{} gen {}: {}; restarting as gen {}{}{}; {} caller(s) suspended, {} failed",
-                name,
-                f.generation,
-                what,
-                generation,
-                if delay > 0 { " after " } else { "" },
-                Backoff(delay),
-                f.suspended,
-                f.failed
-            )),
-            Err(e) => self.log(format_args!("cannot restart {}: {}", name, e)),
+            Verdict::Restart { delay_ms, .. } => match self.tasks.restart_after(i, delay_ms) {
+                Ok(generation) => self.log(format_args!(
+                    "{} gen {}: {}; restarting as gen {}{}{}; {} caller(s) suspended, {} failed",
+                    name,
+                    f.generation,
+                    what,
+                    generation,
+                    if delay_ms > 0 { " after " } else { "" },
+                    Backoff(delay_ms),
+                    f.suspended,
+                    f.failed
+                )),
+                Err(e) => self.log(format_args!("cannot restart {}: {}", name, e)),
+            },
         }
     }
 }
 
-/// "N ms (fault K in a row)" for a non-zero back-off, nothing otherwise.
+/// "N ms" for a non-zero back-off, nothing otherwise.
 struct Backoff(u64);
 
 impl core::fmt::Display for Backoff {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         if self.0 > 0 {
-            write!(f, "{} ms", self.0 * 10)
+            write!(f, "{} ms", self.0)
         } else {
             Ok(())
         }
@@ -120,7 +103,7 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
     let tasks = Cap::<Task>::from_boot(boot, "all").ok_or(Error::EmptySlot)?;
     let faults = Cap::<Notification>::from_boot(boot, "faults").ok_or(Error::EmptySlot)?;
     let dropped = tasks.supervise(faults)?;
-    let mut rs = Supervisor { tasks, runs: [0; MAX_TASKS] };
+    let mut rs = Supervisor { tasks, loops: [CrashLoop::new(); MAX_TASKS] };
     if boot.generation == 0 {
         rs.log(format_args!("supervising; faults of supervised tasks come here"));
     } else {

@@ -89,9 +89,10 @@ pub enum Sysno {
     /// `ssr_read(view, index, out, len)`: copy up to `len` bytes of session `index`'s SSR to
     /// `out`, through an SsrView capability over the endpoint. Returns the session's badge.
     SsrRead = 22,
-    /// `task_restart(task, index)`: stop the task if it runs, then start a new incarnation from
-    /// its pristine boot image with the same capabilities (generation + 1, restarts + 1).
-    /// Returns the new generation.
+    /// `task_restart(task, index, delay_ms)`: stop the task if it runs, then start a new
+    /// incarnation from its pristine boot image with the same capabilities (generation + 1,
+    /// restarts + 1), now or after `delay_ms` milliseconds (at most 10 s: how a supervisor
+    /// backs off). Returns the new generation.
     TaskRestart = 23,
     /// `supervise(task_all, ntfn)`: become the supervisor: the kernel records every fault of a
     /// supervised task (see the manifest's `supervised`) and signals `ntfn`.
@@ -394,12 +395,9 @@ pub const fn badge_client(badge: u64) -> u16 {
 /// Exit code of a task whose panic handler ended it; the kernel treats it as a fault.
 pub const EXIT_PANIC: u64 = 101;
 
-/// Value written to QEMU's `isa-debug-exit` port by a clean power-off (QEMU exits with 33).
-pub const DEBUG_EXIT_POWEROFF: u8 = 0x10;
-/// Value written by a kernel panic (QEMU exits with 35).
-pub const DEBUG_EXIT_PANIC: u8 = 0x11;
-/// The `isa-debug-exit` port.
-pub const DEBUG_EXIT_PORT: u16 = 0xf4;
+/// QEMU's isa-debug-exit device, through which the shell powers off (its port is granted in
+/// the manifest).
+pub use x86::qemu::{DEBUG_EXIT_PANIC, DEBUG_EXIT_PORT, DEBUG_EXIT_POWEROFF};
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! Records the kernel writes for user space: the boot info page and `task_info` results.
 
 use crate::CapType;
+use bytemuck::{Pod, Zeroable};
 
 /// Longest task name, in bytes.
 pub const NAME_LEN: usize = 16;
@@ -13,7 +14,7 @@ pub const BOOT_INFO_MAGIC: u64 = 0x4158_4F4C_4F54_4C02; // "AXOLOTL" + layout ve
 
 /// What a task learns from the kernel at start: who it is and which capability sits in which slot.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct BootInfo {
     pub magic: u64,
     pub task_index: u32,
@@ -31,7 +32,7 @@ pub struct BootInfo {
 
 /// One capability of the manifest, as the task sees it.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct BootCap {
     pub slot: u8,
     /// A [`CapType`] as `u8`.
@@ -157,7 +158,7 @@ impl TaskState {
 
 /// What `task_info` reports about one task.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct TaskInfo {
     pub name: [u8; NAME_LEN],
     pub index: u32,
@@ -234,7 +235,7 @@ mod tests {
 
 /// One fault of a supervised task, as `fault_next` reports it.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct FaultRecord {
     pub index: u32,
     /// The generation that faulted.

@@ -13,19 +13,10 @@
 //! so a reply capability answers exactly the call it was made for: a stale reply (the caller died,
 //! was restarted, or was answered already) gets `Dead` instead of reaching the wrong task.
 
+use crate::sched::Done;
 use crate::state::{Blocked, Kernel, Pending, Tcb};
 use axolotl_abi::{Error, MsgInfo, Rights, TaskState, IPC_BUFFER_SIZE, LABEL_NOTIFICATION};
 use axolotl_kcore::TaskId;
-
-/// What a syscall did, for the dispatcher to report.
-pub enum Done {
-    /// Completed now: `rax` = 0 and these values in `rdi`, `rsi`.
-    Value(u64, u64),
-    /// Completed now; a message was already written into the caller's registers.
-    Delivered,
-    /// The caller blocked; whoever wakes it writes its registers.
-    Blocked,
-}
 
 impl Tcb {
     /// Give `to` a message from this task: `len` payload bytes (within the IPC buffer size)
@@ -126,8 +117,7 @@ impl Kernel {
             if is_call {
                 // The caller blocks: hand the CPU straight to the server (no run-queue trip).
                 self.link_call(cur, r);
-                self.switch_to(r);
-                return Done::Blocked;
+                return Done::Handoff(r);
             }
             self.make_ready(r);
             return Done::Value(0, 0);
@@ -145,7 +135,7 @@ impl Kernel {
         self.unmap_ssr(cur);
         if let Some(at) = self.tasks[cur].fault_tsc.take() {
             let kept = self.sessions.iter().filter(|s| s.live && s.endpoint == ep).count();
-            let took = crate::arch::cpu::rdtsc().saturating_sub(at);
+            let took = x86::cpu::rdtsc().saturating_sub(at);
             self.tasks[cur].recovery_tsc = took;
             let t = &self.tasks[cur];
             crate::kprintln!(
@@ -181,6 +171,13 @@ impl Kernel {
         Done::Blocked
     }
 
+    /// The index of the task that made the call (`caller`, `token`), if it still waits for
+    /// the answer.
+    pub fn awaits_answer(&self, caller: TaskId, token: u64) -> Option<usize> {
+        self.resolve(caller)
+            .filter(|&c| self.tasks[c].state == TaskState::Calling && self.tasks[c].call_token == token)
+    }
+
     /// Answer the call identified by (`caller`, `token`) with a message from `from`.
     pub fn answer(&mut self, from: usize, caller: TaskId, token: u64, info: MsgInfo) -> Result<(), Error> {
         let c = self.answer_unqueued(from, caller, token, info)?;
@@ -189,7 +186,8 @@ impl Kernel {
     }
 
     /// Like [`answer`](Self::answer), but leave the caller ready *without* queueing it; the
-    /// caller of this function must queue it or [`switch_to`](Self::switch_to) it. Returns it.
+    /// caller of this function must queue it or hand the CPU to it ([`Done::Handoff`]).
+    /// Returns it.
     pub fn answer_unqueued(
         &mut self,
         from: usize,
@@ -197,10 +195,7 @@ impl Kernel {
         token: u64,
         info: MsgInfo,
     ) -> Result<usize, Error> {
-        let c = self
-            .resolve(caller)
-            .filter(|&c| self.tasks[c].state == TaskState::Calling && self.tasks[c].call_token == token)
-            .ok_or(Error::Dead)?;
+        let c = self.awaits_answer(caller, token).ok_or(Error::Dead)?;
         self.tasks[c].recv_slot = None;
         self.tasks[c].retried = false;
         self.tasks[from].answered += 1;

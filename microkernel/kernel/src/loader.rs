@@ -7,7 +7,6 @@
 
 use crate::paging::{AddressSpace, NX, W};
 use crate::state::{Kernel, Module};
-use crate::syscall::pod_bytes;
 use axolotl_abi::{
     padded, BootCap, BootInfo, CapType, Error, Rights, TaskState, BOOT_CAPS, BOOT_INFO, BOOT_INFO_MAGIC,
     IPC_BUFFER, PAGE_SIZE, SSR_WINDOW, USER_STACK_SIZE, USER_STACK_TOP,
@@ -128,12 +127,10 @@ fn load_task(k: &mut Kernel, index: usize, spec: &TaskSpec, served: &[Served]) -
             }
         }
     }
-    // SAFETY: BootInfo is repr(C) plain data without implicit padding; the page is this task's
-    // boot-info frame, identity mapped, and BootInfo fits in a page.
-    unsafe {
-        let bytes = pod_bytes(&boot);
-        core::ptr::copy_nonoverlapping(bytes.as_ptr(), boot_page as *mut u8, bytes.len());
-    }
+    let bytes = bytemuck::bytes_of(&boot);
+    // SAFETY: the page is this task's fresh boot-info frame, identity mapped, and BootInfo fits
+    // in a page.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), boot_page as *mut u8, bytes.len()) };
     if !spec.dormant {
         k.make_ready(index);
     }
@@ -167,7 +164,7 @@ pub fn build_image(k: &mut Kernel, t: usize) -> Result<(), LoadError> {
         let info = task.boot_info as *mut BootInfo;
         core::ptr::addr_of_mut!((*info).generation).write(task.id.generation);
     }
-    task.ctx = crate::arch::trap::Context::user(plan.entry, USER_STACK_TOP - 8, BOOT_INFO);
+    task.ctx = crate::arch::trap::user_frame(plan.entry, USER_STACK_TOP - 8, BOOT_INFO);
     task.space = Some(space);
     task.ipc_buffer = ipc;
     task.ssr_pte = ssr_pte;

@@ -1,47 +1,28 @@
 //! The kernel's own output: polled writes to COM1, used for the boot banner, task reports and
-//! panics. The console server drives the same UART for everybody else; the kernel only writes
-//! whole lines with interrupts disabled, so its reports never tear a user line in half.
+//! panics. The console server drives the same UART (with the same `x86::uart` driver) for
+//! everybody else; the kernel only writes whole lines with interrupts disabled, so its reports
+//! never tear a user line in half.
 
-use crate::arch::cpu::{inb, outb};
+use crate::arch::cpu::PORTS;
 use core::fmt::Write;
+use x86::port::Direct;
+use x86::uart::{Config, Uart, COM1};
 
-const COM1: u16 = 0x3f8;
-
+static UART: Uart<Direct, COM1> = Uart::new(PORTS);
 static LOCK: spin::Mutex<()> = spin::Mutex::new(());
 
-/// Program COM1 for 115200 8N1 with FIFOs (the console server later enables its interrupt).
+/// Program COM1 (the console server later enables its receive interrupt).
 pub fn init() {
-    outb(COM1 + 1, 0x00);
-    outb(COM1 + 3, 0x80);
-    outb(COM1, 0x01);
-    outb(COM1 + 1, 0x00);
-    outb(COM1 + 3, 0x03);
-    outb(COM1 + 2, 0xc7);
-    outb(COM1 + 4, 0x0b);
+    UART.init(Config { rx_interrupt: false, rx_every_byte: false });
 }
 
 struct Com1;
 
 impl Write for Com1 {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        for b in s.bytes() {
-            if b == b'\n' {
-                put(b'\r');
-            }
-            put(b);
-        }
+        UART.write(s.as_bytes());
         Ok(())
     }
-}
-
-fn put(b: u8) {
-    // Bounded wait for the transmitter: a wedged UART must not hang the kernel.
-    for _ in 0..100_000 {
-        if inb(COM1 + 5) & 0x20 != 0 {
-            break;
-        }
-    }
-    outb(COM1, b);
 }
 
 pub fn print(args: core::fmt::Arguments<'_>) {

@@ -7,27 +7,33 @@
 #![no_main]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
-mod arch;
-mod fastpath;
-mod fault;
-mod frames;
-mod inject;
-mod ipc;
-mod loader;
-mod log;
-mod paging;
-mod sched;
-mod ssr;
-mod state;
-mod syscall;
+// The modules form layers, each using only those above it in this list (a test,
+// `tests/modules.rs`, keeps the graph free of cycles):
+mod arch; // entry stubs, GDT/TSS, per-CPU data
+mod fastpath; // the IPC fastpath
+mod frames; // the frame pool
+mod inject; // faults from outside
+mod ipc; // message transfer, notifications
+mod lifecycle; // stop, fault record, hold, restart
+mod loader; // tasks from the manifest and their images
+mod log; // the kernel's serial log
+mod object; // what deleting a capability does to its object
+mod paging; // page tables, user address spaces
+mod report; // CPU faults and panics: report, then stop
+mod sched; // choosing and activating the running task
+mod ssr; // sessions and their Server State Regions
+mod state; // the kernel's data: tasks, objects, queues
+mod syscall; // decode, then invoke
 mod traps;
+mod watchdog; // delayed restarts and hangs, every tick // every kernel entry, and what runs next
 
-use arch::{cpu, gdt, pic, trap};
-use axolotl_abi::{padded, DEBUG_EXIT_PANIC, DEBUG_EXIT_PORT, SYSCALL_COUNT};
+use arch::{cpu, gdt, trap};
+use axolotl_abi::{padded, SYSCALL_COUNT};
 use multiboot2::{BootInformation, BootInformationHeader, MemoryAreaType};
 use state::{Module, KERNEL, MAX_MODULES};
-
-const MULTIBOOT2_MAGIC: u32 = 0x36d7_6289;
+use x86::boot::MULTIBOOT2_MAGIC;
+use x86::pic::Mask;
+use x86::qemu::{DEBUG_EXIT_PANIC, DEBUG_EXIT_PORT};
 
 extern "C" {
     static __kstack_top: u8;
@@ -36,7 +42,7 @@ extern "C" {
 
 #[no_mangle]
 extern "C" fn kmain(magic: u32, info: u32) -> ! {
-    let boot_tsc = cpu::rdtsc();
+    let boot_tsc = x86::cpu::rdtsc();
     log::init();
     kprintln!("Axolotl microkernel {} starting", env!("CARGO_PKG_VERSION"));
     if magic != MULTIBOOT2_MAGIC {
@@ -86,7 +92,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     trap::init();
     cpu::init_this_cpu(kstack, trap::syscall_entry_addr());
 
-    k.tsc_per_ms = pic::measure_tsc_per_ms().unwrap_or_else(|| {
+    k.tsc_per_ms = x86::pit::measure_tsc_per_ms(&cpu::PORTS, x86::cpu::rdtsc).unwrap_or_else(|| {
         kprintln!("the PIT did not count: assuming a 1 GHz TSC; timers will be off");
         1_000_000
     });
@@ -113,15 +119,17 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         }
         Err(_) => kprintln!("no frame for the hang injection page"),
     }
-    pic::init();
+    // The timer and the cascade; a driver's line opens when it acknowledges its first interrupt.
+    x86::pic::init(&cpu::PORTS, Mask::all_but(&[0, 2]));
+    x86::pit::start_tick(&cpu::PORTS, state::TICK_HZ);
     kprintln!(
         "{} tasks loaded, {} syscalls, {} KiB free; boot took {} TSC ticks",
         loaded,
         SYSCALL_COUNT,
         k.frames.free_count() * 4,
-        cpu::rdtsc() - boot_tsc
+        x86::cpu::rdtsc() - boot_tsc
     );
-    let first = sched::next_context(k);
+    let first = traps::next_context(k);
     // SAFETY: `next_context` activated the task whose frame this is (space, rsp0, ctx end).
     unsafe { trap::return_to_user(first) }
 }
@@ -131,6 +139,6 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     x86_64::instructions::interrupts::disable();
     log::print_unlocked(format_args!("\n[kernel] KERNEL PANIC: {info}\n"));
     // Tell QEMU (when the isa-debug-exit device is present) so a test run ends at once.
-    cpu::outb(DEBUG_EXIT_PORT, DEBUG_EXIT_PANIC);
-    cpu::halt_forever()
+    x86::port::PortIo::outb(&cpu::PORTS, DEBUG_EXIT_PORT, DEBUG_EXIT_PANIC);
+    x86::cpu::halt_forever()
 }

@@ -18,15 +18,10 @@ use crate::frames::Frames;
 use axolotl_abi::{Error, PAGE_SIZE, USER_BASE, USER_END};
 use core::cell::UnsafeCell;
 
-pub const P: u64 = 1;
-pub const W: u64 = 1 << 1;
-pub const U: u64 = 1 << 2;
-const PS: u64 = 1 << 7;
-const G: u64 = 1 << 8;
+use x86::paging::{ADDRESS as ADDR, GLOBAL as G, HUGE as PS, PRESENT as P, USER as U};
+pub use x86::paging::{NO_EXECUTE as NX, WRITABLE as W};
 /// Software bit: the frame behind this entry belongs to the address space and is freed with it.
 pub const OWNED: u64 = 1 << 9;
-pub const NX: u64 = 1 << 63;
-const ADDR: u64 = 0x000f_ffff_ffff_f000;
 const TWO_MIB: u64 = 2 << 20;
 
 /// 2 MiB chunks mapped with 4 KiB pages (must cover the kernel image).
@@ -163,7 +158,22 @@ pub unsafe fn set_user_page(pte: u64, vaddr: u64, frame: u64) {
     let value = if frame == 0 { 0 } else { frame | P | U | W | NX };
     // SAFETY: per the contract the entry belongs to a live space's page table (identity mapped).
     unsafe { (pte as *mut u64).write_volatile(value) };
-    x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(vaddr));
+    x86::cpu::invlpg(vaddr);
+}
+
+/// A range of a task's memory that the kernel checked: a pointer from user space is an
+/// allegation until it becomes one of these (Hubris's `USlice`). Valid for the address space
+/// that made it, within the syscall that made it.
+#[derive(Clone, Copy, Debug)]
+pub struct UserSlice {
+    addr: u64,
+    len: u64,
+}
+
+impl UserSlice {
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
 }
 
 /// A user address space. Not `Clone`: exactly one owner frees it.
@@ -202,8 +212,9 @@ impl AddressSpace {
         unsafe { table(self.pml4)[0] & ADDR }
     }
 
-    /// The leaf entry for `vaddr`, creating intermediate tables if `create`.
-    fn entry(&self, frames: &mut Frames, vaddr: u64, create: bool) -> Result<*mut u64, Error> {
+    /// The leaf entry for `vaddr`, creating the intermediate tables on the way (with `frames`)
+    /// or failing with `BadAddress` where one is missing (without).
+    fn entry(&self, mut frames: Option<&mut Frames>, vaddr: u64) -> Result<*mut u64, Error> {
         if !(USER_BASE..USER_END).contains(&vaddr) {
             return Err(Error::BadAddress);
         }
@@ -212,9 +223,7 @@ impl AddressSpace {
             // SAFETY: `t` is a table frame of this address space.
             let e = unsafe { &mut table(t)[*idx] };
             if *e & P == 0 {
-                if !create {
-                    return Err(Error::BadAddress);
-                }
+                let Some(frames) = frames.as_deref_mut() else { return Err(Error::BadAddress) };
                 *e = frames.alloc_zeroed()? | P | W | U;
             }
             t = *e & ADDR;
@@ -225,7 +234,7 @@ impl AddressSpace {
 
     /// Map the page at `vaddr` to `phys` with `flags` (P and U are added).
     pub fn map(&self, frames: &mut Frames, vaddr: u64, phys: u64, flags: u64) -> Result<(), Error> {
-        let e = self.entry(frames, vaddr, true)?;
+        let e = self.entry(Some(frames), vaddr)?;
         // SAFETY: `entry` returned a pointer into one of this space's tables.
         unsafe {
             if *e & P != 0 {
@@ -239,7 +248,7 @@ impl AddressSpace {
     /// Create the page tables down to `vaddr`'s entry and return the entry's physical address,
     /// so the kernel can later map and unmap that one page with a single store.
     pub fn leaf_entry(&self, frames: &mut Frames, vaddr: u64) -> Result<u64, Error> {
-        self.entry(frames, vaddr, true).map(|e| e as u64)
+        self.entry(Some(frames), vaddr).map(|e| e as u64)
     }
 
     /// Allocate a zeroed frame and map it (the frame is freed with the space).
@@ -253,20 +262,20 @@ impl AddressSpace {
     }
 
     /// Whether `vaddr` is mapped.
-    pub fn is_mapped(&self, frames: &mut Frames, vaddr: u64) -> bool {
+    pub fn is_mapped(&self, vaddr: u64) -> bool {
         // SAFETY: pointer from `entry` into this space's tables.
-        self.entry(frames, vaddr, false).is_ok_and(|e| unsafe { *e } & P != 0)
+        self.entry(None, vaddr).is_ok_and(|e| unsafe { *e } & P != 0)
     }
 
     /// Remove the mapping of `vaddr`; frees the frame if the space owns it.
     pub fn unmap(&self, frames: &mut Frames, vaddr: u64) {
-        let Ok(e) = self.entry(frames, vaddr, false) else { return };
+        let Ok(e) = self.entry(None, vaddr) else { return };
         // SAFETY: pointer from `entry` into this space's tables.
         let old = unsafe { core::mem::replace(&mut *e, 0) };
         if old & (P | OWNED) == P | OWNED {
             frames.free(old & ADDR);
         }
-        x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(vaddr));
+        x86::cpu::invlpg(vaddr);
     }
 
     /// Physical address behind user address `vaddr`, if user code may access it (`write`: may write).
@@ -290,8 +299,9 @@ impl AddressSpace {
         None
     }
 
-    /// Check that `[addr, addr + len)` is accessible to the user (writably if `write`).
-    fn check(&self, addr: u64, len: u64, write: bool) -> Result<(), Error> {
+    /// Check that `[addr, addr + len)` is accessible to the user (writably if `write`): what a
+    /// syscall's decode step does before anything changes.
+    pub fn check(&self, addr: u64, len: u64, write: bool) -> Result<(), Error> {
         let end = addr.checked_add(len).ok_or(Error::BadAddress)?;
         let mut page = addr & !(PAGE_SIZE - 1);
         while page < end {
@@ -318,6 +328,53 @@ impl AddressSpace {
             // SAFETY: as in `copy_from_user`, and the pages were checked writable.
             unsafe { core::ptr::copy_nonoverlapping(data[off..].as_ptr(), pa as *mut u8, n) }
         });
+        Ok(())
+    }
+
+    /// The range `[addr, addr + len)` of this space, checked accessible to the user (writable
+    /// too if `write`): what a syscall's decode step turns a user pointer into.
+    pub fn user_slice(&self, addr: u64, len: u64, write: bool) -> Result<UserSlice, Error> {
+        self.check(addr, len, write)?;
+        Ok(UserSlice { addr, len })
+    }
+
+    /// Copy the start of checked range `from` into `out` (at most its length).
+    pub fn read_user(&self, from: UserSlice, out: &mut [u8]) -> Result<(), Error> {
+        let n = out.len().min(from.len as usize);
+        self.copy_checked(from.addr, n, false, |pa, off, n| {
+            // SAFETY: `pa` is a user frame of this space (identity mapped); `n` stays inside its
+            // page and inside `out`.
+            unsafe { core::ptr::copy_nonoverlapping(pa as *const u8, out[off..].as_mut_ptr(), n) }
+        })
+    }
+
+    /// Copy `data` (at most the range's length) into checked writable range `to`.
+    pub fn write_user(&self, to: UserSlice, data: &[u8]) -> Result<(), Error> {
+        let n = data.len().min(to.len as usize);
+        self.copy_checked(to.addr, n, true, |pa, off, n| {
+            // SAFETY: `pa` is a user frame of this space, writable by it; `n` stays inside its
+            // page and inside `data`.
+            unsafe { core::ptr::copy_nonoverlapping(data[off..].as_ptr(), pa as *mut u8, n) }
+        })
+    }
+
+    /// Walk a range page by page as [`copy_pages`](Self::copy_pages) does, for a range that was
+    /// checked when its [`UserSlice`] was made. The same syscall cannot have unmapped it since,
+    /// but a missing page still ends the copy with `BadAddress` rather than a panic.
+    fn copy_checked(
+        &self,
+        addr: u64,
+        len: usize,
+        write: bool,
+        mut f: impl FnMut(u64, usize, usize),
+    ) -> Result<(), Error> {
+        let mut off = 0;
+        while off < len {
+            let va = addr + off as u64;
+            let n = ((PAGE_SIZE - (va & (PAGE_SIZE - 1))) as usize).min(len - off);
+            f(self.translate(va, write).ok_or(Error::BadAddress)?, off, n);
+            off += n;
+        }
         Ok(())
     }
 

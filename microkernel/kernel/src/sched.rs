@@ -1,20 +1,36 @@
-//! Choosing the next task and switching to it.
+//! Choosing the next task and making it the running one.
 //!
-//! The running task is `Ready` but not queued. After every kernel entry, [`next_context`] keeps
-//! it running unless it blocked, stopped, or a higher-priority task became ready; the timer tick
-//! rotates tasks of equal priority. With nothing ready the CPU idles in `hlt` with the kernel
-//! lock released, so interrupts can wake a task.
+//! The running task is `Ready` but not queued. After every kernel entry the top layer
+//! (`traps`) asks [`Kernel::choose`], which keeps the running task unless it blocked, stopped,
+//! or a higher-priority task became ready; the timer tick rotates tasks of equal priority.
+//!
+//! No operation below the top layer switches tasks itself: it reports what it did and whom it
+//! woke as a [`Done`] (Hubris's `NextTask`), and the syscall dispatcher applies that hint once.
 
 use crate::arch::cpu::{self, NO_TASK};
 use crate::arch::gdt;
-use crate::arch::trap::Context;
-use crate::state::{Kernel, KERNEL, TIMESLICE_TICKS};
+use crate::arch::trap::{frame_end, TrapFrame};
+use crate::state::{Blocked, Kernel, TIMESLICE_TICKS};
 use axolotl_abi::TaskState;
-use spin::MutexGuard;
+
+/// What a syscall did for its caller, and what it asks of the scheduler.
+#[must_use]
+pub enum Done {
+    /// Completed now: `rax` = 0 and these values in `rdi`, `rsi`.
+    Value(u64, u64),
+    /// Completed now; a message was already written into the caller's registers.
+    Delivered,
+    /// The caller blocked; whoever wakes it writes its registers. The scheduler picks who runs.
+    Blocked,
+    /// The caller blocked handing work (a call) or an answer (a reply) to this ready task: run
+    /// it next, without a trip through the run queue, unless a higher-priority task is ready
+    /// (L4's direct switch).
+    Handoff(usize),
+}
 
 impl Kernel {
     /// Pick the task to run next on this CPU, without switching yet.
-    fn choose(&mut self) -> Option<usize> {
+    pub fn choose(&mut self) -> Option<usize> {
         let cur = cpu::this().current.get();
         if cur != NO_TASK && self.tasks[cur].state == TaskState::Ready && !self.links.is_queued(cur) {
             let prio = self.tasks[cur].priority;
@@ -29,12 +45,12 @@ impl Kernel {
     /// Make `t` the running task of this CPU: its saved frame becomes the trap target, its
     /// address space and I/O ports are loaded.
     #[inline(always)]
-    pub fn activate(&mut self, t: usize) -> *const Context {
+    pub fn activate(&mut self, t: usize) -> *const TrapFrame {
         let me = cpu::this();
         let task = &self.tasks[t];
         me.current.set(t);
-        me.cur_ctx_end.set(task.ctx.end());
-        gdt::set_rsp0(task.ctx.end());
+        me.cur_ctx_end.set(frame_end(&task.ctx));
+        gdt::set_rsp0(frame_end(&task.ctx));
         task.space().load();
         let owner = me.io_owner.get();
         // Most tasks hold no ports: then, with no owner open, there is nothing to change.
@@ -53,20 +69,19 @@ impl Kernel {
         &task.ctx
     }
 
-    /// Make ready task `t` the running task of this CPU without queueing it, because the task
-    /// running now has just blocked handing it work (a call) or an answer (a reply). `choose`
-    /// still lets a higher-priority ready task go first.
+    /// Apply a [`Done::Handoff`]: make ready task `t` the running task of this CPU without
+    /// queueing it, because the task running now has just blocked handing it work or an
+    /// answer. `choose` still lets a higher-priority ready task go first.
     pub fn switch_to(&mut self, t: usize) {
         self.tasks[t].state = TaskState::Ready;
-        self.tasks[t].blocked = crate::state::Blocked::Nothing;
+        self.tasks[t].blocked = Blocked::Nothing;
         cpu::this().current.set(t);
     }
 
-    /// One timer tick: account it and rotate equal-priority tasks when the slice is used up.
-    pub fn tick(&mut self) {
-        self.ticks += 1;
+    /// The scheduler's part of a timer tick: account it to the running task and rotate
+    /// equal-priority tasks when its slice is used up.
+    pub fn account_tick(&mut self) {
         let cur = cpu::this().current.get();
-        crate::fault::supervise_tick(self, cur);
         if cur == NO_TASK || self.tasks[cur].state != TaskState::Ready {
             return;
         }
@@ -82,7 +97,8 @@ impl Kernel {
         }
     }
 
-    /// Forget the running task of this CPU if it is `t` (it stopped).
+    /// Forget the running task of this CPU if it is `t` (it stopped): its address space is
+    /// about to go, so the kernel's own is loaded instead, and its ports are closed.
     pub fn leave_cpu(&mut self, t: usize) {
         let me = cpu::this();
         if me.current.get() == t {
@@ -97,35 +113,4 @@ impl Kernel {
             me.io_owner.set(NO_TASK);
         }
     }
-}
-
-/// The frame to resume after a kernel entry; idles until some task is ready. Consumes the lock
-/// guard: the lock is released before the caller restores the frame. That is safe because a
-/// running task's frame is only ever touched by the CPU running it.
-pub fn next_context(mut k: MutexGuard<'static, Kernel>) -> *const Context {
-    loop {
-        if let Some(t) = k.choose() {
-            let rip = k.tasks[t].ctx.rip;
-            if !is_canonical(rip) {
-                // Returning would fault in ring 0 (sysret on Intel, iretq everywhere). A task's
-                // own jumps fault at the fetch and the injector faults a rip it breaks at once
-                // (`inject::fault_if_unfetchable`), so this only guards that invariant: make it
-                // the #GP the fetch would have raised, charged to the task.
-                k.tasks[t].ctx.raise_gp();
-                crate::fault::user_fault(&mut k, t, 0);
-                continue;
-            }
-            return k.activate(t);
-        }
-        cpu::this().current.set(NO_TASK);
-        drop(k);
-        cpu::idle_wait();
-        k = KERNEL.lock();
-    }
-}
-
-/// An address the CPU can fetch from: bits 63..47 all equal (user addresses are the low half).
-pub fn is_canonical(addr: u64) -> bool {
-    let top = addr >> 47;
-    top == 0 || top == (1 << 17) - 1
 }

@@ -10,7 +10,7 @@
 //! and every one of its restarts, and is freed only when the client closes the session or dies.
 //! Outside a request, and during another client's request, the server cannot reach it.
 
-use crate::paging::set_user_page;
+use crate::paging::{set_user_page, UserSlice};
 use crate::state::{Kernel, Tcb};
 use axolotl_abi::{session_badge, Error, Rights, SSR_SIZE, SSR_WINDOW};
 use axolotl_kcore::cap::{Capability, Object};
@@ -110,22 +110,13 @@ impl Kernel {
         self.tasks[t].ssr_used = 0;
     }
 
-    /// Copy session `index`'s SSR of endpoint `ep` to user address `out` of task `cur`.
-    pub fn ssr_read(&mut self, cur: usize, ep: u16, index: u64, out: u64, len: u64) -> Result<u64, Error> {
-        if len > SSR_SIZE as u64 {
-            return Err(Error::TooLong);
-        }
-        let s = self
-            .sessions
-            .get(usize::try_from(index).map_err(|_| Error::InvalidArgument)?)
-            .ok_or(Error::InvalidArgument)?;
-        if !s.live || s.endpoint != ep {
-            return Err(Error::Dead);
-        }
-        // SAFETY: a live session's frame is a kernel-owned page, identity mapped; `len` <= a page.
-        let bytes = unsafe { core::slice::from_raw_parts(s.frame as *const u8, len as usize) };
-        let badge = s.badge;
-        self.tasks[cur].space().copy_to_user(out, bytes)?;
-        Ok(badge)
+    /// Copy live session `s`'s SSR (as much as fits) into range `out` of task `cur`. Returns
+    /// the session's badge.
+    pub fn ssr_read(&mut self, cur: usize, s: usize, out: UserSlice) -> Result<u64, Error> {
+        let s = &self.sessions[s];
+        // SAFETY: a live session's frame is a kernel-owned page, identity mapped.
+        let bytes = unsafe { core::slice::from_raw_parts(s.frame as *const u8, SSR_SIZE) };
+        self.tasks[cur].space().write_user(out, bytes)?;
+        Ok(s.badge)
     }
 }

@@ -2,7 +2,7 @@
 //! structure behind one lock (seL4's choice: the kernel is short and non-preemptible, so a big
 //! lock costs nothing on one CPU and stays correct when more CPUs come).
 
-use crate::arch::trap::Context;
+use crate::arch::trap::{user_frame, TrapFrame};
 use crate::frames::Frames;
 use crate::paging::AddressSpace;
 use axolotl_abi::{FaultRecord, MsgInfo, TaskState, CAP_SLOTS, NAME_LEN};
@@ -17,12 +17,16 @@ pub const MAX_MODULES: usize = 24;
 pub const MAX_IO_RANGES: usize = 4;
 pub const MAX_SESSIONS: usize = 64;
 pub const MAX_FAULTS: usize = 32;
-/// A supervised task that runs this many timer ticks (1 s) without a syscall is hung.
-pub const HANG_TICKS: u64 = 100;
-/// A supervised server that has not answered a request it received this many ticks (2 s) ago,
-/// and is not waiting for another server that took its call, is hung (it may be looping
-/// through syscalls, or calling itself). Requests parked with `save_reply` do not count.
-pub const REQUEST_TICKS: u64 = 200;
+/// The timer's rate (PIT channel 0): one tick is 10 ms.
+pub const TICK_HZ: u32 = 100;
+/// Milliseconds in `ticks` timer ticks.
+pub const fn ticks_to_ms(ticks: u64) -> u64 {
+    ticks * 1000 / TICK_HZ as u64
+}
+/// Milliseconds to timer ticks (rounded down).
+pub const fn ms_to_ticks(ms: u64) -> u64 {
+    ms * TICK_HZ as u64 / 1000
+}
 /// Timer ticks a task runs before a task of equal priority gets the CPU.
 pub const TIMESLICE_TICKS: u32 = 2;
 
@@ -63,7 +67,7 @@ impl Pending {
 /// A task control block.
 pub struct Tcb {
     /// User registers; the trap entry writes them here directly (see `arch::trap`).
-    pub ctx: Context,
+    pub ctx: TrapFrame,
     pub state: TaskState,
     pub id: TaskId,
     pub name: [u8; NAME_LEN],
@@ -131,7 +135,7 @@ impl Tcb {
     }
 
     pub const EMPTY: Tcb = Tcb {
-        ctx: Context::user(0, 0, 0),
+        ctx: user_frame(0, 0, 0),
         state: TaskState::Free,
         id: TaskId { index: 0, generation: 0 },
         name: [0; NAME_LEN],
@@ -232,6 +236,65 @@ impl Module {
     }
 }
 
+/// Fault records not yet taken by the supervisor: a ring that drops the oldest when full.
+pub struct FaultLog {
+    records: [FaultRecord; MAX_FAULTS],
+    head: usize,
+    len: usize,
+    /// Records dropped since boot because the ring was full.
+    pub dropped: u64,
+}
+
+impl FaultLog {
+    pub const fn new() -> Self {
+        const EMPTY: FaultRecord = FaultRecord {
+            index: 0,
+            generation: 0,
+            kind: 0,
+            vector: 0,
+            error: 0,
+            rip: 0,
+            addr: 0,
+            tick: 0,
+            tsc: 0,
+            answered: 0,
+            suspended: 0,
+            failed: 0,
+        };
+        FaultLog { records: [EMPTY; MAX_FAULTS], head: 0, len: 0, dropped: 0 }
+    }
+
+    pub fn push(&mut self, record: FaultRecord) {
+        if self.len == MAX_FAULTS {
+            self.head = (self.head + 1) % MAX_FAULTS;
+            self.len -= 1;
+            self.dropped += 1;
+        }
+        self.records[(self.head + self.len) % MAX_FAULTS] = record;
+        self.len += 1;
+    }
+
+    /// The oldest record, left in place.
+    pub fn front(&self) -> Option<&FaultRecord> {
+        (self.len > 0).then(|| &self.records[self.head])
+    }
+
+    pub fn pop(&mut self) -> Option<FaultRecord> {
+        let r = *self.front()?;
+        self.head = (self.head + 1) % MAX_FAULTS;
+        self.len -= 1;
+        Some(r)
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 pub struct Kernel {
     pub tasks: [Tcb; MAX_TASKS],
     pub cspaces: [CSpace; MAX_TASKS],
@@ -255,11 +318,8 @@ pub struct Kernel {
     pub revoke_scratch: [u64; MAX_TASKS * CAP_SLOTS],
     /// The supervisor's notification, once it called `supervise`.
     pub supervisor: Option<u16>,
-    /// Faults not yet taken by the supervisor (a ring; the oldest is dropped when full).
-    pub faults: [FaultRecord; MAX_FAULTS],
-    pub fault_head: usize,
-    pub fault_count: usize,
-    pub faults_dropped: u64,
+    /// Faults not yet taken by the supervisor.
+    pub faults: FaultLog,
     /// A frame holding `jmp $`, mapped into a task by the `hang` injection.
     pub hang_frame: u64,
 }
@@ -303,23 +363,7 @@ impl Kernel {
             tsc_per_ms: 0,
             revoke_scratch: [0; MAX_TASKS * CAP_SLOTS],
             supervisor: None,
-            faults: [FaultRecord {
-                index: 0,
-                generation: 0,
-                kind: 0,
-                vector: 0,
-                error: 0,
-                rip: 0,
-                addr: 0,
-                tick: 0,
-                tsc: 0,
-                answered: 0,
-                suspended: 0,
-                failed: 0,
-            }; MAX_FAULTS],
-            fault_head: 0,
-            fault_count: 0,
-            faults_dropped: 0,
+            faults: FaultLog::new(),
             hang_frame: 0,
         }
     }

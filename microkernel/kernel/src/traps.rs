@@ -1,16 +1,15 @@
-//! The Rust side of every kernel entry: syscalls, exceptions and interrupts.
+//! The Rust side of every kernel entry — syscalls, exceptions and interrupts — and the top
+//! layer that decides which task runs next.
 //!
 //! From user mode the entry stubs have already saved the task's registers in its control block;
 //! these handlers take the kernel lock, act, and return the frame to resume. From kernel mode the
 //! only legitimate entries are interrupts while idle; anything else is a kernel bug and panics
 //! with a full report.
 
-use crate::arch::cpu::{self, NO_TASK};
-use crate::arch::pic;
-use crate::arch::trap::{Context, SYSCALL_VECTOR};
-use crate::sched::next_context;
+use crate::arch::cpu::{self, NO_TASK, PORTS};
+use crate::arch::trap::{TrapFrame, SYSCALL_VECTOR};
 use crate::state::{Kernel, KERNEL};
-use crate::{fault, syscall};
+use spin::MutexGuard;
 
 /// Never returns to the entry stub: it resumes a task itself, so it need not restore the
 /// registers the stub does not use (that saves the epilogue on every syscall).
@@ -41,19 +40,19 @@ extern "C" fn syscall_from_user() -> ! {
 /// Every syscall the fastpath does not take. Out of line, so that the fastpath's frame stays
 /// small (the general path's locals take kilobytes of stack).
 #[inline(never)]
-fn slow_syscall(mut k: spin::MutexGuard<'static, Kernel>, cur: usize) -> *const Context {
-    syscall::handle(&mut k, cur);
+fn slow_syscall(mut k: MutexGuard<'static, Kernel>, cur: usize) -> *const TrapFrame {
+    crate::syscall::handle(&mut k, cur);
     next_context(k)
 }
 
 #[no_mangle]
-extern "C" fn trap_from_user(frame: *mut Context) -> *const Context {
+extern "C" fn trap_from_user(frame: *mut TrapFrame) -> *const TrapFrame {
     // SAFETY: the stub passes the frame it just built in the running task's control block.
     let vector = unsafe { (*frame).vector };
     let mut k = KERNEL.lock();
     let cur = cpu::this().current.get();
     match vector {
-        0..=31 if cur != NO_TASK => fault::user_fault(&mut k, cur, cpu::read_cr2()),
+        0..=31 if cur != NO_TASK => crate::report::user_fault(&mut k, cur, x86::cpu::cr2()),
         32..=47 => interrupt(&mut k, (vector - 32) as u8),
         _ => {}
     }
@@ -61,7 +60,7 @@ extern "C" fn trap_from_user(frame: *mut Context) -> *const Context {
 }
 
 #[no_mangle]
-extern "C" fn trap_from_kernel(frame: *mut Context) {
+extern "C" fn trap_from_kernel(frame: *mut TrapFrame) {
     // SAFETY: the stub passes the frame it pushed on the current kernel stack.
     let c = unsafe { *frame };
     if (32..48).contains(&c.vector) {
@@ -72,32 +71,55 @@ extern "C" fn trap_from_kernel(frame: *mut Context) {
     crate::log::break_lock();
     crate::kprintln!(
         "KERNEL FAULT: {} at rip {:#x}, error {:#x}, cr2 {:#x} (while running task {})",
-        fault::exception_name(c.vector),
+        x86::exception::name(c.vector),
         c.rip,
         c.error,
-        cpu::read_cr2(),
+        x86::cpu::cr2(),
         running as isize
     );
-    fault::print_registers(&c);
-    panic!("{} in the kernel at rip {:#x}", fault::exception_name(c.vector), c.rip);
+    crate::report::print_registers(&c);
+    panic!("{} in the kernel at rip {:#x}", x86::exception::name(c.vector), c.rip);
 }
 
-/// IRQ `line`: the timer ticks the scheduler; a driver's line is masked until it acknowledges,
-/// and its notification is signalled.
+/// IRQ `line`: the timer ticks the scheduler and the watchdog; a driver's line is masked until
+/// it acknowledges, and its notification is signalled.
 fn interrupt(k: &mut Kernel, line: u8) {
-    if (line == 7 || line == 15) && pic::is_spurious(line) {
+    if (line == 7 || line == 15) && x86::pic::is_spurious(&PORTS, line) {
         if line == 15 {
-            pic::eoi(0);
+            x86::pic::eoi(&PORTS, 0);
         }
         return;
     }
     if line == 0 {
-        k.tick();
+        k.ticks += 1;
+        crate::watchdog::tick(k, cpu::this().current.get());
+        k.account_tick();
     } else if let Some(n) = k.irqs[line as usize] {
-        pic::mask(line, true);
+        x86::pic::mask(&PORTS, line, true);
         k.signal(n, 1 << line);
     } else {
-        pic::mask(line, true);
+        x86::pic::mask(&PORTS, line, true);
     }
-    pic::eoi(line);
+    x86::pic::eoi(&PORTS, line);
+}
+
+/// The frame to resume after a kernel entry; idles until some task is ready. Consumes the lock
+/// guard: the lock is released before the caller restores the frame. That is safe because a
+/// running task's frame is only ever touched by the CPU running it.
+pub fn next_context(mut k: MutexGuard<'static, Kernel>) -> *const TrapFrame {
+    loop {
+        if let Some(t) = k.choose() {
+            // A task's own jumps fault at the fetch and the injector faults a rip it breaks at
+            // once, so this only guards that invariant: never return to a rip the CPU cannot
+            // fetch from (it would fault in ring 0).
+            if crate::report::fault_if_unfetchable(&mut k, t) {
+                continue;
+            }
+            return k.activate(t);
+        }
+        cpu::this().current.set(NO_TASK);
+        drop(k);
+        cpu::idle_wait();
+        k = KERNEL.lock();
+    }
 }

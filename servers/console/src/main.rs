@@ -12,41 +12,17 @@
 use console_api::{ConsoleError, Request, Response, LABEL};
 use userlib::abi::{Error, LABEL_NOTIFICATION};
 use userlib::cap::{save_reply, Cap, Endpoint, Interrupt, IoPort, Message, Notification, Reply};
+use userlib::sys::Ports;
+use x86::uart::{Config, Uart, COM1};
 
 userlib::entry!(main);
 
 /// Slot where a parked reader's reply capability waits (the manifest fills the low slots).
 const PARKED_SLOT: u8 = 63;
-const COM1: u16 = 0x3f8;
 
-mod uart {
-    //! The 16550 registers this server uses. Port access is allowed by the task's I/O bitmap.
-    use userlib::sys::{inb as inp, outb as out};
-
-    /// 115200 8N1, FIFOs on, interrupt on received data, OUT2 so the IRQ reaches the PIC.
-    pub fn init(base: u16) {
-        out(base + 1, 0x00);
-        out(base + 3, 0x80);
-        out(base, 0x01);
-        out(base + 1, 0x00);
-        out(base + 3, 0x03);
-        out(base + 2, 0xc7);
-        out(base + 4, 0x0b);
-        out(base + 1, 0x01);
-    }
-
-    pub fn put(base: u16, b: u8) {
-        while inp(base + 5) & 0x20 == 0 {
-            core::hint::spin_loop();
-        }
-        out(base, b);
-    }
-
-    /// A received byte, if any.
-    pub fn get(base: u16) -> Option<u8> {
-        (inp(base + 5) & 1 != 0).then(|| inp(base))
-    }
-}
+/// COM1, through the ports the kernel opened to this task: the same 16550 driver the kernels
+/// use for their own output.
+const UART: Uart<Ports, COM1> = Uart::new(Ports);
 
 /// Input received but not yet read.
 struct Ring {
@@ -97,12 +73,7 @@ impl Server {
         };
         match req {
             Request::Write(bytes) => {
-                for &b in bytes {
-                    if b == b'\n' {
-                        uart::put(COM1, b'\r');
-                    }
-                    uart::put(COM1, b);
-                }
+                UART.write(bytes);
                 Some(encode(&Response::Written(bytes.len() as u32), out))
             }
             Request::Read { max } => {
@@ -128,7 +99,7 @@ impl Server {
 
     /// The UART interrupt fired: drain input, answer a parked reader.
     fn input(&mut self) {
-        while let Some(b) = uart::get(COM1) {
+        while let Some(b) = UART.try_get() {
             self.ring.push(b);
         }
         if self.ring.len > 0 {
@@ -151,7 +122,8 @@ fn main(boot: &'static userlib::abi::BootInfo) -> Result<(), Error> {
     let ep = Cap::<Endpoint>::from_boot(boot, "console").ok_or(Error::EmptySlot)?;
     ports.enable()?;
     irq_note.bind()?;
-    uart::init(COM1);
+    // Interrupt on received data, raised at a FIFO level of 14 bytes or after a short pause.
+    UART.init(Config { rx_interrupt: true, rx_every_byte: false });
     irq.ack()?;
     let mut server = Server { ring: Ring { buf: [0; 512], head: 0, len: 0 }, parked: None };
     let mut out = [0u8; 300];

@@ -18,32 +18,19 @@ use userlib::abi::{BootInfo, Error, MsgInfo, Sysno, CAP_SLOTS, SYSCALL_COUNT, US
 use userlib::cap::{Cap, Endpoint};
 use userlib::sys;
 
+use algo::rng::Rng;
+
 userlib::entry!(main);
 
 const ROUNDS: u32 = 20_000;
 const SEED: u64 = 0x5eed_a501_07e1_0c5e;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// A pointer that no syscall may accept for writing.
 fn bad_pointer(r: &mut Rng) -> u64 {
     match r.below(6) {
         0 => 0,
         1 => 0x10_0000 + r.below(0x10_0000),           // the kernel image
-        2 => 0xffff_8000_0000_0000 | r.next(),         // kernel half / non-canonical
+        2 => 0xffff_8000_0000_0000 | r.next_u64(),     // kernel half / non-canonical
         3 => 0x0000_8000_0000_0000 + r.below(1 << 40), // non-canonical
         4 => USER_BASE + r.below(0x1000),              // our own code: mapped read-only
         _ => 0x7_0000_0000 + r.below(1 << 30) * 8,     // unmapped user space
@@ -53,7 +40,7 @@ fn bad_pointer(r: &mut Rng) -> u64 {
 /// A slot number: mostly small, sometimes far out of range.
 fn slot(r: &mut Rng) -> u64 {
     match r.below(4) {
-        0 => r.next(),
+        0 => r.next_u64(),
         1 => CAP_SLOTS as u64 + r.below(1000),
         _ => r.below(CAP_SLOTS as u64),
     }
@@ -91,7 +78,7 @@ impl Tally {
 
 /// One random syscall; `me` is this task's index (its Task capability covers only itself).
 fn random_call(r: &mut Rng, t: &mut Tally, me: u64) {
-    let a = [r.next(), r.next(), r.next(), r.next(), r.next(), r.next()];
+    let a = [r.next_u64(), r.next_u64(), r.next_u64(), r.next_u64(), r.next_u64(), r.next_u64()];
     match r.below(12) {
         // A syscall number that does not exist.
         0 => {
@@ -117,9 +104,9 @@ fn random_call(r: &mut Rng, t: &mut Tally, me: u64) {
         }
         // IPC to the console with a malformed message-info word or payload.
         4 => {
-            let mut info = r.next() & !(0xff << 48);
+            let mut info = r.next_u64() & !(0xff << 48);
             if r.below(2) == 0 {
-                info = MsgInfo::with_len(r.next() as u32, r.below(5000) as u16).encode();
+                info = MsgInfo::with_len(r.next_u64() as u32, r.below(5000) as u16).encode();
             }
             let nr = if r.below(2) == 0 { Sysno::Call } else { Sysno::Send };
             t.record(sys::raw(nr as u64, [1, info, a[2], a[3], a[4], a[5]]).code);
@@ -128,7 +115,7 @@ fn random_call(r: &mut Rng, t: &mut Tally, me: u64) {
         5 => {
             let mut garbage = [0u8; 64];
             for b in garbage.iter_mut() {
-                *b = r.next() as u8;
+                *b = r.next_u64() as u8;
             }
             garbage[0] = 2 + r.below(250) as u8; // no such request variant
             let len = 1 + r.below(64) as usize;
@@ -167,7 +154,7 @@ fn random_call(r: &mut Rng, t: &mut Tally, me: u64) {
         // mem_map at random addresses and rights, then maybe unmap.
         8 => {
             let vaddr = match r.below(3) {
-                0 => r.next(),
+                0 => r.next_u64(),
                 1 => bad_pointer(r),
                 _ => 0x1_0000_0000 + r.below(1 << 20) * 4096,
             };

@@ -7,13 +7,15 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
+use algo::stats::summarize;
 use clients::{Clock, Files};
 use console_api::{print, println, Console};
 use fs_api::{mode, Fs, FsError};
 use shellcmd::{Console as _, Status, TaskRow, BENCH_MAX};
 use timer_api::Timer;
 use userlib::abi::{
-    BootInfo, Error, InjectKind, MsgInfo, Sysno, TaskInfo, TaskState, DEBUG_EXIT_PORT, DEBUG_EXIT_POWEROFF,
+    BootInfo, Error, FaultKind, InjectKind, MsgInfo, Sysno, TaskInfo, TaskState, DEBUG_EXIT_PORT,
+    DEBUG_EXIT_POWEROFF,
 };
 use userlib::cap::{Cap, Endpoint, IoPort, Session, Task};
 
@@ -306,7 +308,7 @@ impl Shell {
             fs.stat("/").map_err(|_| "fs did not answer after its restart")?;
             *s = info.recovery_tsc;
         }
-        Ok(stats(&mut samples[..runs]))
+        Ok(summarize(&mut samples[..runs]))
     }
 
     fn poweroff(&self) -> Status {
@@ -368,14 +370,7 @@ fn measure<E>(n: usize, mut f: impl FnMut() -> Result<(), E>) -> Result<[u64; 3]
         f()?;
         *s = userlib::sys::rdtsc() - t0;
     }
-    Ok(stats(samples))
-}
-
-/// Min, median and 99th percentile of `samples` (sorted in place).
-fn stats(samples: &mut [u64]) -> [u64; 3] {
-    samples.sort_unstable();
-    let n = samples.len();
-    [samples[0], samples[n / 2], samples[(n * 99 / 100).min(n - 1)]]
+    Ok(summarize(samples))
 }
 
 /// Timed 64-byte reads through an open fs session, each of the first 64 bytes of a scratch
@@ -399,21 +394,19 @@ fn bench_fs_read(fs: Fs, runs: usize) -> Result<[u64; 3], &'static str> {
                 Err(e) => return Err(e.describe()),
             }
         }
-        Ok(stats(&mut samples[..runs]))
+        Ok(summarize(&mut samples[..runs]))
     })();
     let _ = fs.close(fd);
     let _ = fs.remove(PATH);
     result
 }
 
-fn fault_name(vector: u64) -> &'static str {
-    match vector {
-        0 => "divide error",
-        6 => "invalid opcode",
-        13 => "general protection",
-        14 => "page fault",
-        101 => "panic",
-        _ => "exception",
+/// Why a task stopped, from the code `task_wait` returns for a faulted task: the exception
+/// vector, or 0x100 plus the kind of any other fault (see the kernel's `lifecycle`).
+fn fault_name(code: u64) -> &'static str {
+    match code.checked_sub(0x100) {
+        Some(kind) => FaultKind::from_raw(kind as u32).map_or("fault", FaultKind::name),
+        None => x86::exception::name(code),
     }
 }
 

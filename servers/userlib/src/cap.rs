@@ -282,10 +282,10 @@ impl Cap<Task> {
         self.restart_after(index, 0)
     }
 
-    /// Like [`restart`](Self::restart), with the new incarnation starting `ticks` timer ticks
-    /// (10 ms each) from now.
-    pub fn restart_after(self, index: usize, ticks: u64) -> Result<u32, Error> {
-        sys::call(Sysno::TaskRestart, [self.slot(), index as u64, ticks, 0, 0, 0]).map(|r| r.rdi as u32)
+    /// Like [`restart`](Self::restart), with the new incarnation starting `delay_ms`
+    /// milliseconds from now (at most 10 s; the kernel rounds down to its 10 ms tick).
+    pub fn restart_after(self, index: usize, delay_ms: u64) -> Result<u32, Error> {
+        sys::call(Sysno::TaskRestart, [self.slot(), index as u64, delay_ms, 0, 0, 0]).map(|r| r.rdi as u32)
     }
 
     /// Stop task `index` for good (a crash loop); its callers get `ServerFailed`.

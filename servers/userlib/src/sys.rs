@@ -96,3 +96,18 @@ pub fn inb(port: u16) -> u8 {
     };
     value
 }
+
+/// This task's I/O ports, for the drivers of the shared `x86` layer (the console server's
+/// UART): the same `in`/`out` as [`inb`] and [`outb`], checked by the CPU against the ports the
+/// kernel opened to this task.
+#[derive(Clone, Copy)]
+pub struct Ports;
+
+impl x86::PortIo for Ports {
+    fn inb(&self, port: u16) -> u8 {
+        inb(port)
+    }
+    fn outb(&self, port: u16, value: u8) {
+        outb(port, value)
+    }
+}

@@ -1,4 +1,4 @@
-//! Per-CPU data, model-specific registers and the few single instructions the kernel needs.
+//! Per-CPU data, the `syscall` model-specific registers, and the kernel's own ports.
 //!
 //! Each CPU has a [`PerCpu`] block; `GS` points at it while the CPU runs kernel code (`swapgs` on
 //! every entry from and exit to user space). The entry assembly reads the first fields at fixed
@@ -79,40 +79,16 @@ pub fn this() -> &'static PerCpu {
     unsafe { &*(ptr as *const PerCpu) }
 }
 
-/// The time-stamp counter. Under QEMU `-icount shift=0` it counts retired instructions.
-pub fn rdtsc() -> u64 {
-    // SAFETY: rdtsc has no side effects.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
+/// The I/O ports the kernel drives itself: the PIC, the PIT, COM1 for its log, QEMU's
+/// debug-exit device.
+// SAFETY: the kernel runs in ring 0 and is the only code there; it drives these devices
+// itself (a task that may write the debug-exit port does so through its own I/O bitmap, which
+// this value does not touch).
+pub const PORTS: x86::port::Direct = unsafe { x86::port::Direct::new() };
 
-/// Halt with interrupts enabled until one arrives, then disable them again.
+/// Halt with interrupts enabled until one arrives, then disable them again (the kernel runs
+/// with interrupts off).
 pub fn idle_wait() {
-    // SAFETY: `sti; hlt` is the race-free idiom (interrupts are taken only at the hlt); the
-    // interrupt handlers run on the current kernel stack and return here; `cli` restores the
-    // kernel's interrupts-off discipline.
-    unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
-}
-
-pub fn read_cr2() -> u64 {
-    x86_64::registers::control::Cr2::read_raw()
-}
-
-/// Stop this CPU for good.
-pub fn halt_forever() -> ! {
-    loop {
-        x86_64::instructions::interrupts::disable();
-        x86_64::instructions::hlt();
-    }
-}
-
-/// Write a byte to an I/O port (kernel only).
-pub fn outb(port: u16, value: u8) {
-    // SAFETY: the kernel only writes ports it owns (PIC, PIT, COM1 for its log, debug-exit).
-    unsafe { x86_64::instructions::port::Port::new(port).write(value) }
-}
-
-/// Read a byte from an I/O port (kernel only).
-pub fn inb(port: u16) -> u8 {
-    // SAFETY: as for `outb`.
-    unsafe { x86_64::instructions::port::Port::new(port).read() }
+    x86::cpu::wait_for_interrupt();
+    x86::cpu::disable_interrupts();
 }

@@ -1,10 +1,11 @@
 //! Trap entry and exit: the saved-register layout, the IDT, the interrupt and `syscall` entry
 //! stubs, and the path back to user mode.
 //!
-//! A task's user registers live in its control block as a [`Context`]. The CPU and the stubs
-//! build that frame *in place*: `TSS.rsp0` and `PerCpu.cur_ctx_end` point at the end of the
-//! running task's `Context`, so an interrupt or `syscall` from ring 3 pushes straight into it.
-//! Then the stub moves to the CPU's kernel stack and calls Rust, which returns the `Context` to
+//! A task's user registers live in its control block as a [`TrapFrame`] (the shared `x86`
+//! layout). The CPU and the stubs build that frame *in place*: `TSS.rsp0` and
+//! `PerCpu.cur_ctx_end` point at the end of the running task's frame, so an interrupt or
+//! `syscall` from ring 3 pushes straight into it.
+//! Then the stub moves to the CPU's kernel stack and calls Rust, which returns the frame to
 //! resume (maybe another task's); `return_to_user` pops it and leaves with `sysretq` when the
 //! frame was saved by `syscall`, with `iretq` otherwise (interrupts, exceptions, new tasks).
 //!
@@ -24,114 +25,68 @@
 //! idle) stay on the current stack and go to `trap_from_kernel`.
 
 use super::gdt::KERNEL_CS;
-
-#[repr(C, align(16))]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Context {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub r11: u64,
-    pub r10: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub rbp: u64,
-    pub rdi: u64,
-    pub rsi: u64,
-    pub rdx: u64,
-    pub rcx: u64,
-    pub rbx: u64,
-    pub rax: u64,
-    pub vector: u64,
-    pub error: u64,
-    pub rip: u64,
-    pub cs: u64,
-    pub rflags: u64,
-    pub rsp: u64,
-    pub ss: u64,
-}
+use x86::idt::{Gate, Idt};
+pub use x86::TrapFrame;
 
 /// The vector a frame saved by `syscall` records (no IDT gate uses it).
 pub const SYSCALL_VECTOR: u64 = 0x80;
 
-// The CPU aligns rsp0 to 16 bytes before pushing; the frame must end on that boundary.
-const _: () = assert!(core::mem::size_of::<Context>().is_multiple_of(16));
-
-impl Context {
-    /// A fresh user context: interrupts enabled, user segments.
-    pub const fn user(rip: u64, rsp: u64, arg0: u64) -> Self {
-        let mut c = Context {
-            r15: 0,
-            r14: 0,
-            r13: 0,
-            r12: 0,
-            r11: 0,
-            r10: 0,
-            r9: 0,
-            r8: 0,
-            rbp: 0,
-            rdi: 0,
-            rsi: 0,
-            rdx: 0,
-            rcx: 0,
-            rbx: 0,
-            rax: 0,
-            vector: 0,
-            error: 0,
-            rip,
-            cs: super::gdt::USER_CS as u64,
-            rflags: 0x202,
-            rsp,
-            ss: super::gdt::USER_DS as u64,
-        };
-        c.rdi = arg0;
-        c
-    }
-
-    /// Charge a #GP at this frame's rip to the task (a rip it cannot fetch from). A frame
-    /// saved by `syscall` holds no rcx and r11; the task would see them as `sysretq` leaves
-    /// them (rip and rflags), and so does the fault report.
-    pub fn raise_gp(&mut self) {
-        if self.vector == SYSCALL_VECTOR {
-            self.rcx = self.rip;
-            self.r11 = self.rflags;
-        }
-        self.vector = 13;
-        self.error = 0;
-    }
-
-    /// Address just past the frame: the value for `rsp0` / `cur_ctx_end`.
-    pub fn end(&self) -> u64 {
-        self as *const Context as u64 + core::mem::size_of::<Context>() as u64
+/// A fresh user frame: interrupts enabled, user segments, `arg0` in rdi.
+pub const fn user_frame(rip: u64, rsp: u64, arg0: u64) -> TrapFrame {
+    TrapFrame {
+        r15: 0,
+        r14: 0,
+        r13: 0,
+        r12: 0,
+        r11: 0,
+        r10: 0,
+        r9: 0,
+        r8: 0,
+        rbp: 0,
+        rdi: arg0,
+        rsi: 0,
+        rdx: 0,
+        rcx: 0,
+        rbx: 0,
+        rax: 0,
+        vector: 0,
+        error: 0,
+        rip,
+        cs: super::gdt::USER_CS as u64,
+        rflags: 0x202,
+        rsp,
+        ss: super::gdt::USER_DS as u64,
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Gate {
-    offset_lo: u16,
-    selector: u16,
-    ist: u8,
-    attr: u8,
-    offset_mid: u16,
-    offset_hi: u32,
-    _zero: u32,
+/// Charge a #GP at `f`'s rip to the task (a rip it cannot fetch from). A frame saved by
+/// `syscall` holds no rcx and r11; the task would see them as `sysretq` leaves them (rip and
+/// rflags), and so does the fault report.
+pub fn raise_gp(f: &mut TrapFrame) {
+    if f.vector == SYSCALL_VECTOR {
+        f.rcx = f.rip;
+        f.r11 = f.rflags;
+    }
+    f.vector = x86::exception::GENERAL_PROTECTION;
+    f.error = 0;
 }
 
-const EMPTY_GATE: Gate =
-    Gate { offset_lo: 0, selector: 0, ist: 0, attr: 0, offset_mid: 0, offset_hi: 0, _zero: 0 };
+/// Address just past the frame: the value for `rsp0` / `cur_ctx_end`.
+#[inline(always)]
+pub fn frame_end(f: &TrapFrame) -> u64 {
+    f as *const TrapFrame as u64 + core::mem::size_of::<TrapFrame>() as u64
+}
 
-struct Idt(core::cell::UnsafeCell<[Gate; 256]>);
+struct IdtCell(core::cell::UnsafeCell<Idt>);
 // SAFETY: written once during single-threaded boot, read-only afterwards.
-unsafe impl Sync for Idt {}
-static IDT: Idt = Idt(core::cell::UnsafeCell::new([EMPTY_GATE; 256]));
+unsafe impl Sync for IdtCell {}
+static IDT: IdtCell = IdtCell(core::cell::UnsafeCell::new([Gate::EMPTY; 256]));
 
 extern "C" {
     static isr_table: [u64; 48];
     fn syscall_entry();
-    fn return_to_user_asm(ctx: *const Context) -> !;
-    fn sysret_to_user_asm(ctx: *const Context) -> !;
+    fn return_to_user_asm(ctx: *const TrapFrame) -> !;
+    fn sysret_to_user_asm(ctx: *const TrapFrame) -> !;
 }
 
 /// Install gates for the 32 exceptions and 16 IRQs (all ring-0 only: `int n` from user
@@ -140,22 +95,12 @@ pub fn init() {
     // SAFETY: single-threaded boot; the table is static; the stub addresses come from the asm.
     let (idt, table) = unsafe { (&mut *IDT.0.get(), &isr_table) };
     for (v, &addr) in table.iter().enumerate() {
-        idt[v] = Gate {
-            offset_lo: addr as u16,
-            selector: KERNEL_CS,
-            ist: if v == 8 { 1 } else { 0 },
-            attr: 0x8e,
-            offset_mid: (addr >> 16) as u16,
-            offset_hi: (addr >> 32) as u32,
-            _zero: 0,
-        };
+        let ist = if v as u64 == x86::exception::DOUBLE_FAULT { 1 } else { 0 };
+        idt[v] = Gate::interrupt(addr, KERNEL_CS, ist);
     }
-    let ptr = x86_64::structures::DescriptorTablePointer {
-        limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16,
-        base: x86_64::VirtAddr::new(idt.as_ptr() as u64),
-    };
-    // SAFETY: the IDT is static, fully initialised, and its gates point at valid stubs.
-    unsafe { x86_64::instructions::tables::lidt(&ptr) };
+    // SAFETY: the IDT is static and filled above; from here on it is only read, and its gates
+    // point at the stubs below.
+    unsafe { x86::idt::load(&*IDT.0.get()) };
 }
 
 pub fn syscall_entry_addr() -> u64 {
@@ -168,7 +113,7 @@ pub fn syscall_entry_addr() -> u64 {
 /// `ctx` must be the saved frame of a live task whose address space is loaded, and
 /// `cur_ctx_end`/`rsp0` must point at its end.
 #[inline(always)]
-pub unsafe fn return_to_user(ctx: *const Context) -> ! {
+pub unsafe fn return_to_user(ctx: *const TrapFrame) -> ! {
     // SAFETY: the caller's contract is the asm's contract.
     unsafe { return_to_user_asm(ctx) }
 }
@@ -180,14 +125,14 @@ pub unsafe fn return_to_user(ctx: *const Context) -> ! {
 /// As for [`return_to_user`]. A frame saved otherwise would lose the task's rcx and r11 (and
 /// nothing else: the rip is canonical and `sysretq` forces user segments).
 #[inline(always)]
-pub unsafe fn sysret_to_user(ctx: *const Context) -> ! {
+pub unsafe fn sysret_to_user(ctx: *const TrapFrame) -> ! {
     // SAFETY: the caller's contract is the asm's contract.
     unsafe { sysret_to_user_asm(ctx) }
 }
 
 core::arch::global_asm!(
     r#"
-    /* The 15 general registers in Context order (r15 ends at the lowest address). */
+    /* The 15 general registers in TrapFrame order (r15 ends at the lowest address). */
     .macro push_gprs
     push %rax
     push %rbx
@@ -225,7 +170,7 @@ core::arch::global_asm!(
 
     .section .text
     .global syscall_entry
-    /* Saves into the running task's Context in place (`cur_ctx_end` points just past it),
+    /* Saves into the running task's TrapFrame in place (`cur_ctx_end` points just past it),
        with moves, not pushes: only what a `syscall` frame needs. rcx and r11 are the task's
        rip and rflags here (the CPU put them there) and are stored as such, not again as
        registers; cs, ss and the error code are never read for a `syscall` frame (it returns
@@ -453,32 +398,32 @@ isr_47: push $0
 isr_table:
     .quad isr_0, isr_1, isr_2, isr_3, isr_4, isr_5, isr_6, isr_7, isr_8, isr_9, isr_10, isr_11, isr_12, isr_13, isr_14, isr_15, isr_16, isr_17, isr_18, isr_19, isr_20, isr_21, isr_22, isr_23, isr_24, isr_25, isr_26, isr_27, isr_28, isr_29, isr_30, isr_31, isr_32, isr_33, isr_34, isr_35, isr_36, isr_37, isr_38, isr_39, isr_40, isr_41, isr_42, isr_43, isr_44, isr_45, isr_46, isr_47
     "#,
-    // Offsets from the end of a Context (where `cur_ctx_end` points); `size` turns them into
+    // Offsets from the end of a TrapFrame (where `cur_ctx_end` points); `size` turns them into
     // offsets from its start.
-    rip = const end_offset(core::mem::offset_of!(Context, rip)),
-    cs = const end_offset(core::mem::offset_of!(Context, cs)),
-    rflags = const end_offset(core::mem::offset_of!(Context, rflags)),
-    rsp = const end_offset(core::mem::offset_of!(Context, rsp)),
-    vector = const end_offset(core::mem::offset_of!(Context, vector)),
-    rax = const end_offset(core::mem::offset_of!(Context, rax)),
-    rbx = const end_offset(core::mem::offset_of!(Context, rbx)),
-    rdx = const end_offset(core::mem::offset_of!(Context, rdx)),
-    rsi = const end_offset(core::mem::offset_of!(Context, rsi)),
-    rdi = const end_offset(core::mem::offset_of!(Context, rdi)),
-    rbp = const end_offset(core::mem::offset_of!(Context, rbp)),
-    r8 = const end_offset(core::mem::offset_of!(Context, r8)),
-    r9 = const end_offset(core::mem::offset_of!(Context, r9)),
-    r10 = const end_offset(core::mem::offset_of!(Context, r10)),
-    r12 = const end_offset(core::mem::offset_of!(Context, r12)),
-    r13 = const end_offset(core::mem::offset_of!(Context, r13)),
-    r14 = const end_offset(core::mem::offset_of!(Context, r14)),
-    r15 = const end_offset(core::mem::offset_of!(Context, r15)),
-    size = const core::mem::size_of::<Context>(),
+    rip = const end_offset(core::mem::offset_of!(TrapFrame, rip)),
+    cs = const end_offset(core::mem::offset_of!(TrapFrame, cs)),
+    rflags = const end_offset(core::mem::offset_of!(TrapFrame, rflags)),
+    rsp = const end_offset(core::mem::offset_of!(TrapFrame, rsp)),
+    vector = const end_offset(core::mem::offset_of!(TrapFrame, vector)),
+    rax = const end_offset(core::mem::offset_of!(TrapFrame, rax)),
+    rbx = const end_offset(core::mem::offset_of!(TrapFrame, rbx)),
+    rdx = const end_offset(core::mem::offset_of!(TrapFrame, rdx)),
+    rsi = const end_offset(core::mem::offset_of!(TrapFrame, rsi)),
+    rdi = const end_offset(core::mem::offset_of!(TrapFrame, rdi)),
+    rbp = const end_offset(core::mem::offset_of!(TrapFrame, rbp)),
+    r8 = const end_offset(core::mem::offset_of!(TrapFrame, r8)),
+    r9 = const end_offset(core::mem::offset_of!(TrapFrame, r9)),
+    r10 = const end_offset(core::mem::offset_of!(TrapFrame, r10)),
+    r12 = const end_offset(core::mem::offset_of!(TrapFrame, r12)),
+    r13 = const end_offset(core::mem::offset_of!(TrapFrame, r13)),
+    r14 = const end_offset(core::mem::offset_of!(TrapFrame, r14)),
+    r15 = const end_offset(core::mem::offset_of!(TrapFrame, r15)),
+    size = const core::mem::size_of::<TrapFrame>(),
     sysvec = const SYSCALL_VECTOR,
     options(att_syntax)
 );
 
-/// A field's offset counted from the end of the [`Context`] (negative).
+/// A field's offset counted from the end of the [`TrapFrame`] (negative).
 const fn end_offset(field: usize) -> isize {
-    field as isize - core::mem::size_of::<Context>() as isize
+    field as isize - core::mem::size_of::<TrapFrame>() as isize
 }

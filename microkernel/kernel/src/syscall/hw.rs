@@ -1,0 +1,127 @@
+//! The syscalls that give a driver its hardware: `irq_ack`, `ioport_enable`, `mem_map` and
+//! `mem_unmap`.
+
+use super::{memory, Args, Syscall};
+use crate::paging;
+use crate::sched::Done;
+use crate::state::Kernel;
+use axolotl_abi::{CapType, Error, Rights, MAP_BASE, PAGE_SIZE, USER_END};
+use axolotl_kcore::cap::Object;
+
+/// `irq_ack(irq)`: the driver handled its interrupt; unmask the line again.
+pub struct IrqAck(u8);
+
+impl Syscall for IrqAck {
+    fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
+        match k.cspaces[cur].lookup(a[0], CapType::Interrupt, Rights::NONE)?.object {
+            Object::Interrupt(line) => Ok(IrqAck(line)),
+            _ => Err(Error::WrongType),
+        }
+    }
+
+    fn invoke(self, _k: &mut Kernel, _cur: usize) -> Result<Done, Error> {
+        x86::pic::mask(&crate::arch::cpu::PORTS, self.0, false);
+        Ok(Done::Value(0, 0))
+    }
+}
+
+/// `ioport_enable(ioport)`: open the capability's ports to this task's `in` and `out`.
+pub struct IoPortEnable {
+    base: u16,
+    len: u16,
+}
+
+impl Syscall for IoPortEnable {
+    fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
+        let (base, len) = match k.cspaces[cur].lookup(a[0], CapType::IoPort, Rights::NONE)?.object {
+            Object::IoPort { base, len } => (base, len),
+            _ => return Err(Error::WrongType),
+        };
+        let t = &k.tasks[cur];
+        if t.io_ranges[..t.io_count].contains(&(base, len)) {
+            return Err(Error::AlreadyDone);
+        }
+        if t.io_count == t.io_ranges.len() {
+            return Err(Error::OutOfResources);
+        }
+        Ok(IoPortEnable { base, len })
+    }
+
+    fn invoke(self, k: &mut Kernel, cur: usize) -> Result<Done, Error> {
+        let t = &mut k.tasks[cur];
+        t.io_ranges[t.io_count] = (self.base, self.len);
+        t.io_count += 1;
+        // The task is running: open the ports in this CPU's bitmap now.
+        crate::arch::gdt::set_io_ports(self.base, self.len, true);
+        crate::arch::cpu::this().io_owner.set(cur);
+        Ok(Done::Value(0, 0))
+    }
+}
+
+/// `mem_map(mem, vaddr, rights)`: map a memory object into this task.
+pub struct MemMap {
+    m: usize,
+    vaddr: u64,
+    pages: u64,
+    flags: u64,
+}
+
+impl Syscall for MemMap {
+    fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
+        let rights = Rights::from_bits_truncate(a[2]);
+        let m = memory(k, cur, a[0], rights.union(Rights::READ))?;
+        let vaddr = a[1];
+        let pages = k.memory[m].pages as u64;
+        let end = vaddr.checked_add(pages * PAGE_SIZE).ok_or(Error::BadAddress)?;
+        if !vaddr.is_multiple_of(PAGE_SIZE) || vaddr < MAP_BASE || end > USER_END {
+            return Err(Error::BadAddress);
+        }
+        if k.memory[m].mapped.is_some() {
+            return Err(Error::AlreadyDone);
+        }
+        let space = k.tasks[cur].space();
+        if (0..pages).any(|p| space.is_mapped(vaddr + p * PAGE_SIZE)) {
+            return Err(Error::InvalidArgument);
+        }
+        let flags = paging::NX | if rights.contains(Rights::WRITE) { paging::W } else { 0 };
+        Ok(MemMap { m, vaddr, pages, flags })
+    }
+
+    /// Mapping may still find the frames for page tables exhausted: then what was mapped is
+    /// unmapped again and the task sees `OutOfResources`.
+    fn invoke(self, k: &mut Kernel, cur: usize) -> Result<Done, Error> {
+        for p in 0..self.pages {
+            let frame = crate::object::memory_page(k, self.m, p);
+            let va = self.vaddr + p * PAGE_SIZE;
+            if let Err(e) = k.tasks[cur].space().map(&mut k.frames, va, frame, self.flags) {
+                crate::object::unmap_pages(k, cur, self.vaddr, p);
+                return Err(e);
+            }
+        }
+        k.memory[self.m].mapped = Some((cur as u16, self.vaddr));
+        Ok(Done::Value(self.pages, 0))
+    }
+}
+
+/// `mem_unmap(mem)`: unmap a memory object this task has mapped.
+pub struct MemUnmap {
+    m: usize,
+    vaddr: u64,
+}
+
+impl Syscall for MemUnmap {
+    fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
+        let m = memory(k, cur, a[0], Rights::NONE)?;
+        match k.memory[m].mapped {
+            Some((t, vaddr)) if t as usize == cur => Ok(MemUnmap { m, vaddr }),
+            _ => Err(Error::InvalidArgument),
+        }
+    }
+
+    fn invoke(self, k: &mut Kernel, cur: usize) -> Result<Done, Error> {
+        let pages = k.memory[self.m].pages as u64;
+        k.memory[self.m].mapped = None;
+        crate::object::unmap_pages(k, cur, self.vaddr, pages);
+        Ok(Done::Value(0, 0))
+    }
+}

@@ -1,0 +1,217 @@
+//! The task syscalls: `task_info`, `task_start`, `task_wait`, `yield`, `exit`, and the ones a
+//! supervisor or the shell uses on other tasks: `task_restart`, `task_hold`, `inject`.
+
+use super::{other_task, task_target, Args, Syscall};
+use crate::paging::UserSlice;
+use crate::sched::Done;
+use crate::state::{ms_to_ticks, Blocked, Kernel};
+use axolotl_abi::{Error, FaultKind, InjectKind, Rights, TaskState, EXIT_PANIC};
+
+/// `task_info(task, index, out)`: a `TaskInfo` at user address `out`.
+pub struct TaskInfo {
+    t: usize,
+    out: UserSlice,
+}
+
+impl Syscall for TaskInfo {
+    fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
+        let t = task_target(k, cur, a[0], a[1], Rights::READ)?;
+        let out = k.tasks[cur].space().user_slice(a[2], size_of::<axolotl_abi::TaskInfo>() as u64, true)?;
+        Ok(TaskInfo { t, out })
+    }
+
+    fn invoke(self, k: &mut Kernel, cur: usize) -> Result<Done, Error> {
+        let task = &k.tasks[self.t];
+        let info = axolotl_abi::TaskInfo {
+            name: task.name,
+            index: self.t as u32,
+            generation: task.id.generation,
+            restarts: task.restarts,
+            state: task.state as u8,
+            priority: task.priority,
+            _pad: [0; 2],
+            exit_code: task.exit_code,
+            syscalls: task.syscalls,
+            ticks: task.ticks,
+            recovery_tsc: task.recovery_tsc,
+        };
+        k.tasks[cur].space().write_user(self.out, bytemuck::bytes_of(&info))?;
+        Ok(Done::Value(0, 0))
+    }
+}
+
+/// `task_start(task, index)`: start a task the manifest loaded dormant.
+pub struct TaskStart(usize);
+
+impl Syscall for TaskStart {
+    fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
+        let t = task_target(k, cur, a[0], a[1], Rights::WRITE)?;
+        match k.tasks[t].state {
+            TaskState::Dormant => Ok(TaskStart(t)),
+            TaskState::Free => Err(Error::Dead),
+            _ => Err(Error::AlreadyDone),
+        }
+    }
+
+    fn invoke(self, k: &mut Kernel, _cur: usize) -> Result<Done, Error> {
+        k.make_ready(self.0);
+        Ok(Done::Value(0, 0))
+    }
+}
+
+/// `task_wait(task, index)`: block until that task has stopped; its exit code and state.
+pub struct TaskWait(usize);
+
+impl Syscall for TaskWait {
+    fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
+        let t = other_task(k, cur, a[0], a[1], Rights::READ)?;
+        if k.tasks[t].state == TaskState::Free {
+            return Err(Error::Dead);
+        }
+        Ok(TaskWait(t))
+    }
+
+    fn invoke(self, k: &mut Kernel, cur: usize) -> Result<Done, Error> {
+        let target = &k.tasks[self.0];
+        if target.state.is_stopped() {
+            return Ok(Done::Value(target.exit_code, target.state as u64));
+        }
+        k.tasks[cur].state = TaskState::Joining;
+        k.tasks[cur].blocked = Blocked::Task(self.0 as u16);
+        Ok(Done::Blocked)
+    }
+}
+
+/// `yield()`: let a ready task of the same priority run first.
+pub struct Yield;
+
+impl Syscall for Yield {
+    fn decode(_k: &Kernel, _cur: usize, _a: &Args) -> Result<Self, Error> {
+        Ok(Yield)
+    }
+
+    fn invoke(self, k: &mut Kernel, cur: usize) -> Result<Done, Error> {
+        let prio = k.tasks[cur].priority;
+        if k.run.top_priority().is_some_and(|top| top >= prio) {
+            k.run.enqueue(&mut k.links, cur, prio);
+        }
+        Ok(Done::Value(0, 0))
+    }
+}
+
+/// `exit(code, msg, len)`: end this task, with a message for the report; `EXIT_PANIC` is how a
+/// task's panic handler reports the panic.
+pub struct Exit {
+    code: u64,
+    /// The message, or `None` if its address is bad: that does not keep a task from exiting,
+    /// the report says so instead.
+    msg: Option<UserSlice>,
+}
+
+impl Syscall for Exit {
+    fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
+        let msg = k.tasks[cur].space().user_slice(a[1], a[2].min(200), false).ok();
+        Ok(Exit { code: a[0], msg })
+    }
+
+    fn invoke(self, k: &mut Kernel, cur: usize) -> Result<Done, Error> {
+        let mut buf = [0u8; 200];
+        let msg = match self.msg {
+            Some(m) => match k.tasks[cur].space().read_user(m, &mut buf) {
+                Ok(()) => core::str::from_utf8(&buf[..m.len()]).unwrap_or("(message is not UTF-8)"),
+                Err(_) => "(message at a bad address)",
+            },
+            None => "(message at a bad address)",
+        };
+        if self.code == EXIT_PANIC {
+            crate::report::panicked(k, cur, msg);
+            return Ok(Done::Blocked);
+        }
+        if self.code != 0 || !msg.is_empty() {
+            crate::kprintln!(
+                "{} exited with code {}{}{}",
+                k.tasks[cur].name(),
+                self.code as i64,
+                if msg.is_empty() { "" } else { ": " },
+                msg
+            );
+        }
+        if k.tasks[cur].supervised {
+            crate::lifecycle::task_failed(k, cur, FaultKind::Exited, 0, self.code, 0);
+        } else {
+            crate::lifecycle::stop_task(k, cur, TaskState::Exited, self.code, false);
+        }
+        Ok(Done::Blocked)
+    }
+}
+
+/// `task_restart(task, index, delay_ms)`: a new incarnation, now or after `delay_ms` (at most
+/// 10 s: how the supervisor backs off).
+pub struct TaskRestart {
+    t: usize,
+    /// In timer ticks.
+    delay: u64,
+}
+
+impl Syscall for TaskRestart {
+    fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
+        let t = other_task(k, cur, a[0], a[1], Rights::WRITE)?;
+        match k.tasks[t].state {
+            TaskState::Free => Err(Error::Dead),
+            TaskState::Dormant => Err(Error::AlreadyDone),
+            _ => Ok(TaskRestart { t, delay: ms_to_ticks(a[2].min(10_000)) }),
+        }
+    }
+
+    fn invoke(self, k: &mut Kernel, _cur: usize) -> Result<Done, Error> {
+        let generation = crate::lifecycle::restart_task(k, self.t, self.delay).map_err(|e| match e {
+            crate::loader::LoadError::Kernel(e) => e,
+            _ => Error::Dead,
+        })?;
+        Ok(Done::Value(generation as u64, 0))
+    }
+}
+
+/// `task_hold(task, index)`: stop a task for good after a crash loop.
+pub struct TaskHold(usize);
+
+impl Syscall for TaskHold {
+    fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
+        let t = other_task(k, cur, a[0], a[1], Rights::WRITE)?;
+        if matches!(k.tasks[t].state, TaskState::Free | TaskState::Dormant) {
+            return Err(Error::Dead);
+        }
+        Ok(TaskHold(t))
+    }
+
+    fn invoke(self, k: &mut Kernel, _cur: usize) -> Result<Done, Error> {
+        crate::lifecycle::hold_task(k, self.0);
+        Ok(Done::Value(0, 0))
+    }
+}
+
+/// `inject(task, index, kind, seed)`: a fault from outside the task.
+pub struct Inject {
+    t: usize,
+    kind: InjectKind,
+    seed: u64,
+}
+
+impl Syscall for Inject {
+    fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
+        let t = other_task(k, cur, a[0], a[1], Rights::WRITE)?;
+        let kind = InjectKind::from_raw(a[2]).ok_or(Error::InvalidArgument)?;
+        match k.tasks[t].state {
+            TaskState::Free => Err(Error::Dead),
+            // Killing an incarnation that has not started yet still counts as its failure.
+            TaskState::Restarting if kind == InjectKind::Kill => Ok(Inject { t, kind, seed: a[3] }),
+            s if s.is_stopped() || s == TaskState::Dormant => Err(Error::AlreadyDone),
+            _ => Ok(Inject { t, kind, seed: a[3] }),
+        }
+    }
+
+    fn invoke(self, k: &mut Kernel, _cur: usize) -> Result<Done, Error> {
+        let what = crate::inject::inject(k, self.t, self.kind, self.seed)?;
+        Ok(Done::Value(what, 0))
+    }
+}
