@@ -53,8 +53,11 @@ pub trait BlockDevice {
     fn write(&self, block: u32, data: &Block) -> bool;
 }
 
-/// Why an operation on the file system failed.
+/// Why an operation on the file system failed: one enum for both file servers and their
+/// clients. The microkernel's protocol (`fs-api`) carries it as it is (serde, with the `serde`
+/// feature); the libos fs cell hands it back in a plain message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum FsError {
     NotFound,
     Exists,
@@ -68,15 +71,22 @@ pub enum FsError {
     TooManyOpen,
     /// The file was not opened for this kind of access.
     BadMode,
-    /// The file is open (in the caller's own session).
+    /// The file is open: in the caller's session, or (where the server can see them) in
+    /// another client's.
     InUse,
     FileTooLarge,
-    /// The client-held session failed its checks and was reset; its open files are gone.
+    /// The client's session state failed its checks and was reset; its open files are gone.
     StateReset,
     /// The block store failed.
     Disk,
-    /// The server failed twice on this request (or is held).
+    /// The server failed twice on this request (or is held after a crash loop).
     ServerFailed,
+    /// The request did not come through a session.
+    NoSession,
+    /// The request or its answer did not decode.
+    Malformed,
+    /// The transport failed with this kernel error code (the microkernel's IPC).
+    Ipc(u8),
 }
 
 impl FsError {
@@ -99,13 +109,19 @@ impl FsError {
             StateReset => "session state was broken and has been reset",
             Disk => "block store error",
             ServerFailed => "file server failed",
+            NoSession => "not called through a session",
+            Malformed => "malformed message",
+            Ipc(_) => "IPC failed",
         }
     }
 }
 
 impl core::fmt::Display for FsError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(self.describe())
+        match self {
+            FsError::Ipc(code) => write!(f, "IPC failed (kernel error {code})"),
+            other => f.write_str(other.describe()),
+        }
     }
 }
 

@@ -83,79 +83,16 @@ pub enum Response<'a> {
     Error(FsError),
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FsError {
-    NotFound,
-    Exists,
-    NotADirectory,
-    IsADirectory,
-    NotEmpty,
-    NoSpace,
-    NameTooLong,
-    BadPath,
-    BadFd,
-    TooManyOpen,
-    /// The file was not opened for this kind of access.
-    BadMode,
-    /// Another client has the file open.
-    InUse,
-    FileTooLarge,
-    /// This client's state in the server failed its checks and was reset; its open files are gone.
-    StateReset,
-    /// The call did not come through a session.
-    NoSession,
-    /// The block store failed.
-    Disk,
-    /// The request did not decode.
-    Malformed,
-    /// The IPC failed (kernel error code).
-    Ipc(u8),
-}
+/// The file system's errors, one enum for both personalities, carried as they are.
+pub use fs_core::FsError;
 
-impl FsError {
-    pub fn describe(self) -> &'static str {
-        use FsError::*;
-        match self {
-            NotFound => "no such file or directory",
-            Exists => "already exists",
-            NotADirectory => "not a directory",
-            IsADirectory => "is a directory",
-            NotEmpty => "directory not empty",
-            NoSpace => "no space left",
-            NameTooLong => "name too long",
-            BadPath => "bad path",
-            BadFd => "bad file descriptor",
-            TooManyOpen => "too many open files",
-            BadMode => "file not opened for that",
-            InUse => "file is open by another client",
-            FileTooLarge => "file too large",
-            StateReset => "session state was broken and has been reset",
-            NoSession => "not called through a session",
-            Disk => "block store error",
-            Malformed => "malformed message",
-            Ipc(_) => "IPC failed",
-        }
-    }
-}
-
-impl core::fmt::Display for FsError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            FsError::Ipc(code) => match Error::from_raw(*code as u64) {
-                Some(e) => write!(f, "IPC failed: {e}"),
-                None => f.write_str("IPC failed"),
-            },
-            other => f.write_str(other.describe()),
-        }
-    }
-}
-
-impl From<CallError> for FsError {
-    fn from(e: CallError) -> Self {
-        match e {
-            CallError::Ipc(e) => FsError::Ipc(e as u8),
-            CallError::Encode | CallError::Decode => FsError::Malformed,
-        }
+/// A failed call as the file system's error: a server that failed twice on the request (or
+/// is held) is `ServerFailed`, as on the libos; any other kernel error keeps its code.
+fn call_error(e: CallError) -> FsError {
+    match e {
+        CallError::Ipc(Error::ServerFailed) => FsError::ServerFailed,
+        CallError::Ipc(e) => FsError::Ipc(e as u8),
+        CallError::Encode | CallError::Decode => FsError::Malformed,
     }
 }
 
@@ -181,7 +118,7 @@ impl Fs {
     }
 
     fn call<'r>(&self, req: &Request<'_>, reply: &'r mut [u8]) -> Result<Response<'r>> {
-        match self.session.call_encoded(LABEL, req, reply)? {
+        match self.session.call_encoded(LABEL, req, reply).map_err(call_error)? {
             Response::Error(e) => Err(e),
             other => Ok(other),
         }
@@ -292,30 +229,6 @@ impl Fs {
     }
 }
 
-/// The file system's errors as this protocol reports them.
-impl From<fs_core::FsError> for FsError {
-    fn from(e: fs_core::FsError) -> FsError {
-        use fs_core::FsError as C;
-        match e {
-            C::NotFound => FsError::NotFound,
-            C::Exists => FsError::Exists,
-            C::NotADirectory => FsError::NotADirectory,
-            C::IsADirectory => FsError::IsADirectory,
-            C::NotEmpty => FsError::NotEmpty,
-            C::NoSpace => FsError::NoSpace,
-            C::NameTooLong => FsError::NameTooLong,
-            C::BadPath => FsError::BadPath,
-            C::BadFd => FsError::BadFd,
-            C::TooManyOpen => FsError::TooManyOpen,
-            C::BadMode => FsError::BadMode,
-            C::InUse => FsError::InUse,
-            C::FileTooLarge => FsError::FileTooLarge,
-            C::StateReset => FsError::StateReset,
-            C::Disk | C::ServerFailed => FsError::Disk,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,5 +240,39 @@ mod tests {
         let n = userlib::msg::encode(&req, &mut buf).unwrap();
         assert_eq!(userlib::msg::decode::<Request<'_>>(&buf[..n]).unwrap(), req);
         assert!(userlib::msg::decode::<Request<'_>>(&[200, 1]).is_err());
+    }
+
+    #[test]
+    fn every_error_crosses_the_wire_unchanged() {
+        use FsError::*;
+        let all = [
+            NotFound,
+            Exists,
+            NotADirectory,
+            IsADirectory,
+            NotEmpty,
+            NoSpace,
+            NameTooLong,
+            BadPath,
+            BadFd,
+            TooManyOpen,
+            BadMode,
+            InUse,
+            FileTooLarge,
+            StateReset,
+            Disk,
+            ServerFailed,
+            NoSession,
+            Malformed,
+            Ipc(17),
+        ];
+        for e in all {
+            let mut buf = [0u8; 16];
+            let n = userlib::msg::encode(&Response::Error(e), &mut buf).unwrap();
+            assert_eq!(userlib::msg::decode::<Response<'_>>(&buf[..n]).unwrap(), Response::Error(e));
+        }
+        assert_eq!(call_error(CallError::Ipc(Error::ServerFailed)), ServerFailed);
+        assert_eq!(call_error(CallError::Ipc(Error::Dead)), Ipc(Error::Dead as u8));
+        assert_eq!(call_error(CallError::Decode), Malformed);
     }
 }

@@ -95,7 +95,7 @@ impl Server {
                 let want = (len as usize).min(out.len());
                 return match st.read(disk, fd, &mut out[..want]) {
                     Ok(n) => Response::Data(&out[..n]),
-                    Err(e) => Response::Error(e.into()),
+                    Err(e) => Response::Error(e),
                 };
             }
             Request::Write { fd, data } => st.write(disk, fd, data).map(Response::Count),
@@ -124,7 +124,7 @@ impl Server {
                 Err(e) => Err(e),
             },
         };
-        result.unwrap_or_else(|e| Response::Error(e.into()))
+        result.unwrap_or_else(Response::Error)
     }
 }
 
