@@ -11,20 +11,34 @@
 
 use crate::qemu::{self, Echo, Machine, Outcome};
 use crate::{build, fail, out_dir, Personality, Result};
+use serde::{Serialize, Serializer};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// One row of the table: measured here, or published elsewhere.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Row {
     pub name: String,
     pub runs: u64,
     pub min: u64,
     pub median: u64,
     pub p99: u64,
-    /// `None` for a figure measured by this run; the citation for a published one.
+    /// `None` for a figure measured by this run; the citation for a published one. The JSON
+    /// calls it `source`: "measured" or the citation.
+    #[serde(rename = "source", serialize_with = "source")]
     pub published: Option<&'static str>,
+}
+
+fn source<S: Serializer>(published: &Option<&'static str>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(published.unwrap_or("measured"))
+}
+
+/// The JSON record, `target/os/bench/protected-calls.json`.
+#[derive(Serialize)]
+struct Record<'a> {
+    unit: &'static str,
+    rows: &'a [Row],
 }
 
 /// Published figures in instructions, comparable with ours (see `../shared/ANCHORS.md`).
@@ -117,41 +131,12 @@ pub fn run(runs: usize, personalities: &[Personality]) -> Result<(Vec<Row>, [Pat
     Ok((rows, paths))
 }
 
-fn json_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
+/// The rows as pretty-printed JSON, with the unit they are counted in.
 pub fn to_json(rows: &[Row]) -> String {
-    let mut s = String::from(
-        "{\n  \"unit\": \"instructions (QEMU TCG -icount shift=0,align=off,sleep=off)\",\n  \"rows\": [\n",
-    );
-    for (i, r) in rows.iter().enumerate() {
-        let _ = writeln!(
-            s,
-            "    {{\"name\": {}, \"runs\": {}, \"min\": {}, \"median\": {}, \"p99\": {}, \"source\": {}}}{}",
-            json_str(&r.name),
-            r.runs,
-            r.min,
-            r.median,
-            r.p99,
-            json_str(r.published.unwrap_or("measured")),
-            if i + 1 < rows.len() { "," } else { "" }
-        );
-    }
-    s.push_str("  ]\n}\n");
-    s
+    let record = Record { unit: "instructions (QEMU TCG -icount shift=0,align=off,sleep=off)", rows };
+    let mut json = serde_json::to_string_pretty(&record).expect("rows of strings and numbers");
+    json.push('\n');
+    json
 }
 
 pub fn to_markdown(rows: &[Row]) -> String {
@@ -256,6 +241,12 @@ mod tests {
         let json = to_json(&rows);
         assert!(json.contains("\"name\": \"mk.null_call\"") && json.contains("\"source\": \"CuriOS\""));
         assert_eq!(json.matches("\"name\"").count(), 3);
+        let j: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert!(j["unit"].as_str().unwrap().starts_with("instructions"));
+        assert_eq!(
+            j["rows"][1],
+            serde_json::json!({"name": "mk.restart", "runs": 10, "min": 48887, "median": 48976, "p99": 49284, "source": "measured"})
+        );
         let md = to_markdown(&rows);
         assert!(md.contains("| `mk.restart` | 10 | 48887 | 48976 | 49284 | measured |"));
         assert!(md.contains("published: CuriOS"));

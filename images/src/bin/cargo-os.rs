@@ -178,7 +178,7 @@ fn campaign(args: &[String]) -> Result<ExitCode> {
         );
     }
     eprintln!("[os] record written to {}", path.display());
-    println!("{}", report.summary.line(&name));
+    println!("{}", report.summary);
     Ok(if report.summary.panics == 0 && report.summary.injected == faults {
         ExitCode::SUCCESS
     } else {
