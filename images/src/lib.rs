@@ -48,25 +48,20 @@ macro_rules! fail {
     ($($arg:tt)*) => { $crate::Failure(format!($($arg)*)) };
 }
 
-/// The personalities the ISO can boot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The personalities the ISO can boot. On the command line: `microkernel` (or `mk`), `libos`
+/// (or `los`); the doc lines below are what `--help` says of each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Personality {
-    /// The capability microkernel with user-space servers (CuriOS-style).
+    /// The capability microkernel with user-space servers (CuriOS-style)
+    #[value(alias = "mk")]
     Microkernel,
-    /// The single-address-space library OS of cells (Theseus-style).
+    /// The single-address-space library OS of cells (Theseus-style)
+    #[value(alias = "los")]
     Libos,
 }
 
 impl Personality {
     pub const ALL: [Personality; 2] = [Personality::Microkernel, Personality::Libos];
-
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "microkernel" | "mk" => Ok(Personality::Microkernel),
-            "libos" | "los" => Ok(Personality::Libos),
-            other => Err(fail!("unknown personality '{other}': choose 'microkernel' or 'libos'")),
-        }
-    }
 
     /// The GRUB menu entry id.
     pub fn id(self) -> &'static str {
