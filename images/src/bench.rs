@@ -10,7 +10,8 @@
 //! retired instruction, so every figure is an instruction count, the same on every run.
 
 use crate::qemu::{self, Echo, Machine, Outcome};
-use crate::{build, fail, out_dir, Personality, Result};
+use crate::{build, fail, out_dir, progress, Personality, Result};
+use indicatif::ProgressBar;
 use serde::{Serialize, Serializer};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -50,31 +51,48 @@ pub const PUBLISHED: [(&str, u64, &str); 3] = [
 
 /// Parse the guest's `bench: ROW n=N min=A median=B p99=C` lines.
 pub fn parse_rows(console: &str) -> Vec<Row> {
-    console
-        .lines()
-        .filter_map(|line| {
-            let rest = line.trim().strip_prefix("bench: ")?;
-            let mut words = rest.split_whitespace();
-            let name = words.next()?;
-            if !name.contains('.') {
-                return None;
-            }
-            let mut field = |key: &str| words.next()?.strip_prefix(key)?.parse::<u64>().ok();
-            Some(Row {
-                name: name.to_string(),
-                runs: field("n=")?,
-                min: field("min=")?,
-                median: field("median=")?,
-                p99: field("p99=")?,
-                published: None,
-            })
-        })
-        .collect()
+    console.lines().filter_map(parse_row).collect()
+}
+
+/// One `bench: ROW n=N min=A median=B p99=C` line; `None` for any other line.
+fn parse_row(line: &str) -> Option<Row> {
+    let rest = line.trim().strip_prefix("bench: ")?;
+    let mut words = rest.split_whitespace();
+    let name = words.next()?;
+    if !name.contains('.') {
+        return None;
+    }
+    let mut field = |key: &str| words.next()?.strip_prefix(key)?.parse::<u64>().ok();
+    Some(Row {
+        name: name.to_string(),
+        runs: field("n=")?,
+        min: field("min=")?,
+        median: field("median=")?,
+        p99: field("p99=")?,
+        published: None,
+    })
 }
 
 /// The guest's lines shown while a measurement runs: its rows and errors.
-fn progress(line: &str) -> bool {
+fn worth_showing(line: &str) -> bool {
     line.starts_with("bench: ") || line.starts_with("error")
+}
+
+/// What a measurement's console shows as it runs: its rows and errors on stdout, and on
+/// `spinner` how far it got (booting, measuring, the rows read so far).
+fn watch(spinner: ProgressBar) -> Echo {
+    let mut rows = 0;
+    Echo::lines(move |line| {
+        if let Some(row) = parse_row(line) {
+            rows += 1;
+            spinner.set_message(format!("row {rows} read: {}", row.name));
+        } else if line.starts_with("axolotl> bench ") {
+            spinner.set_message("measuring");
+        }
+        if worth_showing(line) {
+            progress::out(&spinner, line);
+        }
+    })
 }
 
 /// Boot `personality` under -icount and run `bench runs`.
@@ -83,7 +101,11 @@ pub fn measure(iso: &std::path::Path, personality: Personality, runs: usize) -> 
     let cmd = vec![format!("bench {runs}")];
     // Generous: TCG with -icount runs ~100 M instructions/s; a restart row is ~50 k each.
     let timeout = Duration::from_secs(120 + runs as u64 / 10);
-    let t = qemu::exec(iso, personality, machine, &cmd, timeout, Echo::Lines(progress))?;
+    let spinner = progress::spinner(&format!("bench {}", personality.id()));
+    spinner.set_message("booting under -icount");
+    let t = qemu::exec(iso, personality, machine, &cmd, timeout, watch(spinner.clone()));
+    spinner.finish_and_clear();
+    let t = t?;
     if t.outcome != Outcome::PoweredOff || !t.failed.is_empty() {
         return Err(fail!(
             "bench on {} did not complete: {}\n--- console tail:\n{}",
@@ -225,6 +247,16 @@ mod tests {
         assert_eq!(rows[0].name, "mk.null_call");
         assert_eq!((rows[0].runs, rows[0].min, rows[0].median, rows[0].p99), (10, 552, 552, 560));
         assert_eq!(rows[1].median, 48976);
+    }
+
+    #[test]
+    fn the_spinner_counts_the_rows_read() {
+        let spinner = crate::progress::spinner("bench microkernel");
+        let Echo::Lines(mut on_line) = watch(spinner.clone()) else { panic!("a line watcher") };
+        for line in CONSOLE.lines() {
+            on_line(line);
+        }
+        assert_eq!(spinner.message(), "row 2 read: mk.restart");
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! print its summary: the summary is rebuilt from the fault lines, with `panics=1`.
 
 use crate::qemu::{self, Echo, Machine, Outcome};
-use crate::{build, fail, out_dir, Personality, Result};
+use crate::{build, fail, out_dir, progress, Personality, Result};
 use campaign::Summary;
+use indicatif::ProgressBar;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -175,8 +176,27 @@ impl Report {
 }
 
 /// Progress lines worth showing while a campaign runs.
-fn progress(line: &str) -> bool {
+fn worth_showing(line: &str) -> bool {
     line.starts_with("campaign ") || line.contains("LOST") || line.contains("KERNEL PANIC")
+}
+
+/// What the campaign's console shows as it runs: its progress lines on stdout, and on `bar`
+/// the faults injected so far with the running manifested and recovered counts.
+fn watch(bar: ProgressBar) -> Echo {
+    let (mut manifested, mut recovered) = (0, 0);
+    Echo::lines(move |line| {
+        if let Some(f) = parse_fault(line) {
+            manifested += u32::from(f.verdict != "benign");
+            recovered += u32::from(f.verdict == "recovered");
+            bar.set_position(f.n.into());
+            bar.set_message(format!("{manifested} manifested, {recovered} recovered"));
+        } else if line.starts_with("axolotl> campaign ") {
+            bar.set_message("injecting");
+        }
+        if worth_showing(line) {
+            progress::out(&bar, line);
+        }
+    })
 }
 
 /// Boot, run the campaign, write the JSON. Returns the report and the JSON's path.
@@ -192,18 +212,25 @@ pub fn run(
     let image = build::build()?;
     // A `hang` costs a second of guest time to detect: under -icount that is 10^9 instructions.
     let timeout = Duration::from_secs(120 + faults as u64 * if icount { 20 } else { 4 });
-    eprintln!(
-        "[os] campaign against {server} ({}): {faults} faults, seed {seed}, timeout {} s",
-        personality.id(),
-        timeout.as_secs()
+    let bar = progress::bar(faults.into(), &format!("campaign {server}"));
+    progress::note(
+        &bar,
+        format!(
+            "[os] campaign against {server} ({}): {faults} faults, seed {seed}, timeout {} s",
+            personality.id(),
+            timeout.as_secs()
+        ),
     );
+    bar.set_message(format!("booting the {}", personality.id()));
     let machine = Machine { icount, gdb: false };
     let cmd = [format!("campaign {server} {faults} {seed}")];
     // Every fault prints a line within seconds (a detected hang takes one second of guest time,
     // 10^9 instructions under -icount): a console silent far longer means the machine stopped.
     let silence = Duration::from_secs(if icount { 600 } else { 120 });
     let limits = qemu::Limits { total: timeout, silence: Some(silence) };
-    let t = qemu::exec(&image.iso, personality, machine, &cmd, limits, Echo::Lines(progress))?;
+    let t = qemu::exec(&image.iso, personality, machine, &cmd, limits, watch(bar.clone()));
+    progress::keep(&bar);
+    let t = t?;
     let mut report = parse(&t.console, server, seed, t.outcome == Outcome::Panicked)?;
     report.ended = t.summary();
     if !matches!(t.outcome, Outcome::PoweredOff | Outcome::Panicked) {
@@ -269,6 +296,16 @@ campaign fs: injected=3 manifested=2 recovered=1 errors=1 lost=0 panics=0
         let r = parse(cut, "fs", 9, true).unwrap();
         assert_eq!(r.summary, summary([2, 1, 1, 0, 0, 1]));
         assert!(parse(cut, "no such server", 9, true).is_err());
+    }
+
+    #[test]
+    fn the_bar_follows_the_fault_lines() {
+        let bar = crate::progress::bar(3, "campaign fs");
+        let Echo::Lines(mut on_line) = watch(bar.clone()) else { panic!("a line watcher") };
+        for line in CONSOLE.lines().take(4) {
+            on_line(line);
+        }
+        assert_eq!((bar.position(), bar.message().as_str()), (2, "1 manifested, 1 recovered"));
     }
 
     #[test]

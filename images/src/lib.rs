@@ -9,10 +9,13 @@
 //!  cargo os run --exec "ps; echo hi" ──► qemu::Session: boot, wait for the prompt, type each
 //!                                        command, read its prompt, power off, report the outcome
 //! ```
+//! Long steps (the build, a benchmark, a campaign) show `indicatif` progress bars when the
+//! binary runs on a terminal, and plain lines otherwise (see [`progress`]).
 
 pub mod bench;
 pub mod build;
 pub mod campaign;
+pub mod progress;
 pub mod qemu;
 pub mod tools;
 

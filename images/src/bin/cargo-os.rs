@@ -271,6 +271,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
 fn main() -> ExitCode {
     // Help goes to stdout with success; a bad command line to stderr, with usage, status 2.
     let cli = parse(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    axolotl_images::progress::enable();
     let result = match cli.verb {
         None => {
             let _ = Cli::command().print_help();

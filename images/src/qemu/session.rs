@@ -18,12 +18,19 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// What a driven session shows on this terminal while it runs.
-#[derive(Clone, Copy)]
 pub enum Echo {
     Everything,
     Nothing,
-    /// Only complete lines for which the function says yes (progress of long runs).
-    Lines(fn(&str) -> bool),
+    /// Every complete line goes to the function, which shows what it wants: the progress lines
+    /// of a long run, a progress bar. It runs on the thread that reads the console.
+    Lines(Box<dyn FnMut(&str) + Send>),
+}
+
+impl Echo {
+    /// [`Echo::Lines`] with `on_line`.
+    pub fn lines(on_line: impl FnMut(&str) + Send + 'static) -> Echo {
+        Echo::Lines(Box::new(on_line))
+    }
 }
 
 /// Output collected by the reader thread.
@@ -70,7 +77,7 @@ impl Session {
         personality: Personality,
         machine: Machine,
         limits: Limits,
-        echo: Echo,
+        mut echo: Echo,
     ) -> Result<Session> {
         let mut child = command(iso, personality, false, machine)
             .stdin(Stdio::piped())
@@ -93,20 +100,20 @@ impl Session {
                     return;
                 }
                 let chunk = strip_escapes(&String::from_utf8_lossy(&buf[..n]).replace('\r', ""));
-                match echo {
+                match &mut echo {
                     Echo::Everything => {
                         print!("{chunk}");
                         let _ = std::io::stdout().flush();
                     }
-                    Echo::Lines(wanted) => {
+                    Echo::Lines(on_line) => {
                         // Complete lines only: the partial one at the end waits for the next chunk.
                         let text = &guard.0;
                         let from = text.rfind('\n').map_or(0, |i| i + 1);
                         let joined = format!("{}{}", &text[from..], chunk);
                         let mut lines: Vec<&str> = joined.split('\n').collect();
                         lines.pop();
-                        for line in lines.into_iter().filter(|l| wanted(l)) {
-                            println!("{line}");
+                        for line in lines {
+                            on_line(line);
                         }
                     }
                     Echo::Nothing => {}
