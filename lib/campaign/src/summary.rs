@@ -55,7 +55,9 @@ pub enum SummaryError {
 impl fmt::Display for SummaryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SummaryError::NotASummary => f.write_str("not a summary line: it starts with 'campaign NAME: '"),
+            SummaryError::NotASummary => {
+                f.write_str("not a summary line (one starts with 'campaign NAME: ')")
+            }
             SummaryError::BadServer => {
                 write!(f, "a server name has 1 to {SERVER_LEN} bytes and no space or ':'")
             }
