@@ -10,21 +10,36 @@
 //! retired instruction, so every figure is an instruction count, the same on every run.
 
 use crate::qemu::{self, Echo, Machine, Outcome};
-use crate::{build, fail, out_dir, Personality, Result};
+use crate::{build, fail, out_dir, progress, Personality, Result};
+use indicatif::ProgressBar;
+use serde::{Serialize, Serializer};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// One row of the table: measured here, or published elsewhere.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Row {
     pub name: String,
     pub runs: u64,
     pub min: u64,
     pub median: u64,
     pub p99: u64,
-    /// `None` for a figure measured by this run; the citation for a published one.
+    /// `None` for a figure measured by this run; the citation for a published one. The JSON
+    /// calls it `source`: "measured" or the citation.
+    #[serde(rename = "source", serialize_with = "source")]
     pub published: Option<&'static str>,
+}
+
+fn source<S: Serializer>(published: &Option<&'static str>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(published.unwrap_or("measured"))
+}
+
+/// The JSON record, `target/os/bench/protected-calls.json`.
+#[derive(Serialize)]
+struct Record<'a> {
+    unit: &'static str,
+    rows: &'a [Row],
 }
 
 /// Published figures in instructions, comparable with ours (see `../shared/ANCHORS.md`).
@@ -36,31 +51,48 @@ pub const PUBLISHED: [(&str, u64, &str); 3] = [
 
 /// Parse the guest's `bench: ROW n=N min=A median=B p99=C` lines.
 pub fn parse_rows(console: &str) -> Vec<Row> {
-    console
-        .lines()
-        .filter_map(|line| {
-            let rest = line.trim().strip_prefix("bench: ")?;
-            let mut words = rest.split_whitespace();
-            let name = words.next()?;
-            if !name.contains('.') {
-                return None;
-            }
-            let mut field = |key: &str| words.next()?.strip_prefix(key)?.parse::<u64>().ok();
-            Some(Row {
-                name: name.to_string(),
-                runs: field("n=")?,
-                min: field("min=")?,
-                median: field("median=")?,
-                p99: field("p99=")?,
-                published: None,
-            })
-        })
-        .collect()
+    console.lines().filter_map(parse_row).collect()
+}
+
+/// One `bench: ROW n=N min=A median=B p99=C` line; `None` for any other line.
+fn parse_row(line: &str) -> Option<Row> {
+    let rest = line.trim().strip_prefix("bench: ")?;
+    let mut words = rest.split_whitespace();
+    let name = words.next()?;
+    if !name.contains('.') {
+        return None;
+    }
+    let mut field = |key: &str| words.next()?.strip_prefix(key)?.parse::<u64>().ok();
+    Some(Row {
+        name: name.to_string(),
+        runs: field("n=")?,
+        min: field("min=")?,
+        median: field("median=")?,
+        p99: field("p99=")?,
+        published: None,
+    })
 }
 
 /// The guest's lines shown while a measurement runs: its rows and errors.
-fn progress(line: &str) -> bool {
+fn worth_showing(line: &str) -> bool {
     line.starts_with("bench: ") || line.starts_with("error")
+}
+
+/// What a measurement's console shows as it runs: its rows and errors on stdout, and on
+/// `spinner` how far it got (booting, measuring, the rows read so far).
+fn watch(spinner: ProgressBar) -> Echo {
+    let mut rows = 0;
+    Echo::lines(move |line| {
+        if let Some(row) = parse_row(line) {
+            rows += 1;
+            spinner.set_message(format!("row {rows} read: {}", row.name));
+        } else if line.starts_with("axolotl> bench ") {
+            spinner.set_message("measuring");
+        }
+        if worth_showing(line) {
+            progress::out(&spinner, line);
+        }
+    })
 }
 
 /// Boot `personality` under -icount and run `bench runs`.
@@ -69,7 +101,11 @@ pub fn measure(iso: &std::path::Path, personality: Personality, runs: usize) -> 
     let cmd = vec![format!("bench {runs}")];
     // Generous: TCG with -icount runs ~100 M instructions/s; a restart row is ~50 k each.
     let timeout = Duration::from_secs(120 + runs as u64 / 10);
-    let t = qemu::exec(iso, personality, machine, &cmd, timeout, Echo::Lines(progress))?;
+    let spinner = progress::spinner(&format!("bench {}", personality.id()));
+    spinner.set_message("booting under -icount");
+    let t = qemu::exec(iso, personality, machine, &cmd, timeout, watch(spinner.clone()));
+    spinner.finish_and_clear();
+    let t = t?;
     if t.outcome != Outcome::PoweredOff || !t.failed.is_empty() {
         return Err(fail!(
             "bench on {} did not complete: {}\n--- console tail:\n{}",
@@ -117,41 +153,12 @@ pub fn run(runs: usize, personalities: &[Personality]) -> Result<(Vec<Row>, [Pat
     Ok((rows, paths))
 }
 
-fn json_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
+/// The rows as pretty-printed JSON, with the unit they are counted in.
 pub fn to_json(rows: &[Row]) -> String {
-    let mut s = String::from(
-        "{\n  \"unit\": \"instructions (QEMU TCG -icount shift=0,align=off,sleep=off)\",\n  \"rows\": [\n",
-    );
-    for (i, r) in rows.iter().enumerate() {
-        let _ = writeln!(
-            s,
-            "    {{\"name\": {}, \"runs\": {}, \"min\": {}, \"median\": {}, \"p99\": {}, \"source\": {}}}{}",
-            json_str(&r.name),
-            r.runs,
-            r.min,
-            r.median,
-            r.p99,
-            json_str(r.published.unwrap_or("measured")),
-            if i + 1 < rows.len() { "," } else { "" }
-        );
-    }
-    s.push_str("  ]\n}\n");
-    s
+    let record = Record { unit: "instructions (QEMU TCG -icount shift=0,align=off,sleep=off)", rows };
+    let mut json = serde_json::to_string_pretty(&record).expect("rows of strings and numbers");
+    json.push('\n');
+    json
 }
 
 pub fn to_markdown(rows: &[Row]) -> String {
@@ -243,6 +250,16 @@ mod tests {
     }
 
     #[test]
+    fn the_spinner_counts_the_rows_read() {
+        let spinner = crate::progress::spinner("bench microkernel");
+        let Echo::Lines(mut on_line) = watch(spinner.clone()) else { panic!("a line watcher") };
+        for line in CONSOLE.lines() {
+            on_line(line);
+        }
+        assert_eq!(spinner.message(), "row 2 read: mk.restart");
+    }
+
+    #[test]
     fn outputs_name_every_row_and_mark_published_ones() {
         let mut rows = parse_rows(CONSOLE);
         rows.push(Row {
@@ -256,6 +273,12 @@ mod tests {
         let json = to_json(&rows);
         assert!(json.contains("\"name\": \"mk.null_call\"") && json.contains("\"source\": \"CuriOS\""));
         assert_eq!(json.matches("\"name\"").count(), 3);
+        let j: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert!(j["unit"].as_str().unwrap().starts_with("instructions"));
+        assert_eq!(
+            j["rows"][1],
+            serde_json::json!({"name": "mk.restart", "runs": 10, "min": 48887, "median": 48976, "p99": 49284, "source": "measured"})
+        );
         let md = to_markdown(&rows);
         assert!(md.contains("| `mk.restart` | 10 | 48887 | 48976 | 49284 | measured |"));
         assert!(md.contains("published: CuriOS"));

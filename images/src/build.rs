@@ -4,10 +4,12 @@
 //! parsed with the kernel's own parser first, so a broken manifest fails here with its line
 //! number instead of at boot.
 
-use crate::{fail, out_dir, tools, workspace_root, Result};
+use crate::{fail, out_dir, progress, qemu, tools, workspace_root, Result};
 use axolotl_kcore::manifest;
+use indicatif::ProgressBar;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 pub const TARGET: &str = "x86_64-unknown-none";
 pub const KERNEL_BIN: &str = "axolotl-kernel";
@@ -58,7 +60,12 @@ pub fn build() -> Result<Image> {
     tools::ensure()?;
     tools::ensure_rust_target(&root)?;
     let servers = manifest_tasks()?;
-    eprintln!("[os] building the kernel, {} servers and the libos for {TARGET}", servers.len());
+    let pb = progress::spinner("build");
+    progress::note(
+        &pb,
+        format!("[os] building the kernel, {} servers and the libos for {TARGET}", servers.len()),
+    );
+    pb.set_message("cargo build --release");
     let mut cmd = Command::new(cargo());
     cmd.current_dir(&root).args(["build", "--release", "--target", TARGET, "-p", KERNEL_BIN]);
     cmd.args(["-p", LIBOS_BIN]);
@@ -68,18 +75,53 @@ pub fn build() -> Result<Image> {
     }
     // Inherited from `cargo test`/`cargo run`, these would point the inner build elsewhere.
     cmd.env_remove("CARGO_TARGET_DIR").env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS");
-    let status = cmd.status().map_err(|e| fail!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err(fail!("building the kernel and servers failed ({status})"));
+    let result = if progress::shown() { cargo_under(&pb, cmd) } else { cargo_plain(cmd) };
+    if let Err(e) = result {
+        pb.finish_and_clear();
+        return Err(e);
     }
     let bins = binary_dir();
-    let iso = write_iso(&bins, &servers)?;
+    pb.set_message("grub-mkrescue: writing the ISO");
+    let iso = write_iso(&pb, &bins, &servers);
+    pb.finish_and_clear();
     Ok(Image {
-        iso,
+        iso: iso?,
         kernel: bins.join(KERNEL_BIN),
         servers: servers.iter().map(|s| bins.join(s)).collect(),
         libos: bins.join(LIBOS_BIN),
     })
+}
+
+/// Run the inner cargo with its output on this terminal, as a build without a spinner shows it.
+fn cargo_plain(mut cmd: Command) -> Result<()> {
+    let status = cmd.status().map_err(|e| fail!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(fail!("building the kernel and servers failed ({status})"));
+    }
+    Ok(())
+}
+
+/// Run the inner cargo under the spinner: each line it prints (`Compiling fs v0.1.0`) becomes
+/// the spinner's message, and the whole output is shown only if the build fails.
+fn cargo_under(pb: &ProgressBar, mut cmd: Command) -> Result<()> {
+    let mut child = cmd
+        .arg("--color=always")
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail!("cannot run cargo: {e}"))?;
+    let mut said = Vec::new();
+    let stderr = child.stderr.take().expect("stderr was piped");
+    for line in BufReader::new(stderr).split(b'\n').map_while(std::io::Result::ok) {
+        let line = String::from_utf8_lossy(&line).into_owned();
+        pb.set_message(qemu::strip_escapes(&line).trim().to_string());
+        said.push(line);
+    }
+    let status = child.wait().map_err(|e| fail!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        progress::note(pb, said.join("\n"));
+        return Err(fail!("building the kernel and servers failed ({status})"));
+    }
+    Ok(())
 }
 
 fn copy(from: &Path, to: &Path) -> Result<()> {
@@ -111,7 +153,7 @@ fn grub_cfg(servers: &[String]) -> String {
     )
 }
 
-fn write_iso(bins: &Path, servers: &[String]) -> Result<PathBuf> {
+fn write_iso(pb: &ProgressBar, bins: &Path, servers: &[String]) -> Result<PathBuf> {
     let out = out_dir();
     // Per-process staging and an atomic rename: a QEMU already running from the old ISO (another
     // `cargo os` or test) keeps reading the old file, untouched.
@@ -129,7 +171,7 @@ fn write_iso(bins: &Path, servers: &[String]) -> Result<PathBuf> {
         .map_err(|e| fail!("cannot write grub.cfg: {e}"))?;
     let iso = out.join("axolotl.iso");
     let tmp = out.join(format!("axolotl.iso.{}", std::process::id()));
-    eprintln!("[os] writing {}", iso.display());
+    progress::note(pb, format!("[os] writing {}", iso.display()));
     let output = Command::new("grub-mkrescue")
         .arg("-o")
         .arg(&tmp)

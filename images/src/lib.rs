@@ -9,10 +9,13 @@
 //!  cargo os run --exec "ps; echo hi" ──► qemu::Session: boot, wait for the prompt, type each
 //!                                        command, read its prompt, power off, report the outcome
 //! ```
+//! Long steps (the build, a benchmark, a campaign) show `indicatif` progress bars when the
+//! binary runs on a terminal, and plain lines otherwise (see [`progress`]).
 
 pub mod bench;
 pub mod build;
 pub mod campaign;
+pub mod progress;
 pub mod qemu;
 pub mod tools;
 
@@ -48,25 +51,20 @@ macro_rules! fail {
     ($($arg:tt)*) => { $crate::Failure(format!($($arg)*)) };
 }
 
-/// The personalities the ISO can boot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The personalities the ISO can boot. On the command line: `microkernel` (or `mk`), `libos`
+/// (or `los`); the doc lines below are what `--help` says of each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Personality {
-    /// The capability microkernel with user-space servers (CuriOS-style).
+    /// The capability microkernel with user-space servers (CuriOS-style)
+    #[value(alias = "mk")]
     Microkernel,
-    /// The single-address-space library OS of cells (Theseus-style).
+    /// The single-address-space library OS of cells (Theseus-style)
+    #[value(alias = "los")]
     Libos,
 }
 
 impl Personality {
     pub const ALL: [Personality; 2] = [Personality::Microkernel, Personality::Libos];
-
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "microkernel" | "mk" => Ok(Personality::Microkernel),
-            "libos" | "los" => Ok(Personality::Libos),
-            other => Err(fail!("unknown personality '{other}': choose 'microkernel' or 'libos'")),
-        }
-    }
 
     /// The GRUB menu entry id.
     pub fn id(self) -> &'static str {

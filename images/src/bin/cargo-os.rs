@@ -1,65 +1,41 @@
 //! `cargo os`: build Axolotl's ISO and boot it in QEMU. Run `cargo os help` for the verbs.
+//!
+//! The command line is declared with clap: each verb is a variant of [`Verb`] with its options
+//! in a struct, and the help a person reads is the text on them.
 
 use axolotl_images::qemu;
-use axolotl_images::{build, fail, Personality, Result};
+use axolotl_images::{build, Personality, Result};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
-const HELP: &str = "\
-cargo os — build and boot Axolotl
-
-USAGE:
-    cargo os <VERB> [OPTIONS]
-
-VERBS:
-    build     build the kernel and servers and write target/os/axolotl.iso
-    run       build if needed and boot the ISO in QEMU
-    campaign  run a fault-injection campaign headless and write its record as JSON
-    bench     measure protected calls on both personalities (instructions, under -icount)
-    help      show this text (also: cargo os <VERB> --help)
-
+const AFTER_HELP: &str = "\
 Missing host tools (QEMU, GRUB, xorriso, mtools) are installed with apt-get when this user
-may, or the exact command to install them is printed.";
+may, or the exact command to install them is printed.
 
-const BUILD_HELP: &str = "\
-cargo os build — build kernel and servers for x86_64-unknown-none, write target/os/axolotl.iso
+Each verb has its own help: cargo os VERB --help (or cargo os help VERB).";
 
-USAGE:
-    cargo os build
+const BUILD_ABOUT: &str = "\
+Build kernel and servers for x86_64-unknown-none, write target/os/axolotl.iso
 
 The ISO boots with GRUB (Multiboot2) and has one menu entry per personality: the microkernel
 with the servers the manifest lists, and the libos (one binary, its cells linked in).
 The servers on it are the tasks listed in images/microkernel.manifest.";
 
-const RUN_HELP: &str = "\
-cargo os run — boot Axolotl in QEMU with the serial console on this terminal
+const RUN_ABOUT: &str = "\
+Boot Axolotl in QEMU with the serial console on this terminal (built first if needed)
 
-USAGE:
-    cargo os run [--personality microkernel|libos] [--exec \"CMD; CMD; ...\"] [--icount] [--gdb]
-                 [--timeout SECS]
+Interactive unless --exec gives a script: quit QEMU with Ctrl-A X, or type 'poweroff'.";
 
-OPTIONS:
-    --personality P   which GRUB entry to boot: microkernel (default) or libos
-    --exec SCRIPT     run headless: wait for the shell prompt, type each command, wait for its
-                      prompt, then power off; print the whole console and exit non-zero if the
-                      kernel panicked, a command failed, or the timeout passed
-    --timeout SECS    limit for the whole --exec session (default 120)
-    --icount          count instructions: the guest's TSC then advances by one per retired
-                      instruction (-icount shift=0,align=off,sleep=off), so `bench` prints
-                      instruction counts, the same on every run
-    --gdb             start QEMU halted, waiting for a debugger on localhost:1234
-    -h, --help        show this text
-
-EXAMPLE:
+const RUN_EXAMPLES: &str = "\
+Examples:
     cargo os run --exec \"ps; echo hi; poweroff\"
     cargo os run --icount --exec \"bench\"
     cargo os run --personality libos --exec \"ps; write /a hi; cat /a; kill fs; cat /a\"";
 
-const CAMPAIGN_HELP: &str = "\
-cargo os campaign — inject faults into one server under a checked workload, headless
-
-USAGE:
-    cargo os campaign NAME [--faults N] [--seed S] [--icount] [--personality P]
+const CAMPAIGN_ABOUT: &str = "\
+Inject faults into one server under a checked workload, headless
 
 NAME is fs, ramdisk or timer. The guest's shell runs `campaign NAME N S`: it keeps a model of
 what it wrote, injects N faults (kill regflip memflip memword skip hang ssr) at random moments,
@@ -67,20 +43,11 @@ and classifies each. Runs at full speed (restart latencies in host TSC ticks) un
 --icount, which makes them counts of retired instructions but runs ~10x slower (a `hang`
 then costs a full second of guest instructions). Prints progress, then the summary line last:
     campaign NAME: injected=N manifested=M recovered=R errors=E lost=L panics=P
-and writes it, with every fault's record, to target/os/campaign-NAME-sS.json.
+and writes it, with every fault's record, to target/os/campaign-NAME-sS.json
+(target/os/campaign-libos-NAME-sS.json for the libos).";
 
-OPTIONS:
-    --faults N     number of faults (default 100)
-    --seed S       seed of the campaign's random choices (default 1)
-    --icount       count instructions (-icount shift=0): latencies in instructions, slower
-    --personality P  microkernel (default) or libos; the record is then
-                   target/os/campaign-libos-NAME-sS.json";
-
-const BENCH_HELP: &str = "\
-cargo os bench — the protected-call benchmark of both personalities, side by side
-
-USAGE:
-    cargo os bench [--runs N] [--personality P]
+const BENCH_ABOUT: &str = "\
+The protected-call benchmark of both personalities, side by side
 
 Boots each personality under QEMU TCG with -icount shift=0,align=off,sleep=off (the guest's
 TSC then counts retired instructions, so two runs print the same figures), types `bench N`
@@ -89,38 +56,134 @@ and reads its rows: min, median and p99 instructions of
     mk.ssr_call    server reads+writes an SSR word      los.cell_call    cell call, client-held state
     mk.fs_read     64-byte read, open fs session        los.channel_rtt  rendezvous round trip
     mk.restart     fs fault to restarted fs ready       los.fs_read, los.restart
-beside the published CuriOS figures (../shared/ANCHORS.md). Writes
-target/os/bench/protected-calls.json, .md (the table) and .svg (a bar chart).
+beside the published CuriOS figures (../shared/ANCHORS.md). Prints the table (Markdown) and
+writes target/os/bench/protected-calls.json, .md (the table) and .svg (a bar chart).";
 
-OPTIONS:
-    --runs N           runs per row (default 1000; restarts at most 50)
-    --personality P    only microkernel or only libos";
+/// cargo os — build and boot Axolotl
+#[derive(Debug, Parser)]
+#[command(name = "cargo-os", bin_name = "cargo os", after_help = AFTER_HELP)]
+struct Cli {
+    /// Without one, this help.
+    #[command(subcommand)]
+    verb: Option<Verb>,
+}
 
-fn bench(args: &[String]) -> Result<ExitCode> {
-    let mut it = args.iter();
-    let (mut runs, mut which) = (1000usize, Personality::ALL.to_vec());
-    while let Some(a) = it.next() {
-        let mut value = |flag: &str| {
-            it.next().cloned().ok_or_else(|| fail!("{flag} needs a value (see cargo os bench --help)"))
-        };
-        match a.as_str() {
-            "-h" | "--help" => {
-                println!("{BENCH_HELP}");
-                return Ok(ExitCode::SUCCESS);
-            }
-            "--runs" => {
-                let v = value("--runs")?;
-                runs = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (10..=4000).contains(n))
-                    .ok_or_else(|| fail!("--runs takes a whole number from 10 to 4000, not '{v}'"))?;
-            }
-            "--personality" => which = vec![Personality::parse(&value("--personality")?)?],
-            other => return Err(fail!("unknown option '{other}' (see cargo os bench --help)")),
-        }
+#[derive(Debug, Subcommand)]
+enum Verb {
+    /// Build the kernel and servers and write target/os/axolotl.iso
+    #[command(long_about = BUILD_ABOUT)]
+    Build,
+    /// Build if needed and boot the ISO in QEMU
+    #[command(long_about = RUN_ABOUT, after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+    /// Run a fault-injection campaign headless and write its record as JSON
+    #[command(long_about = CAMPAIGN_ABOUT)]
+    Campaign(CampaignArgs),
+    /// Measure protected calls on both personalities (instructions, under -icount)
+    #[command(long_about = BENCH_ABOUT)]
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Which GRUB entry to boot
+    #[arg(long, value_enum, value_name = "P", default_value_t = Personality::Microkernel)]
+    personality: Personality,
+    /// Run headless, typing the commands of SCRIPT (separated by ';')
+    ///
+    /// Wait for the shell prompt, type each command, wait for its prompt, then power off;
+    /// print the whole console and exit non-zero if the kernel panicked, a command failed,
+    /// or the timeout passed.
+    #[arg(long, value_name = "SCRIPT", verbatim_doc_comment)]
+    exec: Option<String>,
+    /// Limit for the whole --exec session, in seconds (at least 1)
+    #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = seconds)]
+    timeout: u64,
+    /// Count instructions instead of time
+    ///
+    /// The guest's TSC then advances by one per retired instruction
+    /// (-icount shift=0,align=off,sleep=off), so `bench` prints instruction counts, the same
+    /// on every run.
+    #[arg(long, verbatim_doc_comment)]
+    icount: bool,
+    /// Start QEMU halted, waiting for a debugger on localhost:1234
+    ///
+    /// Not with --exec: a debugger session is interactive. The gdb command line to attach
+    /// is printed before QEMU starts.
+    #[arg(long, conflicts_with = "exec", verbatim_doc_comment)]
+    gdb: bool,
+}
+
+#[derive(Debug, Args)]
+struct CampaignArgs {
+    /// The server to inject faults into
+    #[arg(value_name = "NAME", value_parser = ["fs", "ramdisk", "timer"])]
+    name: String,
+    /// Number of faults, 1 to 100000 (a number outside is brought inside)
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = fault_count)]
+    faults: u32,
+    /// Seed of the campaign's random choices
+    #[arg(long, value_name = "S", default_value_t = 1, value_parser = whole_number)]
+    seed: u64,
+    /// Count instructions (-icount shift=0): latencies in instructions, ~10x slower
+    #[arg(long, overrides_with = "no_icount")]
+    icount: bool,
+    /// Undo an earlier --icount
+    #[arg(long, hide = true, overrides_with = "icount")]
+    no_icount: bool,
+    /// Which personality to run the campaign on
+    #[arg(long, value_enum, value_name = "P", default_value_t = Personality::Microkernel)]
+    personality: Personality,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Runs per row, 10 to 4000 (restarts at most 50)
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = runs)]
+    runs: usize,
+    /// Only this personality [default: both]
+    #[arg(long, value_enum, value_name = "P")]
+    personality: Option<Personality>,
+}
+
+// Value checks. clap prints "invalid value 'X' for '--option <V>': " before what they say.
+
+fn whole_number(v: &str) -> std::result::Result<u64, String> {
+    v.parse().map_err(|_| "not a whole number".into())
+}
+
+fn seconds(v: &str) -> std::result::Result<u64, String> {
+    v.parse().map_err(|_| "not a whole number of seconds".into())
+}
+
+fn fault_count(v: &str) -> std::result::Result<u32, String> {
+    Ok(whole_number(v)?.clamp(1, 100_000) as u32)
+}
+
+fn runs(v: &str) -> std::result::Result<usize, String> {
+    v.parse()
+        .ok()
+        .filter(|n| (10..=4000).contains(n))
+        .ok_or_else(|| "not a whole number from 10 to 4000".into())
+}
+
+/// Parse the command line (program name first).
+fn parse<I, T>(args: I) -> std::result::Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // `cargo os` is an alias; cargo also runs this binary as its `os` subcommand: `cargo-os os ...`.
+    if args.get(1).is_some_and(|a| a == "os") {
+        args.remove(1);
     }
-    let (rows, paths) = axolotl_images::bench::run(runs, &which)?;
+    Cli::try_parse_from(args)
+}
+
+fn bench(args: BenchArgs) -> Result<ExitCode> {
+    let which = args.personality.map_or(Personality::ALL.to_vec(), |p| vec![p]);
+    let (rows, paths) = axolotl_images::bench::run(args.runs, &which)?;
     println!("{}", axolotl_images::bench::to_markdown(&rows));
     for p in &paths {
         eprintln!("[bench] wrote {}", p.display());
@@ -128,40 +191,8 @@ fn bench(args: &[String]) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn campaign(args: &[String]) -> Result<ExitCode> {
-    let mut it = args.iter();
-    let mut name = None;
-    let (mut faults, mut seed, mut icount) = (100u32, 1u64, false);
-    let mut personality = Personality::Microkernel;
-    while let Some(a) = it.next() {
-        let mut num = |flag: &str| -> Result<u64> {
-            let v = it.next().ok_or_else(|| fail!("{flag} needs a value (see cargo os campaign --help)"))?;
-            v.parse().map_err(|_| fail!("{flag} takes a whole number, not '{v}'"))
-        };
-        match a.as_str() {
-            "-h" | "--help" => {
-                println!("{CAMPAIGN_HELP}");
-                return Ok(ExitCode::SUCCESS);
-            }
-            "--faults" => faults = num("--faults")?.clamp(1, 100_000) as u32,
-            "--seed" => seed = num("--seed")?,
-            "--icount" => icount = true,
-            "--no-icount" => icount = false,
-            "--personality" => {
-                let v = it.next().ok_or_else(|| fail!("--personality needs a value"))?;
-                personality = Personality::parse(v)?;
-            }
-            other if other.starts_with('-') => {
-                return Err(fail!("unknown option '{other}' (see cargo os campaign --help)"))
-            }
-            other if name.is_none() => name = Some(other.to_string()),
-            other => return Err(fail!("unexpected argument '{other}'")),
-        }
-    }
-    let name = name.ok_or_else(|| fail!("which server? cargo os campaign NAME (fs, ramdisk or timer)"))?;
-    if !matches!(name.as_str(), "fs" | "ramdisk" | "timer") {
-        return Err(fail!("no checked workload for '{name}': choose fs, ramdisk or timer"));
-    }
+fn campaign(args: CampaignArgs) -> Result<ExitCode> {
+    let CampaignArgs { name, faults, seed, icount, personality, .. } = args;
     let (report, path) = axolotl_images::campaign::run(personality, &name, faults, seed, icount)?;
     println!("{:<10} {:>9} {:>11} {:>10}", "kind", "injected", "manifested", "recovered");
     for (kind, n, m, r) in report.by_kind() {
@@ -178,7 +209,8 @@ fn campaign(args: &[String]) -> Result<ExitCode> {
         );
     }
     eprintln!("[os] record written to {}", path.display());
-    println!("{}", report.summary.line(&name));
+    // Scripts read this line: it stays the last on stdout.
+    println!("{}", report.summary);
     Ok(if report.summary.panics == 0 && report.summary.injected == faults {
         ExitCode::SUCCESS
     } else {
@@ -186,66 +218,24 @@ fn campaign(args: &[String]) -> Result<ExitCode> {
     })
 }
 
-#[derive(Debug)]
-struct RunArgs {
-    personality: Personality,
-    exec: Option<String>,
-    machine: qemu::Machine,
-    timeout: Duration,
-}
-
-fn parse_run(args: &[String]) -> Result<Option<RunArgs>> {
-    let mut r = RunArgs {
-        personality: Personality::Microkernel,
-        exec: None,
-        machine: qemu::Machine::default(),
-        timeout: Duration::from_secs(120),
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next().cloned().ok_or_else(|| fail!("{name} needs a value (see cargo os run --help)"))
-        };
-        match a.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--personality" => r.personality = Personality::parse(&value("--personality")?)?,
-            "--exec" => r.exec = Some(value("--exec")?),
-            "--gdb" => r.machine.gdb = true,
-            "--icount" => r.machine.icount = true,
-            "--timeout" => {
-                let v = value("--timeout")?;
-                let secs: u64 = v.parse().map_err(|_| fail!("--timeout takes whole seconds, not '{v}'"))?;
-                r.timeout = Duration::from_secs(secs.max(1));
-            }
-            other => return Err(fail!("unknown option '{other}' for run (see cargo os run --help)")),
-        }
-    }
-    if r.machine.gdb && r.exec.is_some() {
-        return Err(fail!("--gdb and --exec do not go together: a debugger session is interactive"));
-    }
-    Ok(Some(r))
-}
-
-fn run(args: &[String]) -> Result<ExitCode> {
-    let Some(r) = parse_run(args)? else {
-        println!("{RUN_HELP}");
-        return Ok(ExitCode::SUCCESS);
-    };
+fn run(args: RunArgs) -> Result<ExitCode> {
+    let machine = qemu::Machine { icount: args.icount, gdb: args.gdb };
     let image = build::build()?;
-    match r.exec {
+    match args.exec {
         Some(script) => {
             let commands = qemu::split_commands(&script);
+            let timeout = Duration::from_secs(args.timeout.max(1));
             eprintln!(
                 "[os] booting headless; {} command(s); timeout {} s",
                 commands.len(),
-                r.timeout.as_secs()
+                timeout.as_secs()
             );
             let t = qemu::exec(
                 &image.iso,
-                r.personality,
-                r.machine,
+                args.personality,
+                machine,
                 &commands,
-                r.timeout,
+                timeout,
                 qemu::Echo::Everything,
             )?;
             println!();
@@ -253,16 +243,16 @@ fn run(args: &[String]) -> Result<ExitCode> {
             Ok(if t.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         None => {
-            if r.machine.gdb {
+            if machine.gdb {
                 eprintln!("[os] QEMU waits for a debugger. In another terminal:");
-                let libos = r.personality == Personality::Libos;
+                let libos = args.personality == Personality::Libos;
                 let elf = if libos { &image.libos } else { &image.kernel };
                 eprintln!("       gdb {} -ex 'target remote localhost:1234'", elf.display());
                 for s in image.servers.iter().filter(|_| !libos) {
                     eprintln!("       (a server's symbols: add-symbol-file {})", s.display());
                 }
             }
-            let code = qemu::interactive(&image.iso, r.personality, r.machine)?;
+            let code = qemu::interactive(&image.iso, args.personality, machine)?;
             Ok(match code {
                 0 | qemu::EXIT_POWEROFF => ExitCode::SUCCESS,
                 qemu::EXIT_PANIC => {
@@ -279,27 +269,21 @@ fn run(args: &[String]) -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    // `cargo os` is an alias; also accept being run as the `cargo-os` subcommand (`cargo-os os ...`).
-    let args = if args.first().map(String::as_str) == Some("os") { &args[1..] } else { &args[..] };
-    let result = match args.first().map(String::as_str) {
-        None | Some("help" | "-h" | "--help") => {
-            println!("{HELP}");
+    // Help goes to stdout with success; a bad command line to stderr, with usage, status 2.
+    let cli = parse(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    axolotl_images::progress::enable();
+    let result = match cli.verb {
+        None => {
+            let _ = Cli::command().print_help();
             Ok(ExitCode::SUCCESS)
         }
-        Some("build") if args[1..].iter().any(|a| a == "-h" || a == "--help") => {
-            println!("{BUILD_HELP}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Some("build") if args.len() > 1 => Err(fail!("build takes no arguments (see cargo os build --help)")),
-        Some("build") => build::build().map(|img| {
+        Some(Verb::Build) => build::build().map(|img| {
             eprintln!("[os] done: {}", img.iso.display());
             ExitCode::SUCCESS
         }),
-        Some("run") => run(&args[1..]),
-        Some("campaign") => campaign(&args[1..]),
-        Some("bench") => bench(&args[1..]),
-        Some(other) => Err(fail!("unknown verb '{other}' (try: cargo os help)")),
+        Some(Verb::Run(args)) => run(args),
+        Some(Verb::Campaign(args)) => campaign(args),
+        Some(Verb::Bench(args)) => bench(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("cargo os: error: {e}");
@@ -310,27 +294,75 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::error::ErrorKind;
 
-    fn strings(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
+    fn verb(args: &[&str]) -> std::result::Result<Verb, clap::Error> {
+        parse(["cargo-os"].iter().chain(args)).map(|cli| cli.verb.expect("a verb was given"))
+    }
+
+    fn error(args: &[&str]) -> String {
+        verb(args).expect_err("a bad command line").to_string()
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
     }
 
     #[test]
     fn run_options_parse_and_bad_ones_say_why() {
-        let r = parse_run(&strings(&["--exec", "ps", "--timeout", "9"])).unwrap().unwrap();
-        assert_eq!((r.exec.as_deref(), r.timeout.as_secs(), r.machine.gdb), (Some("ps"), 9, false));
-        assert!(parse_run(&strings(&["--help"])).unwrap().is_none());
-        assert!(parse_run(&strings(&["--icount"])).unwrap().unwrap().machine.icount);
-        assert!(parse_run(&strings(&["--exec"])).unwrap_err().0.contains("needs a value"));
-        assert!(parse_run(&strings(&["--timeout", "soon"])).unwrap_err().0.contains("whole seconds"));
-        assert!(parse_run(&strings(&["--personality", "dos"]))
-            .unwrap_err()
-            .0
-            .contains("unknown personality"));
-        assert!(parse_run(&strings(&["--gdb", "--exec", "ps"]))
-            .unwrap_err()
-            .0
-            .contains("do not go together"));
-        assert!(parse_run(&strings(&["--frobnicate"])).unwrap_err().0.contains("unknown option"));
+        let Ok(Verb::Run(r)) = verb(&["run", "--exec", "ps", "--timeout", "9"]) else { panic!("run") };
+        assert_eq!((r.exec.as_deref(), r.timeout, r.gdb, r.icount), (Some("ps"), 9, false, false));
+        assert_eq!(r.personality, Personality::Microkernel);
+        let Ok(Verb::Run(r)) = verb(&["run", "--icount", "--personality", "los"]) else { panic!("run") };
+        assert!(r.icount && r.personality == Personality::Libos && r.exec.is_none());
+        assert_eq!(verb(&["run", "--help"]).unwrap_err().kind(), ErrorKind::DisplayHelp);
+        assert!(error(&["run", "--exec"]).contains("a value is required for '--exec <SCRIPT>'"));
+        assert!(error(&["run", "--timeout", "soon"])
+            .contains("'soon' for '--timeout <SECS>': not a whole number"));
+        assert!(error(&["run", "--personality", "dos"]).contains("[possible values: microkernel, libos]"));
+        assert!(error(&["run", "--gdb", "--exec", "ps"])
+            .contains("'--gdb' cannot be used with '--exec <SCRIPT>'"));
+        assert!(error(&["run", "--frobnicate"]).contains("unexpected argument '--frobnicate'"));
+    }
+
+    #[test]
+    fn campaign_options_parse_and_bad_ones_say_why() {
+        let Ok(Verb::Campaign(c)) = verb(&["campaign", "timer", "--seed", "7", "--icount"]) else { panic!() };
+        assert_eq!((c.name.as_str(), c.faults, c.seed, c.icount), ("timer", 100, 7, true));
+        let Ok(Verb::Campaign(c)) = verb(&["campaign", "fs", "--faults", "0", "--icount", "--no-icount"])
+        else {
+            panic!()
+        };
+        assert_eq!((c.faults, c.icount), (1, false), "faults are brought into 1..=100000");
+        let Ok(Verb::Campaign(c)) = verb(&["campaign", "fs", "--faults", "999999"]) else { panic!() };
+        assert_eq!(c.faults, 100_000);
+        assert!(error(&["campaign"]).contains("<NAME>"));
+        assert!(error(&["campaign", "console"]).contains("[possible values: fs, ramdisk, timer]"));
+        assert!(error(&["campaign", "fs", "--faults", "many"]).contains("not a whole number"));
+        assert!(error(&["campaign", "fs", "ramdisk"]).contains("unexpected argument 'ramdisk'"));
+    }
+
+    #[test]
+    fn bench_and_build_options() {
+        let Ok(Verb::Bench(b)) = verb(&["bench"]) else { panic!() };
+        assert_eq!((b.runs, b.personality), (1000, None));
+        let Ok(Verb::Bench(b)) = verb(&["bench", "--runs", "10", "--personality", "mk"]) else { panic!() };
+        assert_eq!((b.runs, b.personality), (10, Some(Personality::Microkernel)));
+        assert!(error(&["bench", "--runs", "9"]).contains("not a whole number from 10 to 4000"));
+        assert!(error(&["bench", "--runs", "4001"]).contains("not a whole number from 10 to 4000"));
+        assert!(matches!(verb(&["build"]), Ok(Verb::Build)));
+        assert!(error(&["build", "now"]).contains("unexpected argument 'now'"));
+        assert!(error(&["frobnicate"]).contains("unrecognized subcommand 'frobnicate'"));
+    }
+
+    #[test]
+    fn run_as_cargo_subcommand_and_without_a_verb() {
+        assert!(matches!(parse(["cargo-os", "os", "build"]).unwrap().verb, Some(Verb::Build)));
+        assert!(parse(["cargo-os"]).unwrap().verb.is_none());
+        assert!(parse(["cargo-os", "os"]).unwrap().verb.is_none());
+        assert_eq!(parse(["cargo-os", "help"]).unwrap_err().kind(), ErrorKind::DisplayHelp);
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("campaign") && help.contains("installed with apt-get"));
     }
 }

@@ -13,7 +13,9 @@
 //! ```
 //! It ends with one line: `campaign NAME: injected=N manifested=M recovered=R errors=E lost=L
 //! panics=P` (a kernel panic would have ended the run, so a printed line says 0; the host tool
-//! `cargo os campaign` reports a panic itself, and parses these lines: keep them as they are).
+//! `cargo os campaign` reports a panic itself). [`Summary`] writes that line here and parses it
+//! in the host tool, so both read it the same way; the host also parses the `fault N: ...`
+//! lines: keep them as they are.
 //!
 //! Each shell plugs its personality in through the traits in [`personality`]:
 //!
@@ -30,10 +32,12 @@
 
 pub mod personality;
 mod run;
+mod summary;
 mod workload;
 
 pub use personality::{Clock, Console, Files, Shell, Status, Target};
 pub use run::run;
+pub use summary::{Summary, SummaryError, SERVER_LEN};
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,8 @@
 //! The campaign loop: pick a moment and a fault with the seeded generator, inject it, watch a
-//! few workload steps, classify, and print a line per fault and a summary.
+//! few workload steps, classify, and print a line per fault and a [`Summary`].
 
 use crate::personality::{Shell, Target};
+use crate::summary::Summary;
 use crate::workload::{Records, Seen, Sleeps, Work};
 use algo::rng::Rng;
 
@@ -41,25 +42,14 @@ impl Verdict {
     }
 }
 
-/// The counts in the summary line. `lost` counts wrong answers, not faults: one fault can
+/// Count one fault into the summary. `lost` counts wrong answers, not faults: one fault can
 /// lose several records.
-#[derive(Default)]
-struct Tally {
-    injected: u32,
-    manifested: u32,
-    recovered: u32,
-    errors: u32,
-    lost: u32,
-}
-
-impl Tally {
-    fn count(&mut self, verdict: Verdict, seen: Seen) {
-        self.manifested += u32::from(verdict != Verdict::Benign);
-        self.recovered += u32::from(verdict == Verdict::Recovered);
-        // Any error the client saw counts, also from a fault whose verdict is `lost`.
-        self.errors += u32::from(seen.errors > 0);
-        self.lost += seen.wrong;
-    }
+fn tally(summary: &mut Summary, verdict: Verdict, seen: Seen) {
+    summary.manifested += u32::from(verdict != Verdict::Benign);
+    summary.recovered += u32::from(verdict == Verdict::Recovered);
+    // Any error the client saw counts, also from a fault whose verdict is `lost`.
+    summary.errors += u32::from(seen.errors > 0);
+    summary.lost += seen.wrong;
 }
 
 /// Run a campaign of `count` faults against task `name`. Returns false if it could not run.
@@ -69,16 +59,19 @@ pub fn run<S: Shell>(shell: &mut S, name: &str, count: u32, seed: u64) -> bool {
         return false;
     };
     let Some(mut work) = workload(shell, name) else { return false };
+    let Ok(mut summary) = Summary::new(name) else {
+        shell.println(format_args!("error: campaign: '{}' does not fit a summary line", name));
+        return false;
+    };
     shell.println(format_args!(
         "campaign {}: {} faults, seed {}, {} workload steps watched after each",
         name, count, seed, WINDOW
     ));
     let others_before = target.restarts_of_others();
     let mut rng = Rng(seed);
-    let mut t = Tally::default();
     let progress = (count / 10).max(1);
     let mut attempts = 0;
-    while t.injected < count && attempts < count * 4 {
+    while summary.injected < count && attempts < count * 4 {
         attempts += 1;
         // A random moment: a few workload steps first (their effects count for the last fault).
         for _ in 0..rng.below(3) {
@@ -93,7 +86,7 @@ pub fn run<S: Shell>(shell: &mut S, name: &str, count: u32, seed: u64) -> bool {
         let before = target.status();
         // Nothing to hit (e.g. no session to corrupt) is not an injected fault: pick again.
         let Some(what) = target.inject(kind, rng.next_u64()) else { continue };
-        t.injected += 1;
+        summary.injected += 1;
         let mut seen = Seen::default();
         for _ in 0..WINDOW {
             seen.add(work.step(shell, &mut rng));
@@ -102,26 +95,24 @@ pub fn run<S: Shell>(shell: &mut S, name: &str, count: u32, seed: u64) -> bool {
         let crashed = after.restarts > before.restarts || after.down;
         target.wait_running();
         let verdict = Verdict::of(seen, crashed);
-        t.count(verdict, seen);
+        tally(&mut summary, verdict, seen);
         let kind = S::Target::kind_name(kind);
-        shell.println(format_args!("fault {}: {} {:#x} -> {}", t.injected, kind, what, verdict.name()));
-        if t.injected % progress == 0 {
+        shell.println(format_args!("fault {}: {} {:#x} -> {}", summary.injected, kind, what, verdict.name()));
+        if summary.injected % progress == 0 {
             shell.println(format_args!(
                 "campaign {}: {}/{} injected, {} manifested, {} recovered",
-                name, t.injected, count, t.manifested, t.recovered
+                name, summary.injected, count, summary.manifested, summary.recovered
             ));
         }
     }
-    t.lost += work.verify_all(shell).wrong;
+    summary.lost += work.verify_all(shell).wrong;
     let others = target.restarts_of_others().saturating_sub(others_before);
     shell.println(format_args!(
         "campaign {}: other tasks restarted {} times during the campaign",
         name, others
     ));
-    shell.println(format_args!(
-        "campaign {}: injected={} manifested={} recovered={} errors={} lost={} panics=0",
-        name, t.injected, t.manifested, t.recovered, t.errors, t.lost
-    ));
+    // A panic would have ended the run before this line: `panics` stays 0.
+    shell.println(format_args!("{}", summary));
     true
 }
 
