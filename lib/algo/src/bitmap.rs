@@ -49,12 +49,33 @@ impl<'a> Bitmap<'a> {
         full + part as usize
     }
 
+    /// Find and mark one free unit, looking from word `from_word` on (a caller's hint that
+    /// every word below it is full); lowest first. A word at a time: the frame allocators call
+    /// this on every page they hand out.
+    pub fn alloc_one(&mut self, from_word: usize) -> Option<usize> {
+        for w in from_word..self.units.div_ceil(64) {
+            let free = !self.words[w];
+            if free != 0 {
+                let i = w * 64 + free.trailing_zeros() as usize;
+                if i >= self.units {
+                    return None;
+                }
+                self.words[w] |= 1 << (i % 64);
+                return Some(i);
+            }
+        }
+        None
+    }
+
     /// Find and mark `n` free units in a row whose first index is a multiple of `align`;
     /// returns the first index. Lowest addresses first, so freed units are reused.
     pub fn alloc(&mut self, n: usize, align: usize) -> Option<usize> {
         let align = align.max(1);
         if n == 0 || n > self.units {
             return None;
+        }
+        if n == 1 {
+            return self.alloc_one(0);
         }
         let mut start = 0;
         while start + n <= self.units {
@@ -124,6 +145,18 @@ mod tests {
         assert!(!b.free(a, 3));
         assert!(!b.free(60, 8));
         assert_eq!(b.used(), 0);
+    }
+
+    #[test]
+    fn single_units_come_a_word_at_a_time_from_the_hint() {
+        let mut w = [u64::MAX, 0b1011, 0];
+        let mut b = Bitmap::new(&mut w, 130);
+        assert_eq!(b.alloc_one(0), Some(66), "the first clear bit");
+        assert_eq!(b.alloc_one(1), Some(68));
+        assert_eq!(b.alloc_one(2), Some(128), "the hint skips words");
+        assert_eq!(b.alloc_one(2), Some(129));
+        assert_eq!(b.alloc_one(2), None, "bits past the end are never handed out");
+        assert_eq!(b.alloc(1, 1), Some(69));
     }
 
     #[test]

@@ -85,8 +85,10 @@ pub enum FsError {
     NoSession,
     /// The request or its answer did not decode.
     Malformed,
-    /// The transport failed with this kernel error code (the microkernel's IPC).
-    Ipc(u8),
+    /// The transport failed (the microkernel's IPC, for a reason other than the server's
+    /// failure). A unit variant, like every other: a payload would make every `Result` of the
+    /// file system wider, and its every operation dearer.
+    Ipc,
 }
 
 impl FsError {
@@ -111,17 +113,14 @@ impl FsError {
             ServerFailed => "file server failed",
             NoSession => "not called through a session",
             Malformed => "malformed message",
-            Ipc(_) => "IPC failed",
+            Ipc => "IPC failed",
         }
     }
 }
 
 impl core::fmt::Display for FsError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            FsError::Ipc(code) => write!(f, "IPC failed (kernel error {code})"),
-            other => f.write_str(other.describe()),
-        }
+        f.write_str(self.describe())
     }
 }
 

@@ -1,4 +1,5 @@
-//! The physical frame allocator: one bit per 4 KiB frame below [`MAX_PHYS`].
+//! The physical frame allocator: one bit per 4 KiB frame below [`MAX_PHYS`], in the bitmap
+//! both personalities allocate frames with (`algo::bitmap`).
 //!
 //! Frames start out reserved; the boot code frees the usable ranges of the Multiboot2 memory map
 //! and then reserves what is already taken (kernel image, modules, boot info). Freeing a frame
@@ -11,6 +12,8 @@ const FRAME: u64 = 4096;
 const FRAMES: usize = (MAX_PHYS / FRAME) as usize;
 const WORDS: usize = FRAMES / 64;
 
+use algo::bitmap::Bitmap;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrameError {
     /// The address is not page aligned or lies beyond [`MAX_PHYS`].
@@ -19,9 +22,9 @@ pub enum FrameError {
     NotAllocated,
 }
 
-/// Bitmap allocator; a set bit means the frame is free.
+/// A bitmap over every frame below [`MAX_PHYS`] (`algo::bitmap`: a set bit means in use).
 pub struct FrameAllocator {
-    free: [u64; WORDS],
+    used: [u64; WORDS],
     free_count: usize,
     /// Word index where the next search starts (everything below it was full last time).
     hint: usize,
@@ -36,61 +39,45 @@ impl Default for FrameAllocator {
 impl FrameAllocator {
     /// An allocator with every frame reserved.
     pub const fn new() -> Self {
-        FrameAllocator { free: [0; WORDS], free_count: 0, hint: 0 }
+        FrameAllocator { used: [u64::MAX; WORDS], free_count: 0, hint: 0 }
+    }
+
+    fn bitmap(&mut self) -> Bitmap<'_> {
+        Bitmap::new(&mut self.used, FRAMES)
+    }
+
+    /// Set frames `[first, last)` in use or free (boot only: it recounts the pool).
+    fn mark(&mut self, first: u64, last: u64, used: bool) {
+        if last > first {
+            self.bitmap().mark(first as usize, (last - first) as usize, used);
+        }
+        self.free_count = FRAMES - self.bitmap().used();
+        self.hint = 0;
     }
 
     /// Mark the frames wholly inside `[start, end)` free (partial frames at the edges stay
     /// reserved). Addresses beyond [`MAX_PHYS`] are ignored.
     pub fn add_free(&mut self, start: u64, end: u64) {
-        let first = start.div_ceil(FRAME);
-        let last = (end.min(MAX_PHYS)) / FRAME;
-        for f in first..last {
-            self.set(f as usize, true);
-        }
+        self.mark(start.div_ceil(FRAME), end.min(MAX_PHYS) / FRAME, false);
     }
 
     /// Mark every frame touching `[start, end)` reserved.
     pub fn reserve(&mut self, start: u64, end: u64) {
-        if end <= start {
-            return;
-        }
-        let first = start / FRAME;
-        let last = end.min(MAX_PHYS).div_ceil(FRAME);
-        for f in first..last {
-            self.set(f as usize, false);
-        }
-    }
-
-    fn set(&mut self, frame: usize, free: bool) {
-        let (w, b) = (frame / 64, frame % 64);
-        let was = self.free[w] & (1 << b) != 0;
-        if was == free {
-            return;
-        }
-        if free {
-            self.free[w] |= 1 << b;
-            self.free_count += 1;
-            self.hint = self.hint.min(w);
-        } else {
-            self.free[w] &= !(1 << b);
-            self.free_count -= 1;
+        if end > start {
+            self.mark(start / FRAME, end.min(MAX_PHYS).div_ceil(FRAME), true);
         }
     }
 
     /// Take one free frame; returns its physical address.
     pub fn alloc(&mut self) -> Option<u64> {
-        for w in self.hint..WORDS {
-            let word = self.free[w];
-            if word != 0 {
-                let b = word.trailing_zeros() as usize;
-                self.free[w] &= !(1 << b);
-                self.free_count -= 1;
-                self.hint = w;
-                return Some(((w * 64 + b) as u64) * FRAME);
-            }
-        }
-        self.hint = WORDS;
-        None
+        let hint = self.hint;
+        let Some(frame) = self.bitmap().alloc_one(hint) else {
+            self.hint = WORDS;
+            return None;
+        };
+        self.free_count -= 1;
+        self.hint = frame / 64;
+        Some(frame as u64 * FRAME)
     }
 
     /// Return a frame taken with [`alloc`](Self::alloc).
@@ -99,10 +86,11 @@ impl FrameAllocator {
             return Err(FrameError::BadAddress);
         }
         let frame = (addr / FRAME) as usize;
-        if self.free[frame / 64] & (1 << (frame % 64)) != 0 {
+        if !self.bitmap().free(frame, 1) {
             return Err(FrameError::NotAllocated);
         }
-        self.set(frame, true);
+        self.free_count += 1;
+        self.hint = self.hint.min(frame / 64);
         Ok(())
     }
 

@@ -87,11 +87,13 @@ pub enum Response<'a> {
 pub use fs_core::FsError;
 
 /// A failed call as the file system's error: a server that failed twice on the request (or
-/// is held) is `ServerFailed`, as on the libos; any other kernel error keeps its code.
+/// is held) is `ServerFailed`, as on the libos; a session the kernel no longer knows is
+/// `NoSession`; any other kernel error is `Ipc`.
 fn call_error(e: CallError) -> FsError {
     match e {
         CallError::Ipc(Error::ServerFailed) => FsError::ServerFailed,
-        CallError::Ipc(e) => FsError::Ipc(e as u8),
+        CallError::Ipc(Error::Dead | Error::EmptySlot) => FsError::NoSession,
+        CallError::Ipc(_) => FsError::Ipc,
         CallError::Encode | CallError::Decode => FsError::Malformed,
     }
 }
@@ -114,7 +116,7 @@ impl Fs {
     pub fn connect_badge(ep: Cap<Endpoint>, slot: u8) -> Result<(Self, u64)> {
         ep.connect_badge(slot)
             .map(|(session, badge)| (Fs { session }, badge))
-            .map_err(|e| FsError::Ipc(e as u8))
+            .map_err(|e| call_error(CallError::Ipc(e)))
     }
 
     fn call<'r>(&self, req: &Request<'_>, reply: &'r mut [u8]) -> Result<Response<'r>> {
@@ -264,7 +266,7 @@ mod tests {
             ServerFailed,
             NoSession,
             Malformed,
-            Ipc(17),
+            Ipc,
         ];
         for e in all {
             let mut buf = [0u8; 16];
@@ -272,7 +274,8 @@ mod tests {
             assert_eq!(userlib::msg::decode::<Response<'_>>(&buf[..n]).unwrap(), Response::Error(e));
         }
         assert_eq!(call_error(CallError::Ipc(Error::ServerFailed)), ServerFailed);
-        assert_eq!(call_error(CallError::Ipc(Error::Dead)), Ipc(Error::Dead as u8));
+        assert_eq!(call_error(CallError::Ipc(Error::Dead)), NoSession);
+        assert_eq!(call_error(CallError::Ipc(Error::QuotaExceeded)), Ipc);
         assert_eq!(call_error(CallError::Decode), Malformed);
     }
 }
