@@ -96,12 +96,17 @@ fn failed_commands_are_reported_and_line_editing_works() {
 fn help_lists_every_command() {
     let t = boot(&["help"], 60);
     check(&t, t.ok(), "help succeeds");
-    for cmd in ["help", "echo", "ps", "start", "wait", "run", "poweroff"] {
-        check(
-            &t,
-            t.console.lines().any(|l| l.trim_start().starts_with(cmd)),
-            &format!("help mentions {cmd}"),
-        );
+    let help = outputs(&t, "help").concat();
+    for cmd in ["help", "echo", "ps", "start", "wait", "run", "ls", "cd", "sleep", "bench", "poweroff"] {
+        check(&t, help.lines().any(|l| l.starts_with(&format!("  {cmd}"))), &format!("help lists {cmd}"));
+    }
+    // The shared lines and this shell's own are laid out alike: a command after two spaces,
+    // or a continuation under the descriptions, between the title and the line-editing note.
+    let lines: Vec<&str> = help.lines().collect();
+    check(&t, lines.first() == Some(&"Axolotl shell commands:"), "the title comes first");
+    check(&t, lines.last().is_some_and(|l| l.starts_with("Line editing:")), "the editing note last");
+    for l in &lines[1..lines.len() - 1] {
+        check(&t, l.starts_with("  ") && !l.starts_with("   ") || l.starts_with(&" ".repeat(20)), l);
     }
 }
 

@@ -6,6 +6,22 @@ use crate::files;
 use crate::personality::{Console, Shell, Status};
 use campaign::Clock;
 
+/// The `help` lines both shells share, around each personality's own (see [`Shell`]).
+const HELP_FIRST: &str = "  help              this text
+  echo TEXT...      print TEXT";
+const HELP_MIDDLE: &str = "  inject NAME KIND [SEED]
+                    inject a fault: kill regflip memflip memword skip hang ssr
+  campaign NAME COUNT [SEED]
+                    inject COUNT faults into NAME (fs, ramdisk, timer) under a checked workload
+  ls [PATH]         list a directory
+  cat PATH          print a file
+  write PATH TEXT   replace a file's contents with TEXT and a newline (creates directories)
+  append PATH TEXT  add TEXT and a newline to a file (creates it and its directories)
+  mkdir PATH        make a directory
+  rm PATH           remove a file or an empty directory";
+const HELP_LAST: &str = "  poweroff          switch the machine off
+Line editing: Backspace deletes, Ctrl-U clears the line, Ctrl-C abandons it.";
+
 /// Most runs `bench` takes: each shell keeps one sample per run on its stack.
 pub const BENCH_MAX: usize = 4000;
 /// Runs `bench` takes without an argument.
@@ -21,7 +37,12 @@ pub fn run<S: Shell>(shell: &mut S, line: &str) -> Status {
     let con = shell.console();
     match cmd {
         "help" => {
-            con.println(format_args!("{}", S::HELP));
+            con.println(format_args!(
+                "{}\n{HELP_FIRST}\n{}\n{HELP_MIDDLE}\n{}\n{HELP_LAST}",
+                S::HELP_TITLE,
+                S::HELP_TASKS,
+                S::HELP_SESSIONS
+            ));
             0
         }
         "echo" => {

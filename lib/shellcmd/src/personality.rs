@@ -56,8 +56,14 @@ pub trait Shell {
     type Files: Files;
     type Clock: campaign::Clock<Error: fmt::Display>;
 
-    /// The `help` text: each personality lists its own commands.
-    const HELP: &'static str;
+    /// `help`'s first line, naming the shell.
+    const HELP_TITLE: &'static str;
+    /// `help`'s lines for this personality's task commands (`ps`, `kill`, ...), in the shared
+    /// layout: the command in 18 columns after two spaces, then what it does.
+    const HELP_TASKS: &'static str;
+    /// `help`'s lines for `cd PATH, pwd`, `sleep MS` and `bench [N]`, which say where this
+    /// personality keeps the session and what it measures.
+    const HELP_SESSIONS: &'static str;
 
     fn console(&self) -> &Self::Console;
     /// The console together with the file system session (opened now if there is none yet):

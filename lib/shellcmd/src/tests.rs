@@ -214,7 +214,9 @@ impl Shell for FakeShell {
     type Files = FakeFiles;
     type Clock = FakeClock;
 
-    const HELP: &'static str = "fake help";
+    const HELP_TITLE: &'static str = "fake help";
+    const HELP_TASKS: &'static str = "  fake tasks";
+    const HELP_SESSIONS: &'static str = "  fake sessions";
 
     fn console(&self) -> &Screen {
         &self.screen
@@ -341,7 +343,24 @@ fn file_command_usage_before_the_session() {
 fn help_echo_and_empty_lines() {
     let mut sh = shell();
     assert_eq!(sh.run("   "), (0, String::new()));
-    assert_eq!(sh.run("help"), (0, "fake help\n".into()));
+    let (status, help) = sh.run("help");
+    assert_eq!(status, 0);
+    let lines: Vec<&str> = help.lines().collect();
+    assert_eq!(
+        (lines[0], lines[1], lines[3]),
+        ("fake help", "  help              this text", "  fake tasks")
+    );
+    assert!(
+        lines.contains(&"  fake sessions")
+            && lines.contains(&"  rm PATH           remove a file or an empty directory")
+    );
+    assert!(lines.last().is_some_and(|l| l.starts_with("Line editing:")));
+    let at = |l: &str| lines.iter().position(|x| x.starts_with(l));
+    assert!(
+        at("  fake tasks") < at("  inject")
+            && at("  rm PATH") < at("  fake sessions")
+            && at("  fake sessions") < at("  poweroff")
+    );
     assert_eq!(sh.run("  echo  two  words "), (0, "two  words\n".into()));
 }
 

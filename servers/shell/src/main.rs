@@ -28,32 +28,20 @@ const LINE_MAX: usize = 160;
 /// Task table size of the kernel (`task_info` answers InvalidArgument past it).
 const MAX_TASKS: usize = 32;
 
-const HELP: &str = "\
-Axolotl shell commands:
-  help              this text
-  echo TEXT...      print TEXT
-  ps                list tasks: name, id, generation, state, restarts, priority, syscalls
+/// `help`: this shell's own lines; `shellcmd` puts the shared ones around them.
+const HELP_TITLE: &str = "Axolotl shell commands:";
+const HELP_TASKS: &str =
+    "  ps                list tasks: name, id, generation, state, restarts, priority, syscalls
   start NAME        start a task the manifest loaded dormant
   wait NAME         wait until task NAME stops, print how it ended
   run NAME          start NAME and wait for it (e.g. `run hostile`, `run ssrtest`)
   restart NAME      replace task NAME with a new incarnation from its pristine image
-  kill NAME         crash task NAME now (the reincarnation server restarts supervised tasks)
-  inject NAME KIND [SEED]
-                    inject a fault: kill regflip memflip memword skip hang ssr
-  campaign NAME COUNT [SEED]
-                    inject COUNT faults into NAME (fs, ramdisk, timer) under a checked workload
-  ls [PATH]         list a directory
-  cat PATH          print a file
-  write PATH TEXT   replace a file's contents with TEXT and a newline (creates directories)
-  append PATH TEXT  add TEXT and a newline to a file (creates it and its directories)
-  mkdir PATH        make a directory
-  rm PATH           remove a file or an empty directory
-  cd PATH, pwd      change, show the current directory (kept in the fs server's SSR for us)
+  kill NAME         crash task NAME now (the reincarnation server restarts supervised tasks)";
+const HELP_SESSIONS: &str =
+    "  cd PATH, pwd      change, show the current directory (kept in the fs server's SSR for us)
   sleep MS          wait MS milliseconds (timer server)
   bench [N]         time N runs of: null protected call, call with an SSR word, 64-byte
-                    fs read, fs restart (at most 50); default 1000
-  poweroff          switch the machine off
-Line editing: Backspace deletes, Ctrl-U clears the line, Ctrl-C abandons it.";
+                    fs read, fs restart (at most 50); default 1000";
 
 struct Shell {
     console: Console,
@@ -91,7 +79,9 @@ impl shellcmd::Shell for Shell {
     type Files = Files;
     type Clock = Clock;
 
-    const HELP: &'static str = HELP;
+    const HELP_TITLE: &'static str = HELP_TITLE;
+    const HELP_TASKS: &'static str = HELP_TASKS;
+    const HELP_SESSIONS: &'static str = HELP_SESSIONS;
 
     fn console(&self) -> &Out {
         &Out

@@ -22,31 +22,19 @@ use shellcmd::{Console as _, Status, TaskRow};
 
 const LINE_MAX: usize = 160;
 
-const HELP: &str = "\
-Axolotl shell commands (libos personality):
-  help              this text
-  echo TEXT...      print TEXT
-  ps                list tasks: name, id, generation, state, restarts, priority, and in the
+/// `help`: this shell's own lines; `shellcmd` puts the shared ones around them.
+const HELP_TITLE: &str = "Axolotl shell commands (libos personality):";
+const HELP_TASKS: &str =
+    "  ps                list tasks: name, id, generation, state, restarts, priority, and in the
                     SYSCALLS column the requests the task has answered (cell calls served)
   mem               frames, core heap bytes and page slots in use (and each task's heap)
   restart NAME [COUNT]
                     replace task NAME with a new incarnation (COUNT times, waiting for each)
-  kill NAME         crash task NAME now (supervised tasks are restarted)
-  inject NAME KIND [SEED]
-                    inject a fault: kill regflip memflip memword skip hang ssr
-  campaign NAME COUNT [SEED]
-                    inject COUNT faults into NAME (fs, ramdisk, timer) under a checked workload
-  ls [PATH]         list a directory
-  cat PATH          print a file
-  write PATH TEXT   replace a file's contents with TEXT and a newline (creates directories)
-  append PATH TEXT  add TEXT and a newline to a file (creates it and its directories)
-  mkdir PATH        make a directory
-  rm PATH           remove a file or an empty directory
-  cd PATH, pwd      change, show the current directory (kept in our fs session, which we hold)
+  kill NAME         crash task NAME now (supervised tasks are restarted)";
+const HELP_SESSIONS: &str =
+    "  cd PATH, pwd      change, show the current directory (kept in our fs session, which we hold)
   sleep MS          wait MS milliseconds (timer cell)
-  bench [N]         time N cell calls, channel round trips, fs reads, restarts (default 1000)
-  poweroff          switch the machine off
-Line editing: Backspace deletes, Ctrl-U clears the line, Ctrl-C abandons it.";
+  bench [N]         time N cell calls, channel round trips, fs reads, restarts (default 1000)";
 
 /// What the shell is wired to.
 #[derive(Clone)]
@@ -87,7 +75,9 @@ impl shellcmd::Shell for Shell {
     type Files = Files;
     type Clock = Clock;
 
-    const HELP: &'static str = HELP;
+    const HELP_TITLE: &'static str = HELP_TITLE;
+    const HELP_TASKS: &'static str = HELP_TASKS;
+    const HELP_SESSIONS: &'static str = HELP_SESSIONS;
 
     fn console(&self) -> &Out {
         &self.out
