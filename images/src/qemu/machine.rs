@@ -54,6 +54,7 @@ pub fn command(iso: &Path, personality: Personality, interactive: bool, machine:
 /// leave QEMU running (and spinning a core). Linux delivers SIGTERM to the child when the
 /// thread that started it ends.
 #[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // the host tool's one unsafe block: `pre_exec` and two libc calls
 fn end_with_parent(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     extern "C" {
