@@ -41,6 +41,56 @@ impl Gate {
 
 pub type Idt = [Gate; 256];
 
+/// Emit the entry stubs of vectors 0–47 (the CPU's exceptions and the 16 IRQs) and a table of
+/// their addresses, `TABLE` (`[u64; 48]`), for the IDT: each stub makes the frame's error and
+/// vector words (see `frame`) and jumps to the kernel's common entry code, the asm label
+/// `COMMON`. The CPU pushes an error code itself for vectors 8, 10–14, 17, 21, 29 and 30;
+/// every other stub pushes a 0 in its place, so that all frames have the same layout. A macro, like the boot trampoline, so that only the kernel that asks links it.
+///
+/// ```ignore
+/// x86::trap_stubs!(common = "isr_common", table = "isr_table");
+/// extern "C" { static isr_table: [u64; 48]; }
+/// ```
+#[macro_export]
+macro_rules! trap_stubs {
+    (common = $common:literal, table = $table:literal $(,)?) => {
+        ::core::arch::global_asm!(
+            concat!(
+                "    .section .text\n",
+                "    .irp vec, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,",
+                "24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47\n",
+                "    .balign 16\n",
+                $table,
+                "_stub_\\vec\\():\n",
+                "    .if (\\vec != 8) && (\\vec != 10) && (\\vec != 11) && (\\vec != 12) && (\\vec != 13)",
+                " && (\\vec != 14) && (\\vec != 17) && (\\vec != 21) && (\\vec != 29) && (\\vec != 30)\n",
+                "    push $0\n",
+                "    .endif\n",
+                "    push $\\vec\n",
+                "    jmp ",
+                $common,
+                "\n",
+                "    .endr\n",
+                "    .section .rodata\n",
+                "    .balign 8\n",
+                "    .global ",
+                $table,
+                "\n",
+                $table,
+                ":\n",
+                "    .irp vec, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,",
+                "24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47\n",
+                "    .quad ",
+                $table,
+                "_stub_\\vec\n",
+                "    .endr\n",
+                "    .text\n",
+            ),
+            options(att_syntax)
+        );
+    };
+}
+
 /// Load `idt` into the CPU.
 ///
 /// # Safety

@@ -5,7 +5,10 @@
 //! offsets, so their order is part of the trap ABI in `trap.rs`.
 
 use core::cell::Cell;
-use x86_64::registers::model_specific::Msr;
+use x86_64::registers::model_specific::{Efer, EferFlags, GsBase, KernelGsBase, LStar, SFMask, Star};
+use x86_64::registers::rflags::RFlags;
+use x86_64::structures::gdt::SegmentSelector;
+use x86_64::VirtAddr;
 
 /// Most CPUs the kernel is built for. One runs today; the structures are per CPU already.
 pub const MAX_CPUS: usize = 1;
@@ -43,31 +46,26 @@ static PER_CPU: PerCpuArray = PerCpuArray([PerCpu {
     cpu_id: 0,
 }]);
 
-const IA32_EFER: u32 = 0xC000_0080;
-const IA32_STAR: u32 = 0xC000_0081;
-const IA32_LSTAR: u32 = 0xC000_0082;
-const IA32_FMASK: u32 = 0xC000_0084;
-const IA32_GS_BASE: u32 = 0xC000_0101;
-const IA32_KERNEL_GS_BASE: u32 = 0xC000_0102;
-
 /// Set up this CPU's block, `GS`, and the `syscall` MSRs.
 pub fn init_this_cpu(kernel_stack_top: u64, syscall_entry: u64) {
     let me = &PER_CPU.0[0];
     me.self_ptr.set(me as *const PerCpu as u64);
     me.kernel_stack_top.set(kernel_stack_top);
-    let star = (super::gdt::KERNEL_CS as u64) << 32 | ((super::gdt::USER_DS as u64 - 8) & !3) << 48;
-    // SAFETY: writing architectural MSRs with values that match our GDT and entry code:
+    let sel = |s: u16| SegmentSelector(s);
+    let (user_cs, user_ds) = (sel(super::gdt::USER_CS), sel(super::gdt::USER_DS));
+    let (kernel_cs, kernel_ds) = (sel(super::gdt::KERNEL_CS), sel(super::gdt::KERNEL_DS));
+    Star::write(user_cs, user_ds, kernel_cs, kernel_ds).expect("the GDT's order is the one syscall needs");
+    // SAFETY: architectural MSRs written with values that match our GDT and entry code:
     // GS_BASE = this block (kernel GS), KERNEL_GS_BASE = 0 (user GS after the first swapgs),
-    // LSTAR = the syscall entry, FMASK clears IF/TF/DF/AC so the kernel runs with interrupts off.
+    // LSTAR = the syscall entry, FMASK clears IF/TF/DF/AC so the kernel runs with interrupts
+    // off; EFER keeps long mode and no-execute and enables `syscall`.
     unsafe {
-        Msr::new(IA32_GS_BASE).write(me as *const PerCpu as u64);
-        Msr::new(IA32_KERNEL_GS_BASE).write(0);
-        let efer = Msr::new(IA32_EFER).read();
-        Msr::new(IA32_EFER).write(efer | 1 | 1 << 11);
-        Msr::new(IA32_STAR).write(star);
-        Msr::new(IA32_LSTAR).write(syscall_entry);
-        Msr::new(IA32_FMASK).write(0x4_0700);
+        GsBase::write(VirtAddr::new(me as *const PerCpu as u64));
+        KernelGsBase::write(VirtAddr::new(0));
+        Efer::update(|f| f.insert(EferFlags::SYSTEM_CALL_EXTENSIONS | EferFlags::NO_EXECUTE_ENABLE));
+        LStar::write(VirtAddr::new(syscall_entry));
     }
+    SFMask::write(RFlags::INTERRUPT_FLAG | RFlags::TRAP_FLAG | RFlags::DIRECTION_FLAG | RFlags::ALIGNMENT_CHECK);
 }
 
 /// This CPU's block (valid once `init_this_cpu` ran; kernel `GS` is always loaded in the kernel).

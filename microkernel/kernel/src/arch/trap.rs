@@ -256,147 +256,6 @@ sysret_to_user_asm:
     add $16, %rsp
     swapgs
     iretq
-
-isr_0: push $0
-    push $0
-    jmp isr_common
-isr_1: push $0
-    push $1
-    jmp isr_common
-isr_2: push $0
-    push $2
-    jmp isr_common
-isr_3: push $0
-    push $3
-    jmp isr_common
-isr_4: push $0
-    push $4
-    jmp isr_common
-isr_5: push $0
-    push $5
-    jmp isr_common
-isr_6: push $0
-    push $6
-    jmp isr_common
-isr_7: push $0
-    push $7
-    jmp isr_common
-isr_8: push $8
-    jmp isr_common
-isr_9: push $0
-    push $9
-    jmp isr_common
-isr_10: push $10
-    jmp isr_common
-isr_11: push $11
-    jmp isr_common
-isr_12: push $12
-    jmp isr_common
-isr_13: push $13
-    jmp isr_common
-isr_14: push $14
-    jmp isr_common
-isr_15: push $0
-    push $15
-    jmp isr_common
-isr_16: push $0
-    push $16
-    jmp isr_common
-isr_17: push $17
-    jmp isr_common
-isr_18: push $0
-    push $18
-    jmp isr_common
-isr_19: push $0
-    push $19
-    jmp isr_common
-isr_20: push $0
-    push $20
-    jmp isr_common
-isr_21: push $21
-    jmp isr_common
-isr_22: push $0
-    push $22
-    jmp isr_common
-isr_23: push $0
-    push $23
-    jmp isr_common
-isr_24: push $0
-    push $24
-    jmp isr_common
-isr_25: push $0
-    push $25
-    jmp isr_common
-isr_26: push $0
-    push $26
-    jmp isr_common
-isr_27: push $0
-    push $27
-    jmp isr_common
-isr_28: push $0
-    push $28
-    jmp isr_common
-isr_29: push $29
-    jmp isr_common
-isr_30: push $30
-    jmp isr_common
-isr_31: push $0
-    push $31
-    jmp isr_common
-isr_32: push $0
-    push $32
-    jmp isr_common
-isr_33: push $0
-    push $33
-    jmp isr_common
-isr_34: push $0
-    push $34
-    jmp isr_common
-isr_35: push $0
-    push $35
-    jmp isr_common
-isr_36: push $0
-    push $36
-    jmp isr_common
-isr_37: push $0
-    push $37
-    jmp isr_common
-isr_38: push $0
-    push $38
-    jmp isr_common
-isr_39: push $0
-    push $39
-    jmp isr_common
-isr_40: push $0
-    push $40
-    jmp isr_common
-isr_41: push $0
-    push $41
-    jmp isr_common
-isr_42: push $0
-    push $42
-    jmp isr_common
-isr_43: push $0
-    push $43
-    jmp isr_common
-isr_44: push $0
-    push $44
-    jmp isr_common
-isr_45: push $0
-    push $45
-    jmp isr_common
-isr_46: push $0
-    push $46
-    jmp isr_common
-isr_47: push $0
-    push $47
-    jmp isr_common
-
-    .section .rodata
-    .balign 8
-    .global isr_table
-isr_table:
-    .quad isr_0, isr_1, isr_2, isr_3, isr_4, isr_5, isr_6, isr_7, isr_8, isr_9, isr_10, isr_11, isr_12, isr_13, isr_14, isr_15, isr_16, isr_17, isr_18, isr_19, isr_20, isr_21, isr_22, isr_23, isr_24, isr_25, isr_26, isr_27, isr_28, isr_29, isr_30, isr_31, isr_32, isr_33, isr_34, isr_35, isr_36, isr_37, isr_38, isr_39, isr_40, isr_41, isr_42, isr_43, isr_44, isr_45, isr_46, isr_47
     "#,
     // Offsets from the end of a TrapFrame (where `cur_ctx_end` points); `size` turns them into
     // offsets from its start.
@@ -422,6 +281,10 @@ isr_table:
     sysvec = const SYSCALL_VECTOR,
     options(att_syntax)
 );
+
+// The stubs of vectors 0-47, each making the error and vector words and jumping to
+// `isr_common` above, and their table for the IDT.
+x86::trap_stubs!(common = "isr_common", table = "isr_table");
 
 /// A field's offset counted from the end of the [`TrapFrame`] (negative).
 const fn end_offset(field: usize) -> isize {
