@@ -27,8 +27,6 @@ use fault::recovery::{CrashLoop, Verdict};
 use userlib::abi::{BootInfo, Error, FaultKind, FaultRecord};
 use userlib::cap::{Cap, Notification, Task};
 
-userlib::entry!(main);
-
 const MAX_TASKS: usize = 32;
 
 struct Supervisor {
@@ -98,6 +96,8 @@ impl core::fmt::Display for Backoff {
         }
     }
 }
+
+userlib::entry!(main);
 
 fn main(boot: &'static BootInfo) -> Result<(), Error> {
     let tasks = Cap::<Task>::from_boot(boot, "all").ok_or(Error::EmptySlot)?;

@@ -11,19 +11,6 @@
 //! It is a macro, expanded once by each kernel's crate, so that the header and `_start` are
 //! linked into the kernel that asks for them and into nothing else that uses this crate.
 
-/// PAE: needed for long mode.
-pub const CR4_PAE: u32 = 1 << 5;
-/// The OS saves SSE state (`fxsave`): SSE instructions may run.
-pub const CR4_OSFXSR: u32 = 1 << 9;
-/// The OS handles SIMD floating-point exceptions.
-pub const CR4_OSXMMEXCPT: u32 = 1 << 10;
-/// EFER: `syscall`/`sysret` enabled.
-pub const EFER_SCE: u32 = 1 << 0;
-/// EFER: long mode enabled.
-pub const EFER_LME: u32 = 1 << 8;
-/// EFER: no-execute pages.
-pub const EFER_NXE: u32 = 1 << 11;
-
 /// The Multiboot2 magic GRUB passes in `eax`.
 pub const MULTIBOOT2_MAGIC: u32 = 0x36d7_6289;
 
@@ -34,8 +21,8 @@ pub const MULTIBOOT2_MAGIC: u32 = 0x36d7_6289;
 /// x86::multiboot2_trampoline!(
 ///     entry = kmain,             // extern "C" fn(magic: u32, info: u32) -> !
 ///     stack_top = __kstack_top,  // the boot stack's top, from the linker script
-///     cr4 = x86::boot::CR4_PAE,
-///     efer = x86::boot::EFER_LME | x86::boot::EFER_NXE | x86::boot::EFER_SCE,
+///     cr4 = 0,                   // CR4 bits besides PAE (which long mode needs)
+///     efer = EferFlags::NO_EXECUTE_ENABLE.bits() as u32, // EFER bits besides long mode
 /// );
 /// ```
 #[macro_export]
@@ -132,8 +119,9 @@ boot_pd:   .skip 4096
 "#,
             entry = sym $entry,
             stack = sym $stack,
-            cr4 = const $crate::boot::CR4_PAE | $cr4,
-            efer = const $crate::boot::EFER_LME | $efer,
+            // CR4.PAE and EFER.LME: long mode needs both.
+            cr4 = const (1u32 << 5) | ($cr4),
+            efer = const (1u32 << 8) | ($efer),
             options(att_syntax)
         );
     };

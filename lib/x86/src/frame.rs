@@ -40,6 +40,27 @@ pub struct TrapFrame {
 
 const _: () = assert!(core::mem::size_of::<TrapFrame>() == 176);
 
+/// Assembler macros `push_gprs` and `pop_gprs`, for an entry stub's `global_asm!` (put this
+/// first in its `concat!`): push the 15 general registers so that, with the error and vector
+/// words the stub pushed before, the stack holds a [`TrapFrame`]; pop them again.
+#[macro_export]
+macro_rules! gpr_macros {
+    () => {
+        "
+    .macro push_gprs
+    .irp reg, rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15
+    push %\\reg
+    .endr
+    .endm
+    .macro pop_gprs
+    .irp reg, r15, r14, r13, r12, r11, r10, r9, r8, rbp, rdi, rsi, rdx, rcx, rbx, rax
+    pop %\\reg
+    .endr
+    .endm
+"
+    };
+}
+
 /// Trap flag in rflags: single-step.
 pub const RFLAGS_TF: u64 = 1 << 8;
 /// Interrupt flag in rflags.

@@ -228,51 +228,56 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every error, in the order of its code (1 first).
+    const ALL: [Error; 16] = {
+        use Error::*;
+        [
+            InvalidSyscall,
+            InvalidSlot,
+            EmptySlot,
+            WrongType,
+            NoRights,
+            SlotOccupied,
+            BadAddress,
+            TooLong,
+            InvalidArgument,
+            Dead,
+            OutOfResources,
+            NoReplyPending,
+            AlreadyDone,
+            WouldDeadlock,
+            ServerFailed,
+            QuotaExceeded,
+        ]
+    };
+
     /// Decode `rax`; `None` means Ok. An unknown code maps to `InvalidArgument`.
     pub fn from_raw(raw: u64) -> Option<Self> {
-        use Error::*;
-        Some(match raw {
-            0 => return None,
-            1 => InvalidSyscall,
-            2 => InvalidSlot,
-            3 => EmptySlot,
-            4 => WrongType,
-            5 => NoRights,
-            6 => SlotOccupied,
-            7 => BadAddress,
-            8 => TooLong,
-            10 => Dead,
-            11 => OutOfResources,
-            12 => NoReplyPending,
-            13 => AlreadyDone,
-            14 => WouldDeadlock,
-            15 => ServerFailed,
-            16 => QuotaExceeded,
-            _ => InvalidArgument,
-        })
+        let i = raw.checked_sub(1)?;
+        Some(*usize::try_from(i).ok().and_then(|i| Self::ALL.get(i)).unwrap_or(&Error::InvalidArgument))
     }
 
     /// A short human description, used by the shell and in reports.
     pub fn describe(self) -> &'static str {
-        use Error::*;
-        match self {
-            InvalidSyscall => "no such syscall",
-            InvalidSlot => "capability slot out of range",
-            EmptySlot => "capability slot is empty",
-            WrongType => "capability has the wrong type",
-            NoRights => "capability lacks the needed right",
-            SlotOccupied => "destination slot is occupied",
-            BadAddress => "bad user address",
-            TooLong => "length too large",
-            InvalidArgument => "invalid argument",
-            Dead => "object is dead or stale",
-            OutOfResources => "kernel resources exhausted",
-            NoReplyPending => "no reply pending",
-            AlreadyDone => "already done",
-            WouldDeadlock => "would deadlock",
-            ServerFailed => "server failed before replying",
-            QuotaExceeded => "state-region quota exhausted",
-        }
+        const TEXT: [&str; 16] = [
+            "no such syscall",
+            "capability slot out of range",
+            "capability slot is empty",
+            "capability has the wrong type",
+            "capability lacks the needed right",
+            "destination slot is occupied",
+            "bad user address",
+            "length too large",
+            "invalid argument",
+            "object is dead or stale",
+            "kernel resources exhausted",
+            "no reply pending",
+            "already done",
+            "would deadlock",
+            "server failed before replying",
+            "state-region quota exhausted",
+        ];
+        TEXT[self as usize - 1]
     }
 }
 

@@ -10,8 +10,6 @@ use ssr::Layout;
 use userlib::abi::{badge_session, BootInfo, Error, MsgInfo, Sysno};
 use userlib::cap::{ssr_window, Cap, Endpoint};
 
-userlib::entry!(main);
-
 use bench::{NULL, SSR_WORD};
 
 #[repr(C)]
@@ -24,6 +22,8 @@ impl Layout for Counter {
     const KIND: u16 = 0xBE;
     const VERSION: u16 = 1;
 }
+
+userlib::entry!(main);
 
 fn main(boot: &'static BootInfo) -> Result<(), Error> {
     let ep = Cap::<Endpoint>::from_boot(boot, "bench").ok_or(Error::EmptySlot)?;

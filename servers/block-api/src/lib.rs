@@ -6,7 +6,6 @@
 
 use serde::{Deserialize, Serialize};
 use userlib::cap::{Cap, Endpoint};
-use userlib::msg::CallError;
 
 pub const LABEL: u32 = 0xB10C;
 pub const BLOCK_SIZE: usize = 512;
@@ -39,14 +38,7 @@ pub enum BlockError {
     Ipc(u8),
 }
 
-impl From<CallError> for BlockError {
-    fn from(e: CallError) -> Self {
-        match e {
-            CallError::Ipc(e) => BlockError::Ipc(e as u8),
-            CallError::Encode | CallError::Decode => BlockError::Malformed,
-        }
-    }
-}
+userlib::from_call_error!(BlockError);
 
 /// A client of a block store.
 #[derive(Clone, Copy)]

@@ -15,8 +15,6 @@ use userlib::cap::{save_reply, Cap, Endpoint, Interrupt, IoPort, Message, Notifi
 use userlib::sys::Ports;
 use x86::uart::{Config, Uart, COM1};
 
-userlib::entry!(main);
-
 /// Slot where a parked reader's reply capability waits (the manifest fills the low slots).
 const PARKED_SLOT: u8 = 63;
 
@@ -114,6 +112,8 @@ impl Server {
         }
     }
 }
+
+userlib::entry!(main);
 
 fn main(boot: &'static userlib::abi::BootInfo) -> Result<(), Error> {
     let ports = Cap::<IoPort>::from_boot(boot, "com1").ok_or(Error::EmptySlot)?;

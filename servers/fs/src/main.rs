@@ -24,8 +24,6 @@ use userlib::abi::{badge_client, badge_session, BootInfo, Error, IPC_BUFFER_SIZE
 use userlib::cap::{ssr_window, Cap, Endpoint, SsrView};
 use userlib::msg;
 
-userlib::entry!(main);
-
 /// A client's [`ClientState`] as the layout of its SSR. fs-core's type cannot carry this
 /// crate-foreign trait itself, and the wrapper is transparent, so the SSR holds the state's
 /// bytes exactly (296 of them; with the header and its backup copy well inside the page).
@@ -127,6 +125,8 @@ impl Server {
         result.unwrap_or_else(Response::Error)
     }
 }
+
+userlib::entry!(main);
 
 fn main(boot: &'static BootInfo) -> Result<(), Error> {
     console_api::init_log(log::LevelFilter::Info);

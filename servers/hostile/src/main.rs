@@ -20,8 +20,6 @@ use userlib::sys;
 
 use algo::rng::Rng;
 
-userlib::entry!(main);
-
 const ROUNDS: u32 = 20_000;
 const SEED: u64 = 0x5eed_a501_07e1_0c5e;
 
@@ -187,6 +185,8 @@ fn random_call(r: &mut Rng, t: &mut Tally, me: u64) {
         }
     }
 }
+
+userlib::entry!(main);
 
 fn main(boot: &'static BootInfo) -> Result<(), Error> {
     println!("hostile: {} random syscalls, seed {:#x}", ROUNDS, SEED);

@@ -12,8 +12,6 @@
 use userlib::abi::{badge_session, BootInfo, Error, SSR_SIZE, SSR_WINDOW};
 use userlib::cap::{save_reply, ssr_window, Cap, Endpoint};
 
-userlib::entry!(main);
-
 use probe::{GET, PUT, TAKE_CAP, TOUCH_AFTER_REPLY, TOUCH_NEIGHBOUR, USE_CAP};
 const PARK_SLOT: u8 = 20;
 /// Where a granted capability lands.
@@ -36,6 +34,8 @@ fn touch_neighbour() -> u8 {
 fn touch_after_reply() -> u8 {
     core::hint::black_box(ssr_window()[0])
 }
+
+userlib::entry!(main);
 
 fn main(boot: &'static BootInfo) -> Result<(), Error> {
     let ep = Cap::<Endpoint>::from_boot(boot, "probe").ok_or(Error::EmptySlot)?;

@@ -13,8 +13,6 @@ use userlib::abi::{Error, MAP_BASE};
 use userlib::cap::{Cap, Endpoint, Memory};
 use userlib::msg;
 
-userlib::entry!(main);
-
 fn handle<'a>(disk: &'a mut [u8], req: Result<Request<'_>, msg::CallError>) -> Response<'a> {
     let blocks = (disk.len() / BLOCK_SIZE) as u32;
     match req {
@@ -35,6 +33,8 @@ fn handle<'a>(disk: &'a mut [u8], req: Result<Request<'_>, msg::CallError>) -> R
         Ok(Request::Read { .. } | Request::Write { .. }) => Response::Error(BlockError::OutOfRange),
     }
 }
+
+userlib::entry!(main);
 
 fn main(boot: &'static userlib::abi::BootInfo) -> Result<(), Error> {
     let ep = Cap::<Endpoint>::from_boot(boot, "block").ok_or(Error::EmptySlot)?;

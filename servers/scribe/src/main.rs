@@ -16,8 +16,6 @@ use timer_api::Timer;
 use userlib::abi::{BootInfo, Error};
 use userlib::cap::{Cap, Endpoint};
 
-userlib::entry!(main);
-
 const PERIOD_MS: u32 = 300;
 const RECORD: usize = 16;
 const ROTATE_AT: u32 = 4000;
@@ -112,6 +110,8 @@ impl Scribe {
         Ok(())
     }
 }
+
+userlib::entry!(main);
 
 fn main(boot: &'static BootInfo) -> Result<(), Error> {
     let fs_ep = Cap::<Endpoint>::from_boot(boot, "fs").ok_or(Error::EmptySlot)?;

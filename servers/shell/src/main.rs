@@ -22,8 +22,6 @@ use userlib::cap::{Cap, Endpoint, IoPort, Session, Task};
 mod campaign;
 mod clients;
 
-userlib::entry!(main);
-
 const LINE_MAX: usize = 160;
 /// Task table size of the kernel (`task_info` answers InvalidArgument past it).
 const MAX_TASKS: usize = 32;
@@ -399,6 +397,8 @@ fn fault_name(code: u64) -> &'static str {
         None => x86::exception::name(code),
     }
 }
+
+userlib::entry!(main);
 
 fn main(boot: &'static BootInfo) -> Result<(), Error> {
     let console = Console::from_boot().ok_or(Error::EmptySlot)?;

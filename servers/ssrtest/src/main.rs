@@ -23,8 +23,6 @@ use fs_api::{mode, Fs, FsError};
 use userlib::abi::{BootInfo, Error};
 use userlib::cap::{Cap, Endpoint, Session, Task};
 
-userlib::entry!(main);
-
 struct Checks {
     failed: u32,
 }
@@ -212,6 +210,8 @@ fn quota(c: &mut Checks, boot: &BootInfo) -> Result<(), Error> {
     userlib::cap::cap_delete(40)?;
     Ok(())
 }
+
+userlib::entry!(main);
 
 fn main(boot: &'static BootInfo) -> Result<(), Error> {
     let mut c = Checks { failed: 0 };

@@ -5,7 +5,6 @@
 
 use serde::{Deserialize, Serialize};
 use userlib::cap::{Cap, Endpoint, Session};
-use userlib::msg::CallError;
 
 pub const LABEL: u32 = 0x71;
 
@@ -47,14 +46,7 @@ pub enum TimerError {
     Ipc(u8),
 }
 
-impl From<CallError> for TimerError {
-    fn from(e: CallError) -> Self {
-        match e {
-            CallError::Ipc(e) => TimerError::Ipc(e as u8),
-            CallError::Encode | CallError::Decode => TimerError::Malformed,
-        }
-    }
-}
+userlib::from_call_error!(TimerError);
 
 impl core::fmt::Display for TimerError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

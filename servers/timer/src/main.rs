@@ -21,8 +21,6 @@ use userlib::cap::{cap_info, save_reply, ssr_window, Cap, Endpoint, Interrupt, I
 use userlib::msg;
 use userlib::sys::{inb, outb, rdtsc};
 
-userlib::entry!(main);
-
 const RTC_INDEX: u16 = 0x70;
 const RTC_DATA: u16 = 0x71;
 /// Periodic interrupt rate: 32768 >> (RATE - 1) Hz.
@@ -193,6 +191,8 @@ impl Server {
         Action::Reply(result.unwrap_or_else(Response::Error))
     }
 }
+
+userlib::entry!(main);
 
 fn main(boot: &'static BootInfo) -> Result<(), Error> {
     console_api::init_log(log::LevelFilter::Info);

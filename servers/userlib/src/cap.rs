@@ -5,47 +5,25 @@ use crate::sys::{self, Ret};
 use axolotl_abi::{BootInfo, CapType, Error, MsgInfo, Sysno, TaskInfo, IPC_BUFFER, IPC_BUFFER_SIZE};
 use core::marker::PhantomData;
 
-pub struct Endpoint;
-pub struct Reply;
-pub struct Notification;
-pub struct Task;
-pub struct Memory;
-pub struct Interrupt;
-pub struct IoPort;
-pub struct Session;
-pub struct SsrView;
-
 /// Which `CapType` a marker stands for.
 pub trait Kind {
     const TYPE: CapType;
 }
-impl Kind for Endpoint {
-    const TYPE: CapType = CapType::Endpoint;
+
+/// A marker type per kind of capability, each naming its `CapType`.
+macro_rules! kinds {
+    ($($kind:ident),* $(,)?) => {
+        $(
+            #[doc = concat!("Marks a `Cap` as a capability of kind `", stringify!($kind), "`.")]
+            pub struct $kind;
+            impl Kind for $kind {
+                const TYPE: CapType = CapType::$kind;
+            }
+        )*
+    };
 }
-impl Kind for Reply {
-    const TYPE: CapType = CapType::Reply;
-}
-impl Kind for Notification {
-    const TYPE: CapType = CapType::Notification;
-}
-impl Kind for Task {
-    const TYPE: CapType = CapType::Task;
-}
-impl Kind for Memory {
-    const TYPE: CapType = CapType::Memory;
-}
-impl Kind for Interrupt {
-    const TYPE: CapType = CapType::Interrupt;
-}
-impl Kind for IoPort {
-    const TYPE: CapType = CapType::IoPort;
-}
-impl Kind for Session {
-    const TYPE: CapType = CapType::Session;
-}
-impl Kind for SsrView {
-    const TYPE: CapType = CapType::SsrView;
-}
+
+kinds!(Endpoint, Reply, Notification, Task, Memory, Interrupt, IoPort, Session, SsrView);
 
 /// What occupies `slot`: its type and rights, or an error (`EmptySlot`, `InvalidSlot`).
 pub fn cap_info(slot: u8) -> Result<(Option<CapType>, u64), Error> {

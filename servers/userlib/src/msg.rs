@@ -18,6 +18,22 @@ pub enum CallError {
     Decode,
 }
 
+/// Implement `From<CallError>` for a protocol's error enum that has a `Malformed` variant and
+/// an `Ipc(u8)` one (the kernel's error code): what a client stub's `?` needs.
+#[macro_export]
+macro_rules! from_call_error {
+    ($error:ident) => {
+        impl From<$crate::msg::CallError> for $error {
+            fn from(e: $crate::msg::CallError) -> Self {
+                match e {
+                    $crate::msg::CallError::Ipc(e) => $error::Ipc(e as u8),
+                    $crate::msg::CallError::Encode | $crate::msg::CallError::Decode => $error::Malformed,
+                }
+            }
+        }
+    };
+}
+
 impl From<Error> for CallError {
     fn from(e: Error) -> Self {
         CallError::Ipc(e)

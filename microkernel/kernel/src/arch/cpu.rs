@@ -65,7 +65,9 @@ pub fn init_this_cpu(kernel_stack_top: u64, syscall_entry: u64) {
         Efer::update(|f| f.insert(EferFlags::SYSTEM_CALL_EXTENSIONS | EferFlags::NO_EXECUTE_ENABLE));
         LStar::write(VirtAddr::new(syscall_entry));
     }
-    SFMask::write(RFlags::INTERRUPT_FLAG | RFlags::TRAP_FLAG | RFlags::DIRECTION_FLAG | RFlags::ALIGNMENT_CHECK);
+    SFMask::write(
+        RFlags::INTERRUPT_FLAG | RFlags::TRAP_FLAG | RFlags::DIRECTION_FLAG | RFlags::ALIGNMENT_CHECK,
+    );
 }
 
 /// This CPU's block (valid once `init_this_cpu` ran; kernel `GS` is always loaded in the kernel).

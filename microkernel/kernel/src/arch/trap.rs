@@ -131,42 +131,16 @@ pub unsafe fn sysret_to_user(ctx: *const TrapFrame) -> ! {
 }
 
 core::arch::global_asm!(
-    r#"
-    /* The 15 general registers in TrapFrame order (r15 ends at the lowest address). */
-    .macro push_gprs
-    push %rax
-    push %rbx
-    push %rcx
-    push %rdx
-    push %rsi
-    push %rdi
-    push %rbp
-    push %r8
-    push %r9
-    push %r10
-    push %r11
-    push %r12
-    push %r13
-    push %r14
-    push %r15
-    .endm
-    .macro pop_gprs
-    pop %r15
-    pop %r14
-    pop %r13
-    pop %r12
-    pop %r11
-    pop %r10
-    pop %r9
-    pop %r8
-    pop %rbp
-    pop %rdi
-    pop %rsi
-    pop %rdx
-    pop %rcx
-    pop %rbx
-    pop %rax
-    .endm
+    concat!(
+        x86::gpr_macros!(),
+        r#"
+    /* FRAME_reg: where the register's slot is, counted from the frame's end (where
+       `cur_ctx_end` and `rsp0` point); a TrapFrame holds r15 first, rax last. */
+    .set offset, -{size}
+    .irp reg, r15, r14, r13, r12, r11, r10, r9, r8, rbp, rdi, rsi, rdx, rcx, rbx, rax
+    .set FRAME_\reg, offset
+    .set offset, offset + 8
+    .endr
 
     .section .text
     .global syscall_entry
@@ -184,19 +158,9 @@ syscall_entry:
     mov %gs:16, %rcx
     mov %rcx, {rsp}(%rsp)
     movq ${sysvec}, {vector}(%rsp)
-    mov %rax, {rax}(%rsp)
-    mov %rbx, {rbx}(%rsp)
-    mov %rdx, {rdx}(%rsp)
-    mov %rsi, {rsi}(%rsp)
-    mov %rdi, {rdi}(%rsp)
-    mov %rbp, {rbp}(%rsp)
-    mov %r8, {r8}(%rsp)
-    mov %r9, {r9}(%rsp)
-    mov %r10, {r10}(%rsp)
-    mov %r12, {r12}(%rsp)
-    mov %r13, {r13}(%rsp)
-    mov %r14, {r14}(%rsp)
-    mov %r15, {r15}(%rsp)
+    .irp reg, rax, rbx, rdx, rsi, rdi, rbp, r8, r9, r10, r12, r13, r14, r15
+    mov %\reg, FRAME_\reg(%rsp)
+    .endr
     mov %gs:8, %rsp
     call syscall_from_user    /* never returns: it resumes a task through return_to_user */
     ud2
@@ -233,18 +197,9 @@ return_to_user_asm:
        pointer, goes last. */
     .global sysret_to_user_asm
 sysret_to_user_asm:
-    mov {r15}+{size}(%rdi), %r15
-    mov {r14}+{size}(%rdi), %r14
-    mov {r13}+{size}(%rdi), %r13
-    mov {r12}+{size}(%rdi), %r12
-    mov {r10}+{size}(%rdi), %r10
-    mov {r9}+{size}(%rdi), %r9
-    mov {r8}+{size}(%rdi), %r8
-    mov {rbp}+{size}(%rdi), %rbp
-    mov {rsi}+{size}(%rdi), %rsi
-    mov {rdx}+{size}(%rdi), %rdx
-    mov {rbx}+{size}(%rdi), %rbx
-    mov {rax}+{size}(%rdi), %rax
+    .irp reg, r15, r14, r13, r12, r10, r9, r8, rbp, rsi, rdx, rbx, rax
+    mov FRAME_\reg+{size}(%rdi), %\reg
+    .endr
     mov {rip}+{size}(%rdi), %rcx
     mov {rflags}+{size}(%rdi), %r11
     mov {rsp}+{size}(%rdi), %rsp
@@ -256,7 +211,8 @@ sysret_to_user_asm:
     add $16, %rsp
     swapgs
     iretq
-    "#,
+    "#
+    ),
     // Offsets from the end of a TrapFrame (where `cur_ctx_end` points); `size` turns them into
     // offsets from its start.
     rip = const end_offset(core::mem::offset_of!(TrapFrame, rip)),
@@ -264,23 +220,19 @@ sysret_to_user_asm:
     rflags = const end_offset(core::mem::offset_of!(TrapFrame, rflags)),
     rsp = const end_offset(core::mem::offset_of!(TrapFrame, rsp)),
     vector = const end_offset(core::mem::offset_of!(TrapFrame, vector)),
-    rax = const end_offset(core::mem::offset_of!(TrapFrame, rax)),
-    rbx = const end_offset(core::mem::offset_of!(TrapFrame, rbx)),
-    rdx = const end_offset(core::mem::offset_of!(TrapFrame, rdx)),
-    rsi = const end_offset(core::mem::offset_of!(TrapFrame, rsi)),
     rdi = const end_offset(core::mem::offset_of!(TrapFrame, rdi)),
-    rbp = const end_offset(core::mem::offset_of!(TrapFrame, rbp)),
-    r8 = const end_offset(core::mem::offset_of!(TrapFrame, r8)),
-    r9 = const end_offset(core::mem::offset_of!(TrapFrame, r9)),
-    r10 = const end_offset(core::mem::offset_of!(TrapFrame, r10)),
-    r12 = const end_offset(core::mem::offset_of!(TrapFrame, r12)),
-    r13 = const end_offset(core::mem::offset_of!(TrapFrame, r13)),
-    r14 = const end_offset(core::mem::offset_of!(TrapFrame, r14)),
-    r15 = const end_offset(core::mem::offset_of!(TrapFrame, r15)),
     size = const core::mem::size_of::<TrapFrame>(),
     sysvec = const SYSCALL_VECTOR,
     options(att_syntax)
 );
+
+// The assembly above numbers the general registers' slots itself: r15 first, rax last, 8 bytes
+// apart, as `TrapFrame` lays them out.
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(TrapFrame, r15) == 0 && offset_of!(TrapFrame, r8) == 7 * 8);
+    assert!(offset_of!(TrapFrame, rbp) == 8 * 8 && offset_of!(TrapFrame, rax) == 14 * 8);
+};
 
 // The stubs of vectors 0-47, each making the error and vector words and jumping to
 // `isr_common` above, and their table for the IDT.

@@ -17,88 +17,72 @@ enum Target {
     Endpoint { ep: u16, badge: u64, session: Option<u16> },
 }
 
-/// `send(cap, info, mr0..3)` and `call(...)`, decoded.
-pub struct Message {
+/// `call(cap, info, mr0..3)` (`CALL`) and `send(...)`: the same message to the same kinds of
+/// target, decoded alike; only a `send` may answer through a saved reply capability.
+pub struct Transfer<const CALL: bool> {
     target: Target,
     info: MsgInfo,
 }
 
-fn decode_message(k: &Kernel, cur: usize, a: &Args, is_call: bool) -> Result<Message, Error> {
-    let info = MsgInfo::decode(a[1])?;
-    let cap = *k.cspaces[cur].get(a[0])?;
-    let target = match cap.object {
-        Object::Reply { caller, token } if !is_call => {
-            if !cap.rights.contains(Rights::WRITE) {
-                return Err(Error::NoRights);
-            }
-            if info.cap.is_some() {
-                return Err(Error::InvalidArgument);
-            }
-            Target::Reply { slot: a[0], caller, token, waiting: k.awaits_answer(caller, token).is_some() }
-        }
-        Object::Session(s) => {
-            if !cap.rights.contains(Rights::WRITE) || info.cap.is_some() {
-                return Err(Error::NoRights);
-            }
-            let session = &k.sessions[s as usize];
-            if !session.live {
-                return Err(Error::Dead);
-            }
-            if k.endpoints[session.endpoint as usize].halted {
-                return Err(Error::ServerFailed);
-            }
-            Target::Endpoint { ep: session.endpoint, badge: cap.badge, session: Some(s) }
-        }
-        _ => {
-            let (ep, badge) = endpoint(k, cur, a[0], Rights::WRITE)?;
-            if k.endpoints[ep as usize].halted {
-                return Err(Error::ServerFailed);
-            }
-            if let Some(slot) = info.cap {
-                if !cap.rights.contains(Rights::GRANT) {
+pub type Call = Transfer<true>;
+pub type Send = Transfer<false>;
+
+impl<const CALL: bool> Syscall for Transfer<CALL> {
+    fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
+        let info = MsgInfo::decode(a[1])?;
+        let cap = *k.cspaces[cur].get(a[0])?;
+        let target = match cap.object {
+            Object::Reply { caller, token } if !CALL => {
+                if !cap.rights.contains(Rights::WRITE) {
                     return Err(Error::NoRights);
                 }
-                k.cspaces[cur].get(slot as u64)?;
+                if info.cap.is_some() {
+                    return Err(Error::InvalidArgument);
+                }
+                Target::Reply { slot: a[0], caller, token, waiting: k.awaits_answer(caller, token).is_some() }
             }
-            Target::Endpoint { ep, badge, session: None }
-        }
-    };
-    Ok(Message { target, info })
-}
-
-fn invoke_message(m: Message, k: &mut Kernel, cur: usize, is_call: bool) -> Result<Done, Error> {
-    match m.target {
-        Target::Reply { slot, caller, token, waiting } => {
-            k.cspaces[cur].take(slot)?;
-            if !waiting {
-                return Err(Error::Dead);
+            Object::Session(s) => {
+                if !cap.rights.contains(Rights::WRITE) || info.cap.is_some() {
+                    return Err(Error::NoRights);
+                }
+                let session = &k.sessions[s as usize];
+                if !session.live {
+                    return Err(Error::Dead);
+                }
+                if k.endpoints[session.endpoint as usize].halted {
+                    return Err(Error::ServerFailed);
+                }
+                Target::Endpoint { ep: session.endpoint, badge: cap.badge, session: Some(s) }
             }
-            k.answer(cur, caller, token, m.info)?;
-            Ok(Done::Value(0, 0))
+            _ => {
+                let (ep, badge) = endpoint(k, cur, a[0], Rights::WRITE)?;
+                if k.endpoints[ep as usize].halted {
+                    return Err(Error::ServerFailed);
+                }
+                if let Some(slot) = info.cap {
+                    if !cap.rights.contains(Rights::GRANT) {
+                        return Err(Error::NoRights);
+                    }
+                    k.cspaces[cur].get(slot as u64)?;
+                }
+                Target::Endpoint { ep, badge, session: None }
+            }
+        };
+        Ok(Transfer { target, info })
+    }
+
+    fn invoke(self, k: &mut Kernel, cur: usize) -> Result<Done, Error> {
+        match self.target {
+            Target::Reply { slot, caller, token, waiting } => {
+                k.cspaces[cur].take(slot)?;
+                if !waiting {
+                    return Err(Error::Dead);
+                }
+                k.answer(cur, caller, token, self.info)?;
+                Ok(Done::Value(0, 0))
+            }
+            Target::Endpoint { ep, badge, session } => Ok(k.send(cur, ep, self.info, badge, CALL, session)),
         }
-        Target::Endpoint { ep, badge, session } => Ok(k.send(cur, ep, m.info, badge, is_call, session)),
-    }
-}
-
-pub struct Call(Message);
-
-impl Syscall for Call {
-    fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
-        decode_message(k, cur, a, true).map(Call)
-    }
-    fn invoke(self, k: &mut Kernel, cur: usize) -> Result<Done, Error> {
-        invoke_message(self.0, k, cur, true)
-    }
-}
-
-pub struct Send(Message);
-
-impl Syscall for Send {
-    fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
-        decode_message(k, cur, a, false).map(Send)
-    }
-    fn invoke(self, k: &mut Kernel, cur: usize) -> Result<Done, Error> {
-        invoke_message(self.0, k, cur, false)
     }
 }
 
