@@ -1,5 +1,7 @@
-//! The module graph of each kernel crate must be a DAG: a cycle means that detection calls
-//! recovery calls detection, and layers stop pointing one way (see `../shared/STYLE.md`).
+//! The structure the tree promises, checked: the module graph of each kernel crate is a DAG (a
+//! cycle means that detection calls recovery calls detection, and layers stop pointing one way;
+//! see `../shared/STYLE.md`), and the crate graph has no edge between the two personalities:
+//! what both use lives in `lib/`, which depends on neither.
 //!
 //! The graph is read from the source: a top-level module `a` (a file `a.rs` or a folder `a/`)
 //! depends on module `b` when its code names `crate::b` (in a path or a `use`), invokes a macro
@@ -235,6 +237,53 @@ fn check(crate_dir: &str) {
     if let Some(cycle) = find_cycle(&g) {
         panic!("{crate_dir}: module cycle {}", cycle.join(" -> "));
     }
+}
+
+/// Which part of the tree a crate belongs to, from where its manifest is.
+fn tree_of(manifest: &str) -> &'static str {
+    let rel = manifest.strip_prefix(root().to_str().expect("a UTF-8 path")).unwrap_or(manifest);
+    let top = rel.trim_start_matches('/').split('/').next().unwrap_or_default();
+    match top {
+        "lib" => "lib",
+        "libos" => "libos",
+        "microkernel" | "servers" | "ssr" | "reincarnation" => "microkernel",
+        _ => "host",
+    }
+}
+
+#[test]
+fn the_personalities_share_only_lib_crates() {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(root())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("cargo metadata's JSON");
+    let packages = meta["packages"].as_array().expect("a package list");
+    let tree: BTreeMap<&str, &str> = packages
+        .iter()
+        .filter_map(|p| Some((p["name"].as_str()?, tree_of(p["manifest_path"].as_str()?))))
+        .collect();
+    assert!(tree.values().filter(|t| **t == "libos").count() > 5, "the libos crates were found");
+    let mut edges = Vec::new();
+    for p in packages {
+        let from = p["name"].as_str().unwrap_or_default();
+        for d in p["dependencies"].as_array().into_iter().flatten() {
+            let Some(&to_tree) = d["name"].as_str().and_then(|n| tree.get(n)) else { continue };
+            let from_tree = tree[from];
+            let crossing =
+                matches!((from_tree, to_tree), ("libos", "microkernel") | ("microkernel", "libos"));
+            let lib_leans = from_tree == "lib" && matches!(to_tree, "libos" | "microkernel");
+            if crossing || lib_leans {
+                edges.push(format!(
+                    "{from} ({from_tree}) -> {} ({to_tree})",
+                    d["name"].as_str().unwrap_or("?")
+                ));
+            }
+        }
+    }
+    assert!(edges.is_empty(), "edges between the personalities, or from lib/ into one: {edges:#?}");
 }
 
 #[test]
