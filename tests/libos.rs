@@ -22,7 +22,11 @@ fn libos_done_when_file_survives_killing_fs() {
     check(&t, t.console.contains("NAME              ID  GEN  STATE    RESTARTS PRIO  SYSCALLS"), "ps header");
     check(&t, outputs(&t, "cat /a") == ["hi", "hi"], "cat prints hi before and after the kill");
     check(&t, t.console.contains("KILL fs (task"), "the kill is reported");
-    check(&t, t.console.contains("restarted fs as gen 1"), "fs is restarted as generation 1");
+    check(
+        &t,
+        t.console.contains("[kernel] fs gen 0: killed; restarting as gen 1; 0 caller(s) suspended, 0 failed"),
+        "fs is restarted as generation 1, in the microkernel supervisor's words",
+    );
     check(&t, ps_row(&t, "fs").get(2) == Some(&"0"), "ps ran before the kill: fs was generation 0");
 }
 
@@ -110,8 +114,8 @@ fn libos_every_fault_kind_on_fs_is_survived() {
     check(&t, t.console.contains("FAULT fs (task") && t.console.contains("hang: ran"), "faults are reported");
     check(
         &t,
-        t.console.contains("1 caller(s) retried"),
-        "a request in flight is retried against the next generation",
+        t.console.contains("1 caller(s) suspended, 0 failed"),
+        "a request in flight is delivered again to the next generation",
     );
     let restarts: u32 = ps_row(&t, "fs").get(4).and_then(|r| r.parse().ok()).unwrap_or(0);
     check(&t, restarts >= 2, "hang and kill at least restarted fs");

@@ -7,7 +7,8 @@
 //!          ◄── resp written into the caller ── reply(token, resp)     pointers into an arena
 //!                                                                     that may die)
 //!  server dies while serving: the caller goes back to the front of the queue, and the next
-//!  generation receives the same request (once; a second death on it fails that one call).
+//!  generation receives the same request (once; a second death on it fails that one call;
+//!  a server held after a crash loop fails its callers at once).
 //! ```
 //! Arguments from a cell are read (`black_box` copies) *before* the core's critical section:
 //! a corrupted pointer argument then faults in the cell's time, not while a core table is
@@ -20,60 +21,18 @@
 //! receiver) is released when it dies.
 
 use crate::sched::block_on;
-use crate::task::{Kernel, State, KERNEL};
+use crate::state::{Call, CallError, CallPhase, EpState, Kernel, State, KERNEL};
 use core::cell::UnsafeCell;
 use core::hint::black_box;
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
+use fault::recovery::Redelivery;
 use heapless::Deque;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CallError {
-    /// The server failed on this request twice, or is held after a crash loop.
-    ServerFailed,
-    /// No such endpoint.
-    BadEndpoint,
-    /// Too many callers queued.
-    QueueFull,
-    /// The request or answer buffer is not in the caller's own memory (a corrupted pointer).
-    BadBuffer,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplyError {
     /// The caller is gone or the token was already used.
     Stale,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum CallPhase {
-    Queued,
-    Served(usize),
-    Replied,
-    Failed(CallError),
-}
-
-/// A call in progress, in the caller's task record. `req`/`resp` point into the caller's
-/// stack, which stays mapped while the caller waits (it is blocked; if it dies, the call dies).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Call {
-    pub ep: usize,
-    pub req: u64,
-    pub resp: u64,
-    pub seq: u64,
-    pub phase: CallPhase,
-    pub attempts: u8,
-    /// Tick at which a server took it (for the unanswered-request deadline).
-    pub served_at: u64,
-}
-
-pub(crate) struct EpState {
-    /// For reports and debugging.
-    #[allow(dead_code)]
-    pub name: &'static str,
-    pub queue: Deque<usize, 32>,
-    pub receiver: Option<usize>,
-    pub server: Option<usize>,
 }
 
 /// A rendezvous endpoint carrying `Req` to the server and `Resp` back. Copyable: it is a name.
@@ -128,7 +87,7 @@ impl<Req: Copy + Send + 'static, Resp: Copy + Send + 'static> Endpoint<Req, Resp
             let inside = |ranges: &[(u64, u64)], a: u64, len: usize| {
                 ranges.iter().any(|&(s, e)| a >= s && a.checked_add(len as u64).is_some_and(|end| end <= e))
             };
-            let own = &crate::task::data_ranges(k.cur());
+            let own = &k.cur().data_ranges();
             let req_ok = inside(own, rq, size_of::<Req>())
                 || inside(&[crate::mem::paging::image()], rq, size_of::<Req>());
             if !req_ok || !inside(own, rs, size_of::<Resp>()) {
@@ -145,7 +104,7 @@ impl<Req: Copy + Send + 'static, Resp: Copy + Send + 'static> Endpoint<Req, Resp
                 resp: resp.as_mut_ptr() as u64,
                 seq,
                 phase: CallPhase::Queued,
-                attempts: 0,
+                delivered_again: false,
                 served_at: 0,
             });
             if let Some(r) = receiver {
@@ -234,7 +193,7 @@ impl<Req: Copy + Send + 'static, Resp: Copy + Send + 'static> Endpoint<Req, Resp
             k.handoff = Some(client);
             let me = k.cur();
             me.served += 1;
-            me.crash_streak = 0;
+            me.answered = true;
             Ok(())
         })
     }
@@ -252,7 +211,7 @@ fn first_wait(k: &mut Kernel, waiting: usize) {
     t.fault_tsc = 0;
     t.last_latency = Some(latency);
     if !quiet {
-        crate::kprintln!(
+        crate::serial::kprintln!(
             "{} gen {} ready: {} TSC ticks from its predecessor's fault to its first recv; {} caller(s) waiting",
             t.name,
             t.generation,
@@ -262,36 +221,47 @@ fn first_wait(k: &mut Kernel, waiting: usize) {
     }
 }
 
-/// Server `dead` died: the calls it was serving go back to the front of their queues (or fail,
-/// on a second death on the same call). Returns (retried, failed).
-pub(crate) fn server_died(k: &mut Kernel, dead: usize) -> (usize, usize) {
-    let (mut retried, mut failed) = (0, 0);
+/// The current task took a message from its mailbox: for a task that serves a mailbox (the
+/// console, the shell) that is what answering a request is for an endpoint's server, so its
+/// next fault does not continue a crash loop.
+fn took_work(k: &mut Kernel) {
+    k.cur().answered = true;
+}
+
+/// Server `dead` died: each call it was serving goes back to the front of its queue for the
+/// next incarnation, or fails (`fault::recovery::Redelivery`: once only, and only if the
+/// server is `restarting`). Returns (suspended, failed).
+pub(crate) fn server_died(k: &mut Kernel, dead: usize, restarting: bool) -> (usize, usize) {
+    let (mut suspended, mut failed) = (0, 0);
     for c in 0..k.tasks.len() {
         let Some(t) = k.tasks[c].as_mut() else { continue };
         let Some(call) = t.call.as_mut() else { continue };
         if call.phase != CallPhase::Served(dead) {
             continue;
         }
-        if call.attempts >= 1 {
-            call.phase = CallPhase::Failed(CallError::ServerFailed);
-            failed += 1;
-            k.wake(c);
-        } else {
-            call.attempts += 1;
-            call.phase = CallPhase::Queued;
-            let ep = call.ep;
-            if k.eps[ep].queue.push_front(c).is_err() {
-                if let Some(call) = k.tasks[c].as_mut().and_then(|t| t.call.as_mut()) {
-                    call.phase = CallPhase::Failed(CallError::QueueFull);
-                }
-                k.wake(c);
+        match Redelivery::decide(restarting, call.delivered_again) {
+            Redelivery::Fail => {
+                call.phase = CallPhase::Failed(CallError::ServerFailed);
                 failed += 1;
-            } else {
-                retried += 1;
+                k.wake(c);
+            }
+            Redelivery::Again => {
+                call.delivered_again = true;
+                call.phase = CallPhase::Queued;
+                let ep = call.ep;
+                if k.eps[ep].queue.push_front(c).is_err() {
+                    if let Some(call) = k.tasks[c].as_mut().and_then(|t| t.call.as_mut()) {
+                        call.phase = CallPhase::Failed(CallError::QueueFull);
+                    }
+                    k.wake(c);
+                    failed += 1;
+                } else {
+                    suspended += 1;
+                }
             }
         }
     }
-    (retried, failed)
+    (suspended, failed)
 }
 
 /// Server `held` is halted: everyone queued on its endpoints fails now.
@@ -437,11 +407,14 @@ impl<T: Copy + Send + 'static, const N: usize> Receiver<T, N> {
                 return Some(None);
             }
             first_wait(k, 0);
-            let s = inner.state.get(k);
-            match s.queue.pop_front() {
-                Some(v) => Some(Some(v)),
+            let popped = inner.state.get(k).queue.pop_front();
+            match popped {
+                Some(v) => {
+                    took_work(k);
+                    Some(Some(v))
+                }
                 None => {
-                    s.receiver = Some(me);
+                    inner.state.get(k).receiver = Some(me);
                     None
                 }
             }
@@ -452,6 +425,12 @@ impl<T: Copy + Send + 'static, const N: usize> Receiver<T, N> {
     #[inline(never)]
     pub fn try_recv(&self) -> Option<T> {
         let inner = black_box(self.inner);
-        KERNEL.with(|k| if valid(k, inner) { inner.state.get(k).queue.pop_front() } else { None })
+        KERNEL.with(|k| {
+            let popped = if valid(k, inner) { inner.state.get(k).queue.pop_front() } else { None };
+            if popped.is_some() {
+                took_work(k);
+            }
+            popped
+        })
     }
 }

@@ -5,16 +5,8 @@
 //! The value lives in the client's heap; the server never keeps it. The registry records only
 //! where it is, whose it is and which server it belongs to: nothing in a server refers to it.
 
-use crate::task::KERNEL;
+use crate::state::{KeptEntry, KERNEL};
 use alloc::boxed::Box;
-
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Entry {
-    pub addr: u64,
-    pub len: usize,
-    pub owner: usize,
-    pub server: &'static str,
-}
 
 /// A value of type `T` the current task keeps on behalf of `server`.
 ///
@@ -32,10 +24,10 @@ impl<T: Copy + 'static> Kept<T> {
     /// injector just cannot reach it).
     pub fn new(server: &'static str, value: T) -> Self {
         let value = Box::into_raw(Box::new(value));
-        let entry = Entry { addr: value as u64, len: core::mem::size_of::<T>(), owner: 0, server };
+        let entry = KeptEntry { addr: value as u64, len: core::mem::size_of::<T>(), owner: 0, server };
         KERNEL.with(|k| {
             let owner = k.current;
-            let _ = k.kept.push(Entry { owner, ..entry });
+            let _ = k.kept.push(KeptEntry { owner, ..entry });
         });
         Kept { value }
     }
