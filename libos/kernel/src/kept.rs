@@ -32,6 +32,9 @@ impl<T: Copy + 'static> Kept<T> {
         Kept { value }
     }
 
+    /// Inlined into the holder: a value returned from a kernel function would be written
+    /// through a result pointer the caller passes unchecked (see `chan`'s `Endpoint::call`).
+    #[inline(always)]
     pub fn get(&self) -> T {
         // SAFETY: `value` came from `Box::into_raw` and is freed only by `drop`.
         unsafe { self.value.read_volatile() }

@@ -177,6 +177,10 @@ pub(crate) struct EpState {
     pub queue: Deque<usize, 32>,
     pub receiver: Option<usize>,
     pub server: Option<usize>,
+    /// The sizes of its request and answer types: every call, receive and reply is checked
+    /// against them (a corrupted endpoint value may name an endpoint of other types).
+    pub req_size: usize,
+    pub resp_size: usize,
 }
 
 /// An injected fault waiting for its moment (see `inject`).
