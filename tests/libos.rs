@@ -22,7 +22,11 @@ fn libos_done_when_file_survives_killing_fs() {
     check(&t, t.console.contains("NAME              ID  GEN  STATE    RESTARTS PRIO  SYSCALLS"), "ps header");
     check(&t, outputs(&t, "cat /a") == ["hi", "hi"], "cat prints hi before and after the kill");
     check(&t, t.console.contains("KILL fs (task"), "the kill is reported");
-    check(&t, t.console.contains("restarted fs as gen 1"), "fs is restarted as generation 1");
+    check(
+        &t,
+        t.console.contains("[kernel] fs gen 0: killed; restarting as gen 1; 0 caller(s) suspended, 0 failed"),
+        "fs is restarted as generation 1, in the microkernel supervisor's words",
+    );
     check(&t, ps_row(&t, "fs").get(2) == Some(&"0"), "ps ran before the kill: fs was generation 0");
 }
 
@@ -110,8 +114,8 @@ fn libos_every_fault_kind_on_fs_is_survived() {
     check(&t, t.console.contains("FAULT fs (task") && t.console.contains("hang: ran"), "faults are reported");
     check(
         &t,
-        t.console.contains("1 caller(s) retried"),
-        "a request in flight is retried against the next generation",
+        t.console.contains("1 caller(s) suspended, 0 failed"),
+        "a request in flight is delivered again to the next generation",
     );
     let restarts: u32 = ps_row(&t, "fs").get(4).and_then(|r| r.parse().ok()).unwrap_or(0);
     check(&t, restarts >= 2, "hang and kill at least restarted fs");
@@ -194,4 +198,63 @@ fn libos_bench_refuses_to_run_into_an_armed_fault() {
     let failed: Vec<&str> = t.failed.iter().map(|(c, _)| c.as_str()).collect();
     check(&t, failed == ["bench 10"], "only bench failed");
     check(&t, outputs(&t, "echo alive") == ["alive"], "and the shell carries on");
+}
+
+#[test]
+fn libos_a_crash_loop_backs_off_then_holds_and_the_rest_keeps_running() {
+    // Kills count as faults, and echo (the bench partner) answers nothing between them: the
+    // first fault restarts it at once, the next three after a growing back-off, the fifth
+    // holds it. A restart by hand brings it back.
+    let kills = ["kill echo"; 5];
+    let mut cmds = kills.to_vec();
+    cmds.extend(["ps", "bench 10", "echo alive", "restart echo", "bench 10", "ps"]);
+    let t = boot(&cmds, 90);
+    check(&t, t.outcome == Outcome::PoweredOff, "clean power-off");
+    check(
+        &t,
+        t.console
+            .contains("[kernel] echo gen 0: killed; restarting as gen 1; 0 caller(s) suspended, 0 failed"),
+        "the first fault restarts it at once",
+    );
+    for (generation, ms) in [(1, 50), (2, 100), (3, 200)] {
+        let line = format!(
+            "[kernel] echo gen {generation}: killed; restarting as gen {} after {ms} ms;",
+            generation + 1
+        );
+        check(&t, t.console.contains(&line), &format!("fault {} backs off {ms} ms", generation + 1));
+    }
+    check(
+        &t,
+        t.console.contains(
+            "[kernel] echo gen 4: killed; 5 faults in a row without answering a request: crash loop, holding echo"
+        ),
+        "the fifth fault holds it",
+    );
+    let first_ps = outputs(&t, "ps").first().cloned().unwrap_or_default();
+    let echo_row: Vec<&str> = first_ps
+        .lines()
+        .find(|l| l.starts_with("echo "))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    check(&t, echo_row.get(3) == Some(&"halted"), "ps shows it halted");
+    check(&t, echo_row.get(4) == Some(&"4"), "after four restarts");
+    let benches = outputs(&t, "bench 10");
+    check(
+        &t,
+        benches
+            .first()
+            .is_some_and(|b| b.contains("error: bench: los.channel_rtt: server failed before replying")),
+        "a command that needs it fails at once with a clear error",
+    );
+    check(&t, outputs(&t, "echo alive") == ["alive"], "everything else still works");
+    check(&t, t.console.contains("restarted echo as generation 5"), "restart by hand brings it back");
+    check(
+        &t,
+        benches.get(1).is_some_and(|b| b.contains("bench: los.channel_rtt n=10 ")),
+        "and the channel benchmark runs again",
+    );
+    let failed: Vec<&str> = t.failed.iter().map(|(c, _)| c.as_str()).collect();
+    check(&t, failed == ["bench 10"], "only the bench run against the held echo failed");
+    let echo = ps_row(&t, "echo");
+    check(&t, echo.get(2) == Some(&"5") && echo.get(3) == Some(&"recv"), "echo serves again as gen 5");
 }

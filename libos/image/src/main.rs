@@ -1,19 +1,20 @@
-//! The libos image: the core plus the cells, wired together at boot.
+//! The libos image: the kernel plus the cells, wired together at boot.
 //!
 //! ```text
 //!  console ◄── mailbox ── shell ── endpoint ──► fs ── endpoint ──► ramdisk
 //!     ▲  IRQ 4 bytes         └──── endpoint ──► timer      (blocks in MappedPages)
-//!     └── (core)             └──── endpoint ──► echo (benchmark partner)
+//!     └── (kernel)           └──── endpoint ──► echo (benchmark partner)
 //! ```
-//! This is the composition root: it holds no state of its own after boot.
+//! This is the composition root: it holds no state of its own after boot. The kernel hands it
+//! the one [`libos_kernel::Privilege`] token; it gives it to the shell, and to no other cell.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
 libos_kernel::entry!(wire);
 
-fn wire() {
-    let serial = libos_kernel::serial::take().expect("the serial device is taken once, here");
+fn wire(privilege: libos_kernel::Privilege) {
+    let serial = libos_kernel::Serial::take().expect("the serial device is taken once, here");
     let console = cell_console::start(serial).expect("console");
     let ramdisk = cell_ramdisk::start().expect("ramdisk");
     // The fs cell's sealing key: chosen now, kept by its task across incarnations.
@@ -21,5 +22,5 @@ fn wire() {
     let fs = cell_fs::start(ramdisk, key).expect("fs");
     let timer = cell_timer::start().expect("timer");
     let echo = cell_shell::start_echo().expect("echo");
-    cell_shell::start(cell_shell::Wiring { console, fs, timer, echo }).expect("shell");
+    cell_shell::start(cell_shell::Wiring { console, fs, timer, echo }, privilege).expect("shell");
 }

@@ -7,7 +7,8 @@
 //!          ◄── resp written into the caller ── reply(token, resp)     pointers into an arena
 //!                                                                     that may die)
 //!  server dies while serving: the caller goes back to the front of the queue, and the next
-//!  generation receives the same request (once; a second death on it fails that one call).
+//!  generation receives the same request (once; a second death on it fails that one call;
+//!  a server held after a crash loop fails its callers at once).
 //! ```
 //! Arguments from a cell are read (`black_box` copies) *before* the core's critical section:
 //! a corrupted pointer argument then faults in the cell's time, not while a core table is
@@ -20,60 +21,18 @@
 //! receiver) is released when it dies.
 
 use crate::sched::block_on;
-use crate::task::{Kernel, State, KERNEL};
+use crate::state::{Call, CallError, CallPhase, EpState, Kernel, State, KERNEL};
 use core::cell::UnsafeCell;
 use core::hint::black_box;
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
+use fault::recovery::Redelivery;
 use heapless::Deque;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CallError {
-    /// The server failed on this request twice, or is held after a crash loop.
-    ServerFailed,
-    /// No such endpoint.
-    BadEndpoint,
-    /// Too many callers queued.
-    QueueFull,
-    /// The request or answer buffer is not in the caller's own memory (a corrupted pointer).
-    BadBuffer,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplyError {
     /// The caller is gone or the token was already used.
     Stale,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum CallPhase {
-    Queued,
-    Served(usize),
-    Replied,
-    Failed(CallError),
-}
-
-/// A call in progress, in the caller's task record. `req`/`resp` point into the caller's
-/// stack, which stays mapped while the caller waits (it is blocked; if it dies, the call dies).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Call {
-    pub ep: usize,
-    pub req: u64,
-    pub resp: u64,
-    pub seq: u64,
-    pub phase: CallPhase,
-    pub attempts: u8,
-    /// Tick at which a server took it (for the unanswered-request deadline).
-    pub served_at: u64,
-}
-
-pub(crate) struct EpState {
-    /// For reports and debugging.
-    #[allow(dead_code)]
-    pub name: &'static str,
-    pub queue: Deque<usize, 32>,
-    pub receiver: Option<usize>,
-    pub server: Option<usize>,
 }
 
 /// A rendezvous endpoint carrying `Req` to the server and `Resp` back. Copyable: it is a name.
@@ -99,145 +58,195 @@ pub struct Token {
 impl<Req: Copy + Send + 'static, Resp: Copy + Send + 'static> Endpoint<Req, Resp> {
     /// Make an endpoint (while wiring the system).
     pub fn create(name: &'static str) -> Option<Self> {
+        let (req_size, resp_size) = (size_of::<Req>(), size_of::<Resp>());
         KERNEL.with(|k| {
             let id = k.eps.len();
-            k.eps.push(EpState { name, queue: Deque::new(), receiver: None, server: None }).ok()?;
+            let ep = EpState { name, queue: Deque::new(), receiver: None, server: None, req_size, resp_size };
+            k.eps.push(ep).ok()?;
             Some(Endpoint { id, _types: PhantomData })
         })
     }
 
     /// Send `req` and wait for the answer.
-    #[inline(never)]
+    ///
+    /// Inlined into the caller, so the answer's buffer is a local of the caller's, which the
+    /// kernel checks before it writes there; a result returned by value from a kernel function
+    /// would instead be written through a pointer the caller passes unchecked (a fault in the
+    /// cell that bends it would make the kernel write anywhere).
+    #[inline(always)]
     pub fn call(&self, req: &Req) -> Result<Resp, CallError> {
         let mut resp = MaybeUninit::<Resp>::uninit();
-        let id = black_box(self.id);
-        KERNEL.with(|k| {
-            let me = k.current;
-            let halted = k
-                .eps
-                .get(id)
-                .ok_or(CallError::BadEndpoint)?
-                .server
-                .is_some_and(|s| k.tasks[s].as_ref().is_some_and(|t| t.state == State::Halted));
-            if halted {
-                return Err(CallError::ServerFailed);
-            }
-            // Pointers from a cell are allegations: the answer buffer must lie in the caller's own
-            // stack or heap; the request there too, or in the image (a promoted constant).
-            let (rq, rs) = (req as *const Req as u64, resp.as_ptr() as u64);
-            let inside = |ranges: &[(u64, u64)], a: u64, len: usize| {
-                ranges.iter().any(|&(s, e)| a >= s && a.checked_add(len as u64).is_some_and(|end| end <= e))
-            };
-            let own = &crate::task::data_ranges(k.cur());
-            let req_ok = inside(own, rq, size_of::<Req>())
-                || inside(&[crate::mem::paging::image()], rq, size_of::<Req>());
-            if !req_ok || !inside(own, rs, size_of::<Resp>()) {
-                return Err(CallError::BadBuffer);
-            }
-            let seq = k.next_seq;
-            k.next_seq += 1;
-            let ep = &mut k.eps[id];
-            ep.queue.push_back(me).map_err(|_| CallError::QueueFull)?;
-            let receiver = ep.receiver.take();
-            k.cur().call = Some(Call {
-                ep: id,
-                req: req as *const Req as u64,
-                resp: resp.as_mut_ptr() as u64,
-                seq,
-                phase: CallPhase::Queued,
-                attempts: 0,
-                served_at: 0,
-            });
-            if let Some(r) = receiver {
-                k.wake(r);
-                k.handoff = Some(r);
-            }
-            Ok(())
-        })?;
-        let outcome = block_on(State::Call, |k| {
-            let t = k.cur();
-            let done = match t.call.map(|c| c.phase) {
-                Some(CallPhase::Replied) => Ok(()),
-                Some(CallPhase::Failed(e)) => Err(e),
-                _ => return None,
-            };
-            t.call = None;
-            Some(done)
-        });
-        outcome?;
-        // SAFETY: phase Replied means `reply` wrote a whole `Resp` into `resp`.
+        let (req, resp_at) = (req as *const Req as u64, resp.as_mut_ptr() as u64);
+        kernel_call(self.id, req, size_of::<Req>(), resp_at, size_of::<Resp>())?;
+        // SAFETY: `kernel_call` returns Ok only after a `reply` on this endpoint, whose sizes match
+        // ours, wrote a whole `Resp` into `resp`.
         Ok(unsafe { resp.assume_init() })
     }
 
     /// Wait for the next request. A task whose endpoint value is corrupted panics (and is
-    /// restarted): the id is checked before the core uses it.
-    #[inline(never)]
+    /// restarted): the id is checked before the kernel uses it. Inlined for the reason `call`
+    /// is: the request is copied into a checked local of the caller's.
+    #[inline(always)]
     pub fn recv(&self) -> (Token, Req) {
-        let id = black_box(self.id);
-        let r = block_on(State::Recv, |k| {
-            let me = k.current;
-            let now = k.ticks;
-            if id >= k.eps.len() {
-                return Some(None);
-            }
-            // One server per endpoint: a task that tries to serve another's endpoint holds a
-            // corrupted endpoint value (its clients would wait for ever).
-            if let Some(s) = k.eps[id].server {
-                if s != me && k.tasks[s].as_ref().is_some_and(|t| t.state != State::Dead) {
-                    return Some(None);
-                }
-            }
-            let waiting = k.eps[id].queue.len();
-            first_wait(k, waiting);
-            k.eps[id].server = Some(me);
-            while let Some(c) = k.eps[id].queue.pop_front() {
-                let Some(t) = k.task(c) else { continue };
-                let Some(call) = t.call.as_mut() else { continue };
-                if call.ep != id || call.phase != CallPhase::Queued {
-                    continue;
-                }
-                call.phase = CallPhase::Served(me);
-                call.served_at = now;
-                let (generation, seq, req) = (t.generation, call.seq, call.req);
-                // SAFETY: the caller is blocked in `call` on this endpoint, so `req` points at a
-                // live `Req` in its own memory (checked in `call`); the endpoint's type fixes
-                // `Req` for both sides.
-                let value = unsafe { (req as *const Req).read() };
-                return Some(Some((Token { client: c, generation, seq }, value)));
-            }
-            k.eps[id].receiver = Some(me);
-            None
-        });
-        match r {
-            Some(incoming) => incoming,
-            None => panic!("recv on endpoint {}, which does not exist or is another task's", id),
-        }
+        let mut req = MaybeUninit::<Req>::uninit();
+        let (who, seq) = kernel_recv(self.id, req.as_mut_ptr() as u64, size_of::<Req>());
+        let token = Token { client: (who & u32::MAX as u64) as usize, generation: (who >> 32) as u32, seq };
+        // SAFETY: `kernel_recv` returns only after copying a whole request of this endpoint's `Req`
+        // into `req`.
+        (token, unsafe { req.assume_init() })
     }
 
     /// Answer the request `token` names.
-    #[inline(never)]
+    #[inline(always)]
     pub fn reply(&self, token: Token, resp: Resp) -> Result<(), ReplyError> {
-        let (client, generation, seq) = black_box((token.client, token.generation, token.seq));
-        let resp = black_box(resp);
-        KERNEL.with(|k| {
-            let me = k.current;
-            let t = k.task(client).ok_or(ReplyError::Stale)?;
-            let call = t.call.as_mut().ok_or(ReplyError::Stale)?;
-            if t.generation != generation || call.seq != seq || call.phase != CallPhase::Served(me) {
-                return Err(ReplyError::Stale);
-            }
-            // SAFETY: the caller is blocked in `call` with phase Served by us, so `resp` points
-            // at its `MaybeUninit<Resp>`, which nothing else writes.
-            unsafe { (call.resp as *mut Resp).write(resp) };
-            call.phase = CallPhase::Replied;
-            k.wake(client);
-            k.handoff = Some(client);
-            let me = k.cur();
-            me.served += 1;
-            me.crash_streak = 0;
-            Ok(())
-        })
+        let resp_at = &resp as *const Resp as u64;
+        kernel_reply(token.client, token.generation, token.seq, resp_at, size_of::<Resp>())
     }
+}
+
+/// Does `[a, a + len)` lie inside one of `ranges`?
+fn inside(ranges: &[(u64, u64)], a: u64, len: usize) -> bool {
+    ranges.iter().any(|&(s, e)| a >= s && a.checked_add(len as u64).is_some_and(|end| end <= e))
+}
+
+/// [`Endpoint::call`]'s kernel half: `req_len` bytes at `req` go to the server of endpoint
+/// `id`, whose answer (`resp_len` bytes) lands at `resp`.
+#[inline(never)]
+fn kernel_call(id: usize, req: u64, req_len: usize, resp: u64, resp_len: usize) -> Result<(), CallError> {
+    let (id, req, req_len, resp, resp_len) = black_box((id, req, req_len, resp, resp_len));
+    KERNEL.with(|k| {
+        let me = k.current;
+        let ep = k.eps.get(id).ok_or(CallError::BadEndpoint)?;
+        // A corrupted endpoint value may name another endpoint, of other message types.
+        if (ep.req_size, ep.resp_size) != (req_len, resp_len) {
+            return Err(CallError::BadEndpoint);
+        }
+        let halted = ep.server.is_some_and(|s| k.tasks[s].as_ref().is_some_and(|t| t.state == State::Halted));
+        if halted {
+            return Err(CallError::ServerFailed);
+        }
+        // Pointers from a cell are allegations: the answer buffer must lie in the caller's own
+        // stack or heap; the request there too, or in the image (a promoted constant).
+        let own = &k.cur().data_ranges();
+        let req_ok = inside(own, req, req_len) || inside(&[crate::mem::paging::image()], req, req_len);
+        if !req_ok || !inside(own, resp, resp_len) {
+            return Err(CallError::BadBuffer);
+        }
+        let seq = k.next_seq;
+        k.next_seq += 1;
+        let ep = &mut k.eps[id];
+        ep.queue.push_back(me).map_err(|_| CallError::QueueFull)?;
+        let receiver = ep.receiver.take();
+        k.cur().call = Some(Call {
+            ep: id,
+            req,
+            resp,
+            seq,
+            phase: CallPhase::Queued,
+            delivered_again: false,
+            served_at: 0,
+        });
+        if let Some(r) = receiver {
+            k.wake(r);
+            k.handoff = Some(r);
+        }
+        Ok(())
+    })?;
+    block_on(State::Call, |k| {
+        let t = k.cur();
+        let done = match t.call.map(|c| c.phase) {
+            Some(CallPhase::Replied) => Ok(()),
+            Some(CallPhase::Failed(e)) => Err(e),
+            _ => return None,
+        };
+        t.call = None;
+        Some(done)
+    })
+}
+
+/// [`Endpoint::recv`]'s kernel half: wait for a request on endpoint `id` and copy it (`len`
+/// bytes) to `out`. Returns who asked (client index | generation << 32) and the call's
+/// sequence number: two words, in registers.
+#[inline(never)]
+fn kernel_recv(id: usize, out: u64, len: usize) -> (u64, u64) {
+    let (id, out, len) = black_box((id, out, len));
+    let r = block_on(State::Recv, |k| {
+        let me = k.current;
+        let now = k.ticks;
+        if k.eps.get(id).is_none_or(|ep| ep.req_size != len) || !inside(&k.cur().data_ranges(), out, len) {
+            return Some(None);
+        }
+        // One server per endpoint: a task that tries to serve another's endpoint holds a
+        // corrupted endpoint value (its clients would wait for ever).
+        if let Some(s) = k.eps[id].server {
+            if s != me && k.tasks[s].as_ref().is_some_and(|t| t.state != State::Dead) {
+                return Some(None);
+            }
+        }
+        let waiting = k.eps[id].queue.len();
+        first_wait(k, waiting);
+        k.eps[id].server = Some(me);
+        while let Some(c) = k.eps[id].queue.pop_front() {
+            let Some(t) = k.task(c) else { continue };
+            let Some(call) = t.call.as_mut() else { continue };
+            if call.ep != id || call.phase != CallPhase::Queued {
+                continue;
+            }
+            call.phase = CallPhase::Served(me);
+            call.served_at = now;
+            let (generation, seq, req) = (t.generation, call.seq, call.req);
+            // SAFETY: the caller is blocked in `call` on this endpoint, so `req` points at its
+            // live request of this endpoint's size, in its own memory or the image (checked in
+            // `call`); `out` lies in our own stack or heap (checked above); they do not overlap.
+            unsafe { core::ptr::copy_nonoverlapping(req as *const u8, out as *mut u8, len) };
+            return Some(Some((c as u64 | (generation as u64) << 32, seq)));
+        }
+        k.eps[id].receiver = Some(me);
+        None
+    });
+    match r {
+        Some(incoming) => incoming,
+        None => {
+            panic!("recv on endpoint {}, which does not exist, is another task's, or into a bad buffer", id)
+        }
+    }
+}
+
+/// [`Endpoint::reply`]'s kernel half: the answer (`len` bytes at `resp`) to the call `client`
+/// (of `generation`) made as number `seq`, which we are serving.
+#[inline(never)]
+fn kernel_reply(client: usize, generation: u32, seq: u64, resp: u64, len: usize) -> Result<(), ReplyError> {
+    let (client, generation, seq, resp, len) = black_box((client, generation, seq, resp, len));
+    KERNEL.with(|k| {
+        let me = k.current;
+        let t = k.task(client).ok_or(ReplyError::Stale)?;
+        let call = t.call.ok_or(ReplyError::Stale)?;
+        if t.generation != generation || call.seq != seq || call.phase != CallPhase::Served(me) {
+            return Err(ReplyError::Stale);
+        }
+        // The answer must have the size the caller's buffer has, and come from our own memory
+        // (or the image); a bent token or endpoint value is refused, not written.
+        let resp_size = k.eps.get(call.ep).map_or(0, |ep| ep.resp_size);
+        let mine = k.tasks[me].as_ref().map_or([(0, 0); 2], |t| t.data_ranges());
+        if len != resp_size
+            || !(inside(&mine, resp, len) || inside(&[crate::mem::paging::image()], resp, len))
+        {
+            return Err(ReplyError::Stale);
+        }
+        let t = k.task(client).expect("checked above");
+        let call = t.call.as_mut().expect("checked above");
+        // SAFETY: the caller is blocked in `call` with phase Served by us, so `call.resp` is its
+        // answer buffer of `len` bytes (checked in `call`), which nothing else writes; `resp`
+        // lies in our own memory, so they do not overlap.
+        unsafe { core::ptr::copy_nonoverlapping(resp as *const u8, call.resp as *mut u8, len) };
+        call.phase = CallPhase::Replied;
+        k.wake(client);
+        k.handoff = Some(client);
+        let me = k.cur();
+        me.served += 1;
+        me.answered = true;
+        Ok(())
+    })
 }
 
 /// The current task waits for work for the first time since it was restarted: it is ready to
@@ -252,7 +261,7 @@ fn first_wait(k: &mut Kernel, waiting: usize) {
     t.fault_tsc = 0;
     t.last_latency = Some(latency);
     if !quiet {
-        crate::kprintln!(
+        crate::serial::kprintln!(
             "{} gen {} ready: {} TSC ticks from its predecessor's fault to its first recv; {} caller(s) waiting",
             t.name,
             t.generation,
@@ -262,36 +271,47 @@ fn first_wait(k: &mut Kernel, waiting: usize) {
     }
 }
 
-/// Server `dead` died: the calls it was serving go back to the front of their queues (or fail,
-/// on a second death on the same call). Returns (retried, failed).
-pub(crate) fn server_died(k: &mut Kernel, dead: usize) -> (usize, usize) {
-    let (mut retried, mut failed) = (0, 0);
+/// The current task took a message from its mailbox: for a task that serves a mailbox (the
+/// console, the shell) that is what answering a request is for an endpoint's server, so its
+/// next fault does not continue a crash loop.
+fn took_work(k: &mut Kernel) {
+    k.cur().answered = true;
+}
+
+/// Server `dead` died: each call it was serving goes back to the front of its queue for the
+/// next incarnation, or fails (`fault::recovery::Redelivery`: once only, and only if the
+/// server is `restarting`). Returns (suspended, failed).
+pub(crate) fn server_died(k: &mut Kernel, dead: usize, restarting: bool) -> (usize, usize) {
+    let (mut suspended, mut failed) = (0, 0);
     for c in 0..k.tasks.len() {
         let Some(t) = k.tasks[c].as_mut() else { continue };
         let Some(call) = t.call.as_mut() else { continue };
         if call.phase != CallPhase::Served(dead) {
             continue;
         }
-        if call.attempts >= 1 {
-            call.phase = CallPhase::Failed(CallError::ServerFailed);
-            failed += 1;
-            k.wake(c);
-        } else {
-            call.attempts += 1;
-            call.phase = CallPhase::Queued;
-            let ep = call.ep;
-            if k.eps[ep].queue.push_front(c).is_err() {
-                if let Some(call) = k.tasks[c].as_mut().and_then(|t| t.call.as_mut()) {
-                    call.phase = CallPhase::Failed(CallError::QueueFull);
-                }
-                k.wake(c);
+        match Redelivery::decide(restarting, call.delivered_again) {
+            Redelivery::Fail => {
+                call.phase = CallPhase::Failed(CallError::ServerFailed);
                 failed += 1;
-            } else {
-                retried += 1;
+                k.wake(c);
+            }
+            Redelivery::Again => {
+                call.delivered_again = true;
+                call.phase = CallPhase::Queued;
+                let ep = call.ep;
+                if k.eps[ep].queue.push_front(c).is_err() {
+                    if let Some(call) = k.tasks[c].as_mut().and_then(|t| t.call.as_mut()) {
+                        call.phase = CallPhase::Failed(CallError::QueueFull);
+                    }
+                    k.wake(c);
+                    failed += 1;
+                } else {
+                    suspended += 1;
+                }
             }
         }
     }
-    (retried, failed)
+    (suspended, failed)
 }
 
 /// Server `held` is halted: everyone queued on its endpoints fails now.
@@ -427,31 +447,62 @@ impl<T: Copy + Send + 'static, const N: usize> Sender<T, N> {
 }
 
 impl<T: Copy + Send + 'static, const N: usize> Receiver<T, N> {
-    /// Wait for the next message.
-    #[inline(never)]
+    /// Wait for the next message. Inlined for the reason [`Endpoint::call`] is: the kernel
+    /// writes the message only into a local of the caller's that it checked.
+    #[inline(always)]
     pub fn recv(&self) -> T {
-        let inner = black_box(self.inner);
+        let mut out = MaybeUninit::<T>::uninit();
+        self.recv_into(out.as_mut_ptr());
+        // SAFETY: `recv_into` returns only after writing a whole `T` there.
+        unsafe { out.assume_init() }
+    }
+
+    #[inline(never)]
+    fn recv_into(&self, out: *mut T) {
+        let (inner, out) = black_box((self.inner, out));
         let r = block_on(State::Wait, |k| {
             let me = k.current;
-            if !valid(k, inner) {
-                return Some(None);
+            if !valid(k, inner) || !inside(&k.cur().data_ranges(), out as u64, size_of::<T>()) {
+                return Some(false);
             }
             first_wait(k, 0);
-            let s = inner.state.get(k);
-            match s.queue.pop_front() {
-                Some(v) => Some(Some(v)),
+            let popped = inner.state.get(k).queue.pop_front();
+            match popped {
+                Some(v) => {
+                    took_work(k);
+                    // SAFETY: `out` lies in the caller's own stack or heap (checked above).
+                    unsafe { out.write(v) };
+                    Some(true)
+                }
                 None => {
-                    s.receiver = Some(me);
+                    inner.state.get(k).receiver = Some(me);
                     None
                 }
             }
         });
-        r.expect("recv on a mailbox handle the core never made")
+        assert!(r, "recv on a mailbox handle the kernel never made, or into a bad buffer");
+    }
+
+    /// The next message, if one is waiting.
+    #[inline(always)]
+    pub fn try_recv(&self) -> Option<T> {
+        let mut out = MaybeUninit::<T>::uninit();
+        // SAFETY: `try_recv_into` returns true only after writing a whole `T` there.
+        self.try_recv_into(out.as_mut_ptr()).then(|| unsafe { out.assume_init() })
     }
 
     #[inline(never)]
-    pub fn try_recv(&self) -> Option<T> {
-        let inner = black_box(self.inner);
-        KERNEL.with(|k| if valid(k, inner) { inner.state.get(k).queue.pop_front() } else { None })
+    fn try_recv_into(&self, out: *mut T) -> bool {
+        let (inner, out) = black_box((self.inner, out));
+        KERNEL.with(|k| {
+            if !valid(k, inner) || !inside(&k.cur().data_ranges(), out as u64, size_of::<T>()) {
+                return false;
+            }
+            let Some(v) = inner.state.get(k).queue.pop_front() else { return false };
+            took_work(k);
+            // SAFETY: `out` lies in the caller's own stack or heap (checked above).
+            unsafe { out.write(v) };
+            true
+        })
     }
 }

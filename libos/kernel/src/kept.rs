@@ -5,16 +5,8 @@
 //! The value lives in the client's heap; the server never keeps it. The registry records only
 //! where it is, whose it is and which server it belongs to: nothing in a server refers to it.
 
-use crate::task::KERNEL;
+use crate::state::{KeptEntry, KERNEL};
 use alloc::boxed::Box;
-
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Entry {
-    pub addr: u64,
-    pub len: usize,
-    pub owner: usize,
-    pub server: &'static str,
-}
 
 /// A value of type `T` the current task keeps on behalf of `server`.
 ///
@@ -32,14 +24,17 @@ impl<T: Copy + 'static> Kept<T> {
     /// injector just cannot reach it).
     pub fn new(server: &'static str, value: T) -> Self {
         let value = Box::into_raw(Box::new(value));
-        let entry = Entry { addr: value as u64, len: core::mem::size_of::<T>(), owner: 0, server };
+        let entry = KeptEntry { addr: value as u64, len: core::mem::size_of::<T>(), owner: 0, server };
         KERNEL.with(|k| {
             let owner = k.current;
-            let _ = k.kept.push(Entry { owner, ..entry });
+            let _ = k.kept.push(KeptEntry { owner, ..entry });
         });
         Kept { value }
     }
 
+    /// Inlined into the holder: a value returned from a kernel function would be written
+    /// through a result pointer the caller passes unchecked (see `chan`'s `Endpoint::call`).
+    #[inline(always)]
     pub fn get(&self) -> T {
         // SAFETY: `value` came from `Box::into_raw` and is freed only by `drop`.
         unsafe { self.value.read_volatile() }

@@ -1,11 +1,13 @@
-//! COM1 (16550): the core's own polled output, and the byte-level device the console cell drives.
+//! COM1 (16550): the kernel's own polled output, and the byte-level device the console cell
+//! drives. Output only: received bytes are read by the trap dispatcher (`trap`) and handed to
+//! the input hook the console cell attached (`input`).
 //!
-//! The core prints whole lines (fault reports, the boot banner) with interrupts masked; the
-//! console cell writes through [`Serial`], a handle only the core can create, and reads the
-//! bytes the IRQ 4 handler queued for it.
+//! The kernel prints whole lines (fault reports, the boot banner) with interrupts masked; the
+//! console cell writes through [`Serial`], a handle only the kernel hands out.
 
 use crate::arch::cpu::{inb, outb};
 use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 const COM1: u16 = 0x3f8;
 
@@ -60,42 +62,26 @@ pub fn print(args: core::fmt::Arguments<'_>) {
     });
 }
 
-/// Print a line from the core, prefixed `[core] `.
-#[macro_export]
+/// Print a line from the kernel, prefixed `[kernel] ` (`crate::serial::kprintln!`).
 macro_rules! kprintln {
     ($($arg:tt)*) => { $crate::serial::print(format_args!("[kernel] {}\n", format_args!($($arg)*))) };
 }
+pub(crate) use kprintln;
 
-/// The UART as a device a cell may drive. Only the core makes one (see `boot`).
+/// The UART as a device a cell may drive. There is one: [`Serial::take`] hands it out once
+/// (to the console cell), so only one task ever writes to it through this handle.
 pub struct Serial(());
 
+static TAKEN: AtomicBool = AtomicBool::new(false);
+
 impl Serial {
-    pub(crate) fn new() -> Self {
-        Serial(())
+    /// The UART device, the first time; `None` after that.
+    pub fn take() -> Option<Serial> {
+        (!TAKEN.swap(true, Ordering::Relaxed)).then_some(Serial(()))
     }
 
     /// Write bytes (`\n` becomes `\r\n`).
     pub fn write(&self, bytes: &[u8]) {
         crate::sync::critical(|| write_bytes(bytes));
     }
-}
-
-static TAKEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-
-/// The UART device, once (for the console cell).
-pub fn take() -> Option<Serial> {
-    (!TAKEN.swap(true, core::sync::atomic::Ordering::Relaxed)).then(Serial::new)
-}
-
-/// Deliver every received byte, wrapped by `wrap`, into the mailbox `tx` (from IRQ 4).
-pub fn attach_input<T: Copy + Send + 'static, const N: usize>(
-    tx: crate::chan::Sender<T, N>,
-    wrap: fn(u8) -> T,
-) {
-    let hook: crate::task::InputHook = crate::mem::heap::in_core(|| {
-        alloc::boxed::Box::new(move |k: &mut crate::task::Kernel, b: u8| {
-            let _ = tx.send_locked(k, wrap(b));
-        })
-    });
-    crate::task::KERNEL.with(|k| k.input = Some(hook));
 }

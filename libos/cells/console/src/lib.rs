@@ -1,13 +1,12 @@
 //! The console cell: one task that drives COM1. Clients send output chunks through an
-//! asynchronous mailbox (a print never waits for the UART); the core's IRQ 4 handler drops
+//! asynchronous mailbox (a print never waits for the UART); the kernel's IRQ 4 handler drops
 //! received bytes into the same mailbox, and the console forwards them to the keyboard mailbox
 //! the shell reads. The console keeps no client state: a restarted console just carries on with
-//! the mailbox, which belongs to the core.
+//! the mailbox, which belongs to the kernel.
 #![no_std]
 #![forbid(unsafe_code)]
 
-use libos_kernel::chan::{mailbox, Receiver, Sender};
-use libos_kernel::serial::Serial;
+use libos_kernel::{mailbox, Receiver, Sender, Serial};
 
 const CHUNK: usize = 64;
 const INBOX: usize = 128;
@@ -57,10 +56,10 @@ impl core::fmt::Write for &Console {
 }
 
 /// Spawn the console task on `serial`; returns the client handle.
-pub fn start(serial: Serial) -> Result<Console, libos_kernel::task::SpawnError> {
+pub fn start(serial: Serial) -> Result<Console, libos_kernel::SpawnError> {
     let (out, inbox) = mailbox::<Msg, INBOX>();
     let (keys_tx, keys) = mailbox::<u8, KEYS>();
-    libos_kernel::serial::attach_input(out.clone(), Msg::Input);
+    libos_kernel::attach_input(out.clone(), Msg::Input);
     libos_kernel::spawn("console", 5, true, move || loop {
         match inbox.recv() {
             Msg::Output { len, bytes } => serial.write(&bytes[..(len as usize).min(CHUNK)]),

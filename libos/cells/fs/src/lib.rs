@@ -21,8 +21,7 @@ mod server;
 
 use bytemuck::Zeroable;
 use fs_core::{FsError, SmallClientState, PATH_MAX};
-use libos_kernel::chan::Endpoint;
-use libos_kernel::kept::Kept;
+use libos_kernel::{Endpoint, Kept};
 
 pub use fs_core::{Entry, KIND_DIR, KIND_FILE};
 pub use server::start;

@@ -6,8 +6,7 @@
 #![forbid(unsafe_code)]
 
 use fs_core::{Block, BLOCK_SIZE};
-use libos_kernel::chan::Endpoint;
-use libos_kernel::mem::MappedPages;
+use libos_kernel::{Endpoint, MappedPages};
 
 /// 1 MiB: one slot.
 const PAGES: usize = 256;

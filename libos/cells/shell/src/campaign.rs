@@ -1,5 +1,5 @@
 //! The libos side of `campaign NAME COUNT [SEED]`: the `campaign` crate runs it; this plugs in
-//! the console cell, the fs and timer cells, and the core's fault injector.
+//! the console cell, the fs and timer cells, and the kernel's fault injector.
 
 use crate::clients::{Clock, Files};
 use crate::Wiring;
@@ -7,17 +7,17 @@ use cell_console::Console;
 use cell_fs::Fs;
 use cell_timer::Timer;
 use core::fmt::Write;
-use libos_kernel::inject::{self, Kind};
-use libos_kernel::task::{self, State, MAX_TASKS};
+use libos_kernel::{find_task, task_info, wait_ready, InjectKind, Privilege, TaskState, MAX_TASKS};
 
 /// Run a campaign of `count` faults against task `name`. Returns false if it could not run.
-pub fn run(con: &Console, w: &Wiring, name: &str, count: u32, seed: u64) -> bool {
-    campaign::run(&mut Shell { con, w }, name, count, seed)
+pub fn run(con: &Console, w: &Wiring, privilege: &Privilege, name: &str, count: u32, seed: u64) -> bool {
+    campaign::run(&mut Shell { con, w, privilege }, name, count, seed)
 }
 
 struct Shell<'a> {
     con: &'a Console,
     w: &'a Wiring,
+    privilege: &'a Privilege,
 }
 
 impl campaign::Console for Shell<'_> {
@@ -32,7 +32,7 @@ impl<'a> campaign::Shell for Shell<'a> {
     type Clock = Clock;
 
     fn target(&mut self, name: &str) -> Option<Target<'a>> {
-        task::find(name).map(|index| Target { con: self.con, index })
+        find_task(name).map(|index| Target { con: self.con, privilege: self.privilege, index })
     }
 
     fn files(&mut self) -> Option<Files> {
@@ -46,37 +46,41 @@ impl<'a> campaign::Shell for Shell<'a> {
 
 struct Target<'a> {
     con: &'a Console,
+    privilege: &'a Privilege,
     index: usize,
 }
 
 impl campaign::Target for Target<'_> {
-    type Kind = Kind;
-    const KINDS: &'static [Kind] = &Kind::ALL;
+    type Kind = InjectKind;
+    const KINDS: &'static [InjectKind] = &InjectKind::ALL;
 
-    fn kind_name(kind: Kind) -> &'static str {
+    fn kind_name(kind: InjectKind) -> &'static str {
         kind.name()
     }
 
-    /// The core prints its fault report straight to the serial line: what the campaign printed
+    /// The kernel prints its fault report straight to the serial line: what the campaign printed
     /// so far must be out first, or the report lands in the middle of a line.
-    fn inject(&mut self, kind: Kind, seed: u64) -> Option<u64> {
+    fn inject(&mut self, kind: InjectKind, seed: u64) -> Option<u64> {
         self.con.flush();
-        inject::inject(self.index, kind, seed).ok()
+        libos_kernel::inject(self.privilege, self.index, kind, seed).ok()
     }
 
     fn status(&mut self) -> campaign::Status {
-        task::info(self.index).map_or_else(Default::default, |t| campaign::Status {
+        task_info(self.index).map_or_else(Default::default, |t| campaign::Status {
             restarts: t.restarts,
-            down: matches!(t.state, State::Halted | State::Dead),
+            down: t.state.stopped(),
         })
     }
 
     fn wait_running(&mut self) -> bool {
-        task::wait_ready(self.index).is_some()
-            || !matches!(task::info(self.index).map(|t| t.state), Some(State::Halted | State::Dead) | None)
+        wait_ready(self.index).is_some()
+            || !matches!(
+                task_info(self.index).map(|t| t.state),
+                Some(TaskState::Halted | TaskState::Dead) | None
+            )
     }
 
     fn restarts_of_others(&mut self) -> u32 {
-        (0..MAX_TASKS).filter(|&i| i != self.index).filter_map(task::info).map(|t| t.restarts).sum()
+        (0..MAX_TASKS).filter(|&i| i != self.index).filter_map(task_info).map(|t| t.restarts).sum()
     }
 }

@@ -16,8 +16,7 @@ use cell_fs::Fs;
 use cell_timer::Timer;
 use clients::{Clock, Files};
 use core::fmt::Write;
-use libos_kernel::inject::{InjectError, Kind};
-use libos_kernel::task::{self, ControlError, MAX_TASKS};
+use libos_kernel::{ControlError, InjectError, InjectKind, Privilege, MAX_TASKS};
 use shellcmd::{Console as _, Status, TaskRow};
 
 const LINE_MAX: usize = 160;
@@ -47,11 +46,14 @@ pub struct Wiring {
 
 pub use bench::start_echo;
 
-struct Shell {
+struct Shell<'p> {
     out: Out,
     w: Wiring,
     fs: Option<Files>,
     timer: Clock,
+    /// The kernel's privilege token, which the image's wiring handed to the shell alone: it
+    /// opens kill, restart, inject, poweroff and the benchmarks' unpreempted runs.
+    privilege: &'p Privilege,
 }
 
 /// Where the shell's lines go: the console cell.
@@ -70,7 +72,7 @@ macro_rules! say {
 }
 
 /// The commands both personalities share run in `shellcmd`; these are the libos's.
-impl shellcmd::Shell for Shell {
+impl shellcmd::Shell for Shell<'_> {
     type Console = Out;
     type Files = Files;
     type Clock = Clock;
@@ -102,7 +104,7 @@ impl shellcmd::Shell for Shell {
     }
 
     fn campaign(&mut self, name: &str, count: u32, seed: u64) -> Status {
-        if campaign::run(&self.out.0, &self.w, name, count, seed) {
+        if campaign::run(&self.out.0, &self.w, self.privilege, name, count, seed) {
             0
         } else {
             1
@@ -127,14 +129,14 @@ impl shellcmd::Shell for Shell {
             "poweroff" => {
                 say!(self, "powering off");
                 self.out.0.flush();
-                libos_kernel::poweroff()
+                libos_kernel::power_off(self.privilege)
             }
             _ => return None,
         })
     }
 }
 
-impl Shell {
+impl Shell<'_> {
     /// Open the fs session if there is none: a restart of fs can leave the shell without one.
     fn connect_fs(&mut self) {
         if self.fs.is_none() {
@@ -144,7 +146,7 @@ impl Shell {
 
     fn ps(&self) -> Status {
         shellcmd::print_task_header(&self.out);
-        for t in (0..MAX_TASKS).filter_map(task::info) {
+        for t in (0..MAX_TASKS).filter_map(libos_kernel::task_info) {
             let row = TaskRow {
                 name: t.name,
                 index: t.index,
@@ -160,37 +162,36 @@ impl Shell {
     }
 
     fn mem(&self) -> Status {
-        let u = libos_kernel::mem::usage();
+        let u = libos_kernel::mem_usage();
         say!(self, "mem: frames={} core_heap={} slots={}", u.frames, u.core_heap, u.slots);
-        for t in (0..MAX_TASKS).filter_map(task::info) {
+        for t in (0..MAX_TASKS).filter_map(libos_kernel::task_info) {
             say!(self, "  {:<16} heap {:>7} bytes in use", t.name, t.heap_used);
         }
         0
     }
 
     fn find(&self, name: &str) -> Result<usize, Status> {
-        task::find(name).ok_or_else(|| self.out.fail(format_args!("no task named '{}' (see 'ps')", name)))
+        libos_kernel::find_task(name)
+            .ok_or_else(|| self.out.fail(format_args!("no task named '{}' (see 'ps')", name)))
     }
 
     fn inject(&self, name: &str, kind: &str, seed: u64) -> Status {
-        let Some(kind) = Kind::parse(kind) else {
-            return self.out.fail(format_args!(
-                "unknown fault kind '{}': kill regflip memflip memword skip hang ssr",
-                kind
-            ));
+        let Some(kind) = InjectKind::parse(kind) else {
+            return self.out.fail(format_args!("unknown fault kind '{}': {}", kind, InjectKind::NAMES));
         };
         let index = match self.find(name) {
             Ok(i) => i,
             Err(s) => return s,
         };
-        if kind != Kind::Kill {
+        if kind != InjectKind::Kill {
             self.out.0.flush();
         }
-        match libos_kernel::inject::inject(index, kind, seed) {
+        match libos_kernel::inject(self.privilege, index, kind, seed) {
             Ok(what) => {
-                if kind == Kind::Kill {
-                    // Come back when its next incarnation serves, so its report precedes our prompt.
-                    task::wait_ready(index);
+                if kind == InjectKind::Kill {
+                    // Come back when its next incarnation serves, so its report precedes our
+                    // prompt (after its back-off, if it is in a crash loop; at once if held).
+                    libos_kernel::wait_ready(index);
                 } else {
                     say!(self, "injected {} into {} ({:#x})", kind.name(), name, what);
                 }
@@ -215,9 +216,9 @@ impl Shell {
             Err(s) => return s,
         };
         if count == 1 {
-            return match task::restart(index) {
+            return match libos_kernel::restart(self.privilege, index) {
                 Ok(generation) => {
-                    task::wait_ready(index);
+                    libos_kernel::wait_ready(index);
                     say!(self, "restarted {} as generation {}", name, generation);
                     0
                 }
@@ -225,16 +226,16 @@ impl Shell {
             };
         }
         self.out.0.flush();
-        task::set_quiet(true);
+        libos_kernel::set_quiet(self.privilege, true);
         let mut result: Result<u32, ControlError> = Ok(0);
         for _ in 0..count {
-            result = task::restart(index);
+            result = libos_kernel::restart(self.privilege, index);
             if result.is_err() {
                 break;
             }
-            task::wait_ready(index);
+            libos_kernel::wait_ready(index);
         }
-        task::set_quiet(false);
+        libos_kernel::set_quiet(self.privilege, false);
         match result {
             Ok(generation) => {
                 say!(self, "restarted {} {} times; now generation {}", name, count, generation);
@@ -249,7 +250,7 @@ impl Shell {
         let Some(Files(fs)) = self.fs.as_mut() else {
             return self.out.fail(format_args!("no file system session"));
         };
-        match bench::run(&self.out.0, &self.w, fs, n) {
+        match bench::run(&self.out.0, &self.w, self.privilege, fs, n) {
             Ok(()) => 0,
             Err(e) => self.out.fail(format_args!("bench: {}", e)),
         }
@@ -275,18 +276,21 @@ fn control_error(e: ControlError) -> &'static str {
     match e {
         ControlError::NoSuchTask => "not a supervised task",
         ControlError::IsCurrent => "the shell cannot restart itself (try kill shell)",
+        ControlError::NotRunning => "it is not running",
         ControlError::OutOfMemory => "out of memory",
     }
 }
 
-/// Spawn the shell task.
-pub fn start(w: Wiring) -> Result<libos_kernel::TaskId, libos_kernel::task::SpawnError> {
+/// Spawn the shell task. It keeps `privilege` (in its closure, across incarnations) and lends
+/// it to no other cell.
+pub fn start(w: Wiring, privilege: Privilege) -> Result<libos_kernel::TaskId, libos_kernel::SpawnError> {
     libos_kernel::spawn("shell", 5, true, move || {
         let mut shell = Shell {
             out: Out(w.console.clone()),
             w: w.clone(),
             fs: Fs::connect(w.fs).ok().map(Files),
             timer: Clock(Timer(w.timer)),
+            privilege: &privilege,
         };
         say!(shell, "\nAxolotl shell (libos personality). Type 'help' for commands.");
         let mut status: Status = 0;
@@ -301,7 +305,7 @@ pub fn start(w: Wiring) -> Result<libos_kernel::TaskId, libos_kernel::task::Spaw
                 status = 130;
                 continue;
             }
-            // The echo of the line must be on the wire before the core prints anything about it.
+            // The echo of the line must be on the wire before the kernel prints anything about it.
             shell.out.0.flush();
             status = shellcmd::run(&mut shell, &line);
         }

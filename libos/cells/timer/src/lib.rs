@@ -1,12 +1,12 @@
-//! The timer cell: the clock (milliseconds since boot, from the core's 1 kHz tick) and sleeps.
+//! The timer cell: the clock (milliseconds since boot, from the kernel's 1 kHz tick) and sleeps.
 //!
 //! A sleep is state-spill free: the timer answers at once with the deadline, and the client's
-//! stub waits for it in the core's scheduler. A timer that dies while a client sleeps loses
+//! stub waits for it in the kernel's scheduler. A timer that dies while a client sleeps loses
 //! nothing — it never held the sleeper.
 #![no_std]
 #![forbid(unsafe_code)]
 
-use libos_kernel::chan::{CallError, Endpoint};
+use libos_kernel::{CallError, Endpoint};
 
 /// Longest sleep accepted (one hour).
 pub const MAX_SLEEP_MS: u32 = 3_600_000;
@@ -53,7 +53,7 @@ pub fn start() -> Option<Ep> {
     let ep = Ep::create("timer")?;
     libos_kernel::spawn("timer", 5, true, move || loop {
         let (token, req) = ep.recv();
-        let now = libos_kernel::sched::ticks();
+        let now = libos_kernel::ticks();
         let resp = match req {
             Request::Now => Response::Now(now),
             Request::Sleep { ms } if ms <= MAX_SLEEP_MS => Response::Until(deadline(now, ms)),
@@ -81,8 +81,8 @@ impl Timer {
         match self.0.call(&Request::Sleep { ms })? {
             // The answer is checked before we wait on it: a timer that computed a wrong deadline
             // must not put its client to sleep for ever.
-            Response::Until(deadline) if deadline <= libos_kernel::sched::ticks() + ms as u64 => {
-                libos_kernel::sched::sleep_until(deadline);
+            Response::Until(deadline) if deadline <= libos_kernel::ticks() + ms as u64 => {
+                libos_kernel::sleep_until(deadline);
                 Ok(())
             }
             Response::Until(_) => Err(TimerError::Protocol),

@@ -44,7 +44,7 @@ pub fn alloc() -> Option<u64> {
 pub fn free(addr: u64) {
     let ok = FRAMES.with(|f| Bitmap::new(&mut f.words, f.units).free((addr / super::PAGE) as usize, 1));
     if !ok {
-        crate::kprintln!("frame {:#x} freed twice or never allocated (ignored)", addr);
+        crate::serial::kprintln!("frame {:#x} freed twice or never allocated (ignored)", addr);
     }
 }
 

@@ -1,7 +1,7 @@
 //! The page tables: built once at boot with per-section permissions, then changed only by
 //! [`super::MappedPages`] in the slot area.
 
-use super::{frames, PAGE};
+use super::frames;
 use crate::arch::cpu;
 use crate::sync::Global;
 
@@ -141,8 +141,4 @@ pub fn is_mapped(virt: u64) -> bool {
 pub fn image() -> (u64, u64) {
     // SAFETY: linker symbols; only their addresses are used.
     unsafe { (sym(&__kernel_start), sym(&__kernel_end)) }
-}
-
-pub const fn page_floor(a: u64) -> u64 {
-    a & !(PAGE - 1)
 }

@@ -1,0 +1,392 @@
+//! A task's life: spawned from a closure, incarnated (stack, heap, first frame), failed,
+//! restarted — at once, after a back-off, or held after a crash loop — killed and restarted by
+//! hand; and the watchdog that declares a task hung.
+//!
+//! The task table owns the closure (behind an `Arc` in the kernel heap), the task's stack
+//! ([`MappedPages`] with an unmapped guard page) and its heap arena ([`TaskHeap`]). The task
+//! runs the closure *by reference*, so what the closure captured stays owned by the table.
+//! Failing drops the stack and arena — every byte the task allocated goes back, no destructor
+//! needed — and a supervised task (a cell's server) is started again from the same closure as
+//! the next generation. The rules are `fault::recovery`'s, the microkernel's too:
+//!
+//! ```text
+//!  fault (exception, panic, exit, hang, kill) ──► report ──► release memory, kept state,
+//!      │                                                     receiver roles
+//!      └─ CrashLoop::fault(answered) ─► Restart { 0 ms }   ─► next generation now
+//!                                    ─► Restart { 50.. ms } ─► Restarting until the tick;
+//!                                    │                         callers stay queued
+//!                                    ─► Hold                ─► Halted; callers fail at once
+//!  requests it was serving: Redelivery::decide ─► back to the front of the queue, or failed
+//!  restart by hand: no fault; the streak starts again
+//! ```
+
+use crate::arch::cpu;
+use crate::arch::gdt;
+use crate::arch::pic::TICK_HZ;
+use crate::arch::trap::{Frame, RFLAGS_IF, RFLAGS_TF};
+use crate::mem::heap::TaskHeap;
+use crate::mem::mapped::MapError;
+use crate::mem::MappedPages;
+use crate::report::{self, What};
+use crate::state::{CallPhase, Detail, Fault, Kernel, State, Task, TaskId, TaskMem, IDLE, KERNEL, MAX_TASKS};
+use alloc::sync::Arc;
+use fault::recovery::{Hang, Verdict};
+use fault::FaultKind;
+
+const STACK_PAGES: usize = 16;
+const HEAP_PAGES: usize = 32;
+/// The watchdog looks for requests held unanswered every this many ticks.
+const WATCH_PERIOD: u64 = 64;
+const MS_PER_S: u64 = 1000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpawnError {
+    TableFull,
+    OutOfMemory,
+}
+
+impl From<MapError> for SpawnError {
+    fn from(_: MapError) -> Self {
+        SpawnError::OutOfMemory
+    }
+}
+
+/// Why a kill or a restart by hand was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlError {
+    /// No task there, or not one that is supervised (or killable: the idle task).
+    NoSuchTask,
+    /// The task is the one asking (use `kill` on yourself instead).
+    IsCurrent,
+    /// It is not running: halted, dead, or waiting out a back-off.
+    NotRunning,
+    OutOfMemory,
+}
+
+fn ms_to_ticks(ms: u64) -> u64 {
+    (ms * TICK_HZ as u64).div_ceil(MS_PER_S)
+}
+
+fn ticks_to_ms(ticks: u64) -> u64 {
+    ticks * MS_PER_S / TICK_HZ as u64
+}
+
+extern "C" fn task_start() -> ! {
+    let entry: *const (dyn Fn() + Send + Sync) = KERNEL.with(|k| Arc::as_ptr(&k.cur().entry));
+    // SAFETY: the closure is owned by this task's table entry, which outlives this incarnation
+    // (it is only dropped when the slot is freed, after the task stopped running).
+    unsafe { (*entry)() };
+    KERNEL.with(|k| k.cur().dying = Some(Fault::EXITED));
+    cpu::die_now()
+}
+
+/// Put a new incarnation's memory and first frame in place.
+fn incarnate(t: &mut Task) -> Result<(), MapError> {
+    let stack = MappedPages::alloc(STACK_PAGES, true)?;
+    let heap = TaskHeap::new(HEAP_PAGES)?;
+    let top = stack.end() - 8;
+    let frame_at = (top - core::mem::size_of::<Frame>() as u64 - 8) & !15;
+    let frame = Frame {
+        rip: task_start as *const () as u64,
+        cs: gdt::KERNEL_CS as u64,
+        rflags: RFLAGS_IF | 2,
+        rsp: top,
+        ss: gdt::KERNEL_DS as u64,
+        ..Frame::default()
+    };
+    // SAFETY: `frame_at` lies inside the fresh stack pages this task now owns.
+    unsafe { (frame_at as *mut Frame).write(frame) };
+    t.frame = frame_at;
+    t.mem = Some(TaskMem { stack, heap });
+    t.state = State::Ready;
+    t.call = None;
+    t.pending = None;
+    t.dying = None;
+    t.ran_ticks = 0;
+    t.depth = 0;
+    t.answered = false;
+    Ok(())
+}
+
+/// Start a task running `f`. A `supervised` task is restarted from `f` whenever it fails.
+pub fn spawn(
+    name: &'static str,
+    prio: u8,
+    supervised: bool,
+    f: impl Fn() + Send + Sync + 'static,
+) -> Result<TaskId, SpawnError> {
+    let entry: crate::state::Entry = crate::mem::heap::in_core(|| Arc::new(f));
+    KERNEL.with(|k| {
+        let index = k.tasks.iter().position(|t| t.is_none()).ok_or(SpawnError::TableFull)?;
+        let mut t = Task::new(name, prio, supervised, entry);
+        incarnate(&mut t)?;
+        k.tasks[index] = Some(t);
+        Ok(TaskId { index, generation: 0 })
+    })
+}
+
+/// The next incarnation, now. Its restart latency counts from `t.fault_tsc`.
+fn restart_now(t: &mut Task) -> Result<(), MapError> {
+    t.generation += 1;
+    t.restarts += 1;
+    incarnate(t)
+}
+
+/// Drop what task `i` owned and held (it is not running on its own stack now): memory, kept
+/// state records, its place as an endpoint's receiver.
+fn release(k: &mut Kernel, i: usize) {
+    if let Some(t) = k.task(i) {
+        t.mem = None;
+        t.call = None;
+        t.pending = None;
+        t.dying = None;
+    }
+    k.kept.retain(|h| h.owner != i);
+    for ep in k.eps.iter_mut() {
+        if ep.receiver == Some(i) {
+            ep.receiver = None;
+        }
+    }
+}
+
+/// Hold task `i` (until `restart NAME`): everyone queued on its endpoints fails now, and so
+/// does every later call.
+fn hold(k: &mut Kernel, i: usize) -> usize {
+    if let Some(t) = k.task(i) {
+        t.state = State::Halted;
+    }
+    crate::chan::server_halted(k, i)
+}
+
+/// " after N ms" for a back-off, nothing for a restart at once.
+struct After(u64);
+
+impl core::fmt::Display for After {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0 > 0 {
+            write!(f, " after {} ms", self.0)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The task `i` failed with `fault` (it is not running on its own stack now). Report it,
+/// release what it owned, and decide: restart (now or after a back-off), hold, or stop.
+pub(crate) fn fail(k: &mut Kernel, i: usize, fault: Fault, frame: Option<&Frame>) {
+    let quiet = k.quiet;
+    let Some(t) = k.task(i) else { return };
+    let (name, generation) = (t.name, t.generation);
+    let guard = match (fault.detail, t.guard_page()) {
+        (Detail::Exception(e), Some(page)) => page.contains(&e.addr),
+        _ => false,
+    };
+    if !quiet || fault.kind != FaultKind::Killed {
+        report::report(name, i, generation, fault, frame, guard);
+    }
+    // The restart latency counts from here: detection done, report printed.
+    t.fault_tsc = cpu::rdtsc();
+    let verdict = t.supervised.then(|| t.crash.fault(t.answered));
+    release(k, i);
+    let restarting = matches!(verdict, Some(Verdict::Restart { .. }));
+    let (suspended, failed) = crate::chan::server_died(k, i, restarting);
+    let what = What(fault);
+    let now = k.ticks;
+    let t = k.task(i).expect("still there");
+    match verdict {
+        None => {
+            t.state = State::Dead;
+            if !quiet {
+                crate::serial::kprintln!("{} gen {}: {}; not supervised: stopped", name, generation, what);
+            }
+        }
+        Some(Verdict::Hold { streak }) => {
+            hold(k, i);
+            crate::serial::kprintln!(
+                "{} gen {}: {}; {} faults in a row without answering a request: crash loop, holding {}",
+                name,
+                generation,
+                what,
+                streak,
+                name
+            );
+        }
+        Some(Verdict::Restart { delay_ms, .. }) => {
+            let started = if delay_ms == 0 {
+                restart_now(t)
+            } else {
+                t.state = State::Restarting;
+                t.restart_at = now + ms_to_ticks(delay_ms);
+                Ok(())
+            };
+            match started {
+                Ok(()) if !quiet => crate::serial::kprintln!(
+                    "{} gen {}: {}; restarting as gen {}{}; {} caller(s) suspended, {} failed",
+                    name,
+                    generation,
+                    what,
+                    generation + 1,
+                    After(delay_ms),
+                    suspended,
+                    failed
+                ),
+                Ok(()) => {}
+                Err(_) => cannot_restart(k, i, name),
+            }
+        }
+    }
+}
+
+fn cannot_restart(k: &mut Kernel, i: usize, name: &str) {
+    let failed = hold(k, i);
+    crate::serial::kprintln!(
+        "cannot restart {}: out of memory; holding {} ({} caller(s) failed)",
+        name,
+        name,
+        failed
+    );
+}
+
+/// Start the next incarnation of every task whose back-off ended by now (from the timer).
+pub(crate) fn restart_due(k: &mut Kernel) {
+    let now = k.ticks;
+    for i in 0..MAX_TASKS {
+        let Some(t) = k.task(i) else { continue };
+        if t.state != State::Restarting || t.restart_at > now {
+            continue;
+        }
+        let name = t.name;
+        if restart_now(t).is_err() {
+            cannot_restart(k, i, name);
+        }
+    }
+}
+
+/// Where a hung task is sent to end itself: it cannot be freed while its stack is in use.
+extern "C" fn die_trampoline() -> ! {
+    cpu::die_now()
+}
+
+/// One timer tick's hang checks. The running task `f` belongs to has run one tick more: a
+/// supervised task spinning past `fault::recovery::SPIN_LIMIT_MS` dies when it resumes. Every
+/// [`WATCH_PERIOD`] ticks, servers holding a request past `REQUEST_LIMIT_MS` are failed.
+pub(crate) fn watchdog(k: &mut Kernel, f: &mut Frame) {
+    let now = k.ticks;
+    if now.is_multiple_of(WATCH_PERIOD) {
+        unanswered(k, now);
+    }
+    if k.current == IDLE {
+        return;
+    }
+    let t = k.cur();
+    if !t.supervised {
+        return;
+    }
+    t.ran_ticks += 1;
+    if t.dying.is_some() {
+        return;
+    }
+    if let Some(hang) = Hang::spinning(ticks_to_ms(t.ran_ticks)) {
+        // It cannot be killed on its own stack from here: make it die when resumed.
+        t.dying = Some(Fault::hang(hang));
+        f.rip = die_trampoline as *const () as u64;
+        f.rflags &= !RFLAGS_TF;
+    }
+}
+
+/// Restart servers that hold a request too long while waiting for nothing but new work or a
+/// mailbox (so the reply was lost). The running task is left to the spinning check (its stack
+/// is in use).
+fn unanswered(k: &mut Kernel, now: u64) {
+    for c in 0..k.tasks.len() {
+        let Some(call) = k.tasks[c].as_ref().and_then(|t| t.call) else { continue };
+        let CallPhase::Served(s) = call.phase else { continue };
+        if s == k.current {
+            continue;
+        }
+        let Some(server) = k.tasks[s].as_ref().filter(|t| t.supervised) else { continue };
+        // Calling another server or sleeping on the timer: the request is still in hand.
+        let waiting = !matches!(server.state, State::Recv | State::Wait | State::Ready);
+        if let Some(hang) = Hang::request(ticks_to_ms(now.saturating_sub(call.served_at)), waiting) {
+            fail(k, s, Fault::hang(hang), None);
+        }
+    }
+}
+
+/// Kill task `index` now, as a fault from outside: it counts towards a crash loop. Killing the
+/// current task ends it at once and does not return.
+pub(crate) fn kill(index: usize) -> Result<(), ControlError> {
+    let me = KERNEL.with(|k| {
+        let current = k.current;
+        if index == IDLE {
+            return Err(ControlError::NoSuchTask);
+        }
+        let t = k.task(index).ok_or(ControlError::NoSuchTask)?;
+        if t.state.stopped() {
+            return Err(ControlError::NotRunning);
+        }
+        if index == current {
+            t.dying = Some(Fault::KILLED);
+            return Ok(true);
+        }
+        fail(k, index, Fault::KILLED, None);
+        Ok(false)
+    })?;
+    if me {
+        cpu::die_now();
+    }
+    Ok(())
+}
+
+/// Replace task `index` by a fresh incarnation now, whatever its state (it also brings back a
+/// held task, or cuts a back-off short). Not a fault: its crash-loop streak starts again.
+pub(crate) fn restart(index: usize) -> Result<u32, ControlError> {
+    KERNEL.with(|k| {
+        if index == k.current {
+            return Err(ControlError::IsCurrent);
+        }
+        let t = k.task(index).ok_or(ControlError::NoSuchTask)?;
+        if !t.supervised {
+            return Err(ControlError::NoSuchTask);
+        }
+        t.crash.reset();
+        t.fault_tsc = cpu::rdtsc();
+        let name = t.name;
+        if !t.state.stopped() {
+            release(k, index);
+            crate::chan::server_died(k, index, true);
+        }
+        let t = k.task(index).expect("still there");
+        match restart_now(t) {
+            Ok(()) => Ok(t.generation),
+            Err(_) => {
+                cannot_restart(k, index, name);
+                Err(ControlError::OutOfMemory)
+            }
+        }
+    })
+}
+
+/// Wait until task `index`'s current incarnation first waited for work (endpoint or mailbox):
+/// it is ready to serve. Returns its restart latency (TSC ticks from the fault to that first
+/// wait), or `None` if it is halted or dead. A task waiting out a back-off is waited for: this
+/// needs the timer running.
+pub fn wait_ready(index: usize) -> Option<u64> {
+    loop {
+        let (done, restart_at) = KERNEL.with(|k| {
+            let Some(t) = k.task(index) else { return (Some(None), None) };
+            match t.state {
+                State::Halted | State::Dead => (Some(None), None),
+                State::Restarting => (None, Some(t.restart_at)),
+                s => ((t.fault_tsc == 0 && s.blocked()).then_some(t.last_latency), None),
+            }
+        });
+        if let Some(latency) = done {
+            return latency;
+        }
+        match restart_at {
+            Some(at) => crate::sched::sleep_until(at),
+            None => cpu::yield_now(),
+        }
+    }
+}

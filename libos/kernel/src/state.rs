@@ -1,0 +1,383 @@
+//! The task table's data: tasks, endpoints, calls in flight, kept-state records, and the one
+//! [`KERNEL`] that holds them. Accessors only: what happens to a task (scheduling, channels,
+//! faults, restarts) lives in the modules above, which all meet here.
+//!
+//! ```text
+//!  KERNEL ─ tasks[i] ─ Task: name, generation, state, entry (the closure), mem (stack + heap),
+//!         │                  saved frame, call in flight, pending injected fault, crash loop
+//!         ├ eps[e] ─── EpState: queue of callers, waiting receiver, serving task
+//!         ├ kept ───── where each client keeps a server's state (for the `ssr` injector)
+//!         └ mailboxes, input hook, ticks, current, handoff
+//! ```
+
+use crate::mem::heap::TaskHeap;
+use crate::mem::MappedPages;
+use crate::sync::Global;
+use alloc::sync::Arc;
+use fault::inject::RegFlip;
+use fault::recovery::{CrashLoop, Hang};
+use fault::{FaultKind, InjectKind};
+use heapless::Deque;
+use heapless::Vec as HVec;
+
+/// Slots in the task table.
+pub const MAX_TASKS: usize = 32;
+/// The idle task's index (spawned first at boot).
+pub(crate) const IDLE: usize = 0;
+
+/// A task's index and generation: a stale id is refused, never mistaken for its successor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskId {
+    pub index: usize,
+    pub generation: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Ready,
+    Running,
+    /// Waiting for a request on an endpoint.
+    Recv,
+    /// Waiting for the answer to a call.
+    Call,
+    Sleep,
+    /// Waiting on a mailbox or for another task.
+    Wait,
+    /// Failed, and waits out a back-off before its next incarnation starts; callers queue.
+    Restarting,
+    /// Held after a crash loop; `restart` brings it back.
+    Halted,
+    /// Ended (returned, or faulted without supervision).
+    Dead,
+}
+
+impl State {
+    /// The word `ps` prints (the microkernel's word where both have the state).
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Ready => "ready",
+            State::Running => "run",
+            State::Recv => "recv",
+            State::Call => "call",
+            State::Sleep => "sleep",
+            State::Wait => "wait",
+            State::Restarting => "restart",
+            State::Halted => "halted",
+            State::Dead => "dead",
+        }
+    }
+
+    pub fn blocked(self) -> bool {
+        matches!(self, State::Recv | State::Call | State::Sleep | State::Wait)
+    }
+
+    /// Not running and not coming back by itself: it waits for a restart (or for nothing).
+    pub fn stopped(self) -> bool {
+        matches!(self, State::Restarting | State::Halted | State::Dead)
+    }
+}
+
+/// Where and how a CPU exception struck.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Exception {
+    pub vector: u64,
+    pub error: u64,
+    pub rip: u64,
+    /// cr2: the faulting address of a page fault.
+    pub addr: u64,
+}
+
+/// Why a task stopped: the kind both personalities name, with what this kernel knows beside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Fault {
+    pub kind: FaultKind,
+    pub detail: Detail,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Detail {
+    None,
+    Exception(Exception),
+    /// Spinning, or holding a request it lost (both are [`FaultKind::Hang`]).
+    Hang(Hang),
+}
+
+impl Fault {
+    pub const KILLED: Fault = Fault { kind: FaultKind::Killed, detail: Detail::None };
+    pub const PANIC: Fault = Fault { kind: FaultKind::Panic, detail: Detail::None };
+    pub const EXITED: Fault = Fault { kind: FaultKind::Exited, detail: Detail::None };
+
+    pub fn exception(e: Exception) -> Fault {
+        Fault { kind: FaultKind::Exception, detail: Detail::Exception(e) }
+    }
+
+    pub fn hang(h: Hang) -> Fault {
+        Fault { kind: FaultKind::Hang, detail: Detail::Hang(h) }
+    }
+}
+
+/// Why a call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// The server failed on this request twice, or is held after a crash loop.
+    ServerFailed,
+    /// No such endpoint.
+    BadEndpoint,
+    /// Too many callers queued.
+    QueueFull,
+    /// The request or answer buffer is not in the caller's own memory (a corrupted pointer).
+    BadBuffer,
+}
+
+impl CallError {
+    /// In the microkernel ABI's words where it has the same error.
+    pub fn describe(self) -> &'static str {
+        match self {
+            CallError::ServerFailed => "server failed before replying",
+            CallError::BadEndpoint => "no such endpoint",
+            CallError::QueueFull => "too many callers queued",
+            CallError::BadBuffer => "bad buffer address",
+        }
+    }
+}
+
+impl core::fmt::Display for CallError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CallPhase {
+    Queued,
+    Served(usize),
+    Replied,
+    Failed(CallError),
+}
+
+/// A call in progress, in the caller's task record. `req`/`resp` point into the caller's
+/// stack, which stays mapped while the caller waits (it is blocked; if it dies, the call dies).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Call {
+    pub ep: usize,
+    pub req: u64,
+    pub resp: u64,
+    pub seq: u64,
+    pub phase: CallPhase,
+    /// A server already failed on it once and it went to the next incarnation.
+    pub delivered_again: bool,
+    /// Tick at which a server took it (for the unanswered-request deadline).
+    pub served_at: u64,
+}
+
+pub(crate) struct EpState {
+    /// For reports and debugging.
+    #[allow(dead_code)]
+    pub name: &'static str,
+    pub queue: Deque<usize, 32>,
+    pub receiver: Option<usize>,
+    pub server: Option<usize>,
+    /// The sizes of its request and answer types: every call, receive and reply is checked
+    /// against them (a corrupted endpoint value may name an endpoint of other types).
+    pub req_size: usize,
+    pub resp_size: usize,
+}
+
+/// An injected fault waiting for its moment (see `inject`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pending {
+    pub kind: InjectKind,
+    pub countdown: u32,
+    pub flip: RegFlip,
+}
+
+/// Where a client keeps a server's state (see `kept`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KeptEntry {
+    pub addr: u64,
+    pub len: usize,
+    pub owner: usize,
+    pub server: &'static str,
+}
+
+pub(crate) type Entry = Arc<dyn Fn() + Send + Sync>;
+
+/// What the serial interrupt does with each received byte (set by `input::attach_input`).
+pub(crate) type InputHook = alloc::boxed::Box<dyn Fn(&mut Kernel, u8) + Send>;
+
+/// What a task owns while it runs; dropping this releases all of it.
+pub(crate) struct TaskMem {
+    pub stack: MappedPages,
+    pub heap: TaskHeap,
+}
+
+pub(crate) struct Task {
+    pub name: &'static str,
+    pub generation: u32,
+    pub restarts: u32,
+    pub prio: u8,
+    pub supervised: bool,
+    /// Requests answered (the `ps` SYSCALLS column in this personality).
+    pub served: u64,
+    pub state: State,
+    pub entry: Entry,
+    pub mem: Option<TaskMem>,
+    /// The saved frame (on the task's stack) while it is not running.
+    pub frame: u64,
+    pub call: Option<Call>,
+    /// Tick at which a sleep ends.
+    pub wake_at: u64,
+    /// Tick at which a task in [`State::Restarting`] starts its next incarnation.
+    pub restart_at: u64,
+    /// Timer ticks since it last blocked or yielded.
+    pub ran_ticks: u64,
+    pub pending: Option<Pending>,
+    /// Set when it must die the next time it runs (hang, self-kill, panic).
+    pub dying: Option<Fault>,
+    /// TSC when its predecessor faulted; cleared at its first `recv`.
+    pub fault_tsc: u64,
+    pub last_latency: Option<u64>,
+    /// This incarnation answered a request: its next fault does not continue a crash loop.
+    pub answered: bool,
+    /// Its recent faults (supervised tasks).
+    pub crash: CrashLoop,
+    /// Its critical-section depth while it is not running (see `sync::swap_depth`).
+    pub depth: u32,
+}
+
+impl Task {
+    /// A task record without memory yet (`lifecycle` gives it its first incarnation).
+    pub fn new(name: &'static str, prio: u8, supervised: bool, entry: Entry) -> Task {
+        Task {
+            name,
+            generation: 0,
+            restarts: 0,
+            prio,
+            supervised,
+            served: 0,
+            state: State::Dead,
+            entry,
+            mem: None,
+            frame: 0,
+            call: None,
+            wake_at: 0,
+            restart_at: 0,
+            ran_ticks: 0,
+            pending: None,
+            dying: None,
+            fault_tsc: 0,
+            last_latency: None,
+            answered: false,
+            crash: CrashLoop::new(),
+            depth: 0,
+        }
+    }
+
+    /// The task's own writable memory: its stack and its heap.
+    pub fn data_ranges(&self) -> [(u64, u64); 2] {
+        match &self.mem {
+            Some(m) => [(m.stack.start(), m.stack.end()), (m.heap.pages().start(), m.heap.pages().end())],
+            None => [(0, 0); 2],
+        }
+    }
+
+    /// Where its allocations go while it runs (0: it has no heap, the core's arena).
+    pub fn heap_base(&self) -> u64 {
+        self.mem.as_ref().map_or(0, |m| m.heap.base())
+    }
+
+    /// Its stack's guard page: a fault there is a stack overflow.
+    pub fn guard_page(&self) -> Option<core::ops::Range<u64>> {
+        self.mem.as_ref().map(|m| m.stack.start() - crate::mem::PAGE..m.stack.start())
+    }
+}
+
+pub(crate) struct Kernel {
+    pub tasks: [Option<Task>; MAX_TASKS],
+    pub current: usize,
+    pub eps: HVec<EpState, 16>,
+    pub next_seq: u64,
+    pub ticks: u64,
+    pub kept: HVec<KeptEntry, 64>,
+    /// Reports of kills and restarts are left out (`restart NAME COUNT`, the restart bench).
+    pub quiet: bool,
+    pub input: Option<InputHook>,
+    /// The task a call or reply just woke: run it next (a direct switch, as in L4).
+    pub handoff: Option<usize>,
+    /// Addresses of every mailbox: a mailbox handle from a cell is checked against these.
+    pub mailboxes: HVec<u64, 16>,
+}
+
+/// The task table and everything the scheduler and channels share. See `sync::Global`.
+pub(crate) static KERNEL: Global<Kernel> = Global::new(Kernel {
+    tasks: [const { None }; MAX_TASKS],
+    current: 0,
+    eps: HVec::new(),
+    next_seq: 1,
+    ticks: 0,
+    kept: HVec::new(),
+    quiet: false,
+    input: None,
+    handoff: None,
+    mailboxes: HVec::new(),
+});
+
+impl Kernel {
+    pub fn task(&mut self, i: usize) -> Option<&mut Task> {
+        self.tasks.get_mut(i).and_then(|t| t.as_mut())
+    }
+
+    pub fn cur(&mut self) -> &mut Task {
+        let c = self.current;
+        self.tasks[c].as_mut().expect("the current task exists")
+    }
+
+    /// Make a blocked task ready (whoever changed what it waits for calls this).
+    pub fn wake(&mut self, i: usize) {
+        if let Some(t) = self.task(i) {
+            if t.state.blocked() {
+                t.state = State::Ready;
+            }
+        }
+    }
+}
+
+/// What `ps` and `mem` show of one task.
+#[derive(Clone, Copy, Debug)]
+pub struct TaskInfo {
+    pub name: &'static str,
+    pub index: usize,
+    pub generation: u32,
+    pub state: State,
+    pub restarts: u32,
+    pub prio: u8,
+    pub served: u64,
+    pub heap_used: usize,
+    pub last_latency: Option<u64>,
+}
+
+/// Task `index` now, if the slot is in use.
+pub fn task_info(index: usize) -> Option<TaskInfo> {
+    KERNEL.with(|k| {
+        let t = k.task(index)?;
+        Some(TaskInfo {
+            name: t.name,
+            index,
+            generation: t.generation,
+            state: t.state,
+            restarts: t.restarts,
+            prio: t.prio,
+            served: t.served,
+            heap_used: t.mem.as_ref().map_or(0, |m| m.heap.in_use()),
+            last_latency: t.last_latency,
+        })
+    })
+}
+
+/// The index of the task called `name`. The name (cell memory) is compared outside the task
+/// table's critical section: task names are `&'static str` in the image.
+pub fn find_task(name: &str) -> Option<usize> {
+    let names: [Option<&'static str>; MAX_TASKS] =
+        KERNEL.with(|k| core::array::from_fn(|i| k.tasks[i].as_ref().map(|t| t.name)));
+    names.iter().position(|n| *n == Some(name))
+}

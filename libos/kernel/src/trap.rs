@@ -1,0 +1,205 @@
+//! The one dispatcher every interrupt, exception, yield and `die` goes through (the stubs in
+//! `arch::trap` call it), and the panic handler, which ends a panicking task through `die`.
+//!
+//! ```text
+//!  vector                      goes to
+//!  exception (0..31, not #DB)  lifecycle::fail (the task), or a kernel panic (the kernel)
+//!  #DB single step             inject::single_step
+//!  timer (32)                  sched::tick, lifecycle::restart_due, lifecycle::watchdog,
+//!                              then sched::switch (preemption)
+//!  COM1 (36)                   Ctrl-T dump, or the console's input hook
+//!  yield (0x81)                sched::switch
+//!  die (0x82)                  lifecycle::fail with the reason the task left in `dying`
+//! ```
+//! Every way out that resumes another task goes through [`resume`], which arms the single step
+//! of a fault injected into it.
+
+use crate::arch::cpu;
+use crate::arch::pic;
+use crate::arch::trap::{Frame, VEC_DIE, VEC_YIELD};
+use crate::state::{Exception, Fault, Kernel, IDLE, KERNEL};
+use core::sync::atomic::{AtomicBool, Ordering};
+use fault::FaultKind;
+
+/// Ctrl-T on the serial line: the kernel prints every task's state (like BSD's SIGINFO), even
+/// when the shell is stuck.
+const CTRL_T: u8 = 0x14;
+const IRQ_TIMER: u64 = 32;
+const IRQ_COM1: u64 = 36;
+
+static IN_TRAP: AtomicBool = AtomicBool::new(false);
+/// COM1 raised its line inside a critical section: serve it at the next tick.
+static SERIAL_DEFERRED: AtomicBool = AtomicBool::new(false);
+
+fn in_trap() -> bool {
+    IN_TRAP.load(Ordering::Relaxed)
+}
+
+/// The dispatcher (called by the trap stubs with interrupts masked). Returns the frame to resume.
+#[no_mangle]
+extern "C" fn libos_kernel_trap(frame: *mut Frame) -> *mut Frame {
+    if IN_TRAP.swap(true, Ordering::Relaxed) {
+        // SAFETY: the stub passed a valid frame.
+        let f = unsafe { &*frame };
+        crate::report::core_panic_frame("exception inside the core's trap path", f);
+    }
+    let old_heap = crate::mem::heap::switch_to(0);
+    // SAFETY: the frame is valid (built by the stub on this stack).
+    let f = unsafe { &mut *frame };
+    // SAFETY (every `get_in_trap` below): interrupts are masked by the gate and no
+    // `KERNEL.with` is open: a trap inside one is an exception that turns into a kernel panic
+    // (or, on a task's behalf, drops the borrow) before borrowing.
+    let next = match f.vector {
+        // A single step inside a kernel critical section: keep stepping, touch nothing.
+        1 if crate::sync::busy() => frame,
+        0..=31 => {
+            if !task_context() {
+                crate::report::core_panic_frame("CPU exception in the core", f);
+            }
+            if crate::sync::busy() {
+                // Kernel code running for a task, on its stack, faulted with a kernel table
+                // borrowed: the task's own state fed the kernel garbage (a corrupted saved frame
+                // or argument). The task dies; the update it was making may be half done.
+                crate::serial::kprintln!(
+                    "warning: fault in core code at rip {:#x} {} on a task's behalf, with a core table borrowed; the task is stopped and the borrow dropped",
+                    f.rip,
+                    crate::symbols::Symbol(f.rip)
+                );
+                crate::sync::reset_busy();
+            }
+            // SAFETY: see above.
+            let k = unsafe { KERNEL.get_in_trap() };
+            if f.vector == 1 {
+                crate::inject::single_step(k, f);
+                finish(frame, old_heap)
+            } else {
+                crate::sync::reset_depth();
+                let e = Exception { vector: f.vector, error: f.error, rip: f.rip, addr: cpu::cr2() };
+                let cur = k.current;
+                crate::lifecycle::fail(k, cur, Fault::exception(e), Some(f));
+                resume(k, None)
+            }
+        }
+        // An interrupt inside a critical section (its `cli` was faulted away): the interrupted
+        // code may hold the task table; touch nothing, switch nothing.
+        // The serial line is served at the next tick instead (its line stays in service until
+        // then: the UART would not raise a new edge while bytes wait).
+        32..=47 if crate::sync::depth() > 0 => {
+            if f.vector == IRQ_COM1 {
+                SERIAL_DEFERRED.store(true, Ordering::Relaxed);
+            } else {
+                pic::eoi((f.vector - 32) as u8);
+            }
+            finish(frame, old_heap)
+        }
+        IRQ_TIMER => {
+            pic::eoi(0);
+            // SAFETY: see above.
+            let k = unsafe { KERNEL.get_in_trap() };
+            crate::sched::tick(k);
+            if SERIAL_DEFERRED.swap(false, Ordering::Relaxed) {
+                serial_input(k);
+            }
+            crate::lifecycle::restart_due(k);
+            crate::lifecycle::watchdog(k, f);
+            if crate::sched::preemptible() {
+                resume(k, Some(frame))
+            } else {
+                finish(frame, old_heap)
+            }
+        }
+        IRQ_COM1 => {
+            // SAFETY: see above.
+            serial_input(unsafe { KERNEL.get_in_trap() });
+            finish(frame, old_heap)
+        }
+        39 | 47 => {
+            let line = (f.vector - 32) as u8;
+            if !pic::is_spurious(line) {
+                pic::eoi(line);
+            } else if line == 15 {
+                pic::eoi(2);
+            }
+            finish(frame, old_heap)
+        }
+        33..=47 => {
+            pic::eoi((f.vector - 32) as u8);
+            finish(frame, old_heap)
+        }
+        VEC_YIELD => {
+            // SAFETY: see above.
+            let k = unsafe { KERNEL.get_in_trap() };
+            k.cur().ran_ticks = 0;
+            resume(k, Some(frame))
+        }
+        VEC_DIE => {
+            if !task_context() {
+                crate::report::core_panic_frame("die outside a task", f);
+            }
+            crate::sync::reset_depth();
+            // SAFETY: see above.
+            let k = unsafe { KERNEL.get_in_trap() };
+            let cur = k.current;
+            let why = k.cur().dying.take().unwrap_or(Fault::KILLED);
+            let frame_for_report = (why.kind == FaultKind::Panic).then_some(&*f);
+            crate::lifecycle::fail(k, cur, why, frame_for_report);
+            resume(k, None)
+        }
+        _ => finish(frame, old_heap),
+    };
+    IN_TRAP.store(false, Ordering::Relaxed);
+    next
+}
+
+/// Resume the interrupted frame, heap routing as it was.
+fn finish(frame: *mut Frame, heap: u64) -> *mut Frame {
+    crate::mem::heap::switch_to(heap);
+    frame
+}
+
+/// Switch to the task the scheduler picks (saving `frame` as the current task's, if it lives),
+/// with a pending injected fault armed in it.
+fn resume(k: &mut Kernel, frame: Option<*mut Frame>) -> *mut Frame {
+    let next = crate::sched::switch(k, frame);
+    crate::inject::switched_in(next);
+    next.frame as *mut Frame
+}
+
+/// Is a cell task (not the idle task, not boot) running?
+fn task_context() -> bool {
+    // SAFETY: only reads `current` and one slot, with interrupts masked.
+    let k = unsafe { KERNEL.get_in_trap() };
+    let c = k.current;
+    c != IDLE && k.tasks[c].as_ref().is_some_and(|t| t.mem.is_some())
+}
+
+/// Hand every received byte to the input hook; acknowledge IRQ 4.
+fn serial_input(k: &mut Kernel) {
+    while let Some(b) = crate::serial::try_read() {
+        if b == CTRL_T {
+            crate::report::dump(k);
+            continue;
+        }
+        if let Some(input) = k.input.take() {
+            input(k, b);
+            k.input = Some(input);
+        }
+    }
+    pic::eoi(4);
+}
+
+/// A panic in a task ends the task (through `die`, on the fault stack); anywhere else it is a
+/// kernel panic and stops the machine.
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let in_task = !in_trap()
+        && !crate::sync::busy()
+        && KERNEL.with(|k| k.current != IDLE && k.tasks[k.current].as_ref().is_some_and(|t| t.mem.is_some()));
+    if in_task && crate::sched::started() {
+        crate::report::set_panic_message(info);
+        KERNEL.with(|k| k.cur().dying = Some(Fault::PANIC));
+        cpu::die_now();
+    }
+    crate::serial::print(format_args!("[kernel] CORE PANIC: {}\n", info));
+    crate::report::stop_machine(axolotl_abi::DEBUG_EXIT_PANIC)
+}
