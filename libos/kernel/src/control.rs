@@ -10,11 +10,13 @@
 //!                                   without_preemption, set_quiet
 //! ```
 
+use crate::arch::pic;
 use crate::inject::InjectError;
 use crate::lifecycle::{self, ControlError};
 use crate::state::KERNEL;
 use core::sync::atomic::{AtomicBool, Ordering};
 use fault::InjectKind;
+use x86::pic::Mask;
 
 /// The right to control other tasks and the machine. Every privileged operation asks for a
 /// `&Privilege`; the kernel makes exactly one, at boot, and hands it by value to the image's
@@ -70,7 +72,7 @@ pub fn inject(p: &Privilege, index: usize, kind: InjectKind, seed: u64) -> Resul
 
 /// Switch the machine off cleanly (QEMU's `isa-debug-exit` turns this into exit status 33).
 pub fn power_off(_: &Privilege) -> ! {
-    crate::report::stop_machine(axolotl_abi::DEBUG_EXIT_POWEROFF)
+    crate::report::stop_machine(x86::qemu::DEBUG_EXIT_POWEROFF)
 }
 
 /// Leave the kill and restart reports out (`restart NAME COUNT`, the restart benchmark); a
@@ -79,21 +81,15 @@ pub fn set_quiet(_: &Privilege, quiet: bool) {
     KERNEL.with(|k| k.quiet = quiet);
 }
 
-/// The master interrupt controller's mask register, its value with every line off, and the
-/// value `arch::pic::init` leaves in it (timer, cascade and COM1 on).
-const PIC_MASK: u16 = 0x21;
-const PIC_ALL_OFF: u8 = 0xff;
-const PIC_RUNNING: u8 = !0b10101;
-
 /// Run `f` with the timer and the serial line masked at the interrupt controller, so that a
 /// measurement counts only the code under test (deterministic under QEMU `-icount`). Task
 /// switches still happen when `f` calls or yields; nothing is preempted, no hang is detected
 /// and no delayed restart happens (a task in back-off stays down until it returns).
 pub fn without_preemption<R>(_: &Privilege, f: impl FnOnce() -> R) -> R {
     crate::sched::set_preemptible(false);
-    crate::sync::critical(|| crate::arch::cpu::outb(PIC_MASK, PIC_ALL_OFF));
+    crate::sync::critical(|| pic::set_mask(Mask::all_but(&[])));
     let r = f();
-    crate::sync::critical(|| crate::arch::cpu::outb(PIC_MASK, PIC_RUNNING));
+    crate::sync::critical(|| pic::set_mask(pic::RUNNING));
     crate::sched::set_preemptible(true);
     r
 }

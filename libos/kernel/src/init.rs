@@ -2,14 +2,16 @@
 //! wire its cells, start scheduling.
 //!
 //! ```text
-//!  GRUB ─► arch::boot (32→64) ─► libos_kernel_entry: serial, GDT/IDT, frames, paging, heap,
+//!  GRUB ─► x86 trampoline (32→64) ─► libos_kernel_entry: serial, GDT/IDT, frames, paging, heap,
 //!        symbols, PIC, the idle task ─► libos_main(Privilege) (the image's wiring, see
 //!        `entry!`: endpoints, mailboxes, cells) ─► sched::start
 //! ```
 
 use crate::control::Privilege;
 use crate::report::stop_machine;
-use axolotl_abi::DEBUG_EXIT_PANIC;
+use x86::qemu::DEBUG_EXIT_PANIC;
+use x86_64::registers::control::Cr4Flags;
+use x86_64::registers::model_specific::EferFlags;
 
 /// ELF section type of a symbol table.
 const SHT_SYMTAB: u32 = 2;
@@ -38,7 +40,18 @@ extern "Rust" {
 
 extern "C" {
     static __kernel_end: u8;
+    static __boot_stack_top: u8;
 }
+
+// GRUB's way in: the shared trampoline brings the CPU into long mode and calls
+// `libos_kernel_entry` below on the guarded boot stack, with no-execute and SSE on (the cells
+// are ordinary Rust in ring 0).
+x86::multiboot2_trampoline!(
+    entry = libos_kernel_entry,
+    stack_top = __boot_stack_top,
+    cr4 = (Cr4Flags::OSFXSR.bits() | Cr4Flags::OSXMMEXCPT_ENABLE.bits()) as u32,
+    efer = EferFlags::NO_EXECUTE_ENABLE.bits() as u32,
+);
 
 #[no_mangle]
 extern "C" fn libos_kernel_entry(magic: u32, info: u32) -> ! {

@@ -11,7 +11,7 @@
 //! corrupts a word of a client-held state value of that server. The seeded choices (register
 //! and bit, word of memory, new value) are `fault::inject`'s, the microkernel's too.
 
-use crate::arch::trap::{Frame, RFLAGS_IF, RFLAGS_TF};
+use crate::arch::trap::{TrapFrame, RFLAGS_IF, RFLAGS_TF};
 use crate::state::{Kernel, Pending, Task, IDLE, KERNEL};
 use algo::rng::Rng;
 use fault::inject::{new_word, pick_word, RegFlip};
@@ -95,12 +95,12 @@ pub(crate) fn arm(k: &mut Kernel, index: usize, kind: InjectKind, seed: u64) -> 
 pub(crate) fn switched_in(t: &mut Task) {
     if t.pending.is_some() {
         // SAFETY: `t.frame` is the task's saved frame on its own stack.
-        unsafe { (*(t.frame as *mut Frame)).rflags |= RFLAGS_TF };
+        unsafe { (*(t.frame as *mut TrapFrame)).rflags |= RFLAGS_TF };
     }
 }
 
 /// A single-step trap in the current task.
-pub(crate) fn single_step(k: &mut Kernel, f: &mut Frame) {
+pub(crate) fn single_step(k: &mut Kernel, f: &mut TrapFrame) {
     let t = k.cur();
     let Some(p) = t.pending.as_mut() else {
         f.rflags &= !RFLAGS_TF;

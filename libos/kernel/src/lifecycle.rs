@@ -23,7 +23,7 @@
 use crate::arch::cpu;
 use crate::arch::gdt;
 use crate::arch::pic::TICK_HZ;
-use crate::arch::trap::{Frame, RFLAGS_IF, RFLAGS_TF};
+use crate::arch::trap::{TrapFrame, RFLAGS_IF, RFLAGS_TF};
 use crate::mem::heap::TaskHeap;
 use crate::mem::mapped::MapError;
 use crate::mem::MappedPages;
@@ -85,17 +85,17 @@ fn incarnate(t: &mut Task) -> Result<(), MapError> {
     let stack = MappedPages::alloc(STACK_PAGES, true)?;
     let heap = TaskHeap::new(HEAP_PAGES)?;
     let top = stack.end() - 8;
-    let frame_at = (top - core::mem::size_of::<Frame>() as u64 - 8) & !15;
-    let frame = Frame {
+    let frame_at = (top - core::mem::size_of::<TrapFrame>() as u64 - 8) & !15;
+    let frame = TrapFrame {
         rip: task_start as *const () as u64,
         cs: gdt::KERNEL_CS as u64,
         rflags: RFLAGS_IF | 2,
         rsp: top,
         ss: gdt::KERNEL_DS as u64,
-        ..Frame::default()
+        ..TrapFrame::default()
     };
     // SAFETY: `frame_at` lies inside the fresh stack pages this task now owns.
-    unsafe { (frame_at as *mut Frame).write(frame) };
+    unsafe { (frame_at as *mut TrapFrame).write(frame) };
     t.frame = frame_at;
     t.mem = Some(TaskMem { stack, heap });
     t.state = State::Ready;
@@ -173,7 +173,7 @@ impl core::fmt::Display for After {
 
 /// The task `i` failed with `fault` (it is not running on its own stack now). Report it,
 /// release what it owned, and decide: restart (now or after a back-off), hold, or stop.
-pub(crate) fn fail(k: &mut Kernel, i: usize, fault: Fault, frame: Option<&Frame>) {
+pub(crate) fn fail(k: &mut Kernel, i: usize, fault: Fault, frame: Option<&TrapFrame>) {
     let quiet = k.quiet;
     let Some(t) = k.task(i) else { return };
     let (name, generation) = (t.name, t.generation);
@@ -270,7 +270,7 @@ extern "C" fn die_trampoline() -> ! {
 /// One timer tick's hang checks. The running task `f` belongs to has run one tick more: a
 /// supervised task spinning past `fault::recovery::SPIN_LIMIT_MS` dies when it resumes. Every
 /// [`WATCH_PERIOD`] ticks, servers holding a request past `REQUEST_LIMIT_MS` are failed.
-pub(crate) fn watchdog(k: &mut Kernel, f: &mut Frame) {
+pub(crate) fn watchdog(k: &mut Kernel, f: &mut TrapFrame) {
     let now = k.ticks;
     if now.is_multiple_of(WATCH_PERIOD) {
         unanswered(k, now);

@@ -8,54 +8,16 @@
 //! `DEBUG_EXIT_PANIC`.
 
 use crate::arch::cpu;
-use crate::arch::trap::{Frame, REG_NAMES};
+use crate::arch::trap::TrapFrame;
 use crate::state::{Detail, Fault, Kernel};
 use core::fmt::Write;
 use fault::FaultKind;
+use x86::exception::{self, Exception, PageFault};
 
-pub fn vector_name(v: u64) -> &'static str {
-    match v {
-        0 => "divide error",
-        1 => "debug",
-        3 => "breakpoint",
-        4 => "overflow",
-        5 => "bound range",
-        6 => "invalid opcode",
-        7 => "device not available",
-        8 => "double fault",
-        10 => "invalid TSS",
-        11 => "segment not present",
-        12 => "stack fault",
-        13 => "general protection",
-        14 => "page fault",
-        16 => "x87 error",
-        17 => "alignment check",
-        19 => "SIMD error",
-        _ => "exception",
+fn print_frame(f: &TrapFrame) {
+    for line in f.dump() {
+        crate::serial::kprintln!("  {}", line);
     }
-}
-
-fn page_fault_cause(error: u64) -> &'static str {
-    match (error & 1 != 0, error & 2 != 0, error & 16 != 0) {
-        (_, _, true) => "instruction fetch from a no-execute page",
-        (false, true, _) => "write to an unmapped page",
-        (false, false, _) => "read of an unmapped page",
-        (true, true, _) => "write to a read-only page",
-        (true, false, _) => "protection violation on read",
-    }
-}
-
-fn print_frame(f: &Frame) {
-    let mut f2 = *f;
-    let mut line: heapless::String<200> = heapless::String::new();
-    for (i, name) in REG_NAMES.iter().enumerate().take(16) {
-        let _ = write!(line, "{}={:#x} ", name, *f2.reg_mut(i));
-        if i % 6 == 5 || i == 15 {
-            crate::serial::kprintln!("  {}", line.trim_end());
-            line.clear();
-        }
-    }
-    crate::serial::kprintln!("  rflags={:#x}", f.rflags);
 }
 
 /// Print the report of `fault` in task `name`. `guard`: the address lies in its stack's guard
@@ -65,29 +27,31 @@ pub(crate) fn report(
     index: usize,
     generation: u32,
     fault: Fault,
-    frame: Option<&Frame>,
+    frame: Option<&TrapFrame>,
     guard: bool,
 ) {
     match (fault.kind, fault.detail) {
         (_, Detail::Exception(e)) => {
-            let (vector, error, rip, addr) = (e.vector, e.error, e.rip, e.addr);
-            crate::serial::kprintln!(
-                "FAULT {} (task {}, gen {}): {} (vector {}, error {:#x})",
-                name,
-                index,
-                generation,
-                vector_name(vector),
-                vector,
-                error
-            );
-            crate::serial::kprintln!("  at rip {:#x} {}", rip, crate::symbols::Symbol(rip));
-            if vector == 14 {
+            // The microkernel's report, line for line (its `report` module).
+            let page_fault = e.vector == exception::PAGE_FAULT;
+            if page_fault && guard {
                 crate::serial::kprintln!(
-                    "  address {:#x}: {}{}",
-                    addr,
-                    page_fault_cause(error),
-                    if guard { " (stack guard page: stack overflow)" } else { "" }
+                    "FAULT in {} (task {}, gen {}): stack overflow (hit the guard page), error {:#x} ({})",
+                    name,
+                    index,
+                    generation,
+                    e.error,
+                    PageFault(e.error)
                 );
+            } else {
+                let what = Exception { vector: e.vector, error: e.error };
+                crate::serial::kprintln!("FAULT in {} (task {}, gen {}): {}", name, index, generation, what);
+            }
+            let sym = crate::symbols::Symbol(e.rip);
+            if page_fault {
+                crate::serial::kprintln!("  rip {:#x} {}  address {:#x}", e.rip, sym, e.addr);
+            } else {
+                crate::serial::kprintln!("  rip {:#x} {}", e.rip, sym);
             }
             if let Some(f) = frame {
                 print_frame(f);
@@ -95,16 +59,22 @@ pub(crate) fn report(
         }
         (FaultKind::Panic, _) => {
             let msg = PANIC_MSG.with(|m| m.clone());
-            crate::serial::kprintln!("FAULT {} (task {}, gen {}): panic: {}", name, index, generation, msg);
+            crate::serial::kprintln!(
+                "FAULT in {} (task {}, gen {}): panicked: {}",
+                name,
+                index,
+                generation,
+                msg
+            );
             if let Some(f) = frame {
-                crate::serial::kprintln!("  panicked at rip {:#x} {}", f.rip, crate::symbols::Symbol(f.rip));
+                crate::serial::kprintln!("  rip {:#x} {}", f.rip, crate::symbols::Symbol(f.rip));
             }
         }
         (FaultKind::Killed, _) => {
             crate::serial::kprintln!("KILL {} (task {}, gen {}) on request", name, index, generation)
         }
         (FaultKind::Hang, Detail::Hang(hang)) => {
-            crate::serial::kprintln!("FAULT {} (task {}, gen {}): hang: {}", name, index, generation, hang)
+            crate::serial::kprintln!("HANG in {} (task {}, gen {}): {}", name, index, generation, hang)
         }
         (FaultKind::Exited, _) => {
             crate::serial::kprintln!(
@@ -115,7 +85,13 @@ pub(crate) fn report(
             )
         }
         (kind, _) => {
-            crate::serial::kprintln!("FAULT {} (task {}, gen {}): {}", name, index, generation, kind.name())
+            crate::serial::kprintln!(
+                "FAULT in {} (task {}, gen {}): {}",
+                name,
+                index,
+                generation,
+                kind.name()
+            )
         }
     }
 }
@@ -127,7 +103,7 @@ pub(crate) struct What(pub Fault);
 impl core::fmt::Display for What {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self.0.detail {
-            Detail::Exception(e) => write!(f, "{} at {:#x}", vector_name(e.vector), e.rip),
+            Detail::Exception(e) => write!(f, "{} at {:#x}", exception::name(e.vector), e.rip),
             _ => f.write_str(self.0.kind.name()),
         }
     }
@@ -147,23 +123,23 @@ pub(crate) fn set_panic_message(info: &core::panic::PanicInfo<'_>) {
 }
 
 /// Stop the machine after a failure of the kernel itself.
-pub(crate) fn core_panic_frame(what: &str, f: &Frame) -> ! {
+pub(crate) fn core_panic_frame(what: &str, f: &TrapFrame) -> ! {
     crate::serial::kprintln!(
         "CORE PANIC: {}: {} at rip {:#x} {}",
         what,
-        vector_name(f.vector),
+        exception::name(f.vector),
         f.rip,
         crate::symbols::Symbol(f.rip)
     );
     crate::serial::kprintln!("  error {:#x}, cr2 {:#x}", f.error, cpu::cr2());
     print_frame(f);
-    stop_machine(axolotl_abi::DEBUG_EXIT_PANIC)
+    stop_machine(x86::qemu::DEBUG_EXIT_PANIC)
 }
 
 /// Switch the machine off with exit status `code` (QEMU's `isa-debug-exit` reports it).
 pub(crate) fn stop_machine(code: u8) -> ! {
     cpu::disable_interrupts();
-    cpu::outb(axolotl_abi::DEBUG_EXIT_PORT, code);
+    x86::port::PortIo::outb(&cpu::PORTS, x86::qemu::DEBUG_EXIT_PORT, code);
     cpu::halt_forever()
 }
 

@@ -6,7 +6,7 @@
 //! task that fails or hangs is `lifecycle`'s business, not the scheduler's.
 
 use crate::arch::cpu;
-use crate::arch::trap::Frame;
+use crate::arch::trap::TrapFrame;
 use crate::state::{Kernel, State, Task, IDLE, KERNEL};
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -41,7 +41,7 @@ pub(crate) fn tick(k: &mut Kernel) {
 /// Save `frame` as the current task's (if it is still alive), pick the next task and make it
 /// current; returns it (its saved frame is the one to resume). `None`: the current task died
 /// and its frame is gone.
-pub(crate) fn switch(k: &mut Kernel, frame: Option<*mut Frame>) -> &mut Task {
+pub(crate) fn switch(k: &mut Kernel, frame: Option<*mut TrapFrame>) -> &mut Task {
     let cur = k.current;
     let depth = crate::sync::swap_depth(0);
     if let (Some(fr), Some(t)) = (frame, k.tasks[cur].as_mut()) {
@@ -136,5 +136,5 @@ pub(crate) fn start() -> ! {
     });
     STARTED.store(true, Ordering::Relaxed);
     // SAFETY: the frame was built by `lifecycle::incarnate` on the task's own stack.
-    unsafe { crate::arch::trap::enter(frame as *const Frame) }
+    unsafe { crate::arch::trap::enter(frame as *const TrapFrame) }
 }

@@ -5,46 +5,28 @@
 //! The kernel prints whole lines (fault reports, the boot banner) with interrupts masked; the
 //! console cell writes through [`Serial`], a handle only the kernel hands out.
 
-use crate::arch::cpu::{inb, outb};
+use crate::arch::cpu::PORTS;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, Ordering};
+use x86::port::Direct;
+use x86::uart::{Config, Uart, COM1};
 
-const COM1: u16 = 0x3f8;
+/// COM1, with the same 16550 driver the microkernel and its console server use.
+static UART: Uart<Direct, COM1> = Uart::new(PORTS);
 
-/// 115200 8N1, FIFOs on, receive interrupt enabled (IRQ 4 through OUT2) at the first byte.
+/// 115200 8N1, FIFOs on, receive interrupt (IRQ 4) at every byte: the interrupt is how the
+/// console cell hears of input at all.
 pub fn init() {
-    outb(COM1 + 1, 0x00);
-    outb(COM1 + 3, 0x80);
-    outb(COM1, 0x01);
-    outb(COM1 + 1, 0x00);
-    outb(COM1 + 3, 0x03);
-    outb(COM1 + 2, 0x07); // FIFOs on, receive interrupt at every byte
-    outb(COM1 + 4, 0x0b);
-    outb(COM1 + 1, 0x01);
-}
-
-fn put(b: u8) {
-    // Bounded wait: a wedged UART must not hang the core.
-    for _ in 0..100_000 {
-        if inb(COM1 + 5) & 0x20 != 0 {
-            break;
-        }
-    }
-    outb(COM1, b);
+    UART.init(Config { rx_interrupt: true, rx_every_byte: true });
 }
 
 pub fn write_bytes(bytes: &[u8]) {
-    for &b in bytes {
-        if b == b'\n' {
-            put(b'\r');
-        }
-        put(b);
-    }
+    UART.write(bytes);
 }
 
 /// A received byte, if any (called by the IRQ 4 handler).
 pub fn try_read() -> Option<u8> {
-    (inb(COM1 + 5) & 1 != 0).then(|| inb(COM1))
+    UART.try_get()
 }
 
 struct Com1;

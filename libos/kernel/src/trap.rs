@@ -16,7 +16,7 @@
 
 use crate::arch::cpu;
 use crate::arch::pic;
-use crate::arch::trap::{Frame, VEC_DIE, VEC_YIELD};
+use crate::arch::trap::{TrapFrame, VEC_DIE, VEC_YIELD};
 use crate::state::{Exception, Fault, Kernel, IDLE, KERNEL};
 use core::sync::atomic::{AtomicBool, Ordering};
 use fault::FaultKind;
@@ -37,7 +37,7 @@ fn in_trap() -> bool {
 
 /// The dispatcher (called by the trap stubs with interrupts masked). Returns the frame to resume.
 #[no_mangle]
-extern "C" fn libos_kernel_trap(frame: *mut Frame) -> *mut Frame {
+extern "C" fn libos_kernel_trap(frame: *mut TrapFrame) -> *mut TrapFrame {
     if IN_TRAP.swap(true, Ordering::Relaxed) {
         // SAFETY: the stub passed a valid frame.
         let f = unsafe { &*frame };
@@ -152,17 +152,17 @@ extern "C" fn libos_kernel_trap(frame: *mut Frame) -> *mut Frame {
 }
 
 /// Resume the interrupted frame, heap routing as it was.
-fn finish(frame: *mut Frame, heap: u64) -> *mut Frame {
+fn finish(frame: *mut TrapFrame, heap: u64) -> *mut TrapFrame {
     crate::mem::heap::switch_to(heap);
     frame
 }
 
 /// Switch to the task the scheduler picks (saving `frame` as the current task's, if it lives),
 /// with a pending injected fault armed in it.
-fn resume(k: &mut Kernel, frame: Option<*mut Frame>) -> *mut Frame {
+fn resume(k: &mut Kernel, frame: Option<*mut TrapFrame>) -> *mut TrapFrame {
     let next = crate::sched::switch(k, frame);
     crate::inject::switched_in(next);
-    next.frame as *mut Frame
+    next.frame as *mut TrapFrame
 }
 
 /// Is a cell task (not the idle task, not boot) running?
@@ -201,5 +201,5 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         cpu::die_now();
     }
     crate::serial::print(format_args!("[kernel] CORE PANIC: {}\n", info));
-    crate::report::stop_machine(axolotl_abi::DEBUG_EXIT_PANIC)
+    crate::report::stop_machine(x86::qemu::DEBUG_EXIT_PANIC)
 }

@@ -1,6 +1,7 @@
-//! The x86-64 layer: boot entry, descriptor tables, trap stubs, interrupt controller, ports.
+//! What the libos kernel alone does with the x86-64 CPU: its GDT and TSS with the interrupt
+//! stacks, its IDT and trap entry, its timer rate and open IRQ lines, its yield and die gates.
+//! The rest is the shared `x86` crate.
 
-pub mod boot;
 pub mod cpu;
 pub mod gdt;
 pub mod pic;

@@ -5,11 +5,8 @@ use super::frames;
 use crate::arch::cpu;
 use crate::sync::Global;
 
-pub const P: u64 = 1;
-pub const W: u64 = 2;
-const PS: u64 = 0x80;
-pub const NX: u64 = 1 << 63;
-const ADDR: u64 = 0x000f_ffff_ffff_f000;
+use x86::paging::{ADDRESS as ADDR, HUGE as PS};
+pub use x86::paging::{NO_EXECUTE as NX, PRESENT as P, WRITABLE as W};
 
 /// Start of the slot area (PML4 0, PDPT entry 256).
 pub const SLOT_BASE: u64 = 256 << 30;
