@@ -103,6 +103,7 @@ impl fmt::Display for Exception {
 }
 
 /// An address the CPU can fetch from: bits 63..47 all equal.
+#[inline]
 pub const fn is_canonical(addr: u64) -> bool {
     let top = addr >> 47;
     top == 0 || top == (1 << 17) - 1

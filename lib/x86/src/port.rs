@@ -23,6 +23,7 @@ impl Direct {
 }
 
 impl PortIo for Direct {
+    #[inline]
     fn inb(&self, port: u16) -> u8 {
         let v: u8;
         // SAFETY: `Direct::new`'s contract: this code may read the port; `in` touches no memory.
@@ -32,6 +33,7 @@ impl PortIo for Direct {
         v
     }
 
+    #[inline]
     fn outb(&self, port: u16, value: u8) {
         // SAFETY: `Direct::new`'s contract: this code may write the port; `out` touches no memory.
         unsafe {
