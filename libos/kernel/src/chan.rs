@@ -411,12 +411,16 @@ impl<T: Copy + Send + 'static, const N: usize> Sender<T, N> {
         Ok(())
     }
 
-    /// Queue `v`; `Err(Full)` if the queue is full.
+    /// Queue `v`; `Err(Full)` if the queue is full. A handle the kernel never made (a
+    /// corrupted one) panics, as `Receiver::recv` does: the task is restarted, where treating
+    /// it as "full" would make `send` yield for ever, silently (a task whose stack a wild
+    /// write had zeroed did exactly that, and the whole console with it).
     #[inline(never)]
     pub fn try_send(&self, v: T) -> Result<(), Full> {
         let this = Sender { inner: black_box(self.inner) };
         let v = black_box(v);
-        KERNEL.with(|k| this.send_locked(k, v))
+        let sent = KERNEL.with(|k| valid(k, this.inner).then(|| this.send_locked(k, v)));
+        sent.expect("send on a mailbox handle the kernel never made")
     }
 
     /// Queue `v`, yielding while the queue is full.
