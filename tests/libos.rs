@@ -141,7 +141,7 @@ fn libos_memory_after_1000_restarts_equals_before() {
     check(
         &t,
         mems.iter().all(|m| m == &mems[0]),
-        "frames, core heap, slots and every task heap are unchanged",
+        "frames, kernel heap, slots and every task heap are unchanged",
     );
     check(&t, t.console.contains("restarted fs 1000 times; now generation 1000"), "1000 restarts done");
 }

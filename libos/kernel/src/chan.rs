@@ -10,11 +10,11 @@
 //!  generation receives the same request (once; a second death on it fails that one call;
 //!  a server held after a crash loop fails its callers at once).
 //! ```
-//! Arguments from a cell are read (`black_box` copies) *before* the core's critical section:
-//! a corrupted pointer argument then faults in the cell's time, not while a core table is
-//! borrowed. The operations are never inlined into a cell: the core's own addresses are then computed
-//! inside the core's code, not kept in a cell's registers, where a corrupted register would
-//! turn a core access into a wild one (a register flip in a cell must stay that cell's fault).
+//! Arguments from a cell are read (`black_box` copies) *before* the kernel's critical section:
+//! a corrupted pointer argument then faults in the cell's time, not while a kernel table is
+//! borrowed. The operations are never inlined into a cell: the kernel's own addresses are then computed
+//! inside the kernel's code, not kept in a cell's registers, where a corrupted register would
+//! turn a kernel access into a wild one (a register flip in a cell must stay that cell's fault).
 //!
 //! Endpoints and mailboxes are made while wiring the system at boot and live as long as it
 //! does; what a task holds in them (its place in a queue, a request it was serving, its role as
@@ -390,7 +390,7 @@ pub fn mailbox<T: Copy + Send + 'static, const N: usize>() -> (Sender<T, N>, Rec
     (Sender { inner }, Receiver { inner })
 }
 
-/// Is `inner` a mailbox the core made? (A handle from a cell may be corrupted.)
+/// Is `inner` a mailbox the kernel made? (A handle from a cell may be corrupted.)
 fn valid<T, const N: usize>(k: &Kernel, inner: &MailboxInner<T, N>) -> bool {
     k.mailboxes.contains(&(inner as *const _ as u64))
 }

@@ -114,10 +114,10 @@ extern "C" fn libos_kernel_entry(magic: u32, info: u32) -> ! {
     unsafe { libos_main(privilege) };
     let u = crate::mem::usage();
     crate::serial::print(format_args!(
-        "[kernel] Axolotl libos core: {} MiB RAM, {} frames in use, core heap {} bytes, booted in {} TSC ticks\n",
+        "[kernel] Axolotl libos kernel: {} MiB RAM, {} frames in use, kernel heap {} bytes, booted in {} TSC ticks\n",
         ram_top >> 20,
         u.frames,
-        u.core_heap,
+        u.kernel_heap,
         crate::arch::cpu::rdtsc() - t0
     ));
     crate::sched::start()

@@ -123,9 +123,9 @@ pub(crate) fn set_panic_message(info: &core::panic::PanicInfo<'_>) {
 }
 
 /// Stop the machine after a failure of the kernel itself.
-pub(crate) fn core_panic_frame(what: &str, f: &TrapFrame) -> ! {
+pub(crate) fn kernel_panic_frame(what: &str, f: &TrapFrame) -> ! {
     crate::serial::kprintln!(
-        "CORE PANIC: {}: {} at rip {:#x} {}",
+        "KERNEL PANIC: {}: {} at rip {:#x} {}",
         what,
         exception::name(f.vector),
         f.rip,

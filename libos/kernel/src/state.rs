@@ -281,7 +281,7 @@ impl Task {
         }
     }
 
-    /// Where its allocations go while it runs (0: it has no heap, the core's arena).
+    /// Where its allocations go while it runs (0: it has no heap, the kernel's arena).
     pub fn heap_base(&self) -> u64 {
         self.mem.as_ref().map_or(0, |m| m.heap.base())
     }

@@ -16,13 +16,13 @@ struct Table {
 
 static TABLE: Global<Option<Table>> = Global::new(None);
 
-/// Address ranges of the core's own functions (and the libraries only the core uses), so the
+/// Address ranges of the kernel's own functions (and the libraries only the kernel uses), so the
 /// injector can keep its faults in cell code: a fault injected into a cell must not strike the
-/// core code the cell happens to be running (in the microkernel, the kernel is never the target
+/// kernel code the cell happens to be running (in the microkernel, the kernel is never the target
 /// either).
-static CORE_CODE: Global<heapless::Vec<(u64, u64), 512>> = Global::new(heapless::Vec::new());
+static KERNEL_CODE: Global<heapless::Vec<(u64, u64), 512>> = Global::new(heapless::Vec::new());
 
-const CORE_CRATES: [&[u8]; 3] = [b"12libos_kernel", b"4algo", b"8heapless"];
+const KERNEL_CRATES: [&[u8]; 3] = [b"12libos_kernel", b"4algo", b"8heapless"];
 
 /// Remember the symbol table (addresses are physical = virtual below 1 GiB).
 pub(crate) fn init(symtab: (u64, u64), strtab: (u64, u64)) {
@@ -33,17 +33,17 @@ pub(crate) fn init(symtab: (u64, u64), strtab: (u64, u64)) {
         });
         let mut ranges = heapless::Vec::new();
         for_each_function(|name, start, end| {
-            if CORE_CRATES.iter().any(|c| name.windows(c.len()).any(|w| w == *c)) {
+            if KERNEL_CRATES.iter().any(|c| name.windows(c.len()).any(|w| w == *c)) {
                 let _ = ranges.push((start, end));
             }
         });
-        CORE_CODE.with(|c| *c = ranges);
+        KERNEL_CODE.with(|c| *c = ranges);
     }
 }
 
-/// Is `rip` in the core's code?
+/// Is `rip` in the kernel's code?
 pub(crate) fn in_core(rip: u64) -> bool {
-    CORE_CODE.with(|c| c.iter().any(|&(s, e)| (s..e).contains(&rip)))
+    KERNEL_CODE.with(|c| c.iter().any(|&(s, e)| (s..e).contains(&rip)))
 }
 
 /// Every function symbol: name, start, end.

@@ -1,19 +1,19 @@
-//! Critical sections of the core: one CPU, so "interrupts off" is the lock.
+//! Critical sections of the kernel: one CPU, so "interrupts off" is the lock.
 //!
-//! [`Global`] holds core state that interrupts and tasks share. `with` masks interrupts for
+//! [`Global`] holds kernel state that interrupts and tasks share. `with` masks interrupts for
 //! the duration of the closure and counts the nesting depth: the fault injector never lands a
 //! fault while the depth is non-zero, so an injected fault never strikes in the middle of a
-//! core update (a fault *there* would be a core bug, not a cell's).
+//! kernel update (a fault *there* would be a kernel bug, not a cell's).
 
 use crate::arch::cpu;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 static DEPTH: AtomicU32 = AtomicU32::new(0);
-/// How many [`Global`]s are borrowed right now: core state mid-update if non-zero.
+/// How many [`Global`]s are borrowed right now: kernel state mid-update if non-zero.
 static BUSY: AtomicU32 = AtomicU32::new(0);
 
-/// Is a core table borrowed right now? A fault then is a core failure, not a cell's.
+/// Is a kernel table borrowed right now? A fault then is a kernel failure, not a cell's.
 pub fn busy() -> bool {
     BUSY.load(Ordering::Relaxed) != 0
 }
@@ -30,12 +30,12 @@ pub(crate) fn reset_busy() {
 }
 
 /// Forget critical sections a killed task left open (only plain copies, never a Global: a
-/// fault with a Global borrowed stops the core instead).
+/// fault with a Global borrowed stops the kernel instead).
 pub(crate) fn reset_depth() {
     DEPTH.store(0, Ordering::Relaxed);
 }
 
-/// Nesting depth of core critical sections right now.
+/// Nesting depth of kernel critical sections right now.
 pub fn depth() -> u32 {
     DEPTH.load(Ordering::Relaxed)
 }
@@ -66,7 +66,7 @@ fn leave(counter: &AtomicU32) {
     counter.store(counter.load(Ordering::Relaxed).saturating_sub(1), Ordering::Relaxed);
 }
 
-/// Core state behind the interrupt mask. Never borrow the same `Global` twice: `with` is not
+/// Kernel state behind the interrupt mask. Never borrow the same `Global` twice: `with` is not
 /// re-entrant, and each `Global` documents who may call it from where.
 pub struct Global<T>(UnsafeCell<T>);
 

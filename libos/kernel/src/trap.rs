@@ -41,7 +41,7 @@ extern "C" fn libos_kernel_trap(frame: *mut TrapFrame) -> *mut TrapFrame {
     if IN_TRAP.swap(true, Ordering::Relaxed) {
         // SAFETY: the stub passed a valid frame.
         let f = unsafe { &*frame };
-        crate::report::core_panic_frame("exception inside the core's trap path", f);
+        crate::report::kernel_panic_frame("exception inside the kernel's trap path", f);
     }
     let old_heap = crate::mem::heap::switch_to(0);
     // SAFETY: the frame is valid (built by the stub on this stack).
@@ -54,14 +54,14 @@ extern "C" fn libos_kernel_trap(frame: *mut TrapFrame) -> *mut TrapFrame {
         1 if crate::sync::busy() => frame,
         0..=31 => {
             if !task_context() {
-                crate::report::core_panic_frame("CPU exception in the core", f);
+                crate::report::kernel_panic_frame("CPU exception in the kernel", f);
             }
             if crate::sync::busy() {
                 // Kernel code running for a task, on its stack, faulted with a kernel table
                 // borrowed: the task's own state fed the kernel garbage (a corrupted saved frame
                 // or argument). The task dies; the update it was making may be half done.
                 crate::serial::kprintln!(
-                    "warning: fault in core code at rip {:#x} {} on a task's behalf, with a core table borrowed; the task is stopped and the borrow dropped",
+                    "warning: fault in kernel code at rip {:#x} {} on a task's behalf, with a kernel table borrowed; the task is stopped and the borrow dropped",
                     f.rip,
                     crate::symbols::Symbol(f.rip)
                 );
@@ -134,7 +134,7 @@ extern "C" fn libos_kernel_trap(frame: *mut TrapFrame) -> *mut TrapFrame {
         }
         VEC_DIE => {
             if !task_context() {
-                crate::report::core_panic_frame("die outside a task", f);
+                crate::report::kernel_panic_frame("die outside a task", f);
             }
             crate::sync::reset_depth();
             // SAFETY: see above.
@@ -200,6 +200,6 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         KERNEL.with(|k| k.cur().dying = Some(Fault::PANIC));
         cpu::die_now();
     }
-    crate::serial::print(format_args!("[kernel] CORE PANIC: {}\n", info));
+    crate::serial::print(format_args!("[kernel] KERNEL PANIC: {}\n", info));
     crate::report::stop_machine(x86::qemu::DEBUG_EXIT_PANIC)
 }

@@ -26,7 +26,7 @@ const HELP_TITLE: &str = "Axolotl shell commands (libos personality):";
 const HELP_TASKS: &str =
     "  ps                list tasks: name, id, generation, state, restarts, priority, and in the
                     SYSCALLS column the requests the task has answered (cell calls served)
-  mem               frames, core heap bytes and page slots in use (and each task's heap)
+  mem               frames, kernel heap bytes and page slots in use (and each task's heap)
   restart NAME [COUNT]
                     replace task NAME with a new incarnation (COUNT times, waiting for each)
   kill NAME         crash task NAME now (supervised tasks are restarted)";
@@ -163,7 +163,7 @@ impl Shell<'_> {
 
     fn mem(&self) -> Status {
         let u = libos_kernel::mem_usage();
-        say!(self, "mem: frames={} core_heap={} slots={}", u.frames, u.core_heap, u.slots);
+        say!(self, "mem: frames={} kernel_heap={} slots={}", u.frames, u.kernel_heap, u.slots);
         for t in (0..MAX_TASKS).filter_map(libos_kernel::task_info) {
             say!(self, "  {:<16} heap {:>7} bytes in use", t.name, t.heap_used);
         }

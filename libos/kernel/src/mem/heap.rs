@@ -1,7 +1,7 @@
-//! The heaps: one arena per task, one for the core, and the global allocator that routes
+//! The heaps: one arena per task, one for the kernel, and the global allocator that routes
 //! between them.
 //!
-//! An allocation goes to the arena of the task running now (the core's arena inside the core's
+//! An allocation goes to the arena of the task running now (the kernel's arena inside the kernel's
 //! own bookkeeping, see [`in_core`]); a free goes to the arena that contains the address. When
 //! a task is killed its arena — a [`super::MappedPages`] held by the task table — is dropped
 //! whole, so everything it allocated is released without running a single destructor: release
@@ -11,7 +11,7 @@
 //!  arena:  [ granules: u64 | bitmap (1 bit per 16 bytes) | allocations ...               ]
 //! ```
 //! Anything that outlives a task or is shared between tasks (task records, channels) must be
-//! allocated in the core arena; the core's own constructors do that.
+//! allocated in the kernel arena; the kernel's own constructors do that.
 
 use crate::sync::{critical, Global};
 use algo::bitmap::Bitmap;
@@ -19,20 +19,20 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 const GRANULE: usize = 16;
-const CORE_HEAP: usize = 2 << 20;
+const KERNEL_HEAP: usize = 2 << 20;
 /// A task arena fits in one page slot.
 const TASK_ARENA_MAX: u64 = crate::mem::paging::SLOT_SIZE;
 
 #[repr(C, align(4096))]
-struct CoreHeap([u8; CORE_HEAP]);
+struct KernelHeap([u8; KERNEL_HEAP]);
 
-static mut CORE: CoreHeap = CoreHeap([0; CORE_HEAP]);
+static mut KERNEL_ARENA: KernelHeap = KernelHeap([0; KERNEL_HEAP]);
 
-/// Base of the arena allocations go to now; 0 = the core arena.
+/// Base of the arena allocations go to now; 0 = the kernel arena.
 static CURRENT: AtomicU64 = AtomicU64::new(0);
 
-fn core_base() -> u64 {
-    core::ptr::addr_of!(CORE) as u64
+fn kernel_base() -> u64 {
+    core::ptr::addr_of!(KERNEL_ARENA) as u64
 }
 
 /// An arena laid out in `len` bytes at `base`: header and bitmap at the start.
@@ -64,7 +64,7 @@ impl Arena {
     }
 
     fn with_bitmap<R>(&self, f: impl FnOnce(&mut Bitmap<'_>) -> R) -> R {
-        // SAFETY: `base` is a formatted, mapped arena (the core arena, or the running task's,
+        // SAFETY: `base` is a formatted, mapped arena (the kernel arena, or the running task's,
         // or the one containing a pointer being freed); interrupts are masked by our callers.
         let granules = unsafe { (self.base as *const u64).read() } as usize;
         let words = granules.div_ceil(64);
@@ -94,8 +94,8 @@ impl Arena {
 }
 
 pub fn init() {
-    // SAFETY: the core heap is a static this module alone uses.
-    unsafe { Arena::format(core_base(), CORE_HEAP) };
+    // SAFETY: the kernel heap is a static this module alone uses.
+    unsafe { Arena::format(kernel_base(), KERNEL_HEAP) };
 }
 
 /// A task's heap: pages it owns, formatted as an arena. Dropping it releases everything.
@@ -145,12 +145,12 @@ impl Drop for TaskHeap {
     }
 }
 
-/// Route allocations to the arena at `base` (0: the core's) from now on; returns the old one.
+/// Route allocations to the arena at `base` (0: the kernel's) from now on; returns the old one.
 pub fn switch_to(base: u64) -> u64 {
     CURRENT.swap(base, Ordering::Relaxed)
 }
 
-/// Run `f` with allocations going to the core arena (for objects that outlive a task).
+/// Run `f` with allocations going to the kernel arena (for objects that outlive a task).
 pub fn in_core<R>(f: impl FnOnce() -> R) -> R {
     let old = switch_to(0);
     let r = f();
@@ -158,20 +158,20 @@ pub fn in_core<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
-pub fn core_heap_in_use() -> usize {
-    critical(|| Arena { base: core_base() }.in_use())
+pub fn kernel_heap_in_use() -> usize {
+    critical(|| Arena { base: kernel_base() }.in_use())
 }
 
 /// The arena a free of `ptr` goes to. While a task runs, only its own arena: a cell never frees
-/// core memory (its objects are dropped by the core), so a corrupted pointer in a cell cannot
-/// free the core's heap from under it.
+/// kernel memory (its objects are dropped by the kernel), so a corrupted pointer in a cell cannot
+/// free the kernel's heap from under it.
 fn arena_of(ptr: u64) -> Option<Arena> {
     let current = CURRENT.load(Ordering::Relaxed);
     if current != 0 {
         return (ptr >= current && ptr < current + TASK_ARENA_MAX).then_some(Arena { base: current });
     }
-    if (core_base()..core_base() + CORE_HEAP as u64).contains(&ptr) {
-        return Some(Arena { base: core_base() });
+    if (kernel_base()..kernel_base() + KERNEL_HEAP as u64).contains(&ptr) {
+        return Some(Arena { base: kernel_base() });
     }
     // SAFETY: interrupts are masked by our callers (GlobalAlloc runs inside `critical`), and
     // LIVE is only touched here and by TaskHeap's constructor and destructor, never nested.
@@ -191,7 +191,7 @@ unsafe impl GlobalAlloc for Router {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         critical(|| {
             let base = CURRENT.load(Ordering::Relaxed);
-            Arena { base: if base == 0 { core_base() } else { base } }.alloc(layout)
+            Arena { base: if base == 0 { kernel_base() } else { base } }.alloc(layout)
         })
     }
 

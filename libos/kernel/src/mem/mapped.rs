@@ -61,9 +61,9 @@ impl MappedPages {
         (self.start()..self.end()).contains(&addr)
     }
 
-    /// Does this value describe a mapping the core could have made? A cell reaches its
+    /// Does this value describe a mapping the kernel could have made? A cell reaches its
     /// `MappedPages` through a pointer that a fault may have bent; a bent one must not become a
-    /// copy into the core's memory.
+    /// copy into the kernel's memory.
     fn sane(&self) -> bool {
         let slot_base = SLOT_BASE + self.slot as u64 * SLOT_SIZE;
         self.slot < SLOTS

@@ -1,5 +1,5 @@
 //! Memory: physical frames, the page tables, [`MappedPages`] (owned mappings that unmap on
-//! drop) and the heaps (one arena per task, one for the core).
+//! drop) and the heaps (one arena per task, one for the kernel).
 //!
 //! ```text
 //!  virtual = physical below 1 GiB     the image: 4 KiB pages, text r-x, rodata r--, data rw-
@@ -22,10 +22,10 @@ pub const PAGE: u64 = 4096;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Usage {
     pub frames: usize,
-    pub core_heap: usize,
+    pub kernel_heap: usize,
     pub slots: usize,
 }
 
 pub fn usage() -> Usage {
-    Usage { frames: frames::in_use(), core_heap: heap::core_heap_in_use(), slots: mapped::slots_in_use() }
+    Usage { frames: frames::in_use(), kernel_heap: heap::kernel_heap_in_use(), slots: mapped::slots_in_use() }
 }

@@ -89,7 +89,7 @@ pub fn init(ram_top: u64) {
     table(pdpt)[(SLOT_BASE >> 30) as usize] = slot_pd | P | W;
     TABLES.with(|t| t.slot_pd = slot_pd);
     // SAFETY: the new tables map the running image (text executable, stacks writable) and all
-    // RAM the core touches, exactly as before, with narrower permissions.
+    // RAM the kernel touches, exactly as before, with narrower permissions.
     unsafe { core::arch::asm!("mov cr3, {}", in(reg) pml4, options(nostack)) };
 }
 
