@@ -23,7 +23,7 @@
 #![forbid(unsafe_code)]
 
 use core::fmt::Write;
-use fault::recovery::{CrashLoop, Verdict};
+use fault::recovery::{CrashLoop, Decision, Verdict};
 use userlib::abi::{BootInfo, Error, FaultKind, FaultRecord};
 use userlib::cap::{Cap, Notification, Task};
 
@@ -56,43 +56,26 @@ impl Supervisor {
             None => write!(what, "unknown fault"),
         };
         let Some(history) = self.loops.get_mut(i) else { return };
-        match history.fault(f.answered > 0) {
-            Verdict::Hold { streak } => {
-                self.log(format_args!(
-                    "{} gen {}: {}; {} faults in a row without answering a request: crash loop, holding {}",
-                    name, f.generation, what, streak, name
-                ));
+        let verdict = history.fault(f.answered > 0);
+        let decision = Decision {
+            server: name,
+            generation: f.generation,
+            what: what.as_str(),
+            verdict,
+            suspended: f.suspended,
+            failed: f.failed,
+        };
+        match verdict {
+            Verdict::Hold { .. } => {
+                self.log(format_args!("{}", decision));
                 if let Err(e) = self.tasks.hold(i) {
                     self.log(format_args!("cannot hold {}: {}", name, e));
                 }
             }
             Verdict::Restart { delay_ms, .. } => match self.tasks.restart_after(i, delay_ms) {
-                Ok(generation) => self.log(format_args!(
-                    "{} gen {}: {}; restarting as gen {}{}{}; {} caller(s) suspended, {} failed",
-                    name,
-                    f.generation,
-                    what,
-                    generation,
-                    if delay_ms > 0 { " after " } else { "" },
-                    Backoff(delay_ms),
-                    f.suspended,
-                    f.failed
-                )),
+                Ok(_) => self.log(format_args!("{}", decision)),
                 Err(e) => self.log(format_args!("cannot restart {}: {}", name, e)),
             },
-        }
-    }
-}
-
-/// "N ms" for a non-zero back-off, nothing otherwise.
-struct Backoff(u64);
-
-impl core::fmt::Display for Backoff {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        if self.0 > 0 {
-            write!(f, "{} ms", self.0)
-        } else {
-            Ok(())
         }
     }
 }

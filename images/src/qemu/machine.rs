@@ -6,9 +6,9 @@ use std::path::Path;
 use std::process::Command;
 
 /// QEMU's exit status after the guest wrote `DEBUG_EXIT_POWEROFF` to the debug-exit port.
-pub const EXIT_POWEROFF: i32 = ((axolotl_abi::DEBUG_EXIT_POWEROFF as i32) << 1) | 1;
+pub const EXIT_POWEROFF: i32 = ((x86::qemu::DEBUG_EXIT_POWEROFF as i32) << 1) | 1;
 /// ... and after a kernel panic wrote `DEBUG_EXIT_PANIC`.
-pub const EXIT_PANIC: i32 = ((axolotl_abi::DEBUG_EXIT_PANIC as i32) << 1) | 1;
+pub const EXIT_PANIC: i32 = ((x86::qemu::DEBUG_EXIT_PANIC as i32) << 1) | 1;
 
 /// How QEMU is to run the guest.
 #[derive(Clone, Copy, Debug, Default)]

@@ -86,6 +86,44 @@ impl CrashLoop {
     }
 }
 
+/// The line a supervisor prints for its decision, in the same words on both personalities:
+///
+/// ```text
+/// fs gen 3: page fault (#PF) at 0x40001234; restarting as gen 4 after 50 ms; 1 caller(s) suspended, 0 failed
+/// bench gen 4: killed; 5 faults in a row without answering a request: crash loop, holding bench
+/// ```
+/// `what` is the fault in the personality's words (the exception and where, `killed`, ...).
+pub struct Decision<'a, W: core::fmt::Display> {
+    pub server: &'a str,
+    /// The generation that failed.
+    pub generation: u32,
+    pub what: W,
+    pub verdict: Verdict,
+    /// Callers whose request goes to the next incarnation, and callers that got `ServerFailed`.
+    pub suspended: u32,
+    pub failed: u32,
+}
+
+impl<W: core::fmt::Display> core::fmt::Display for Decision<'_, W> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{} gen {}: {}; ", self.server, self.generation, self.what)?;
+        match self.verdict {
+            Verdict::Restart { delay_ms, .. } => {
+                write!(f, "restarting as gen {}", self.generation + 1)?;
+                if delay_ms > 0 {
+                    write!(f, " after {delay_ms} ms")?;
+                }
+                write!(f, "; {} caller(s) suspended, {} failed", self.suspended, self.failed)
+            }
+            Verdict::Hold { streak } => write!(
+                f,
+                "{streak} faults in a row without answering a request: crash loop, holding {}",
+                self.server
+            ),
+        }
+    }
+}
+
 /// How long a server may run without a syscall (microkernel) or without blocking or yielding
 /// (libos) before it is hung.
 pub const SPIN_LIMIT_MS: u64 = 1000;
@@ -164,6 +202,32 @@ mod tests {
         assert_eq!(c.fault(false), Verdict::Restart { delay_ms: 0, streak: 1 }, "restarted by hand");
         // A first fault without answers is not a loop yet.
         assert_eq!(CrashLoop::new().fault(false), Verdict::Restart { delay_ms: 0, streak: 1 });
+    }
+
+    #[test]
+    fn decisions_read_the_same_on_both_personalities() {
+        extern crate std;
+        use std::string::ToString;
+        let d = |verdict| Decision {
+            server: "fs",
+            generation: 3,
+            what: "killed",
+            verdict,
+            suspended: 1,
+            failed: 0,
+        };
+        assert_eq!(
+            d(Verdict::Restart { delay_ms: 0, streak: 1 }).to_string(),
+            "fs gen 3: killed; restarting as gen 4; 1 caller(s) suspended, 0 failed"
+        );
+        assert_eq!(
+            d(Verdict::Restart { delay_ms: 50, streak: 2 }).to_string(),
+            "fs gen 3: killed; restarting as gen 4 after 50 ms; 1 caller(s) suspended, 0 failed"
+        );
+        assert_eq!(
+            d(Verdict::Hold { streak: 5 }).to_string(),
+            "fs gen 3: killed; 5 faults in a row without answering a request: crash loop, holding fs"
+        );
     }
 
     #[test]

@@ -39,9 +39,9 @@ pub fn run<S: Shell>(shell: &mut S, line: &str) -> Status {
         "help" => {
             con.println(format_args!(
                 "{}\n{HELP_FIRST}\n{}\n{HELP_MIDDLE}\n{}\n{HELP_LAST}",
-                S::HELP_TITLE,
-                S::HELP_TASKS,
-                S::HELP_SESSIONS
+                S::HELP.title,
+                S::HELP.tasks,
+                S::HELP.sessions
             ));
             0
         }

@@ -27,7 +27,7 @@ pub use commands::{run, BENCH_MAX};
 /// The longest path, which sizes [`Files::cwd`]'s buffer.
 pub use fs_core::PATH_MAX;
 pub use line::{Edit, LineEditor};
-pub use personality::{Console, Entry, Files, Shell, Status};
+pub use personality::{Console, Entry, Files, Help, Shell, Status};
 pub use tasks::{print_task_header, print_task_row, TaskRow};
 
 #[cfg(test)]

@@ -12,6 +12,20 @@ use core::fmt;
 pub use fs_core::Entry;
 use fs_core::PATH_MAX;
 
+/// A shell's own lines of `help`, in the shared layout (two spaces, the command in 18 columns,
+/// what it does); `help` prints the title, then the shared `help` and `echo` lines, `tasks`, the
+/// shared fault and file commands, `sessions`, and the shared `poweroff` and editing lines.
+#[derive(Clone, Copy, Debug)]
+pub struct Help {
+    /// The first line, naming the shell.
+    pub title: &'static str,
+    /// The personality's task commands (`ps`, `kill`, ...).
+    pub tasks: &'static str,
+    /// `cd PATH, pwd`, `sleep MS` and `bench [N]`: where this personality keeps the session and
+    /// what it measures.
+    pub sessions: &'static str,
+}
+
 /// How a command ended: 0 = success; the prompt shows any other value.
 pub type Status = u32;
 
@@ -56,14 +70,8 @@ pub trait Shell {
     type Files: Files;
     type Clock: campaign::Clock<Error: fmt::Display>;
 
-    /// `help`'s first line, naming the shell.
-    const HELP_TITLE: &'static str;
-    /// `help`'s lines for this personality's task commands (`ps`, `kill`, ...), in the shared
-    /// layout: the command in 18 columns after two spaces, then what it does.
-    const HELP_TASKS: &'static str;
-    /// `help`'s lines for `cd PATH, pwd`, `sleep MS` and `bench [N]`, which say where this
-    /// personality keeps the session and what it measures.
-    const HELP_SESSIONS: &'static str;
+    /// This shell's own lines of `help`; the shared ones go around them.
+    const HELP: Help;
 
     fn console(&self) -> &Self::Console;
     /// The console together with the file system session (opened now if there is none yet):

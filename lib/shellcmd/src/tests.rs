@@ -214,9 +214,8 @@ impl Shell for FakeShell {
     type Files = FakeFiles;
     type Clock = FakeClock;
 
-    const HELP_TITLE: &'static str = "fake help";
-    const HELP_TASKS: &'static str = "  fake tasks";
-    const HELP_SESSIONS: &'static str = "  fake sessions";
+    const HELP: crate::Help =
+        crate::Help { title: "fake help", tasks: "  fake tasks", sessions: "  fake sessions" };
 
     fn console(&self) -> &Screen {
         &self.screen

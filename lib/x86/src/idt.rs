@@ -41,6 +41,38 @@ impl Gate {
 
 pub type Idt = [Gate; 256];
 
+/// A kernel's IDT: a static, filled and loaded once at boot, read only by the CPU after that.
+pub struct StaticIdt(core::cell::UnsafeCell<Idt>);
+
+// SAFETY: written only by `init`, which its caller runs once during single-threaded boot;
+// afterwards only the CPU reads the table.
+unsafe impl Sync for StaticIdt {}
+
+impl Default for StaticIdt {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StaticIdt {
+    pub const fn new() -> Self {
+        StaticIdt(core::cell::UnsafeCell::new([Gate::EMPTY; 256]))
+    }
+
+    /// Let `fill` set the gates, then load the table.
+    ///
+    /// # Safety
+    /// Called once, during single-threaded boot, before interrupts are enabled; every gate
+    /// `fill` sets points at a valid entry stub.
+    pub unsafe fn init(&'static self, fill: impl FnOnce(&mut Idt)) {
+        // SAFETY: the caller's contract: nothing else touches the table now.
+        let idt = unsafe { &mut *self.0.get() };
+        fill(idt);
+        // SAFETY: filled above, static, and never written again.
+        unsafe { load(idt) };
+    }
+}
+
 /// Emit the entry stubs of vectors 0–47 (the CPU's exceptions and the 16 IRQs) and a table of
 /// their addresses, `TABLE` (`[u64; 48]`), for the IDT: each stub makes the frame's error and
 /// vector words (see `frame`) and jumps to the kernel's common entry code, the asm label

@@ -30,7 +30,7 @@ use crate::mem::MappedPages;
 use crate::report::{self, What};
 use crate::state::{CallPhase, Detail, Fault, Kernel, State, Task, TaskId, TaskMem, IDLE, KERNEL, MAX_TASKS};
 use alloc::sync::Arc;
-use fault::recovery::{Hang, Verdict};
+use fault::recovery::{Decision, Hang, Verdict};
 use fault::FaultKind;
 
 const STACK_PAGES: usize = 16;
@@ -158,19 +158,6 @@ fn hold(k: &mut Kernel, i: usize) -> usize {
     crate::chan::server_halted(k, i)
 }
 
-/// " after N ms" for a back-off, nothing for a restart at once.
-struct After(u64);
-
-impl core::fmt::Display for After {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        if self.0 > 0 {
-            write!(f, " after {} ms", self.0)
-        } else {
-            Ok(())
-        }
-    }
-}
-
 /// The task `i` failed with `fault` (it is not running on its own stack now). Report it,
 /// release what it owned, and decide: restart (now or after a back-off), hold, or stop.
 pub(crate) fn fail(k: &mut Kernel, i: usize, fault: Fault, frame: Option<&TrapFrame>) {
@@ -190,6 +177,8 @@ pub(crate) fn fail(k: &mut Kernel, i: usize, fault: Fault, frame: Option<&TrapFr
     release(k, i);
     let restarting = matches!(verdict, Some(Verdict::Restart { .. }));
     let (suspended, failed) = crate::chan::server_died(k, i, restarting);
+    // At most one caller per task: the counts fit.
+    let (suspended, failed) = (suspended as u32, failed as u32);
     let what = What(fault);
     let now = k.ticks;
     let t = k.task(i).expect("still there");
@@ -200,18 +189,12 @@ pub(crate) fn fail(k: &mut Kernel, i: usize, fault: Fault, frame: Option<&TrapFr
                 crate::serial::kprintln!("{} gen {}: {}; not supervised: stopped", name, generation, what);
             }
         }
-        Some(Verdict::Hold { streak }) => {
+        Some(verdict @ Verdict::Hold { .. }) => {
             hold(k, i);
-            crate::serial::kprintln!(
-                "{} gen {}: {}; {} faults in a row without answering a request: crash loop, holding {}",
-                name,
-                generation,
-                what,
-                streak,
-                name
-            );
+            let decision = Decision { server: name, generation, what, verdict, suspended, failed };
+            crate::serial::kprintln!("{}", decision);
         }
-        Some(Verdict::Restart { delay_ms, .. }) => {
+        Some(verdict @ Verdict::Restart { delay_ms, .. }) => {
             let started = if delay_ms == 0 {
                 restart_now(t)
             } else {
@@ -221,14 +204,8 @@ pub(crate) fn fail(k: &mut Kernel, i: usize, fault: Fault, frame: Option<&TrapFr
             };
             match started {
                 Ok(()) if !quiet => crate::serial::kprintln!(
-                    "{} gen {}: {}; restarting as gen {}{}; {} caller(s) suspended, {} failed",
-                    name,
-                    generation,
-                    what,
-                    generation + 1,
-                    After(delay_ms),
-                    suspended,
-                    failed
+                    "{}",
+                    Decision { server: name, generation, what, verdict, suspended, failed }
                 ),
                 Ok(()) => {}
                 Err(_) => cannot_restart(k, i, name),

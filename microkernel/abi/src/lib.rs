@@ -400,10 +400,6 @@ pub const fn badge_client(badge: u64) -> u16 {
 /// Exit code of a task whose panic handler ended it; the kernel treats it as a fault.
 pub const EXIT_PANIC: u64 = 101;
 
-/// QEMU's isa-debug-exit device, through which the shell powers off (its port is granted in
-/// the manifest).
-pub use x86::qemu::{DEBUG_EXIT_PANIC, DEBUG_EXIT_PORT, DEBUG_EXIT_POWEROFF};
-
 #[cfg(test)]
 mod tests {
     use super::*;

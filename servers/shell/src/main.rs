@@ -13,11 +13,9 @@ use console_api::{print, println, Console};
 use fs_api::{mode, Fs, FsError};
 use shellcmd::{Console as _, Status, TaskRow, BENCH_MAX};
 use timer_api::Timer;
-use userlib::abi::{
-    BootInfo, Error, FaultKind, InjectKind, MsgInfo, Sysno, TaskInfo, TaskState, DEBUG_EXIT_PORT,
-    DEBUG_EXIT_POWEROFF,
-};
+use userlib::abi::{BootInfo, Error, FaultKind, InjectKind, MsgInfo, Sysno, TaskInfo, TaskState};
 use userlib::cap::{Cap, Endpoint, IoPort, Session, Task};
+use x86::qemu::{DEBUG_EXIT_PORT, DEBUG_EXIT_POWEROFF};
 
 mod campaign;
 mod clients;
@@ -26,20 +24,20 @@ const LINE_MAX: usize = 160;
 /// Task table size of the kernel (`task_info` answers InvalidArgument past it).
 const MAX_TASKS: usize = 32;
 
-/// `help`: this shell's own lines; `shellcmd` puts the shared ones around them.
-const HELP_TITLE: &str = "Axolotl shell commands:";
-const HELP_TASKS: &str =
-    "  ps                list tasks: name, id, generation, state, restarts, priority, syscalls
+/// This shell's own lines of `help`; `shellcmd` puts the shared ones around them.
+const HELP: shellcmd::Help = shellcmd::Help {
+    title: "Axolotl shell commands:",
+    tasks: "  ps                list tasks: name, id, generation, state, restarts, priority, syscalls
   start NAME        start a task the manifest loaded dormant
   wait NAME         wait until task NAME stops, print how it ended
   run NAME          start NAME and wait for it (e.g. `run hostile`, `run ssrtest`)
   restart NAME      replace task NAME with a new incarnation from its pristine image
-  kill NAME         crash task NAME now (the reincarnation server restarts supervised tasks)";
-const HELP_SESSIONS: &str =
-    "  cd PATH, pwd      change, show the current directory (kept in the fs server's SSR for us)
+  kill NAME         crash task NAME now (the reincarnation server restarts supervised tasks)",
+    sessions: "  cd PATH, pwd      change, show the current directory (kept in the fs server's SSR for us)
   sleep MS          wait MS milliseconds (timer server)
   bench [N]         time N runs of: null protected call, call with an SSR word, 64-byte
-                    fs read, fs restart (at most 50); default 1000";
+                    fs read, fs restart (at most 50); default 1000",
+};
 
 struct Shell {
     console: Console,
@@ -77,9 +75,7 @@ impl shellcmd::Shell for Shell {
     type Files = Files;
     type Clock = Clock;
 
-    const HELP_TITLE: &'static str = HELP_TITLE;
-    const HELP_TASKS: &'static str = HELP_TASKS;
-    const HELP_SESSIONS: &'static str = HELP_SESSIONS;
+    const HELP: shellcmd::Help = HELP;
 
     fn console(&self) -> &Out {
         &Out
@@ -97,9 +93,30 @@ impl shellcmd::Shell for Shell {
         userlib::sys::rdtsc()
     }
 
-    /// `Shell::inject` is the inherent method further down (inherent methods win the lookup).
     fn inject(&mut self, name: &str, kind: &str, seed: u64) -> Status {
-        Shell::inject(self, name, kind, seed)
+        let tasks = match self.task_cap() {
+            Ok(t) => t,
+            Err(s) => return s,
+        };
+        let Some(kind) = InjectKind::parse(kind) else {
+            return Out.fail(format_args!(
+                "unknown fault kind '{}': kill regflip memflip memword skip hang ssr",
+                kind
+            ));
+        };
+        let Some(index) = tasks.find(name) else {
+            return Out.fail(format_args!("no task named '{}' (see 'ps')", name));
+        };
+        match tasks.inject(index, kind, seed) {
+            Ok(what) => {
+                if kind != InjectKind::Kill {
+                    println!("injected {} into {} ({:#x})", kind.name(), name, what);
+                }
+                0
+            }
+            Err(Error::AlreadyDone) => Out.fail(format_args!("{} is not running", name)),
+            Err(e) => Out.fail(format_args!("cannot inject into {}: {}", name, e)),
+        }
     }
 
     fn campaign(&mut self, name: &str, count: u32, seed: u64) -> Status {
@@ -116,9 +133,34 @@ impl shellcmd::Shell for Shell {
         }
     }
 
-    /// `Shell::bench` is the inherent method further down (inherent methods win the lookup).
-    fn bench(&mut self, runs: usize) -> Status {
-        Shell::bench(self, runs)
+    /// The protected-call benchmark: one `bench: ROW n=.. min=.. median=.. p99=..` line per
+    /// operation (the format `cargo os bench` parses, shared with the libos shell).
+    fn bench(&mut self, n: usize) -> Status {
+        let (Some((ep, session)), Some(Files(fs))) = (self.bench, self.fs) else {
+            return Out.fail(format_args!("bench needs the bench and fs servers"));
+        };
+        let null = MsgInfo::new(bench::NULL).encode();
+        let word = MsgInfo::new(bench::SSR_WORD).encode();
+        let call = |slot: u64, info: u64| {
+            userlib::sys::call(Sysno::Call, [slot, info, 0, 0, 0, 0]).map(|_| ()).map_err(|e| e.describe())
+        };
+        let base = measure(n, || Ok::<(), ()>(())).map(|b| b[0]).unwrap_or(0);
+        println!("bench: {} runs per row; TSC ticks per operation, less the {}-tick timing loop", n, base);
+        println!("bench: under QEMU -icount shift=0 one TSC tick is one retired instruction");
+        let report = |row: &str, runs: usize, stats: Result<[u64; 3], &'static str>| match stats {
+            Ok(v) => {
+                let [min, median, p99] = v.map(|x| x.saturating_sub(base));
+                println!("bench: {} n={} min={} median={} p99={}", row, runs, min, median, p99);
+                0
+            }
+            Err(e) => Out.fail(format_args!("bench: {}: {}", row, e)),
+        };
+        let mut status = report("mk.null_call", n, measure(n, || call(ep.slot(), null)));
+        status |= report("mk.ssr_call", n, measure(n, || call(session.slot(), word)));
+        status |= report("mk.fs_read", n, bench_fs_read(fs, n));
+        let restarts = n.min(BENCH_RESTARTS);
+        status |= report("mk.restart", restarts, self.bench_restart(fs, restarts));
+        status
     }
 
     fn command(&mut self, cmd: &str, args: &str) -> Option<Status> {
@@ -200,32 +242,6 @@ impl Shell {
         }
     }
 
-    fn inject(&self, name: &str, kind: &str, seed: u64) -> Status {
-        let tasks = match self.task_cap() {
-            Ok(t) => t,
-            Err(s) => return s,
-        };
-        let Some(kind) = InjectKind::parse(kind) else {
-            return Out.fail(format_args!(
-                "unknown fault kind '{}': kill regflip memflip memword skip hang ssr",
-                kind
-            ));
-        };
-        let Some(index) = tasks.find(name) else {
-            return Out.fail(format_args!("no task named '{}' (see 'ps')", name));
-        };
-        match tasks.inject(index, kind, seed) {
-            Ok(what) => {
-                if kind != InjectKind::Kill {
-                    println!("injected {} into {} ({:#x})", kind.name(), name, what);
-                }
-                0
-            }
-            Err(Error::AlreadyDone) => Out.fail(format_args!("{} is not running", name)),
-            Err(e) => Out.fail(format_args!("cannot inject into {}: {}", name, e)),
-        }
-    }
-
     fn restart(&self, name: &str) -> Status {
         let tasks = match self.task_cap() {
             Ok(t) => t,
@@ -241,36 +257,6 @@ impl Shell {
             }
             Err(e) => Out.fail(format_args!("cannot restart {}: {}", name, e)),
         }
-    }
-
-    /// The protected-call benchmark: one `bench: ROW n=.. min=.. median=.. p99=..` line per
-    /// operation (the format `cargo os bench` parses, shared with the libos shell).
-    fn bench(&self, n: usize) -> Status {
-        let (Some((ep, session)), Some(Files(fs))) = (self.bench, self.fs) else {
-            return Out.fail(format_args!("bench needs the bench and fs servers"));
-        };
-        let null = MsgInfo::new(bench::NULL).encode();
-        let word = MsgInfo::new(bench::SSR_WORD).encode();
-        let call = |slot: u64, info: u64| {
-            userlib::sys::call(Sysno::Call, [slot, info, 0, 0, 0, 0]).map(|_| ()).map_err(|e| e.describe())
-        };
-        let base = measure(n, || Ok::<(), ()>(())).map(|b| b[0]).unwrap_or(0);
-        println!("bench: {} runs per row; TSC ticks per operation, less the {}-tick timing loop", n, base);
-        println!("bench: under QEMU -icount shift=0 one TSC tick is one retired instruction");
-        let report = |row: &str, runs: usize, stats: Result<[u64; 3], &'static str>| match stats {
-            Ok(v) => {
-                let [min, median, p99] = v.map(|x| x.saturating_sub(base));
-                println!("bench: {} n={} min={} median={} p99={}", row, runs, min, median, p99);
-                0
-            }
-            Err(e) => Out.fail(format_args!("bench: {}: {}", row, e)),
-        };
-        let mut status = report("mk.null_call", n, measure(n, || call(ep.slot(), null)));
-        status |= report("mk.ssr_call", n, measure(n, || call(session.slot(), word)));
-        status |= report("mk.fs_read", n, bench_fs_read(fs, n));
-        let restarts = n.min(BENCH_RESTARTS);
-        status |= report("mk.restart", restarts, self.bench_restart(fs, restarts));
-        status
     }
 
     /// Kill fs `runs` times; each sample is the kernel's measure of that recovery (fault to the

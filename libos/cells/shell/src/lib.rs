@@ -21,19 +21,19 @@ use shellcmd::{Console as _, Status, TaskRow};
 
 const LINE_MAX: usize = 160;
 
-/// `help`: this shell's own lines; `shellcmd` puts the shared ones around them.
-const HELP_TITLE: &str = "Axolotl shell commands (libos personality):";
-const HELP_TASKS: &str =
-    "  ps                list tasks: name, id, generation, state, restarts, priority, and in the
+/// This shell's own lines of `help`; `shellcmd` puts the shared ones around them.
+const HELP: shellcmd::Help = shellcmd::Help {
+    title: "Axolotl shell commands (libos personality):",
+    tasks: "  ps                list tasks: name, id, generation, state, restarts, priority, and in the
                     SYSCALLS column the requests the task has answered (cell calls served)
   mem               frames, kernel heap bytes and page slots in use (and each task's heap)
   restart NAME [COUNT]
                     replace task NAME with a new incarnation (COUNT times, waiting for each)
-  kill NAME         crash task NAME now (supervised tasks are restarted)";
-const HELP_SESSIONS: &str =
-    "  cd PATH, pwd      change, show the current directory (kept in our fs session, which we hold)
+  kill NAME         crash task NAME now (supervised tasks are restarted)",
+    sessions: "  cd PATH, pwd      change, show the current directory (kept in our fs session, which we hold)
   sleep MS          wait MS milliseconds (timer cell)
-  bench [N]         time N cell calls, channel round trips, fs reads, restarts (default 1000)";
+  bench [N]         time N cell calls, channel round trips, fs reads, restarts (default 1000)",
+};
 
 /// What the shell is wired to.
 #[derive(Clone)]
@@ -77,9 +77,7 @@ impl shellcmd::Shell for Shell<'_> {
     type Files = Files;
     type Clock = Clock;
 
-    const HELP_TITLE: &'static str = HELP_TITLE;
-    const HELP_TASKS: &'static str = HELP_TASKS;
-    const HELP_SESSIONS: &'static str = HELP_SESSIONS;
+    const HELP: shellcmd::Help = HELP;
 
     fn console(&self) -> &Out {
         &self.out
@@ -98,9 +96,39 @@ impl shellcmd::Shell for Shell<'_> {
         libos_kernel::rdtsc()
     }
 
-    /// `Shell::inject` is the inherent method further down (inherent methods win the lookup).
     fn inject(&mut self, name: &str, kind: &str, seed: u64) -> Status {
-        Shell::inject(self, name, kind, seed)
+        let Some(kind) = InjectKind::parse(kind) else {
+            return self.out.fail(format_args!("unknown fault kind '{}': {}", kind, InjectKind::NAMES));
+        };
+        let index = match self.find(name) {
+            Ok(i) => i,
+            Err(s) => return s,
+        };
+        if kind != InjectKind::Kill {
+            self.out.0.flush();
+        }
+        match libos_kernel::inject(self.privilege, index, kind, seed) {
+            Ok(what) => {
+                if kind == InjectKind::Kill {
+                    // Come back when its next incarnation serves, so its report precedes our
+                    // prompt (after its back-off, if it is in a crash loop; at once if held).
+                    libos_kernel::wait_ready(index);
+                } else {
+                    say!(self, "injected {} into {} ({:#x})", kind.name(), name, what);
+                }
+                0
+            }
+            Err(InjectError::NotRunning) => self.out.fail(format_args!("{} is not running", name)),
+            Err(InjectError::IsCurrent) => {
+                self.out.fail(format_args!("the shell does not inject into itself (try kill shell)"))
+            }
+            Err(InjectError::NoTarget) => {
+                self.out.fail(format_args!("nothing to hit in {} (no client-held state)", name))
+            }
+            Err(InjectError::NoSuchTask) => {
+                self.out.fail(format_args!("cannot inject into {}: not a supervised task", name))
+            }
+        }
     }
 
     fn campaign(&mut self, name: &str, count: u32, seed: u64) -> Status {
@@ -111,9 +139,15 @@ impl shellcmd::Shell for Shell<'_> {
         }
     }
 
-    /// `Shell::bench` is the inherent method further down (inherent methods win the lookup).
     fn bench(&mut self, runs: usize) -> Status {
-        Shell::bench(self, runs)
+        self.connect_fs();
+        let Some(Files(fs)) = self.fs.as_mut() else {
+            return self.out.fail(format_args!("no file system session"));
+        };
+        match bench::run(&self.out.0, &self.w, self.privilege, fs, runs) {
+            Ok(()) => 0,
+            Err(e) => self.out.fail(format_args!("bench: {}", e)),
+        }
     }
 
     fn command(&mut self, cmd: &str, args: &str) -> Option<Status> {
@@ -175,41 +209,6 @@ impl Shell<'_> {
             .ok_or_else(|| self.out.fail(format_args!("no task named '{}' (see 'ps')", name)))
     }
 
-    fn inject(&self, name: &str, kind: &str, seed: u64) -> Status {
-        let Some(kind) = InjectKind::parse(kind) else {
-            return self.out.fail(format_args!("unknown fault kind '{}': {}", kind, InjectKind::NAMES));
-        };
-        let index = match self.find(name) {
-            Ok(i) => i,
-            Err(s) => return s,
-        };
-        if kind != InjectKind::Kill {
-            self.out.0.flush();
-        }
-        match libos_kernel::inject(self.privilege, index, kind, seed) {
-            Ok(what) => {
-                if kind == InjectKind::Kill {
-                    // Come back when its next incarnation serves, so its report precedes our
-                    // prompt (after its back-off, if it is in a crash loop; at once if held).
-                    libos_kernel::wait_ready(index);
-                } else {
-                    say!(self, "injected {} into {} ({:#x})", kind.name(), name, what);
-                }
-                0
-            }
-            Err(InjectError::NotRunning) => self.out.fail(format_args!("{} is not running", name)),
-            Err(InjectError::IsCurrent) => {
-                self.out.fail(format_args!("the shell does not inject into itself (try kill shell)"))
-            }
-            Err(InjectError::NoTarget) => {
-                self.out.fail(format_args!("nothing to hit in {} (no client-held state)", name))
-            }
-            Err(InjectError::NoSuchTask) => {
-                self.out.fail(format_args!("cannot inject into {}: not a supervised task", name))
-            }
-        }
-    }
-
     fn restart(&self, name: &str, count: u32) -> Status {
         let index = match self.find(name) {
             Ok(i) => i,
@@ -242,17 +241,6 @@ impl Shell<'_> {
                 0
             }
             Err(e) => self.out.fail(format_args!("cannot restart {}: {}", name, control_error(e))),
-        }
-    }
-
-    fn bench(&mut self, n: usize) -> Status {
-        self.connect_fs();
-        let Some(Files(fs)) = self.fs.as_mut() else {
-            return self.out.fail(format_args!("no file system session"));
-        };
-        match bench::run(&self.out.0, &self.w, self.privilege, fs, n) {
-            Ok(()) => 0,
-            Err(e) => self.out.fail(format_args!("bench: {}", e)),
         }
     }
 

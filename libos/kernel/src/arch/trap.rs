@@ -17,16 +17,13 @@
 
 use super::gdt::KERNEL_CS;
 pub use x86::frame::{RFLAGS_IF, RFLAGS_TF};
-use x86::idt::{Gate, Idt};
+use x86::idt::{Gate, StaticIdt};
 pub use x86::TrapFrame;
 
 pub const VEC_YIELD: u64 = 0x81;
 pub const VEC_DIE: u64 = 0x82;
 
-struct IdtCell(core::cell::UnsafeCell<Idt>);
-// SAFETY: written once during single-threaded boot, read-only afterwards.
-unsafe impl Sync for IdtCell {}
-static IDT: IdtCell = IdtCell(core::cell::UnsafeCell::new([Gate::EMPTY; 256]));
+static IDT: StaticIdt = StaticIdt::new();
 
 extern "C" {
     static los_isr_table: [u64; 48];
@@ -38,22 +35,22 @@ extern "C" {
 /// what failed), a double fault on IST2, `die` on IST1 (it frees the stack it came from).
 pub fn init() {
     let gate = |addr: u64, ist: u8| Gate::interrupt(addr, KERNEL_CS, ist);
-    // SAFETY: single-threaded boot before interrupts are enabled; the table is static; the stub
-    // addresses come from the assembly below.
-    let (idt, table) = unsafe { (&mut *IDT.0.get(), &los_isr_table) };
-    for (v, &addr) in table.iter().enumerate() {
-        let ist = match v as u64 {
-            x86::exception::DOUBLE_FAULT => 2,
-            0..=31 => 1,
-            _ => 0,
-        };
-        idt[v] = gate(addr, ist);
-    }
-    idt[VEC_YIELD as usize] = gate(los_isr_yield as *const () as u64, 0);
-    idt[VEC_DIE as usize] = gate(los_isr_die as *const () as u64, 1);
-    // SAFETY: the IDT is static and filled above; from here on it is only read, and its gates
-    // point at the stubs below.
-    unsafe { x86::idt::load(&*IDT.0.get()) };
+    // SAFETY: single-threaded boot, once, before interrupts are enabled; the gates point at the
+    // stubs of the assembly below and of `trap_stubs!`.
+    unsafe {
+        IDT.init(|idt| {
+            for (v, &addr) in los_isr_table.iter().enumerate() {
+                let ist = match v as u64 {
+                    x86::exception::DOUBLE_FAULT => 2,
+                    0..=31 => 1,
+                    _ => 0,
+                };
+                idt[v] = gate(addr, ist);
+            }
+            idt[VEC_YIELD as usize] = gate(los_isr_yield as *const () as u64, 0);
+            idt[VEC_DIE as usize] = gate(los_isr_die as *const () as u64, 1);
+        })
+    };
 }
 
 /// Start running `frame` (a task's first frame); never returns.

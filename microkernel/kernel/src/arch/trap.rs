@@ -25,7 +25,7 @@
 //! idle) stay on the current stack and go to `trap_from_kernel`.
 
 use super::gdt::KERNEL_CS;
-use x86::idt::{Gate, Idt};
+use x86::idt::{Gate, StaticIdt};
 pub use x86::TrapFrame;
 
 /// The vector a frame saved by `syscall` records (no IDT gate uses it).
@@ -77,10 +77,7 @@ pub fn frame_end(f: &TrapFrame) -> u64 {
     f as *const TrapFrame as u64 + core::mem::size_of::<TrapFrame>() as u64
 }
 
-struct IdtCell(core::cell::UnsafeCell<Idt>);
-// SAFETY: written once during single-threaded boot, read-only afterwards.
-unsafe impl Sync for IdtCell {}
-static IDT: IdtCell = IdtCell(core::cell::UnsafeCell::new([Gate::EMPTY; 256]));
+static IDT: StaticIdt = StaticIdt::new();
 
 extern "C" {
     static isr_table: [u64; 48];
@@ -92,15 +89,15 @@ extern "C" {
 /// Install gates for the 32 exceptions and 16 IRQs (all ring-0 only: `int n` from user
 /// space raises #GP) and load the IDT. Double fault runs on IST1.
 pub fn init() {
-    // SAFETY: single-threaded boot; the table is static; the stub addresses come from the asm.
-    let (idt, table) = unsafe { (&mut *IDT.0.get(), &isr_table) };
-    for (v, &addr) in table.iter().enumerate() {
-        let ist = if v as u64 == x86::exception::DOUBLE_FAULT { 1 } else { 0 };
-        idt[v] = Gate::interrupt(addr, KERNEL_CS, ist);
-    }
-    // SAFETY: the IDT is static and filled above; from here on it is only read, and its gates
-    // point at the stubs below.
-    unsafe { x86::idt::load(&*IDT.0.get()) };
+    // SAFETY: single-threaded boot, once; the gates point at the stubs `trap_stubs!` made.
+    unsafe {
+        IDT.init(|idt| {
+            for (v, &addr) in isr_table.iter().enumerate() {
+                let ist = if v as u64 == x86::exception::DOUBLE_FAULT { 1 } else { 0 };
+                idt[v] = Gate::interrupt(addr, KERNEL_CS, ist);
+            }
+        })
+    };
 }
 
 pub fn syscall_entry_addr() -> u64 {
