@@ -71,6 +71,9 @@ pub enum Request<'a> {
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
 pub enum Response<'a> {
+    // First: with the error last, the compiled client spent 4 more instructions on every read
+    // (measured, `mk.fs_read`); both ends are built together, so the order is free.
+    Error(FsError),
     Fd(u32),
     Data(&'a [u8]),
     Count(u32),
@@ -80,7 +83,6 @@ pub enum Response<'a> {
     End,
     Path(&'a str),
     Position { offset: u32, mode: u8 },
-    Error(FsError),
 }
 
 /// The file system's errors, one enum for both personalities, carried as they are.
