@@ -17,7 +17,8 @@
 //!  report                 fault reports, kernel panics, the Ctrl-T dump
 //!  state                  the task table's data (`KERNEL`)
 //!  mem  symbols  serial   frames, paging, MappedPages, heaps; the ELF symbol table; COM1 output
-//!  sync  arch             critical sections; boot trampoline, GDT, PIC, trap stubs, ports
+//!  sync  arch             critical sections; GDT/TSS, IDT and trap entry, PIC and PIT setup
+//!                         (the rest of the x86 layer, boot trampoline included, is `lib/x86`)
 //! ```
 #![no_std]
 #![forbid(unsafe_op_in_unsafe_fn)]
