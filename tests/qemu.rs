@@ -80,6 +80,19 @@ fn the_kernel_survives_a_hostile_task_and_keeps_serving_the_shell() {
 }
 
 #[test]
+fn a_task_run_again_or_restarted_by_hand_names_itself_anew() {
+    // Its `task self` capability must follow it to each new incarnation: with a stale one,
+    // every syscall on itself is refused as Dead and the hostile task counts surprises.
+    let t = boot(&["run hostile", "run hostile", "restart hostile", "wait hostile"], 240);
+    check(&t, t.ok(), "every command succeeds");
+    let clean = t.console.matches(" 0 surprises").count();
+    check(&t, clean == 3, &format!("three clean runs of 20,000 syscalls ({clean})"));
+    check(&t, !t.console.contains("SURPRISE"), "no wrong answers");
+    let starts = t.console.lines().filter(|l| l.starts_with("started hostile (task")).count();
+    check(&t, starts == 2, "run starts it again");
+}
+
+#[test]
 fn failed_commands_are_reported_and_line_editing_works() {
     // 0x7f is Backspace: "ecx" + Backspace + "ho edited" must run "echo edited".
     let t = boot(&["frobnicate", "ecx\x7fho edited", "start nosuchtask"], 60);

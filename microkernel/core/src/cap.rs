@@ -170,6 +170,20 @@ impl CSpace {
         self.slots.iter().enumerate().filter_map(|(i, c)| c.as_ref().map(|c| (i, c)))
     }
 
+    /// A new incarnation of the task `me` (this table's owner) keeps its capabilities; those
+    /// that name the task itself (`task self` in the manifest) must name the new generation,
+    /// or every use of them would find the old, dead incarnation. Capabilities to *other*
+    /// tasks keep their generation: they named a task that is gone.
+    pub fn follow_own_generation(&mut self, me: TaskId) {
+        for c in self.slots.iter_mut().flatten() {
+            if let Object::Task(Some(id)) = &mut c.object {
+                if id.index == me.index {
+                    id.generation = me.generation;
+                }
+            }
+        }
+    }
+
     /// Remove every capability matching `pred`, calling `gone` for each.
     pub fn remove_where(
         &mut self,
@@ -226,6 +240,23 @@ pub fn revoke(
         }
     }
     found - 1
+}
+
+#[cfg(test)]
+mod generation_tests {
+    use super::*;
+
+    #[test]
+    fn a_new_incarnation_names_itself_and_only_itself_anew() {
+        let mut cs = CSpace::new();
+        let me = TaskId { index: 3, generation: 0 };
+        let other = TaskId { index: 4, generation: 0 };
+        cs.insert(1, Capability::original(Object::Task(Some(me)), Rights::ALL, 0, 1)).unwrap();
+        cs.insert(2, Capability::original(Object::Task(Some(other)), Rights::ALL, 0, 2)).unwrap();
+        cs.follow_own_generation(TaskId { index: 3, generation: 1 });
+        assert_eq!(cs.get(1).unwrap().object, Object::Task(Some(TaskId { index: 3, generation: 1 })));
+        assert_eq!(cs.get(2).unwrap().object, Object::Task(Some(other)), "another task's stays stale");
+    }
 }
 
 #[cfg(test)]

@@ -194,6 +194,7 @@ pub fn restart_task(k: &mut Kernel, t: usize, delay: u64) -> Result<u32, crate::
     }
     k.cspaces[t].remove_where(|c| matches!(c.object, Object::Reply { .. }), |_| {});
     k.tasks[t].id.generation += 1;
+    k.cspaces[t].follow_own_generation(k.tasks[t].id);
     k.tasks[t].restarts += 1;
     if let Err(e) = crate::loader::build_image(k, t) {
         crate::kprintln!("cannot restart {} (task {}): {}", k.tasks[t].name(), t, e);

@@ -28,7 +28,7 @@ const MAX_TASKS: usize = 32;
 const HELP: shellcmd::Help = shellcmd::Help {
     title: "Axolotl shell commands:",
     tasks: "  ps                list tasks: name, id, generation, state, restarts, priority, syscalls
-  start NAME        start a task the manifest loaded dormant
+  start NAME        start a task the manifest loaded dormant (again, if it stopped)
   wait NAME         wait until task NAME stops, print how it ended
   run NAME          start NAME and wait for it (e.g. `run hostile`, `run ssrtest`)
   restart NAME      replace task NAME with a new incarnation from its pristine image
@@ -221,7 +221,11 @@ impl Shell {
         };
         let index = target.index as usize;
         if cmd != "wait" {
-            if let Err(e) = tasks.start(index) {
+            // A task that ran and stopped starts again as a new incarnation; one the manifest
+            // left dormant starts for the first time.
+            let stopped = matches!(target.state(), Some(TaskState::Exited | TaskState::Faulted));
+            let started = if stopped { tasks.restart(index).map(|_| ()) } else { tasks.start(index) };
+            if let Err(e) = started {
                 return Out.fail(format_args!("cannot start {}: {}", name, e));
             }
             println!("started {} (task {})", name, index);
