@@ -57,7 +57,14 @@ fn libos_help_and_failed_commands() {
 fn libos_line_editing_and_task_control_errors() {
     // 0x7f is Backspace, 0x15 is Ctrl-U.
     let t = boot(
-        &["ecx\x7fho edited", "junk\x15echo cleared", "kill nosuchtask", "kill idle", "restart shell"],
+        &[
+            "ecx\x7fho edited",
+            "junk\x15echo cleared",
+            "kill nosuchtask",
+            "kill idle",
+            "restart shell",
+            "inject console ssr 1",
+        ],
         60,
     );
     check(&t, t.outcome == Outcome::PoweredOff, "powers off");
@@ -74,7 +81,12 @@ fn libos_line_editing_and_task_control_errors() {
         t.console.contains("cannot restart shell: the shell cannot restart itself"),
         "the shell does not restart itself",
     );
-    check(&t, t.failed.len() == 3, "exactly the three bad commands failed");
+    check(
+        &t,
+        t.console.contains("error: nothing to hit in console: it keeps no client state"),
+        "a fault with nothing to hit says so, as on the microkernel",
+    );
+    check(&t, t.failed.len() == 4, "exactly the four bad commands failed");
 }
 
 #[test]

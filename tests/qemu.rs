@@ -95,14 +95,19 @@ fn a_task_run_again_or_restarted_by_hand_names_itself_anew() {
 #[test]
 fn failed_commands_are_reported_and_line_editing_works() {
     // 0x7f is Backspace: "ecx" + Backspace + "ho edited" must run "echo edited".
-    let t = boot(&["frobnicate", "ecx\x7fho edited", "start nosuchtask"], 60);
+    let t = boot(&["frobnicate", "ecx\x7fho edited", "start nosuchtask", "inject console ssr 1"], 60);
     check(&t, t.outcome == Outcome::PoweredOff, "the session still powers off cleanly");
     check(&t, !t.ok(), "a failed command makes the session fail");
     check(&t, t.failed.iter().any(|(c, s)| c == "frobnicate" && *s == 1), "the failure is attributed");
     check(&t, t.console.contains("unknown command 'frobnicate' (type 'help')"), "a clear message");
     check(&t, t.console.lines().any(|l| l == "edited"), "backspace edits the line");
     check(&t, t.console.contains("no task named 'nosuchtask'"), "a bad task name is explained");
-    check(&t, t.failed.len() == 2, "exactly the two bad commands failed");
+    check(
+        &t,
+        t.console.contains("error: nothing to hit in console: it keeps no client state"),
+        "a fault with nothing to hit says so (not 'dead or stale')",
+    );
+    check(&t, t.failed.len() == 3, "exactly the three bad commands failed");
 }
 
 #[test]

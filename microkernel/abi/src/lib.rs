@@ -225,11 +225,14 @@ pub enum Error {
     ServerFailed = 15,
     /// The caller's quota of Server State Region pages is used up.
     QuotaExceeded = 16,
+    /// A fault to inject has nothing to hit in the target (no client session to corrupt, no
+    /// writable memory).
+    NothingToHit = 17,
 }
 
 impl Error {
     /// Every error, in the order of its code (1 first).
-    const ALL: [Error; 16] = {
+    const ALL: [Error; 17] = {
         use Error::*;
         [
             InvalidSyscall,
@@ -248,6 +251,7 @@ impl Error {
             WouldDeadlock,
             ServerFailed,
             QuotaExceeded,
+            NothingToHit,
         ]
     };
 
@@ -259,7 +263,7 @@ impl Error {
 
     /// A short human description, used by the shell and in reports.
     pub fn describe(self) -> &'static str {
-        const TEXT: [&str; 16] = [
+        const TEXT: [&str; 17] = [
             "no such syscall",
             "capability slot out of range",
             "capability slot is empty",
@@ -276,6 +280,7 @@ impl Error {
             "would deadlock",
             "server failed before replying",
             "state-region quota exhausted",
+            "nothing to hit",
         ];
         TEXT[self as usize - 1]
     }
@@ -417,7 +422,7 @@ mod tests {
     #[test]
     fn error_codes_round_trip() {
         assert_eq!(Error::from_raw(0), None);
-        for raw in 1..=16 {
+        for raw in 1..=17 {
             let e = Error::from_raw(raw).unwrap();
             assert_eq!(e as u64, raw);
         }

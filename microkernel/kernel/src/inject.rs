@@ -95,7 +95,7 @@ pub fn inject(k: &mut Kernel, t: usize, kind: InjectKind, seed: u64) -> Result<u
                 (Some(s), _) if k.sessions.get(s).is_some_and(|x| x.live && x.badge == badge) => s,
                 (Some(_), _) => return Err(Error::Dead),
                 (None, Some(s)) => s as usize,
-                (None, None) => random_session_of(k, t, &mut rng).ok_or(Error::Dead)?,
+                (None, None) => random_session_of(k, t, &mut rng).ok_or(Error::NothingToHit)?,
             };
             // Somewhere in the first 512 bytes, where servers keep header and state, or in the
             // same span from the middle of the page on, where they keep a backup copy.
@@ -120,7 +120,7 @@ fn random_data_address(k: &mut Kernel, t: usize, rng: &mut Rng) -> Result<u64, E
         let _ = ranges.push((s.vaddr & !7, (s.vaddr + s.mem_size) & !7));
     }
     let _ = ranges.push((USER_STACK_TOP - USER_STACK_SIZE, USER_STACK_TOP));
-    pick_word(rng, &ranges).ok_or(Error::Dead)
+    pick_word(rng, &ranges).ok_or(Error::NothingToHit)
 }
 
 /// A random live session of an endpoint task `t` serves.

@@ -115,6 +115,9 @@ impl shellcmd::Shell for Shell {
                 0
             }
             Err(Error::AlreadyDone) => Out.fail(format_args!("{} is not running", name)),
+            Err(Error::NothingToHit) => {
+                Out.fail(format_args!("nothing to hit in {}: it keeps no client state", name))
+            }
             Err(e) => Out.fail(format_args!("cannot inject into {}: {}", name, e)),
         }
     }

@@ -123,7 +123,7 @@ impl shellcmd::Shell for Shell<'_> {
                 self.out.fail(format_args!("the shell does not inject into itself (try kill shell)"))
             }
             Err(InjectError::NoTarget) => {
-                self.out.fail(format_args!("nothing to hit in {} (no client-held state)", name))
+                self.out.fail(format_args!("nothing to hit in {}: it keeps no client state", name))
             }
             Err(InjectError::NoSuchTask) => {
                 self.out.fail(format_args!("cannot inject into {}: not a supervised task", name))
