@@ -55,7 +55,8 @@ fn libos_help_and_failed_commands() {
 
 #[test]
 fn libos_line_editing_and_task_control_errors() {
-    // 0x7f is Backspace, 0x15 is Ctrl-U.
+    // 0x7f is Backspace, 0x15 is Ctrl-U, ESC [ A the Up arrow.
+    let long = format!("echo {}", "x".repeat(1500));
     let t = boot(
         &[
             "ecx\x7fho edited",
@@ -64,10 +65,19 @@ fn libos_line_editing_and_task_control_errors() {
             "kill idle",
             "restart shell",
             "inject console ssr 1",
+            "\x1b[Aecho arrows",
+            &long,
         ],
         60,
     );
     check(&t, t.outcome == Outcome::PoweredOff, "powers off");
+    check(&t, t.console.lines().any(|l| l == "arrows"), "an arrow key's escape sequence is swallowed whole");
+    check(
+        &t,
+        t.console.contains("error: line too long (at most 1024 characters): nothing was run"),
+        "a line longer than the editor holds is refused whole, as on the microkernel",
+    );
+    check(&t, !t.console.lines().any(|l| l.starts_with("xxxxxxxxxx")), "no part of the long line ran");
     check(&t, t.console.lines().any(|l| l == "edited"), "backspace edits the line");
     check(&t, t.console.lines().any(|l| l == "cleared"), "Ctrl-U clears the line");
     check(&t, t.console.contains("no task named 'nosuchtask'"), "a bad task name is explained");
@@ -86,7 +96,7 @@ fn libos_line_editing_and_task_control_errors() {
         t.console.contains("error: nothing to hit in console: it keeps no client state"),
         "a fault with nothing to hit says so, as on the microkernel",
     );
-    check(&t, t.failed.len() == 4, "exactly the four bad commands failed");
+    check(&t, t.failed.len() == 5, "exactly the five bad lines failed");
 }
 
 #[test]

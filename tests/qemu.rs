@@ -95,7 +95,19 @@ fn a_task_run_again_or_restarted_by_hand_names_itself_anew() {
 #[test]
 fn failed_commands_are_reported_and_line_editing_works() {
     // 0x7f is Backspace: "ecx" + Backspace + "ho edited" must run "echo edited".
-    let t = boot(&["frobnicate", "ecx\x7fho edited", "start nosuchtask", "inject console ssr 1"], 60);
+    // ESC [ A is the Up arrow a terminal sends: swallowed whole, it must not become "[Aecho".
+    let long = format!("echo {}", "x".repeat(1500));
+    let t = boot(
+        &[
+            "frobnicate",
+            "ecx\x7fho edited",
+            "start nosuchtask",
+            "inject console ssr 1",
+            "\x1b[Aecho arrows",
+            &long,
+        ],
+        60,
+    );
     check(&t, t.outcome == Outcome::PoweredOff, "the session still powers off cleanly");
     check(&t, !t.ok(), "a failed command makes the session fail");
     check(&t, t.failed.iter().any(|(c, s)| c == "frobnicate" && *s == 1), "the failure is attributed");
@@ -107,7 +119,14 @@ fn failed_commands_are_reported_and_line_editing_works() {
         t.console.contains("error: nothing to hit in console: it keeps no client state"),
         "a fault with nothing to hit says so (not 'dead or stale')",
     );
-    check(&t, t.failed.len() == 3, "exactly the three bad commands failed");
+    check(&t, t.console.lines().any(|l| l == "arrows"), "an arrow key's escape sequence is swallowed whole");
+    check(
+        &t,
+        t.console.contains("error: line too long (at most 1024 characters): nothing was run"),
+        "a line longer than the editor holds is refused whole",
+    );
+    check(&t, !t.console.lines().any(|l| l.starts_with("xxxxxxxxxx")), "no part of the long line ran");
+    check(&t, t.failed.len() == 4, "exactly the four bad lines failed");
 }
 
 #[test]

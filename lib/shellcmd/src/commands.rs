@@ -3,6 +3,7 @@
 //! campaign, bench and its own) get their arguments from here already checked.
 
 use crate::files;
+use crate::line::Edit;
 use crate::personality::{Console, Shell, Status};
 use campaign::Clock;
 
@@ -29,6 +30,22 @@ const BENCH_DEFAULT: usize = 1000;
 /// Most faults one `campaign` injects.
 const CAMPAIGN_MAX: u32 = 100_000;
 
+/// The longest line a shell runs; longer ones are refused whole (see `line`). The IPC buffer
+/// and the fs protocols carry far more; this bounds the editor's buffer on the shells' stacks.
+pub const LINE_MAX: usize = 1024;
+
+/// What to do with what the line editor returned: run the line, or give the status of a line
+/// Ctrl-C abandoned (130) or that was too long (refused: nothing of it runs).
+pub fn run_line<S: Shell>(shell: &mut S, edit: Edit, line: &str) -> Status {
+    match edit {
+        Edit::Cancel => 130,
+        Edit::TooLong => shell
+            .console()
+            .fail(format_args!("line too long (at most {} characters): nothing was run", LINE_MAX)),
+        Edit::Enter | Edit::More => run(shell, line),
+    }
+}
+
 /// Run one command line; returns its status (0 for an empty line).
 pub fn run<S: Shell>(shell: &mut S, line: &str) -> Status {
     let mut words = line.split_whitespace();
@@ -36,6 +53,7 @@ pub fn run<S: Shell>(shell: &mut S, line: &str) -> Status {
     let rest = line.trim_start()[cmd.len()..].trim();
     let con = shell.console();
     match cmd {
+        "help" if !rest.is_empty() => con.fail(format_args!("usage: help")),
         "help" => {
             con.println(format_args!(
                 "{}\n{HELP_FIRST}\n{}\n{HELP_MIDDLE}\n{}\n{HELP_LAST}",
@@ -49,9 +67,9 @@ pub fn run<S: Shell>(shell: &mut S, line: &str) -> Status {
             con.println(format_args!("{}", rest));
             0
         }
-        "kill" => match words.next() {
-            None => con.fail(format_args!("usage: kill NAME")),
-            Some(name) => shell.inject(name, "kill", 0),
+        "kill" => match (words.next(), words.next()) {
+            (Some(name), None) => shell.inject(name, "kill", 0),
+            _ => con.fail(format_args!("usage: kill NAME")),
         },
         "inject" => inject(shell, words),
         "campaign" => campaign(shell, words),
@@ -73,12 +91,13 @@ pub fn run<S: Shell>(shell: &mut S, line: &str) -> Status {
 
 /// `inject NAME KIND [SEED]`: without a seed, the shell picks one.
 fn inject<'a, S: Shell>(shell: &mut S, mut words: impl Iterator<Item = &'a str>) -> Status {
-    match (words.next(), words.next(), words.next().map(str::parse::<u64>)) {
-        (Some(name), Some(kind), None) => {
+    let args = (words.next(), words.next(), words.next().map(str::parse::<u64>), words.next());
+    match args {
+        (Some(name), Some(kind), None, None) => {
             let seed = shell.seed();
             shell.inject(name, kind, seed)
         }
-        (Some(name), Some(kind), Some(Ok(seed))) => shell.inject(name, kind, seed),
+        (Some(name), Some(kind), Some(Ok(seed)), None) => shell.inject(name, kind, seed),
         _ => shell.console().fail(format_args!(
             "usage: inject NAME KIND [SEED]; KIND: kill regflip memflip memword skip hang ssr"
         )),
@@ -89,8 +108,10 @@ fn inject<'a, S: Shell>(shell: &mut S, mut words: impl Iterator<Item = &'a str>)
 fn campaign<'a, S: Shell>(shell: &mut S, mut words: impl Iterator<Item = &'a str>) -> Status {
     let (name, count, seed) =
         (words.next(), words.next().map(str::parse::<u32>), words.next().map(str::parse::<u64>));
-    match (name, count, seed) {
-        (Some(name), Some(Ok(count)), seed @ (None | Some(Ok(_)))) if (1..=CAMPAIGN_MAX).contains(&count) => {
+    match (name, count, seed, words.next()) {
+        (Some(name), Some(Ok(count)), seed @ (None | Some(Ok(_))), None)
+            if (1..=CAMPAIGN_MAX).contains(&count) =>
+        {
             let seed = seed.and_then(Result::ok).unwrap_or(1);
             shell.campaign(name, count, seed)
         }

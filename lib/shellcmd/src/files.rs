@@ -13,9 +13,23 @@ pub(crate) fn run<S: Shell>(shell: &mut S, cmd: &str, rest: &str) -> Status {
         Some((p, t)) => (p, t.trim_start()),
         None => (rest, ""),
     };
-    if !matches!(cmd, "ls" | "pwd") && path.is_empty() {
-        let text_arg = if cmd == "write" || cmd == "append" { " TEXT" } else { "" };
-        return shell.console().fail(format_args!("usage: {} PATH{}", cmd, text_arg));
+    // Every argument is accounted for: a path (none for pwd, optional for ls), and for write and
+    // append a text, which is required; anything more is a usage error, not silently ignored.
+    let takes_text = cmd == "write" || cmd == "append";
+    let fits = match cmd {
+        "pwd" => rest.is_empty(),
+        "ls" => text.is_empty(),
+        _ if takes_text => !path.is_empty() && !text.is_empty(),
+        _ => !path.is_empty() && text.is_empty(),
+    };
+    if !fits {
+        let usage = match cmd {
+            "pwd" => "",
+            "ls" => " [PATH]",
+            _ if takes_text => " PATH TEXT",
+            _ => " PATH",
+        };
+        return shell.console().fail(format_args!("usage: {}{}", cmd, usage));
     }
     let (con, fs) = shell.files();
     let fs = match fs {

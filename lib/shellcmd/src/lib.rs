@@ -23,7 +23,7 @@ mod line;
 pub mod personality;
 mod tasks;
 
-pub use commands::{run, BENCH_MAX};
+pub use commands::{run, run_line, BENCH_MAX, LINE_MAX};
 /// The longest path, which sizes [`Files::cwd`]'s buffer.
 pub use fs_core::PATH_MAX;
 pub use line::{Edit, LineEditor};

@@ -1,7 +1,18 @@
 //! Editing the line typed at the prompt, for both shells: printable keys are kept and echoed,
-//! Backspace and Ctrl-U erase, Ctrl-C abandons the line, and ANSI escape sequences (the arrow
-//! keys) are swallowed. The shell feeds keys one at a time, from wherever its console gives
-//! them, and gets told when the line is complete.
+//! Backspace and Ctrl-U erase, Ctrl-C abandons the line, and terminal escape sequences are
+//! swallowed whole. The shell feeds keys one at a time, from wherever its console gives them,
+//! and gets told when the line is complete.
+//!
+//! ```text
+//!  ESC [ params final            CSI (arrow keys, ...)     ends at a byte 0x40..=0x7e
+//!  ESC O x                       SS3 (keypad, F1-F4)       ends after one byte
+//!  ESC ] / P / X / ^ / _ text    OSC, DCS, SOS, PM, APC    end at BEL or ESC \
+//!  ESC x                         any other two-byte escape
+//! ```
+//! Enter and Ctrl-C are never swallowed: inside a sequence they end it and act as usual, so a
+//! half-typed or garbled sequence cannot eat the line. A line longer than the editor holds is
+//! not cut: it is refused whole when Enter comes ([`Edit::TooLong`]), so a command never runs
+//! on the front part of what was typed.
 
 /// What one key did to the line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,14 +23,38 @@ pub enum Edit {
     Enter,
     /// Ctrl-C: the line was abandoned (and is empty).
     Cancel,
+    /// Enter after more keys than the line holds: the whole line is refused (and is empty).
+    TooLong,
 }
 
-/// Where the editor is in an escape sequence, between keys.
+/// Where the editor is in an escape sequence.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Escape {
+    #[default]
+    None,
+    /// After ESC.
+    Start,
+    /// After `ESC [`, until the final byte.
+    Csi,
+    /// After `ESC O`: one more byte.
+    Ss3,
+    /// Inside a string sequence (OSC, DCS, ...), until BEL or ESC `\`.
+    Text,
+    /// ESC inside a string sequence: `\` ends it.
+    TextEsc,
+}
+
+/// The editor's state between keys.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LineEditor {
-    /// 0: not in one; 1: after ESC; 2: after `ESC [`, until the final byte.
-    escape: u8,
+    escape: Escape,
+    /// Keys were dropped because the line was full: Enter refuses it.
+    overflow: bool,
 }
+
+const ESC: u8 = 0x1b;
+const BEL: u8 = 0x07;
+const CTRL_C: u8 = 0x03;
 
 impl LineEditor {
     /// Apply key `b` to `line`, echoing through `echo` what the terminal should show.
@@ -29,38 +64,55 @@ impl LineEditor {
         b: u8,
         mut echo: impl FnMut(&[u8]),
     ) -> Edit {
-        match self.escape {
-            1 => {
-                self.escape = if b == b'[' { 2 } else { 0 };
-                return Edit::More;
-            }
-            2 => {
-                if (0x40..=0x7e).contains(&b) {
-                    self.escape = 0;
-                }
-                return Edit::More;
-            }
-            _ => {}
+        let ends_line = matches!(b, b'\r' | b'\n' | CTRL_C);
+        if self.escape != Escape::None && !ends_line {
+            self.escape = match (self.escape, b) {
+                (Escape::Start, b'[') => Escape::Csi,
+                (Escape::Start, b'O') => Escape::Ss3,
+                (Escape::Start, b']' | b'P' | b'X' | b'^' | b'_') => Escape::Text,
+                (Escape::Csi, 0x40..=0x7e) => Escape::None,
+                (Escape::Csi, _) => Escape::Csi,
+                (Escape::Text, BEL) => Escape::None,
+                (Escape::Text | Escape::TextEsc, ESC) => Escape::TextEsc,
+                (Escape::TextEsc, b'\\') => Escape::None,
+                (Escape::Text | Escape::TextEsc, _) => Escape::Text,
+                (Escape::Start | Escape::Ss3, _) | (Escape::None, _) => Escape::None,
+            };
+            return Edit::More;
         }
+        self.escape = Escape::None;
         match b {
             b'\r' | b'\n' => {
                 echo(b"\n");
+                if core::mem::take(&mut self.overflow) {
+                    line.clear();
+                    return Edit::TooLong;
+                }
                 return Edit::Enter;
             }
-            0x1b => self.escape = 1,
-            0x08 | 0x7f if line.pop().is_some() => echo(b"\x08 \x08"),
+            ESC => self.escape = Escape::Start,
+            0x08 | 0x7f if !self.overflow && line.pop().is_some() => echo(b"\x08 \x08"),
             0x15 => {
                 for _ in 0..line.len() {
                     echo(b"\x08 \x08");
                 }
                 line.clear();
+                self.overflow = false;
             }
-            0x03 => {
+            CTRL_C => {
                 echo(b"^C\n");
                 line.clear();
+                self.overflow = false;
                 return Edit::Cancel;
             }
-            0x20..=0x7e if line.push(b as char).is_ok() => echo(&[b]),
+            0x20..=0x7e => {
+                // Past the capacity the keys are still echoed, so the user sees what the shell
+                // refuses; nothing of them is kept.
+                if line.push(b as char).is_err() {
+                    self.overflow = true;
+                }
+                echo(&[b]);
+            }
             _ => {}
         }
         Edit::More

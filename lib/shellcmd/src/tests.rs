@@ -4,7 +4,7 @@
 extern crate std;
 
 use crate::personality::{Console, Entry, Files, Shell, Status};
-use crate::{print_task_header, print_task_row, run, TaskRow};
+use crate::{print_task_header, print_task_row, run, run_line, TaskRow};
 use core::cell::RefCell;
 use core::fmt;
 use fs_core::{mode, KIND_DIR, KIND_FILE, PATH_MAX};
@@ -462,6 +462,66 @@ fn the_line_editor_keeps_echoes_and_erases() {
     assert_eq!(edit(b"rm /a\x15pwd").0, "pwd", "Ctrl-U erases the line");
     assert_eq!(edit(b"\x1b[Apwd").0, "pwd", "an arrow key's escape sequence is swallowed");
     assert_eq!(edit(b"cat\x03"), (String::new(), b"cat^C\n".to_vec(), crate::Edit::Cancel));
-    assert_eq!(edit(b"0123456789").0, "01234567", "keys past the line's capacity are dropped");
     assert_eq!(edit(b"\x7f\x01a").1, b"a".to_vec(), "nothing to erase, a control key: no echo");
+}
+
+#[test]
+fn a_line_longer_than_the_editor_holds_is_refused_whole() {
+    let (line, echoed, last) = edit(b"0123456789\r");
+    assert_eq!((line.as_str(), last), ("", crate::Edit::TooLong), "not cut: refused");
+    assert_eq!(echoed, b"0123456789\n".to_vec(), "the keys were echoed");
+    let (line, _, last) = edit(b"0123456789\x15ls\r");
+    assert_eq!((line.as_str(), last), ("ls", crate::Edit::Enter), "Ctrl-U forgets the overflow");
+    assert_eq!(edit(b"0123456789\x03").2, crate::Edit::Cancel);
+    assert_eq!(edit(b"01234567\r").2, crate::Edit::Enter, "a line that just fits runs");
+}
+
+#[test]
+fn escape_sequences_are_swallowed_whole_but_never_the_enter() {
+    assert_eq!(edit(b"\x1b[\r").2, crate::Edit::Enter, "ESC [ then Enter: the Enter counts");
+    assert_eq!(edit(b"\x1b[1;5Cls\r").0, "ls", "a CSI with parameters");
+    assert_eq!(edit(b"\x1bOPls\r").0, "ls", "SS3 (F1)");
+    assert_eq!(edit(b"\x1b]0;title\x07ls\r").0, "ls", "OSC ended by BEL leaks nothing");
+    assert_eq!(edit(b"\x1b]0;t\x1b\\ls\r").0, "ls", "OSC ended by ST");
+    assert_eq!(edit(b"\x1bPq#0\x1b\\pwd").0, "pwd", "DCS");
+    assert_eq!(edit(b"\x1b]0;never ended\r").2, crate::Edit::Enter, "Enter ends a string too");
+    assert_eq!(edit(b"\x1b]0;x\x03").2, crate::Edit::Cancel, "so does Ctrl-C");
+    assert_eq!(edit(b"\x1bxls").0, "ls", "another two-byte escape");
+}
+
+#[test]
+fn every_argument_is_accounted_for() {
+    let mut sh = shell();
+    let usage = |sh: &mut FakeShell, line: &str, want: &str| {
+        assert_eq!(sh.run(line), (1, format!("error: usage: {want}\n")), "{line}");
+    };
+    usage(&mut sh, "write /a", "write PATH TEXT");
+    usage(&mut sh, "append /a", "append PATH TEXT");
+    usage(&mut sh, "cat /a /b", "cat PATH");
+    usage(&mut sh, "mkdir /a /b", "mkdir PATH");
+    usage(&mut sh, "rm /a /b", "rm PATH");
+    usage(&mut sh, "cd /a /b", "cd PATH");
+    usage(&mut sh, "ls /a /b", "ls [PATH]");
+    usage(&mut sh, "pwd /a", "pwd");
+    usage(&mut sh, "help me", "help");
+    usage(&mut sh, "kill fs now", "kill NAME");
+    let (status, out) = sh.run("inject fs kill 1 2");
+    assert!(status == 1 && out.starts_with("error: usage: inject NAME KIND [SEED]"), "{out}");
+    let (status, out) = sh.run("campaign fs 3 1 more");
+    assert!(status == 1 && out.starts_with("error: usage: campaign NAME COUNT [SEED]"), "{out}");
+    assert!(sh.calls.is_empty(), "nothing reached the personality: {:?}", sh.calls);
+    assert_eq!(sh.run("write /a text with spaces").0, 0, "the text is the rest of the line");
+}
+
+#[test]
+fn a_refused_line_runs_nothing() {
+    let mut sh = shell();
+    assert_eq!(
+        run_line(&mut sh, crate::Edit::TooLong, "write /a x"),
+        1,
+        "the editor's verdict wins over what the line holds"
+    );
+    assert!(sh.screen.0.take().contains("line too long (at most 1024 characters): nothing was run"));
+    assert_eq!(sh.run("cat /a").0, 1, "/a was not written");
+    assert_eq!(run_line(&mut sh, crate::Edit::Cancel, "write /a x"), 130);
 }

@@ -74,6 +74,13 @@ impl<P: PortIo, const BASE: u16> Uart<P, BASE> {
         }
     }
 
+    /// Turn the received-data interrupt on or off. A reader with nowhere to put input turns it
+    /// off and leaves bytes in the UART, so the line backs up instead of losing them; turning it
+    /// back on with bytes waiting raises the interrupt at once.
+    pub fn set_rx_interrupt(&self, on: bool) {
+        self.ports.outb(BASE + 1, u8::from(on));
+    }
+
     /// A received byte, if one is waiting.
     pub fn try_get(&self) -> Option<u8> {
         (self.ports.inb(BASE + 5) & 1 != 0).then(|| self.ports.inb(BASE))
@@ -132,5 +139,13 @@ mod tests {
         ));
         assert_eq!(u.try_get(), Some(b'k'));
         assert_eq!(u.try_get(), None);
+    }
+
+    #[test]
+    fn the_receive_interrupt_is_switched_alone() {
+        let u = Uart::<_, COM1>::new(Ports::new(|_, _| 0));
+        u.set_rx_interrupt(false);
+        u.set_rx_interrupt(true);
+        assert_eq!(*u.ports.writes.borrow(), [(COM1 + 1, 0), (COM1 + 1, 1)], "only IER is written");
     }
 }

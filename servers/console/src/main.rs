@@ -30,11 +30,14 @@ struct Ring {
 }
 
 impl Ring {
+    fn is_full(&self) -> bool {
+        self.len == self.buf.len()
+    }
+
     fn push(&mut self, b: u8) {
-        if self.len < self.buf.len() {
-            self.buf[(self.head + self.len) % self.buf.len()] = b;
-            self.len += 1;
-        }
+        debug_assert!(!self.is_full());
+        self.buf[(self.head + self.len) % self.buf.len()] = b;
+        self.len += 1;
     }
 
     fn pop_into(&mut self, out: &mut [u8]) -> usize {
@@ -79,6 +82,7 @@ impl Server {
                 let want = (max as usize).clamp(1, data.len());
                 if self.ring.len > 0 {
                     let k = self.ring.pop_into(&mut data[..want]);
+                    self.fill();
                     return Some(encode(&Response::Data(&data[..k]), out));
                 }
                 if self.parked.is_some() {
@@ -95,15 +99,27 @@ impl Server {
         }
     }
 
+    /// Move waiting bytes from the UART into the ring. When the ring is full the rest stay in
+    /// the UART with its interrupt off: the serial line backs up (QEMU holds the host's bytes)
+    /// and nothing typed is dropped; a `Read` that makes room calls this again.
+    fn fill(&mut self) {
+        while !self.ring.is_full() {
+            match UART.try_get() {
+                Some(b) => self.ring.push(b),
+                None => break,
+            }
+        }
+        UART.set_rx_interrupt(!self.ring.is_full());
+    }
+
     /// The UART interrupt fired: drain input, answer a parked reader.
     fn input(&mut self) {
-        while let Some(b) = UART.try_get() {
-            self.ring.push(b);
-        }
+        self.fill();
         if self.ring.len > 0 {
             if let Some((reply, want)) = self.parked.take() {
                 let mut data = [0u8; 256];
                 let k = self.ring.pop_into(&mut data[..want as usize]);
+                self.fill();
                 let mut out = [0u8; 300];
                 let n = encode(&Response::Data(&data[..k]), &mut out);
                 // A reader that died meanwhile cannot be answered; its input stays consumed.

@@ -11,7 +11,7 @@ use algo::stats::summarize;
 use clients::{Clock, Files};
 use console_api::{print, println, Console};
 use fs_api::{mode, Fs, FsError};
-use shellcmd::{Console as _, Status, TaskRow, BENCH_MAX};
+use shellcmd::{Console as _, Status, TaskRow, BENCH_MAX, LINE_MAX};
 use timer_api::Timer;
 use userlib::abi::{BootInfo, Error, FaultKind, InjectKind, MsgInfo, Sysno, TaskInfo, TaskState};
 use userlib::cap::{Cap, Endpoint, IoPort, Session, Task};
@@ -20,7 +20,6 @@ use x86::qemu::{DEBUG_EXIT_PORT, DEBUG_EXIT_POWEROFF};
 mod campaign;
 mod clients;
 
-const LINE_MAX: usize = 160;
 /// Task table size of the kernel (`task_info` answers InvalidArgument past it).
 const MAX_TASKS: usize = 32;
 
@@ -307,11 +306,11 @@ impl Shell {
         Out.fail(format_args!("the machine did not power off (no isa-debug-exit device?)"))
     }
 
-    /// Read one line with editing; `None` if it was abandoned with Ctrl-C.
-    /// Read one line at the prompt into `line`; `None` if Ctrl-C abandoned it. Keys typed ahead
-    /// (pasted lines, or typed while a command ran) arrive in the same console read as the end
-    /// of this line: they stay in `typeahead` for the next call instead of being dropped.
-    fn read_line(&mut self, line: &mut heapless::String<LINE_MAX>) -> Option<()> {
+    /// Read one line at the prompt into `line`, with editing; returns how it ended (Enter,
+    /// Ctrl-C, too long). Keys typed ahead (pasted lines, or typed while a command ran) arrive
+    /// in the same console read as the end of this line: they stay in `typeahead` for the next
+    /// call instead of being dropped.
+    fn read_line(&mut self, line: &mut heapless::String<LINE_MAX>) -> shellcmd::Edit {
         line.clear();
         let mut editor = shellcmd::LineEditor::default();
         loop {
@@ -334,8 +333,7 @@ impl Shell {
                     let _ = self.console.write(echo);
                 }) {
                     shellcmd::Edit::More => {}
-                    shellcmd::Edit::Enter => return Some(()),
-                    shellcmd::Edit::Cancel => return None,
+                    done => return done,
                 }
             }
         }
@@ -416,10 +414,7 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
         } else {
             print!("axolotl [{}]> ", status);
         }
-        if shell.read_line(&mut line).is_none() {
-            status = 130;
-            continue;
-        }
-        status = shellcmd::run(&mut shell, &line);
+        let edit = shell.read_line(&mut line);
+        status = shellcmd::run_line(&mut shell, edit, &line);
     }
 }

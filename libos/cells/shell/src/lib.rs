@@ -17,9 +17,7 @@ use cell_timer::Timer;
 use clients::{Clock, Files};
 use core::fmt::Write;
 use libos_kernel::{ControlError, InjectError, InjectKind, Privilege, MAX_TASKS};
-use shellcmd::{Console as _, Status, TaskRow};
-
-const LINE_MAX: usize = 160;
+use shellcmd::{Console as _, Status, TaskRow, LINE_MAX};
 
 /// This shell's own lines of `help`; `shellcmd` puts the shared ones around them.
 const HELP: shellcmd::Help = shellcmd::Help {
@@ -244,17 +242,16 @@ impl Shell<'_> {
         }
     }
 
-    /// Read one line with editing; `None` if it was abandoned with Ctrl-C.
-    /// Read one line at the prompt into `line`; `None` if Ctrl-C abandoned it. (The console
-    /// cell hands keys over one at a time and keeps the rest queued.)
-    fn read_line(&self, line: &mut heapless::String<LINE_MAX>) -> Option<()> {
+    /// Read one line at the prompt into `line`, with editing; returns how it ended (Enter,
+    /// Ctrl-C, too long). (The console cell hands keys over one at a time and keeps the rest
+    /// queued.)
+    fn read_line(&self, line: &mut heapless::String<LINE_MAX>) -> shellcmd::Edit {
         line.clear();
         let mut editor = shellcmd::LineEditor::default();
         loop {
             match editor.key(line, self.out.0.read_key(), |echo| self.out.0.write(echo)) {
                 shellcmd::Edit::More => {}
-                shellcmd::Edit::Enter => return Some(()),
-                shellcmd::Edit::Cancel => return None,
+                done => return done,
             }
         }
     }
@@ -289,13 +286,10 @@ pub fn start(w: Wiring, privilege: Privilege) -> Result<libos_kernel::TaskId, li
             } else {
                 let _ = write!(&shell.out.0, "axolotl [{}]> ", status);
             }
-            if shell.read_line(&mut line).is_none() {
-                status = 130;
-                continue;
-            }
+            let edit = shell.read_line(&mut line);
             // The echo of the line must be on the wire before the kernel prints anything about it.
             shell.out.0.flush();
-            status = shellcmd::run(&mut shell, &line);
+            status = shellcmd::run_line(&mut shell, edit, &line);
         }
     })
 }
