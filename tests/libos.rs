@@ -286,3 +286,26 @@ fn libos_a_crash_loop_backs_off_then_holds_and_the_rest_keeps_running() {
     let echo = ps_row(&t, "echo");
     check(&t, echo.get(2) == Some(&"5") && echo.get(3) == Some(&"recv"), "echo serves again as gen 5");
 }
+
+#[test]
+fn libos_ctrl_c_interrupts_a_sleep_and_restarts_and_sleeps_are_bounded_alike() {
+    // As on the microkernel: Ctrl-C and the next line typed right after the command's Enter.
+    let t = boot(
+        &[
+            "sleep 3600001",
+            "sleep 100000\r\x03echo after sleep",
+            "restart fs 100000\r\x03echo after restarts",
+        ],
+        60,
+    );
+    check(&t, t.outcome == Outcome::PoweredOff, "powers off");
+    check(
+        &t,
+        t.console.contains("error: sleep: at most 3600000 ms (one hour); 3600001 is too long"),
+        "the same bound and words as the microkernel",
+    );
+    check(&t, t.console.contains("^C sleep after 100 of 100000 ms: interrupted"), "Ctrl-C ends the sleep");
+    check(&t, t.console.lines().any(|l| l == "after sleep"), "the line typed after Ctrl-C runs");
+    check(&t, t.console.contains("^C restart fs after "), "Ctrl-C ends a long run of restarts");
+    check(&t, t.console.lines().any(|l| l == "after restarts"), "and the next line runs");
+}

@@ -141,8 +141,10 @@ fn help_lists_every_command() {
     // or a continuation under the descriptions, between the title and the line-editing note.
     let lines: Vec<&str> = help.lines().collect();
     check(&t, lines.first() == Some(&"Axolotl shell commands:"), "the title comes first");
-    check(&t, lines.last().is_some_and(|l| l.starts_with("Line editing:")), "the editing note last");
-    for l in &lines[1..lines.len() - 1] {
+    let note = lines.iter().position(|l| l.starts_with("Line editing:"));
+    check(&t, note.is_some(), "the editing note ends the help");
+    check(&t, help.contains("at most 1024 characters"), "it gives the line limit");
+    for l in &lines[1..note.unwrap_or(1)] {
         check(&t, l.starts_with("  ") && !l.starts_with("   ") || l.starts_with(&" ".repeat(20)), l);
     }
 }
@@ -455,4 +457,27 @@ fn a_short_seeded_campaign_reports_one_summary_line() {
     check(&t, m > 0 && r <= m, "some faults manifested, recovered <= manifested");
     check(&t, t.console.matches("\nfault ").count() == 15, "one line per fault");
     check(&t, t.console.contains("campaign fs: other tasks restarted 0 times"), "faults stayed inside fs");
+}
+
+#[test]
+fn ctrl_c_interrupts_a_sleep_and_a_wait_and_sleeps_are_bounded() {
+    // Each line arrives in one burst: the command and Enter, then Ctrl-C and a line typed ahead,
+    // as when a user interrupts at once and types on. The sleep would take 100 s, the wait
+    // forever (fs never stops): both must end well within the session's 60 s.
+    let started = Instant::now();
+    let t = boot(&["sleep 3600001", "sleep 100000\r\x03echo after sleep"], 60);
+    check(&t, t.outcome == Outcome::PoweredOff, "powers off");
+    check(
+        &t,
+        t.console.contains("error: sleep: at most 3600000 ms (one hour); 3600001 is too long"),
+        "a sleep longer than an hour is refused before it starts",
+    );
+    check(&t, t.console.contains("^C sleep after 100 of 100000 ms: interrupted"), "Ctrl-C ends the sleep");
+    check(&t, t.failed.iter().any(|(c, s)| c.starts_with("sleep 100000") && *s == 130), "status 130");
+    check(&t, t.console.lines().any(|l| l == "after sleep"), "the line typed after Ctrl-C runs");
+    let w = boot(&["wait fs\r\x03echo after wait"], 60);
+    check(&w, w.outcome == Outcome::PoweredOff, "powers off after the wait");
+    check(&w, w.console.contains("^C wait for fs: interrupted"), "Ctrl-C ends the wait");
+    check(&w, w.console.lines().any(|l| l == "after wait"), "the line typed after Ctrl-C runs");
+    check(&t, started.elapsed() < Duration::from_secs(60), "neither waited out its time");
 }

@@ -6,6 +6,7 @@ use crate::files;
 use crate::line::Edit;
 use crate::personality::{Console, Shell, Status};
 use campaign::Clock;
+use core::fmt;
 
 /// The `help` lines both shells share, around each personality's own (see [`Shell`]).
 const HELP_FIRST: &str = "  help              this text
@@ -21,7 +22,9 @@ const HELP_MIDDLE: &str = "  inject NAME KIND [SEED]
   mkdir PATH        make a directory
   rm PATH           remove a file or an empty directory";
 const HELP_LAST: &str = "  poweroff          switch the machine off
-Line editing: Backspace deletes, Ctrl-U clears the line, Ctrl-C abandons it.";
+Line editing: Backspace deletes, Ctrl-U clears the line, Ctrl-C abandons it; a line holds
+at most 1024 characters. Ctrl-C also interrupts a long command: sleep, campaign, and this
+shell's waits and repeated restarts.";
 
 /// Most runs `bench` takes: each shell keeps one sample per run on its stack.
 pub const BENCH_MAX: usize = 4000;
@@ -34,11 +37,24 @@ const CAMPAIGN_MAX: u32 = 100_000;
 /// and the fs protocols carry far more; this bounds the editor's buffer on the shells' stacks.
 pub const LINE_MAX: usize = 1024;
 
+/// The status of a command Ctrl-C interrupted (and of a line it abandoned): 128 + SIGINT, as
+/// in POSIX shells.
+pub const INTERRUPTED: Status = 130;
+
+/// A sleep runs in slices this long, Ctrl-C checked between them.
+const SLEEP_SLICE_MS: u32 = 100;
+
+/// Report that Ctrl-C interrupted `what` (`^C what: interrupted`); returns [`INTERRUPTED`].
+pub fn interrupted(con: &impl Console, what: fmt::Arguments<'_>) -> Status {
+    con.println(format_args!("^C {}: interrupted", what));
+    INTERRUPTED
+}
+
 /// What to do with what the line editor returned: run the line, or give the status of a line
 /// Ctrl-C abandoned (130) or that was too long (refused: nothing of it runs).
 pub fn run_line<S: Shell>(shell: &mut S, edit: Edit, line: &str) -> Status {
     match edit {
-        Edit::Cancel => 130,
+        Edit::Cancel => INTERRUPTED,
         Edit::TooLong => shell
             .console()
             .fail(format_args!("line too long (at most {} characters): nothing was run", LINE_MAX)),
@@ -121,17 +137,32 @@ fn campaign<'a, S: Shell>(shell: &mut S, mut words: impl Iterator<Item = &'a str
     }
 }
 
-/// `sleep MS` on the shell's timer session.
+/// `sleep MS` on the shell's timer session, in slices so that Ctrl-C interrupts it.
 fn sleep<S: Shell>(shell: &mut S, rest: &str) -> Status {
     let Ok(ms) = rest.parse::<u32>() else {
         return shell.console().fail(format_args!("usage: sleep MS (a whole number of milliseconds)"));
     };
-    let result = match shell.clock() {
-        Some(clock) => clock.sleep(ms),
-        None => return shell.console().fail(format_args!("no timer server")),
-    };
-    match result {
-        Ok(()) => 0,
-        Err(e) => shell.console().fail(format_args!("sleep: {}", e)),
+    if ms > S::SLEEP_MAX_MS {
+        return shell.console().fail(format_args!(
+            "sleep: at most {} ms (one hour); {} is too long",
+            S::SLEEP_MAX_MS,
+            ms
+        ));
     }
+    let mut slept = 0;
+    while slept < ms {
+        let slice = (ms - slept).min(SLEEP_SLICE_MS);
+        let result = match shell.clock() {
+            Some(clock) => clock.sleep(slice),
+            None => return shell.console().fail(format_args!("no timer server")),
+        };
+        if let Err(e) = result {
+            return shell.console().fail(format_args!("sleep: {}", e));
+        }
+        slept += slice;
+        if slept < ms && shell.interrupted() {
+            return interrupted(shell.console(), format_args!("sleep after {} of {} ms", slept, ms));
+        }
+    }
+    0
 }

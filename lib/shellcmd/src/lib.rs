@@ -23,10 +23,10 @@ mod line;
 pub mod personality;
 mod tasks;
 
-pub use commands::{run, run_line, BENCH_MAX, LINE_MAX};
+pub use commands::{interrupted, run, run_line, BENCH_MAX, INTERRUPTED, LINE_MAX};
 /// The longest path, which sizes [`Files::cwd`]'s buffer.
 pub use fs_core::PATH_MAX;
-pub use line::{Edit, LineEditor};
+pub use line::{Edit, LineEditor, Typeahead, CTRL_C};
 pub use personality::{Console, Entry, Files, Help, Shell, Status};
 pub use tasks::{print_task_header, print_task_row, TaskRow};
 

@@ -54,7 +54,8 @@ pub struct LineEditor {
 
 const ESC: u8 = 0x1b;
 const BEL: u8 = 0x07;
-const CTRL_C: u8 = 0x03;
+/// The key that abandons a line at the prompt and interrupts a running command.
+pub const CTRL_C: u8 = 0x03;
 
 impl LineEditor {
     /// Apply key `b` to `line`, echoing through `echo` what the terminal should show.
@@ -116,5 +117,56 @@ impl LineEditor {
             _ => {}
         }
         Edit::More
+    }
+}
+
+/// Keys read from the console and not yet used: the rest of a pasted burst, or what was typed
+/// while a command ran. A command that can run for long asks [`Typeahead::interrupt`] between
+/// its steps whether Ctrl-C came; the keys typed before that Ctrl-C go with it (a terminal
+/// flushes its input on an interrupt), the keys after it wait for the next prompt.
+pub struct Typeahead<const N: usize> {
+    keys: heapless::Deque<u8, N>,
+}
+
+impl<const N: usize> Default for Typeahead<N> {
+    fn default() -> Self {
+        Typeahead { keys: heapless::Deque::new() }
+    }
+}
+
+impl<const N: usize> Typeahead<N> {
+    /// How many more keys fit; a shell reads at most this many from its console.
+    pub fn room(&self) -> usize {
+        N - self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Keep keys read at the prompt, for the line editor (Ctrl-C among them is a key there).
+    /// Keys beyond [`Typeahead::room`] are dropped.
+    pub fn push(&mut self, keys: &[u8]) {
+        for &k in keys {
+            let _ = self.keys.push_back(k);
+        }
+    }
+
+    /// The next key for the line editor.
+    pub fn pop(&mut self) -> Option<u8> {
+        self.keys.pop_front()
+    }
+
+    /// Keys read while a command runs: is there a Ctrl-C, here or among the keys kept? If so,
+    /// it and every key before it are dropped.
+    pub fn interrupt(&mut self, keys: &[u8]) -> bool {
+        self.push(keys);
+        let Some(at) = self.keys.iter().rposition(|&k| k == CTRL_C) else {
+            return false;
+        };
+        for _ in 0..=at {
+            self.keys.pop_front();
+        }
+        true
     }
 }

@@ -72,6 +72,9 @@ pub trait Shell {
 
     /// This shell's own lines of `help`; the shared ones go around them.
     const HELP: Help;
+    /// The longest sleep its timer accepts (both personalities: one hour); `sleep` refuses a
+    /// longer one before it starts.
+    const SLEEP_MAX_MS: u32;
 
     fn console(&self) -> &Self::Console;
     /// The console together with the file system session (opened now if there is none yet):
@@ -81,6 +84,11 @@ pub trait Shell {
     fn clock(&mut self) -> Option<&mut Self::Clock>;
     /// A seed for `inject NAME KIND` without one (the time stamp counter).
     fn seed(&self) -> u64;
+
+    /// Was Ctrl-C typed since the command began (or since the last time this said so)? Looks
+    /// at the console without waiting and keeps every other key for the next prompt (see
+    /// [`crate::Typeahead::interrupt`]). A command that can run for long asks between steps.
+    fn interrupted(&mut self) -> bool;
 
     /// `inject NAME KIND SEED`, and `kill NAME` as `inject NAME kill 0`.
     fn inject(&mut self, name: &str, kind: &str, seed: u64) -> Status;

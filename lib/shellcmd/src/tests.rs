@@ -173,8 +173,11 @@ impl Files for FakeFiles {
 }
 
 /// A timer that either sleeps or says it woke late.
+#[derive(Default)]
 struct FakeClock {
     late: bool,
+    /// Every sleep asked of the timer, in order.
+    slices: Vec<u32>,
 }
 
 impl campaign::Clock for FakeClock {
@@ -183,7 +186,8 @@ impl campaign::Clock for FakeClock {
     fn now_ms(&mut self) -> Result<u64, FakeError> {
         Ok(0)
     }
-    fn sleep(&mut self, _: u32) -> Result<(), FakeError> {
+    fn sleep(&mut self, ms: u32) -> Result<(), FakeError> {
+        self.slices.push(ms);
         if self.late {
             Err(FakeError::Late)
         } else {
@@ -207,6 +211,8 @@ struct FakeShell {
     clock: Option<FakeClock>,
     /// What reached the personality: `inject NAME KIND SEED`, `campaign ...`, `bench N`, `own ...`.
     calls: Vec<String>,
+    /// Ctrl-C comes once the clock has slept this long.
+    ctrl_c_after_ms: Option<u32>,
 }
 
 impl Shell for FakeShell {
@@ -216,6 +222,7 @@ impl Shell for FakeShell {
 
     const HELP: crate::Help =
         crate::Help { title: "fake help", tasks: "  fake tasks", sessions: "  fake sessions" };
+    const SLEEP_MAX_MS: u32 = 3_600_000;
 
     fn console(&self) -> &Screen {
         &self.screen
@@ -228,6 +235,10 @@ impl Shell for FakeShell {
     }
     fn seed(&self) -> u64 {
         42
+    }
+    fn interrupted(&mut self) -> bool {
+        let slept: u32 = self.clock.as_ref().map_or(0, |c| c.slices.iter().sum());
+        self.ctrl_c_after_ms.is_some_and(|at| slept >= at)
     }
     fn inject(&mut self, name: &str, kind: &str, seed: u64) -> Status {
         self.calls.push(format!("inject {name} {kind} {seed}"));
@@ -253,8 +264,9 @@ fn shell() -> FakeShell {
     FakeShell {
         screen: Screen::default(),
         fs: Some(FakeFiles::new()),
-        clock: Some(FakeClock { late: false }),
+        clock: Some(FakeClock::default()),
         calls: Vec::new(),
+        ctrl_c_after_ms: None,
     }
 }
 
@@ -353,7 +365,11 @@ fn help_echo_and_empty_lines() {
         lines.contains(&"  fake sessions")
             && lines.contains(&"  rm PATH           remove a file or an empty directory")
     );
-    assert!(lines.last().is_some_and(|l| l.starts_with("Line editing:")));
+    let editing = &help[help.find("\nLine editing:").expect("the editing paragraph ends help")..];
+    assert!(
+        editing.contains(&format!("at most {} characters", crate::LINE_MAX)),
+        "the line limit, as enforced"
+    );
     let at = |l: &str| lines.iter().position(|x| x.starts_with(l));
     assert!(
         at("  fake tasks") < at("  inject")
@@ -416,7 +432,8 @@ fn bad_arguments_give_the_usage_line() {
 fn sleep_on_the_timer_session() {
     let mut sh = shell();
     assert_eq!(sh.run("sleep 10"), (0, String::new()));
-    sh.clock = Some(FakeClock { late: true });
+    assert_eq!(sh.run("sleep 0"), (0, String::new()));
+    sh.clock = Some(FakeClock { late: true, ..FakeClock::default() });
     assert_eq!(sh.run("sleep 10"), (1, "error: sleep: woke late\n".into()));
     sh.clock = None;
     assert_eq!(sh.run("sleep 10"), (1, "error: no timer server\n".into()));
@@ -524,4 +541,42 @@ fn a_refused_line_runs_nothing() {
     assert!(sh.screen.0.take().contains("line too long (at most 1024 characters): nothing was run"));
     assert_eq!(sh.run("cat /a").0, 1, "/a was not written");
     assert_eq!(run_line(&mut sh, crate::Edit::Cancel, "write /a x"), 130);
+}
+
+#[test]
+fn a_sleep_goes_in_slices_that_ctrl_c_stops() {
+    let mut sh = shell();
+    assert_eq!(sh.run("sleep 250"), (0, String::new()));
+    assert_eq!(sh.clock.as_ref().unwrap().slices, [100, 100, 50], "slept in 100 ms slices, exactly 250 ms");
+    let mut sh = shell();
+    sh.ctrl_c_after_ms = Some(300);
+    assert_eq!(
+        sh.run("sleep 100000"),
+        (crate::INTERRUPTED, "^C sleep after 300 of 100000 ms: interrupted\n".into())
+    );
+    assert_eq!(sh.clock.as_ref().unwrap().slices.len(), 3, "no slice after the Ctrl-C");
+}
+
+#[test]
+fn sleeps_are_bounded_before_they_start() {
+    let mut sh = shell();
+    assert_eq!(
+        sh.run("sleep 4294967295"),
+        (1, "error: sleep: at most 3600000 ms (one hour); 4294967295 is too long\n".into())
+    );
+    assert!(sh.clock.as_ref().unwrap().slices.is_empty(), "nothing slept");
+    assert_eq!(sh.run("sleep 4294967296").0, 1, "past u32 is a usage error");
+}
+
+#[test]
+fn an_interrupt_takes_the_keys_before_it_and_keeps_those_after() {
+    let mut t = crate::Typeahead::<16>::default();
+    assert!(!t.interrupt(b"ls"), "no Ctrl-C yet");
+    assert_eq!(t.room(), 14, "the keys are kept");
+    assert!(t.interrupt(b"\r\x03pw\x03cd"));
+    let rest: Vec<u8> = core::iter::from_fn(|| t.pop()).collect();
+    assert_eq!(rest, b"cd", "everything up to the last Ctrl-C went with it");
+    assert!(!t.interrupt(b""), "an interrupt is reported once");
+    t.push(b"\x03");
+    assert_eq!(t.pop(), Some(0x03), "at the prompt, Ctrl-C is a key for the editor");
 }

@@ -28,6 +28,9 @@ pub enum Request<'a> {
     Write(&'a [u8]),
     /// Return at least one and at most `max` bytes of input, waiting until there is some.
     Read { max: u16 },
+    /// Return at most `max` bytes of input already received, possibly none; never waits (a
+    /// shell looks for Ctrl-C this way while a command runs).
+    Poll { max: u16 },
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
@@ -91,9 +94,20 @@ impl Console {
 
     /// Read at least one byte of input into `out`; returns how many.
     pub fn read(&self, out: &mut [u8]) -> Result<usize, ConsoleError> {
-        let mut reply = [0u8; 256];
         let max = out.len().min(200) as u16;
-        match self.request(&Request::Read { max }, &mut reply)? {
+        self.input(&Request::Read { max }, out)
+    }
+
+    /// Read the input already received into `out` without waiting; returns how many bytes
+    /// (0 when nothing was typed).
+    pub fn poll(&self, out: &mut [u8]) -> Result<usize, ConsoleError> {
+        let max = out.len().min(200) as u16;
+        self.input(&Request::Poll { max }, out)
+    }
+
+    fn input(&self, req: &Request<'_>, out: &mut [u8]) -> Result<usize, ConsoleError> {
+        let mut reply = [0u8; 256];
+        match self.request(req, &mut reply)? {
             Response::Data(d) => {
                 let k = d.len().min(out.len());
                 out[..k].copy_from_slice(&d[..k]);

@@ -77,6 +77,13 @@ impl Server {
                 UART.write(bytes);
                 Some(encode(&Response::Written(bytes.len() as u32), out))
             }
+            Request::Poll { max } => {
+                let mut data = [0u8; 256];
+                let want = (max as usize).min(data.len());
+                let k = self.ring.pop_into(&mut data[..want]);
+                self.fill();
+                Some(encode(&Response::Data(&data[..k]), out))
+            }
             Request::Read { max } => {
                 let mut data = [0u8; 256];
                 let want = (max as usize).clamp(1, data.len());

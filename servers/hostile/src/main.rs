@@ -115,7 +115,8 @@ fn random_call(r: &mut Rng, t: &mut Tally, me: u64) {
             for b in garbage.iter_mut() {
                 *b = r.next_u64() as u8;
             }
-            garbage[0] = 2 + r.below(250) as u8; // no such request variant
+            // No such request variant: Write, Read and Poll are 0, 1 and 2.
+            garbage[0] = 3 + r.below(250) as u8;
             let len = 1 + r.below(64) as usize;
             match Cap::<Endpoint>::at(1).call(console_api::LABEL, [0; 4], &garbage[..len]) {
                 Ok(reply) => {

@@ -33,7 +33,7 @@ const HELP: shellcmd::Help = shellcmd::Help {
   restart NAME      replace task NAME with a new incarnation from its pristine image
   kill NAME         crash task NAME now (the reincarnation server restarts supervised tasks)",
     sessions: "  cd PATH, pwd      change, show the current directory (kept in the fs server's SSR for us)
-  sleep MS          wait MS milliseconds (timer server)
+  sleep MS          wait MS milliseconds, at most one hour (timer server)
   bench [N]         time N runs of: null protected call, call with an SSR word, 64-byte
                     fs read, fs restart (at most 50); default 1000",
 };
@@ -46,7 +46,7 @@ struct Shell {
     timer: Option<Clock>,
     bench: Option<(Cap<Endpoint>, Cap<Session>)>,
     /// Keys read from the console but not yet edited into a line.
-    typeahead: heapless::Deque<u8, TYPEAHEAD>,
+    typeahead: shellcmd::Typeahead<TYPEAHEAD>,
 }
 
 /// Keys the shell takes from the console at once, and holds until it edits them.
@@ -56,6 +56,8 @@ const TYPEAHEAD: usize = 64;
 const FS_SLOT: u8 = 40;
 const TIMER_SLOT: u8 = 41;
 const BENCH_SLOT: u8 = 42;
+/// How often `wait` and `run` look at the task they wait for (and for Ctrl-C).
+const WAIT_POLL_MS: u32 = 20;
 /// Restarting fs takes ~50,000 instructions: fewer runs suffice.
 const BENCH_RESTARTS: usize = 50;
 
@@ -75,6 +77,7 @@ impl shellcmd::Shell for Shell {
     type Clock = Clock;
 
     const HELP: shellcmd::Help = HELP;
+    const SLEEP_MAX_MS: u32 = timer_api::MAX_SLEEP_MS;
 
     fn console(&self) -> &Out {
         &Out
@@ -90,6 +93,13 @@ impl shellcmd::Shell for Shell {
 
     fn seed(&self) -> u64 {
         userlib::sys::rdtsc()
+    }
+
+    fn interrupted(&mut self) -> bool {
+        let mut keys = [0u8; TYPEAHEAD];
+        let room = self.typeahead.room();
+        let n = self.console.poll(&mut keys[..room]).unwrap_or(0);
+        self.typeahead.interrupt(&keys[..n.min(room)])
     }
 
     fn inject(&mut self, name: &str, kind: &str, seed: u64) -> Status {
@@ -213,7 +223,7 @@ impl Shell {
         0
     }
 
-    fn control(&self, cmd: &str, name: &str) -> Status {
+    fn control(&mut self, cmd: &str, name: &str) -> Status {
         let tasks = match self.task_cap() {
             Ok(t) => t,
             Err(s) => return s,
@@ -234,6 +244,30 @@ impl Shell {
         }
         if cmd == "start" {
             return 0;
+        }
+        // Poll rather than block in `task_wait`, so that Ctrl-C can end the wait; a supervised
+        // task may stop and be restarted between two looks, which its generation shows.
+        let generation = match tasks.info(index) {
+            Ok(info) => info.generation,
+            Err(e) => return Out.fail(format_args!("cannot wait for {}: {}", name, e)),
+        };
+        loop {
+            match tasks.info(index) {
+                Ok(info) if info.state().is_some_and(TaskState::is_stopped) => break,
+                Ok(info) if info.generation != generation => {
+                    println!("{} stopped and was restarted (now generation {})", name, info.generation);
+                    return 0;
+                }
+                Ok(_) => {}
+                Err(e) => return Out.fail(format_args!("cannot wait for {}: {}", name, e)),
+            }
+            if shellcmd::Shell::interrupted(self) {
+                return shellcmd::interrupted(&Out, format_args!("wait for {}", name));
+            }
+            match self.timer.as_mut() {
+                Some(Clock(timer)) if timer.sleep(WAIT_POLL_MS).is_ok() => {}
+                _ => userlib::sys::yield_now(),
+            }
         }
         match tasks.wait(index) {
             Ok((code, state)) if state == TaskState::Exited as u64 => {
@@ -317,18 +351,14 @@ impl Shell {
             if self.typeahead.is_empty() {
                 let mut buf = [0u8; TYPEAHEAD];
                 match self.console.read(&mut buf) {
-                    Ok(n) => {
-                        for &b in &buf[..n.min(TYPEAHEAD)] {
-                            let _ = self.typeahead.push_back(b);
-                        }
-                    }
+                    Ok(n) => self.typeahead.push(&buf[..n.min(TYPEAHEAD)]),
                     Err(_) => {
                         userlib::sys::yield_now();
                         continue;
                     }
                 }
             }
-            while let Some(b) = self.typeahead.pop_front() {
+            while let Some(b) = self.typeahead.pop() {
                 match editor.key(line, b, |echo| {
                     let _ = self.console.write(echo);
                 }) {
@@ -401,7 +431,7 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
         fs: endpoint("fs").and_then(|ep| Fs::connect(ep, FS_SLOT).ok()).map(Files),
         timer: endpoint("timer").and_then(|ep| Timer::connect(ep, TIMER_SLOT).ok()).map(Clock),
         bench: endpoint("bench").and_then(|ep| ep.connect(BENCH_SLOT).ok().map(|s| (ep, s))),
-        typeahead: heapless::Deque::new(),
+        typeahead: shellcmd::Typeahead::default(),
     };
     console_api::init_log(log::LevelFilter::Info);
     log::info!("started with {} capabilities", boot.caps().len());

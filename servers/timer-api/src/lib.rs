@@ -8,6 +8,10 @@ use userlib::cap::{Cap, Endpoint, Session};
 
 pub const LABEL: u32 = 0x71;
 
+/// Longest sleep, alarm delay or alarm period the server accepts: one hour, as the libos timer
+/// cell (`cell_timer::MAX_SLEEP_MS`). Longer ones get [`TimerError::TooLong`].
+pub const MAX_SLEEP_MS: u32 = 3_600_000;
+
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
 pub enum Request {
     /// Milliseconds since the timer server first started.
@@ -44,6 +48,8 @@ pub enum TimerError {
     StateReset,
     Malformed,
     Ipc(u8),
+    /// A sleep or alarm longer than [`MAX_SLEEP_MS`].
+    TooLong,
 }
 
 userlib::from_call_error!(TimerError);
@@ -57,6 +63,7 @@ impl core::fmt::Display for TimerError {
             TimerError::StateReset => "session state was broken and has been reset",
             TimerError::Malformed => "malformed message",
             TimerError::Ipc(_) => "IPC failed",
+            TimerError::TooLong => "longer than one hour (3600000 ms)",
         })
     }
 }

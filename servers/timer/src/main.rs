@@ -15,7 +15,7 @@
 
 use bytemuck::{Pod, Zeroable};
 use ssr::{Broken, Layout};
-use timer_api::{Request, Response, TimerError, LABEL};
+use timer_api::{Request, Response, TimerError, LABEL, MAX_SLEEP_MS};
 use userlib::abi::{badge_client, badge_session, BootInfo, Error, IPC_BUFFER_SIZE, LABEL_NOTIFICATION};
 use userlib::cap::{cap_info, save_reply, ssr_window, Cap, Endpoint, Interrupt, IoPort, Notification, Reply};
 use userlib::msg;
@@ -150,6 +150,10 @@ impl Server {
     fn handle(&mut self, st: &mut ClientState, req: Request) -> Action {
         let now = self.now();
         let result = match req {
+            Request::Sleep { ms } | Request::SetAlarm { ms, period_ms: _ } if ms > MAX_SLEEP_MS => {
+                Err(TimerError::TooLong)
+            }
+            Request::SetAlarm { period_ms, .. } if period_ms > MAX_SLEEP_MS => Err(TimerError::TooLong),
             Request::Now => Ok(Response::Now { ms: (now - self.epoch) / self.tsc_per_ms.max(1) }),
             Request::Sleep { ms } => {
                 if st.sleep_deadline <= now {

@@ -42,6 +42,11 @@ impl Console {
         self.keys.recv()
     }
 
+    /// The next key if one was typed (never waits).
+    pub fn try_key(&self) -> Option<u8> {
+        self.keys.try_recv()
+    }
+
     /// Wait until everything printed so far is on the wire.
     pub fn flush(&self) {
         self.out.drain();

@@ -29,9 +29,13 @@ const HELP: shellcmd::Help = shellcmd::Help {
                     replace task NAME with a new incarnation (COUNT times, waiting for each)
   kill NAME         crash task NAME now (supervised tasks are restarted)",
     sessions: "  cd PATH, pwd      change, show the current directory (kept in our fs session, which we hold)
-  sleep MS          wait MS milliseconds (timer cell)
+  sleep MS          wait MS milliseconds, at most one hour (timer cell)
   bench [N]         time N cell calls, channel round trips, fs reads, restarts (default 1000)",
 };
+
+/// Keys typed while a command runs that the shell keeps for the next prompt (the console cell
+/// queues more behind them).
+const TYPEAHEAD: usize = 64;
 
 /// What the shell is wired to.
 #[derive(Clone)]
@@ -49,6 +53,8 @@ struct Shell<'p> {
     w: Wiring,
     fs: Option<Files>,
     timer: Clock,
+    /// Keys read from the console while a command ran, kept for the next prompt.
+    typeahead: shellcmd::Typeahead<TYPEAHEAD>,
     /// The kernel's privilege token, which the image's wiring handed to the shell alone: it
     /// opens kill, restart, inject, poweroff and the benchmarks' unpreempted runs.
     privilege: &'p Privilege,
@@ -76,6 +82,7 @@ impl shellcmd::Shell for Shell<'_> {
     type Clock = Clock;
 
     const HELP: shellcmd::Help = HELP;
+    const SLEEP_MAX_MS: u32 = cell_timer::MAX_SLEEP_MS;
 
     fn console(&self) -> &Out {
         &self.out
@@ -92,6 +99,21 @@ impl shellcmd::Shell for Shell<'_> {
 
     fn seed(&self) -> u64 {
         libos_kernel::rdtsc()
+    }
+
+    fn interrupted(&mut self) -> bool {
+        let mut keys = [0u8; TYPEAHEAD];
+        let mut n = 0;
+        while n < self.typeahead.room() {
+            match self.out.0.try_key() {
+                Some(k) => {
+                    keys[n] = k;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        self.typeahead.interrupt(&keys[..n])
     }
 
     fn inject(&mut self, name: &str, kind: &str, seed: u64) -> Status {
@@ -207,7 +229,7 @@ impl Shell<'_> {
             .ok_or_else(|| self.out.fail(format_args!("no task named '{}' (see 'ps')", name)))
     }
 
-    fn restart(&self, name: &str, count: u32) -> Status {
+    fn restart(&mut self, name: &str, count: u32) -> Status {
         let index = match self.find(name) {
             Ok(i) => i,
             Err(s) => return s,
@@ -225,7 +247,14 @@ impl Shell<'_> {
         self.out.0.flush();
         libos_kernel::set_quiet(self.privilege, true);
         let mut result: Result<u32, ControlError> = Ok(0);
-        for _ in 0..count {
+        for done in 0..count {
+            if shellcmd::Shell::interrupted(self) {
+                libos_kernel::set_quiet(self.privilege, false);
+                return shellcmd::interrupted(
+                    &self.out,
+                    format_args!("restart {} after {} of {} restarts", name, done, count),
+                );
+            }
             result = libos_kernel::restart(self.privilege, index);
             if result.is_err() {
                 break;
@@ -245,11 +274,12 @@ impl Shell<'_> {
     /// Read one line at the prompt into `line`, with editing; returns how it ended (Enter,
     /// Ctrl-C, too long). (The console cell hands keys over one at a time and keeps the rest
     /// queued.)
-    fn read_line(&self, line: &mut heapless::String<LINE_MAX>) -> shellcmd::Edit {
+    fn read_line(&mut self, line: &mut heapless::String<LINE_MAX>) -> shellcmd::Edit {
         line.clear();
         let mut editor = shellcmd::LineEditor::default();
         loop {
-            match editor.key(line, self.out.0.read_key(), |echo| self.out.0.write(echo)) {
+            let key = self.typeahead.pop().unwrap_or_else(|| self.out.0.read_key());
+            match editor.key(line, key, |echo| self.out.0.write(echo)) {
                 shellcmd::Edit::More => {}
                 done => return done,
             }
@@ -276,6 +306,7 @@ pub fn start(w: Wiring, privilege: Privilege) -> Result<libos_kernel::TaskId, li
             fs: Fs::connect(w.fs).ok().map(Files),
             timer: Clock(Timer(w.timer)),
             privilege: &privilege,
+            typeahead: shellcmd::Typeahead::default(),
         };
         say!(shell, "\nAxolotl shell (libos personality). Type 'help' for commands.");
         let mut status: Status = 0;

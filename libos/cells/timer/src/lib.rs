@@ -34,7 +34,7 @@ pub enum TimerError {
 impl core::fmt::Display for TimerError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
-            TimerError::TooLong => "sleep too long",
+            TimerError::TooLong => "longer than one hour (3600000 ms)",
             TimerError::ServerFailed => "timer server failed",
             TimerError::Protocol => "unexpected answer",
         })
