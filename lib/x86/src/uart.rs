@@ -47,7 +47,9 @@ impl<P: PortIo, const BASE: u16> Uart<P, BASE> {
         p.outb(BASE, 0x01); // 115200 / 1
         p.outb(BASE + 1, 0x00);
         p.outb(BASE + 3, 0x03); // 8N1, DLAB off
-        p.outb(BASE + 2, if config.rx_every_byte { 0x07 } else { 0xc7 }); // FIFOs on, cleared
+        // FIFOs on; clear the transmit FIFO only: bytes received before this (typed while the
+        // machine booted) stay for the console to read.
+        p.outb(BASE + 2, if config.rx_every_byte { 0x05 } else { 0xc5 });
         p.outb(BASE + 4, 0x0b); // DTR, RTS, OUT2
         if config.rx_interrupt {
             p.outb(BASE + 1, 0x01);
@@ -105,12 +107,12 @@ mod tests {
         quiet.init(Config { rx_interrupt: false, rx_every_byte: false });
         let w = quiet.ports.writes.borrow().clone();
         assert_eq!(w[1..3], [(COM1 + 3, 0x80), (COM1, 1)], "divisor 1: 115200 baud");
-        assert!(w.contains(&(COM1 + 3, 0x03)) && w.contains(&(COM1 + 2, 0xc7)));
+        assert!(w.contains(&(COM1 + 3, 0x03)) && w.contains(&(COM1 + 2, 0xc5)), "received bytes are kept");
         assert_eq!(w.last(), Some(&(COM1 + 4, 0x0b)), "no interrupt enabled");
         let console = Uart::<_, COM1>::new(Ports::new(|_, _| 0));
         console.init(Config { rx_interrupt: true, rx_every_byte: true });
         let w = console.ports.writes.borrow().clone();
-        assert!(w.contains(&(COM1 + 2, 0x07)));
+        assert!(w.contains(&(COM1 + 2, 0x05)));
         assert_eq!(w.last(), Some(&(COM1 + 1, 0x01)), "receive interrupt on");
     }
 
