@@ -47,8 +47,8 @@ impl<P: PortIo, const BASE: u16> Uart<P, BASE> {
         p.outb(BASE, 0x01); // 115200 / 1
         p.outb(BASE + 1, 0x00);
         p.outb(BASE + 3, 0x03); // 8N1, DLAB off
-        // FIFOs on; clear the transmit FIFO only: bytes received before this (typed while the
-        // machine booted) stay for the console to read.
+                                // FIFOs on; clear the transmit FIFO only: bytes received before this (typed while the
+                                // machine booted) stay for the console to read.
         p.outb(BASE + 2, if config.rx_every_byte { 0x05 } else { 0xc5 });
         p.outb(BASE + 4, 0x0b); // DTR, RTS, OUT2
         if config.rx_interrupt {

@@ -159,11 +159,22 @@ impl Queue {
     }
 }
 
+/// Timer ticks in a row that tasks of lower priority than the running one may wait, ready,
+/// before the first of them gets a slice anyway (see [`RunQueues::tick`]).
+pub const STARVE_TICKS: u16 = 10;
+
 /// Ready tasks by priority, round robin within a priority.
+///
+/// Priorities are strict, with one exception against starvation: when tasks of lower priority
+/// have been ready for [`STARVE_TICKS`] ticks in a row while higher ones kept the CPU, the first
+/// of the highest of them runs for a slice ([`RunQueues::tick`]), so a background task (the
+/// scribe, below the shell) still makes progress while the shell is busy.
 pub struct RunQueues {
     queues: [Queue; PRIORITIES],
     /// Bit p set when `queues[p]` is non-empty, so picking is one instruction, not a scan.
     nonempty: u8,
+    /// Ticks in a row in which a task of lower priority than the running one was ready.
+    starved: u16,
 }
 
 impl Default for RunQueues {
@@ -174,7 +185,7 @@ impl Default for RunQueues {
 
 impl RunQueues {
     pub const fn new() -> Self {
-        RunQueues { queues: [Queue::new(); PRIORITIES], nonempty: 0 }
+        RunQueues { queues: [Queue::new(); PRIORITIES], nonempty: 0, starved: 0 }
     }
 
     /// Make `t` ready at priority `prio` (clamped to the highest). False if already queued.
@@ -198,6 +209,26 @@ impl RunQueues {
             self.nonempty &= !(1 << p);
         }
         t
+    }
+
+    /// A timer tick passed while a task of priority `running` ran. If tasks of lower priority
+    /// have now been ready for [`STARVE_TICKS`] ticks in a row, the first of the highest of
+    /// them (left in its queue): the caller lets it run for a slice ahead of its priority.
+    pub fn tick(&mut self, running: u8) -> Option<usize> {
+        let below = (1u16 << running.min(PRIORITIES as u8 - 1)) as u8 - 1;
+        let waiting = self.nonempty & below;
+        if waiting == 0 {
+            self.starved = 0;
+            return None;
+        }
+        self.starved += 1;
+        if self.starved < STARVE_TICKS {
+            return None;
+        }
+        self.starved = 0;
+        let p = 7 - waiting.leading_zeros() as usize;
+        let head = self.queues[p].head;
+        (head != NONE).then_some(head as usize)
     }
 
     /// Highest priority with a ready task.
@@ -245,6 +276,44 @@ mod tests {
             assert_eq!(r.any_in(above(prio)), r.top_priority().is_some_and(|top| top > prio), "prio {prio}");
         }
         assert_eq!(above(u8::MAX), 0, "no priority is above the highest");
+    }
+
+    #[test]
+    fn a_starved_lower_priority_gets_a_slice_and_the_wait_starts_over() {
+        let mut l = Links::new();
+        let mut r = RunQueues::new();
+        r.enqueue(&mut l, 1, 1);
+        r.enqueue(&mut l, 3, 3);
+        r.enqueue(&mut l, 9, 3);
+        r.enqueue(&mut l, 6, 6);
+        for _ in 1..STARVE_TICKS {
+            assert_eq!(r.tick(4), None, "strict priority until the limit");
+        }
+        assert_eq!(r.tick(4), Some(3), "then the first of the highest starved priority");
+        assert!(l.is_queued(3), "it stays queued: the caller takes it when it runs");
+        assert!(r.remove(&mut l, 3, 3));
+        for _ in 1..STARVE_TICKS {
+            assert_eq!(r.tick(4), None, "the count starts over");
+        }
+        assert_eq!(r.tick(4), Some(9));
+        assert!(r.remove(&mut l, 9, 3));
+        assert_eq!(r.tick(1), None, "nothing waits below priority 1");
+        for _ in 1..STARVE_TICKS {
+            assert_eq!(r.tick(7), None);
+        }
+        assert_eq!(r.tick(255), Some(6), "a priority past the top counts as the top");
+    }
+
+    #[test]
+    fn a_gap_in_the_wait_resets_the_count() {
+        let mut l = Links::new();
+        let mut r = RunQueues::new();
+        r.enqueue(&mut l, 2, 2);
+        for _ in 1..STARVE_TICKS {
+            assert_eq!(r.tick(5), None);
+        }
+        assert_eq!(r.tick(2), None, "a tick with no lower task waiting");
+        assert_eq!(r.tick(5), None, "so the count starts again");
     }
 
     #[test]

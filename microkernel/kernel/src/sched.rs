@@ -2,7 +2,9 @@
 //!
 //! The running task is `Ready` but not queued. After every kernel entry the top layer
 //! (`traps`) asks [`Kernel::choose`], which keeps the running task unless it blocked, stopped,
-//! or a higher-priority task became ready; the timer tick rotates tasks of equal priority.
+//! or a higher-priority task became ready; the timer tick rotates tasks of equal priority, and
+//! gives a task that starved behind higher priorities one slice of time ahead of them
+//! (`RunQueues::tick`; the `boosted` task).
 //!
 //! No operation below the top layer switches tasks itself: it reports what it did and whom it
 //! woke as a [`Done`] (Hubris's `NextTask`), and the syscall dispatcher applies that hint once.
@@ -32,7 +34,15 @@ impl Kernel {
     /// Pick the task to run next on this CPU, without switching yet.
     pub fn choose(&mut self) -> Option<usize> {
         let cur = cpu::this().current.get();
-        if cur != NO_TASK && self.tasks[cur].state == TaskState::Ready && !self.links.is_queued(cur) {
+        let running =
+            cur != NO_TASK && self.tasks[cur].state == TaskState::Ready && !self.links.is_queued(cur);
+        if let Some(b) = self.boost_ready(cur) {
+            if running && cur != b {
+                self.run.enqueue(&mut self.links, cur, self.tasks[cur].priority);
+            }
+            return Some(b);
+        }
+        if running {
             let prio = self.tasks[cur].priority;
             if self.run.top_priority().is_none_or(|top| top <= prio) {
                 return Some(cur);
@@ -40,6 +50,20 @@ impl Kernel {
             self.run.enqueue(&mut self.links, cur, prio);
         }
         self.run.pick(&mut self.links)
+    }
+
+    /// The boosted task if its window is open and it is ready, taken off its run queue.
+    fn boost_ready(&mut self, cur: usize) -> Option<usize> {
+        let b = self.boosted;
+        if b == NO_TASK || self.tasks[b].state != TaskState::Ready {
+            return None;
+        }
+        if self.links.is_queued(b) {
+            self.run.remove(&mut self.links, b, self.tasks[b].priority);
+        } else if b != cur {
+            return None;
+        }
+        Some(b)
     }
 
     /// Make `t` the running task of this CPU: its saved frame becomes the trap target, its
@@ -78,9 +102,14 @@ impl Kernel {
         cpu::this().current.set(t);
     }
 
-    /// The scheduler's part of a timer tick: account it to the running task and rotate
-    /// equal-priority tasks when its slice is used up.
+    /// The scheduler's part of a timer tick: account it to the running task, rotate
+    /// equal-priority tasks when its slice is used up, and open a boost window for a task that
+    /// starved behind higher priorities: for one slice of time it runs ahead of them whenever
+    /// it is ready, its own calls and their replies included (`choose`).
     pub fn account_tick(&mut self) {
+        if self.boosted != NO_TASK && self.ticks >= self.boost_end {
+            self.boosted = NO_TASK;
+        }
         let cur = cpu::this().current.get();
         if cur == NO_TASK || self.tasks[cur].state != TaskState::Ready {
             return;
@@ -88,12 +117,20 @@ impl Kernel {
         let task = &mut self.tasks[cur];
         task.ticks += 1;
         task.slice_left = task.slice_left.saturating_sub(1);
+        let prio = task.priority;
         if task.slice_left == 0 {
             task.slice_left = TIMESLICE_TICKS;
-            let prio = task.priority;
             if self.run.top_priority().is_some_and(|top| top >= prio) {
                 self.run.enqueue(&mut self.links, cur, prio);
+                return;
             }
+        }
+        if self.boosted != NO_TASK {
+            return;
+        }
+        if let Some(starved) = self.run.tick(prio) {
+            self.boosted = starved;
+            self.boost_end = self.ticks + TIMESLICE_TICKS as u64;
         }
     }
 

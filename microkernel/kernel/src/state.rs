@@ -322,6 +322,10 @@ pub struct Kernel {
     pub faults: FaultLog,
     /// A frame holding `jmp $`, mapped into a task by the `hang` injection.
     pub hang_frame: u64,
+    /// The task that starved behind higher priorities (`RunQueues::tick`) and runs ahead of
+    /// them whenever it is ready until tick `boost_end`, or `NO_TASK`.
+    pub boosted: usize,
+    pub boost_end: u64,
 }
 
 impl Kernel {
@@ -365,6 +369,8 @@ impl Kernel {
             supervisor: None,
             faults: FaultLog::new(),
             hang_frame: 0,
+            boosted: crate::arch::cpu::NO_TASK,
+            boost_end: 0,
         }
     }
 
