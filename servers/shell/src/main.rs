@@ -402,17 +402,14 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
     log::info!("started with {} capabilities", boot.caps().len());
     println!("\nAxolotl shell. Type 'help' for commands.");
     let mut status: Status = 0;
+    let mut prompt = shellcmd::Prompt::default();
     let mut line = heapless::String::<LINE_MAX>::new();
     loop {
-        if status == 0 {
-            print!("axolotl> ");
-        } else {
-            print!("axolotl [{}]> ", status);
-        }
+        prompt.print(&Out, status);
         if shell.read_line(&mut line).is_none() {
             status = 130;
             continue;
         }
-        status = shellcmd::run(&mut shell, &line);
+        status = prompt.run(&mut shell, &line);
     }
 }
