@@ -190,7 +190,7 @@ fn watch(bar: ProgressBar) -> Echo {
             recovered += u32::from(f.verdict == "recovered");
             bar.set_position(f.n.into());
             bar.set_message(format!("{manifested} manifested, {recovered} recovered"));
-        } else if line.starts_with("axolotl> campaign ") {
+        } else if qemu::after_prompt(line).is_some_and(|(_, typed)| typed.starts_with("campaign ")) {
             bar.set_message("injecting");
         }
         if worth_showing(line) {
@@ -222,7 +222,7 @@ pub fn run(
         ),
     );
     bar.set_message(format!("booting the {}", personality.id()));
-    let machine = Machine { icount, gdb: false };
+    let machine = Machine { icount, ..Machine::default() };
     let cmd = [format!("campaign {server} {faults} {seed}")];
     // Every fault prints a line within seconds (a detected hang takes one second of guest time,
     // 10^9 instructions under -icount): a console silent far longer means the machine stopped.

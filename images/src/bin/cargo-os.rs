@@ -219,7 +219,7 @@ fn campaign(args: CampaignArgs) -> Result<ExitCode> {
 }
 
 fn run(args: RunArgs) -> Result<ExitCode> {
-    let machine = qemu::Machine { icount: args.icount, gdb: args.gdb };
+    let machine = qemu::Machine { icount: args.icount, gdb: args.gdb, ..qemu::Machine::default() };
     let image = build::build()?;
     match args.exec {
         Some(script) => {
