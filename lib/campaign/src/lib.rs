@@ -37,6 +37,9 @@ mod workload;
 
 pub use personality::{Clock, Console, Files, Shell, Status, Target};
 pub use run::run;
+
+/// Most faults one campaign injects (the shell's `campaign` and `cargo os campaign` refuse more).
+pub const MAX_FAULTS: u32 = 100_000;
 pub use summary::{Summary, SummaryError, SERVER_LEN};
 
 #[cfg(test)]
