@@ -41,10 +41,12 @@ NAME is fs, ramdisk or timer. The guest's shell runs `campaign NAME N S`: it kee
 what it wrote, injects N faults (kill regflip memflip memword skip hang ssr) at random moments,
 and classifies each. Runs at full speed (restart latencies in host TSC ticks) unless
 --icount, which makes them counts of retired instructions but runs ~10x slower (a `hang`
-then costs a full second of guest instructions). Prints progress, then the summary line last:
+then costs a full second of guest instructions). Prints progress, restarts of any other task, then the summary line last:
     campaign NAME: injected=N manifested=M recovered=R errors=E lost=L panics=P
-and writes it, with every fault's record, to target/os/campaign-NAME-sS.json
-(target/os/campaign-libos-NAME-sS.json for the libos).";
+and writes it, with every fault's record (the errors and wrong answers of its window), to
+target/os/campaign-NAME-sS.json (target/os/campaign-libos-NAME-sS.json for the libos).
+Exits non-zero unless the campaign completed: every fault injected, no kernel panic, and
+the shell running it never restarted.";
 
 const BENCH_ABOUT: &str = "\
 The protected-call benchmark of both personalities, side by side
@@ -211,21 +213,33 @@ fn campaign(args: CampaignArgs) -> Result<ExitCode> {
     if let (Some(min), Some(max)) = (report.latencies.iter().min(), report.latencies.iter().max()) {
         let mut v = report.latencies.clone();
         v.sort_unstable();
-        let unit = if icount { "instructions" } else { "TSC ticks" };
         println!(
-            "restart latency ({} restarts): min {min}, median {}, max {max} {unit}",
+            "restart latency ({} restarts): min {min}, median {}, max {max} {}",
             v.len(),
-            v[v.len() / 2]
+            v[v.len() / 2],
+            report.unit.name()
         );
     }
-    eprintln!("[os] record written to {}", path.display());
+    match report.other_tasks.len() {
+        0 => println!("other tasks: none was restarted"),
+        n => {
+            println!("other tasks: {n} restart(s) or stop(s) of tasks other than {name}:");
+            for e in &report.other_tasks {
+                println!("  {e}");
+            }
+        }
+    }
+    if let Some(why) = &report.cut_short {
+        println!("CUT SHORT: {why}; {} of {faults} faults injected", report.summary.injected);
+    }
+    eprintln!(
+        "[os] record written to {}; the console to {}",
+        path.display(),
+        path.with_extension("log").display()
+    );
     // Scripts read this line: it stays the last on stdout.
     println!("{}", report.summary);
-    Ok(if report.summary.panics == 0 && report.summary.injected == faults {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if report.complete() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn run(args: RunArgs) -> Result<ExitCode> {
