@@ -3,7 +3,7 @@
 
 mod common;
 
-use axolotl_images::qemu::{Machine, Outcome, Transcript};
+use axolotl_images::qemu::{Failed, Machine, Outcome, Transcript, Why};
 use axolotl_images::Personality;
 use common::{check, outputs, ps_row};
 
@@ -31,6 +31,28 @@ fn libos_done_when_file_survives_killing_fs() {
 }
 
 #[test]
+fn libos_output_that_looks_like_a_prompt_is_not_taken_for_one() {
+    let t = boot(&["echo axolotl [3]> x", "echo ok", "frobnicate", "echo end"], 60);
+    check(&t, t.outcome == Outcome::PoweredOff, "clean power-off");
+    check(&t, t.failed_commands() == ["frobnicate"], "only the unknown command failed");
+    check(&t, outputs(&t, "echo ok") == ["ok"], "each command's output is its own");
+    check(&t, t.tags.len() == 1, "the shell was never thought restarted");
+}
+
+#[test]
+fn libos_a_command_that_kills_the_shell_is_reported_failed() {
+    // Before, the restarted shell's fresh prompt read as the success of `kill shell`.
+    let t = boot(&["kill shell", "echo after", "ps"], 60);
+    check(&t, t.outcome == Outcome::PoweredOff, "clean power-off");
+    let restarted = Failed { command: "kill shell".into(), why: Why::ShellRestarted };
+    check(&t, t.failed == [restarted], "the command in flight failed, and only it");
+    check(&t, t.console.contains("[kernel] shell gen 0: killed; restarting as gen 1"), "it was restarted");
+    check(&t, t.tags.len() == 2, "the new shell was given a tag of its own");
+    check(&t, outputs(&t, "echo after") == ["after"], "the next command runs in the new shell");
+    check(&t, ps_row(&t, "shell").get(2) == Some(&"1"), "ps: the shell at gen 1");
+}
+
+#[test]
 fn libos_lines_typed_ahead_are_kept() {
     let t = boot(&["echo first\recho second"], 60);
     check(&t, t.outcome == Outcome::PoweredOff, "the shell powers off after both lines");
@@ -46,11 +68,15 @@ fn libos_help_and_failed_commands() {
     }
     check(
         &t,
-        t.failed.iter().map(|(c, s)| (c.as_str(), *s)).eq([("frobnicate", 1), ("cat /nothing", 1)]),
+        t.failed
+            .iter()
+            .map(|f| (f.command.as_str(), f.why))
+            .eq([("frobnicate", Why::Status(1)), ("cat /nothing", Why::Status(1))]),
         "two failures, status 1",
     );
     check(&t, t.console.contains("error: cat: /nothing: no such file or directory"), "clear error");
-    check(&t, t.console.contains("axolotl [1]> echo still here"), "the prompt carries the status");
+    let prompt = format!("axolotl [{}:1]> echo still here", t.tags[0]);
+    check(&t, t.console.contains(&prompt), "the prompt carries the status");
 }
 
 #[test]
@@ -126,7 +152,11 @@ fn libos_every_fault_kind_on_fs_is_survived() {
         check(&t, first_ok, &format!("after '{}': data or a clear error", kinds[i]));
         check(&t, pair[1] == "hi", &format!("after '{}': the data is intact", kinds[i]));
     }
-    check(&t, t.failed.iter().all(|(c, s)| c == "cat /d/a" && *s == 1), "only reads fail, with status 1");
+    check(
+        &t,
+        t.failed.iter().all(|f| *f == Failed { command: "cat /d/a".into(), why: Why::Status(1) }),
+        "only reads fail, with status 1",
+    );
     // `ssr` corrupts the shell's own fs session: fs detects it and only that call fails.
     check(
         &t,
@@ -181,7 +211,7 @@ fn libos_short_seeded_campaign_reports_one_summary_line() {
 
 #[test]
 fn libos_bench_rows_have_the_host_format_and_repeat_exactly() {
-    let machine = Machine { icount: true, gdb: false };
+    let machine = Machine { icount: true, ..Machine::default() };
     let rows = |t: &Transcript| -> Vec<String> {
         t.console.lines().filter(|l| l.starts_with("bench: los.")).map(str::to_string).collect()
     };
@@ -223,8 +253,7 @@ fn libos_bench_refuses_to_run_into_an_armed_fault() {
     let t = boot(&["inject echo hang", "bench 10", "restart echo", "echo alive"], 60);
     check(&t, t.outcome == Outcome::PoweredOff, "clean power-off");
     check(&t, t.console.contains("bench: a fault injected into echo has not struck yet"), "says why");
-    let failed: Vec<&str> = t.failed.iter().map(|(c, _)| c.as_str()).collect();
-    check(&t, failed == ["bench 10"], "only bench failed");
+    check(&t, t.failed_commands() == ["bench 10"], "only bench failed");
     check(&t, outputs(&t, "echo alive") == ["alive"], "and the shell carries on");
 }
 
@@ -281,8 +310,7 @@ fn libos_a_crash_loop_backs_off_then_holds_and_the_rest_keeps_running() {
         benches.get(1).is_some_and(|b| b.contains("bench: los.channel_rtt n=10 ")),
         "and the channel benchmark runs again",
     );
-    let failed: Vec<&str> = t.failed.iter().map(|(c, _)| c.as_str()).collect();
-    check(&t, failed == ["bench 10"], "only the bench run against the held echo failed");
+    check(&t, t.failed_commands() == ["bench 10"], "only the bench run against the held echo failed");
     let echo = ps_row(&t, "echo");
     check(&t, echo.get(2) == Some(&"5") && echo.get(3) == Some(&"recv"), "echo serves again as gen 5");
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use axolotl_images::qemu::{self, Echo, Limits, Machine, Outcome, Transcript};
+use axolotl_images::qemu::{self, Echo, Failed, Limits, Machine, Outcome, Transcript, Why};
 use axolotl_images::Personality;
 use common::{answer_after, check, outputs, ps_row};
 use std::time::{Duration, Instant};
@@ -31,6 +31,53 @@ fn a_console_silent_too_long_ends_the_session_early() {
         "the session ends on the silence",
     );
     check(&t, started.elapsed() < Duration::from_secs(40), "long before the sleep or the total limit");
+}
+
+#[test]
+fn output_that_looks_like_a_prompt_is_not_taken_for_one() {
+    // Before prompts carried the session's tag, the echo of this line and its output were both
+    // read as prompts with status 3: the command and the next one were reported failed.
+    let t = boot(&["echo axolotl [3]> x", "echo ok", "echo axolotl> y", "frobnicate", "echo end"], 60);
+    check(&t, t.outcome == Outcome::PoweredOff, "clean power-off");
+    check(&t, t.failed_commands() == ["frobnicate"], "only the unknown command failed");
+    check(&t, outputs(&t, "echo axolotl [3]> x") == ["axolotl [3]> x"], "the output is the command's");
+    check(&t, outputs(&t, "echo ok") == ["ok"], "and the next command's is its own");
+    check(&t, t.tags.len() == 1, "the shell was never thought restarted");
+}
+
+#[test]
+fn a_command_during_which_the_shell_is_killed_is_reported_failed() {
+    // No command can kill this shell (the kernel refuses to inject into the caller), so the
+    // test does it through QEMU's gdb stub: `ps` reads each task's record with
+    // `Cap<Task>::info`, and when the shell reaches that function its rip is set to 0.
+    let iso = common::iso();
+    let shell = axolotl_images::build::binary_dir().join("shell");
+    let (addr, code) = common::gdb::function(&shell, "Task$GT$4info").unwrap_or_else(|e| panic!("{e}"));
+    let name = format!("debug-{}-shell.sock", std::process::id());
+    let socket: &'static std::path::Path = Box::leak(axolotl_images::out_dir().join(name).into_boxed_path());
+    let _ = std::fs::remove_file(socket);
+    let fault = common::gdb::fault_at(socket, addr, code, Duration::from_secs(120));
+    let machine = Machine { debug_socket: Some(socket), ..Machine::default() };
+    let cmds: Vec<String> = ["echo before", "ps", "echo after", "ps"].map(String::from).to_vec();
+    let t =
+        qemu::exec(iso, Personality::Microkernel, machine, &cmds, Duration::from_secs(120), Echo::Nothing)
+            .expect("QEMU runs");
+    let _ = std::fs::remove_file(socket);
+    let faulted = fault.join().expect("the gdb thread ends");
+    check(&t, faulted.is_ok(), &format!("the shell was made to fault: {faulted:?}"));
+    check(&t, t.outcome == Outcome::PoweredOff, "clean power-off");
+    let restarted = Failed { command: "ps".into(), why: Why::ShellRestarted };
+    check(&t, t.failed == [restarted], "the command in flight failed, and only it");
+    check(
+        &t,
+        t.console.contains("[reincarnation] shell gen 0: page fault (#PF) at 0x0; restarting as gen 1"),
+        "the shell really was restarted",
+    );
+    check(&t, t.tags.len() == 2, "the new shell was given a tag of its own");
+    check(&t, outputs(&t, "echo after") == ["after"], "the next command runs in the new shell");
+    let row = ps_row(&t, "shell");
+    check(&t, row.get(2) == Some(&"1") && row.get(4) == Some(&"1"), "ps: the shell at gen 1, 1 restart");
+    check(&t, t.summary().contains("command 'ps' FAILED: the shell was restarted while it ran"), "says so");
 }
 
 #[test]
@@ -110,7 +157,8 @@ fn failed_commands_are_reported_and_line_editing_works() {
     );
     check(&t, t.outcome == Outcome::PoweredOff, "the session still powers off cleanly");
     check(&t, !t.ok(), "a failed command makes the session fail");
-    check(&t, t.failed.iter().any(|(c, s)| c == "frobnicate" && *s == 1), "the failure is attributed");
+    let frobnicate = Failed { command: "frobnicate".into(), why: Why::Status(1) };
+    check(&t, t.failed.contains(&frobnicate), "the failure is attributed");
     check(&t, t.console.contains("unknown command 'frobnicate' (type 'help')"), "a clear message");
     check(&t, t.console.lines().any(|l| l == "edited"), "backspace edits the line");
     check(&t, t.console.contains("no task named 'nosuchtask'"), "a bad task name is explained");
@@ -185,8 +233,7 @@ fn file_errors_are_clear_and_the_current_directory_is_per_client() {
     check(&t, t.console.lines().any(|l| l == "/d"), "pwd shows the directory cd chose");
     check(&t, outputs(&t, "cat f") == ["x"], "relative paths resolve from the current directory");
     check(&t, t.console.contains("error: mkdir: /d: already exists"), "mkdir twice");
-    let failed: Vec<&str> = t.failed.iter().map(|(c, _)| c.as_str()).collect();
-    check(&t, failed == ["cat /nope", "rm /d", "mkdir /d"], "exactly the bad commands failed");
+    check(&t, t.failed_commands() == ["cat /nope", "rm /d", "mkdir /d"], "exactly the bad commands failed");
 }
 
 #[test]
@@ -268,7 +315,7 @@ fn timer_sleeps_and_the_scribe_verifies_its_records() {
 fn bench_prints_one_row_per_operation() {
     // Under -icount the figures are instruction counts, so the comparisons below cannot depend
     // on how busy the host is.
-    let icount = Machine { icount: true, gdb: false };
+    let icount = Machine { icount: true, ..Machine::default() };
     let t = common::boot_as(Personality::Microkernel, icount, &["bench 20"], 120);
     check(&t, t.ok(), "bench succeeds");
     let rows = axolotl_images::bench::parse_rows(&t.console);
@@ -370,8 +417,8 @@ fn every_fault_kind_on_fs_is_survived() {
     check(&t, t.console.contains("KILL fs"), "the kill is reported");
     let reads = outputs(&t, "cat /a").iter().filter(|o| *o == "keep").count();
     check(&t, reads >= kinds.len(), &format!("the file reads back after every fault ({reads} good reads)"));
-    for (cmd, _) in &t.failed {
-        check(&t, cmd == "cat /a", &format!("only a read may fail, with a clear error ({cmd})"));
+    for f in &t.failed {
+        check(&t, f.command == "cat /a", &format!("only a read may fail, with a clear error ({f})"));
     }
 }
 
@@ -418,7 +465,7 @@ fn a_crash_loop_ends_on_hold_and_the_rest_keeps_running() {
     check(&t, ps_row(&t, "bench").get(3) == Some(&"halted"), "ps shows it halted");
     check(&t, t.console.contains("bench: mk.null_call: server failed before replying"), "a clear error");
     check(&t, t.console.lines().any(|l| l == "alive"), "everything else still works");
-    check(&t, t.failed.iter().any(|(c, _)| c == "bench 10"), "the bench command failed");
+    check(&t, t.failed_commands().contains(&"bench 10"), "the bench command failed");
 }
 
 #[test]
@@ -473,7 +520,11 @@ fn ctrl_c_interrupts_a_sleep_and_a_wait_and_sleeps_are_bounded() {
         "a sleep longer than an hour is refused before it starts",
     );
     check(&t, t.console.contains("^C sleep after 100 of 100000 ms: interrupted"), "Ctrl-C ends the sleep");
-    check(&t, t.failed.iter().any(|(c, s)| c.starts_with("sleep 100000") && *s == 130), "status 130");
+    check(
+        &t,
+        t.failed.iter().any(|f| f.command.starts_with("sleep 100000") && f.why == qemu::Why::Status(130)),
+        "status 130",
+    );
     check(&t, t.console.lines().any(|l| l == "after sleep"), "the line typed after Ctrl-C runs");
     let w = boot(&["wait fs\r\x03echo after wait"], 60);
     check(&w, w.outcome == Outcome::PoweredOff, "powers off after the wait");

@@ -86,7 +86,7 @@ fn watch(spinner: ProgressBar) -> Echo {
         if let Some(row) = parse_row(line) {
             rows += 1;
             spinner.set_message(format!("row {rows} read: {}", row.name));
-        } else if line.starts_with("axolotl> bench ") {
+        } else if qemu::after_prompt(line).is_some_and(|(_, typed)| typed.starts_with("bench ")) {
             spinner.set_message("measuring");
         }
         if worth_showing(line) {
@@ -97,7 +97,7 @@ fn watch(spinner: ProgressBar) -> Echo {
 
 /// Boot `personality` under -icount and run `bench runs`.
 pub fn measure(iso: &std::path::Path, personality: Personality, runs: usize) -> Result<Vec<Row>> {
-    let machine = Machine { icount: true, gdb: false };
+    let machine = Machine { icount: true, ..Machine::default() };
     let cmd = vec![format!("bench {runs}")];
     // Generous: TCG with -icount runs ~100 M instructions/s; a restart row is ~50 k each.
     let timeout = Duration::from_secs(120 + runs as u64 / 10);

@@ -6,8 +6,9 @@
 //! ```text
 //!  cargo os build ──► tools::ensure ──► cargo build (x86_64-unknown-none) ──► grub-mkrescue
 //!                                                                              target/os/axolotl.iso
-//!  cargo os run --exec "ps; echo hi" ──► qemu::Session: boot, wait for the prompt, type each
-//!                                        command, read its prompt, power off, report the outcome
+//!  cargo os run --exec "ps; echo hi" ──► qemu::Session: boot, wait for the prompt, give the
+//!                                        shell a prompt tag, type each command, read its tagged
+//!                                        prompt, power off, report the outcome
 //! ```
 //! Long steps (the build, a benchmark, a campaign) show `indicatif` progress bars when the
 //! binary runs on a terminal, and plain lines otherwise (see [`progress`]).

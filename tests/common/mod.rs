@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+pub mod gdb;
+
 /// The ISO, built once per test binary.
 pub fn iso() -> &'static PathBuf {
     static ISO: OnceLock<PathBuf> = OnceLock::new();
@@ -34,16 +36,17 @@ pub fn check(t: &Transcript, cond: bool, what: &str) {
 }
 
 /// What each run of command `cmd` printed: the lines between its prompt and the next prompt,
-/// without log lines (`[kernel] ...`, `[fs] ...`), which may interleave at any time.
+/// without log lines (`[kernel] ...`, `[fs] ...`), which may interleave at any time. Only the
+/// session's own prompts count (see `Transcript::typed`): output that looks like one does not.
 pub fn outputs(t: &Transcript, cmd: &str) -> Vec<String> {
     let mut runs = Vec::new();
     let mut current: Option<Vec<&str>> = None;
     for line in t.console.lines() {
-        if line.starts_with("axolotl") && line.contains("> ") {
+        if let Some(typed) = t.typed(line) {
             if let Some(out) = current.take() {
                 runs.push(out.join("\n"));
             }
-            if line.split_once("> ").is_some_and(|(_, c)| c == cmd) {
+            if typed == cmd {
                 current = Some(Vec::new());
             }
         } else if let Some(out) = current.as_mut() {

@@ -41,10 +41,12 @@ NAME is fs, ramdisk or timer. The guest's shell runs `campaign NAME N S`: it kee
 what it wrote, injects N faults (kill regflip memflip memword skip hang ssr) at random moments,
 and classifies each. Runs at full speed (restart latencies in host TSC ticks) unless
 --icount, which makes them counts of retired instructions but runs ~10x slower (a `hang`
-then costs a full second of guest instructions). Prints progress, then the summary line last:
+then costs a full second of guest instructions). Prints progress, restarts of any other task, then the summary line last:
     campaign NAME: injected=N manifested=M recovered=R errors=E lost=L panics=P
-and writes it, with every fault's record, to target/os/campaign-NAME-sS.json
-(target/os/campaign-libos-NAME-sS.json for the libos).";
+and writes it, with every fault's record (the errors and wrong answers of its window), to
+target/os/campaign-NAME-sS.json (target/os/campaign-libos-NAME-sS.json for the libos).
+Exits non-zero unless the campaign completed: every fault injected, no kernel panic, and
+the shell running it never restarted.";
 
 const BENCH_ABOUT: &str = "\
 The protected-call benchmark of both personalities, side by side
@@ -96,7 +98,7 @@ struct RunArgs {
     /// or the timeout passed.
     #[arg(long, value_name = "SCRIPT", verbatim_doc_comment)]
     exec: Option<String>,
-    /// Limit for the whole --exec session, in seconds (at least 1)
+    /// Limit for the whole --exec session, in seconds (1 to 604800, a week)
     #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = seconds)]
     timeout: u64,
     /// Count instructions instead of time
@@ -119,7 +121,7 @@ struct CampaignArgs {
     /// The server to inject faults into
     #[arg(value_name = "NAME", value_parser = ["fs", "ramdisk", "timer"])]
     name: String,
-    /// Number of faults, 1 to 100000 (a number outside is brought inside)
+    /// Number of faults, 1 to 100000
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = fault_count)]
     faults: u32,
     /// Seed of the campaign's random choices
@@ -152,12 +154,22 @@ fn whole_number(v: &str) -> std::result::Result<u64, String> {
     v.parse().map_err(|_| "not a whole number".into())
 }
 
+/// The longest `--timeout`: far beyond any session, far below what a clock can add.
+const TIMEOUT_MAX: u64 = 7 * 24 * 3600;
+
 fn seconds(v: &str) -> std::result::Result<u64, String> {
-    v.parse().map_err(|_| "not a whole number of seconds".into())
+    v.parse()
+        .ok()
+        .filter(|s| (1..=TIMEOUT_MAX).contains(s))
+        .ok_or_else(|| format!("not a whole number of seconds from 1 to {TIMEOUT_MAX} (a week)"))
 }
 
+/// What the guest's `campaign` takes: it refuses the rest, and so does this.
 fn fault_count(v: &str) -> std::result::Result<u32, String> {
-    Ok(whole_number(v)?.clamp(1, 100_000) as u32)
+    v.parse()
+        .ok()
+        .filter(|n| (1..=campaign::MAX_FAULTS).contains(n))
+        .ok_or_else(|| format!("not a whole number of faults from 1 to {}", campaign::MAX_FAULTS))
 }
 
 fn runs(v: &str) -> std::result::Result<usize, String> {
@@ -201,30 +213,42 @@ fn campaign(args: CampaignArgs) -> Result<ExitCode> {
     if let (Some(min), Some(max)) = (report.latencies.iter().min(), report.latencies.iter().max()) {
         let mut v = report.latencies.clone();
         v.sort_unstable();
-        let unit = if icount { "instructions" } else { "TSC ticks" };
         println!(
-            "restart latency ({} restarts): min {min}, median {}, max {max} {unit}",
+            "restart latency ({} restarts): min {min}, median {}, max {max} {}",
             v.len(),
-            v[v.len() / 2]
+            v[v.len() / 2],
+            report.unit.name()
         );
     }
-    eprintln!("[os] record written to {}", path.display());
+    match report.other_tasks.len() {
+        0 => println!("other tasks: none was restarted"),
+        n => {
+            println!("other tasks: {n} restart(s) or stop(s) of tasks other than {name}:");
+            for e in &report.other_tasks {
+                println!("  {e}");
+            }
+        }
+    }
+    if let Some(why) = &report.cut_short {
+        println!("CUT SHORT: {why}; {} of {faults} faults injected", report.summary.injected);
+    }
+    eprintln!(
+        "[os] record written to {}; the console to {}",
+        path.display(),
+        path.with_extension("log").display()
+    );
     // Scripts read this line: it stays the last on stdout.
     println!("{}", report.summary);
-    Ok(if report.summary.panics == 0 && report.summary.injected == faults {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if report.complete() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn run(args: RunArgs) -> Result<ExitCode> {
-    let machine = qemu::Machine { icount: args.icount, gdb: args.gdb };
+    let machine = qemu::Machine { icount: args.icount, gdb: args.gdb, ..qemu::Machine::default() };
     let image = build::build()?;
     match args.exec {
         Some(script) => {
             let commands = qemu::split_commands(&script);
-            let timeout = Duration::from_secs(args.timeout.max(1));
+            let timeout = Duration::from_secs(args.timeout);
             eprintln!(
                 "[os] booting headless; {} command(s); timeout {} s",
                 commands.len(),
@@ -319,7 +343,17 @@ mod tests {
         assert_eq!(verb(&["run", "--help"]).unwrap_err().kind(), ErrorKind::DisplayHelp);
         assert!(error(&["run", "--exec"]).contains("a value is required for '--exec <SCRIPT>'"));
         assert!(error(&["run", "--timeout", "soon"])
-            .contains("'soon' for '--timeout <SECS>': not a whole number"));
+            .contains("'soon' for '--timeout <SECS>': not a whole number of seconds from 1 to 604800"));
+        let Ok(Verb::Run(r)) = verb(&["run", "--timeout", "604800"]) else { panic!("run") };
+        assert_eq!(r.timeout, 604_800, "a week is the longest");
+        // Once clamped to 1, or (the largest u64) an overflow when the deadline was computed.
+        for bad in ["0", "604801", "18446744073709551615", "18446744073709551616"] {
+            assert!(
+                error(&["run", "--timeout", bad])
+                    .contains(&format!("'{bad}' for '--timeout <SECS>': not a whole number of seconds")),
+                "--timeout {bad}"
+            );
+        }
         assert!(error(&["run", "--personality", "dos"]).contains("[possible values: microkernel, libos]"));
         assert!(error(&["run", "--gdb", "--exec", "ps"])
             .contains("'--gdb' cannot be used with '--exec <SCRIPT>'"));
@@ -330,13 +364,22 @@ mod tests {
     fn campaign_options_parse_and_bad_ones_say_why() {
         let Ok(Verb::Campaign(c)) = verb(&["campaign", "timer", "--seed", "7", "--icount"]) else { panic!() };
         assert_eq!((c.name.as_str(), c.faults, c.seed, c.icount), ("timer", 100, 7, true));
-        let Ok(Verb::Campaign(c)) = verb(&["campaign", "fs", "--faults", "0", "--icount", "--no-icount"])
+        let Ok(Verb::Campaign(c)) = verb(&["campaign", "fs", "--faults", "1", "--icount", "--no-icount"])
         else {
             panic!()
         };
-        assert_eq!((c.faults, c.icount), (1, false), "faults are brought into 1..=100000");
-        let Ok(Verb::Campaign(c)) = verb(&["campaign", "fs", "--faults", "999999"]) else { panic!() };
+        assert_eq!((c.faults, c.icount), (1, false));
+        let Ok(Verb::Campaign(c)) = verb(&["campaign", "fs", "--faults", "100000"]) else { panic!() };
         assert_eq!(c.faults, 100_000);
+        // Once brought silently into 1..=100000; the guest's shell refuses them.
+        for bad in ["0", "100001", "999999", "4294967296"] {
+            assert!(
+                error(&["campaign", "fs", "--faults", bad]).contains(&format!(
+                    "'{bad}' for '--faults <N>': not a whole number of faults from 1 to 100000"
+                )),
+                "--faults {bad}"
+            );
+        }
         assert!(error(&["campaign"]).contains("<NAME>"));
         assert!(error(&["campaign", "console"]).contains("[possible values: fs, ramdisk, timer]"));
         assert!(error(&["campaign", "fs", "--faults", "many"]).contains("not a whole number"));

@@ -18,6 +18,9 @@ pub struct Machine {
     pub icount: bool,
     /// Start halted, waiting for gdb on localhost:1234.
     pub gdb: bool,
+    /// Serve the gdb remote protocol on this Unix socket, without halting: for tests that
+    /// fault the guest from outside, in ways no command can.
+    pub debug_socket: Option<&'static Path>,
 }
 
 /// The QEMU command line for booting `iso`.
@@ -33,6 +36,10 @@ pub fn command(iso: &Path, personality: Personality, interactive: bool, machine:
     }
     if machine.gdb {
         cmd.args(["-s", "-S"]);
+    }
+    if let Some(socket) = machine.debug_socket {
+        cmd.arg("-chardev").arg(format!("socket,id=debug,path={},server=on,wait=off", socket.display()));
+        cmd.args(["-gdb", "chardev:debug"]);
     }
     if machine.icount {
         cmd.args(["-icount", "shift=0,align=off,sleep=off", "-rtc", "clock=vm"]);

@@ -1,8 +1,9 @@
 //! Booting the ISO in QEMU, interactively or driven through the serial line.
 //!
 //! A driven session (`--exec`) reads the serial console as it arrives, waits for the shell's
-//! prompt, types one command, waits for the next prompt (whose form says whether the command
-//! failed: `axolotl> ` or `axolotl [N]> `), and so on; it ends by typing `poweroff`. QEMU's
+//! prompt, gives the shell a prompt tag no command can know (`prompt TAG`), types one command,
+//! waits for the next prompt with that tag (`axolotl [TAG:N]> `: the command's status N), and
+//! so on; it ends by typing `poweroff`. QEMU's
 //! `isa-debug-exit` device turns the guest's power-off into QEMU's exit status: 33 for a clean
 //! power-off, 35 for a kernel panic.
 //!
@@ -11,7 +12,7 @@
 //!              an interactive boot
 //!  session     a QEMU process driven over its serial line: prompts, commands, time limits
 //!  transcript  what a driven session saw and how it ended
-//!  text        plain-text helpers: escape sequences, prompts, `--exec` scripts
+//!  text        plain-text helpers: escape sequences, prompts and their tags, `--exec` scripts
 //! ```
 
 mod machine;
@@ -21,5 +22,5 @@ mod transcript;
 
 pub use machine::{command, interactive, Machine, EXIT_PANIC, EXIT_POWEROFF};
 pub use session::{exec, Echo, Limits};
-pub use text::{find_prompt, split_commands, strip_escapes};
-pub use transcript::{Outcome, Transcript};
+pub use text::{after_prompt, find_tagged, find_untagged, fresh_tag, split_commands, strip_escapes};
+pub use transcript::{Failed, Outcome, Transcript, Why};

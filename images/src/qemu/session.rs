@@ -6,10 +6,24 @@
 //!                                        │ Condvar
 //!  exec: wait_for(prompt) ◄──────────────┘   type_line(cmd) ──► QEMU stdin
 //! ```
+//!
+//! The prompts believed are those with the session's tag (`shellcmd::prompt`): first the shell
+//! is given one, then each command is typed and its tagged prompt awaited.
+//!
+//! ```text
+//!  boot ─► untagged prompt ─► type `prompt T1` ─► axolotl [T1:0]>
+//!  type CMD ─┬─► axolotl [T1:N]> ............................... CMD ended with status N
+//!            └─► untagged prompt, then 1 s of quiet (a restarted shell, or output that looks
+//!                like a prompt) ─► type `prompt T2` ─┬─► [T1:N] first: CMD ended with N; then [T2:0]
+//!                                                   └─► [T2:0] first: the shell was restarted
+//!                                                       while CMD ran: it failed
+//! ```
+//! A command's output cannot end it early (it cannot know the tag), and cannot make the session
+//! miss a restart of the shell: only the shell that holds T1 can print [T1:N].
 
 use super::machine::{command, Machine, EXIT_PANIC, EXIT_POWEROFF};
-use super::text::{find_prompt, strip_escapes};
-use super::transcript::{Outcome, Transcript};
+use super::text::{find_tagged, find_untagged, fresh_tag, strip_escapes};
+use super::transcript::{Failed, Outcome, Transcript, Why};
 use crate::{fail, Personality, Result};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -55,6 +69,14 @@ impl From<Duration> for Limits {
     }
 }
 
+/// How long the console must stay quiet after an untagged prompt before the session asks the
+/// shell whether it was restarted (by giving it a new tag). Output that merely looks like a
+/// prompt is followed by the real one at once.
+const RESTART_QUIET: Duration = Duration::from_secs(1);
+
+/// How often a waiting session looks at the console again when nothing arrives.
+const POLL: Duration = Duration::from_millis(200);
+
 /// A QEMU process being driven over its serial line; killed when dropped.
 struct Session {
     child: Child,
@@ -62,6 +84,24 @@ struct Session {
     shared: Arc<Shared>,
     deadline: Instant,
     silence: Option<Duration>,
+    /// The console is shown as it comes: notes about the session go beside it, on stderr.
+    loud: bool,
+}
+
+/// What the shell made of one line typed at its prompt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    Status(u32),
+    /// The shell was restarted before it printed the prompt that ends the line.
+    ShellRestarted,
+}
+
+/// What a wait for a command's prompt found.
+enum Event {
+    /// The prompt with tag number `.0`: its end and status.
+    Prompt(usize, usize, u32),
+    /// An untagged prompt, then quiet.
+    Untagged,
 }
 
 impl Drop for Session {
@@ -79,6 +119,10 @@ impl Session {
         limits: Limits,
         mut echo: Echo,
     ) -> Result<Session> {
+        let loud = matches!(echo, Echo::Everything);
+        let deadline = Instant::now()
+            .checked_add(limits.total)
+            .ok_or_else(|| fail!("a time limit of {} s is too far in the future", limits.total.as_secs()))?;
         let mut child = command(iso, personality, false, machine)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -122,38 +166,39 @@ impl Session {
                 reader.more.notify_all();
             }
         });
-        Ok(Session { child, stdin, shared, deadline: Instant::now() + limits.total, silence: limits.silence })
+        Ok(Session { child, stdin, shared, deadline, silence: limits.silence, loud })
     }
 
     /// Wait until `find` matches the output (returns its answer), the output ends, or time is up.
     ///
-    /// `find` gets the whole output and the offset where it may start looking: everything
-    /// before that was searched already (a little overlap covers a match split between two
-    /// chunks). Searching only new output keeps long runs (campaigns print megabytes) linear.
+    /// `find` gets the whole output, the offset where it may start looking (everything before
+    /// was searched already; a little overlap covers a match split between two chunks) and how
+    /// long the console has been quiet; it is asked again at least every [`POLL`]. Searching
+    /// only new output keeps long runs (campaigns print megabytes) linear.
     fn wait_for<T>(
         &self,
         what: &str,
-        mut find: impl FnMut(&str, usize) -> Option<T>,
+        mut find: impl FnMut(&str, usize, Duration) -> Option<T>,
     ) -> std::result::Result<T, Outcome> {
         const OVERLAP: usize = 64;
         let mut guard = self.shared.text.lock().expect("reader lock");
         let mut searched: usize = 0;
         let mut last_output = Instant::now();
         loop {
+            let now = Instant::now();
             let text = &guard.0;
+            if text.len() > searched {
+                last_output = now;
+            }
             let mut from = searched.saturating_sub(OVERLAP);
             while !text.is_char_boundary(from) {
                 from -= 1;
             }
-            if let Some(found) = find(text, from) {
+            if let Some(found) = find(text, from, now - last_output) {
                 return Ok(found);
             }
             if text[from..].contains("KERNEL PANIC") {
                 return Err(Outcome::Panicked);
-            }
-            let now = Instant::now();
-            if text.len() > searched {
-                last_output = now;
             }
             searched = text.len();
             if guard.1 {
@@ -162,7 +207,7 @@ impl Session {
             if now >= self.deadline {
                 return Err(Outcome::TimedOut(format!("waiting for {what}")));
             }
-            let mut until = self.deadline;
+            let mut until = self.deadline.min(now + POLL);
             if let Some(quiet) = self.silence {
                 if now >= last_output + quiet {
                     return Err(Outcome::TimedOut(format!(
@@ -173,6 +218,55 @@ impl Session {
                 until = until.min(last_output + quiet);
             }
             guard = self.shared.more.wait_timeout(guard, until - now).expect("reader lock").0;
+        }
+    }
+
+    /// Wait for the prompt that ends `line`, typed when the console stood at `at` and the tag
+    /// in force was the last of `tags`. Returns that prompt's end and what the shell answered;
+    /// if the shell had to be given a new tag, it is pushed on `tags`.
+    fn answer(
+        &mut self,
+        line: &str,
+        tags: &mut Vec<String>,
+        at: usize,
+    ) -> std::result::Result<(usize, Answer), Outcome> {
+        let what = format!("'{line}' to finish");
+        let first = tags.len() - 1;
+        // Prompts before `seen` are accounted for; an untagged one in the output after `watch`
+        // raises the question whether the shell was restarted.
+        let (mut seen, mut watch) = (at, at);
+        let mut answer = None;
+        loop {
+            let event = self.wait_for(&what, |text, from, quiet| {
+                if let Some((i, end, status)) = find_tagged(text, from.max(seen), &tags[first..]) {
+                    return Some(Event::Prompt(i, end, status));
+                }
+                // After the echo of what was typed, which is on the line of the prompt.
+                let output = watch + text.get(watch..)?.find('\n')?;
+                find_untagged(text, from.max(output))
+                    .filter(|_| quiet >= RESTART_QUIET)
+                    .map(|_| Event::Untagged)
+            })?;
+            match event {
+                Event::Prompt(i, end, status) => {
+                    // The line's own prompt can only come before those of the tags given later.
+                    answer.get_or_insert(if i == 0 {
+                        Answer::Status(status)
+                    } else {
+                        Answer::ShellRestarted
+                    });
+                    seen = end;
+                    if first + i + 1 == tags.len() {
+                        return Ok((end, answer.unwrap_or(Answer::ShellRestarted)));
+                    }
+                }
+                Event::Untagged => {
+                    let tag = fresh_tag();
+                    watch = self.len();
+                    self.type_line(&format!("{} {tag}", shellcmd::prompt::COMMAND));
+                    tags.push(tag);
+                }
+            }
         }
     }
 
@@ -193,7 +287,7 @@ impl Session {
             match self.child.try_wait() {
                 Ok(Some(status)) => {
                     // Let the reader drain the last output.
-                    let _ = self.wait_for("the end of output", |_, _| None::<()>);
+                    let _ = self.wait_for("the end of output", |_, _, _| None::<()>);
                     return match status.code() {
                         Some(EXIT_POWEROFF) => Outcome::PoweredOff,
                         Some(EXIT_PANIC) => Outcome::Panicked,
@@ -222,27 +316,46 @@ pub fn exec(
     limits: impl Into<Limits>,
     echo: Echo,
 ) -> Result<Transcript> {
+    if let Some(c) = commands.iter().find(|c| c.split_whitespace().next() == Some(shellcmd::prompt::COMMAND))
+    {
+        return Err(fail!("'{c}': a driven session gives the shell its prompt tag itself"));
+    }
     let started = Instant::now();
     let mut s = Session::start(iso, personality, machine, limits.into(), echo)?;
     let mut failed = Vec::new();
     let mut boot_time = None;
+    let mut tags: Vec<String> = Vec::new();
     let outcome = (|| {
-        let (mut pos, _) = s.wait_for("the first shell prompt", find_prompt)?;
+        let mut pos = s.wait_for("the first shell prompt", |text, from, _| find_untagged(text, from))?;
         boot_time = Some(started.elapsed());
+        tags.push(fresh_tag());
+        let arm = format!("{} {}", shellcmd::prompt::COMMAND, tags[0]);
+        s.type_line(&arm);
+        let (end, answer) = s.answer(&arm, &mut tags, pos)?;
+        if let Answer::Status(status @ 1..) = answer {
+            return Err(Outcome::NoTag(status));
+        }
+        pos = end;
         let mut powered_off = false;
         for cmd in commands {
-            let from = s.len().max(pos);
+            let at = s.len().max(pos);
             s.type_line(cmd);
             if cmd.split_whitespace().next() == Some("poweroff") {
                 powered_off = true;
                 break;
             }
-            let (end, status) =
-                s.wait_for(&format!("'{cmd}' to finish"), |t, at| find_prompt(t, at.max(from)))?;
-            if status != 0 {
-                failed.push((cmd.clone(), status));
-            }
+            let (end, answer) = s.answer(cmd, &mut tags, at)?;
             pos = end;
+            let why = match answer {
+                Answer::Status(0) => continue,
+                Answer::Status(status) => Why::Status(status),
+                Answer::ShellRestarted => Why::ShellRestarted,
+            };
+            let f = Failed { command: cmd.clone(), why };
+            if s.loud && why == Why::ShellRestarted {
+                eprintln!("\n[os] {f}; the new shell has been given a prompt tag again");
+            }
+            failed.push(f);
         }
         if !powered_off {
             s.type_line("poweroff");
@@ -251,5 +364,5 @@ pub fn exec(
     })()
     .unwrap_or_else(|o: Outcome| o);
     let console = s.console();
-    Ok(Transcript { console, outcome, failed, boot_time })
+    Ok(Transcript { console, outcome, failed, boot_time, tags })
 }

@@ -1,25 +1,54 @@
 //! Plain-text helpers for the serial console: escape sequences removed, shell prompts found,
-//! `--exec` scripts split into commands.
+//! prompt tags drawn, `--exec` scripts split into commands.
+//!
+//! The prompt's forms are `shellcmd::prompt`'s, which the shells print: a driven session keeps
+//! to the prompts that carry the tag it gave the shell (see `session`).
 
-/// Find the next shell prompt at or after byte `from`: its end and the status it reports.
-pub fn find_prompt(text: &str, from: usize) -> Option<(usize, u32)> {
+use shellcmd::prompt::{self, Found};
+use std::hash::{BuildHasher, Hasher};
+
+/// The first prompt at or after byte `from` that carries one of `tags`: which tag, the
+/// prompt's end and the status it reports. Untagged prompts and prompts with other tags are
+/// passed over: a command's output can print those.
+pub fn find_tagged(text: &str, from: usize, tags: &[String]) -> Option<(usize, usize, u32)> {
     let mut at = from;
-    while let Some(i) = text.get(at..)?.find("axolotl") {
-        let start = at + i + "axolotl".len();
-        let rest = &text[start..];
-        if let Some(r) = rest.strip_prefix("> ") {
-            return Some((text.len() - r.len(), 0));
+    loop {
+        let found = prompt::find(text, at)?;
+        if let Some(i) = found.shown.tag.and_then(|t| tags.iter().position(|x| x == t)) {
+            return Some((i, found.end, found.shown.status));
         }
-        if let Some(inner) = rest.strip_prefix(" [") {
-            if let Some(close) = inner.find("]> ") {
-                if let Ok(status) = inner[..close].parse() {
-                    return Some((start + 2 + close + 3, status));
-                }
-            }
-        }
-        at = start;
+        at = found.end;
     }
-    None
+}
+
+/// The first untagged prompt at or after byte `from`: its end. What a restarted shell prints,
+/// and also what any output that looks like a prompt is.
+pub fn find_untagged(text: &str, from: usize) -> Option<usize> {
+    let mut at = from;
+    loop {
+        let found = prompt::find(text, at)?;
+        if found.shown.tag.is_none() {
+            return Some(found.end);
+        }
+        at = found.end;
+    }
+}
+
+/// If `line` starts with a prompt of any form, what follows it (the echo of the line typed
+/// there), with the prompt. For progress displays: output can look like a prompt too.
+pub fn after_prompt(line: &str) -> Option<(Found<'_>, &str)> {
+    prompt::find(line, 0).filter(|f| f.start == 0).map(|f| (f, &line[f.end..]))
+}
+
+/// A fresh prompt tag: 12 hex digits no script can know in advance. (`RandomState` is seeded
+/// from the operating system's random source once per thread, and differs for each call.)
+pub fn fresh_tag() -> String {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
 }
 
 /// Remove ANSI escape sequences (GRUB clears the screen on the serial line), so the transcript
@@ -57,15 +86,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prompts_with_and_without_status() {
-        let t = "boot\naxolotl> ps\nNAME\naxolotl [1]> x";
-        let (end, status) = find_prompt(t, 0).unwrap();
-        assert_eq!((&t[end..end + 2], status), ("ps", 0));
-        let (end, status) = find_prompt(t, end).unwrap();
-        assert_eq!((&t[end..], status), ("x", 1));
-        assert_eq!(find_prompt(t, end), None);
-        assert_eq!(find_prompt("axolotl [x]> axolotl [", 0), None);
-        assert_eq!(find_prompt("axolotl", 0), None);
+    fn only_prompts_with_a_known_tag_count() {
+        let tags = ["t1".to_string(), "t2".to_string()];
+        let t = "axolotl> prompt t1\naxolotl [t1:0]> echo axolotl [3]> x\naxolotl [3]> x\n\
+                 axolotl [zz:4]> \naxolotl [t1:0]> ps\naxolotl [t2:7]> ";
+        let (i, end, status) = find_tagged(t, 0, &tags).unwrap();
+        assert_eq!((i, &t[end..end + 4], status), (0, "echo", 0));
+        let (i, end, status) = find_tagged(t, end, &tags).unwrap();
+        assert_eq!(
+            (i, &t[end..end + 2], status),
+            (0, "ps", 0),
+            "the echoed and printed fakes are passed over"
+        );
+        let (i, end, status) = find_tagged(t, end, &tags).unwrap();
+        assert_eq!((i, end, status), (1, t.len(), 7));
+        assert_eq!(find_tagged(t, end, &tags), None);
+        assert_eq!(find_tagged(t, 0, &[]), None);
+    }
+
+    #[test]
+    fn untagged_prompts_are_found_past_tagged_ones() {
+        let t = "axolotl [t1:0]> echo hi\nhi\naxolotl [t1:0]> \nAxolotl shell.\naxolotl> ";
+        assert_eq!(find_untagged(t, 0), Some(t.len()));
+        assert_eq!(find_untagged("axolotl [3]> x", 0), Some(13));
+        assert_eq!(find_untagged("axolotl [t:3]> x", 0), None);
+    }
+
+    #[test]
+    fn a_line_typed_at_a_prompt() {
+        let (found, typed) = after_prompt("axolotl [ab:0]> campaign fs 3").unwrap();
+        assert_eq!((found.shown.tag, typed), (Some("ab"), "campaign fs 3"));
+        assert_eq!(after_prompt("axolotl> ").map(|(_, t)| t), Some(""));
+        assert!(after_prompt("campaign fs: axolotl> ").is_none(), "a prompt starts the line");
+    }
+
+    #[test]
+    fn tags_are_fresh_and_valid() {
+        let (a, b) = (fresh_tag(), fresh_tag());
+        assert_ne!(a, b);
+        assert!(a.len() == 12 && shellcmd::prompt::valid_tag(&a), "{a}");
     }
 
     #[test]

@@ -14,8 +14,9 @@
 //! It ends with one line: `campaign NAME: injected=N manifested=M recovered=R errors=E lost=L
 //! panics=P` (a kernel panic would have ended the run, so a printed line says 0; the host tool
 //! `cargo os campaign` reports a panic itself). [`Summary`] writes that line here and parses it
-//! in the host tool, so both read it the same way; the host also parses the `fault N: ...`
-//! lines: keep them as they are.
+//! in the host tool, so both read it the same way; so does [`Note`] for the lines that say what
+//! the workload saw and when (`campaign: fault 12: ERROR: ...`, see [`note`]). The host also
+//! parses the `fault N: KIND WHAT -> VERDICT` lines: keep them as they are.
 //!
 //! Each shell plugs its personality in through the traits in [`personality`]:
 //!
@@ -30,13 +31,18 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod note;
 pub mod personality;
 mod run;
 mod summary;
 mod workload;
 
+pub use note::{Note, Phase, Problem};
 pub use personality::{Clock, Console, Files, Shell, Status, Target};
 pub use run::run;
+
+/// Most faults one campaign injects (the shell's `campaign` and `cargo os campaign` refuse more).
+pub const MAX_FAULTS: u32 = 100_000;
 pub use summary::{Summary, SummaryError, SERVER_LEN};
 
 #[cfg(test)]

@@ -75,7 +75,7 @@ pub trait Files {
 
 /// The timer client operations the clock workload uses.
 pub trait Clock {
-    type Error;
+    type Error: fmt::Display;
 
     /// Milliseconds since boot.
     fn now_ms(&mut self) -> Result<u64, Self::Error>;

@@ -1,6 +1,15 @@
 //! The campaign loop: pick a moment and a fault with the seeded generator, inject it, watch a
 //! few workload steps, classify, and print a line per fault and a [`Summary`].
+//!
+//! ```text
+//!  0-2 steps (before fault N) ─► inject fault N ─► 4 steps (fault N) ─► verdict, restarts of
+//!  other tasks ─► `fault N: KIND WHAT -> VERDICT` ─► next fault ... ─► final check ─► summary
+//! ```
+//! What the steps saw is printed as notes (`crate::note`) of the phase they ran in; only the
+//! window after a fault decides its verdict. Wrong answers count in `lost` wherever they are
+//! seen, so `lost` is the number of LOST and WRONG notes.
 
+use crate::note::{Noting, Phase, Problem};
 use crate::personality::{Shell, Target};
 use crate::summary::Summary;
 use crate::workload::{Records, Seen, Sleeps, Work};
@@ -68,14 +77,17 @@ pub fn run<S: Shell>(shell: &mut S, name: &str, count: u32, seed: u64) -> bool {
         name, count, seed, WINDOW
     ));
     let others_before = target.restarts_of_others();
+    let mut others_seen = others_before;
     let mut rng = Rng(seed);
     let progress = (count / 10).max(1);
     let mut attempts = 0;
     while summary.injected < count && attempts < count * 4 {
         attempts += 1;
-        // A random moment: a few workload steps first (their effects count for the last fault).
+        // A random moment: a few workload steps first. They may meet late effects of earlier
+        // faults, which no verdict counts: only wrong answers count (in `lost`).
+        let before = Phase::Before(summary.injected + 1);
         for _ in 0..rng.below(3) {
-            work.step(shell, &mut rng);
+            summary.lost += work.step(&mut Noting { out: shell, phase: before }, &mut rng).wrong;
         }
         if !target.wait_running() {
             shell.println(format_args!("campaign {}: {} is halted; stopping early", name, name));
@@ -87,15 +99,25 @@ pub fn run<S: Shell>(shell: &mut S, name: &str, count: u32, seed: u64) -> bool {
         // Nothing to hit (e.g. no session to corrupt) is not an injected fault: pick again.
         let Some(what) = target.inject(kind, rng.next_u64()) else { continue };
         summary.injected += 1;
+        let phase = Phase::Fault(summary.injected);
         let mut seen = Seen::default();
         for _ in 0..WINDOW {
-            seen.add(work.step(shell, &mut rng));
+            seen.add(work.step(&mut Noting { out: shell, phase }, &mut rng));
         }
         let after = target.status();
         let crashed = after.restarts > before.restarts || after.down;
         target.wait_running();
         let verdict = Verdict::of(seen, crashed);
         tally(&mut summary, verdict, seen);
+        // A fault that reached another task is reported with the fault, not only at the end.
+        let others = target.restarts_of_others();
+        if others > others_seen {
+            let n = others - others_seen;
+            let times = if n == 1 { "time" } else { "times" };
+            Noting { out: shell, phase }
+                .note(Problem::Restarts, format_args!("other tasks restarted {} {}", n, times));
+        }
+        others_seen = others_seen.max(others);
         let kind = S::Target::kind_name(kind);
         shell.println(format_args!("fault {}: {} {:#x} -> {}", summary.injected, kind, what, verdict.name()));
         if summary.injected % progress == 0 {
@@ -105,7 +127,7 @@ pub fn run<S: Shell>(shell: &mut S, name: &str, count: u32, seed: u64) -> bool {
             ));
         }
     }
-    summary.lost += work.verify_all(shell).wrong;
+    summary.lost += work.verify_all(&mut Noting { out: shell, phase: Phase::FinalCheck }).wrong;
     let others = target.restarts_of_others().saturating_sub(others_before);
     shell.println(format_args!(
         "campaign {}: other tasks restarted {} times during the campaign",

@@ -3,6 +3,7 @@
 
 extern crate std;
 
+use crate::note::{Note, Noting, Phase, Problem};
 use crate::personality::{Clock, Console, Files, Shell, Status, Target};
 use crate::workload::{Records, Seen};
 use algo::rng::Rng;
@@ -18,6 +19,8 @@ struct Disk {
     data: Vec<u8>,
     /// Bumped by a `reset` fault: descriptors opened before are gone.
     epoch: u32,
+    /// Restarts of tasks other than the target, bumped by a `spill` fault.
+    others: u32,
 }
 
 #[derive(Debug, PartialEq)]
@@ -100,26 +103,33 @@ impl Files for FakeFiles {
     }
 }
 
-/// A clock that advances by what was slept, less `early` milliseconds.
+/// A clock that advances by what was slept, less `early` milliseconds; every `fail_every`-th
+/// sleep fails (0: none does).
 struct FakeClock {
     now: u64,
     early: u64,
+    sleeps: u32,
+    fail_every: u32,
 }
 
 impl Clock for FakeClock {
-    type Error = ();
+    type Error = &'static str;
 
-    fn now_ms(&mut self) -> Result<u64, ()> {
+    fn now_ms(&mut self) -> Result<u64, &'static str> {
         Ok(self.now)
     }
-    fn sleep(&mut self, ms: u32) -> Result<(), ()> {
+    fn sleep(&mut self, ms: u32) -> Result<(), &'static str> {
+        self.sleeps += 1;
+        if self.fail_every > 0 && self.sleeps.is_multiple_of(self.fail_every) {
+            return Err("server failed");
+        }
         self.now += ms as u64 - self.early;
         Ok(())
     }
 }
 
 /// The task under test. Kinds: `kill` restarts it, `nop` changes nothing, `miss` finds nothing
-/// to hit, `reset` drops every session's open files.
+/// to hit, `reset` drops every session's open files, `spill` restarts another task.
 struct FakeTask {
     disk: Rc<RefCell<Disk>>,
     restarts: u32,
@@ -127,7 +137,7 @@ struct FakeTask {
 
 impl Target for FakeTask {
     type Kind = &'static str;
-    const KINDS: &'static [&'static str] = &["kill", "nop", "miss", "reset"];
+    const KINDS: &'static [&'static str] = &["kill", "nop", "miss", "reset", "spill"];
 
     fn kind_name(kind: &'static str) -> &'static str {
         kind
@@ -136,6 +146,7 @@ impl Target for FakeTask {
         match kind {
             "kill" => self.restarts += 1,
             "reset" => self.disk.borrow_mut().epoch += 1,
+            "spill" => self.disk.borrow_mut().others += 1,
             "miss" => return None,
             _ => {}
         }
@@ -148,7 +159,7 @@ impl Target for FakeTask {
         true
     }
     fn restarts_of_others(&mut self) -> u32 {
-        0
+        self.disk.borrow().others
     }
 }
 
@@ -157,6 +168,7 @@ struct FakeShell {
     lines: Vec<String>,
     disk: Rc<RefCell<Disk>>,
     early: u64,
+    fail_every: u32,
 }
 
 impl Console for FakeShell {
@@ -177,7 +189,7 @@ impl Shell for FakeShell {
         Some(FakeFiles { disk: self.disk.clone(), pos: 0, dirs: 0 })
     }
     fn clock(&mut self) -> Option<FakeClock> {
-        Some(FakeClock { now: 0, early: self.early })
+        Some(FakeClock { now: 0, early: self.early, sleeps: 0, fail_every: self.fail_every })
     }
 }
 
@@ -228,11 +240,14 @@ fn a_reset_session_is_an_error_and_the_file_is_opened_again() {
     shell.disk.borrow_mut().epoch += 1;
     let (mut rng, mut seen) = (Rng(1), Seen::default());
     for _ in 0..40 {
-        seen.add(records.step(&mut shell, &mut rng));
+        seen.add(records.step(&mut Noting { out: &mut shell, phase: Phase::Fault(1) }, &mut rng));
     }
     assert!(seen.errors > 0, "the reset is seen");
+    assert_eq!(shell.lines.len(), seen.errors as usize, "each error is noted");
+    assert!(shell.lines[0].starts_with("campaign: fault 1: ERROR: "), "{}", shell.lines[0]);
+    assert!(shell.lines[0].ends_with(": session reset"), "with the error: {}", shell.lines[0]);
     // Without opening the file again, every record still known would fail to read.
-    let end = records.verify_all(&mut shell);
+    let end = records.verify_all(&mut Noting { out: &mut shell, phase: Phase::FinalCheck });
     assert_eq!((end.errors, end.wrong), (0, 0));
 }
 
@@ -241,9 +256,12 @@ fn a_wrong_record_is_reported_once_until_rewritten() {
     let mut shell = FakeShell::default();
     let mut records = Records::create(shell.files().unwrap()).unwrap();
     shell.disk.borrow_mut().data[5 * 16] ^= 1;
-    assert_eq!(records.verify_all(&mut shell).wrong, 1);
-    assert_eq!(records.verify_all(&mut shell).wrong, 0);
-    assert_eq!(shell.lines, ["campaign: LOST: record 5 differs from what was acknowledged"]);
+    let mut check = |shell: &mut FakeShell| {
+        records.verify_all(&mut Noting { out: shell, phase: Phase::FinalCheck }).wrong
+    };
+    assert_eq!(check(&mut shell), 1);
+    assert_eq!(check(&mut shell), 0);
+    assert_eq!(shell.lines, ["campaign: final check: LOST: record 5 differs from what was acknowledged"]);
 }
 
 #[test]
@@ -253,8 +271,73 @@ fn a_sleep_that_ends_early_is_lost() {
     assert_eq!(verdicts(&faults(&lines), "lost"), 10);
     assert!(lines
         .iter()
-        .any(|l| l.starts_with("campaign: WRONG: a ") && l.ends_with(" ms sleep returned early")));
-    assert!(lines.last().unwrap().ends_with("errors=0 lost=40 panics=0"));
+        .any(|l| l.starts_with("campaign: fault 1: WRONG: a ") && l.ends_with(" ms sleep returned early")));
+    // Every sleep of the run was wrong: the 40 of the windows, and those before the faults.
+    let wrong: Vec<Note> = notes(&lines).into_iter().filter(|n| n.problem == Problem::Wrong).collect();
+    let in_windows = wrong.iter().filter(|n| matches!(n.phase, Phase::Fault(_))).count();
+    let wrong = wrong.len();
+    assert!(wrong > 40 && in_windows == 40, "{wrong} wrong, {in_windows} in the windows");
+    let summary = std::format!("errors=0 lost={wrong} panics=0");
+    assert!(lines.last().unwrap().ends_with(&summary), "{}", lines.last().unwrap());
+}
+
+fn notes(lines: &[String]) -> Vec<Note<'_>> {
+    lines.iter().filter_map(|l| Note::parse(l)).collect()
+}
+
+/// (n, verdict) of every `fault N: KIND WHAT -> VERDICT` line.
+fn numbered(lines: &[String]) -> Vec<(u32, String)> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let (n, rest) = l.strip_prefix("fault ")?.split_once(": ")?;
+            Some((n.parse().ok()?, rest.split_once(" -> ")?.1.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn each_error_is_noted_with_the_fault_whose_window_saw_it() {
+    for (name, mut shell) in
+        [("fs", FakeShell::default()), ("timer", FakeShell { fail_every: 7, ..FakeShell::default() })]
+    {
+        let lines = campaign(&mut shell, name, 40, 5);
+        let notes = notes(&lines);
+        for (n, verdict) in numbered(&lines) {
+            let errors = notes.iter().filter(|e| e.phase == Phase::Fault(n) && e.problem == Problem::Error);
+            assert_eq!(errors.count() > 0, verdict == "error", "{name}: fault {n} -> {verdict}");
+        }
+        // A note precedes its fault's line: the host files it under that fault.
+        for note in notes.iter().filter(|n| matches!(n.phase, Phase::Fault(_))) {
+            let Phase::Fault(n) = note.phase else { unreachable!() };
+            let at = lines.iter().position(|l| Note::parse(l) == Some(*note)).unwrap();
+            let verdict = lines.iter().position(|l| l.starts_with(&std::format!("fault {n}: "))).unwrap();
+            assert!(at < verdict, "{name}: '{note}' before its fault's line");
+        }
+        assert!(notes.iter().any(|n| n.problem == Problem::Error), "{name}: some errors were seen");
+    }
+}
+
+#[test]
+fn restarts_of_other_tasks_are_reported_with_their_fault() {
+    let lines = campaign(&mut FakeShell::default(), "fs", 60, 3);
+    let spills: Vec<u32> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("fault ")?.split_once(": spill ").and_then(|(n, _)| n.parse().ok()))
+        .collect();
+    assert!(!spills.is_empty(), "the seed picks some spills");
+    let restarts: Vec<u32> = notes(&lines)
+        .iter()
+        .filter(|n| n.problem == Problem::Restarts)
+        .map(|n| {
+            assert_eq!(n.text, "other tasks restarted 1 time");
+            let Phase::Fault(f) = n.phase else { panic!("a restart note of a fault: {n}") };
+            f
+        })
+        .collect();
+    assert_eq!(restarts, spills, "one note with each fault that restarted another task");
+    let end = std::format!("campaign fs: other tasks restarted {} times during the campaign", spills.len());
+    assert!(lines.contains(&end), "and the total at the end");
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! The checked workloads: records in a file (fs, and the block store under it) and sleeps
 //! measured against the clock (the timer). Each step draws from the campaign's generator, so
-//! the order of draws here is part of what a seed means.
+//! the order of draws here is part of what a seed means. Every error and wrong answer is
+//! printed as a [`crate::note`] with its details.
 
+use crate::note::{Noting, Problem};
 use crate::personality::{Clock, Console, Files};
 use algo::rng::Rng;
 use fs_core::mode;
@@ -34,7 +36,7 @@ pub enum Work<F, C> {
 }
 
 impl<F: Files, C: Clock> Work<F, C> {
-    pub fn step(&mut self, out: &mut impl Console, rng: &mut Rng) -> Seen {
+    pub fn step(&mut self, out: &mut Noting<'_, impl Console>, rng: &mut Rng) -> Seen {
         match self {
             Work::File(r) => r.step(out, rng),
             Work::Clock(s) => s.step(out, rng),
@@ -42,7 +44,7 @@ impl<F: Files, C: Clock> Work<F, C> {
     }
 
     /// Check everything the model knows (at the end).
-    pub fn verify_all(&mut self, out: &mut impl Console) -> Seen {
+    pub fn verify_all(&mut self, out: &mut Noting<'_, impl Console>) -> Seen {
         match self {
             Work::File(r) => r.verify_all(out),
             Work::Clock(_) => Seen::default(),
@@ -85,11 +87,11 @@ impl<F: Files> Records<F> {
     }
 
     /// Rewrite or check one random record.
-    pub fn step(&mut self, out: &mut impl Console, rng: &mut Rng) -> Seen {
+    pub fn step(&mut self, out: &mut Noting<'_, impl Console>, rng: &mut Rng) -> Seen {
         let i = rng.below(RECORDS as u64) as usize;
         if rng.below(2) == 0 {
             let v = rng.next_u64();
-            self.write(i, v)
+            self.write(out, i, v)
         } else if self.known[i] {
             self.check(out, i)
         } else {
@@ -97,7 +99,7 @@ impl<F: Files> Records<F> {
         }
     }
 
-    fn write(&mut self, i: usize, v: u64) -> Seen {
+    fn write(&mut self, out: &mut Noting<'_, impl Console>, i: usize, v: u64) -> Seen {
         let written =
             self.fs.seek(self.fd, (i * RECORD) as u32).and_then(|_| self.fs.write(self.fd, &record(v)));
         match written {
@@ -108,6 +110,7 @@ impl<F: Files> Records<F> {
             }
             Err(e) => {
                 self.known[i] = false;
+                out.note(Problem::Error, format_args!("write of record {}: {}", i, e));
                 if F::session_reset(&e) {
                     // Our open file went with the session state: open it again.
                     if let Ok(fd) = self.fs.open(PATH, mode::READ | mode::WRITE) {
@@ -121,21 +124,24 @@ impl<F: Files> Records<F> {
 
     /// Check record `i` against the model. A record found wrong is counted once: it is then
     /// unknown until rewritten, so one loss is not reported again by every later check.
-    fn check(&mut self, out: &mut impl Console, i: usize) -> Seen {
+    fn check(&mut self, out: &mut Noting<'_, impl Console>, i: usize) -> Seen {
         let mut got = [0u8; RECORD];
         let read = self.fs.seek(self.fd, (i * RECORD) as u32).and_then(|_| self.fs.read(self.fd, &mut got));
         match read {
             Ok(RECORD) if got == record(self.model[i]) => Seen::default(),
             Ok(_) => {
                 self.known[i] = false;
-                out.println(format_args!("campaign: LOST: record {} differs from what was acknowledged", i));
+                out.note(Problem::Lost, format_args!("record {} differs from what was acknowledged", i));
                 Seen { errors: 0, wrong: 1 }
             }
-            Err(_) => Seen { errors: 1, wrong: 0 },
+            Err(e) => {
+                out.note(Problem::Error, format_args!("read of record {}: {}", i, e));
+                Seen { errors: 1, wrong: 0 }
+            }
         }
     }
 
-    pub fn verify_all(&mut self, out: &mut impl Console) -> Seen {
+    pub fn verify_all(&mut self, out: &mut Noting<'_, impl Console>) -> Seen {
         let mut seen = Seen::default();
         for i in 0..RECORDS {
             if self.known[i] {
@@ -150,16 +156,23 @@ impl<F: Files> Records<F> {
 pub struct Sleeps<C>(pub C);
 
 impl<C: Clock> Sleeps<C> {
-    fn step(&mut self, out: &mut impl Console, rng: &mut Rng) -> Seen {
+    fn step(&mut self, out: &mut Noting<'_, impl Console>, rng: &mut Rng) -> Seen {
         let ms = 1 + rng.below(8) as u32;
         let clock = &mut self.0;
         match (clock.now_ms(), clock.sleep(ms), clock.now_ms()) {
             (Ok(t0), Ok(()), Ok(t1)) if t1 >= t0 + ms as u64 => Seen::default(),
             (Ok(_), Ok(()), Ok(_)) => {
-                out.println(format_args!("campaign: WRONG: a {} ms sleep returned early", ms));
+                out.note(Problem::Wrong, format_args!("a {} ms sleep returned early", ms));
                 Seen { errors: 0, wrong: 1 }
             }
-            _ => Seen { errors: 1, wrong: 0 },
+            (Ok(_), Err(e), _) => {
+                out.note(Problem::Error, format_args!("a {} ms sleep: {}", ms, e));
+                Seen { errors: 1, wrong: 0 }
+            }
+            (Err(e), _, _) | (Ok(_), Ok(()), Err(e)) => {
+                out.note(Problem::Error, format_args!("reading the clock: {}", e));
+                Seen { errors: 1, wrong: 0 }
+            }
         }
     }
 }

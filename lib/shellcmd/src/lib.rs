@@ -21,6 +21,7 @@ mod commands;
 mod files;
 mod line;
 pub mod personality;
+pub mod prompt;
 mod tasks;
 
 pub use commands::{interrupted, run, run_line, BENCH_MAX, INTERRUPTED, LINE_MAX};
@@ -28,6 +29,7 @@ pub use commands::{interrupted, run, run_line, BENCH_MAX, INTERRUPTED, LINE_MAX}
 pub use fs_core::PATH_MAX;
 pub use line::{Edit, LineEditor, Typeahead, CTRL_C};
 pub use personality::{Console, Entry, Files, Help, Shell, Status};
+pub use prompt::Prompt;
 pub use tasks::{print_task_header, print_task_row, TaskRow};
 
 #[cfg(test)]

@@ -437,14 +437,11 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
     log::info!("started with {} capabilities", boot.caps().len());
     println!("\nAxolotl shell. Type 'help' for commands.");
     let mut status: Status = 0;
+    let mut prompt = shellcmd::Prompt::default();
     let mut line = heapless::String::<LINE_MAX>::new();
     loop {
-        if status == 0 {
-            print!("axolotl> ");
-        } else {
-            print!("axolotl [{}]> ", status);
-        }
+        prompt.print(&Out, status);
         let edit = shell.read_line(&mut line);
-        status = shellcmd::run_line(&mut shell, edit, &line);
+        status = prompt.run_line(&mut shell, edit, &line);
     }
 }

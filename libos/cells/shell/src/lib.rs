@@ -310,17 +310,14 @@ pub fn start(w: Wiring, privilege: Privilege) -> Result<libos_kernel::TaskId, li
         };
         say!(shell, "\nAxolotl shell (libos personality). Type 'help' for commands.");
         let mut status: Status = 0;
+        let mut prompt = shellcmd::Prompt::default();
         let mut line = heapless::String::<LINE_MAX>::new();
         loop {
-            if status == 0 {
-                let _ = write!(&shell.out.0, "axolotl> ");
-            } else {
-                let _ = write!(&shell.out.0, "axolotl [{}]> ", status);
-            }
+            prompt.print(&shell.out, status);
             let edit = shell.read_line(&mut line);
             // The echo of the line must be on the wire before the kernel prints anything about it.
             shell.out.0.flush();
-            status = shellcmd::run_line(&mut shell, edit, &line);
+            status = prompt.run_line(&mut shell, edit, &line);
         }
     })
 }

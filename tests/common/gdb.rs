@@ -1,0 +1,165 @@
+//! Faulting a task from outside, through QEMU's gdb stub, for what no shell command can do:
+//! the microkernel refuses to inject a fault into the task that asks (`kill shell` answers
+//! "would deadlock"), so a test that needs the shell to crash in the middle of a command sets
+//! a breakpoint where only the shell runs and, when it is reached, points the shell's `rip` at
+//! address 0: the shell takes a page fault, and the reincarnation server restarts it.
+//!
+//! ```text
+//!  test thread ── Unix socket (Machine::debug_socket) ──► QEMU gdb stub
+//!     Z0 ADDR (breakpoint) ─► c ─► stop ─► g (rip, cs): user mode at ADDR?
+//!     m ADDR (code there is the shell's?) ─► z0 ─► G (rip = 0) ─► D (detach, run on)
+//! ```
+//! The gdb remote protocol: packets `$DATA#CS` (CS: the sum of DATA's bytes mod 256, in hex),
+//! each acknowledged with `+`. Registers in a `g` packet (x86-64): 16 general ones, then rip
+//! at byte 128, eflags (4 bytes), then cs (4 bytes) at byte 140.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const RIP: usize = 128;
+const CS: usize = 140;
+
+/// The address of the first function in ELF `elf` whose symbol name contains `needle`, and the
+/// first 16 bytes of its code as the file holds them.
+pub fn function(elf: &Path, needle: &str) -> Result<(u64, Vec<u8>), String> {
+    let f = std::fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let u16_at = |o: usize| u16::from_le_bytes([f[o], f[o + 1]]) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes(f[o..o + 4].try_into().expect("4 bytes")) as usize;
+    let u64_at = |o: usize| u64::from_le_bytes(f[o..o + 8].try_into().expect("8 bytes"));
+    if f.get(..5) != Some(b"\x7fELF\x02") {
+        return Err(format!("{} is not a 64-bit ELF", elf.display()));
+    }
+    // Section headers: the symbol table (type 2) and the string table it links to.
+    let (shoff, shentsize, shnum) = (u64_at(0x28) as usize, u16_at(0x3a), u16_at(0x3c));
+    let section = |i: usize| shoff + i * shentsize;
+    let symtab = (0..shnum).map(section).find(|&s| u32_at(s + 4) == 2).ok_or("no symbol table")?;
+    let strtab = u64_at(section(u32_at(symtab + 0x28)) + 0x18) as usize;
+    let (syms, size) = (u64_at(symtab + 0x18) as usize, u64_at(symtab + 0x20) as usize);
+    let name = |o: usize| {
+        let start = strtab + o;
+        let end = f[start..].iter().position(|&b| b == 0).map_or(f.len(), |n| start + n);
+        String::from_utf8_lossy(&f[start..end]).into_owned()
+    };
+    let addr = (syms..syms + size)
+        .step_by(24)
+        .find(|&s| name(u32_at(s)).contains(needle))
+        .map(|s| u64_at(s + 8))
+        .ok_or_else(|| format!("no symbol with '{needle}' in {}", elf.display()))?;
+    // Program headers: the loaded segment (type 1) that holds it.
+    let (phoff, phentsize, phnum) = (u64_at(0x20) as usize, u16_at(0x36), u16_at(0x38));
+    (0..phnum)
+        .map(|i| phoff + i * phentsize)
+        .filter(|&p| u32_at(p) == 1)
+        .find(|&p| (u64_at(p + 0x10)..u64_at(p + 0x10) + u64_at(p + 0x20)).contains(&addr))
+        .map(|p| {
+            let at = (addr - u64_at(p + 0x10) + u64_at(p + 8)) as usize;
+            (addr, f[at..at + 16].to_vec())
+        })
+        .ok_or_else(|| format!("{addr:#x} is in no loaded segment of {}", elf.display()))
+}
+
+/// A connection to QEMU's gdb stub.
+struct Stub {
+    socket: UnixStream,
+    pending: Vec<u8>,
+}
+
+impl Stub {
+    fn send(&mut self, data: &str) -> Result<(), String> {
+        let sum = data.bytes().fold(0u8, u8::wrapping_add);
+        self.socket.write_all(format!("${data}#{sum:02x}").as_bytes()).map_err(|e| format!("gdb stub: {e}"))
+    }
+
+    /// The next packet's data (acknowledged); `Err` on a timeout or a closed connection.
+    fn packet(&mut self, timeout: Duration) -> Result<String, String> {
+        self.socket.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+        loop {
+            if let Some(start) = self.pending.iter().position(|&b| b == b'$') {
+                if let Some(hash) = self.pending[start..].iter().position(|&b| b == b'#') {
+                    let end = start + hash;
+                    if self.pending.len() >= end + 3 {
+                        let data = String::from_utf8_lossy(&self.pending[start + 1..end]).into_owned();
+                        self.pending.drain(..end + 3);
+                        self.socket.write_all(b"+").map_err(|e| format!("gdb stub: {e}"))?;
+                        return Ok(data);
+                    }
+                }
+            }
+            let mut buf = [0u8; 4096];
+            match self.socket.read(&mut buf) {
+                Ok(0) => return Err("the gdb stub closed the connection".into()),
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e) => return Err(format!("gdb stub: {e}")),
+            }
+        }
+    }
+
+    fn command(&mut self, data: &str) -> Result<String, String> {
+        self.send(data)?;
+        self.packet(Duration::from_secs(10))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len() / 2).filter_map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()).collect()
+}
+
+/// Start a thread that connects to the gdb stub at `socket` (once QEMU has made it), and the
+/// first time user code runs `addr` in an address space whose code there is `code`, makes that
+/// task fault (rip 0). Gives up after `patience`. The thread's result says what it did.
+pub fn fault_at(
+    socket: &'static Path,
+    addr: u64,
+    code: Vec<u8>,
+    patience: Duration,
+) -> std::thread::JoinHandle<Result<(), String>> {
+    std::thread::spawn(move || {
+        let until = Instant::now() + patience;
+        let socket = loop {
+            match UnixStream::connect(socket) {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < until => std::thread::sleep(Duration::from_millis(50)),
+                Err(e) => return Err(format!("cannot connect to {}: {e}", socket.display())),
+            }
+        };
+        let mut stub = Stub { socket, pending: Vec::new() };
+        // Connecting stopped the machine; QEMU may report that more than once.
+        stub.send("?")?;
+        while stub.packet(Duration::from_secs(1)).is_ok() {}
+        let at = format!("{addr:x},1");
+        if stub.command(&format!("Z0,{at}"))? != "OK" {
+            return Err("QEMU refused the breakpoint".into());
+        }
+        loop {
+            stub.send("c")?;
+            let left = until.saturating_duration_since(Instant::now());
+            let stop = stub.packet(left.max(Duration::from_millis(1)))?;
+            if !stop.starts_with('T') && !stop.starts_with('S') {
+                return Err(format!("the machine stopped for another reason: {stop}"));
+            }
+            let mut regs = unhex(&stub.command("g")?);
+            if regs.len() < CS + 4 {
+                return Err("a short register packet".into());
+            }
+            let rip = u64::from_le_bytes(regs[RIP..RIP + 8].try_into().expect("8 bytes"));
+            let user = regs[CS] & 3 == 3;
+            let here = unhex(&stub.command(&format!("m{addr:x},{:x}", code.len()))?);
+            if rip != addr || !user || here != code {
+                continue;
+            }
+            stub.command(&format!("z0,{at}"))?;
+            regs[RIP..RIP + 8].fill(0);
+            if stub.command(&format!("G{}", hex(&regs)))? != "OK" {
+                return Err("QEMU refused the registers".into());
+            }
+            stub.send("D")?;
+            return Ok(());
+        }
+    })
+}
