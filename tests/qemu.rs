@@ -89,6 +89,15 @@ fn lines_typed_ahead_are_kept() {
 }
 
 #[test]
+fn keys_typed_while_the_machine_boots_reach_the_shell() {
+    // Typed when the kernel's first line appears: GRUB is done, the console server not yet up.
+    let machine = Machine { early_keys: Some("echo typed early\r"), ..Machine::default() };
+    let t = common::boot_as(Personality::Microkernel, machine, &[], 60);
+    check(&t, t.ok(), "the session ends cleanly");
+    check(&t, t.console.lines().any(|l| l == "typed early"), "the line typed during boot ran");
+}
+
+#[test]
 fn boots_lists_tasks_echoes_and_powers_off() {
     let t = boot(&["ps", "echo hi", "poweroff"], 60);
     check(&t, t.ok(), "the session should end in a clean power-off with every command succeeding");

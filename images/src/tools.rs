@@ -2,7 +2,7 @@
 
 use crate::{fail, Result};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// A program the host tool needs, and the Debian package that provides it.
 struct Tool {
@@ -42,7 +42,16 @@ fn is_root() -> bool {
 }
 
 fn can_sudo() -> bool {
-    which("sudo").is_some() && Command::new("sudo").args(["-n", "true"]).status().is_ok_and(|s| s.success())
+    which("sudo").is_some() && installer(&["sudo", "-n", "true"]).status().is_ok_and(|s| s.success())
+}
+
+/// A command that installs or asks about installing (`apt-get`, `sudo`, `rustup`): never
+/// interactive, and with no standard input, so that what the user piped into `cargo os run`
+/// reaches the guest's shell rather than the package manager.
+fn installer(argv: &[&str]) -> Command {
+    let mut cmd = Command::new(argv[0]);
+    cmd.args(&argv[1..]).env("DEBIAN_FRONTEND", "noninteractive").stdin(Stdio::null());
+    cmd
 }
 
 /// Make sure QEMU, GRUB and xorriso are installed, installing the Debian packages if this user
@@ -69,11 +78,7 @@ pub fn ensure() -> Result<()> {
         [vec!["apt-get", "update", "-q"], [vec!["apt-get", "install", "-y", "-q"], missing.clone()].concat()]
     {
         let full: Vec<&str> = prefix.iter().copied().chain(args).collect();
-        let status = Command::new(full[0])
-            .args(&full[1..])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .map_err(|e| fail!("cannot run {}: {e}", full[0]))?;
+        let status = installer(&full).status().map_err(|e| fail!("cannot run {}: {e}", full[0]))?;
         if !status.success() {
             return Err(fail!(
                 "`{}` failed ({status}); install by hand with:\n    sudo {command}",
@@ -101,8 +106,8 @@ pub fn ensure_rust_target(root: &Path) -> Result<()> {
         return Ok(());
     }
     eprintln!("[os] installing the Rust target x86_64-unknown-none");
-    let ok = Command::new(rustup)
-        .args(["target", "add", "x86_64-unknown-none"])
+    let rustup = rustup.to_string_lossy();
+    let ok = installer(&[&rustup, "target", "add", "x86_64-unknown-none"])
         .current_dir(root)
         .status()
         .is_ok_and(|s| s.success());
@@ -110,5 +115,41 @@ pub fn ensure_rust_target(root: &Path) -> Result<()> {
         Ok(())
     } else {
         Err(fail!("cannot install the Rust target; run: rustup target add x86_64-unknown-none"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Run as a child of the test below, with a pipe holding `typed by the user` as its
+    /// standard input: an installer command started here must not see it.
+    #[test]
+    fn installer_child() {
+        if std::env::var_os("AXOLOTL_INSTALLER_PROBE").is_none() {
+            return;
+        }
+        // `spawn`, as `status` does, inherits what it is not told (`output` would not).
+        let child =
+            installer(&["sh", "-c", "cat; echo end"]).stdout(Stdio::piped()).spawn().expect("sh runs");
+        let out = child.wait_with_output().expect("sh ends");
+        print!("probe:{}", String::from_utf8_lossy(&out.stdout));
+    }
+
+    #[test]
+    fn an_installer_does_not_read_what_was_piped_in() {
+        let mut child = Command::new(std::env::current_exe().expect("the test binary"))
+            .args(["--exact", "tools::tests::installer_child", "--nocapture", "--test-threads=1"])
+            .env("AXOLOTL_INSTALLER_PROBE", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the test binary runs");
+        child.stdin.take().expect("piped").write_all(b"typed by the user\n").expect("written");
+        let out = child.wait_with_output().expect("it ends");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("probe:end"), "the installer saw an empty input: {text}");
+        assert!(!text.contains("typed by the user"), "{text}");
     }
 }

@@ -21,6 +21,9 @@ pub struct Machine {
     /// Serve the gdb remote protocol on this Unix socket, without halting: for tests that
     /// fault the guest from outside, in ways no command can.
     pub debug_socket: Option<&'static Path>,
+    /// Keys a driven session types as soon as the kernel's first line appears, long before the
+    /// shell's first prompt (as a person typing while the machine boots).
+    pub early_keys: Option<&'static str>,
 }
 
 /// The QEMU command line for booting `iso`.
@@ -30,7 +33,11 @@ pub fn command(iso: &Path, personality: Personality, interactive: bool, machine:
     cmd.args(["-m", "256M", "-no-reboot", "-accel", "tcg", "-cpu", "max"]);
     cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     if interactive {
-        cmd.arg("-nographic");
+        // The serial line and QEMU's monitor share this terminal (Ctrl-A X quits, Ctrl-A C
+        // switches); Ctrl-C goes to the guest. Not `-nographic`: it also makes the firmware
+        // read the serial line, which ate the keys typed while the machine booted.
+        cmd.args(["-display", "none", "-chardev", "stdio,id=con,mux=on,signal=off"]);
+        cmd.args(["-mon", "chardev=con,mode=readline", "-serial", "chardev:con"]);
     } else {
         cmd.args(["-display", "none", "-serial", "stdio", "-monitor", "none"]);
     }

@@ -275,8 +275,12 @@ impl Session {
     }
 
     fn type_line(&mut self, line: &str) {
+        self.type_keys(&format!("{line}\r"));
+    }
+
+    fn type_keys(&mut self, keys: &str) {
         if let Some(stdin) = self.stdin.as_mut() {
-            let _ = stdin.write_all(format!("{line}\r").as_bytes());
+            let _ = stdin.write_all(keys.as_bytes());
             let _ = stdin.flush();
         }
     }
@@ -326,6 +330,10 @@ pub fn exec(
     let mut boot_time = None;
     let mut tags: Vec<String> = Vec::new();
     let outcome = (|| {
+        if let Some(keys) = machine.early_keys {
+            s.wait_for("the kernel's first line", |text, _, _| text.contains("[kernel]").then_some(()))?;
+            s.type_keys(keys);
+        }
         let mut pos = s.wait_for("the first shell prompt", |text, from, _| find_untagged(text, from))?;
         boot_time = Some(started.elapsed());
         tags.push(fresh_tag());
