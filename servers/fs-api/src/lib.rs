@@ -264,7 +264,7 @@ mod tests {
             assert!(!seen.contains(&e), "{e:?} twice");
             seen.push(e);
         }
-        assert_eq!(seen.len(), 19, "every variant crossed: {seen:?}");
+        assert_eq!(seen.len(), 21, "every variant crossed: {seen:?}");
         assert!(seen.contains(&Ipc) && seen.contains(&NotFound));
         assert_eq!(call_error(CallError::Ipc(Error::ServerFailed)), ServerFailed);
         assert_eq!(call_error(CallError::Ipc(Error::Dead)), NoSession);
