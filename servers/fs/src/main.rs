@@ -103,12 +103,16 @@ impl Server {
                 };
             }
             Request::Write { fd, data } => st.write(disk, fd, data).map(Response::Count),
+            Request::Put { path, data, append } => {
+                st.put(disk, path, data, append, others).map(|_| Response::Done)
+            }
             Request::Seek { fd, pos } => st.seek(fd, pos).map(|_| Response::Done),
             Request::Close { fd } => st.close(fd).map(|_| Response::Done),
             Request::Tell { fd } => st.tell(fd).map(|(offset, mode)| Response::Position { offset, mode }),
             Request::Stat { path } => st.stat(disk, path).map(|(kind, size)| Response::Stat { kind, size }),
             Request::Mkdir { path } => st.mkdir(disk, path).map(|_| Response::Done),
             Request::Remove { path } => st.remove(disk, path, others).map(|_| Response::Done),
+            Request::Fsck => fs_core::fsck(disk).map(Response::Report),
             Request::Chdir { path } => st.chdir(disk, path).map(|_| Response::Done),
             Request::Cwd => {
                 let cwd = st.cwd().as_bytes();

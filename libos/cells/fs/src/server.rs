@@ -25,7 +25,7 @@ fn check(key: u64, s: &Session) -> Result<()> {
 /// only the caller's own part applies ([`Held::unseen`]); a descriptor whose file another
 /// session removed gets `BadFd` (fs-core's generations), never the next file's bytes.
 ///
-/// Not inlined into the task's loop: the operations' locals (a change set)
+/// Not inlined into the task's loop: the operations' locals (a change set, `fsck`'s tables)
 /// then take stack only while one runs.
 #[inline(never)]
 fn handle(disk: &Disk<Blocks>, st: &mut SmallClientState, op: &Op) -> Result<Out> {
@@ -47,6 +47,11 @@ fn handle(disk: &Disk<Blocks>, st: &mut SmallClientState, op: &Op) -> Result<Out
         Op::Stat { path } => st.stat(disk, path.as_str()).map(|(kind, size)| Out::Stat { kind, size }),
         Op::Mkdir { path } => st.mkdir(disk, path.as_str()).map(|_| Out::Done),
         Op::Remove { path } => st.remove(disk, path.as_str(), Held::unseen).map(|_| Out::Done),
+        Op::Put { path, append, len, data } => {
+            let n = (*len as usize).min(data.len());
+            st.put(disk, path.as_str(), &data[..n], *append, Held::unseen).map(|_| Out::Done)
+        }
+        Op::Fsck => fs_core::fsck(disk).map(Out::Report),
         Op::Chdir { path } => st.chdir(disk, path.as_str()).map(|_| Out::Done),
         Op::Cwd => PathBuf::new(st.cwd()).map(Out::Path),
         Op::List { path, index } => match st.entry(disk, path.as_str(), *index)? {
