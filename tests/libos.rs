@@ -80,6 +80,39 @@ fn libos_help_and_failed_commands() {
 }
 
 #[test]
+fn libos_fsck_is_clean_and_the_current_directory_is_kept() {
+    let t = boot(
+        &[
+            "write /f/a one",
+            "append /f/a two",
+            "mkdir /f/d",
+            "cd /f/d",
+            "rm /f/d",
+            "rm .",
+            "cd /",
+            "rm /f/a",
+            "rm /f/d",
+            "ls /f",
+            "fsck",
+            "help",
+        ],
+        60,
+    );
+    check(&t, t.outcome == Outcome::PoweredOff, "powers off");
+    let failed = t.failed_commands();
+    check(&t, failed == ["rm /f/d", "rm ."], "exactly the removals of the current directory failed");
+    check(&t, t.console.contains("error: rm: /f/d: is a current directory"), "a clear error");
+    check(&t, outputs(&t, "ls /f") == [""], "both removed once the shell left them");
+    let fsck = outputs(&t, "fsck");
+    check(
+        &t,
+        fsck.len() == 1 && fsck[0].starts_with("fsck: clean: ") && fsck[0].ends_with(" blocks in use"),
+        "fsck finds the disk clean",
+    );
+    check(&t, outputs(&t, "help")[0].contains("  fsck "), "help lists fsck");
+}
+
+#[test]
 fn libos_line_editing_and_task_control_errors() {
     // 0x7f is Backspace, 0x15 is Ctrl-U, ESC [ A the Up arrow.
     let long = format!("echo {}", "x".repeat(1500));

@@ -229,6 +229,7 @@ fn file_errors_are_clear_and_the_current_directory_is_per_client() {
             "pwd",
             "cat f",
             "rm f",
+            "cd /",
             "rm /d",
             "ls /",
             "mkdir /d",
@@ -243,6 +244,72 @@ fn file_errors_are_clear_and_the_current_directory_is_per_client() {
     check(&t, outputs(&t, "cat f") == ["x"], "relative paths resolve from the current directory");
     check(&t, t.console.contains("error: mkdir: /d: already exists"), "mkdir twice");
     check(&t, t.failed_commands() == ["cat /nope", "rm /d", "mkdir /d"], "exactly the bad commands failed");
+}
+
+#[test]
+fn fsck_is_clean_and_files_in_use_are_refused_clearly() {
+    let t = boot(
+        &[
+            "write /f/a one",
+            "append /f/a two",
+            "mkdir /f/d",
+            "cd /f/d",
+            "rm /f/d",
+            "cd /",
+            "rm /f/a",
+            "rm /f/d",
+            // The scribe has its log open, writing: another client may read it, not change it.
+            "write /scribe/log X",
+            "append /scribe/log X",
+            "rm /scribe/log",
+            "cat /scribe/log",
+            "sleep 1500",
+            "cat /scribe/status",
+            "fsck",
+            "help",
+        ],
+        90,
+    );
+    check(&t, t.outcome == Outcome::PoweredOff, "clean power-off");
+    let failed = t.failed_commands();
+    check(
+        &t,
+        failed == ["rm /f/d", "write /scribe/log X", "append /scribe/log X", "rm /scribe/log"],
+        "exactly the refused commands failed",
+    );
+    check(&t, t.console.contains("error: rm: /f/d: is a current directory"), "the current directory is kept");
+    for cmd in ["write", "append", "rm"] {
+        check(
+            &t,
+            t.console
+                .contains(&format!("error: {cmd}: /scribe/log: file is open (here or in another session)")),
+            &format!("{cmd} is refused with a clear error"),
+        );
+    }
+    check(
+        &t,
+        outputs(&t, "cat /scribe/log").first().is_some_and(|l| l.starts_with("scribe ")),
+        "reading is fine",
+    );
+    let status = t.console.lines().find(|l| l.starts_with("scribe: ") && l.contains("records written"));
+    let numbers: Vec<u32> = status
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|w| w.trim_end_matches(',').parse().ok())
+        .collect();
+    check(
+        &t,
+        numbers.len() == 4 && numbers[0] > 0 && numbers[0] == numbers[1] && numbers[2] == 0,
+        "the scribe wrote and verified every record, without an error",
+    );
+    check(&t, !t.console.contains("scribe: ERROR"), "the scribe never reported an error");
+    let fsck = outputs(&t, "fsck");
+    check(
+        &t,
+        fsck.len() == 1 && fsck[0].starts_with("fsck: clean: ") && fsck[0].ends_with(" blocks in use"),
+        "fsck finds the disk clean",
+    );
+    check(&t, outputs(&t, "help").concat().lines().any(|l| l.starts_with("  fsck ")), "help lists fsck");
 }
 
 #[test]

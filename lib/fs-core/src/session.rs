@@ -14,12 +14,37 @@
 //!        104    files: MAX_FILES x OpenFile (12 bytes each; SMALL_MAX_FILES for the libos)
 //!        296    end (200 for the libos)
 //! ```
+//!
+//! ## Files that other sessions have open
+//!
+//! One rule, applied wherever another session holds what an operation would change: **a file
+//! has at most one writing session at a time, and nothing is taken away from a session that
+//! has a file or directory in use.** So, against what the other sessions hold ([`Held`]):
+//!
+//! | operation                                      | refused while another session ...       |
+//! |------------------------------------------------|-----------------------------------------|
+//! | open for writing (WRITE, APPEND), `put` append | has the file open for writing (`InUse`) |
+//! | open with TRUNCATE, `put` replacing            | has the file open at all (`InUse`)      |
+//! | remove a file                                  | has it open at all (`InUse`)            |
+//! | remove a directory                             | is in it or below (`CurrentDirectory`)  |
+//!
+//! Reading and opening to read are never refused. A session's own descriptors do not stop it
+//! (the scribe truncates the log it has open), except that it cannot remove a file it has open
+//! or its own current directory or one above it: the format has no unnamed open files, and a
+//! current directory that no longer exists leaves every relative path broken. Only the server
+//! knows what the other sessions hold, so it passes it in (`others`): the microkernel's fs
+//! reads every session's SSR; the libos cell sees none but the caller's and passes
+//! [`Held::unseen`]. Either way a descriptor records its inode's generation, so one whose file
+//! was removed (and its inode perhaps reused) gets `BadFd`, never another file's bytes.
+//!
+//! Every operation that changes the disk does so through one change set (`tx`) and commits it
+//! only once nothing can fail any more: an operation that fails leaves the disk as it was.
 
+use crate::disk::{Disk, Store};
+use crate::layout::{DirEntry, INODES, KIND_DIR, KIND_FILE, MAX_FILE};
 use crate::path::Path;
-use crate::{
-    mode, BlockDevice, DirEntry, Disk, FsError, Inode, Result, INODES, KIND_DIR, KIND_FILE, MAX_FILE,
-    PATH_MAX,
-};
+use crate::tx::Tx;
+use crate::{mode, BlockDevice, FsError, Result, PATH_MAX};
 use bytemuck::{Pod, Zeroable};
 
 /// How many files one client of the microkernel's fs may have open at once ([`ClientState`]).
@@ -32,6 +57,9 @@ pub const SMALL_MAX_FILES: usize = 8;
 /// manner, so a slot overwritten by a stray write is told apart from one that is free (0).
 const FD_MAGIC: u16 = 0xF11E;
 
+/// Open modes that let a descriptor change the file.
+const WRITING: u8 = mode::WRITE | mode::APPEND;
+
 /// One slot of the open-file table; its index is the file descriptor.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Debug)]
@@ -41,8 +69,43 @@ struct OpenFile {
     mode: u8,
     _pad: u8,
     inode: u16,
-    _pad2: u16,
+    /// The inode's generation when it was opened: a different one now means the file is gone.
+    generation: u16,
     offset: u32,
+}
+
+/// What sessions hold of one file or directory: one session's (see `held`), or all the other
+/// sessions' a server can see, combined.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Held {
+    /// A session has the file open ...
+    pub open: bool,
+    /// ... and for writing (WRITE or APPEND).
+    pub writing: bool,
+    /// A session's current directory is this directory or below it.
+    pub cwd: bool,
+}
+
+impl Held {
+    /// Both holds together.
+    pub fn or(self, other: Held) -> Held {
+        Held {
+            open: self.open || other.open,
+            writing: self.writing || other.writing,
+            cwd: self.cwd || other.cwd,
+        }
+    }
+
+    /// What a server that cannot see its other sessions knows of them: nothing (the libos
+    /// cell's `others`; see the module comment for what that leaves unguarded).
+    pub fn unseen(_ino: u16, _path: &[u8]) -> Held {
+        Held::default()
+    }
+
+    /// Would opening with mode `m` take from a holder what the rule protects?
+    fn refuses(self, m: u8) -> bool {
+        (m & mode::TRUNCATE != 0 && self.open) || (m & WRITING != 0 && self.writing)
+    }
 }
 
 /// A session type holding `$files` open files, and the requests on it: written once, made
@@ -99,9 +162,17 @@ macro_rules! client_state {
                 core::str::from_utf8(&self.cwd[..self.cwd_len as usize]).unwrap_or("/")
             }
 
-            /// Whether this session has inode `ino` open.
-            pub fn holds(&self, ino: u16) -> bool {
-                self.files.iter().any(|f| f.magic == FD_MAGIC && f.inode == ino)
+            /// What this session holds of inode `ino`, which is at `path` (absolute, normalised).
+            pub fn held(&self, ino: u16, path: &[u8]) -> Held {
+                let mut h = Held::default();
+                for f in self.files.iter().filter(|f| f.magic == FD_MAGIC && f.inode == ino) {
+                    h.open = true;
+                    h.writing |= f.mode & WRITING != 0;
+                }
+                let cwd = &self.cwd[..self.cwd_len as usize];
+                h.cwd = cwd.starts_with(path)
+                    && (cwd.len() == path.len() || path == b"/" || cwd.get(path.len()) == Some(&b'/'));
+                h
             }
 
             fn file(&mut self, fd: u32) -> Result<&mut OpenFile> {
@@ -109,32 +180,46 @@ macro_rules! client_state {
             }
 
             /// Open the file at `path` in mode `m` (see [`mode`]); returns the file descriptor.
-            pub fn open<D: BlockDevice>(&mut self, disk: &Disk<D>, path: &str, m: u8) -> Result<u32> {
-                if m & !mode::ALL != 0 || m & (mode::READ | mode::WRITE | mode::APPEND) == 0 {
+            /// `others` says what the server's other sessions hold of a file (see the module
+            /// comment); it is asked only when opening an existing file to change it.
+            pub fn open<D: BlockDevice>(
+                &mut self,
+                disk: &Disk<D>,
+                path: &str,
+                m: u8,
+                others: impl FnOnce(u16, &[u8]) -> Held,
+            ) -> Result<u32> {
+                if m & !mode::ALL != 0 || m & (mode::READ | WRITING) == 0 {
                     return Err(FsError::BadMode);
                 }
                 let fd = self.files.iter().position(|f| f.magic != FD_MAGIC).ok_or(FsError::TooManyOpen)?;
                 let p = Path::new(self.cwd(), path)?;
-                let ino = match disk.resolve(&p) {
+                // Only creating and truncating change the disk, so only they build a change set:
+                // a plain open just reads, as it always did.
+                let (ino, generation) = match disk.resolve(&p) {
                     Ok((_, KIND_DIR)) => return Err(FsError::IsADirectory),
-                    Ok((ino, _)) => ino,
-                    Err(FsError::NotFound) if m & mode::CREATE != 0 => {
-                        let (dir, name) = disk.parent(&p)?;
-                        let ino = disk.free_inode()?;
-                        disk.put_inode(ino, &Inode::new(KIND_FILE))?;
-                        if let Err(e) = disk.link(dir, name, ino, KIND_FILE) {
-                            disk.put_inode(ino, &Inode::default())?;
-                            return Err(e);
+                    Ok((ino, _)) => {
+                        if m & (WRITING | mode::TRUNCATE) != 0 && others(ino, p.as_bytes()).refuses(m) {
+                            return Err(FsError::InUse);
                         }
-                        ino
+                        let mut inode = disk.inode(ino)?;
+                        if m & mode::TRUNCATE != 0 {
+                            let mut tx = Tx::new(disk);
+                            tx.truncate(ino, &mut inode)?;
+                            tx.commit()?;
+                        }
+                        (ino, inode.generation)
+                    }
+                    Err(FsError::NotFound) if m & mode::CREATE != 0 => {
+                        let mut tx = Tx::new(disk);
+                        let ino = create(&mut tx, &p, KIND_FILE)?;
+                        let generation = tx.inode(ino)?.generation;
+                        tx.commit()?;
+                        (ino, generation)
                     }
                     Err(e) => return Err(e),
                 };
-                if m & mode::TRUNCATE != 0 {
-                    let mut inode = disk.inode(ino)?;
-                    disk.truncate(ino, &mut inode)?;
-                }
-                self.files[fd] = OpenFile { magic: FD_MAGIC, mode: m, _pad: 0, inode: ino, _pad2: 0, offset: 0 };
+                self.files[fd] = OpenFile { magic: FD_MAGIC, mode: m, _pad: 0, inode: ino, generation, offset: 0 };
                 Ok(fd as u32)
             }
 
@@ -145,8 +230,11 @@ macro_rules! client_state {
                 if f.mode & mode::READ == 0 {
                     return Err(FsError::BadMode);
                 }
-                let mut inode = disk.inode(f.inode)?;
-                let n = disk.read_at(&mut inode, f.offset, out)?;
+                let inode = disk.inode(f.inode)?;
+                if inode.generation != f.generation {
+                    return Err(FsError::BadFd);
+                }
+                let n = disk.read_at(&inode, f.offset, out)?;
                 f.offset += n as u32;
                 Ok(n)
             }
@@ -154,19 +242,51 @@ macro_rules! client_state {
             /// Write `data` at the file's offset (at its end in append mode) and move past it.
             pub fn write<D: BlockDevice>(&mut self, disk: &Disk<D>, fd: u32, data: &[u8]) -> Result<u32> {
                 let f = self.file(fd)?;
-                if f.mode & (mode::WRITE | mode::APPEND) == 0 {
+                if f.mode & WRITING == 0 {
                     return Err(FsError::BadMode);
                 }
-                let mut inode = disk.inode(f.inode)?;
-                // The file may have been removed since the open by a client whose server could not see
-                // this session (the libos cell never can), and its inode reused for a directory.
-                if inode.kind != KIND_FILE {
+                let mut tx = Tx::new(disk);
+                let mut inode = tx.inode(f.inode)?;
+                // Removed since the open (by a session the libos cell could not see), and the
+                // inode perhaps reused.
+                if inode.generation != f.generation || inode.kind != KIND_FILE {
                     return Err(FsError::BadFd);
                 }
                 let at = if f.mode & mode::APPEND != 0 { inode.size } else { f.offset };
-                let n = disk.write_at(f.inode, &mut inode, at, data)?;
-                f.offset = at + n as u32;
-                Ok(n as u32)
+                tx.write_file(f.inode, &mut inode, at, data)?;
+                tx.commit()?;
+                f.offset = at + data.len() as u32;
+                Ok(data.len() as u32)
+            }
+
+            /// Make `data` the contents of the file at `path` (with `append`, add it at the end),
+            /// creating the file if it is missing: all of it, or on error nothing at all. The
+            /// old contents survive a replacement that does not fit.
+            pub fn put<D: BlockDevice>(
+                &self,
+                disk: &Disk<D>,
+                path: &str,
+                data: &[u8],
+                append: bool,
+                others: impl FnOnce(u16, &[u8]) -> Held,
+            ) -> Result<()> {
+                let p = Path::new(self.cwd(), path)?;
+                let m = if append { mode::WRITE | mode::APPEND } else { mode::WRITE | mode::TRUNCATE };
+                let mut tx = Tx::new(disk);
+                let ino = match tx.resolve(&p) {
+                    Ok((_, KIND_DIR)) => return Err(FsError::IsADirectory),
+                    Ok((ino, _)) if others(ino, p.as_bytes()).refuses(m) => return Err(FsError::InUse),
+                    Ok((ino, _)) => ino,
+                    Err(FsError::NotFound) => create(&mut tx, &p, KIND_FILE)?,
+                    Err(e) => return Err(e),
+                };
+                let mut inode = tx.inode(ino)?;
+                if !append {
+                    tx.truncate(ino, &mut inode)?;
+                }
+                let at = inode.size;
+                tx.write_file(ino, &mut inode, at, data)?;
+                tx.commit()
             }
 
             /// Move the file's offset to `pos` (past the end is allowed; a write there leaves a hole).
@@ -197,37 +317,36 @@ macro_rules! client_state {
 
             pub fn mkdir<D: BlockDevice>(&self, disk: &Disk<D>, path: &str) -> Result<()> {
                 let p = Path::new(self.cwd(), path)?;
-                let (dir, name) = disk.parent(&p)?;
-                if disk.lookup(dir, name)?.is_some() {
-                    return Err(FsError::Exists);
-                }
-                let ino = disk.free_inode()?;
-                disk.put_inode(ino, &Inode::new(KIND_DIR))?;
-                disk.link(dir, name, ino, KIND_DIR)
+                let mut tx = Tx::new(disk);
+                create(&mut tx, &p, KIND_DIR)?;
+                tx.commit()
             }
 
-            /// Remove the file or empty directory at `path`, unless this session has it open or
-            /// `open_elsewhere` says another one does. What other sessions hold is the server's to
-            /// find out: the microkernel's reads their SSRs, the libos cell cannot see them at all.
+            /// Remove the file or empty directory at `path`, unless the rule in the module
+            /// comment protects it: `others` says what the server's other sessions hold of it.
             pub fn remove<D: BlockDevice>(
                 &self,
                 disk: &Disk<D>,
                 path: &str,
-                open_elsewhere: impl FnOnce(u16) -> bool,
+                others: impl FnOnce(u16, &[u8]) -> Held,
             ) -> Result<()> {
                 let p = Path::new(self.cwd(), path)?;
-                let (dir, name) = disk.parent(&p)?;
-                let (slot, e) = disk.lookup(dir, name)?.ok_or(FsError::NotFound)?;
-                if e.kind == KIND_DIR && disk.nth_entry(e.inode, 0)?.is_some() {
+                let mut tx = Tx::new(disk);
+                let (dir, name) = tx.parent(&p)?;
+                let (slot, e) = tx.lookup(dir, name)?.ok_or(FsError::NotFound)?;
+                let mut inode = tx.inode(e.inode)?;
+                if inode.kind == KIND_DIR && tx.nth_entry(e.inode, 0)?.is_some() {
                     return Err(FsError::NotEmpty);
                 }
-                if self.holds(e.inode) || open_elsewhere(e.inode) {
-                    return Err(FsError::InUse);
+                let held = self.held(e.inode, p.as_bytes()).or(others(e.inode, p.as_bytes()));
+                match inode.kind {
+                    KIND_DIR if held.cwd => return Err(FsError::CurrentDirectory),
+                    KIND_FILE if held.open => return Err(FsError::InUse),
+                    _ => {}
                 }
-                let mut inode = disk.inode(e.inode)?;
-                disk.truncate(e.inode, &mut inode)?;
-                disk.put_inode(e.inode, &Inode::default())?;
-                disk.unlink(dir, slot)
+                tx.unlink(dir, slot)?;
+                tx.free_inode(e.inode, &mut inode)?;
+                tx.commit()
             }
 
             /// Make the directory at `path` the current one.
@@ -262,6 +381,17 @@ macro_rules! client_state {
     };
 }
 
+/// Make a new, empty file or directory of `kind` at `p`, whose parent must exist.
+fn create<D: BlockDevice>(tx: &mut Tx<'_, '_, D>, p: &Path, kind: u8) -> Result<u16> {
+    let (dir, name) = tx.parent(p)?;
+    if tx.lookup(dir, name)?.is_some() {
+        return Err(FsError::Exists);
+    }
+    let ino = tx.new_inode(kind)?;
+    tx.link(dir, name, ino, kind)?;
+    Ok(ino)
+}
+
 client_state!(
     /// A client of the microkernel's fs, in its Server State Region: [`MAX_FILES`] open files.
     ClientState,
@@ -288,9 +418,9 @@ mod tests {
     fn each_descriptor_keeps_its_own_offset() {
         let d = disk();
         let mut st = ClientState::fresh();
-        let w = st.open(&d, "/f", RW).unwrap();
+        let w = st.open(&d, "/f", RW, Held::unseen).unwrap();
         assert_eq!(st.write(&d, w, b"hello world").unwrap(), 11);
-        let r = st.open(&d, "f", mode::READ).unwrap();
+        let r = st.open(&d, "f", mode::READ, Held::unseen).unwrap();
         let mut out = [0u8; 5];
         assert_eq!(st.read(&d, r, &mut out).unwrap(), 5);
         assert_eq!(&out, b"hello");
@@ -313,12 +443,12 @@ mod tests {
         let d = disk();
         let mut st = ClientState::fresh();
         for fd in 0..MAX_FILES as u32 {
-            assert_eq!(st.open(&d, "/f", RW).unwrap(), fd);
+            assert_eq!(st.open(&d, "/f", RW, Held::unseen).unwrap(), fd);
         }
-        assert_eq!(st.open(&d, "/f", RW), Err(FsError::TooManyOpen));
+        assert_eq!(st.open(&d, "/f", RW, Held::unseen), Err(FsError::TooManyOpen));
         st.close(3).unwrap();
-        assert_eq!(st.open(&d, "/f", mode::APPEND).unwrap(), 3);
-        assert_eq!(st.open(&d, "/f", mode::CREATE), Err(FsError::BadMode));
+        assert_eq!(st.open(&d, "/f", mode::APPEND, Held::unseen).unwrap(), 3);
+        assert_eq!(st.open(&d, "/f", mode::CREATE, Held::unseen), Err(FsError::BadMode));
     }
 
     #[test]
@@ -326,9 +456,9 @@ mod tests {
         let d = disk();
         let mut st = SmallClientState::fresh();
         for fd in 0..SMALL_MAX_FILES as u32 {
-            assert_eq!(st.open(&d, "/f", RW | mode::CREATE), Ok(fd));
+            assert_eq!(st.open(&d, "/f", RW | mode::CREATE, Held::unseen), Ok(fd));
         }
-        assert_eq!(st.open(&d, "/f", RW), Err(FsError::TooManyOpen));
+        assert_eq!(st.open(&d, "/f", RW, Held::unseen), Err(FsError::TooManyOpen));
         assert_eq!(core::mem::size_of::<SmallClientState>(), 296 - 8 * 12);
     }
 
@@ -340,21 +470,25 @@ mod tests {
         assert_eq!(st.mkdir(&d, "a"), Err(FsError::Exists));
         st.chdir(&d, "a").unwrap();
         assert_eq!(st.cwd(), "/a");
-        let fd = st.open(&d, "../a/./g", RW).unwrap();
-        assert_eq!(st.open(&d, "/a", mode::READ), Err(FsError::IsADirectory));
+        let fd = st.open(&d, "../a/./g", RW, Held::unseen).unwrap();
+        assert_eq!(st.open(&d, "/a", mode::READ, Held::unseen), Err(FsError::IsADirectory));
         assert_eq!(st.chdir(&d, "g"), Err(FsError::NotADirectory));
         let (e, size) = st.entry(&d, ".", 0).unwrap().unwrap();
         assert_eq!((e.name(), e.kind, size), (&b"g"[..], KIND_FILE, 0));
         assert!(st.entry(&d, ".", 1).unwrap().is_none());
-        assert_eq!(st.remove(&d, "/a", |_| false), Err(FsError::NotEmpty));
-        assert_eq!(st.remove(&d, "g", |_| false), Err(FsError::InUse));
+        assert_eq!(st.remove(&d, "/a", Held::unseen), Err(FsError::NotEmpty));
+        assert_eq!(st.remove(&d, "g", Held::unseen), Err(FsError::InUse));
         st.close(fd).unwrap();
-        assert_eq!(st.remove(&d, "g", |_| true), Err(FsError::InUse), "open in another session");
-        st.remove(&d, "g", |_| false).unwrap();
+        assert_eq!(
+            st.remove(&d, "g", |_, _| Held { open: true, ..Held::default() }),
+            Err(FsError::InUse),
+            "open in another session"
+        );
+        st.remove(&d, "g", Held::unseen).unwrap();
         assert_eq!(st.stat(&d, "g"), Err(FsError::NotFound));
         st.chdir(&d, "/").unwrap();
-        st.remove(&d, "a", |_| false).unwrap();
-        assert_eq!(st.remove(&d, "/", |_| false), Err(FsError::BadPath));
+        st.remove(&d, "a", Held::unseen).unwrap();
+        assert_eq!(st.remove(&d, "/", Held::unseen), Err(FsError::BadPath));
     }
 
     #[test]
@@ -370,7 +504,7 @@ mod tests {
         assert_eq!(s.check(), Err("current directory is not UTF-8"));
         let mut s = good;
         s.files[2] =
-            OpenFile { magic: FD_MAGIC, mode: mode::READ, _pad: 0, inode: INODES, _pad2: 0, offset: 0 };
+            OpenFile { magic: FD_MAGIC, mode: mode::READ, _pad: 0, inode: INODES, generation: 0, offset: 0 };
         assert_eq!(s.check(), Err("open-file entry out of range"));
         let mut s = good;
         s.files[5].magic = 1;

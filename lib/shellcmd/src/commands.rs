@@ -90,6 +90,7 @@ pub fn run<S: Shell>(shell: &mut S, line: &str) -> Status {
         "inject" => inject(shell, words),
         "campaign" => campaign(shell, words),
         "ls" | "cat" | "write" | "append" | "mkdir" | "rm" | "cd" | "pwd" => files::run(shell, cmd, rest),
+        "fsck" => files::fsck(shell, rest),
         "sleep" => sleep(shell, rest),
         "bench" => {
             let runs = if rest.is_empty() { Ok(BENCH_DEFAULT) } else { rest.parse::<usize>() };

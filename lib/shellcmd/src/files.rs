@@ -1,10 +1,14 @@
 //! The file commands over the shell's file system session: `ls [PATH]`, `cat PATH`,
-//! `write PATH TEXT`, `append PATH TEXT`, `mkdir PATH`, `rm PATH`, `cd PATH` and `pwd`.
+//! `write PATH TEXT`, `append PATH TEXT`, `mkdir PATH`, `rm PATH`, `cd PATH`, `pwd`, and
+//! `fsck`, which has the file server check its disk.
 
 use crate::personality::{Console, Files, Shell, Status};
 // Open, read, write, mkdir: the operations the campaign's workloads use too.
 use campaign::Files as _;
-use fs_core::{mode, KIND_DIR, PATH_MAX};
+use fs_core::{mode, Report, KIND_DIR, PATH_MAX};
+
+/// Longest text `write` and `append` take, with its newline: the rest of a whole line.
+const TEXT_MAX: usize = crate::LINE_MAX + 1;
 
 /// Run file command `cmd` (one of the eight above) with the rest of the line `rest`: a path,
 /// then for `write` and `append` the text. Failures print `error: CMD: PATH: WHY`.
@@ -31,16 +35,26 @@ pub(crate) fn run<S: Shell>(shell: &mut S, cmd: &str, rest: &str) -> Status {
         };
         return shell.console().fail(format_args!("usage: {}{}", cmd, usage));
     }
+    // `ls` alone lists the current directory, and says so if that fails.
+    let path = if cmd == "ls" && path.is_empty() { "." } else { path };
+    if text.len() >= TEXT_MAX {
+        return shell.console().fail(format_args!(
+            "{}: {}: text longer than {} bytes",
+            cmd,
+            path,
+            TEXT_MAX - 1
+        ));
+    }
     let (con, fs) = shell.files();
     let fs = match fs {
         Ok(fs) => fs,
         Err(why) => return con.fail(format_args!("{}", why)),
     };
     let result = match cmd {
-        "ls" => ls(con, fs, if path.is_empty() { "." } else { path }),
+        "ls" => ls(con, fs, path),
         "cat" => cat(con, fs, path),
-        "write" => put(fs, path, text, mode::WRITE | mode::CREATE | mode::TRUNCATE),
-        "append" => put(fs, path, text, mode::WRITE | mode::APPEND | mode::CREATE),
+        "write" => put(fs, path, text, false),
+        "append" => put(fs, path, text, true),
         "mkdir" => fs.mkdir(path),
         "rm" => fs.remove(path),
         "cd" => fs.chdir(path),
@@ -100,34 +114,100 @@ fn cat<F: Files>(con: &impl Console, fs: &mut F, path: &str) -> Result<(), F::Er
     result
 }
 
-/// Write `text` and a newline to `path` with open mode `m`, creating missing directories.
-fn put<F: Files>(fs: &mut F, path: &str, text: &str, m: u8) -> Result<(), F::Error> {
-    let fd = match fs.open(path, m) {
-        Err(e) if F::not_found(&e) => {
-            make_parents(fs, path)?;
-            fs.open(path, m)?
-        }
-        other => other?,
-    };
-    let mut result = fs.write(fd, text.as_bytes());
-    if result.is_ok() {
-        result = fs.write(fd, b"\n");
+/// Make `text` and a newline the contents of `path` (with `append`, add them), creating the
+/// file and the directories it needs, so that a failed command leaves nothing behind.
+///
+/// The file system does the file in one request, all or nothing, when the text fits one
+/// (always over the microkernel's IPC; the libos cell's requests carry less, see
+/// [`Files::PUT_MAX`]): a longer text goes in pieces, the first making or replacing the file
+/// and the rest appended, and if a later piece fails a file this command made is removed
+/// again (one that was there keeps what reached it). The directories come first, a request
+/// each, and are removed again if the file then cannot be written.
+fn put<F: Files>(fs: &mut F, path: &str, text: &str, append: bool) -> Result<(), F::Error> {
+    let mut buf = [0u8; TEXT_MAX];
+    buf[..text.len()].copy_from_slice(text.as_bytes());
+    buf[text.len()] = b'\n';
+    let data = &buf[..text.len() + 1];
+    let (first, rest) = data.split_at(data.len().min(F::PUT_MAX));
+    // Only in pieces is there a file to undo: did this command make it?
+    let made_file = !rest.is_empty() && fs.stat(path).is_err();
+    let mut made_dir = None;
+    let mut result = fs.put(path, first, append);
+    if matches!(&result, Err(e) if F::not_found(e)) {
+        result = make_parents(fs, path, &mut made_dir).and_then(|()| fs.put(path, first, append));
     }
-    let _ = fs.close(fd);
+    for piece in rest.chunks(F::PUT_MAX) {
+        if result.is_err() {
+            break;
+        }
+        result = fs.put(path, piece, true);
+    }
+    if result.is_err() {
+        if made_file {
+            let _ = fs.remove(path);
+        }
+        for (i, _) in path.rmatch_indices('/').filter(|&(i, _)| made_dir.is_some_and(|first| i >= first)) {
+            let _ = fs.remove(&path[..i]);
+        }
+    }
     result
 }
 
-/// Make every directory on `path` before its last `/` that is not there yet.
-fn make_parents<F: Files>(fs: &mut F, path: &str) -> Result<(), F::Error> {
-    for (i, b) in path.bytes().enumerate() {
-        if b == b'/' && i > 0 {
-            match fs.mkdir(&path[..i]) {
-                Err(e) if !F::exists(&e) => return Err(e),
-                _ => {}
+/// Make every directory on `path` before its last `/` that is not there yet. `made` learns the
+/// first one this made: once one had to be made, so did each below it.
+fn make_parents<F: Files>(fs: &mut F, path: &str, made: &mut Option<usize>) -> Result<(), F::Error> {
+    for (i, _) in path.match_indices('/').filter(|&(i, _)| i > 0) {
+        match fs.mkdir(&path[..i]) {
+            Ok(()) => {
+                made.get_or_insert(i);
             }
+            Err(e) if F::exists(&e) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+/// `fsck`: the file server checks its disk. Clean: one line with what is in use. Otherwise a
+/// line per problem listed, a line for any not listed, and the count as the error.
+pub(crate) fn fsck<S: Shell>(shell: &mut S, rest: &str) -> Status {
+    if !rest.is_empty() {
+        return shell.console().fail(format_args!("usage: fsck"));
+    }
+    let (con, fs) = shell.files();
+    let report = match fs.map(|fs| fs.fsck()) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return con.fail(format_args!("fsck: {}", e)),
+        Err(why) => return con.fail(format_args!("{}", why)),
+    };
+    let usage = Usage(&report);
+    if report.is_clean() {
+        con.println(format_args!("fsck: clean: {}", usage));
+        return 0;
+    }
+    for p in report.problems() {
+        con.println(format_args!("fsck: {}", p));
+    }
+    let unlisted = report.found as usize - report.problems().count();
+    if unlisted > 0 {
+        con.println(format_args!("fsck: and {} more", unlisted));
+    }
+    let plural = if report.found == 1 { "" } else { "s" };
+    con.fail(format_args!("fsck: {} problem{}: {}", report.found, plural, usage))
+}
+
+/// What a report says is in use: `N of M inodes, B of T blocks in use`.
+struct Usage<'r>(&'r Report);
+
+impl core::fmt::Display for Usage<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let r = self.0;
+        write!(
+            f,
+            "{} of {} inodes, {} of {} blocks in use",
+            r.inodes, r.inodes_total, r.blocks, r.blocks_total
+        )
+    }
 }
 
 fn pwd<F: Files>(con: &impl Console, fs: &mut F) -> Result<(), F::Error> {

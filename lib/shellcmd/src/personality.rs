@@ -9,8 +9,8 @@
 //! beside the sessions, where the campaign's console takes `&mut self`.
 
 use core::fmt;
-pub use fs_core::Entry;
 use fs_core::PATH_MAX;
+pub use fs_core::{Entry, Report};
 
 /// A shell's own lines of `help`, in the shared layout (two spaces, the command in 18 columns,
 /// what it does); `help` prints the title, then the shared `help` and `echo` lines, `tasks`, the
@@ -50,6 +50,8 @@ pub trait Console {
 pub trait Files: campaign::Files {
     /// The error `ls` gives for a path that is not a directory.
     const NOT_A_DIRECTORY: Self::Error;
+    /// Most bytes one [`put`](Self::put) carries: what the client sends in one request.
+    const PUT_MAX: usize;
 
     /// Did `open` fail because the path (or a directory on it) does not exist?
     fn not_found(e: &Self::Error) -> bool;
@@ -62,6 +64,12 @@ pub trait Files: campaign::Files {
     fn chdir(&mut self, path: &str) -> Result<(), Self::Error>;
     /// The session's current directory, copied into `out`.
     fn cwd<'o>(&mut self, out: &'o mut [u8; PATH_MAX]) -> Result<&'o str, Self::Error>;
+    /// Make `data` (at most [`PUT_MAX`](Self::PUT_MAX) bytes) the contents of the file at
+    /// `path` (with `append`, add it at the end), creating the file if it is missing, in one
+    /// request: all of it, or on error nothing.
+    fn put(&mut self, path: &str, data: &[u8], append: bool) -> Result<(), Self::Error>;
+    /// Have the file server check its disk.
+    fn fsck(&mut self) -> Result<Report, Self::Error>;
 }
 
 /// A shell: its console and sessions, and the commands only its personality can run.
@@ -104,12 +112,14 @@ pub trait Shell {
 /// Implement [`Files`] for `$wrapper`, a newtype over a file system client that already
 /// implements `campaign::Files` (see `campaign::forward_files!`, which this completes). Both
 /// personalities' clients make these calls with the same signatures (entries are
-/// `fs_core::Entry`), and an error enum `$error` with `NotFound` and `NotADirectory`.
+/// `fs_core::Entry`), and an error enum `$error` with `NotFound` and `NotADirectory`;
+/// `$put_max` is the most one of the client's `put` requests carries.
 #[macro_export]
 macro_rules! forward_files {
-    ($wrapper:ty, $error:ident) => {
+    ($wrapper:ty, $error:ident, $put_max:expr) => {
         impl $crate::Files for $wrapper {
             const NOT_A_DIRECTORY: $error = $error::NotADirectory;
+            const PUT_MAX: usize = $put_max;
 
             fn not_found(e: &$error) -> bool {
                 matches!(e, $error::NotFound)
@@ -138,6 +148,12 @@ macro_rules! forward_files {
                 out: &'o mut [u8; $crate::PATH_MAX],
             ) -> core::result::Result<&'o str, $error> {
                 self.0.cwd(out)
+            }
+            fn put(&mut self, path: &str, data: &[u8], append: bool) -> core::result::Result<(), $error> {
+                self.0.put(path, data, append)
+            }
+            fn fsck(&mut self) -> core::result::Result<$crate::personality::Report, $error> {
+                self.0.fsck()
             }
         }
     };

@@ -3,11 +3,11 @@
 
 extern crate std;
 
-use crate::personality::{Console, Entry, Files, Shell, Status};
+use crate::personality::{Console, Entry, Files, Report, Shell, Status};
 use crate::{print_task_header, print_task_row, run, run_line, TaskRow};
 use core::cell::RefCell;
 use core::fmt;
-use fs_core::{mode, KIND_DIR, KIND_FILE, PATH_MAX};
+use fs_core::{mode, Problem, KIND_DIR, KIND_FILE, PATH_MAX};
 use std::collections::BTreeMap;
 use std::format;
 use std::string::{String, ToString};
@@ -19,6 +19,7 @@ enum FakeError {
     Exists,
     NotADirectory,
     BadFd,
+    NoSpace,
     Late,
 }
 
@@ -29,6 +30,7 @@ impl fmt::Display for FakeError {
             FakeError::Exists => "already exists",
             FakeError::NotADirectory => "not a directory",
             FakeError::BadFd => "bad file descriptor",
+            FakeError::NoSpace => "no space left",
             FakeError::Late => "woke late",
         })
     }
@@ -42,12 +44,26 @@ struct FakeFiles {
     open: Vec<(String, usize)>,
     /// Largest read the client makes, as the real clients cap theirs.
     read_max: usize,
+    /// Most nodes (the root included) there is room for.
+    room: usize,
+    /// Most bytes all files together have room for.
+    bytes_room: usize,
+    /// What `fsck` finds.
+    problems: Vec<Problem>,
 }
 
 impl FakeFiles {
     fn new() -> FakeFiles {
         let nodes = BTreeMap::from([("/".to_string(), None)]);
-        FakeFiles { nodes, cwd: "/".to_string(), open: Vec::new(), read_max: 256 }
+        FakeFiles {
+            nodes,
+            cwd: "/".to_string(),
+            open: Vec::new(),
+            read_max: 256,
+            room: usize::MAX,
+            bytes_room: usize::MAX,
+            problems: Vec::new(),
+        }
     }
 
     fn abs(&self, path: &str) -> String {
@@ -83,6 +99,9 @@ impl campaign::Files for FakeFiles {
         }
         if !self.parent_is_dir(&abs) {
             return Err(FakeError::NotFound);
+        }
+        if self.nodes.len() == self.room {
+            return Err(FakeError::NoSpace);
         }
         self.nodes.insert(abs, None);
         Ok(())
@@ -127,6 +146,8 @@ impl campaign::Files for FakeFiles {
 
 impl Files for FakeFiles {
     const NOT_A_DIRECTORY: FakeError = FakeError::NotADirectory;
+    /// Small, so that the tests' texts go in pieces as long ones do on the libos.
+    const PUT_MAX: usize = 8;
 
     fn not_found(e: &FakeError) -> bool {
         *e == FakeError::NotFound
@@ -169,6 +190,35 @@ impl Files for FakeFiles {
     fn cwd<'o>(&mut self, out: &'o mut [u8; PATH_MAX]) -> Result<&'o str, FakeError> {
         out[..self.cwd.len()].copy_from_slice(self.cwd.as_bytes());
         Ok(core::str::from_utf8(&out[..self.cwd.len()]).unwrap())
+    }
+    fn put(&mut self, path: &str, data: &[u8], append: bool) -> Result<(), FakeError> {
+        let abs = self.abs(path);
+        if !self.parent_is_dir(&abs) {
+            return Err(FakeError::NotFound);
+        }
+        if !self.nodes.contains_key(&abs) && self.nodes.len() == self.room {
+            return Err(FakeError::NoSpace);
+        }
+        let kept = if append { self.stat(path).map_or(0, |(_, size)| size as usize) } else { 0 };
+        let elsewhere: usize =
+            self.nodes.iter().filter(|(p, _)| **p != abs).map(|(_, n)| n.as_ref().map_or(0, Vec::len)).sum();
+        if elsewhere + kept + data.len() > self.bytes_room {
+            return Err(FakeError::NoSpace);
+        }
+        let file =
+            self.nodes.entry(abs).or_insert(Some(Vec::new())).as_mut().ok_or(FakeError::NotADirectory)?;
+        if !append {
+            file.clear();
+        }
+        file.extend_from_slice(data);
+        Ok(())
+    }
+    fn fsck(&mut self) -> Result<Report, FakeError> {
+        let mut r = Report::new(self.nodes.len() as u16, 127, 18 + self.nodes.len() as u32, 512);
+        for &p in &self.problems {
+            r.add(p);
+        }
+        Ok(r)
     }
 }
 
@@ -304,6 +354,10 @@ fn ls_lines_and_errors() {
     assert_eq!(sh.run("ls"), (0, "       -  d/\n       4  f\n".into()));
     assert_eq!(sh.run("ls /f"), (1, "error: ls: /f: not a directory\n".into()));
     assert_eq!(sh.run("ls /none"), (1, "error: ls: /none: no such file or directory\n".into()));
+    // A current directory that went away (here the fake allows it) is named `.`.
+    sh.run("cd /d");
+    sh.fs.as_mut().unwrap().nodes.remove("/d");
+    assert_eq!(sh.run("ls"), (1, "error: ls: .: no such file or directory\n".into()));
 }
 
 #[test]
@@ -318,6 +372,70 @@ fn cd_pwd_rm_mkdir() {
     assert_eq!(sh.run("cat /d/f"), (0, "x\n".into()));
     assert_eq!(sh.run("rm f"), (0, String::new()));
     assert_eq!(sh.run("rm f"), (1, "error: rm: f: no such file or directory\n".into()));
+}
+
+#[test]
+fn a_write_that_fails_leaves_no_directory_it_made() {
+    let mut sh = shell();
+    sh.run("mkdir /x");
+    // Room for /x/y and /x/y/z, not for the file under them.
+    sh.fs.as_mut().unwrap().room = 4;
+    assert_eq!(sh.run("write /x/y/z/f deep"), (1, "error: write: /x/y/z/f: no space left\n".into()));
+    let fs = sh.fs.as_ref().unwrap();
+    assert_eq!(fs.nodes.keys().collect::<Vec<_>>(), ["/", "/x"], "/x was there before; the rest is gone");
+    // With room, the same command makes them all.
+    sh.fs.as_mut().unwrap().room = usize::MAX;
+    assert_eq!(sh.run("write /x/y/z/f deep"), (0, String::new()));
+    assert_eq!(sh.run("cat x/y/z/f"), (0, "deep\n".into()));
+    assert_eq!(sh.run("append x/y/z/f deeper"), (0, String::new()));
+    assert_eq!(sh.run("cat x/y/z/f"), (0, "deep\ndeeper\n".into()));
+}
+
+#[test]
+fn a_text_in_pieces_that_fails_leaves_no_file_it_made() {
+    let mut sh = shell();
+    sh.fs.as_mut().unwrap().bytes_room = 12;
+    let text = "0123456789abcdef";
+    assert!(text.len() > FakeFiles::PUT_MAX && text.len() > 12);
+    let error = "error: write: /d/long: no space left\n";
+    assert_eq!(sh.run(&format!("write /d/long {text}")), (1, error.into()));
+    assert_eq!(sh.fs.as_ref().unwrap().nodes.keys().collect::<Vec<_>>(), ["/"], "neither file nor directory");
+    // A file that was there keeps what reached it; the error says the command failed.
+    sh.fs.as_mut().unwrap().bytes_room = usize::MAX;
+    sh.run("write /f old");
+    sh.fs.as_mut().unwrap().bytes_room = 12;
+    assert_eq!(sh.run(&format!("append /f {text}")).0, 1);
+    assert!(sh.fs.as_ref().unwrap().nodes.contains_key("/f"));
+    sh.fs.as_mut().unwrap().bytes_room = usize::MAX;
+    assert_eq!(sh.run(&format!("write /f {text}")), (0, String::new()));
+    assert_eq!(sh.run("cat /f"), (0, format!("{text}\n")));
+}
+
+#[test]
+fn fsck_prints_what_is_in_use_or_every_problem() {
+    let mut sh = shell();
+    sh.run("write /f abc");
+    assert_eq!(sh.run("fsck"), (0, "fsck: clean: 2 of 127 inodes, 20 of 512 blocks in use\n".into()));
+    assert_eq!(sh.run("fsck now"), (1, "error: usage: fsck\n".into()));
+    let problems = [Problem::LeakedInode { inode: 9 }, Problem::MarkedFree { block: 40 }];
+    sh.fs.as_mut().unwrap().problems = problems.to_vec();
+    let (status, out) = sh.run("fsck");
+    assert_eq!(status, 1);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!("fsck: {}", problems[0]).as_str(),
+            &format!("fsck: {}", problems[1]),
+            "error: fsck: 2 problems: 2 of 127 inodes, 20 of 512 blocks in use",
+        ]
+    );
+    // Past what a report lists, the rest are counted.
+    sh.fs.as_mut().unwrap().problems = [problems[0]; fs_core::LISTED + 3].to_vec();
+    let (_, out) = sh.run("fsck");
+    assert!(out.contains("fsck: and 3 more\n") && out.contains(&format!("{} problems", fs_core::LISTED + 3)));
+    sh.fs = None;
+    assert_eq!(sh.run("fsck"), (1, "error: no fake session\n".into()));
 }
 
 #[test]

@@ -24,6 +24,9 @@ pub use fs_core::mode;
 /// What a directory entry names.
 pub use fs_core::{Entry, KIND_DIR, KIND_FILE};
 
+/// What the file system checker found.
+pub use fs_core::{Problem, Report};
+
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
 pub enum Request<'a> {
     Open {
@@ -67,6 +70,15 @@ pub enum Request<'a> {
     Tell {
         fd: u32,
     },
+    /// Make `data` the file's contents (with `append`, add it at the end), creating the file:
+    /// all of it or, on error, nothing.
+    Put {
+        path: &'a str,
+        data: &'a [u8],
+        append: bool,
+    },
+    /// Check the disk (`fs_core::fsck`).
+    Fsck,
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
@@ -83,6 +95,7 @@ pub enum Response<'a> {
     End,
     Path(&'a str),
     Position { offset: u32, mode: u8 },
+    Report(Report),
 }
 
 /// The file system's errors, one enum for both personalities, carried as they are.
@@ -99,6 +112,9 @@ fn call_error(e: CallError) -> FsError {
         CallError::Encode | CallError::Decode => FsError::Malformed,
     }
 }
+
+/// The longest answer to `Fsck` (a test fills every field of a report to its widest).
+const REPORT_REPLY: usize = 128;
 
 /// A client session with the file server.
 #[derive(Clone, Copy)]
@@ -169,6 +185,25 @@ impl Fs {
             }
         }
         Ok(())
+    }
+
+    /// Make `data` (at most [`MAX_IO`] bytes: one request, so that it is all-or-nothing) the
+    /// contents of the file at `path`, or with `append` add it at the end; the file is created
+    /// if it is missing. On error nothing changed.
+    pub fn put(&self, path: &str, data: &[u8], append: bool) -> Result<()> {
+        if data.len() > MAX_IO {
+            return Err(FsError::FileTooLarge);
+        }
+        self.done(&Request::Put { path, data, append })
+    }
+
+    /// Check the file server's disk: what is in use, and every problem found.
+    pub fn fsck(&self) -> Result<Report> {
+        let mut reply = [0u8; REPORT_REPLY];
+        match self.call(&Request::Fsck, &mut reply)? {
+            Response::Report(r) => Ok(r),
+            _ => Err(FsError::Malformed),
+        }
     }
 
     pub fn seek(&self, fd: u32, pos: u32) -> Result<()> {
@@ -249,6 +284,20 @@ mod tests {
     }
 
     #[test]
+    fn a_full_report_fits_the_reply_fsck_gives_it() {
+        let mut r = Report::new(u16::MAX, u16::MAX, u32::MAX, u32::MAX);
+        for _ in 0..fs_core::LISTED + 1 {
+            r.add(Problem::Shared { inode: u16::MAX, block: u16::MAX });
+        }
+        let mut reply = [0u8; REPORT_REPLY];
+        let n = userlib::msg::encode(&Response::Report(r), &mut reply).unwrap();
+        assert_eq!(userlib::msg::decode::<Response<'_>>(&reply[..n]).unwrap(), Response::Report(r));
+        let put = Request::Put { path: "/a", data: b"x\n", append: true };
+        let n = userlib::msg::encode(&put, &mut reply).unwrap();
+        assert_eq!(userlib::msg::decode::<Request<'_>>(&reply[..n]).unwrap(), put);
+    }
+
+    #[test]
     fn every_error_crosses_the_wire_unchanged() {
         use FsError::*;
         // Every variant, by its wire tag (a one-byte varint): each decodes to a distinct
@@ -264,7 +313,7 @@ mod tests {
             assert!(!seen.contains(&e), "{e:?} twice");
             seen.push(e);
         }
-        assert_eq!(seen.len(), 19, "every variant crossed: {seen:?}");
+        assert_eq!(seen.len(), 21, "every variant crossed: {seen:?}");
         assert!(seen.contains(&Ipc) && seen.contains(&NotFound));
         assert_eq!(call_error(CallError::Ipc(Error::ServerFailed)), ServerFailed);
         assert_eq!(call_error(CallError::Ipc(Error::Dead)), NoSession);

@@ -6,8 +6,10 @@
 //! The requests are served by `fs_core` against that state, the same code the libos fs cell
 //! runs; what is this server's own is the transport, where the state lives, and the errors.
 //! File data and metadata go to the block store before the reply, so nothing a client was told
-//! is written lives only in this server. To refuse removing a file another client has open, it
-//! reads the other sessions' SSRs through its SsrView capability (read-only).
+//! is written lives only in this server. To keep a file another client has open from being
+//! changed under it (fs-core's rule: one writing session at a time, nothing truncated or
+//! removed while open elsewhere, no current directory removed), it reads the other sessions'
+//! SSRs through its SsrView capability (read-only).
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -18,7 +20,7 @@ use block_api::BlockDevice;
 use bytemuck::{Pod, Zeroable};
 use disk::{Dev, Disk};
 use fs_api::{FsError, Request, Response, LABEL, MAX_IO};
-use fs_core::ClientState;
+use fs_core::{ClientState, Held};
 use ssr::{Broken, Layout};
 use userlib::abi::{badge_client, badge_session, BootInfo, Error, IPC_BUFFER_SIZE};
 use userlib::cap::{ssr_window, Cap, Endpoint, SsrView};
@@ -37,8 +39,9 @@ struct Aligned<const N: usize>([u8; N]);
 
 impl Layout for SsrState {
     const KIND: u16 = 0xF5;
-    /// Goes up with every change to `ClientState`'s layout (fs-core asserts its size).
-    const VERSION: u16 = 2;
+    /// Goes up with every change to `ClientState`'s layout (fs-core asserts its size). 3: an
+    /// open file's padding became its inode's generation.
+    const VERSION: u16 = 3;
     const BACKUP: bool = true;
 
     fn fresh() -> Self {
@@ -56,25 +59,27 @@ struct Server {
 }
 
 impl Server {
-    /// Whether any other session has inode `ino` open (read through the SsrView capability).
-    fn open_elsewhere(&self, ino: u16, me: u16) -> bool {
-        let Some(view) = self.view else { return false };
+    /// What the other sessions hold of inode `ino` at `path` (read through the SsrView
+    /// capability). Only operations that would change an existing file or remove something ask,
+    /// never a read.
+    fn held_elsewhere(&self, ino: u16, path: &[u8], me: u16) -> Held {
+        let Some(view) = self.view else { return Held::default() };
         let primary = ssr::HEADER_LEN + core::mem::size_of::<SsrState>();
-        let holds = |s: &SsrState| s.0.holds(ino);
+        let held = |s: &SsrState| s.0.held(ino, path);
         // Aligned for the state's type; long enough for the backup copy, which is read only
         // when the primary fails its checks.
         let mut buf = Aligned([0; ssr::BACKUP_OFFSET + ssr::HEADER_LEN + core::mem::size_of::<SsrState>()]);
-        (0..64u16).filter(|&i| i != me).any(|i| {
+        (0..64u16).filter(|&i| i != me).fold(Held::default(), |all, i| {
             if view.read(i as usize, &mut buf.0[..primary]).is_err() {
-                return false;
+                return all;
             }
-            match ssr::verify::<SsrState>(&buf.0[..primary]) {
-                Ok(s) => holds(s),
-                Err(_) => {
-                    view.read(i as usize, &mut buf.0).is_ok()
-                        && ssr::verify::<SsrState>(&buf.0).is_ok_and(holds)
-                }
+            if let Ok(s) = ssr::verify::<SsrState>(&buf.0[..primary]) {
+                return all.or(held(s));
             }
+            if view.read(i as usize, &mut buf.0).is_err() {
+                return all;
+            }
+            all.or(ssr::verify::<SsrState>(&buf.0).map(held).unwrap_or_default())
         })
     }
 
@@ -87,8 +92,9 @@ impl Server {
         out: &'o mut [u8],
     ) -> Response<'o> {
         let disk = &self.disk;
+        let others = |ino, path: &[u8]| self.held_elsewhere(ino, path, session);
         let result = match req {
-            Request::Open { path, mode } => st.open(disk, path, mode).map(Response::Fd),
+            Request::Open { path, mode } => st.open(disk, path, mode, others).map(Response::Fd),
             Request::Read { fd, len } => {
                 let want = (len as usize).min(out.len());
                 return match st.read(disk, fd, &mut out[..want]) {
@@ -97,14 +103,16 @@ impl Server {
                 };
             }
             Request::Write { fd, data } => st.write(disk, fd, data).map(Response::Count),
+            Request::Put { path, data, append } => {
+                st.put(disk, path, data, append, others).map(|_| Response::Done)
+            }
             Request::Seek { fd, pos } => st.seek(fd, pos).map(|_| Response::Done),
             Request::Close { fd } => st.close(fd).map(|_| Response::Done),
             Request::Tell { fd } => st.tell(fd).map(|(offset, mode)| Response::Position { offset, mode }),
             Request::Stat { path } => st.stat(disk, path).map(|(kind, size)| Response::Stat { kind, size }),
             Request::Mkdir { path } => st.mkdir(disk, path).map(|_| Response::Done),
-            Request::Remove { path } => {
-                st.remove(disk, path, |ino| self.open_elsewhere(ino, session)).map(|_| Response::Done)
-            }
+            Request::Remove { path } => st.remove(disk, path, others).map(|_| Response::Done),
+            Request::Fsck => fs_core::fsck(disk).map(Response::Report),
             Request::Chdir { path } => st.chdir(disk, path).map(|_| Response::Done),
             Request::Cwd => {
                 let cwd = st.cwd().as_bytes();

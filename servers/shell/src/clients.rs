@@ -8,7 +8,7 @@ use timer_api::{Timer, TimerError};
 #[derive(Clone, Copy)]
 pub struct Files(pub Fs);
 campaign::forward_files!(Files, FsError);
-shellcmd::forward_files!(Files, FsError);
+shellcmd::forward_files!(Files, FsError, fs_api::MAX_IO);
 
 /// A session with the timer.
 #[derive(Clone, Copy)]

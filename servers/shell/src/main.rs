@@ -33,6 +33,7 @@ const HELP: shellcmd::Help = shellcmd::Help {
   restart NAME      replace task NAME with a new incarnation from its pristine image
   kill NAME         crash task NAME now (the reincarnation server restarts supervised tasks)",
     sessions: "  cd PATH, pwd      change, show the current directory (kept in the fs server's SSR for us)
+  fsck              check the fs server's disk: what is in use, or every problem found
   sleep MS          wait MS milliseconds, at most one hour (timer server)
   bench [N]         time N runs of: null protected call, call with an SSR word, 64-byte
                     fs read, fs restart (at most 50); default 1000",

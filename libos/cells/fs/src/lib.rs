@@ -21,6 +21,9 @@ mod server;
 
 use bytemuck::Zeroable;
 use fs_core::{FsError, SmallClientState, PATH_MAX};
+
+/// What the file system checker found.
+pub use fs_core::{Problem, Report};
 use libos_kernel::{Endpoint, Kept};
 
 pub use fs_core::{Entry, KIND_DIR, KIND_FILE};
@@ -28,6 +31,9 @@ pub use server::start;
 
 /// Most bytes one read or write carries.
 pub const IO_MAX: usize = 256;
+/// Most bytes one [`Fs::put`] carries: as many as fit beside the path without making a
+/// request longer than a write's (every message is copied whole, reads included).
+pub const PUT_MAX: usize = IO_MAX - PATH_MAX - 4;
 
 /// Open modes, combinable (the file system's own).
 pub use fs_core::mode;
@@ -67,18 +73,58 @@ impl PathBuf {
 #[derive(Clone, Copy)]
 pub enum Op {
     Connect,
-    Open { path: PathBuf, mode: u8 },
-    Read { fd: u32, len: u32 },
-    Write { fd: u32, len: u32, data: [u8; IO_MAX] },
-    Seek { fd: u32, pos: u32 },
-    Close { fd: u32 },
-    Stat { path: PathBuf },
-    Mkdir { path: PathBuf },
-    List { path: PathBuf, index: u32 },
-    Remove { path: PathBuf },
-    Chdir { path: PathBuf },
+    Open {
+        path: PathBuf,
+        mode: u8,
+    },
+    Read {
+        fd: u32,
+        len: u32,
+    },
+    Write {
+        fd: u32,
+        len: u32,
+        data: [u8; IO_MAX],
+    },
+    Seek {
+        fd: u32,
+        pos: u32,
+    },
+    Close {
+        fd: u32,
+    },
+    Stat {
+        path: PathBuf,
+    },
+    Mkdir {
+        path: PathBuf,
+    },
+    List {
+        path: PathBuf,
+        index: u32,
+    },
+    Remove {
+        path: PathBuf,
+    },
+    Chdir {
+        path: PathBuf,
+    },
     Cwd,
+    /// Make `data[..len]` the file's contents (with `append`, add it), creating the file.
+    Put {
+        path: PathBuf,
+        append: bool,
+        len: u8,
+        data: [u8; PUT_MAX],
+    },
+    Fsck,
 }
+
+// `Put` fits in what `Write` already takes: adding it made no message longer.
+const _: () = assert!(
+    core::mem::size_of::<(PathBuf, bool, u8, [u8; PUT_MAX])>()
+        <= core::mem::size_of::<(u32, u32, [u8; IO_MAX])>()
+);
 
 #[derive(Clone, Copy)]
 pub struct Request {
@@ -99,6 +145,7 @@ pub enum Out {
     Entry(Entry),
     End,
     Path(PathBuf),
+    Report(Report),
 }
 
 #[derive(Clone, Copy)]
@@ -160,6 +207,27 @@ impl Fs {
             self.call(Op::Write { fd, len: chunk.len() as u32, data: buf })?;
         }
         Ok(())
+    }
+
+    /// Make `data` (at most [`PUT_MAX`] bytes: one request, so that it is all-or-nothing) the
+    /// contents of the file at `path`, or with `append` add it at the end; the file is created
+    /// if it is missing. On error nothing changed.
+    pub fn put(&mut self, path: &str, data: &[u8], append: bool) -> Result<()> {
+        if data.len() > PUT_MAX {
+            return Err(FsError::FileTooLarge);
+        }
+        let mut buf = [0u8; PUT_MAX];
+        buf[..data.len()].copy_from_slice(data);
+        let op = Op::Put { path: PathBuf::new(path)?, append, len: data.len() as u8, data: buf };
+        self.call(op).map(|_| ())
+    }
+
+    /// Check the fs cell's disk: what is in use, and every problem found.
+    pub fn fsck(&mut self) -> Result<Report> {
+        match self.call(Op::Fsck)? {
+            Out::Report(r) => Ok(r),
+            _ => Err(FsError::Disk),
+        }
     }
 
     pub fn seek(&mut self, fd: u32, pos: u32) -> Result<()> {

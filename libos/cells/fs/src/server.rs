@@ -4,7 +4,7 @@
 use crate::{Entry, FsError, Op, Out, PathBuf, Response, Session, IO_MAX};
 use algo::seal::seal;
 use cell_ramdisk::Blocks;
-use fs_core::{Disk, SmallClientState};
+use fs_core::{Disk, Held, SmallClientState};
 
 type Result<T> = core::result::Result<T, FsError>;
 
@@ -21,11 +21,17 @@ fn check(key: u64, s: &Session) -> Result<()> {
 }
 
 /// Serve `op` against the client's state `st`. Only the caller's own session is visible here
-/// (the server keeps no list of clients), so a file is in use only if `st` has it open.
+/// (the server keeps no list of clients), so of fs-core's rule for what other sessions hold
+/// only the caller's own part applies ([`Held::unseen`]); a descriptor whose file another
+/// session removed gets `BadFd` (fs-core's generations), never the next file's bytes.
+///
+/// Not inlined into the task's loop: the operations' locals (a change set, `fsck`'s tables)
+/// then take stack only while one runs.
+#[inline(never)]
 fn handle(disk: &Disk<Blocks>, st: &mut SmallClientState, op: &Op) -> Result<Out> {
     match op {
         Op::Connect => Ok(Out::Done),
-        Op::Open { path, mode } => st.open(disk, path.as_str(), *mode).map(Out::Fd),
+        Op::Open { path, mode } => st.open(disk, path.as_str(), *mode, Held::unseen).map(Out::Fd),
         Op::Read { fd, len } => {
             let mut bytes = [0u8; IO_MAX];
             let want = (*len as usize).min(IO_MAX);
@@ -40,7 +46,12 @@ fn handle(disk: &Disk<Blocks>, st: &mut SmallClientState, op: &Op) -> Result<Out
         Op::Close { fd } => st.close(*fd).map(|_| Out::Done),
         Op::Stat { path } => st.stat(disk, path.as_str()).map(|(kind, size)| Out::Stat { kind, size }),
         Op::Mkdir { path } => st.mkdir(disk, path.as_str()).map(|_| Out::Done),
-        Op::Remove { path } => st.remove(disk, path.as_str(), |_| false).map(|_| Out::Done),
+        Op::Remove { path } => st.remove(disk, path.as_str(), Held::unseen).map(|_| Out::Done),
+        Op::Put { path, append, len, data } => {
+            let n = (*len as usize).min(data.len());
+            st.put(disk, path.as_str(), &data[..n], *append, Held::unseen).map(|_| Out::Done)
+        }
+        Op::Fsck => fs_core::fsck(disk).map(Out::Report),
         Op::Chdir { path } => st.chdir(disk, path.as_str()).map(|_| Out::Done),
         Op::Cwd => PathBuf::new(st.cwd()).map(Out::Path),
         Op::List { path, index } => match st.entry(disk, path.as_str(), *index)? {

@@ -8,7 +8,7 @@ use fs_core::FsError;
 /// A session with the file system.
 pub struct Files(pub Fs);
 campaign::forward_files!(Files, FsError);
-shellcmd::forward_files!(Files, FsError);
+shellcmd::forward_files!(Files, FsError, cell_fs::PUT_MAX);
 
 /// A session with the timer.
 pub struct Clock(pub Timer);

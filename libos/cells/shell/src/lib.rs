@@ -29,6 +29,7 @@ const HELP: shellcmd::Help = shellcmd::Help {
                     replace task NAME with a new incarnation (COUNT times, waiting for each)
   kill NAME         crash task NAME now (supervised tasks are restarted)",
     sessions: "  cd PATH, pwd      change, show the current directory (kept in our fs session, which we hold)
+  fsck              check the fs cell's disk: what is in use, or every problem found
   sleep MS          wait MS milliseconds, at most one hour (timer cell)
   bench [N]         time N cell calls, channel round trips, fs reads, restarts (default 1000)",
 };

@@ -1,0 +1,259 @@
+//! The disk as the read side sees it: mounting (and formatting a blank device), and reading
+//! inodes, files and directories through a [`Store`] — the device itself, or one operation's
+//! change set over it (`tx`), which must see its own changes before they are written.
+
+use crate::layout::*;
+use crate::path::{self, Path};
+use crate::{BlockDevice, FsError, Result};
+
+pub struct Disk<D: BlockDevice> {
+    dev: D,
+    blocks: u32,
+}
+
+impl<D: BlockDevice> Disk<D> {
+    /// Attach to the block store; format it if it holds no file system yet.
+    pub fn mount(dev: D) -> Result<(Disk<D>, bool)> {
+        let blocks = dev.blocks().ok_or(FsError::Disk)?.min(MAX_BLOCKS);
+        if blocks <= DATA_START {
+            return Err(FsError::Disk);
+        }
+        let d = Disk { dev, blocks };
+        let mut block = [0u8; BLOCK_SIZE];
+        d.load(0, &mut block)?;
+        let sb: Super = bytemuck::pod_read_unaligned(&block[..16]);
+        if sb.magic == SUPER_MAGIC && sb.version == VERSION && sb.blocks == blocks {
+            return Ok((d, false));
+        }
+        d.format()?;
+        Ok((d, true))
+    }
+
+    fn format(&self) -> Result<()> {
+        let zero = [0u8; BLOCK_SIZE];
+        for b in INODE_START..DATA_START {
+            self.write(b, &zero)?;
+        }
+        let mut bitmap = [0u8; BLOCK_SIZE];
+        for b in 0..DATA_START {
+            set_bit(&mut bitmap, b, true);
+        }
+        self.write(BITMAP_BLOCK, &bitmap)?;
+        let mut table = [0u8; BLOCK_SIZE];
+        let root = Inode { kind: KIND_DIR, ..Default::default() };
+        let off = Inode::place(ROOT).1;
+        table[off..off + 64].copy_from_slice(bytemuck::bytes_of(&root));
+        self.write(Inode::place(ROOT).0, &table)?;
+        let mut block = [0u8; BLOCK_SIZE];
+        let sb = Super { magic: SUPER_MAGIC, version: VERSION, blocks: self.blocks, inodes: INODES as u32 };
+        block[..16].copy_from_slice(bytemuck::bytes_of(&sb));
+        self.write(0, &block)
+    }
+
+    /// Blocks on the disk, metadata included.
+    pub fn blocks(&self) -> u32 {
+        self.blocks
+    }
+
+    /// The device, for the tests to look at and to mount again.
+    #[cfg(test)]
+    pub(crate) fn device(&self) -> &D {
+        &self.dev
+    }
+
+    #[cfg(test)]
+    pub(crate) fn into_device(self) -> D {
+        self.dev
+    }
+
+    pub(crate) fn write(&self, b: u32, data: &Block) -> Result<()> {
+        if self.dev.write(b, data) {
+            Ok(())
+        } else {
+            Err(FsError::Disk)
+        }
+    }
+}
+
+impl<D: BlockDevice> Load for Disk<D> {
+    fn load(&self, b: u32, out: &mut Block) -> Result<()> {
+        if self.dev.read(b, out) {
+            Ok(())
+        } else {
+            Err(FsError::Disk)
+        }
+    }
+}
+
+/// Where blocks are read from: the device, or a change set that must see its own changes.
+pub(crate) trait Load {
+    fn load(&self, b: u32, out: &mut Block) -> Result<()>;
+}
+
+/// Reading inodes, files and directories from any [`Load`]. The directory code (scan, look
+/// up, walk) exists once, over a `&dyn Load`, rather than once for the device and once for a
+/// change set: the file server's image, which every restart loads again, stays small. The
+/// few functions a file read runs (an inode, a block of the file) are compiled for each
+/// store, so that reading a file makes no indirect call.
+pub(crate) trait Store: Load + Sized {
+    fn inode(&self, i: u16) -> Result<Inode> {
+        inode(self, i)
+    }
+
+    /// The disk block holding block `idx` of a file, or `None` for a hole.
+    fn block_of(&self, inode: &Inode, idx: usize) -> Result<Option<u16>> {
+        block_of(self, inode, idx)
+    }
+
+    /// Read from a file at `offset` into `out`; returns bytes read (0 at the end).
+    fn read_at(&self, inode: &Inode, offset: u32, out: &mut [u8]) -> Result<usize> {
+        read_at(self, inode, offset, out)
+    }
+
+    /// Call `visit` on every entry slot of directory `dir`, used or free, in order, until it
+    /// returns `Some`; that value, or `None` if it never did.
+    fn scan<T>(
+        &self,
+        dir: &Inode,
+        mut visit: impl FnMut(usize, &DirEntry) -> Option<T>,
+    ) -> Result<Option<T>> {
+        let mut found = None;
+        scan(self, dir, &mut |slot, e| {
+            found = visit(slot, e);
+            found.is_some()
+        })?;
+        Ok(found)
+    }
+
+    /// The directory inode `dir`, or `NotADirectory`.
+    fn dir(&self, dir: u16) -> Result<Inode> {
+        let d = inode(self, dir)?;
+        if d.kind != KIND_DIR {
+            return Err(FsError::NotADirectory);
+        }
+        Ok(d)
+    }
+
+    /// Find `name` in directory `dir`: its slot number and entry.
+    fn lookup(&self, dir: u16, name: &[u8]) -> Result<Option<(usize, DirEntry)>> {
+        lookup(self, dir, name)
+    }
+
+    /// The `index`-th used entry of directory `dir`.
+    fn nth_entry(&self, dir: u16, index: u32) -> Result<Option<DirEntry>> {
+        let mut seen = 0;
+        self.scan(&self.dir(dir)?, |_, e| {
+            if e.inode == 0 {
+                return None;
+            }
+            seen += 1;
+            (seen > index).then_some(*e)
+        })
+    }
+
+    /// The inode and kind that `p` names.
+    fn resolve(&self, p: &Path) -> Result<(u16, u8)> {
+        walk(self, p.as_bytes())
+    }
+
+    /// The directory that holds what `p` names, and the last name of `p`.
+    fn parent<'p>(&self, p: &'p Path) -> Result<(u16, &'p [u8])> {
+        let (parent, name) = p.split_last().ok_or(FsError::BadPath)?;
+        let (ino, kind) = walk(self, parent)?;
+        if kind != KIND_DIR {
+            return Err(FsError::NotADirectory);
+        }
+        Ok((ino, name))
+    }
+}
+
+impl<T: Load> Store for T {}
+
+fn inode<S: Load + ?Sized>(s: &S, i: u16) -> Result<Inode> {
+    if i == 0 || i >= INODES {
+        return Err(FsError::NotFound);
+    }
+    let mut block = [0u8; BLOCK_SIZE];
+    s.load(Inode::place(i).0, &mut block)?;
+    Ok(Inode::from_block(&block, i))
+}
+
+fn block_of<S: Load + ?Sized>(s: &S, inode: &Inode, idx: usize) -> Result<Option<u16>> {
+    if idx < DIRECT {
+        return Ok(Some(inode.direct[idx]).filter(|&b| b != 0));
+    }
+    let idx = idx - DIRECT;
+    if idx >= PER_INDIRECT || inode.indirect == 0 {
+        return Ok(None);
+    }
+    let mut table = [0u8; BLOCK_SIZE];
+    s.load(inode.indirect as u32, &mut table)?;
+    Ok(Some(u16::from_le_bytes([table[idx * 2], table[idx * 2 + 1]])).filter(|&b| b != 0))
+}
+
+fn read_at<S: Load + ?Sized>(s: &S, inode: &Inode, offset: u32, out: &mut [u8]) -> Result<usize> {
+    let end = (offset as usize + out.len()).min(inode.size as usize);
+    let mut pos = offset as usize;
+    let mut block = [0u8; BLOCK_SIZE];
+    while pos < end {
+        let (idx, within) = (pos / BLOCK_SIZE, pos % BLOCK_SIZE);
+        let n = (BLOCK_SIZE - within).min(end - pos);
+        let dst = &mut out[pos - offset as usize..][..n];
+        match block_of(s, inode, idx)? {
+            Some(b) => {
+                s.load(b as u32, &mut block)?;
+                dst.copy_from_slice(&block[within..within + n]);
+            }
+            None => dst.fill(0),
+        }
+        pos += n;
+    }
+    Ok(end.saturating_sub(offset as usize))
+}
+
+/// [`Store::scan`] without its type parameter: `visit` says whether to stop.
+fn scan(s: &dyn Load, dir: &Inode, visit: &mut dyn FnMut(usize, &DirEntry) -> bool) -> Result<()> {
+    let slots = dir.size as usize / ENTRY;
+    let mut block = [0u8; BLOCK_SIZE];
+    for slot in 0..slots {
+        let within = slot % ENTRIES_PER_BLOCK;
+        if within == 0 {
+            match block_of(s, dir, slot / ENTRIES_PER_BLOCK)? {
+                Some(b) => s.load(b as u32, &mut block)?,
+                None => block.fill(0),
+            }
+        }
+        if visit(slot, &DirEntry::from_block(&block, within)) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn lookup(s: &dyn Load, dir: u16, name: &[u8]) -> Result<Option<(usize, DirEntry)>> {
+    let d = inode(s, dir)?;
+    if d.kind != KIND_DIR {
+        return Err(FsError::NotADirectory);
+    }
+    let mut found = None;
+    scan(s, &d, &mut |slot, e| {
+        if e.inode != 0 && e.name() == name {
+            found = Some((slot, *e));
+        }
+        found.is_some()
+    })?;
+    Ok(found)
+}
+
+/// Walk the names of `path` down from the root: the inode and kind they name.
+fn walk(s: &dyn Load, path: &[u8]) -> Result<(u16, u8)> {
+    let (mut ino, mut kind) = (ROOT, KIND_DIR);
+    for c in path::components(path) {
+        if kind != KIND_DIR {
+            return Err(FsError::NotADirectory);
+        }
+        let (_, e) = lookup(s, ino, c)?.ok_or(FsError::NotFound)?;
+        (ino, kind) = (e.inode, e.kind);
+    }
+    Ok((ino, kind))
+}
