@@ -369,4 +369,11 @@ fn libos_ctrl_c_interrupts_a_sleep_and_restarts_and_sleeps_are_bounded_alike() {
     check(&t, t.console.lines().any(|l| l == "after sleep"), "the line typed after Ctrl-C runs");
     check(&t, t.console.contains("^C restart fs after "), "Ctrl-C ends a long run of restarts");
     check(&t, t.console.lines().any(|l| l == "after restarts"), "and the next line runs");
+    let c = boot(&["campaign timer 1000\r\x03echo after campaign"], 60);
+    check(
+        &c,
+        c.console.contains("campaign timer: interrupted (Ctrl-C) after 0 of 1000 faults"),
+        "Ctrl-C ends it",
+    );
+    check(&c, c.console.lines().any(|l| l == "after campaign"), "and the next line runs");
 }

@@ -606,5 +606,14 @@ fn ctrl_c_interrupts_a_sleep_and_a_wait_and_sleeps_are_bounded() {
     check(&w, w.outcome == Outcome::PoweredOff, "powers off after the wait");
     check(&w, w.console.contains("^C wait for fs: interrupted"), "Ctrl-C ends the wait");
     check(&w, w.console.lines().any(|l| l == "after wait"), "the line typed after Ctrl-C runs");
+    let c = boot(&["campaign fs 1000\r\x03echo after campaign"], 60);
+    check(&c, c.outcome == Outcome::PoweredOff, "powers off after the campaign");
+    check(
+        &c,
+        c.console.contains("campaign fs: interrupted (Ctrl-C) after 0 of 1000 faults"),
+        "Ctrl-C ends it",
+    );
+    check(&c, c.console.contains("campaign fs: injected=0 "), "with the summary of what it did");
+    check(&c, c.console.lines().any(|l| l == "after campaign"), "and the next line runs");
     check(&t, started.elapsed() < Duration::from_secs(60), "neither waited out its time");
 }

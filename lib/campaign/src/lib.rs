@@ -39,7 +39,7 @@ mod workload;
 
 pub use note::{Note, Phase, Problem};
 pub use personality::{Clock, Console, Files, Shell, Status, Target};
-pub use run::run;
+pub use run::{run, Ended};
 
 /// Most faults one campaign injects (the shell's `campaign` and `cargo os campaign` refuse more).
 pub const MAX_FAULTS: u32 = 100_000;

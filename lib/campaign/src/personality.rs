@@ -23,6 +23,8 @@ pub trait Shell: Console {
     fn files(&mut self) -> Option<Self::Files>;
     /// A session with the timer; `None` if none can be opened.
     fn clock(&mut self) -> Option<Self::Clock>;
+    /// Did the person at the console ask to stop (Ctrl-C)? Asked between faults; must not wait.
+    fn interrupted(&mut self) -> bool;
 }
 
 /// What the campaign sees of the task under test.

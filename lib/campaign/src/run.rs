@@ -61,17 +61,30 @@ fn tally(summary: &mut Summary, verdict: Verdict, seen: Seen) {
     summary.lost += seen.wrong;
 }
 
-/// Run a campaign of `count` faults against task `name`. Returns false if it could not run.
-pub fn run<S: Shell>(shell: &mut S, name: &str, count: u32, seed: u64) -> bool {
+/// How a campaign ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// It ran (all its faults, or until the target was halted) and printed its summary.
+    Ran,
+    /// Ctrl-C stopped it between two faults; the final check and the summary of the faults
+    /// injected so far were printed.
+    Interrupted,
+    /// It could not start (no such task, no workload, no session); the reason was printed.
+    NotRun,
+}
+
+/// Run a campaign of `count` faults against task `name`.
+pub fn run<S: Shell>(shell: &mut S, name: &str, count: u32, seed: u64) -> Ended {
     let Some(mut target) = shell.target(name) else {
         shell.println(format_args!("error: campaign: no task named '{}'", name));
-        return false;
+        return Ended::NotRun;
     };
-    let Some(mut work) = workload(shell, name) else { return false };
+    let Some(mut work) = workload(shell, name) else { return Ended::NotRun };
     let Ok(mut summary) = Summary::new(name) else {
         shell.println(format_args!("error: campaign: '{}' does not fit a summary line", name));
-        return false;
+        return Ended::NotRun;
     };
+    let mut ended = Ended::Ran;
     shell.println(format_args!(
         "campaign {}: {} faults, seed {}, {} workload steps watched after each",
         name, count, seed, WINDOW
@@ -83,6 +96,14 @@ pub fn run<S: Shell>(shell: &mut S, name: &str, count: u32, seed: u64) -> bool {
     let mut attempts = 0;
     while summary.injected < count && attempts < count * 4 {
         attempts += 1;
+        if shell.interrupted() {
+            shell.println(format_args!(
+                "campaign {}: interrupted (Ctrl-C) after {} of {} faults",
+                name, summary.injected, count
+            ));
+            ended = Ended::Interrupted;
+            break;
+        }
         // A random moment: a few workload steps first. They may meet late effects of earlier
         // faults, which no verdict counts: only wrong answers count (in `lost`).
         let before = Phase::Before(summary.injected + 1);
@@ -135,7 +156,7 @@ pub fn run<S: Shell>(shell: &mut S, name: &str, count: u32, seed: u64) -> bool {
     ));
     // A panic would have ended the run before this line: `panics` stays 0.
     shell.println(format_args!("{}", summary));
-    true
+    ended
 }
 
 /// The checked workload for the server called `name`, set up; `None` (after saying why) if

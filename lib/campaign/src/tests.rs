@@ -9,6 +9,7 @@ use crate::workload::{Records, Seen};
 use algo::rng::Rng;
 use core::cell::RefCell;
 use core::fmt;
+use std::format;
 use std::rc::Rc;
 use std::string::{String, ToString};
 use std::vec::Vec;
@@ -169,6 +170,9 @@ struct FakeShell {
     disk: Rc<RefCell<Disk>>,
     early: u64,
     fail_every: u32,
+    /// Ctrl-C comes when the campaign asks this many times.
+    ctrl_c_at: Option<u32>,
+    asked: u32,
 }
 
 impl Console for FakeShell {
@@ -191,10 +195,14 @@ impl Shell for FakeShell {
     fn clock(&mut self) -> Option<FakeClock> {
         Some(FakeClock { now: 0, early: self.early, sleeps: 0, fail_every: self.fail_every })
     }
+    fn interrupted(&mut self) -> bool {
+        self.asked += 1;
+        self.ctrl_c_at == Some(self.asked)
+    }
 }
 
 fn campaign(shell: &mut FakeShell, name: &str, count: u32, seed: u64) -> Vec<String> {
-    assert!(crate::run(shell, name, count, seed));
+    assert_eq!(crate::run(shell, name, count, seed), crate::Ended::Ran);
     core::mem::take(&mut shell.lines)
 }
 
@@ -350,8 +358,8 @@ fn a_seed_fixes_the_campaign() {
 #[test]
 fn a_campaign_needs_a_task_and_a_workload() {
     let mut shell = FakeShell::default();
-    assert!(!crate::run(&mut shell, "nobody", 5, 1));
-    assert!(!crate::run(&mut shell, "console", 5, 1));
+    assert_eq!(crate::run(&mut shell, "nobody", 5, 1), crate::Ended::NotRun);
+    assert_eq!(crate::run(&mut shell, "console", 5, 1), crate::Ended::NotRun);
     assert_eq!(
         shell.lines,
         [
@@ -359,4 +367,18 @@ fn a_campaign_needs_a_task_and_a_workload() {
             "error: campaign: no checked workload for 'console' (try fs, ramdisk or timer)"
         ]
     );
+}
+
+#[test]
+fn ctrl_c_stops_between_faults_and_still_sums_up() {
+    let mut shell = FakeShell { ctrl_c_at: Some(6), ..FakeShell::default() };
+    assert_eq!(crate::run(&mut shell, "fs", 40, 3), crate::Ended::Interrupted);
+    let lines = core::mem::take(&mut shell.lines);
+    let injected = faults(&lines).len();
+    assert!((1..=5).contains(&injected), "it stopped early: {injected} faults");
+    assert!(lines
+        .iter()
+        .any(|l| l == &format!("campaign fs: interrupted (Ctrl-C) after {injected} of 40 faults")));
+    let summary = lines.last().expect("a summary");
+    assert!(summary.starts_with(&format!("campaign fs: injected={injected} ")), "{summary}");
 }

@@ -15,47 +15,48 @@ const TIMER_SLOT: u8 = 44;
 /// Tasks the kernel's table can hold.
 const TASKS: usize = 32;
 
-/// Run a campaign of `count` faults against task `name`. Returns false if it could not run.
-pub fn run(
-    tasks: Cap<Task>,
-    fs: Option<Cap<Endpoint>>,
-    timer: Option<Cap<Endpoint>>,
-    name: &str,
-    count: u32,
-    seed: u64,
-) -> bool {
-    let ran = campaign::run(&mut Shell { tasks, fs, timer }, name, count, seed);
+/// The servers a campaign uses, and how it hears of Ctrl-C.
+pub struct Wiring<'a> {
+    pub tasks: Cap<Task>,
+    pub fs: Option<Cap<Endpoint>>,
+    pub timer: Option<Cap<Endpoint>>,
+    pub interrupted: &'a mut dyn FnMut() -> bool,
+}
+
+/// Run a campaign of `count` faults against task `name`.
+pub fn run(w: Wiring<'_>, name: &str, count: u32, seed: u64) -> campaign::Ended {
+    let ended = campaign::run(&mut Shell(w), name, count, seed);
     let _ = (cap_delete(FS_SLOT), cap_delete(TIMER_SLOT));
-    ran
+    ended
 }
 
-struct Shell {
-    tasks: Cap<Task>,
-    fs: Option<Cap<Endpoint>>,
-    timer: Option<Cap<Endpoint>>,
-}
+struct Shell<'a>(Wiring<'a>);
 
-impl campaign::Console for Shell {
+impl campaign::Console for Shell<'_> {
     fn println(&mut self, line: core::fmt::Arguments<'_>) {
         println!("{}", line);
     }
 }
 
-impl campaign::Shell for Shell {
+impl campaign::Shell for Shell<'_> {
     type Target = Target;
     type Files = Files;
     type Clock = Clock;
 
     fn target(&mut self, name: &str) -> Option<Target> {
-        self.tasks.find(name).map(|index| Target { tasks: self.tasks, index })
+        self.0.tasks.find(name).map(|index| Target { tasks: self.0.tasks, index })
     }
 
     fn files(&mut self) -> Option<Files> {
-        self.fs.and_then(|ep| Fs::connect(ep, FS_SLOT).ok()).map(Files)
+        self.0.fs.and_then(|ep| Fs::connect(ep, FS_SLOT).ok()).map(Files)
     }
 
     fn clock(&mut self) -> Option<Clock> {
-        self.timer.and_then(|ep| Timer::connect(ep, TIMER_SLOT).ok()).map(Clock)
+        self.0.timer.and_then(|ep| Timer::connect(ep, TIMER_SLOT).ok()).map(Clock)
+    }
+
+    fn interrupted(&mut self) -> bool {
+        (self.0.interrupted)()
     }
 }
 

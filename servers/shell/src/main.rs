@@ -136,10 +136,13 @@ impl shellcmd::Shell for Shell {
         match self.task_cap() {
             Ok(tasks) => {
                 let ep = |n| Cap::<Endpoint>::from_boot(userlib::rt::boot_info(), n);
-                if campaign::run(tasks, ep("fs"), ep("timer"), name, count, seed) {
-                    0
-                } else {
-                    1
+                let (fs, timer) = (ep("fs"), ep("timer"));
+                let interrupted = &mut || shellcmd::Shell::interrupted(self);
+                let w = campaign::Wiring { tasks, fs, timer, interrupted };
+                match campaign::run(w, name, count, seed) {
+                    ::campaign::Ended::Ran => 0,
+                    ::campaign::Ended::Interrupted => shellcmd::INTERRUPTED,
+                    ::campaign::Ended::NotRun => 1,
                 }
             }
             Err(s) => s,

@@ -9,15 +9,23 @@ use cell_timer::Timer;
 use core::fmt::Write;
 use libos_kernel::{find_task, task_info, wait_ready, InjectKind, Privilege, TaskState, MAX_TASKS};
 
-/// Run a campaign of `count` faults against task `name`. Returns false if it could not run.
-pub fn run(con: &Console, w: &Wiring, privilege: &Privilege, name: &str, count: u32, seed: u64) -> bool {
-    campaign::run(&mut Shell { con, w, privilege }, name, count, seed)
+/// Run a campaign of `count` faults against task `name`; `interrupted` says whether Ctrl-C
+/// was typed.
+pub fn run(
+    con: &Console,
+    w: &Wiring,
+    privilege: &Privilege,
+    interrupted: &mut dyn FnMut() -> bool,
+    (name, count, seed): (&str, u32, u64),
+) -> campaign::Ended {
+    campaign::run(&mut Shell { con, w, privilege, interrupted }, name, count, seed)
 }
 
 struct Shell<'a> {
     con: &'a Console,
     w: &'a Wiring,
     privilege: &'a Privilege,
+    interrupted: &'a mut dyn FnMut() -> bool,
 }
 
 impl campaign::Console for Shell<'_> {
@@ -41,6 +49,10 @@ impl<'a> campaign::Shell for Shell<'a> {
 
     fn clock(&mut self) -> Option<Clock> {
         Some(Clock(Timer(self.w.timer)))
+    }
+
+    fn interrupted(&mut self) -> bool {
+        (self.interrupted)()
     }
 }
 

@@ -153,10 +153,12 @@ impl shellcmd::Shell for Shell<'_> {
     }
 
     fn campaign(&mut self, name: &str, count: u32, seed: u64) -> Status {
-        if campaign::run(&self.out.0, &self.w, self.privilege, name, count, seed) {
-            0
-        } else {
-            1
+        let (con, w, privilege) = (self.out.0.clone(), self.w.clone(), self.privilege);
+        let interrupted = &mut || shellcmd::Shell::interrupted(self);
+        match campaign::run(&con, &w, privilege, interrupted, (name, count, seed)) {
+            ::campaign::Ended::Ran => 0,
+            ::campaign::Ended::Interrupted => shellcmd::INTERRUPTED,
+            ::campaign::Ended::NotRun => 1,
         }
     }
 
