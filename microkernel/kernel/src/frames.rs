@@ -22,9 +22,25 @@ impl Frames {
 
     /// A zeroed frame, or `OutOfResources`.
     pub fn alloc_zeroed(&mut self) -> Result<u64, Error> {
+        self.alloc_filled(0, &[])
+    }
+
+    /// A frame holding `src` at byte `at` and zeros around it, each byte written once (a
+    /// loader's page is not zeroed first and then overwritten); `InvalidArgument` if `src`
+    /// does not fit, `OutOfResources` if no frame is free.
+    pub fn alloc_filled(&mut self, at: usize, src: &[u8]) -> Result<u64, Error> {
+        let page = PAGE_SIZE as usize;
+        let end = at.checked_add(src.len()).filter(|&e| e <= page).ok_or(Error::InvalidArgument)?;
         let f = self.pool.alloc().ok_or(Error::OutOfResources)?;
-        // SAFETY: the frame was free, so nothing references it; RAM below 1 GiB is identity mapped.
-        unsafe { core::ptr::write_bytes(f as *mut u8, 0, PAGE_SIZE as usize) };
+        let p = f as *mut u8;
+        // SAFETY: the frame was free, so nothing references it; RAM below 1 GiB is identity
+        // mapped; `at <= end <= PAGE_SIZE`, so the three writes cover the frame exactly, and
+        // `src` (kernel or module memory) cannot overlap a free frame.
+        unsafe {
+            core::ptr::write_bytes(p, 0, at);
+            core::ptr::copy_nonoverlapping(src.as_ptr(), p.add(at), src.len());
+            core::ptr::write_bytes(p.add(end), 0, page - end);
+        }
         Ok(f)
     }
 

@@ -183,17 +183,14 @@ fn map_image(
         let flags = if seg.writable { W } else { 0 } | if seg.executable { 0 } else { NX };
         let (start, end) = seg.pages();
         for page in (start..end).step_by(PAGE_SIZE as usize) {
-            let frame = space.map_new(&mut k.frames, page, flags)?;
+            // The file's bytes in this page (none in a page of pure bss), at their offset.
             let lo = page.max(seg.vaddr);
-            let hi = (page + PAGE_SIZE).min(seg.vaddr + seg.file_size);
-            if lo < hi {
-                let from = (seg.file_offset + lo - seg.vaddr) as usize;
-                let src = &bytes[from..from + (hi - lo) as usize];
-                // SAFETY: `frame` is a fresh frame of this task; `lo - page + len <= PAGE_SIZE`.
-                unsafe {
-                    core::ptr::copy_nonoverlapping(src.as_ptr(), (frame + lo - page) as *mut u8, src.len())
-                };
-            }
+            let hi = (page + PAGE_SIZE).min(seg.vaddr + seg.file_size).max(lo);
+            let from = (seg.file_offset + lo - seg.vaddr) as usize;
+            let src = bytes
+                .get(from..from + (hi - lo) as usize)
+                .ok_or(LoadError::Kernel(Error::InvalidArgument))?;
+            space.map_filled(&mut k.frames, page, flags, (lo - page) as usize, src)?;
         }
     }
     for page in (USER_STACK_TOP - USER_STACK_SIZE..USER_STACK_TOP).step_by(PAGE_SIZE as usize) {

@@ -253,7 +253,20 @@ impl AddressSpace {
 
     /// Allocate a zeroed frame and map it (the frame is freed with the space).
     pub fn map_new(&self, frames: &mut Frames, vaddr: u64, flags: u64) -> Result<u64, Error> {
-        let f = frames.alloc_zeroed()?;
+        self.map_filled(frames, vaddr, flags, 0, &[])
+    }
+
+    /// Allocate a frame holding `src` at byte `at`, zeros elsewhere, and map it (freed with
+    /// the space).
+    pub fn map_filled(
+        &self,
+        frames: &mut Frames,
+        vaddr: u64,
+        flags: u64,
+        at: usize,
+        src: &[u8],
+    ) -> Result<u64, Error> {
+        let f = frames.alloc_filled(at, src)?;
         if let Err(e) = self.map(frames, vaddr, f, flags | OWNED) {
             frames.free(f);
             return Err(e);
