@@ -81,6 +81,47 @@ fn a_command_during_which_the_shell_is_killed_is_reported_failed() {
 }
 
 #[test]
+fn a_console_that_fails_mid_write_sends_each_byte_once() {
+    // Through QEMU's gdb stub, the console is made to fault (rip 0) as it is about to send byte
+    // 5 ('Q') of the echo's output: 5 bytes are out. The kernel delivers the write again to
+    // the next console, which must send the rest, not the whole line again.
+    let iso = common::iso();
+    let console = axolotl_images::build::binary_dir().join("console");
+    let (addr, code) = common::gdb::function(&console, "console4send").unwrap_or_else(|e| panic!("{e}"));
+    let name = format!("debug-{}-console.sock", std::process::id());
+    let socket: &'static std::path::Path = Box::leak(axolotl_images::out_dir().join(name).into_boxed_path());
+    let _ = std::fs::remove_file(socket);
+    let at_q = |regs: &[u8]| {
+        use common::gdb::{reg, RDI, RSI};
+        reg(regs, RDI) == 5 && reg(regs, RSI) as u8 == b'Q'
+    };
+    let fault = common::gdb::fault_when(socket, addr, code, at_q, Duration::from_secs(120));
+    let machine = Machine { debug_socket: Some(socket), ..Machine::default() };
+    let cmds: Vec<String> = ["echo ABCDEQRSTUVWXYZ", "echo after"].map(String::from).to_vec();
+    let t =
+        qemu::exec(iso, Personality::Microkernel, machine, &cmds, Duration::from_secs(120), Echo::Nothing)
+            .expect("QEMU runs");
+    let _ = std::fs::remove_file(socket);
+    let faulted = fault.join().expect("the gdb thread ends");
+    check(&t, faulted.is_ok(), &format!("the console was made to fault: {faulted:?}"));
+    check(&t, t.ok(), "every command succeeds");
+    check(
+        &t,
+        t.console.contains("[reincarnation] console gen 0: page fault (#PF) at 0x0"),
+        "it was restarted",
+    );
+    check(
+        &t,
+        t.console.contains("1 caller(s) suspended, 0 failed"),
+        "the write was kept for the next console",
+    );
+    // The typed line's echo holds ABCDE once, the output once more; a repeated write, a third.
+    check(&t, t.console.matches("ABCDE").count() == 2, "the first five bytes went out once");
+    check(&t, t.console.contains("QRSTUVWXYZ\n"), "the rest followed");
+    check(&t, outputs(&t, "echo after") == ["after"], "the console serves on");
+}
+
+#[test]
 fn lines_typed_ahead_are_kept() {
     // Both lines arrive in one burst, as when pasted: the second waits in the shell's typeahead.
     let t = boot(&["echo first\recho second"], 60);

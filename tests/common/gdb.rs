@@ -20,6 +20,14 @@ use std::time::{Duration, Instant};
 
 const RIP: usize = 128;
 const CS: usize = 140;
+/// Offsets of general registers in a `g` packet (gdb's order: rax rbx rcx rdx rsi rdi ...).
+pub const RSI: usize = 32;
+pub const RDI: usize = 40;
+
+/// The 64-bit register at byte `at` of a `g` packet.
+pub fn reg(regs: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(regs[at..at + 8].try_into().expect("8 bytes"))
+}
 
 /// The address of the first function in ELF `elf` whose symbol name contains `needle`, and the
 /// first 16 bytes of its code as the file holds them.
@@ -119,6 +127,18 @@ pub fn fault_at(
     code: Vec<u8>,
     patience: Duration,
 ) -> std::thread::JoinHandle<Result<(), String>> {
+    fault_when(socket, addr, code, |_| true, patience)
+}
+
+/// As [`fault_at`], at the first arrival at `addr` whose registers (a `g` packet, see [`reg`])
+/// `when` accepts.
+pub fn fault_when(
+    socket: &'static Path,
+    addr: u64,
+    code: Vec<u8>,
+    when: impl Fn(&[u8]) -> bool + Send + 'static,
+    patience: Duration,
+) -> std::thread::JoinHandle<Result<(), String>> {
     std::thread::spawn(move || {
         let until = Instant::now() + patience;
         let socket = loop {
@@ -150,7 +170,14 @@ pub fn fault_at(
             let rip = u64::from_le_bytes(regs[RIP..RIP + 8].try_into().expect("8 bytes"));
             let user = regs[CS] & 3 == 3;
             let here = unhex(&stub.command(&format!("m{addr:x},{:x}", code.len()))?);
-            if rip != addr || !user || here != code {
+            if rip != addr || !user || here != code || !when(&regs) {
+                // Not this arrival: step over the breakpoint (a `c` from it would stop at it
+                // again at once), then set it again.
+                stub.command(&format!("z0,{at}"))?;
+                stub.command("s")?;
+                if stub.command(&format!("Z0,{at}"))? != "OK" {
+                    return Err("QEMU refused the breakpoint again".into());
+                }
                 continue;
             }
             stub.command(&format!("z0,{at}"))?;

@@ -83,6 +83,16 @@ impl<P: PortIo, const BASE: u16> Uart<P, BASE> {
         self.ports.outb(BASE + 1, u8::from(on));
     }
 
+    /// The scratch register: one byte kept by the device, not by whoever drives it, so it
+    /// outlives a restarted driver.
+    pub fn scratch(&self) -> u8 {
+        self.ports.inb(BASE + 7)
+    }
+
+    pub fn set_scratch(&self, v: u8) {
+        self.ports.outb(BASE + 7, v);
+    }
+
     /// A received byte, if one is waiting.
     pub fn try_get(&self) -> Option<u8> {
         (self.ports.inb(BASE + 5) & 1 != 0).then(|| self.ports.inb(BASE))

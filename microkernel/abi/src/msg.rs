@@ -27,21 +27,27 @@ pub struct MsgInfo {
     pub cap: Option<u8>,
     /// Move the capability instead of copying it.
     pub move_cap: bool,
+    /// Set by the kernel only, on a request delivered to a server's new incarnation because its
+    /// predecessor failed while serving it: the request may have been partly carried out. A
+    /// server whose requests are not idempotent (the console's writes) looks at it.
+    pub redelivered: bool,
 }
 
 const CAP_FLAG: u64 = 1 << 56;
 const MOVE_FLAG: u64 = 1 << 57;
+/// Only in words the kernel delivers; a sender's word with it is refused as reserved.
+const REDELIVERED_FLAG: u64 = 1 << 58;
 const RESERVED: u64 = !((1 << 58) - 1);
 
 impl MsgInfo {
     /// A message with a label and no payload.
     pub const fn new(label: u32) -> Self {
-        MsgInfo { label, len: 0, cap: None, move_cap: false }
+        MsgInfo { label, len: 0, cap: None, move_cap: false, redelivered: false }
     }
 
     /// A message with a label and `len` payload bytes.
     pub const fn with_len(label: u32, len: u16) -> Self {
-        MsgInfo { label, len, cap: None, move_cap: false }
+        MsgInfo { label, len, cap: None, move_cap: false, redelivered: false }
     }
 
     pub const fn encode(self) -> u64 {
@@ -52,7 +58,17 @@ impl MsgInfo {
         if self.move_cap {
             raw |= MOVE_FLAG;
         }
+        if self.redelivered {
+            raw |= REDELIVERED_FLAG;
+        }
         raw
+    }
+
+    /// Decode a word the kernel delivered to this task: as [`MsgInfo::decode`], and the
+    /// redelivery flag, which only the kernel sets.
+    pub fn decode_received(raw: u64) -> Result<Self, Error> {
+        let info = Self::decode(raw & !REDELIVERED_FLAG)?;
+        Ok(MsgInfo { redelivered: raw & REDELIVERED_FLAG != 0, ..info })
     }
 
     /// Decode and validate a raw word: reserved bits clear, payload fits the IPC buffer, the
@@ -74,7 +90,7 @@ impl MsgInfo {
         } else {
             None
         };
-        Ok(MsgInfo { label: raw as u32, len, cap, move_cap: raw & MOVE_FLAG != 0 })
+        Ok(MsgInfo { label: raw as u32, len, cap, move_cap: raw & MOVE_FLAG != 0, redelivered: false })
     }
 }
 
@@ -87,11 +103,19 @@ mod tests {
         for info in [
             MsgInfo::new(0),
             MsgInfo::with_len(7, 4096),
-            MsgInfo { label: u32::MAX, len: 12, cap: Some(63), move_cap: true },
-            MsgInfo { label: 3, len: 0, cap: Some(0), move_cap: false },
+            MsgInfo { label: u32::MAX, len: 12, cap: Some(63), move_cap: true, redelivered: false },
+            MsgInfo { label: 3, len: 0, cap: Some(0), move_cap: false, redelivered: false },
         ] {
             assert_eq!(MsgInfo::decode(info.encode()), Ok(info));
+            assert_eq!(MsgInfo::decode_received(info.encode()), Ok(info));
         }
+    }
+
+    #[test]
+    fn only_the_kernel_says_redelivered() {
+        let again = MsgInfo { redelivered: true, ..MsgInfo::with_len(9, 3) };
+        assert_eq!(MsgInfo::decode_received(again.encode()), Ok(again), "a receiver reads the flag");
+        assert_eq!(MsgInfo::decode(again.encode()), Err(Error::InvalidArgument), "a sender cannot set it");
     }
 
     #[test]

@@ -47,7 +47,8 @@ impl Kernel {
             self.map_ssr(to, s);
         }
         let len = (info.len as usize).min(IPC_BUFFER_SIZE);
-        let mut delivered = MsgInfo { label: info.label, len: len as u16, cap: None, move_cap: false };
+        let mut delivered =
+            MsgInfo { redelivered: info.redelivered, ..MsgInfo::with_len(info.label, len as u16) };
         if let (Some(src), Some(dst)) = (info.cap, self.tasks[to].recv_slot) {
             if self.transfer_cap(from, src, to, dst, info.move_cap).is_ok() {
                 delivered.cap = Some(dst);
@@ -155,7 +156,9 @@ impl Kernel {
         self.tasks[cur].recv_slot = recv_slot;
         if let Some(s) = self.endpoints[ep as usize].senders.pop_front(&mut self.links) {
             let p = self.tasks[s].pending;
-            self.deliver(s, cur, p.info(), p.badge, p.session);
+            // A call put back for the next incarnation says so to the server.
+            let info = MsgInfo { redelivered: self.tasks[s].retried, ..p.info() };
+            self.deliver(s, cur, info, p.badge, p.session);
             if p.is_call {
                 self.link_call(s, cur);
             } else {

@@ -19,8 +19,11 @@ use userlib::msg::CallError;
 
 /// Label of every console request and response.
 pub const LABEL: u32 = 0xC0_0501;
-/// Largest write one request carries (the rest of the buffer holds the encoding overhead).
-pub const MAX_WRITE: usize = IPC_BUFFER_SIZE - 16;
+/// Largest write one request carries: the console records its progress through a write in a
+/// byte the UART keeps (its scratch register), so that a write delivered again to a restarted
+/// console goes on where the failed one stopped instead of printing its start twice.
+pub const MAX_WRITE: usize = 254;
+const _: () = assert!(MAX_WRITE + 16 <= IPC_BUFFER_SIZE && MAX_WRITE < u8::MAX as usize);
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
 pub enum Request<'a> {

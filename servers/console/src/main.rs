@@ -3,8 +3,13 @@
 //! It holds only what the manifest gives it: the COM1 port range (opened to its `in`/`out`
 //! through the I/O-permission bitmap), IRQ 4 with its notification, and the `console` endpoint.
 //! Output is written synchronously before the reply, so a client whose `write` returned knows
-//! its bytes reached the UART. Input arrives by interrupt into a ring buffer; a `Read` with no
-//! input pending is parked (its reply capability saved) until the interrupt brings bytes.
+//! its bytes reached the UART. A write survives a crash of the console without printing twice:
+//! the console counts the bytes of the write in progress in the UART's scratch register (the
+//! device keeps it across incarnations), and a write the kernel delivers again to the next
+//! incarnation (`MsgInfo::redelivered`) resumes after the bytes already sent. Only the one byte
+//! in flight at the instant of the crash can go out twice. Input arrives by interrupt into a
+//! ring buffer; a `Read` with no input pending is parked (its reply capability saved) until the
+//! interrupt brings bytes.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -21,6 +26,32 @@ const PARKED_SLOT: u8 = 63;
 /// COM1, through the ports the kernel opened to this task: the same 16550 driver the kernels
 /// use for their own output.
 const UART: Uart<Ports, COM1> = Uart::new(Ports);
+
+/// The scratch register's value between writes; during one it holds the bytes sent so far
+/// (a write is at most `console_api::MAX_WRITE` < 255 bytes).
+const NO_WRITE: u8 = u8::MAX;
+
+/// Write `bytes`, counting them in the scratch register; a redelivered write first skips what
+/// its failed predecessor already sent.
+fn write_once(bytes: &[u8], redelivered: bool) {
+    let sent = match UART.scratch() {
+        n if redelivered && n != NO_WRITE => (n as usize).min(bytes.len()),
+        _ => 0,
+    };
+    for (i, &b) in bytes.iter().enumerate().skip(sent) {
+        send(i, b);
+    }
+    UART.set_scratch(NO_WRITE);
+}
+
+/// Send byte `i` of a write, `b`, after recording that `i` bytes went out before it. Out of
+/// line and with the C calling convention (`i` in rdi, `b` in rsi), so that a test can stop
+/// the console at a chosen byte of a chosen write through QEMU's gdb stub.
+#[inline(never)]
+extern "C" fn send(i: usize, b: u8) {
+    UART.set_scratch(i as u8);
+    UART.write(&[b]);
+}
 
 /// Input received but not yet read.
 struct Ring {
@@ -74,7 +105,7 @@ impl Server {
         };
         match req {
             Request::Write(bytes) => {
-                UART.write(bytes);
+                write_once(bytes, msg.info.redelivered);
                 Some(encode(&Response::Written(bytes.len() as u32), out))
             }
             Request::Poll { max } => {

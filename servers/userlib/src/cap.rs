@@ -79,7 +79,7 @@ pub struct Message {
 
 impl Message {
     fn from_ret(r: Ret) -> Message {
-        Message { badge: r.rdi, info: MsgInfo::decode(r.rsi).unwrap_or_default(), words: r.words }
+        Message { badge: r.rdi, info: MsgInfo::decode_received(r.rsi).unwrap_or_default(), words: r.words }
     }
 
     /// The payload, copied out of the IPC buffer into `out`; returns the bytes copied.
