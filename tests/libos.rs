@@ -377,3 +377,46 @@ fn libos_ctrl_c_interrupts_a_sleep_and_restarts_and_sleeps_are_bounded_alike() {
     );
     check(&c, c.console.lines().any(|l| l == "after campaign"), "and the next line runs");
 }
+
+#[test]
+fn libos_files_another_session_has_open_are_refused_and_the_scribe_survives_fs_restarts() {
+    // The scribe (its own task and fs session) holds /scribe/log open for writing; the fs cell
+    // keeps no list of sessions and must still see that one when the shell's session asks.
+    let t = boot(
+        &[
+            "sleep 1000",
+            "write /scribe/log X",
+            "append /scribe/log X",
+            "rm /scribe/log",
+            "cat /scribe/log",
+            "kill fs",
+            "sleep 1000",
+            "cat /scribe/status",
+            "fsck",
+        ],
+        90,
+    );
+    check(&t, t.outcome == Outcome::PoweredOff, "clean power-off");
+    check(
+        &t,
+        t.failed_commands() == ["write /scribe/log X", "append /scribe/log X", "rm /scribe/log"],
+        "exactly the commands that would change the scribe's open file failed",
+    );
+    for cmd in ["write", "append", "rm"] {
+        let refused = format!("error: {cmd}: /scribe/log: file is open (here or in another session)");
+        check(&t, t.console.contains(&refused), &format!("{cmd} is refused with a clear error"));
+    }
+    check(
+        &t,
+        outputs(&t, "cat /scribe/log").first().is_some_and(|o| o.starts_with("scribe 00000000")),
+        "reading is allowed",
+    );
+    let status = outputs(&t, "cat /scribe/status");
+    check(
+        &t,
+        status.len() == 1 && status[0].ends_with(" verified, 0 errors, 0 rotations"),
+        "the scribe verified every record, through the fs restart",
+    );
+    check(&t, !t.console.contains("scribe: ERROR"), "the scribe saw no error");
+    check(&t, outputs(&t, "fsck").first().is_some_and(|l| l.starts_with("fsck: clean: ")), "fsck is clean");
+}

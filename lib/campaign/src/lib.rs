@@ -34,6 +34,7 @@
 pub mod note;
 pub mod personality;
 mod run;
+pub mod scribe;
 mod summary;
 mod workload;
 

@@ -69,6 +69,7 @@ pub trait Files {
     /// Read up to `out.len()` bytes; returns how many were read.
     fn read(&mut self, fd: u32, out: &mut [u8]) -> Result<usize, Self::Error>;
     fn write(&mut self, fd: u32, data: &[u8]) -> Result<(), Self::Error>;
+    fn close(&mut self, fd: u32) -> Result<(), Self::Error>;
     /// Did `mkdir` fail only because the directory is there already?
     fn exists(e: &Self::Error) -> bool;
     /// Was the session's state (its open files) reset, so the file must be opened again?
@@ -108,6 +109,9 @@ macro_rules! forward_files {
             }
             fn write(&mut self, fd: u32, data: &[u8]) -> core::result::Result<(), $error> {
                 self.0.write(fd, data)
+            }
+            fn close(&mut self, fd: u32) -> core::result::Result<(), $error> {
+                self.0.close(fd)
             }
             fn exists(e: &$error) -> bool {
                 matches!(e, $error::Exists)

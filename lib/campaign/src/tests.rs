@@ -96,6 +96,9 @@ impl Files for FakeFiles {
         self.pos = end;
         Ok(())
     }
+    fn close(&mut self, fd: u32) -> Result<(), FakeError> {
+        self.valid(fd)
+    }
     fn exists(e: &FakeError) -> bool {
         *e == FakeError::Exists
     }
@@ -381,4 +384,146 @@ fn ctrl_c_stops_between_faults_and_still_sums_up() {
         .any(|l| l == &format!("campaign fs: interrupted (Ctrl-C) after {injected} of 40 faults")));
     let summary = lines.last().expect("a summary");
     assert!(summary.starts_with(&format!("campaign fs: injected={injected} ")), "{summary}");
+}
+
+/// The scribe against the real file system on a RAM disk, through one of two sessions.
+mod scribe {
+    extern crate std;
+
+    use crate::personality::{Console, Files};
+    use crate::scribe::{record, Scribe};
+    use core::cell::RefCell;
+    use fs_core::{mode, Block, BlockDevice, Disk, FsError, Held, SmallClientState, BLOCK_SIZE};
+    use std::rc::Rc;
+    use std::string::String;
+    use std::vec::Vec;
+
+    struct Ram(RefCell<Vec<Block>>);
+
+    impl BlockDevice for Ram {
+        fn blocks(&self) -> Option<u32> {
+            Some(self.0.borrow().len() as u32)
+        }
+        fn read(&self, b: u32, out: &mut Block) -> bool {
+            self.0.borrow().get(b as usize).map(|blk| *out = *blk).is_some()
+        }
+        fn write(&self, b: u32, data: &Block) -> bool {
+            self.0.borrow_mut().get_mut(b as usize).map(|blk| *blk = *data).is_some()
+        }
+    }
+
+    /// Every session of one disk; `others` of session `me` is what the rest hold.
+    struct Fs {
+        disk: Disk<Ram>,
+        sessions: Vec<SmallClientState>,
+    }
+
+    #[derive(Clone)]
+    struct Session(Rc<RefCell<Fs>>, usize);
+
+    impl Session {
+        fn with<T>(
+            &self,
+            f: impl FnOnce(&Disk<Ram>, &mut SmallClientState, &dyn Fn(u16, &[u8]) -> Held) -> T,
+        ) -> T {
+            let mut fs = self.0.borrow_mut();
+            let Fs { disk, sessions } = &mut *fs;
+            let mut st = sessions[self.1];
+            let others_of = sessions.clone();
+            let me = self.1;
+            let others = move |ino: u16, path: &[u8]| {
+                others_of
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != me)
+                    .fold(Held::default(), |h, (_, s)| h.or(s.held(ino, path)))
+            };
+            let r = f(&*disk, &mut st, &others);
+            sessions[self.1] = st;
+            r
+        }
+    }
+
+    impl Files for Session {
+        type Error = FsError;
+        fn mkdir(&mut self, path: &str) -> Result<(), FsError> {
+            self.with(|d, st, _| st.mkdir(d, path))
+        }
+        fn open(&mut self, path: &str, m: u8) -> Result<u32, FsError> {
+            self.with(|d, st, o| st.open(d, path, m, o))
+        }
+        fn seek(&mut self, fd: u32, pos: u32) -> Result<(), FsError> {
+            self.with(|_, st, _| st.seek(fd, pos))
+        }
+        fn read(&mut self, fd: u32, out: &mut [u8]) -> Result<usize, FsError> {
+            self.with(|d, st, _| st.read(d, fd, out))
+        }
+        fn write(&mut self, fd: u32, data: &[u8]) -> Result<(), FsError> {
+            self.with(|d, st, _| st.write(d, fd, data)).map(|_| ())
+        }
+        fn close(&mut self, fd: u32) -> Result<(), FsError> {
+            self.with(|_, st, _| st.close(fd))
+        }
+        fn exists(e: &FsError) -> bool {
+            *e == FsError::Exists
+        }
+        fn session_reset(e: &FsError) -> bool {
+            matches!(e, FsError::StateReset | FsError::BadFd)
+        }
+    }
+
+    struct Lines(Vec<String>);
+
+    impl Console for Lines {
+        fn println(&mut self, line: core::fmt::Arguments<'_>) {
+            self.0.push(std::format!("{line}"));
+        }
+    }
+
+    fn two_sessions() -> (Session, Session) {
+        let (disk, _) = Disk::mount(Ram(RefCell::new(std::vec![[0u8; BLOCK_SIZE]; 256]))).unwrap();
+        let fs = Rc::new(RefCell::new(Fs { disk, sessions: std::vec![SmallClientState::fresh(); 2] }));
+        (Session(fs.clone(), 0), Session(fs, 1))
+    }
+
+    fn cat(s: &mut Session, path: &str) -> Vec<u8> {
+        let fd = s.open(path, mode::READ).unwrap();
+        let mut out = std::vec![0u8; 4096];
+        let n = s.read(fd, &mut out).unwrap();
+        s.close(fd).unwrap();
+        out.truncate(n);
+        out
+    }
+
+    #[test]
+    fn the_scribe_writes_verifies_and_reports_its_records() {
+        let (scribe, mut shell) = two_sessions();
+        let mut con = Lines(Vec::new());
+        let mut s = Scribe::open(scribe).map_err(|(_, e)| e).unwrap();
+        for _ in 0..25 {
+            s.step_or_report(&mut con);
+        }
+        assert!(con.0.is_empty(), "{:?}", con.0);
+        let log = cat(&mut shell, "/scribe/log");
+        assert_eq!(log.len(), 25 * 16);
+        assert_eq!(&log[16 * 24..], &record(24));
+        let status = String::from_utf8(cat(&mut shell, "/scribe/status")).unwrap();
+        assert_eq!(status, "scribe:     25 records written,     25 verified, 0 errors, 0 rotations\n");
+    }
+
+    #[test]
+    fn another_session_cannot_truncate_or_remove_the_log_the_scribe_holds() {
+        let (scribe, mut shell) = two_sessions();
+        let mut con = Lines(Vec::new());
+        let mut s = Scribe::open(scribe).map_err(|(_, e)| e).unwrap();
+        s.step_or_report(&mut con);
+        assert_eq!(shell.open("/scribe/log", mode::WRITE | mode::TRUNCATE), Err(FsError::InUse));
+        assert_eq!(shell.with(|d, st, o| st.remove(d, "/scribe/log", o)), Err(FsError::InUse));
+        assert_eq!(shell.with(|d, st, o| st.put(d, "/scribe/log", b"X", false, o)), Err(FsError::InUse));
+        for _ in 0..19 {
+            s.step_or_report(&mut con);
+        }
+        assert!(con.0.is_empty(), "the scribe saw: {:?}", con.0);
+        assert_eq!(s.verified, 20);
+    }
 }

@@ -33,9 +33,10 @@
 //! or its own current directory or one above it: the format has no unnamed open files, and a
 //! current directory that no longer exists leaves every relative path broken. Only the server
 //! knows what the other sessions hold, so it passes it in (`others`): the microkernel's fs
-//! reads every session's SSR; the libos cell sees none but the caller's and passes
-//! [`Held::unseen`]. Either way a descriptor records its inode's generation, so one whose file
-//! was removed (and its inode perhaps reused) gets `BadFd`, never another file's bytes.
+//! reads every session's SSR; the libos cell reads the sessions its other clients keep
+//! (`libos_kernel::kept_by_others`). Either way a descriptor records its inode's generation, so
+//! one whose file was removed (and its inode perhaps reused) gets `BadFd`, never another file's
+//! bytes.
 //!
 //! Every operation that changes the disk does so through one change set (`tx`) and commits it
 //! only once nothing can fail any more: an operation that fails leaves the disk as it was.
@@ -96,8 +97,8 @@ impl Held {
         }
     }
 
-    /// What a server that cannot see its other sessions knows of them: nothing (the libos
-    /// cell's `others`; see the module comment for what that leaves unguarded).
+    /// What a server that cannot see its other sessions knows of them: nothing (for tests and
+    /// single-session uses).
     pub fn unseen(_ino: u16, _path: &[u8]) -> Held {
         Held::default()
     }

@@ -55,7 +55,6 @@ pub trait Files: campaign::Files {
 
     /// Did `open` fail because the path (or a directory on it) does not exist?
     fn not_found(e: &Self::Error) -> bool;
-    fn close(&mut self, fd: u32) -> Result<(), Self::Error>;
     /// Kind (`fs_core::KIND_*`) and size of `path`.
     fn stat(&mut self, path: &str) -> Result<(u8, u32), Self::Error>;
     /// The `index`-th entry of directory `path`, or `None` past the last.
@@ -123,9 +122,6 @@ macro_rules! forward_files {
 
             fn not_found(e: &$error) -> bool {
                 matches!(e, $error::NotFound)
-            }
-            fn close(&mut self, fd: u32) -> core::result::Result<(), $error> {
-                self.0.close(fd)
             }
             fn stat(&mut self, path: &str) -> core::result::Result<(u8, u32), $error> {
                 self.0.stat(path)

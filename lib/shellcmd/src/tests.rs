@@ -92,6 +92,10 @@ impl FakeFiles {
 impl campaign::Files for FakeFiles {
     type Error = FakeError;
 
+    fn close(&mut self, fd: u32) -> Result<(), FakeError> {
+        self.file(fd).map(|_| ())
+    }
+
     fn mkdir(&mut self, path: &str) -> Result<(), FakeError> {
         let abs = self.abs(path);
         if self.nodes.contains_key(&abs) {
@@ -151,9 +155,6 @@ impl Files for FakeFiles {
 
     fn not_found(e: &FakeError) -> bool {
         *e == FakeError::NotFound
-    }
-    fn close(&mut self, fd: u32) -> Result<(), FakeError> {
-        self.file(fd).map(|_| ())
     }
     fn stat(&mut self, path: &str) -> Result<(u8, u32), FakeError> {
         match self.nodes.get(&self.abs(path)) {

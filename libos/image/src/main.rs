@@ -4,6 +4,7 @@
 //!  console ◄── mailbox ── shell ── endpoint ──► fs ── endpoint ──► ramdisk
 //!     ▲  IRQ 4 bytes         └──── endpoint ──► timer      (blocks in MappedPages)
 //!     └── (kernel)           └──── endpoint ──► echo (benchmark partner)
+//!  scribe (fs and timer sessions of its own; records in /scribe/log)
 //! ```
 //! This is the composition root: it holds no state of its own after boot. The kernel hands it
 //! the one [`libos_kernel::Privilege`] token; it gives it to the shell, and to no other cell.
@@ -22,5 +23,6 @@ fn wire(privilege: libos_kernel::Privilege) {
     let fs = cell_fs::start(ramdisk, key).expect("fs");
     let timer = cell_timer::start().expect("timer");
     let echo = cell_shell::start_echo().expect("echo");
+    cell_shell::start_scribe(console.clone(), fs, timer).expect("scribe");
     cell_shell::start(cell_shell::Wiring { console, fs, timer, echo }, privilege).expect("shell");
 }

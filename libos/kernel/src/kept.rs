@@ -40,6 +40,12 @@ impl<T: Copy + 'static> Kept<T> {
         unsafe { self.value.read_volatile() }
     }
 
+    /// Which kept value this is: a client sends it with its request so that [`others`] can
+    /// leave its own value out.
+    pub fn id(&self) -> u64 {
+        self.value as u64
+    }
+
     pub fn set(&mut self, v: T) {
         // SAFETY: as for `get`; `&mut self` excludes other users in this task.
         unsafe { self.value.write_volatile(v) }
@@ -52,5 +58,31 @@ impl<T: Copy + 'static> Drop for Kept<T> {
         KERNEL.with(|k| k.kept.retain(|h| h.addr != addr));
         // SAFETY: from `Box::into_raw` in `new`, freed once, here.
         drop(unsafe { Box::from_raw(self.value) });
+    }
+}
+
+/// Call `f` with a copy of every value of type `T` kept for `server`, except the one whose
+/// [`Kept::id`] is `except`: how a server whose rules depend on what its *other* clients hold
+/// (the fs cell: a file another session has open) sees their states without keeping any.
+///
+/// Each copy is taken with the kernel locked, so its holder can neither die nor free it
+/// meanwhile. A holder between receiving an answer and storing it is seen with its state from
+/// before that request.
+pub fn others<T: Copy + 'static>(server: &str, except: u64, mut f: impl FnMut(T)) {
+    let size = core::mem::size_of::<T>();
+    for n in 0.. {
+        let next = KERNEL.with(|k| {
+            let e =
+                k.kept.iter().filter(|e| e.server == server && e.addr != except && e.len == size).nth(n)?;
+            // SAFETY: a registered entry is the live allocation of a `Kept` of `len` bytes: a
+            // `Kept` leaves the registry before its allocation is freed (`drop`), and a dead
+            // owner's entries leave it with its memory, both under this lock. `T` is plain data
+            // of that size, read as `Kept::get` reads it.
+            Some(unsafe { (e.addr as *const T).read_volatile() })
+        });
+        match next {
+            Some(v) => f(v),
+            None => break,
+        }
     }
 }

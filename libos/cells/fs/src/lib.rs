@@ -129,6 +129,9 @@ const _: () = assert!(
 #[derive(Clone, Copy)]
 pub struct Request {
     session: Session,
+    /// Where the client keeps its session ([`Kept::id`]; 0 before it has one): the fs cell
+    /// leaves it out when it looks at what the other sessions hold.
+    holder: u64,
     op: Op,
 }
 
@@ -168,14 +171,18 @@ impl Fs {
     /// Open a session (the fs cell seals a fresh state for us).
     pub fn connect(ep: Ep) -> Result<Fs> {
         let blank = Session { state: SmallClientState::zeroed(), seal: 0 };
-        let r = ep.call(&Request { session: blank, op: Op::Connect }).map_err(|_| FsError::ServerFailed)?;
+        let r = ep
+            .call(&Request { session: blank, holder: 0, op: Op::Connect })
+            .map_err(|_| FsError::ServerFailed)?;
         r.result?;
         Ok(Fs { ep, session: Kept::new("fs", r.session) })
     }
 
     fn call(&mut self, op: Op) -> Result<Out> {
-        let r =
-            self.ep.call(&Request { session: self.session.get(), op }).map_err(|_| FsError::ServerFailed)?;
+        let r = self
+            .ep
+            .call(&Request { session: self.session.get(), holder: self.session.id(), op })
+            .map_err(|_| FsError::ServerFailed)?;
         self.session.set(r.session);
         r.result
     }

@@ -20,18 +20,22 @@ fn check(key: u64, s: &Session) -> Result<()> {
     Ok(())
 }
 
-/// Serve `op` against the client's state `st`. Only the caller's own session is visible here
-/// (the server keeps no list of clients), so of fs-core's rule for what other sessions hold
-/// only the caller's own part applies ([`Held::unseen`]); a descriptor whose file another
-/// session removed gets `BadFd` (fs-core's generations), never the next file's bytes.
+/// Serve `op` against the client's state `st`. What the other sessions hold (fs-core's rule for
+/// files in use) comes from `others`: the server keeps no list of clients; it reads the other
+/// clients' sessions where they keep them ([`held_by_others`]).
 ///
 /// Not inlined into the task's loop: the operations' locals (a change set, `fsck`'s tables)
 /// then take stack only while one runs.
 #[inline(never)]
-fn handle(disk: &Disk<Blocks>, st: &mut SmallClientState, op: &Op) -> Result<Out> {
+fn handle(
+    disk: &Disk<Blocks>,
+    st: &mut SmallClientState,
+    op: &Op,
+    others: &dyn Fn(u16, &[u8]) -> Held,
+) -> Result<Out> {
     match op {
         Op::Connect => Ok(Out::Done),
-        Op::Open { path, mode } => st.open(disk, path.as_str(), *mode, Held::unseen).map(Out::Fd),
+        Op::Open { path, mode } => st.open(disk, path.as_str(), *mode, others).map(Out::Fd),
         Op::Read { fd, len } => {
             let mut bytes = [0u8; IO_MAX];
             let want = (*len as usize).min(IO_MAX);
@@ -46,10 +50,10 @@ fn handle(disk: &Disk<Blocks>, st: &mut SmallClientState, op: &Op) -> Result<Out
         Op::Close { fd } => st.close(*fd).map(|_| Out::Done),
         Op::Stat { path } => st.stat(disk, path.as_str()).map(|(kind, size)| Out::Stat { kind, size }),
         Op::Mkdir { path } => st.mkdir(disk, path.as_str()).map(|_| Out::Done),
-        Op::Remove { path } => st.remove(disk, path.as_str(), Held::unseen).map(|_| Out::Done),
+        Op::Remove { path } => st.remove(disk, path.as_str(), others).map(|_| Out::Done),
         Op::Put { path, append, len, data } => {
             let n = (*len as usize).min(data.len());
-            st.put(disk, path.as_str(), &data[..n], *append, Held::unseen).map(|_| Out::Done)
+            st.put(disk, path.as_str(), &data[..n], *append, others).map(|_| Out::Done)
         }
         Op::Fsck => fs_core::fsck(disk).map(Out::Report),
         Op::Chdir { path } => st.chdir(disk, path.as_str()).map(|_| Out::Done),
@@ -62,6 +66,19 @@ fn handle(disk: &Disk<Blocks>, st: &mut SmallClientState, op: &Op) -> Result<Out
             None => Ok(Out::End),
         },
     }
+}
+
+/// What the sessions other than the caller's (kept at `holder`) hold of inode `ino` at `path`:
+/// read where their clients keep them (`libos_kernel::kept_by_others`); a session whose seal
+/// or ranges fail holds nothing (its client will be told `StateReset` on its next request).
+fn held_by_others(key: u64, holder: u64, ino: u16, path: &[u8]) -> Held {
+    let mut held = Held::default();
+    libos_kernel::kept_by_others::<Session>("fs", holder, |s| {
+        if check(key, &s).is_ok() {
+            held = held.or(s.state.held(ino, path));
+        }
+    });
+    held
 }
 
 /// Spawn the fs task over the block store `blocks`; `key` seals sessions (chosen at boot, kept
@@ -82,7 +99,8 @@ pub fn start(blocks: cell_ramdisk::Ep, key: u64) -> Option<crate::Ep> {
                     Err(e) => Response { session: sealed(key, SmallClientState::fresh()), result: Err(e) },
                     Ok(()) => {
                         let mut st = req.session.state;
-                        let result = handle(&disk, &mut st, &req.op);
+                        let others = |ino: u16, path: &[u8]| held_by_others(key, req.holder, ino, path);
+                        let result = handle(&disk, &mut st, &req.op, &others);
                         Response { session: sealed(key, st), result }
                     }
                 }

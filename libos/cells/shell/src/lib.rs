@@ -10,6 +10,7 @@ extern crate alloc;
 mod bench;
 mod campaign;
 mod clients;
+mod scribe;
 
 use cell_console::Console;
 use cell_fs::Fs;
@@ -48,6 +49,7 @@ pub struct Wiring {
 }
 
 pub use bench::start_echo;
+pub use scribe::start as start_scribe;
 
 struct Shell<'p> {
     out: Out,
