@@ -420,3 +420,12 @@ fn libos_files_another_session_has_open_are_refused_and_the_scribe_survives_fs_r
     check(&t, !t.console.contains("scribe: ERROR"), "the scribe saw no error");
     check(&t, outputs(&t, "fsck").first().is_some_and(|l| l.starts_with("fsck: clean: ")), "fsck is clean");
 }
+
+#[test]
+fn libos_keys_typed_while_the_machine_boots_reach_the_shell() {
+    // Typed when the kernel's first line appears: GRUB is done, the console cell not yet up.
+    let machine = Machine { early_keys: Some("echo typed early\r"), ..Machine::default() };
+    let t = boot_with(machine, &[], 60);
+    check(&t, t.ok(), "the session ends cleanly");
+    check(&t, t.console.lines().any(|l| l == "typed early"), "the line typed during boot ran");
+}
