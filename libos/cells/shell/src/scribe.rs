@@ -16,10 +16,12 @@ impl campaign::Console for Out<'_> {
     }
 }
 
-/// Spawn the scribe (priority 4: below the servers and the shell, so it never delays a
-/// command; supervised, so a fault restarts it with a fresh session).
+/// Spawn the scribe, supervised (a fault restarts it with a fresh session). Priority 5, the
+/// shell's and the servers': the libos scheduler has strict priorities and round robin within
+/// one, so a lower priority would starve it whenever the shell computes (a campaign); at the
+/// same one it takes its turn, a step of a few fs calls every 300 ms.
 pub fn start(console: Console, fs: cell_fs::Ep, timer: cell_timer::Ep) -> Option<()> {
-    libos_kernel::spawn("scribe", 4, true, move || {
+    libos_kernel::spawn("scribe", 5, true, move || {
         let mut out = Out(&console);
         let Ok(files) = Fs::connect(fs) else {
             campaign::Console::println(&mut out, format_args!("scribe: ERROR: no fs session"));
