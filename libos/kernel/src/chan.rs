@@ -20,6 +20,7 @@
 //! does; what a task holds in them (its place in a queue, a request it was serving, its role as
 //! receiver) is released when it dies.
 
+use crate::mem::protect::unprotected;
 use crate::sched::block_on;
 use crate::state::{Call, CallError, CallPhase, EpState, Kernel, State, KERNEL};
 use core::cell::UnsafeCell;
@@ -237,8 +238,11 @@ fn kernel_reply(client: usize, generation: u32, seq: u64, resp: u64, len: usize)
         let call = t.call.as_mut().expect("checked above");
         // SAFETY: the caller is blocked in `call` with phase Served by us, so `call.resp` is its
         // answer buffer of `len` bytes (checked in `call`), which nothing else writes; `resp`
-        // lies in our own memory, so they do not overlap.
-        unsafe { core::ptr::copy_nonoverlapping(resp as *const u8, call.resp as *mut u8, len) };
+        // lies in our own memory, so they do not overlap. The caller's stack is read-only while
+        // we run: this one copy lifts protection.
+        unprotected(|| unsafe {
+            core::ptr::copy_nonoverlapping(resp as *const u8, call.resp as *mut u8, len)
+        });
         call.phase = CallPhase::Replied;
         k.wake(client);
         k.handoff = Some(client);

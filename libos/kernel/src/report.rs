@@ -9,7 +9,7 @@
 
 use crate::arch::cpu;
 use crate::arch::trap::TrapFrame;
-use crate::state::{Detail, Fault, Kernel};
+use crate::state::{Detail, Exception as Trap, Fault, Kernel};
 use core::fmt::Write;
 use fault::FaultKind;
 use x86::exception::{self, Exception, PageFault};
@@ -93,6 +93,48 @@ pub(crate) fn report(
                 kind.name()
             )
         }
+    }
+}
+
+/// A page fault that is a write refused by protection (present page, write access): say whose
+/// memory task `me` tried to write. In one address space that is the only trace a wild write
+/// leaves when it is stopped (see `mem::protect`).
+pub(crate) fn wild_write(k: &mut Kernel, me: usize, e: Trap) {
+    const PRESENT: u64 = 1;
+    const WRITE: u64 = 2;
+    if e.vector != exception::PAGE_FAULT || e.error & (PRESENT | WRITE) != PRESENT | WRITE {
+        return;
+    }
+    let name = k.task(me).map_or("?", |t| t.name);
+    let owner = k.tasks.iter().enumerate().find_map(|(j, t)| {
+        let t = t.as_ref().filter(|_| j != me)?;
+        let [stack, heap] = t.data_ranges();
+        let part = if (stack.0..stack.1).contains(&e.addr) {
+            "stack"
+        } else if (heap.0..heap.1).contains(&e.addr) {
+            "heap"
+        } else {
+            return None;
+        };
+        Some((t.name, j, part))
+    });
+    match owner {
+        Some((other, j, part)) => crate::serial::kprintln!(
+            "  a wild write stopped: {:#x} is in {}'s {} (task {}), read-only while {} runs",
+            e.addr,
+            other,
+            part,
+            j,
+            name
+        ),
+        None if crate::mem::paging::slot(e.addr).is_some() => crate::serial::kprintln!(
+            "  a wild write stopped: {:#x} is in a cell's pages (MappedPages), written only through the kernel",
+            e.addr
+        ),
+        None => crate::serial::kprintln!(
+            "  a wild write stopped: {:#x} is kernel memory outside the image (page tables, frames)",
+            e.addr
+        ),
     }
 }
 

@@ -281,6 +281,14 @@ impl Task {
         }
     }
 
+    /// The slots of its stack and heap: the only ones writable while it runs.
+    pub fn slots(&self) -> [usize; 2] {
+        match &self.mem {
+            Some(m) => [m.stack.slot(), m.heap.pages().slot()],
+            None => [usize::MAX; 2],
+        }
+    }
+
     /// Where its allocations go while it runs (0: it has no heap, the kernel's arena).
     pub fn heap_base(&self) -> u64 {
         self.mem.as_ref().map_or(0, |m| m.heap.base())
