@@ -49,3 +49,36 @@ fn libos_wild_write_from_the_ramdisk_faults_in_the_ramdisk_not_in_the_shell() {
         "the writer, the ramdisk, was restarted",
     );
 }
+
+/// `regflip` seeds that set the direction flag in the timer (rflags bit 10). The kernel's copy
+/// of the timer's answer into the shell's stack then ran backwards, below the answer buffer,
+/// over the shell's return addresses: the shell died at rip 0 at every later sleep (the
+/// campaign's "shell dies at rip 0"). The kernel now clears DF in every critical section.
+const DIRECTION_FLAG_SEEDS: [u64; 3] = [533, 1070, 1885];
+
+#[test]
+fn libos_a_direction_flag_flipped_in_the_timer_does_not_reach_the_shell() {
+    let mut commands = Vec::new();
+    for seed in DIRECTION_FLAG_SEEDS {
+        commands.push(format!("inject timer regflip {seed}"));
+        commands.extend(std::iter::repeat_n("sleep 5".to_string(), 4));
+    }
+    commands.push("echo alive".to_string());
+    commands.push("ps".to_string());
+    let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
+    let t = boot(&commands, 90);
+    check(&t, t.outcome == Outcome::PoweredOff, "the session ends with the shell powering off");
+    check(
+        &t,
+        t.console.matches("injected regflip into timer (0x110a)").count() == 3,
+        "each seed flips rflags bit 10 (DF)",
+    );
+    check(&t, t.failed.is_empty(), "every sleep succeeds");
+    check(&t, !t.console.contains("FAULT in shell"), "the shell never faults");
+    check(
+        &t,
+        ps_row(&t, "shell").get(2..5) == Some(&["0", "run", "0"][..]),
+        "the shell is generation 0, never restarted",
+    );
+    check(&t, outputs(&t, "echo alive") == ["alive"], "the shell is still there");
+}

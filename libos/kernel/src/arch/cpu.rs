@@ -25,6 +25,16 @@ pub fn die_now() -> ! {
     unsafe { asm!("int 0x82", options(noreturn)) }
 }
 
+/// Clear the direction flag. The Rust ABI promises DF = 0 at every call, and `memcpy` and
+/// `memset` rely on it; a cell whose flags a fault bent could otherwise make the kernel's next
+/// copy run backwards, below its destination (into the stack of the task it answers).
+#[inline]
+pub fn clear_direction() {
+    // SAFETY: `cld` only clears DF; no memory effect of its own (no `nomem`, so no copy the
+    // compiler emitted is moved before it).
+    unsafe { asm!("cld", options(nostack)) };
+}
+
 /// CR0.WP: with it set, ring 0 honours read-only pages (the libos relies on it to keep a task's
 /// writes inside its own memory, see `mem::protect`).
 const CR0_WP: u64 = 1 << 16;
