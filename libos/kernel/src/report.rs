@@ -76,6 +76,14 @@ pub(crate) fn report(
         (FaultKind::Hang, Detail::Hang(hang)) => {
             crate::serial::kprintln!("HANG in {} (task {}, gen {}): {}", name, index, generation, hang)
         }
+        (FaultKind::Malformed, _) => {
+            crate::serial::kprintln!(
+                "FAULT in {} (task {}, gen {}): sent an answer that is not a valid value of its type; not delivered",
+                name,
+                index,
+                generation
+            )
+        }
         (FaultKind::Exited, _) => {
             crate::serial::kprintln!(
                 "EXIT {} (task {}, gen {}): its closure returned",
