@@ -8,6 +8,10 @@
 //! its seal or its range checks (a flipped bit, a wild write) is replaced by a fresh one and
 //! that client alone hears `StateReset`.
 //!
+//! A fault in this cell must not become wrong data either: every operation runs twice and its
+//! answer and writes are believed only if both runs agree (`twice`), and every block goes to
+//! the ramdisk through the client-checked mirror (`cell_ramdisk::Blocks`).
+//!
 //! ```text
 //!  client (holds Session)            fs task (holds nothing)          ramdisk task
 //!   Request{session, op} ─────────►  check seal + ranges
@@ -18,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 mod server;
+mod twice;
 
 use bytemuck::Zeroable;
 use fs_core::{FsError, SmallClientState, PATH_MAX};
@@ -40,7 +45,7 @@ pub struct Session {
 }
 
 /// A path carried in a request.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 pub struct PathBuf {
     len: u8,
     bytes: [u8; PATH_MAX],
@@ -89,7 +94,7 @@ pub struct Request {
 // Messages are plain values copied between tasks; boxing a variant would put a pointer into an
 // arena that dies with its task.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 pub enum Out {
     Fd(u32),
     Data { len: u32, bytes: [u8; IO_MAX] },

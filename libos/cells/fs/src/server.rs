@@ -1,10 +1,11 @@
-//! The fs task: checks the client's session, serves one operation, reseals the session. The
-//! operations themselves are `fs_core`'s, the same the microkernel's file server runs.
+//! The fs task: checks the client's session, serves one operation (twice, see `twice`),
+//! reseals the session. The operations themselves are `fs_core`'s, the same the microkernel's
+//! file server runs.
 
 use crate::{Entry, FsError, Op, Out, PathBuf, Response, Session, IO_MAX};
 use algo::seal::seal;
 use cell_ramdisk::Blocks;
-use fs_core::{Disk, SmallClientState};
+use fs_core::{BlockDevice, Disk, SmallClientState};
 
 type Result<T> = core::result::Result<T, FsError>;
 
@@ -22,7 +23,7 @@ fn check(key: u64, s: &Session) -> Result<()> {
 
 /// Serve `op` against the client's state `st`. Only the caller's own session is visible here
 /// (the server keeps no list of clients), so a file is in use only if `st` has it open.
-fn handle(disk: &Disk<Blocks>, st: &mut SmallClientState, op: &Op) -> Result<Out> {
+pub(crate) fn handle<D: BlockDevice>(disk: &Disk<D>, st: &mut SmallClientState, op: &Op) -> Result<Out> {
     match op {
         Op::Connect => Ok(Out::Done),
         Op::Open { path, mode } => st.open(disk, path.as_str(), *mode).map(Out::Fd),
@@ -58,7 +59,8 @@ fn handle(disk: &Disk<Blocks>, st: &mut SmallClientState, op: &Op) -> Result<Out
 pub fn start(blocks: cell_ramdisk::Ep, key: u64) -> Option<crate::Ep> {
     let ep = crate::Ep::create("fs")?;
     libos_kernel::spawn("fs", 5, true, move || {
-        let (disk, _) = match Disk::mount(Blocks(blocks)) {
+        let store = Blocks(blocks);
+        let (disk, _) = match Disk::mount(store) {
             Ok(d) => d,
             Err(e) => panic!("cannot mount the block store: {}", e),
         };
@@ -70,8 +72,7 @@ pub fn start(blocks: cell_ramdisk::Ep, key: u64) -> Option<crate::Ep> {
                 match check(key, &req.session) {
                     Err(e) => Response { session: sealed(key, SmallClientState::fresh()), result: Err(e) },
                     Ok(()) => {
-                        let mut st = req.session.state;
-                        let result = handle(&disk, &mut st, &req.op);
+                        let (st, result) = crate::twice::serve(&disk, store, &req.session.state, &req.op);
                         Response { session: sealed(key, st), result }
                     }
                 }

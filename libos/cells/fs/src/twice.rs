@@ -1,0 +1,110 @@
+//! Every operation runs twice and is believed only if both runs agree: a fault in this cell (a
+//! flipped register, a skipped instruction, a wrong branch) strikes one run, not both, so what
+//! it bent — an answer, a session, a block about to be written — never leaves the cell.
+//!
+//! ```text
+//!  request ─► run 1: handle() over Held(disk) ─► (result, session, blocks it would write)
+//!         └─► run 2: handle() over Held(disk) ─► (result, session, blocks it would write)
+//!             equal?  no ─► panic: the cell is restarted and the request delivered again
+//!                     yes ─► write the held blocks (each read back), then answer
+//! ```
+//! Each run reads through the checked mirror (`cell_ramdisk::Blocks`), and sees its own held
+//! writes. What this cannot catch: a fault that bends both runs alike (a word of the cell's
+//! long-lived state, such as the disk's geometry), or one that bends a block number in the
+//! few instructions between the comparison and the store's own read-back.
+
+use crate::server::handle;
+use crate::{Op, Out};
+use cell_ramdisk::Blocks;
+use core::cell::RefCell;
+use fs_core::{Block, BlockDevice, Disk, FsError, SmallClientState};
+use heapless::Vec;
+
+/// Most distinct blocks one operation writes (a write of `IO_MAX` bytes that allocates two
+/// data blocks and an indirect one touches five); an operation that would write more fails
+/// with `Disk` in both runs.
+const HELD: usize = 8;
+
+type Writes = Vec<(u32, Block), HELD>;
+
+/// A device that reads through to the store but holds every write back.
+struct Held {
+    store: Blocks,
+    writes: RefCell<Writes>,
+}
+
+impl BlockDevice for Held {
+    fn blocks(&self) -> Option<u32> {
+        self.store.blocks()
+    }
+
+    fn read(&self, block: u32, out: &mut Block) -> bool {
+        match self.writes.borrow().iter().find(|(b, _)| *b == block) {
+            Some((_, data)) => {
+                *out = *data;
+                true
+            }
+            None => self.store.read(block, out),
+        }
+    }
+
+    fn write(&self, block: u32, data: &Block) -> bool {
+        let mut writes = self.writes.borrow_mut();
+        match writes.iter_mut().find(|(b, _)| *b == block) {
+            Some((_, held)) => {
+                *held = *data;
+                true
+            }
+            None => writes.push((block, *data)).is_ok(),
+        }
+    }
+}
+
+/// What one run of an operation would do.
+struct Run {
+    result: Result<Out, FsError>,
+    state: SmallClientState,
+    writes: Writes,
+}
+
+impl Run {
+    fn of(disk: &Disk<Blocks>, store: Blocks, st: &SmallClientState, op: &Op) -> Run {
+        let held = disk.on(Held { store, writes: RefCell::new(Vec::new()) });
+        let mut state = *st;
+        let result = handle(&held, &mut state, op);
+        Run { result, state, writes: held.into_device().writes.into_inner() }
+    }
+
+    fn agrees(&self, other: &Run) -> bool {
+        self.result == other.result
+            && bytemuck::bytes_of(&self.state) == bytemuck::bytes_of(&other.state)
+            && self.writes == other.writes
+    }
+}
+
+/// Serve `op` for the client whose (checked) state is `st`: its new state and the result,
+/// once two runs agree and the blocks they write are stored and read back.
+pub(crate) fn serve(
+    disk: &Disk<Blocks>,
+    store: Blocks,
+    st: &SmallClientState,
+    op: &Op,
+) -> (SmallClientState, Result<Out, FsError>) {
+    let run = Run::of(disk, store, st, op);
+    if !run.agrees(&Run::of(disk, store, st, op)) {
+        panic!("two runs of one request disagree");
+    }
+    for (block, data) in &run.writes {
+        if disk.write(*block, data).is_err() {
+            return (run.state, Err(FsError::Disk));
+        }
+    }
+    // A block number bent while storing sends a block elsewhere with tags that check there;
+    // reading every block back from the numbers both runs agreed on shows it.
+    for (block, data) in &run.writes {
+        if disk.read(*block).is_ok_and(|stored| stored != *data) {
+            panic!("block {} did not hold what was stored", block);
+        }
+    }
+    (run.state, run.result)
+}
