@@ -5,8 +5,9 @@
 //! fields it cannot see (they are private to this crate) and whose bytes are sealed with a key
 //! the fs cell was given at boot and keeps across incarnations. Every request carries the
 //! session in and the answer carries it back, updated and sealed again. A session that fails
-//! its seal or its range checks (a flipped bit, a wild write) is replaced by a fresh one and
-//! that client alone hears `StateReset`.
+//! its seal or its range checks (a flipped bit, a wild write) is refused; the client sends its
+//! second copy, and only if both are refused is it replaced by a fresh one and that client
+//! alone hears `StateReset`.
 //!
 //! A fault in this cell must not become wrong data either: every operation runs twice and its
 //! answer and writes are believed only if both runs agree (`twice`), and every block goes to
@@ -114,13 +115,18 @@ pub struct Response {
 
 pub type Ep = Endpoint<Request, Response>;
 
-/// A client of the file system: the endpoint and this client's session, which it holds.
+/// A client of the file system: the endpoint and this client's session, which it holds in two
+/// copies (a stray write into one, the `ssr` fault, is met with the other: see [`Fs::call`]).
 pub struct Fs {
     ep: Ep,
-    session: Kept<Session>,
+    session: Kept<[Session; 2]>,
 }
 
 type Result<T> = core::result::Result<T, FsError>;
+
+fn bytes(s: &Session) -> (&[u8], u64) {
+    (bytemuck::bytes_of(&s.state), s.seal)
+}
 
 impl Fs {
     /// Open a session (the fs cell seals a fresh state for us).
@@ -128,14 +134,24 @@ impl Fs {
         let blank = Session { state: SmallClientState::zeroed(), seal: 0 };
         let r = ep.call(&Request { session: blank, op: Op::Connect }).map_err(|_| FsError::ServerFailed)?;
         r.result?;
-        Ok(Fs { ep, session: Kept::new("fs", r.session) })
+        Ok(Fs { ep, session: Kept::new("fs", [r.session; 2]) })
     }
 
+    /// Send `op` with our session. A session the fs cell refuses (`StateReset`: its seal or
+    /// ranges do not check, and the cell did nothing) is sent once more from the other copy, if
+    /// that one differs; only when both are refused do we take the fresh session and the error.
     fn call(&mut self, op: Op) -> Result<Out> {
-        let r =
-            self.ep.call(&Request { session: self.session.get(), op }).map_err(|_| FsError::ServerFailed)?;
-        self.session.set(r.session);
+        let [first, second] = self.session.get();
+        let mut r = self.send(first, op)?;
+        if r.result == Err(FsError::StateReset) && bytes(&first) != bytes(&second) {
+            r = self.send(second, op)?;
+        }
+        self.session.set([r.session; 2]);
         r.result
+    }
+
+    fn send(&self, session: Session, op: Op) -> Result<Response> {
+        self.ep.call(&Request { session, op }).map_err(|_| FsError::ServerFailed)
     }
 
     pub fn open(&mut self, path: &str, mode: u8) -> Result<u32> {
