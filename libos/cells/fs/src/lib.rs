@@ -107,10 +107,24 @@ pub enum Out {
     Path(PathBuf),
 }
 
+/// The fs cell's answer, in two copies built apart from the two runs of the operation (see
+/// `twice`): the client believes it only if both agree, so a fault in the cell after its runs
+/// agreed (building the answer, sealing the session) is met like one during them.
 #[derive(Clone, Copy)]
 pub struct Response {
+    answers: [Answer; 2],
+}
+
+#[derive(Clone, Copy)]
+struct Answer {
     session: Session,
     result: core::result::Result<Out, FsError>,
+}
+
+impl Answer {
+    fn agrees(&self, other: &Answer) -> bool {
+        bytes(&self.session) == bytes(&other.session) && self.result == other.result
+    }
 }
 
 pub type Ep = Endpoint<Request, Response>;
@@ -128,11 +142,28 @@ fn bytes(s: &Session) -> (&[u8], u64) {
     (bytemuck::bytes_of(&s.state), s.seal)
 }
 
+/// Send `op` with `session` and take the answer whose two copies agree. One that does not is
+/// asked for again: the cell did the operation or not, and doing it again from the same session
+/// does the same (a write lands at the same offset); a `mkdir` done twice says `Exists`.
+fn send(ep: Ep, session: Session, op: Op) -> Result<Answer> {
+    for _ in 0..ATTEMPTS {
+        let r = ep.call(&Request { session, op }).map_err(|_| FsError::ServerFailed)?;
+        let [a, b] = r.answers;
+        if a.agrees(&b) {
+            return Ok(a);
+        }
+    }
+    Err(FsError::Malformed)
+}
+
+/// Tries of one request whose answer's copies disagree.
+const ATTEMPTS: u32 = 3;
+
 impl Fs {
     /// Open a session (the fs cell seals a fresh state for us).
     pub fn connect(ep: Ep) -> Result<Fs> {
         let blank = Session { state: SmallClientState::zeroed(), seal: 0 };
-        let r = ep.call(&Request { session: blank, op: Op::Connect }).map_err(|_| FsError::ServerFailed)?;
+        let r = send(ep, blank, Op::Connect)?;
         r.result?;
         Ok(Fs { ep, session: Kept::new("fs", [r.session; 2]) })
     }
@@ -142,16 +173,12 @@ impl Fs {
     /// that one differs; only when both are refused do we take the fresh session and the error.
     fn call(&mut self, op: Op) -> Result<Out> {
         let [first, second] = self.session.get();
-        let mut r = self.send(first, op)?;
+        let mut r = send(self.ep, first, op)?;
         if r.result == Err(FsError::StateReset) && bytes(&first) != bytes(&second) {
-            r = self.send(second, op)?;
+            r = send(self.ep, second, op)?;
         }
         self.session.set([r.session; 2]);
         r.result
-    }
-
-    fn send(&self, session: Session, op: Op) -> Result<Response> {
-        self.ep.call(&Request { session, op }).map_err(|_| FsError::ServerFailed)
     }
 
     pub fn open(&mut self, path: &str, mode: u8) -> Result<u32> {

@@ -6,7 +6,8 @@
 //!  request ─► run 1: handle() over Held(disk) ─► (result, session, blocks it would write)
 //!         └─► run 2: handle() over Held(disk) ─► (result, session, blocks it would write)
 //!             equal?  no ─► panic: the cell is restarted and the request delivered again
-//!                     yes ─► write the held blocks (each read back), then answer
+//!                     yes ─► write the held blocks (each read back), then answer with both
+//!                            runs' results, each sealed apart; the client compares the two
 //! ```
 //! Each run reads through the checked mirror (`cell_ramdisk::Blocks`), and sees its own held
 //! writes. What this cannot catch: a fault that bends both runs alike (a word of the cell's
@@ -82,29 +83,26 @@ impl Run {
     }
 }
 
-/// Serve `op` for the client whose (checked) state is `st`: its new state and the result,
-/// once two runs agree and the blocks they write are stored and read back.
+/// Serve `op` for the client whose (checked) state is `st`: its new state and the result, from
+/// each of two runs that agree, once the blocks they write are stored and read back.
 pub(crate) fn serve(
     disk: &Disk<Blocks>,
     store: Blocks,
     st: &SmallClientState,
     op: &Op,
-) -> (SmallClientState, Result<Out, FsError>) {
-    let run = Run::of(disk, store, st, op);
-    if !run.agrees(&Run::of(disk, store, st, op)) {
+) -> [(SmallClientState, Result<Out, FsError>); 2] {
+    let runs = [Run::of(disk, store, st, op), Run::of(disk, store, st, op)];
+    if !runs[0].agrees(&runs[1]) {
         panic!("two runs of one request disagree");
     }
-    for (block, data) in &run.writes {
-        if disk.write(*block, data).is_err() {
-            return (run.state, Err(FsError::Disk));
-        }
-    }
+    let writes = &runs[0].writes;
+    let stored = writes.iter().all(|(block, data)| disk.write(*block, data).is_ok());
     // A block number bent while storing sends a block elsewhere with tags that check there;
     // reading every block back from the numbers both runs agreed on shows it.
-    for (block, data) in &run.writes {
-        if disk.read(*block).is_ok_and(|stored| stored != *data) {
+    for (block, data) in writes.iter().filter(|_| stored) {
+        if disk.read(*block).is_ok_and(|back| back != *data) {
             panic!("block {} did not hold what was stored", block);
         }
     }
-    (run.state, run.result)
+    runs.map(|run| (run.state, if stored { run.result } else { Err(FsError::Disk) }))
 }
