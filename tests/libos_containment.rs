@@ -82,3 +82,16 @@ fn libos_a_direction_flag_flipped_in_the_timer_does_not_reach_the_shell() {
     );
     check(&t, outputs(&t, "echo alive") == ["alive"], "the shell is still there");
 }
+
+/// The first 25 faults of seed 7 against the timer include the `skip` after which, before the
+/// client checked the timer's answers against its own clock, "a 5 ms sleep returned early"
+/// (fault 23 of the 300-fault campaign).
+#[test]
+fn libos_no_sleep_ends_early_under_timer_faults() {
+    let t = boot(&["campaign timer 25 7"], 120);
+    check(&t, t.outcome == Outcome::PoweredOff, "no core panic");
+    let summary = t.console.lines().find(|l| l.starts_with("campaign timer: injected=")).unwrap_or_default();
+    check(&t, summary.starts_with("campaign timer: injected=25 "), "25 faults");
+    check(&t, summary.ends_with(" errors=0 lost=0 panics=0"), "no error, no sleep cut short");
+    check(&t, !t.console.contains("returned early"), "no sleep returned early");
+}
