@@ -62,20 +62,27 @@ impl<S> Mirror<S> {
     where
         S: Store<N>,
     {
+        self.read_vouched(block).map(|v| *out = *v.contents()).is_some()
+    }
+
+    /// Block `block` with the tag that vouched for it, or `None` if no copy checks.
+    pub fn read_vouched<const N: usize>(&self, block: u32) -> Option<Vouched<N>>
+    where
+        S: Store<N>,
+    {
         for _ in 0..ATTEMPTS {
             for copy in 0..COPIES as u32 {
-                if let Some(data) = self.fetch(copy, block) {
+                if let Some((tag, data)) = self.fetch(copy, block) {
                     // Best effort: a copy found broken is rewritten from the good one (a failed
                     // repair leaves it broken, which the next read sees again).
                     for broken in 0..copy {
-                        self.0.put(broken, block, tag(block, broken, &data), &data);
+                        self.0.put(broken, block, self::tag(block, broken, &data), &data);
                     }
-                    *out = data;
-                    return true;
+                    return Some(Vouched { block, copy, tag, data });
                 }
             }
         }
-        false
+        None
     }
 
     /// Write `data` to every copy of block `block`, then read the tags back: false if a copy
@@ -101,12 +108,36 @@ impl<S> Mirror<S> {
         false
     }
 
-    fn fetch<const N: usize>(&self, copy: u32, block: u32) -> Option<[u8; N]>
+    fn fetch<const N: usize>(&self, copy: u32, block: u32) -> Option<(u64, [u8; N])>
     where
         S: Store<N>,
     {
         let (t, data) = self.0.get(copy, block)?;
-        (t == tag(block, copy, &data)).then_some(data)
+        (t == tag(block, copy, &data)).then_some((t, data))
+    }
+}
+
+/// A block as the mirror read it, with the copy and tag that vouched for it: a holder can check
+/// it again later without asking the store, and a copy of it bent since (or filed under another
+/// block number) does not check.
+#[derive(Clone, Copy)]
+pub struct Vouched<const N: usize> {
+    block: u32,
+    copy: u32,
+    tag: u64,
+    data: [u8; N],
+}
+
+impl<const N: usize> Vouched<N> {
+    /// The contents as the mirror checked them when it read them (for a value kept since, use
+    /// [`Vouched::of`]).
+    pub fn contents(&self) -> &[u8; N] {
+        &self.data
+    }
+
+    /// The contents, if this is block `block` and its tag still checks.
+    pub fn of(&self, block: u32) -> Option<&[u8; N]> {
+        (self.block == block && self.tag == tag(block, self.copy, &self.data)).then_some(&self.data)
     }
 }
 
@@ -365,6 +396,18 @@ mod tests {
             }
         }
         assert!(errors < reads / 50, "{errors} errors in {reads} reads: the copies mask almost every fault");
+    }
+
+    #[test]
+    fn a_vouched_block_checks_again_only_unchanged_and_under_its_own_number() {
+        let m = Mirror(Faulty::new());
+        assert!(m.write(4, &block(4)));
+        let v = m.read_vouched(4).expect("block 4 reads");
+        assert_eq!(v.of(4), Some(&block(4)));
+        assert_eq!(v.of(5), None, "filed under another block");
+        let mut bent = v;
+        bent.data[7] ^= 2;
+        assert_eq!(bent.of(4), None, "bent since it was read");
     }
 
     #[test]

@@ -10,15 +10,18 @@
 //!                            runs' results, each sealed apart; the client compares the two
 //! ```
 //! Each run reads through the checked mirror (`cell_ramdisk::Blocks`), and sees its own held
-//! writes. What this cannot catch: a fault that bends both runs alike (a word of the cell's
+//! writes. A block one run read is not fetched again by the other: it is kept with the tag that
+//! vouched for it and checked again at each use (`algo::mirror::Vouched`), so a copy a fault
+//! bent in between is not used — the store is asked instead. What this cannot catch: a fault that bends both runs alike (a word of the cell's
 //! long-lived state, such as the disk's geometry), or one that bends a block number in the
 //! few instructions between the comparison and the store's own read-back.
 
 use crate::server::handle;
 use crate::{Op, Out};
+use algo::mirror::Vouched;
 use cell_ramdisk::Blocks;
 use core::cell::RefCell;
-use fs_core::{Block, BlockDevice, Disk, FsError, SmallClientState};
+use fs_core::{Block, BlockDevice, Disk, FsError, SmallClientState, BLOCK_SIZE};
 use heapless::Vec;
 
 /// Most distinct blocks one operation writes (a write of `IO_MAX` bytes that allocates two
@@ -28,13 +31,19 @@ const HELD: usize = 8;
 
 type Writes = Vec<(u32, Block), HELD>;
 
+/// Blocks read for one request, kept for both runs (more are read from the store each time).
+const SEEN: usize = 8;
+
+type Seen = RefCell<Vec<Vouched<BLOCK_SIZE>, SEEN>>;
+
 /// A device that reads through to the store but holds every write back.
-struct Held {
+struct Held<'a> {
     store: Blocks,
     writes: RefCell<Writes>,
+    seen: &'a Seen,
 }
 
-impl BlockDevice for Held {
+impl BlockDevice for Held<'_> {
     fn blocks(&self) -> Option<u32> {
         self.store.blocks()
     }
@@ -45,7 +54,16 @@ impl BlockDevice for Held {
                 *out = *data;
                 true
             }
-            None => self.store.read(block, out),
+            None => {
+                if let Some(data) = self.seen.borrow().iter().find_map(|v| v.of(block)) {
+                    *out = *data;
+                    return true;
+                }
+                let Some(v) = self.store.read_vouched(block) else { return false };
+                *out = *v.contents();
+                let _ = self.seen.borrow_mut().push(v);
+                true
+            }
         }
     }
 
@@ -69,8 +87,8 @@ struct Run {
 }
 
 impl Run {
-    fn of(disk: &Disk<Blocks>, store: Blocks, st: &SmallClientState, op: &Op) -> Run {
-        let held = disk.on(Held { store, writes: RefCell::new(Vec::new()) });
+    fn of(disk: &Disk<Blocks>, store: Blocks, seen: &Seen, st: &SmallClientState, op: &Op) -> Run {
+        let held = disk.on(Held { store, writes: RefCell::new(Vec::new()), seen });
         let mut state = *st;
         let result = handle(&held, &mut state, op);
         Run { result, state, writes: held.into_device().writes.into_inner() }
@@ -91,7 +109,8 @@ pub(crate) fn serve(
     st: &SmallClientState,
     op: &Op,
 ) -> [(SmallClientState, Result<Out, FsError>); 2] {
-    let runs = [Run::of(disk, store, st, op), Run::of(disk, store, st, op)];
+    let seen = RefCell::new(Vec::new());
+    let runs = [Run::of(disk, store, &seen, st, op), Run::of(disk, store, &seen, st, op)];
     if !runs[0].agrees(&runs[1]) {
         panic!("two runs of one request disagree");
     }

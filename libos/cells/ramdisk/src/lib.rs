@@ -20,7 +20,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-use algo::mirror::{Mirror, Store, COPIES};
+use algo::mirror::{Mirror, Store, Vouched, COPIES};
 use bytemuck::CheckedBitPattern;
 use fs_core::{Block, BLOCK_SIZE};
 use libos_kernel::{CheckedEndpoint, MappedPages};
@@ -153,6 +153,13 @@ impl Store<BLOCK_SIZE> for Blocks {
             Ok(Response::Tags(tags)) => Some(tags),
             _ => None,
         }
+    }
+}
+
+impl Blocks {
+    /// Block `block` with the tag that vouched for it (see `algo::mirror::Vouched`).
+    pub fn read_vouched(&self, block: u32) -> Option<Vouched<BLOCK_SIZE>> {
+        Mirror(*self).read_vouched(block)
     }
 }
 
