@@ -190,12 +190,10 @@ fn libos_every_fault_kind_on_fs_is_survived() {
         t.failed.iter().all(|f| *f == Failed { command: "cat /d/a".into(), why: Why::Status(1) }),
         "only reads fail, with status 1",
     );
-    // `ssr` corrupts the shell's own fs session: fs detects it and only that call fails.
-    check(
-        &t,
-        t.console.contains("session state was broken and has been reset"),
-        "the ssr fault is reported to its client",
-    );
+    // `ssr` corrupts a word of one of the two copies of the shell's own fs session: fs refuses
+    // that copy, the client sends the other, and even the first read after it finds the data.
+    check(&t, cats[cats.len() - 2] == "hi", "the ssr fault is met with the session's other copy");
+    check(&t, !t.console.contains("session state was broken"), "and no session is reset");
     // The microkernel's report layout: `HANG in NAME (task N, gen G): WHY`.
     check(
         &t,
@@ -238,6 +236,9 @@ fn libos_short_seeded_campaign_reports_one_summary_line() {
     let summary = t.console.lines().find(|l| l.starts_with("campaign fs: injected=")).unwrap_or_default();
     check(&t, summary.starts_with("campaign fs: injected=25 manifested="), "one summary line, 25 faults");
     check(&t, summary.ends_with("panics=0"), "no panic");
+    // Seed 7 loses records within 25 faults when a fault in fs goes unchecked (a skip at fault
+    // 23 made later records read back as zeros before fs ran every operation twice).
+    check(&t, summary.contains(" lost=0 "), "no record lost");
     check(&t, t.console.lines().filter(|l| l.starts_with("fault ")).count() == 25, "one line per fault");
     check(&t, t.console.contains("campaign fs: other tasks restarted 0 times"), "faults stayed inside fs");
 }

@@ -6,12 +6,19 @@
 
 /// Seal `bytes` under `key` (a keyed FNV-1a variant with a final mix).
 pub fn seal(key: u64, bytes: &[u8]) -> u64 {
+    let step = |h: u64, w: u64| (h ^ w).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
     let mut h = 0xcbf2_9ce4_8422_2325u64 ^ key;
-    for chunk in bytes.chunks(8) {
+    // Whole words straight from the slice (a copy per word cost a `memcpy` call each); the
+    // last, short one zero-padded.
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        h = step(h, u64::from_le_bytes(w.try_into().unwrap_or_default()));
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
         let mut w = [0u8; 8];
-        w[..chunk.len()].copy_from_slice(chunk);
-        h ^= u64::from_le_bytes(w);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
+        w[..rest.len()].copy_from_slice(rest);
+        h = step(h, u64::from_le_bytes(w));
     }
     h ^= bytes.len() as u64;
     h = (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
@@ -21,6 +28,23 @@ pub fn seal(key: u64, bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seals_are_those_of_the_word_by_word_copy_it_replaced() {
+        // Computed with the implementation before this one: sessions sealed by either agree.
+        let known = [
+            (0, 0x4b37_0275_467d_c7f1),
+            (5, 0x189f_6fc3_d1fe_4793),
+            (8, 0x087e_ea62_4af7_00b2),
+            (13, 0x9de9_3a06_043f_b703),
+            (200, 0x867e_f9f6_5e2c_b7d8),
+            (512, 0xae6c_7f8a_214c_7e6e),
+        ];
+        for (len, want) in known {
+            let data: [u8; 512] = core::array::from_fn(|i| (i * 37 + 11) as u8);
+            assert_eq!(seal(0x1234_5678_9abc_def0, &data[..len]), want, "length {len}");
+        }
+    }
 
     #[test]
     fn any_single_bit_flip_changes_the_seal() {

@@ -16,11 +16,20 @@ pub enum FaultKind {
     Killed = 4,
     /// It exited, which a server must never do.
     Exited = 5,
+    /// It sent a message that is not a valid value of its type (the libos kernel checks the
+    /// answers of checked endpoints before delivering them).
+    Malformed = 6,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 5] =
-        [FaultKind::Exception, FaultKind::Panic, FaultKind::Hang, FaultKind::Killed, FaultKind::Exited];
+    pub const ALL: [FaultKind; 6] = [
+        FaultKind::Exception,
+        FaultKind::Panic,
+        FaultKind::Hang,
+        FaultKind::Killed,
+        FaultKind::Exited,
+        FaultKind::Malformed,
+    ];
 
     pub fn from_raw(raw: u32) -> Option<Self> {
         Self::ALL.into_iter().find(|k| *k as u32 == raw)
@@ -33,6 +42,7 @@ impl FaultKind {
             FaultKind::Hang => "hang",
             FaultKind::Killed => "killed",
             FaultKind::Exited => "exited",
+            FaultKind::Malformed => "malformed message",
         }
     }
 }
@@ -113,6 +123,6 @@ mod tests {
             assert_eq!(FaultKind::from_raw(k as u32), Some(k));
         }
         assert_eq!(FaultKind::from_raw(0), None);
-        assert_eq!(FaultKind::from_raw(6), None);
+        assert_eq!(FaultKind::from_raw(7), None);
     }
 }

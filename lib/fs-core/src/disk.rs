@@ -29,6 +29,12 @@ impl<D: BlockDevice> Disk<D> {
         Ok((d, true))
     }
 
+    /// The same file system seen through `dev` (a device layered over this one's, e.g. one
+    /// that holds an operation's writes back until they are checked); nothing is read.
+    pub fn on<E: BlockDevice>(&self, dev: E) -> Disk<E> {
+        Disk { dev, blocks: self.blocks }
+    }
+
     fn format(&self) -> Result<()> {
         let zero = [0u8; BLOCK_SIZE];
         for b in INODE_START..DATA_START {
@@ -61,8 +67,8 @@ impl<D: BlockDevice> Disk<D> {
         &self.dev
     }
 
-    #[cfg(test)]
-    pub(crate) fn into_device(self) -> D {
+    /// The device underneath, given back.
+    pub fn into_device(self) -> D {
         self.dev
     }
 

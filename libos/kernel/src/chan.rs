@@ -20,8 +20,10 @@
 //! does; what a task holds in them (its place in a queue, a request it was serving, its role as
 //! receiver) is released when it dies.
 
+use crate::mem::protect::unprotected;
 use crate::sched::block_on;
-use crate::state::{Call, CallError, CallPhase, EpState, Kernel, State, KERNEL};
+use crate::state::{Call, CallError, CallPhase, Checks, EpState, Fault, Kernel, State, KERNEL};
+use bytemuck::CheckedBitPattern;
 use core::cell::UnsafeCell;
 use core::hint::black_box;
 use core::marker::PhantomData;
@@ -58,10 +60,23 @@ pub struct Token {
 impl<Req: Copy + Send + 'static, Resp: Copy + Send + 'static> Endpoint<Req, Resp> {
     /// Make an endpoint (while wiring the system).
     pub fn create(name: &'static str) -> Option<Self> {
+        Self::create_with(name, None)
+    }
+
+    /// Make an endpoint whose messages the kernel checks with `checks` (see [`CheckedEndpoint`]).
+    fn create_with(name: &'static str, checks: Option<Checks>) -> Option<Self> {
         let (req_size, resp_size) = (size_of::<Req>(), size_of::<Resp>());
         KERNEL.with(|k| {
             let id = k.eps.len();
-            let ep = EpState { name, queue: Deque::new(), receiver: None, server: None, req_size, resp_size };
+            let ep = EpState {
+                name,
+                queue: Deque::new(),
+                receiver: None,
+                server: None,
+                req_size,
+                resp_size,
+                checks,
+            };
             k.eps.push(ep).ok()?;
             Some(Endpoint { id, _types: PhantomData })
         })
@@ -104,6 +119,69 @@ impl<Req: Copy + Send + 'static, Resp: Copy + Send + 'static> Endpoint<Req, Resp
     }
 }
 
+/// A rendezvous endpoint whose messages the kernel checks as they cross. A message is copied as
+/// its bytes are, and its sender may be faulty: in a type with invalid bit patterns (an enum's
+/// discriminant, a `bool`), a corrupted message would be undefined behaviour in its receiver the
+/// moment it held it — a `match` on a bad discriminant jumps anywhere. The endpoint's types are
+/// `bytemuck::CheckedBitPattern`, and the kernel checks every message with them before it copies
+/// it, with checks it recorded when the endpoint was made (not ones a sender passes):
+///
+/// ```text
+///  call:   request not a valid Req   ─► the caller's CallError::Malformed (its own fault)
+///  reply:  answer not a valid Resp   ─► not delivered: the server fails ("malformed message")
+///                                       and is restarted; its caller's request is delivered
+///                                       to the next incarnation, as after any server fault
+/// ```
+/// The microkernel's servers decode every message (postcard) and have the same rule.
+pub struct CheckedEndpoint<Req, Resp>(Endpoint<Req, Resp>);
+
+impl<Req, Resp> Clone for CheckedEndpoint<Req, Resp> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<Req, Resp> Copy for CheckedEndpoint<Req, Resp> {}
+
+impl<Req, Resp> CheckedEndpoint<Req, Resp>
+where
+    Req: CheckedBitPattern + Copy + Send + 'static,
+    Resp: CheckedBitPattern + Copy + Send + 'static,
+{
+    /// Make an endpoint (while wiring the system).
+    pub fn create(name: &'static str) -> Option<Self> {
+        let checks = Checks { req: valid_at::<Req>, resp: valid_at::<Resp> };
+        Endpoint::create_with(name, Some(checks)).map(CheckedEndpoint)
+    }
+
+    /// Send `req` and wait for the answer (checked by the kernel before it reached us).
+    #[inline(always)]
+    pub fn call(&self, req: &Req) -> Result<Resp, CallError> {
+        self.0.call(req)
+    }
+
+    /// Wait for the next request (checked by the kernel before it reached us).
+    #[inline(always)]
+    pub fn recv(&self) -> (Token, Req) {
+        self.0.recv()
+    }
+
+    /// Answer the request `token` names.
+    #[inline(always)]
+    pub fn reply(&self, token: Token, resp: Resp) -> Result<(), ReplyError> {
+        self.0.reply(token, resp)
+    }
+}
+
+/// Are the `size_of::<T>()` bytes at `at` a valid `T`? (A misaligned buffer is not.)
+fn valid_at<T: CheckedBitPattern>(at: u64) -> bool {
+    // SAFETY: the kernel calls this only on a sender's buffer it checked lies in the sender's
+    // own mapped memory (or the image) and spans `size_of::<T>()` bytes, with interrupts masked
+    // so nothing changes it meanwhile. Padding bytes hold whatever the sender's memory held;
+    // any value is a valid `u8`, and the check looks only at discriminants and fields.
+    let bytes = unsafe { core::slice::from_raw_parts(at as *const u8, size_of::<T>()) };
+    bytemuck::checked::try_from_bytes::<T>(bytes).is_ok()
+}
+
 /// Does `[a, a + len)` lie inside one of `ranges`?
 fn inside(ranges: &[(u64, u64)], a: u64, len: usize) -> bool {
     ranges.iter().any(|&(s, e)| a >= s && a.checked_add(len as u64).is_some_and(|end| end <= e))
@@ -131,6 +209,9 @@ fn kernel_call(id: usize, req: u64, req_len: usize, resp: u64, resp_len: usize) 
         let req_ok = inside(own, req, req_len) || inside(&[crate::mem::paging::image()], req, req_len);
         if !req_ok || !inside(own, resp, resp_len) {
             return Err(CallError::BadBuffer);
+        }
+        if k.eps[id].checks.is_some_and(|c| !(c.req)(req)) {
+            return Err(CallError::Malformed);
         }
         let seq = k.next_seq;
         k.next_seq += 1;
@@ -213,40 +294,62 @@ fn kernel_recv(id: usize, out: u64, len: usize) -> (u64, u64) {
 }
 
 /// [`Endpoint::reply`]'s kernel half: the answer (`len` bytes at `resp`) to the call `client`
-/// (of `generation`) made as number `seq`, which we are serving.
+/// (of `generation`) made as number `seq`, which we are serving. An answer that fails the
+/// endpoint's checks is not delivered, and we fail (see [`CheckedEndpoint`]).
 #[inline(never)]
 fn kernel_reply(client: usize, generation: u32, seq: u64, resp: u64, len: usize) -> Result<(), ReplyError> {
     let (client, generation, seq, resp, len) = black_box((client, generation, seq, resp, len));
-    KERNEL.with(|k| {
+    let sent = KERNEL.with(|k| {
         let me = k.current;
-        let t = k.task(client).ok_or(ReplyError::Stale)?;
-        let call = t.call.ok_or(ReplyError::Stale)?;
-        if t.generation != generation || call.seq != seq || call.phase != CallPhase::Served(me) {
-            return Err(ReplyError::Stale);
-        }
+        let call = serving(k, client, generation, seq)?;
         // The answer must have the size the caller's buffer has, and come from our own memory
         // (or the image); a bent token or endpoint value is refused, not written.
-        let resp_size = k.eps.get(call.ep).map_or(0, |ep| ep.resp_size);
+        let (resp_size, checks) = k.eps.get(call.ep).map_or((0, None), |ep| (ep.resp_size, ep.checks));
         let mine = k.tasks[me].as_ref().map_or([(0, 0); 2], |t| t.data_ranges());
         if len != resp_size
             || !(inside(&mine, resp, len) || inside(&[crate::mem::paging::image()], resp, len))
         {
             return Err(ReplyError::Stale);
         }
+        if checks.is_some_and(|c| !(c.resp)(resp)) {
+            k.cur().dying = Some(Fault::MALFORMED);
+            return Ok(false);
+        }
         let t = k.task(client).expect("checked above");
         let call = t.call.as_mut().expect("checked above");
         // SAFETY: the caller is blocked in `call` with phase Served by us, so `call.resp` is its
         // answer buffer of `len` bytes (checked in `call`), which nothing else writes; `resp`
-        // lies in our own memory, so they do not overlap.
-        unsafe { core::ptr::copy_nonoverlapping(resp as *const u8, call.resp as *mut u8, len) };
+        // lies in our own memory, so they do not overlap. The caller's stack is read-only while
+        // we run: this one copy lifts protection.
+        unprotected(|| unsafe {
+            core::ptr::copy_nonoverlapping(resp as *const u8, call.resp as *mut u8, len)
+        });
         call.phase = CallPhase::Replied;
         k.wake(client);
         k.handoff = Some(client);
         let me = k.cur();
         me.served += 1;
         me.answered = true;
-        Ok(())
-    })
+        Ok(true)
+    })?;
+    if !sent {
+        // Our answer is not a value of its type: we are faulty. The caller's request goes to
+        // our next incarnation (`lifecycle::fail`).
+        crate::arch::cpu::die_now();
+    }
+    Ok(())
+}
+
+/// The call `client` (of `generation`) made as number `seq`, if the current task is serving
+/// it (a token may be stale, or bent by a fault).
+fn serving(k: &mut Kernel, client: usize, generation: u32, seq: u64) -> Result<Call, ReplyError> {
+    let me = k.current;
+    let t = k.task(client).ok_or(ReplyError::Stale)?;
+    let call = t.call.ok_or(ReplyError::Stale)?;
+    if t.generation != generation || call.seq != seq || call.phase != CallPhase::Served(me) {
+        return Err(ReplyError::Stale);
+    }
+    Ok(call)
 }
 
 /// The current task waits for work for the first time since it was restarted: it is ready to

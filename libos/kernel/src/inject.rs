@@ -12,6 +12,7 @@
 //! and bit, word of memory, new value) are `fault::inject`'s, the microkernel's too.
 
 use crate::arch::trap::{TrapFrame, RFLAGS_IF, RFLAGS_TF};
+use crate::mem::protect::unprotected;
 use crate::state::{Kernel, Pending, Task, IDLE, KERNEL};
 use algo::rng::Rng;
 use fault::inject::{new_word, pick_word, RegFlip};
@@ -65,8 +66,8 @@ pub(crate) fn arm(k: &mut Kernel, index: usize, kind: InjectKind, seed: u64) -> 
             // which it owns and which stay mapped: it is not running.
             let old = unsafe { (addr as *const u64).read_volatile() };
             let value = new_word(kind, old, &mut rng);
-            // SAFETY: as above.
-            unsafe { (addr as *mut u64).write_volatile(value) };
+            // SAFETY: as above; another task's memory, so written with protection lifted.
+            unprotected(|| unsafe { (addr as *mut u64).write_volatile(value) });
             Ok(addr)
         }
         InjectKind::Ssr => {
@@ -82,8 +83,9 @@ pub(crate) fn arm(k: &mut Kernel, index: usize, kind: InjectKind, seed: u64) -> 
             let value = rng.next_u64();
             if offset as usize + 8 <= e.len {
                 // SAFETY: the entry names a live `Kept` value (unregistered on drop and when
-                // its owner dies); the word lies inside it.
-                unsafe { ((e.addr + offset) as *mut u64).write_unaligned(value) };
+                // its owner dies); the word lies inside it, in its owner's heap (another task's:
+                // written with protection lifted).
+                unprotected(|| unsafe { ((e.addr + offset) as *mut u64).write_unaligned(value) });
             }
             Ok((h as u64) << 16 | offset)
         }

@@ -26,6 +26,7 @@ use crate::arch::pic::TICK_HZ;
 use crate::arch::trap::{TrapFrame, RFLAGS_IF, RFLAGS_TF};
 use crate::mem::heap::TaskHeap;
 use crate::mem::mapped::MapError;
+use crate::mem::protect::unprotected;
 use crate::mem::MappedPages;
 use crate::report::{self, What};
 use crate::state::{CallPhase, Detail, Fault, Kernel, State, Task, TaskId, TaskMem, IDLE, KERNEL, MAX_TASKS};
@@ -82,7 +83,7 @@ extern "C" fn task_start() -> ! {
 
 /// Put a new incarnation's memory and first frame in place.
 fn incarnate(t: &mut Task) -> Result<(), MapError> {
-    let stack = MappedPages::alloc(STACK_PAGES, true)?;
+    let stack = MappedPages::alloc_task(STACK_PAGES, true)?;
     let heap = TaskHeap::new(HEAP_PAGES)?;
     let top = stack.end() - 8;
     let frame_at = (top - core::mem::size_of::<TrapFrame>() as u64 - 8) & !15;
@@ -94,8 +95,9 @@ fn incarnate(t: &mut Task) -> Result<(), MapError> {
         ss: gdt::KERNEL_DS as u64,
         ..TrapFrame::default()
     };
-    // SAFETY: `frame_at` lies inside the fresh stack pages this task now owns.
-    unsafe { (frame_at as *mut TrapFrame).write(frame) };
+    // SAFETY: `frame_at` lies inside the fresh stack pages this task now owns; they are not the
+    // running task's, so they are written with protection lifted.
+    unprotected(|| unsafe { (frame_at as *mut TrapFrame).write(frame) });
     t.frame = frame_at;
     t.mem = Some(TaskMem { stack, heap });
     t.state = State::Ready;
@@ -170,8 +172,12 @@ pub(crate) fn fail(k: &mut Kernel, i: usize, fault: Fault, frame: Option<&TrapFr
     };
     if !quiet || fault.kind != FaultKind::Killed {
         report::report(name, i, generation, fault, frame, guard);
+        if let Detail::Exception(e) = fault.detail {
+            report::wild_write(k, i, e);
+        }
     }
     // The restart latency counts from here: detection done, report printed.
+    let t = k.task(i).expect("still there");
     t.fault_tsc = cpu::rdtsc();
     let verdict = t.supervised.then(|| t.crash.fault(t.answered));
     release(k, i);

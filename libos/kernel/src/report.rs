@@ -9,7 +9,7 @@
 
 use crate::arch::cpu;
 use crate::arch::trap::TrapFrame;
-use crate::state::{Detail, Fault, Kernel};
+use crate::state::{Detail, Exception as Trap, Fault, Kernel};
 use core::fmt::Write;
 use fault::FaultKind;
 use x86::exception::{self, Exception, PageFault};
@@ -76,6 +76,14 @@ pub(crate) fn report(
         (FaultKind::Hang, Detail::Hang(hang)) => {
             crate::serial::kprintln!("HANG in {} (task {}, gen {}): {}", name, index, generation, hang)
         }
+        (FaultKind::Malformed, _) => {
+            crate::serial::kprintln!(
+                "FAULT in {} (task {}, gen {}): sent an answer that is not a valid value of its type; not delivered",
+                name,
+                index,
+                generation
+            )
+        }
         (FaultKind::Exited, _) => {
             crate::serial::kprintln!(
                 "EXIT {} (task {}, gen {}): its closure returned",
@@ -93,6 +101,48 @@ pub(crate) fn report(
                 kind.name()
             )
         }
+    }
+}
+
+/// A page fault that is a write refused by protection (present page, write access): say whose
+/// memory task `me` tried to write. In one address space that is the only trace a wild write
+/// leaves when it is stopped (see `mem::protect`).
+pub(crate) fn wild_write(k: &mut Kernel, me: usize, e: Trap) {
+    const PRESENT: u64 = 1;
+    const WRITE: u64 = 2;
+    if e.vector != exception::PAGE_FAULT || e.error & (PRESENT | WRITE) != PRESENT | WRITE {
+        return;
+    }
+    let name = k.task(me).map_or("?", |t| t.name);
+    let owner = k.tasks.iter().enumerate().find_map(|(j, t)| {
+        let t = t.as_ref().filter(|_| j != me)?;
+        let [stack, heap] = t.data_ranges();
+        let part = if (stack.0..stack.1).contains(&e.addr) {
+            "stack"
+        } else if (heap.0..heap.1).contains(&e.addr) {
+            "heap"
+        } else {
+            return None;
+        };
+        Some((t.name, j, part))
+    });
+    match owner {
+        Some((other, j, part)) => crate::serial::kprintln!(
+            "  a wild write stopped: {:#x} is in {}'s {} (task {}), read-only while {} runs",
+            e.addr,
+            other,
+            part,
+            j,
+            name
+        ),
+        None if crate::mem::paging::slot(e.addr).is_some() => crate::serial::kprintln!(
+            "  a wild write stopped: {:#x} is in a cell's pages (MappedPages), written only through the kernel",
+            e.addr
+        ),
+        None => crate::serial::kprintln!(
+            "  a wild write stopped: {:#x} is kernel memory outside the image (page tables, frames)",
+            e.addr
+        ),
     }
 }
 
@@ -118,7 +168,12 @@ static PANIC_MSG: crate::sync::Global<heapless::String<160>> =
 pub(crate) fn set_panic_message(info: &core::panic::PanicInfo<'_>) {
     PANIC_MSG.with(|m| {
         m.clear();
-        let _ = write!(m, "{}", info);
+        // One line, so that a report's lines all carry the kernel's prefix (the standard
+        // rendering of `PanicInfo` puts the message on a line of its own).
+        let _ = match info.location() {
+            Some(l) => write!(m, "at {}:{}:{}: {}", l.file(), l.line(), l.column(), info.message()),
+            None => write!(m, "{}", info.message()),
+        };
     });
 }
 

@@ -60,6 +60,7 @@ pub(crate) fn switch(k: &mut Kernel, frame: Option<*mut TrapFrame>) -> &mut Task
     t.state = State::Running;
     crate::sync::swap_depth(t.depth);
     crate::mem::heap::switch_to(t.heap_base());
+    crate::mem::paging::open(t.slots());
     t
 }
 
@@ -132,6 +133,7 @@ pub(crate) fn start() -> ! {
         let t = k.cur();
         t.state = State::Running;
         crate::mem::heap::switch_to(t.heap_base());
+        crate::mem::paging::open(t.slots());
         t.frame
     });
     STARTED.store(true, Ordering::Relaxed);

@@ -106,6 +106,7 @@ impl Fault {
     pub const KILLED: Fault = Fault { kind: FaultKind::Killed, detail: Detail::None };
     pub const PANIC: Fault = Fault { kind: FaultKind::Panic, detail: Detail::None };
     pub const EXITED: Fault = Fault { kind: FaultKind::Exited, detail: Detail::None };
+    pub const MALFORMED: Fault = Fault { kind: FaultKind::Malformed, detail: Detail::None };
 
     pub fn exception(e: Exception) -> Fault {
         Fault { kind: FaultKind::Exception, detail: Detail::Exception(e) }
@@ -127,6 +128,9 @@ pub enum CallError {
     QueueFull,
     /// The request or answer buffer is not in the caller's own memory (a corrupted pointer).
     BadBuffer,
+    /// The request or answer is not a valid value of its type (a corrupted message, see
+    /// `CheckedEndpoint`).
+    Malformed,
 }
 
 impl CallError {
@@ -137,6 +141,7 @@ impl CallError {
             CallError::BadEndpoint => "no such endpoint",
             CallError::QueueFull => "too many callers queued",
             CallError::BadBuffer => "bad buffer address",
+            CallError::Malformed => "message does not decode",
         }
     }
 }
@@ -181,6 +186,16 @@ pub(crate) struct EpState {
     /// against them (a corrupted endpoint value may name an endpoint of other types).
     pub req_size: usize,
     pub resp_size: usize,
+    /// Its message checks, for a `CheckedEndpoint`.
+    pub checks: Option<Checks>,
+}
+
+/// An endpoint's message checks (see `chan::CheckedEndpoint`): is the request, the answer, at
+/// this address a valid value of its type?
+#[derive(Clone, Copy)]
+pub(crate) struct Checks {
+    pub req: fn(u64) -> bool,
+    pub resp: fn(u64) -> bool,
 }
 
 /// An injected fault waiting for its moment (see `inject`).
@@ -278,6 +293,14 @@ impl Task {
         match &self.mem {
             Some(m) => [(m.stack.start(), m.stack.end()), (m.heap.pages().start(), m.heap.pages().end())],
             None => [(0, 0); 2],
+        }
+    }
+
+    /// The slots of its stack and heap: the only ones writable while it runs.
+    pub fn slots(&self) -> [usize; 2] {
+        match &self.mem {
+            Some(m) => [m.stack.slot(), m.heap.pages().slot()],
+            None => [usize::MAX; 2],
         }
     }
 

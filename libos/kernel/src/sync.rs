@@ -45,11 +45,14 @@ pub fn depth() -> u32 {
 /// The depth is raised *before* `cli` and lowered *after* `sti`: an injected fault never lands
 /// while it is non-zero, and an interrupt that finds it non-zero (a skipped `cli`) does not
 /// switch tasks, so a critical section is never interleaved with another task even when the
-/// mask itself was faulted away.
+/// mask itself was faulted away. The direction flag is cleared: the flags are the calling
+/// cell's, and every copy the kernel makes (a reply into another task's stack among them)
+/// must run forwards.
 pub fn critical<R>(f: impl FnOnce() -> R) -> R {
     let was = cpu::interrupts_enabled();
     DEPTH.fetch_add(1, Ordering::Relaxed);
     cpu::disable_interrupts();
+    cpu::clear_direction();
     let r = f();
     if was {
         cpu::enable_interrupts();

@@ -160,6 +160,8 @@ fn finish(frame: *mut TrapFrame, heap: u64) -> *mut TrapFrame {
 /// Switch to the task the scheduler picks (saving `frame` as the current task's, if it lives),
 /// with a pending injected fault armed in it.
 fn resume(k: &mut Kernel, frame: Option<*mut TrapFrame>) -> *mut TrapFrame {
+    // A kernel copy that faulted with protection lifted never resumes: protect again.
+    crate::mem::protect::restore();
     let next = crate::sched::switch(k, frame);
     crate::inject::switched_in(next);
     next.frame as *mut TrapFrame

@@ -5,8 +5,13 @@
 //! fields it cannot see (they are private to this crate) and whose bytes are sealed with a key
 //! the fs cell was given at boot and keeps across incarnations. Every request carries the
 //! session in and the answer carries it back, updated and sealed again. A session that fails
-//! its seal or its range checks (a flipped bit, a wild write) is replaced by a fresh one and
-//! that client alone hears `StateReset`.
+//! its seal or its range checks (a flipped bit, a wild write) is refused; the client sends its
+//! second copy, and only if both are refused is it replaced by a fresh one and that client
+//! alone hears `StateReset`.
+//!
+//! A fault in this cell must not become wrong data either: every operation runs twice and its
+//! answer and writes are believed only if both runs agree (`twice`), and every block goes to
+//! the ramdisk through the client-checked mirror (`cell_ramdisk::Blocks`).
 //!
 //! ```text
 //!  client (holds Session)            fs task (holds nothing)          ramdisk task
@@ -18,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 mod server;
+mod twice;
 
 use bytemuck::Zeroable;
 use fs_core::{FsError, SmallClientState, PATH_MAX};
@@ -46,7 +52,7 @@ pub struct Session {
 }
 
 /// A path carried in a request.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 pub struct PathBuf {
     len: u8,
     bytes: [u8; PATH_MAX],
@@ -138,7 +144,7 @@ pub struct Request {
 // Messages are plain values copied between tasks; boxing a variant would put a pointer into an
 // arena that dies with its task.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 pub enum Out {
     Fd(u32),
     Data { len: u32, bytes: [u8; IO_MAX] },
@@ -151,39 +157,78 @@ pub enum Out {
     Report(Report),
 }
 
+/// The fs cell's answer, in two copies built apart from the two runs of the operation (see
+/// `twice`): the client believes it only if both agree, so a fault in the cell after its runs
+/// agreed (building the answer, sealing the session) is met like one during them.
 #[derive(Clone, Copy)]
 pub struct Response {
+    answers: [Answer; 2],
+}
+
+#[derive(Clone, Copy)]
+struct Answer {
     session: Session,
     result: core::result::Result<Out, FsError>,
 }
 
+impl Answer {
+    fn agrees(&self, other: &Answer) -> bool {
+        bytes(&self.session) == bytes(&other.session) && self.result == other.result
+    }
+}
+
 pub type Ep = Endpoint<Request, Response>;
 
-/// A client of the file system: the endpoint and this client's session, which it holds.
+/// A client of the file system: the endpoint and this client's session, which it holds in two
+/// copies (a stray write into one, the `ssr` fault, is met with the other: see [`Fs::call`]).
 pub struct Fs {
     ep: Ep,
-    session: Kept<Session>,
+    session: Kept<[Session; 2]>,
 }
 
 type Result<T> = core::result::Result<T, FsError>;
+
+fn bytes(s: &Session) -> (&[u8], u64) {
+    (bytemuck::bytes_of(&s.state), s.seal)
+}
+
+/// Send `op` with `session` and take the answer whose two copies agree. One that does not is
+/// asked for again: the cell did the operation or not, and doing it again from the same session
+/// does the same (a write lands at the same offset); a `mkdir` done twice says `Exists`.
+fn send(ep: Ep, session: Session, holder: u64, op: Op) -> Result<Answer> {
+    for _ in 0..ATTEMPTS {
+        let r = ep.call(&Request { session, holder, op }).map_err(|_| FsError::ServerFailed)?;
+        let [a, b] = r.answers;
+        if a.agrees(&b) {
+            return Ok(a);
+        }
+    }
+    Err(FsError::Malformed)
+}
+
+/// Tries of one request whose answer's copies disagree.
+const ATTEMPTS: u32 = 3;
 
 impl Fs {
     /// Open a session (the fs cell seals a fresh state for us).
     pub fn connect(ep: Ep) -> Result<Fs> {
         let blank = Session { state: SmallClientState::zeroed(), seal: 0 };
-        let r = ep
-            .call(&Request { session: blank, holder: 0, op: Op::Connect })
-            .map_err(|_| FsError::ServerFailed)?;
+        let r = send(ep, blank, 0, Op::Connect)?;
         r.result?;
-        Ok(Fs { ep, session: Kept::new("fs", r.session) })
+        Ok(Fs { ep, session: Kept::new("fs", [r.session; 2]) })
     }
 
+    /// Send `op` with our session. A session the fs cell refuses (`StateReset`: its seal or
+    /// ranges do not check, and the cell did nothing) is sent once more from the other copy, if
+    /// that one differs; only when both are refused do we take the fresh session and the error.
     fn call(&mut self, op: Op) -> Result<Out> {
-        let r = self
-            .ep
-            .call(&Request { session: self.session.get(), holder: self.session.id(), op })
-            .map_err(|_| FsError::ServerFailed)?;
-        self.session.set(r.session);
+        let [first, second] = self.session.get();
+        let holder = self.session.id();
+        let mut r = send(self.ep, first, holder, op)?;
+        if r.result == Err(FsError::StateReset) && bytes(&first) != bytes(&second) {
+            r = send(self.ep, second, holder, op)?;
+        }
+        self.session.set([r.session; 2]);
         r.result
     }
 

@@ -1,10 +1,11 @@
-//! The fs task: checks the client's session, serves one operation, reseals the session. The
-//! operations themselves are `fs_core`'s, the same the microkernel's file server runs.
+//! The fs task: checks the client's session, serves one operation (twice, see `twice`),
+//! reseals the session. The operations themselves are `fs_core`'s, the same the microkernel's
+//! file server runs.
 
-use crate::{Entry, FsError, Op, Out, PathBuf, Response, Session, IO_MAX};
+use crate::{Answer, Entry, FsError, Op, Out, PathBuf, Response, Session, IO_MAX};
 use algo::seal::seal;
 use cell_ramdisk::Blocks;
-use fs_core::{Disk, Held, SmallClientState};
+use fs_core::{BlockDevice, Disk, Held, SmallClientState};
 
 type Result<T> = core::result::Result<T, FsError>;
 
@@ -27,8 +28,8 @@ fn check(key: u64, s: &Session) -> Result<()> {
 /// Not inlined into the task's loop: the operations' locals (a change set, `fsck`'s tables)
 /// then take stack only while one runs.
 #[inline(never)]
-fn handle(
-    disk: &Disk<Blocks>,
+pub(crate) fn handle<D: BlockDevice>(
+    disk: &Disk<D>,
     st: &mut SmallClientState,
     op: &Op,
     others: &dyn Fn(u16, &[u8]) -> Held,
@@ -73,8 +74,9 @@ fn handle(
 /// or ranges fail holds nothing (its client will be told `StateReset` on its next request).
 fn held_by_others(key: u64, holder: u64, ino: u16, path: &[u8]) -> Held {
     let mut held = Held::default();
-    libos_kernel::kept_by_others::<Session>("fs", holder, |s| {
-        if check(key, &s).is_ok() {
+    // A client keeps two copies of its session (`Fs`); the first that checks is its state.
+    libos_kernel::kept_by_others::<[Session; 2]>("fs", holder, |copies| {
+        if let Some(s) = copies.iter().find(|s| check(key, s).is_ok()) {
             held = held.or(s.state.held(ino, path));
         }
     });
@@ -86,25 +88,28 @@ fn held_by_others(key: u64, holder: u64, ino: u16, path: &[u8]) -> Held {
 pub fn start(blocks: cell_ramdisk::Ep, key: u64) -> Option<crate::Ep> {
     let ep = crate::Ep::create("fs")?;
     libos_kernel::spawn("fs", 5, true, move || {
-        let (disk, _) = match Disk::mount(Blocks(blocks)) {
+        let store = Blocks(blocks);
+        let (disk, _) = match Disk::mount(store) {
             Ok(d) => d,
             Err(e) => panic!("cannot mount the block store: {}", e),
         };
         loop {
             let (token, req) = ep.recv();
-            let resp = if matches!(req.op, Op::Connect) {
-                Response { session: sealed(key, SmallClientState::fresh()), result: Ok(Out::Done) }
+            // Each copy of the answer is built and sealed on its own (see `Response`).
+            let fresh = |result| Answer { session: sealed(key, SmallClientState::fresh()), result };
+            let answers = if matches!(req.op, Op::Connect) {
+                [fresh(Ok(Out::Done)), fresh(Ok(Out::Done))]
             } else {
                 match check(key, &req.session) {
-                    Err(e) => Response { session: sealed(key, SmallClientState::fresh()), result: Err(e) },
+                    Err(e) => [fresh(Err(e)), fresh(Err(e))],
                     Ok(()) => {
-                        let mut st = req.session.state;
                         let others = |ino: u16, path: &[u8]| held_by_others(key, req.holder, ino, path);
-                        let result = handle(&disk, &mut st, &req.op, &others);
-                        Response { session: sealed(key, st), result }
+                        crate::twice::serve(&disk, store, &req.session.state, &req.op, &others)
                     }
+                    .map(|(st, result)| Answer { session: sealed(key, st), result }),
                 }
             };
+            let resp = Response { answers };
             let _ = ep.reply(token, resp);
         }
     })

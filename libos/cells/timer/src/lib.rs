@@ -6,18 +6,27 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-use libos_kernel::{CallError, Endpoint};
+use algo::clock;
+use bytemuck::CheckedBitPattern;
+use libos_kernel::{CallError, CheckedEndpoint};
 
 /// Longest sleep accepted (one hour).
 pub const MAX_SLEEP_MS: u32 = 3_600_000;
 
-#[derive(Clone, Copy)]
+/// How often the client asks again when an answer fails its checks (a timer that faulted
+/// while answering is usually right the next time).
+const ATTEMPTS: u32 = 3;
+
+// Checked on receipt (`CheckedEndpoint`): a corrupted discriminant is an error, not a jump.
+#[derive(Clone, Copy, CheckedBitPattern)]
+#[repr(u32)]
 pub enum Request {
     Now,
     Sleep { ms: u32 },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, CheckedBitPattern)]
+#[repr(u32)]
 pub enum Response {
     Now(u64),
     Until(u64),
@@ -42,12 +51,15 @@ impl core::fmt::Display for TimerError {
 }
 
 impl From<CallError> for TimerError {
-    fn from(_: CallError) -> Self {
-        TimerError::ServerFailed
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Malformed => TimerError::Protocol,
+            _ => TimerError::ServerFailed,
+        }
     }
 }
 
-pub type Ep = Endpoint<Request, Response>;
+pub type Ep = CheckedEndpoint<Request, Response>;
 
 pub fn start() -> Option<Ep> {
     let ep = Ep::create("timer")?;
@@ -65,30 +77,60 @@ pub fn start() -> Option<Ep> {
     Some(ep)
 }
 
-/// A client of the timer.
+/// A client of the timer. It shares the clock with the timer (the kernel's tick), so it checks
+/// every answer end to end against its own readings before it believes it: a timer that
+/// faulted while answering (a flipped register, a skipped add) is asked again, and a sleep
+/// never ends before the client's own start + `ms`.
 #[derive(Clone, Copy)]
 pub struct Timer(pub Ep);
 
 impl Timer {
+    /// The time now: an answer between our readings of the clock before and after the call.
     pub fn now_ms(&self) -> Result<u64, TimerError> {
-        match self.0.call(&Request::Now)? {
-            Response::Now(t) => Ok(t),
-            _ => Err(TimerError::Protocol),
+        let mut last = TimerError::Protocol;
+        for _ in 0..ATTEMPTS {
+            let before = libos_kernel::ticks();
+            match self.0.call(&Request::Now) {
+                Ok(Response::Now(t)) if clock::plausible_now(before, t, libos_kernel::ticks()) => {
+                    return Ok(t)
+                }
+                Ok(_) => last = TimerError::Protocol,
+                Err(e) => last = e.into(),
+            }
+            if last == TimerError::ServerFailed {
+                break;
+            }
         }
+        Err(last)
     }
 
+    /// Sleep `ms` milliseconds, never fewer.
     pub fn sleep(&self, ms: u32) -> Result<(), TimerError> {
-        match self.0.call(&Request::Sleep { ms })? {
-            // The answer is checked before we wait on it: a timer that computed a wrong deadline
-            // must not put its client to sleep for ever.
-            Response::Until(deadline) if deadline <= libos_kernel::ticks() + ms as u64 => {
-                libos_kernel::sleep_until(deadline);
-                Ok(())
+        let mut last = TimerError::Protocol;
+        for _ in 0..ATTEMPTS {
+            let start = libos_kernel::ticks();
+            match self.0.call(&Request::Sleep { ms }) {
+                // A deadline later than the latest one a correct timer could give is refused
+                // (it must not put us to sleep for ever); one that is early is not slept on
+                // alone: we wait at least until our own start + `ms`.
+                Ok(Response::Until(deadline)) => {
+                    match clock::sleep_end(start, ms, deadline, libos_kernel::ticks()) {
+                        Some(end) => {
+                            libos_kernel::sleep_until(end);
+                            return Ok(());
+                        }
+                        None => last = TimerError::Protocol,
+                    }
+                }
+                Ok(Response::TooLong) if ms > MAX_SLEEP_MS => return Err(TimerError::TooLong),
+                Ok(_) => last = TimerError::Protocol,
+                Err(e) => last = e.into(),
             }
-            Response::Until(_) => Err(TimerError::Protocol),
-            Response::TooLong => Err(TimerError::TooLong),
-            Response::Now(_) => Err(TimerError::Protocol),
+            if last == TimerError::ServerFailed {
+                break;
+            }
         }
+        Err(last)
     }
 }
 

@@ -24,3 +24,44 @@ pub fn die_now() -> ! {
     // another task.
     unsafe { asm!("int 0x82", options(noreturn)) }
 }
+
+/// Clear the direction flag. The Rust ABI promises DF = 0 at every call, and `memcpy` and
+/// `memset` rely on it; a cell whose flags a fault bent could otherwise make the kernel's next
+/// copy run backwards, below its destination (into the stack of the task it answers).
+#[inline]
+pub fn clear_direction() {
+    // SAFETY: `cld` only clears DF; no memory effect of its own (no `nomem`, so no copy the
+    // compiler emitted is moved before it).
+    unsafe { asm!("cld", options(nostack)) };
+}
+
+/// CR0.WP: with it set, ring 0 honours read-only pages (the libos relies on it to keep a task's
+/// writes inside its own memory, see `mem::protect`).
+const CR0_WP: u64 = 1 << 16;
+
+/// Set CR0.WP to `on`; returns what it was. CR0 is written only when the bit changes.
+///
+/// The write is a full compiler barrier (the asm may touch memory), so no store the compiler
+/// generated moves across it.
+pub fn write_protect(on: bool) -> bool {
+    let cr0: u64;
+    // SAFETY: reading CR0 has no side effect (ring 0).
+    unsafe { asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack, preserves_flags)) };
+    let was = cr0 & CR0_WP != 0;
+    if was != on {
+        let new = if on { cr0 | CR0_WP } else { cr0 & !CR0_WP };
+        // SAFETY: only the WP bit changes. Clearing it lets kernel code write through read-only
+        // pages: `mem::protect::unprotected` does so only with interrupts masked, for a bounded
+        // kernel copy, and sets it again before any task runs (the trap path checks too).
+        unsafe { asm!("mov cr0, {}", in(reg) new, options(nostack, preserves_flags)) };
+    }
+    was
+}
+
+/// Drop every TLB entry that is not global (reload CR3): after a page-directory entry's
+/// writable bit changed, no stale writable translation may survive.
+pub fn flush_tlb() {
+    // SAFETY: reloading CR3 with its own value keeps the same tables; only cached
+    // translations are dropped (global ones, the kernel's identity map, stay).
+    unsafe { asm!("mov {t}, cr3", "mov cr3, {t}", t = out(reg) _, options(nostack, preserves_flags)) };
+}

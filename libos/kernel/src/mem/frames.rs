@@ -36,8 +36,11 @@ pub fn init(regions: impl Iterator<Item = (u64, u64)>, floor: u64) -> u64 {
 /// A zeroed frame's physical address (identity mapped), or `None` when memory is exhausted.
 pub fn alloc() -> Option<u64> {
     let addr = FRAMES.with(|f| Bitmap::new(&mut f.words, f.units).alloc(1, 1))? as u64 * super::PAGE;
-    // SAFETY: the frame was free, so nobody else uses it; RAM below 1 GiB is identity mapped.
-    unsafe { core::ptr::write_bytes(addr as *mut u8, 0, super::PAGE as usize) };
+    // SAFETY: the frame was free, so nobody else uses it; RAM below 1 GiB is identity mapped
+    // (read-only outside the image, hence the lifted protection).
+    super::protect::unprotected(|| unsafe {
+        core::ptr::write_bytes(addr as *mut u8, 0, super::PAGE as usize)
+    });
     Some(addr)
 }
 

@@ -105,9 +105,10 @@ pub struct TaskHeap {
 
 impl TaskHeap {
     pub fn new(pages: usize) -> Result<TaskHeap, super::mapped::MapError> {
-        let pages = super::MappedPages::alloc(pages, false)?;
-        // SAFETY: the pages are fresh, mapped, writable and owned by `pages`.
-        unsafe { Arena::format(pages.start(), pages.len()) };
+        let pages = super::MappedPages::alloc_task(pages, false)?;
+        // SAFETY: the pages are fresh, mapped and owned by `pages`; writable with protection
+        // lifted (a new task's heap is not the running task's).
+        super::protect::unprotected(|| unsafe { Arena::format(pages.start(), pages.len()) });
         let entry = (pages.start(), pages.len() as u64);
         let registered = LIVE.with(|l| match l.iter_mut().find(|e| e.0 == 0) {
             Some(e) => {
@@ -196,11 +197,14 @@ unsafe impl GlobalAlloc for Router {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // No arena: it died with its task, and the memory is already gone.
-        critical(|| {
-            if let Some(a) = arena_of(ptr as u64) {
+        // No arena: it died with its task, and the memory is already gone. The kernel freeing
+        // into a task's arena (not the running one's, which alone is writable) lifts protection.
+        critical(|| match arena_of(ptr as u64) {
+            Some(a) if a.base == kernel_base() || a.base == CURRENT.load(Ordering::Relaxed) => {
                 a.free(ptr, layout)
             }
+            Some(a) => super::protect::unprotected(|| a.free(ptr, layout)),
+            None => {}
         })
     }
 }

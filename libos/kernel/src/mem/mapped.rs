@@ -1,13 +1,25 @@
 //! [`MappedPages`]: a run of pages in the slot area, owned by value. Dropping it unmaps the
 //! pages, returns their frames and frees the slot, so whoever owns the value owns the memory
 //! (Theseus's MappedPages). A stack gets an unmapped guard page at the bottom of its slot.
+//!
+//! A cell never gets a pointer into its pages: it copies in and out with [`MappedPages::read`]
+//! and [`MappedPages::write`], kernel code that checks the value first. The pages themselves are
+//! read-only to every task (`protect`): a wild write cannot reach them, and `write` copies with
+//! protection lifted. Stacks and heaps are the kernel's (`lifecycle`, `heap`): marked as task
+//! memory, they are never copied through a cell's `MappedPages` value, bent or not.
 
 use super::paging::{self, NX, SLOTS, SLOT_BASE, SLOT_SIZE, W};
 use super::{frames, PAGE};
 use crate::sync::Global;
 use algo::bitmap::Bitmap;
 
-static SLOT_MAP: Global<[u64; SLOTS / 64]> = Global::new([0; SLOTS / 64]);
+struct Slots {
+    used: [u64; SLOTS / 64],
+    /// Slots holding a task's stack or heap.
+    task: [u64; SLOTS / 64],
+}
+
+static SLOT_MAP: Global<Slots> = Global::new(Slots { used: [0; SLOTS / 64], task: [0; SLOTS / 64] });
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MapError {
@@ -29,7 +41,8 @@ impl MappedPages {
         if pages == 0 || (pages + guard as usize) as u64 * PAGE > SLOT_SIZE {
             return Err(MapError::TooLarge);
         }
-        let slot = SLOT_MAP.with(|m| Bitmap::new(m, SLOTS).alloc(1, 1)).ok_or(MapError::OutOfMemory)?;
+        let slot =
+            SLOT_MAP.with(|m| Bitmap::new(&mut m.used, SLOTS).alloc(1, 1)).ok_or(MapError::OutOfMemory)?;
         let base = SLOT_BASE + slot as u64 * SLOT_SIZE + if guard { PAGE } else { 0 };
         let mut mp = MappedPages { slot, base, pages: 0 };
         for i in 0..pages {
@@ -39,6 +52,19 @@ impl MappedPages {
             mp.pages += 1;
         }
         Ok(mp)
+    }
+
+    /// A task's stack or heap: the kernel's, never copied through by a cell.
+    pub(crate) fn alloc_task(pages: usize, guard: bool) -> Result<MappedPages, MapError> {
+        let mp = Self::alloc(pages, guard)?;
+        let slot = mp.slot;
+        SLOT_MAP.with(|m| Bitmap::new(&mut m.task, SLOTS).mark(slot, 1, true));
+        Ok(mp)
+    }
+
+    /// The slot it lives in (its page-directory entry: see `paging::open`).
+    pub(crate) fn slot(&self) -> usize {
+        self.slot
     }
 
     pub fn start(&self) -> u64 {
@@ -61,15 +87,16 @@ impl MappedPages {
         (self.start()..self.end()).contains(&addr)
     }
 
-    /// Does this value describe a mapping the kernel could have made? A cell reaches its
+    /// Does this value describe a cell's mapping the kernel could have made? A cell reaches its
     /// `MappedPages` through a pointer that a fault may have bent; a bent one must not become a
-    /// copy into the kernel's memory.
+    /// copy into the kernel's memory, or into a task's stack or heap.
     fn sane(&self) -> bool {
         let slot_base = SLOT_BASE + self.slot as u64 * SLOT_SIZE;
         self.slot < SLOTS
             && (self.base == slot_base || self.base == slot_base + PAGE)
             && self.pages as u64 * PAGE <= SLOT_SIZE
             && paging::is_mapped(self.base)
+            && !SLOT_MAP.with(|m| Bitmap::new(&mut m.task, SLOTS).is_set(self.slot))
     }
 
     /// Copy out of the pages at `offset`. Returns false if the range is out of bounds.
@@ -94,8 +121,9 @@ impl MappedPages {
         if !self.sane() || offset.checked_add(data.len()).is_none_or(|e| e > self.len()) {
             return false;
         }
-        // SAFETY: as for `read`.
-        crate::sync::critical(|| unsafe {
+        // SAFETY: as for `read`; the pages are read-only to every task, so the copy runs with
+        // protection lifted, and only into this value's own range (checked above).
+        super::protect::unprotected(|| unsafe {
             core::ptr::copy_nonoverlapping(
                 data.as_ptr(),
                 (self.base as usize + offset) as *mut u8,
@@ -114,10 +142,13 @@ impl Drop for MappedPages {
             }
         }
         let slot = self.slot;
-        SLOT_MAP.with(|m| Bitmap::new(m, SLOTS).free(slot, 1));
+        SLOT_MAP.with(|m| {
+            Bitmap::new(&mut m.task, SLOTS).mark(slot, 1, false);
+            Bitmap::new(&mut m.used, SLOTS).free(slot, 1);
+        });
     }
 }
 
 pub fn slots_in_use() -> usize {
-    SLOT_MAP.with(|m| Bitmap::new(m, SLOTS).used())
+    SLOT_MAP.with(|m| Bitmap::new(&mut m.used, SLOTS).used())
 }

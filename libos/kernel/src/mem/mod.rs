@@ -1,18 +1,22 @@
 //! Memory: physical frames, the page tables, [`MappedPages`] (owned mappings that unmap on
-//! drop) and the heaps (one arena per task, one for the kernel).
+//! drop), the heaps (one arena per task, one for the kernel) and the write protection that
+//! keeps each task's writes in its own memory.
 //!
 //! ```text
 //!  virtual = physical below 1 GiB     the image: 4 KiB pages, text r-x, rodata r--, data rw-
 //!                                     (NX), guard pages unmapped, page 0 unmapped; the rest of
-//!                                     RAM: 2 MiB pages rw- NX (page tables, frames)
-//!  256 GiB + n MiB                    slot n (1 MiB each): one MappedPages each — task stacks
-//!                                     (guard page unmapped below), task heap arenas, ramdisk
+//!                                     RAM: 2 MiB pages r-- NX (page tables, frames)
+//!  256 GiB + n·2 MiB                  slot n (one page-directory entry each): one MappedPages
+//!                                     each — task stacks (guard page unmapped below), task
+//!                                     heap arenas, the ramdisk's blocks; writable only while
+//!                                     its task runs (`protect`)
 //! ```
 
 pub mod frames;
 pub mod heap;
 pub mod mapped;
 pub mod paging;
+pub mod protect;
 
 pub use mapped::MappedPages;
 

@@ -1,29 +1,58 @@
 //! The page tables: built once at boot with per-section permissions, then changed only by
-//! [`super::MappedPages`] in the slot area.
+//! [`super::MappedPages`] in the slot area, and by [`open`], which the scheduler calls at every
+//! switch to make the incoming task's own slots the only writable ones there.
+//!
+//! ```text
+//!  identity map (first GiB)   image text r-x, rodata r--, data/bss rw- (NX); page 0 and the
+//!                             stack guards unmapped; all other RAM r-- (NX): page tables and
+//!                             frames, which are also the physical alias of every slot
+//!  slot area (256 GiB + n·2 MiB)   slot n = page-directory entry n of SLOT_PD: writable only
+//!                             while its task runs (its stack and heap); every other slot —
+//!                             other tasks' stacks and heaps, every MappedPages a cell owns —
+//!                             is read-only
+//! ```
+//! CR0.WP is set, so ring 0 honours these bits: a wild write from a cell outside its own stack
+//! and heap faults in the writer (a page fault, "protection violation"), which is then
+//! restarted, instead of corrupting another task. Kernel code that must write elsewhere does so
+//! inside [`super::protect::unprotected`]. Global pages (CR4.PGE) keep the identity map's
+//! translations across the TLB flush that [`open`] needs.
 
 use super::frames;
 use crate::arch::cpu;
 use crate::sync::Global;
+use x86_64::registers::control::{Cr4, Cr4Flags};
 
-use x86::paging::{ADDRESS as ADDR, HUGE as PS};
+use x86::paging::{ADDRESS as ADDR, GLOBAL as G, HUGE as PS};
 pub use x86::paging::{NO_EXECUTE as NX, PRESENT as P, WRITABLE as W};
 
 /// Start of the slot area (PML4 0, PDPT entry 256).
 pub const SLOT_BASE: u64 = 256 << 30;
-pub const SLOT_SIZE: u64 = 1 << 20;
+/// One slot is what one page-directory entry maps, so its writable bit is the slot's alone.
+pub const SLOT_SIZE: u64 = 2 << 20;
 pub const SLOTS: usize = 512;
+/// No slot (an empty place in the open pair).
+const NONE: usize = usize::MAX;
+
+/// The slot area's page directory. In the image's data, which the kernel writes without
+/// lifting protection: [`open`] flips its bits at every task switch.
+#[repr(C, align(4096))]
+struct Directory([u64; 512]);
+
+static mut SLOT_PD: Directory = Directory([0; 512]);
 
 struct Tables {
-    slot_pd: u64,
+    /// The slots writable now: the running task's stack and heap.
+    open: [usize; 2],
 }
 
-static TABLES: Global<Tables> = Global::new(Tables { slot_pd: 0 });
+static TABLES: Global<Tables> = Global::new(Tables { open: [NONE; 2] });
 
 extern "C" {
     static __kernel_start: u8;
     static __text_end: u8;
     static __rodata_start: u8;
     static __rodata_end: u8;
+    static __data_start: u8;
     static __kernel_end: u8;
     static __boot_stack_guard: u8;
     static __ist1_guard: u8;
@@ -35,9 +64,14 @@ fn sym(s: &u8) -> u64 {
 }
 
 fn table(addr: u64) -> &'static mut [u64; 512] {
-    // SAFETY: page-table frames come from the frame allocator, are identity mapped, and are
-    // only written under the TABLES critical section or during single-threaded boot.
+    // SAFETY: page-table frames come from the frame allocator (or are SLOT_PD, in the image),
+    // are identity mapped, and are only written under the TABLES critical section (frames: with
+    // protection lifted), inside `open` (interrupts masked), or during single-threaded boot.
     unsafe { &mut *(addr as *mut [u64; 512]) }
+}
+
+fn slot_pd() -> &'static mut [u64; 512] {
+    table(core::ptr::addr_of_mut!(SLOT_PD) as u64)
 }
 
 fn new_table() -> u64 {
@@ -47,12 +81,13 @@ fn new_table() -> u64 {
 /// Build and load the real page tables for `ram_top` bytes of RAM.
 pub fn init(ram_top: u64) {
     // SAFETY: linker symbols; only their addresses are used.
-    let (kstart, text_end, ro_start, ro_end, kend, guards) = unsafe {
+    let (kstart, text_end, ro_start, ro_end, data_start, kend, guards) = unsafe {
         (
             sym(&__kernel_start),
             sym(&__text_end),
             sym(&__rodata_start),
             sym(&__rodata_end),
+            sym(&__data_start),
             sym(&__kernel_end),
             [sym(&__boot_stack_guard), sym(&__ist1_guard), sym(&__ist2_guard)],
         )
@@ -72,64 +107,104 @@ pub fn init(ram_top: u64) {
                 let flags = if a == 0 || guards.contains(&a) {
                     0
                 } else if (kstart..text_end).contains(&a) {
-                    P
+                    P | G
                 } else if (ro_start..ro_end).contains(&a) {
-                    P | NX
+                    P | NX | G
+                } else if (data_start..kend).contains(&a) {
+                    P | W | NX | G
                 } else {
-                    P | W | NX
+                    P | NX | G
                 };
                 table(pt)[j] = if flags == 0 { 0 } else { a | flags };
             }
             table(pd)[i] = pt | P | W;
         } else {
-            table(pd)[i] = (i as u64) << 21 | P | W | PS | NX;
+            table(pd)[i] = (i as u64) << 21 | P | PS | NX | G;
         }
     }
-    let slot_pd = new_table();
-    table(pdpt)[(SLOT_BASE >> 30) as usize] = slot_pd | P | W;
-    TABLES.with(|t| t.slot_pd = slot_pd);
-    // SAFETY: the new tables map the running image (text executable, stacks writable) and all
-    // RAM the kernel touches, exactly as before, with narrower permissions.
-    unsafe { core::arch::asm!("mov cr3, {}", in(reg) pml4, options(nostack)) };
+    table(pdpt)[(SLOT_BASE >> 30) as usize] = core::ptr::addr_of_mut!(SLOT_PD) as u64 | P | W;
+    // SAFETY: the new tables map the running image (text executable, data and stacks writable)
+    // and all RAM the kernel reads, as before; RAM outside the image becomes read-only, and the
+    // kernel writes there (frames, page tables) only with protection lifted. Global pages are
+    // enabled after the switch, so no translation of the boot tables outlives them.
+    unsafe {
+        core::arch::asm!("mov cr3, {}", in(reg) pml4, options(nostack));
+        Cr4::update(|f| f.insert(Cr4Flags::PAGE_GLOBAL));
+    }
 }
 
 /// Map page `virt` (in the slot area) to frame `phys` with `flags`.
 pub fn map(virt: u64, phys: u64, flags: u64) {
     TABLES.with(|t| {
-        let pd = table(t.slot_pd);
-        let i = ((virt >> 21) & 511) as usize;
+        let pd = slot_pd();
+        let i = slot_of(virt);
         if pd[i] & P == 0 {
-            pd[i] = new_table() | P | W;
+            let writable = if t.open.contains(&i) { W } else { 0 };
+            pd[i] = new_table() | P | writable;
         }
         let pt = table(pd[i] & ADDR);
-        pt[((virt >> 12) & 511) as usize] = phys | flags | P;
+        super::protect::unprotected(|| pt[((virt >> 12) & 511) as usize] = phys | flags | P);
     });
 }
 
 /// Unmap page `virt`; returns the frame it mapped.
 pub fn unmap(virt: u64) -> Option<u64> {
-    TABLES.with(|t| {
-        let pd = table(t.slot_pd);
-        let i = ((virt >> 21) & 511) as usize;
+    TABLES.with(|_| {
+        let pd = slot_pd();
+        let i = slot_of(virt);
         if pd[i] & P == 0 {
             return None;
         }
         let pte = &mut table(pd[i] & ADDR)[((virt >> 12) & 511) as usize];
         let old = *pte;
-        *pte = 0;
+        super::protect::unprotected(|| *pte = 0);
         cpu::invlpg(virt);
         (old & P != 0).then_some(old & ADDR)
     })
 }
 
-/// Is `virt` mapped, and writable? (For the injector, which must only touch live memory.)
+/// The slot holding `virt` (an address in the slot area).
+fn slot_of(virt: u64) -> usize {
+    ((virt >> 21) & 511) as usize
+}
+
+/// Make `slots` (the incoming task's stack and heap) the only writable slots, and drop the
+/// translations that still allow writes elsewhere. Called by the scheduler with interrupts
+/// masked; nothing changes (and nothing is flushed) when the same task runs on.
+pub fn open(slots: [usize; 2]) {
+    // SAFETY: interrupts are masked (the scheduler runs in the trap path or under the task
+    // table's critical section), and TABLES is otherwise borrowed only inside `with`, which
+    // masks interrupts and never switches tasks: no other borrow is live.
+    let t = unsafe { TABLES.get_in_trap() };
+    if t.open == slots {
+        return;
+    }
+    let pd = slot_pd();
+    for &s in t.open.iter().filter(|&&s| s < SLOTS) {
+        pd[s] &= !W;
+    }
+    for &s in slots.iter().filter(|&&s| s < SLOTS) {
+        if pd[s] & P != 0 {
+            pd[s] |= W;
+        }
+    }
+    t.open = slots;
+    cpu::flush_tlb();
+}
+
+/// The slot of slot-area address `virt`, if it is one.
+pub fn slot(virt: u64) -> Option<usize> {
+    (SLOT_BASE..SLOT_BASE + SLOTS as u64 * SLOT_SIZE).contains(&virt).then(|| slot_of(virt))
+}
+
+/// Is `virt` mapped? (For the injector, which must only touch live memory.)
 pub fn is_mapped(virt: u64) -> bool {
-    if virt < SLOT_BASE {
+    if slot(virt).is_none() {
         return false;
     }
-    TABLES.with(|t| {
-        let pd = table(t.slot_pd);
-        let i = ((virt >> 21) & 511) as usize;
+    TABLES.with(|_| {
+        let pd = slot_pd();
+        let i = slot_of(virt);
         pd[i] & P != 0 && table(pd[i] & ADDR)[((virt >> 12) & 511) as usize] & P != 0
     })
 }

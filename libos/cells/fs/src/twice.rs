@@ -1,0 +1,139 @@
+//! Every operation runs twice and is believed only if both runs agree: a fault in this cell (a
+//! flipped register, a skipped instruction, a wrong branch) strikes one run, not both, so what
+//! it bent — an answer, a session, a block about to be written — never leaves the cell.
+//!
+//! ```text
+//!  request ─► run 1: handle() over Held(disk) ─► (result, session, blocks it would write)
+//!         └─► run 2: handle() over Held(disk) ─► (result, session, blocks it would write)
+//!             equal?  no ─► panic: the cell is restarted and the request delivered again
+//!                     yes ─► write the held blocks (each read back), then answer with both
+//!                            runs' results, each sealed apart; the client compares the two
+//! ```
+//! Each run reads through the checked mirror (`cell_ramdisk::Blocks`), and sees its own held
+//! writes. A block one run read is not fetched again by the other: it is kept with the tag that
+//! vouched for it and checked again at each use (`algo::mirror::Vouched`), so a copy a fault
+//! bent in between is not used — the store is asked instead. What this cannot catch: a fault that bends both runs alike (a word of the cell's
+//! long-lived state, such as the disk's geometry), or one that bends a block number in the
+//! few instructions between the comparison and the store's own read-back.
+
+use crate::server::handle;
+use crate::{Op, Out};
+use algo::mirror::Vouched;
+use cell_ramdisk::Blocks;
+use core::cell::RefCell;
+use fs_core::{Block, BlockDevice, Disk, FsError, SmallClientState, BLOCK_SIZE};
+
+/// What the other sessions hold of a file (see `server::held_by_others`).
+type Others<'a> = &'a dyn Fn(u16, &[u8]) -> fs_core::Held;
+use heapless::Vec;
+
+/// Most distinct blocks one operation writes (a write of `IO_MAX` bytes that allocates two
+/// data blocks and an indirect one touches five); an operation that would write more fails
+/// with `Disk` in both runs.
+const HELD: usize = 8;
+
+type Writes = Vec<(u32, Block), HELD>;
+
+/// Blocks read for one request, kept for both runs (more are read from the store each time).
+const SEEN: usize = 8;
+
+type Seen = RefCell<Vec<Vouched<BLOCK_SIZE>, SEEN>>;
+
+/// A device that reads through to the store but holds every write back.
+struct Held<'a> {
+    store: Blocks,
+    writes: RefCell<Writes>,
+    seen: &'a Seen,
+}
+
+impl BlockDevice for Held<'_> {
+    fn blocks(&self) -> Option<u32> {
+        self.store.blocks()
+    }
+
+    fn read(&self, block: u32, out: &mut Block) -> bool {
+        match self.writes.borrow().iter().find(|(b, _)| *b == block) {
+            Some((_, data)) => {
+                *out = *data;
+                true
+            }
+            None => {
+                if let Some(data) = self.seen.borrow().iter().find_map(|v| v.of(block)) {
+                    *out = *data;
+                    return true;
+                }
+                let Some(v) = self.store.read_vouched(block) else { return false };
+                *out = *v.contents();
+                let _ = self.seen.borrow_mut().push(v);
+                true
+            }
+        }
+    }
+
+    fn write(&self, block: u32, data: &Block) -> bool {
+        let mut writes = self.writes.borrow_mut();
+        match writes.iter_mut().find(|(b, _)| *b == block) {
+            Some((_, held)) => {
+                *held = *data;
+                true
+            }
+            None => writes.push((block, *data)).is_ok(),
+        }
+    }
+}
+
+/// What one run of an operation would do.
+struct Run {
+    result: Result<Out, FsError>,
+    state: SmallClientState,
+    writes: Writes,
+}
+
+impl Run {
+    fn of(
+        disk: &Disk<Blocks>,
+        store: Blocks,
+        seen: &Seen,
+        st: &SmallClientState,
+        op: &Op,
+        others: Others,
+    ) -> Run {
+        let held = disk.on(Held { store, writes: RefCell::new(Vec::new()), seen });
+        let mut state = *st;
+        let result = handle(&held, &mut state, op, others);
+        Run { result, state, writes: held.into_device().writes.into_inner() }
+    }
+
+    fn agrees(&self, other: &Run) -> bool {
+        self.result == other.result
+            && bytemuck::bytes_of(&self.state) == bytemuck::bytes_of(&other.state)
+            && self.writes == other.writes
+    }
+}
+
+/// Serve `op` for the client whose (checked) state is `st`: its new state and the result, from
+/// each of two runs that agree, once the blocks they write are stored and read back.
+pub(crate) fn serve(
+    disk: &Disk<Blocks>,
+    store: Blocks,
+    st: &SmallClientState,
+    op: &Op,
+    others: Others,
+) -> [(SmallClientState, Result<Out, FsError>); 2] {
+    let seen = RefCell::new(Vec::new());
+    let runs = [Run::of(disk, store, &seen, st, op, others), Run::of(disk, store, &seen, st, op, others)];
+    if !runs[0].agrees(&runs[1]) {
+        panic!("two runs of one request disagree");
+    }
+    let writes = &runs[0].writes;
+    let stored = writes.iter().all(|(block, data)| store.write(*block, data));
+    // A block number bent while storing sends a block elsewhere with tags that check there;
+    // reading every block back from the numbers both runs agreed on shows it.
+    for (block, data) in writes.iter().filter(|_| stored) {
+        let mut back = [0u8; BLOCK_SIZE];
+        if store.read(*block, &mut back) && back != *data {
+            panic!("block {} did not hold what was stored", block);
+        }
+    }
+    runs.map(|run| (run.state, if stored { run.result } else { Err(FsError::Disk) }))
+}
