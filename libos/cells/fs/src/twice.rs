@@ -5,16 +5,20 @@
 //! ```text
 //!  request ─► run 1: handle() over Held(disk) ─► (result, session, blocks it would write)
 //!         └─► run 2: handle() over Held(disk) ─► (result, session, blocks it would write)
-//!             equal?  no ─► panic: the cell is restarted and the request delivered again
+//!             equal?  no ─► run 3 decides; no two alike ─► panic: the cell is restarted
+//!                            and the request delivered again
 //!                     yes ─► write the held blocks (each read back), then answer with both
 //!                            runs' results, each sealed apart; the client compares the two
 //! ```
 //! Each run reads through the checked mirror (`cell_ramdisk::Blocks`), and sees its own held
 //! writes. A block one run read is not fetched again by the other: it is kept with the tag that
 //! vouched for it and checked again at each use (`algo::mirror::Vouched`), so a copy a fault
-//! bent in between is not used — the store is asked instead. What this cannot catch: a fault that bends both runs alike (a word of the cell's
-//! long-lived state, such as the disk's geometry), or one that bends a block number in the
-//! few instructions between the comparison and the store's own read-back.
+//! bent in between is not used — the store is asked instead.
+//!
+//! What this cannot catch: a fault that bends both runs alike (a word of the cell's long-lived
+//! state, such as the disk's geometry), or one that bends a block number between the
+//! comparison and the store's own read-back (the block meant is read back and found missing;
+//! the block hit instead, stored under tags that check there, is not).
 
 use crate::server::handle;
 use crate::{Op, Out};
@@ -121,9 +125,16 @@ pub(crate) fn serve(
     others: Others,
 ) -> [(SmallClientState, Result<Out, FsError>); 2] {
     let seen = RefCell::new(Vec::new());
-    let runs = [Run::of(disk, store, &seen, st, op, others), Run::of(disk, store, &seen, st, op, others)];
+    let mut runs = [Run::of(disk, store, &seen, st, op, others), Run::of(disk, store, &seen, st, op, others)];
     if !runs[0].agrees(&runs[1]) {
-        panic!("two runs of one request disagree");
+        // One run met a fault: in this cell, or in the store under it (a read that failed
+        // once, which is no fault of ours and must not restart us). A third run decides.
+        let third = Run::of(disk, store, &seen, st, op, others);
+        match (third.agrees(&runs[0]), third.agrees(&runs[1])) {
+            (true, _) => runs[1] = third,
+            (_, true) => runs[0] = third,
+            _ => panic!("three runs of one request disagree"),
+        }
     }
     let writes = &runs[0].writes;
     let stored = writes.iter().all(|(block, data)| store.write(*block, data));
