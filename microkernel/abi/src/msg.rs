@@ -66,15 +66,23 @@ impl MsgInfo {
 
     /// Decode a word the kernel delivered to this task: as [`MsgInfo::decode`], and the
     /// redelivery flag, which only the kernel sets.
+    #[inline]
     pub fn decode_received(raw: u64) -> Result<Self, Error> {
-        let info = Self::decode(raw & !REDELIVERED_FLAG)?;
-        Ok(MsgInfo { redelivered: raw & REDELIVERED_FLAG != 0, ..info })
+        Self::decode_allowing(raw, RESERVED & !REDELIVERED_FLAG)
     }
 
     /// Decode and validate a raw word: reserved bits clear, payload fits the IPC buffer, the
     /// capability slot exists.
+    #[inline]
     pub fn decode(raw: u64) -> Result<Self, Error> {
-        if raw & RESERVED != 0 {
+        Self::decode_allowing(raw, RESERVED)
+    }
+
+    /// One pass for both (a received word is decoded on every message a task takes, so it is
+    /// kept to a few instructions): the bits in `reserved` must be clear.
+    #[inline(always)]
+    fn decode_allowing(raw: u64, reserved: u64) -> Result<Self, Error> {
+        if raw & reserved != 0 {
             return Err(Error::InvalidArgument);
         }
         let len = (raw >> 32) as u16;
@@ -90,7 +98,13 @@ impl MsgInfo {
         } else {
             None
         };
-        Ok(MsgInfo { label: raw as u32, len, cap, move_cap: raw & MOVE_FLAG != 0, redelivered: false })
+        Ok(MsgInfo {
+            label: raw as u32,
+            len,
+            cap,
+            move_cap: raw & MOVE_FLAG != 0,
+            redelivered: raw & REDELIVERED_FLAG != 0,
+        })
     }
 }
 
