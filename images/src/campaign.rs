@@ -124,6 +124,9 @@ pub struct Report {
     pub unit: Unit,
     /// Restarts, holds and stops of every task but the target, after the campaign began.
     pub other_tasks: Vec<OtherTask>,
+    /// Restarts of other tasks as the campaign in the guest counted them (by task, not by name:
+    /// it also sees a task that bears the target's name), if it printed its count.
+    pub guest_other_restarts: Option<u32>,
     /// Why the guest could not finish the campaign, if it could not.
     pub cut_short: Option<String>,
     /// How the run ended ("powered off cleanly", a panic, a stall...), as `Transcript::summary`.
@@ -146,6 +149,8 @@ struct Record<'a> {
     /// `null` when the server never restarted.
     restart_latency: Option<Latencies>,
     other_tasks: &'a [OtherTask],
+    /// The guest's own count (see `Report::guest_other_restarts`).
+    other_task_restarts_counted_by_the_guest: Option<u32>,
     outside_windows: &'a [Outside],
     faults: &'a [Fault],
 }
@@ -242,7 +247,9 @@ pub fn parse(console: &str, server: &str, seed: u64, panicked: bool) -> Result<R
     let mut outside_windows = Vec::new();
     let mut other_tasks = Vec::new();
     let mut printed = None;
+    let mut guest_other_restarts = None;
     let mut lost = 0;
+    let others_prefix = format!("campaign {server}: other tasks restarted ");
     let latency_prefix = format!("[kernel] {server} gen ");
     let mut latencies = Vec::new();
     for line in console.lines() {
@@ -253,6 +260,9 @@ pub fn parse(console: &str, server: &str, seed: u64, panicked: bool) -> Result<R
                 requested = n.parse().unwrap_or(0);
                 started = true;
             }
+        }
+        if let Some(n) = line.strip_prefix(&others_prefix).and_then(|r| r.split_whitespace().next()) {
+            guest_other_restarts = n.parse().ok();
         }
         if let Some(mut fault) = parse_fault(line) {
             fault.notes = std::mem::take(&mut window);
@@ -317,6 +327,7 @@ pub fn parse(console: &str, server: &str, seed: u64, panicked: bool) -> Result<R
         latencies,
         unit: Unit::TscTicks,
         other_tasks,
+        guest_other_restarts,
         cut_short,
         ended: String::new(),
     })
@@ -358,6 +369,7 @@ impl Report {
                 max,
             }),
             other_tasks: &self.other_tasks,
+            other_task_restarts_counted_by_the_guest: self.guest_other_restarts,
             outside_windows: &self.outside_windows,
             faults: &self.faults,
         };
@@ -541,7 +553,19 @@ campaign fs: injected=3 manifested=2 recovered=1 errors=1 lost=1 panics=0
         assert_eq!(r.by_kind()[0], ("kill".to_string(), 1, 1, 1));
         assert_eq!(r.other_tasks.len(), 1);
         assert_eq!(r.other_tasks[0].to_string(), "ramdisk gen 0 restarted during fault 3");
+        assert_eq!(r.guest_other_restarts, Some(1), "the guest's own count is kept");
         assert!(r.cut_short.is_none() && r.complete());
+    }
+
+    #[test]
+    fn a_task_with_the_targets_name_is_counted_by_the_guest_and_kept() {
+        // A libos ramdisk campaign once saw a second task named "ramdisk" made by a fault: the
+        // console's lines name the target, the guest's count (by task) says 1.
+        let console = CONSOLE.replace("[reincarnation] ramdisk gen 0", "[kernel] fs gen 0");
+        let r = parse(&console, "fs", 9, false).unwrap();
+        assert!(r.other_tasks.is_empty(), "no other name in the console");
+        assert_eq!(r.guest_other_restarts, Some(1));
+        assert!(r.to_json().contains("\"other_task_restarts_counted_by_the_guest\": 1"));
     }
 
     #[test]

@@ -220,14 +220,23 @@ fn campaign(args: CampaignArgs) -> Result<ExitCode> {
             report.unit.name()
         );
     }
+    let guest = report.guest_other_restarts.unwrap_or(0);
     match report.other_tasks.len() {
-        0 => println!("other tasks: none was restarted"),
+        0 if guest == 0 => println!("other tasks: none was restarted"),
         n => {
             println!("other tasks: {n} restart(s) or stop(s) of tasks other than {name}:");
             for e in &report.other_tasks {
                 println!("  {e}");
             }
         }
+    }
+    let named =
+        report.other_tasks.iter().filter(|e| e.event == axolotl_images::campaign::Event::Restarted).count();
+    if guest as usize > named {
+        println!(
+            "other tasks: the campaign counted {guest} restart(s) of tasks other than {name}, the console names {named}: \
+             a task bearing {name}'s name, or a restart whose line was lost (see the log)"
+        );
     }
     if let Some(why) = &report.cut_short {
         println!("CUT SHORT: {why}; {} of {faults} faults injected", report.summary.injected);

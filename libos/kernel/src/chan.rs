@@ -65,6 +65,10 @@ impl<Req: Copy + Send + 'static, Resp: Copy + Send + 'static> Endpoint<Req, Resp
 
     /// Make an endpoint whose messages the kernel checks with `checks` (see [`CheckedEndpoint`]).
     fn create_with(name: &'static str, checks: Option<Checks>) -> Option<Self> {
+        // Made while wiring only, as tasks are (see `SpawnError::AfterBoot`).
+        if crate::sched::started() {
+            return None;
+        }
         let (req_size, resp_size) = (size_of::<Req>(), size_of::<Resp>());
         KERNEL.with(|k| {
             let id = k.eps.len();

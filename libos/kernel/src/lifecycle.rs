@@ -44,6 +44,11 @@ const MS_PER_S: u64 = 1000;
 pub enum SpawnError {
     TableFull,
     OutOfMemory,
+    /// Tasks are made while the image wires the system, before the scheduler starts. In one
+    /// address space a fault can make a cell call anything (a ramdisk campaign saw a flipped
+    /// register run the ramdisk's `start` again and spawn a second "ramdisk"): a task made at
+    /// run time is refused, not run.
+    AfterBoot,
 }
 
 impl From<MapError> for SpawnError {
@@ -117,6 +122,9 @@ pub fn spawn(
     supervised: bool,
     f: impl Fn() + Send + Sync + 'static,
 ) -> Result<TaskId, SpawnError> {
+    if crate::sched::started() {
+        return Err(SpawnError::AfterBoot);
+    }
     let entry: crate::state::Entry = crate::mem::heap::in_core(|| Arc::new(f));
     KERNEL.with(|k| {
         let index = k.tasks.iter().position(|t| t.is_none()).ok_or(SpawnError::TableFull)?;
