@@ -230,6 +230,18 @@ impl<D: BlockDevice> Disk<D> {
         Ok((d, true))
     }
 
+    /// Attach to a block store that already holds this file system; never formats (a store
+    /// that does not show one — a bent read of its superblock — is an error, not a blank disk).
+    pub fn attach(dev: D) -> Result<Disk<D>> {
+        let blocks = dev.blocks().ok_or(FsError::Disk)?.min(BLOCK_SIZE as u32 * 8);
+        let d = Disk { dev, blocks };
+        let sb: Super = bytemuck::pod_read_unaligned(&d.read(0)?[..16]);
+        if sb.magic == SUPER_MAGIC && sb.version == VERSION && sb.blocks == blocks {
+            return Ok(d);
+        }
+        Err(FsError::Disk)
+    }
+
     /// The device underneath, given back.
     pub fn into_device(self) -> D {
         self.dev
@@ -543,6 +555,16 @@ pub(crate) mod tests {
         let (d, fresh) = Disk::mount(Ram(RefCell::new(std::vec![[0u8; BLOCK_SIZE]; 512]))).unwrap();
         assert!(fresh);
         d
+    }
+
+    #[test]
+    fn attach_finds_a_file_system_and_never_formats_a_store_without_one() {
+        let blank = Ram(RefCell::new(std::vec![[0u8; BLOCK_SIZE]; 512]));
+        assert_eq!(Disk::attach(blank).err(), Some(FsError::Disk));
+        let d = disk();
+        d.link(ROOT, b"kept", d.free_inode().unwrap(), KIND_FILE).unwrap();
+        let again = Disk::attach(d.into_device()).unwrap();
+        assert!(again.lookup(ROOT, b"kept").unwrap().is_some());
     }
 
     #[test]
