@@ -14,19 +14,40 @@ pub struct Disk<D: BlockDevice> {
 impl<D: BlockDevice> Disk<D> {
     /// Attach to the block store; format it if it holds no file system yet.
     pub fn mount(dev: D) -> Result<(Disk<D>, bool)> {
-        let blocks = dev.blocks().ok_or(FsError::Disk)?.min(MAX_BLOCKS);
-        if blocks <= DATA_START {
-            return Err(FsError::Disk);
-        }
-        let d = Disk { dev, blocks };
-        let mut block = [0u8; BLOCK_SIZE];
-        d.load(0, &mut block)?;
-        let sb: Super = bytemuck::pod_read_unaligned(&block[..16]);
-        if sb.magic == SUPER_MAGIC && sb.version == VERSION && sb.blocks == blocks {
+        let d = Disk::open(dev)?;
+        if d.recognised()? {
             return Ok((d, false));
         }
         d.format()?;
         Ok((d, true))
+    }
+
+    /// Attach to a block store that already holds this file system; never formats (a store
+    /// that does not show one — say a bent read of its superblock — is an error, not a blank
+    /// disk): what a restarted file server uses.
+    pub fn attach(dev: D) -> Result<Disk<D>> {
+        let d = Disk::open(dev)?;
+        if d.recognised()? {
+            Ok(d)
+        } else {
+            Err(FsError::Disk)
+        }
+    }
+
+    fn open(dev: D) -> Result<Disk<D>> {
+        let blocks = dev.blocks().ok_or(FsError::Disk)?.min(MAX_BLOCKS);
+        if blocks <= DATA_START {
+            return Err(FsError::Disk);
+        }
+        Ok(Disk { dev, blocks })
+    }
+
+    /// Does the superblock say this file system, of this size?
+    fn recognised(&self) -> Result<bool> {
+        let mut block = [0u8; BLOCK_SIZE];
+        self.load(0, &mut block)?;
+        let sb: Super = bytemuck::pod_read_unaligned(&block[..16]);
+        Ok(sb.magic == SUPER_MAGIC && sb.version == VERSION && sb.blocks == self.blocks)
     }
 
     /// The same file system seen through `dev` (a device layered over this one's, e.g. one

@@ -140,7 +140,12 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
     console_api::init_log(log::LevelFilter::Info);
     let ep = Cap::<Endpoint>::from_boot(boot, "fs").ok_or(Error::EmptySlot)?;
     let block = Cap::<Endpoint>::from_boot(boot, "block").ok_or(Error::EmptySlot)?;
-    let (disk, formatted) = match Disk::mount(Dev(BlockDevice::new(block))) {
+    // Only the first incarnation may format a blank store: a later one that does not find the
+    // file system (the block store answered its superblock read wrongly) must not erase it; it
+    // fails, and the next incarnation tries again.
+    let dev = Dev(BlockDevice::new(block));
+    let mounted = if boot.generation == 0 { Disk::mount(dev) } else { Disk::attach(dev).map(|d| (d, false)) };
+    let (disk, formatted) = match mounted {
         Ok(d) => d,
         Err(e) => {
             log::error!("cannot mount the block store: {}", e);

@@ -76,6 +76,20 @@ pub(crate) fn assert_clean(d: &Disk<Ram>) -> Report {
 const RW: u8 = mode::READ | mode::WRITE | mode::CREATE;
 
 #[test]
+fn attach_finds_a_file_system_and_never_formats_a_store_without_one() {
+    assert_eq!(Disk::attach(Ram::new(512)).err(), Some(FsError::Disk), "a blank store is not formatted");
+    let d = disk();
+    let st = ClientState::fresh();
+    st.put(&d, "/kept", b"x", false, Held::unseen).unwrap();
+    let again = Disk::attach(d.into_device()).unwrap();
+    assert_eq!(
+        ClientState::fresh().stat(&again, "/kept").unwrap().1,
+        1,
+        "the file system is found as it was"
+    );
+}
+
+#[test]
 fn entry_names_are_cut_at_a_character_boundary() {
     let long = "é".repeat(20);
     let e = Entry::new(&long, KIND_FILE, 0);

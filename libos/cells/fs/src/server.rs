@@ -89,7 +89,11 @@ pub fn start(blocks: cell_ramdisk::Ep, key: u64) -> Option<crate::Ep> {
     let ep = crate::Ep::create("fs")?;
     libos_kernel::spawn("fs", 5, true, move || {
         let store = Blocks(blocks);
-        let (disk, _) = match Disk::mount(store) {
+        // Only the first incarnation may format a blank store: a later one that does not find
+        // the file system (a fault bent its read of the superblock) must not erase it.
+        let first =
+            libos_kernel::find_task("fs").and_then(libos_kernel::task_info).is_none_or(|t| t.generation == 0);
+        let disk = match if first { Disk::mount(store).map(|(d, _)| d) } else { Disk::attach(store) } {
             Ok(d) => d,
             Err(e) => panic!("cannot mount the block store: {}", e),
         };
