@@ -136,11 +136,13 @@ pub(crate) fn serve(
             _ => panic!("three runs of one request disagree"),
         }
     }
-    let writes = &runs[0].writes;
-    let stored = writes.iter().all(|(block, data)| store.write(*block, data));
-    // A block number bent while storing sends a block elsewhere with tags that check there;
-    // reading every block back from the numbers both runs agreed on shows it.
-    for (block, data) in writes.iter().filter(|_| stored) {
+    // One run's blocks are stored, the *other* run's are what the read-back must find: the
+    // two agreed, so a block number or a byte of contents bent after the comparison (a word of
+    // this stack flipped while a block waits to be stored: a `memflip` of fs lost a record that
+    // way) is in one copy only, and shows.
+    let (stored_from, expected) = (&runs[0].writes, &runs[1].writes);
+    let stored = stored_from.iter().all(|(block, data)| store.write(*block, data));
+    for (block, data) in expected.iter().filter(|_| stored) {
         let mut back = [0u8; BLOCK_SIZE];
         if store.read(*block, &mut back) && back != *data {
             panic!("block {} did not hold what was stored", block);
