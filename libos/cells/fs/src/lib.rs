@@ -25,6 +25,7 @@
 mod server;
 mod twice;
 
+use algo::seal::seal;
 use bytemuck::Zeroable;
 use fs_core::{FsError, SmallClientState, PATH_MAX};
 
@@ -66,6 +67,11 @@ impl PathBuf {
         let mut bytes = [0u8; PATH_MAX];
         bytes[..s.len()].copy_from_slice(s.as_bytes());
         Ok(PathBuf { len: s.len() as u8, bytes })
+    }
+
+    /// Every byte of its buffer (its length goes into the digest apart).
+    fn raw(&self) -> &[u8] {
+        &self.bytes
     }
 
     fn as_str(&self) -> &str {
@@ -126,6 +132,37 @@ pub enum Op {
     Fsck,
 }
 
+impl Op {
+    /// A digest of everything the operation asks, taken by the client as it sends the request
+    /// and checked by the fs cell before and after serving it: a word of the request bent in
+    /// fs's memory while it waits or runs (a `memflip` of fs once changed a record's bytes
+    /// this way, and both runs agreed on them) is then caught, and the request is delivered
+    /// again, from the client's own copy, to fs's next incarnation.
+    fn digest(&self) -> u64 {
+        let none: &[u8] = &[];
+        let (kind, a, b, first, second): (u64, u64, u64, &[u8], &[u8]) = match self {
+            Op::Connect => (1, 0, 0, none, none),
+            Op::Open { path, mode } => (2, u64::from(*mode), u64::from(path.len), path.raw(), none),
+            Op::Read { fd, len } => (3, u64::from(*fd), u64::from(*len), none, none),
+            Op::Write { fd, len, data } => (4, u64::from(*fd), u64::from(*len), &data[..], none),
+            Op::Seek { fd, pos } => (5, u64::from(*fd), u64::from(*pos), none, none),
+            Op::Close { fd } => (6, u64::from(*fd), 0, none, none),
+            Op::Stat { path } => (7, 0, u64::from(path.len), path.raw(), none),
+            Op::Mkdir { path } => (8, 0, u64::from(path.len), path.raw(), none),
+            Op::List { path, index } => (9, u64::from(*index), u64::from(path.len), path.raw(), none),
+            Op::Remove { path } => (10, 0, u64::from(path.len), path.raw(), none),
+            Op::Chdir { path } => (11, 0, u64::from(path.len), path.raw(), none),
+            Op::Cwd => (12, 0, 0, none, none),
+            Op::Put { path, append, len, data } => {
+                (13, u64::from(*append) | u64::from(*len) << 1, u64::from(path.len), path.raw(), &data[..])
+            }
+            Op::Fsck => (14, 0, 0, none, none),
+        };
+        let head = kind ^ a.rotate_left(8) ^ b.rotate_left(48);
+        seal(seal(head, first), second)
+    }
+}
+
 // `Put` fits in what `Write` already takes: adding it made no message longer.
 const _: () = assert!(
     core::mem::size_of::<(PathBuf, bool, u8, [u8; PUT_MAX])>()
@@ -139,6 +176,8 @@ pub struct Request {
     /// leaves it out when it looks at what the other sessions hold.
     holder: u64,
     op: Op,
+    /// `op.digest()`, taken by the client.
+    digest: u64,
 }
 
 // Messages are plain values copied between tasks; boxing a variant would put a pointer into an
@@ -197,7 +236,9 @@ fn bytes(s: &Session) -> (&[u8], u64) {
 /// does the same (a write lands at the same offset); a `mkdir` done twice says `Exists`.
 fn send(ep: Ep, session: Session, holder: u64, op: Op) -> Result<Answer> {
     for _ in 0..ATTEMPTS {
-        let r = ep.call(&Request { session, holder, op }).map_err(|_| FsError::ServerFailed)?;
+        let r = ep
+            .call(&Request { session, holder, op, digest: op.digest() })
+            .map_err(|_| FsError::ServerFailed)?;
         let [a, b] = r.answers;
         if a.agrees(&b) {
             return Ok(a);

@@ -108,7 +108,11 @@ pub fn start(blocks: cell_ramdisk::Ep, key: u64) -> Option<crate::Ep> {
                     Err(e) => [fresh(Err(e)), fresh(Err(e))],
                     Ok(()) => {
                         let others = |ino: u16, path: &[u8]| held_by_others(key, req.holder, ino, path);
-                        crate::twice::serve(&disk, store, &req.session.state, &req.op, &others)
+                        let intact = || req.op.digest() == req.digest;
+                        if !intact() {
+                            panic!("the request changed in fs's memory before it was served");
+                        }
+                        crate::twice::serve(&disk, store, &req.session.state, &req.op, &others, &intact)
                     }
                     .map(|(st, result)| Answer { session: sealed(key, st), result }),
                 }

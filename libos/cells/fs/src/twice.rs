@@ -123,6 +123,7 @@ pub(crate) fn serve(
     st: &SmallClientState,
     op: &Op,
     others: Others,
+    intact: &dyn Fn() -> bool,
 ) -> [(SmallClientState, Result<Out, FsError>); 2] {
     let seen = RefCell::new(Vec::new());
     let mut runs = [Run::of(disk, store, &seen, st, op, others), Run::of(disk, store, &seen, st, op, others)];
@@ -140,6 +141,10 @@ pub(crate) fn serve(
     // two agreed, so a block number or a byte of contents bent after the comparison (a word of
     // this stack flipped while a block waits to be stored: a `memflip` of fs lost a record that
     // way) is in one copy only, and shows.
+    // The runs agreed on the request as it is now: it must still be the one the client sent.
+    if !intact() {
+        panic!("the request changed in fs's memory while it was served");
+    }
     let (stored_from, expected) = (&runs[0].writes, &runs[1].writes);
     let stored = stored_from.iter().all(|(block, data)| store.write(*block, data));
     for (block, data) in expected.iter().filter(|_| stored) {
