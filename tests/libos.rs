@@ -103,12 +103,7 @@ fn libos_fsck_is_clean_and_the_current_directory_is_kept() {
     check(&t, failed == ["rm /f/d", "rm ."], "exactly the removals of the current directory failed");
     check(&t, t.console.contains("error: rm: /f/d: is a current directory"), "a clear error");
     check(&t, outputs(&t, "ls /f") == [""], "both removed once the shell left them");
-    let fsck = outputs(&t, "fsck");
-    check(
-        &t,
-        fsck.len() == 1 && fsck[0].starts_with("fsck: clean: ") && fsck[0].ends_with(" blocks in use"),
-        "fsck finds the disk clean",
-    );
+    common::check_fsck_clean(&t);
     check(&t, outputs(&t, "help")[0].contains("  fsck "), "help lists fsck");
 }
 
@@ -403,10 +398,7 @@ fn libos_files_another_session_has_open_are_refused_and_the_scribe_survives_fs_r
         t.failed_commands() == ["write /scribe/log X", "append /scribe/log X", "rm /scribe/log"],
         "exactly the commands that would change the scribe's open file failed",
     );
-    for cmd in ["write", "append", "rm"] {
-        let refused = format!("error: {cmd}: /scribe/log: file is open (here or in another session)");
-        check(&t, t.console.contains(&refused), &format!("{cmd} is refused with a clear error"));
-    }
+    common::check_refused_while_open(&t, "/scribe/log");
     check(
         &t,
         outputs(&t, "cat /scribe/log").first().is_some_and(|o| o.starts_with("scribe 00000000")),
@@ -419,7 +411,7 @@ fn libos_files_another_session_has_open_are_refused_and_the_scribe_survives_fs_r
         "the scribe verified every record, through the fs restart",
     );
     check(&t, !t.console.contains("scribe: ERROR"), "the scribe saw no error");
-    check(&t, outputs(&t, "fsck").first().is_some_and(|l| l.starts_with("fsck: clean: ")), "fsck is clean");
+    common::check_fsck_clean(&t);
 }
 
 #[test]

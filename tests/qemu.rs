@@ -319,14 +319,7 @@ fn fsck_is_clean_and_files_in_use_are_refused_clearly() {
         "exactly the refused commands failed",
     );
     check(&t, t.console.contains("error: rm: /f/d: is a current directory"), "the current directory is kept");
-    for cmd in ["write", "append", "rm"] {
-        check(
-            &t,
-            t.console
-                .contains(&format!("error: {cmd}: /scribe/log: file is open (here or in another session)")),
-            &format!("{cmd} is refused with a clear error"),
-        );
-    }
+    common::check_refused_while_open(&t, "/scribe/log");
     check(
         &t,
         outputs(&t, "cat /scribe/log").first().is_some_and(|l| l.starts_with("scribe ")),
@@ -344,12 +337,7 @@ fn fsck_is_clean_and_files_in_use_are_refused_clearly() {
         "the scribe wrote and verified every record, without an error",
     );
     check(&t, !t.console.contains("scribe: ERROR"), "the scribe never reported an error");
-    let fsck = outputs(&t, "fsck");
-    check(
-        &t,
-        fsck.len() == 1 && fsck[0].starts_with("fsck: clean: ") && fsck[0].ends_with(" blocks in use"),
-        "fsck finds the disk clean",
-    );
+    common::check_fsck_clean(&t);
     check(&t, outputs(&t, "help").concat().lines().any(|l| l.starts_with("  fsck ")), "help lists fsck");
 }
 

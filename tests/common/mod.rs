@@ -35,6 +35,27 @@ pub fn check(t: &Transcript, cond: bool, what: &str) {
     assert!(cond, "{what}\n--- outcome: {}\n--- console tail:\n{}", t.summary(), t.tail(40));
 }
 
+/// `fsck` ran once and found the disk clean (`fsck: clean: N of M inodes, B of T blocks in use`).
+#[track_caller]
+pub fn check_fsck_clean(t: &Transcript) {
+    let fsck = outputs(t, "fsck");
+    check(
+        t,
+        fsck.len() == 1 && fsck[0].starts_with("fsck: clean: ") && fsck[0].ends_with(" blocks in use"),
+        "fsck finds the disk clean",
+    );
+}
+
+/// `write`, `append` and `rm` of `path`, which another session has open, were each refused
+/// with the open-file rule's error.
+#[track_caller]
+pub fn check_refused_while_open(t: &Transcript, path: &str) {
+    for cmd in ["write", "append", "rm"] {
+        let refused = format!("error: {cmd}: {path}: file is open (here or in another session)");
+        check(t, t.console.contains(&refused), &format!("{cmd} is refused with a clear error"));
+    }
+}
+
 /// What each run of command `cmd` printed: the lines between its prompt and the next prompt,
 /// without log lines (`[kernel] ...`, `[fs] ...`), which may interleave at any time. Only the
 /// session's own prompts count (see `Transcript::typed`): output that looks like one does not.

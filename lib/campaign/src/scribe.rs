@@ -47,18 +47,11 @@ pub struct Scribe<F> {
 impl<F: Files> Scribe<F> {
     /// Start a fresh log.
     pub fn open(mut fs: F) -> Result<Self, (F, F::Error)> {
-        let opened = (|| {
-            match fs.mkdir("/scribe") {
-                Ok(()) => {}
-                Err(e) if F::exists(&e) => {}
-                Err(e) => return Err(e),
-            }
-            let log = fs.open("/scribe/log", mode::WRITE | mode::APPEND | mode::CREATE | mode::TRUNCATE)?;
-            let reader = fs.open("/scribe/log", mode::READ)?;
-            let status = fs.open("/scribe/status", mode::WRITE | mode::CREATE | mode::TRUNCATE)?;
-            Ok((log, reader, status))
-        })();
-        match opened {
+        let dir = match fs.mkdir("/scribe") {
+            Err(e) if !F::exists(&e) => Err(e),
+            _ => Ok(()),
+        };
+        match dir.and_then(|()| Self::open_files(&mut fs, mode::TRUNCATE)) {
             Ok((log, reader, status)) => {
                 Ok(Scribe { fs, log, reader, status, written: 0, verified: 0, errors: 0, rotations: 0 })
             }
@@ -66,12 +59,19 @@ impl<F: Files> Scribe<F> {
         }
     }
 
+    /// The log for appending, a reader on it, the status file; `truncate` (`mode::TRUNCATE` on
+    /// a fresh start, 0 to keep them) empties the log and the status.
+    fn open_files(fs: &mut F, truncate: u8) -> Result<(u32, u32, u32), F::Error> {
+        let log = fs.open("/scribe/log", mode::WRITE | mode::APPEND | mode::CREATE | truncate)?;
+        let reader = fs.open("/scribe/log", mode::READ)?;
+        let status = fs.open("/scribe/status", mode::WRITE | mode::CREATE | truncate)?;
+        Ok((log, reader, status))
+    }
+
     /// Our session state was reset (its checks failed): open the files again, keeping the log
     /// and the model.
     fn reopen(&mut self) -> Result<(), F::Error> {
-        self.log = self.fs.open("/scribe/log", mode::WRITE | mode::APPEND | mode::CREATE)?;
-        self.reader = self.fs.open("/scribe/log", mode::READ)?;
-        self.status = self.fs.open("/scribe/status", mode::WRITE | mode::CREATE)?;
+        (self.log, self.reader, self.status) = Self::open_files(&mut self.fs, 0)?;
         Ok(())
     }
 

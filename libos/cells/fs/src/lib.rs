@@ -235,10 +235,9 @@ fn bytes(s: &Session) -> (&[u8], u64) {
 /// asked for again: the cell did the operation or not, and doing it again from the same session
 /// does the same (a write lands at the same offset); a `mkdir` done twice says `Exists`.
 fn send(ep: Ep, session: Session, holder: u64, op: Op) -> Result<Answer> {
+    let request = Request { session, holder, op, digest: op.digest() };
     for _ in 0..ATTEMPTS {
-        let r = ep
-            .call(&Request { session, holder, op, digest: op.digest() })
-            .map_err(|_| FsError::ServerFailed)?;
+        let r = ep.call(&request).map_err(|_| FsError::ServerFailed)?;
         let [a, b] = r.answers;
         if a.agrees(&b) {
             return Ok(a);
