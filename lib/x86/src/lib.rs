@@ -12,6 +12,7 @@
 //!  uart        the 16550 serial port        pic   the 8259 pair     pit   the 8254, TSC rate
 //!  cpu         the single instructions the kernels need (ring 0)
 //!  qemu        QEMU's isa-debug-exit device
+//!  pci         configuration space (ports 0xCF8/0xCFC), enumeration, BARs, a driver's guard
 //! ```
 //! Each kernel keeps only what really differs: its entry stubs, its GDT and TSS, its paging.
 #![no_std]
@@ -28,6 +29,7 @@ pub mod exception;
 pub mod frame;
 pub mod idt;
 pub mod paging;
+pub mod pci;
 pub mod pic;
 pub mod pit;
 pub mod port;

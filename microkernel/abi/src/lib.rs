@@ -68,7 +68,8 @@ pub enum Sysno {
     CapRevoke = 12,
     /// `cap_info(slot)`: the capability type in `rdi` and its rights in `rsi`.
     CapInfo = 13,
-    /// `mem_map(mem, vaddr, rights)`: map a memory object at `vaddr`; returns its pages in `rdi`.
+    /// `mem_map(mem, vaddr, rights)`: map a memory object at `vaddr`; returns its pages in `rdi`
+    /// and, for a DMA region (physically contiguous), its physical address in `rsi` (else 0).
     MemMap = 14,
     /// `mem_unmap(mem)`: unmap a memory object from this task.
     MemUnmap = 15,
@@ -109,10 +110,21 @@ pub enum Sysno {
     /// `task_hold(task, index)`: stop a task for good (a crash loop); its waiting and queued
     /// callers get `ServerFailed`.
     TaskHold = 28,
+    /// `pci_read(pci, offset)`: the dword at `offset` (aligned, below 256) of the function's
+    /// configuration space, in `rdi`, as the kernel's guard shows it (`x86::pci::Guard`).
+    PciRead = 29,
+    /// `pci_write(pci, offset, value)`: write a dword of the function's configuration space,
+    /// through the guard: BARs may only be sized, the header only changes in the command bits
+    /// a driver needs; `InvalidArgument` for the rest, and nothing changes.
+    PciWrite = 30,
+    /// `pci_map(pci, bar, vaddr)`: map memory BAR `bar` uncached at `vaddr` (page aligned,
+    /// at or above `MAP_BASE`); returns its size in bytes in `rdi` and its physical address
+    /// in `rsi`. Device memory: never RAM, never freed, and no syscall will copy to or from it.
+    PciMap = 31,
 }
 
 /// Number of syscalls; every number at or above it is [`Error::InvalidSyscall`].
-pub const SYSCALL_COUNT: u64 = 29;
+pub const SYSCALL_COUNT: u64 = 32;
 
 impl Sysno {
     /// Decode `rax`; `None` for a number that is not a syscall.
@@ -148,6 +160,9 @@ impl Sysno {
             Inject,
             Log,
             TaskHold,
+            PciRead,
+            PciWrite,
+            PciMap,
         ];
         ALL.get(usize::try_from(raw).ok()?).copied()
     }
@@ -185,6 +200,9 @@ impl Sysno {
             Inject => "inject",
             Log => "log",
             TaskHold => "task_hold",
+            PciRead => "pci_read",
+            PciWrite => "pci_write",
+            PciMap => "pci_map",
         }
     }
 }
@@ -307,6 +325,8 @@ pub enum CapType {
     Session = 8,
     /// Read access to every SSR of one endpoint, for servers that need all clients' state.
     SsrView = 9,
+    /// One PCI function: its configuration space (guarded) and its memory BARs.
+    Pci = 10,
 }
 
 impl CapType {
@@ -322,6 +342,7 @@ impl CapType {
             7 => IoPort,
             8 => Session,
             9 => SsrView,
+            10 => Pci,
             _ => return None,
         })
     }
@@ -338,6 +359,7 @@ impl CapType {
             IoPort => "ioport",
             Session => "session",
             SsrView => "ssr-view",
+            Pci => "pci",
         }
     }
 }
@@ -352,6 +374,7 @@ impl CapType {
 /// | Memory       | map readable      | map writable          | —                       |
 /// | Session      | —                 | call                  | —                       |
 /// | SsrView      | ssr_read          | —                     | —                       |
+/// | Pci          | pci_read, pci_map | pci_write             | —                       |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Rights(u8);
 

@@ -39,6 +39,9 @@ pub enum Object {
     Session(u16),
     /// Read access to every session SSR of an endpoint.
     SsrView(u16),
+    /// One PCI function (index into the kernel's device table): its configuration space
+    /// (through the kernel's guard) and its memory BARs.
+    Pci(u8),
 }
 
 impl Object {
@@ -53,6 +56,7 @@ impl Object {
             Object::IoPort { .. } => CapType::IoPort,
             Object::Session(_) => CapType::Session,
             Object::SsrView(_) => CapType::SsrView,
+            Object::Pci(_) => CapType::Pci,
         }
     }
 }
@@ -77,9 +81,10 @@ impl Capability {
     /// A child with at most the rights in `mask`. A badge may be set only on an unbadged
     /// endpoint capability (a badge, once minted, identifies a client and cannot be changed).
     pub fn derive(&self, mask: Rights, badge: u64, id: u64) -> Result<Capability, Error> {
-        if matches!(self.object, Object::Reply { .. } | Object::Session(_)) {
+        if matches!(self.object, Object::Reply { .. } | Object::Session(_) | Object::Pci(_)) {
             // A reply is one-shot: copying it would allow answering twice. A session is one
-            // client's state: a copy would let two tasks act as one client.
+            // client's state: a copy would let two tasks act as one client. A device has one
+            // driver: the kernel quiesces it when that task stops, and no other.
             return Err(Error::WrongType);
         }
         let badge = match (badge, &self.object) {

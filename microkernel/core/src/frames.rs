@@ -80,6 +80,18 @@ impl FrameAllocator {
         Some(frame as u64 * FRAME)
     }
 
+    /// Take `n` physically contiguous free frames (aligned to `n` rounded up to a power of
+    /// two, at most 64 frames); returns the first one's address. For DMA, which devices do by
+    /// physical address.
+    pub fn alloc_contiguous(&mut self, n: usize) -> Option<u64> {
+        if n == 0 || n > 64 {
+            return None;
+        }
+        let first = self.bitmap().alloc(n, n.next_power_of_two())?;
+        self.free_count -= n;
+        Some(first as u64 * FRAME)
+    }
+
     /// Return a frame taken with [`alloc`](Self::alloc).
     pub fn free(&mut self, addr: u64) -> Result<(), FrameError> {
         if !addr.is_multiple_of(FRAME) || addr >= MAX_PHYS {
@@ -160,6 +172,24 @@ mod tests {
         let frames: std::vec::Vec<u64> = (0..150).map(|_| a.alloc().unwrap()).collect();
         a.free(frames[3]).unwrap();
         assert_eq!(a.alloc(), Some(frames[3]));
+    }
+
+    #[test]
+    fn contiguous_runs_are_aligned_and_skip_used_frames() {
+        let mut a = pool();
+        a.add_free(0, 64 * 4096 * 4);
+        let single = a.alloc().unwrap();
+        assert_eq!(single, 0);
+        let run = a.alloc_contiguous(32).unwrap();
+        assert_eq!(run % (32 * 4096), 0);
+        assert!(run >= 32 * 4096, "frame 0 is taken, so the run starts at the next aligned place");
+        assert_eq!(a.free_count(), 256 - 33);
+        for f in (run..run + 32 * 4096).step_by(4096) {
+            assert_eq!(a.free(f), Ok(()));
+        }
+        assert_eq!(a.alloc_contiguous(0), None);
+        assert_eq!(a.alloc_contiguous(65), None);
+        assert_eq!(a.alloc_contiguous(512), None);
     }
 
     #[test]

@@ -16,6 +16,10 @@
 //! task hostile prio 1 dormant  # loaded, but started only by `task_start`
 //!     task self
 //!     memory scratch 4         # a 4-page memory object
+//! task disk prio 5
+//!     pci disk 1af4:1042,1af4:1001  # the first such PCI function not yet given to a task:
+//!                              # its configuration space, BARs and interrupt (three slots)
+//!     dma queues 32            # 32 physically contiguous pages a device may read and write
 //! ```
 //!
 //! Capabilities take slots 1, 2, 3, ... in the order listed (slot 0 stays empty, so a forgotten
@@ -36,6 +40,10 @@ pub type Name = String<NAME_MAX>;
 pub const DEFAULT_QUOTA: u16 = 4;
 /// Most SSR pages one task may be given.
 pub const MAX_QUOTA: u16 = 64;
+/// Most vendor:device ids one `pci` line may list.
+pub const MAX_PCI_IDS: usize = 4;
+/// Most pages of one `dma` region.
+pub const MAX_DMA_PAGES: u64 = 64;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CapSpec {
@@ -64,6 +72,17 @@ pub enum CapSpec {
     SsrView(Name),
     /// A fresh notification (signal and wait).
     Notification(Name),
+    /// The first PCI function with one of these vendor:device ids that no task has yet: its
+    /// configuration space, its memory BARs, and its interrupt line with a notification.
+    Pci {
+        name: Name,
+        ids: Vec<(u16, u16), MAX_PCI_IDS>,
+    },
+    /// Physically contiguous memory for a device's DMA.
+    Dma {
+        name: Name,
+        pages: u16,
+    },
 }
 
 impl CapSpec {
@@ -72,7 +91,11 @@ impl CapSpec {
             CapSpec::Serve(n) | CapSpec::Call(n) | CapSpec::SsrView(n) | CapSpec::Notification(n) => n,
             CapSpec::TaskAll => "all",
             CapSpec::TaskSelf => "self",
-            CapSpec::IoPort { name, .. } | CapSpec::Irq { name, .. } | CapSpec::Memory { name, .. } => name,
+            CapSpec::IoPort { name, .. }
+            | CapSpec::Irq { name, .. }
+            | CapSpec::Memory { name, .. }
+            | CapSpec::Pci { name, .. }
+            | CapSpec::Dma { name, .. } => name,
         }
     }
 }
@@ -214,6 +237,25 @@ fn parse_cap(directive: &str, words: &mut core::str::SplitWhitespace<'_>) -> Res
                 return Err(ErrorKind::OutOfRange);
             }
             CapSpec::Memory { name, pages: pages as u16 }
+        }
+        "pci" => {
+            let name = name(words.next())?;
+            let list = words.next().ok_or(ErrorKind::MissingArgument)?;
+            let mut ids = Vec::new();
+            for pair in list.split(',') {
+                let (v, d) = pair.split_once(':').ok_or(ErrorKind::BadNumber)?;
+                let hex = |w: &str| u16::from_str_radix(w, 16).map_err(|_| ErrorKind::BadNumber);
+                ids.push((hex(v)?, hex(d)?)).map_err(|_| ErrorKind::OutOfRange)?;
+            }
+            CapSpec::Pci { name, ids }
+        }
+        "dma" => {
+            let name = name(words.next())?;
+            let pages = number(words.next())?;
+            if pages == 0 || pages > MAX_DMA_PAGES {
+                return Err(ErrorKind::OutOfRange);
+            }
+            CapSpec::Dma { name, pages: pages as u16 }
         }
         _ => return Err(ErrorKind::UnknownDirective),
     })
@@ -380,6 +422,20 @@ task hostile prio 1 dormant
             text.push_str("task self\n");
         }
         assert_eq!(error(&text).kind, ErrorKind::TooManyCaps);
+    }
+
+    #[test]
+    fn pci_devices_and_dma_regions() {
+        let m = parse("task d\n pci disk 1af4:1042,1AF4:1001\n dma queues 32").unwrap();
+        let ids = Vec::from_slice(&[(0x1af4, 0x1042), (0x1af4, 0x1001)]).unwrap();
+        assert_eq!(m.tasks[0].caps[0], CapSpec::Pci { name: Name::try_from("disk").unwrap(), ids });
+        assert_eq!(m.tasks[0].caps[1], CapSpec::Dma { name: Name::try_from("queues").unwrap(), pages: 32 });
+        assert_eq!(error("task d\n pci disk").kind, ErrorKind::MissingArgument);
+        assert_eq!(error("task d\n pci disk 1af4").kind, ErrorKind::BadNumber);
+        assert_eq!(error("task d\n pci disk 1af4:10000").kind, ErrorKind::BadNumber);
+        assert_eq!(error("task d\n pci disk 1:1,1:2,1:3,1:4,1:5").kind, ErrorKind::OutOfRange);
+        assert_eq!(error("task d\n dma q 0").kind, ErrorKind::OutOfRange);
+        assert_eq!(error("task d\n dma q 65").kind, ErrorKind::OutOfRange);
     }
 
     extern crate std;

@@ -44,6 +44,15 @@ impl Frames {
         Ok(f)
     }
 
+    /// `n` physically contiguous zeroed frames (at most 64), for DMA; the first one's address.
+    pub fn contiguous_zeroed(&mut self, n: usize) -> Result<u64, Error> {
+        let base = self.pool.alloc_contiguous(n).ok_or(Error::OutOfResources)?;
+        // SAFETY: the frames were free, so nothing references them; RAM below 1 GiB is
+        // identity mapped, and the run lies inside it.
+        unsafe { core::ptr::write_bytes(base as *mut u8, 0, n * PAGE_SIZE as usize) };
+        Ok(base)
+    }
+
     /// Return a frame. A failure here is a kernel bug (double free); it is reported, not hidden.
     pub fn free(&mut self, frame: u64) {
         if let Err(e) = self.pool.free(frame) {

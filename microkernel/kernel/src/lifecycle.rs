@@ -40,6 +40,8 @@ pub fn stop_task(k: &mut Kernel, t: usize, state: TaskState, code: u64, restarti
     }
     let prio = k.tasks[t].priority;
     k.run.remove(&mut k.links, t, prio);
+    // Its devices stop their DMA before anything of the task's is released.
+    crate::pci::quiesce(k, t);
     let mut callers = Callers::default();
     for j in 0..k.tasks.len() {
         let other = &k.tasks[j];

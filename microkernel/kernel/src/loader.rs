@@ -199,7 +199,8 @@ fn map_image(
     Ok(space.map_new(&mut k.frames, IPC_BUFFER, W | NX)?)
 }
 
-/// Create the capability (or, for `irq`, two) a manifest line gives, at the next slots.
+/// Create the capability (for `irq` two, for `pci` three) a manifest line gives, at the next
+/// slots.
 fn grant(
     k: &mut Kernel,
     task: usize,
@@ -207,9 +208,9 @@ fn grant(
     spec: &CapSpec,
     served: &[Served],
     slot: &mut u64,
-) -> Result<[Option<(u64, CapType)>; 2], LoadError> {
+) -> Result<[Option<(u64, CapType)>; 3], LoadError> {
     let ep_of = |name: &str| served.iter().find(|s| s.name == name).ok_or(LoadError::Kernel(Error::Dead));
-    let mut caps: [Option<Capability>; 2] = [None, None];
+    let mut caps: [Option<Capability>; 3] = [None, None, None];
     match spec {
         CapSpec::Serve(name) => {
             let s = ep_of(name)?;
@@ -247,19 +248,41 @@ fn grant(
             caps[0] = Some(Capability::original(obj, Rights::ALL, 0, k.new_cap_id()));
         }
         CapSpec::Irq { line, .. } => {
-            let n = k.notifications.iter().position(|n| !n.live).ok_or(LoadError::TooManyObjects)?;
-            k.notifications[n].live = true;
-            k.irqs[*line as usize] = Some(n as u16);
-            caps[0] = Some(Capability::original(Object::Interrupt(*line), Rights::ALL, 0, k.new_cap_id()));
-            let ntfn = Object::Notification(n as u16);
-            caps[1] = Some(Capability::original(ntfn, Rights::READ.union(Rights::WRITE), 0, k.new_cap_id()));
+            let [irq, ntfn] = interrupt(k, *line)?;
+            (caps[0], caps[1]) = (Some(irq), Some(ntfn));
         }
         CapSpec::Memory { pages, .. } => {
-            let m = create_memory(k, *pages)?;
+            let m = create_memory(k, *pages, None)?;
             caps[0] = Some(Capability::original(Object::Memory(m), Rights::ALL, 0, k.new_cap_id()));
         }
+        CapSpec::Dma { pages, .. } => {
+            let m = create_memory(k, *pages, Some(task))?;
+            caps[0] = Some(Capability::original(Object::Memory(m), Rights::ALL, 0, k.new_cap_id()));
+        }
+        CapSpec::Pci { name, ids } => {
+            // An absent device is no error: the slots stay empty and the driver says so.
+            let Some(dev) = crate::pci::claim(k, task, ids) else {
+                crate::kprintln!(
+                    "{}: no free PCI device for '{}' ({} id(s) asked)",
+                    spec_task(k, task),
+                    name,
+                    ids.len()
+                );
+                return Ok([None, None, None]);
+            };
+            caps[0] = Some(Capability::original(Object::Pci(dev), Rights::ALL, 0, k.new_cap_id()));
+            match crate::pci::interrupt_line(k, dev).filter(|&l| k.irqs[l as usize].is_none()) {
+                Some(line) => {
+                    let [irq, ntfn] = interrupt(k, line)?;
+                    (caps[1], caps[2]) = (Some(irq), Some(ntfn));
+                }
+                None => {
+                    crate::kprintln!("{}: '{}' has no interrupt line of its own", spec_task(k, task), name)
+                }
+            }
+        }
     }
-    let mut given = [None, None];
+    let mut given = [None, None, None];
     for (i, cap) in caps.into_iter().enumerate() {
         if let Some(cap) = cap {
             k.cspaces[task].insert(*slot, cap)?;
@@ -270,11 +293,38 @@ fn grant(
     Ok(given)
 }
 
-fn create_memory(k: &mut Kernel, pages: u16) -> Result<u16, LoadError> {
+fn spec_task(k: &Kernel, t: usize) -> &str {
+    k.tasks[t].name()
+}
+
+/// An Interrupt capability for `line` and the notification it signals.
+fn interrupt(k: &mut Kernel, line: u8) -> Result<[Capability; 2], LoadError> {
+    let n = k.notifications.iter().position(|n| !n.live).ok_or(LoadError::TooManyObjects)?;
+    k.notifications[n].live = true;
+    k.irqs[line as usize] = Some(n as u16);
+    let irq = Capability::original(Object::Interrupt(line), Rights::ALL, 0, k.new_cap_id());
+    let ntfn = Object::Notification(n as u16);
+    Ok([irq, Capability::original(ntfn, Rights::READ.union(Rights::WRITE), 0, k.new_cap_id())])
+}
+
+/// A memory object of `pages` zeroed pages; for a DMA region (`dma_of`: the task it is given
+/// to), physically contiguous. Its frames are never freed (see `pci`: a device may still
+/// write a DMA region after its driver stopped).
+fn create_memory(k: &mut Kernel, pages: u16, dma_of: Option<usize>) -> Result<u16, LoadError> {
     let m = k.memory.iter().position(|m| !m.live).ok_or(LoadError::TooManyObjects)?;
     let list = k.frames.alloc_zeroed()?;
+    let dma = match dma_of {
+        Some(t) => {
+            let base = k.frames.contiguous_zeroed(pages as usize)?;
+            Some((base, t as u16))
+        }
+        None => None,
+    };
     for p in 0..pages as usize {
-        let frame = k.frames.alloc_zeroed()?;
+        let frame = match dma {
+            Some((base, _)) => base + p as u64 * PAGE_SIZE,
+            None => k.frames.alloc_zeroed()?,
+        };
         // SAFETY: `list` is a fresh frame; `pages <= 256` entries of 8 bytes fit in it.
         unsafe { *(list as *mut u64).add(p) = frame };
     }
@@ -282,5 +332,6 @@ fn create_memory(k: &mut Kernel, pages: u16) -> Result<u16, LoadError> {
     obj.live = true;
     obj.page_list = list;
     obj.pages = pages;
+    obj.dma = dma;
     Ok(m as u16)
 }

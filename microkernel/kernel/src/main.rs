@@ -22,6 +22,7 @@ mod loader; // tasks from the manifest and their images
 mod log; // the kernel's serial log
 mod object; // what deleting a capability does to its object
 mod paging; // page tables, user address spaces
+mod pci; // PCI devices given to drivers: the guard, and quiescing a stopped driver's device
 mod report; // CPU faults and panics: report, then stop
 mod sched; // choosing and activating the running task
 mod ssr; // sessions and their Server State Regions
@@ -101,6 +102,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     });
     kprintln!("TSC: {} ticks per ms (measured against the PIT)", k.tsc_per_ms);
 
+    pci::enumerate(&mut k);
     let manifest = k.modules[..k.module_count].iter().find(|m| m.name() == "manifest").copied();
     let loaded = match manifest.map(|m| core::str::from_utf8(m.bytes())) {
         Some(Ok(text)) => loader::load_system(&mut k, text),

@@ -22,6 +22,11 @@ use x86::paging::{ADDRESS as ADDR, GLOBAL as G, HUGE as PS, PRESENT as P, USER a
 pub use x86::paging::{NO_EXECUTE as NX, WRITABLE as W};
 /// Software bit: the frame behind this entry belongs to the address space and is freed with it.
 pub const OWNED: u64 = 1 << 9;
+/// Software bit: the page is device memory (a PCI BAR). Never RAM: the kernel neither frees it
+/// nor reads or writes it for a syscall ([`AddressSpace::translate`] refuses it).
+pub const DEVICE: u64 = 1 << 10;
+/// The flags of a device page: uncached, never executable.
+pub const DEVICE_FLAGS: u64 = DEVICE | W | NX | x86::paging::NO_CACHE | x86::paging::WRITE_THROUGH;
 const TWO_MIB: u64 = 2 << 20;
 
 /// 2 MiB chunks mapped with 4 KiB pages (must cover the kernel image).
@@ -291,7 +296,10 @@ impl AddressSpace {
         x86::cpu::invlpg(vaddr);
     }
 
-    /// Physical address behind user address `vaddr`, if user code may access it (`write`: may write).
+    /// Physical address behind user address `vaddr`, if user code may access it (`write`: may
+    /// write) and the kernel may copy through it: RAM it identity-maps, never device memory. A
+    /// user pointer into a BAR, or anything else the kernel cannot reach, is `BadAddress` in the
+    /// syscall that passed it, not a kernel fault.
     fn translate(&self, vaddr: u64, write: bool) -> Option<u64> {
         if !(USER_BASE..USER_END).contains(&vaddr) {
             return None;
@@ -305,7 +313,11 @@ impl AddressSpace {
                 return None;
             }
             if level == 2 {
-                return Some((e & ADDR) | (vaddr & (PAGE_SIZE - 1)));
+                let frame = e & ADDR;
+                if e & DEVICE != 0 || frame >= axolotl_kcore::frames::MAX_PHYS {
+                    return None;
+                }
+                return Some(frame | (vaddr & (PAGE_SIZE - 1)));
             }
             t = e & ADDR;
         }

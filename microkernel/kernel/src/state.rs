@@ -17,6 +17,8 @@ pub const MAX_MODULES: usize = 24;
 pub const MAX_IO_RANGES: usize = 4;
 pub const MAX_SESSIONS: usize = 64;
 pub const MAX_FAULTS: usize = 32;
+/// PCI functions the kernel records at boot.
+pub const MAX_PCI: usize = 32;
 /// The timer's rate (PIT channel 0): one tick is 10 ms.
 pub const TICK_HZ: u32 = 100;
 /// Milliseconds in `ticks` timer ticks.
@@ -205,6 +207,16 @@ pub struct MemoryObject {
     pub pages: u16,
     /// Which task has it mapped, and where (one mapping at a time).
     pub mapped: Option<(u16, u64)>,
+    /// For a DMA region (the manifest's `dma`): its pages are physically contiguous from this
+    /// address, and it is scrubbed when the task it was given to stops (see `pci`).
+    pub dma: Option<(u64, u16)>,
+}
+
+/// A PCI function found at boot, and the task it was given to (the manifest's `pci`).
+#[derive(Clone, Copy)]
+pub struct PciDevice {
+    pub f: x86::pci::Function,
+    pub owner: Option<u16>,
 }
 
 /// A client's session with a server endpoint, and its Server State Region. It belongs to
@@ -320,6 +332,8 @@ pub struct Kernel {
     pub supervisor: Option<u16>,
     /// Faults not yet taken by the supervisor.
     pub faults: FaultLog,
+    /// PCI functions found at boot (`pci`).
+    pub pci: [Option<PciDevice>; MAX_PCI],
     /// A frame holding `jmp $`, mapped into a task by the `hang` injection.
     pub hang_frame: u64,
     /// The task that starved behind higher priorities (`RunQueues::tick`) and runs ahead of
@@ -346,7 +360,7 @@ impl Kernel {
             }; MAX_ENDPOINTS],
             notifications: [const { Notification { live: false, bits: 0, bound: None } }; MAX_NOTIFICATIONS],
             irqs: [None; 16],
-            memory: [const { MemoryObject { live: false, page_list: 0, pages: 0, mapped: None } };
+            memory: [const { MemoryObject { live: false, page_list: 0, pages: 0, mapped: None, dma: None } };
                 MAX_MEMORY],
             sessions: [const {
                 Session {
@@ -368,6 +382,7 @@ impl Kernel {
             revoke_scratch: [0; MAX_TASKS * CAP_SLOTS],
             supervisor: None,
             faults: FaultLog::new(),
+            pci: [None; MAX_PCI],
             hang_frame: 0,
             boosted: crate::arch::cpu::NO_TASK,
             boost_end: 0,

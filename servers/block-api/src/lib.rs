@@ -1,6 +1,7 @@
 //! The block-store protocol: fixed-size blocks, read and written whole. Any server that serves
-//! the `block` endpoint with this protocol can stand under the file system: the RAM disk today,
-//! a real disk driver later.
+//! it can stand under the file system: the RAM disk (endpoint `block`) and the virtio-blk
+//! driver (endpoint `disk`). A write is answered once the store has it; `Flush` is answered
+//! once everything written before it is durable.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -14,8 +15,15 @@ pub type Block = [u8; BLOCK_SIZE];
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
 pub enum Request<'a> {
     Info,
-    Read { block: u32 },
-    Write { block: u32, data: &'a [u8] },
+    Read {
+        block: u32,
+    },
+    Write {
+        block: u32,
+        data: &'a [u8],
+    },
+    /// Make every write answered before this one durable.
+    Flush,
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
@@ -36,6 +44,10 @@ pub enum BlockError {
     Malformed,
     /// The IPC failed (kernel error code).
     Ipc(u8),
+    /// No device stands behind this store (no disk attached).
+    NoDevice,
+    /// The device reported the request failed.
+    Io,
 }
 
 userlib::from_call_error!(BlockError);
@@ -68,6 +80,16 @@ impl BlockDevice {
                 out.copy_from_slice(d);
                 Ok(())
             }
+            Response::Error(e) => Err(e),
+            _ => Err(BlockError::Malformed),
+        }
+    }
+
+    /// Make everything written so far durable.
+    pub fn flush(&self) -> Result<(), BlockError> {
+        let mut reply = [0u8; 16];
+        match self.ep.call_encoded(LABEL, &Request::Flush, &mut reply)? {
+            Response::Done => Ok(()),
             Response::Error(e) => Err(e),
             _ => Err(BlockError::Malformed),
         }

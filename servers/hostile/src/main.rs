@@ -1,5 +1,11 @@
 //! A hostile task: thousands of random and malformed syscalls, then a wild write into the kernel.
 //!
+//! The manifest also gives it a PCI device nobody drives (QEMU's standard VGA, `victim`) and a
+//! DMA region, so the driver syscalls get their share: configuration offsets out of range or
+//! misaligned, BAR moves and header writes the kernel's guard must refuse, BARs that do not
+//! exist or are not memory, mappings at bad addresses, and pointers into a mapped BAR handed
+//! to syscalls that copy (the kernel must refuse them, never touch device memory).
+//!
 //! It draws syscall numbers and arguments from a seeded generator: bad and empty slots, wrong
 //! capability types, wild, kernel, non-canonical and read-only pointers, huge lengths, reserved
 //! message bits, garbage console requests. For the cases whose correct answer is known it checks
@@ -14,8 +20,10 @@
 
 use console_api::println;
 use console_api::{ConsoleError, Response};
-use userlib::abi::{BootInfo, Error, MsgInfo, Sysno, CAP_SLOTS, SYSCALL_COUNT, USER_BASE};
-use userlib::cap::{Cap, Endpoint};
+use userlib::abi::{
+    BootInfo, Error, MsgInfo, Sysno, CAP_SLOTS, MAP_BASE, SYSCALL_COUNT, USER_BASE, USER_END,
+};
+use userlib::cap::{Cap, Endpoint, Memory, Pci};
 use userlib::sys;
 
 use algo::rng::Rng;
@@ -44,9 +52,117 @@ fn slot(r: &mut Rng) -> u64 {
     }
 }
 
-/// A slot an operation may destroy or fill: never one of our first three capabilities.
+/// A slot an operation may destroy or fill: never one of our first five capabilities.
 fn disposable_slot(r: &mut Rng) -> u64 {
-    4 + r.below(CAP_SLOTS as u64 + 8)
+    6 + r.below(CAP_SLOTS as u64 + 8)
+}
+
+/// The slots of the PCI device and the DMA region (the manifest's fourth and fifth lines).
+const PCI: u64 = 4;
+const DMA: u64 = 5;
+/// Where the victim's register BAR is mapped, and the DMA region.
+const DEVICE_AT: u64 = MAP_BASE + 0x4000_0000;
+const DMA_AT: u64 = MAP_BASE + 0x5000_0000;
+
+/// What the driver syscalls have to aim at, found at start.
+#[derive(Clone, Copy, Default)]
+struct Hardware {
+    /// A memory BAR mapped at `DEVICE_AT`, and its size.
+    device: Option<u64>,
+    /// The DMA region is mapped at `DMA_AT`.
+    dma: bool,
+}
+
+/// One random driver syscall.
+fn pci_call(r: &mut Rng, t: &mut Tally, hw: Hardware, me: u64) {
+    let raw = |nr: Sysno, a: [u64; 6]| sys::raw(nr as u64, a).code;
+    match r.below(7) {
+        // Offsets past the 256-byte space, or not dword aligned.
+        0 => {
+            let offset = if r.below(2) == 0 {
+                256 + r.below(u64::MAX - 256)
+            } else {
+                4 * r.below(64) + 1 + r.below(3)
+            };
+            let nr = if r.below(2) == 0 { Sysno::PciRead } else { Sysno::PciWrite };
+            t.expect("pci offset out of range", raw(nr, [PCI, offset, 0, 0, 0, 0]), Error::InvalidArgument);
+        }
+        // Moving a BAR (anything but sizing or its own value): refused by the guard.
+        1 => {
+            let bar = 0x10 + 4 * r.below(6);
+            let value = (r.next_u64() as u32 & !0xf).min(0xffff_fff0) as u64;
+            t.expect(
+                "pci BAR move",
+                raw(Sysno::PciWrite, [PCI, bar, value, 0, 0, 0]),
+                Error::InvalidArgument,
+            );
+        }
+        // Header registers other than the command: read-only to a driver.
+        2 => {
+            let offset = [0x00, 0x08, 0x0c, 0x28, 0x2c, 0x30, 0x34, 0x38, 0x3c][r.below(9) as usize];
+            let code = raw(Sysno::PciWrite, [PCI, offset, r.next_u64() & 0xffff_ffff, 0, 0, 0]);
+            t.expect("pci header write", code, Error::InvalidArgument);
+        }
+        // BARs that do not exist.
+        3 => {
+            let bar = 6 + r.below(u64::MAX - 6);
+            let code = raw(Sysno::PciMap, [PCI, bar, MAP_BASE + 0x6000_0000, 0, 0, 0]);
+            t.expect("pci_map of no BAR", code, Error::InvalidArgument);
+        }
+        // A BAR mapped where it may not go: unaligned, below MAP_BASE, past the user range.
+        4 => {
+            let vaddr = match r.below(3) {
+                0 => MAP_BASE + 1 + r.below(0xfff),
+                1 => r.below(MAP_BASE / 4096) * 4096,
+                _ => USER_END + r.below(1 << 30) * 4096,
+            };
+            t.expect(
+                "pci_map at a bad address",
+                raw(Sysno::PciMap, [PCI, 2, vaddr, 0, 0, 0]),
+                Error::BadAddress,
+            );
+        }
+        // A pointer into device memory handed to a syscall that copies: refused, never followed.
+        5 => match hw.device {
+            Some(size) => {
+                let out = DEVICE_AT + r.below(size);
+                t.expect(
+                    "task_info into device memory",
+                    raw(Sysno::TaskInfo, [2, me, out, 0, 0, 0]),
+                    Error::BadAddress,
+                );
+            }
+            None => t.record(raw(Sysno::PciRead, [PCI, 0, 0, 0, 0, 0])),
+        },
+        // The DMA region is RAM: copying into it is fine; mapping it twice is not.
+        _ => {
+            if hw.dma {
+                t.expect_ok("task_info into DMA memory", raw(Sysno::TaskInfo, [2, me, DMA_AT, 0, 0, 0]));
+            }
+            t.record(raw(Sysno::MemMap, [DMA, DMA_AT + 0x10_0000, 3, 0, 0, 0]));
+        }
+    }
+}
+
+/// Map the victim's register BAR and the DMA region, and check what the kernel says of them.
+fn setup_hardware(t: &mut Tally) -> Hardware {
+    let mut hw = Hardware::default();
+    match Cap::<Pci>::at(PCI as u8).map_bar(2, DEVICE_AT) {
+        Ok(w) => {
+            println!("hostile: victim's BAR2 mapped: {:#x} bytes at physical {:#x}", w.size, w.phys);
+            hw.device = Some(w.size);
+        }
+        Err(e) => println!("hostile: no victim device to map ({e}); the PCI rounds hit an absent one"),
+    }
+    match Cap::<Memory>::at(DMA as u8).map(DMA_AT, true) {
+        Ok(m) if m.phys != 0 && m.phys % 4096 == 0 => hw.dma = true,
+        Ok(m) => {
+            t.surprises += 1;
+            println!("hostile: SURPRISE: a DMA region at physical {:#x}", m.phys);
+        }
+        Err(e) => println!("hostile: no DMA region ({e})"),
+    }
+    hw
 }
 
 #[derive(Default)]
@@ -65,6 +181,14 @@ impl Tally {
         }
     }
 
+    fn expect_ok(&mut self, what: &str, code: u64) {
+        self.record(code);
+        if code != 0 {
+            self.surprises += 1;
+            println!("hostile: SURPRISE {}: got code {}, expected success", what, code);
+        }
+    }
+
     fn expect(&mut self, what: &str, code: u64, want: Error) {
         self.record(code);
         if Error::from_raw(code) != Some(want) {
@@ -75,9 +199,9 @@ impl Tally {
 }
 
 /// One random syscall; `me` is this task's index (its Task capability covers only itself).
-fn random_call(r: &mut Rng, t: &mut Tally, me: u64) {
+fn random_call(r: &mut Rng, t: &mut Tally, me: u64, hw: Hardware) {
     let a = [r.next_u64(), r.next_u64(), r.next_u64(), r.next_u64(), r.next_u64(), r.next_u64()];
-    match r.below(12) {
+    match r.below(13) {
         // A syscall number that does not exist.
         0 => {
             let nr = SYSCALL_COUNT + r.below(u64::MAX - SYSCALL_COUNT);
@@ -178,6 +302,8 @@ fn random_call(r: &mut Rng, t: &mut Tally, me: u64) {
             let want = if s == 0 { Error::EmptySlot } else { Error::WrongType };
             t.expect("notification/irq/port op on another type", code, want);
         }
+        // The driver syscalls.
+        11 => pci_call(r, t, hw, me),
         // Replies we do not have.
         _ => {
             let nr = if r.below(2) == 0 { Sysno::SaveReply } else { Sysno::ReplyRecv };
@@ -193,9 +319,10 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
     println!("hostile: {} random syscalls, seed {:#x}", ROUNDS, SEED);
     let mut rng = Rng(SEED);
     let mut tally = Tally::default();
+    let hw = setup_hardware(&mut tally);
     let start = sys::rdtsc();
     for round in 1..=ROUNDS {
-        random_call(&mut rng, &mut tally, boot.task_index as u64);
+        random_call(&mut rng, &mut tally, boot.task_index as u64, hw);
         if round % 5000 == 0 {
             println!("hostile: {} / {} done", round, ROUNDS);
         }

@@ -23,7 +23,7 @@ macro_rules! kinds {
     };
 }
 
-kinds!(Endpoint, Reply, Notification, Task, Memory, Interrupt, IoPort, Session, SsrView);
+kinds!(Endpoint, Reply, Notification, Task, Memory, Interrupt, IoPort, Session, SsrView, Pci);
 
 /// What occupies `slot`: its type and rights, or an error (`EmptySlot`, `InvalidSlot`).
 pub fn cap_info(slot: u8) -> Result<(Option<CapType>, u64), Error> {
@@ -320,7 +320,7 @@ impl Cap<Memory> {
         // held no mapping before (so no other reference points there), and keeps them mapped
         // until `Mapping::unmap`, which takes the slice back.
         let bytes = unsafe { core::slice::from_raw_parts_mut(vaddr as *mut u8, len) };
-        Ok(Mapping { cap: self, bytes })
+        Ok(Mapping { cap: self, bytes, phys: r.rsi })
     }
 }
 
@@ -328,6 +328,38 @@ impl Cap<Memory> {
 pub struct Mapping {
     cap: Cap<Memory>,
     pub bytes: &'static mut [u8],
+    /// For a DMA region (physically contiguous): the physical address of its first byte, which
+    /// a device is told; 0 for any other memory object.
+    pub phys: u64,
+}
+
+/// A memory BAR mapped uncached into this task: device registers, to be accessed with volatile
+/// reads and writes only (so no slice of them is handed out).
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceWindow {
+    pub vaddr: u64,
+    pub size: u64,
+    /// The BAR's physical address, as the device's registers name it.
+    pub phys: u64,
+}
+
+impl Cap<Pci> {
+    /// The configuration-space dword at `offset` (a multiple of 4, below 256), as the kernel's
+    /// guard shows it.
+    pub fn read(self, offset: u8) -> Result<u32, Error> {
+        sys::call(Sysno::PciRead, [self.slot(), offset as u64, 0, 0, 0, 0]).map(|r| r.rdi as u32)
+    }
+
+    /// Write a configuration-space dword; `InvalidArgument` where the guard does not allow it.
+    pub fn write(self, offset: u8, value: u32) -> Result<(), Error> {
+        sys::call(Sysno::PciWrite, [self.slot(), offset as u64, value as u64, 0, 0, 0]).map(|_| ())
+    }
+
+    /// Map memory BAR `bar` uncached at `vaddr` (page aligned, at or above `MAP_BASE`).
+    pub fn map_bar(self, bar: u8, vaddr: u64) -> Result<DeviceWindow, Error> {
+        let r = sys::call(Sysno::PciMap, [self.slot(), bar as u64, vaddr, 0, 0, 0])?;
+        Ok(DeviceWindow { vaddr, size: r.rdi, phys: r.rsi })
+    }
 }
 
 impl Mapping {

@@ -1,5 +1,5 @@
 //! The syscalls that give a driver its hardware: `irq_ack`, `ioport_enable`, `mem_map` and
-//! `mem_unmap`.
+//! `mem_unmap`, and for a PCI device (see `pci`) `pci_read`, `pci_write` and `pci_map`.
 
 use super::{memory, Args, Syscall};
 use crate::paging;
@@ -99,7 +99,8 @@ impl Syscall for MemMap {
             }
         }
         k.memory[self.m].mapped = Some((cur as u16, self.vaddr));
-        Ok(Done::Value(self.pages, 0))
+        let phys = k.memory[self.m].dma.map_or(0, |(base, _)| base);
+        Ok(Done::Value(self.pages, phys))
     }
 }
 
@@ -123,5 +124,91 @@ impl Syscall for MemUnmap {
         k.memory[self.m].mapped = None;
         crate::object::unmap_pages(k, cur, self.vaddr, pages);
         Ok(Done::Value(0, 0))
+    }
+}
+
+/// The device index a Pci capability names, with `rights`.
+fn pci(k: &Kernel, cur: usize, slot: u64, rights: Rights) -> Result<u8, Error> {
+    match k.cspaces[cur].lookup(slot, CapType::Pci, rights)?.object {
+        Object::Pci(i) => Ok(i),
+        _ => Err(Error::WrongType),
+    }
+}
+
+/// A configuration-space offset: a dword of the 256-byte space.
+fn config_offset(raw: u64) -> Result<u8, Error> {
+    u8::try_from(raw).ok().filter(|o| o % 4 == 0).ok_or(Error::InvalidArgument)
+}
+
+/// `pci_read(pci, offset)`: a dword of the function's configuration space.
+pub struct PciRead(u8, u8);
+
+impl Syscall for PciRead {
+    fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
+        Ok(PciRead(pci(k, cur, a[0], Rights::READ)?, config_offset(a[1])?))
+    }
+
+    fn invoke(self, k: &mut Kernel, _cur: usize) -> Result<Done, Error> {
+        Ok(Done::Value(crate::pci::read(k, self.0, self.1)? as u64, 0))
+    }
+}
+
+/// `pci_write(pci, offset, value)`: a dword written through the guard.
+pub struct PciWrite {
+    dev: u8,
+    offset: u8,
+    value: u32,
+}
+
+impl Syscall for PciWrite {
+    fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
+        let dev = pci(k, cur, a[0], Rights::WRITE)?;
+        let offset = config_offset(a[1])?;
+        let value = u32::try_from(a[2]).map_err(|_| Error::InvalidArgument)?;
+        crate::pci::check_write(k, dev, offset, value)?;
+        Ok(PciWrite { dev, offset, value })
+    }
+
+    fn invoke(self, k: &mut Kernel, _cur: usize) -> Result<Done, Error> {
+        crate::pci::write(k, self.dev, self.offset, self.value);
+        Ok(Done::Value(0, 0))
+    }
+}
+
+/// `pci_map(pci, bar, vaddr)`: a memory BAR, uncached, at `vaddr`.
+pub struct PciMap {
+    base: u64,
+    size: u64,
+    vaddr: u64,
+}
+
+impl Syscall for PciMap {
+    fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
+        let dev = pci(k, cur, a[0], Rights::READ)?;
+        let (base, size) = crate::pci::bar(k, dev, a[1])?;
+        let vaddr = a[2];
+        let end = vaddr.checked_add(size).ok_or(Error::BadAddress)?;
+        if !vaddr.is_multiple_of(PAGE_SIZE) || vaddr < MAP_BASE || end > USER_END {
+            return Err(Error::BadAddress);
+        }
+        let space = k.tasks[cur].space();
+        if (vaddr..end).step_by(PAGE_SIZE as usize).any(|va| space.is_mapped(va)) {
+            return Err(Error::InvalidArgument);
+        }
+        Ok(PciMap { base, size, vaddr })
+    }
+
+    /// Page tables may run out part-way: then what was mapped is unmapped again.
+    fn invoke(self, k: &mut Kernel, cur: usize) -> Result<Done, Error> {
+        let pages = self.size / PAGE_SIZE;
+        for p in 0..pages {
+            let va = self.vaddr + p * PAGE_SIZE;
+            let pa = self.base + p * PAGE_SIZE;
+            if let Err(e) = k.tasks[cur].space().map(&mut k.frames, va, pa, paging::DEVICE_FLAGS) {
+                crate::object::unmap_pages(k, cur, self.vaddr, p);
+                return Err(e);
+            }
+        }
+        Ok(Done::Value(self.size, self.base))
     }
 }
