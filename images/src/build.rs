@@ -134,7 +134,8 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
 /// personality. GRUB takes no input from the serial line, so keys typed there while the
 /// machine boots wait in the UART for the shell instead of being eaten by GRUB. Which
 /// entry boots is read from a GRUB environment block on the first disk (`personality=libos`),
-/// which `qemu::command` attaches; without it GRUB boots the microkernel.
+/// which `qemu::command` attaches (ahead of any virtio disk in boot order, so it stays BIOS
+/// disk 0x80, `(hd0)`); without it GRUB boots the microkernel.
 fn grub_cfg(servers: &[String]) -> String {
     let mut modules = String::from("    module2 /boot/manifest manifest\n");
     for s in servers {

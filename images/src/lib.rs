@@ -9,6 +9,7 @@
 //!  cargo os run --exec "ps; echo hi" ──► qemu::Session: boot, wait for the prompt, give the
 //!                                        shell a prompt tag, type each command, read its tagged
 //!                                        prompt, power off, report the outcome
+//!  cargo os run ──► disk::prepare(target/os/disk.img or --disk PATH) ──► virtio-blk in QEMU
 //! ```
 //! Long steps (the build, a benchmark, a campaign) show `indicatif` progress bars when the
 //! binary runs on a terminal, and plain lines otherwise (see [`progress`]).
@@ -16,6 +17,7 @@
 pub mod bench;
 pub mod build;
 pub mod campaign;
+pub mod disk;
 pub mod progress;
 pub mod qemu;
 pub mod tools;

@@ -1,10 +1,12 @@
 //! Helpers the QEMU test suites share: build the ISO once, boot a personality with commands,
-//! and read what the shell printed. (Each test binary uses its own subset.)
+//! and read what the shell printed; give a test a persistent disk of its own. (Each test
+//! binary uses its own subset.)
 #![allow(dead_code)]
 
+use axolotl_images::disk::{self, Scratch};
 use axolotl_images::qemu::{self, Machine, Transcript};
 use axolotl_images::{build, Personality};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -27,6 +29,76 @@ pub fn boot_as(
     let commands: Vec<String> = commands.iter().map(|c| c.to_string()).collect();
     qemu::exec(iso(), personality, machine, &commands, Duration::from_secs(timeout_secs), qemu::Echo::Nothing)
         .unwrap_or_else(|e| panic!("could not run QEMU: {e}"))
+}
+
+/// A fresh disk image for one test: 64 MiB, zeros except the bytes it was made with, at a
+/// path of its own under `target/os/scratch/` (never the user's `target/os/disk.img`).
+///
+/// Removed when dropped if the test passes; if it fails (the thread is panicking) it stays
+/// for inspection and its path is printed with the failure. Keep the `TestDisk` alive until
+/// the session is over: `let disk = TestDisk::new("name");`, not `TestDisk::new("name").machine()`.
+pub struct TestDisk {
+    scratch: Scratch,
+    /// The same path, for [`Machine::disk`] (which holds `&'static Path`s): leaked, a few
+    /// bytes per test.
+    path: &'static Path,
+}
+
+impl TestDisk {
+    /// 64 MiB of zeros, named after `name` (`target/os/scratch/NAME-PID-N.img`).
+    pub fn new(name: &str) -> TestDisk {
+        TestDisk::with_bytes(name, &[])
+    }
+
+    /// 64 MiB of zeros except `writes`, each `(byte offset, bytes)`: a file system's
+    /// signature, say, to check that the guest leaves a disk it does not know alone.
+    pub fn with_bytes(name: &str, writes: &[(u64, &[u8])]) -> TestDisk {
+        let scratch = Scratch::with_bytes(name, disk::SIZE, writes)
+            .unwrap_or_else(|e| panic!("cannot make a disk image for the test: {e}"));
+        let path = Box::leak(scratch.path().to_path_buf().into_boxed_path());
+        TestDisk { scratch, path }
+    }
+
+    pub fn path(&self) -> &'static Path {
+        self.path
+    }
+
+    /// A machine with only this disk attached.
+    pub fn machine(&self) -> Machine {
+        self.attach(Machine::default())
+    }
+
+    /// `machine` with this disk attached.
+    pub fn attach(&self, machine: Machine) -> Machine {
+        Machine { disk: Some(self.path), ..machine }
+    }
+
+    /// The whole image as it is now: take it before a boot, compare after with
+    /// [`check_disk_unchanged`].
+    pub fn bytes(&self) -> Vec<u8> {
+        disk::read(self.path).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// Boot `personality` with `disk` attached as its virtio-blk disk, type `commands`, power off;
+/// the whole session within `timeout_secs`. (For more machine options: `disk.attach(machine)`
+/// and [`boot_as`].)
+pub fn boot_with_disk(
+    personality: Personality,
+    disk: &TestDisk,
+    commands: &[&str],
+    timeout_secs: u64,
+) -> Transcript {
+    boot_as(personality, disk.machine(), commands, timeout_secs)
+}
+
+/// The image of `disk` is byte for byte `before` (from [`TestDisk::bytes`]); if not, the
+/// message says which sectors changed, and the image is kept for inspection.
+#[track_caller]
+pub fn check_disk_unchanged(t: &Transcript, disk: &TestDisk, before: &[u8]) {
+    let after = disk.bytes();
+    let what = disk::differences(before, &after).map(|d| format!(": {d}")).unwrap_or_default();
+    check(t, what.is_empty(), &format!("the disk image {} is unchanged{what}", disk.path().display()));
 }
 
 /// Assert with the console's tail in the message.

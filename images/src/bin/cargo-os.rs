@@ -4,9 +4,10 @@
 //! in a struct, and the help a person reads is the text on them.
 
 use axolotl_images::qemu;
-use axolotl_images::{build, Personality, Result};
+use axolotl_images::{build, disk, Personality, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -26,13 +27,17 @@ The servers on it are the tasks listed in images/microkernel.manifest.";
 const RUN_ABOUT: &str = "\
 Boot Axolotl in QEMU with the serial console on this terminal (built first if needed)
 
-Interactive unless --exec gives a script: quit QEMU with Ctrl-A X, or type 'poweroff'.";
+Interactive unless --exec gives a script: quit QEMU with Ctrl-A X, or type 'poweroff'.
+A persistent disk, target/os/disk.img, is attached as a virtio-blk PCI device, so files
+can outlive the machine (unless --disk names another or --no-disk).";
 
 const RUN_EXAMPLES: &str = "\
 Examples:
     cargo os run --exec \"ps; echo hi; poweroff\"
     cargo os run --icount --exec \"bench\"
-    cargo os run --personality libos --exec \"ps; write /a hi; cat /a; kill fs; cat /a\"";
+    cargo os run --personality libos --exec \"ps; write /a hi; cat /a; kill fs; cat /a\"
+    cargo os run --disk /tmp/scratch.img --exec \"ls /\"
+    cargo os run --no-disk";
 
 const CAMPAIGN_ABOUT: &str = "\
 Inject faults into one server under a checked workload, headless
@@ -114,6 +119,18 @@ struct RunArgs {
     /// is printed before QEMU starts.
     #[arg(long, conflicts_with = "exec", verbatim_doc_comment)]
     gdb: bool,
+    /// Attach the raw disk image PATH instead of target/os/disk.img
+    ///
+    /// The guest sees it as a virtio-blk PCI device and its writes reach the file. Missing,
+    /// it is created: 64 MiB of zeros (sparse). An existing file is used as it is, whatever
+    /// its size; a directory, or a file under 64 KiB, is refused. Without --disk or
+    /// --no-disk, target/os/disk.img is attached (created the same way on first use).
+    /// QEMU locks the file: one running machine per disk.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_disk", verbatim_doc_comment)]
+    disk: Option<PathBuf>,
+    /// Attach no disk: the guest keeps its files in its RAM disk, lost at power-off
+    #[arg(long)]
+    no_disk: bool,
 }
 
 #[derive(Debug, Args)]
@@ -251,9 +268,38 @@ fn campaign(args: CampaignArgs) -> Result<ExitCode> {
     Ok(if report.complete() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
+/// The disk `cargo os run` attaches, ready (created if missing), or none with --no-disk.
+fn run_disk(args: &RunArgs) -> Result<Option<disk::Disk>> {
+    if args.no_disk {
+        return Ok(None);
+    }
+    let path = match &args.disk {
+        Some(path) => path.clone(),
+        None => {
+            let out = axolotl_images::out_dir();
+            std::fs::create_dir_all(&out)
+                .map_err(|e| axolotl_images::fail!("cannot create {}: {e}", out.display()))?;
+            disk::default_path()
+        }
+    };
+    disk::prepare(&path).map(Some)
+}
+
 fn run(args: RunArgs) -> Result<ExitCode> {
-    let machine = qemu::Machine { icount: args.icount, gdb: args.gdb, ..qemu::Machine::default() };
+    // Before the build: a bad --disk is told at once.
+    let disk = run_disk(&args)?;
+    let machine = qemu::Machine {
+        icount: args.icount,
+        gdb: args.gdb,
+        // Leaked: one path for the life of the process.
+        disk: disk.as_ref().map(|d| &*Box::leak(d.path.clone().into_boxed_path())),
+        ..qemu::Machine::default()
+    };
     let image = build::build()?;
+    match &disk {
+        Some(d) => eprintln!("[os] disk: {d}"),
+        None => eprintln!("[os] no disk (--no-disk): files live in the guest's RAM disk"),
+    }
     match args.exec {
         Some(script) => {
             let commands = qemu::split_commands(&script);
@@ -367,6 +413,40 @@ mod tests {
         assert!(error(&["run", "--gdb", "--exec", "ps"])
             .contains("'--gdb' cannot be used with '--exec <SCRIPT>'"));
         assert!(error(&["run", "--frobnicate"]).contains("unexpected argument '--frobnicate'"));
+    }
+
+    #[test]
+    fn disk_options_parse_and_bad_ones_say_why() {
+        let Ok(Verb::Run(r)) = verb(&["run"]) else { panic!("run") };
+        assert_eq!((r.disk.as_deref(), r.no_disk), (None, false), "the default disk");
+        let Ok(Verb::Run(r)) = verb(&["run", "--disk", "/tmp/d.img", "--exec", "ls"]) else { panic!("run") };
+        assert_eq!((r.disk.as_deref(), r.no_disk), (Some(std::path::Path::new("/tmp/d.img")), false));
+        let Ok(Verb::Run(r)) = verb(&["run", "--no-disk", "--personality", "libos"]) else { panic!("run") };
+        assert_eq!((r.disk.as_deref(), r.no_disk), (None, true));
+        assert!(error(&["run", "--disk", "a.img", "--no-disk"])
+            .contains("'--disk <PATH>' cannot be used with '--no-disk'"));
+        assert!(error(&["run", "--no-disk", "--disk", "a.img"])
+            .contains("'--no-disk' cannot be used with '--disk <PATH>'"));
+        assert!(error(&["run", "--disk"]).contains("a value is required for '--disk <PATH>'"));
+        assert!(error(&["run", "--no-disk=yes"]).contains("unexpected value 'yes' for '--no-disk'"));
+        // The other verbs attach no disk: their figures stay comparable with earlier runs.
+        assert!(error(&["bench", "--disk", "a.img"]).contains("unexpected argument '--disk'"));
+        assert!(error(&["campaign", "fs", "--no-disk"]).contains("unexpected argument '--no-disk'"));
+        let help = Cli::command().find_subcommand_mut("run").unwrap().render_long_help().to_string();
+        assert!(help.contains("--disk <PATH>") && help.contains("64 MiB of zeros (sparse)"), "{help}");
+        assert!(help.contains("--no-disk") && help.contains("RAM disk"), "{help}");
+    }
+
+    #[test]
+    fn the_disk_run_attaches() {
+        let Ok(Verb::Run(r)) = verb(&["run", "--no-disk"]) else { panic!("run") };
+        assert_eq!(run_disk(&r).unwrap(), None);
+        // A bad --disk is refused before anything is built.
+        let dir = axolotl_images::out_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let Ok(Verb::Run(r)) = verb(&["run", "--disk", dir.to_str().unwrap()]) else { panic!("run") };
+        let e = run_disk(&r).unwrap_err().to_string();
+        assert!(e.contains("is a directory"), "{e}");
     }
 
     #[test]

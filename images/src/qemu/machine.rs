@@ -1,5 +1,14 @@
 //! The QEMU command line: the machine Axolotl runs on, how QEMU's exit status reads, the small
 //! disk that tells GRUB which personality to boot, and booting with the console on this terminal.
+//!
+//! ```text
+//!  IDE primary master    select-PERSONALITY.img, snapshot   bootindex 1   BIOS disk 0x80: GRUB's (hd0)
+//!  IDE secondary master  axolotl.iso (CD-ROM)               bootindex 0   booted
+//!  virtio-blk PCI        Machine::disk, if any, written     bootindex 2   BIOS disk 0x81
+//! ```
+//! SeaBIOS numbers the hard disks in boot order, so the boot indexes (not the order of the
+//! options, nor which controller the firmware happens to probe first) keep the selection disk
+//! GRUB's `(hd0)` whether a virtio disk is attached or not.
 
 use crate::{fail, Personality, Result};
 use std::path::Path;
@@ -24,12 +33,18 @@ pub struct Machine {
     /// Keys a driven session types as soon as the kernel's first line appears, long before the
     /// shell's first prompt (as a person typing while the machine boots).
     pub early_keys: Option<&'static str>,
+    /// A raw disk image (see [`crate::disk`]) attached as a virtio-blk PCI device (1af4:1001):
+    /// the guest's writes reach the file. `None`: no such device; the guest keeps its files
+    /// in its RAM disk.
+    pub disk: Option<&'static Path>,
 }
 
 /// The QEMU command line for booting `iso`.
 pub fn command(iso: &Path, personality: Personality, interactive: bool, machine: Machine) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.arg("-cdrom").arg(iso);
+    // Where each disk sits and boots: see the table at the top.
+    cmd.arg("-drive").arg(format!("file={},if=none,id=cd0,media=cdrom,readonly=on,format=raw", escape(iso)));
+    cmd.args(["-device", "ide-cd,drive=cd0,bus=ide.1,unit=0,bootindex=0"]);
     cmd.args(["-m", "256M", "-no-reboot", "-accel", "tcg", "-cpu", "max"]);
     cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     if interactive {
@@ -52,16 +67,27 @@ pub fn command(iso: &Path, personality: Personality, interactive: bool, machine:
         cmd.args(["-icount", "shift=0,align=off,sleep=off", "-rtc", "clock=vm"]);
     }
     // GRUB reads the personality to boot from a GRUB environment block on a small raw disk
-    // (see `build::grub_cfg`); `snapshot=on` keeps the file untouched, `-boot d` boots the ISO.
+    // (see `build::grub_cfg`); `snapshot=on` keeps the file untouched.
     match selection_disk(personality) {
         Ok(disk) => {
-            cmd.arg("-drive").arg(format!("file={},format=raw,if=ide,index=0,snapshot=on", disk.display()));
+            cmd.arg("-drive").arg(format!("file={},if=none,id=select,format=raw,snapshot=on", escape(&disk)));
+            cmd.args(["-device", "ide-hd,drive=select,bus=ide.0,unit=0,bootindex=1"]);
         }
         Err(e) => eprintln!("[os] warning: {e}; GRUB boots its default entry (microkernel)"),
     }
-    cmd.args(["-boot", "d"]);
+    if let Some(disk) = machine.disk {
+        // Not snapshot: the guest's writes are the point.
+        cmd.arg("-drive").arg(format!("file={},if=none,id=disk0,format=raw", escape(disk)));
+        cmd.args(["-device", "virtio-blk-pci,drive=disk0,bootindex=2"]);
+    }
     end_with_parent(&mut cmd);
     cmd
+}
+
+/// A path as the value of a QEMU option: commas doubled, or QEMU would read what follows one as
+/// another option.
+fn escape(path: &Path) -> String {
+    path.display().to_string().replace(',', ",,")
 }
 
 /// QEMU must not outlive `cargo os`: killed by a signal, a timeout or a test harness, it would
@@ -135,5 +161,33 @@ mod tests {
     fn debug_exit_statuses() {
         assert_eq!(EXIT_POWEROFF, 33);
         assert_eq!(EXIT_PANIC, 35);
+    }
+
+    fn args(machine: Machine) -> Vec<String> {
+        let cmd = command(Path::new("/x/a,b.iso"), Personality::Libos, false, machine);
+        cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect()
+    }
+
+    /// The value after each `-device` (or `-drive`).
+    fn values<'a>(args: &'a [String], option: &str) -> Vec<&'a str> {
+        args.windows(2).filter(|w| w[0] == option).map(|w| w[1].as_str()).collect()
+    }
+
+    #[test]
+    fn the_selection_disk_boots_after_the_cd_and_before_the_virtio_disk() {
+        let without = args(Machine::default());
+        let devices = values(&without, "-device");
+        assert!(devices.contains(&"ide-cd,drive=cd0,bus=ide.1,unit=0,bootindex=0"), "{devices:?}");
+        assert!(devices.contains(&"ide-hd,drive=select,bus=ide.0,unit=0,bootindex=1"), "{devices:?}");
+        assert!(!devices.iter().any(|d| d.starts_with("virtio-blk")), "no disk by default");
+        assert!(values(&without, "-drive")[0].starts_with("file=/x/a,,b.iso,if=none,id=cd0,"));
+        // `-boot` would fight the boot indexes (QEMU: not both).
+        assert!(!without.iter().any(|a| a == "-boot" || a == "-cdrom"));
+
+        let with = args(Machine { disk: Some(Path::new("/d/my,disk.img")), ..Machine::default() });
+        let drives = values(&with, "-drive");
+        assert!(drives.contains(&"file=/d/my,,disk.img,if=none,id=disk0,format=raw"), "{drives:?}");
+        assert!(!drives.last().unwrap().contains("snapshot"), "the guest's writes reach the file");
+        assert!(values(&with, "-device").contains(&"virtio-blk-pci,drive=disk0,bootindex=2"));
     }
 }

@@ -8,8 +8,8 @@
 //! power-off, 35 for a kernel panic.
 //!
 //! ```text
-//!  machine     the QEMU command line (machine options, the personality's GRUB selection disk);
-//!              an interactive boot
+//!  machine     the QEMU command line (machine options, the personality's GRUB selection disk,
+//!              the persistent virtio-blk disk); an interactive boot
 //!  session     a QEMU process driven over its serial line: prompts, commands, time limits
 //!  transcript  what a driven session saw and how it ended
 //!  text        plain-text helpers: escape sequences, prompts and their tags, `--exec` scripts
