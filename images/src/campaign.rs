@@ -24,6 +24,7 @@ use campaign::{Note, Phase, Problem, Summary};
 use indicatif::ProgressBar;
 use serde::Serialize;
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 /// The task that runs the campaign, on both personalities.
@@ -454,7 +455,15 @@ pub fn run(
         ),
     );
     bar.set_message(format!("booting the {}", personality.id()));
-    let machine = Machine { icount, ..Machine::default() };
+    // The disk driver is only exercised with a disk: a fresh one, never the user's. It is kept
+    // for a look when the run did not complete, removed otherwise.
+    let scratch = match server {
+        "virtio-blk" => Some(crate::disk::Scratch::new(&format!("campaign-{server}-s{seed}"))?),
+        _ => None,
+    };
+    let disk: Option<&'static Path> =
+        scratch.as_ref().map(|s| &*Box::leak(s.path().to_path_buf().into_boxed_path()));
+    let machine = Machine { icount, disk, ..Machine::default() };
     let cmd = [format!("campaign {server} {faults} {seed}")];
     // Every fault prints a line within seconds (a detected hang takes one second of guest time,
     // 10^9 instructions under -icount): a console silent far longer means the machine stopped.
@@ -487,6 +496,11 @@ pub fn run(
                 last.n + 1,
                 report.faults.len()
             );
+        }
+    }
+    if let Some(scratch) = scratch {
+        if report.cut_short.is_some() || !matches!(t.outcome, Outcome::PoweredOff) {
+            eprintln!("[os] the campaign's disk is kept: {}", scratch.keep().display());
         }
     }
     let prefix = if personality == Personality::Libos { "campaign-libos" } else { "campaign" };

@@ -42,7 +42,8 @@ Examples:
 const CAMPAIGN_ABOUT: &str = "\
 Inject faults into one server under a checked workload, headless
 
-NAME is fs, ramdisk or timer. The guest's shell runs `campaign NAME N S`: it keeps a model of
+NAME is fs, ramdisk, timer or virtio-blk (the disk driver; its run gets a fresh 64 MiB disk
+image under target/os/scratch/, kept only if the run did not complete). The guest's shell runs `campaign NAME N S`: it keeps a model of
 what it wrote, injects N faults (kill regflip memflip memword skip hang ssr) at random moments,
 and classifies each. Runs at full speed (restart latencies in host TSC ticks) unless
 --icount, which makes them counts of retired instructions but runs ~10x slower (a `hang`
@@ -136,7 +137,7 @@ struct RunArgs {
 #[derive(Debug, Args)]
 struct CampaignArgs {
     /// The server to inject faults into
-    #[arg(value_name = "NAME", value_parser = ["fs", "ramdisk", "timer"])]
+    #[arg(value_name = "NAME", value_parser = ["fs", "ramdisk", "timer", "virtio-blk"])]
     name: String,
     /// Number of faults, 1 to 100000
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = fault_count)]
@@ -470,7 +471,7 @@ mod tests {
             );
         }
         assert!(error(&["campaign"]).contains("<NAME>"));
-        assert!(error(&["campaign", "console"]).contains("[possible values: fs, ramdisk, timer]"));
+        assert!(error(&["campaign", "console"]).contains("[possible values: fs, ramdisk, timer, virtio-blk]"));
         assert!(error(&["campaign", "fs", "--faults", "many"]).contains("not a whole number"));
         assert!(error(&["campaign", "fs", "ramdisk"]).contains("unexpected argument 'ramdisk'"));
     }

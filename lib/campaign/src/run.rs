@@ -163,11 +163,11 @@ pub fn run<S: Shell>(shell: &mut S, name: &str, count: u32, seed: u64) -> Ended 
 /// there is none or it cannot be set up.
 fn workload<S: Shell>(shell: &mut S, name: &str) -> Option<Work<S::Files, S::Clock>> {
     let work = match name {
-        "fs" | "ramdisk" => shell.files().map(|fs| Records::create(fs).map(Work::File)),
+        "fs" | "ramdisk" | "virtio-blk" => shell.files().map(|fs| Records::create(fs).map(Work::File)),
         "timer" => shell.clock().map(|clock| Ok(Work::Clock(Sleeps(clock)))),
         _ => {
             shell.println(format_args!(
-                "error: campaign: no checked workload for '{}' (try fs, ramdisk or timer)",
+                "error: campaign: no checked workload for '{}' (try fs, ramdisk, virtio-blk or timer)",
                 name
             ));
             return None;

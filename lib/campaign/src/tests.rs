@@ -367,7 +367,7 @@ fn a_campaign_needs_a_task_and_a_workload() {
         shell.lines,
         [
             "error: campaign: no task named 'nobody'",
-            "error: campaign: no checked workload for 'console' (try fs, ramdisk or timer)"
+            "error: campaign: no checked workload for 'console' (try fs, ramdisk, virtio-blk or timer)"
         ]
     );
 }
