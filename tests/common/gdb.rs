@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 const RIP: usize = 128;
 const CS: usize = 140;
 /// Offsets of general registers in a `g` packet (gdb's order: rax rbx rcx rdx rsi rdi ...).
+pub const RDX: usize = 24;
 pub const RSI: usize = 32;
 pub const RDI: usize = 40;
 
@@ -139,6 +140,21 @@ pub fn fault_when(
     when: impl Fn(&[u8]) -> bool + Send + 'static,
     patience: Duration,
 ) -> std::thread::JoinHandle<Result<(), String>> {
+    fault_when_seeing(socket, addr, code, move |regs, _| when(regs), patience)
+}
+
+/// A reader of the stopped task's memory: `len` bytes at `addr` (fewer if unmapped).
+pub type Memory<'a> = dyn FnMut(u64, usize) -> Vec<u8> + 'a;
+
+/// As [`fault_when`], with a predicate that may also read the task's memory (say, the buffer
+/// an argument register points to).
+pub fn fault_when_seeing(
+    socket: &'static Path,
+    addr: u64,
+    code: Vec<u8>,
+    mut when: impl FnMut(&[u8], &mut Memory<'_>) -> bool + Send + 'static,
+    patience: Duration,
+) -> std::thread::JoinHandle<Result<(), String>> {
     std::thread::spawn(move || {
         let until = Instant::now() + patience;
         let socket = loop {
@@ -170,7 +186,13 @@ pub fn fault_when(
             let rip = u64::from_le_bytes(regs[RIP..RIP + 8].try_into().expect("8 bytes"));
             let user = regs[CS] & 3 == 3;
             let here = unhex(&stub.command(&format!("m{addr:x},{:x}", code.len()))?);
-            if rip != addr || !user || here != code || !when(&regs) {
+            let chosen = rip == addr && user && here == code && {
+                let mut read = |at: u64, len: usize| {
+                    stub.command(&format!("m{at:x},{len:x}")).map(|s| unhex(&s)).unwrap_or_default()
+                };
+                when(&regs, &mut read)
+            };
+            if !chosen {
                 // Not this arrival: step over the breakpoint (a `c` from it would stop at it
                 // again at once), then set it again.
                 stub.command(&format!("z0,{at}"))?;

@@ -85,6 +85,9 @@ impl<P: Platform> BlockDriver<P> {
     }
 
     /// Read block `n` into `buf`, sleeping on the interrupt until the device has done it.
+    /// (`read` and `write` stay out of line: a test stops the driver in them through QEMU's
+    /// gdb stub, by symbol.)
+    #[inline(never)]
     pub fn read(
         &mut self,
         n: u64,
@@ -104,6 +107,7 @@ impl<P: Platform> BlockDriver<P> {
     }
 
     /// Write `buf` to block `n`; returns once the device reports the write done.
+    #[inline(never)]
     pub fn write(&mut self, n: u64, buf: &[u8; BLOCK], irq: &mut impl Interrupt) -> Result<(), DriverError> {
         let mut req = BlkReq::default();
         let mut resp = BlkResp::default();
