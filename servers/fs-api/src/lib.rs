@@ -313,8 +313,8 @@ mod tests {
             assert!(!seen.contains(&e), "{e:?} twice");
             seen.push(e);
         }
-        assert_eq!(seen.len(), 21, "every variant crossed: {seen:?}");
-        assert!(seen.contains(&Ipc) && seen.contains(&NotFound));
+        assert_eq!(seen.len(), 24, "every variant crossed: {seen:?}");
+        assert!(seen.contains(&NotFound) && seen.contains(&HoldsFiles));
         assert_eq!(call_error(CallError::Ipc(Error::ServerFailed)), ServerFailed);
         assert_eq!(call_error(CallError::Ipc(Error::Dead)), NoSession);
         assert_eq!(call_error(CallError::Ipc(Error::QuotaExceeded)), Ipc);
