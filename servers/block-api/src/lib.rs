@@ -1,6 +1,7 @@
 //! The block-store protocol: fixed-size blocks, read and written whole. Any server that serves
-//! the `block` endpoint with this protocol can stand under the file system: the RAM disk today,
-//! a real disk driver later.
+//! an endpoint with this protocol can stand under the file system: the RAM disk (`block`), a
+//! disk driver (`disk`). A write is answered once the device has it; it is durable (survives a
+//! power cut) only once a later `Flush` is answered.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -14,8 +15,15 @@ pub type Block = [u8; BLOCK_SIZE];
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
 pub enum Request<'a> {
     Info,
-    Read { block: u32 },
-    Write { block: u32, data: &'a [u8] },
+    Read {
+        block: u32,
+    },
+    Write {
+        block: u32,
+        data: &'a [u8],
+    },
+    /// Make every write answered so far durable; `Done` once it is (at once for RAM).
+    Flush,
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
@@ -36,6 +44,8 @@ pub enum BlockError {
     Malformed,
     /// The IPC failed (kernel error code).
     Ipc(u8),
+    /// The driver found no device: nothing is attached for it to serve.
+    NoDevice,
 }
 
 userlib::from_call_error!(BlockError);
@@ -74,11 +84,44 @@ impl BlockDevice {
     }
 
     pub fn write(&self, block: u32, data: &Block) -> Result<(), BlockError> {
+        self.done(&Request::Write { block, data })
+    }
+
+    /// Make every write answered so far durable.
+    pub fn flush(&self) -> Result<(), BlockError> {
+        self.done(&Request::Flush)
+    }
+
+    fn done(&self, req: &Request<'_>) -> Result<(), BlockError> {
         let mut reply = [0u8; 16];
-        match self.ep.call_encoded(LABEL, &Request::Write { block, data }, &mut reply)? {
+        match self.ep.call_encoded(LABEL, req, &mut reply)? {
             Response::Done => Ok(()),
             Response::Error(e) => Err(e),
             _ => Err(BlockError::Malformed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_errors_round_trip() {
+        let mut buf = [0u8; BLOCK_SIZE + 16];
+        let data = [7u8; BLOCK_SIZE];
+        for req in [
+            Request::Info,
+            Request::Read { block: 3 },
+            Request::Write { block: 9, data: &data },
+            Request::Flush,
+        ] {
+            let n = userlib::msg::encode(&req, &mut buf).unwrap();
+            assert_eq!(userlib::msg::decode::<Request<'_>>(&buf[..n]).unwrap(), req);
+        }
+        for e in [BlockError::OutOfRange, BlockError::Ipc(4), BlockError::NoDevice] {
+            let n = userlib::msg::encode(&Response::Error(e), &mut buf).unwrap();
+            assert_eq!(userlib::msg::decode::<Response<'_>>(&buf[..n]).unwrap(), Response::Error(e));
         }
     }
 }

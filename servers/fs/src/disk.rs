@@ -19,4 +19,8 @@ impl fs_core::BlockDevice for Dev {
     fn write(&self, block: u32, data: &Block) -> bool {
         self.0.write(block, data).is_ok()
     }
+
+    fn flush(&self) -> bool {
+        self.0.flush().is_ok()
+    }
 }
