@@ -473,7 +473,7 @@ fn file_data_and_client_state_survive_restarting_fs_and_ramdisk() {
     );
     check(
         &t,
-        t.console.matches("formatted an empty block store").count() == 1,
+        t.console.matches("[fs] INFO formatted the RAM disk (it was blank): ").count() == 1,
         "formatted once, at boot only",
     );
 }

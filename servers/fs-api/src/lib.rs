@@ -79,6 +79,12 @@ pub enum Request<'a> {
     },
     /// Check the disk (`fs_core::fsck`).
     Fsck,
+    /// Write an empty file system over the disk (`fs_core::Volume::format`): a disk the server
+    /// refused is formatted; one that holds files only with `force`. Every session's open
+    /// files then go stale (`BadFd`).
+    Format {
+        force: bool,
+    },
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
@@ -204,6 +210,12 @@ impl Fs {
             Response::Report(r) => Ok(r),
             _ => Err(FsError::Malformed),
         }
+    }
+
+    /// Format the disk: see [`Request::Format`]. Without `force`, a disk that holds files is
+    /// refused with `HoldsFiles` and left as it was.
+    pub fn format(&self, force: bool) -> Result<()> {
+        self.done(&Request::Format { force })
     }
 
     pub fn seek(&self, fd: u32, pos: u32) -> Result<()> {
