@@ -83,3 +83,77 @@ fn a_changed_disk_fails_the_check_and_stays_for_inspection() {
     assert!(kept.exists(), "a failing test's disk is kept");
     std::fs::remove_file(kept).unwrap();
 }
+
+/// The first thing the disk is for: `write /p kept; poweroff`, boot again, `cat /p`.
+#[test]
+fn a_file_written_before_power_off_is_read_after_the_next_boot() {
+    let disk = TestDisk::new("persist");
+    let t = common::boot_with_disk(Personality::Microkernel, &disk, &["write /p kept", "ps"], 90);
+    check(&t, t.ok(), "the first boot's commands succeed");
+    check(&t, common::ps_row(&t, "virtio-blk").get(3) == Some(&"recv"), "ps shows the driver serving");
+    let t = common::boot_with_disk(Personality::Microkernel, &disk, &["cat /p", "fsck"], 90);
+    check(&t, t.ok(), "the second boot's commands succeed");
+    check(&t, common::outputs(&t, "cat /p") == ["kept"], "the file is there after the reboot");
+    common::check_fsck_clean(&t);
+}
+
+/// Restart mid-I/O: through QEMU's gdb stub, the driver is made to fault (rip 0) as it is about
+/// to write the first block holding the shell's large file, while the scribe appends records to
+/// its own. The kernel delivers fs's request again to the next incarnation, which resets the
+/// device and writes the block; nobody sees an error and every acknowledged byte reads back,
+/// in this boot and the next.
+#[test]
+fn the_driver_killed_mid_write_loses_no_acknowledged_byte() {
+    use axolotl_images::qemu::{self, Echo, Machine};
+    use common::gdb;
+    use std::time::Duration;
+    let disk = TestDisk::new("kill-mid-write");
+    let driver = axolotl_images::build::binary_dir().join("virtio-blk");
+    let (addr, code) = gdb::function(&driver, "BlockDriver$LT$P$GT$5write").unwrap_or_else(|e| panic!("{e}"));
+    let name = format!("debug-{}-virtio-blk.sock", std::process::id());
+    let socket: &'static std::path::Path = Box::leak(axolotl_images::out_dir().join(name).into_boxed_path());
+    let _ = std::fs::remove_file(socket);
+    // `write(&mut self, block, buf, irq)`: the buffer is the third argument.
+    let writing_big = |regs: &[u8], memory: &mut gdb::Memory<'_>| {
+        memory(gdb::reg(regs, gdb::RDX), 512).windows(8).any(|w| w == b"BIG00000")
+    };
+    let fault = gdb::fault_when_seeing(socket, addr, code, writing_big, Duration::from_secs(150));
+    let big: String = (0..300).map(|i| format!("BIG{i:05}.")).collect();
+    let cmds: Vec<String> = [
+        format!("write /big {big}"),
+        "cat /big".into(),
+        "sleep 1500".into(),
+        "cat /scribe/status".into(),
+        "fsck".into(),
+        "ps".into(),
+    ]
+    .to_vec();
+    let machine = disk.attach(Machine { debug_socket: Some(socket), ..Machine::default() });
+    let t = qemu::exec(
+        common::iso(),
+        Personality::Microkernel,
+        machine,
+        &cmds,
+        Duration::from_secs(150),
+        Echo::Nothing,
+    )
+    .expect("QEMU runs");
+    let _ = std::fs::remove_file(socket);
+    let faulted = fault.join().expect("the gdb thread ends");
+    check(&t, faulted.is_ok(), &format!("the driver was made to fault mid-write: {faulted:?}"));
+    check(&t, t.ok(), "every command succeeds: nobody saw the driver fail");
+    check(
+        &t,
+        t.console.contains("[reincarnation] virtio-blk gen 0: page fault (#PF) at 0x0; restarting as gen 1; 1 caller(s) suspended"),
+        "the driver was restarted with fs's write kept for it",
+    );
+    check(&t, common::outputs(&t, &cmds[0]).is_empty(), "the write succeeded silently");
+    check(&t, common::outputs(&t, "cat /big") == [big.as_str()], "the large file reads back whole");
+    let status = common::answer_after(&t, "cat /scribe/status").unwrap_or("");
+    check(&t, status.contains(" 0 errors"), "the scribe's appends all verified");
+    common::check_fsck_clean(&t);
+    check(&t, common::ps_row(&t, "virtio-blk").get(2) == Some(&"1"), "ps: the driver at generation 1");
+    let t = common::boot_with_disk(Personality::Microkernel, &disk, &["cat /big", "fsck"], 90);
+    check(&t, common::outputs(&t, "cat /big") == [big.as_str()], "and it is on the disk after a reboot");
+    common::check_fsck_clean(&t);
+}

@@ -31,6 +31,17 @@ fn libos_done_when_file_survives_killing_fs() {
 }
 
 #[test]
+fn libos_format_needs_force_to_erase_files_and_leaves_open_files_stale() {
+    let t = boot(&common::FORMAT_SESSION, 60);
+    common::check_format(&t, "[fs] formatted the RAM disk: the file system spans 2048 of its 2048 blocks");
+    check(
+        &t,
+        t.console.contains("[fs] formatted the RAM disk (it was blank): "),
+        "at boot, the blank RAM disk was formatted",
+    );
+}
+
+#[test]
 fn libos_output_that_looks_like_a_prompt_is_not_taken_for_one() {
     let t = boot(&["echo axolotl [3]> x", "echo ok", "frobnicate", "echo end"], 60);
     check(&t, t.outcome == Outcome::PoweredOff, "clean power-off");

@@ -342,6 +342,20 @@ fn fsck_is_clean_and_files_in_use_are_refused_clearly() {
 }
 
 #[test]
+fn format_needs_force_to_erase_files_and_leaves_open_files_stale() {
+    let t = boot(&common::FORMAT_SESSION, 60);
+    common::check_format(
+        &t,
+        "[fs] INFO formatted the RAM disk: the file system spans 2048 of its 2048 blocks",
+    );
+    check(
+        &t,
+        t.console.contains("[fs] INFO formatted the RAM disk (it was blank): "),
+        "at boot, the blank RAM disk was formatted",
+    );
+}
+
+#[test]
 fn ssrs_isolate_clients_and_outlive_a_faulting_server() {
     let t = boot(&["run ssrtest", "ps"], 180);
     check(&t, t.ok(), "the session ends cleanly");
@@ -473,7 +487,7 @@ fn file_data_and_client_state_survive_restarting_fs_and_ramdisk() {
     );
     check(
         &t,
-        t.console.matches("formatted an empty block store").count() == 1,
+        t.console.matches("[fs] INFO formatted the RAM disk (it was blank): ").count() == 1,
         "formatted once, at boot only",
     );
 }

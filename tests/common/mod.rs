@@ -128,6 +128,47 @@ pub fn check_refused_while_open(t: &Transcript, path: &str) {
     }
 }
 
+/// The commands of the `format` test, the same on both personalities. The first lets the
+/// scribe open its files, so that the format leaves them stale under it.
+pub const FORMAT_SESSION: [&str; 8] =
+    ["sleep 500", "write /a x", "format", "format --force", "ls /", "cat /a", "fsck", "sleep 1000"];
+
+/// [`FORMAT_SESSION`] went as it must: `format` alone refused a disk with files (the test's
+/// and the scribe's) and changed nothing, `format --force` erased them and the file server
+/// said so (`formatted`, its log line), the disk was then empty and clean, and the scribe,
+/// whose open files went stale, heard a clear error and never read another file's bytes.
+///
+/// Read from the whole console rather than per command: once its files are gone the scribe
+/// says so every 300 ms, and a line of its can fall between a prompt and the command's echo.
+#[track_caller]
+pub fn check_format(t: &Transcript, formatted: &str) {
+    check(t, t.outcome == qemu::Outcome::PoweredOff, "clean power-off");
+    check(t, t.failed_commands() == ["format", "cat /a"], "exactly the refused format and the cat failed");
+    let refused = "error: format: the disk holds an Axolotl file system with ";
+    let line = t.console.lines().find(|l| l.starts_with(refused)).unwrap_or_default();
+    check(
+        t,
+        line.ends_with(" files and directories; `format --force` erases them"),
+        "format alone refuses, saying how many files it would erase",
+    );
+    check(t, t.console.contains("\nformat: the disk now holds an empty file system\n"), "format --force");
+    check(t, t.console.contains(formatted), "the file server logs the format");
+    let listed_a = t.console.lines().any(|l| l.split_whitespace().eq(["2", "a"]));
+    check(t, !listed_a, "ls / does not list the file");
+    check(t, t.console.contains("\nerror: cat: /a: no such file or directory\n"), "the file is gone");
+    check(
+        t,
+        t.console.lines().any(|l| l.starts_with("fsck: clean: 1 of ") && l.ends_with(" blocks in use")),
+        "fsck finds the disk clean, with the root alone",
+    );
+    check(
+        t,
+        t.console.contains("scribe: ERROR: bad file descriptor (not open, or its file is gone)"),
+        "the scribe's stale descriptors give a clear error",
+    );
+    check(t, !t.console.contains("scribe: ERROR at record"), "and never another file's bytes");
+}
+
 /// What each run of command `cmd` printed: the lines between its prompt and the next prompt,
 /// without log lines (`[kernel] ...`, `[fs] ...`), which may interleave at any time. Only the
 /// session's own prompts count (see `Transcript::typed`): output that looks like one does not.

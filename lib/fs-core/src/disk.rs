@@ -1,6 +1,6 @@
-//! The disk as the read side sees it: mounting (and formatting a blank device), and reading
-//! inodes, files and directories through a [`Store`] — the device itself, or one operation's
-//! change set over it (`tx`), which must see its own changes before they are written.
+//! The disk as the read side sees it: reading inodes, files and directories through a
+//! [`Store`] — the device itself, or one operation's change set over it (`tx`), which must see
+//! its own changes before they are written. Mounting and formatting are `volume`'s.
 
 use crate::layout::*;
 use crate::path::{self, Path};
@@ -12,42 +12,15 @@ pub struct Disk<D: BlockDevice> {
 }
 
 impl<D: BlockDevice> Disk<D> {
-    /// Attach to the block store; format it if it holds no file system yet.
-    pub fn mount(dev: D) -> Result<(Disk<D>, bool)> {
-        let d = Disk::open(dev)?;
-        if d.recognised()? {
-            return Ok((d, false));
-        }
-        d.format()?;
-        Ok((d, true))
-    }
-
-    /// Attach to a block store that already holds this file system; never formats (a store
-    /// that does not show one — say a bent read of its superblock — is an error, not a blank
-    /// disk): what a restarted file server uses.
-    pub fn attach(dev: D) -> Result<Disk<D>> {
-        let d = Disk::open(dev)?;
-        if d.recognised()? {
-            Ok(d)
-        } else {
-            Err(FsError::Disk)
-        }
-    }
-
-    fn open(dev: D) -> Result<Disk<D>> {
-        let blocks = dev.blocks().ok_or(FsError::Disk)?.min(MAX_BLOCKS);
+    /// The device, sized (the file system spans at most [`MAX_BLOCKS`] of it), and how many
+    /// blocks the device has; nothing is read or written.
+    pub(crate) fn open(dev: D) -> Result<(Disk<D>, u32)> {
+        let device = dev.blocks().ok_or(FsError::Disk)?;
+        let blocks = device.min(MAX_BLOCKS);
         if blocks <= DATA_START {
             return Err(FsError::Disk);
         }
-        Ok(Disk { dev, blocks })
-    }
-
-    /// Does the superblock say this file system, of this size?
-    fn recognised(&self) -> Result<bool> {
-        let mut block = [0u8; BLOCK_SIZE];
-        self.load(0, &mut block)?;
-        let sb: Super = bytemuck::pod_read_unaligned(&block[..16]);
-        Ok(sb.magic == SUPER_MAGIC && sb.version == VERSION && sb.blocks == self.blocks)
+        Ok((Disk { dev, blocks }, device))
     }
 
     /// The same file system seen through `dev` (a device layered over this one's, e.g. one
@@ -56,28 +29,7 @@ impl<D: BlockDevice> Disk<D> {
         Disk { dev, blocks: self.blocks }
     }
 
-    fn format(&self) -> Result<()> {
-        let zero = [0u8; BLOCK_SIZE];
-        for b in INODE_START..DATA_START {
-            self.write(b, &zero)?;
-        }
-        let mut bitmap = [0u8; BLOCK_SIZE];
-        for b in 0..DATA_START {
-            set_bit(&mut bitmap, b, true);
-        }
-        self.write(BITMAP_BLOCK, &bitmap)?;
-        let mut table = [0u8; BLOCK_SIZE];
-        let root = Inode { kind: KIND_DIR, ..Default::default() };
-        let off = Inode::place(ROOT).1;
-        table[off..off + 64].copy_from_slice(bytemuck::bytes_of(&root));
-        self.write(Inode::place(ROOT).0, &table)?;
-        let mut block = [0u8; BLOCK_SIZE];
-        let sb = Super { magic: SUPER_MAGIC, version: VERSION, blocks: self.blocks, inodes: INODES as u32 };
-        block[..16].copy_from_slice(bytemuck::bytes_of(&sb));
-        self.write(0, &block)
-    }
-
-    /// Blocks on the disk, metadata included.
+    /// Blocks the file system spans, metadata included.
     pub fn blocks(&self) -> u32 {
         self.blocks
     }

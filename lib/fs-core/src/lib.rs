@@ -1,15 +1,17 @@
 //! The Axolotl file system, over any [`BlockDevice`]: its on-disk format, a client's session
 //! ([`ClientState`]) with the requests served against it, and the checker ([`fsck`]). Both
-//! file servers run this code: the microkernel's `servers/fs` over the ramdisk server, the
-//! libos fs cell over the ramdisk cell; each keeps only its transport and where the session
-//! lives.
+//! file servers run this code: the microkernel's `servers/fs` over the ramdisk server (or a
+//! disk), the libos fs cell over the ramdisk cell; each keeps only its transport and where the
+//! session lives. A device that holds something other than this file system is never written
+//! unless someone asks for a format ([`Volume`]).
 //!
 //! ```text
 //!  session ── the requests, and the rule for files other sessions hold
 //!     │
 //!     ├─► tx ── one operation's changes, committed whole or not at all ──┐
 //!     │                                                                  ▼
-//!     └─► disk ── mount; read inodes, files, directories ──────────► BlockDevice
+//!     └─► disk ── read inodes, files, directories ─────────────────► BlockDevice
+//!  volume ── mount (or refuse to), format ──► disk
 //!  fsck ── reads everything, changes nothing ──► disk        layout: the format, path: paths
 //! ```
 //! Nothing is cached between requests: every change is written to the block store before the
@@ -24,11 +26,13 @@ mod layout;
 pub mod path;
 mod session;
 mod tx;
+mod volume;
 
 pub use disk::Disk;
 pub use fsck::{fsck, Problem, Report, LISTED};
 pub use layout::{Block, DirEntry, BLOCK_SIZE, INODES, KIND_DIR, KIND_FILE, MAX_FILE, NAME_MAX, ROOT};
 pub use session::{ClientState, Held, SmallClientState, MAX_FILES, SMALL_MAX_FILES};
+pub use volume::Volume;
 
 /// Longest path.
 pub const PATH_MAX: usize = 96;
@@ -50,6 +54,11 @@ pub trait BlockDevice {
     fn blocks(&self) -> Option<u32>;
     fn read(&self, block: u32, out: &mut Block) -> bool;
     fn write(&self, block: u32, data: &Block) -> bool;
+    /// Make every block written so far durable (a disk's write cache flushed to the medium);
+    /// false if the device could not. A store with nothing to flush (RAM) keeps the default.
+    fn flush(&self) -> bool {
+        true
+    }
 }
 
 /// Why an operation on the file system failed: one enum for both file servers and their
@@ -94,6 +103,14 @@ pub enum FsError {
     /// failure). A unit variant, like every other: a payload would make every `Result` of the
     /// file system wider, and its every operation dearer.
     Ipc,
+    /// The device holds something that is not this file system and is not blank: it was not
+    /// mounted, and nothing was written to it (`Volume::format` erases it).
+    Foreign,
+    /// The device holds this file system's superblock for another version or another size:
+    /// it was not mounted, and nothing was written to it (`Volume::format` erases it).
+    OtherFormat,
+    /// `format` without `force` on a file system that holds files.
+    HoldsFiles,
 }
 
 impl FsError {
@@ -109,7 +126,7 @@ impl FsError {
             NoInodes => "too many files (every inode is in use)",
             NameTooLong => "name too long",
             BadPath => "bad path",
-            BadFd => "bad file descriptor",
+            BadFd => "bad file descriptor (not open, or its file is gone)",
             TooManyOpen => "too many open files",
             BadMode => "file not opened for that",
             InUse => "file is open (here or in another session)",
@@ -121,6 +138,15 @@ impl FsError {
             NoSession => "not called through a session",
             Malformed => "malformed message",
             Ipc => "IPC failed",
+            Foreign => {
+                "the disk holds something that is not an Axolotl file system; it is left untouched \
+                 (`format` erases it)"
+            }
+            OtherFormat => {
+                "the disk holds an Axolotl file system of another version or size; it is left \
+                 untouched (`format` erases it)"
+            }
+            HoldsFiles => "the disk holds an Axolotl file system with files; `format --force` erases them",
         }
     }
 }

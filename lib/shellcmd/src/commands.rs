@@ -20,7 +20,8 @@ const HELP_MIDDLE: &str = "  inject NAME KIND [SEED]
   write PATH TEXT   replace a file's contents with TEXT and a newline (creates directories)
   append PATH TEXT  add TEXT and a newline to a file (creates it and its directories)
   mkdir PATH        make a directory
-  rm PATH           remove a file or an empty directory";
+  rm PATH           remove a file or an empty directory
+  format [--force]  write an empty file system over the disk (one that holds files: --force)";
 const HELP_LAST: &str = "  poweroff          switch the machine off
 Line editing: Backspace deletes, Ctrl-U clears the line, Ctrl-C abandons it; a line holds
 at most 1024 characters. Ctrl-C also interrupts a long command: sleep, campaign, and this
@@ -91,6 +92,7 @@ pub fn run<S: Shell>(shell: &mut S, line: &str) -> Status {
         "campaign" => campaign(shell, words),
         "ls" | "cat" | "write" | "append" | "mkdir" | "rm" | "cd" | "pwd" => files::run(shell, cmd, rest),
         "fsck" => files::fsck(shell, rest),
+        "format" => files::format(shell, rest),
         "sleep" => sleep(shell, rest),
         "bench" => {
             let runs = if rest.is_empty() { Ok(BENCH_DEFAULT) } else { rest.parse::<usize>() };

@@ -1,6 +1,6 @@
 //! The file commands over the shell's file system session: `ls [PATH]`, `cat PATH`,
-//! `write PATH TEXT`, `append PATH TEXT`, `mkdir PATH`, `rm PATH`, `cd PATH`, `pwd`, and
-//! `fsck`, which has the file server check its disk.
+//! `write PATH TEXT`, `append PATH TEXT`, `mkdir PATH`, `rm PATH`, `cd PATH`, `pwd`, `fsck`,
+//! which has the file server check its disk, and `format [--force]`, which erases it.
 
 use crate::personality::{Console, Files, Shell, Status};
 // Open, read, write, mkdir: the operations the campaign's workloads use too.
@@ -194,6 +194,43 @@ pub(crate) fn fsck<S: Shell>(shell: &mut S, rest: &str) -> Status {
     }
     let plural = if report.found == 1 { "" } else { "s" };
     con.fail(format_args!("fsck: {} problem{}: {}", report.found, plural, usage))
+}
+
+/// `format [--force]`: the file server writes an empty file system over its disk. It does so
+/// for a disk it refused (one that holds something else) and for one whose file system is
+/// empty; one that holds files or directories takes `--force`, and without it the command says
+/// how many there are.
+pub(crate) fn format<S: Shell>(shell: &mut S, rest: &str) -> Status {
+    let force = match rest {
+        "" => false,
+        "--force" => true,
+        _ => return shell.console().fail(format_args!("usage: format [--force]")),
+    };
+    let (con, fs) = shell.files();
+    let fs = match fs {
+        Ok(fs) => fs,
+        Err(why) => return con.fail(format_args!("{}", why)),
+    };
+    match fs.format(force) {
+        Ok(()) => {
+            con.println(format_args!("format: the disk now holds an empty file system"));
+            0
+        }
+        Err(e) if S::Files::holds_files(&e) => match fs.fsck() {
+            // The root is not one of the files.
+            Ok(r) => {
+                let n = r.inodes.saturating_sub(1);
+                let (files, them) =
+                    if n == 1 { ("file or directory", "it") } else { ("files and directories", "them") };
+                con.fail(format_args!(
+                    "format: the disk holds an Axolotl file system with {} {}; `format --force` erases {}",
+                    n, files, them
+                ))
+            }
+            Err(_) => con.fail(format_args!("format: {}", e)),
+        },
+        Err(e) => con.fail(format_args!("format: {}", e)),
+    }
 }
 
 /// What a report says is in use: `N of M inodes, B of T blocks in use`.

@@ -1,6 +1,7 @@
 //! The shell commands both personalities share, written once: the command line's dispatch and
-//! argument checks, the file commands (`ls cat write append mkdir rm cd pwd`), `echo`, `help`,
-//! `sleep`, the `ps` table's layout and the prompt's line editing, with every line they print and every error they give.
+//! argument checks, the file commands (`ls cat write append mkdir rm cd pwd fsck format`),
+//! `echo`, `help`, `sleep`, the `ps` table's layout and the prompt's line editing, with every
+//! line they print and every error they give.
 //!
 //! The tests in `tests/` and the host tool parse these lines: keep them as they are.
 //!

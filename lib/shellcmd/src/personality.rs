@@ -69,6 +69,11 @@ pub trait Files: campaign::Files {
     fn put(&mut self, path: &str, data: &[u8], append: bool) -> Result<(), Self::Error>;
     /// Have the file server check its disk.
     fn fsck(&mut self) -> Result<Report, Self::Error>;
+    /// Have the file server write an empty file system over its disk: one it refused, or with
+    /// `force` one that holds files.
+    fn format(&mut self, force: bool) -> Result<(), Self::Error>;
+    /// Did `format` refuse because the disk holds files (and `force` was not given)?
+    fn holds_files(e: &Self::Error) -> bool;
 }
 
 /// A shell: its console and sessions, and the commands only its personality can run.
@@ -111,7 +116,8 @@ pub trait Shell {
 /// Implement [`Files`] for `$wrapper`, a newtype over a file system client that already
 /// implements `campaign::Files` (see `campaign::forward_files!`, which this completes). Both
 /// personalities' clients make these calls with the same signatures (entries are
-/// `fs_core::Entry`), and an error enum `$error` with `NotFound` and `NotADirectory`;
+/// `fs_core::Entry`), and an error enum `$error` with `NotFound`, `NotADirectory` and
+/// `HoldsFiles`;
 /// `$put_max` is the most one of the client's `put` requests carries.
 #[macro_export]
 macro_rules! forward_files {
@@ -150,6 +156,12 @@ macro_rules! forward_files {
             }
             fn fsck(&mut self) -> core::result::Result<$crate::personality::Report, $error> {
                 self.0.fsck()
+            }
+            fn format(&mut self, force: bool) -> core::result::Result<(), $error> {
+                self.0.format(force)
+            }
+            fn holds_files(e: &$error) -> bool {
+                matches!(e, $error::HoldsFiles)
             }
         }
     };

@@ -20,6 +20,7 @@ enum FakeError {
     NotADirectory,
     BadFd,
     NoSpace,
+    HoldsFiles,
     Late,
 }
 
@@ -31,6 +32,7 @@ impl fmt::Display for FakeError {
             FakeError::NotADirectory => "not a directory",
             FakeError::BadFd => "bad file descriptor",
             FakeError::NoSpace => "no space left",
+            FakeError::HoldsFiles => "holds files",
             FakeError::Late => "woke late",
         })
     }
@@ -220,6 +222,16 @@ impl Files for FakeFiles {
             r.add(p);
         }
         Ok(r)
+    }
+    fn format(&mut self, force: bool) -> Result<(), FakeError> {
+        if !force && self.nodes.len() > 1 {
+            return Err(FakeError::HoldsFiles);
+        }
+        self.nodes.retain(|p, _| p == "/");
+        Ok(())
+    }
+    fn holds_files(e: &FakeError) -> bool {
+        *e == FakeError::HoldsFiles
     }
 }
 
@@ -440,6 +452,29 @@ fn fsck_prints_what_is_in_use_or_every_problem() {
 }
 
 #[test]
+fn format_erases_files_only_when_forced_and_says_how_many() {
+    let mut sh = shell();
+    sh.run("write /a x");
+    let refused =
+        "error: format: the disk holds an Axolotl file system with 1 file or directory; `format --force` erases it\n";
+    assert_eq!(sh.run("format"), (1, refused.into()));
+    sh.run("mkdir /d");
+    let (status, out) = sh.run("format");
+    assert!(
+        status == 1 && out.contains(" with 2 files and directories; `format --force` erases them\n"),
+        "{out}"
+    );
+    assert_eq!(sh.run("cat /a"), (0, "x\n".into()), "a refused format changes nothing");
+    let done = "format: the disk now holds an empty file system\n";
+    assert_eq!(sh.run("format --force"), (0, done.into()));
+    assert_eq!(sh.run("ls /"), (0, String::new()));
+    assert_eq!(sh.run("format"), (0, done.into()), "nothing to lose: no --force needed");
+    assert_eq!(sh.run("format -f"), (1, "error: usage: format [--force]\n".into()));
+    sh.fs = None;
+    assert_eq!(sh.run("format"), (1, "error: no fake session\n".into()));
+}
+
+#[test]
 fn cat_reports_binary_chunks_and_ends_the_line() {
     let mut sh = shell();
     let fs = sh.fs.as_mut().unwrap();
@@ -492,7 +527,8 @@ fn help_echo_and_empty_lines() {
     let at = |l: &str| lines.iter().position(|x| x.starts_with(l));
     assert!(
         at("  fake tasks") < at("  inject")
-            && at("  rm PATH") < at("  fake sessions")
+            && at("  rm PATH") < at("  format [--force]  write an empty file system")
+            && at("  format") < at("  fake sessions")
             && at("  fake sessions") < at("  poweroff")
     );
     assert_eq!(sh.run("  echo  two  words "), (0, "two  words\n".into()));

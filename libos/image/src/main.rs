@@ -20,7 +20,7 @@ fn wire(privilege: libos_kernel::Privilege) {
     let ramdisk = cell_ramdisk::start().expect("ramdisk");
     // The fs cell's sealing key: chosen now, kept by its task across incarnations.
     let key = libos_kernel::rdtsc().rotate_left(17) ^ 0x5eed_f00d_cafe_d00d;
-    let fs = cell_fs::start(ramdisk, key).expect("fs");
+    let fs = cell_fs::start(ramdisk, key, console.clone()).expect("fs");
     let timer = cell_timer::start().expect("timer");
     let echo = cell_shell::start_echo().expect("echo");
     cell_shell::start_scribe(console.clone(), fs, timer).expect("scribe");

@@ -1,7 +1,7 @@
 //! The block-store protocol: fixed-size blocks, read and written whole. Any server that serves
-//! it can stand under the file system: the RAM disk (endpoint `block`) and the virtio-blk
-//! driver (endpoint `disk`). A write is answered once the store has it; `Flush` is answered
-//! once everything written before it is durable.
+//! an endpoint with this protocol can stand under the file system: the RAM disk (`block`), a
+//! disk driver (`disk`). A write is answered once the device has it; it is durable (survives a
+//! power cut) only once a later `Flush` is answered.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -22,7 +22,7 @@ pub enum Request<'a> {
         block: u32,
         data: &'a [u8],
     },
-    /// Make every write answered before this one durable.
+    /// Make every write answered so far durable; `Done` once it is (at once for RAM).
     Flush,
 }
 
@@ -44,7 +44,7 @@ pub enum BlockError {
     Malformed,
     /// The IPC failed (kernel error code).
     Ipc(u8),
-    /// No device stands behind this store (no disk attached).
+    /// The driver found no device: nothing is attached for it to serve.
     NoDevice,
     /// The device reported the request failed.
     Io,
@@ -85,22 +85,45 @@ impl BlockDevice {
         }
     }
 
-    /// Make everything written so far durable.
+    pub fn write(&self, block: u32, data: &Block) -> Result<(), BlockError> {
+        self.done(&Request::Write { block, data })
+    }
+
+    /// Make every write answered so far durable.
     pub fn flush(&self) -> Result<(), BlockError> {
+        self.done(&Request::Flush)
+    }
+
+    fn done(&self, req: &Request<'_>) -> Result<(), BlockError> {
         let mut reply = [0u8; 16];
-        match self.ep.call_encoded(LABEL, &Request::Flush, &mut reply)? {
+        match self.ep.call_encoded(LABEL, req, &mut reply)? {
             Response::Done => Ok(()),
             Response::Error(e) => Err(e),
             _ => Err(BlockError::Malformed),
         }
     }
+}
 
-    pub fn write(&self, block: u32, data: &Block) -> Result<(), BlockError> {
-        let mut reply = [0u8; 16];
-        match self.ep.call_encoded(LABEL, &Request::Write { block, data }, &mut reply)? {
-            Response::Done => Ok(()),
-            Response::Error(e) => Err(e),
-            _ => Err(BlockError::Malformed),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_errors_round_trip() {
+        let mut buf = [0u8; BLOCK_SIZE + 16];
+        let data = [7u8; BLOCK_SIZE];
+        for req in [
+            Request::Info,
+            Request::Read { block: 3 },
+            Request::Write { block: 9, data: &data },
+            Request::Flush,
+        ] {
+            let n = userlib::msg::encode(&req, &mut buf).unwrap();
+            assert_eq!(userlib::msg::decode::<Request<'_>>(&buf[..n]).unwrap(), req);
+        }
+        for e in [BlockError::OutOfRange, BlockError::Ipc(4), BlockError::NoDevice, BlockError::Io] {
+            let n = userlib::msg::encode(&Response::Error(e), &mut buf).unwrap();
+            assert_eq!(userlib::msg::decode::<Response<'_>>(&buf[..n]).unwrap(), Response::Error(e));
         }
     }
 }

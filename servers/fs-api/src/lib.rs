@@ -79,6 +79,12 @@ pub enum Request<'a> {
     },
     /// Check the disk (`fs_core::fsck`).
     Fsck,
+    /// Write an empty file system over the disk (`fs_core::Volume::format`): a disk the server
+    /// refused is formatted; one that holds files only with `force`. Every session's open
+    /// files then go stale (`BadFd`).
+    Format {
+        force: bool,
+    },
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
@@ -206,6 +212,12 @@ impl Fs {
         }
     }
 
+    /// Format the disk: see [`Request::Format`]. Without `force`, a disk that holds files is
+    /// refused with `HoldsFiles` and left as it was.
+    pub fn format(&self, force: bool) -> Result<()> {
+        self.done(&Request::Format { force })
+    }
+
     pub fn seek(&self, fd: u32, pos: u32) -> Result<()> {
         self.done(&Request::Seek { fd, pos })
     }
@@ -313,8 +325,8 @@ mod tests {
             assert!(!seen.contains(&e), "{e:?} twice");
             seen.push(e);
         }
-        assert_eq!(seen.len(), 21, "every variant crossed: {seen:?}");
-        assert!(seen.contains(&Ipc) && seen.contains(&NotFound));
+        assert_eq!(seen.len(), 24, "every variant crossed: {seen:?}");
+        assert!(seen.contains(&NotFound) && seen.contains(&HoldsFiles));
         assert_eq!(call_error(CallError::Ipc(Error::ServerFailed)), ServerFailed);
         assert_eq!(call_error(CallError::Ipc(Error::Dead)), NoSession);
         assert_eq!(call_error(CallError::Ipc(Error::QuotaExceeded)), Ipc);

@@ -1,9 +1,10 @@
-//! The block-store client as the block device under `fs_core::Disk` (the on-disk format and the
-//! session operations, shared with the libos fs cell and host-tested there).
+//! The block-store client as the block device under `fs_core::Volume` (the on-disk format, the
+//! mount rules and the session operations, shared with the libos fs cell and host-tested
+//! there).
 
 use block_api::{Block, BlockDevice};
 
-pub type Disk = fs_core::Disk<Dev>;
+pub type Volume = fs_core::Volume<Dev>;
 
 pub struct Dev(pub BlockDevice);
 
@@ -18,5 +19,9 @@ impl fs_core::BlockDevice for Dev {
 
     fn write(&self, block: u32, data: &Block) -> bool {
         self.0.write(block, data).is_ok()
+    }
+
+    fn flush(&self) -> bool {
+        self.0.flush().is_ok()
     }
 }

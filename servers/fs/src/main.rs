@@ -10,15 +10,20 @@
 //! changed under it (fs-core's rule: one writing session at a time, nothing truncated or
 //! removed while open elsewhere, no current directory removed), it reads the other sessions'
 //! SSRs through its SsrView capability (read-only).
+//!
+//! The files live on the disk if the manifest gives this server one (`disk`, served by the disk
+//! driver) and a device is attached, otherwise on the RAM disk (`block`): see [`choose_store`].
+//! A store that holds something other than this file system is not mounted and not written:
+//! the server stays up and answers every request with the reason, except `Format`.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
 mod disk;
 
-use block_api::BlockDevice;
+use block_api::{BlockDevice, BlockError};
 use bytemuck::{Pod, Zeroable};
-use disk::{Dev, Disk};
+use disk::{Dev, Volume};
 use fs_api::{FsError, Request, Response, LABEL, MAX_IO};
 use fs_core::{ClientState, Held};
 use ssr::{Broken, Layout};
@@ -54,7 +59,9 @@ impl Layout for SsrState {
 }
 
 struct Server {
-    disk: Disk,
+    volume: Volume,
+    /// What the log calls the store.
+    store: &'static str,
     view: Option<Cap<SsrView>>,
 }
 
@@ -85,13 +92,26 @@ impl Server {
 
     /// Serve one request of session `session` whose state is `st`.
     fn handle<'o>(
-        &self,
+        &mut self,
         st: &mut ClientState,
         session: u16,
         req: Request<'_>,
         out: &'o mut [u8],
     ) -> Response<'o> {
-        let disk = &self.disk;
+        if let Request::Format { force } = req {
+            return match self.volume.format(force) {
+                Ok(()) => {
+                    log::info!("formatted {}: {}", self.store, Span(&self.volume));
+                    Response::Done
+                }
+                Err(e) => Response::Error(e),
+            };
+        }
+        // A refused store: every other request hears why.
+        let disk = match self.volume.disk() {
+            Ok(disk) => disk,
+            Err(e) => return Response::Error(e),
+        };
         let others = |ino, path: &[u8]| self.held_elsewhere(ino, path, session);
         let result = match req {
             Request::Open { path, mode } => st.open(disk, path, mode, others).map(Response::Fd),
@@ -119,6 +139,7 @@ impl Server {
                 out[..cwd.len()].copy_from_slice(cwd);
                 return Response::Path(core::str::from_utf8(&out[..cwd.len()]).unwrap_or("/"));
             }
+            Request::Format { .. } => Err(FsError::Malformed), // served above
             Request::List { path, index } => match st.entry(disk, path, index) {
                 Ok(Some((e, size))) => {
                     let n = e.name().len();
@@ -134,28 +155,87 @@ impl Server {
     }
 }
 
+/// How much of the store the file system spans, for the log: `N of its M blocks`.
+struct Span<'v>(&'v Volume);
+
+impl core::fmt::Display for Span<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let v = self.0;
+        write!(f, "the file system spans {} of its {} blocks", v.blocks(), v.device_blocks())
+    }
+}
+
+/// A block store the files can live on, and what the log calls it.
+struct Store {
+    dev: BlockDevice,
+    name: &'static str,
+}
+
+/// How many times fs asks the disk driver what it serves before it gives up.
+const PROBES: u32 = 5;
+
+/// Which store holds the files. Without a `disk` capability (a manifest with no disk driver),
+/// the RAM disk; with one, the disk, unless its driver answers that no device is attached.
+/// A driver that does not answer at all is an error, never a reason to use the RAM disk:
+/// files written there would be lost at power-off without anyone being told. Every
+/// incarnation asks again and so picks what the first did: whether a device is attached does
+/// not change while the machine runs. Only the first says so in the log (`first`).
+fn choose_store(boot: &BootInfo, first: bool) -> Result<Store, Error> {
+    let ram = || {
+        let ep = Cap::<Endpoint>::from_boot(boot, "block").ok_or(Error::EmptySlot)?;
+        Ok(Store { dev: BlockDevice::new(ep), name: "the RAM disk" })
+    };
+    let Some(disk) = Cap::<Endpoint>::from_boot(boot, "disk") else { return ram() };
+    let disk = Store { dev: BlockDevice::new(disk), name: "the disk" };
+    let mut why = BlockError::Malformed;
+    for _ in 0..PROBES {
+        match disk.dev.blocks() {
+            Ok(_) => return Ok(disk),
+            Err(BlockError::NoDevice) => {
+                if first {
+                    log::warn!("no disk attached: files live on the RAM disk and are lost at power-off");
+                }
+                return ram();
+            }
+            Err(e) => why = e,
+        }
+        userlib::sys::yield_now();
+    }
+    log::error!(
+        "the disk driver did not say what it serves ({:?}, {} tries): not using any store",
+        why,
+        PROBES
+    );
+    Err(Error::Dead)
+}
+
 userlib::entry!(main);
 
 fn main(boot: &'static BootInfo) -> Result<(), Error> {
     console_api::init_log(log::LevelFilter::Info);
     let ep = Cap::<Endpoint>::from_boot(boot, "fs").ok_or(Error::EmptySlot)?;
-    let block = Cap::<Endpoint>::from_boot(boot, "block").ok_or(Error::EmptySlot)?;
+    let first = boot.generation == 0;
+    let store = choose_store(boot, first)?;
     // Only the first incarnation may format a blank store: a later one that does not find the
-    // file system (the block store answered its superblock read wrongly) must not erase it; it
-    // fails, and the next incarnation tries again.
-    let dev = Dev(BlockDevice::new(block));
-    let mounted = if boot.generation == 0 { Disk::mount(dev) } else { Disk::attach(dev).map(|d| (d, false)) };
-    let (disk, formatted) = match mounted {
-        Ok(d) => d,
+    // file system (the block store answered its reads wrongly) must not erase it; it fails,
+    // and the next incarnation tries again. A store that holds something else is refused by
+    // every incarnation alike.
+    let dev = Dev(store.dev);
+    let mounted = if first { Volume::mount(dev) } else { Volume::attach(dev).map(|v| (v, false)) };
+    let (volume, formatted) = match mounted {
+        Ok(v) => v,
         Err(e) => {
-            log::error!("cannot mount the block store: {}", e);
+            log::error!("cannot mount {}: {}", store.name, e);
             return Err(Error::Dead);
         }
     };
-    if formatted {
-        log::info!("formatted an empty block store");
+    match volume.refused() {
+        Some(why) => log::error!("not mounting {}: {}", store.name, why),
+        None if formatted => log::info!("formatted {} (it was blank): {}", store.name, Span(&volume)),
+        None if first => log::info!("mounted {}: {}", store.name, Span(&volume)),
+        None => {}
     }
-    let server = Server { disk, view: Cap::<SsrView>::from_boot(boot, "fs") };
+    let mut server = Server { volume, store: store.name, view: Cap::<SsrView>::from_boot(boot, "fs") };
     let mut payload = [0u8; IPC_BUFFER_SIZE];
     let mut data = [0u8; MAX_IO];
     let mut out = [0u8; MAX_IO + 32];

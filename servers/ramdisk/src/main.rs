@@ -18,7 +18,7 @@ fn handle<'a>(disk: &'a mut [u8], req: Result<Request<'_>, msg::CallError>) -> R
     match req {
         Err(_) => Response::Error(BlockError::Malformed),
         Ok(Request::Info) => Response::Info { blocks },
-        // RAM is as durable as this store gets: its pages outlive every incarnation.
+        // RAM holds a write as soon as it is made; there is nothing more durable to make it.
         Ok(Request::Flush) => Response::Done,
         Ok(Request::Read { block }) if block < blocks => {
             let at = block as usize * BLOCK_SIZE;

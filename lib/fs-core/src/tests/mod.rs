@@ -10,6 +10,7 @@ use crate::*;
 use core::cell::RefCell;
 use std::vec::Vec;
 
+mod mount;
 mod random;
 mod rules;
 
@@ -32,9 +33,27 @@ impl BlockDevice for Ram {
     }
 }
 
+/// The same store, lent: a test keeps it to look at after what it lent it to is gone.
+impl BlockDevice for &Ram {
+    fn blocks(&self) -> Option<u32> {
+        (*self).blocks()
+    }
+    fn read(&self, b: u32, out: &mut Block) -> bool {
+        (*self).read(b, out)
+    }
+    fn write(&self, b: u32, data: &Block) -> bool {
+        (*self).write(b, data)
+    }
+}
+
 impl Ram {
     pub(crate) fn new(blocks: usize) -> Ram {
-        Ram { blocks: RefCell::new(std::vec![[0u8; BLOCK_SIZE]; blocks]), writes: Default::default() }
+        Ram::holding(std::vec![[0u8; BLOCK_SIZE]; blocks])
+    }
+
+    /// A store holding `blocks`.
+    pub(crate) fn holding(blocks: Vec<Block>) -> Ram {
+        Ram { blocks: RefCell::new(blocks), writes: Default::default() }
     }
 
     /// Every block, as it is now.
@@ -67,7 +86,7 @@ pub(crate) fn disk() -> Disk<Ram> {
 
 /// `fsck` must find nothing.
 #[track_caller]
-pub(crate) fn assert_clean(d: &Disk<Ram>) -> Report {
+pub(crate) fn assert_clean<D: BlockDevice>(d: &Disk<D>) -> Report {
     let r = fsck(d).unwrap();
     assert!(r.is_clean(), "fsck: {:?}", r.problems().collect::<Vec<_>>());
     r

@@ -11,7 +11,11 @@
 //!
 //! A fault in this cell must not become wrong data either: every operation runs twice and its
 //! answer and writes are believed only if both runs agree (`twice`), and every block goes to
-//! the ramdisk through the client-checked mirror (`cell_ramdisk::Blocks`).
+//! the ramdisk through the client-checked mirror (`cell_ramdisk::Blocks`). `Format` alone
+//! runs once (it writes more blocks than a run may hold back), straight to the mirror.
+//!
+//! A disk that holds something other than this file system is not mounted and not written
+//! (`fs_core::Volume`): the cell stays up and answers every request but `Format` with why.
 //!
 //! ```text
 //!  client (holds Session)            fs task (holds nothing)          ramdisk task
@@ -130,6 +134,11 @@ pub enum Op {
         data: [u8; PUT_MAX],
     },
     Fsck,
+    /// Write an empty file system over the disk (`fs_core::Volume::format`): a refused disk,
+    /// or one that holds files only with `force`.
+    Format {
+        force: bool,
+    },
 }
 
 impl Op {
@@ -157,6 +166,7 @@ impl Op {
                 (13, u64::from(*append) | u64::from(*len) << 1, u64::from(path.len), path.raw(), &data[..])
             }
             Op::Fsck => (14, 0, 0, none, none),
+            Op::Format { force } => (15, u64::from(*force), 0, none, none),
         };
         let head = kind ^ a.rotate_left(8) ^ b.rotate_left(48);
         seal(seal(head, first), second)
@@ -320,6 +330,12 @@ impl Fs {
             Out::Report(r) => Ok(r),
             _ => Err(FsError::Disk),
         }
+    }
+
+    /// Format the fs cell's disk: a disk it refused, or with `force` one that holds files
+    /// (without, `HoldsFiles` and nothing changes). Every session's open files go stale.
+    pub fn format(&mut self, force: bool) -> Result<()> {
+        self.call(Op::Format { force }).map(|_| ())
     }
 
     pub fn seek(&mut self, fd: u32, pos: u32) -> Result<()> {

@@ -4,8 +4,10 @@
 
 use crate::{Answer, Entry, FsError, Op, Out, PathBuf, Response, Session, IO_MAX};
 use algo::seal::seal;
+use cell_console::Console;
 use cell_ramdisk::Blocks;
-use fs_core::{BlockDevice, Disk, Held, SmallClientState};
+use core::fmt::Write;
+use fs_core::{BlockDevice, Disk, Held, SmallClientState, Volume};
 
 type Result<T> = core::result::Result<T, FsError>;
 
@@ -57,6 +59,7 @@ pub(crate) fn handle<D: BlockDevice>(
             st.put(disk, path.as_str(), &data[..n], *append, others).map(|_| Out::Done)
         }
         Op::Fsck => fs_core::fsck(disk).map(Out::Report),
+        Op::Format { .. } => Err(FsError::Malformed), // served apart, once: see `serve`
         Op::Chdir { path } => st.chdir(disk, path.as_str()).map(|_| Out::Done),
         Op::Cwd => PathBuf::new(st.cwd()).map(Out::Path),
         Op::List { path, index } => match st.entry(disk, path.as_str(), *index)? {
@@ -83,18 +86,80 @@ fn held_by_others(key: u64, holder: u64, ino: u16, path: &[u8]) -> Held {
     held
 }
 
+/// What the log calls the store.
+const STORE: &str = "the RAM disk";
+
+/// Print one line to the console as `[fs] LINE`.
+fn log(console: &Console, line: core::fmt::Arguments<'_>) {
+    let mut out = console;
+    let _ = writeln!(out, "[fs] {}", line);
+}
+
+/// How much of the store the file system spans, for the log.
+fn span(v: &Volume<Blocks>) -> (u32, u32) {
+    (v.blocks(), v.device_blocks())
+}
+
+/// Serve `op` for the client whose (checked) session is `session`: against the disk, twice
+/// (`twice`), or `Format` once and straight to the store (it writes more blocks than a run
+/// holds back). On a refused disk every operation but `Format` is answered with why.
+fn serve(
+    volume: &mut Volume<Blocks>,
+    store: Blocks,
+    console: &Console,
+    session: &Session,
+    op: &Op,
+    others: &dyn Fn(u16, &[u8]) -> Held,
+    intact: &dyn Fn() -> bool,
+) -> [(SmallClientState, Result<Out>); 2] {
+    let unchanged = |result: Result<Out>| [(session.state, result), (session.state, result)];
+    if let Op::Format { force } = *op {
+        let result = volume.format(force).map(|()| Out::Done);
+        if result.is_ok() {
+            let (fs, device) = span(volume);
+            log(
+                console,
+                format_args!("formatted {STORE}: the file system spans {fs} of its {device} blocks"),
+            );
+        }
+        return unchanged(result);
+    }
+    match volume.disk() {
+        Ok(disk) => crate::twice::serve(disk, store, &session.state, op, others, intact),
+        Err(why) => unchanged(Err(why)),
+    }
+}
+
 /// Spawn the fs task over the block store `blocks`; `key` seals sessions (chosen at boot, kept
-/// by the task table across incarnations). Returns the endpoint.
-pub fn start(blocks: cell_ramdisk::Ep, key: u64) -> Option<crate::Ep> {
+/// by the task table across incarnations); what it has to say goes to `console`. Returns the
+/// endpoint.
+pub fn start(blocks: cell_ramdisk::Ep, key: u64, console: Console) -> Option<crate::Ep> {
     let ep = crate::Ep::create("fs")?;
     libos_kernel::spawn("fs", 5, true, move || {
         let store = Blocks(blocks);
         // Only the first incarnation may format a blank store: a later one that does not find
-        // the file system (a fault bent its read of the superblock) must not erase it.
+        // the file system (a fault bent its reads) must not erase it. A store that holds
+        // something else is refused by every incarnation alike.
         let first =
             libos_kernel::find_task("fs").and_then(libos_kernel::task_info).is_none_or(|t| t.generation == 0);
-        let disk = match if first { Disk::mount(store).map(|(d, _)| d) } else { Disk::attach(store) } {
-            Ok(d) => d,
+        let mounted = if first { Volume::mount(store) } else { Volume::attach(store).map(|v| (v, false)) };
+        let mut volume = match mounted {
+            Ok((v, formatted)) => {
+                let (fs, device) = span(&v);
+                match v.refused() {
+                    Some(why) => log(&console, format_args!("not mounting {STORE}: {why}")),
+                    None if formatted => log(
+                        &console,
+                        format_args!("formatted {STORE} (it was blank): the file system spans {fs} of its {device} blocks"),
+                    ),
+                    None if first => log(
+                        &console,
+                        format_args!("mounted {STORE}: the file system spans {fs} of its {device} blocks"),
+                    ),
+                    None => {}
+                }
+                v
+            }
             Err(e) => panic!("cannot mount the block store: {}", e),
         };
         loop {
@@ -112,7 +177,7 @@ pub fn start(blocks: cell_ramdisk::Ep, key: u64) -> Option<crate::Ep> {
                         if !intact() {
                             panic!("the request changed in fs's memory before it was served");
                         }
-                        crate::twice::serve(&disk, store, &req.session.state, &req.op, &others, &intact)
+                        serve(&mut volume, store, &console, &req.session, &req.op, &others, &intact)
                     }
                     .map(|(st, result)| Answer { session: sealed(key, st), result }),
                 }
