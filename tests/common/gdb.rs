@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 const RIP: usize = 128;
 const CS: usize = 140;
 /// Offsets of general registers in a `g` packet (gdb's order: rax rbx rcx rdx rsi rdi ...).
+pub const RCX: usize = 16;
 pub const RDX: usize = 24;
 pub const RSI: usize = 32;
 pub const RDI: usize = 40;
