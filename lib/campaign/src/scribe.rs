@@ -17,7 +17,7 @@ use fs_core::mode;
 pub const PERIOD_MS: u32 = 300;
 /// Records in the log before it starts a new one.
 pub const ROTATE_AT: u32 = 4000;
-const RECORD: usize = 16;
+pub(crate) const RECORD: usize = 16;
 /// Between two tries to open the files at start-up.
 const RETRY_MS: u32 = 1000;
 
@@ -42,21 +42,37 @@ pub struct Scribe<F> {
     pub verified: u32,
     pub errors: u32,
     pub rotations: u32,
+    /// Its files are gone and a fresh log could not be started yet: it keeps trying at every
+    /// step without saying so again.
+    lost: bool,
 }
 
 impl<F: Files> Scribe<F> {
     /// Start a fresh log.
     pub fn open(mut fs: F) -> Result<Self, (F, F::Error)> {
-        let dir = match fs.mkdir("/scribe") {
-            Err(e) if !F::exists(&e) => Err(e),
-            _ => Ok(()),
-        };
-        match dir.and_then(|()| Self::open_files(&mut fs, mode::TRUNCATE)) {
-            Ok((log, reader, status)) => {
-                Ok(Scribe { fs, log, reader, status, written: 0, verified: 0, errors: 0, rotations: 0 })
-            }
+        match Self::fresh(&mut fs) {
+            Ok((log, reader, status)) => Ok(Scribe {
+                fs,
+                log,
+                reader,
+                status,
+                written: 0,
+                verified: 0,
+                errors: 0,
+                rotations: 0,
+                lost: false,
+            }),
             Err(e) => Err((fs, e)),
         }
+    }
+
+    /// `/scribe` (made if missing) and its files, emptied.
+    fn fresh(fs: &mut F) -> Result<(u32, u32, u32), F::Error> {
+        match fs.mkdir("/scribe") {
+            Err(e) if !F::exists(&e) => return Err(e),
+            _ => {}
+        }
+        Self::open_files(fs, mode::TRUNCATE)
     }
 
     /// The log for appending, a reader on it, the status file; `truncate` (`mode::TRUNCATE` on
@@ -124,16 +140,51 @@ impl<F: Files> Scribe<F> {
     }
 
     /// One step, and what to do about an error: count it, say it, reopen the files if the
-    /// session was reset.
+    /// session was reset. Files that are gone (the disk was formatted) are replaced by a fresh
+    /// log, said once: a scribe that cannot write does not fill the console, it retries
+    /// quietly and says when it writes again.
     pub fn step_or_report(&mut self, con: &mut impl Console) {
-        if let Err(e) = self.step(con) {
-            self.errors += 1;
-            con.println(format_args!("scribe: ERROR: {}", e));
-            if F::session_reset(&e) {
-                if let Err(e) = self.reopen() {
-                    con.println(format_args!("scribe: ERROR: reopening its files: {}", e));
+        match self.step(con) {
+            Ok(()) if self.lost => {
+                self.lost = false;
+                con.println(format_args!("scribe: writing again, in a fresh log"));
+            }
+            Ok(()) => {}
+            Err(e) => {
+                if !self.lost {
+                    self.errors += 1;
+                    con.println(format_args!("scribe: ERROR: {}", e));
+                }
+                if self.lost || F::session_reset(&e) {
+                    self.recover(con);
                 }
             }
+        }
+    }
+
+    /// The session was reset: open the files again; if they are gone, start a fresh log (the
+    /// records it had written are gone with them: its model starts again too).
+    fn recover(&mut self, con: &mut impl Console) {
+        let gone = match self.reopen() {
+            Ok(()) => return,
+            Err(e) => e,
+        };
+        match Self::fresh(&mut self.fs) {
+            Ok(files) => {
+                (self.log, self.reader, self.status) = files;
+                (self.written, self.verified) = (0, 0);
+                con.println(format_args!("scribe: its files are gone ({}); started a fresh log", gone));
+                self.lost = false;
+            }
+            Err(e) if !self.lost => {
+                con.println(format_args!(
+                    "scribe: its files are gone ({}) and a fresh log cannot be started ({}); \
+                     retrying quietly",
+                    gone, e
+                ));
+                self.lost = true;
+            }
+            Err(_) => {}
         }
     }
 }
@@ -141,16 +192,24 @@ impl<F: Files> Scribe<F> {
 /// The scribe's life: open its files (retrying each second until the file system lets it),
 /// then a step every [`PERIOD_MS`], for ever.
 pub fn run<F: Files, C: Clock>(mut fs: F, mut clock: C, con: &mut impl Console) -> ! {
+    let mut said = false;
     let mut s = loop {
         match Scribe::open(fs) {
             Ok(s) => break s,
             Err((back, e)) => {
-                con.println(format_args!("scribe: cannot open its files ({}); retrying", e));
+                // Said once: a disk that is refused stays refused until someone formats it.
+                if !said {
+                    con.println(format_args!("scribe: cannot open its files ({}); retrying quietly", e));
+                    said = true;
+                }
                 fs = back;
                 let _ = clock.sleep(RETRY_MS);
             }
         }
     };
+    if said {
+        con.println(format_args!("scribe: its files are open; writing"));
+    }
     loop {
         s.step_or_report(con);
         if let Err(e) = clock.sleep(PERIOD_MS) {

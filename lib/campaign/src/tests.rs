@@ -398,7 +398,9 @@ mod scribe {
     use std::string::String;
     use std::vec::Vec;
 
-    struct Ram(RefCell<Vec<Block>>);
+    /// A RAM device; clones share the blocks (a second mount of the same disk).
+    #[derive(Clone)]
+    struct Ram(Rc<RefCell<Vec<Block>>>);
 
     impl BlockDevice for Ram {
         fn blocks(&self) -> Option<u32> {
@@ -481,9 +483,42 @@ mod scribe {
     }
 
     fn two_sessions() -> (Session, Session) {
-        let (disk, _) = Disk::mount(Ram(RefCell::new(std::vec![[0u8; BLOCK_SIZE]; 256]))).unwrap();
+        let (a, b, _) = two_sessions_and_the_device();
+        (a, b)
+    }
+
+    fn two_sessions_and_the_device() -> (Session, Session, Ram) {
+        let ram = Ram(Rc::new(RefCell::new(std::vec![[0u8; BLOCK_SIZE]; 256])));
+        let (disk, _) = Disk::mount(ram.clone()).unwrap();
         let fs = Rc::new(RefCell::new(Fs { disk, sessions: std::vec![SmallClientState::fresh(); 2] }));
-        (Session(fs.clone(), 0), Session(fs, 1))
+        (Session(fs.clone(), 0), Session(fs, 1), ram)
+    }
+
+    #[test]
+    fn a_scribe_whose_files_are_formatted_away_starts_a_fresh_log_and_says_so_once() {
+        let (scribe, mut shell, ram) = two_sessions_and_the_device();
+        let mut con = Lines(Vec::new());
+        let mut s = Scribe::open(scribe).map_err(|(_, e)| e).unwrap();
+        for _ in 0..5 {
+            s.step_or_report(&mut con);
+        }
+        // `format --force` from another session: the same device, formatted under the scribe.
+        let (mut volume, _) = fs_core::Volume::mount(ram).unwrap();
+        volume.format(true).unwrap();
+        for _ in 0..20 {
+            s.step_or_report(&mut con);
+        }
+        let errors = con.0.iter().filter(|l| l.contains("ERROR")).count();
+        assert_eq!(errors, 1, "one error, when its files went: {:?}", con.0);
+        assert_eq!(con.0.len(), 2, "and one line saying what it did: {:?}", con.0);
+        assert!(
+            con.0[1].contains("files are gone") && con.0[1].contains("started a fresh log"),
+            "{:?}",
+            con.0
+        );
+        let status = String::from_utf8(cat(&mut shell, "/scribe/status")).unwrap();
+        assert_eq!(status, "scribe:     19 records written,     19 verified, 1 errors, 0 rotations\n");
+        assert_eq!(cat(&mut shell, "/scribe/log").len(), 19 * crate::scribe::RECORD);
     }
 
     fn cat(s: &mut Session, path: &str) -> Vec<u8> {
