@@ -436,6 +436,19 @@ impl Kernel {
             .collect()
     }
 
+    /// The task that serves endpoint `ep` (holds it with the receive right), unless it is held
+    /// after a crash loop.
+    pub fn server_of(&self, ep: u16) -> Option<usize> {
+        (0..self.tasks.len()).find(|&t| {
+            self.tasks[t].state != TaskState::Halted
+                && self.tasks[t].state != TaskState::Free
+                && self.cspaces[t].iter().any(|(_, c)| {
+                    c.object == axolotl_kcore::cap::Object::Endpoint(ep)
+                        && c.rights.contains(axolotl_abi::Rights::READ)
+                })
+        })
+    }
+
     pub fn module_of(&self, t: usize) -> Option<&Module> {
         self.modules[..self.module_count].get(self.tasks[t].module)
     }

@@ -3,7 +3,7 @@
 //! (`fault::recovery::Hang`): a supervised task that runs 1 s without a syscall, or a server
 //! that holds a request 2 s without answering it while it waits for no other server.
 
-use crate::state::{ticks_to_ms, Kernel};
+use crate::state::{ticks_to_ms, Blocked, Kernel};
 use axolotl_abi::{FaultKind, TaskState};
 use fault::recovery::Hang;
 
@@ -19,10 +19,16 @@ pub fn tick(k: &mut Kernel, running: usize) {
         if !task.supervised || task.state.is_stopped() || task.reply_to.is_none() {
             continue;
         }
-        // Waiting for another server that has taken its call leaves the blame with that
-        // server; any other way of not answering (running, queued on an endpoint nobody
-        // serves — even its own —, waiting on a notification) is this server's hang.
-        let waiting_on_server = matches!(task.state, TaskState::Calling | TaskState::Receiving);
+        // Waiting for another server leaves the blame with that server: one that has taken
+        // its call, or one it is queued for while that server is busy or being restarted (a
+        // crash loop's back-off is the failing server's delay, not its client's). Any other way
+        // of not answering (running, queued on an endpoint nobody serves — even its own —,
+        // waiting on a notification) is this server's hang.
+        let waiting_on_server = match (task.state, task.blocked) {
+            (TaskState::Calling | TaskState::Receiving, _) => true,
+            (TaskState::Sending, Blocked::Endpoint(e)) => k.server_of(e).is_some_and(|s| s != t),
+            _ => false,
+        };
         let held = ticks_to_ms(k.ticks.saturating_sub(task.request_tick));
         if let Some(hang) = Hang::request(held, waiting_on_server) {
             report(k, t, hang);
