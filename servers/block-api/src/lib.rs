@@ -46,8 +46,6 @@ pub enum BlockError {
     Ipc(u8),
     /// The driver found no device: nothing is attached for it to serve.
     NoDevice,
-    /// The device reported the request failed.
-    Io,
 }
 
 userlib::from_call_error!(BlockError);
@@ -121,7 +119,7 @@ mod tests {
             let n = userlib::msg::encode(&req, &mut buf).unwrap();
             assert_eq!(userlib::msg::decode::<Request<'_>>(&buf[..n]).unwrap(), req);
         }
-        for e in [BlockError::OutOfRange, BlockError::Ipc(4), BlockError::NoDevice, BlockError::Io] {
+        for e in [BlockError::OutOfRange, BlockError::Ipc(4), BlockError::NoDevice] {
             let n = userlib::msg::encode(&Response::Error(e), &mut buf).unwrap();
             assert_eq!(userlib::msg::decode::<Response<'_>>(&buf[..n]).unwrap(), Response::Error(e));
         }

@@ -88,12 +88,13 @@ fn handle<'o>(
     out: &'o mut [u8; BLOCK_SIZE],
 ) -> Response<'o> {
     let blocks = d.blocks().min(u32::MAX as u64) as u32;
+    // A request the device failed means this driver and its device no longer agree (a queue
+    // index bent, a completion lost): answering an error would leave them so. It stops
+    // instead; the kernel delivers the request to the next incarnation, which resets the device
+    // and tries once more. A request that fails that one too is answered `ServerFailed`.
     let io = |r: Result<(), blk::DriverError>| match r {
         Ok(()) => Response::Done,
-        Err(e) => {
-            log::error!("virtio-blk: {e}");
-            Response::Error(BlockError::Io)
-        }
+        Err(e) => panic!("virtio-blk: {e}; stopping so that a new incarnation resets the device"),
     };
     match req {
         Err(_) => Response::Error(BlockError::Malformed),
