@@ -8,20 +8,32 @@ pub type Volume = fs_core::Volume<Dev>;
 
 pub struct Dev(pub BlockDevice);
 
+/// Ask twice before calling a block operation failed. A store that answers an error for a
+/// request it should have served (a fault bent the request inside the driver: a block number
+/// out of range, a message that no longer decodes) serves it the second time; one that fails
+/// twice has a real problem, and the file operation fails with `Disk`, changing nothing.
+/// Reads and writes of whole blocks are idempotent, so asking again is harmless.
+fn twice<T>(mut op: impl FnMut() -> Result<T, block_api::BlockError>) -> Option<T> {
+    match op() {
+        Ok(v) => Some(v),
+        Err(_) => op().ok(),
+    }
+}
+
 impl fs_core::BlockDevice for Dev {
     fn blocks(&self) -> Option<u32> {
-        self.0.blocks().ok()
+        twice(|| self.0.blocks())
     }
 
     fn read(&self, block: u32, out: &mut Block) -> bool {
-        self.0.read(block, out).is_ok()
+        twice(|| self.0.read(block, out)).is_some()
     }
 
     fn write(&self, block: u32, data: &Block) -> bool {
-        self.0.write(block, data).is_ok()
+        twice(|| self.0.write(block, data)).is_some()
     }
 
     fn flush(&self) -> bool {
-        self.0.flush().is_ok()
+        twice(|| self.0.flush()).is_some()
     }
 }
