@@ -160,6 +160,11 @@ fn the_kernel_survives_a_hostile_task_and_keeps_serving_the_shell() {
     check(&t, t.ok(), "the session should end cleanly");
     check(&t, t.console.contains("hostile: done: 20000 syscalls"), "hostile made all its syscalls");
     check(&t, t.console.contains(" 0 surprises"), "the kernel answered every checked syscall as it must");
+    check(
+        &t,
+        t.console.contains("hostile: victim's BAR2 mapped: 0x1000 bytes"),
+        "the driver syscalls had a device to aim at (pointers into its BAR were refused)",
+    );
     check(&t, !t.console.contains("SURPRISE"), "no wrong answers");
     // Its last act is a store into kernel memory, which must fault and be reported.
     check(
