@@ -8,7 +8,7 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use block_api::{BlockError, Request, Response, BLOCK_SIZE, LABEL};
+use block_api::{BlockError, Request, Response, BLOCK_SIZE};
 use userlib::abi::{Error, MAP_BASE};
 use userlib::cap::{Cap, Endpoint, Memory};
 use userlib::msg;
@@ -42,15 +42,5 @@ fn main(boot: &'static userlib::abi::BootInfo) -> Result<(), Error> {
     let ep = Cap::<Endpoint>::from_boot(boot, "block").ok_or(Error::EmptySlot)?;
     let mem = Cap::<Memory>::from_boot(boot, "disk").ok_or(Error::EmptySlot)?;
     let disk = mem.map(MAP_BASE, true)?.bytes;
-    let mut payload = [0u8; userlib::abi::IPC_BUFFER_SIZE];
-    let mut out = [0u8; BLOCK_SIZE + 16];
-    let mut m = ep.recv()?;
-    loop {
-        let n = m.payload_into(&mut payload);
-        let req =
-            if m.info.label == LABEL { msg::decode(&payload[..n]) } else { Err(msg::CallError::Decode) };
-        let resp = handle(disk, req);
-        let len = msg::encode(&resp, &mut out).unwrap_or(0);
-        m = ep.reply_recv(LABEL, [0; 4], &out[..len])?;
-    }
+    block_api::serve(ep, |req, out| block_api::encode(&handle(disk, req), out))
 }

@@ -23,7 +23,7 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use block_api::{BlockError, Request, Response, BLOCK_SIZE, LABEL};
+use block_api::{BlockError, Request, Response, BLOCK_SIZE};
 use userlib::abi::{BootInfo, Error, MAP_BASE, PAGE_SIZE};
 use userlib::cap::{Cap, Endpoint, Interrupt, Memory, Notification, Pci};
 use userlib::msg;
@@ -122,7 +122,7 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
         if boot.generation == 0 {
             log::info!("virtio-blk: no disk attached (no free PCI device 1af4:1042 or 1af4:1001)");
         }
-        return serve(ep, |_, out| msg::encode(&Response::Error(BlockError::NoDevice), out).unwrap_or(0));
+        return block_api::serve(ep, |_, out| block_api::encode(&Response::Error(BlockError::NoDevice), out));
     };
     let line = Cap::<Interrupt>::from_boot(boot, "disk").ok_or(Error::EmptySlot)?;
     let note = Cap::<Notification>::from_boot(boot, "disk").ok_or(Error::EmptySlot)?;
@@ -157,26 +157,5 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
         );
     }
     let mut block = [0u8; BLOCK_SIZE];
-    serve(ep, |req, out| {
-        let r = handle(&mut driver, &mut irq, req, &mut block);
-        msg::encode(&r, out).unwrap_or(0)
-    })
-}
-
-/// Receive, answer, forever: `answer` encodes its response to one request into the buffer it
-/// is given and returns the length.
-fn serve(
-    ep: Cap<Endpoint>,
-    mut answer: impl FnMut(Result<Request<'_>, msg::CallError>, &mut [u8]) -> usize,
-) -> Result<(), Error> {
-    let mut payload = [0u8; userlib::abi::IPC_BUFFER_SIZE];
-    let mut out = [0u8; BLOCK_SIZE + 16];
-    let mut m = ep.recv()?;
-    loop {
-        let n = m.payload_into(&mut payload);
-        let req =
-            if m.info.label == LABEL { msg::decode(&payload[..n]) } else { Err(msg::CallError::Decode) };
-        let len = answer(req, &mut out);
-        m = ep.reply_recv(LABEL, [0; 4], &out[..len])?;
-    }
+    block_api::serve(ep, |req, out| block_api::encode(&handle(&mut driver, &mut irq, req, &mut block), out))
 }
