@@ -100,16 +100,17 @@ fn libos_no_sleep_ends_early_under_timer_faults() {
 
 /// Campaigns `fs` and `timer`, seed 31337, fell silent after faults 628 and 746: a `regflip`
 /// bent a cell's stack pointer (bit 53: non-canonical; bit 39: 0x40… to 0xc0…, unmapped), and a
-/// timer interrupt came before the cell touched its stack (one was pending when the injector's
-/// single-step trap returned). The CPU pushed the interrupt's frame on that stack and faulted;
+/// timer interrupt came before the cell touched its stack (most likely one pending when the
+/// injector's single-step trap returned). The CPU pushed the interrupt's frame there and faulted;
 /// the cell was restarted, but the interrupt was lost with its line in service at the PIC, which
 /// then passed no interrupt ever again: no tick, no key, no hang report.
 ///
 /// The injector cannot promise an interrupt at that moment, so the test bends the timer cell
 /// through QEMU's gdb stub: where it serves a sleep (`cell_timer::deadline`), its `rsp` is bent
 /// and it is sent to the idle loop (`sti; hlt`), so the next interrupt is the first thing to
-/// touch the bent stack. Twice: bit 39, then (after the next incarnation has answered the
-/// request delivered to it again) bit 53.
+/// touch the bent stack. Three times, each after the next incarnation has answered the request
+/// delivered to it again: bit 39, bit 53, then `rsp` just above the bottom of its own stack,
+/// with no room for a frame (an overflow).
 #[test]
 fn libos_an_interrupt_on_a_bent_stack_pointer_stops_that_cell_not_the_machine() {
     let iso = common::iso();
@@ -122,32 +123,42 @@ fn libos_an_interrupt_on_a_bent_stack_pointer_stops_that_cell_not_the_machine() 
     let name = format!("debug-{}-timer.sock", std::process::id());
     let socket: &'static std::path::Path = Box::leak(axolotl_images::out_dir().join(name).into_boxed_path());
     let _ = std::fs::remove_file(socket);
-    // Arrival 1 is the first bent request, delivered again to the next timer: left alone.
+    // Odd arrivals are the bent requests, delivered again to the next timer: left alone. A
+    // stack is the 2 MiB slot's first pages after an unmapped guard page.
+    const SLOT: u64 = 2 << 20;
+    const PAGE: u64 = 4096;
     let bend = move |arrival: usize, regs: &mut [u8]| {
-        let bit = match arrival {
-            0 => 39,
-            2 => 53,
+        let rsp = gdb::reg(regs, gdb::RSP);
+        let rsp = match arrival {
+            0 => rsp ^ 1 << 39,
+            2 => rsp ^ 1 << 53,
+            4 => (rsp & !(SLOT - 1)) + PAGE + 16,
             _ => return false,
         };
-        let rsp = gdb::reg(regs, gdb::RSP) ^ 1 << bit;
         regs[gdb::RSP..gdb::RSP + 8].copy_from_slice(&rsp.to_le_bytes());
         regs[gdb::RIP..gdb::RIP + 8].copy_from_slice(&halt_loop.to_le_bytes());
-        arrival == 2
+        arrival == 4
     };
     let bent = gdb::edit_at(socket, deadline, code, |_| true, bend, Duration::from_secs(60));
     let machine = Machine { debug_socket: Some(socket), ..Machine::default() };
     let cmds: Vec<String> =
-        ["sleep 300", "sleep 300", "sleep 300", "echo alive", "ps"].map(String::from).to_vec();
+        ["sleep 300", "sleep 300", "sleep 300", "sleep 300", "echo alive", "ps"].map(String::from).to_vec();
     // The old kernel fell silent: give up after 10 s of it, not the whole limit.
     let limits = Limits { total: Duration::from_secs(60), silence: Some(Duration::from_secs(10)) };
     let t = qemu::exec(iso, Personality::Libos, machine, &cmds, limits, Echo::Nothing).expect("QEMU runs");
     let _ = std::fs::remove_file(socket);
     let bent = bent.join().expect("the gdb thread ends");
-    check(&t, bent.is_ok(), &format!("the timer's stack pointer was bent twice: {bent:?}"));
+    check(&t, bent.is_ok(), &format!("the timer's stack pointer was bent three times: {bent:?}"));
     check(&t, t.outcome == Outcome::PoweredOff, "the machine answers to the end and powers off");
     check(&t, t.failed.is_empty(), "every command succeeds");
-    check(&t, t.console.matches("FAULT in timer").count() == 2, "the timer failed twice");
+    check(&t, t.console.matches("FAULT in timer").count() == 3, "the timer failed three times");
+    check(
+        &t,
+        t.console.matches("outside its stack (found by an interrupt)").count() == 2,
+        "twice with its stack pointer outside its stack",
+    );
+    check(&t, t.console.contains("stack overflow (an interrupt found no room"), "once with no room left");
     check(&t, !t.console.contains("FAULT in shell"), "and no other cell");
-    check(&t, ps_row(&t, "timer").get(4) == Some(&"2"), "the timer was restarted twice");
+    check(&t, ps_row(&t, "timer").get(4) == Some(&"3"), "the timer was restarted three times");
     check(&t, outputs(&t, "echo alive") == ["alive"], "the shell is still there");
 }
