@@ -57,6 +57,7 @@ fn a_changed_disk_fails_the_check_and_stays_for_inspection() {
         failed: Vec::new(),
         boot_time: None,
         tags: Vec::new(),
+        lines_typed: Vec::new(),
     };
     let disk = TestDisk::with_bytes("check", &[(4096, b"ext4?")]);
     let before = disk.bytes();

@@ -2,13 +2,15 @@
 //! shell's `inject NAME KIND SEED` places deterministically: a wild write from one cell must
 //! fault in that cell instead of landing in another; a cell's corrupted message must be an
 //! error, not undefined behaviour in its receiver; a block the ramdisk misplaced or corrupted
-//! must be detected and recovered, never read back as wrong data; a sleep never ends early.
+//! must be detected and recovered, never read back as wrong data; a sleep never ends early; a
+//! cell whose stack pointer a fault bent stops that cell, not the machine.
 
 mod common;
 
-use axolotl_images::qemu::{Machine, Outcome, Transcript};
-use axolotl_images::Personality;
-use common::{check, outputs, ps_row};
+use axolotl_images::qemu::{self, Echo, Limits, Machine, Outcome, Transcript};
+use axolotl_images::{build, Personality};
+use common::{check, gdb, outputs, ps_row};
+use std::time::Duration;
 
 fn boot(commands: &[&str], timeout_secs: u64) -> Transcript {
     common::boot_as(Personality::Libos, Machine::default(), commands, timeout_secs)
@@ -94,4 +96,69 @@ fn libos_no_sleep_ends_early_under_timer_faults() {
     check(&t, summary.starts_with("campaign timer: injected=25 "), "25 faults");
     check(&t, summary.ends_with(" errors=0 lost=0 panics=0"), "no error, no sleep cut short");
     check(&t, !t.console.contains("returned early"), "no sleep returned early");
+}
+
+/// Campaigns `fs` and `timer`, seed 31337, fell silent after faults 628 and 746: a `regflip`
+/// bent a cell's stack pointer (bit 53: non-canonical; bit 39: 0x40… to 0xc0…, unmapped), and a
+/// timer interrupt came before the cell touched its stack (most likely one pending when the
+/// injector's single-step trap returned). The CPU pushed the interrupt's frame there and faulted;
+/// the cell was restarted, but the interrupt was lost with its line in service at the PIC, which
+/// then passed no interrupt ever again: no tick, no key, no hang report.
+///
+/// The injector cannot promise an interrupt at that moment, so the test bends the timer cell
+/// through QEMU's gdb stub: where it serves a sleep (`cell_timer::deadline`), its `rsp` is bent
+/// and it is sent to the idle loop (`sti; hlt`), so the next interrupt is the first thing to
+/// touch the bent stack. Three times, each after the next incarnation has answered the request
+/// delivered to it again: bit 39, bit 53, then `rsp` just above the bottom of its own stack,
+/// with no room for a frame (an overflow).
+#[test]
+fn libos_an_interrupt_on_a_bent_stack_pointer_stops_that_cell_not_the_machine() {
+    let iso = common::iso();
+    let elf = build::binary_dir().join(build::LIBOS_BIN);
+    let (deadline, code) = gdb::function(&elf, "10cell_timer8deadline").unwrap_or_else(|e| panic!("{e}"));
+    let (idle, idle_code) =
+        gdb::code(&elf, "libos_kernel_entry28_$u7b$$u7b$closure", 32).unwrap_or_else(|e| panic!("{e}"));
+    let sti_hlt = idle_code.windows(2).position(|w| w == [0xfb, 0xf4]).expect("the idle loop's sti; hlt");
+    let halt_loop = idle + sti_hlt as u64;
+    let name = format!("debug-{}-timer.sock", std::process::id());
+    let socket: &'static std::path::Path = Box::leak(axolotl_images::out_dir().join(name).into_boxed_path());
+    let _ = std::fs::remove_file(socket);
+    // Odd arrivals are the bent requests, delivered again to the next timer: left alone. A
+    // stack is the 2 MiB slot's first pages after an unmapped guard page.
+    const SLOT: u64 = 2 << 20;
+    const PAGE: u64 = 4096;
+    let bend = move |arrival: usize, regs: &mut [u8]| {
+        let rsp = gdb::reg(regs, gdb::RSP);
+        let rsp = match arrival {
+            0 => rsp ^ 1 << 39,
+            2 => rsp ^ 1 << 53,
+            4 => (rsp & !(SLOT - 1)) + PAGE + 16,
+            _ => return false,
+        };
+        regs[gdb::RSP..gdb::RSP + 8].copy_from_slice(&rsp.to_le_bytes());
+        regs[gdb::RIP..gdb::RIP + 8].copy_from_slice(&halt_loop.to_le_bytes());
+        arrival == 4
+    };
+    let bent = gdb::edit_at(socket, deadline, code, |_, _| true, bend, Duration::from_secs(60));
+    let machine = Machine { debug_socket: Some(socket), ..Machine::default() };
+    let cmds: Vec<String> =
+        ["sleep 300", "sleep 300", "sleep 300", "sleep 300", "echo alive", "ps"].map(String::from).to_vec();
+    // The old kernel fell silent: give up after 10 s of it, not the whole limit.
+    let limits = Limits { total: Duration::from_secs(60), silence: Some(Duration::from_secs(10)) };
+    let t = qemu::exec(iso, Personality::Libos, machine, &cmds, limits, Echo::Nothing).expect("QEMU runs");
+    let _ = std::fs::remove_file(socket);
+    let bent = bent.join().expect("the gdb thread ends");
+    check(&t, bent.is_ok(), &format!("the timer's stack pointer was bent three times: {bent:?}"));
+    check(&t, t.outcome == Outcome::PoweredOff, "the machine answers to the end and powers off");
+    check(&t, t.failed.is_empty(), "every command succeeds");
+    check(&t, t.console.matches("FAULT in timer").count() == 3, "the timer failed three times");
+    check(
+        &t,
+        t.console.matches("outside its stack (found by an interrupt)").count() == 2,
+        "twice with its stack pointer outside its stack",
+    );
+    check(&t, t.console.contains("stack overflow (an interrupt found no room"), "once with no room left");
+    check(&t, !t.console.contains("FAULT in shell"), "and no other cell");
+    check(&t, ps_row(&t, "timer").get(4) == Some(&"3"), "the timer was restarted three times");
+    check(&t, outputs(&t, "echo alive") == ["alive"], "the shell is still there");
 }

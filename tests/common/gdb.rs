@@ -2,12 +2,13 @@
 //! the microkernel refuses to inject a fault into the task that asks (`kill shell` answers
 //! "would deadlock"), so a test that needs the shell to crash in the middle of a command sets
 //! a breakpoint where only the shell runs and, when it is reached, points the shell's `rip` at
-//! address 0: the shell takes a page fault, and the reincarnation server restarts it.
+//! address 0: the shell takes a page fault, and the reincarnation server restarts it. A libos
+//! test bends a cell's registers the same way, in ways the injector's timing cannot promise.
 //!
 //! ```text
 //!  test thread ── Unix socket (Machine::debug_socket) ──► QEMU gdb stub
 //!     Z0 ADDR (breakpoint) ─► c ─► stop ─► g (rip, cs): user mode at ADDR?
-//!     m ADDR (code there is the shell's?) ─► z0 ─► G (rip = 0) ─► D (detach, run on)
+//!     m ADDR (code there is the shell's?) ─► G (rip = 0) ─► z0 ─► D (detach, run on)
 //! ```
 //! The gdb remote protocol: packets `$DATA#CS` (CS: the sum of DATA's bytes mod 256, in hex),
 //! each acknowledged with `+`. Registers in a `g` packet (x86-64): 16 general ones, then rip
@@ -18,13 +19,14 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const RIP: usize = 128;
 const CS: usize = 140;
-/// Offsets of general registers in a `g` packet (gdb's order: rax rbx rcx rdx rsi rdi ...).
+/// Offsets of registers in a `g` packet (gdb's order: rax rbx rcx rdx rsi rdi rbp rsp r8 ...).
 pub const RCX: usize = 16;
 pub const RDX: usize = 24;
 pub const RSI: usize = 32;
 pub const RDI: usize = 40;
+pub const RSP: usize = 56;
+pub const RIP: usize = 128;
 
 /// The 64-bit register at byte `at` of a `g` packet.
 pub fn reg(regs: &[u8], at: usize) -> u64 {
@@ -34,6 +36,11 @@ pub fn reg(regs: &[u8], at: usize) -> u64 {
 /// The address of the first function in ELF `elf` whose symbol name contains `needle`, and the
 /// first 16 bytes of its code as the file holds them.
 pub fn function(elf: &Path, needle: &str) -> Result<(u64, Vec<u8>), String> {
+    code(elf, needle, 16)
+}
+
+/// As [`function`], with the first `len` bytes of its code.
+pub fn code(elf: &Path, needle: &str, len: usize) -> Result<(u64, Vec<u8>), String> {
     let f = std::fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
     let u16_at = |o: usize| u16::from_le_bytes([f[o], f[o + 1]]) as usize;
     let u32_at = |o: usize| u32::from_le_bytes(f[o..o + 4].try_into().expect("4 bytes")) as usize;
@@ -65,7 +72,7 @@ pub fn function(elf: &Path, needle: &str) -> Result<(u64, Vec<u8>), String> {
         .find(|&p| (u64_at(p + 0x10)..u64_at(p + 0x10) + u64_at(p + 0x20)).contains(&addr))
         .map(|p| {
             let at = (addr - u64_at(p + 0x10) + u64_at(p + 8)) as usize;
-            (addr, f[at..at + 16].to_vec())
+            (addr, f[at..at + len].to_vec())
         })
         .ok_or_else(|| format!("{addr:#x} is in no loaded segment of {}", elf.display()))
 }
@@ -156,6 +163,33 @@ pub fn fault_when_seeing(
     mut when: impl FnMut(&[u8], &mut Memory<'_>) -> bool + Send + 'static,
     patience: Duration,
 ) -> std::thread::JoinHandle<Result<(), String>> {
+    let user_and_when = move |regs: &[u8], memory: &mut Memory<'_>| regs[CS] & 3 == 3 && when(regs, memory);
+    edit_at(
+        socket,
+        addr,
+        code,
+        user_and_when,
+        |_, regs| {
+            regs[RIP..RIP + 8].fill(0);
+            true
+        },
+        patience,
+    )
+}
+
+/// Start a thread that connects to the gdb stub at `socket` (once QEMU has made it) and, at
+/// each arrival at `addr` where the code is `code` and whose registers (a `g` packet, see
+/// [`reg`]; `accept` may also read the task's memory) `accept` takes, lets `edit` change them: `edit(n, regs)` for the n-th such arrival
+/// (from 0) returns true when it was the last one wanted. Then the machine runs on alone.
+/// Gives up after `patience`. The thread's result says whether every edit was made.
+pub fn edit_at(
+    socket: &'static Path,
+    addr: u64,
+    code: Vec<u8>,
+    mut accept: impl FnMut(&[u8], &mut Memory<'_>) -> bool + Send + 'static,
+    mut edit: impl FnMut(usize, &mut [u8]) -> bool + Send + 'static,
+    patience: Duration,
+) -> std::thread::JoinHandle<Result<(), String>> {
     std::thread::spawn(move || {
         let until = Instant::now() + patience;
         let socket = loop {
@@ -173,6 +207,7 @@ pub fn fault_when_seeing(
         if stub.command(&format!("Z0,{at}"))? != "OK" {
             return Err("QEMU refused the breakpoint".into());
         }
+        let mut arrival = 0;
         loop {
             stub.send("c")?;
             let left = until.saturating_duration_since(Instant::now());
@@ -184,14 +219,13 @@ pub fn fault_when_seeing(
             if regs.len() < CS + 4 {
                 return Err("a short register packet".into());
             }
-            let rip = u64::from_le_bytes(regs[RIP..RIP + 8].try_into().expect("8 bytes"));
-            let user = regs[CS] & 3 == 3;
+            let rip = reg(&regs, RIP);
             let here = unhex(&stub.command(&format!("m{addr:x},{:x}", code.len()))?);
-            let chosen = rip == addr && user && here == code && {
+            let chosen = rip == addr && here == code && {
                 let mut read = |at: u64, len: usize| {
                     stub.command(&format!("m{at:x},{len:x}")).map(|s| unhex(&s)).unwrap_or_default()
                 };
-                when(&regs, &mut read)
+                accept(&regs, &mut read)
             };
             if !chosen {
                 // Not this arrival: step over the breakpoint (a `c` from it would stop at it
@@ -203,13 +237,25 @@ pub fn fault_when_seeing(
                 }
                 continue;
             }
-            stub.command(&format!("z0,{at}"))?;
-            regs[RIP..RIP + 8].fill(0);
+            let last = edit(arrival, &mut regs);
+            arrival += 1;
             if stub.command(&format!("G{}", hex(&regs)))? != "OK" {
                 return Err("QEMU refused the registers".into());
             }
-            stub.send("D")?;
-            return Ok(());
+            if reg(&regs, RIP) == addr {
+                // Left where it was: step over the breakpoint, as above.
+                stub.command(&format!("z0,{at}"))?;
+                stub.command("s")?;
+                if !last && stub.command(&format!("Z0,{at}"))? != "OK" {
+                    return Err("QEMU refused the breakpoint again".into());
+                }
+            } else if last {
+                stub.command(&format!("z0,{at}"))?;
+            }
+            if last {
+                stub.send("D")?;
+                return Ok(());
+            }
         }
     })
 }

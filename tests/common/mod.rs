@@ -171,26 +171,9 @@ pub fn check_format(t: &Transcript, formatted: &str) {
 
 /// What each run of command `cmd` printed: the lines between its prompt and the next prompt,
 /// without log lines (`[kernel] ...`, `[fs] ...`), which may interleave at any time. Only the
-/// session's own prompts count (see `Transcript::typed`): output that looks like one does not.
+/// session's own prompts count (see `Transcript::runs`): output that looks like one does not.
 pub fn outputs(t: &Transcript, cmd: &str) -> Vec<String> {
-    let mut runs = Vec::new();
-    let mut current: Option<Vec<&str>> = None;
-    for line in t.console.lines() {
-        if let Some(typed) = t.typed(line) {
-            if let Some(out) = current.take() {
-                runs.push(out.join("\n"));
-            }
-            if typed == cmd {
-                current = Some(Vec::new());
-            }
-        } else if let Some(out) = current.as_mut() {
-            if !line.starts_with('[') {
-                out.push(line);
-            }
-        }
-    }
-    runs.extend(current.map(|out| out.join("\n")));
-    runs
+    t.runs().iter().filter(|r| r.typed == cmd).map(|r| r.output.join("\n")).collect()
 }
 
 /// The first line printed after the last time `cmd` was typed, skipping log lines. Unlike

@@ -23,4 +23,4 @@ mod transcript;
 pub use machine::{command, interactive, Machine, EXIT_PANIC, EXIT_POWEROFF};
 pub use session::{exec, Echo, Limits};
 pub use text::{after_prompt, find_tagged, find_untagged, fresh_tag, split_commands, strip_escapes};
-pub use transcript::{Failed, Outcome, Transcript, Why};
+pub use transcript::{Failed, Outcome, Run, Transcript, Why};

@@ -86,6 +86,8 @@ struct Session {
     silence: Option<Duration>,
     /// The console is shown as it comes: notes about the session go beside it, on stderr.
     loud: bool,
+    /// Every line typed at a prompt, in order (see `Transcript::runs`).
+    typed: Vec<String>,
 }
 
 /// What the shell made of one line typed at its prompt.
@@ -166,7 +168,7 @@ impl Session {
                 reader.more.notify_all();
             }
         });
-        Ok(Session { child, stdin, shared, deadline, silence: limits.silence, loud })
+        Ok(Session { child, stdin, shared, deadline, silence: limits.silence, loud, typed: Vec::new() })
     }
 
     /// Wait until `find` matches the output (returns its answer), the output ends, or time is up.
@@ -275,6 +277,7 @@ impl Session {
     }
 
     fn type_line(&mut self, line: &str) {
+        self.typed.push(line.to_string());
         self.type_keys(&format!("{line}\r"));
     }
 
@@ -372,5 +375,6 @@ pub fn exec(
     })()
     .unwrap_or_else(|o: Outcome| o);
     let console = s.console();
-    Ok(Transcript { console, outcome, failed, boot_time, tags })
+    let lines_typed = std::mem::take(&mut s.typed);
+    Ok(Transcript { console, outcome, failed, boot_time, tags, lines_typed })
 }

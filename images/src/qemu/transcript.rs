@@ -61,6 +61,36 @@ pub struct Transcript {
     /// The prompt tags the shell was given, in order: one at the start, one more each time the
     /// shell had been restarted (or seemed to be).
     pub tags: Vec<String>,
+    /// Every line the session typed at a prompt, in order: `prompt TAG` lines and commands.
+    pub lines_typed: Vec<String>,
+}
+
+/// A prompt of the session's shell whose echo is not complete yet (see [`Transcript::runs`]).
+struct Pending<'a> {
+    tagged: bool,
+    /// The echo so far.
+    shown: String,
+    /// The console lines it took: the prompt's, then the echo's.
+    lines: Vec<&'a str>,
+}
+
+impl<'a> Pending<'a> {
+    /// It was no prompt of the session's after all (an untagged "prompt" whose echo did not
+    /// become `prompt TAG`): its lines are output of the last run, if that is `open` (a tagged
+    /// prompt closed the run before it).
+    fn give_back(self, runs: &mut [Run<'a>], open: bool) {
+        if let (true, Some(run)) = (open, runs.last_mut()) {
+            run.output.extend(self.lines);
+        }
+    }
+}
+
+/// A line typed at a prompt of this session's shell, and what the shell printed until its next
+/// prompt (log lines, `[kernel] ...` and the like, left out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run<'a> {
+    pub typed: &'a str,
+    pub output: Vec<&'a str>,
 }
 
 impl Transcript {
@@ -74,17 +104,78 @@ impl Transcript {
         self.failed.iter().map(|f| f.command.as_str()).collect()
     }
 
-    /// If `line` starts with a prompt of this session's shell, the line typed there. Only
+    /// What was typed at each prompt of this session's shell, and its output, in order. Only
     /// prompts with one of the session's tags count, and the untagged prompts where the session
     /// gave the shell its tag: output that looks like a prompt does not.
-    pub fn typed<'a>(&self, line: &'a str) -> Option<&'a str> {
-        let (found, typed) = after_prompt(line)?;
+    ///
+    /// A log line can come between a prompt and the echo of the line typed there, or in the
+    /// middle of that echo (a kernel prints its reports from traps, at any moment, beginning on
+    /// a fresh line): the echo then continues on the first line after the log lines.
+    ///
+    /// ```text
+    ///  axolotl [T:0]> cat            prompt, and the echo so far ("cat": a prefix of a typed line)
+    ///  [kernel] FAULT in ramdisk ...  log lines: left out
+    ///   /x                           the echo goes on: "cat /x" was typed, its run begins
+    ///  hello                         its output
+    ///  axolotl [T:0]>                the next prompt ends it
+    /// ```
+    pub fn runs(&self) -> Vec<Run<'_>> {
         let known = |t: &str| self.tags.iter().any(|x| x == t);
-        match found.shown.tag {
-            Some(tag) if known(tag) => Some(typed),
-            None if typed.strip_prefix("prompt ").is_some_and(known) => Some(typed),
-            _ => None,
+        // Only `prompt TAG` is typed at an untagged prompt, and only commands at a tagged one:
+        // the line typed there if `shown` is all of it, and whether `shown` begins one.
+        let typed_at = |tagged: bool, shown: &str| {
+            let here = move |l: &&String| l.strip_prefix("prompt ").is_some_and(known) != tagged;
+            let exact = self.lines_typed.iter().filter(here).find(|l| *l == shown);
+            let begun = self.lines_typed.iter().filter(here).any(|l| l.starts_with(shown));
+            (exact.map(String::as_str), begun)
+        };
+        let mut runs: Vec<Run<'_>> = Vec::new();
+        // Whether the last run still takes output.
+        let mut open = false;
+        let mut pending: Option<Pending<'_>> = None;
+        for line in self.console.lines() {
+            let prompt = after_prompt(line).and_then(|(found, rest)| match found.shown.tag {
+                Some(tag) if known(tag) => Some((true, rest)),
+                Some(_) => None,
+                None => typed_at(false, rest).1.then_some((false, rest)),
+            });
+            let p = match (prompt, pending.take()) {
+                (Some((tagged, rest)), before) => {
+                    if let Some(before) = before {
+                        before.give_back(&mut runs, open);
+                    }
+                    open &= !tagged;
+                    Pending { tagged, shown: rest.to_string(), lines: vec![line] }
+                }
+                (None, before) if line.starts_with('[') => {
+                    pending = before;
+                    continue;
+                }
+                (None, Some(mut p)) => {
+                    p.shown.push_str(line);
+                    p.lines.push(line);
+                    p
+                }
+                (None, None) => {
+                    if let (true, Some(run)) = (open, runs.last_mut()) {
+                        run.output.push(line);
+                    }
+                    continue;
+                }
+            };
+            match typed_at(p.tagged, &p.shown) {
+                (Some(typed), _) => {
+                    runs.push(Run { typed, output: Vec::new() });
+                    open = true;
+                }
+                (None, true) => pending = Some(p),
+                (None, false) => p.give_back(&mut runs, open),
+            }
         }
+        if let Some(p) = pending {
+            p.give_back(&mut runs, open);
+        }
+        runs
     }
 
     /// A one-paragraph verdict for a person.
@@ -120,19 +211,69 @@ mod tests {
 
     fn transcript(console: &str, failed: Vec<Failed>) -> Transcript {
         let tags = vec!["aa11".to_string(), "bb22".to_string()];
-        Transcript { console: console.into(), outcome: Outcome::PoweredOff, failed, boot_time: None, tags }
+        let lines_typed = ["prompt aa11", "echo axolotl [3]> x", "ps", "cat /x", "prompt bb22", "cat /x"];
+        let lines_typed = lines_typed.map(String::from).to_vec();
+        Transcript {
+            console: console.into(),
+            outcome: Outcome::PoweredOff,
+            failed,
+            boot_time: None,
+            tags,
+            lines_typed,
+        }
+    }
+
+    fn runs(console: &str) -> Vec<(String, Vec<String>)> {
+        let t = transcript(console, vec![]);
+        t.runs()
+            .iter()
+            .map(|r| (r.typed.to_string(), r.output.iter().map(|l| l.to_string()).collect()))
+            .collect()
+    }
+
+    fn run(typed: &str, output: &[&str]) -> (String, Vec<String>) {
+        (typed.to_string(), output.iter().map(|l| l.to_string()).collect())
     }
 
     #[test]
     fn lines_typed_at_the_sessions_prompts() {
-        let t = transcript("", vec![]);
-        assert_eq!(t.typed("axolotl> prompt aa11"), Some("prompt aa11"));
-        assert_eq!(t.typed("axolotl [aa11:0]> echo axolotl [3]> x"), Some("echo axolotl [3]> x"));
-        assert_eq!(t.typed("axolotl [bb22:1]> ps"), Some("ps"));
-        assert_eq!(t.typed("axolotl [3]> x"), None, "output that looks like a prompt");
-        assert_eq!(t.typed("axolotl> echo hi"), None, "an untagged prompt the session typed nothing at");
-        assert_eq!(t.typed("axolotl [cc33:0]> ps"), None, "another tag");
-        assert!(t.ok());
+        let console = "Axolotl shell.\naxolotl> prompt aa11\naxolotl [aa11:0]> echo axolotl [3]> x\n\
+                       axolotl [3]> x\naxolotl> echo hi\naxolotl [cc33:0]> ps\naxolotl [aa11:0]> ps\n\
+                       [kernel] a log line\nNAME\naxolotl [aa11:0]> ";
+        assert_eq!(
+            runs(console),
+            [
+                run("prompt aa11", &[]),
+                run(
+                    "echo axolotl [3]> x",
+                    &["axolotl [3]> x", "axolotl> echo hi", "axolotl [cc33:0]> ps"][..],
+                ),
+                run("ps", &["NAME"]),
+            ],
+            "output that looks like a prompt, or has another tag, is output; log lines are not"
+        );
+        assert!(transcript(console, vec![]).ok());
+    }
+
+    #[test]
+    fn an_echo_pushed_below_log_lines_still_starts_its_run() {
+        // A kernel report came right after the prompt, then in the middle of an echo.
+        let console = "axolotl [aa11:0]> \n[kernel] FAULT in ramdisk\n[kernel]   rip 0x1\ncat /x\nhello\n\
+                       axolotl [aa11:0]> cat\n[kernel] FAULT in ramdisk\n /x\nhello\naxolotl [aa11:0]> ps\n\
+                       NAME\naxolotl [aa11:0]> ";
+        assert_eq!(
+            runs(console),
+            [run("cat /x", &["hello"]), run("cat /x", &["hello"]), run("ps", &["NAME"])]
+        );
+    }
+
+    #[test]
+    fn an_untagged_prompt_whose_echo_never_comes_is_output() {
+        // `echo axolotl>` prints what looks like the prompt at which a tag is given: it is not
+        // one, since no `prompt TAG` follows.
+        let console = "axolotl [aa11:0]> ps\naxolotl> \n[kernel] late\nNAME\naxolotl> prompt bb22\n\
+                       axolotl [bb22:0]> ";
+        assert_eq!(runs(console), [run("ps", &["axolotl> ", "NAME"]), run("prompt bb22", &[])]);
     }
 
     #[test]

@@ -57,6 +57,29 @@ pub(crate) fn report(
                 print_frame(f);
             }
         }
+        (_, Detail::Stack(s)) => {
+            if s.overflow {
+                crate::serial::kprintln!(
+                    "FAULT in {} (task {}, gen {}): stack overflow (an interrupt found no room below rsp {:#x} for its frame)",
+                    name,
+                    index,
+                    generation,
+                    s.rsp
+                );
+            } else {
+                crate::serial::kprintln!(
+                    "FAULT in {} (task {}, gen {}): stack pointer {:#x} outside its stack (found by an interrupt)",
+                    name,
+                    index,
+                    generation,
+                    s.rsp
+                );
+            }
+            crate::serial::kprintln!("  rip {:#x} {}", s.rip, crate::symbols::Symbol(s.rip));
+            if let Some(f) = frame {
+                print_frame(f);
+            }
+        }
         (FaultKind::Panic, _) => {
             let msg = PANIC_MSG.with(|m| m.clone());
             crate::serial::kprintln!(
@@ -154,6 +177,8 @@ impl core::fmt::Display for What {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self.0.detail {
             Detail::Exception(e) => write!(f, "{} at {:#x}", exception::name(e.vector), e.rip),
+            Detail::Stack(s) if s.overflow => write!(f, "stack overflow at {:#x}", s.rip),
+            Detail::Stack(s) => write!(f, "bad stack pointer at {:#x}", s.rip),
             _ => f.write_str(self.0.kind.name()),
         }
     }

@@ -3,7 +3,11 @@
 //! the input hook the console cell attached (`input`).
 //!
 //! The kernel prints whole lines (fault reports, the boot banner) with interrupts masked; the
-//! console cell writes through [`Serial`], a handle only the kernel hands out.
+//! console cell writes through [`Serial`], a handle only the kernel hands out. Every byte for
+//! the wire passes [`write_bytes`], so the kernel knows whether the line on the wire is
+//! finished: its own lines begin on a fresh one. A report can come at any moment (a fault in
+//! any cell, from a trap); without that, one that came between a shell prompt and the echo of
+//! the line typed there was glued to the prompt, and the echo went to a line of its own.
 
 use crate::arch::cpu::PORTS;
 use core::fmt::Write;
@@ -20,8 +24,15 @@ pub fn init() {
     UART.init(Config { rx_interrupt: true, rx_every_byte: true });
 }
 
+/// The last byte on the wire ended a line (or nothing was written yet).
+static AT_LINE_START: AtomicBool = AtomicBool::new(true);
+
+/// Write `bytes` to the wire. Callers mask interrupts, so nothing else writes in between.
 pub fn write_bytes(bytes: &[u8]) {
     UART.write(bytes);
+    if let Some(&last) = bytes.last() {
+        AT_LINE_START.store(last == b'\n', Ordering::Relaxed);
+    }
 }
 
 /// A received byte, if any (called by the IRQ 4 handler).
@@ -38,8 +49,12 @@ impl Write for Com1 {
     }
 }
 
+/// Print the kernel's own lines (`args` ends with a newline), beginning on a fresh line.
 pub fn print(args: core::fmt::Arguments<'_>) {
     crate::sync::critical(|| {
+        if !AT_LINE_START.load(Ordering::Relaxed) {
+            write_bytes(b"\n");
+        }
         let _ = Com1.write_fmt(args);
     });
 }

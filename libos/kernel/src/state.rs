@@ -100,6 +100,19 @@ pub(crate) enum Detail {
     Exception(Exception),
     /// Spinning, or holding a request it lost (both are [`FaultKind::Hang`]).
     Hang(Hang),
+    /// An interrupt found its stack pointer outside its stack, where the CPU's push of the
+    /// interrupt's frame would have faulted or landed in memory not the task's (an
+    /// [`FaultKind::Exception`] the kernel detected instead of the CPU; see `trap::keep`).
+    Stack(StackFault),
+}
+
+/// A stack pointer an interrupt found unusable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StackFault {
+    pub rsp: u64,
+    pub rip: u64,
+    /// It was inside the stack, with no room left below it for a frame (an overflow).
+    pub overflow: bool,
 }
 
 impl Fault {
@@ -114,6 +127,10 @@ impl Fault {
 
     pub fn hang(h: Hang) -> Fault {
         Fault { kind: FaultKind::Hang, detail: Detail::Hang(h) }
+    }
+
+    pub fn stack(s: StackFault) -> Fault {
+        Fault { kind: FaultKind::Exception, detail: Detail::Stack(s) }
     }
 }
 

@@ -6,7 +6,8 @@
 //!  exception (0..31, not #DB)  lifecycle::fail (the task), or a kernel panic (the kernel)
 //!  #DB single step             inject::single_step
 //!  timer (32)                  sched::tick, lifecycle::restart_due, lifecycle::watchdog,
-//!                              then sched::switch (preemption)
+//!                              then keep (the frame onto the task's stack) and
+//!                              sched::switch (preemption)
 //!  COM1 (36)                   Ctrl-T dump, or the console's input hook
 //!  yield (0x81)                sched::switch
 //!  die (0x82)                  lifecycle::fail with the reason the task left in `dying`
@@ -17,7 +18,7 @@
 use crate::arch::cpu;
 use crate::arch::pic;
 use crate::arch::trap::{TrapFrame, VEC_DIE, VEC_YIELD};
-use crate::state::{Exception, Fault, Kernel, IDLE, KERNEL};
+use crate::state::{Exception, Fault, Kernel, StackFault, IDLE, KERNEL};
 use core::sync::atomic::{AtomicBool, Ordering};
 use fault::FaultKind;
 
@@ -102,10 +103,20 @@ extern "C" fn libos_kernel_trap(frame: *mut TrapFrame) -> *mut TrapFrame {
             }
             crate::lifecycle::restart_due(k);
             crate::lifecycle::watchdog(k, f);
-            if crate::sched::preemptible() {
-                resume(k, Some(frame))
-            } else {
+            if !crate::sched::preemptible() {
                 finish(frame, old_heap)
+            } else {
+                match keep(k, f) {
+                    Ok(saved) => resume(k, Some(saved)),
+                    Err(bad) => {
+                        if k.current == IDLE {
+                            crate::report::kernel_panic_frame("the idle task's stack pointer is bad", f);
+                        }
+                        let cur = k.current;
+                        crate::lifecycle::fail(k, cur, Fault::stack(bad), Some(f));
+                        resume(k, None)
+                    }
+                }
             }
         }
         IRQ_COM1 => {
@@ -165,6 +176,26 @@ fn resume(k: &mut Kernel, frame: Option<*mut TrapFrame>) -> *mut TrapFrame {
     let next = crate::sched::switch(k, frame);
     crate::inject::switched_in(next);
     next.frame as *mut TrapFrame
+}
+
+/// Keep the frame of an interrupt that preempts the current task as the task's context: copy it
+/// off the interrupt stack (IST3, see `arch::trap`) to where the CPU would have pushed it
+/// without one, just below the task's stack pointer, 16-aligned. Only inside the task's own
+/// stack: a stack pointer a fault bent elsewhere (non-canonical, unmapped, another task's
+/// memory, the kernel's data) is the task's fault, and it has no context to keep.
+fn keep(k: &mut Kernel, f: &TrapFrame) -> Result<*mut TrapFrame, StackFault> {
+    let t = k.cur();
+    let [(start, end), _] = t.data_ranges();
+    let at = (f.rsp & !15).wrapping_sub(core::mem::size_of::<TrapFrame>() as u64);
+    if (start..=end).contains(&f.rsp) && at >= start {
+        // SAFETY: `[at, at + size)` lies in the current task's own stack (checked above), which
+        // is mapped and writable while it runs (`paging::open`), and below its stack pointer,
+        // so the task holds nothing there; `f` is on the interrupt stack, so they do not overlap.
+        unsafe { (at as *mut TrapFrame).write(*f) };
+        return Ok(at as *mut TrapFrame);
+    }
+    let bottom = t.guard_page().map_or(start, |g| g.start);
+    Err(StackFault { rsp: f.rsp, rip: f.rip, overflow: (bottom..=end).contains(&f.rsp) })
 }
 
 /// Is a cell task (not the idle task, not boot) running?

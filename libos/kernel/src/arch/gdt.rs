@@ -1,8 +1,11 @@
-//! The GDT and TSS: one ring-0 code and data segment, and interrupt stacks for faults.
+//! The GDT and TSS: one ring-0 code and data segment, and interrupt stacks.
 //!
-//! IST1 carries every CPU exception, so a task whose stack overflowed into its guard page (or
-//! whose stack pointer is garbage) can still be reported and killed; IST2 carries #DF alone.
-//! Both stacks have an unmapped guard page below them (see `linker.ld`).
+//! Everything runs in ring 0, so without an interrupt stack the CPU pushes a trap's frame on
+//! whatever `rsp` the interrupted task has, which a fault may have bent. IST1 carries every CPU
+//! exception, so a task whose stack overflowed into its guard page (or whose stack pointer is
+//! garbage) can still be reported and killed; IST2 carries #DF alone; IST3 carries the hardware
+//! interrupts, so that taking one never faults (see `trap`). Each stack has an unmapped guard
+//! page below it (see `linker.ld`).
 
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
 use x86_64::structures::tss::TaskStateSegment;
@@ -21,6 +24,7 @@ static mut TABLES: Tables = Tables { gdt: GlobalDescriptorTable::new(), tss: Tas
 extern "C" {
     static __ist1_top: u8;
     static __ist2_top: u8;
+    static __ist3_top: u8;
 }
 
 pub fn init() {
@@ -30,6 +34,7 @@ pub fn init() {
         let t = &mut *core::ptr::addr_of_mut!(TABLES);
         t.tss.interrupt_stack_table[0] = VirtAddr::new(core::ptr::addr_of!(__ist1_top) as u64);
         t.tss.interrupt_stack_table[1] = VirtAddr::new(core::ptr::addr_of!(__ist2_top) as u64);
+        t.tss.interrupt_stack_table[2] = VirtAddr::new(core::ptr::addr_of!(__ist3_top) as u64);
         let cs = t.gdt.append(Descriptor::kernel_code_segment());
         let ds = t.gdt.append(Descriptor::kernel_data_segment());
         let tss = t.gdt.append(Descriptor::tss_segment(&*core::ptr::addr_of!(t.tss)));

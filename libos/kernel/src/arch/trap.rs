@@ -1,19 +1,28 @@
 //! Trap entry and exit: the IDT and the entry stubs.
 //!
 //! Every way into the kernel (exception, IRQ, `int 0x81` yield, `int 0x82` die) goes through one
-//! stub that completes a [`TrapFrame`] (the shared `x86` layout) on the current stack and calls
-//! `libos_kernel_trap(frame)` in `crate::trap`, which returns the frame to resume: the same one, or another
-//! task's. So a task's saved context is always a full frame on its own stack, and a switch is
-//! "return someone else's".
+//! stub that completes a [`TrapFrame`] (the shared `x86` layout) on the stack the gate names and
+//! calls `libos_kernel_trap(frame)` in `crate::trap`, which returns the frame to resume: the same
+//! one, or another task's. A task's saved context is always a full frame on its own stack, and a
+//! switch is "return someone else's".
 //!
 //! ```text
 //!   high  ss rsp rflags cs rip      <- pushed by the CPU (ring 0 to ring 0 in long mode)
 //!         error vector              <- error code (or 0) and vector number
 //!   low   rax rbx ... r14 r15       <- pushed by the stub; r15 at the lowest address
+//!
+//!   gate               stack               its frame
+//!   exceptions, die    IST1 (#DF: IST2)    resumed at once, or the task is killed
+//!   IRQs 32-47         IST3                resumed at once, or moved onto the task's stack
+//!                                          (`trap::keep`) when the task is preempted
+//!   yield              the task's own      kept where it is
 //! ```
-//! CPU exceptions run on IST1 (#DF on IST2): their frame is never kept as a task's context —
-//! the handler either resumes it at once or kills the task and resumes another one. The stubs
-//! clobber nothing the interrupted code can see (all general registers are restored).
+//! Ring 0 to ring 0, the CPU switches stacks only through the IST. Without it a hardware
+//! interrupt would be pushed on the interrupted task's `rsp`: bent by a fault, that push faults
+//! and the interrupt is lost after the PIC marked it in service, which stops every interrupt
+//! for good (campaigns `fs` and `timer`, seed 31337). A yield is the task's own request: if its
+//! push faults, the task is at fault and nothing is lost. The stubs clobber nothing the
+//! interrupted code can see (all general registers are restored).
 
 use super::gdt::KERNEL_CS;
 pub use x86::frame::{RFLAGS_IF, RFLAGS_TF};
@@ -32,7 +41,8 @@ extern "C" {
 }
 
 /// Install the gates and load the IDT. Every CPU exception runs on IST1 (a task's stack may be
-/// what failed), a double fault on IST2, `die` on IST1 (it frees the stack it came from).
+/// what failed), a double fault on IST2, `die` on IST1 (it frees the stack it came from), the
+/// hardware interrupts on IST3 (a task's stack pointer may be bent: see the module's comment).
 pub fn init() {
     let gate = |addr: u64, ist: u8| Gate::interrupt(addr, KERNEL_CS, ist);
     // SAFETY: single-threaded boot, once, before interrupts are enabled; the gates point at the
@@ -43,7 +53,7 @@ pub fn init() {
                 let ist = match v as u64 {
                     x86::exception::DOUBLE_FAULT => 2,
                     0..=31 => 1,
-                    _ => 0,
+                    _ => 3,
                 };
                 idt[v] = gate(addr, ist);
             }

@@ -57,6 +57,7 @@ extern "C" {
     static __boot_stack_guard: u8;
     static __ist1_guard: u8;
     static __ist2_guard: u8;
+    static __ist3_guard: u8;
 }
 
 fn sym(s: &u8) -> u64 {
@@ -89,7 +90,7 @@ pub fn init(ram_top: u64) {
             sym(&__rodata_end),
             sym(&__data_start),
             sym(&__kernel_end),
-            [sym(&__boot_stack_guard), sym(&__ist1_guard), sym(&__ist2_guard)],
+            [sym(&__boot_stack_guard), sym(&__ist1_guard), sym(&__ist2_guard), sym(&__ist3_guard)],
         )
     };
     assert!(kend <= 4 << 20, "the image must end below 4 MiB");
