@@ -121,10 +121,10 @@ fn the_driver_killed_mid_write_loses_no_acknowledged_byte() {
     let _ = std::fs::remove_file(socket);
     // `write(&mut self, block, buf, irq)`: the buffer is the third argument, in rdx, or in rcx
     // when the result is returned through memory (rdi then points at it).
-    let writing_big = |regs: &[u8], memory: &mut gdb::Memory<'_>| {
+    let writing_big = |regs: &[u8], memory: &mut gdb::Access<'_>| {
         [gdb::RDX, gdb::RCX]
             .iter()
-            .any(|&r| memory(gdb::reg(regs, r), 512).windows(8).any(|w| w == b"BIG00000"))
+            .any(|&r| memory.read(gdb::reg(regs, r), 512).windows(8).any(|w| w == b"BIG00000"))
     };
     let fault = gdb::fault_when_seeing(socket, addr, code, writing_big, Duration::from_secs(150));
     // Four lines of 990 characters (the shell takes lines of up to 1,024): a file of 8 blocks.

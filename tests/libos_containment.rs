@@ -127,7 +127,7 @@ fn libos_an_interrupt_on_a_bent_stack_pointer_stops_that_cell_not_the_machine() 
     // stack is the 2 MiB slot's first pages after an unmapped guard page.
     const SLOT: u64 = 2 << 20;
     const PAGE: u64 = 4096;
-    let bend = move |arrival: usize, regs: &mut [u8]| {
+    let bend = move |arrival: usize, regs: &mut [u8], _: &mut gdb::Access<'_>| {
         let rsp = gdb::reg(regs, gdb::RSP);
         let rsp = match arrival {
             0 => rsp ^ 1 << 39,
@@ -160,5 +160,62 @@ fn libos_an_interrupt_on_a_bent_stack_pointer_stops_that_cell_not_the_machine() 
     check(&t, t.console.contains("stack overflow (an interrupt found no room"), "once with no room left");
     check(&t, !t.console.contains("FAULT in shell"), "and no other cell");
     check(&t, ps_row(&t, "timer").get(4) == Some(&"3"), "the timer was restarted three times");
+    check(&t, outputs(&t, "echo alive") == ["alive"], "the shell is still there");
+}
+
+/// A page mapping (`MappedPages`) is a value a cell keeps in its own memory, where a fault may
+/// bend it; the kernel frees a dropped one only if it still says exactly what the kernel made
+/// for its slot. Campaign `ramdisk` seed 7 (fault 866, on the kernel before this check) dropped
+/// one whose page count read 65,536: it unmapped other tasks' stacks and heaps, and the kernel
+/// panicked. Here QEMU's gdb stub bends the page count of the timer's stack (a slot's pages
+/// after an unmapped guard page) as the kernel drops it when the timer is killed.
+#[test]
+fn libos_a_bent_page_mapping_dropped_frees_nothing_of_anyone_else() {
+    let iso = common::iso();
+    let elf = build::binary_dir().join(build::LIBOS_BIN);
+    let (drop_fn, code) = gdb::function(&elf, "MappedPages$u20$as$u20$core..ops..drop..Drop$GT$4drop")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let name = format!("debug-{}-mapped.sock", std::process::id());
+    let socket: &'static std::path::Path = Box::leak(axolotl_images::out_dir().join(name).into_boxed_path());
+    let _ = std::fs::remove_file(socket);
+    // `libos_kernel::mem::paging`: the slot area, 2 MiB slots; a stack starts a page in.
+    const SLOT_BASE: u64 = 256 << 30;
+    const SLOT: u64 = 2 << 20;
+    const PAGE: u64 = 4096;
+    let words = |bytes: &[u8]| -> Vec<u64> {
+        bytes.chunks_exact(8).map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes"))).collect()
+    };
+    let is_stack = |w: u64| w >= SLOT_BASE && (w - SLOT_BASE) % SLOT == PAGE;
+    // `drop(&mut self)`: the value (slot, base, pages in some order) is at rdi.
+    let dropping_a_stack = move |regs: &[u8], memory: &mut gdb::Access<'_>| {
+        words(&memory.read(gdb::reg(regs, gdb::RDI), 24)).into_iter().any(is_stack)
+    };
+    let bend = move |_: usize, regs: &mut [u8], memory: &mut gdb::Access<'_>| {
+        let at = gdb::reg(regs, gdb::RDI);
+        let value = words(&memory.read(at, 24));
+        let Some(base) = value.iter().copied().find(|&w| is_stack(w)) else { return false };
+        let slot = (base - SLOT_BASE) / SLOT;
+        // The page count is the word that is neither the base nor the slot number.
+        let Some(pages) = value.iter().position(|&w| w != base && w != slot) else { return false };
+        memory.write(at + 8 * pages as u64, &0x10000u64.to_le_bytes())
+    };
+    let bent = gdb::edit_at(socket, drop_fn, code, dropping_a_stack, bend, Duration::from_secs(60));
+    let machine = Machine { debug_socket: Some(socket), ..Machine::default() };
+    let cmds: Vec<String> =
+        ["sleep 200", "kill timer", "sleep 300", "echo alive", "ls /", "ps"].map(String::from).to_vec();
+    let limits = Limits { total: Duration::from_secs(60), silence: Some(Duration::from_secs(10)) };
+    let t = qemu::exec(iso, Personality::Libos, machine, &cmds, limits, Echo::Nothing).expect("QEMU runs");
+    let _ = std::fs::remove_file(socket);
+    let bent = bent.join().expect("the gdb thread ends");
+    check(&t, bent.is_ok(), &format!("the dropped stack's page count was bent: {bent:?}"));
+    check(&t, t.outcome == Outcome::PoweredOff, "no kernel panic: the machine powers off");
+    check(&t, t.failed.is_empty(), "every command succeeds");
+    check(
+        &t,
+        t.console.contains("does not match what the kernel made for it") && t.console.contains("65536 pages"),
+        "the kernel says it left the bent mapping alone",
+    );
+    check(&t, !t.console.contains("FAULT in"), "no task faulted: nothing of anyone else's was unmapped");
+    check(&t, ps_row(&t, "timer").get(4) == Some(&"1"), "the timer was restarted once, as asked");
     check(&t, outputs(&t, "echo alive") == ["alive"], "the shell is still there");
 }

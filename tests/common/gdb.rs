@@ -151,8 +151,23 @@ pub fn fault_when(
     fault_when_seeing(socket, addr, code, move |regs, _| when(regs), patience)
 }
 
-/// A reader of the stopped task's memory: `len` bytes at `addr` (fewer if unmapped).
-pub type Memory<'a> = dyn FnMut(u64, usize) -> Vec<u8> + 'a;
+/// The stopped machine's memory, as the current address space maps it, for a predicate or
+/// an edit at a breakpoint.
+pub struct Access<'a> {
+    stub: &'a mut Stub,
+}
+
+impl Access<'_> {
+    /// `len` bytes at `at` (none if the stub could not read them).
+    pub fn read(&mut self, at: u64, len: usize) -> Vec<u8> {
+        self.stub.command(&format!("m{at:x},{len:x}")).map(|s| unhex(&s)).unwrap_or_default()
+    }
+
+    /// Write `bytes` at `at`; whether the stub did.
+    pub fn write(&mut self, at: u64, bytes: &[u8]) -> bool {
+        self.stub.command(&format!("M{at:x},{:x}:{}", bytes.len(), hex(bytes))).is_ok_and(|r| r == "OK")
+    }
+}
 
 /// As [`fault_when`], with a predicate that may also read the task's memory (say, the buffer
 /// an argument register points to).
@@ -160,16 +175,16 @@ pub fn fault_when_seeing(
     socket: &'static Path,
     addr: u64,
     code: Vec<u8>,
-    mut when: impl FnMut(&[u8], &mut Memory<'_>) -> bool + Send + 'static,
+    mut when: impl FnMut(&[u8], &mut Access<'_>) -> bool + Send + 'static,
     patience: Duration,
 ) -> std::thread::JoinHandle<Result<(), String>> {
-    let user_and_when = move |regs: &[u8], memory: &mut Memory<'_>| regs[CS] & 3 == 3 && when(regs, memory);
+    let user_and_when = move |regs: &[u8], memory: &mut Access<'_>| regs[CS] & 3 == 3 && when(regs, memory);
     edit_at(
         socket,
         addr,
         code,
         user_and_when,
-        |_, regs| {
+        |_, regs, _| {
             regs[RIP..RIP + 8].fill(0);
             true
         },
@@ -179,15 +194,16 @@ pub fn fault_when_seeing(
 
 /// Start a thread that connects to the gdb stub at `socket` (once QEMU has made it) and, at
 /// each arrival at `addr` where the code is `code` and whose registers (a `g` packet, see
-/// [`reg`]; `accept` may also read the task's memory) `accept` takes, lets `edit` change them: `edit(n, regs)` for the n-th such arrival
+/// [`reg`]; both may also use the machine's memory through [`Access`]) `accept` takes, lets `edit`
+/// change them: `edit(n, regs)` for the n-th such arrival
 /// (from 0) returns true when it was the last one wanted. Then the machine runs on alone.
 /// Gives up after `patience`. The thread's result says whether every edit was made.
 pub fn edit_at(
     socket: &'static Path,
     addr: u64,
     code: Vec<u8>,
-    mut accept: impl FnMut(&[u8], &mut Memory<'_>) -> bool + Send + 'static,
-    mut edit: impl FnMut(usize, &mut [u8]) -> bool + Send + 'static,
+    mut accept: impl FnMut(&[u8], &mut Access<'_>) -> bool + Send + 'static,
+    mut edit: impl FnMut(usize, &mut [u8], &mut Access<'_>) -> bool + Send + 'static,
     patience: Duration,
 ) -> std::thread::JoinHandle<Result<(), String>> {
     std::thread::spawn(move || {
@@ -221,12 +237,7 @@ pub fn edit_at(
             }
             let rip = reg(&regs, RIP);
             let here = unhex(&stub.command(&format!("m{addr:x},{:x}", code.len()))?);
-            let chosen = rip == addr && here == code && {
-                let mut read = |at: u64, len: usize| {
-                    stub.command(&format!("m{at:x},{len:x}")).map(|s| unhex(&s)).unwrap_or_default()
-                };
-                accept(&regs, &mut read)
-            };
+            let chosen = rip == addr && here == code && accept(&regs, &mut Access { stub: &mut stub });
             if !chosen {
                 // Not this arrival: step over the breakpoint (a `c` from it would stop at it
                 // again at once), then set it again.
@@ -237,7 +248,7 @@ pub fn edit_at(
                 }
                 continue;
             }
-            let last = edit(arrival, &mut regs);
+            let last = edit(arrival, &mut regs, &mut Access { stub: &mut stub });
             arrival += 1;
             if stub.command(&format!("G{}", hex(&regs)))? != "OK" {
                 return Err("QEMU refused the registers".into());

@@ -17,9 +17,13 @@ struct Slots {
     used: [u64; SLOTS / 64],
     /// Slots holding a task's stack or heap.
     task: [u64; SLOTS / 64],
+    /// What each slot's value was made with: its base and pages. A value is freed only if it
+    /// still says exactly that (see `Drop`).
+    made: [(u64, usize); SLOTS],
 }
 
-static SLOT_MAP: Global<Slots> = Global::new(Slots { used: [0; SLOTS / 64], task: [0; SLOTS / 64] });
+static SLOT_MAP: Global<Slots> =
+    Global::new(Slots { used: [0; SLOTS / 64], task: [0; SLOTS / 64], made: [(0, 0); SLOTS] });
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MapError {
@@ -45,11 +49,13 @@ impl MappedPages {
             SLOT_MAP.with(|m| Bitmap::new(&mut m.used, SLOTS).alloc(1, 1)).ok_or(MapError::OutOfMemory)?;
         let base = SLOT_BASE + slot as u64 * SLOT_SIZE + if guard { PAGE } else { 0 };
         let mut mp = MappedPages { slot, base, pages: 0 };
+        SLOT_MAP.with(|m| m.made[slot] = (base, 0));
         for i in 0..pages {
             // On failure, `mp` drops and returns what was mapped so far.
             let frame = frames::alloc().ok_or(MapError::OutOfMemory)?;
             paging::map(base + i as u64 * PAGE, frame, W | NX);
             mp.pages += 1;
+            SLOT_MAP.with(|m| m.made[slot].1 = i + 1);
         }
         Ok(mp)
     }
@@ -135,16 +141,34 @@ impl MappedPages {
 }
 
 impl Drop for MappedPages {
+    /// Unmaps and frees exactly what the kernel made for this value's slot. A cell owns its
+    /// values in its own memory, where a fault may bend one: a value that no longer matches its
+    /// slot's record (another slot's number, a length of 256 MiB) would free other tasks' pages.
+    /// It is leaked instead, and said so: a few pages lost, nothing of anyone else's touched.
     fn drop(&mut self) {
+        let slot = self.slot;
+        let matches = slot < SLOTS
+            && SLOT_MAP.with(|m| {
+                Bitmap::new(&mut m.used, SLOTS).is_set(slot) && m.made[slot] == (self.base, self.pages)
+            });
+        if !matches {
+            crate::serial::kprintln!(
+                "a dropped page mapping does not match what the kernel made for it (slot {}, {:#x}, {} pages): left mapped, not freed",
+                slot,
+                self.base,
+                self.pages
+            );
+            return;
+        }
         for i in 0..self.pages {
             if let Some(frame) = paging::unmap(self.base + i as u64 * PAGE) {
                 frames::free(frame);
             }
         }
-        let slot = self.slot;
         SLOT_MAP.with(|m| {
             Bitmap::new(&mut m.task, SLOTS).mark(slot, 1, false);
             Bitmap::new(&mut m.used, SLOTS).free(slot, 1);
+            m.made[slot] = (0, 0);
         });
     }
 }
