@@ -75,6 +75,7 @@ pub fn serve(
 
 /// Encode `resp` into `out`; its length (0, an empty reply the client calls malformed, if it
 /// does not fit: [`RESPONSE_MAX`] always does).
+#[inline]
 pub fn encode(resp: &Response<'_>, out: &mut [u8]) -> usize {
     msg::encode(resp, out).unwrap_or(0)
 }
