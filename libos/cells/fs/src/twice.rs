@@ -10,7 +10,8 @@
 //!                     yes ─► write the held blocks (each read back), then answer with both
 //!                            runs' results, each sealed apart; the client compares the two
 //! ```
-//! Each run reads through the checked mirror (`cell_ramdisk::Blocks`), and sees its own held
+//! Each run reads through the checked store (`store::Store`: the RAM disk's mirror or the
+//! disk's checked client), and sees its own held
 //! writes. A block one run read is not fetched again by the other: it is kept with the tag that
 //! vouched for it and checked again at each use (`algo::mirror::Vouched`), so a copy a fault
 //! bent in between is not used — the store is asked instead.
@@ -21,9 +22,9 @@
 //! the block hit instead, stored under tags that check there, is not).
 
 use crate::server::handle;
+use crate::store::Store;
 use crate::{Op, Out};
 use algo::mirror::Vouched;
-use cell_ramdisk::Blocks;
 use core::cell::RefCell;
 use fs_core::{Block, BlockDevice, Disk, FsError, SmallClientState, BLOCK_SIZE};
 
@@ -45,7 +46,7 @@ type Seen = RefCell<Vec<Vouched<BLOCK_SIZE>, SEEN>>;
 
 /// A device that reads through to the store but holds every write back.
 struct Held<'a> {
-    store: Blocks,
+    store: Store<'a>,
     writes: RefCell<Writes>,
     seen: &'a Seen,
 }
@@ -95,8 +96,8 @@ struct Run {
 
 impl Run {
     fn of(
-        disk: &Disk<Blocks>,
-        store: Blocks,
+        disk: &Disk<Store<'_>>,
+        store: Store<'_>,
         seen: &Seen,
         st: &SmallClientState,
         op: &Op,
@@ -118,8 +119,8 @@ impl Run {
 /// Serve `op` for the client whose (checked) state is `st`: its new state and the result, from
 /// each of two runs that agree, once the blocks they write are stored and read back.
 pub(crate) fn serve(
-    disk: &Disk<Blocks>,
-    store: Blocks,
+    disk: &Disk<Store<'_>>,
+    store: Store<'_>,
     st: &SmallClientState,
     op: &Op,
     others: Others,
@@ -146,7 +147,9 @@ pub(crate) fn serve(
         panic!("the request changed in fs's memory while it was served");
     }
     let (stored_from, expected) = (&runs[0].writes, &runs[1].writes);
-    let stored = stored_from.iter().all(|(block, data)| store.write(*block, data));
+    // Flushed, so that what is answered as done survives a power-off (a disk's write cache).
+    let stored = stored_from.iter().all(|(block, data)| store.write(*block, data))
+        && (stored_from.is_empty() || store.flush());
     for (block, data) in expected.iter().filter(|_| stored) {
         let mut back = [0u8; BLOCK_SIZE];
         if store.read(*block, &mut back) && back != *data {
