@@ -159,10 +159,14 @@ impl Device {
         Some(Device { index })
     }
 
-    /// Run `f` on the device record if the current task drives it, binding it at first use.
+    /// Run `f` on the device record if the current task drives it, binding it at first use
+    /// (by a task: never while the image wires the system).
     #[inline(never)]
     fn with<R>(&self, f: impl FnOnce(&mut Kernel, usize) -> R) -> Result<R, DeviceError> {
         let index = core::hint::black_box(self.index);
+        if !crate::sched::started() {
+            return Err(DeviceError::NotOwner);
+        }
         KERNEL.with(|k| {
             let me = k.current;
             let d = k.devices.get_mut(index).filter(|d| d.taken).ok_or(DeviceError::NotOwner)?;
