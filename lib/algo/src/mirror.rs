@@ -129,6 +129,13 @@ pub struct Vouched<const N: usize> {
 }
 
 impl<const N: usize> Vouched<N> {
+    /// Block `block` whose contents `data` a client checked by other means than the mirror (a
+    /// store with one plain copy: see the libos disk cell's `Blocks`); tagged from now on, so a
+    /// copy bent while it is kept is still caught by [`Vouched::of`].
+    pub fn new(block: u32, data: [u8; N]) -> Vouched<N> {
+        Vouched { block, copy: 0, tag: tag(block, 0, &data), data }
+    }
+
     /// The contents as the mirror checked them when it read them (for a value kept since, use
     /// [`Vouched::of`]).
     pub fn contents(&self) -> &[u8; N] {

@@ -1,9 +1,11 @@
 //! The libos image: the kernel plus the cells, wired together at boot.
 //!
 //! ```text
-//!  console ◄── mailbox ── shell ── endpoint ──► fs ── endpoint ──► ramdisk
-//!     ▲  IRQ 4 bytes         └──── endpoint ──► timer      (blocks in MappedPages)
-//!     └── (kernel)           └──── endpoint ──► echo (benchmark partner)
+//!  console ◄── mailbox ── shell ── endpoint ──► fs ──► virtio-blk ──► PCI disk (if attached:
+//!     ▲  IRQ 4 bytes        │                     │      Device: guard, DMA, BARs, INTx)
+//!     └── (kernel)          │                     └───► ramdisk (if not; MappedPages)
+//!                           ├──── endpoint ──► timer
+//!                           └──── endpoint ──► echo (benchmark partner)
 //!  scribe (fs and timer sessions of its own; records in /scribe/log)
 //! ```
 //! This is the composition root: it holds no state of its own after boot. The kernel hands it
@@ -18,9 +20,11 @@ fn wire(privilege: libos_kernel::Privilege) {
     let serial = libos_kernel::Serial::take().expect("the serial device is taken once, here");
     let console = cell_console::start(serial).expect("console");
     let ramdisk = cell_ramdisk::start().expect("ramdisk");
+    let device = libos_kernel::Device::take(&cell_virtio_blk::IDS, cell_virtio_blk::DMA_PAGES);
+    let disk = cell_virtio_blk::start(device, console.clone()).expect("virtio-blk");
     // The fs cell's sealing key: chosen now, kept by its task across incarnations.
     let key = libos_kernel::rdtsc().rotate_left(17) ^ 0x5eed_f00d_cafe_d00d;
-    let fs = cell_fs::start(ramdisk, key, console.clone()).expect("fs");
+    let fs = cell_fs::start(ramdisk, disk, key, console.clone()).expect("fs");
     let timer = cell_timer::start().expect("timer");
     let echo = cell_shell::start_echo().expect("echo");
     cell_shell::start_scribe(console.clone(), fs, timer).expect("scribe");

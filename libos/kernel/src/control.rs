@@ -82,7 +82,8 @@ pub fn set_quiet(_: &Privilege, quiet: bool) {
 }
 
 /// Run `f` with the timer and the serial line masked at the interrupt controller, so that a
-/// measurement counts only the code under test (deterministic under QEMU `-icount`). Task
+/// measurement counts only the code under test (deterministic under QEMU `-icount`); a driven
+/// device's line stays open, or its driver would wait for ever (see `pic::set_mask`). Task
 /// switches still happen when `f` calls or yields; nothing is preempted, no hang is detected
 /// and no delayed restart happens (a task in back-off stays down until it returns).
 pub fn without_preemption<R>(_: &Privilege, f: impl FnOnce() -> R) -> R {

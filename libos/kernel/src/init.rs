@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  GRUB ─► x86 trampoline (32→64) ─► libos_kernel_entry: serial, GDT/IDT, frames, paging, heap,
-//!        symbols, PIC, the idle task ─► libos_main(Privilege) (the image's wiring, see
+//!        symbols, PIC, PCI devices, the idle task ─► libos_main(Privilege) (the image's wiring, see
 //!        `entry!`: endpoints, mailboxes, cells) ─► sched::start
 //! ```
 
@@ -104,6 +104,7 @@ extern "C" fn libos_kernel_entry(magic: u32, info: u32) -> ! {
     crate::mem::heap::init();
     crate::symbols::init(symtab, strtab);
     crate::arch::pic::init();
+    crate::device::enumerate();
     crate::lifecycle::spawn("idle", 0, false, || loop {
         crate::arch::cpu::idle();
     })

@@ -12,6 +12,7 @@
 //!  trap                   the dispatcher every trap goes through; the panic handler
 //!  input                  the console's input hook (COM1 bytes into a mailbox)
 //!  lifecycle              spawn, fail, restart (now, after a back-off, held), kill, watchdog
+//!  device                 PCI functions for driver cells: guard, DMA, BARs, INTx, quiesce
 //!  inject  kept  chan     arming and striking faults; client-kept state; endpoints, mailboxes
 //!  sched                  pick, switch, block, yield, sleep, ticks
 //!  report                 fault reports, kernel panics, the Ctrl-T dump
@@ -30,6 +31,7 @@ extern crate alloc;
 mod arch;
 mod chan;
 mod control;
+mod device;
 mod init;
 mod inject;
 mod input;
@@ -52,7 +54,8 @@ pub use state::{find_task, task_info, State as TaskState, TaskId, TaskInfo, MAX_
 pub use chan::{mailbox, CheckedEndpoint, Endpoint, Full, Receiver, ReplyError, Sender, Token};
 pub use kept::{others as kept_by_others, Kept};
 pub use state::CallError;
-// Memory a cell owns by value, and the one device handed to a cell.
+// Memory a cell owns by value, and the devices handed to cells.
+pub use device::{Device, DeviceError, Region as DeviceRegion, MAX_DMA_PAGES};
 pub use input::attach_input;
 pub use mem::mapped::MapError;
 pub use mem::MappedPages;

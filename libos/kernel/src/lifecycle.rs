@@ -142,9 +142,11 @@ fn restart_now(t: &mut Task) -> Result<(), MapError> {
     incarnate(t)
 }
 
-/// Drop what task `i` owned and held (it is not running on its own stack now): memory, kept
-/// state records, its place as an endpoint's receiver.
+/// Drop what task `i` owned and held (it is not running on its own stack now): the device it
+/// drives first (its DMA stops, see `device::quiesce`), then memory, kept state records, its
+/// place as an endpoint's receiver.
 fn release(k: &mut Kernel, i: usize) {
+    crate::device::quiesce(k, i);
     if let Some(t) = k.task(i) {
         t.mem = None;
         t.call = None;

@@ -275,6 +275,9 @@ pub(crate) struct Task {
     pub crash: CrashLoop,
     /// Its critical-section depth while it is not running (see `sync::swap_depth`).
     pub depth: u32,
+    /// The slot of the device it drives (DMA region and BARs, see `device`), writable while it
+    /// runs like its stack and heap; `usize::MAX`: none.
+    pub device_slot: usize,
 }
 
 impl Task {
@@ -302,6 +305,7 @@ impl Task {
             answered: false,
             crash: CrashLoop::new(),
             depth: 0,
+            device_slot: usize::MAX,
         }
     }
 
@@ -313,11 +317,12 @@ impl Task {
         }
     }
 
-    /// The slots of its stack and heap: the only ones writable while it runs.
-    pub fn slots(&self) -> [usize; 2] {
+    /// The slots of its stack and heap, and of the device it drives: the only ones writable
+    /// while it runs.
+    pub fn slots(&self) -> [usize; 3] {
         match &self.mem {
-            Some(m) => [m.stack.slot(), m.heap.pages().slot()],
-            None => [usize::MAX; 2],
+            Some(m) => [m.stack.slot(), m.heap.pages().slot(), self.device_slot],
+            None => [usize::MAX; 3],
         }
     }
 
@@ -346,6 +351,32 @@ pub(crate) struct Kernel {
     pub handoff: Option<usize>,
     /// Addresses of every mailbox: a mailbox handle from a cell is checked against these.
     pub mailboxes: HVec<u64, 16>,
+    /// Every PCI function found at boot (see `device`).
+    pub devices: HVec<PciDevice, MAX_DEVICES>,
+}
+
+/// PCI functions the kernel records.
+pub(crate) const MAX_DEVICES: usize = 16;
+
+/// A PCI function as the kernel keeps it: what enumeration found, and, once a cell took it
+/// (`device::Device::take`), where its DMA region and BARs are and the state of its line.
+pub(crate) struct PciDevice {
+    pub f: x86::pci::Function,
+    pub taken: bool,
+    /// The task driving it (bound at its first use of the handle), for every incarnation.
+    pub owner: Option<usize>,
+    /// The slot holding its DMA region (from the slot's start) and its mapped BARs.
+    pub slot: usize,
+    /// The DMA region: physical address (identity mapped, contiguous) and pages.
+    pub dma: (u64, usize),
+    /// Each memory BAR mapped in the slot: its address there.
+    pub windows: [Option<u64>; 6],
+    /// The legacy interrupt line delivered to the driver, if any.
+    pub line: Option<u8>,
+    /// The line fired and was masked; the driver has not seen it yet.
+    pub fired: bool,
+    /// The task waiting for the line to fire.
+    pub waiter: Option<usize>,
 }
 
 /// The task table and everything the scheduler and channels share. See `sync::Global`.
@@ -360,6 +391,7 @@ pub(crate) static KERNEL: Global<Kernel> = Global::new(Kernel {
     input: None,
     handoff: None,
     mailboxes: HVec::new(),
+    devices: HVec::new(),
 });
 
 impl Kernel {

@@ -9,6 +9,7 @@
 //!                              then keep (the frame onto the task's stack) and
 //!                              sched::switch (preemption)
 //!  COM1 (36)                   Ctrl-T dump, or the console's input hook
+//!  a driven device's line      device::interrupt (masked, its driver woken)
 //!  yield (0x81)                sched::switch
 //!  die (0x82)                  lifecycle::fail with the reason the task left in `dying`
 //! ```
@@ -88,6 +89,9 @@ extern "C" fn libos_kernel_trap(frame: *mut TrapFrame) -> *mut TrapFrame {
         32..=47 if crate::sync::depth() > 0 => {
             if f.vector == IRQ_COM1 {
                 SERIAL_DEFERRED.store(true, Ordering::Relaxed);
+            } else if pic::armed((f.vector - 32) as u8) {
+                // A device's level-triggered line: masked now, its driver told at the tick.
+                crate::device::defer((f.vector - 32) as u8);
             } else {
                 pic::eoi((f.vector - 32) as u8);
             }
@@ -101,6 +105,7 @@ extern "C" fn libos_kernel_trap(frame: *mut TrapFrame) -> *mut TrapFrame {
             if SERIAL_DEFERRED.swap(false, Ordering::Relaxed) {
                 serial_input(k);
             }
+            crate::device::deliver_deferred(k);
             crate::lifecycle::restart_due(k);
             crate::lifecycle::watchdog(k, f);
             if !crate::sched::preemptible() {
@@ -122,6 +127,11 @@ extern "C" fn libos_kernel_trap(frame: *mut TrapFrame) -> *mut TrapFrame {
         IRQ_COM1 => {
             // SAFETY: see above.
             serial_input(unsafe { KERNEL.get_in_trap() });
+            finish(frame, old_heap)
+        }
+        v @ 33..=47 if pic::armed((v - 32) as u8) && !spurious((v - 32) as u8) => {
+            // SAFETY: see above.
+            crate::device::interrupt(unsafe { KERNEL.get_in_trap() }, (v - 32) as u8);
             finish(frame, old_heap)
         }
         39 | 47 => {
@@ -160,6 +170,11 @@ extern "C" fn libos_kernel_trap(frame: *mut TrapFrame) -> *mut TrapFrame {
     };
     IN_TRAP.store(false, Ordering::Relaxed);
     next
+}
+
+/// Is an interrupt on `line` spurious (only lines 7 and 15 can be)?
+fn spurious(line: u8) -> bool {
+    (line == 7 || line == 15) && pic::is_spurious(line)
 }
 
 /// Resume the interrupted frame, heap routing as it was.

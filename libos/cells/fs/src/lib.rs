@@ -1,4 +1,5 @@
-//! The fs cell: a hierarchical file system (the `fs-core` format) over the ramdisk cell.
+//! The fs cell: a hierarchical file system (the `fs-core` format) over the disk cell when a
+//! disk is attached (the same format the microkernel writes), else over the ramdisk cell.
 //!
 //! State-spill freedom by opaque exportation: the server keeps nothing about its clients.
 //! Each client holds a [`Session`] — its current directory and open files with offsets — whose
@@ -11,8 +12,9 @@
 //!
 //! A fault in this cell must not become wrong data either: every operation runs twice and its
 //! answer and writes are believed only if both runs agree (`twice`), and every block goes to
-//! the ramdisk through the client-checked mirror (`cell_ramdisk::Blocks`). `Format` alone
-//! runs once (it writes more blocks than a run may hold back), straight to the mirror.
+//! its store through a checking client (`store`: the ramdisk's mirror, or the disk's read-back
+//! and tags of this boot, `cell_virtio_blk::Blocks`). `Format` alone runs once (it writes more
+//! blocks than a run may hold back), straight to the store.
 //!
 //! A disk that holds something other than this file system is not mounted and not written
 //! (`fs_core::Volume`): the cell stays up and answers every request but `Format` with why.
@@ -27,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 mod server;
+mod store;
 mod twice;
 
 use algo::seal::seal;

@@ -2,10 +2,11 @@
 //! reseals the session. The operations themselves are `fs_core`'s, the same the microkernel's
 //! file server runs.
 
+use crate::store::Store;
 use crate::{Answer, Entry, FsError, Op, Out, PathBuf, Response, Session, IO_MAX};
 use algo::seal::seal;
 use cell_console::Console;
-use cell_ramdisk::Blocks;
+use cell_virtio_blk::Probe;
 use core::fmt::Write;
 use fs_core::{BlockDevice, Disk, Held, SmallClientState, Volume};
 
@@ -86,9 +87,6 @@ fn held_by_others(key: u64, holder: u64, ino: u16, path: &[u8]) -> Held {
     held
 }
 
-/// What the log calls the store.
-const STORE: &str = "the RAM disk";
-
 /// Print one line to the console as `[fs] LINE`.
 fn log(console: &Console, line: core::fmt::Arguments<'_>) {
     let mut out = console;
@@ -96,7 +94,7 @@ fn log(console: &Console, line: core::fmt::Arguments<'_>) {
 }
 
 /// How much of the store the file system spans, for the log.
-fn span(v: &Volume<Blocks>) -> (u32, u32) {
+fn span(v: &Volume<Store<'_>>) -> (u32, u32) {
     (v.blocks(), v.device_blocks())
 }
 
@@ -104,8 +102,8 @@ fn span(v: &Volume<Blocks>) -> (u32, u32) {
 /// (`twice`), or `Format` once and straight to the store (it writes more blocks than a run
 /// holds back). On a refused disk every operation but `Format` is answered with why.
 fn serve(
-    volume: &mut Volume<Blocks>,
-    store: Blocks,
+    volume: &mut Volume<Store<'_>>,
+    store: Store<'_>,
     console: &Console,
     session: &Session,
     op: &Op,
@@ -119,7 +117,7 @@ fn serve(
             let (fs, device) = span(volume);
             log(
                 console,
-                format_args!("formatted {STORE}: the file system spans {fs} of its {device} blocks"),
+                format_args!("formatted {}: the file system spans {fs} of its {device} blocks", store.name()),
             );
         }
         return unchanged(result);
@@ -130,37 +128,78 @@ fn serve(
     }
 }
 
-/// Spawn the fs task over the block store `blocks`; `key` seals sessions (chosen at boot, kept
-/// by the task table across incarnations); what it has to say goes to `console`. Returns the
-/// endpoint.
-pub fn start(blocks: cell_ramdisk::Ep, key: u64, console: Console) -> Option<crate::Ep> {
+/// How many times a restarted fs asks the disk cell whether it has a disk before it gives up
+/// (the driver may be restarting or held).
+const PROBES: u32 = 20;
+
+/// The store this incarnation uses: the disk when the disk cell drives one, the RAM disk when
+/// it says there is none. A driver that does not answer is asked again (it may be restarting):
+/// falling back to the RAM disk then would serve an empty file system in place of the disk's.
+fn choose<'t>(
+    ram: cell_ramdisk::Ep,
+    disk: cell_virtio_blk::Blocks<'t>,
+    console: &Console,
+    first: bool,
+) -> Store<'t> {
+    for _ in 0..PROBES {
+        match disk.probe() {
+            Probe::Disk { .. } => return Store::Disk(disk),
+            Probe::NoDevice => {
+                if first {
+                    log(
+                        console,
+                        format_args!(
+                            "no disk attached: files live on the RAM disk and are lost at power-off"
+                        ),
+                    );
+                }
+                return Store::Ram(cell_ramdisk::Blocks(ram));
+            }
+            Probe::NoAnswer => libos_kernel::sleep_until(libos_kernel::ticks() + 50),
+        }
+    }
+    panic!("the disk cell did not say whether it has a disk ({PROBES} tries)");
+}
+
+/// Spawn the fs task over the disk (`disk`, the disk cell) or, when that has no device, the RAM
+/// disk (`ram`); `key` seals sessions (chosen at boot, kept by the task table across
+/// incarnations); what it has to say goes to `console`. Returns the endpoint.
+pub fn start(
+    ram: cell_ramdisk::Ep,
+    disk: cell_virtio_blk::Ep,
+    key: u64,
+    console: Console,
+) -> Option<crate::Ep> {
     let ep = crate::Ep::create("fs")?;
+    // The tags of the disk's blocks seen this boot: owned by the closure, kept across restarts.
+    let tags = cell_virtio_blk::Tags::new()?;
     libos_kernel::spawn("fs", 5, true, move || {
-        let store = Blocks(blocks);
         // Only the first incarnation may format a blank store: a later one that does not find
         // the file system (a fault bent its reads) must not erase it. A store that holds
         // something else is refused by every incarnation alike.
         let first =
             libos_kernel::find_task("fs").and_then(libos_kernel::task_info).is_none_or(|t| t.generation == 0);
+        let store = choose(ram, cell_virtio_blk::Blocks { ep: disk, tags: &tags }, &console, first);
+        let name = store.name();
         let mounted = if first { Volume::mount(store) } else { Volume::attach(store).map(|v| (v, false)) };
         let mut volume = match mounted {
             Ok((v, formatted)) => {
                 let (fs, device) = span(&v);
                 match v.refused() {
-                    Some(why) => log(&console, format_args!("not mounting {STORE}: {why}")),
+                    Some(why) => log(&console, format_args!("not mounting {name}: {why}")),
                     None if formatted => log(
                         &console,
-                        format_args!("formatted {STORE} (it was blank): the file system spans {fs} of its {device} blocks"),
+                        format_args!("formatted {name} (it was blank): the file system spans {fs} of its {device} blocks"),
                     ),
                     None if first => log(
                         &console,
-                        format_args!("mounted {STORE}: the file system spans {fs} of its {device} blocks"),
+                        format_args!("mounted {name}: the file system spans {fs} of its {device} blocks"),
                     ),
                     None => {}
                 }
                 v
             }
-            Err(e) => panic!("cannot mount the block store: {}", e),
+            Err(e) => panic!("cannot mount {}: {}", name, e),
         };
         loop {
             let (token, req) = ep.recv();

@@ -10,7 +10,8 @@
 //!                     yes ─► write the held blocks (each read back), then answer with both
 //!                            runs' results, each sealed apart; the client compares the two
 //! ```
-//! Each run reads through the checked mirror (`cell_ramdisk::Blocks`), and sees its own held
+//! Each run reads through the checked store (`store::Store`: the RAM disk's mirror or the
+//! disk's checked client), and sees its own held
 //! writes. A block one run read is not fetched again by the other: it is kept with the tag that
 //! vouched for it and checked again at each use (`algo::mirror::Vouched`), so a copy a fault
 //! bent in between is not used — the store is asked instead.
@@ -21,9 +22,9 @@
 //! the block hit instead, stored under tags that check there, is not).
 
 use crate::server::handle;
+use crate::store::Store;
 use crate::{Op, Out};
 use algo::mirror::Vouched;
-use cell_ramdisk::Blocks;
 use core::cell::RefCell;
 use fs_core::{Block, BlockDevice, Disk, FsError, SmallClientState, BLOCK_SIZE};
 
@@ -31,10 +32,10 @@ use fs_core::{Block, BlockDevice, Disk, FsError, SmallClientState, BLOCK_SIZE};
 type Others<'a> = &'a dyn Fn(u16, &[u8]) -> fs_core::Held;
 use heapless::Vec;
 
-/// Most distinct blocks one operation writes (a write of `IO_MAX` bytes that allocates two
-/// data blocks and an indirect one touches five); an operation that would write more fails
-/// with `Disk` in both runs.
-const HELD: usize = 8;
+/// Most block writes one operation makes: a write of `IO_MAX` bytes that allocates two data
+/// blocks and an indirect one touches five blocks, and the allocation bitmap is written twice
+/// (`fs_core`'s commit order); one that would write more fails with `Disk` in both runs.
+const HELD: usize = 9;
 
 type Writes = Vec<(u32, Block), HELD>;
 
@@ -45,7 +46,7 @@ type Seen = RefCell<Vec<Vouched<BLOCK_SIZE>, SEEN>>;
 
 /// A device that reads through to the store but holds every write back.
 struct Held<'a> {
-    store: Blocks,
+    store: Store<'a>,
     writes: RefCell<Writes>,
     seen: &'a Seen,
 }
@@ -56,7 +57,7 @@ impl BlockDevice for Held<'_> {
     }
 
     fn read(&self, block: u32, out: &mut Block) -> bool {
-        match self.writes.borrow().iter().find(|(b, _)| *b == block) {
+        match self.writes.borrow().iter().rev().find(|(b, _)| *b == block) {
             Some((_, data)) => {
                 *out = *data;
                 true
@@ -74,15 +75,14 @@ impl BlockDevice for Held<'_> {
         }
     }
 
+    /// Every write is kept in order (a block written twice, twice): the store gets them in
+    /// the order the file system made them, which is what keeps the disk consistent between
+    /// any two writes (`fs_core::tx`: the bitmap marks new blocks before anything points at
+    /// them, and frees old ones only after nothing does). Keeping one copy per block, as this
+    /// did, stored the bitmap's last state first: harmless in RAM, a hazard on a disk cut
+    /// part-way.
     fn write(&self, block: u32, data: &Block) -> bool {
-        let mut writes = self.writes.borrow_mut();
-        match writes.iter_mut().find(|(b, _)| *b == block) {
-            Some((_, held)) => {
-                *held = *data;
-                true
-            }
-            None => writes.push((block, *data)).is_ok(),
-        }
+        self.writes.borrow_mut().push((block, *data)).is_ok()
     }
 }
 
@@ -95,8 +95,8 @@ struct Run {
 
 impl Run {
     fn of(
-        disk: &Disk<Blocks>,
-        store: Blocks,
+        disk: &Disk<Store<'_>>,
+        store: Store<'_>,
         seen: &Seen,
         st: &SmallClientState,
         op: &Op,
@@ -118,8 +118,8 @@ impl Run {
 /// Serve `op` for the client whose (checked) state is `st`: its new state and the result, from
 /// each of two runs that agree, once the blocks they write are stored and read back.
 pub(crate) fn serve(
-    disk: &Disk<Blocks>,
-    store: Blocks,
+    disk: &Disk<Store<'_>>,
+    store: Store<'_>,
     st: &SmallClientState,
     op: &Op,
     others: Others,
@@ -146,8 +146,12 @@ pub(crate) fn serve(
         panic!("the request changed in fs's memory while it was served");
     }
     let (stored_from, expected) = (&runs[0].writes, &runs[1].writes);
-    let stored = stored_from.iter().all(|(block, data)| store.write(*block, data));
-    for (block, data) in expected.iter().filter(|_| stored) {
+    // Flushed, so that what is answered as done survives a power-off (a disk's write cache).
+    let stored = stored_from.iter().all(|(block, data)| store.write(*block, data))
+        && (stored_from.is_empty() || store.flush());
+    // A block written twice holds its last write.
+    let last = |i: usize, block: u32| !expected[i + 1..].iter().any(|(b, _)| *b == block);
+    for (_, (block, data)) in expected.iter().enumerate().filter(|&(i, (b, _))| stored && last(i, *b)) {
         let mut back = [0u8; BLOCK_SIZE];
         if store.read(*block, &mut back) && back != *data {
             panic!("block {} did not hold what was stored", block);

@@ -44,6 +44,18 @@ pub fn alloc() -> Option<u64> {
     Some(addr)
 }
 
+/// `n` physically contiguous zeroed frames, never freed (a device's DMA region): the first
+/// one's physical address (identity mapped).
+pub fn alloc_run(n: usize) -> Option<u64> {
+    let addr = FRAMES.with(|f| Bitmap::new(&mut f.words, f.units).alloc(n, 1))? as u64 * super::PAGE;
+    // SAFETY: the frames were free, so nobody else uses them; RAM below 1 GiB is identity
+    // mapped (read-only outside the image, hence the lifted protection).
+    super::protect::unprotected(|| unsafe {
+        core::ptr::write_bytes(addr as *mut u8, 0, n * super::PAGE as usize)
+    });
+    Some(addr)
+}
+
 pub fn free(addr: u64) {
     let ok = FRAMES.with(|f| Bitmap::new(&mut f.words, f.units).free((addr / super::PAGE) as usize, 1));
     if !ok {

@@ -173,6 +173,19 @@ impl Drop for MappedPages {
     }
 }
 
+/// A slot for the kernel's own mappings that no `MappedPages` value describes (a device's DMA
+/// region and BARs, see `device`): used for good, and marked as the kernel's like a task's
+/// stack, so a cell's (bent) `MappedPages` is never copied through it.
+pub(crate) fn reserve_slot() -> Option<usize> {
+    SLOT_MAP.with(|m| {
+        let slot = Bitmap::new(&mut m.used, SLOTS).alloc(1, 1)?;
+        Bitmap::new(&mut m.task, SLOTS).mark(slot, 1, true);
+        // No value was made for it: a dropped value that claims this slot never matches.
+        m.made[slot] = (u64::MAX, usize::MAX);
+        Some(slot)
+    })
+}
+
 pub fn slots_in_use() -> usize {
     SLOT_MAP.with(|m| Bitmap::new(&mut m.used, SLOTS).used())
 }

@@ -23,7 +23,7 @@ use crate::sync::Global;
 use x86_64::registers::control::{Cr4, Cr4Flags};
 
 use x86::paging::{ADDRESS as ADDR, GLOBAL as G, HUGE as PS};
-pub use x86::paging::{NO_EXECUTE as NX, PRESENT as P, WRITABLE as W};
+pub use x86::paging::{NO_CACHE as PCD, NO_EXECUTE as NX, PRESENT as P, WRITABLE as W, WRITE_THROUGH as PWT};
 
 /// Start of the slot area (PML4 0, PDPT entry 256).
 pub const SLOT_BASE: u64 = 256 << 30;
@@ -41,11 +41,11 @@ struct Directory([u64; 512]);
 static mut SLOT_PD: Directory = Directory([0; 512]);
 
 struct Tables {
-    /// The slots writable now: the running task's stack and heap.
-    open: [usize; 2],
+    /// The slots writable now: the running task's stack and heap, and its device's slot.
+    open: [usize; 3],
 }
 
-static TABLES: Global<Tables> = Global::new(Tables { open: [NONE; 2] });
+static TABLES: Global<Tables> = Global::new(Tables { open: [NONE; 3] });
 
 extern "C" {
     static __kernel_start: u8;
@@ -169,10 +169,11 @@ fn slot_of(virt: u64) -> usize {
     ((virt >> 21) & 511) as usize
 }
 
-/// Make `slots` (the incoming task's stack and heap) the only writable slots, and drop the
-/// translations that still allow writes elsewhere. Called by the scheduler with interrupts
-/// masked; nothing changes (and nothing is flushed) when the same task runs on.
-pub fn open(slots: [usize; 2]) {
+/// Make `slots` (the incoming task's stack and heap, and the slot of the device it drives) the
+/// only writable slots, and drop the translations that still allow writes elsewhere. Called by
+/// the scheduler with interrupts masked; nothing changes (and nothing is flushed) when the same
+/// task runs on.
+pub fn open(slots: [usize; 3]) {
     // SAFETY: interrupts are masked (the scheduler runs in the trap path or under the task
     // table's critical section), and TABLES is otherwise borrowed only inside `with`, which
     // masks interrupts and never switches tasks: no other borrow is live.
