@@ -65,6 +65,44 @@ impl Default for Resources {
     }
 }
 
+/// A driver's [`Resources`] in a static that outlives its incarnations (the libos: one address
+/// space, so a restarted driver finds its predecessor's statics). An incarnation that died in
+/// the middle of a HAL call left the lock held; the next one takes it over instead of waiting
+/// for ever. On the microkernel each incarnation has a fresh address space and the takeover
+/// never finds the lock held.
+pub struct Shared(spin::Mutex<Resources>);
+
+impl Shared {
+    pub const fn new() -> Shared {
+        Shared(spin::Mutex::new(Resources::new()))
+    }
+
+    /// Called by a new incarnation before its first HAL call: the resources, emptied, whatever
+    /// the last incarnation left.
+    pub fn take_over(&self) -> spin::MutexGuard<'_, Resources> {
+        if self.0.is_locked() {
+            // SAFETY: a driver is one task, and this runs before its new incarnation makes any
+            // HAL call; the previous incarnation is stopped and can never run again. So the
+            // holder of a held lock is dead, and no guard of it will be used or dropped.
+            unsafe { self.0.force_unlock() };
+        }
+        let mut r = self.0.lock();
+        *r = Resources::new();
+        r
+    }
+
+    /// The lock the HAL takes (what [`Platform::resources`] returns).
+    pub fn lock(&self) -> &spin::Mutex<Resources> {
+        &self.0
+    }
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Where a driver keeps its [`Resources`]: a static of its own.
 pub trait Platform {
     fn resources() -> &'static spin::Mutex<Resources>;

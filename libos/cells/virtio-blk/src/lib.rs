@@ -25,8 +25,10 @@
 //! **The one static.** `virtio_drivers::Hal` has no `self`, so the HAL's state is a static
 //! (`virtio_glue::hal::Platform`), the only one in a cell. In this address space it outlives
 //! the incarnation that locked it: one killed inside a HAL call (a bounce copy) leaves its
-//! lock held for good. Each incarnation therefore takes the first of [`HAL_SLOTS`] locks it
-//! can get and starts it afresh; a lock a dead incarnation held is never used again.
+//! lock held. Each new incarnation therefore takes the state over before its first HAL call
+//! (`virtio_glue::hal::Shared::take_over`): its predecessor is dead, so whatever lock it held
+//! is released and the state starts afresh. (Eight locks, one taken per incarnation, ran out
+//! after 37 restarts in a 1,000-fault campaign: the driver then crash-looped and was held.)
 //!
 //! **End-to-end.** The RAM disk keeps two tagged copies of every block; a real disk holds the
 //! microkernel's format, one plain copy. What [`Blocks`] checks instead:
@@ -46,13 +48,12 @@
 use bytemuck::CheckedBitPattern;
 use cell_console::Console;
 use core::fmt::Write as _;
-use core::sync::atomic::{AtomicUsize, Ordering};
 use fs_core::{Block, BLOCK_SIZE};
 use libos_kernel::{CheckedEndpoint, Device, MappedPages};
 use virtio_glue::blk::{self, BlockDriver};
 use virtio_glue::config::ConfigPort;
 use virtio_glue::dma::Region;
-use virtio_glue::hal::{Platform, Resources, Window};
+use virtio_glue::hal::{Platform, Resources, Shared, Window};
 
 /// The PCI ids of a virtio block device (modern, transitional).
 pub const IDS: [(u16, u16); 2] = [(0x1af4, 0x1042), (0x1af4, 0x1001)];
@@ -96,39 +97,33 @@ pub enum Response {
 
 pub type Ep = CheckedEndpoint<Request, Response>;
 
-/// HAL locks an incarnation may take (see "The one static").
-pub const HAL_SLOTS: usize = 8;
-static HAL: [spin::Mutex<Resources>; HAL_SLOTS] = [const { spin::Mutex::new(Resources::new()) }; HAL_SLOTS];
-static HAL_IN_USE: AtomicUsize = AtomicUsize::new(0);
+/// The HAL's state: the one static of this cell (the crate's `Hal` has no `self`). It
+/// outlives incarnations; each new one takes it over (`Shared::take_over`), since one killed in
+/// a HAL call leaves its lock held.
+static HAL: Shared = Shared::new();
 
 /// The libos as `virtio-glue` sees it.
 struct Los;
 
 impl Platform for Los {
     fn resources() -> &'static spin::Mutex<Resources> {
-        &HAL[HAL_IN_USE.load(Ordering::Relaxed) % HAL_SLOTS]
+        HAL.lock()
     }
 }
 
-/// Install the device's DMA region and windows in the first HAL lock free; false if none is
-/// (every one was held by an incarnation that died in a HAL call).
+/// Install the device's DMA region and windows, taking the HAL's state over; false if the
+/// device has no DMA region for this task.
 fn install(dev: &Device) -> bool {
     let Ok(dma) = dev.dma() else { return false };
-    let from = HAL_IN_USE.load(Ordering::Relaxed);
-    for i in (0..HAL_SLOTS).map(|k| (from + k) % HAL_SLOTS) {
-        let Some(mut r) = HAL[i].try_lock() else { continue };
-        *r = Resources::new();
-        let pages = (dma.size / virtio_glue::dma::PAGE as u64) as usize;
-        r.install_dma(Region { virt: dma.virt as usize, phys: dma.phys, pages });
-        for bar in 0..6 {
-            if let Ok(w) = dev.bar(bar) {
-                r.install_window(Window { phys: w.phys, virt: w.virt as usize, size: w.size });
-            }
+    let mut r = HAL.take_over();
+    let pages = (dma.size / virtio_glue::dma::PAGE as u64) as usize;
+    r.install_dma(Region { virt: dma.virt as usize, phys: dma.phys, pages });
+    for bar in 0..6 {
+        if let Ok(w) = dev.bar(bar) {
+            r.install_window(Window { phys: w.phys, virt: w.virt as usize, size: w.size });
         }
-        HAL_IN_USE.store(i, Ordering::Relaxed);
-        return true;
     }
-    false
+    true
 }
 
 /// Configuration space through the kernel's guard.
@@ -203,7 +198,7 @@ fn handle(d: &mut BlockDriver<Los>, irq: &mut Irq<'_>, req: Request) -> Response
 /// Drive `dev` and serve `ep` (never returns).
 fn drive(dev: &Device, ep: Ep, console: &Console) -> ! {
     if !install(dev) {
-        panic!("virtio-blk: no HAL lock left, or the device is another task's");
+        panic!("virtio-blk: the device is another task's");
     }
     let mut driver = match BlockDriver::<Los>::start(Config(dev)) {
         Ok(d) => d,
