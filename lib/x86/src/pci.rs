@@ -28,6 +28,8 @@ pub mod reg {
     pub const CLASS: u8 = 0x08;
     pub const HEADER: u8 = 0x0c;
     pub const BAR0: u8 = 0x10;
+    /// Of a bridge (header type 1): primary, secondary and subordinate bus numbers.
+    pub const BUSES: u8 = 0x18;
     pub const ROM: u8 = 0x30;
     pub const INTERRUPT: u8 = 0x3c;
     /// Where the header ends and the device-specific part (capabilities) begins.
@@ -161,10 +163,72 @@ pub struct Function {
     pub guard: Guard,
 }
 
-/// Find every type-0 function on every bus, calling `found` for each (bridges are skipped:
-/// no driver is given one). Every BAR is sized on the way, with the function's decoding off.
+impl Function {
+    /// The legacy interrupt line the 8259 can deliver for it: a pin is wired, and the firmware
+    /// routed it to a line other than the timer (0), the cascade (2) and the RTC (8).
+    pub fn legacy_line(&self) -> Option<u8> {
+        let line = self.irq_line;
+        (self.irq_pin != 0 && (3..16).contains(&line) && line != 8).then_some(line)
+    }
+
+    /// Make the device harmless after its driver stopped: bus mastering off first (no more
+    /// DMA), then the BARs and the command register as the firmware left them (bus mastering
+    /// still off), and any BAR sizing in progress forgotten.
+    pub fn quiesce(&mut self, cfg: &impl ConfigSpace) {
+        let cmd = cfg.read(self.at, reg::COMMAND) as u16;
+        cfg.write(self.at, reg::COMMAND, (cmd & !command::BUS_MASTER) as u32);
+        for (n, raw) in self.guard.raw.iter().enumerate() {
+            cfg.write(self.at, reg::BAR0 + 4 * n as u8, *raw);
+        }
+        cfg.write(self.at, reg::COMMAND, (self.command & !command::BUS_MASTER) as u32);
+        self.guard.reset();
+    }
+}
+
+/// The line a kernel logs for each function it found:
+/// `00:04.0 1af4:1001 class 01.00 irq 11 bar0 io 0xc000+0x80 bar4 mem 0xfe000000+0x4000`.
+impl core::fmt::Display for Function {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{} {:04x}:{:04x} class {:02x}.{:02x} irq {}",
+            self.at, self.vendor, self.device, self.class[0], self.class[1], self.irq_line
+        )?;
+        for (i, b) in self.bars.iter().enumerate().filter(|(_, b)| b.size > 0) {
+            let kind = if b.is_memory() { "mem" } else { "io" };
+            write!(f, " bar{i} {kind} {:#x}+{:#x}", b.base, b.size)?;
+        }
+        Ok(())
+    }
+}
+
+/// Find every type-0 function, calling `found` for each (bridges are skipped: no driver is
+/// given one). Buses are walked as the hardware links them, not all 256 probed: bus 0 and the
+/// bus of each further host bridge (a function of 00:00.0), then the secondary bus of each
+/// PCI-to-PCI bridge found; each bus at most once. Every BAR is sized on the way, with the function's
+/// decoding off.
 pub fn enumerate(cfg: &impl ConfigSpace, mut found: impl FnMut(Function)) {
-    for bus in 0..=255u8 {
+    let mut seen = [0u64; 4];
+    let mut pending: [u8; 256] = [0; 256];
+    // Bus 0 always; more host bridges (functions of 00:00.0) each bring the bus of their number.
+    let mut queued = 1;
+    let host = Location::default();
+    if cfg.read(host, reg::ID) as u16 != 0xffff && cfg.read(host, reg::HEADER) >> 16 & 0x80 != 0 {
+        for function in 1..8 {
+            if cfg.read(Location { function, ..host }, reg::ID) as u16 != 0xffff {
+                pending[queued] = function;
+                queued += 1;
+            }
+        }
+    }
+    let mut next = 0;
+    while next < queued {
+        let bus = pending[next];
+        next += 1;
+        if seen[bus as usize / 64] & 1 << (bus % 64) != 0 {
+            continue;
+        }
+        seen[bus as usize / 64] |= 1 << (bus % 64);
         for device in 0..32u8 {
             let first = Location { bus, device, function: 0 };
             if cfg.read(first, reg::ID) as u16 == 0xffff {
@@ -173,7 +237,14 @@ pub fn enumerate(cfg: &impl ConfigSpace, mut found: impl FnMut(Function)) {
             let multi = cfg.read(first, reg::HEADER) >> 16 & 0x80 != 0;
             for function in 0..if multi { 8 } else { 1 } {
                 let at = Location { bus, device, function };
-                if let Some(f) = probe(cfg, at) {
+                if cfg.read(at, reg::ID) as u16 == 0xffff {
+                    continue;
+                }
+                // A PCI-to-PCI bridge (header type 1): its secondary bus comes next.
+                if cfg.read(at, reg::HEADER) >> 16 & 0x7f == 1 && queued < pending.len() {
+                    pending[queued] = (cfg.read(at, reg::BUSES) >> 8) as u8;
+                    queued += 1;
+                } else if let Some(f) = probe(cfg, at) {
                     found(f);
                 }
             }
@@ -404,6 +475,57 @@ mod tests {
     }
 
     #[test]
+    fn enumeration_walks_only_the_buses_the_hardware_links() {
+        // The host bridge (00:00.0, single function) and one function on bus 0: 32 devices
+        // probed on one bus, not 8,192 on 256.
+        struct Counting(Fake, core::cell::Cell<usize>);
+        impl ConfigSpace for Counting {
+            fn read(&self, at: Location, offset: u8) -> u32 {
+                self.1.set(self.1.get() + 1);
+                if at == Location::default() {
+                    return if offset == reg::ID { 0x1237_8086 } else { 0 };
+                }
+                self.0.read(at, offset)
+            }
+            fn write(&self, at: Location, offset: u8, value: u32) {
+                if at != Location::default() {
+                    self.0.write(at, offset, value)
+                }
+            }
+        }
+        let c = Counting(Fake::new(), core::cell::Cell::new(0));
+        let mut found = Vec::new();
+        enumerate(&c, |f| found.push(f.at));
+        assert_eq!(found, [Location::default(), AT]);
+        assert!(c.1.get() < 200, "{} configuration reads", c.1.get());
+    }
+
+    #[test]
+    fn enumeration_follows_a_bridge_to_its_secondary_bus() {
+        // 00:00.0 host bridge, 00:01.0 a PCI-to-PCI bridge to bus 2, 02:03.0 an endpoint.
+        struct Tree;
+        impl ConfigSpace for Tree {
+            fn read(&self, at: Location, offset: u8) -> u32 {
+                let (b, d, f) = (at.bus, at.device, at.function);
+                match ((b, d, f), offset) {
+                    ((0, 0, 0), reg::ID) => 0x1237_8086,
+                    ((0, 1, 0), reg::ID) => 0x0001_1b36,
+                    ((0, 1, 0), reg::HEADER) => 0x0001_0000,
+                    ((0, 1, 0), reg::BUSES) => 0x0002_0200,
+                    ((2, 3, 0), reg::ID) => 0x1042_1af4,
+                    ((0, 0, 0) | (2, 3, 0), _) => 0,
+                    _ => u32::MAX,
+                }
+            }
+            fn write(&self, _: Location, _: u8, _: u32) {}
+        }
+        let mut found = Vec::new();
+        enumerate(&Tree, |f| found.push((f.at, f.device)));
+        let at = |bus, device| Location { bus, device, function: 0 };
+        assert_eq!(found, [(at(0, 0), 0x1237), (at(2, 3), 0x1042)], "the bridge itself is not handed out");
+    }
+
+    #[test]
     fn a_drivers_bar_sizing_is_answered_by_the_guard_without_touching_the_device() {
         let f = probe(&Fake::new(), AT).unwrap();
         let mut g = f.guard;
@@ -432,6 +554,33 @@ mod tests {
         assert_eq!(g.write(reg::ROM, u32::MAX, 0), Write::Refused);
         assert_eq!(g.write(0x40, 0x1234, 0), Write::Device(0x1234));
         assert_eq!(g.write(0xfc, 1, 0), Write::Device(1));
+    }
+
+    #[test]
+    fn a_stopped_drivers_device_loses_bus_mastering_first_and_gets_its_bars_back() {
+        let fake = Fake::new();
+        let mut f = probe(&fake, AT).unwrap();
+        assert_eq!(f.legacy_line(), Some(11));
+        // A driver turned bus mastering on, and was killed half-way through sizing BAR4.
+        fake.write(AT, reg::COMMAND, 0x0007);
+        f.guard.write(0x20, u32::MAX, 0);
+        fake.write(AT, 0x20, u32::MAX);
+        fake.writes.borrow_mut().clear();
+        f.quiesce(&fake);
+        let w = fake.writes.borrow();
+        assert_eq!(w[0], (reg::COMMAND, 0x0003), "bus mastering off before anything else");
+        let regs = fake.regs.borrow();
+        assert_eq!((regs[8], regs[9], regs[1] & 0xffff), (0xfebf_000c, 0x8, 0x0003));
+        assert_eq!(f.guard.read(0x20, 0), 0xfebf_000c, "the sizing is forgotten");
+    }
+
+    #[test]
+    fn the_log_line_names_the_function_and_its_bars() {
+        let f = probe(&Fake::new(), AT).unwrap();
+        assert_eq!(
+            std::format!("{f}"),
+            "00:04.0 1af4:1001 class 01.00 irq 11 bar0 io 0xc040+0x80 bar4 mem 0x8febf0000+0x4000"
+        );
     }
 
     #[test]

@@ -58,6 +58,16 @@ pub fn mask(p: &impl PortIo, line: u8, masked: bool) {
     p.outb(port, if masked { cur | 1 << bit } else { cur & !(1 << bit) });
 }
 
+/// The PIIX's edge/level control registers (lines 0–7, 8–15).
+const ELCR: [u16; 2] = [0x4d0, 0x4d1];
+
+/// Make `line` level-triggered (a PCI interrupt stays asserted until its driver has the device
+/// drop it).
+pub fn set_level_triggered(p: &impl PortIo, line: u8) {
+    let port = ELCR[(line / 8) as usize & 1];
+    p.outb(port, p.inb(port) | 1 << (line % 8));
+}
+
 /// Whether an interrupt on `line` (7 or 15) is really in service, or was spurious: then the
 /// controller that raised it must not get an end of interrupt (the primary still must, for a
 /// spurious 15, since it did see the cascade).

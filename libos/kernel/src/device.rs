@@ -26,16 +26,12 @@ use crate::mem::paging::{self, NX, PCD, PWT, SLOT_BASE, SLOT_SIZE, W};
 use crate::mem::PAGE;
 use crate::state::{Kernel, PciDevice, State, KERNEL};
 use core::sync::atomic::{AtomicU16, Ordering};
-use x86::pci::{command, reg, ConfigSpace, Ports, Write};
-use x86::port::PortIo;
+use x86::pci::{ConfigSpace, Ports, Write};
 
 fn config() -> Ports<'static, x86::port::Direct> {
     Ports(&PORTS)
 }
 
-/// The edge/level control registers of the PIIX (lines 0–7, 8–15).
-const ELCR1: u16 = 0x4d0;
-const ELCR2: u16 = 0x4d1;
 /// Most DMA pages a device may be given (what `virtio_glue::dma` manages).
 pub const MAX_DMA_PAGES: usize = 64;
 
@@ -77,24 +73,7 @@ pub(crate) fn enumerate() {
     let found: heapless::Vec<x86::pci::Function, { crate::state::MAX_DEVICES }> =
         KERNEL.with(|k| k.devices.iter().map(|d| d.f).collect());
     for f in &found {
-        let mut bars = heapless::String::<128>::new();
-        for (i, b) in f.bars.iter().enumerate().filter(|(_, b)| b.size > 0) {
-            let kind = if b.is_memory() { "mem" } else { "io" };
-            let _ = core::fmt::Write::write_fmt(
-                &mut bars,
-                format_args!(" bar{i} {kind} {:#x}+{:#x}", b.base, b.size),
-            );
-        }
-        crate::serial::kprintln!(
-            "pci {} {:04x}:{:04x} class {:02x}.{:02x} irq {}{}",
-            f.at,
-            f.vendor,
-            f.device,
-            f.class[0],
-            f.class[1],
-            f.irq_line,
-            bars
-        );
+        crate::serial::kprintln!("pci {}", f);
     }
 }
 
@@ -258,13 +237,10 @@ impl Device {
 
 /// The legacy line of `f`, if it raises one the 8259 can deliver, made level-triggered (a PCI
 /// interrupt stays asserted until the driver acknowledges the device).
+/// Line 4 is COM1's, which the kernel takes for the console's input.
 fn level_triggered(f: &x86::pci::Function) -> Option<u8> {
-    let line = f.irq_line;
-    if f.irq_pin == 0 || !(3..16).contains(&line) || line == 8 || line == 4 {
-        return None;
-    }
-    let port = if line < 8 { ELCR1 } else { ELCR2 };
-    PORTS.outb(port, PORTS.inb(port) | 1 << (line % 8));
+    let line = f.legacy_line().filter(|&l| l != 4)?;
+    x86::pic::set_level_triggered(&PORTS, line);
     Some(line)
 }
 
@@ -313,14 +289,7 @@ pub(crate) fn deliver_deferred(k: &mut Kernel) {
 pub(crate) fn quiesce(k: &mut Kernel, t: usize) {
     let cfg = config();
     for d in k.devices.iter_mut().filter(|d| d.owner == Some(t)) {
-        let f = &mut d.f;
-        let cmd = cfg.read(f.at, reg::COMMAND) as u16;
-        cfg.write(f.at, reg::COMMAND, (cmd & !command::BUS_MASTER) as u32);
-        for (n, raw) in f.guard.raw.iter().enumerate() {
-            cfg.write(f.at, reg::BAR0 + 4 * n as u8, *raw);
-        }
-        cfg.write(f.at, reg::COMMAND, (f.command & !command::BUS_MASTER) as u32);
-        f.guard.reset();
+        d.f.quiesce(&cfg);
         if let Some(line) = d.line {
             crate::arch::pic::arm(line, false);
         }

@@ -21,7 +21,7 @@
 use crate::arch::cpu::PORTS;
 use crate::state::{Kernel, PciDevice, MAX_PCI};
 use axolotl_abi::{Error, PAGE_SIZE};
-use x86::pci::{command, reg, ConfigSpace, Ports, Write};
+use x86::pci::{ConfigSpace, Ports, Write};
 
 fn config() -> Ports<'static, x86::port::Direct> {
     Ports(&PORTS)
@@ -37,25 +37,7 @@ pub fn enumerate(k: &mut Kernel) {
         }
     });
     for d in k.pci.iter().flatten() {
-        let f = &d.f;
-        let mut line = heapless::String::<96>::new();
-        for (i, b) in f.bars.iter().enumerate().filter(|(_, b)| b.size > 0) {
-            let kind = if b.is_memory() { "mem" } else { "io" };
-            let _ = core::fmt::Write::write_fmt(
-                &mut line,
-                format_args!(" bar{i} {kind} {:#x}+{:#x}", b.base, b.size),
-            );
-        }
-        crate::kprintln!(
-            "pci {} {:04x}:{:04x} class {:02x}.{:02x} irq {}{}",
-            f.at,
-            f.vendor,
-            f.device,
-            f.class[0],
-            f.class[1],
-            f.irq_line,
-            line
-        );
+        crate::kprintln!("pci {}", d.f);
     }
 }
 
@@ -74,19 +56,10 @@ pub fn claim(k: &mut Kernel, t: usize, ids: &[(u16, u16)]) -> Option<u8> {
 /// made level-triggered (a PCI interrupt stays asserted until the driver acknowledges the
 /// device), through the PIIX's edge/level control registers.
 pub fn interrupt_line(k: &Kernel, i: u8) -> Option<u8> {
-    let f = &k.pci[i as usize].as_ref()?.f;
-    let line = f.irq_line;
-    if f.irq_pin == 0 || !(3..16).contains(&line) || line == 8 {
-        return None;
-    }
-    let port = if line < 8 { ELCR1 } else { ELCR2 };
-    let bit = 1 << (line % 8);
-    x86::port::PortIo::outb(&PORTS, port, x86::port::PortIo::inb(&PORTS, port) | bit);
+    let line = k.pci[i as usize].as_ref()?.f.legacy_line()?;
+    x86::pic::set_level_triggered(&PORTS, line);
     Some(line)
 }
-
-const ELCR1: u16 = 0x4d0;
-const ELCR2: u16 = 0x4d1;
 
 /// Device `i` as the capability in a driver's slot names it, if it is still that task's.
 fn device(k: &Kernel, i: u8) -> Result<&PciDevice, Error> {
@@ -140,14 +113,7 @@ pub fn bar(k: &Kernel, i: u8, bar: u64) -> Result<(u64, u64), Error> {
 pub fn quiesce(k: &mut Kernel, t: usize) {
     let cfg = config();
     for d in k.pci.iter_mut().flatten().filter(|d| d.owner == Some(t as u16)) {
-        let f = &mut d.f;
-        let cmd = cfg.read(f.at, reg::COMMAND) as u16;
-        cfg.write(f.at, reg::COMMAND, (cmd & !command::BUS_MASTER) as u32);
-        for (n, raw) in f.guard.raw.iter().enumerate() {
-            cfg.write(f.at, reg::BAR0 + 4 * n as u8, *raw);
-        }
-        cfg.write(f.at, reg::COMMAND, (f.command & !command::BUS_MASTER) as u32);
-        f.guard.reset();
+        d.f.quiesce(&cfg);
     }
     for m in k.memory.iter().filter(|m| m.live) {
         if let Some((base, _)) = m.dma.filter(|&(_, owner)| owner as usize == t) {
