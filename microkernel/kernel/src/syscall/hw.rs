@@ -72,32 +72,19 @@ impl Syscall for MemMap {
         let m = memory(k, cur, a[0], rights.union(Rights::READ))?;
         let vaddr = a[1];
         let pages = k.memory[m].pages as u64;
-        let end = vaddr.checked_add(pages * PAGE_SIZE).ok_or(Error::BadAddress)?;
-        if !vaddr.is_multiple_of(PAGE_SIZE) || vaddr < MAP_BASE || end > USER_END {
-            return Err(Error::BadAddress);
-        }
+        window(vaddr, pages)?;
         if k.memory[m].mapped.is_some() {
             return Err(Error::AlreadyDone);
         }
-        let space = k.tasks[cur].space();
-        if (0..pages).any(|p| space.is_mapped(vaddr + p * PAGE_SIZE)) {
-            return Err(Error::InvalidArgument);
-        }
+        unmapped(k, cur, vaddr, pages)?;
         let flags = paging::NX | if rights.contains(Rights::WRITE) { paging::W } else { 0 };
         Ok(MemMap { m, vaddr, pages, flags })
     }
 
-    /// Mapping may still find the frames for page tables exhausted: then what was mapped is
-    /// unmapped again and the task sees `OutOfResources`.
+    /// Mapping may still find the frames for page tables exhausted (see `map_run`).
     fn invoke(self, k: &mut Kernel, cur: usize) -> Result<Done, Error> {
-        for p in 0..self.pages {
-            let frame = crate::object::memory_page(k, self.m, p);
-            let va = self.vaddr + p * PAGE_SIZE;
-            if let Err(e) = k.tasks[cur].space().map(&mut k.frames, va, frame, self.flags) {
-                crate::object::unmap_pages(k, cur, self.vaddr, p);
-                return Err(e);
-            }
-        }
+        let m = self.m;
+        map_run(k, cur, self.vaddr, self.pages, self.flags, |k, p| crate::object::memory_page(k, m, p))?;
         k.memory[self.m].mapped = Some((cur as u16, self.vaddr));
         let phys = k.memory[self.m].dma.map_or(0, |(base, _)| base);
         Ok(Done::Value(self.pages, phys))
@@ -187,28 +174,57 @@ impl Syscall for PciMap {
         let dev = pci(k, cur, a[0], Rights::READ)?;
         let (base, size) = crate::pci::bar(k, dev, a[1])?;
         let vaddr = a[2];
-        let end = vaddr.checked_add(size).ok_or(Error::BadAddress)?;
-        if !vaddr.is_multiple_of(PAGE_SIZE) || vaddr < MAP_BASE || end > USER_END {
-            return Err(Error::BadAddress);
-        }
-        let space = k.tasks[cur].space();
-        if (vaddr..end).step_by(PAGE_SIZE as usize).any(|va| space.is_mapped(va)) {
-            return Err(Error::InvalidArgument);
-        }
+        window(vaddr, size / PAGE_SIZE)?;
+        unmapped(k, cur, vaddr, size / PAGE_SIZE)?;
         Ok(PciMap { base, size, vaddr })
     }
 
-    /// Page tables may run out part-way: then what was mapped is unmapped again.
+    /// Page tables may run out part-way (see `map_run`).
     fn invoke(self, k: &mut Kernel, cur: usize) -> Result<Done, Error> {
-        let pages = self.size / PAGE_SIZE;
-        for p in 0..pages {
-            let va = self.vaddr + p * PAGE_SIZE;
-            let pa = self.base + p * PAGE_SIZE;
-            if let Err(e) = k.tasks[cur].space().map(&mut k.frames, va, pa, paging::DEVICE_FLAGS) {
-                crate::object::unmap_pages(k, cur, self.vaddr, p);
-                return Err(e);
-            }
-        }
+        let base = self.base;
+        map_run(k, cur, self.vaddr, self.size / PAGE_SIZE, paging::DEVICE_FLAGS, |_, p| {
+            base + p * PAGE_SIZE
+        })?;
         Ok(Done::Value(self.size, self.base))
     }
+}
+
+/// `pages` pages from `vaddr` are a place a task may map something: page aligned, at or above
+/// `MAP_BASE`, inside user space.
+fn window(vaddr: u64, pages: u64) -> Result<(), Error> {
+    let end = pages.checked_mul(PAGE_SIZE).and_then(|len| vaddr.checked_add(len)).ok_or(Error::BadAddress)?;
+    if !vaddr.is_multiple_of(PAGE_SIZE) || vaddr < MAP_BASE || end > USER_END {
+        return Err(Error::BadAddress);
+    }
+    Ok(())
+}
+
+/// None of those pages is mapped in task `cur` yet.
+fn unmapped(k: &Kernel, cur: usize, vaddr: u64, pages: u64) -> Result<(), Error> {
+    let space = k.tasks[cur].space();
+    if (0..pages).any(|p| space.is_mapped(vaddr + p * PAGE_SIZE)) {
+        return Err(Error::InvalidArgument);
+    }
+    Ok(())
+}
+
+/// Map `pages` pages at `vaddr` in task `cur`, page `p` to frame `phys(k, p)`, with `flags`.
+/// Page tables may run out part-way: then what was mapped is unmapped again and the task sees
+/// `OutOfResources`.
+fn map_run(
+    k: &mut Kernel,
+    cur: usize,
+    vaddr: u64,
+    pages: u64,
+    flags: u64,
+    phys: impl Fn(&Kernel, u64) -> u64,
+) -> Result<(), Error> {
+    for p in 0..pages {
+        let frame = phys(k, p);
+        if let Err(e) = k.tasks[cur].space().map(&mut k.frames, vaddr + p * PAGE_SIZE, frame, flags) {
+            crate::object::unmap_pages(k, cur, vaddr, p);
+            return Err(e);
+        }
+    }
+    Ok(())
 }
