@@ -85,27 +85,39 @@ fn a_changed_disk_fails_the_check_and_stays_for_inspection() {
     std::fs::remove_file(kept).unwrap();
 }
 
-/// The first thing the disk is for: `write /p kept; poweroff`, boot again, `cat /p`.
+/// The first thing the disk is for: `write /p kept; poweroff`, boot again, `cat /p`, on each
+/// personality (the libos drives the same disk with the same driver crate,
+/// `libos/cells/virtio-blk`); `ps` lists the driver, and nothing restarted it.
 #[test]
 fn a_file_written_before_power_off_is_read_after_the_next_boot() {
-    let disk = TestDisk::new("persist");
-    let t = common::boot_with_disk(Personality::Microkernel, &disk, &["write /p kept", "ps"], 90);
-    check(&t, t.ok(), "the first boot's commands succeed");
-    let row = common::ps_row(&t, "virtio-blk");
-    check(
-        &t,
-        row.get(2) == Some(&"0") && row.get(4) == Some(&"0"),
-        "ps: the driver is there, at generation 0, never restarted",
-    );
-    let t = common::boot_with_disk(Personality::Microkernel, &disk, &["cat /p", "fsck"], 90);
-    check(
-        &t,
-        t.outcome == axolotl_images::qemu::Outcome::PoweredOff
-            && t.failed_commands().iter().all(|c| *c == "fsck"),
-        "the second boot's commands succeed (fsck is judged below)",
-    );
-    check(&t, common::outputs(&t, "cat /p") == ["kept"], "the file is there after the reboot");
-    common::check_fsck_after_power_off(&t);
+    for p in Personality::ALL {
+        // How fs prefixes its log lines.
+        let fs = if p == Personality::Libos { "[fs] " } else { "[fs] INFO " };
+        let disk = TestDisk::new(&format!("persist-{}", p.id()));
+        let t = common::boot_with_disk(p, &disk, &["write /p kept", "ps"], 90);
+        check(&t, t.ok(), "the first boot's commands succeed");
+        check(
+            &t,
+            t.console.contains(&format!("{fs}formatted the disk (it was blank): ")),
+            "fs formats the blank disk",
+        );
+        let row = common::ps_row(&t, "virtio-blk");
+        check(
+            &t,
+            row.get(2) == Some(&"0") && row.get(4) == Some(&"0"),
+            "ps: the driver is there, at generation 0, never restarted",
+        );
+        let t = common::boot_with_disk(p, &disk, &["cat /p", "fsck"], 90);
+        check(
+            &t,
+            t.outcome == axolotl_images::qemu::Outcome::PoweredOff
+                && t.failed_commands().iter().all(|c| *c == "fsck"),
+            "the second boot's commands succeed (fsck is judged below)",
+        );
+        check(&t, t.console.contains(&format!("{fs}mounted the disk: ")), "fs mounts the disk it formatted");
+        check(&t, common::outputs(&t, "cat /p") == ["kept"], "the file is there after the reboot");
+        common::check_fsck_after_power_off(&t);
+    }
 }
 
 /// Restart mid-I/O: through QEMU's gdb stub, the driver is made to fault (rip 0) as it is about
@@ -121,9 +133,7 @@ fn the_driver_killed_mid_write_loses_no_acknowledged_byte() {
     let disk = TestDisk::new("kill-mid-write");
     let driver = axolotl_images::build::binary_dir().join("virtio-blk");
     let (addr, code) = gdb::function(&driver, "BlockDriver$LT$P$GT$5write").unwrap_or_else(|e| panic!("{e}"));
-    let name = format!("debug-{}-virtio-blk.sock", std::process::id());
-    let socket: &'static std::path::Path = Box::leak(axolotl_images::out_dir().join(name).into_boxed_path());
-    let _ = std::fs::remove_file(socket);
+    let socket = gdb::socket("virtio-blk");
     // `write(&mut self, block, buf, irq)`: the buffer is the third argument, in rdx, or in rcx
     // when the result is returned through memory (rdi then points at it).
     let writing_big = |regs: &[u8], memory: &mut gdb::Access<'_>| {
@@ -192,33 +202,6 @@ fn a_disk_with_a_foreign_file_system_is_refused_and_left_unchanged() {
     check(&t, common::answer_after(&t, "ls /").is_some_and(|a| a.contains(refused)), "with the reason");
     check(&t, common::ps_row(&t, "fs").get(2) == Some(&"0"), "fs stays up: no crash loop");
     common::check_disk_unchanged(&t, &disk, &before);
-}
-
-/// The libos drives the same disk with the same driver crate (`libos/cells/virtio-blk`): a
-/// file written there is read after the next boot, `ps` lists the driver cell, and nothing
-/// restarted it.
-#[test]
-fn the_libos_reads_after_the_next_boot_what_it_wrote() {
-    let disk = TestDisk::new("libos-persist");
-    let t = common::boot_with_disk(Personality::Libos, &disk, &["write /p kept", "ps"], 90);
-    check(&t, t.ok(), "the first boot's commands succeed");
-    check(&t, t.console.contains("[fs] formatted the disk (it was blank): "), "fs formats the blank disk");
-    let row = common::ps_row(&t, "virtio-blk");
-    check(
-        &t,
-        row.get(2) == Some(&"0") && row.get(4) == Some(&"0"),
-        "ps: the driver cell is there, at generation 0, never restarted",
-    );
-    let t = common::boot_with_disk(Personality::Libos, &disk, &["cat /p", "fsck"], 90);
-    check(
-        &t,
-        t.outcome == axolotl_images::qemu::Outcome::PoweredOff
-            && t.failed_commands().iter().all(|c| *c == "fsck"),
-        "the second boot's commands succeed (fsck is judged below)",
-    );
-    check(&t, t.console.contains("[fs] mounted the disk: "), "fs mounts the disk it formatted");
-    check(&t, common::outputs(&t, "cat /p") == ["kept"], "the file is there after the reboot");
-    common::check_fsck_after_power_off(&t);
 }
 
 /// One disk, both personalities: what one writes, the other reads (the same format, plain

@@ -120,9 +120,7 @@ fn libos_an_interrupt_on_a_bent_stack_pointer_stops_that_cell_not_the_machine() 
         gdb::code(&elf, "libos_kernel_entry28_$u7b$$u7b$closure", 32).unwrap_or_else(|e| panic!("{e}"));
     let sti_hlt = idle_code.windows(2).position(|w| w == [0xfb, 0xf4]).expect("the idle loop's sti; hlt");
     let halt_loop = idle + sti_hlt as u64;
-    let name = format!("debug-{}-timer.sock", std::process::id());
-    let socket: &'static std::path::Path = Box::leak(axolotl_images::out_dir().join(name).into_boxed_path());
-    let _ = std::fs::remove_file(socket);
+    let socket = gdb::socket("timer");
     // Odd arrivals are the bent requests, delivered again to the next timer: left alone. A
     // stack is the 2 MiB slot's first pages after an unmapped guard page.
     const SLOT: u64 = 2 << 20;
@@ -175,9 +173,7 @@ fn libos_a_bent_page_mapping_dropped_frees_nothing_of_anyone_else() {
     let elf = build::binary_dir().join(build::LIBOS_BIN);
     let (drop_fn, code) = gdb::function(&elf, "MappedPages$u20$as$u20$core..ops..drop..Drop$GT$4drop")
         .unwrap_or_else(|e| panic!("{e}"));
-    let name = format!("debug-{}-mapped.sock", std::process::id());
-    let socket: &'static std::path::Path = Box::leak(axolotl_images::out_dir().join(name).into_boxed_path());
-    let _ = std::fs::remove_file(socket);
+    let socket = gdb::socket("mapped");
     // `libos_kernel::mem::paging`: the slot area, 2 MiB slots; a stack starts a page in.
     const SLOT_BASE: u64 = 256 << 30;
     const SLOT: u64 = 2 << 20;

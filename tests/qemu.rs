@@ -53,9 +53,7 @@ fn a_command_during_which_the_shell_is_killed_is_reported_failed() {
     let iso = common::iso();
     let shell = axolotl_images::build::binary_dir().join("shell");
     let (addr, code) = common::gdb::function(&shell, "Task$GT$4info").unwrap_or_else(|e| panic!("{e}"));
-    let name = format!("debug-{}-shell.sock", std::process::id());
-    let socket: &'static std::path::Path = Box::leak(axolotl_images::out_dir().join(name).into_boxed_path());
-    let _ = std::fs::remove_file(socket);
+    let socket = common::gdb::socket("shell");
     let fault = common::gdb::fault_at(socket, addr, code, Duration::from_secs(120));
     let machine = Machine { debug_socket: Some(socket), ..Machine::default() };
     let cmds: Vec<String> = ["echo before", "ps", "echo after", "ps"].map(String::from).to_vec();
@@ -88,9 +86,7 @@ fn a_console_that_fails_mid_write_sends_each_byte_once() {
     let iso = common::iso();
     let console = axolotl_images::build::binary_dir().join("console");
     let (addr, code) = common::gdb::function(&console, "console4send").unwrap_or_else(|e| panic!("{e}"));
-    let name = format!("debug-{}-console.sock", std::process::id());
-    let socket: &'static std::path::Path = Box::leak(axolotl_images::out_dir().join(name).into_boxed_path());
-    let _ = std::fs::remove_file(socket);
+    let socket = common::gdb::socket("console");
     let at_q = |regs: &[u8]| {
         use common::gdb::{reg, RDI, RSI};
         reg(regs, RDI) == 5 && reg(regs, RSI) as u8 == b'Q'

@@ -28,6 +28,15 @@ pub const RDI: usize = 40;
 pub const RSP: usize = 56;
 pub const RIP: usize = 128;
 
+/// A fresh path for QEMU's gdb stub socket (`Machine::debug_socket`), named after `what` and
+/// this process; any stale file there is removed.
+pub fn socket(what: &str) -> &'static Path {
+    let name = format!("debug-{}-{what}.sock", std::process::id());
+    let socket: &'static Path = Box::leak(axolotl_images::out_dir().join(name).into_boxed_path());
+    let _ = std::fs::remove_file(socket);
+    socket
+}
+
 /// The 64-bit register at byte `at` of a `g` packet.
 pub fn reg(regs: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(regs[at..at + 8].try_into().expect("8 bytes"))
