@@ -106,7 +106,7 @@ extern "C" fn libos_kernel_entry(magic: u32, info: u32) -> ! {
     crate::arch::pic::init();
     crate::device::enumerate();
     crate::lifecycle::spawn("idle", 0, false, || loop {
-        crate::arch::cpu::idle();
+        crate::sched::idle();
     })
     .unwrap_or_else(|_| stop_machine(DEBUG_EXIT_PANIC));
     let privilege = Privilege::mint().unwrap_or_else(|| stop_machine(DEBUG_EXIT_PANIC));

@@ -48,6 +48,9 @@ extern "C" fn libos_kernel_trap(frame: *mut TrapFrame) -> *mut TrapFrame {
     let old_heap = crate::mem::heap::switch_to(0);
     // SAFETY: the frame is valid (built by the stub on this stack).
     let f = unsafe { &mut *frame };
+    if (32..48).contains(&f.vector) {
+        crate::sched::woke();
+    }
     // SAFETY (every `get_in_trap` below): interrupts are masked by the gate and no
     // `KERNEL.with` is open: a trap inside one is an exception that turns into a kernel panic
     // (or, on a task's behalf, drops the borrow) before borrowing.
@@ -89,9 +92,17 @@ extern "C" fn libos_kernel_trap(frame: *mut TrapFrame) -> *mut TrapFrame {
         32..=47 if crate::sync::depth() > 0 => {
             if f.vector == IRQ_COM1 {
                 SERIAL_DEFERRED.store(true, Ordering::Relaxed);
-            } else if pic::armed((f.vector - 32) as u8) {
-                // A device's level-triggered line: masked now, its driver told at the tick.
+            } else if pic::armed((f.vector - 32) as u8) && crate::sync::busy() {
+                // A device's level-triggered line with a kernel table borrowed: masked now, its
+                // driver told at the tick.
                 crate::device::defer((f.vector - 32) as u8);
+            } else if pic::armed((f.vector - 32) as u8) {
+                // No table borrowed: the common case is an interrupt held while a critical
+                // section ran, taken at its `sti` before the depth drops. Wake the driver now
+                // (switching nothing): the next tick may be far, or never come while
+                // preemption is off (`without_preemption`), and the driver would wait for ever.
+                // SAFETY: see above; `busy()` is false, so no `KERNEL.with` is open.
+                crate::device::interrupt(unsafe { KERNEL.get_in_trap() }, (f.vector - 32) as u8);
             } else {
                 pic::eoi((f.vector - 32) as u8);
             }
@@ -131,8 +142,19 @@ extern "C" fn libos_kernel_trap(frame: *mut TrapFrame) -> *mut TrapFrame {
         }
         v @ 33..=47 if pic::armed((v - 32) as u8) && !spurious((v - 32) as u8) => {
             // SAFETY: see above.
-            crate::device::interrupt(unsafe { KERNEL.get_in_trap() }, (v - 32) as u8);
-            finish(frame, old_heap)
+            let k = unsafe { KERNEL.get_in_trap() };
+            crate::device::interrupt(k, (v - 32) as u8);
+            // From idle, run the driver it woke now. Idle must not go back to check for work
+            // itself: the interrupt may have come just before its `hlt`, with the line then
+            // masked (and, with preemption off, the timer too), and it would halt for ever.
+            if k.current != IDLE {
+                finish(frame, old_heap)
+            } else {
+                match keep(k, f) {
+                    Ok(saved) => resume(k, Some(saved)),
+                    Err(_) => crate::report::kernel_panic_frame("the idle task's stack pointer is bad", f),
+                }
+            }
         }
         39 | 47 => {
             let line = (f.vector - 32) as u8;
