@@ -121,10 +121,18 @@ pub enum Sysno {
     /// at or above `MAP_BASE`); returns its size in bytes in `rdi` and its physical address
     /// in `rsi`. Device memory: never RAM, never freed, and no syscall will copy to or from it.
     PciMap = 31,
+    /// `accounting(task_all, on)`: turn the kernel's CPU accounting on (1) or off (0), with a
+    /// Task capability over all tasks (read and write). While on, each switch charges the TSC
+    /// ticks since the last one to the task that ran (`TaskInfo::cpu_tsc`) or to idle, which is
+    /// returned in `rdi`. Off by default (it costs a dozen instructions per switch), and off
+    /// again when the task that turned it on stops. Under QEMU
+    /// `-icount` with `sleep=off` an idle CPU's clock jumps to the next timer; a benchmark that
+    /// waits for a device leaves out idle and other tasks' time to count what its work retired.
+    Accounting = 32,
 }
 
 /// Number of syscalls; every number at or above it is [`Error::InvalidSyscall`].
-pub const SYSCALL_COUNT: u64 = 32;
+pub const SYSCALL_COUNT: u64 = 33;
 
 impl Sysno {
     /// Decode `rax`; `None` for a number that is not a syscall.
@@ -163,6 +171,7 @@ impl Sysno {
             PciRead,
             PciWrite,
             PciMap,
+            Accounting,
         ];
         ALL.get(usize::try_from(raw).ok()?).copied()
     }
@@ -203,6 +212,7 @@ impl Sysno {
             PciRead => "pci_read",
             PciWrite => "pci_write",
             PciMap => "pci_map",
+            Accounting => "accounting",
         }
     }
 }

@@ -177,6 +177,10 @@ pub struct TaskInfo {
     /// TSC ticks (instructions under QEMU `-icount shift=0`) from the last fault of this task
     /// to its next incarnation's first `recv`: its last recovery time. 0 if it never recovered.
     pub recovery_tsc: u64,
+    /// TSC ticks this task has run while CPU accounting was on (`Sysno::Accounting`), all
+    /// incarnations, the kernel's work for it included (its syscalls, and interrupts that came
+    /// while it ran).
+    pub cpu_tsc: u64,
 }
 
 impl TaskInfo {

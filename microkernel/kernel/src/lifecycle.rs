@@ -42,6 +42,11 @@ pub fn stop_task(k: &mut Kernel, t: usize, state: TaskState, code: u64, restarti
     k.run.remove(&mut k.links, t, prio);
     // Its devices stop their DMA before anything of the task's is released.
     crate::pci::quiesce(k, t);
+    // Accounting it turned on ends with it (a benchmark that crashed must not leave every
+    // switch paying for it).
+    if k.accounting && k.accounting_by == t {
+        k.set_accounting(false, t);
+    }
     let mut callers = Callers::default();
     for j in 0..k.tasks.len() {
         let other = &k.tasks[j];

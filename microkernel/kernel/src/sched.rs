@@ -71,8 +71,12 @@ impl Kernel {
     #[inline(always)]
     pub fn activate(&mut self, t: usize) -> *const TrapFrame {
         let me = cpu::this();
-        let task = &self.tasks[t];
+        // `charge(t)`, with the per-CPU block already at hand.
+        if self.accounting {
+            self.charge_to(me, t);
+        }
         me.current.set(t);
+        let task = &self.tasks[t];
         me.cur_ctx_end.set(frame_end(&task.ctx));
         gdt::set_rsp0(frame_end(&task.ctx));
         task.space().load();
@@ -99,7 +103,52 @@ impl Kernel {
     pub fn switch_to(&mut self, t: usize) {
         self.tasks[t].state = TaskState::Ready;
         self.tasks[t].blocked = Blocked::Nothing;
-        cpu::this().current.set(t);
+        self.charge(t);
+    }
+
+    /// Make `next` (a task, or `NO_TASK` for idle) this CPU's current task; with accounting on,
+    /// charge the TSC ticks since the last change to the one it replaces. Each task's `cpu_tsc`
+    /// is then what it ran and the kernel's work for it; the rest (idle, and the interrupts,
+    /// whoever they came upon: `charge_interrupt`) is `idle_tsc`. The `current` of each CPU
+    /// changes only here.
+    #[inline(always)]
+    pub fn charge(&mut self, next: usize) {
+        let me = cpu::this();
+        if self.accounting {
+            self.charge_to(me, next);
+        }
+        me.current.set(next);
+    }
+
+    /// An interrupt came: what the kernel does for it, until it picks the task to resume, is
+    /// charged to no task (it is not the work of the one it came upon).
+    pub fn charge_interrupt(&mut self) {
+        if self.accounting {
+            self.charge_to(cpu::this(), NO_TASK);
+        }
+    }
+
+    fn charge_to(&mut self, me: &cpu::PerCpu, next: usize) {
+        let now = x86::cpu::rdtsc();
+        let ran = now.wrapping_sub(me.since.get());
+        match self.tasks.get_mut(me.charged.get()) {
+            Some(t) => t.cpu_tsc += ran,
+            None => self.idle_tsc += ran,
+        }
+        me.since.set(now);
+        me.charged.set(next);
+    }
+
+    /// Turn CPU accounting on or off for task `by` (the `accounting` syscall). Turned on, it
+    /// starts from now, and lasts until turned off or until `by` stops.
+    pub fn set_accounting(&mut self, on: bool, by: usize) {
+        if on && !self.accounting {
+            let me = cpu::this();
+            me.since.set(x86::cpu::rdtsc());
+            me.charged.set(me.current.get());
+        }
+        self.accounting = on;
+        self.accounting_by = by;
     }
 
     /// The scheduler's part of a timer tick: account it to the running task, rotate
@@ -139,7 +188,7 @@ impl Kernel {
     pub fn leave_cpu(&mut self, t: usize) {
         let me = cpu::this();
         if me.current.get() == t {
-            me.current.set(NO_TASK);
+            self.charge(NO_TASK);
             crate::paging::load_kernel_space();
         }
         if me.io_owner.get() == t {

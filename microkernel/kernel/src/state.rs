@@ -81,6 +81,9 @@ pub struct Tcb {
     pub exit_code: u64,
     pub syscalls: u64,
     pub ticks: u64,
+    /// TSC ticks charged to this task while accounting was on (`Kernel::charge`), all
+    /// incarnations.
+    pub cpu_tsc: u64,
     pub slice_left: u32,
     pub space: Option<AddressSpace>,
     /// Physical frame of the IPC buffer.
@@ -147,6 +150,7 @@ impl Tcb {
         exit_code: 0,
         syscalls: 0,
         ticks: 0,
+        cpu_tsc: 0,
         slice_left: TIMESLICE_TICKS,
         space: None,
         ipc_buffer: 0,
@@ -324,6 +328,13 @@ pub struct Kernel {
     pub next_cap_id: u64,
     pub next_token: u64,
     pub ticks: u64,
+    /// Whether switches charge CPU time (`Kernel::charge`; the `accounting` syscall).
+    pub accounting: bool,
+    /// The task that turned accounting on: it goes off when that task stops.
+    pub accounting_by: usize,
+    /// TSC ticks charged to no task while accounting was on: the CPU halted with nothing ready,
+    /// interrupts, choosing whom to run after them.
+    pub idle_tsc: u64,
     pub boot_tsc: u64,
     /// TSC ticks per millisecond, measured at boot; tasks read it from their boot info.
     pub tsc_per_ms: u64,
@@ -377,6 +388,9 @@ impl Kernel {
             next_cap_id: 1,
             next_token: 1,
             ticks: 0,
+            accounting: false,
+            accounting_by: 0,
+            idle_tsc: 0,
             boot_tsc: 0,
             tsc_per_ms: 0,
             revoke_scratch: [0; MAX_TASKS * CAP_SLOTS],

@@ -53,7 +53,10 @@ extern "C" fn trap_from_user(frame: *mut TrapFrame) -> *const TrapFrame {
     let cur = cpu::this().current.get();
     match vector {
         0..=31 if cur != NO_TASK => crate::report::user_fault(&mut k, cur, x86::cpu::cr2()),
-        32..=47 => interrupt(&mut k, (vector - 32) as u8),
+        32..=47 => {
+            k.charge_interrupt();
+            interrupt(&mut k, (vector - 32) as u8)
+        }
         _ => {}
     }
     next_context(k)
@@ -117,7 +120,7 @@ pub fn next_context(mut k: MutexGuard<'static, Kernel>) -> *const TrapFrame {
             }
             return k.activate(t);
         }
-        cpu::this().current.set(NO_TASK);
+        k.charge(NO_TASK);
         drop(k);
         cpu::idle_wait();
         k = KERNEL.lock();

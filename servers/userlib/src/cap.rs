@@ -293,6 +293,12 @@ impl Cap<Task> {
         sys::call(Sysno::Log, [self.slot(), line.as_ptr() as u64, line.len() as u64, 0, 0, 0]).map(|_| ())
     }
 
+    /// Turn the kernel's CPU accounting on or off (needs this capability to be over all tasks);
+    /// returns the TSC ticks charged to idle so far. See `Sysno::Accounting`.
+    pub fn accounting(self, on: bool) -> Result<u64, Error> {
+        sys::call(Sysno::Accounting, [self.slot(), on as u64, 0, 0, 0, 0]).map(|r| r.rdi)
+    }
+
     /// The index of the task named `name`.
     pub fn find(self, name: &str) -> Option<usize> {
         (0..32).find(|&i| {

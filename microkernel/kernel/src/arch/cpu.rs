@@ -27,6 +27,10 @@ pub struct PerCpu {
     pub current: Cell<usize>,
     /// The task whose I/O-port ranges are open in this CPU's TSS bitmap.
     pub io_owner: Cell<usize>,
+    /// With accounting on: the TSC at the last charge, and whom what ran since is charged to at
+    /// the next (a task, or `NO_TASK` for idle and interrupts; `Kernel::charge`).
+    pub since: Cell<u64>,
+    pub charged: Cell<usize>,
     pub cpu_id: u32,
 }
 
@@ -43,6 +47,8 @@ static PER_CPU: PerCpuArray = PerCpuArray([PerCpu {
     cur_ctx_end: Cell::new(0),
     current: Cell::new(NO_TASK),
     io_owner: Cell::new(NO_TASK),
+    since: Cell::new(0),
+    charged: Cell::new(NO_TASK),
     cpu_id: 0,
 }]);
 

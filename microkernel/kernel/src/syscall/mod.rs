@@ -97,6 +97,7 @@ fn dispatch(k: &mut Kernel, cur: usize, sys: Sysno, a: &Args) -> Result<Done, Er
         Sysno::PciRead => run::<hw::PciRead>(k, cur, a),
         Sysno::PciWrite => run::<hw::PciWrite>(k, cur, a),
         Sysno::PciMap => run::<hw::PciMap>(k, cur, a),
+        Sysno::Accounting => run::<task::Accounting>(k, cur, a),
     }
 }
 

@@ -1,5 +1,5 @@
-//! The task syscalls: `task_info`, `task_start`, `task_wait`, `yield`, `exit`, and the ones a
-//! supervisor or the shell uses on other tasks: `task_restart`, `task_hold`, `inject`.
+//! The task syscalls: `task_info`, `task_start`, `task_wait`, `yield`, `exit`, `accounting`, and
+//! the ones a supervisor or the shell uses on other tasks: `task_restart`, `task_hold`, `inject`.
 
 use super::{other_task, task_target, Args, Syscall};
 use crate::paging::UserSlice;
@@ -34,9 +34,29 @@ impl Syscall for TaskInfo {
             syscalls: task.syscalls,
             ticks: task.ticks,
             recovery_tsc: task.recovery_tsc,
+            cpu_tsc: task.cpu_tsc,
         };
         k.tasks[cur].space().write_user(self.out, bytemuck::bytes_of(&info))?;
         Ok(Done::Value(0, 0))
+    }
+}
+
+/// `accounting(task_all, on)`: CPU accounting on or off; the TSC ticks charged to idle.
+pub struct Accounting(bool);
+
+impl Syscall for Accounting {
+    fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
+        super::supervisor_cap(k, cur, a[0])?;
+        match a[1] {
+            0 => Ok(Accounting(false)),
+            1 => Ok(Accounting(true)),
+            _ => Err(Error::InvalidArgument),
+        }
+    }
+
+    fn invoke(self, k: &mut Kernel, cur: usize) -> Result<Done, Error> {
+        k.set_accounting(self.0, cur);
+        Ok(Done::Value(k.idle_tsc, 0))
     }
 }
 
