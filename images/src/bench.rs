@@ -1,7 +1,8 @@
 //! `cargo os bench`: the protected-call benchmark of both personalities, side by side.
 //!
 //! ```text
-//!  build ISO ─► for each personality: boot under -icount, type `bench N`, read its rows
+//!  build ISO ─► for each personality: boot under -icount, type `bench N`, read its rows;
+//!              boot again with a scratch disk, type `bench disk N`, read those rows
 //!                 bench: mk.null_call n=1000 min=552 median=552 p99=552
 //!           ─► add the published reference rows (../shared/ANCHORS.md)
 //!           ─► target/os/bench/protected-calls.{json,md,svg}, and the table on stdout
@@ -95,20 +96,43 @@ fn watch(spinner: ProgressBar) -> Echo {
     })
 }
 
-/// Boot `personality` under -icount and run `bench runs`.
+/// Boot `personality` under -icount and run `bench runs`; then boot it again with a fresh
+/// scratch disk and run `bench disk runs` (the disk rows: block I/O through the driver, a file
+/// read that reaches the disk, the driver's restart). The first boot has no disk, so fs keeps
+/// its files on the RAM disk there, as the rows before the disk driver were measured.
 pub fn measure(iso: &std::path::Path, personality: Personality, runs: usize) -> Result<Vec<Row>> {
-    let machine = Machine { icount: true, ..Machine::default() };
-    let cmd = vec![format!("bench {runs}")];
-    // Generous: TCG with -icount runs ~100 M instructions/s; a restart row is ~50 k each.
-    let timeout = Duration::from_secs(120 + runs as u64 / 10);
-    let spinner = progress::spinner(&format!("bench {}", personality.id()));
+    let mut rows = session(iso, personality, None, &[format!("bench {runs}")], runs)?;
+    let scratch = crate::disk::Scratch::new(&format!("bench-{}", personality.id()))?;
+    // `ls /` first: fs mounts the disk (formatting the blank scratch image) before the rows.
+    let cmds = ["ls /".to_string(), format!("bench disk {runs}")];
+    rows.extend(session(iso, personality, Some(scratch.path()), &cmds, runs)?);
+    Ok(rows)
+}
+
+/// One boot under -icount typing `cmds`; the rows it printed for `personality`.
+fn session(
+    iso: &std::path::Path,
+    personality: Personality,
+    disk: Option<&std::path::Path>,
+    cmds: &[String],
+    runs: usize,
+) -> Result<Vec<Row>> {
+    // The disk lives as long as the whole benchmark (Machine takes a 'static path).
+    let disk: Option<&'static std::path::Path> = disk.map(|d| &*Box::leak(d.to_path_buf().into_boxed_path()));
+    let machine = Machine { icount: true, disk, ..Machine::default() };
+    // Generous: TCG with -icount runs ~100 M instructions/s; a restart row is ~50 k each, and a
+    // disk row waits for the host's file each block.
+    let timeout =
+        Duration::from_secs(120 + runs as u64 / 10 + if disk.is_some() { runs as u64 / 4 } else { 0 });
+    let what = if disk.is_some() { "bench disk" } else { "bench" };
+    let spinner = progress::spinner(&format!("{what} {}", personality.id()));
     spinner.set_message("booting under -icount");
-    let t = qemu::exec(iso, personality, machine, &cmd, timeout, watch(spinner.clone()));
+    let t = qemu::exec(iso, personality, machine, cmds, timeout, watch(spinner.clone()));
     spinner.finish_and_clear();
     let t = t?;
     if t.outcome != Outcome::PoweredOff || !t.failed.is_empty() {
         return Err(fail!(
-            "bench on {} did not complete: {}\n--- console tail:\n{}",
+            "{what} on {} did not complete: {}\n--- console tail:\n{}",
             personality.id(),
             t.summary(),
             t.tail(20)
@@ -117,7 +141,7 @@ pub fn measure(iso: &std::path::Path, personality: Personality, runs: usize) -> 
     let rows: Vec<Row> =
         parse_rows(&t.console).into_iter().filter(|r| r.name.starts_with(personality.short())).collect();
     if rows.is_empty() {
-        return Err(fail!("bench on {} printed no rows:\n{}", personality.id(), t.tail(20)));
+        return Err(fail!("{what} on {} printed no rows:\n{}", personality.id(), t.tail(20)));
     }
     Ok(rows)
 }

@@ -27,6 +27,16 @@ Line editing: Backspace deletes, Ctrl-U clears the line, Ctrl-C abandons it; a l
 at most 1024 characters. Ctrl-C also interrupts a long command: sleep, campaign, and this
 shell's waits and repeated restarts.";
 
+/// Which rows `bench` measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchRows {
+    /// `bench [N]`: protected calls, a file read, a server's restart.
+    Calls,
+    /// `bench disk [N]`: the disk driver's block reads and writes, a file read that reaches the
+    /// disk, the driver's restart. Needs a disk: it reads and rewrites the disk's last 4 KiB.
+    Disk,
+}
+
 /// Most runs `bench` takes: each shell keeps one sample per run on its stack.
 pub const BENCH_MAX: usize = 4000;
 /// Runs `bench` takes without an argument.
@@ -95,10 +105,14 @@ pub fn run<S: Shell>(shell: &mut S, line: &str) -> Status {
         "format" => files::format(shell, rest),
         "sleep" => sleep(shell, rest),
         "bench" => {
+            let (rows, rest) = match rest.strip_prefix("disk") {
+                Some(r) if r.is_empty() || r.starts_with(' ') => (BenchRows::Disk, r.trim_start()),
+                _ => (BenchRows::Calls, rest),
+            };
             let runs = if rest.is_empty() { Ok(BENCH_DEFAULT) } else { rest.parse::<usize>() };
             match runs {
-                Ok(n) if (10..=BENCH_MAX).contains(&n) => shell.bench(n),
-                _ => con.fail(format_args!("usage: bench [N] with 10 <= N <= {}", BENCH_MAX)),
+                Ok(n) if (10..=BENCH_MAX).contains(&n) => shell.bench(rows, n),
+                _ => con.fail(format_args!("usage: bench [disk] [N] with 10 <= N <= {}", BENCH_MAX)),
             }
         }
         _ => match shell.command(cmd, rest) {

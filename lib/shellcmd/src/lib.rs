@@ -25,7 +25,7 @@ pub mod personality;
 pub mod prompt;
 mod tasks;
 
-pub use commands::{interrupted, run, run_line, BENCH_MAX, INTERRUPTED, LINE_MAX};
+pub use commands::{interrupted, run, run_line, BenchRows, BENCH_MAX, INTERRUPTED, LINE_MAX};
 /// The longest path, which sizes [`Files::cwd`]'s buffer.
 pub use fs_core::PATH_MAX;
 pub use line::{Edit, LineEditor, Typeahead, CTRL_C};

@@ -106,8 +106,8 @@ pub trait Shell {
     fn inject(&mut self, name: &str, kind: &str, seed: u64) -> Status;
     /// `campaign NAME COUNT SEED`, its arguments checked.
     fn campaign(&mut self, name: &str, count: u32, seed: u64) -> Status;
-    /// `bench RUNS`, with `10 <= RUNS <= BENCH_MAX`.
-    fn bench(&mut self, runs: usize) -> Status;
+    /// `bench [disk] RUNS`, with `10 <= RUNS <= BENCH_MAX`.
+    fn bench(&mut self, rows: crate::BenchRows, runs: usize) -> Status;
     /// One of the personality's own commands, `cmd` with the rest of the line `args`;
     /// `None` if it has no command `cmd`.
     fn command(&mut self, cmd: &str, args: &str) -> Option<Status>;

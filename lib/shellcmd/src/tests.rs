@@ -311,8 +311,11 @@ impl Shell for FakeShell {
         self.calls.push(format!("campaign {name} {count} {seed}"));
         0
     }
-    fn bench(&mut self, runs: usize) -> Status {
-        self.calls.push(format!("bench {runs}"));
+    fn bench(&mut self, rows: crate::BenchRows, runs: usize) -> Status {
+        self.calls.push(match rows {
+            crate::BenchRows::Calls => format!("bench {runs}"),
+            crate::BenchRows::Disk => format!("bench disk {runs}"),
+        });
         0
     }
     fn command(&mut self, cmd: &str, args: &str) -> Option<Status> {
@@ -544,6 +547,8 @@ fn the_personalitys_commands_get_checked_arguments() {
     assert_eq!(sh.run("campaign fs 100000 5").0, 0);
     assert_eq!(sh.run("bench").0, 0);
     assert_eq!(sh.run("bench 4000").0, 0);
+    assert_eq!(sh.run("bench disk").0, 0);
+    assert_eq!(sh.run("bench disk 20").0, 0);
     assert_eq!(sh.run("own a  b"), (7, String::new()));
     let expected = [
         "inject fs kill 0",
@@ -553,6 +558,8 @@ fn the_personalitys_commands_get_checked_arguments() {
         "campaign fs 100000 5",
         "bench 1000",
         "bench 4000",
+        "bench disk 1000",
+        "bench disk 20",
         "own a  b",
     ];
     assert_eq!(sh.calls, expected);
@@ -563,7 +570,7 @@ fn bad_arguments_give_the_usage_line() {
     let mut sh = shell();
     let inject = "error: usage: inject NAME KIND [SEED]; KIND: kill regflip memflip memword skip hang ssr\n";
     let campaign = "error: usage: campaign NAME COUNT [SEED] with 1 <= COUNT <= 100000\n";
-    let bench = "error: usage: bench [N] with 10 <= N <= 4000\n";
+    let bench = "error: usage: bench [disk] [N] with 10 <= N <= 4000\n";
     for (line, usage) in [
         ("kill", "error: usage: kill NAME\n"),
         ("inject fs", inject),
@@ -575,6 +582,9 @@ fn bad_arguments_give_the_usage_line() {
         ("bench 9", bench),
         ("bench 4001", bench),
         ("bench x", bench),
+        ("bench disk 9", bench),
+        ("bench diskette", bench),
+        ("bench 20 disk", bench),
         ("sleep", "error: usage: sleep MS (a whole number of milliseconds)\n"),
         ("nosuch x", "error: unknown command 'nosuch' (type 'help')\n"),
     ] {

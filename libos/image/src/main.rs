@@ -28,5 +28,5 @@ fn wire(privilege: libos_kernel::Privilege) {
     let timer = cell_timer::start().expect("timer");
     let echo = cell_shell::start_echo().expect("echo");
     cell_shell::start_scribe(console.clone(), fs, timer).expect("scribe");
-    cell_shell::start(cell_shell::Wiring { console, fs, timer, echo }, privilege).expect("shell");
+    cell_shell::start(cell_shell::Wiring { console, fs, timer, echo, disk }, privilege).expect("shell");
 }

@@ -52,6 +52,19 @@ pub enum BlockError {
 
 userlib::from_call_error!(BlockError);
 
+impl BlockError {
+    /// What went wrong, for a message.
+    pub fn describe(self) -> &'static str {
+        match self {
+            BlockError::OutOfRange => "block number past the end of the device",
+            BlockError::BadLength => "a write that is not exactly one block",
+            BlockError::Malformed => "a malformed block-protocol message",
+            BlockError::Ipc(_) => "the block server could not be reached",
+            BlockError::NoDevice => "no device attached",
+        }
+    }
+}
+
 /// The longest encoded response: a block and its envelope.
 pub const RESPONSE_MAX: usize = BLOCK_SIZE + 16;
 

@@ -7,16 +7,16 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use algo::stats::summarize;
 use clients::{Clock, Files};
 use console_api::{print, println, Console};
-use fs_api::{mode, Fs, FsError};
-use shellcmd::{Console as _, Status, TaskRow, BENCH_MAX, LINE_MAX};
+use fs_api::Fs;
+use shellcmd::{Console as _, Status, TaskRow, LINE_MAX};
 use timer_api::Timer;
-use userlib::abi::{BootInfo, Error, FaultKind, InjectKind, MsgInfo, Sysno, TaskInfo, TaskState};
+use userlib::abi::{BootInfo, Error, FaultKind, InjectKind, TaskInfo, TaskState};
 use userlib::cap::{Cap, Endpoint, IoPort, Session, Task};
 use x86::qemu::{DEBUG_EXIT_PORT, DEBUG_EXIT_POWEROFF};
 
+mod bench;
 mod campaign;
 mod clients;
 
@@ -36,7 +36,9 @@ const HELP: shellcmd::Help = shellcmd::Help {
   fsck              check the fs server's disk: what is in use, or every problem found
   sleep MS          wait MS milliseconds, at most one hour (timer server)
   bench [N]         time N runs of: null protected call, call with an SSR word, 64-byte
-                    fs read, fs restart (at most 50); default 1000",
+                    fs read, fs restart (at most 50); default 1000
+  bench disk [N]    time N runs of: 4 KiB read and write through the disk driver, 64-byte
+                    fs read from the disk, driver restart (at most 50); needs a disk",
 };
 
 struct Shell {
@@ -46,6 +48,8 @@ struct Shell {
     fs: Option<Files>,
     timer: Option<Clock>,
     bench: Option<(Cap<Endpoint>, Cap<Session>)>,
+    /// The disk driver, for `bench disk` (the shell reads and rewrites the disk's last 4 KiB).
+    disk: Option<block_api::BlockDevice>,
     /// Keys read from the console but not yet edited into a line.
     typeahead: shellcmd::Typeahead<TYPEAHEAD>,
 }
@@ -59,8 +63,6 @@ const TIMER_SLOT: u8 = 41;
 const BENCH_SLOT: u8 = 42;
 /// How often `wait` and `run` look at the task they wait for (and for Ctrl-C).
 const WAIT_POLL_MS: u32 = 20;
-/// Restarting fs takes ~50,000 instructions: fewer runs suffice.
-const BENCH_RESTARTS: usize = 50;
 
 /// Where the shell's lines go: the console server, through `console_api`'s `print!`.
 struct Out;
@@ -149,34 +151,11 @@ impl shellcmd::Shell for Shell {
         }
     }
 
-    /// The protected-call benchmark: one `bench: ROW n=.. min=.. median=.. p99=..` line per
-    /// operation (the format `cargo os bench` parses, shared with the libos shell).
-    fn bench(&mut self, n: usize) -> Status {
-        let (Some((ep, session)), Some(Files(fs))) = (self.bench, self.fs) else {
-            return Out.fail(format_args!("bench needs the bench and fs servers"));
-        };
-        let null = MsgInfo::new(bench::NULL).encode();
-        let word = MsgInfo::new(bench::SSR_WORD).encode();
-        let call = |slot: u64, info: u64| {
-            userlib::sys::call(Sysno::Call, [slot, info, 0, 0, 0, 0]).map(|_| ()).map_err(|e| e.describe())
-        };
-        let base = measure(n, || Ok::<(), ()>(())).map(|b| b[0]).unwrap_or(0);
-        println!("bench: {} runs per row; TSC ticks per operation, less the {}-tick timing loop", n, base);
-        println!("bench: under QEMU -icount shift=0 one TSC tick is one retired instruction");
-        let report = |row: &str, runs: usize, stats: Result<[u64; 3], &'static str>| match stats {
-            Ok(v) => {
-                let [min, median, p99] = v.map(|x| x.saturating_sub(base));
-                println!("bench: {} n={} min={} median={} p99={}", row, runs, min, median, p99);
-                0
-            }
-            Err(e) => Out.fail(format_args!("bench: {}: {}", row, e)),
-        };
-        let mut status = report("mk.null_call", n, measure(n, || call(ep.slot(), null)));
-        status |= report("mk.ssr_call", n, measure(n, || call(session.slot(), word)));
-        status |= report("mk.fs_read", n, bench_fs_read(fs, n));
-        let restarts = n.min(BENCH_RESTARTS);
-        status |= report("mk.restart", restarts, self.bench_restart(fs, restarts));
-        status
+    fn bench(&mut self, rows: shellcmd::BenchRows, n: usize) -> Status {
+        match rows {
+            shellcmd::BenchRows::Calls => bench::calls(self, n),
+            shellcmd::BenchRows::Disk => bench::disk(self, n),
+        }
     }
 
     fn command(&mut self, cmd: &str, args: &str) -> Option<Status> {
@@ -303,32 +282,6 @@ impl Shell {
         }
     }
 
-    /// Kill fs `runs` times; each sample is the kernel's measure of that recovery (fault to the
-    /// new incarnation's first `recv`). A request between kills keeps it out of crash-loop
-    /// back-off, as a client's would.
-    fn bench_restart(&self, fs: Fs, runs: usize) -> Result<[u64; 3], &'static str> {
-        let tasks = self.tasks.ok_or("no task capability")?;
-        let index = tasks.find("fs").ok_or("no fs task")?;
-        let mut samples = [0u64; BENCH_RESTARTS];
-        for s in samples[..runs].iter_mut() {
-            let before = tasks.info(index).map_err(|e| e.describe())?.generation;
-            tasks.inject(index, InjectKind::Kill, 0).map_err(|e| e.describe())?;
-            let info = loop {
-                let info = tasks.info(index).map_err(|e| e.describe())?;
-                if info.generation != before && info.state() == Some(TaskState::Receiving) {
-                    break info;
-                }
-                if info.state() == Some(TaskState::Halted) {
-                    return Err("fs was held by the supervisor");
-                }
-                userlib::sys::yield_now();
-            };
-            fs.stat("/").map_err(|_| "fs did not answer after its restart")?;
-            *s = info.recovery_tsc;
-        }
-        Ok(summarize(&mut samples[..runs]))
-    }
-
     fn poweroff(&self) -> Status {
         let Some(port) = self.power else {
             return Out.fail(format_args!("this shell holds no power-off capability"));
@@ -374,46 +327,6 @@ impl Shell {
     }
 }
 
-/// Time `n` runs of `f` with the TSC; min, median and 99th percentile.
-fn measure<E>(n: usize, mut f: impl FnMut() -> Result<(), E>) -> Result<[u64; 3], E> {
-    let mut samples = [0u64; BENCH_MAX];
-    let samples = &mut samples[..n];
-    for s in samples.iter_mut() {
-        let t0 = userlib::sys::rdtsc();
-        f()?;
-        *s = userlib::sys::rdtsc() - t0;
-    }
-    Ok(summarize(samples))
-}
-
-/// Timed 64-byte reads through an open fs session, each of the first 64 bytes of a scratch
-/// file (the offset is set back outside the timed part), as the libos shell measures it.
-fn bench_fs_read(fs: Fs, runs: usize) -> Result<[u64; 3], &'static str> {
-    const PATH: &str = "/.bench-read";
-    let fail = |e: FsError| e.describe();
-    let fd = fs.open(PATH, mode::READ | mode::WRITE | mode::CREATE | mode::TRUNCATE).map_err(fail)?;
-    let result = (|| {
-        fs.write(fd, &[0x5a; 64]).map_err(fail)?;
-        let mut samples = [0u64; BENCH_MAX];
-        let mut buf = [0u8; 64];
-        for s in samples[..runs].iter_mut() {
-            fs.seek(fd, 0).map_err(fail)?;
-            let t0 = userlib::sys::rdtsc();
-            let read = fs.read(fd, &mut buf);
-            *s = userlib::sys::rdtsc() - t0;
-            match read {
-                Ok(64) => {}
-                Ok(_) => return Err("a short read"),
-                Err(e) => return Err(e.describe()),
-            }
-        }
-        Ok(summarize(&mut samples[..runs]))
-    })();
-    let _ = fs.close(fd);
-    let _ = fs.remove(PATH);
-    result
-}
-
 /// Why a task stopped, from the code `task_wait` returns for a faulted task: the exception
 /// vector, or 0x100 plus the kind of any other fault (see the kernel's `lifecycle`).
 fn fault_name(code: u64) -> &'static str {
@@ -435,6 +348,7 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
         fs: endpoint("fs").and_then(|ep| Fs::connect(ep, FS_SLOT).ok()).map(Files),
         timer: endpoint("timer").and_then(|ep| Timer::connect(ep, TIMER_SLOT).ok()).map(Clock),
         bench: endpoint("bench").and_then(|ep| ep.connect(BENCH_SLOT).ok().map(|s| (ep, s))),
+        disk: endpoint("disk").map(block_api::BlockDevice::new),
         typeahead: shellcmd::Typeahead::default(),
     };
     console_api::init_log(log::LevelFilter::Info);

@@ -9,16 +9,36 @@
 //!  los.restart      fs killed → its next incarnation waiting in recv (kernel-measured), n ≤ 50
 //! ```
 //! The timer and serial interrupts are masked while measuring, so runs repeat exactly.
+//!
+//! `bench disk [N]` (see [`disk`]):
+//!
+//! ```text
+//!  los.blk_read       4 KiB: 8 block reads of the disk's last 4 KiB    shell → virtio-blk ⇄ device
+//!  los.blk_write      4 KiB: the same 8 blocks written back unchanged (answered once the device
+//!                     has them; no flush)
+//!  los.fs_read_disk   64-byte read of an open file on the disk        shell → fs ⇄ virtio-blk ⇄ device
+//!                     (fs keeps no cache: its inode and data block come from the device)
+//!  los.drv_restart    virtio-blk killed → its next incarnation waiting in recv, the device reset
+//!                     and set up again (kernel-measured), n ≤ 50
+//! ```
+//! Only the disk's line stays open. While a row waits for the device the CPU halts, and under
+//! `-icount` with `sleep=off` QEMU moves the clock to the next timer meanwhile: these rows
+//! subtract the time halted (`idle_time`), leaving the instructions retired on the way.
 
 use crate::Wiring;
 use algo::stats::summarize;
 use alloc::vec;
 use cell_console::Console;
 use cell_fs::{mode, Fs};
+use cell_virtio_blk::{Request, Response};
 use core::fmt::Write;
 use core::hint::black_box;
 use fs_core::FsError;
 use libos_kernel::{Endpoint, Privilege};
+
+/// A 4 KiB transfer in the block protocol's 512-byte blocks.
+const RUN_BLOCKS: usize = 4096 / fs_core::BLOCK_SIZE;
+type Run = [fs_core::Block; RUN_BLOCKS];
 
 pub type EchoEp = Endpoint<u64, u64>;
 
@@ -157,5 +177,152 @@ pub fn run(con: &Console, w: &Wiring, privilege: &Privilege, fs: &mut Fs, n: usi
     }
     let [min, median, p99] = restart;
     let _ = writeln!(&*con, "bench: los.restart n={} min={} median={} p99={}", restarts, min, median, p99);
+    Ok(())
+}
+
+/// [`measure`], less the time the CPU was halted waiting for the device.
+fn measure_io(samples: &mut [u64], mut f: impl FnMut()) -> [u64; 3] {
+    for s in samples.iter_mut() {
+        let idle0 = libos_kernel::idle_time();
+        let t0 = libos_kernel::rdtsc();
+        f();
+        let t1 = libos_kernel::rdtsc();
+        *s = (t1 - t0).saturating_sub(libos_kernel::idle_time() - idle0);
+    }
+    summarize(samples)
+}
+
+fn read_run(disk: &cell_virtio_blk::Ep, first: u32, run: &mut Run) -> Result<(), &'static str> {
+    for (i, block) in run.iter_mut().enumerate() {
+        match disk.call(&Request::Read { block: first + i as u32 }) {
+            Ok(Response::Data(data)) => *block = data,
+            Ok(_) => return Err("the disk cell refused a read"),
+            Err(e) => return Err(e.describe()),
+        }
+    }
+    Ok(())
+}
+
+fn write_run(disk: &cell_virtio_blk::Ep, first: u32, run: &Run) -> Result<(), &'static str> {
+    for (i, data) in run.iter().enumerate() {
+        match disk.call(&Request::Write { block: first + i as u32, data: *data }) {
+            Ok(Response::Done) => {}
+            Ok(_) => return Err("the disk cell refused a write"),
+            Err(e) => return Err(e.describe()),
+        }
+    }
+    Ok(())
+}
+
+/// `bench disk N`: the disk cell's block I/O, a file read that reaches the disk, the cell's
+/// restart. It reads the disk's last 4 KiB and writes the same bytes back (the file system
+/// lies at the disk's start, and the data never changes).
+pub fn disk(con: &Console, w: &Wiring, privilege: &Privilege, fs: &mut Fs, n: usize) -> Result<(), Failed> {
+    if let Some(task) = libos_kernel::armed() {
+        let _ = writeln!(
+            &*con,
+            "bench: a fault injected into {} has not struck yet; `restart {}` first",
+            task, task
+        );
+        return Err(Failed(None, "a fault is armed (see above)"));
+    }
+    let setup = |why| Failed(None, why);
+    let driver = libos_kernel::find_task(cell_virtio_blk::NAME).ok_or(setup("no virtio-blk task"))?;
+    let first = match w.disk.call(&Request::Info) {
+        Ok(Response::Info { blocks }) if blocks as usize >= RUN_BLOCKS => blocks - RUN_BLOCKS as u32,
+        Ok(Response::Info { .. }) => return Err(setup("the disk is smaller than 4 KiB")),
+        Ok(Response::NoDevice) => return Err(setup("no disk attached (cargo os run --disk IMAGE)")),
+        Ok(_) => return Err(setup("the disk cell gave a wrong answer")),
+        Err(e) => return Err(Failed(None, e.describe())),
+    };
+    let mut run: Run = [[0; fs_core::BLOCK_SIZE]; RUN_BLOCKS];
+    read_run(&w.disk, first, &mut run).map_err(setup)?;
+    match fs.mkdir("/bench") {
+        Ok(()) | Err(FsError::Exists) => {}
+        Err(_) => return Err(setup("cannot make /bench")),
+    }
+    let fd = fs
+        .open("/bench/data", mode::READ | mode::WRITE | mode::CREATE | mode::TRUNCATE)
+        .map_err(|_| setup("cannot open /bench/data"))?;
+    fs.write(fd, &[0x5a; 64]).map_err(|_| setup("cannot write /bench/data"))?;
+    let restarts = n.min(50);
+    let mut samples = vec![0u64; n];
+    let mut restart_samples = vec![0u64; restarts];
+    con.flush();
+    let rows = libos_kernel::without_preemption(privilege, || -> Result<_, Failed> {
+        let base = measure(&mut samples, || {})[0];
+        let mut failed = None;
+        let mut scratch = run;
+        let mut fail = |row, r: Result<(), &'static str>| {
+            if let Err(e) = r {
+                failed.get_or_insert(Failed(Some(row), e));
+            }
+        };
+        let blk_read =
+            measure_io(&mut samples, || fail("los.blk_read", read_run(&w.disk, first, &mut scratch)));
+        let blk_write = measure_io(&mut samples, || fail("los.blk_write", write_run(&w.disk, first, &run)));
+        let mut buf = [0u8; 64];
+        let mut fs_failed = None;
+        for s in samples.iter_mut() {
+            if fs.seek(fd, 0).is_err() {
+                fs_failed = Some(Failed(Some("los.fs_read_disk"), "seek failed"));
+            }
+            let idle0 = libos_kernel::idle_time();
+            let t0 = libos_kernel::rdtsc();
+            let r = fs.read(fd, &mut buf);
+            let t1 = libos_kernel::rdtsc();
+            *s = (t1 - t0).saturating_sub(libos_kernel::idle_time() - idle0);
+            if r != Ok(64) {
+                fs_failed = Some(Failed(Some("los.fs_read_disk"), "fs read failed"));
+            }
+        }
+        let fs_read = summarize(&mut samples);
+        if let Some(f) = failed.or(fs_failed) {
+            return Err(f);
+        }
+        if scratch != run {
+            return Err(Failed(Some("los.blk_read"), "the blocks read back differ from those written"));
+        }
+        Ok((base, [("los.blk_read", blk_read), ("los.blk_write", blk_write), ("los.fs_read_disk", fs_read)]))
+    });
+    let _ = fs.close(fd);
+    let (base, rows) = rows?;
+    let restarted = (|| -> Result<(), Failed> {
+        let mut scratch = run;
+        // As for los.restart: one request between kills keeps every restart immediate.
+        libos_kernel::set_quiet(privilege, true);
+        let mut killed = Ok(());
+        for s in restart_samples.iter_mut() {
+            if libos_kernel::kill(privilege, driver).is_err() {
+                killed = Err(Failed(Some("los.drv_restart"), "cannot kill virtio-blk"));
+                break;
+            }
+            *s = libos_kernel::wait_ready(driver).unwrap_or(0);
+            if !matches!(w.disk.call(&Request::Info), Ok(Response::Info { .. })) {
+                killed = Err(Failed(Some("los.drv_restart"), "virtio-blk did not answer after its restart"));
+                break;
+            }
+        }
+        libos_kernel::set_quiet(privilege, false);
+        killed?;
+        read_run(&w.disk, first, &mut scratch).map_err(|e| Failed(Some("los.drv_restart"), e))?;
+        if scratch != run {
+            return Err(Failed(Some("los.drv_restart"), "the last 4 KiB changed across restarts"));
+        }
+        Ok(())
+    })();
+    let _ = writeln!(
+        &*con,
+        "bench: libos disk, {} iterations each; TSC ticks less the {}-tick timing loop and the time halted waiting for the device",
+        n, base
+    );
+    for (name, v) in rows {
+        let [min, median, p99] = v.map(|x| x.saturating_sub(base));
+        let _ = writeln!(&*con, "bench: {} n={} min={} median={} p99={}", name, n, min, median, p99);
+    }
+    restarted?;
+    let [min, median, p99] = summarize(&mut restart_samples);
+    let _ =
+        writeln!(&*con, "bench: los.drv_restart n={} min={} median={} p99={}", restarts, min, median, p99);
     Ok(())
 }

@@ -32,7 +32,9 @@ const HELP: shellcmd::Help = shellcmd::Help {
     sessions: "  cd PATH, pwd      change, show the current directory (kept in our fs session, which we hold)
   fsck              check the fs cell's disk: what is in use, or every problem found
   sleep MS          wait MS milliseconds, at most one hour (timer cell)
-  bench [N]         time N cell calls, channel round trips, fs reads, restarts (default 1000)",
+  bench [N]         time N cell calls, channel round trips, fs reads, restarts (default 1000)
+  bench disk [N]    time N runs of: 4 KiB read and write through the disk cell, 64-byte fs
+                    read from the disk, disk cell restart (at most 50); needs a disk",
 };
 
 /// Keys typed while a command runs that the shell keeps for the next prompt (the console cell
@@ -46,6 +48,8 @@ pub struct Wiring {
     pub fs: cell_fs::Ep,
     pub timer: cell_timer::Ep,
     pub echo: bench::EchoEp,
+    /// The disk cell, for `bench disk` (it reads and rewrites the disk's last 4 KiB unchanged).
+    pub disk: cell_virtio_blk::Ep,
 }
 
 pub use bench::start_echo;
@@ -164,12 +168,16 @@ impl shellcmd::Shell for Shell<'_> {
         }
     }
 
-    fn bench(&mut self, runs: usize) -> Status {
+    fn bench(&mut self, rows: shellcmd::BenchRows, runs: usize) -> Status {
         self.connect_fs();
         let Some(Files(fs)) = self.fs.as_mut() else {
             return self.out.fail(format_args!("no file system session"));
         };
-        match bench::run(&self.out.0, &self.w, self.privilege, fs, runs) {
+        let measured = match rows {
+            shellcmd::BenchRows::Calls => bench::run(&self.out.0, &self.w, self.privilege, fs, runs),
+            shellcmd::BenchRows::Disk => bench::disk(&self.out.0, &self.w, self.privilege, fs, runs),
+        };
+        match measured {
             Ok(()) => 0,
             Err(e) => self.out.fail(format_args!("bench: {}", e)),
         }

@@ -1,0 +1,298 @@
+//! `bench [N]` and `bench disk [N]`: what a protected call, a file read, a driver's block I/O and
+//! a restart cost, in TSC ticks (retired instructions under QEMU `-icount shift=0`), less the
+//! empty timing loop. One `bench: ROW n=.. min=.. median=.. p99=..` line per row, the format
+//! `cargo os bench` parses (the libos shell prints the same).
+//!
+//! ```text
+//!  mk.null_call       call to the bench server, empty reply            shell → bench → shell
+//!  mk.ssr_call        the same through a session: the server reads a word of our SSR
+//!  mk.fs_read         64-byte read of an open file                    shell → fs ⇄ block (RAM)
+//!  mk.restart         fs killed → its next incarnation in recv        kernel-measured, n ≤ 50
+//!  mk.blk_read        4 KiB: 8 block reads of the disk's last 4 KiB   shell → virtio-blk ⇄ device
+//!  mk.blk_write       4 KiB: the same 8 blocks written back unchanged (answered once the
+//!                     device has them; no flush)
+//!  mk.fs_read_disk    64-byte read of an open file on the disk        shell → fs ⇄ virtio-blk ⇄ device
+//!                     (fs keeps no cache: its inode and data block come from the device)
+//!  mk.drv_restart     virtio-blk killed → its next incarnation in recv, the device reset and
+//!                     set up again (kernel-measured), n ≤ 50
+//! ```
+//!
+//! The disk rows wait for the device. Meanwhile the CPU idles (and under `-icount` with
+//! `sleep=off` QEMU moves the clock straight to the next timer), or runs tasks the operation
+//! does not involve (the timer server's tick, the scribe). So those rows count only what the
+//! kernel charged to the tasks on the operation's path (shell, virtio-blk, and fs for the file
+//! read): the span less the time it charged to idle and to every other task, with its CPU
+//! accounting on (`accounting`, `cpu_tsc` of `task_info`) for these rows only. What is left is
+//! the instructions retired on the way, the kernel's included.
+
+use crate::{Out, Shell};
+use algo::stats::summarize;
+use block_api::{Block, BlockDevice, BlockError, BLOCK_SIZE};
+use console_api::println;
+use fs_api::{mode, Fs, FsError};
+use shellcmd::{Console as _, Status, BENCH_MAX};
+use userlib::abi::{InjectKind, MsgInfo, Sysno, TaskState};
+use userlib::cap::{Cap, Task};
+
+/// Restarting a server takes 50,000 to 75,000 instructions: fewer runs suffice.
+const BENCH_RESTARTS: usize = 50;
+/// A 4 KiB transfer in the block protocol's 512-byte blocks.
+const RUN_BLOCKS: usize = 4096 / BLOCK_SIZE;
+
+type Stats = Result<[u64; 3], &'static str>;
+
+/// The samples of the row being measured (32 KiB: in the shell's data, not on its 64 KiB stack).
+static SAMPLES: spin::Mutex<[u64; BENCH_MAX]> = spin::Mutex::new([0; BENCH_MAX]);
+
+/// Prints rows less the timing loop's own cost, and remembers whether one failed.
+struct Report {
+    base: u64,
+    status: Status,
+}
+
+impl Report {
+    fn start(samples: &mut [u64]) -> Report {
+        let n = samples.len();
+        let base = measure(samples, || Ok::<(), ()>(())).map(|b| b[0]).unwrap_or(0);
+        println!("bench: {} runs per row; TSC ticks per operation, less the {}-tick timing loop", n, base);
+        println!("bench: under QEMU -icount shift=0 one TSC tick is one retired instruction");
+        Report { base, status: 0 }
+    }
+
+    fn row(&mut self, row: &str, runs: usize, stats: Stats) {
+        match stats {
+            Ok(v) => {
+                let [min, median, p99] = v.map(|x| x.saturating_sub(self.base));
+                println!("bench: {} n={} min={} median={} p99={}", row, runs, min, median, p99);
+            }
+            Err(e) => self.status |= Out.fail(format_args!("bench: {}: {}", row, e)),
+        }
+    }
+
+    /// A row the kernel measured itself (restart latency): nothing to take off.
+    fn measured(&mut self, row: &str, runs: usize, stats: Stats) {
+        let base = core::mem::replace(&mut self.base, 0);
+        self.row(row, runs, stats);
+        self.base = base;
+    }
+}
+
+/// `bench N`: protected calls, a file read on the RAM disk, fs's restart.
+pub fn calls(shell: &mut Shell, n: usize) -> Status {
+    let (Some((ep, session)), Some(crate::Files(fs))) = (shell.bench, shell.fs) else {
+        return Out.fail(format_args!("bench needs the bench and fs servers"));
+    };
+    let null = MsgInfo::new(bench::NULL).encode();
+    let word = MsgInfo::new(bench::SSR_WORD).encode();
+    let call = |slot: u64, info: u64| {
+        userlib::sys::call(Sysno::Call, [slot, info, 0, 0, 0, 0]).map(|_| ()).map_err(|e| e.describe())
+    };
+    let mut buf = SAMPLES.lock();
+    let samples = &mut buf[..n];
+    let mut r = Report::start(samples);
+    r.row("mk.null_call", n, measure(samples, || call(ep.slot(), null)));
+    r.row("mk.ssr_call", n, measure(samples, || call(session.slot(), word)));
+    r.row("mk.fs_read", n, fs_read(fs, samples, None));
+    let restarts = n.min(BENCH_RESTARTS);
+    let answers = || fs.stat("/").is_ok();
+    r.measured("mk.restart", restarts, restart(shell, "fs", &mut samples[..restarts], answers));
+    r.status
+}
+
+/// `bench disk N`: the disk driver's block I/O, a file read that reaches the disk, the driver's
+/// restart. It reads the disk's last 4 KiB and writes the same bytes back (fs's file system
+/// lies at the disk's start, and the data never changes).
+pub fn disk(shell: &mut Shell, n: usize) -> Status {
+    let (Some(disk), Some(crate::Files(fs))) = (shell.disk, shell.fs) else {
+        return Out.fail(format_args!("bench disk needs the disk driver and fs servers"));
+    };
+    let first = match disk.blocks() {
+        Ok(blocks) if blocks as usize >= RUN_BLOCKS => blocks - RUN_BLOCKS as u32,
+        Ok(_) => return Out.fail(format_args!("bench disk: the disk is smaller than 4 KiB")),
+        Err(BlockError::NoDevice) => {
+            return Out.fail(format_args!("bench disk: no disk attached (cargo os run --disk IMAGE)"))
+        }
+        Err(e) => return Out.fail(format_args!("bench disk: the disk driver: {}", e.describe())),
+    };
+    let Some(tasks) = shell.tasks else {
+        return Out
+            .fail(format_args!("bench disk needs the task capability (to leave out other tasks' time)"));
+    };
+    let find = |name| tasks.find(name).ok_or(name);
+    let (me, driver, fs_task) = match (find("shell"), find("virtio-blk"), find("fs")) {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Err(name), _, _) | (_, Err(name), _) | (_, _, Err(name)) => {
+            return Out.fail(format_args!("bench disk: no task named {}", name))
+        }
+    };
+    if let Err(e) = tasks.accounting(true) {
+        return Out.fail(format_args!("bench disk: cannot turn CPU accounting on: {}", e));
+    }
+    let status = disk_rows(shell, n, disk, fs, first, Path { tasks, on: [me, driver, driver] }, fs_task);
+    let _ = tasks.accounting(false);
+    status
+}
+
+fn disk_rows(
+    shell: &Shell,
+    n: usize,
+    disk: BlockDevice,
+    fs: Fs,
+    first: u32,
+    blk: Path,
+    fs_task: usize,
+) -> Status {
+    let mut run = [[0u8; BLOCK_SIZE]; RUN_BLOCKS];
+    if let Err(e) = read_run(disk, first, &mut run) {
+        return Out.fail(format_args!("bench disk: cannot read the disk's last 4 KiB: {}", e));
+    }
+    let mut buf = SAMPLES.lock();
+    let samples = &mut buf[..n];
+    let mut r = Report::start(samples);
+    let mut scratch = [[0u8; BLOCK_SIZE]; RUN_BLOCKS];
+    r.row("mk.blk_read", n, measure_io(&blk, samples, || read_run(disk, first, &mut scratch)));
+    r.row("mk.blk_write", n, measure_io(&blk, samples, || write_run(disk, first, &run)));
+    if scratch != run {
+        r.status |= Out.fail(format_args!("bench disk: the blocks read back differ from those written"));
+    }
+    let [me, driver, _] = blk.on;
+    let file = Path { tasks: blk.tasks, on: [me, fs_task, driver] };
+    r.row("mk.fs_read_disk", n, fs_read(fs, samples, Some(&file)));
+    let restarts = n.min(BENCH_RESTARTS);
+    let answers = || disk.blocks().is_ok();
+    r.measured("mk.drv_restart", restarts, restart(shell, "virtio-blk", &mut samples[..restarts], answers));
+    // What a restarted driver reads must be what was there.
+    match read_run(disk, first, &mut scratch) {
+        Ok(()) if scratch == run => {}
+        Ok(()) => r.status |= Out.fail(format_args!("bench disk: the last 4 KiB changed across restarts")),
+        Err(e) => r.status |= Out.fail(format_args!("bench disk: cannot read back after restarts: {}", e)),
+    }
+    r.status
+}
+
+fn read_run(disk: BlockDevice, first: u32, run: &mut [Block; RUN_BLOCKS]) -> Result<(), &'static str> {
+    for (i, block) in run.iter_mut().enumerate() {
+        disk.read(first + i as u32, block).map_err(BlockError::describe)?;
+    }
+    Ok(())
+}
+
+fn write_run(disk: BlockDevice, first: u32, run: &[Block; RUN_BLOCKS]) -> Result<(), &'static str> {
+    for (i, block) in run.iter().enumerate() {
+        disk.write(first + i as u32, block).map_err(BlockError::describe)?;
+    }
+    Ok(())
+}
+
+/// Time `n` runs of `f` with the TSC; min, median and 99th percentile.
+fn measure<E>(samples: &mut [u64], mut f: impl FnMut() -> Result<(), E>) -> Result<[u64; 3], E> {
+    for s in samples.iter_mut() {
+        *s = measure_span(&mut f)?;
+    }
+    Ok(summarize(samples))
+}
+
+/// Like [`measure`], counting only the time charged to the tasks on `path`.
+fn measure_io<E>(
+    path: &Path,
+    samples: &mut [u64],
+    mut f: impl FnMut() -> Result<(), E>,
+) -> Result<[u64; 3], E> {
+    for s in samples.iter_mut() {
+        *s = measure_io_span(path, &mut f)?;
+    }
+    Ok(summarize(samples))
+}
+
+/// The tasks an operation passes through (a task may be named twice).
+struct Path {
+    tasks: Cap<Task>,
+    on: [usize; 3],
+}
+
+impl Path {
+    /// The TSC ticks charged so far to idle and to every task off the path.
+    fn elsewhere(&self) -> u64 {
+        let others = (0..crate::MAX_TASKS).filter(|i| !self.on.contains(i));
+        let others: u64 = others.filter_map(|i| self.tasks.info(i).ok()).map(|t| t.cpu_tsc).sum();
+        others + self.tasks.accounting(true).unwrap_or(0)
+    }
+}
+
+/// One timed run of `f`.
+#[inline(always)]
+fn measure_span<E>(f: &mut impl FnMut() -> Result<(), E>) -> Result<u64, E> {
+    let t0 = userlib::sys::rdtsc();
+    let r = f();
+    let t1 = userlib::sys::rdtsc();
+    r.map(|()| t1 - t0)
+}
+
+/// One timed run of `f`, less the time charged off `path` meanwhile. That is read outside the
+/// span: the shell runs from each reading to its timestamp, so nothing is charged elsewhere
+/// in between (unless an interrupt wakes a task of higher priority: a rare outlier).
+#[inline(always)]
+fn measure_io_span<E>(path: &Path, f: &mut impl FnMut() -> Result<(), E>) -> Result<u64, E> {
+    let away0 = path.elsewhere();
+    let t0 = userlib::sys::rdtsc();
+    let r = f();
+    let t1 = userlib::sys::rdtsc();
+    let away1 = path.elsewhere();
+    r.map(|()| (t1 - t0).saturating_sub(away1 - away0))
+}
+
+/// Timed 64-byte reads through an open fs session, each of the first 64 bytes of a scratch
+/// file (the offset is set back outside the timed part), as the libos shell measures it.
+/// With a `path`, only the time charged to it (the file is on the disk).
+fn fs_read(fs: Fs, samples: &mut [u64], path: Option<&Path>) -> Stats {
+    const PATH: &str = "/.bench-read";
+    let fail = |e: FsError| e.describe();
+    let fd = fs.open(PATH, mode::READ | mode::WRITE | mode::CREATE | mode::TRUNCATE).map_err(fail)?;
+    let result = (|| {
+        fs.write(fd, &[0x5a; 64]).map_err(fail)?;
+        let mut buf = [0u8; 64];
+        for s in samples.iter_mut() {
+            fs.seek(fd, 0).map_err(fail)?;
+            let mut read = || match fs.read(fd, &mut buf) {
+                Ok(64) => Ok(()),
+                Ok(_) => Err("a short read"),
+                Err(e) => Err(e.describe()),
+            };
+            *s = match path {
+                Some(path) => measure_io_span(path, &mut read)?,
+                None => measure_span(&mut read)?,
+            };
+        }
+        Ok(summarize(samples))
+    })();
+    let _ = fs.close(fd);
+    let _ = fs.remove(PATH);
+    result
+}
+
+/// Kill task `name` once per sample; each sample is the kernel's measure of that recovery (fault
+/// to the new incarnation's first `recv`). A request between kills (`answers`) keeps it out of
+/// crash-loop back-off, as a client's would.
+fn restart(shell: &Shell, name: &str, samples: &mut [u64], mut answers: impl FnMut() -> bool) -> Stats {
+    let tasks = shell.tasks.ok_or("no task capability")?;
+    let index = tasks.find(name).ok_or("no such task")?;
+    for s in samples.iter_mut() {
+        let before = tasks.info(index).map_err(|e| e.describe())?.generation;
+        tasks.inject(index, InjectKind::Kill, 0).map_err(|e| e.describe())?;
+        let info = loop {
+            let info = tasks.info(index).map_err(|e| e.describe())?;
+            if info.generation != before && info.state() == Some(TaskState::Receiving) {
+                break info;
+            }
+            if info.state() == Some(TaskState::Halted) {
+                return Err("it was held by the supervisor");
+            }
+            userlib::sys::yield_now();
+        };
+        if !answers() {
+            return Err("it did not answer after its restart");
+        }
+        *s = info.recovery_tsc;
+    }
+    Ok(summarize(samples))
+}
