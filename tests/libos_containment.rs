@@ -117,7 +117,7 @@ fn libos_an_interrupt_on_a_bent_stack_pointer_stops_that_cell_not_the_machine() 
     let elf = build::binary_dir().join(build::LIBOS_BIN);
     let (deadline, code) = gdb::function(&elf, "10cell_timer8deadline").unwrap_or_else(|e| panic!("{e}"));
     let (idle, idle_code) =
-        gdb::code(&elf, "libos_kernel_entry28_$u7b$$u7b$closure", 32).unwrap_or_else(|e| panic!("{e}"));
+        gdb::code(&elf, "libos_kernel_entry28_$u7b$$u7b$closure", 64).unwrap_or_else(|e| panic!("{e}"));
     let sti_hlt = idle_code.windows(2).position(|w| w == [0xfb, 0xf4]).expect("the idle loop's sti; hlt");
     let halt_loop = idle + sti_hlt as u64;
     let socket = gdb::socket("timer");
