@@ -2,13 +2,18 @@
 //! [`Store`] — the device itself, or one operation's change set over it (`tx`), which must see
 //! its own changes before they are written. Mounting and formatting are `volume`'s.
 
+use crate::journal::Durability;
 use crate::layout::*;
 use crate::path::{self, Path};
 use crate::{BlockDevice, FsError, Result};
+use core::cell::Cell;
 
 pub struct Disk<D: BlockDevice> {
     dev: D,
     blocks: u32,
+    /// The journal's next sequence number (`journal`).
+    seq: Cell<u64>,
+    durability: Cell<Durability>,
 }
 
 impl<D: BlockDevice> Disk<D> {
@@ -20,13 +25,40 @@ impl<D: BlockDevice> Disk<D> {
         if blocks <= DATA_START {
             return Err(FsError::Disk);
         }
-        Ok((Disk { dev, blocks }, device))
+        Ok((Disk { dev, blocks, seq: Cell::new(1), durability: Cell::new(Durability::Journal) }, device))
     }
 
     /// The same file system seen through `dev` (a device layered over this one's, e.g. one
     /// that holds an operation's writes back until they are checked); nothing is read.
     pub fn on<E: BlockDevice>(&self, dev: E) -> Disk<E> {
-        Disk { dev, blocks: self.blocks }
+        Disk { dev, blocks: self.blocks, seq: self.seq.clone(), durability: self.durability.clone() }
+    }
+
+    /// How operations reach the disk: through the journal, unless a crash test asks for one of
+    /// the broken ways it must catch (`Durability`).
+    #[doc(hidden)]
+    pub fn set_durability(&self, d: Durability) {
+        self.durability.set(d);
+    }
+
+    pub(crate) fn durability(&self) -> Durability {
+        self.durability.get()
+    }
+
+    /// The journal's sequence number for the next operation.
+    pub(crate) fn next_seq(&self) -> u64 {
+        let s = self.seq.get();
+        self.seq.set(s.wrapping_add(1));
+        s
+    }
+
+    /// Number operations after `seq` (the one the journal held at mount).
+    pub(crate) fn seq_after(&self, seq: u64) {
+        self.seq.set(seq.wrapping_add(1));
+    }
+
+    pub(crate) fn device_flush(&self) -> bool {
+        self.dev.flush()
     }
 
     /// Blocks the file system spans, metadata included.

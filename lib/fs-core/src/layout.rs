@@ -1,9 +1,9 @@
 //! The on-disk format: where each kind of block lives, and the records stored in them.
 //!
 //! ```text
-//!  block 0        1 ..= 16            17        18 ..
-//!  superblock     inode table         bitmap    data blocks
-//!                 (128 x 64 bytes)    (1 bit per block)
+//!  block 0        1 ..= 16            17        18               19 ..= 34        35 ..
+//!  superblock     inode table         bitmap    journal header   journal slots    data blocks
+//!                 (128 x 64 bytes)    (1 bit per block)          (see `journal`)
 //! ```
 //! An inode has 27 direct block numbers and one indirect block (256 more), so a file holds at
 //! most 283 blocks. A directory is a file of 32-byte entries. Inode 1 is the root directory;
@@ -21,15 +21,18 @@ pub const KIND_DIR: u8 = 2;
 
 pub(crate) const SUPER_MAGIC: u32 = 0x5346_5841; // "AXFS"
 /// Version 1 disks carry inode generations in what was padding (zero on a disk that never had
-/// them, which is a valid generation), so the format is the same and so is its number.
-pub(crate) const VERSION: u32 = 1;
+/// them, which is a valid generation). Version 2 added the journal, before the data blocks: a
+/// version 1 disk is refused (`OtherFormat`) until formatted.
+pub(crate) const VERSION: u32 = 2;
 pub(crate) const INODE_START: u32 = 1;
 pub(crate) const INODE_BLOCKS: u32 = 16;
 pub(crate) const INODES_PER_BLOCK: usize = BLOCK_SIZE / 64;
 /// Inode numbers are below this (0 is never used, 1 is the root).
 pub const INODES: u16 = (INODE_BLOCKS as usize * INODES_PER_BLOCK) as u16;
 pub(crate) const BITMAP_BLOCK: u32 = 17;
-pub(crate) const DATA_START: u32 = 18;
+pub(crate) const JOURNAL_HEAD: u32 = 18;
+pub(crate) const JOURNAL_SLOTS: u32 = 16;
+pub(crate) const DATA_START: u32 = JOURNAL_HEAD + 1 + JOURNAL_SLOTS;
 /// The bitmap is one block: the most blocks a disk can have.
 pub(crate) const MAX_BLOCKS: u32 = BLOCK_SIZE as u32 * 8;
 pub const ROOT: u16 = 1;

@@ -8,20 +8,23 @@
 //! ```text
 //!  session ── the requests, and the rule for files other sessions hold
 //!     │
-//!     ├─► tx ── one operation's changes, committed whole or not at all ──┐
-//!     │                                                                  ▼
-//!     └─► disk ── read inodes, files, directories ─────────────────► BlockDevice
+//!     ├─► tx ── one operation's changes ─► journal ── whole or not at all,
+//!     │                                                even across a power cut ──┐
+//!     │                                                                          ▼
+//!     └─► disk ── read inodes, files, directories ─────────────────────────► BlockDevice
 //!  volume ── mount (or refuse to), format ──► disk
 //!  fsck ── reads everything, changes nothing ──► disk        layout: the format, path: paths
 //! ```
-//! Nothing is cached between requests: every change is written to the block store before the
-//! request is answered, and every operation either happens entirely or changes nothing.
+//! Nothing is cached between requests: every change is written to the block store and flushed
+//! before the request is answered, and every operation either happens entirely or changes
+//! nothing, also when the machine stops in the middle of it (the journal, redone at mount).
 
 #![no_std]
 #![forbid(unsafe_code)]
 
 mod disk;
 mod fsck;
+mod journal;
 mod layout;
 pub mod path;
 mod session;
@@ -30,8 +33,9 @@ mod volume;
 
 pub use disk::Disk;
 pub use fsck::{fsck, Problem, Report, LISTED};
+pub use journal::Durability;
 pub use layout::{Block, DirEntry, BLOCK_SIZE, INODES, KIND_DIR, KIND_FILE, MAX_FILE, NAME_MAX, ROOT};
-pub use session::{ClientState, Held, SmallClientState, MAX_FILES, SMALL_MAX_FILES};
+pub use session::{ClientState, Held, SmallClientState, MAX_FILES, SMALL_MAX_FILES, WRITE_ATOMIC};
 pub use volume::Volume;
 
 /// Longest path.

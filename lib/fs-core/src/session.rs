@@ -50,6 +50,9 @@ use bytemuck::{Pod, Zeroable};
 
 /// How many files one client of the microkernel's fs may have open at once ([`ClientState`]).
 pub const MAX_FILES: usize = 16;
+/// The most bytes of one write that are one operation (see `ClientState::write`): what the
+/// journal is sized for, and the file protocols' largest write.
+pub const WRITE_ATOMIC: usize = 2048;
 /// How many files one libos client may have open at once ([`SmallClientState`]): its session
 /// is copied into every request and back, so it stays small.
 pub const SMALL_MAX_FILES: usize = 8;
@@ -241,7 +244,22 @@ macro_rules! client_state {
             }
 
             /// Write `data` at the file's offset (at its end in append mode) and move past it.
+            /// Each [`WRITE_ATOMIC`] bytes are one operation, whole or absent after a crash (the
+            /// protocols never send more at once); a longer write that fails part-way has
+            /// written the pieces before, and says how much.
             pub fn write<D: BlockDevice>(&mut self, disk: &Disk<D>, fd: u32, data: &[u8]) -> Result<u32> {
+                let mut done = 0;
+                for piece in data.chunks(WRITE_ATOMIC).chain(data.is_empty().then_some(&data[..0])) {
+                    match self.write_piece(disk, fd, piece) {
+                        Ok(n) => done += n,
+                        Err(e) if done == 0 => return Err(e),
+                        Err(_) => break,
+                    }
+                }
+                Ok(done)
+            }
+
+            fn write_piece<D: BlockDevice>(&mut self, disk: &Disk<D>, fd: u32, data: &[u8]) -> Result<u32> {
                 let f = self.file(fd)?;
                 if f.mode & WRITING == 0 {
                     return Err(FsError::BadMode);

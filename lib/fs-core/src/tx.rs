@@ -1,6 +1,11 @@
 //! One operation's changes to the disk, held in memory until it has done everything that can
-//! fail, then written in one go ([`Tx::commit`]). An operation that fails drops its `Tx`, and
-//! the disk is as it was: not a block, an inode, an entry or a size changed.
+//! fail, then written in one go ([`Tx::commit`]) through the journal (`journal`): whole after
+//! a power cut, or not at all. An operation that fails drops its `Tx`, and the disk is as it
+//! was: not a block, an inode, an entry or a size changed.
+//!
+//! Before the journal, commit wrote in place, in the order below, which kept the disk
+//! consistent between any two writes *in order* — but a disk may reorder writes between two
+//! flushes, and then it did not (`Durability::InPlace` keeps that way for the crash tests):
 //!
 //! Metadata (inode-table blocks, directory blocks, indirect tables) is changed in a few cached
 //! copies; the allocation bitmap is kept in memory as it was (`before`) and as it will be
@@ -22,6 +27,7 @@
 //! ```
 
 use crate::disk::{Disk, Load, Store};
+use crate::journal::{Durability, SLOTS};
 use crate::layout::*;
 use crate::{BlockDevice, FsError, Result};
 
@@ -265,9 +271,83 @@ impl<'d, 'a, D: BlockDevice> Tx<'d, 'a, D> {
         self.put_entry(dir, &mut d, slot, &bytemuck::Zeroable::zeroed())
     }
 
-    /// Write everything, in the order the module comment gives. An error here is the device's;
-    /// what was written before it leaves the disk consistent (see there).
+    /// Write everything, through the journal: after a crash the operation is on the disk whole
+    /// or not at all (`journal`). File data going into blocks that were free before this
+    /// operation is written straight to them first, and flushed: nothing on the disk points at
+    /// them until the journal's metadata lands (ext4's "ordered" mode), so only metadata and
+    /// data that overwrites blocks in use pass through the journal. An error here is the
+    /// device's.
     pub fn commit(self) -> Result<()> {
+        if self.disk.durability() == Durability::InPlace {
+            return self.commit_in_place();
+        }
+        let mut images = [(0u32, [0u8; BLOCK_SIZE]); SLOTS];
+        let mut n = 0;
+        let mut direct = false;
+        let m = self.bitmaps.as_ref();
+        let fresh = |b: u32| m.is_some_and(|m| bit(&m.taken, b) && !bit(&m.before, b));
+        let mut push = |at: u32, data: &Block| -> Result<()> {
+            // Cannot overflow for a write of 2 KiB or less (`journal::SLOTS`); `Session::write`
+            // cuts longer ones. An error rather than a panic: one failed request.
+            *images.get_mut(n).ok_or(FsError::Disk)? = (at, *data);
+            n += 1;
+            Ok(())
+        };
+        self.each_data_block(|b, block| {
+            if fresh(b) {
+                direct = true;
+                self.disk.write(b, block)
+            } else {
+                push(b, block)
+            }
+        })?;
+        for c in self.cached() {
+            push(c.at, &c.data)?;
+        }
+        if let Some(m) = m {
+            if m.now != m.before {
+                push(BITMAP_BLOCK, &m.now)?;
+            }
+        }
+        if direct && !self.disk.device_flush() {
+            return Err(FsError::Disk);
+        }
+        self.disk.commit_images(&images[..n])
+    }
+
+    /// Each block of file data this operation writes, as it will be (merged with what a block
+    /// the file had holds where the write does not cover it), in file order. Reads the partly
+    /// covered old blocks first, so that a failed read changes nothing.
+    fn each_data_block(&self, mut f: impl FnMut(u32, &Block) -> Result<()>) -> Result<()> {
+        let Some(d) = &self.data else { return Ok(()) };
+        let m = self.bitmaps.as_ref();
+        let taken = |b: u32| m.is_some_and(|m| bit(&m.taken, b));
+        let count = (d.offset as usize + d.bytes.len() - 1) / BLOCK_SIZE - d.first + 1;
+        let none = [0u8; BLOCK_SIZE];
+        let mut edges = [(0u16, none), (0u16, none)];
+        for (i, idx) in [0, count - 1].into_iter().enumerate() {
+            let b = d.blocks[idx];
+            if !taken(b as u32) && !Self::covers(d, d.first + idx) {
+                edges[i].0 = b;
+                self.disk.load(b as u32, &mut edges[i].1)?;
+            }
+        }
+        for (i, &b) in d.blocks[..count].iter().enumerate() {
+            let start = (d.first + i) * BLOCK_SIZE;
+            let mut block = edges.iter().find(|e| e.0 == b && b != 0).map_or(none, |e| e.1);
+            let lo = (d.offset as usize).max(start);
+            let hi = (d.offset as usize + d.bytes.len()).min(start + BLOCK_SIZE);
+            block[lo - start..hi - start]
+                .copy_from_slice(&d.bytes[lo - d.offset as usize..hi - d.offset as usize]);
+            f(b as u32, &block)?;
+        }
+        Ok(())
+    }
+
+    /// Write everything in place, in the order the module comment gives, with no journal: how
+    /// the file system committed before it had one, kept for the crash tests to show what the
+    /// journal fixes (`Durability::InPlace`). An error here is the device's.
+    fn commit_in_place(self) -> Result<()> {
         let disk = self.disk;
         let none = [0u8; BLOCK_SIZE];
         let m = self.bitmaps.as_ref();
@@ -330,7 +410,11 @@ impl<'d, 'a, D: BlockDevice> Tx<'d, 'a, D> {
                 disk.write(BITMAP_BLOCK, &m.now)?;
             }
         }
-        Ok(())
+        if disk.device_flush() {
+            Ok(())
+        } else {
+            Err(FsError::Disk)
+        }
     }
 
     /// Whether the write covers all of file block `idx`.

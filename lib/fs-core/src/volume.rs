@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!  what the device holds                               mount                 attach (restart)
-//!  our superblock: magic, version, this size           mounted               mounted
+//!  our superblock: magic, version, this size           journal redone,       journal redone,
+//!                                                      mounted               mounted
 //!  zeros in every block the file system would use      formatted, mounted    error (Disk)
 //!  our magic, another version or size                  refused: OtherFormat  refused
 //!  anything else                                       refused: Foreign      refused
@@ -23,6 +24,8 @@ pub struct Volume<D: BlockDevice> {
     device_blocks: u32,
     /// Why the device is not mounted, if it is not.
     refused: Option<FsError>,
+    /// The operation the journal held and mounting redid (its sequence number).
+    redone: Option<u64>,
 }
 
 /// What a device holds, as mounting sees it.
@@ -44,9 +47,12 @@ impl<D: BlockDevice> Volume<D> {
     /// small to hold the format).
     pub fn mount(dev: D) -> Result<(Volume<D>, bool)> {
         let (disk, device_blocks) = Disk::open(dev)?;
-        let mut v = Volume { disk, device_blocks, refused: None };
+        let mut v = Volume { disk, device_blocks, refused: None, redone: None };
         match v.disk.holds()? {
-            Holds::Ours => Ok((v, false)),
+            Holds::Ours => {
+                v.redone = v.disk.replay()?;
+                Ok((v, false))
+            }
             Holds::Blank => {
                 v.disk.format()?;
                 Ok((v, true))
@@ -64,10 +70,13 @@ impl<D: BlockDevice> Volume<D> {
     /// something else is refused, as the first incarnation refused it.
     pub fn attach(dev: D) -> Result<Volume<D>> {
         let (disk, device_blocks) = Disk::open(dev)?;
-        let mut v = Volume { disk, device_blocks, refused: None };
+        let mut v = Volume { disk, device_blocks, refused: None, redone: None };
         for _ in 0..ATTACH_LOOKS {
             match v.disk.holds()? {
-                Holds::Ours => return Ok(v),
+                Holds::Ours => {
+                    v.redone = v.disk.replay()?;
+                    return Ok(v);
+                }
                 Holds::Blank => return Err(FsError::Disk),
                 Holds::Other(why) => v.refused = Some(why),
             }
@@ -81,6 +90,12 @@ impl<D: BlockDevice> Volume<D> {
             None => Ok(&self.disk),
             Some(why) => Err(why),
         }
+    }
+
+    /// The operation mounting redid from the journal (its sequence number), if it had to: the
+    /// last one before the machine stopped, cut short after it was durable, made whole again.
+    pub fn redone(&self) -> Option<u64> {
+        self.redone
     }
 
     /// Why the device was refused, if it was.
@@ -203,9 +218,19 @@ impl<D: BlockDevice> Disk<D> {
             set_bit(&mut bitmap, b, true);
         }
         self.write(BITMAP_BLOCK, &bitmap)?;
+        self.clear_journal()?;
+        // All of it on the medium before the superblock says it is a file system.
+        if !self.device_flush() {
+            return Err(FsError::Disk);
+        }
         let sb = Super { magic: SUPER_MAGIC, version: VERSION, blocks: self.blocks(), inodes: INODES as u32 };
         let mut first = [0u8; BLOCK_SIZE];
         first[..16].copy_from_slice(bytemuck::bytes_of(&sb));
-        self.write(0, &first)
+        self.write(0, &first)?;
+        if !self.device_flush() {
+            return Err(FsError::Disk);
+        }
+        self.seq_after(0);
+        Ok(())
     }
 }

@@ -235,6 +235,13 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
         None if first => log::info!("mounted {}: {}", store.name, Span(&volume)),
         None => {}
     }
+    if let Some(seq) = volume.redone() {
+        log::info!(
+            "{}: redid operation {} from the journal (the machine stopped while writing it)",
+            store.name,
+            seq
+        );
+    }
     let mut server = Server { volume, store: store.name, view: Cap::<SsrView>::from_boot(boot, "fs") };
     let mut payload = [0u8; IPC_BUFFER_SIZE];
     let mut data = [0u8; MAX_IO];

@@ -409,8 +409,10 @@ impl World {
             1..=8 => self.rng.below(size + BLOCK_SIZE),
             _ => self.clients[c].open[i].offset,
         };
-        let len = if self.rng.chance(10) {
-            self.rng.below(40 * BLOCK_SIZE)
+        // At most what one operation writes whole (the protocols' largest write): a longer one
+        // is cut into such operations, and one that fails part-way leaves the pieces before.
+        let len = if self.rng.chance(30) {
+            self.rng.below(crate::WRITE_ATOMIC + 1)
         } else {
             self.rng.below(3 * BLOCK_SIZE)
         };

@@ -37,7 +37,9 @@ fn fails_cleanly<T: core::fmt::Debug>(d: &Disk<Ram>, err: FsError, op: impl FnOn
 
 #[test]
 fn a_failed_mkdir_leaves_no_inode_behind() {
-    let d = disk_of(64);
+    // 28 data blocks: the root's entry block and 27 direct blocks of /big, none left (with one
+    // left over /big's next block would need two, its indirect table too, and mkdir would fit).
+    let d = disk_of(DATA_START as usize + 28);
     let mut st = ClientState::fresh();
     // Fill the root's first entry block, then the disk: a new entry needs a new block.
     for i in 0..ENTRIES_PER_BLOCK - 1 {

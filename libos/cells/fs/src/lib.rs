@@ -28,6 +28,8 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
 mod server;
 mod store;
 mod twice;

@@ -197,6 +197,12 @@ pub fn start(
                     ),
                     None => {}
                 }
+                if let Some(seq) = v.redone() {
+                    log(
+                        &console,
+                        format_args!("{name}: redid operation {seq} from the journal (the machine stopped while writing it)"),
+                    );
+                }
                 v
             }
             Err(e) => panic!("cannot mount {}: {}", name, e),

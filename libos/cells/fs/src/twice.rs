@@ -32,12 +32,23 @@ use fs_core::{Block, BlockDevice, Disk, FsError, SmallClientState, BLOCK_SIZE};
 type Others<'a> = &'a dyn Fn(u16, &[u8]) -> fs_core::Held;
 use heapless::Vec;
 
-/// Most block writes one operation makes: a write of `IO_MAX` bytes that allocates two data
-/// blocks and an indirect one touches five blocks, and the allocation bitmap is written twice
-/// (`fs_core`'s commit order); one that would write more fails with `Disk` in both runs.
-const HELD: usize = 9;
+/// Most steps one operation makes: up to five data blocks written straight to new blocks and a
+/// flush, then through the journal (`fs_core::journal`) up to twelve images into its slots,
+/// its header, a flush, the twelve home blocks and a flush; one that would make more fails
+/// with `Disk` in both runs.
+const HELD: usize = 40;
 
-type Writes = Vec<(u32, Block), HELD>;
+/// What an operation does to the store, in order.
+// Nearly every step is a write: boxing the block would only add an allocation to each.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, PartialEq, Eq)]
+enum Step {
+    Write(u32, Block),
+    Flush,
+}
+
+/// On the task's heap: up to 40 blocks for each of up to three runs would not fit its stack.
+type Writes = alloc::vec::Vec<Step>;
 
 /// Blocks read for one request, kept for both runs (more are read from the store each time).
 const SEEN: usize = 8;
@@ -57,9 +68,13 @@ impl BlockDevice for Held<'_> {
     }
 
     fn read(&self, block: u32, out: &mut Block) -> bool {
-        match self.writes.borrow().iter().rev().find(|(b, _)| *b == block) {
-            Some((_, data)) => {
-                *out = *data;
+        let held = self.writes.borrow().iter().rev().find_map(|s| match s {
+            Step::Write(b, data) if *b == block => Some(*data),
+            _ => None,
+        });
+        match held {
+            Some(data) => {
+                *out = data;
                 true
             }
             None => {
@@ -75,14 +90,23 @@ impl BlockDevice for Held<'_> {
         }
     }
 
-    /// Every write is kept in order (a block written twice, twice): the store gets them in
-    /// the order the file system made them, which is what keeps the disk consistent between
-    /// any two writes (`fs_core::tx`: the bitmap marks new blocks before anything points at
-    /// them, and frees old ones only after nothing does). Keeping one copy per block, as this
-    /// did, stored the bitmap's last state first: harmless in RAM, a hazard on a disk cut
-    /// part-way.
+    /// Every write and flush is kept in order (a block written twice, twice): the store gets
+    /// them as the file system made them, which is what makes an operation whole or absent
+    /// after a power cut (`fs_core::journal`: the journal durable before any block goes home).
     fn write(&self, block: u32, data: &Block) -> bool {
-        self.writes.borrow_mut().push((block, *data)).is_ok()
+        let mut w = self.writes.borrow_mut();
+        w.len() < HELD && {
+            w.push(Step::Write(block, *data));
+            true
+        }
+    }
+
+    fn flush(&self) -> bool {
+        let mut w = self.writes.borrow_mut();
+        w.len() < HELD && {
+            w.push(Step::Flush);
+            true
+        }
     }
 }
 
@@ -102,7 +126,7 @@ impl Run {
         op: &Op,
         others: Others,
     ) -> Run {
-        let held = disk.on(Held { store, writes: RefCell::new(Vec::new()), seen });
+        let held = disk.on(Held { store, writes: RefCell::new(Writes::new()), seen });
         let mut state = *st;
         let result = handle(&held, &mut state, op, others);
         Run { result, state, writes: held.into_device().writes.into_inner() }
@@ -146,14 +170,22 @@ pub(crate) fn serve(
         panic!("the request changed in fs's memory while it was served");
     }
     let (stored_from, expected) = (&runs[0].writes, &runs[1].writes);
-    // Flushed, so that what is answered as done survives a power-off (a disk's write cache).
-    let stored = stored_from.iter().all(|(block, data)| store.write(*block, data))
-        && (stored_from.is_empty() || store.flush());
+    // In order, flushes included: the operation's own last flush makes what is answered as
+    // done survive a power-off (a disk's write cache).
+    let stored = stored_from.iter().all(|s| match s {
+        Step::Write(block, data) => store.write(*block, data),
+        Step::Flush => store.flush(),
+    });
     // A block written twice holds its last write.
-    let last = |i: usize, block: u32| !expected[i + 1..].iter().any(|(b, _)| *b == block);
-    for (_, (block, data)) in expected.iter().enumerate().filter(|&(i, (b, _))| stored && last(i, *b)) {
+    let written = |s: &Step| match s {
+        Step::Write(b, data) => Some((*b, *data)),
+        Step::Flush => None,
+    };
+    let last = |i: usize, block: u32| !expected[i + 1..].iter().filter_map(written).any(|(b, _)| b == block);
+    let checked = expected.iter().enumerate().filter_map(|(i, s)| written(s).map(|w| (i, w)));
+    for (_, (block, data)) in checked.filter(|&(i, (b, _))| stored && last(i, b)) {
         let mut back = [0u8; BLOCK_SIZE];
-        if store.read(*block, &mut back) && back != *data {
+        if store.read(block, &mut back) && back != data {
             panic!("block {} did not hold what was stored", block);
         }
     }
