@@ -115,11 +115,50 @@ impl<Req: Copy + Send + 'static, Resp: Copy + Send + 'static> Endpoint<Req, Resp
         (token, unsafe { req.assume_init() })
     }
 
+    /// Wait for the next request, received in place: see [`Inbox`].
+    #[inline(always)]
+    pub fn recv_into<'a>(&self, inbox: &'a mut Inbox<Req>) -> (Token, &'a Req)
+    where
+        Req: Copy,
+    {
+        // Cleared first: a receive a fault skipped leaves zeros, not the previous request.
+        // SAFETY: zeroing the bytes of a `MaybeUninit` is always allowed; it stays uninit to us
+        // until `kernel_recv` fills it.
+        unsafe { core::ptr::write_bytes(inbox.0.as_mut_ptr(), 0, 1) };
+        let (who, seq) = kernel_recv(self.id, inbox.0.as_mut_ptr() as u64, size_of::<Req>());
+        let token = Token { client: (who & u32::MAX as u64) as usize, generation: (who >> 32) as u32, seq };
+        // SAFETY: `kernel_recv` returns only after copying a whole request of this endpoint's
+        // `Req` into the inbox.
+        (token, unsafe { inbox.0.assume_init_ref() })
+    }
+
     /// Answer the request `token` names.
     #[inline(always)]
     pub fn reply(&self, token: Token, resp: Resp) -> Result<(), ReplyError> {
         let resp_at = &resp as *const Resp as u64;
         kernel_reply(token.client, token.generation, token.seq, resp_at, size_of::<Resp>())
+    }
+}
+
+/// Where a server receives its requests in place: the kernel writes each one straight into
+/// it, and the server reads it there. [`Endpoint::recv`] returns the request by value, and that
+/// move is a copy the server's own code makes: an injected fault that skips it (a `rep movsq`
+/// stepped over) leaves the stack slot holding the *previous* request, whole and with a valid
+/// digest, and a server that runs each request twice serves that stale one twice and agrees
+/// (seen in the libos fs campaign: an old record write replayed over a newer one). Here no
+/// copy by the server stands between the client's bytes and their use, and the inbox is
+/// cleared before each receive, so a skipped receive shows as an empty request.
+pub struct Inbox<Req>(MaybeUninit<Req>);
+
+impl<Req> Inbox<Req> {
+    pub const fn new() -> Self {
+        Inbox(MaybeUninit::uninit())
+    }
+}
+
+impl<Req> Default for Inbox<Req> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -167,6 +206,15 @@ where
     #[inline(always)]
     pub fn recv(&self) -> (Token, Req) {
         self.0.recv()
+    }
+
+    /// Wait for the next request, received in place: see [`Inbox`].
+    #[inline(always)]
+    pub fn recv_into<'a>(&self, inbox: &'a mut Inbox<Req>) -> (Token, &'a Req)
+    where
+        Req: Copy,
+    {
+        self.0.recv_into(inbox)
     }
 
     /// Answer the request `token` names.

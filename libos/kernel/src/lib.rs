@@ -51,7 +51,7 @@ pub use lifecycle::{spawn, wait_ready, ControlError, SpawnError};
 pub use mem::{usage as mem_usage, Usage as MemUsage};
 pub use state::{find_task, task_info, State as TaskState, TaskId, TaskInfo, MAX_TASKS};
 // Channels, and state a client keeps for a server.
-pub use chan::{mailbox, CheckedEndpoint, Endpoint, Full, Receiver, ReplyError, Sender, Token};
+pub use chan::{mailbox, CheckedEndpoint, Endpoint, Full, Inbox, Receiver, ReplyError, Sender, Token};
 pub use kept::{others as kept_by_others, Kept};
 pub use state::CallError;
 // Memory a cell owns by value, and the devices handed to cells.

@@ -207,8 +207,10 @@ pub fn start(
             }
             Err(e) => panic!("cannot mount {}: {}", name, e),
         };
+        // Requests are read where the kernel put them (see `Inbox`).
+        let mut inbox = libos_kernel::Inbox::new();
         loop {
-            let (token, req) = ep.recv();
+            let (token, req) = ep.recv_into(&mut inbox);
             // Each copy of the answer is built and sealed on its own (see `Response`).
             let fresh = |result| Answer { session: sealed(key, SmallClientState::fresh()), result };
             let answers = if matches!(req.op, Op::Connect) {
