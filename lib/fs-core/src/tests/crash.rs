@@ -88,7 +88,7 @@ fn run(seed: u64, ops: usize, durability: Durability) -> Run {
     let mut tree: Tree = BTreeMap::new();
     tree.insert("/".into(), None);
     let mut acked = std::vec![(0, tree.clone())];
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
     let mut st = ClientState::fresh();
     let names = ["a", "b", "c", "d"];
     for op in 0..ops {
