@@ -113,8 +113,7 @@ pub fn check_fsck_clean(t: &Transcript) {
     let fsck = outputs(t, "fsck");
     // Its own lines only: a line of the scribe's can land among them (at boot it may find the
     // file it wants open in a command's session, and says it will retry).
-    let lines: Vec<&str> =
-        fsck.iter().flat_map(|o| o.lines()).filter(|l| l.starts_with("fsck")).collect();
+    let lines: Vec<&str> = fsck.iter().flat_map(|o| o.lines()).filter(|l| l.starts_with("fsck")).collect();
     check(
         t,
         fsck.len() == 1

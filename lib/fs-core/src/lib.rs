@@ -22,6 +22,8 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+#[cfg(any(test, feature = "crash"))]
+pub mod crash;
 mod disk;
 mod fsck;
 mod journal;
