@@ -416,3 +416,20 @@ fn a_power_cut_mid_workload_loses_no_acknowledged_write() {
         check(&after, status.contains(" 0 errors"), "the scribe's records all verify after the cut");
     }
 }
+
+/// `cargo os crashtest` on a short workload, both personalities: every crash state of the
+/// recorded run passes, the sample booted in QEMU is clean, and the control (the same
+/// recording without its commit flushes) fails, so the checker is not blind.
+#[test]
+fn crashtest_passes_every_state_and_its_control_fails() {
+    for p in Personality::ALL {
+        let (r, path) =
+            axolotl_images::crashtest::run(p, 5, 30).unwrap_or_else(|e| panic!("crashtest on {p:?}: {e}"));
+        assert_eq!(r.answered, 30);
+        assert!(r.states > 300 && r.flushes > 30, "{p:?}: a real recording: {r:?}");
+        assert_eq!(r.failed_count, 0, "{p:?}: {:?}", r.failed);
+        assert!(r.booted.iter().all(|(_, fsck)| fsck.starts_with("fsck: clean")), "{p:?}: {:?}", r.booted);
+        assert!(r.control_failed > 0, "{p:?}: the control passed all {} states", r.control_states);
+        assert!(path.is_file());
+    }
+}

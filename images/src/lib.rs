@@ -17,7 +17,9 @@
 pub mod bench;
 pub mod build;
 pub mod campaign;
+pub mod crashtest;
 pub mod disk;
+pub mod nbd;
 pub mod progress;
 pub mod qemu;
 pub mod tools;

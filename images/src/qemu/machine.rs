@@ -37,6 +37,9 @@ pub struct Machine {
     /// the guest's writes reach the file. `None`: no such device; the guest keeps its files
     /// in its RAM disk.
     pub disk: Option<&'static Path>,
+    /// A disk served over NBD on this loopback port (`crate::nbd`), attached where `disk`
+    /// would be: `cargo os crashtest` records what the guest writes.
+    pub nbd: Option<u16>,
 }
 
 /// The QEMU command line for booting `iso`.
@@ -78,6 +81,9 @@ pub fn command(iso: &Path, personality: Personality, interactive: bool, machine:
     if let Some(disk) = machine.disk {
         // Not snapshot: the guest's writes are the point.
         cmd.arg("-drive").arg(format!("file={},if=none,id=disk0,format=raw", escape(disk)));
+        cmd.args(["-device", "virtio-blk-pci,drive=disk0,bootindex=2"]);
+    } else if let Some(port) = machine.nbd {
+        cmd.arg("-drive").arg(format!("file=nbd://127.0.0.1:{port},format=raw,if=none,id=disk0"));
         cmd.args(["-device", "virtio-blk-pci,drive=disk0,bootindex=2"]);
     }
     end_with_parent(&mut cmd);
