@@ -24,8 +24,9 @@ pub struct Volume<D: BlockDevice> {
     device_blocks: u32,
     /// Why the device is not mounted, if it is not.
     refused: Option<FsError>,
-    /// The operation the journal held and mounting redid (its sequence number).
-    redone: Option<u64>,
+    /// The operation the journal held and mounting redid (its sequence number), and what
+    /// `fsck` found right after.
+    redone: Option<(u64, crate::Report)>,
 }
 
 /// What a device holds, as mounting sees it.
@@ -50,7 +51,7 @@ impl<D: BlockDevice> Volume<D> {
         let mut v = Volume { disk, device_blocks, refused: None, redone: None };
         match v.disk.holds()? {
             Holds::Ours => {
-                v.redone = v.disk.replay()?;
+                v.recover()?;
                 Ok((v, false))
             }
             Holds::Blank => {
@@ -74,7 +75,7 @@ impl<D: BlockDevice> Volume<D> {
         for _ in 0..ATTACH_LOOKS {
             match v.disk.holds()? {
                 Holds::Ours => {
-                    v.redone = v.disk.replay()?;
+                    v.recover()?;
                     return Ok(v);
                 }
                 Holds::Blank => return Err(FsError::Disk),
@@ -92,10 +93,19 @@ impl<D: BlockDevice> Volume<D> {
         }
     }
 
+    /// Redo the journal's operation if it was cut short; then check the whole file system.
+    fn recover(&mut self) -> Result<()> {
+        if let Some(seq) = self.disk.replay()? {
+            self.redone = Some((seq, crate::fsck(&self.disk)?));
+        }
+        Ok(())
+    }
+
     /// The operation mounting redid from the journal (its sequence number), if it had to: the
-    /// last one before the machine stopped, cut short after it was durable, made whole again.
-    pub fn redone(&self) -> Option<u64> {
-        self.redone
+    /// last one before the machine stopped, cut short after it was durable, made whole again;
+    /// and what `fsck` found right after (clean, unless something else is wrong).
+    pub fn redone(&self) -> Option<&(u64, crate::Report)> {
+        self.redone.as_ref()
     }
 
     /// Why the device was refused, if it was.

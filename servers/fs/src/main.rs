@@ -235,12 +235,22 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
         None if first => log::info!("mounted {}: {}", store.name, Span(&volume)),
         None => {}
     }
-    if let Some(seq) = volume.redone() {
+    if let Some((seq, r)) = volume.redone() {
         log::info!(
             "{}: redid operation {} from the journal (the machine stopped while writing it)",
             store.name,
             seq
         );
+        if r.is_clean() {
+            log::info!(
+                "{}: fsck after the recovery: clean: {} of {} blocks in use",
+                store.name,
+                r.blocks,
+                r.blocks_total
+            );
+        } else {
+            log::error!("{}: fsck after the recovery found {} problem(s): run `fsck`", store.name, r.found);
+        }
     }
     let mut server = Server { volume, store: store.name, view: Cap::<SsrView>::from_boot(boot, "fs") };
     let mut payload = [0u8; IPC_BUFFER_SIZE];

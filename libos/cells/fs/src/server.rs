@@ -201,11 +201,18 @@ pub fn start(
                     ),
                     None => {}
                 }
-                if let Some(seq) = v.redone() {
+                if let Some((seq, r)) = v.redone() {
                     log(
                         &console,
                         format_args!("{name}: redid operation {seq} from the journal (the machine stopped while writing it)"),
                     );
+                    if r.is_clean() {
+                        let (used, total) = (r.blocks, r.blocks_total);
+                        log(&console, format_args!("{name}: fsck after the recovery: clean: {used} of {total} blocks in use"));
+                    } else {
+                        let found = r.found;
+                        log(&console, format_args!("{name}: fsck after the recovery found {found} problem(s): run `fsck`"));
+                    }
                 }
                 v
             }
