@@ -101,9 +101,6 @@ fn span(v: &Volume<Store<'_>>) -> (u32, u32) {
 /// Serve `op` for the client whose (checked) session is `session`: against the disk, twice
 /// (`twice`), or `Format` once and straight to the store (it writes more blocks than a run
 /// holds back). On a refused disk every operation but `Format` is answered with why.
-// The request's parts and the cell's long-lived pieces; a struct for its one call would only
-// rename them.
-#[allow(clippy::too_many_arguments)]
 fn serve(
     volume: &mut Volume<Store<'_>>,
     store: Store<'_>,
@@ -112,7 +109,6 @@ fn serve(
     op: &Op,
     others: &dyn Fn(u16, &[u8]) -> Held,
     intact: &dyn Fn() -> bool,
-    buffers: &mut crate::twice::Buffers,
 ) -> [(SmallClientState, Result<Out>); 2] {
     let unchanged = |result: Result<Out>| [(session.state, result), (session.state, result)];
     if let Op::Format { force } = *op {
@@ -127,7 +123,7 @@ fn serve(
         return unchanged(result);
     }
     match volume.disk() {
-        Ok(disk) => crate::twice::serve(disk, store, &session.state, op, others, intact, buffers),
+        Ok(disk) => crate::twice::serve(disk, store, &session.state, op, others, intact),
         Err(why) => unchanged(Err(why)),
     }
 }
@@ -220,7 +216,6 @@ pub fn start(
         };
         // Requests are read where the kernel put them (see `Inbox`).
         let mut inbox = libos_kernel::Inbox::new();
-        let mut buffers = crate::twice::Buffers::new();
         loop {
             let (token, req) = ep.recv_into(&mut inbox);
             // Each copy of the answer is built and sealed on its own (see `Response`).
@@ -236,7 +231,7 @@ pub fn start(
                         if !intact() {
                             panic!("the request changed in fs's memory before it was served");
                         }
-                        serve(&mut volume, store, &console, &req.session, &req.op, &others, &intact, &mut buffers)
+                        serve(&mut volume, store, &console, &req.session, &req.op, &others, &intact)
                     }
                     .map(|(st, result)| Answer { session: sealed(key, st), result }),
                 }

@@ -50,29 +50,6 @@ enum Step {
 /// On the task's heap: up to 40 blocks for each of up to three runs would not fit its stack.
 type Writes = alloc::vec::Vec<Step>;
 
-/// The runs' buffers, made once when the task starts and used by every request: the task's
-/// heap then holds the same at every moment, whatever it is doing (`mem` shows it constant,
-/// and a restarted fs holds what its predecessor did).
-pub(crate) struct Buffers([Writes; 3]);
-
-impl Buffers {
-    pub(crate) fn new() -> Buffers {
-        Buffers(core::array::from_fn(|_| Writes::with_capacity(HELD)))
-    }
-
-    fn take(&mut self) -> Writes {
-        let mut w = self.0.iter_mut().map(core::mem::take).find(|w| w.capacity() > 0).unwrap_or_default();
-        w.clear();
-        w
-    }
-
-    fn give(&mut self, w: Writes) {
-        if let Some(slot) = self.0.iter_mut().find(|s| s.capacity() == 0) {
-            *slot = w;
-        }
-    }
-}
-
 /// Blocks read for one request, kept for both runs (more are read from the store each time).
 const SEEN: usize = 8;
 
@@ -148,9 +125,8 @@ impl Run {
         st: &SmallClientState,
         op: &Op,
         others: Others,
-        writes: Writes,
     ) -> Run {
-        let held = disk.on(Held { store, writes: RefCell::new(writes), seen });
+        let held = disk.on(Held { store, writes: RefCell::new(Writes::new()), seen });
         let mut state = *st;
         let result = handle(&held, &mut state, op, others);
         Run { result, state, writes: held.into_device().writes.into_inner() }
@@ -172,23 +148,18 @@ pub(crate) fn serve(
     op: &Op,
     others: Others,
     intact: &dyn Fn() -> bool,
-    buffers: &mut Buffers,
 ) -> [(SmallClientState, Result<Out, FsError>); 2] {
     let seen = RefCell::new(Vec::new());
-    let mut runs = [
-        Run::of(disk, store, &seen, st, op, others, buffers.take()),
-        Run::of(disk, store, &seen, st, op, others, buffers.take()),
-    ];
+    let mut runs = [Run::of(disk, store, &seen, st, op, others), Run::of(disk, store, &seen, st, op, others)];
     if !runs[0].agrees(&runs[1]) {
         // One run met a fault: in this cell, or in the store under it (a read that failed
         // once, which is no fault of ours and must not restart us). A third run decides.
-        let third = Run::of(disk, store, &seen, st, op, others, buffers.take());
-        let dropped = match (third.agrees(&runs[0]), third.agrees(&runs[1])) {
-            (true, _) => core::mem::replace(&mut runs[1], third),
-            (_, true) => core::mem::replace(&mut runs[0], third),
+        let third = Run::of(disk, store, &seen, st, op, others);
+        match (third.agrees(&runs[0]), third.agrees(&runs[1])) {
+            (true, _) => runs[1] = third,
+            (_, true) => runs[0] = third,
             _ => panic!("three runs of one request disagree"),
-        };
-        buffers.give(dropped.writes);
+        }
     }
     // One run's blocks are stored, the *other* run's are what the read-back must find: the
     // two agreed, so a block number or a byte of contents bent after the comparison (a word of
@@ -218,8 +189,5 @@ pub(crate) fn serve(
             panic!("block {} did not hold what was stored", block);
         }
     }
-    runs.map(|run| {
-        buffers.give(run.writes);
-        (run.state, if stored { run.result } else { Err(FsError::Disk) })
-    })
+    runs.map(|run| (run.state, if stored { run.result } else { Err(FsError::Disk) }))
 }
