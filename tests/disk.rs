@@ -424,7 +424,8 @@ fn a_power_cut_mid_workload_loses_no_acknowledged_write() {
 fn crashtest_passes_every_state_and_its_control_fails() {
     for p in Personality::ALL {
         let (r, path) =
-            axolotl_images::crashtest::run(p, 5, 30).unwrap_or_else(|e| panic!("crashtest on {p:?}: {e}"));
+            axolotl_images::crashtest::run(p, 5, 30, axolotl_images::crashtest::Durability::Journal)
+                .unwrap_or_else(|e| panic!("crashtest on {p:?}: {e}"));
         assert_eq!(r.answered, 30);
         assert!(r.states > 300 && r.flushes > 30, "{p:?}: a real recording: {r:?}");
         assert_eq!(r.failed_count, 0, "{p:?}: {:?}", r.failed);

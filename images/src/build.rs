@@ -56,6 +56,13 @@ fn cargo() -> String {
 
 /// Build everything and write `target/os/axolotl.iso`.
 pub fn build() -> Result<Image> {
+    build_with(fs_core::Durability::Journal)
+}
+
+/// [`build`], with the guest's file system committing operations the way `fs` says: the
+/// journal, or one of the broken ways `cargo os crashtest --broken` must catch. (Cargo rebuilds
+/// what depends on the choice when it changes.)
+pub fn build_with(fs: fs_core::Durability) -> Result<Image> {
     let root = workspace_root();
     tools::ensure()?;
     tools::ensure_rust_target(&root)?;
@@ -75,6 +82,8 @@ pub fn build() -> Result<Image> {
     }
     // Inherited from `cargo test`/`cargo run`, these would point the inner build elsewhere.
     cmd.env_remove("CARGO_TARGET_DIR").env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS");
+    // Always set, so that one in the caller's environment cannot choose for it.
+    cmd.env("AXOLOTL_FS_DURABILITY", fs.name());
     let result = if progress::shown() { cargo_under(&pb, cmd) } else { cargo_plain(cmd) };
     if let Err(e) = result {
         pb.finish_and_clear();

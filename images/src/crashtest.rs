@@ -14,6 +14,8 @@
 //! The scribe writes its own files meanwhile: its writes are in the recording too, and its
 //! files are outside /w, so only what the workload did is compared.
 
+pub use fs_core::Durability;
+
 use crate::qemu::{self, Echo, Machine, Outcome};
 use crate::{build, disk, fail, out_dir, progress, Personality, Result};
 use fs_core::crash::{self, Event, Image, Recording, Tree};
@@ -33,6 +35,8 @@ const BOOTED: usize = 2;
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub personality: &'static str,
+    /// How the guest's file system committed: `journal`, or a broken build (`--broken`).
+    pub file_system: &'static str,
     pub seed: u64,
     pub ops: usize,
     /// Workload commands answered (each an operation on /w).
@@ -110,8 +114,9 @@ fn workload(seed: u64, ops: usize) -> (Vec<String>, Vec<Tree>) {
     (cmds, trees)
 }
 
-/// A formatted file system of [`BLOCKS`] blocks holding an empty /w.
-fn start_image() -> Result<Vec<Block>> {
+/// A formatted file system of [`BLOCKS`] blocks holding an empty /w, made `fs`'s way (a file
+/// system built without the journal must not find one left by the host's own mkdir).
+fn start_image(fs: Durability) -> Result<Vec<Block>> {
     let img = Image(RefCell::new(vec![[0u8; BLOCK_SIZE]; BLOCKS]));
     {
         let (d, formatted) =
@@ -119,6 +124,7 @@ fn start_image() -> Result<Vec<Block>> {
         if !formatted {
             return Err(fail!("crashtest: a blank disk was not formatted"));
         }
+        d.set_durability(fs);
         ClientState::fresh().mkdir(&d, ROOT).map_err(|e| fail!("crashtest: mkdir {ROOT}: {e}"))?;
     }
     Ok(img.0.into_inner())
@@ -128,12 +134,18 @@ fn bytes_of(blocks: &[Block]) -> Vec<u8> {
     blocks.iter().flat_map(|b| b.iter().copied()).collect()
 }
 
-/// The whole test on one personality.
-pub fn run(personality: Personality, seed: u64, ops: usize) -> Result<(Report, PathBuf)> {
+/// The whole test on one personality, with the guest's file system built to commit the way
+/// `fs` says (a broken way must fail).
+pub fn run(
+    personality: Personality,
+    seed: u64,
+    ops: usize,
+    fs: fs_core::Durability,
+) -> Result<(Report, PathBuf)> {
     let started = Instant::now();
-    let iso = build::build()?.iso;
+    let iso = build::build_with(fs)?.iso;
     let (cmds, trees) = workload(seed, ops);
-    let start = start_image()?;
+    let start = start_image(fs)?;
     let server = crate::nbd::Server::start(bytes_of(&start))?;
     let machine = Machine { nbd: Some(server.port), ..Machine::default() };
     // When command i+1's echo completes, command i was answered: the number of events then.
@@ -224,6 +236,7 @@ pub fn run(personality: Personality, seed: u64, ops: usize) -> Result<(Report, P
     let failed_count = out.failed.len() + boot_failed + usize::from(broken.failed.is_empty());
     let report = Report {
         personality: personality.id(),
+        file_system: fs.name(),
         seed,
         ops,
         answered: cmds.len(),
@@ -237,7 +250,8 @@ pub fn run(personality: Personality, seed: u64, ops: usize) -> Result<(Report, P
         booted,
         seconds: started.elapsed().as_secs_f64(),
     };
-    let path = out_dir().join(format!("crashtest-{}-s{seed}.json", personality.id()));
+    let broken = if fs == fs_core::Durability::Journal { String::new() } else { format!("-{}", fs.name()) };
+    let path = out_dir().join(format!("crashtest-{}-s{seed}{broken}.json", personality.id()));
     let json = serde_json::to_string_pretty(&report).map_err(|e| fail!("crashtest: {e}"))? + "\n";
     std::fs::write(&path, json).map_err(|e| fail!("cannot write {}: {e}", path.display()))?;
     Ok((report, path))
@@ -279,7 +293,7 @@ mod tests {
 
     #[test]
     fn the_start_image_holds_an_empty_w() {
-        let start = start_image().unwrap();
+        let start = start_image(Durability::Journal).unwrap();
         let t = trees_root(&start).unwrap();
         assert_eq!(t.len(), 1);
         assert_eq!(t.get(ROOT), Some(&None));

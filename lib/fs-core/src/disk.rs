@@ -25,7 +25,7 @@ impl<D: BlockDevice> Disk<D> {
         if blocks <= DATA_START {
             return Err(FsError::Disk);
         }
-        Ok((Disk { dev, blocks, seq: Cell::new(1), durability: Cell::new(Durability::Journal) }, device))
+        Ok((Disk { dev, blocks, seq: Cell::new(1), durability: Cell::new(Durability::built()) }, device))
     }
 
     /// The same file system seen through `dev` (a device layered over this one's, e.g. one

@@ -52,6 +52,30 @@ pub enum Durability {
     InPlace,
 }
 
+impl Durability {
+    /// Its name on the command line and in the build's environment.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Durability::Journal => "journal",
+            Durability::NoCommitFlush => "no-commit-flush",
+            Durability::InPlace => "in-place",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Durability> {
+        [Durability::Journal, Durability::NoCommitFlush, Durability::InPlace]
+            .into_iter()
+            .find(|d| d.name() == name)
+    }
+
+    /// What this build of the file system does: the journal, unless it was built with
+    /// `AXOLOTL_FS_DURABILITY` naming a broken way (`cargo os crashtest --broken`, which must
+    /// then find it out). The host tool always sets the variable for the guest's build.
+    pub fn built() -> Durability {
+        option_env!("AXOLOTL_FS_DURABILITY").and_then(Durability::from_name).unwrap_or(Durability::Journal)
+    }
+}
+
 /// A checksum over the header (its `sum` zero) and the images, a word at a time.
 fn checksum(head: &Header, images: &[(u32, Block)]) -> u64 {
     let h = Header { sum: 0, ..*head };
