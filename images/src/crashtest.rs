@@ -18,6 +18,7 @@ pub use fs_core::Durability;
 
 use crate::qemu::{self, Echo, Machine, Outcome};
 use crate::{build, disk, fail, out_dir, progress, Personality, Result};
+use algo::rng::Rng;
 use fs_core::crash::{self, Event, Image, Recording, Tree};
 use fs_core::{Block, ClientState, Disk, BLOCK_SIZE};
 use serde::Serialize;
@@ -57,24 +58,14 @@ pub struct Report {
     pub seconds: f64,
 }
 
-/// xorshift: the workload is the same for a seed everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
+/// A number in `0..n`.
+fn below(rng: &mut Rng, n: usize) -> usize {
+    rng.below(n as u64) as usize
 }
 
 /// `ops` shell commands under /w and the tree after each, as the model has it.
 fn workload(seed: u64, ops: usize) -> (Vec<String>, Vec<Tree>) {
-    let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+    let mut rng = Rng(seed);
     let mut tree: Tree = Tree::new();
     tree.insert(ROOT.into(), None);
     let (mut cmds, mut trees) = (Vec::new(), Vec::new());
@@ -82,11 +73,12 @@ fn workload(seed: u64, ops: usize) -> (Vec<String>, Vec<Tree>) {
     while cmds.len() < ops {
         let dirs: Vec<String> = tree.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k.clone()).collect();
         let files: Vec<String> = tree.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k.clone()).collect();
-        let dir = &dirs[rng.below(dirs.len())];
-        let path = format!("{dir}/{}", names[rng.below(names.len())]);
+        let dir = &dirs[below(&mut rng, dirs.len())];
+        let path = format!("{dir}/{}", names[below(&mut rng, names.len())]);
         // Short lines: the libos console takes a burst of keys into a 128-entry mailbox.
-        let text: String = (0..rng.below(60) + 1).map(|_| (b'a' + rng.below(26) as u8) as char).collect();
-        let cmd = match rng.below(10) {
+        let text: String =
+            (0..below(&mut rng, 60) + 1).map(|_| (b'a' + below(&mut rng, 26) as u8) as char).collect();
+        let cmd = match below(&mut rng, 10) {
             0 if !tree.contains_key(&path) && dirs.len() < 6 => {
                 tree.insert(path.clone(), None);
                 format!("mkdir {path}")
@@ -102,7 +94,7 @@ fn workload(seed: u64, ops: usize) -> (Vec<String>, Vec<Tree>) {
                 format!("append {path} {text}")
             }
             8 if !files.is_empty() => {
-                let f = files[rng.below(files.len())].clone();
+                let f = files[below(&mut rng, files.len())].clone();
                 tree.remove(&f);
                 format!("rm {f}")
             }
@@ -205,7 +197,7 @@ pub fn run(
     let mut booted = Vec::new();
     let mut rng = Rng(seed ^ 0x5eed);
     for _ in 0..BOOTED {
-        let at = rng.below(events + 1);
+        let at = below(&mut rng, events + 1);
         let mut image = start.clone();
         for ev in &recording.log[..at] {
             if let Event::Write(b, data) = ev {

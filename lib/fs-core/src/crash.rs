@@ -127,18 +127,6 @@ pub struct Outcome {
     pub failed: Vec<(usize, String)>,
 }
 
-/// xorshift, for the random subsets: the states are the same for a seed everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// How many states [`check_all`] will build for `rec`.
 pub fn count_states(rec: &Recording) -> usize {
     let mut n = 0;
@@ -158,7 +146,7 @@ pub fn count_states(rec: &Recording) -> usize {
 /// Build every crash state of `rec` (see the module comment) and check each; `progress` is
 /// told after each state.
 pub fn check_all(rec: &Recording, seed: u64, root: &str, mut progress: impl FnMut(usize)) -> Outcome {
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut rng = algo::rng::Rng(seed);
     let mut durable = rec.start.clone();
     let mut out = Outcome { states: 0, failed: Vec::new() };
     let mut epoch: Vec<(u32, Block)> = Vec::new();
@@ -191,7 +179,7 @@ pub fn check_all(rec: &Recording, seed: u64, root: &str, mut progress: impl FnMu
                 }
                 if n > 2 {
                     for _ in 0..RANDOM_SUBSETS {
-                        let bits = rng.next();
+                        let bits = rng.next_u64();
                         let some: Vec<_> = all
                             .iter()
                             .enumerate()

@@ -353,35 +353,12 @@ impl<'d, 'a, D: BlockDevice> Tx<'d, 'a, D> {
         let m = self.bitmaps.as_ref();
         let taken = |b: u32| m.is_some_and(|m| bit(&m.taken, b));
         let reused = |b: u32| m.is_some_and(|m| bit(&m.taken, b) && bit(&m.before, b));
-        // The old contents of the (at most two) partly written blocks that are not new, read
-        // before anything is written so that a failed read changes nothing.
-        let mut edges = [(0u16, none), (0u16, none)];
-        if let Some(d) = &self.data {
-            let last = (d.offset as usize + d.bytes.len() - 1) / BLOCK_SIZE - d.first;
-            for (i, idx) in [0, last].into_iter().enumerate() {
-                let b = d.blocks[idx];
-                if !taken(b as u32) && !Self::covers(d, d.first + idx) {
-                    edges[i].0 = b;
-                    disk.load(b as u32, &mut edges[i].1)?;
-                }
-            }
-        }
+        // (Each pass reads the partly written old blocks first, so a failed read there changes
+        // nothing; the second pass reads them again.)
         let write_data = |reused_blocks: bool| -> Result<()> {
-            let Some(d) = &self.data else { return Ok(()) };
-            let count = (d.offset as usize + d.bytes.len() - 1) / BLOCK_SIZE - d.first + 1;
-            for (i, &b) in d.blocks[..count].iter().enumerate() {
-                if reused(b as u32) != reused_blocks {
-                    continue;
-                }
-                let start = (d.first + i) * BLOCK_SIZE;
-                let mut block = edges.iter().find(|e| e.0 == b && b != 0).map_or(none, |e| e.1);
-                let lo = (d.offset as usize).max(start);
-                let hi = (d.offset as usize + d.bytes.len()).min(start + BLOCK_SIZE);
-                block[lo - start..hi - start]
-                    .copy_from_slice(&d.bytes[lo - d.offset as usize..hi - d.offset as usize]);
-                disk.write(b as u32, &block)?;
-            }
-            Ok(())
+            self.each_data_block(
+                |b, block| if reused(b) == reused_blocks { disk.write(b, block) } else { Ok(()) },
+            )
         };
         // 1: new blocks, and file data that goes where it was.
         write_data(false)?;

@@ -5,6 +5,11 @@ extern crate std;
 
 use super::Ram;
 use crate::crash::{check_all, Event, Recording, Tree};
+
+/// A number in `0..n`.
+fn below(rng: &mut algo::rng::Rng, n: usize) -> usize {
+    rng.below(n as u64) as usize
+}
 use crate::journal::Durability;
 use crate::layout::*;
 use crate::*;
@@ -38,21 +43,6 @@ impl BlockDevice for &Recorder {
     }
 }
 
-/// xorshift: the workload is the same for a seed everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// The workload: mkdir, create or replace or append (up to 2 KiB), overwrite, remove,
 /// truncate, on random paths under the root.
 fn run(seed: u64, ops: usize, durability: Durability) -> Recording {
@@ -64,25 +54,26 @@ fn run(seed: u64, ops: usize, durability: Durability) -> Recording {
     let mut tree: Tree = BTreeMap::new();
     tree.insert("/".into(), None);
     let mut acked = std::vec![(0, tree.clone())];
-    let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+    let mut rng = algo::rng::Rng(seed);
     let mut st = ClientState::fresh();
     let names = ["a", "b", "c", "d"];
     for op in 0..ops {
         let dirs: Vec<String> = tree.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k.clone()).collect();
         let files: Vec<String> = tree.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k.clone()).collect();
-        let dir = &dirs[rng.below(dirs.len())];
-        let fresh = format!("{}{}{}", if dir == "/" { "" } else { dir }, "/", names[rng.below(names.len())]);
-        let bytes = |rng: &mut Rng, n: usize| -> Vec<u8> {
-            (0..n).map(|i| (rng.next() as u8) ^ (op + i) as u8).collect()
+        let dir = &dirs[below(&mut rng, dirs.len())];
+        let fresh =
+            format!("{}{}{}", if dir == "/" { "" } else { dir }, "/", names[below(&mut rng, names.len())]);
+        let bytes = |rng: &mut algo::rng::Rng, n: usize| -> Vec<u8> {
+            (0..n).map(|i| (rng.next_u64() as u8) ^ (op + i) as u8).collect()
         };
-        let done = match rng.below(6) {
+        let done = match below(&mut rng, 6) {
             0 if !tree.contains_key(&fresh) => {
                 st.mkdir(&d, &fresh).map(|()| tree.insert(fresh.clone(), None)).is_ok()
             }
             1 | 2 if !tree.get(&fresh).is_some_and(Option::is_none) => {
                 // Create or replace, or append: up to 2 KiB, one operation.
-                let append = rng.below(2) == 0;
-                let n = rng.below(WRITE_ATOMIC) + 1;
+                let append = below(&mut rng, 2) == 0;
+                let n = below(&mut rng, WRITE_ATOMIC) + 1;
                 let data = bytes(&mut rng, n);
                 let ok = st.put(&d, &fresh, &data, append, Held::unseen).is_ok();
                 if ok {
@@ -93,10 +84,10 @@ fn run(seed: u64, ops: usize, durability: Durability) -> Recording {
             }
             3 if !files.is_empty() => {
                 // Overwrite inside (or past the end of) a file.
-                let path = &files[rng.below(files.len())];
+                let path = &files[below(&mut rng, files.len())];
                 let old = tree[path].clone().unwrap_or_default();
-                let at = rng.below(old.len() + 600);
-                let n = rng.below(1500) + 1;
+                let at = below(&mut rng, old.len() + 600);
+                let n = below(&mut rng, 1500) + 1;
                 let data = bytes(&mut rng, n);
                 let fd = st.open(&d, path, mode::WRITE, Held::unseen).unwrap();
                 st.seek(fd, at as u32).unwrap();
@@ -113,11 +104,11 @@ fn run(seed: u64, ops: usize, durability: Durability) -> Recording {
                 ok
             }
             4 if !files.is_empty() => {
-                let path = files[rng.below(files.len())].clone();
+                let path = files[below(&mut rng, files.len())].clone();
                 st.remove(&d, &path, Held::unseen).map(|()| tree.remove(&path)).is_ok()
             }
             5 if !files.is_empty() => {
-                let path = files[rng.below(files.len())].clone();
+                let path = files[below(&mut rng, files.len())].clone();
                 let fd = st.open(&d, &path, mode::WRITE | mode::TRUNCATE, Held::unseen);
                 fd.map(|fd| {
                     st.close(fd).unwrap();

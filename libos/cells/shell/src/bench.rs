@@ -74,9 +74,10 @@ impl core::fmt::Display for Failed {
     }
 }
 
-pub fn run(con: &Console, w: &Wiring, privilege: &Privilege, fs: &mut Fs, n: usize) -> Result<(), Failed> {
-    // The measurements run with the timer masked: a hang armed in a task they call (echo, fs)
-    // would strike there and could never be detected.
+/// Refuse to measure while an injected fault waits in some task (the measurements run with the
+/// timer masked: a hang armed in a task they call would strike there and never be detected),
+/// and open `/bench/data` holding 64 bytes, for the file-read rows.
+fn prepare(con: &Console, fs: &mut Fs) -> Result<u32, Failed> {
     if let Some(task) = libos_kernel::armed() {
         let _ = writeln!(
             &*con,
@@ -86,7 +87,6 @@ pub fn run(con: &Console, w: &Wiring, privilege: &Privilege, fs: &mut Fs, n: usi
         return Err(Failed(None, "a fault is armed (see above)"));
     }
     let setup = |why| Failed(None, why);
-    let fs_task = libos_kernel::find_task("fs").ok_or(setup("no fs task"))?;
     match fs.mkdir("/bench") {
         Ok(()) | Err(FsError::Exists) => {}
         Err(_) => return Err(setup("cannot make /bench")),
@@ -95,6 +95,13 @@ pub fn run(con: &Console, w: &Wiring, privilege: &Privilege, fs: &mut Fs, n: usi
         .open("/bench/data", mode::READ | mode::WRITE | mode::CREATE | mode::TRUNCATE)
         .map_err(|_| setup("cannot open /bench/data"))?;
     fs.write(fd, &[0x5a; 64]).map_err(|_| setup("cannot write /bench/data"))?;
+    Ok(fd)
+}
+
+pub fn run(con: &Console, w: &Wiring, privilege: &Privilege, fs: &mut Fs, n: usize) -> Result<(), Failed> {
+    let setup = |why| Failed(None, why);
+    let fs_task = libos_kernel::find_task("fs").ok_or(setup("no fs task"))?;
+    let fd = prepare(con, fs)?;
     let restarts = n.min(50);
     let mut samples = vec![0u64; n];
     let mut restart_samples = vec![0u64; restarts];
@@ -218,14 +225,6 @@ fn write_run(disk: &cell_virtio_blk::Ep, first: u32, run: &Run) -> Result<(), &'
 /// restart. It reads the disk's last 4 KiB and writes the same bytes back (the file system
 /// lies at the disk's start, and the data never changes).
 pub fn disk(con: &Console, w: &Wiring, privilege: &Privilege, fs: &mut Fs, n: usize) -> Result<(), Failed> {
-    if let Some(task) = libos_kernel::armed() {
-        let _ = writeln!(
-            &*con,
-            "bench: a fault injected into {} has not struck yet; `restart {}` first",
-            task, task
-        );
-        return Err(Failed(None, "a fault is armed (see above)"));
-    }
     let setup = |why| Failed(None, why);
     let driver = libos_kernel::find_task(cell_virtio_blk::NAME).ok_or(setup("no virtio-blk task"))?;
     let first = match w.disk.call(&Request::Info) {
@@ -237,14 +236,7 @@ pub fn disk(con: &Console, w: &Wiring, privilege: &Privilege, fs: &mut Fs, n: us
     };
     let mut run: Run = [[0; fs_core::BLOCK_SIZE]; RUN_BLOCKS];
     read_run(&w.disk, first, &mut run).map_err(setup)?;
-    match fs.mkdir("/bench") {
-        Ok(()) | Err(FsError::Exists) => {}
-        Err(_) => return Err(setup("cannot make /bench")),
-    }
-    let fd = fs
-        .open("/bench/data", mode::READ | mode::WRITE | mode::CREATE | mode::TRUNCATE)
-        .map_err(|_| setup("cannot open /bench/data"))?;
-    fs.write(fd, &[0x5a; 64]).map_err(|_| setup("cannot write /bench/data"))?;
+    let fd = prepare(con, fs)?;
     let restarts = n.min(50);
     let mut samples = vec![0u64; n];
     let mut restart_samples = vec![0u64; restarts];
