@@ -219,8 +219,14 @@ pub fn run(
             Duration::from_secs(90),
             Echo::Nothing,
         )?;
-        let fsck =
-            t.runs().iter().find(|r| r.typed == "fsck").map(|r| r.output.join(" ")).unwrap_or_default();
+        // fsck's own lines (the scribe's retry notice can land among them); why, if it did not run.
+        let own = |l: &&&str| l.starts_with("fsck") || l.starts_with("error: fsck");
+        let fsck = t
+            .runs()
+            .iter()
+            .find(|r| r.typed == "fsck")
+            .map(|r| r.output.iter().filter(own).copied().collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|| format!("fsck did not run: {}", t.summary()));
         booted.push((at, fsck));
     }
     let boot_failed = booted.iter().filter(|(_, f)| !f.starts_with("fsck: clean")).count();

@@ -124,19 +124,6 @@ pub fn check_fsck_clean(t: &Transcript) {
     );
 }
 
-/// fsck after a reboot: `poweroff` is a power cut, which can land inside the commit of an fs
-/// operation (the scribe writes every 300 ms from boot on), and the disk then holds an inode or
-/// a block nothing names: the state fs-core's commit order allows between any two writes, which
-/// fsck reports as leaked. Anything else fails. (Power cuts that lose nothing are issue #15.)
-#[track_caller]
-pub fn check_fsck_after_power_off(t: &Transcript) {
-    let fsck = outputs(t, "fsck").join("\n");
-    let only_leaks = fsck
-        .lines()
-        .all(|l| l.starts_with("fsck: clean: ") || l.ends_with("(leaked)") || l.starts_with("error: fsck: "));
-    check(t, fsck.starts_with("fsck: ") && only_leaks, "fsck finds nothing but what a power cut leaks");
-}
-
 /// `write`, `append` and `rm` of `path`, which another session has open, were each refused
 /// with the open-file rule's error.
 #[track_caller]
