@@ -462,7 +462,7 @@ fn libos_files_another_session_has_open_are_refused_and_the_scribe_survives_fs_r
         status.len() == 1 && status[0].ends_with(" verified, 0 errors, 0 rotations"),
         "the scribe verified every record, through the fs restart",
     );
-    check(&t, !t.console.contains("scribe: ERROR"), "the scribe saw no error");
+    check(&t, !t.console.contains("[scribe] ERROR"), "the scribe saw no error");
     common::check_fsck_clean(&t);
 }
 

@@ -337,7 +337,7 @@ fn fsck_is_clean_and_files_in_use_are_refused_clearly() {
         numbers.len() == 4 && numbers[0] > 0 && numbers[0] == numbers[1] && numbers[2] == 0,
         "the scribe wrote and verified every record, without an error",
     );
-    check(&t, !t.console.contains("scribe: ERROR"), "the scribe never reported an error");
+    check(&t, !t.console.contains("[scribe] ERROR"), "the scribe never reported an error");
     common::check_fsck_clean(&t);
     check(&t, outputs(&t, "help").concat().lines().any(|l| l.starts_with("  fsck ")), "help lists fsck");
 }
@@ -428,7 +428,7 @@ fn timer_sleeps_and_the_scribe_verifies_its_records() {
     check(&t, numbers.len() == 4, &format!("status line has four counts: {status}"));
     check(&t, numbers[0] >= 3 && numbers[0] == numbers[1], "records were written and every one verified");
     check(&t, numbers[2] == 0, "no errors");
-    check(&t, !t.console.contains("scribe: ERROR"), "the scribe never reported an error");
+    check(&t, !t.console.contains("[scribe] ERROR"), "the scribe never reported an error");
 }
 
 #[test]

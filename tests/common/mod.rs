@@ -169,10 +169,10 @@ pub fn check_format(t: &Transcript, formatted: &str) {
     );
     check(
         t,
-        t.console.contains("scribe: ERROR: bad file descriptor (not open, or its file is gone)"),
+        t.console.contains("[scribe] ERROR: bad file descriptor (not open, or its file is gone)"),
         "the scribe's stale descriptors give a clear error",
     );
-    check(t, !t.console.contains("scribe: ERROR at record"), "and never another file's bytes");
+    check(t, !t.console.contains("[scribe] ERROR at record"), "and never another file's bytes");
 }
 
 /// What each run of command `cmd` printed: the lines between its prompt and the next prompt,

@@ -93,7 +93,7 @@ impl<F: Files> Scribe<F> {
 
     fn fail(&mut self, con: &mut impl Console, what: &str, n: u32) {
         self.errors += 1;
-        con.println(format_args!("scribe: ERROR at record {}: {}", n, what));
+        con.println(format_args!("\n[scribe] ERROR at record {}: {}", n, what));
     }
 
     /// Read record `n` back from the log and compare with the model.
@@ -147,13 +147,13 @@ impl<F: Files> Scribe<F> {
         match self.step(con) {
             Ok(()) if self.lost => {
                 self.lost = false;
-                con.println(format_args!("scribe: writing again, in a fresh log"));
+                con.println(format_args!("\n[scribe] writing again, in a fresh log"));
             }
             Ok(()) => {}
             Err(e) => {
                 if !self.lost {
                     self.errors += 1;
-                    con.println(format_args!("scribe: ERROR: {}", e));
+                    con.println(format_args!("\n[scribe] ERROR: {}", e));
                 }
                 if self.lost || F::session_reset(&e) {
                     self.recover(con);
@@ -173,7 +173,7 @@ impl<F: Files> Scribe<F> {
             Ok(files) => {
                 (self.log, self.reader, self.status) = files;
                 (self.written, self.verified) = (0, 0);
-                con.println(format_args!("scribe: its files are gone ({}); started a fresh log", gone));
+                con.println(format_args!("\n[scribe] its files are gone ({}); started a fresh log", gone));
                 self.lost = false;
             }
             Err(e) if !self.lost => {
@@ -199,7 +199,7 @@ pub fn run<F: Files, C: Clock>(mut fs: F, mut clock: C, con: &mut impl Console) 
             Err((back, e)) => {
                 // Said once: a disk that is refused stays refused until someone formats it.
                 if !said {
-                    con.println(format_args!("scribe: cannot open its files ({}); retrying quietly", e));
+                    con.println(format_args!("\n[scribe] cannot open its files ({}); retrying quietly", e));
                     said = true;
                 }
                 fs = back;
@@ -208,12 +208,12 @@ pub fn run<F: Files, C: Clock>(mut fs: F, mut clock: C, con: &mut impl Console) 
         }
     };
     if said {
-        con.println(format_args!("scribe: its files are open; writing"));
+        con.println(format_args!("\n[scribe] its files are open; writing"));
     }
     loop {
         s.step_or_report(con);
         if let Err(e) = clock.sleep(PERIOD_MS) {
-            con.println(format_args!("scribe: ERROR: sleep failed: {}", e));
+            con.println(format_args!("\n[scribe] ERROR: sleep failed: {}", e));
         }
     }
 }

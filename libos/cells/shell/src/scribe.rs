@@ -24,7 +24,7 @@ pub fn start(console: Console, fs: cell_fs::Ep, timer: cell_timer::Ep) -> Option
     libos_kernel::spawn("scribe", 5, true, move || {
         let mut out = Out(&console);
         let Ok(files) = Fs::connect(fs) else {
-            campaign::Console::println(&mut out, format_args!("scribe: ERROR: no fs session"));
+            campaign::Console::println(&mut out, format_args!("\n[scribe] ERROR: no fs session"));
             return;
         };
         campaign::scribe::run(Files(files), Clock(Timer(timer)), &mut out)
