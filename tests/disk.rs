@@ -127,64 +127,16 @@ fn a_file_written_before_power_off_is_read_after_the_next_boot() {
 /// in this boot and the next.
 #[test]
 fn the_driver_killed_mid_write_loses_no_acknowledged_byte() {
-    use axolotl_images::qemu::{self, Echo, Machine};
-    use common::gdb;
-    use std::time::Duration;
-    let disk = TestDisk::new("kill-mid-write");
-    let driver = axolotl_images::build::binary_dir().join("virtio-blk");
-    let (addr, code) = gdb::function(&driver, "BlockDriver$LT$P$GT$5write").unwrap_or_else(|e| panic!("{e}"));
-    let socket = gdb::socket("virtio-blk");
-    // `write(&mut self, block, buf, irq)`: the buffer is the third argument, in rdx, or in rcx
-    // when the result is returned through memory (rdi then points at it).
-    let writing_big = |regs: &[u8], memory: &mut gdb::Access<'_>| {
-        [gdb::RDX, gdb::RCX]
-            .iter()
-            .any(|&r| memory.read(gdb::reg(regs, r), 512).windows(8).any(|w| w == b"BIG00000"))
-    };
-    let fault = gdb::fault_when_seeing(socket, addr, code, writing_big, Duration::from_secs(150));
     // Four lines of 990 characters (the shell takes lines of up to 1,024): a file of 8 blocks.
-    let part = |p: usize| -> String { (0..110).map(|i| format!("BIG{p}{i:04}.")).collect() };
-    // `write` and `append` end what they store with a newline: `cat` shows the four lines.
-    let big: Vec<String> = (0..4).map(part).collect();
-    let cmds: Vec<String> = [
-        format!("write /big {}", part(0)),
-        format!("append /big {}", part(1)),
-        format!("append /big {}", part(2)),
-        format!("append /big {}", part(3)),
-        "cat /big".into(),
-        "sleep 1500".into(),
-        "cat /scribe/status".into(),
-        "fsck".into(),
-        "ps".into(),
-    ]
-    .to_vec();
-    let machine = disk.attach(Machine { debug_socket: Some(socket), ..Machine::default() });
-    let t = qemu::exec(
-        common::iso(),
-        Personality::Microkernel,
-        machine,
-        &cmds,
-        Duration::from_secs(150),
-        Echo::Nothing,
-    )
-    .expect("QEMU runs");
-    let _ = std::fs::remove_file(socket);
-    let faulted = fault.join().expect("the gdb thread ends");
-    check(&t, faulted.is_ok(), &format!("the driver was made to fault mid-write: {faulted:?}"));
-    check(&t, t.ok(), "every command succeeds: nobody saw the driver fail");
-    check(
-        &t,
-        t.console.contains("[reincarnation] virtio-blk gen 0: page fault (#PF) at 0x0; restarting as gen 1; 1 caller(s) suspended"),
-        "the driver was restarted with fs's write kept for it",
-    );
-    check(&t, common::outputs(&t, "cat /big") == [big.join("\n")], "the large file reads back whole");
-    let status = common::answer_after(&t, "cat /scribe/status").unwrap_or("");
-    check(&t, status.contains(" 0 errors"), "the scribe's appends all verified");
-    common::check_fsck_clean(&t);
-    check(&t, common::ps_row(&t, "virtio-blk").get(2) == Some(&"1"), "ps: the driver at generation 1");
-    let t = common::boot_with_disk(Personality::Microkernel, &disk, &["cat /big", "fsck"], 90);
-    check(&t, common::outputs(&t, "cat /big") == [big.join("\n")], "and it is on the disk after a reboot");
-    common::check_fsck_clean(&t);
+    let mid_write = MidWrite {
+        personality: Personality::Microkernel,
+        elf: axolotl_images::build::binary_dir().join("virtio-blk"),
+        socket: "virtio-blk",
+        entries: 110,
+        lines: 4,
+        restarted: "[reincarnation] virtio-blk gen 0: page fault (#PF) at 0x0; restarting as gen 1; 1 caller(s) suspended",
+    };
+    mid_write.run();
 }
 
 /// The same on the libos, at the same instant: the disk cell is made to fault (its `rip` set to
@@ -195,66 +147,91 @@ fn the_driver_killed_mid_write_loses_no_acknowledged_byte() {
 #[test]
 fn the_libos_driver_killed_mid_write_loses_no_acknowledged_byte() {
     use axolotl_images::build;
-    use axolotl_images::qemu::{self, Echo, Machine};
-    use common::gdb;
-    use std::time::Duration;
-    let disk = TestDisk::new("libos-kill-mid-write");
-    let elf = build::binary_dir().join(build::LIBOS_BIN);
-    let (addr, code) = gdb::function(&elf, "BlockDriver$LT$P$GT$5write").unwrap_or_else(|e| panic!("{e}"));
-    let socket = gdb::socket("libos-virtio-blk");
-    let writing_big = |regs: &[u8], memory: &mut gdb::Access<'_>| {
-        [gdb::RDX, gdb::RCX]
-            .iter()
-            .any(|&r| memory.read(gdb::reg(regs, r), 512).windows(8).any(|w| w == b"BIG00000"))
-    };
-    let to_zero = |_: usize, regs: &mut [u8], _: &mut gdb::Access<'_>| {
-        regs[gdb::RIP..gdb::RIP + 8].fill(0);
-        true
-    };
-    let fault = gdb::edit_at(socket, addr, code, writing_big, to_zero, Duration::from_secs(150));
     // Lines of 108 characters: the libos console takes a burst of keys into a 128-entry mailbox
     // (README, "Known problems"), and a longer line typed at once can lose some. Six make a
     // file of two blocks.
-    let part = |p: usize| -> String { (0..12).map(|i| format!("BIG{p}{i:04}.")).collect() };
-    let big: Vec<String> = (0..6).map(part).collect();
-    let mut cmds: Vec<String> = vec![format!("write /big {}", part(0))];
-    cmds.extend((1..6).map(|p| format!("append /big {}", part(p))));
-    cmds.extend([
-        "cat /big".into(),
-        "sleep 1500".into(),
-        "cat /scribe/status".into(),
-        "fsck".into(),
-        "ps".into(),
-    ]);
-    let machine = disk.attach(Machine { debug_socket: Some(socket), ..Machine::default() });
-    let t = qemu::exec(
-        common::iso(),
-        Personality::Libos,
-        machine,
-        &cmds,
-        Duration::from_secs(150),
-        Echo::Nothing,
-    )
-    .expect("QEMU runs");
-    let _ = std::fs::remove_file(socket);
-    let faulted = fault.join().expect("the gdb thread ends");
-    check(&t, faulted.is_ok(), &format!("the driver cell was made to fault mid-write: {faulted:?}"));
-    check(&t, t.ok(), "every command succeeds: nobody saw the driver fail");
-    check(
-        &t,
-        t.console.contains(
+    let mid_write = MidWrite {
+        personality: Personality::Libos,
+        elf: build::binary_dir().join(build::LIBOS_BIN),
+        socket: "libos-virtio-blk",
+        entries: 12,
+        lines: 6,
+        restarted:
             "virtio-blk gen 0: page fault (#PF) at 0x0; restarting as gen 1; 1 caller(s) suspended, 0 failed",
-        ),
-        "the cell was restarted with fs's write kept for it",
-    );
-    check(&t, common::outputs(&t, "cat /big") == [big.join("\n")], "the large file reads back whole");
-    let status = common::answer_after(&t, "cat /scribe/status").unwrap_or("");
-    check(&t, status.contains(" 0 errors"), "the scribe's appends all verified");
-    common::check_fsck_clean(&t);
-    check(&t, common::ps_row(&t, "virtio-blk").get(2) == Some(&"1"), "ps: the driver cell at generation 1");
-    let t = common::boot_with_disk(Personality::Libos, &disk, &["cat /big", "fsck"], 90);
-    check(&t, common::outputs(&t, "cat /big") == [big.join("\n")], "and it is on the disk after a reboot");
-    common::check_fsck_clean(&t);
+    };
+    mid_write.run();
+}
+
+/// A driver made to fault as it writes the first block of a large file (see the two tests).
+struct MidWrite {
+    personality: Personality,
+    /// The image that holds the driver's `BlockDriver::write`.
+    elf: std::path::PathBuf,
+    socket: &'static str,
+    /// The file: `lines` lines of `entries` 9-character entries, the first `BIG00000.`.
+    entries: usize,
+    lines: usize,
+    /// The line that says the driver was restarted with fs's write kept for it.
+    restarted: &'static str,
+}
+
+impl MidWrite {
+    fn run(&self) {
+        use axolotl_images::qemu::{self, Echo, Machine};
+        use common::gdb;
+        use std::time::Duration;
+        let p = self.personality;
+        let disk = TestDisk::new(&format!("kill-mid-write-{}", p.id()));
+        let (addr, code) =
+            gdb::function(&self.elf, "BlockDriver$LT$P$GT$5write").unwrap_or_else(|e| panic!("{e}"));
+        let socket = gdb::socket(self.socket);
+        // `write(&mut self, block, buf, irq)`: the buffer is the third argument, in rdx, or in
+        // rcx when the result is returned through memory (rdi then points at it).
+        let writing_big = |regs: &[u8], memory: &mut gdb::Access<'_>| {
+            [gdb::RDX, gdb::RCX]
+                .iter()
+                .any(|&r| memory.read(gdb::reg(regs, r), 512).windows(8).any(|w| w == b"BIG00000"))
+        };
+        let patience = Duration::from_secs(150);
+        let fault = if p == Personality::Microkernel {
+            // The driver's own arrival (ring 3): `fault_when_seeing` sets its rip to 0.
+            gdb::fault_when_seeing(socket, addr, code, writing_big, patience)
+        } else {
+            // The cell runs in ring 0: any arrival at the function is its own.
+            let to_zero = |_: usize, regs: &mut [u8], _: &mut gdb::Access<'_>| {
+                regs[gdb::RIP..gdb::RIP + 8].fill(0);
+                true
+            };
+            gdb::edit_at(socket, addr, code, writing_big, to_zero, patience)
+        };
+        let entries = self.entries;
+        let part = |l: usize| -> String { (0..entries).map(|i| format!("BIG{l}{i:04}.")).collect() };
+        // `write` and `append` end what they store with a newline: `cat` shows the lines.
+        let big: Vec<String> = (0..self.lines).map(part).collect();
+        let mut cmds: Vec<String> = vec![format!("write /big {}", part(0))];
+        cmds.extend((1..self.lines).map(|l| format!("append /big {}", part(l))));
+        cmds.extend(["cat /big", "sleep 1500", "cat /scribe/status", "fsck", "ps"].map(String::from));
+        let machine = disk.attach(Machine { debug_socket: Some(socket), ..Machine::default() });
+        let t = qemu::exec(common::iso(), p, machine, &cmds, Duration::from_secs(150), Echo::Nothing)
+            .expect("QEMU runs");
+        let _ = std::fs::remove_file(socket);
+        let faulted = fault.join().expect("the gdb thread ends");
+        check(&t, faulted.is_ok(), &format!("the driver was made to fault mid-write: {faulted:?}"));
+        check(&t, t.ok(), "every command succeeds: nobody saw the driver fail");
+        check(&t, t.console.contains(self.restarted), "the driver was restarted with fs's write kept for it");
+        check(&t, common::outputs(&t, "cat /big") == [big.join("\n")], "the large file reads back whole");
+        let status = common::answer_after(&t, "cat /scribe/status").unwrap_or("");
+        check(&t, status.contains(" 0 errors"), "the scribe's appends all verified");
+        common::check_fsck_clean(&t);
+        check(&t, common::ps_row(&t, "virtio-blk").get(2) == Some(&"1"), "ps: the driver at generation 1");
+        let t = common::boot_with_disk(p, &disk, &["cat /big", "fsck"], 90);
+        check(
+            &t,
+            common::outputs(&t, "cat /big") == [big.join("\n")],
+            "and it is on the disk after a reboot",
+        );
+        common::check_fsck_clean(&t);
+    }
 }
 
 /// A disk that holds someone else's file system (here the signature of an ext2 superblock, as
