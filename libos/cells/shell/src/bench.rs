@@ -125,41 +125,11 @@ pub fn run(con: &Console, w: &Wiring, privilege: &Privilege, fs: &mut Fs, n: usi
         if let Some(f) = failed {
             return Err(f);
         }
-        let mut buf = [0u8; 64];
-        for s in samples.iter_mut() {
-            if fs.seek(fd, 0).is_err() {
-                failed = Some(Failed(Some("los.fs_read"), "seek failed"));
-            }
-            let t0 = libos_kernel::rdtsc();
-            let r = fs.read(fd, &mut buf);
-            *s = libos_kernel::rdtsc() - t0;
-            if r != Ok(64) {
-                failed = Some(Failed(Some("los.fs_read"), "fs read failed"));
-            }
-        }
-        let fs_read = summarize(&mut samples);
-        if let Some(f) = failed {
-            return Err(f);
-        }
-        // Kills count towards a crash loop unless the incarnation answered a request: one fs
-        // request between kills (not timed) keeps every restart immediate, so the row measures
-        // restarts, not back-off (which, with the timer masked, would never end).
-        libos_kernel::set_quiet(privilege, true);
-        let mut killed = Ok(());
-        for s in restart_samples.iter_mut() {
-            if libos_kernel::kill(privilege, fs_task).is_err() {
-                killed = Err(Failed(Some("los.restart"), "cannot kill fs"));
-                break;
-            }
-            *s = libos_kernel::wait_ready(fs_task).unwrap_or(0);
-            if fs.stat("/").is_err() {
-                killed = Err(Failed(Some("los.restart"), "fs did not answer after its restart"));
-                break;
-            }
-        }
-        libos_kernel::set_quiet(privilege, false);
-        killed?;
-        let restart = summarize(&mut restart_samples);
+        let fs_read = time_reads(fs, fd, &mut samples, "los.fs_read", false)?;
+        let why = ("cannot kill fs", "fs did not answer after its restart");
+        let restart = restart_times(privilege, fs_task, &mut restart_samples, "los.restart", why, || {
+            fs.stat("/").is_ok()
+        })?;
         Ok((
             base,
             [
@@ -185,6 +155,67 @@ pub fn run(con: &Console, w: &Wiring, privilege: &Privilege, fs: &mut Fs, n: usi
     let [min, median, p99] = restart;
     let _ = writeln!(&*con, "bench: los.restart n={} min={} median={} p99={}", restarts, min, median, p99);
     Ok(())
+}
+
+/// Timed 64-byte reads of `fd` from its start (the seek back is not timed); with
+/// `less_halted`, less the time the CPU was halted waiting for the device.
+fn time_reads(
+    fs: &mut Fs,
+    fd: u32,
+    samples: &mut [u64],
+    row: &'static str,
+    less_halted: bool,
+) -> Result<[u64; 3], Failed> {
+    let mut buf = [0u8; 64];
+    let mut failed = None;
+    for s in samples.iter_mut() {
+        if fs.seek(fd, 0).is_err() {
+            failed = Some(Failed(Some(row), "seek failed"));
+        }
+        let idle0 = if less_halted { libos_kernel::idle_time() } else { 0 };
+        let t0 = libos_kernel::rdtsc();
+        let r = fs.read(fd, &mut buf);
+        let t1 = libos_kernel::rdtsc();
+        let halted = if less_halted { libos_kernel::idle_time() - idle0 } else { 0 };
+        *s = (t1 - t0).saturating_sub(halted);
+        if r != Ok(64) {
+            failed = Some(Failed(Some(row), "fs read failed"));
+        }
+    }
+    match failed {
+        Some(f) => Err(f),
+        None => Ok(summarize(samples)),
+    }
+}
+
+/// Kill `task` once per sample; each is the kernel's measure of its recovery (fault to the
+/// next incarnation waiting in recv). Kills count towards a crash loop unless the incarnation
+/// answered a request: one request between kills (`answers`, not timed) keeps every restart
+/// immediate, so the row measures restarts, not back-off (which, with the timer masked, would
+/// never end).
+fn restart_times(
+    privilege: &Privilege,
+    task: usize,
+    samples: &mut [u64],
+    row: &'static str,
+    (cannot_kill, no_answer): (&'static str, &'static str),
+    mut answers: impl FnMut() -> bool,
+) -> Result<[u64; 3], Failed> {
+    libos_kernel::set_quiet(privilege, true);
+    let mut killed = Ok(());
+    for s in samples.iter_mut() {
+        if libos_kernel::kill(privilege, task).is_err() {
+            killed = Err(Failed(Some(row), cannot_kill));
+            break;
+        }
+        *s = libos_kernel::wait_ready(task).unwrap_or(0);
+        if !answers() {
+            killed = Err(Failed(Some(row), no_answer));
+            break;
+        }
+    }
+    libos_kernel::set_quiet(privilege, false);
+    killed.map(|()| summarize(samples))
 }
 
 /// [`measure`], less the time the CPU was halted waiting for the device.
@@ -253,25 +284,10 @@ pub fn disk(con: &Console, w: &Wiring, privilege: &Privilege, fs: &mut Fs, n: us
         let blk_read =
             measure_io(&mut samples, || fail("los.blk_read", read_run(&w.disk, first, &mut scratch)));
         let blk_write = measure_io(&mut samples, || fail("los.blk_write", write_run(&w.disk, first, &run)));
-        let mut buf = [0u8; 64];
-        let mut fs_failed = None;
-        for s in samples.iter_mut() {
-            if fs.seek(fd, 0).is_err() {
-                fs_failed = Some(Failed(Some("los.fs_read_disk"), "seek failed"));
-            }
-            let idle0 = libos_kernel::idle_time();
-            let t0 = libos_kernel::rdtsc();
-            let r = fs.read(fd, &mut buf);
-            let t1 = libos_kernel::rdtsc();
-            *s = (t1 - t0).saturating_sub(libos_kernel::idle_time() - idle0);
-            if r != Ok(64) {
-                fs_failed = Some(Failed(Some("los.fs_read_disk"), "fs read failed"));
-            }
-        }
-        let fs_read = summarize(&mut samples);
-        if let Some(f) = failed.or(fs_failed) {
+        if let Some(f) = failed {
             return Err(f);
         }
+        let fs_read = time_reads(fs, fd, &mut samples, "los.fs_read_disk", true)?;
         if scratch != run {
             return Err(Failed(Some("los.blk_read"), "the blocks read back differ from those written"));
         }
@@ -279,29 +295,17 @@ pub fn disk(con: &Console, w: &Wiring, privilege: &Privilege, fs: &mut Fs, n: us
     });
     let _ = fs.close(fd);
     let (base, rows) = rows?;
-    let restarted = (|| -> Result<(), Failed> {
+    let restarted = (|| -> Result<[u64; 3], Failed> {
         let mut scratch = run;
-        // As for los.restart: one request between kills keeps every restart immediate.
-        libos_kernel::set_quiet(privilege, true);
-        let mut killed = Ok(());
-        for s in restart_samples.iter_mut() {
-            if libos_kernel::kill(privilege, driver).is_err() {
-                killed = Err(Failed(Some("los.drv_restart"), "cannot kill virtio-blk"));
-                break;
-            }
-            *s = libos_kernel::wait_ready(driver).unwrap_or(0);
-            if !matches!(w.disk.call(&Request::Info), Ok(Response::Info { .. })) {
-                killed = Err(Failed(Some("los.drv_restart"), "virtio-blk did not answer after its restart"));
-                break;
-            }
-        }
-        libos_kernel::set_quiet(privilege, false);
-        killed?;
+        let answers = || matches!(w.disk.call(&Request::Info), Ok(Response::Info { .. }));
+        let why = ("cannot kill virtio-blk", "virtio-blk did not answer after its restart");
+        let restart =
+            restart_times(privilege, driver, &mut restart_samples, "los.drv_restart", why, answers)?;
         read_run(&w.disk, first, &mut scratch).map_err(|e| Failed(Some("los.drv_restart"), e))?;
         if scratch != run {
             return Err(Failed(Some("los.drv_restart"), "the last 4 KiB changed across restarts"));
         }
-        Ok(())
+        Ok(restart)
     })();
     let _ = writeln!(
         &*con,
@@ -312,8 +316,7 @@ pub fn disk(con: &Console, w: &Wiring, privilege: &Privilege, fs: &mut Fs, n: us
         let [min, median, p99] = v.map(|x| x.saturating_sub(base));
         let _ = writeln!(&*con, "bench: {} n={} min={} median={} p99={}", name, n, min, median, p99);
     }
-    restarted?;
-    let [min, median, p99] = summarize(&mut restart_samples);
+    let [min, median, p99] = restarted?;
     let _ =
         writeln!(&*con, "bench: los.drv_restart n={} min={} median={} p99={}", restarts, min, median, p99);
     Ok(())
