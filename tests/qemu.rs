@@ -233,7 +233,10 @@ fn help_lists_every_command() {
     let t = boot(&["help"], 60);
     check(&t, t.ok(), "help succeeds");
     let help = outputs(&t, "help").concat();
-    for cmd in ["help", "echo", "ps", "start", "wait", "run", "ls", "cd", "sleep", "bench", "poweroff"] {
+    for cmd in [
+        "help", "echo", "ps", "start", "wait", "run", "pause", "resume", "ls", "cd", "sleep", "bench",
+        "poweroff",
+    ] {
         check(&t, help.lines().any(|l| l.starts_with(&format!("  {cmd}"))), &format!("help lists {cmd}"));
     }
     // The shared lines and this shell's own are laid out alike: a command after two spaces,
@@ -429,6 +432,48 @@ fn timer_sleeps_and_the_scribe_verifies_its_records() {
     check(&t, numbers[0] >= 3 && numbers[0] == numbers[1], "records were written and every one verified");
     check(&t, numbers[2] == 0, "no errors");
     check(&t, !t.console.contains("[scribe] ERROR"), "the scribe never reported an error");
+}
+
+#[test]
+fn a_paused_task_does_not_run_until_resumed() {
+    let cmds = [
+        "pause scribe",
+        "ps",
+        "sleep 1000",
+        "cat /scribe/status",
+        "sleep 1000",
+        "cat /scribe/status",
+        "resume scribe",
+        "sleep 1000",
+        "cat /scribe/status",
+        "ps",
+        "pause console",
+        "pause shell",
+        "pause nosuch",
+        "resume",
+    ];
+    let t = boot(&cmds, 90);
+    let ps = outputs(&t, "ps");
+    let state = |out: &str| {
+        let row = out.lines().find(|l| l.split_whitespace().next() == Some("scribe")).unwrap_or_default();
+        row.split_whitespace().nth(3).unwrap_or_default().to_string()
+    };
+    check(&t, ps.len() == 2 && state(&ps[0]) == "paused", "ps shows the scribe paused");
+    check(&t, ps.len() == 2 && state(&ps[1]) != "paused", "and, resumed, no longer");
+    let status = outputs(&t, "cat /scribe/status");
+    check(&t, status.len() == 3, "three status reads");
+    check(&t, status[0] == status[1], "paused, the scribe wrote no record in a second");
+    check(&t, status[2] != status[1], "resumed, it writes again");
+    check(
+        &t,
+        t.console.contains("paused scribe (task ") && t.console.contains("resumed scribe (task "),
+        "both said",
+    );
+    check(&t, t.console.contains("error: pause: not the console server"), "the console is refused");
+    check(&t, t.console.contains("error: pause: not this shell itself"), "so is the shell itself");
+    check(&t, t.console.contains("error: no task named 'nosuch' (see 'ps')"), "an unknown name");
+    check(&t, t.console.contains("error: usage: resume NAME"), "a missing name");
+    check(&t, !t.console.contains("[scribe] ERROR"), "the scribe found nothing wrong after its pause");
 }
 
 #[test]

@@ -51,6 +51,11 @@ pub fn set_mask(p: &impl PortIo, mask: Mask) {
     p.outb(PIC2_DATA, (mask.0 >> 8) as u8);
 }
 
+/// The whole mask as it is now.
+pub fn read_mask(p: &impl PortIo) -> Mask {
+    Mask(p.inb(PIC1_DATA) as u16 | (p.inb(PIC2_DATA) as u16) << 8)
+}
+
 /// Mask or unmask one line.
 pub fn mask(p: &impl PortIo, line: u8, masked: bool) {
     let (port, bit) = if line < 8 { (PIC1_DATA, line) } else { (PIC2_DATA, line - 8) };

@@ -121,18 +121,32 @@ pub enum Sysno {
     /// at or above `MAP_BASE`); returns its size in bytes in `rdi` and its physical address
     /// in `rsi`. Device memory: never RAM, never freed, and no syscall will copy to or from it.
     PciMap = 31,
-    /// `accounting(task_all, on)`: turn the kernel's CPU accounting on (1) or off (0), with a
+    /// `accounting(task_all, on, quiet, keep)`: turn the kernel's CPU accounting on (1) or off
+    /// (0), with a
     /// Task capability over all tasks (read and write). While on, each switch charges the TSC
     /// ticks since the last one to the task that ran (`TaskInfo::cpu_tsc`) or to idle, which is
     /// returned in `rdi`. Off by default (it costs a dozen instructions per switch), and off
     /// again when the task that turned it on stops. Under QEMU
     /// `-icount` with `sleep=off` an idle CPU's clock jumps to the next timer; a benchmark that
     /// waits for a device leaves out idle and other tasks' time to count what its work retired.
+    /// With `quiet` = 1 (and accounting on) the kernel also masks every interrupt line, its own
+    /// timer included, but those of the Interrupt capabilities task `keep` holds, until it is
+    /// called with `quiet` = 2 or accounting goes off (`quiet` = 0 leaves this as it is): then
+    /// a benchmark that waits for one device is woken by that device alone, and runs
+    /// unpreempted, as on the libos.
     Accounting = 32,
+    /// `task_pause(task, index, on)`: pause (1) or resume (0) another task. A paused task is
+    /// not scheduled: whatever it waits for still happens (a reply, a notification, a
+    /// restart), and it runs again when resumed. Pausing a paused task, or resuming a running
+    /// one, changes nothing. `TaskInfo::flags` shows [`TASK_PAUSED`].
+    TaskPause = 33,
 }
 
+/// `TaskInfo::flags`: the task is paused (`task_pause`).
+pub const TASK_PAUSED: u8 = 1;
+
 /// Number of syscalls; every number at or above it is [`Error::InvalidSyscall`].
-pub const SYSCALL_COUNT: u64 = 33;
+pub const SYSCALL_COUNT: u64 = 34;
 
 impl Sysno {
     /// Decode `rax`; `None` for a number that is not a syscall.
@@ -172,6 +186,7 @@ impl Sysno {
             PciWrite,
             PciMap,
             Accounting,
+            TaskPause,
         ];
         ALL.get(usize::try_from(raw).ok()?).copied()
     }
@@ -213,6 +228,7 @@ impl Sysno {
             PciWrite => "pci_write",
             PciMap => "pci_map",
             Accounting => "accounting",
+            TaskPause => "task_pause",
         }
     }
 }

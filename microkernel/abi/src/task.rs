@@ -167,7 +167,9 @@ pub struct TaskInfo {
     /// A [`TaskState`] as `u8`.
     pub state: u8,
     pub priority: u8,
-    pub _pad: [u8; 2],
+    /// [`TASK_PAUSED`](crate::TASK_PAUSED) if the task is paused (`task_pause`).
+    pub flags: u8,
+    pub _pad: u8,
     /// Exit code, or the exception vector of a fault.
     pub exit_code: u64,
     /// Syscalls made by this task.
@@ -181,6 +183,12 @@ pub struct TaskInfo {
     /// incarnations, the kernel's work for it included (its syscalls, and interrupts that came
     /// while it ran).
     pub cpu_tsc: u64,
+    /// `cpu_tsc` and what servers ran while serving this task's calls: a server holding its
+    /// implicit reply, and servers that one calls in turn. Not what a server runs after it
+    /// answers, or for a request whose reply it saved to answer later. A benchmark that calls
+    /// a server reads its own `billed_tsc` to count the operation's instructions, whoever
+    /// else the servers serve meanwhile.
+    pub billed_tsc: u64,
 }
 
 impl TaskInfo {

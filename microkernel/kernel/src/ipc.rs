@@ -80,6 +80,9 @@ impl Kernel {
 
     /// `caller` now waits for `server`'s reply.
     fn link_call(&mut self, caller: usize, server: usize) {
+        // The running task (the caller, or the server taking a queued call) is billed for what
+        // it ran so far before the server's next ticks go to the caller.
+        self.settle();
         if let Some((old, _)) = self.tasks[server].reply_to.take() {
             // The server took a new call without answering or saving the old one: that caller
             // would wait forever, so it gets an error now.

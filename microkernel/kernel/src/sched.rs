@@ -103,12 +103,28 @@ impl Kernel {
     pub fn switch_to(&mut self, t: usize) {
         self.tasks[t].state = TaskState::Ready;
         self.tasks[t].blocked = Blocked::Nothing;
+        if self.tasks[t].paused {
+            return; // ready, but it waits for `set_paused(t, false)`; `choose` picks another
+        }
         self.charge(t);
+    }
+
+    /// Pause or resume task `t` (not the running one): a paused task that is ready leaves its
+    /// run queue, and is queued again when resumed.
+    pub fn set_paused(&mut self, t: usize, on: bool) {
+        let was = core::mem::replace(&mut self.tasks[t].paused, on);
+        let prio = self.tasks[t].priority;
+        if on && !was && self.links.is_queued(t) {
+            self.run.remove(&mut self.links, t, prio);
+        } else if !on && was && self.tasks[t].state == TaskState::Ready && !self.links.is_queued(t) {
+            self.run.enqueue(&mut self.links, t, prio);
+        }
     }
 
     /// Make `next` (a task, or `NO_TASK` for idle) this CPU's current task; with accounting on,
     /// charge the TSC ticks since the last change to the one it replaces. Each task's `cpu_tsc`
-    /// is then what it ran and the kernel's work for it; the rest (idle, and the interrupts,
+    /// is then what it ran and the kernel's work for it, and its `billed_tsc` that and what
+    /// servers ran serving its calls (`client_of`); the rest (idle, and the interrupts,
     /// whoever they came upon: `charge_interrupt`) is `idle_tsc`. The `current` of each CPU
     /// changes only here.
     #[inline(always)]
@@ -118,6 +134,17 @@ impl Kernel {
             self.charge_to(me, next);
         }
         me.current.set(next);
+    }
+
+    /// Close the running task's bill now: its work since the last charge goes to whom it
+    /// works for at this moment (`client_of`). Called before a task takes or gives up a
+    /// caller's implicit reply, which changes whom its next ticks are billed to.
+    #[inline(always)]
+    pub fn settle(&mut self) {
+        if self.accounting {
+            let me = cpu::this();
+            self.charge_to(me, me.charged.get());
+        }
     }
 
     /// An interrupt came: what the kernel does for it, until it picks the task to resume, is
@@ -131,12 +158,32 @@ impl Kernel {
     fn charge_to(&mut self, me: &cpu::PerCpu, next: usize) {
         let now = x86::cpu::rdtsc();
         let ran = now.wrapping_sub(me.since.get());
-        match self.tasks.get_mut(me.charged.get()) {
-            Some(t) => t.cpu_tsc += ran,
+        let t = me.charged.get();
+        match self.tasks.get_mut(t) {
+            Some(task) => {
+                task.cpu_tsc += ran;
+                let client = self.client_of(t);
+                self.tasks[client].billed_tsc += ran;
+            }
             None => self.idle_tsc += ran,
         }
         me.since.set(now);
         me.charged.set(next);
+    }
+
+    /// Whose work task `t` is doing: while it holds a caller's implicit reply (it serves that
+    /// call), the caller's, and so on up the chain of calls (the shell's call to fs, fs's to
+    /// the disk driver: the driver works for the shell); otherwise its own. The chain is
+    /// bounded by the task count: a task waits on one call at a time, so it has no cycle, but
+    /// the bound keeps a broken invariant from becoming a hang.
+    fn client_of(&self, mut t: usize) -> usize {
+        for _ in 0..self.tasks.len() {
+            match self.tasks[t].reply_to.and_then(|(caller, _)| self.resolve(caller)) {
+                Some(c) => t = c,
+                None => break,
+            }
+        }
+        t
     }
 
     /// Turn CPU accounting on or off for task `by` (the `accounting` syscall). Turned on, it
@@ -149,6 +196,9 @@ impl Kernel {
         }
         self.accounting = on;
         self.accounting_by = by;
+        if !on {
+            self.set_quiet(None);
+        }
     }
 
     /// The scheduler's part of a timer tick: account it to the running task, rotate

@@ -84,6 +84,12 @@ pub struct Tcb {
     /// TSC ticks charged to this task while accounting was on (`Kernel::charge`), all
     /// incarnations.
     pub cpu_tsc: u64,
+    /// TSC ticks charged while accounting was on to this task and to the servers serving its
+    /// calls (`Kernel::client_of`), all incarnations.
+    pub billed_tsc: u64,
+    /// Not scheduled until resumed (`task_pause`): when it becomes ready it is left off the
+    /// run queues, and no call or reply hands it the CPU.
+    pub paused: bool,
     pub slice_left: u32,
     pub space: Option<AddressSpace>,
     /// Physical frame of the IPC buffer.
@@ -151,6 +157,8 @@ impl Tcb {
         syscalls: 0,
         ticks: 0,
         cpu_tsc: 0,
+        billed_tsc: 0,
+        paused: false,
         slice_left: TIMESLICE_TICKS,
         space: None,
         ipc_buffer: 0,
@@ -311,6 +319,14 @@ impl FaultLog {
     }
 }
 
+/// A quiet period: interrupt lines closed but `keep`; `saved` is the mask the others return to
+/// (drivers' acknowledgements meanwhile are recorded in it, not applied).
+#[derive(Clone, Copy)]
+pub struct Quiet {
+    pub keep: u16,
+    pub saved: x86::pic::Mask,
+}
+
 pub struct Kernel {
     pub tasks: [Tcb; MAX_TASKS],
     pub cspaces: [CSpace; MAX_TASKS],
@@ -332,6 +348,9 @@ pub struct Kernel {
     pub accounting: bool,
     /// The task that turned accounting on: it goes off when that task stops.
     pub accounting_by: usize,
+    /// While a benchmark keeps the machine quiet (`accounting` with `quiet`): the lines it
+    /// left open, and the mask the other lines go back to (`crate::traps::set_quiet`).
+    pub quiet: Option<Quiet>,
     /// TSC ticks charged to no task while accounting was on: the CPU halted with nothing ready,
     /// interrupts, choosing whom to run after them.
     pub idle_tsc: u64,
@@ -390,6 +409,7 @@ impl Kernel {
             ticks: 0,
             accounting: false,
             accounting_by: 0,
+            quiet: None,
             idle_tsc: 0,
             boot_tsc: 0,
             tsc_per_ms: 0,
@@ -425,6 +445,9 @@ impl Kernel {
     pub fn make_ready(&mut self, t: usize) {
         self.tasks[t].state = TaskState::Ready;
         self.tasks[t].blocked = Blocked::Nothing;
+        if self.tasks[t].paused {
+            return; // queued when resumed
+        }
         let prio = self.tasks[t].priority;
         self.run.enqueue(&mut self.links, t, prio);
     }

@@ -12,7 +12,7 @@ use console_api::{print, println, Console};
 use fs_api::Fs;
 use shellcmd::{Console as _, Status, TaskRow, LINE_MAX};
 use timer_api::Timer;
-use userlib::abi::{BootInfo, Error, FaultKind, InjectKind, TaskInfo, TaskState};
+use userlib::abi::{BootInfo, Error, FaultKind, InjectKind, TaskInfo, TaskState, TASK_PAUSED};
 use userlib::cap::{Cap, Endpoint, IoPort, Session, Task};
 use x86::qemu::{DEBUG_EXIT_PORT, DEBUG_EXIT_POWEROFF};
 
@@ -31,7 +31,9 @@ const HELP: shellcmd::Help = shellcmd::Help {
   wait NAME         wait until task NAME stops, print how it ended
   run NAME          start NAME and wait for it (e.g. `run hostile`, `run ssrtest`)
   restart NAME      replace task NAME with a new incarnation from its pristine image
-  kill NAME         crash task NAME now (the reincarnation server restarts supervised tasks)",
+  kill NAME         crash task NAME now (the reincarnation server restarts supervised tasks)
+  pause NAME        stop scheduling task NAME (what it waits for still happens); ps: paused
+  resume NAME       schedule a paused task again",
     sessions: "  cd PATH, pwd      change, show the current directory (kept in the fs server's SSR for us)
   fsck              check the fs server's disk: what is in use, or every problem found
   sleep MS          wait MS milliseconds, at most one hour (timer server)
@@ -170,6 +172,10 @@ impl shellcmd::Shell for Shell {
                 None => Out.fail(format_args!("usage: restart NAME")),
                 Some(name) => self.restart(name),
             },
+            "pause" | "resume" => match (words.next(), words.next()) {
+                (Some(name), None) => self.pause(name, cmd == "pause"),
+                _ => Out.fail(format_args!("usage: {} NAME", cmd)),
+            },
             "poweroff" => self.poweroff(),
             _ => return None,
         })
@@ -196,7 +202,11 @@ impl Shell {
                 name: t.name(),
                 index: t.index as usize,
                 generation: t.generation,
-                state: t.state().map(|s| s.name()).unwrap_or("?"),
+                state: match t.state() {
+                    _ if t.flags & TASK_PAUSED != 0 => "paused",
+                    Some(s) => s.name(),
+                    None => "?",
+                },
                 restarts: t.restarts,
                 priority: t.priority,
                 calls: t.syscalls,
@@ -204,6 +214,32 @@ impl Shell {
             shellcmd::print_task_row(&Out, &row);
         }
         0
+    }
+
+    /// `pause NAME` / `resume NAME`. Not the console server: this shell could then not print,
+    /// nor read the `resume` that would undo it.
+    fn pause(&mut self, name: &str, on: bool) -> Status {
+        let tasks = match self.task_cap() {
+            Ok(t) => t,
+            Err(s) => return s,
+        };
+        let Some(target) = self.infos(tasks).find(|t| t.name() == name) else {
+            return Out.fail(format_args!("no task named '{}' (see 'ps')", name));
+        };
+        if on && name == "console" {
+            return Out
+                .fail(format_args!("pause: not the console server (this shell talks to you through it)"));
+        }
+        match tasks.pause(target.index as usize, on) {
+            Ok(()) => {
+                println!("{} {} (task {})", if on { "paused" } else { "resumed" }, name, target.index);
+                0
+            }
+            Err(Error::WouldDeadlock) => Out.fail(format_args!("pause: not this shell itself")),
+            Err(e) => {
+                Out.fail(format_args!("cannot {} {}: {}", if on { "pause" } else { "resume" }, name, e))
+            }
+        }
     }
 
     fn control(&mut self, cmd: &str, name: &str) -> Status {

@@ -271,6 +271,12 @@ impl Cap<Task> {
         sys::call(Sysno::TaskHold, [self.slot(), index as u64, 0, 0, 0, 0]).map(|_| ())
     }
 
+    /// Pause task `index` (`on`) or resume it: a paused task is not scheduled. See
+    /// `Sysno::TaskPause`.
+    pub fn pause(self, index: usize, on: bool) -> Result<(), Error> {
+        sys::call(Sysno::TaskPause, [self.slot(), index as u64, on as u64, 0, 0, 0]).map(|_| ())
+    }
+
     /// Inject a fault into task `index`; returns what was hit (register/bit, address, ...).
     pub fn inject(self, index: usize, kind: axolotl_abi::InjectKind, seed: u64) -> Result<u64, Error> {
         sys::call(Sysno::Inject, [self.slot(), index as u64, kind as u64, seed, 0, 0]).map(|r| r.rdi)
@@ -297,6 +303,14 @@ impl Cap<Task> {
     /// returns the TSC ticks charged to idle so far. See `Sysno::Accounting`.
     pub fn accounting(self, on: bool) -> Result<u64, Error> {
         sys::call(Sysno::Accounting, [self.slot(), on as u64, 0, 0, 0, 0]).map(|r| r.rdi)
+    }
+
+    /// Accounting on, and every interrupt line closed but those of task `keep` (the kernel's
+    /// timer's too), or (`None`) the lines as their drivers left them again. See
+    /// `Sysno::Accounting`.
+    pub fn quiet(self, keep: Option<usize>) -> Result<u64, Error> {
+        let (quiet, keep) = keep.map_or((2, 0), |k| (1, k as u64));
+        sys::call(Sysno::Accounting, [self.slot(), 1, quiet, keep, 0, 0]).map(|r| r.rdi)
     }
 
     /// The index of the task named `name`.

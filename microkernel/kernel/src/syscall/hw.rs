@@ -19,8 +19,8 @@ impl Syscall for IrqAck {
         }
     }
 
-    fn invoke(self, _k: &mut Kernel, _cur: usize) -> Result<Done, Error> {
-        x86::pic::mask(&crate::arch::cpu::PORTS, self.0, false);
+    fn invoke(self, k: &mut Kernel, _cur: usize) -> Result<Done, Error> {
+        k.open_line(self.0);
         Ok(Done::Value(0, 0))
     }
 }

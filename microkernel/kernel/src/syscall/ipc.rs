@@ -108,6 +108,8 @@ impl Syscall for ReplyRecv {
     }
 
     fn invoke(self, k: &mut Kernel, cur: usize) -> Result<Done, Error> {
+        // What the server ran until now was for its caller.
+        k.settle();
         // A caller that died meanwhile simply gets no answer, as in seL4.
         let answered = k.tasks[cur]
             .reply_to
@@ -171,6 +173,7 @@ impl Syscall for SaveReply {
             id,
         );
         k.cspaces[cur].insert(self.slot, reply)?;
+        k.settle();
         k.tasks[cur].reply_to = None;
         // The request is parked: until it is answered, its client's SSR is out of reach.
         k.unmap_ssr(cur);

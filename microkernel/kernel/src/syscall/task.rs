@@ -6,6 +6,7 @@ use crate::paging::UserSlice;
 use crate::sched::Done;
 use crate::state::{ms_to_ticks, Blocked, Kernel};
 use axolotl_abi::{Error, FaultKind, InjectKind, Rights, TaskState, EXIT_PANIC};
+use axolotl_kcore::cap::Object;
 
 /// `task_info(task, index, out)`: a `TaskInfo` at user address `out`.
 pub struct TaskInfo {
@@ -29,33 +30,61 @@ impl Syscall for TaskInfo {
             restarts: task.restarts,
             state: task.state as u8,
             priority: task.priority,
-            _pad: [0; 2],
+            flags: if task.paused { axolotl_abi::TASK_PAUSED } else { 0 },
+            _pad: 0,
             exit_code: task.exit_code,
             syscalls: task.syscalls,
             ticks: task.ticks,
             recovery_tsc: task.recovery_tsc,
             cpu_tsc: task.cpu_tsc,
+            billed_tsc: task.billed_tsc,
         };
         k.tasks[cur].space().write_user(self.out, bytemuck::bytes_of(&info))?;
         Ok(Done::Value(0, 0))
     }
 }
 
-/// `accounting(task_all, on)`: CPU accounting on or off; the TSC ticks charged to idle.
-pub struct Accounting(bool);
+/// `accounting(task_all, on, quiet, keep)`: CPU accounting on or off, maybe with every
+/// interrupt line closed but task `keep`'s; the TSC ticks charged to idle.
+pub struct Accounting {
+    on: bool,
+    /// Quiet from now with these lines left open (`Some(Some)`), or not (`Some(None)`), or as
+    /// it was (`None`).
+    quiet: Option<Option<u16>>,
+}
 
 impl Syscall for Accounting {
     fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
         super::supervisor_cap(k, cur, a[0])?;
-        match a[1] {
-            0 => Ok(Accounting(false)),
-            1 => Ok(Accounting(true)),
-            _ => Err(Error::InvalidArgument),
-        }
+        let on = match a[1] {
+            0 => false,
+            1 => true,
+            _ => return Err(Error::InvalidArgument),
+        };
+        let quiet = match a[2] {
+            0 => None,
+            2 => Some(None),
+            1 if on => {
+                let keep = k.tasks.get(a[3] as usize).ok_or(Error::InvalidArgument)?;
+                if keep.state == TaskState::Free {
+                    return Err(Error::Dead);
+                }
+                let lines = k.cspaces[a[3] as usize].iter().filter_map(|(_, c)| match c.object {
+                    Object::Interrupt(line) => Some(1u16 << line),
+                    _ => None,
+                });
+                Some(Some(lines.fold(0, |a, b| a | b)))
+            }
+            _ => return Err(Error::InvalidArgument),
+        };
+        Ok(Accounting { on, quiet })
     }
 
     fn invoke(self, k: &mut Kernel, cur: usize) -> Result<Done, Error> {
-        k.set_accounting(self.0, cur);
+        k.set_accounting(self.on, cur);
+        if let Some(quiet) = self.quiet {
+            k.set_quiet(quiet);
+        }
         Ok(Done::Value(k.idle_tsc, 0))
     }
 }
@@ -206,6 +235,32 @@ impl Syscall for TaskHold {
 
     fn invoke(self, k: &mut Kernel, _cur: usize) -> Result<Done, Error> {
         crate::lifecycle::hold_task(k, self.0);
+        Ok(Done::Value(0, 0))
+    }
+}
+
+/// `task_pause(task, index, on)`: stop scheduling another task, or start again.
+pub struct TaskPause {
+    t: usize,
+    on: bool,
+}
+
+impl Syscall for TaskPause {
+    fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
+        let t = other_task(k, cur, a[0], a[1], Rights::WRITE)?;
+        let on = match a[2] {
+            0 => false,
+            1 => true,
+            _ => return Err(Error::InvalidArgument),
+        };
+        if k.tasks[t].state == TaskState::Free {
+            return Err(Error::Dead);
+        }
+        Ok(TaskPause { t, on })
+    }
+
+    fn invoke(self, k: &mut Kernel, _cur: usize) -> Result<Done, Error> {
+        k.set_paused(self.t, self.on);
         Ok(Done::Value(0, 0))
     }
 }
