@@ -99,29 +99,47 @@ fn watch(spinner: ProgressBar) -> Echo {
 /// Boot `personality` under -icount and run `bench runs`. No disk is attached, so fs keeps
 /// its files on the RAM disk, as these rows were measured before the disk driver.
 pub fn measure(iso: &std::path::Path, personality: Personality, runs: usize) -> Result<Vec<Row>> {
-    session(iso, personality, None, &[format!("bench {runs}")], runs)
+    session(
+        iso,
+        personality,
+        Machine { icount: true, ..Machine::default() },
+        &[format!("bench {runs}")],
+        runs,
+    )
 }
 
-/// Boot `personality` under -icount with a fresh scratch disk and run `bench disk runs`: block
-/// I/O through the driver, a file read that reaches the disk, the driver's restart.
+/// Boot `personality` under -icount with a blank disk (served by [`crate::nbd`] with
+/// [`DEVICE_LATENCY`]) and run `bench disk runs`: block I/O through the driver, a file read
+/// that reaches the disk, the driver's restart.
 pub fn measure_disk(iso: &std::path::Path, personality: Personality, runs: usize) -> Result<Vec<Row>> {
-    let scratch = crate::disk::Scratch::new(&format!("bench-{}", personality.id()))?;
-    // `ls /` first: fs mounts the disk (formatting the blank scratch image) before the rows.
+    let image = vec![0; crate::disk::SIZE as usize];
+    let server = crate::nbd::Server::start_with(image, DEVICE_LATENCY, false)?;
+    // `ls /` first: fs mounts the disk (formatting the blank image) before the rows.
     let cmds = ["ls /".to_string(), format!("bench disk {runs}")];
-    session(iso, personality, Some(scratch.path()), &cmds, runs)
+    let machine = Machine { icount: true, nbd: Some(server.port), ..Machine::default() };
+    // The server's thread ends when QEMU disconnects (or, if QEMU never connected, with this
+    // process): nothing to wait for.
+    session(iso, personality, machine, &cmds, runs)
 }
+
+/// How long the bench's disk takes to answer each request, in real time. QEMU completes a
+/// block on a host thread: from a file, often before the driver has gone to sleep on its
+/// interrupt, and then the driver finds it done and neither sleeps nor switches, and the rows
+/// depend on a race. Half a millisecond (about what a SATA SSD takes to read a block) is far
+/// more than the guest needs to reach its `hlt`, so every request takes the path a real
+/// disk's would: submit, sleep, interrupt, wake. The time waited is not in the rows (see
+/// `bench disk` in each shell).
+pub const DEVICE_LATENCY: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// One boot under -icount typing `cmds`; the rows it printed for `personality`.
 fn session(
     iso: &std::path::Path,
     personality: Personality,
-    disk: Option<&std::path::Path>,
+    machine: Machine,
     cmds: &[String],
     runs: usize,
 ) -> Result<Vec<Row>> {
-    // The disk lives as long as the whole benchmark (Machine takes a 'static path).
-    let disk: Option<&'static std::path::Path> = disk.map(|d| &*Box::leak(d.to_path_buf().into_boxed_path()));
-    let machine = Machine { icount: true, disk, ..Machine::default() };
+    let disk = machine.nbd;
     // Generous: TCG with -icount runs ~100 M instructions/s; a restart row is ~50 k each, and a
     // disk row waits for the host's file each block.
     let timeout =

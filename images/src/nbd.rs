@@ -1,5 +1,7 @@
 //! A small NBD server that serves a disk image from memory and records every write and flush,
 //! in order: the disk `cargo os crashtest` gives QEMU (`-drive file=nbd://127.0.0.1:PORT`).
+//! Unrecorded and answering each request after a fixed delay, it is the disk of `cargo os
+//! bench`'s disk rows (`bench::DEVICE_LATENCY`).
 //!
 //! ```text
 //!  handshake  "NBDMAGIC" IHAVEOPT, flags: fixed newstyle, no zeroes
@@ -18,6 +20,7 @@ use fs_core::{Block, BLOCK_SIZE};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 const NBDMAGIC: u64 = 0x4e42_444d_4147_4943;
 const IHAVEOPT: u64 = 0x4948_4156_454f_5054;
@@ -60,6 +63,13 @@ impl Server {
     /// Listen on 127.0.0.1 (a free port) and serve `image` to the first client that connects,
     /// until it disconnects.
     pub fn start(image: Vec<u8>) -> Result<Server> {
+        Server::start_with(image, Duration::ZERO, true)
+    }
+
+    /// Like [`Server::start`], answering each request only once `latency` (real time) has
+    /// passed since it arrived, as a device that takes that long would, and keeping a log of
+    /// the writes only if `record`.
+    pub fn start_with(image: Vec<u8>, latency: Duration, record: bool) -> Result<Server> {
         let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| fail!("nbd: cannot listen: {e}"))?;
         let port = listener.local_addr().map_err(|e| fail!("nbd: {e}"))?.port();
         let disk = Arc::new(Mutex::new(Recorder { image, log: Vec::new() }));
@@ -67,7 +77,7 @@ impl Server {
         let thread = std::thread::spawn(move || {
             let (stream, _) = listener.accept().map_err(|e| fail!("nbd: accept: {e}"))?;
             let _ = stream.set_nodelay(true);
-            serve(stream, &shared)
+            serve(stream, &shared, latency, record)
         });
         Ok(Server { port, disk, thread })
     }
@@ -123,7 +133,7 @@ fn option_reply(s: &mut TcpStream, option: u32, kind: u32, data: &[u8]) -> Resul
     s.write_all(&out).map_err(io)
 }
 
-fn serve(mut s: TcpStream, disk: &Mutex<Recorder>) -> Result<()> {
+fn serve(mut s: TcpStream, disk: &Mutex<Recorder>, latency: Duration, record: bool) -> Result<()> {
     let size = disk.lock().expect("nbd lock").image.len() as u64;
     let tx_flags = TX_HAS_FLAGS | TX_SEND_FLUSH;
     let mut hello = Vec::new();
@@ -187,7 +197,11 @@ fn serve(mut s: TcpStream, disk: &Mutex<Recorder>) -> Result<()> {
         let handle = read_u64(&mut s)?;
         let offset = read_u64(&mut s)?;
         let len = read_u32(&mut s)? as usize;
+        let arrived = Instant::now();
         let reply = |s: &mut TcpStream, error: u32, data: &[u8]| -> Result<()> {
+            if let Some(left) = latency.checked_sub(arrived.elapsed()) {
+                std::thread::sleep(left);
+            }
             let mut out = Vec::with_capacity(16 + data.len());
             out.extend(SIMPLE_REPLY_MAGIC.to_be_bytes());
             out.extend(error.to_be_bytes());
@@ -212,6 +226,11 @@ fn serve(mut s: TcpStream, disk: &Mutex<Recorder>) -> Result<()> {
                 {
                     let mut d = disk.lock().expect("nbd lock");
                     d.image[offset as usize..offset as usize + len].copy_from_slice(&data);
+                    if !record {
+                        drop(d);
+                        reply(&mut s, 0, &[])?;
+                        continue;
+                    }
                     let first = offset as usize / BLOCK_SIZE;
                     let last = (offset as usize + len).div_ceil(BLOCK_SIZE);
                     for b in first..last {
@@ -223,7 +242,9 @@ fn serve(mut s: TcpStream, disk: &Mutex<Recorder>) -> Result<()> {
                 reply(&mut s, 0, &[])?;
             }
             CMD_FLUSH => {
-                disk.lock().expect("nbd lock").log.push(Event::Flush);
+                if record {
+                    disk.lock().expect("nbd lock").log.push(Event::Flush);
+                }
                 reply(&mut s, 0, &[])?;
             }
             CMD_DISC => return Ok(()),

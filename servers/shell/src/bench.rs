@@ -19,11 +19,11 @@
 //!
 //! The disk rows wait for the device. Meanwhile the CPU idles (and under `-icount` with
 //! `sleep=off` QEMU moves the clock straight to the next timer), or runs tasks the operation
-//! does not involve (the timer server's tick, the scribe). So those rows count only what the
-//! kernel charged to the tasks on the operation's path (shell, virtio-blk, and fs for the file
-//! read): the span less the time it charged to idle and to every other task, with its CPU
-//! accounting on (`accounting`, `cpu_tsc` of `task_info`) for these rows only. What is left is
-//! the instructions retired on the way, the kernel's included.
+//! does not involve (the timer server's tick, the scribe, whose requests may also be queued
+//! at fs or the driver when the shell's arrive). So those rows count only what the kernel
+//! billed to the shell: what the shell ran, and what fs and the driver ran while serving its
+//! calls (`billed_tsc` of `task_info`, with CPU accounting on for these rows only). What is
+//! left is the instructions retired on the way, the kernel's included.
 
 use crate::{Out, Shell};
 use algo::stats::summarize;
@@ -31,7 +31,7 @@ use block_api::{Block, BlockDevice, BlockError, BLOCK_SIZE};
 use console_api::println;
 use fs_api::{mode, Fs, FsError};
 use shellcmd::{Console as _, Status, BENCH_MAX};
-use userlib::abi::{InjectKind, MsgInfo, Sysno, TaskState};
+use userlib::abi::{InjectKind, MsgInfo, Sysno, TaskState, TASK_PAUSED};
 use userlib::cap::{Cap, Task};
 
 /// Restarting a server takes 50,000 to 75,000 instructions: fewer runs suffice.
@@ -118,30 +118,34 @@ pub fn disk(shell: &mut Shell, n: usize) -> Status {
         return Out
             .fail(format_args!("bench disk needs the task capability (to leave out other tasks' time)"));
     };
-    let find = |name| tasks.find(name).ok_or(name);
-    let (me, driver, fs_task) = match (find("shell"), find("virtio-blk"), find("fs")) {
-        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-        (Err(name), _, _) | (_, Err(name), _) | (_, _, Err(name)) => {
-            return Out.fail(format_args!("bench disk: no task named {}", name))
-        }
+    let (Some(me), Some(driver)) = (tasks.find("shell"), tasks.find("virtio-blk")) else {
+        return Out.fail(format_args!("bench disk: no task named shell or virtio-blk"));
     };
-    if let Err(e) = tasks.accounting(true) {
-        return Out.fail(format_args!("bench disk: cannot turn CPU accounting on: {}", e));
+    // The scribe's requests would queue at fs and the driver between the shell's: each then
+    // takes the kernel's slower paths (a queued call instead of a direct hand-off), and the
+    // rows would vary with how often the scribe's timer fires. It waits meanwhile.
+    let scribe = tasks.find("scribe").filter(|&s| tasks.info(s).is_ok_and(|t| t.flags & TASK_PAUSED == 0));
+    if let Some(s) = scribe {
+        if let Err(e) = tasks.pause(s, true) {
+            return Out.fail(format_args!("bench disk: cannot pause the scribe: {}", e));
+        }
+        println!("bench: the scribe is paused while the disk rows run");
     }
-    let status = disk_rows(shell, n, disk, fs, first, Path { tasks, on: [me, driver, driver] }, fs_task);
+    let status = match tasks.accounting(true) {
+        Ok(_) => disk_rows(shell, n, disk, fs, first, Billed { tasks, me, driver }),
+        Err(e) => Out.fail(format_args!("bench disk: cannot turn CPU accounting on: {}", e)),
+    };
     let _ = tasks.accounting(false);
+    if let Some(s) = scribe {
+        if let Err(e) = tasks.pause(s, false) {
+            return Out.fail(format_args!("bench disk: cannot resume the scribe: {}", e));
+        }
+        println!("bench: the scribe is resumed");
+    }
     status
 }
 
-fn disk_rows(
-    shell: &Shell,
-    n: usize,
-    disk: BlockDevice,
-    fs: Fs,
-    first: u32,
-    blk: Path,
-    fs_task: usize,
-) -> Status {
+fn disk_rows(shell: &Shell, n: usize, disk: BlockDevice, fs: Fs, first: u32, billed: Billed) -> Status {
     let mut run = [[0u8; BLOCK_SIZE]; RUN_BLOCKS];
     if let Err(e) = read_run(disk, first, &mut run) {
         return Out.fail(format_args!("bench disk: cannot read the disk's last 4 KiB: {}", e));
@@ -150,14 +154,12 @@ fn disk_rows(
     let samples = &mut buf[..n];
     let mut r = Report::start(samples);
     let mut scratch = [[0u8; BLOCK_SIZE]; RUN_BLOCKS];
-    r.row("mk.blk_read", n, measure_io(&blk, samples, || read_run(disk, first, &mut scratch)));
-    r.row("mk.blk_write", n, measure_io(&blk, samples, || write_run(disk, first, &run)));
+    r.row("mk.blk_read", n, measure_io(&billed, samples, || read_run(disk, first, &mut scratch)));
+    r.row("mk.blk_write", n, measure_io(&billed, samples, || write_run(disk, first, &run)));
     if scratch != run {
         r.status |= Out.fail(format_args!("bench disk: the blocks read back differ from those written"));
     }
-    let [me, driver, _] = blk.on;
-    let file = Path { tasks: blk.tasks, on: [me, fs_task, driver] };
-    r.row("mk.fs_read_disk", n, fs_read(fs, samples, Some(&file)));
+    r.row("mk.fs_read_disk", n, fs_read(fs, samples, Some(&billed)));
     let restarts = n.min(BENCH_RESTARTS);
     let answers = || disk.blocks().is_ok();
     r.measured("mk.drv_restart", restarts, restart(shell, "virtio-blk", &mut samples[..restarts], answers));
@@ -192,29 +194,52 @@ fn measure<E>(samples: &mut [u64], mut f: impl FnMut() -> Result<(), E>) -> Resu
     Ok(summarize(samples))
 }
 
-/// Like [`measure`], counting only the time charged to the tasks on `path`.
+/// Like [`measure`], counting only the time billed to the shell.
 fn measure_io<E>(
-    path: &Path,
+    billed: &Billed,
     samples: &mut [u64],
     mut f: impl FnMut() -> Result<(), E>,
 ) -> Result<[u64; 3], E> {
-    for s in samples.iter_mut() {
-        *s = measure_io_span(path, &mut f)?;
-    }
-    Ok(summarize(samples))
+    billed.quietly(|| {
+        // One run untimed: an interrupt that came before the quiet, and the scribe's last
+        // request, are dealt with outside the samples.
+        f()?;
+        for s in samples.iter_mut() {
+            *s = measure_io_span(billed, &mut f)?;
+        }
+        Ok(summarize(samples))
+    })
 }
 
-/// The tasks an operation passes through (a task may be named twice).
-struct Path {
+/// The kernel's bill for the shell's work: what the shell ran and what servers ran serving its
+/// calls (`billed_tsc`), the kernel's work for both included.
+struct Billed {
     tasks: Cap<Task>,
-    on: [usize; 3],
+    me: usize,
+    /// The disk driver, whose interrupt alone may come while a row runs.
+    driver: usize,
 }
 
-impl Path {
-    /// The TSC ticks charged so far to idle and to every task off the path.
+impl Billed {
+    /// Run `f` with every interrupt line closed but the disk's (`Cap::<Task>::quiet`): the
+    /// kernel's tick, the timer server's clock and the console's line wait until it is done.
+    /// Without this, which task ran before the driver woke (idle, or the timer server on a
+    /// tick QEMU's clock jumped to while the CPU waited) changed the switch's cost by a few
+    /// instructions per block (opening and closing that task's I/O ports), and the rows by
+    /// up to ~200.
+    fn quietly<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _ = self.tasks.quiet(Some(self.driver));
+        let r = f();
+        let _ = self.tasks.quiet(None);
+        r
+    }
+
+    /// The TSC ticks charged so far to idle and billed to every task but the shell. While the
+    /// shell runs these are complete (the kernel charges a task when it switches away from it,
+    /// and the shell's own bill lags until then).
     fn elsewhere(&self) -> u64 {
-        let others = (0..crate::MAX_TASKS).filter(|i| !self.on.contains(i));
-        let others: u64 = others.filter_map(|i| self.tasks.info(i).ok()).map(|t| t.cpu_tsc).sum();
+        let others = (0..crate::MAX_TASKS).filter(|&i| i != self.me);
+        let others: u64 = others.filter_map(|i| self.tasks.info(i).ok()).map(|t| t.billed_tsc).sum();
         others + self.tasks.accounting(true).unwrap_or(0)
     }
 }
@@ -228,42 +253,51 @@ fn measure_span<E>(f: &mut impl FnMut() -> Result<(), E>) -> Result<u64, E> {
     r.map(|()| t1 - t0)
 }
 
-/// One timed run of `f`, less the time charged off `path` meanwhile. That is read outside the
-/// span: the shell runs from each reading to its timestamp, so nothing is charged elsewhere
-/// in between (unless an interrupt wakes a task of higher priority: a rare outlier).
+/// One timed run of `f`, less the time not billed to the shell meanwhile. That is read
+/// outside the span: the shell runs from each reading to its timestamp, so nothing is charged
+/// elsewhere in between (unless an interrupt wakes a task of higher priority: a rare outlier).
 #[inline(always)]
-fn measure_io_span<E>(path: &Path, f: &mut impl FnMut() -> Result<(), E>) -> Result<u64, E> {
-    let away0 = path.elsewhere();
+fn measure_io_span<E>(billed: &Billed, f: &mut impl FnMut() -> Result<(), E>) -> Result<u64, E> {
+    let away0 = billed.elsewhere();
     let t0 = userlib::sys::rdtsc();
     let r = f();
     let t1 = userlib::sys::rdtsc();
-    let away1 = path.elsewhere();
+    let away1 = billed.elsewhere();
     r.map(|()| (t1 - t0).saturating_sub(away1 - away0))
 }
 
 /// Timed 64-byte reads through an open fs session, each of the first 64 bytes of a scratch
 /// file (the offset is set back outside the timed part), as the libos shell measures it.
-/// With a `path`, only the time charged to it (the file is on the disk).
-fn fs_read(fs: Fs, samples: &mut [u64], path: Option<&Path>) -> Stats {
+/// With `billed`, only the time billed to the shell (the file is on the disk).
+fn fs_read(fs: Fs, samples: &mut [u64], billed: Option<&Billed>) -> Stats {
     const PATH: &str = "/.bench-read";
     let fail = |e: FsError| e.describe();
     let fd = fs.open(PATH, mode::READ | mode::WRITE | mode::CREATE | mode::TRUNCATE).map_err(fail)?;
     let result = (|| {
         fs.write(fd, &[0x5a; 64]).map_err(fail)?;
         let mut buf = [0u8; 64];
-        for s in samples.iter_mut() {
+        let mut run = || -> Stats {
+            // One read untimed, as for the block rows.
             fs.seek(fd, 0).map_err(fail)?;
-            let mut read = || match fs.read(fd, &mut buf) {
-                Ok(64) => Ok(()),
-                Ok(_) => Err("a short read"),
-                Err(e) => Err(e.describe()),
-            };
-            *s = match path {
-                Some(path) => measure_io_span(path, &mut read)?,
-                None => measure_span(&mut read)?,
-            };
+            fs.read(fd, &mut buf).map_err(fail)?;
+            for s in samples.iter_mut() {
+                fs.seek(fd, 0).map_err(fail)?;
+                let mut read = || match fs.read(fd, &mut buf) {
+                    Ok(64) => Ok(()),
+                    Ok(_) => Err("a short read"),
+                    Err(e) => Err(e.describe()),
+                };
+                *s = match billed {
+                    Some(billed) => measure_io_span(billed, &mut read)?,
+                    None => measure_span(&mut read)?,
+                };
+            }
+            Ok(summarize(samples))
+        };
+        match billed {
+            Some(billed) => billed.quietly(run),
+            None => run(),
         }
-        Ok(summarize(samples))
     })();
     let _ = fs.close(fd);
     let _ = fs.remove(PATH);
