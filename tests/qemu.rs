@@ -447,6 +447,11 @@ fn a_paused_task_does_not_run_until_resumed() {
         "sleep 1000",
         "cat /scribe/status",
         "ps",
+        "pause fs",
+        "sleep 1000",
+        "resume fs",
+        "sleep 700",
+        "cat /scribe/status",
         "pause console",
         "pause shell",
         "pause nosuch",
@@ -461,9 +466,12 @@ fn a_paused_task_does_not_run_until_resumed() {
     check(&t, ps.len() == 2 && state(&ps[0]) == "paused", "ps shows the scribe paused");
     check(&t, ps.len() == 2 && state(&ps[1]) != "paused", "and, resumed, no longer");
     let status = outputs(&t, "cat /scribe/status");
-    check(&t, status.len() == 3, "three status reads");
+    check(&t, status.len() == 4, "four status reads");
     check(&t, status[0] == status[1], "paused, the scribe wrote no record in a second");
     check(&t, status[2] != status[1], "resumed, it writes again");
+    // A paused server in `recv`: its callers (the scribe) wait, and are served once it resumes.
+    check(&t, status[3] != status[2], "fs paused and resumed: the scribe's calls went through");
+    check(&t, t.console.contains("paused fs (task ") && t.console.contains("resumed fs (task "), "fs too");
     check(
         &t,
         t.console.contains("paused scribe (task ") && t.console.contains("resumed scribe (task "),

@@ -44,7 +44,7 @@ pub fn try_ipc(k: &mut Kernel, cur: usize) -> Option<usize> {
 /// Whether `t`, made ready now, may run before every task already waiting in the run queues.
 #[inline(always)]
 fn may_run_now(k: &Kernel, t: usize) -> bool {
-    !k.run.any_in(k.tasks[t].outranked_by) && !k.tasks[t].paused
+    !k.run.any_in(k.tasks[t].outranked_by)
 }
 
 #[inline(always)]
@@ -115,10 +115,8 @@ fn reply_recv(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> 
     {
         return None;
     }
-    // Checked; from here on nothing fails. What the server ran until now was for the caller.
-    k.settle();
     let [t, c] = k.tasks.get_disjoint_mut([cur, caller]).ok()?;
-    // The server's SSR window is emptied ...
+    // Checked; from here on nothing fails. The server's SSR window is emptied ...
     t.unmap_ssr();
     k.endpoints[ep as usize].receivers.push_back(&mut k.links, cur);
     // ... the answer goes to the caller ...

@@ -14,7 +14,7 @@
 //! was restarted, or was answered already) gets `Dead` instead of reaching the wrong task.
 
 use crate::sched::Done;
-use crate::state::{Blocked, Kernel, Pending, Tcb};
+use crate::state::{Blocked, Kernel, Pending, Tcb, PAUSED_TOKEN};
 use axolotl_abi::{Error, MsgInfo, Rights, TaskState, IPC_BUFFER_SIZE, LABEL_NOTIFICATION};
 use axolotl_kcore::TaskId;
 
@@ -80,9 +80,6 @@ impl Kernel {
 
     /// `caller` now waits for `server`'s reply.
     fn link_call(&mut self, caller: usize, server: usize) {
-        // The running task (the caller, or the server taking a queued call) is billed for what
-        // it ran so far before the server's next ticks go to the caller.
-        self.settle();
         if let Some((old, _)) = self.tasks[server].reply_to.take() {
             // The server took a new call without answering or saving the old one: that caller
             // would wait forever, so it gets an error now.
@@ -96,11 +93,14 @@ impl Kernel {
         }
         let token = self.new_token();
         let c = &mut self.tasks[caller];
-        c.call_token = token;
+        // A paused caller whose call was queued (a server restarted under it) is taken now.
+        c.call_token = if c.paused { token | PAUSED_TOKEN } else { token };
         c.state = TaskState::Calling;
         c.blocked = Blocked::Reply(server as u16);
         self.tasks[server].reply_to = Some((self.tasks[caller].id, token));
         self.tasks[server].request_tick = self.ticks;
+        // A server taking a queued call in `recv` runs on: from now on, for the caller.
+        self.settle();
     }
 
     /// Send (or call, when `is_call`) on endpoint `ep`, maybe through a session. The message was
@@ -180,8 +180,9 @@ impl Kernel {
     /// The index of the task that made the call (`caller`, `token`), if it still waits for
     /// the answer.
     pub fn awaits_answer(&self, caller: TaskId, token: u64) -> Option<usize> {
-        self.resolve(caller)
-            .filter(|&c| self.tasks[c].state == TaskState::Calling && self.tasks[c].call_token == token)
+        self.resolve(caller).filter(|&c| {
+            self.tasks[c].state == TaskState::Calling && self.tasks[c].call_token & !PAUSED_TOKEN == token
+        })
     }
 
     /// Answer the call identified by (`caller`, `token`) with a message from `from`.

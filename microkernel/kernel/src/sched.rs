@@ -12,7 +12,7 @@
 use crate::arch::cpu::{self, NO_TASK};
 use crate::arch::gdt;
 use crate::arch::trap::{frame_end, TrapFrame};
-use crate::state::{Blocked, Kernel, TIMESLICE_TICKS};
+use crate::state::{Blocked, Kernel, PAUSED_TOKEN, TIMESLICE_TICKS};
 use axolotl_abi::TaskState;
 
 /// What a syscall did for its caller, and what it asks of the scheduler.
@@ -103,21 +103,41 @@ impl Kernel {
     pub fn switch_to(&mut self, t: usize) {
         self.tasks[t].state = TaskState::Ready;
         self.tasks[t].blocked = Blocked::Nothing;
-        if self.tasks[t].paused {
-            return; // ready, but it waits for `set_paused(t, false)`; `choose` picks another
-        }
         self.charge(t);
     }
 
-    /// Pause or resume task `t` (not the running one): a paused task that is ready leaves its
-    /// run queue, and is queued again when resumed.
+    /// Pause or resume task `t` (not the running one). Paused, a ready task leaves its run
+    /// queue; a server waiting in `recv` leaves its endpoint's receivers (callers queue
+    /// instead, and it takes the first when resumed); a caller's token carries
+    /// [`PAUSED_TOKEN`] (the IPC fastpath's check that the caller still waits then fails,
+    /// and the slow path answers it without running it). So the fastpath needs no test of
+    /// its own. Resumed, each comes back.
     pub fn set_paused(&mut self, t: usize, on: bool) {
-        let was = core::mem::replace(&mut self.tasks[t].paused, on);
+        if self.tasks[t].paused == on {
+            return;
+        }
+        self.tasks[t].paused = on;
         let prio = self.tasks[t].priority;
-        if on && !was && self.links.is_queued(t) {
-            self.run.remove(&mut self.links, t, prio);
-        } else if !on && was && self.tasks[t].state == TaskState::Ready && !self.links.is_queued(t) {
-            self.run.enqueue(&mut self.links, t, prio);
+        let task = &mut self.tasks[t];
+        match (task.state, task.blocked) {
+            (TaskState::Ready, _) if on => {
+                self.run.remove(&mut self.links, t, prio);
+            }
+            (TaskState::Ready, _) if !self.links.is_queued(t) && cpu::this().current.get() != t => {
+                self.run.enqueue(&mut self.links, t, prio);
+            }
+            (TaskState::Receiving, Blocked::Endpoint(ep)) if on => {
+                self.endpoints[ep as usize].receivers.remove(&mut self.links, t);
+            }
+            (TaskState::Receiving, Blocked::Endpoint(ep)) => {
+                let slot = self.tasks[t].recv_slot;
+                if let Done::Delivered = self.recv(t, ep, slot) {
+                    self.make_ready(t);
+                }
+            }
+            (TaskState::Calling, _) if on => task.call_token |= PAUSED_TOKEN,
+            (TaskState::Calling, _) => task.call_token &= !PAUSED_TOKEN,
+            _ => {}
         }
     }
 
@@ -136,9 +156,11 @@ impl Kernel {
         me.current.set(next);
     }
 
-    /// Close the running task's bill now: its work since the last charge goes to whom it
-    /// works for at this moment (`client_of`). Called before a task takes or gives up a
-    /// caller's implicit reply, which changes whom its next ticks are billed to.
+    /// Close the running task's bill now, and open the next for whom it works for from now
+    /// (`client_of`): a task that takes or gives up a caller's implicit reply without a switch
+    /// (a queued call taken in `recv`, a reply saved) calls this after the change. (Whom a task
+    /// works for is decided when it starts running, so a server that answers and switches to
+    /// its caller in one step, as the IPC fastpath does, needs no call.)
     #[inline(always)]
     pub fn settle(&mut self) {
         if self.accounting {
@@ -155,20 +177,23 @@ impl Kernel {
         }
     }
 
+    // Out of line: accounting is off but while a benchmark asks, and each switch then only
+    // tests the flag.
+    #[cold]
+    #[inline(never)]
     fn charge_to(&mut self, me: &cpu::PerCpu, next: usize) {
         let now = x86::cpu::rdtsc();
         let ran = now.wrapping_sub(me.since.get());
-        let t = me.charged.get();
-        match self.tasks.get_mut(t) {
-            Some(task) => {
-                task.cpu_tsc += ran;
-                let client = self.client_of(t);
-                self.tasks[client].billed_tsc += ran;
-            }
+        match self.tasks.get_mut(me.charged.get()) {
+            Some(task) => task.cpu_tsc += ran,
             None => self.idle_tsc += ran,
+        }
+        if let Some(client) = self.tasks.get_mut(me.billed.get()) {
+            client.billed_tsc += ran;
         }
         me.since.set(now);
         me.charged.set(next);
+        me.billed.set(if next < self.tasks.len() { self.client_of(next) } else { NO_TASK });
     }
 
     /// Whose work task `t` is doing: while it holds a caller's implicit reply (it serves that
@@ -193,6 +218,8 @@ impl Kernel {
             let me = cpu::this();
             me.since.set(x86::cpu::rdtsc());
             me.charged.set(me.current.get());
+            let cur = me.current.get();
+            me.billed.set(if cur < self.tasks.len() { self.client_of(cur) } else { NO_TASK });
         }
         self.accounting = on;
         self.accounting_by = by;

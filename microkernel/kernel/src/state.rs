@@ -319,6 +319,11 @@ impl FaultLog {
     }
 }
 
+/// Set in a paused caller's `call_token` (tokens count up from 0 and never reach it): see
+/// `Kernel::set_paused`. Whoever compares a token with a reply's masks it off, but the IPC
+/// fastpath.
+pub const PAUSED_TOKEN: u64 = 1 << 63;
+
 /// A quiet period: interrupt lines closed but `keep`; `saved` is the mask the others return to
 /// (drivers' acknowledgements meanwhile are recorded in it, not applied).
 #[derive(Clone, Copy)]

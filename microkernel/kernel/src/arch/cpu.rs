@@ -28,9 +28,11 @@ pub struct PerCpu {
     /// The task whose I/O-port ranges are open in this CPU's TSS bitmap.
     pub io_owner: Cell<usize>,
     /// With accounting on: the TSC at the last charge, and whom what ran since is charged to at
-    /// the next (a task, or `NO_TASK` for idle and interrupts; `Kernel::charge`).
+    /// the next (a task, or `NO_TASK` for idle and interrupts; `Kernel::charge`), and billed
+    /// to (the client it works for, decided when it started running: `Kernel::client_of`).
     pub since: Cell<u64>,
     pub charged: Cell<usize>,
+    pub billed: Cell<usize>,
     pub cpu_id: u32,
 }
 
@@ -49,6 +51,7 @@ static PER_CPU: PerCpuArray = PerCpuArray([PerCpu {
     io_owner: Cell::new(NO_TASK),
     since: Cell::new(0),
     charged: Cell::new(NO_TASK),
+    billed: Cell::new(NO_TASK),
     cpu_id: 0,
 }]);
 

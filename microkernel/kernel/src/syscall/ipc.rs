@@ -108,8 +108,6 @@ impl Syscall for ReplyRecv {
     }
 
     fn invoke(self, k: &mut Kernel, cur: usize) -> Result<Done, Error> {
-        // What the server ran until now was for its caller.
-        k.settle();
         // A caller that died meanwhile simply gets no answer, as in seL4.
         let answered = k.tasks[cur]
             .reply_to
@@ -117,8 +115,9 @@ impl Syscall for ReplyRecv {
             .and_then(|(c, token)| k.answer_unqueued(cur, c, token, self.info).ok());
         let done = k.recv(cur, self.ep, self.recv_slot);
         Ok(match (answered, done) {
-            // The server waits now: run the caller directly, as seL4's fastpath does.
-            (Some(c), Done::Blocked) => Done::Handoff(c),
+            // The server waits now: run the caller directly, as seL4's fastpath does (unless it
+            // is paused: then `make_ready` leaves it off the run queues).
+            (Some(c), Done::Blocked) if !k.tasks[c].paused => Done::Handoff(c),
             (Some(c), done) => {
                 k.make_ready(c);
                 done
@@ -173,8 +172,8 @@ impl Syscall for SaveReply {
             id,
         );
         k.cspaces[cur].insert(self.slot, reply)?;
-        k.settle();
         k.tasks[cur].reply_to = None;
+        k.settle();
         // The request is parked: until it is answered, its client's SSR is out of reach.
         k.unmap_ssr(cur);
         Ok(Done::Value(0, 0))
