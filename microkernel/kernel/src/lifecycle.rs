@@ -11,7 +11,9 @@
 //!                                                                             └─► hold_task
 //! ```
 
-use crate::state::{Blocked, Kernel};
+use crate::arch::cpu;
+use crate::sched::Done;
+use crate::state::{Blocked, Kernel, PAUSED_TOKEN};
 use axolotl_abi::{Error, FaultKind, FaultRecord, TaskState};
 use axolotl_kcore::cap::Object;
 use fault::recovery::Redelivery;
@@ -222,4 +224,39 @@ pub fn restart_task(k: &mut Kernel, t: usize, delay: u64) -> Result<u32, crate::
     crate::kprintln!("restarted {} (task {}) as generation {}", task.name(), t, generation);
     k.make_ready(t);
     Ok(generation)
+}
+
+/// Pause or resume task `t` (not the running one). Paused, a ready task leaves its run
+/// queue; a server waiting in `recv` leaves its endpoint's receivers (callers queue
+/// instead, and it takes the first when resumed); a caller's token carries
+/// [`PAUSED_TOKEN`] (the IPC fastpath's check that the caller still waits then fails,
+/// and the slow path answers it without running it). So the fastpath needs no test of
+/// its own. Resumed, each comes back.
+pub fn set_paused(k: &mut Kernel, t: usize, on: bool) {
+    if k.tasks[t].paused == on {
+        return;
+    }
+    k.tasks[t].paused = on;
+    let prio = k.tasks[t].priority;
+    let (state, blocked) = (k.tasks[t].state, k.tasks[t].blocked);
+    match (state, blocked) {
+        (TaskState::Ready, _) if on => {
+            k.run.remove(&mut k.links, t, prio);
+        }
+        (TaskState::Ready, _) if !k.links.is_queued(t) && cpu::this().current.get() != t => {
+            k.run.enqueue(&mut k.links, t, prio);
+        }
+        (TaskState::Receiving, Blocked::Endpoint(ep)) if on => {
+            k.endpoints[ep as usize].receivers.remove(&mut k.links, t);
+        }
+        (TaskState::Receiving, Blocked::Endpoint(ep)) => {
+            let slot = k.tasks[t].recv_slot;
+            if let Done::Delivered = k.recv(t, ep, slot) {
+                k.make_ready(t);
+            }
+        }
+        (TaskState::Calling, _) if on => k.tasks[t].call_token |= PAUSED_TOKEN,
+        (TaskState::Calling, _) => k.tasks[t].call_token &= !PAUSED_TOKEN,
+        _ => {}
+    }
 }

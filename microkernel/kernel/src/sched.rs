@@ -12,7 +12,7 @@
 use crate::arch::cpu::{self, NO_TASK};
 use crate::arch::gdt;
 use crate::arch::trap::{frame_end, TrapFrame};
-use crate::state::{Blocked, Kernel, PAUSED_TOKEN, TIMESLICE_TICKS};
+use crate::state::{Blocked, Kernel, TIMESLICE_TICKS};
 use axolotl_abi::TaskState;
 
 /// What a syscall did for its caller, and what it asks of the scheduler.
@@ -104,41 +104,6 @@ impl Kernel {
         self.tasks[t].state = TaskState::Ready;
         self.tasks[t].blocked = Blocked::Nothing;
         self.charge(t);
-    }
-
-    /// Pause or resume task `t` (not the running one). Paused, a ready task leaves its run
-    /// queue; a server waiting in `recv` leaves its endpoint's receivers (callers queue
-    /// instead, and it takes the first when resumed); a caller's token carries
-    /// [`PAUSED_TOKEN`] (the IPC fastpath's check that the caller still waits then fails,
-    /// and the slow path answers it without running it). So the fastpath needs no test of
-    /// its own. Resumed, each comes back.
-    pub fn set_paused(&mut self, t: usize, on: bool) {
-        if self.tasks[t].paused == on {
-            return;
-        }
-        self.tasks[t].paused = on;
-        let prio = self.tasks[t].priority;
-        let task = &mut self.tasks[t];
-        match (task.state, task.blocked) {
-            (TaskState::Ready, _) if on => {
-                self.run.remove(&mut self.links, t, prio);
-            }
-            (TaskState::Ready, _) if !self.links.is_queued(t) && cpu::this().current.get() != t => {
-                self.run.enqueue(&mut self.links, t, prio);
-            }
-            (TaskState::Receiving, Blocked::Endpoint(ep)) if on => {
-                self.endpoints[ep as usize].receivers.remove(&mut self.links, t);
-            }
-            (TaskState::Receiving, Blocked::Endpoint(ep)) => {
-                let slot = self.tasks[t].recv_slot;
-                if let Done::Delivered = self.recv(t, ep, slot) {
-                    self.make_ready(t);
-                }
-            }
-            (TaskState::Calling, _) if on => task.call_token |= PAUSED_TOKEN,
-            (TaskState::Calling, _) => task.call_token &= !PAUSED_TOKEN,
-            _ => {}
-        }
     }
 
     /// Make `next` (a task, or `NO_TASK` for idle) this CPU's current task; with accounting on,
@@ -274,6 +239,33 @@ impl Kernel {
                 gdt::set_io_ports(base, len, false);
             }
             me.io_owner.set(NO_TASK);
+        }
+    }
+}
+
+impl Kernel {
+    /// Close every interrupt line but `keep` (and the cascade, if a kept line needs it), the
+    /// timer's included, or (`None`) end that: the closed lines go back to how their drivers
+    /// left them. See `Sysno::Accounting`.
+    pub fn set_quiet(&mut self, keep: Option<u16>) {
+        if let Some(q) = self.quiet.take() {
+            let now = x86::pic::read_mask(&cpu::PORTS).0;
+            x86::pic::set_mask(&cpu::PORTS, x86::pic::Mask(q.saved.0 & !q.keep | now & q.keep));
+        }
+        if let Some(keep) = keep {
+            let keep = if keep & 0xff00 != 0 { keep | 1 << 2 } else { keep };
+            let saved = x86::pic::read_mask(&cpu::PORTS);
+            x86::pic::set_mask(&cpu::PORTS, x86::pic::Mask(saved.0 | !keep));
+            self.quiet = Some(crate::state::Quiet { keep, saved });
+        }
+    }
+
+    /// A driver acknowledged its interrupt: open `line` again, or, while the machine is kept
+    /// quiet and the line is not kept open, once the quiet ends.
+    pub fn open_line(&mut self, line: u8) {
+        match &mut self.quiet {
+            Some(q) if q.keep & 1 << line == 0 => q.saved.0 &= !(1 << line),
+            _ => x86::pic::mask(&cpu::PORTS, line, false),
         }
     }
 }

@@ -106,33 +106,6 @@ fn interrupt(k: &mut Kernel, line: u8) {
     x86::pic::eoi(&PORTS, line);
 }
 
-impl Kernel {
-    /// Close every interrupt line but `keep` (and the cascade, if a kept line needs it), the
-    /// timer's included, or (`None`) end that: the closed lines go back to how their drivers
-    /// left them. See `Sysno::Accounting`.
-    pub fn set_quiet(&mut self, keep: Option<u16>) {
-        if let Some(q) = self.quiet.take() {
-            let now = x86::pic::read_mask(&PORTS).0;
-            x86::pic::set_mask(&PORTS, x86::pic::Mask(q.saved.0 & !q.keep | now & q.keep));
-        }
-        if let Some(keep) = keep {
-            let keep = if keep & 0xff00 != 0 { keep | 1 << 2 } else { keep };
-            let saved = x86::pic::read_mask(&PORTS);
-            x86::pic::set_mask(&PORTS, x86::pic::Mask(saved.0 | !keep));
-            self.quiet = Some(crate::state::Quiet { keep, saved });
-        }
-    }
-
-    /// A driver acknowledged its interrupt: open `line` again, or, while the machine is kept
-    /// quiet and the line is not kept open, once the quiet ends.
-    pub fn open_line(&mut self, line: u8) {
-        match &mut self.quiet {
-            Some(q) if q.keep & 1 << line == 0 => q.saved.0 &= !(1 << line),
-            _ => x86::pic::mask(&PORTS, line, false),
-        }
-    }
-}
-
 /// The frame to resume after a kernel entry; idles until some task is ready. Consumes the lock
 /// guard: the lock is released before the caller restores the frame. That is safe because a
 /// running task's frame is only ever touched by the CPU running it.

@@ -260,7 +260,7 @@ impl Syscall for TaskPause {
     }
 
     fn invoke(self, k: &mut Kernel, _cur: usize) -> Result<Done, Error> {
-        k.set_paused(self.t, self.on);
+        crate::lifecycle::set_paused(k, self.t, self.on);
         Ok(Done::Value(0, 0))
     }
 }
