@@ -18,10 +18,13 @@ fn key(rows: &[Row]) -> Vec<(String, u64, u64)> {
 fn bench_rows_are_complete_and_deterministic() {
     let iso = common::iso();
     let expected = [
-        (Personality::Microkernel, &["mk.null_call", "mk.ssr_call", "mk.fs_read", "mk.restart"][..]),
+        (
+            Personality::Microkernel,
+            &["mk.null_call", "mk.ssr_call", "mk.fs_read", "mk.restart", "mk.boot"][..],
+        ),
         (
             Personality::Libos,
-            &["los.fn_call", "los.cell_call", "los.channel_rtt", "los.fs_read", "los.restart"][..],
+            &["los.fn_call", "los.cell_call", "los.channel_rtt", "los.fs_read", "los.restart", "los.boot"][..],
         ),
     ];
     for (p, names) in expected {

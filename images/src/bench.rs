@@ -226,7 +226,7 @@ pub fn to_markdown(rows: &[Row]) -> String {
     s
 }
 
-/// A horizontal bar chart of the medians on a log scale (the rows span 10 to 100,000).
+/// A horizontal bar chart of the medians on a log scale (the rows span 10 to 100,000,000).
 pub fn to_svg(rows: &[Row]) -> String {
     let (label_w, bar_w, row_h, top) = (190.0, 520.0, 26.0, 40.0);
     let height = top + rows.len() as f64 * row_h + 40.0;

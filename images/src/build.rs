@@ -165,6 +165,28 @@ fn grub_cfg(servers: &[String]) -> String {
     )
 }
 
+/// Copy ELF `from` to `to` without its debugging information (`objcopy --strip-debug`): the
+/// firmware reads every module through the BIOS, and DWARF was over 90 % of what it read
+/// (17.6 MB of ELFs, 1.5 MB stripped, at 57d96ee). The
+/// symbol table stays (the kernels name the function a fault hit from it); the full ELFs stay
+/// in the build directory for gdb (`Image`).
+fn strip_into(from: &Path, to: &Path) -> Result<()> {
+    let out = Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(from)
+        .arg(to)
+        .output()
+        .map_err(|e| fail!("cannot run objcopy (Debian package binutils): {e}"))?;
+    if !out.status.success() {
+        return Err(fail!(
+            "objcopy --strip-debug {} failed:\n{}",
+            from.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
 fn write_iso(pb: &ProgressBar, bins: &Path, servers: &[String]) -> Result<PathBuf> {
     let out = out_dir();
     // Per-process staging and an atomic rename: a QEMU already running from the old ISO (another
@@ -173,11 +195,11 @@ fn write_iso(pb: &ProgressBar, bins: &Path, servers: &[String]) -> Result<PathBu
     let boot = stage.join("boot");
     let _ = std::fs::remove_dir_all(&stage);
     std::fs::create_dir_all(boot.join("grub")).map_err(|e| fail!("cannot create {}: {e}", boot.display()))?;
-    copy(&bins.join(KERNEL_BIN), &boot.join(KERNEL_BIN))?;
-    copy(&bins.join(LIBOS_BIN), &boot.join(LIBOS_BIN))?;
+    strip_into(&bins.join(KERNEL_BIN), &boot.join(KERNEL_BIN))?;
+    strip_into(&bins.join(LIBOS_BIN), &boot.join(LIBOS_BIN))?;
     copy(&manifest_path(), &boot.join("manifest"))?;
     for s in servers {
-        copy(&bins.join(s), &boot.join(s))?;
+        strip_into(&bins.join(s), &boot.join(s))?;
     }
     std::fs::write(boot.join("grub").join("grub.cfg"), grub_cfg(servers))
         .map_err(|e| fail!("cannot write grub.cfg: {e}"))?;

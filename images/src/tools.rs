@@ -15,6 +15,7 @@ const TOOLS: &[Tool] = &[
     Tool { program: "grub-mkrescue", package: "grub-common" },
     Tool { program: "xorriso", package: "xorriso" },
     Tool { program: "mformat", package: "mtools" },
+    Tool { program: "objcopy", package: "binutils" },
 ];
 
 /// GRUB's BIOS platform files: grub-mkrescue silently builds an unbootable image without them.

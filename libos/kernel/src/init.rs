@@ -53,9 +53,18 @@ x86::multiboot2_trampoline!(
     efer = EferFlags::NO_EXECUTE_ENABLE.bits() as u32,
 );
 
+/// The TSC when the firmware and GRUB handed the machine to this kernel.
+static ENTRY_TSC: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The TSC when the kernel was entered: everything before it was the firmware's and GRUB's.
+pub fn entry_tsc() -> u64 {
+    ENTRY_TSC.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 #[no_mangle]
 extern "C" fn libos_kernel_entry(magic: u32, info: u32) -> ! {
     let t0 = crate::arch::cpu::rdtsc();
+    ENTRY_TSC.store(t0, core::sync::atomic::Ordering::Relaxed);
     crate::serial::init();
     crate::arch::gdt::init();
     crate::arch::trap::init();

@@ -61,6 +61,7 @@ pub use mem::mapped::MapError;
 pub use mem::MappedPages;
 pub use serial::Serial;
 // Time and scheduling.
+pub use init::entry_tsc;
 pub use sched::{idle_time, rdtsc, sleep_until, ticks, yield_now};
 // The privilege token and what it opens; fault injection's vocabulary.
 pub use control::{inject, kill, power_off, restart, set_quiet, without_preemption, Privilege};

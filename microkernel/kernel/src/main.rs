@@ -128,11 +128,12 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     x86::pic::init(&cpu::PORTS, Mask::all_but(&[0, 2]));
     x86::pit::start_tick(&cpu::PORTS, state::TICK_HZ);
     kprintln!(
-        "{} tasks loaded, {} syscalls, {} KiB free; boot took {} TSC ticks",
+        "{} tasks loaded, {} syscalls, {} KiB free; boot took {} TSC ticks (the kernel entered at {})",
         loaded,
         SYSCALL_COUNT,
         k.frames.free_count() * 4,
-        x86::cpu::rdtsc() - boot_tsc
+        x86::cpu::rdtsc() - boot_tsc,
+        boot_tsc
     );
     let first = traps::next_context(k);
     // SAFETY: `next_context` activated the task whose frame this is (space, rsp0, ctx end).

@@ -8,6 +8,9 @@
 //!  mk.ssr_call        the same through a session: the server reads a word of our SSR
 //!  mk.fs_read         64-byte read of an open file                    shell → fs ⇄ block (RAM)
 //!  mk.restart         fs killed → its next incarnation in recv        kernel-measured, n ≤ 50
+//!  mk.boot            kernel entry → the shell's first prompt         the kernel's boot, the
+//!                     servers' start (n = 1; what the firmware and GRUB took before is
+//!                     printed apart: their disk reads complete in real time, so it varies)
 //!  mk.blk_read        4 KiB: 8 block reads of the disk's last 4 KiB   shell → virtio-blk ⇄ device
 //!  mk.blk_write       4 KiB: the same 8 blocks written back unchanged (answered once the
 //!                     device has them; no flush)
@@ -96,6 +99,10 @@ pub fn calls(shell: &mut Shell, n: usize) -> Status {
     let restarts = n.min(BENCH_RESTARTS);
     let answers = || fs.stat("/").is_ok();
     r.measured("mk.restart", restarts, restart(shell, "fs", &mut samples[..restarts], answers));
+    let booted = shell.booted.ok_or("this shell is a later incarnation: it did not see the boot");
+    let entered = shell.boot_tsc;
+    r.measured("mk.boot", 1, booted.map(|t| [t - entered; 3]));
+    println!("bench: before the kernel (firmware, GRUB): {} TSC ticks", entered);
     r.status
 }
 

@@ -54,6 +54,11 @@ struct Shell {
     disk: Option<block_api::BlockDevice>,
     /// Keys read from the console but not yet edited into a line.
     typeahead: shellcmd::Typeahead<TYPEAHEAD>,
+    /// The TSC when the first incarnation of the shell showed its first prompt: the machine's
+    /// boot (`bench`'s `mk.boot`). `None` in a later incarnation.
+    booted: Option<u64>,
+    /// The TSC when the kernel was entered (the boot info's).
+    boot_tsc: u64,
 }
 
 /// Keys the shell takes from the console at once, and holds until it edits them.
@@ -386,6 +391,8 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
         bench: endpoint("bench").and_then(|ep| ep.connect(BENCH_SLOT).ok().map(|s| (ep, s))),
         disk: endpoint("disk").map(block_api::BlockDevice::new),
         typeahead: shellcmd::Typeahead::default(),
+        booted: None,
+        boot_tsc: boot.boot_tsc,
     };
     console_api::init_log(log::LevelFilter::Info);
     log::info!("started with {} capabilities", boot.caps().len());
@@ -393,6 +400,10 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
     let mut status: Status = 0;
     let mut prompt = shellcmd::Prompt::default();
     let mut line = heapless::String::<LINE_MAX>::new();
+    let first = shell.tasks.and_then(|t| t.find("shell")).and_then(|i| shell.tasks?.info(i).ok());
+    if first.is_some_and(|me| me.generation == 0) {
+        shell.booted = Some(userlib::sys::rdtsc());
+    }
     loop {
         prompt.print(&Out, status);
         let edit = shell.read_line(&mut line);

@@ -7,6 +7,8 @@
 //!  los.channel_rtt  a rendezvous round trip with the echo task (two task switches)
 //!  los.fs_read      a 64-byte read through our fs session (shell → fs → ramdisk and back)
 //!  los.restart      fs killed → its next incarnation waiting in recv (kernel-measured), n ≤ 50
+//!  los.boot         kernel entry → the shell's first prompt: the kernel's boot, the cells'
+//!                   start (n = 1; the firmware's and GRUB's part, which varies, is printed apart)
 //! ```
 //! The timer and serial interrupts are masked while measuring, so runs repeat exactly.
 //!
@@ -98,7 +100,14 @@ fn prepare(con: &Console, fs: &mut Fs) -> Result<u32, Failed> {
     Ok(fd)
 }
 
-pub fn run(con: &Console, w: &Wiring, privilege: &Privilege, fs: &mut Fs, n: usize) -> Result<(), Failed> {
+pub fn run(
+    con: &Console,
+    w: &Wiring,
+    privilege: &Privilege,
+    fs: &mut Fs,
+    n: usize,
+    booted: Option<u64>,
+) -> Result<(), Failed> {
     let setup = |why| Failed(None, why);
     let fs_task = libos_kernel::find_task("fs").ok_or(setup("no fs task"))?;
     let fd = prepare(con, fs)?;
@@ -154,6 +163,20 @@ pub fn run(con: &Console, w: &Wiring, privilege: &Privilege, fs: &mut Fs, n: usi
     }
     let [min, median, p99] = restart;
     let _ = writeln!(&*con, "bench: los.restart n={} min={} median={} p99={}", restarts, min, median, p99);
+    match booted {
+        Some(at) => {
+            let entered = libos_kernel::entry_tsc();
+            let t = at - entered;
+            let _ = writeln!(&*con, "bench: los.boot n=1 min={t} median={t} p99={t}");
+            let _ = writeln!(&*con, "bench: before the kernel (firmware, GRUB): {entered} TSC ticks");
+        }
+        None => {
+            let _ = writeln!(
+                &*con,
+                "error: bench: los.boot: this shell is a later incarnation: it did not see the boot"
+            );
+        }
+    }
     Ok(())
 }
 

@@ -65,6 +65,9 @@ struct Shell<'p> {
     /// The kernel's privilege token, which the image's wiring handed to the shell alone: it
     /// opens kill, restart, inject, poweroff and the benchmarks' unpreempted runs.
     privilege: &'p Privilege,
+    /// The TSC when the shell's first incarnation showed its first prompt (`bench`'s
+    /// `los.boot`; later incarnations know it too).
+    booted: Option<u64>,
 }
 
 /// Where the shell's lines go: the console cell.
@@ -174,7 +177,9 @@ impl shellcmd::Shell for Shell<'_> {
             return self.out.fail(format_args!("no file system session"));
         };
         let measured = match rows {
-            shellcmd::BenchRows::Calls => bench::run(&self.out.0, &self.w, self.privilege, fs, runs),
+            shellcmd::BenchRows::Calls => {
+                bench::run(&self.out.0, &self.w, self.privilege, fs, runs, self.booted)
+            }
             shellcmd::BenchRows::Disk => bench::disk(&self.out.0, &self.w, self.privilege, fs, runs),
         };
         match measured {
@@ -320,6 +325,8 @@ fn control_error(e: ControlError) -> &'static str {
 /// Spawn the shell task. It keeps `privilege` (in its closure, across incarnations) and lends
 /// it to no other cell.
 pub fn start(w: Wiring, privilege: Privilege) -> Result<libos_kernel::TaskId, libos_kernel::SpawnError> {
+    // Kept by the closure across incarnations: the first sets it (0: not yet).
+    let booted = core::sync::atomic::AtomicU64::new(0);
     libos_kernel::spawn("shell", 5, true, move || {
         let mut shell = Shell {
             out: Out(w.console.clone()),
@@ -328,11 +335,15 @@ pub fn start(w: Wiring, privilege: Privilege) -> Result<libos_kernel::TaskId, li
             timer: Clock(Timer(w.timer)),
             privilege: &privilege,
             typeahead: shellcmd::Typeahead::default(),
+            booted: None,
         };
         say!(shell, "\nAxolotl shell (libos personality). Type 'help' for commands.");
         let mut status: Status = 0;
         let mut prompt = shellcmd::Prompt::default();
         let mut line = heapless::String::<LINE_MAX>::new();
+        use core::sync::atomic::Ordering::Relaxed;
+        let _ = booted.compare_exchange(0, libos_kernel::rdtsc(), Relaxed, Relaxed);
+        shell.booted = Some(booted.load(Relaxed));
         loop {
             prompt.print(&shell.out, status);
             let edit = shell.read_line(&mut line);
