@@ -495,8 +495,8 @@ fn bench_prints_one_row_per_operation() {
     let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
     check(
         &t,
-        names == ["mk.null_call", "mk.ssr_call", "mk.fs_read", "mk.restart"],
-        "the four rows, in order",
+        names == ["mk.null_call", "mk.ssr_call", "mk.fs_read", "mk.restart", "mk.boot"],
+        "the five rows, in order",
     );
     for r in &rows {
         check(
@@ -509,6 +509,12 @@ fn bench_prints_one_row_per_operation() {
     check(&t, cost("mk.null_call") < cost("mk.ssr_call"), "the SSR word costs something");
     check(&t, cost("mk.ssr_call") < cost("mk.fs_read"), "a file read is a longer path");
     check(&t, cost("mk.fs_read") < cost("mk.restart"), "a restart (remount) is longer still");
+    check(&t, cost("mk.restart") < cost("mk.boot"), "and the boot, every server's start, longer again");
+    check(
+        &t,
+        t.console.contains("bench: before the kernel (firmware, GRUB): "),
+        "the firmware's part, apart",
+    );
 }
 
 #[test]

@@ -28,6 +28,11 @@ impl<D: BlockDevice> Disk<D> {
         Ok((Disk { dev, blocks, seq: Cell::new(1), durability: Cell::new(Durability::built()) }, device))
     }
 
+    /// The device under the file system.
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+
     /// The same file system seen through `dev` (a device layered over this one's, e.g. one
     /// that holds an operation's writes back until they are checked); nothing is read.
     pub fn on<E: BlockDevice>(&self, dev: E) -> Disk<E> {
@@ -64,12 +69,6 @@ impl<D: BlockDevice> Disk<D> {
     /// Blocks the file system spans, metadata included.
     pub fn blocks(&self) -> u32 {
         self.blocks
-    }
-
-    /// The device, for the tests to look at and to mount again.
-    #[cfg(test)]
-    pub(crate) fn device(&self) -> &D {
-        &self.dev
     }
 
     /// The device underneath, given back.

@@ -15,13 +15,15 @@
 //!  volume ── mount (or refuse to), format ──► disk
 //!  fsck ── reads everything, changes nothing ──► disk        layout: the format, path: paths
 //! ```
-//! Nothing is cached between requests: every change is written to the block store and flushed
-//! before the request is answered, and every operation either happens entirely or changes
-//! nothing, also when the machine stops in the middle of it (the journal, redone at mount).
+//! Every change is written to the block store and flushed before the request is answered, and
+//! every operation either happens entirely or changes nothing, also when the machine stops in
+//! the middle of it (the journal, redone at mount). A server may keep blocks between requests
+//! in a [`cache::Cached`] device: write-through, and checked on every hit.
 
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod cache;
 #[cfg(any(test, feature = "crash"))]
 pub mod crash;
 mod disk;

@@ -22,6 +22,7 @@ pub enum Request<'a> {
     },
     Write {
         block: u32,
+        #[serde(with = "serde_bytes")]
         data: &'a [u8],
     },
     /// Make every write answered so far durable; `Done` once it is (at once for RAM).
@@ -31,7 +32,7 @@ pub enum Request<'a> {
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
 pub enum Response<'a> {
     Info { blocks: u32 },
-    Data(&'a [u8]),
+    Data(#[serde(with = "serde_bytes")] &'a [u8]),
     Done,
     Error(BlockError),
 }
@@ -115,15 +116,15 @@ impl BlockDevice {
     }
 
     pub fn read(&self, block: u32, out: &mut Block) -> Result<(), BlockError> {
-        let mut reply = [0u8; BLOCK_SIZE + 16];
-        match self.ep.call_encoded(LABEL, &Request::Read { block }, &mut reply)? {
-            Response::Data(d) if d.len() == BLOCK_SIZE => {
+        let answer = |bytes: &[u8]| match msg::decode::<Response<'_>>(bytes) {
+            Ok(Response::Data(d)) if d.len() == BLOCK_SIZE => {
                 out.copy_from_slice(d);
                 Ok(())
             }
-            Response::Error(e) => Err(e),
+            Ok(Response::Error(e)) => Err(e),
             _ => Err(BlockError::Malformed),
-        }
+        };
+        self.ep.call_with(LABEL, &Request::Read { block }, answer)?
     }
 
     pub fn write(&self, block: u32, data: &Block) -> Result<(), BlockError> {
@@ -148,6 +149,20 @@ impl BlockDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A block travels as postcard's bytes: a varint length, then the bytes as they are (the
+    /// same wire format as a sequence of u8, but encoded with one copy, not byte by byte).
+    #[test]
+    fn a_block_is_encoded_as_its_length_and_its_bytes() {
+        let mut buf = [0u8; BLOCK_SIZE + 16];
+        let data = [7u8, 8, 9];
+        let n = userlib::msg::encode(&Response::Data(&data), &mut buf).unwrap();
+        assert_eq!(&buf[..n], &[1, 3, 7, 8, 9], "variant 1 (Data), length 3, the bytes");
+        let block = [0xa5u8; BLOCK_SIZE];
+        let n = userlib::msg::encode(&Request::Write { block: 2, data: &block }, &mut buf).unwrap();
+        assert_eq!(&buf[..5], &[2, 2, 0x80, 0x04, 0xa5], "Write, block 2, length 512 as a varint");
+        assert_eq!(n, 4 + BLOCK_SIZE);
+    }
 
     #[test]
     fn requests_and_errors_round_trip() {

@@ -28,7 +28,7 @@ const _: () = assert!(MAX_WRITE + 16 <= IPC_BUFFER_SIZE && MAX_WRITE < u8::MAX a
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
 pub enum Request<'a> {
     /// Write these bytes to the terminal (`\n` becomes `\r\n`).
-    Write(&'a [u8]),
+    Write(#[serde(with = "serde_bytes")] &'a [u8]),
     /// Return at least one and at most `max` bytes of input, waiting until there is some.
     Read { max: u16 },
     /// Return at most `max` bytes of input already received, possibly none; never waits (a
@@ -39,7 +39,7 @@ pub enum Request<'a> {
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
 pub enum Response<'a> {
     Written(u32),
-    Data(&'a [u8]),
+    Data(#[serde(with = "serde_bytes")] &'a [u8]),
     Error(ConsoleError),
 }
 

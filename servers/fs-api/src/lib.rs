@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 use userlib::abi::Error;
 use userlib::cap::{Cap, Endpoint, Session};
-use userlib::msg::CallError;
+use userlib::msg::{self, CallError};
 
 pub const LABEL: u32 = 0xF5;
 /// Most bytes one read or write carries.
@@ -39,6 +39,7 @@ pub enum Request<'a> {
     },
     Write {
         fd: u32,
+        #[serde(with = "serde_bytes")]
         data: &'a [u8],
     },
     Seek {
@@ -74,6 +75,7 @@ pub enum Request<'a> {
     /// all of it or, on error, nothing.
     Put {
         path: &'a str,
+        #[serde(with = "serde_bytes")]
         data: &'a [u8],
         append: bool,
     },
@@ -85,6 +87,10 @@ pub enum Request<'a> {
     Format {
         force: bool,
     },
+    /// Forget every block the server keeps between requests (its cache): the next requests
+    /// read from the block store. Nothing on the disk changes. For benchmarks of the path to
+    /// the device (`bench disk`).
+    DropCaches,
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
@@ -93,7 +99,7 @@ pub enum Response<'a> {
     // (measured, `mk.fs_read`); both ends are built together, so the order is free.
     Error(FsError),
     Fd(u32),
-    Data(&'a [u8]),
+    Data(#[serde(with = "serde_bytes")] &'a [u8]),
     Count(u32),
     Done,
     Stat { kind: u8, size: u32 },
@@ -168,16 +174,17 @@ impl Fs {
 
     /// Read up to `out.len()` bytes (at most `MAX_IO`) at the file's offset; 0 at the end.
     pub fn read(&self, fd: u32, out: &mut [u8]) -> Result<usize> {
-        let mut reply = [0u8; MAX_IO + 16];
         let len = out.len().min(MAX_IO) as u32;
-        match self.call(&Request::Read { fd, len }, &mut reply)? {
-            Response::Data(d) => {
+        let answer = |bytes: &[u8]| match msg::decode::<Response<'_>>(bytes) {
+            Ok(Response::Data(d)) => {
                 let n = d.len().min(out.len());
                 out[..n].copy_from_slice(&d[..n]);
                 Ok(n)
             }
+            Ok(Response::Error(e)) => Err(e),
             _ => Err(FsError::Malformed),
-        }
+        };
+        self.session.call_with(LABEL, &Request::Read { fd, len }, answer).map_err(call_error)?
     }
 
     /// Write all of `data`, in pieces of at most `MAX_IO`.
@@ -210,6 +217,11 @@ impl Fs {
             Response::Report(r) => Ok(r),
             _ => Err(FsError::Malformed),
         }
+    }
+
+    /// Empty the server's block cache: see [`Request::DropCaches`].
+    pub fn drop_caches(&self) -> Result<()> {
+        self.done(&Request::DropCaches)
     }
 
     /// Format the disk: see [`Request::Format`]. Without `force`, a disk that holds files is

@@ -3,8 +3,24 @@
 //! there).
 
 use block_api::{Block, BlockDevice};
+use fs_core::cache::{Cached, Slots};
 
-pub type Volume = fs_core::Volume<Dev>;
+/// Blocks this server keeps between requests (each checked on every hit, so a fault in that
+/// memory is a miss, never wrong data: `fs_core::cache`).
+pub const CACHED_BLOCKS: usize = 64;
+
+/// The cache's room: a static (32 KiB would not fit the 64 KiB stack beside the rest). It is
+/// server-global state by design: a new incarnation starts with it empty (its image's).
+static CACHE: spin::Mutex<Slots<CACHED_BLOCKS>> = spin::Mutex::new(Slots::new());
+
+/// The block store, behind this server's cache. Called once per incarnation.
+pub fn cached(dev: Dev) -> Cached<'static, Dev, CACHED_BLOCKS> {
+    // Taken once and never given back: the one incarnation that runs holds it for good.
+    let slots = spin::MutexGuard::leak(CACHE.try_lock().expect("fs: the block cache is taken twice"));
+    Cached::new(dev, slots)
+}
+
+pub type Volume = fs_core::Volume<Cached<'static, Dev, CACHED_BLOCKS>>;
 
 pub struct Dev(pub BlockDevice);
 

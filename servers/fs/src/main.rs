@@ -140,6 +140,10 @@ impl Server {
                 return Response::Path(core::str::from_utf8(&out[..cwd.len()]).unwrap_or("/"));
             }
             Request::Format { .. } => Err(FsError::Malformed), // served above
+            Request::DropCaches => {
+                disk.device().clear();
+                Ok(Response::Done)
+            }
             Request::List { path, index } => match st.entry(disk, path, index) {
                 Ok(Some((e, size))) => {
                     let n = e.name().len();
@@ -220,7 +224,7 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
     // file system (the block store answered its reads wrongly) must not erase it; it fails,
     // and the next incarnation tries again. A store that holds something else is refused by
     // every incarnation alike.
-    let dev = Dev(store.dev);
+    let dev = disk::cached(Dev(store.dev));
     let mounted = if first { Volume::mount(dev) } else { Volume::attach(dev).map(|v| (v, false)) };
     let (volume, formatted) = match mounted {
         Ok(v) => v,

@@ -93,8 +93,8 @@ impl Message {
 /// The task's IPC buffer.
 fn ipc_buffer() -> &'static mut [u8; IPC_BUFFER_SIZE] {
     // SAFETY: the kernel maps one writable page at IPC_BUFFER for the task's whole life. A task
-    // is single-threaded and the references never outlive the copy in the functions of this
-    // module, so no two are used at once.
+    // is single-threaded and the references never outlive the copy (or the encoding of a
+    // request, which makes no IPC) in the functions of this module, so no two are used at once.
     unsafe { &mut *(IPC_BUFFER as *mut [u8; IPC_BUFFER_SIZE]) }
 }
 
@@ -165,6 +165,33 @@ impl Cap<Endpoint> {
 }
 
 impl<K: Callable> Cap<K> {
+    /// Call with a typed request, and hand the reply's encoded bytes to `f` (to decode, and
+    /// keep what it needs). The bytes are a copy of the reply on this stack, as long as the
+    /// reply and never cleared first: a caller needs no reply buffer of the largest size, and
+    /// `f` may make calls of its own.
+    pub fn call_with<Req: serde::Serialize, R>(
+        self,
+        label: u32,
+        req: &Req,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, crate::msg::CallError> {
+        let n = crate::msg::encode(req, ipc_buffer())?;
+        let info = MsgInfo::with_len(label, n as u16);
+        let msg = sys::call(Sysno::Call, [self.slot(), info.encode(), 0, 0, 0, 0]).map(Message::from_ret)?;
+        let len = (msg.info.len as usize).min(IPC_BUFFER_SIZE);
+        let mut copy = core::mem::MaybeUninit::<[u8; IPC_BUFFER_SIZE]>::uninit();
+        let dst = copy.as_mut_ptr().cast::<u8>();
+        // SAFETY: `len` is at most the size of both the IPC buffer (mapped for the task's whole
+        // life, and not written again before the next IPC) and `copy` (on this stack); the
+        // two do not overlap. The first `len` bytes of `copy` are written before they are
+        // viewed, and only they are.
+        let bytes = unsafe {
+            core::ptr::copy_nonoverlapping(IPC_BUFFER as *const u8, dst, len);
+            core::slice::from_raw_parts(dst.cast_const(), len)
+        };
+        Ok(f(bytes))
+    }
+
     /// Call with a typed request; decode the typed reply (which may borrow from `reply`).
     pub fn call_encoded<'r, Req: serde::Serialize, Resp: serde::Deserialize<'r>>(
         self,
@@ -172,9 +199,11 @@ impl<K: Callable> Cap<K> {
         req: &Req,
         reply: &'r mut [u8],
     ) -> Result<Resp, crate::msg::CallError> {
-        let mut out = [0u8; IPC_BUFFER_SIZE];
-        let n = crate::msg::encode(req, &mut out)?;
-        let msg = self.call(label, [0; 4], &out[..n])?;
+        // Encoded straight into the IPC buffer: no staging copy, and no 4 KiB buffer to clear
+        // (serializing a request makes no IPC, so nothing else uses the buffer meanwhile).
+        let n = crate::msg::encode(req, ipc_buffer())?;
+        let info = MsgInfo::with_len(label, n as u16);
+        let msg = sys::call(Sysno::Call, [self.slot(), info.encode(), 0, 0, 0, 0]).map(Message::from_ret)?;
         let got = msg.payload_into(reply);
         crate::msg::decode(&reply[..got])
     }
