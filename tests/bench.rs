@@ -10,8 +10,13 @@ mod common;
 use axolotl_images::bench::{self, Row};
 use axolotl_images::Personality;
 
-fn key(rows: &[Row]) -> Vec<(String, u64, u64)> {
-    rows.iter().map(|r| (r.name.clone(), r.min, r.median)).collect()
+/// What must repeat: min and median, but only the median of a restart row. A restart is
+/// measured by the wall clock, while the kernel's preemption tick keeps running; where its
+/// phase falls depends on how long the machine idled before the command was typed, and over
+/// this test's 20 samples one that met a tick can be the min (2 instructions apart, seen once).
+/// `cargo os bench`'s 50 gave the same min too.
+fn key(rows: &[Row]) -> Vec<(String, Option<u64>, u64)> {
+    rows.iter().map(|r| (r.name.clone(), (!r.name.ends_with("restart")).then_some(r.min), r.median)).collect()
 }
 
 #[test]
