@@ -258,7 +258,10 @@ fn boot(mut cmd: Command, timeout: Duration, package: &str) -> Result<String> {
                     rows += 1;
                     spinner.set_message(format!("row {rows}/{} read: {}", ROWS.len(), row.name));
                 }
-                if line.starts_with("bench: ") || line.starts_with("error") {
+                if line.starts_with("bench: ")
+                    || line.starts_with("error")
+                    || line.starts_with("linux-bench: linux.")
+                {
                     progress::out(&spinner, &line);
                 }
                 let mut c = console.lock().expect("console lock");
