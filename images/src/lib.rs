@@ -19,6 +19,7 @@ pub mod build;
 pub mod campaign;
 pub mod crashtest;
 pub mod disk;
+pub mod linux;
 pub mod nbd;
 pub mod progress;
 pub mod qemu;

@@ -94,6 +94,24 @@ pub fn ensure() -> Result<()> {
     Ok(())
 }
 
+/// May this user run apt-get to install (root, or password-less sudo)?
+pub(crate) fn may_install() -> bool {
+    which("apt-get").is_some() && (is_root() || can_sudo())
+}
+
+/// `apt-get ARGS`, through `sudo -n` unless root, non-interactive; fails with what it printed.
+pub(crate) fn apt_get(args: &[&str]) -> Result<()> {
+    let mut argv: Vec<&str> = if is_root() { vec![] } else { vec!["sudo", "-n"] };
+    argv.push("apt-get");
+    argv.extend(args);
+    let status = installer(&argv).status().map_err(|e| fail!("cannot run {}: {e}", argv[0]))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(fail!("`{}` failed ({status})", argv.join(" ")))
+    }
+}
+
 /// Make sure the bare-metal Rust target is installed (rustup normally does it from
 /// rust-toolchain.toml; older rustup versions need to be asked).
 pub fn ensure_rust_target(root: &Path) -> Result<()> {

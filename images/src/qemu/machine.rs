@@ -101,7 +101,7 @@ fn escape(path: &Path) -> String {
 /// thread that started it ends.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)] // the host tool's one unsafe block: `pre_exec` and two libc calls
-fn end_with_parent(cmd: &mut Command) {
+pub(crate) fn end_with_parent(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     extern "C" {
         fn prctl(option: i32, ...) -> i32;
@@ -127,7 +127,7 @@ fn end_with_parent(cmd: &mut Command) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn end_with_parent(_: &mut Command) {}
+pub(crate) fn end_with_parent(_: &mut Command) {}
 
 /// The GRUB environment block that names `personality`, written once under `target/os/`.
 fn selection_disk(personality: Personality) -> Result<std::path::PathBuf> {

@@ -20,6 +20,7 @@ mod session;
 mod text;
 mod transcript;
 
+pub(crate) use machine::end_with_parent;
 pub use machine::{command, interactive, Machine, EXIT_PANIC, EXIT_POWEROFF};
 pub use session::{exec, Echo, Limits};
 pub use text::{after_prompt, find_tagged, find_untagged, fresh_tag, split_commands, strip_escapes};
