@@ -44,11 +44,47 @@ struct Record<'a> {
 }
 
 /// Published figures in instructions, comparable with ours (see `../shared/ANCHORS.md`).
-pub const PUBLISHED: [(&str, u64, &str); 3] = [
+pub const PUBLISHED: [(&str, u64, &str); 4] = [
     ("curios.null_call", 1594, "CuriOS, OSDI 2008: protected call without SSR, 1594 ± 4 instructions"),
     ("curios.ssr_call", 4893, "CuriOS, OSDI 2008: protected call with SSR, 4893 ± 3 instructions"),
-    ("linux.null_syscall", 325, "Linux 6.1 getppid round trip, QEMU TCG -icount (ANCHORS.md)"),
+    (
+        "sel4.call_rtt",
+        451,
+        "seL4 sel4bench, release, fastpath, the same QEMU -icount flags: Call + ReplyRecv round trip timed like mk.null_call (ANCHORS.md)",
+    ),
+    (
+        "sel4.call_rtt_nopti",
+        403,
+        "the same with seL4's Meltdown page-table switch and FPU switching off (ANCHORS.md)",
+    ),
 ];
+
+/// The Linux row each Axolotl row is set beside (`ratio`): the operation a Linux program does
+/// for the same work. A protected call against a system call (one kernel entry, where a call is
+/// two and two address-space switches), a rendezvous of two tasks against a futex round trip of
+/// two threads, a file read against `pread`, a block read or write through the driver against
+/// an `O_DIRECT` one.
+pub const LINUX_PEERS: [(&str, &str); 12] = [
+    ("mk.null_call", "linux.null_syscall"),
+    ("mk.ssr_call", "linux.null_syscall"),
+    ("mk.fs_read", "linux.pread_64"),
+    ("mk.blk_read", "linux.blk_read"),
+    ("mk.blk_write", "linux.blk_write"),
+    ("los.fn_call", "linux.null_syscall"),
+    ("los.cell_call", "linux.null_syscall"),
+    ("los.channel_rtt", "linux.futex_rtt"),
+    ("los.fs_read", "linux.pread_64"),
+    ("los.blk_read", "linux.blk_read"),
+    ("los.blk_write", "linux.blk_write"),
+    ("sel4.call_rtt", "linux.null_syscall"),
+];
+
+/// `row`'s median over its Linux peer's, if both are in `rows`.
+pub fn ratio(rows: &[Row], row: &Row) -> Option<f64> {
+    let peer = LINUX_PEERS.iter().find(|(a, _)| *a == row.name)?.1;
+    let linux = rows.iter().find(|r| r.name == peer)?;
+    (linux.median > 0).then(|| row.median as f64 / linux.median as f64)
+}
 
 /// Parse the guest's `bench: ROW n=N min=A median=B p99=C` lines.
 pub fn parse_rows(console: &str) -> Vec<Row> {
@@ -181,6 +217,12 @@ pub fn run(runs: usize, personalities: &[Personality]) -> Result<(Vec<Row>, [Pat
         eprintln!("[bench] {}/{}: booting {} again with a scratch disk", i + 1, personalities.len(), p.id());
         rows.extend(measure_disk(&image.iso, p, runs)?);
     }
+    eprintln!("[bench] Linux: Debian's kernel under the same flags, {runs} runs per row");
+    match crate::linux::measure(runs) {
+        Ok(linux) => rows.extend(linux),
+        // Axolotl's rows still count; say loudly what is missing and why.
+        Err(e) => eprintln!("[bench] WARNING: no Linux rows in this run: {e}"),
+    }
     rows.extend(PUBLISHED.iter().map(|&(name, figure, cite)| Row {
         name: name.to_string(),
         runs: 0,
@@ -208,18 +250,26 @@ pub fn to_json(rows: &[Row]) -> String {
 }
 
 pub fn to_markdown(rows: &[Row]) -> String {
-    let mut s =
-        String::from("| operation | runs | min | median | p99 | source |\n|---|---:|---:|---:|---:|---|\n");
+    let mut s = String::from(
+        "| operation | runs | min | median | p99 | median ÷ Linux's | source |\n|---|---:|---:|---:|---:|---:|---|\n",
+    );
     for r in rows {
         let runs = if r.published.is_some() { "—".to_string() } else { r.runs.to_string() };
+        let vs = match ratio(rows, r) {
+            Some(x) => {
+                format!("{x:.2} (`{}`)", LINUX_PEERS.iter().find(|(a, _)| *a == r.name).map_or("", |p| p.1))
+            }
+            None => "—".to_string(),
+        };
         let _ = writeln!(
             s,
-            "| `{}` | {} | {} | {} | {} | {} |",
+            "| `{}` | {} | {} | {} | {} | {} | {} |",
             r.name,
             runs,
             r.min,
             r.median,
             r.p99,
+            vs,
             r.published.map(|c| format!("published: {c}")).unwrap_or_else(|| "measured".into())
         );
     }
@@ -326,10 +376,25 @@ mod tests {
             serde_json::json!({"name": "mk.restart", "runs": 10, "min": 48887, "median": 48976, "p99": 49284, "source": "measured"})
         );
         let md = to_markdown(&rows);
-        assert!(md.contains("| `mk.restart` | 10 | 48887 | 48976 | 49284 | measured |"));
+        assert!(md.contains("| `mk.restart` | 10 | 48887 | 48976 | 49284 | — | measured |"));
         assert!(md.contains("published: CuriOS"));
+        // A row with a Linux peer in the run gets its ratio; without the peer, none.
+        assert!(md.contains("| `mk.null_call` | 10 | 552 | 552 | 560 | — |"), "{md}");
+        rows.push(Row {
+            name: "linux.null_syscall".into(),
+            runs: 10,
+            min: 300,
+            median: 300,
+            p99: 320,
+            published: None,
+        });
+        let md = to_markdown(&rows);
+        assert!(
+            md.contains("| `mk.null_call` | 10 | 552 | 552 | 560 | 1.84 (`linux.null_syscall`) | measured |"),
+            "{md}"
+        );
         let svg = to_svg(&rows);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("<rect x=").count(), 3);
+        assert_eq!(svg.matches("<rect x=").count(), 4, "one bar per row");
     }
 }
