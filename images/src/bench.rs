@@ -161,11 +161,12 @@ pub fn measure_disk(iso: &std::path::Path, personality: Personality, runs: usize
 /// How long the bench's disk takes to answer each request, in real time. QEMU completes a
 /// block on a host thread: from a file, often before the driver has gone to sleep on its
 /// interrupt, and then the driver finds it done and neither sleeps nor switches, and the rows
-/// depend on a race. Half a millisecond (about what a SATA SSD takes to read a block) is far
-/// more than the guest needs to reach its `hlt`, so every request takes the path a real
-/// disk's would: submit, sleep, interrupt, wake. The time waited is not in the rows (see
+/// depend on a race. Two milliseconds (a slow disk's read) is far more than the guest needs
+/// to reach its `hlt`, so every request takes the path a real disk's would: submit, sleep,
+/// interrupt, wake. (Half a millisecond was not always enough: on a host running three QEMUs
+/// at once one libos block in 8,000 came early.) The time waited is not in the rows (see
 /// `bench disk` in each shell).
-pub const DEVICE_LATENCY: std::time::Duration = std::time::Duration::from_micros(500);
+pub const DEVICE_LATENCY: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// One boot under -icount typing `cmds`; the rows it printed for `personality`.
 fn session(

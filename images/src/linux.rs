@@ -33,7 +33,7 @@
 //!
 //! # CPU time
 //!
-//! The disk answers each request after 0.5 ms of real time ([`crate::bench::DEVICE_LATENCY`]),
+//! The disk answers each request after 2 ms of real time ([`crate::bench::DEVICE_LATENCY`]),
 //! and under `sleep=off` a halted CPU's clock jumps to the next timer deadline: an rdtsc span
 //! would count the wait. So the block rows count the CPU time the scheduler charges, in the
 //! spirit of the microkernel's `billed_tsc` (a caller is billed for the servers working for it):
