@@ -64,7 +64,7 @@ pub const PUBLISHED: [(&str, u64, &str); 4] = [
 /// two and two address-space switches), a rendezvous of two tasks against a futex round trip of
 /// two threads, a file read against `pread`, a block read or write through the driver against
 /// an `O_DIRECT` one.
-pub const LINUX_PEERS: [(&str, &str); 12] = [
+pub const LINUX_PEERS: [(&str, &str); 13] = [
     ("mk.null_call", "linux.null_syscall"),
     ("mk.ssr_call", "linux.null_syscall"),
     ("mk.fs_read", "linux.pread_64"),
@@ -77,6 +77,7 @@ pub const LINUX_PEERS: [(&str, &str); 12] = [
     ("los.blk_read", "linux.blk_read"),
     ("los.blk_write", "linux.blk_write"),
     ("sel4.call_rtt", "linux.null_syscall"),
+    ("sel4.call_rtt_nopti", "linux.null_syscall"),
 ];
 
 /// `row`'s median over its Linux peer's, if both are in `rows`.

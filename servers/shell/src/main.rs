@@ -400,8 +400,7 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
     let mut status: Status = 0;
     let mut prompt = shellcmd::Prompt::default();
     let mut line = heapless::String::<LINE_MAX>::new();
-    let first = shell.tasks.and_then(|t| t.find("shell")).and_then(|i| shell.tasks?.info(i).ok());
-    if first.is_some_and(|me| me.generation == 0) {
+    if boot.generation == 0 {
         shell.booted = Some(userlib::sys::rdtsc());
     }
     loop {
