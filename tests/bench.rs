@@ -25,11 +25,32 @@ fn bench_rows_are_complete_and_deterministic() {
     let expected = [
         (
             Personality::Microkernel,
-            &["mk.null_call", "mk.ssr_call", "mk.fs_read", "mk.restart", "mk.boot"][..],
+            &[
+                "mk.null_call",
+                "mk.ssr_call",
+                "mk.fs_read",
+                "mk.fs_write",
+                "mk.fs_seek",
+                "mk.fs_open_close",
+                "mk.fs_stat",
+                "mk.restart",
+                "mk.boot",
+            ][..],
         ),
         (
             Personality::Libos,
-            &["los.fn_call", "los.cell_call", "los.channel_rtt", "los.fs_read", "los.restart", "los.boot"][..],
+            &[
+                "los.fn_call",
+                "los.cell_call",
+                "los.channel_rtt",
+                "los.fs_read",
+                "los.fs_write",
+                "los.fs_seek",
+                "los.fs_open_close",
+                "los.fs_stat",
+                "los.restart",
+                "los.boot",
+            ][..],
         ),
     ];
     for (p, names) in expected {

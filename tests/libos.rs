@@ -303,8 +303,19 @@ fn libos_bench_rows_have_the_host_format_and_repeat_exactly() {
     check(
         &a,
         names
-            == ["los.fn_call", "los.cell_call", "los.channel_rtt", "los.fs_read", "los.restart", "los.boot"],
-        "six rows",
+            == [
+                "los.fn_call",
+                "los.cell_call",
+                "los.channel_rtt",
+                "los.fs_read",
+                "los.fs_write",
+                "los.fs_seek",
+                "los.fs_open_close",
+                "los.fs_stat",
+                "los.restart",
+                "los.boot",
+            ],
+        "ten rows",
     );
     for r in rows(&a) {
         let f: Vec<&str> = r.split_whitespace().collect();

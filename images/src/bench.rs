@@ -64,16 +64,24 @@ pub const PUBLISHED: [(&str, u64, &str); 4] = [
 /// two and two address-space switches), a rendezvous of two tasks against a futex round trip of
 /// two threads, a file read against `pread`, a block read or write through the driver against
 /// an `O_DIRECT` one.
-pub const LINUX_PEERS: [(&str, &str); 13] = [
+pub const LINUX_PEERS: [(&str, &str); 21] = [
     ("mk.null_call", "linux.null_syscall"),
     ("mk.ssr_call", "linux.null_syscall"),
     ("mk.fs_read", "linux.pread_64"),
+    ("mk.fs_write", "linux.write_64"),
+    ("mk.fs_seek", "linux.seek"),
+    ("mk.fs_open_close", "linux.open_close"),
+    ("mk.fs_stat", "linux.stat"),
     ("mk.blk_read", "linux.blk_read"),
     ("mk.blk_write", "linux.blk_write"),
     ("los.fn_call", "linux.null_syscall"),
     ("los.cell_call", "linux.null_syscall"),
     ("los.channel_rtt", "linux.futex_rtt"),
     ("los.fs_read", "linux.pread_64"),
+    ("los.fs_write", "linux.write_64"),
+    ("los.fs_seek", "linux.seek"),
+    ("los.fs_open_close", "linux.open_close"),
+    ("los.fs_stat", "linux.stat"),
     ("los.blk_read", "linux.blk_read"),
     ("los.blk_write", "linux.blk_write"),
     ("sel4.call_rtt", "linux.null_syscall"),

@@ -7,6 +7,10 @@
 //!  mk.null_call       call to the bench server, empty reply            shell → bench → shell
 //!  mk.ssr_call        the same through a session: the server reads a word of our SSR
 //!  mk.fs_read         64-byte read of an open file                    shell → fs ⇄ block (RAM)
+//!  mk.fs_write        64-byte write of an open file, and a seek back (durable when answered)
+//!  mk.fs_seek         seek of an open file (the offset is in our SSR)
+//!  mk.fs_open_close   open and close of a file by its path
+//!  mk.fs_stat         stat of a file by its path
 //!  mk.restart         fs killed → its next incarnation in recv        kernel-measured, n ≤ 50
 //!  mk.boot            kernel entry → the shell's first prompt         the kernel's boot, the
 //!                     servers' start (n = 1; what the firmware and GRUB took before is
@@ -97,6 +101,7 @@ pub fn calls(shell: &mut Shell, n: usize) -> Status {
     r.row("mk.null_call", n, measure(samples, || call(ep.slot(), null)));
     r.row("mk.ssr_call", n, measure(samples, || call(session.slot(), word)));
     r.row("mk.fs_read", n, fs_read(fs, samples, None));
+    file_rows(fs, &mut r, samples);
     let restarts = n.min(BENCH_RESTARTS);
     let answers = || fs.stat("/").is_ok();
     r.measured("mk.restart", restarts, restart(shell, "fs", &mut samples[..restarts], answers));
@@ -315,6 +320,40 @@ fn fs_read(fs: Fs, samples: &mut [u64], billed: Option<&Billed>) -> Stats {
     let _ = fs.close(fd);
     let _ = fs.remove(PATH);
     result
+}
+
+/// The other file operations of Linux's rows (`linux.write_64`, `seek`, `open_close`, `stat`),
+/// on a 64-byte scratch file on the RAM disk. A write here is durable when answered (the
+/// journal's commit and its flushes), where Linux's lands in the page cache.
+fn file_rows(fs: Fs, r: &mut Report, samples: &mut [u64]) {
+    const PATH: &str = "/.bench-ops";
+    let n = samples.len();
+    let fail = |e: FsError| e.describe();
+    let fd = match fs.open(PATH, mode::READ | mode::WRITE | mode::CREATE | mode::TRUNCATE) {
+        Ok(fd) => fd,
+        Err(e) => {
+            r.status |= Out.fail(format_args!("bench: cannot open {}: {}", PATH, e.describe()));
+            return;
+        }
+    };
+    let data = [0x5au8; 64];
+    let write = fs.write(fd, &data).map_err(fail).and_then(|()| {
+        measure(samples, || {
+            fs.write(fd, &data)?;
+            fs.seek(fd, 0)
+        })
+        .map_err(fail)
+    });
+    r.row("mk.fs_write", n, write);
+    r.row("mk.fs_seek", n, measure(samples, || fs.seek(fd, 0)).map_err(fail));
+    let open_close = measure(samples, || {
+        let f = fs.open(PATH, mode::READ)?;
+        fs.close(f)
+    });
+    r.row("mk.fs_open_close", n, open_close.map_err(fail));
+    r.row("mk.fs_stat", n, measure(samples, || fs.stat(PATH).map(|_| ())).map_err(fail));
+    let _ = fs.close(fd);
+    let _ = fs.remove(PATH);
 }
 
 /// Kill task `name` once per sample; each sample is the kernel's measure of that recovery (fault

@@ -6,6 +6,8 @@
 //!  los.cell_call    a cell call with client-held state: timer::lap checks, counts and reseals
 //!  los.channel_rtt  a rendezvous round trip with the echo task (two task switches)
 //!  los.fs_read      a 64-byte read through our fs session (shell → fs → ramdisk and back)
+//!  los.fs_write     a 64-byte write and a seek back (durable when answered)
+//!  los.fs_seek      a seek; los.fs_open_close: open and close by path; los.fs_stat: stat
 //!  los.restart      fs killed → its next incarnation waiting in recv (kernel-measured), n ≤ 50
 //!  los.boot         kernel entry → the shell's first prompt: the kernel's boot, the cells'
 //!                   start (n = 1; the firmware's and GRUB's part, which varies, is printed apart)
@@ -135,6 +137,7 @@ pub fn run(
             return Err(f);
         }
         let fs_read = time_reads(fs, fd, &mut samples, "los.fs_read", false)?;
+        let [write, seek, open_close, stat] = file_rows(fs, fd, &mut samples)?;
         let why = ("cannot kill fs", "fs did not answer after its restart");
         let restart = restart_times(privilege, fs_task, &mut restart_samples, "los.restart", why, || {
             fs.stat("/").is_ok()
@@ -146,6 +149,10 @@ pub fn run(
                 ("los.cell_call", cell_call),
                 ("los.channel_rtt", rtt),
                 ("los.fs_read", fs_read),
+                ("los.fs_write", write),
+                ("los.fs_seek", seek),
+                ("los.fs_open_close", open_close),
+                ("los.fs_stat", stat),
             ],
             restart,
         ))
@@ -178,6 +185,33 @@ pub fn run(
         }
     }
     Ok(())
+}
+
+/// The other file operations of Linux's rows (`linux.write_64`, `seek`, `open_close`, `stat`),
+/// as the microkernel's shell measures them: a 64-byte write of `fd` and a seek back (durable
+/// when answered), a seek, open and close of `/bench/data` by its path, its stat.
+fn file_rows(fs: &mut Fs, fd: u32, samples: &mut [u64]) -> Result<[[u64; 3]; 4], Failed> {
+    let mut failed = None;
+    let data = [0x5au8; 64];
+    let mut check = |row: &'static str, r: Result<(), FsError>| {
+        if r.is_err() {
+            failed = Some(Failed(Some(row), "the file operation failed"));
+        }
+    };
+    let write = measure(samples, || {
+        let r = fs.write(fd, &data).and_then(|()| fs.seek(fd, 0));
+        check("los.fs_write", r);
+    });
+    let seek = measure(samples, || check("los.fs_seek", fs.seek(fd, 0)));
+    let open_close = measure(samples, || {
+        let r = fs.open("/bench/data", mode::READ).and_then(|f| fs.close(f));
+        check("los.fs_open_close", r);
+    });
+    let stat = measure(samples, || check("los.fs_stat", fs.stat("/bench/data").map(|_| ())));
+    match failed {
+        Some(f) => Err(f),
+        None => Ok([write, seek, open_close, stat]),
+    }
 }
 
 /// Timed 64-byte reads of `fd` from its start (the seek back is not timed); with
