@@ -23,35 +23,8 @@ fn key(rows: &[Row]) -> Vec<(String, Option<u64>, u64)> {
 fn bench_rows_are_complete_and_deterministic() {
     let iso = common::iso();
     let expected = [
-        (
-            Personality::Microkernel,
-            &[
-                "mk.null_call",
-                "mk.ssr_call",
-                "mk.fs_read",
-                "mk.fs_write",
-                "mk.fs_seek",
-                "mk.fs_open_close",
-                "mk.fs_stat",
-                "mk.restart",
-                "mk.boot",
-            ][..],
-        ),
-        (
-            Personality::Libos,
-            &[
-                "los.fn_call",
-                "los.cell_call",
-                "los.channel_rtt",
-                "los.fs_read",
-                "los.fs_write",
-                "los.fs_seek",
-                "los.fs_open_close",
-                "los.fs_stat",
-                "los.restart",
-                "los.boot",
-            ][..],
-        ),
+        (Personality::Microkernel, &common::MK_BENCH_ROWS[..]),
+        (Personality::Libos, &common::LOS_BENCH_ROWS[..]),
     ];
     for (p, names) in expected {
         let first = bench::measure(iso, p, 20).unwrap_or_else(|e| panic!("bench on {}: {e}", p.id()));

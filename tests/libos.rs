@@ -300,23 +300,7 @@ fn libos_bench_rows_have_the_host_format_and_repeat_exactly() {
     check(&a, a.ok(), "bench succeeds");
     let names: Vec<String> =
         rows(&a).iter().filter_map(|r| r.split_whitespace().nth(1).map(str::to_string)).collect();
-    check(
-        &a,
-        names
-            == [
-                "los.fn_call",
-                "los.cell_call",
-                "los.channel_rtt",
-                "los.fs_read",
-                "los.fs_write",
-                "los.fs_seek",
-                "los.fs_open_close",
-                "los.fs_stat",
-                "los.restart",
-                "los.boot",
-            ],
-        "ten rows",
-    );
+    check(&a, names == common::LOS_BENCH_ROWS, "ten rows");
     for r in rows(&a) {
         let f: Vec<&str> = r.split_whitespace().collect();
         let num = |i: usize, key: &str| {

@@ -493,22 +493,7 @@ fn bench_prints_one_row_per_operation() {
     check(&t, t.ok(), "bench succeeds");
     let rows = axolotl_images::bench::parse_rows(&t.console);
     let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
-    check(
-        &t,
-        names
-            == [
-                "mk.null_call",
-                "mk.ssr_call",
-                "mk.fs_read",
-                "mk.fs_write",
-                "mk.fs_seek",
-                "mk.fs_open_close",
-                "mk.fs_stat",
-                "mk.restart",
-                "mk.boot",
-            ],
-        "the nine rows, in order",
-    );
+    check(&t, names == common::MK_BENCH_ROWS, "the nine rows, in order");
     for r in &rows {
         check(
             &t,

@@ -12,6 +12,33 @@ use std::time::Duration;
 
 pub mod gdb;
 
+/// The rows `bench` prints on the microkernel, in order (`bench disk`'s aside).
+pub const MK_BENCH_ROWS: [&str; 9] = [
+    "mk.null_call",
+    "mk.ssr_call",
+    "mk.fs_read",
+    "mk.fs_write",
+    "mk.fs_seek",
+    "mk.fs_open_close",
+    "mk.fs_stat",
+    "mk.restart",
+    "mk.boot",
+];
+
+/// The rows `bench` prints on the libos, in order.
+pub const LOS_BENCH_ROWS: [&str; 10] = [
+    "los.fn_call",
+    "los.cell_call",
+    "los.channel_rtt",
+    "los.fs_read",
+    "los.fs_write",
+    "los.fs_seek",
+    "los.fs_open_close",
+    "los.fs_stat",
+    "los.restart",
+    "los.boot",
+];
+
 /// The ISO, built once per test binary.
 pub fn iso() -> &'static PathBuf {
     static ISO: OnceLock<PathBuf> = OnceLock::new();
