@@ -198,10 +198,9 @@ fn clock_check(console: &str) -> Option<(u64, u64)> {
 
 // ---- QEMU ---------------------------------------------------------------------------------
 
-/// The QEMU command line: the machine of [`crate::qemu::command`] (memory, CPU, accelerator,
-/// `-no-reboot`, the debug-exit device, `-icount` and the RTC on the virtual clock when
-/// `machine.icount`, the NBD disk as the same virtio-blk PCI device), booting `vmlinuz` with
-/// `initrd` directly instead of the ISO through GRUB. A test checks the options are the same.
+/// The QEMU command line: the machine of [`crate::qemu::command`] (built by the same
+/// functions: `hardware`, `headless`, `attach_disk`), booting `vmlinuz` with `initrd` directly
+/// instead of the ISO through GRUB. A test checks the options are the same.
 ///
 /// Two options more, which fix what Linux draws its randomness from ([`FIXED_RANDOMNESS`]):
 /// `-seed` (the values of `rdrand`, which `-cpu max` has) and the RTC's starting date. Linux
@@ -210,20 +209,10 @@ fn clock_check(console: &str) -> Option<(u64, u64)> {
 /// each boot, the block rows' medians moved by up to 8 instructions from boot to boot.
 pub fn command(vmlinuz: &Path, initrd: &Path, append: &str, machine: Machine) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-m", "256M", "-no-reboot", "-accel", "tcg", "-cpu", "max"]);
-    cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
-    cmd.args(["-display", "none", "-serial", "stdio", "-monitor", "none"]);
-    if machine.icount {
-        cmd.args(["-icount", "shift=0,align=off,sleep=off"]);
-        cmd.args(["-rtc", &format!("base={},clock=vm", FIXED_RANDOMNESS.1)]);
-    } else {
-        cmd.args(["-rtc", &format!("base={}", FIXED_RANDOMNESS.1)]);
-    }
+    crate::qemu::hardware(&mut cmd, &machine, Some(FIXED_RANDOMNESS.1));
+    crate::qemu::headless(&mut cmd);
     cmd.args(["-seed", FIXED_RANDOMNESS.0]);
-    if let Some(port) = machine.nbd {
-        cmd.arg("-drive").arg(format!("file=nbd://127.0.0.1:{port},format=raw,if=none,id=disk0"));
-        cmd.args(["-device", "virtio-blk-pci,drive=disk0,bootindex=2"]);
-    }
+    crate::qemu::attach_disk(&mut cmd, &machine);
     cmd.arg("-kernel").arg(vmlinuz).arg("-initrd").arg(initrd).arg("-append").arg(append);
     crate::qemu::end_with_parent(&mut cmd);
     cmd

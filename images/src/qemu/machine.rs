@@ -48,8 +48,7 @@ pub fn command(iso: &Path, personality: Personality, interactive: bool, machine:
     // Where each disk sits and boots: see the table at the top.
     cmd.arg("-drive").arg(format!("file={},if=none,id=cd0,media=cdrom,readonly=on,format=raw", escape(iso)));
     cmd.args(["-device", "ide-cd,drive=cd0,bus=ide.1,unit=0,bootindex=0"]);
-    cmd.args(["-m", "256M", "-no-reboot", "-accel", "tcg", "-cpu", "max"]);
-    cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    hardware(&mut cmd, &machine, None);
     if interactive {
         // The serial line and QEMU's monitor share this terminal (Ctrl-A X quits, Ctrl-A C
         // switches); Ctrl-C goes to the guest. Not `-nographic`: it also makes the firmware
@@ -57,7 +56,7 @@ pub fn command(iso: &Path, personality: Personality, interactive: bool, machine:
         cmd.args(["-display", "none", "-chardev", "stdio,id=con,mux=on,signal=off"]);
         cmd.args(["-mon", "chardev=con,mode=readline", "-serial", "chardev:con"]);
     } else {
-        cmd.args(["-display", "none", "-serial", "stdio", "-monitor", "none"]);
+        headless(&mut cmd);
     }
     if machine.gdb {
         cmd.args(["-s", "-S"]);
@@ -65,9 +64,6 @@ pub fn command(iso: &Path, personality: Personality, interactive: bool, machine:
     if let Some(socket) = machine.debug_socket {
         cmd.arg("-chardev").arg(format!("socket,id=debug,path={},server=on,wait=off", socket.display()));
         cmd.args(["-gdb", "chardev:debug"]);
-    }
-    if machine.icount {
-        cmd.args(["-icount", "shift=0,align=off,sleep=off", "-rtc", "clock=vm"]);
     }
     // GRUB reads the personality to boot from a GRUB environment block on a small raw disk
     // (see `build::grub_cfg`); `snapshot=on` keeps the file untouched.
@@ -78,16 +74,43 @@ pub fn command(iso: &Path, personality: Personality, interactive: bool, machine:
         }
         Err(e) => eprintln!("[os] warning: {e}; GRUB boots its default entry (microkernel)"),
     }
+    attach_disk(&mut cmd, &machine);
+    end_with_parent(&mut cmd);
+    cmd
+}
+
+/// The machine every boot runs on, Axolotl's and the bench's Linux (`crate::linux`): memory,
+/// CPU, accelerator, no reboot, the debug-exit device, and with `machine.icount` the clock that
+/// counts instructions, with the RTC on it (from `rtc_base`, a date, if given).
+pub(crate) fn hardware(cmd: &mut Command, machine: &Machine, rtc_base: Option<&str>) {
+    cmd.args(["-m", "256M", "-no-reboot", "-accel", "tcg", "-cpu", "max"]);
+    cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    let base = rtc_base.map(|b| format!("base={b}"));
+    if machine.icount {
+        cmd.args(["-icount", "shift=0,align=off,sleep=off"]);
+        cmd.arg("-rtc").arg(base.map_or("clock=vm".to_string(), |b| format!("{b},clock=vm")));
+    } else if let Some(base) = base {
+        cmd.arg("-rtc").arg(base);
+    }
+}
+
+/// No display; the serial line on standard output; no monitor.
+pub(crate) fn headless(cmd: &mut Command) {
+    cmd.args(["-display", "none", "-serial", "stdio", "-monitor", "none"]);
+}
+
+/// The machine's disk, if it has one (an image file, or an NBD server's), as a virtio-blk PCI
+/// device.
+pub(crate) fn attach_disk(cmd: &mut Command, machine: &Machine) {
     if let Some(disk) = machine.disk {
         // Not snapshot: the guest's writes are the point.
         cmd.arg("-drive").arg(format!("file={},if=none,id=disk0,format=raw", escape(disk)));
-        cmd.args(["-device", "virtio-blk-pci,drive=disk0,bootindex=2"]);
     } else if let Some(port) = machine.nbd {
         cmd.arg("-drive").arg(format!("file=nbd://127.0.0.1:{port},format=raw,if=none,id=disk0"));
-        cmd.args(["-device", "virtio-blk-pci,drive=disk0,bootindex=2"]);
+    } else {
+        return;
     }
-    end_with_parent(&mut cmd);
-    cmd
+    cmd.args(["-device", "virtio-blk-pci,drive=disk0,bootindex=2"]);
 }
 
 /// A path as the value of a QEMU option: commas doubled, or QEMU would read what follows one as

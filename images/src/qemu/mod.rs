@@ -20,7 +20,7 @@ mod session;
 mod text;
 mod transcript;
 
-pub(crate) use machine::end_with_parent;
+pub(crate) use machine::{attach_disk, end_with_parent, hardware, headless};
 pub use machine::{command, interactive, Machine, EXIT_PANIC, EXIT_POWEROFF};
 pub use session::{exec, Echo, Limits};
 pub use text::{after_prompt, find_tagged, find_untagged, fresh_tag, split_commands, strip_escapes};
