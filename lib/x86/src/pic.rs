@@ -23,12 +23,24 @@ impl Mask {
         let mut i = 0;
         while i < lines.len() {
             open |= 1 << lines[i];
-            if lines[i] >= 8 {
-                open |= 1 << 2;
-            }
             i += 1;
         }
-        Mask(!open)
+        Mask::all_but_bits(open)
+    }
+
+    /// Every line masked but those whose bits are set in `open` (and the cascade, if one of
+    /// them is on the second controller).
+    pub const fn all_but_bits(open: u16) -> Mask {
+        Mask(!Mask::with_cascade(open))
+    }
+
+    /// `open` with the cascade's bit set if it holds a line of the second controller.
+    pub const fn with_cascade(open: u16) -> u16 {
+        if open & 0xff00 != 0 {
+            open | 1 << 2
+        } else {
+            open
+        }
     }
 }
 

@@ -158,15 +158,18 @@ impl Kernel {
         }
         me.since.set(now);
         me.charged.set(next);
-        me.billed.set(if next < self.tasks.len() { self.client_of(next) } else { NO_TASK });
+        me.billed.set(self.client_of(next));
     }
 
     /// Whose work task `t` is doing: while it holds a caller's implicit reply (it serves that
     /// call), the caller's, and so on up the chain of calls (the shell's call to fs, fs's to
-    /// the disk driver: the driver works for the shell); otherwise its own. The chain is
-    /// bounded by the task count: a task waits on one call at a time, so it has no cycle, but
-    /// the bound keeps a broken invariant from becoming a hang.
+    /// the disk driver: the driver works for the shell); otherwise its own. Idle (`NO_TASK`)
+    /// works for no one. The chain is bounded by the task count: a task waits on one call at a
+    /// time, so it has no cycle, but the bound keeps a broken invariant from becoming a hang.
     fn client_of(&self, mut t: usize) -> usize {
+        if t >= self.tasks.len() {
+            return NO_TASK;
+        }
         for _ in 0..self.tasks.len() {
             match self.tasks[t].reply_to.and_then(|(caller, _)| self.resolve(caller)) {
                 Some(c) => t = c,
@@ -183,8 +186,7 @@ impl Kernel {
             let me = cpu::this();
             me.since.set(x86::cpu::rdtsc());
             me.charged.set(me.current.get());
-            let cur = me.current.get();
-            me.billed.set(if cur < self.tasks.len() { self.client_of(cur) } else { NO_TASK });
+            me.billed.set(self.client_of(me.current.get()));
         }
         self.accounting = on;
         self.accounting_by = by;
@@ -253,9 +255,9 @@ impl Kernel {
             x86::pic::set_mask(&cpu::PORTS, x86::pic::Mask(q.saved.0 & !q.keep | now & q.keep));
         }
         if let Some(keep) = keep {
-            let keep = if keep & 0xff00 != 0 { keep | 1 << 2 } else { keep };
+            let keep = x86::pic::Mask::with_cascade(keep);
             let saved = x86::pic::read_mask(&cpu::PORTS);
-            x86::pic::set_mask(&cpu::PORTS, x86::pic::Mask(saved.0 | !keep));
+            x86::pic::set_mask(&cpu::PORTS, x86::pic::Mask(saved.0 | x86::pic::Mask::all_but_bits(keep).0));
             self.quiet = Some(crate::state::Quiet { keep, saved });
         }
     }

@@ -175,9 +175,7 @@ impl<K: Callable> Cap<K> {
         req: &Req,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, crate::msg::CallError> {
-        let n = crate::msg::encode(req, ipc_buffer())?;
-        let info = MsgInfo::with_len(label, n as u16);
-        let msg = sys::call(Sysno::Call, [self.slot(), info.encode(), 0, 0, 0, 0]).map(Message::from_ret)?;
+        let msg = self.call_request(label, req)?;
         let len = (msg.info.len as usize).min(IPC_BUFFER_SIZE);
         let mut copy = core::mem::MaybeUninit::<[u8; IPC_BUFFER_SIZE]>::uninit();
         let dst = copy.as_mut_ptr().cast::<u8>();
@@ -199,13 +197,22 @@ impl<K: Callable> Cap<K> {
         req: &Req,
         reply: &'r mut [u8],
     ) -> Result<Resp, crate::msg::CallError> {
-        // Encoded straight into the IPC buffer: no staging copy, and no 4 KiB buffer to clear
-        // (serializing a request makes no IPC, so nothing else uses the buffer meanwhile).
-        let n = crate::msg::encode(req, ipc_buffer())?;
-        let info = MsgInfo::with_len(label, n as u16);
-        let msg = sys::call(Sysno::Call, [self.slot(), info.encode(), 0, 0, 0, 0]).map(Message::from_ret)?;
+        let msg = self.call_request(label, req)?;
         let got = msg.payload_into(reply);
         crate::msg::decode(&reply[..got])
+    }
+
+    /// Call with `req` encoded straight into the IPC buffer: no staging copy, and no 4 KiB
+    /// buffer to clear (serializing a request makes no IPC, so nothing else uses the buffer
+    /// meanwhile).
+    fn call_request<Req: serde::Serialize>(
+        self,
+        label: u32,
+        req: &Req,
+    ) -> Result<Message, crate::msg::CallError> {
+        let n = crate::msg::encode(req, ipc_buffer())?;
+        let info = MsgInfo::with_len(label, n as u16);
+        Ok(sys::call(Sysno::Call, [self.slot(), info.encode(), 0, 0, 0, 0]).map(Message::from_ret)?)
     }
 
     /// Send a request and wait for the reply.

@@ -149,6 +149,15 @@ fn other_task(k: &Kernel, cur: usize, slot: u64, index: u64, rights: Rights) -> 
     Ok(t)
 }
 
+/// A yes/no argument: 0 or 1, anything else `InvalidArgument`.
+fn flag(arg: u64) -> Result<bool, Error> {
+    match arg {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(Error::InvalidArgument),
+    }
+}
+
 /// Check that `slot` holds a Task capability over all tasks: the supervisor's credential.
 fn supervisor_cap(k: &Kernel, cur: usize, slot: u64) -> Result<(), Error> {
     match k.cspaces[cur].lookup(slot, CapType::Task, Rights::READ.union(Rights::WRITE))?.object {

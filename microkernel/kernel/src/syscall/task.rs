@@ -56,11 +56,7 @@ pub struct Accounting {
 impl Syscall for Accounting {
     fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
         super::supervisor_cap(k, cur, a[0])?;
-        let on = match a[1] {
-            0 => false,
-            1 => true,
-            _ => return Err(Error::InvalidArgument),
-        };
+        let on = super::flag(a[1])?;
         let quiet = match a[2] {
             0 => None,
             2 => Some(None),
@@ -248,11 +244,7 @@ pub struct TaskPause {
 impl Syscall for TaskPause {
     fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
         let t = other_task(k, cur, a[0], a[1], Rights::WRITE)?;
-        let on = match a[2] {
-            0 => false,
-            1 => true,
-            _ => return Err(Error::InvalidArgument),
-        };
+        let on = super::flag(a[2])?;
         if k.tasks[t].state == TaskState::Free {
             return Err(Error::Dead);
         }
