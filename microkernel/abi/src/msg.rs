@@ -136,7 +136,11 @@ mod tests {
     fn rejects_malformed_words() {
         assert_eq!(MsgInfo::decode(1 << 63), Err(Error::InvalidArgument));
         assert_eq!(MsgInfo::decode(4097 << 32), Err(Error::TooLong));
-        assert_eq!(MsgInfo::decode(CAP_FLAG | 64 << 48), Err(Error::InvalidSlot));
+        assert_eq!(MsgInfo::decode(CAP_FLAG | (CAP_SLOTS as u64) << 48), Err(Error::InvalidSlot));
+        assert_eq!(
+            MsgInfo::decode(CAP_FLAG | (CAP_SLOTS as u64 - 1) << 48).unwrap().cap,
+            Some(CAP_SLOTS as u8 - 1)
+        );
         // A slot number without the flag is ignored rather than misread.
         assert_eq!(MsgInfo::decode(200 << 48).unwrap().cap, None);
     }

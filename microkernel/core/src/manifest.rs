@@ -39,7 +39,7 @@ pub type Name = String<NAME_MAX>;
 /// SSR pages a task may hold when the manifest does not say.
 pub const DEFAULT_QUOTA: u16 = 4;
 /// Most SSR pages one task may be given.
-pub const MAX_QUOTA: u16 = 64;
+pub const MAX_QUOTA: u16 = 128;
 /// Most vendor:device ids one `pci` line may list.
 pub const MAX_PCI_IDS: usize = 4;
 /// Most pages of one `dma` region.
@@ -400,7 +400,7 @@ task hostile prio 1 dormant
         let m = parse("task fs quota 9\n serve fs\n ssr-view fs\ntask c\n call fs").unwrap();
         assert_eq!((m.tasks[0].quota, m.tasks[1].quota), (9, DEFAULT_QUOTA));
         assert_eq!(m.tasks[0].caps[1], CapSpec::SsrView(Name::try_from("fs").unwrap()));
-        assert_eq!(error("task a quota 65").kind, ErrorKind::OutOfRange);
+        assert_eq!(error("task a quota 129").kind, ErrorKind::OutOfRange);
         assert_eq!(error("task fs\n serve fs\ntask b\n ssr-view fs").kind, ErrorKind::NotTheServer);
     }
 
