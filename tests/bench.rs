@@ -1,4 +1,4 @@
-//! `cargo os bench` on a short run: the rows of every personality (the disk rows too), the
+//! `cargo os bench` on a short run: the rows of every personality (the disk and grow rows too), the
 //! JSON's shape, and the same instruction counts on two runs of every row (QEMU `-icount` makes
 //! the guest's TSC count instructions; the disk answers each request late enough that every
 //! one takes the same path, `bench::DEVICE_LATENCY`). Only min and median are compared: an
@@ -16,17 +16,17 @@ use axolotl_images::Personality;
 /// this test's 20 samples one that met a tick can be the min (2 instructions apart, seen once).
 /// `cargo os bench`'s 50 gave the same min too.
 fn key(rows: &[Row]) -> Vec<(String, Option<u64>, u64)> {
-    rows.iter().map(|r| (r.name.clone(), (!r.name.ends_with("restart")).then_some(r.min), r.median)).collect()
+    rows.iter().map(|r| (r.name.clone(), (!r.name.contains("restart")).then_some(r.min), r.median)).collect()
 }
 
 #[test]
 fn bench_rows_are_complete_and_deterministic() {
     let iso = common::iso();
     let expected = [
-        (Personality::Microkernel, &common::MK_BENCH_ROWS[..]),
-        (Personality::Libos, &common::LOS_BENCH_ROWS[..]),
+        (Personality::Microkernel, &common::MK_BENCH_ROWS[..], &common::MK_GROW_ROWS[..]),
+        (Personality::Libos, &common::LOS_BENCH_ROWS[..], &common::LOS_GROW_ROWS[..]),
     ];
-    for (p, names) in expected {
+    for (p, names, grow_names) in expected {
         let first = bench::measure(iso, p, 20).unwrap_or_else(|e| panic!("bench on {}: {e}", p.id()));
         let got: Vec<&str> = first.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(got, names, "{}: the rows, in order", p.id());
@@ -56,6 +56,22 @@ fn bench_rows_are_complete_and_deterministic() {
                 p.id()
             );
         }
+        // How costs grow: every point, and each a figure that repeats. A point of a curve must
+        // not cost less than the point before it (more bytes, more sessions).
+        let grow =
+            bench::measure_grow(iso, p, 20).unwrap_or_else(|e| panic!("bench grow on {}: {e}", p.id()));
+        let again =
+            bench::measure_grow(iso, p, 20).unwrap_or_else(|e| panic!("bench grow on {}: {e}", p.id()));
+        let got: Vec<&str> = grow.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(got, grow_names, "{}: the grow rows, in order", p.id());
+        assert_eq!(key(&grow), key(&again), "{}: two runs, the same instruction counts (grow)", p.id());
+        for curve in [&grow[0..4], &grow[4..8], &grow[8..11]] {
+            for pair in curve.windows(2) {
+                assert!(pair[0].median <= pair[1].median, "{}: a curve that falls: {pair:?}", p.id());
+            }
+        }
+        let svg = bench::to_growth_svg(&grow);
+        assert_eq!(svg.matches("<circle").count(), grow.len(), "{}: one point per grow row", p.id());
         let json = bench::to_json(&first);
         assert!(json.starts_with('{') && json.trim_end().ends_with('}'));
         assert_eq!(json.matches("\"name\"").count(), names.len(), "one JSON row per measured row");

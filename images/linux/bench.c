@@ -41,6 +41,7 @@
 #define MAX_RUNS 100000
 #define DISK "/dev/vda"
 #define FILE_PATH "/tmp/bench-file"
+#define GROW_PATH "/tmp/bench-grow"
 #define BLOCK 4096
 
 static uint64_t samples[MAX_RUNS];
@@ -303,8 +304,23 @@ static uint64_t fastest(void) {
     return m;
 }
 
-/* pipe_rtt: one byte to the child through one pipe, one byte back through the other. */
-static int pipe_rtt(void) {
+/* All of `n` bytes through `fd` (a pipe's read may return part of what was written). */
+static long read_full(int fd, char *p, long n) {
+    long done = 0;
+    while (done < n) {
+        long r = sys3(SYS_read, fd, (long)(p + done), n - done);
+        if (r <= 0)
+            return -EIO;
+        done += r;
+    }
+    return done;
+}
+
+/* pipe_rtt: `size` bytes to the child through one pipe, the same bytes back through the other
+ * (`size` at most PIPE_BUF, 4096: each write is atomic). */
+static char pipe_buf[BLOCK];
+
+static int pipe_rtt(long size) {
     int there[2], back[2];
     if (pipe(there) < 0 || pipe(back) < 0)
         return -1;
@@ -312,17 +328,17 @@ static int pipe_rtt(void) {
     if (child < 0)
         return -1;
     if (child == 0) {
-        char c;
         /* Its own copy of the write end would keep it from seeing the end of the input. */
         close(there[1]);
         close(back[0]);
-        while (sys3(SYS_read, there[0], (long)&c, 1) == 1)
-            if (sys3(SYS_write, back[1], (long)&c, 1) != 1)
+        while (read_full(there[0], pipe_buf, size) == size)
+            if (sys3(SYS_write, back[1], (long)pipe_buf, size) != size)
                 break;
         _exit(0);
     }
-    char c = 'x';
-    int rc = TIME_TSC(sys3(SYS_write, there[1], (long)&c, 1) == 1 && sys3(SYS_read, back[0], (long)&c, 1) == 1
+    memset(pipe_buf, 'x', sizeof pipe_buf);
+    int rc = TIME_TSC(sys3(SYS_write, there[1], (long)pipe_buf, size) == size &&
+                              read_full(back[0], pipe_buf, size) == size
                           ? 0
                           : -EIO);
     close(there[1]);
@@ -398,6 +414,31 @@ static void file_rows(void) {
                 f_ < 0 ? f_ : sys3(SYS_close, f_, 0, 0);
             })));
     row_tsc("linux.stat", TIME_TSC(sys3(SYS_stat, (long)FILE_PATH, (long)&st, 0)));
+    close(fd);
+}
+
+/* How the cost grows with the work, beside the shells' `bench grow` rows: a pipe round trip
+ * with 64 to 4,096 bytes each way; a pread of 512 B to 64 KiB from the start of a 64 KiB file
+ * on tmpfs, in one call. */
+static void grow_rows(void) {
+    static const long payloads[] = {64, 512, 4096};
+    static const char *const pipe_names[] = {"linux.pipe_payload_64", "linux.pipe_payload_512",
+                                             "linux.pipe_payload_4096"};
+    for (int i = 0; i < 3; i++)
+        row_tsc(pipe_names[i], pipe_rtt(payloads[i]));
+    static char big[65536];
+    memset(big, 0x5a, sizeof big);
+    int fd = open(GROW_PATH, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, big, sizeof big) != (long)sizeof big) {
+        error("create " GROW_PATH);
+        return;
+    }
+    static const long sizes[] = {512, 4096, 65536};
+    static const char *const read_names[] = {"linux.pread_512", "linux.pread_4096", "linux.pread_65536"};
+    for (int i = 0; i < 3; i++) {
+        long n = sizes[i];
+        row_tsc(read_names[i], TIME_TSC(sys4(SYS_pread64, fd, (long)big, n, 0) == n ? 0 : -EIO));
+    }
     close(fd);
 }
 
@@ -532,9 +573,10 @@ int main(int argc, char **argv) {
     check_clock();
 
     row_tsc("linux.null_syscall", TIME_TSC(sys0(SYS_getppid)));
-    row_tsc("linux.pipe_rtt", pipe_rtt());
+    row_tsc("linux.pipe_rtt", pipe_rtt(1));
     row_tsc("linux.futex_rtt", futex_rtt());
     file_rows();
+    grow_rows();
     disk_rows();
 
     say("linux-bench: %s", failed ? "failed" : "done");

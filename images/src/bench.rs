@@ -4,8 +4,11 @@
 //!  build ISO ─► for each personality: boot under -icount, type `bench N`, read its rows;
 //!              boot again with a scratch disk, type `bench disk N`, read those rows
 //!                 bench: mk.null_call n=1000 min=552 median=552 p99=552
+//!              boot again, type `bench grow N`: how costs grow with payload, size, sessions
+//!           ─► boot Linux under the same flags (crate::linux): its rows
 //!           ─► add the published reference rows (../shared/ANCHORS.md)
-//!           ─► target/os/bench/protected-calls.{json,md,svg}, and the table on stdout
+//!           ─► target/os/bench/protected-calls.{json,md,svg}, cost-growth.svg (curves),
+//!              and the table on stdout
 //! ```
 //! Under QEMU TCG with `-icount shift=0,align=off,sleep=off` the guest's TSC advances by one per
 //! retired instruction, so every figure is an instruction count, the same on every run.
@@ -64,7 +67,7 @@ pub const PUBLISHED: [(&str, u64, &str); 4] = [
 /// two and two address-space switches), a rendezvous of two tasks against a futex round trip of
 /// two threads, a file read against `pread`, a block read or write through the driver against
 /// an `O_DIRECT` one.
-pub const LINUX_PEERS: [(&str, &str); 21] = [
+pub const LINUX_PEERS: [(&str, &str); 37] = [
     ("mk.null_call", "linux.null_syscall"),
     ("mk.ssr_call", "linux.null_syscall"),
     ("mk.fs_read", "linux.pread_64"),
@@ -86,6 +89,130 @@ pub const LINUX_PEERS: [(&str, &str); 21] = [
     ("los.blk_write", "linux.blk_write"),
     ("sel4.call_rtt", "linux.null_syscall"),
     ("sel4.call_rtt_nopti", "linux.null_syscall"),
+    // `bench grow`: a call or channel round trip carrying B bytes each way against a pipe round
+    // trip carrying as many (a 1-byte one for B = 0), a read of B bytes against one `pread`.
+    ("mk.call_payload_0", "linux.pipe_rtt"),
+    ("mk.call_payload_64", "linux.pipe_payload_64"),
+    ("mk.call_payload_512", "linux.pipe_payload_512"),
+    ("mk.call_payload_4096", "linux.pipe_payload_4096"),
+    ("los.channel_payload_0", "linux.pipe_rtt"),
+    ("los.channel_payload_64", "linux.pipe_payload_64"),
+    ("los.channel_payload_512", "linux.pipe_payload_512"),
+    ("los.channel_payload_4096", "linux.pipe_payload_4096"),
+    ("mk.read_64", "linux.pread_64"),
+    ("mk.read_512", "linux.pread_512"),
+    ("mk.read_4096", "linux.pread_4096"),
+    ("mk.read_65536", "linux.pread_65536"),
+    ("los.read_64", "linux.pread_64"),
+    ("los.read_512", "linux.pread_512"),
+    ("los.read_4096", "linux.pread_4096"),
+    ("los.read_65536", "linux.pread_65536"),
+];
+
+/// One panel of the cost-growth chart: a quantity on the x axis, and per design the row measured
+/// at each of its values (`None`: no such row, as Linux has no sessions to restart with).
+pub struct Curve {
+    pub title: &'static str,
+    pub x_label: &'static str,
+    pub xs: &'static [&'static str],
+    pub series: &'static [(&'static str, &'static str, &'static [Option<&'static str>])],
+}
+
+const MK: &str = "#2b6cb0";
+const LOS: &str = "#c05621";
+const LINUX: &str = "#2f855a";
+
+/// The panels of `cost-growth.svg`: the rows of `bench grow` and Linux's equivalents.
+pub const GROWTH: [Curve; 3] = [
+    Curve {
+        title: "A round trip carrying B bytes each way",
+        x_label: "payload B (bytes)",
+        xs: &["0", "64", "512", "4096"],
+        series: &[
+            (
+                "microkernel call",
+                MK,
+                &[
+                    Some("mk.call_payload_0"),
+                    Some("mk.call_payload_64"),
+                    Some("mk.call_payload_512"),
+                    Some("mk.call_payload_4096"),
+                ],
+            ),
+            (
+                "libos channel",
+                LOS,
+                &[
+                    Some("los.channel_payload_0"),
+                    Some("los.channel_payload_64"),
+                    Some("los.channel_payload_512"),
+                    Some("los.channel_payload_4096"),
+                ],
+            ),
+            (
+                "Linux pipe (0: 1 byte)",
+                LINUX,
+                &[
+                    Some("linux.pipe_rtt"),
+                    Some("linux.pipe_payload_64"),
+                    Some("linux.pipe_payload_512"),
+                    Some("linux.pipe_payload_4096"),
+                ],
+            ),
+        ],
+    },
+    Curve {
+        title: "Reading B bytes of an open file",
+        x_label: "read B (bytes)",
+        xs: &["64", "512", "4096", "65536"],
+        series: &[
+            (
+                "microkernel fs",
+                MK,
+                &[Some("mk.read_64"), Some("mk.read_512"), Some("mk.read_4096"), Some("mk.read_65536")],
+            ),
+            (
+                "libos fs",
+                LOS,
+                &[Some("los.read_64"), Some("los.read_512"), Some("los.read_4096"), Some("los.read_65536")],
+            ),
+            (
+                "Linux pread (tmpfs)",
+                LINUX,
+                &[
+                    Some("linux.pread_64"),
+                    Some("linux.pread_512"),
+                    Some("linux.pread_4096"),
+                    Some("linux.pread_65536"),
+                ],
+            ),
+        ],
+    },
+    Curve {
+        title: "Restarting fs with K sessions open",
+        x_label: "sessions K",
+        xs: &["1", "8", "64"],
+        series: &[
+            (
+                "microkernel",
+                MK,
+                &[
+                    Some("mk.restart_sessions_1"),
+                    Some("mk.restart_sessions_8"),
+                    Some("mk.restart_sessions_64"),
+                ],
+            ),
+            (
+                "libos",
+                LOS,
+                &[
+                    Some("los.restart_sessions_1"),
+                    Some("los.restart_sessions_8"),
+                    Some("los.restart_sessions_64"),
+                ],
+            ),
+        ],
+    },
 ];
 
 /// `row`'s median over its Linux peer's, if both are in `rows`.
@@ -177,6 +304,14 @@ pub fn measure_disk(iso: &std::path::Path, personality: Personality, runs: usize
 /// `bench disk` in each shell).
 pub const DEVICE_LATENCY: std::time::Duration = std::time::Duration::from_millis(2);
 
+/// Boot `personality` under -icount and run `bench grow runs`: calls and channel round trips
+/// with 0 to 4,096 bytes of payload, file reads of 64 B to 64 KiB, fs's restart with 1, 8 and
+/// 64 sessions open (the points of `cost-growth.svg`).
+pub fn measure_grow(iso: &std::path::Path, personality: Personality, runs: usize) -> Result<Vec<Row>> {
+    let machine = Machine { icount: true, ..Machine::default() };
+    session(iso, personality, machine, &[format!("bench grow {runs}")], runs)
+}
+
 /// One boot under -icount typing `cmds`; the rows it printed for `personality`.
 fn session(
     iso: &std::path::Path,
@@ -188,9 +323,18 @@ fn session(
     let disk = machine.nbd;
     // Generous: TCG with -icount runs ~100 M instructions/s; a restart row is ~50 k each, and a
     // disk row waits for the host's file each block.
-    let timeout =
-        Duration::from_secs(120 + runs as u64 / 10 + if disk.is_some() { runs as u64 / 4 } else { 0 });
-    let what = if disk.is_some() { "bench disk" } else { "bench" };
+    let grow = cmds.iter().any(|c| c.starts_with("bench grow"));
+    let timeout = Duration::from_secs(
+        120 + runs as u64 / 10
+            + if disk.is_some() { runs as u64 / 4 } else { 0 }
+            // 150 restarts, and up to 100 libos reads of 64 KiB (~5 M instructions each).
+            + if grow { 120 + runs as u64 / 10 } else { 0 },
+    );
+    let what = match (disk.is_some(), grow) {
+        (true, _) => "bench disk",
+        (_, true) => "bench grow",
+        _ => "bench",
+    };
     let spinner = progress::spinner(&format!("{what} {}", personality.id()));
     spinner.set_message("booting under -icount");
     let t = qemu::exec(iso, personality, machine, cmds, timeout, watch(spinner.clone()));
@@ -213,7 +357,7 @@ fn session(
 }
 
 /// The whole benchmark: both personalities, then the published rows.
-pub fn run(runs: usize, personalities: &[Personality]) -> Result<(Vec<Row>, [PathBuf; 3])> {
+pub fn run(runs: usize, personalities: &[Personality]) -> Result<(Vec<Row>, [PathBuf; 4])> {
     let image = build::build()?;
     let mut rows = Vec::new();
     for (i, &p) in personalities.iter().enumerate() {
@@ -226,6 +370,8 @@ pub fn run(runs: usize, personalities: &[Personality]) -> Result<(Vec<Row>, [Pat
         rows.extend(measure(&image.iso, p, runs)?);
         eprintln!("[bench] {}/{}: booting {} again with a scratch disk", i + 1, personalities.len(), p.id());
         rows.extend(measure_disk(&image.iso, p, runs)?);
+        eprintln!("[bench] {}/{}: booting {} again for `bench grow`", i + 1, personalities.len(), p.id());
+        rows.extend(measure_grow(&image.iso, p, runs)?);
     }
     eprintln!("[bench] Linux: Debian's kernel under the same flags, {runs} runs per row");
     match crate::linux::measure(runs) {
@@ -243,9 +389,14 @@ pub fn run(runs: usize, personalities: &[Personality]) -> Result<(Vec<Row>, [Pat
     }));
     let dir = out_dir().join("bench");
     std::fs::create_dir_all(&dir).map_err(|e| fail!("cannot create {}: {e}", dir.display()))?;
-    let paths =
-        [dir.join("protected-calls.json"), dir.join("protected-calls.md"), dir.join("protected-calls.svg")];
-    for (path, text) in paths.iter().zip([to_json(&rows), to_markdown(&rows), to_svg(&rows)]) {
+    let paths = [
+        dir.join("protected-calls.json"),
+        dir.join("protected-calls.md"),
+        dir.join("protected-calls.svg"),
+        dir.join("cost-growth.svg"),
+    ];
+    let texts = [to_json(&rows), to_markdown(&rows), to_svg(&rows), to_growth_svg(&rows)];
+    for (path, text) in paths.iter().zip(texts) {
         std::fs::write(path, text).map_err(|e| fail!("cannot write {}: {e}", path.display()))?;
     }
     Ok((rows, paths))
@@ -335,6 +486,98 @@ pub fn to_svg(rows: &[Row]) -> String {
     s
 }
 
+/// The [`GROWTH`] panels side by side: median instructions (log scale) against the quantity,
+/// one line per design; a point only where its row was measured.
+pub fn to_growth_svg(rows: &[Row]) -> String {
+    let (panel_w, panel_h, left, top, gap) = (330.0, 300.0, 62.0, 56.0, 40.0);
+    let width = GROWTH.len() as f64 * (left + panel_w + gap) + 20.0;
+    let height = top + panel_h + 110.0;
+    let median = |name: &str| rows.iter().find(|r| r.name == name && r.published.is_none()).map(|r| r.median);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"10\" y=\"20\" font-size=\"14\">How costs grow: median instructions (log scale; QEMU -icount)</text>\n"
+    );
+    for (p, curve) in GROWTH.iter().enumerate() {
+        let x0 = 10.0 + p as f64 * (left + panel_w + gap) + left;
+        let values: Vec<u64> = curve
+            .series
+            .iter()
+            .flat_map(|(_, _, names)| names.iter().flatten().filter_map(|n| median(n)))
+            .collect();
+        let (lo, hi) = match (values.iter().min(), values.iter().max()) {
+            (Some(&lo), Some(&hi)) => ((lo.max(1) as f64).log10().floor(), (hi.max(1) as f64).log10().ceil()),
+            _ => (0.0, 1.0),
+        };
+        let hi = if hi <= lo { lo + 1.0 } else { hi };
+        let y = |v: u64| top + panel_h - panel_h * (((v.max(1) as f64).log10() - lo) / (hi - lo));
+        let step = panel_w / (curve.xs.len().max(2) - 1) as f64;
+        let x = |i: usize| x0 + 10.0 + i as f64 * (step - 20.0 / (curve.xs.len().max(2) - 1) as f64);
+        let _ = writeln!(s, "<text x=\"{x0}\" y=\"{}\" font-size=\"12\">{}</text>", top - 14.0, curve.title);
+        for d in lo as u32..=hi as u32 {
+            let gy = y(10u64.pow(d));
+            let _ = writeln!(
+                s,
+                "<line x1=\"{x0}\" y1=\"{gy}\" x2=\"{}\" y2=\"{gy}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#666\">{}</text>",
+                x0 + panel_w,
+                x0 - 6.0,
+                gy + 4.0,
+                10u64.pow(d)
+            );
+        }
+        for (i, label) in curve.xs.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#666\">{label}</text>",
+                x(i),
+                top + panel_h + 16.0
+            );
+        }
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            x0 + panel_w / 2.0,
+            top + panel_h + 34.0,
+            curve.x_label
+        );
+        for (k, (name, colour, names)) in curve.series.iter().enumerate() {
+            let points: Vec<(f64, f64, u64)> = names
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| n.and_then(median).map(|v| (x(i), y(v), v)))
+                .collect();
+            let line: Vec<String> = points.iter().map(|(px, py, _)| format!("{px:.1},{py:.1}")).collect();
+            if points.len() > 1 {
+                let _ = writeln!(
+                    s,
+                    "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>",
+                    line.join(" ")
+                );
+            }
+            for (px, py, v) in &points {
+                let _ = writeln!(
+                    s,
+                    "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"3\" fill=\"{colour}\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" fill=\"{colour}\">{v}</text>",
+                    px + 4.0,
+                    py - 4.0
+                );
+            }
+            let ly = top + panel_h + 52.0 + k as f64 * 15.0;
+            let _ = writeln!(
+                s,
+                "<line x1=\"{x0}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{colour}\" stroke-width=\"2\"/><text x=\"{}\" y=\"{ly}\">{name}{}</text>",
+                ly - 4.0,
+                x0 + 20.0,
+                ly - 4.0,
+                x0 + 26.0,
+                if points.is_empty() { " (not measured in this run)" } else { "" }
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,5 +649,39 @@ mod tests {
         let svg = to_svg(&rows);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert_eq!(svg.matches("<rect x=").count(), 4, "one bar per row");
+    }
+
+    #[test]
+    fn growth_curves_plot_the_points_they_have() {
+        let row = |name: &str, median: u64| Row {
+            name: name.into(),
+            runs: 10,
+            min: median,
+            median,
+            p99: median,
+            published: None,
+        };
+        let rows = [
+            row("mk.call_payload_0", 500),
+            row("mk.call_payload_64", 600),
+            row("mk.call_payload_4096", 2600),
+            row("linux.pread_65536", 30000),
+            row("mk.restart_sessions_8", 71000),
+        ];
+        let svg = to_growth_svg(&rows);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<circle").count(), rows.len(), "one point per row measured");
+        // A line joins two or more points of one design; one point alone is not a line.
+        assert_eq!(svg.matches("<polyline").count(), 1, "{svg}");
+        assert!(svg.contains(">2600</text>") && svg.contains(">30000</text>"));
+        assert!(svg.contains("libos channel (not measured in this run)"));
+        // Every Axolotl row of a panel has a Linux peer where Linux has the operation.
+        for curve in &GROWTH[..2] {
+            for (_, _, names) in &curve.series[..2] {
+                for name in names.iter().flatten() {
+                    assert!(LINUX_PEERS.iter().any(|(a, _)| a == name), "{name} has no Linux peer");
+                }
+            }
+        }
     }
 }

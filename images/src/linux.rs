@@ -26,6 +26,11 @@
 //! - `linux.write_64`: `write` of 64 bytes at offset 0 of that file, then `lseek` back to 0.
 //! - `linux.seek`: `lseek(fd, 0, SEEK_SET)`. `linux.open_close`: `open` (read-only) and
 //!   `close` of that file. `linux.stat`: `stat` of its path.
+//! - `linux.pipe_payload_B` (B = 64, 512, 4096): `linux.pipe_rtt` with B bytes each way (one
+//!   `write`, and `read`s until all B are back), beside the shells' `*.call_payload_B` and
+//!   `los.channel_payload_B` (`bench grow`).
+//! - `linux.pread_B` (B = 512, 4096, 65536): one `pread` of B bytes at offset 0 of a 64 KiB file
+//!   on the tmpfs, beside the shells' `*.read_B`.
 //! - `linux.blk_read`, `linux.blk_write`: `pread`/`pwrite` of 4 KiB with `O_DIRECT` on
 //!   `/dev/vda` (the virtio-blk disk, with no I/O scheduler; its last 4 KiB, written back
 //!   unchanged), through the block layer and the virtio driver to the device and back. These
@@ -86,7 +91,7 @@ use std::time::{Duration, Instant};
 const BENCH_C: &str = include_str!("../linux/bench.c");
 
 /// The rows the program prints, in order.
-pub const ROWS: [&str; 10] = [
+pub const ROWS: [&str; 16] = [
     "linux.null_syscall",
     "linux.pipe_rtt",
     "linux.futex_rtt",
@@ -95,6 +100,12 @@ pub const ROWS: [&str; 10] = [
     "linux.seek",
     "linux.open_close",
     "linux.stat",
+    "linux.pipe_payload_64",
+    "linux.pipe_payload_512",
+    "linux.pipe_payload_4096",
+    "linux.pread_512",
+    "linux.pread_4096",
+    "linux.pread_65536",
     "linux.blk_read",
     "linux.blk_write",
 ];

@@ -39,6 +39,36 @@ pub const LOS_BENCH_ROWS: [&str; 10] = [
     "los.boot",
 ];
 
+/// The rows `bench grow` prints on the microkernel, in order.
+pub const MK_GROW_ROWS: [&str; 11] = [
+    "mk.call_payload_0",
+    "mk.call_payload_64",
+    "mk.call_payload_512",
+    "mk.call_payload_4096",
+    "mk.read_64",
+    "mk.read_512",
+    "mk.read_4096",
+    "mk.read_65536",
+    "mk.restart_sessions_1",
+    "mk.restart_sessions_8",
+    "mk.restart_sessions_64",
+];
+
+/// The rows `bench grow` prints on the libos, in order.
+pub const LOS_GROW_ROWS: [&str; 11] = [
+    "los.channel_payload_0",
+    "los.channel_payload_64",
+    "los.channel_payload_512",
+    "los.channel_payload_4096",
+    "los.read_64",
+    "los.read_512",
+    "los.read_4096",
+    "los.read_65536",
+    "los.restart_sessions_1",
+    "los.restart_sessions_8",
+    "los.restart_sessions_64",
+];
+
 /// The ISO, built once per test binary.
 pub fn iso() -> &'static PathBuf {
     static ISO: OnceLock<PathBuf> = OnceLock::new();

@@ -35,6 +35,9 @@ pub enum BenchRows {
     /// `bench disk [N]`: the disk driver's block reads and writes, a file read that reaches the
     /// disk, the driver's restart. Needs a disk: it reads and rewrites the disk's last 4 KiB.
     Disk,
+    /// `bench grow [N]`: how costs grow with the work: calls with 0 to 4,096 bytes of payload,
+    /// file reads of 64 B to 64 KiB, a restart with 1, 8 and 64 client sessions open.
+    Grow,
 }
 
 /// Most runs `bench` takes: each shell keeps one sample per run on its stack.
@@ -105,14 +108,16 @@ pub fn run<S: Shell>(shell: &mut S, line: &str) -> Status {
         "format" => files::format(shell, rest),
         "sleep" => sleep(shell, rest),
         "bench" => {
-            let (rows, rest) = match rest.strip_prefix("disk") {
-                Some(r) if r.is_empty() || r.starts_with(' ') => (BenchRows::Disk, r.trim_start()),
+            let word = |w: &str| rest.strip_prefix(w).filter(|r| r.is_empty() || r.starts_with(' '));
+            let (rows, rest) = match (word("disk"), word("grow")) {
+                (Some(r), _) => (BenchRows::Disk, r.trim_start()),
+                (_, Some(r)) => (BenchRows::Grow, r.trim_start()),
                 _ => (BenchRows::Calls, rest),
             };
             let runs = if rest.is_empty() { Ok(BENCH_DEFAULT) } else { rest.parse::<usize>() };
             match runs {
                 Ok(n) if (10..=BENCH_MAX).contains(&n) => shell.bench(rows, n),
-                _ => con.fail(format_args!("usage: bench [disk] [N] with 10 <= N <= {}", BENCH_MAX)),
+                _ => con.fail(format_args!("usage: bench [disk|grow] [N] with 10 <= N <= {}", BENCH_MAX)),
             }
         }
         _ => match shell.command(cmd, rest) {

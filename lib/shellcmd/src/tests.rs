@@ -315,6 +315,7 @@ impl Shell for FakeShell {
         self.calls.push(match rows {
             crate::BenchRows::Calls => format!("bench {runs}"),
             crate::BenchRows::Disk => format!("bench disk {runs}"),
+            crate::BenchRows::Grow => format!("bench grow {runs}"),
         });
         0
     }
@@ -549,6 +550,8 @@ fn the_personalitys_commands_get_checked_arguments() {
     assert_eq!(sh.run("bench 4000").0, 0);
     assert_eq!(sh.run("bench disk").0, 0);
     assert_eq!(sh.run("bench disk 20").0, 0);
+    assert_eq!(sh.run("bench grow").0, 0);
+    assert_eq!(sh.run("bench grow 30").0, 0);
     assert_eq!(sh.run("own a  b"), (7, String::new()));
     let expected = [
         "inject fs kill 0",
@@ -560,6 +563,8 @@ fn the_personalitys_commands_get_checked_arguments() {
         "bench 4000",
         "bench disk 1000",
         "bench disk 20",
+        "bench grow 1000",
+        "bench grow 30",
         "own a  b",
     ];
     assert_eq!(sh.calls, expected);
@@ -570,7 +575,7 @@ fn bad_arguments_give_the_usage_line() {
     let mut sh = shell();
     let inject = "error: usage: inject NAME KIND [SEED]; KIND: kill regflip memflip memword skip hang ssr\n";
     let campaign = "error: usage: campaign NAME COUNT [SEED] with 1 <= COUNT <= 100000\n";
-    let bench = "error: usage: bench [disk] [N] with 10 <= N <= 4000\n";
+    let bench = "error: usage: bench [disk|grow] [N] with 10 <= N <= 4000\n";
     for (line, usage) in [
         ("kill", "error: usage: kill NAME\n"),
         ("inject fs", inject),
@@ -585,6 +590,9 @@ fn bad_arguments_give_the_usage_line() {
         ("bench disk 9", bench),
         ("bench diskette", bench),
         ("bench 20 disk", bench),
+        ("bench grow 5", bench),
+        ("bench growth", bench),
+        ("bench disk grow", bench),
         ("sleep", "error: usage: sleep MS (a whole number of milliseconds)\n"),
         ("nosuch x", "error: unknown command 'nosuch' (type 'help')\n"),
     ] {

@@ -5,7 +5,8 @@
 //!     ▲  IRQ 4 bytes        │                     │      Device: guard, DMA, BARs, INTx)
 //!     └── (kernel)          │                     └───► ramdisk (if not; MappedPages)
 //!                           ├──── endpoint ──► timer
-//!                           └──── endpoint ──► echo (benchmark partner)
+//!                           ├──── endpoint ──► echo (benchmark partner)
+//!                           └──── endpoints ─► echo-0, -64, -512, -4096 (`bench grow`'s partners)
 //!  scribe (fs and timer sessions of its own; records in /scribe/log)
 //! ```
 //! This is the composition root: it holds no state of its own after boot. The kernel hands it
@@ -27,6 +28,8 @@ fn wire(privilege: libos_kernel::Privilege) {
     let fs = cell_fs::start(ramdisk, disk, key, console.clone()).expect("fs");
     let timer = cell_timer::start().expect("timer");
     let echo = cell_shell::start_echo().expect("echo");
+    let echoes = cell_shell::start_echoes().expect("echoes");
     cell_shell::start_scribe(console.clone(), fs, timer).expect("scribe");
-    cell_shell::start(cell_shell::Wiring { console, fs, timer, echo, disk }, privilege).expect("shell");
+    cell_shell::start(cell_shell::Wiring { console, fs, timer, echo, echoes, disk }, privilege)
+        .expect("shell");
 }

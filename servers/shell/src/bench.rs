@@ -25,6 +25,20 @@
 //!                     set up again (kernel-measured), n ≤ 50
 //! ```
 //!
+//! `bench grow N`, how each cost grows with the work (`cargo os bench` charts them as curves):
+//!
+//! ```text
+//!  mk.call_payload_B   a call to the bench server carrying B bytes (0, 64, 512, 4096), answered
+//!                      with the same B bytes: written into our IPC buffer, copied by the kernel
+//!                      into the server's and back, copied out of ours
+//!  mk.read_B           B bytes (64, 512, 4096, 65536) read from the start of an open file, in
+//!                      reads of at most fs_api::MAX_IO (2048) bytes, as a program reading a file
+//!                      through the protocol does
+//!  mk.restart_sessions_K  fs killed → its next incarnation in recv, with K sessions open with fs
+//!                      (1, 8, 64: the shell's own and K - 1 more, each with a file open at its
+//!                      own offset, which must read right afterwards), n ≤ 50
+//! ```
+//!
 //! The disk rows wait for the device. Meanwhile the CPU idles (and under `-icount` with
 //! `sleep=off` QEMU moves the clock straight to the next timer), or runs tasks the operation
 //! does not involve (the timer server's tick, the scribe, whose requests may also be queued
@@ -40,7 +54,7 @@ use console_api::println;
 use fs_api::{mode, Fs, FsError};
 use shellcmd::{Console as _, Status, BENCH_MAX};
 use userlib::abi::{InjectKind, MsgInfo, Sysno, TaskState, TASK_PAUSED};
-use userlib::cap::{Cap, Task};
+use userlib::cap::{Cap, Endpoint, Task};
 
 /// Restarting a server takes 50,000 to 75,000 instructions: fewer runs suffice.
 const BENCH_RESTARTS: usize = 50;
@@ -48,6 +62,30 @@ const BENCH_RESTARTS: usize = 50;
 const RUN_BLOCKS: usize = 4096 / BLOCK_SIZE;
 
 type Stats = Result<[u64; 3], &'static str>;
+
+/// Payload sizes of `bench grow`'s calls, and their rows.
+const PAYLOADS: [(usize, &str); 4] = [
+    (0, "mk.call_payload_0"),
+    (64, "mk.call_payload_64"),
+    (512, "mk.call_payload_512"),
+    (4096, "mk.call_payload_4096"),
+];
+/// Read sizes of `bench grow`'s file reads, and their rows.
+const READS: [(usize, &str); 4] =
+    [(64, "mk.read_64"), (512, "mk.read_512"), (4096, "mk.read_4096"), (65536, "mk.read_65536")];
+/// Sessions open with fs for `bench grow`'s restart rows, and their rows.
+const SESSIONS: [(usize, &str); 3] =
+    [(1, "mk.restart_sessions_1"), (8, "mk.restart_sessions_8"), (64, "mk.restart_sessions_64")];
+/// The first capability slot of the sessions `bench grow` opens (the manifest's capabilities
+/// and the shell's own sessions lie below).
+const GROW_SLOT: u8 = 64;
+/// The file `bench grow` reads: 64 KiB, byte `i` is [`grow_byte`]`(i)`.
+const GROW_PATH: &str = "/.bench-grow";
+const GROW_SIZE: usize = 65536;
+
+fn grow_byte(i: usize) -> u8 {
+    (i as u8) ^ (i >> 8) as u8
+}
 
 /// The samples of the row being measured (32 KiB: in the shell's data, not on its 64 KiB stack).
 static SAMPLES: spin::Mutex<[u64; BENCH_MAX]> = spin::Mutex::new([0; BENCH_MAX]);
@@ -381,4 +419,151 @@ fn restart(shell: &Shell, name: &str, samples: &mut [u64], mut answers: impl FnM
         *s = info.recovery_tsc;
     }
     Ok(summarize(samples))
+}
+
+/// `bench grow N`: how the cost of a call grows with its payload, of a file read with its size,
+/// and of fs's restart with the sessions open with it.
+pub fn grow(shell: &mut Shell, n: usize) -> Status {
+    let (Some((ep, _)), Some(crate::Files(fs)), Some(fs_ep)) = (shell.bench, shell.fs, shell.fs_ep) else {
+        return Out.fail(format_args!("bench grow needs the bench and fs servers"));
+    };
+    let mut buf = SAMPLES.lock();
+    let samples = &mut buf[..n];
+    let mut r = Report::start(samples);
+    let mut payload = [0u8; 4096];
+    for (i, b) in payload.iter_mut().enumerate() {
+        *b = grow_byte(i);
+    }
+    let mut back = [0u8; 4096];
+    for (size, row) in PAYLOADS {
+        let stats = measure(samples, || echo(ep, &payload[..size], &mut back[..size]));
+        let stats =
+            stats.and_then(|s| if back[..size] == payload[..size] { Ok(s) } else { Err("the echo differs") });
+        r.row(row, n, stats);
+    }
+    let fail = |e: FsError| e.describe();
+    let fd = match make_grow_file(fs) {
+        Ok(fd) => fd,
+        Err(e) => return r.status | Out.fail(format_args!("bench grow: {}: {}", GROW_PATH, e.describe())),
+    };
+    let mut chunk = [0u8; 4096];
+    for (size, row) in READS {
+        let mut stats = || -> Stats {
+            // Once untimed: the bytes read are the file's.
+            fs.seek(fd, 0).map_err(fail)?;
+            if !read_exactly(fs, fd, size, &mut chunk, true)? {
+                return Err("the file read back wrong bytes");
+            }
+            for s in samples.iter_mut() {
+                fs.seek(fd, 0).map_err(fail)?;
+                *s = measure_span(&mut || read_exactly(fs, fd, size, &mut chunk, false).map(|_| ()))?;
+            }
+            Ok(summarize(samples))
+        };
+        r.row(row, n, stats());
+    }
+    let restarts = n.min(BENCH_RESTARTS);
+    for (k, row) in SESSIONS {
+        let stats = with_sessions(fs_ep, k - 1, |sessions| {
+            let answers = || fs.stat("/").is_ok();
+            let stats = restart(shell, "fs", &mut samples[..restarts], answers)?;
+            // Every session's state came through: its file reads on at its own offset.
+            for (i, (s, sfd)) in sessions.iter().enumerate() {
+                let mut got = [0u8; 64];
+                match s.read(*sfd, &mut got) {
+                    Ok(64) if got.iter().enumerate().all(|(j, &b)| b == grow_byte(grow_offset(i) + j)) => {}
+                    Ok(_) => return Err("a session's file read wrong bytes after the restarts"),
+                    Err(e) => return Err(e.describe()),
+                }
+            }
+            Ok(stats)
+        });
+        r.measured(row, restarts, stats);
+    }
+    let _ = fs.close(fd);
+    let _ = fs.remove(GROW_PATH);
+    r.status
+}
+
+/// A call to the bench server carrying `payload`, answered with the same bytes, copied to `back`.
+fn echo(ep: Cap<Endpoint>, payload: &[u8], back: &mut [u8]) -> Result<(), &'static str> {
+    let msg = ep.call(bench::ECHO, [0; 4], payload).map_err(|e| e.describe())?;
+    if msg.info.label != 0 || msg.payload_into(back) != payload.len() {
+        return Err("the bench server's answer is not the echo");
+    }
+    Ok(())
+}
+
+/// Write [`GROW_PATH`] ([`GROW_SIZE`] bytes of [`grow_byte`]) and open it for reading.
+fn make_grow_file(fs: Fs) -> Result<u32, FsError> {
+    let fd = fs.open(GROW_PATH, mode::READ | mode::WRITE | mode::CREATE | mode::TRUNCATE)?;
+    let mut piece = [0u8; 4096];
+    for at in (0..GROW_SIZE).step_by(piece.len()) {
+        for (i, b) in piece.iter_mut().enumerate() {
+            *b = grow_byte(at + i);
+        }
+        if let Err(e) = fs.write(fd, &piece) {
+            let _ = fs.close(fd);
+            return Err(e);
+        }
+    }
+    Ok(fd)
+}
+
+/// Read `size` bytes of `fd` from its offset through `chunk`, in as many reads as fs needs;
+/// with `check`, whether they are the file's bytes (the offset being 0 at the start).
+fn read_exactly(fs: Fs, fd: u32, size: usize, chunk: &mut [u8], check: bool) -> Result<bool, &'static str> {
+    let (mut done, mut right) = (0, true);
+    while done < size {
+        let want = (size - done).min(chunk.len());
+        let got = fs.read(fd, &mut chunk[..want]).map_err(FsError::describe)?;
+        if got == 0 {
+            return Err("the file ended early");
+        }
+        if check {
+            right &= chunk[..got].iter().enumerate().all(|(i, &b)| b == grow_byte(done + i));
+        }
+        done += got;
+    }
+    Ok(right)
+}
+
+/// Where the `i`-th extra session of a restart row keeps its file's offset.
+fn grow_offset(i: usize) -> usize {
+    (i * 1000) % (GROW_SIZE - 64)
+}
+
+/// Run `f` with `extra` more sessions open with fs, each with [`GROW_PATH`] open at
+/// [`grow_offset`]; they are closed afterwards, whatever `f` found.
+fn with_sessions(ep: Cap<Endpoint>, extra: usize, f: impl FnOnce(&[(Fs, u32)]) -> Stats) -> Stats {
+    let mut open: heapless::Vec<(Fs, u32), 64> = heapless::Vec::new();
+    let mut result = Ok(());
+    for i in 0..extra {
+        let slot = GROW_SLOT + i as u8;
+        let session = match Fs::connect(ep, slot) {
+            Ok(s) => s,
+            Err(e) => {
+                result = Err(e.describe());
+                break;
+            }
+        };
+        let fd = session
+            .open(GROW_PATH, mode::READ)
+            .and_then(|fd| session.seek(fd, grow_offset(i) as u32).map(|()| fd));
+        match fd {
+            Ok(fd) if open.push((session, fd)).is_ok() => {}
+            Ok(_) => result = Err("too many sessions"),
+            Err(e) => result = Err(e.describe()),
+        }
+        if result.is_err() {
+            let _ = userlib::cap::cap_delete(slot);
+            break;
+        }
+    }
+    let stats = result.and_then(|()| f(&open));
+    for (i, (session, fd)) in open.iter().enumerate() {
+        let _ = session.close(*fd);
+        let _ = userlib::cap::cap_delete(GROW_SLOT + i as u8);
+    }
+    stats
 }

@@ -40,7 +40,9 @@ const HELP: shellcmd::Help = shellcmd::Help {
   bench [N]         time N runs of: null protected call, call with an SSR word, 64-byte
                     fs read, fs restart (at most 50); default 1000
   bench disk [N]    time N runs of: 4 KiB read and write through the disk driver, 64-byte
-                    fs read from the disk, driver restart (at most 50); needs a disk",
+                    fs read from the disk, driver restart (at most 50); needs a disk
+  bench grow [N]    how costs grow: calls with 0 to 4096 bytes of payload, fs reads of
+                    64 B to 64 KiB, fs restart with 1, 8 and 64 sessions open (at most 50)",
 };
 
 struct Shell {
@@ -50,6 +52,8 @@ struct Shell {
     fs: Option<Files>,
     timer: Option<Clock>,
     bench: Option<(Cap<Endpoint>, Cap<Session>)>,
+    /// The file server's endpoint, for `bench grow` (which opens more sessions with it).
+    fs_ep: Option<Cap<Endpoint>>,
     /// The disk driver, for `bench disk` (the shell reads and rewrites the disk's last 4 KiB).
     disk: Option<block_api::BlockDevice>,
     /// Keys read from the console but not yet edited into a line.
@@ -162,6 +166,7 @@ impl shellcmd::Shell for Shell {
         match rows {
             shellcmd::BenchRows::Calls => bench::calls(self, n),
             shellcmd::BenchRows::Disk => bench::disk(self, n),
+            shellcmd::BenchRows::Grow => bench::grow(self, n),
         }
     }
 
@@ -389,6 +394,7 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
         fs: endpoint("fs").and_then(|ep| Fs::connect(ep, FS_SLOT).ok()).map(Files),
         timer: endpoint("timer").and_then(|ep| Timer::connect(ep, TIMER_SLOT).ok()).map(Clock),
         bench: endpoint("bench").and_then(|ep| ep.connect(BENCH_SLOT).ok().map(|s| (ep, s))),
+        fs_ep: endpoint("fs"),
         disk: endpoint("disk").map(block_api::BlockDevice::new),
         typeahead: shellcmd::Typeahead::default(),
         booted: None,

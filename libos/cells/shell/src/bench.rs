@@ -25,6 +25,18 @@
 //!  los.drv_restart    virtio-blk killed → its next incarnation waiting in recv, the device reset
 //!                     and set up again (kernel-measured), n ≤ 50
 //! ```
+//! `bench grow [N]`, how each cost grows with the work (`cargo os bench` charts them as curves):
+//!
+//! ```text
+//!  los.channel_payload_B  a rendezvous round trip carrying B bytes (0, 64, 512, 4096) each way:
+//!                         an echo task of `[u8; B]` messages answers with what it received
+//!  los.read_B             B bytes (64, 512, 4096, 65536) read from the start of an open file, in
+//!                         reads of at most cell_fs::IO_MAX (256) bytes (65536: n ≤ 100)
+//!  los.restart_sessions_K fs killed → its next incarnation waiting in recv, with K fs sessions
+//!                         open (1, 8, 64: ours and K - 1 more, each with a file open at its own
+//!                         offset, which must read right afterwards), n ≤ 50
+//! ```
+//!
 //! Only the disk's line stays open. While a row waits for the device the CPU halts, and under
 //! `-icount` with `sleep=off` QEMU moves the clock to the next timer meanwhile: these rows
 //! subtract the time halted (`idle_time`), leaving the instructions retired on the way.
@@ -45,6 +57,39 @@ const RUN_BLOCKS: usize = 4096 / fs_core::BLOCK_SIZE;
 type Run = [fs_core::Block; RUN_BLOCKS];
 
 pub type EchoEp = Endpoint<u64, u64>;
+
+/// The echo tasks of `bench grow`: one per message size.
+#[derive(Clone, Copy)]
+pub struct Echoes {
+    e0: Endpoint<[u8; 0], [u8; 0]>,
+    e64: Endpoint<[u8; 64], [u8; 64]>,
+    e512: Endpoint<[u8; 512], [u8; 512]>,
+    e4096: Endpoint<[u8; 4096], [u8; 4096]>,
+}
+
+/// An echo task of `[u8; N]` messages: it answers with what it received.
+fn sized_echo<const N: usize>(name: &'static str) -> Option<Endpoint<[u8; N], [u8; N]>> {
+    let ep = Endpoint::create(name)?;
+    libos_kernel::spawn(name, 5, true, move || {
+        let mut inbox = libos_kernel::Inbox::default();
+        loop {
+            let (token, v) = ep.recv_into(&mut inbox);
+            let _ = ep.reply(token, *v);
+        }
+    })
+    .ok()?;
+    Some(ep)
+}
+
+/// Spawn `bench grow`'s echo tasks.
+pub fn start_echoes() -> Option<Echoes> {
+    Some(Echoes {
+        e0: sized_echo("echo-0")?,
+        e64: sized_echo("echo-64")?,
+        e512: sized_echo("echo-512")?,
+        e4096: sized_echo("echo-4096")?,
+    })
+}
 
 /// Spawn the echo task the channel benchmark talks to.
 pub fn start_echo() -> Option<EchoEp> {
@@ -376,5 +421,199 @@ pub fn disk(con: &Console, w: &Wiring, privilege: &Privilege, fs: &mut Fs, n: us
     let [min, median, p99] = restarted?;
     let _ =
         writeln!(&*con, "bench: los.drv_restart n={} min={} median={} p99={}", restarts, min, median, p99);
+    Ok(())
+}
+
+/// Sizes of `bench grow`'s file reads, and their rows.
+const READS: [(usize, &str); 4] =
+    [(64, "los.read_64"), (512, "los.read_512"), (4096, "los.read_4096"), (65536, "los.read_65536")];
+/// Sessions open with fs for `bench grow`'s restart rows, and their rows.
+const SESSIONS: [(usize, &str); 3] =
+    [(1, "los.restart_sessions_1"), (8, "los.restart_sessions_8"), (64, "los.restart_sessions_64")];
+/// The file `bench grow` reads: 64 KiB, byte `i` is [`grow_byte`]`(i)`.
+const GROW_PATH: &str = "/bench/grow";
+const GROW_SIZE: usize = 65536;
+
+fn grow_byte(i: usize) -> u8 {
+    (i as u8) ^ (i >> 8) as u8
+}
+
+/// Where the `i`-th extra session of a restart row keeps its file's offset.
+fn grow_offset(i: usize) -> usize {
+    (i * 1000) % (GROW_SIZE - 64)
+}
+
+/// One timed echo of `[u8; N]` through `ep` per sample; the answer must be the message.
+fn echo_row<const N: usize>(
+    ep: Endpoint<[u8; N], [u8; N]>,
+    row: &'static str,
+    samples: &mut [u64],
+) -> Result<(&'static str, [u64; 3]), Failed> {
+    let mut msg = [0u8; N];
+    for (i, b) in msg.iter_mut().enumerate() {
+        *b = grow_byte(i);
+    }
+    let mut failed = None;
+    let stats = measure(samples, || match ep.call(&msg) {
+        Ok(back) if back == msg => {}
+        Ok(_) => failed = Some(Failed(Some(row), "the echo differs")),
+        Err(e) => failed = Some(Failed(Some(row), e.describe())),
+    });
+    match failed {
+        Some(f) => Err(f),
+        None => Ok((row, stats)),
+    }
+}
+
+/// Write [`GROW_PATH`] ([`GROW_SIZE`] bytes of [`grow_byte`]) and open it for reading.
+fn make_grow_file(fs: &mut Fs) -> Result<u32, Failed> {
+    let setup = |why| Failed(None, why);
+    match fs.mkdir("/bench") {
+        Ok(()) | Err(FsError::Exists) => {}
+        Err(_) => return Err(setup("cannot make /bench")),
+    }
+    let fd = fs
+        .open(GROW_PATH, mode::READ | mode::WRITE | mode::CREATE | mode::TRUNCATE)
+        .map_err(|_| setup("cannot open /bench/grow"))?;
+    let mut piece = [0u8; cell_fs::IO_MAX];
+    for at in (0..GROW_SIZE).step_by(piece.len()) {
+        for (i, b) in piece.iter_mut().enumerate() {
+            *b = grow_byte(at + i);
+        }
+        if fs.write(fd, &piece).is_err() {
+            let _ = fs.close(fd);
+            return Err(setup("cannot write /bench/grow"));
+        }
+    }
+    Ok(fd)
+}
+
+/// Read `size` bytes of `fd` from its offset through `chunk`, in as many reads as fs needs;
+/// with `check`, whether they are the file's bytes (the offset being 0 at the start).
+fn read_exactly(
+    fs: &mut Fs,
+    fd: u32,
+    size: usize,
+    chunk: &mut [u8],
+    check: bool,
+) -> Result<bool, &'static str> {
+    let (mut done, mut right) = (0, true);
+    while done < size {
+        let want = (size - done).min(chunk.len());
+        let got = fs.read(fd, &mut chunk[..want]).map_err(|_| "fs read failed")?;
+        if got == 0 {
+            return Err("the file ended early");
+        }
+        if check {
+            right &= chunk[..got].iter().enumerate().all(|(i, &b)| b == grow_byte(done + i));
+        }
+        done += got;
+    }
+    Ok(right)
+}
+
+/// A row's name, runs and min, median, p99.
+type SizedRow = (&'static str, usize, [u64; 3]);
+
+/// The read rows: `size` bytes from the file's start per sample (the seek back untimed).
+fn read_rows(fs: &mut Fs, fd: u32, samples: &mut [u64]) -> Result<heapless::Vec<SizedRow, 4>, Failed> {
+    let mut rows = heapless::Vec::new();
+    let mut chunk = [0u8; 4096];
+    for (size, row) in READS {
+        let fail = |why| Failed(Some(row), why);
+        // Once untimed: the bytes read are the file's.
+        fs.seek(fd, 0).map_err(|_| fail("seek failed"))?;
+        if !read_exactly(fs, fd, size, &mut chunk, true).map_err(fail)? {
+            return Err(fail("the file read back wrong bytes"));
+        }
+        let runs = if size > 4096 { samples.len().min(100) } else { samples.len() };
+        for s in samples[..runs].iter_mut() {
+            fs.seek(fd, 0).map_err(|_| fail("seek failed"))?;
+            let t0 = libos_kernel::rdtsc();
+            let r = read_exactly(fs, fd, size, &mut chunk, false);
+            *s = libos_kernel::rdtsc() - t0;
+            r.map_err(fail)?;
+        }
+        let _ = rows.push((row, runs, summarize(&mut samples[..runs])));
+    }
+    Ok(rows)
+}
+
+/// `bench grow N`: how the cost of a channel round trip grows with its message, of a file read
+/// with its size, and of fs's restart with the sessions open with it.
+pub fn grow(con: &Console, w: &Wiring, privilege: &Privilege, fs: &mut Fs, n: usize) -> Result<(), Failed> {
+    let setup = |why| Failed(None, why);
+    if libos_kernel::armed().is_some() {
+        return Err(setup("a fault is armed: `restart` its task first"));
+    }
+    let fs_task = libos_kernel::find_task("fs").ok_or(setup("no fs task"))?;
+    let fd = make_grow_file(fs)?;
+    // The sessions of the restart rows, each with the file open at its own offset.
+    let mut sessions: alloc::vec::Vec<(Fs, u32)> = alloc::vec::Vec::new();
+    let restarts = n.min(50);
+    let mut samples = vec![0u64; n];
+    con.flush();
+    let e = w.echoes;
+    let rows = libos_kernel::without_preemption(privilege, || -> Result<_, Failed> {
+        let base = measure(&mut samples, || {})[0];
+        let calls = [
+            echo_row(e.e0, "los.channel_payload_0", &mut samples)?,
+            echo_row(e.e64, "los.channel_payload_64", &mut samples)?,
+            echo_row(e.e512, "los.channel_payload_512", &mut samples)?,
+            echo_row(e.e4096, "los.channel_payload_4096", &mut samples)?,
+        ];
+        let reads = read_rows(fs, fd, &mut samples)?;
+        let mut restart = [[0u64; 3]; 3];
+        for (r, (k, row)) in restart.iter_mut().zip(SESSIONS) {
+            while sessions.len() < k - 1 {
+                let i = sessions.len();
+                let fail = |why| Failed(Some(row), why);
+                let mut s = Fs::connect(w.fs).map_err(|_| fail("cannot open another fs session"))?;
+                let f = s
+                    .open(GROW_PATH, mode::READ)
+                    .map_err(|_| fail("another session cannot open the file"))?;
+                s.seek(f, grow_offset(i) as u32).map_err(|_| fail("another session cannot seek"))?;
+                sessions.push((s, f));
+            }
+            let why = ("cannot kill fs", "fs did not answer after its restart");
+            *r = restart_times(privilege, fs_task, &mut samples[..restarts], row, why, || {
+                fs.stat("/").is_ok()
+            })?;
+            for (i, (s, f)) in sessions.iter_mut().enumerate() {
+                let mut got = [0u8; 64];
+                match s.read(*f, &mut got) {
+                    Ok(64) if got.iter().enumerate().all(|(j, &b)| b == grow_byte(grow_offset(i) + j)) => {}
+                    _ => return Err(Failed(Some(row), "a session's file read wrong after the restarts")),
+                }
+                let _ = s.seek(*f, grow_offset(i) as u32);
+            }
+        }
+        Ok((base, calls, reads, restart))
+    });
+    for (s, f) in sessions.iter_mut() {
+        let _ = s.close(*f);
+    }
+    let _ = fs.close(fd);
+    let _ = fs.remove(GROW_PATH);
+    let (base, calls, reads, restart) = rows?;
+    let _ = writeln!(
+        &*con,
+        "bench: libos grow, {} iterations each; TSC ticks less the {}-tick timing loop",
+        n, base
+    );
+    let print = |name: &str, runs: usize, v: [u64; 3]| {
+        let [min, median, p99] = v.map(|x| x.saturating_sub(base));
+        let _ = writeln!(&*con, "bench: {} n={} min={} median={} p99={}", name, runs, min, median, p99);
+    };
+    for (name, v) in calls {
+        print(name, n, v);
+    }
+    for (name, runs, v) in reads {
+        print(name, runs, v);
+    }
+    for (v, (_, name)) in restart.into_iter().zip(SESSIONS) {
+        let [min, median, p99] = v;
+        let _ = writeln!(&*con, "bench: {} n={} min={} median={} p99={}", name, restarts, min, median, p99);
+    }
     Ok(())
 }

@@ -34,7 +34,9 @@ const HELP: shellcmd::Help = shellcmd::Help {
   sleep MS          wait MS milliseconds, at most one hour (timer cell)
   bench [N]         time N cell calls, channel round trips, fs reads, restarts (default 1000)
   bench disk [N]    time N runs of: 4 KiB read and write through the disk cell, 64-byte fs
-                    read from the disk, disk cell restart (at most 50); needs a disk",
+                    read from the disk, disk cell restart (at most 50); needs a disk
+  bench grow [N]    how costs grow: channel round trips of 0 to 4096 bytes, fs reads of
+                    64 B to 64 KiB, fs restart with 1, 8 and 64 sessions open (at most 50)",
 };
 
 /// Keys typed while a command runs that the shell keeps for the next prompt (the console cell
@@ -48,11 +50,13 @@ pub struct Wiring {
     pub fs: cell_fs::Ep,
     pub timer: cell_timer::Ep,
     pub echo: bench::EchoEp,
+    /// Echo tasks of 0- to 4,096-byte messages, for `bench grow`.
+    pub echoes: bench::Echoes,
     /// The disk cell, for `bench disk` (it reads and rewrites the disk's last 4 KiB unchanged).
     pub disk: cell_virtio_blk::Ep,
 }
 
-pub use bench::start_echo;
+pub use bench::{start_echo, start_echoes};
 pub use scribe::start as start_scribe;
 
 struct Shell<'p> {
@@ -181,6 +185,7 @@ impl shellcmd::Shell for Shell<'_> {
                 bench::run(&self.out.0, &self.w, self.privilege, fs, runs, self.booted)
             }
             shellcmd::BenchRows::Disk => bench::disk(&self.out.0, &self.w, self.privilege, fs, runs),
+            shellcmd::BenchRows::Grow => bench::grow(&self.out.0, &self.w, self.privilege, fs, runs),
         };
         match measured {
             Ok(()) => 0,
