@@ -36,6 +36,9 @@ pub const MAP_BASE: u64 = 0x1_0000_0000;
 /// Page size.
 pub const PAGE_SIZE: u64 = 4096;
 
+/// Sessions open at once, system-wide (each holds one SSR page); session indices are below it.
+pub const MAX_SESSIONS: usize = 128;
+
 /// Number of capability slots of a task (enough for a client to hold a hundred sessions: `bench
 /// grow` opens 64 with fs).
 pub const CAP_SLOTS: usize = 128;

@@ -15,8 +15,7 @@ pub const MAX_NOTIFICATIONS: usize = 32;
 pub const MAX_MEMORY: usize = 32;
 pub const MAX_MODULES: usize = 24;
 pub const MAX_IO_RANGES: usize = 4;
-/// Sessions open at once, system-wide (each holds one SSR page).
-pub const MAX_SESSIONS: usize = 128;
+pub use axolotl_abi::MAX_SESSIONS;
 pub const MAX_FAULTS: usize = 32;
 /// PCI functions the kernel records at boot.
 pub const MAX_PCI: usize = 32;

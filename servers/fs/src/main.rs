@@ -27,7 +27,7 @@ use disk::{Dev, Volume};
 use fs_api::{FsError, Request, Response, LABEL, MAX_IO};
 use fs_core::{ClientState, Held};
 use ssr::{Broken, Layout};
-use userlib::abi::{badge_client, badge_session, BootInfo, Error, IPC_BUFFER_SIZE};
+use userlib::abi::{badge_client, badge_session, BootInfo, Error, IPC_BUFFER_SIZE, MAX_SESSIONS};
 use userlib::cap::{ssr_window, Cap, Endpoint, SsrView};
 use userlib::msg;
 
@@ -76,7 +76,7 @@ impl Server {
         // Aligned for the state's type; long enough for the backup copy, which is read only
         // when the primary fails its checks.
         let mut buf = Aligned([0; ssr::BACKUP_OFFSET + ssr::HEADER_LEN + core::mem::size_of::<SsrState>()]);
-        (0..64u16).filter(|&i| i != me).fold(Held::default(), |all, i| {
+        (0..MAX_SESSIONS as u16).filter(|&i| i != me).fold(Held::default(), |all, i| {
             if view.read(i as usize, &mut buf.0[..primary]).is_err() {
                 return all;
             }
