@@ -19,7 +19,11 @@ fn boot(commands: &[&str], timeout_secs: u64) -> Transcript {
 fn libos_done_when_file_survives_killing_fs() {
     let t = boot(&["ps", "write /a hi", "cat /a", "kill fs", "cat /a", "poweroff"], 60);
     check(&t, t.ok(), "the session must succeed and power off");
-    check(&t, t.console.contains("NAME              ID  GEN  STATE    RESTARTS PRIO  SYSCALLS"), "ps header");
+    check(
+        &t,
+        t.console.contains("NAME              ID  GEN  STATE    RESTARTS PRIO  SYSCALLS  VERSION"),
+        "ps header",
+    );
     check(&t, outputs(&t, "cat /a") == ["hi", "hi"], "cat prints hi before and after the kill");
     check(&t, t.console.contains("KILL fs (task"), "the kill is reported");
     check(

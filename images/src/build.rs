@@ -89,6 +89,10 @@ pub fn build_with(fs: fs_core::Durability) -> Result<Image> {
         pb.finish_and_clear();
         return Err(e);
     }
+    if let Err(e) = build_updates(&pb, fs) {
+        pb.finish_and_clear();
+        return Err(e);
+    }
     let bins = binary_dir();
     pb.set_message("grub-mkrescue: writing the ISO");
     let iso = write_iso(&pb, &bins, &servers);
@@ -102,6 +106,56 @@ pub fn build_with(fs: fs_core::Durability) -> Result<Image> {
 }
 
 /// Run the inner cargo with its output on this terminal, as a build without a spinner shows it.
+/// The other builds of servers that `update` can install (`cargo os put` writes one into a
+/// disk image): (package, its cargo feature, the image's name under [`updates_dir`]).
+pub const UPDATES: [(&str, &str, &str); 2] = [
+    // Version 2: client state in layout 4 (a count of each session's requests), migrated from
+    // layout 3; answers the new request `Requests` (the shell's `requests`).
+    ("fs", "v2", "fs-v2"),
+    // Migrates a client's state, then panics: an update to it rolls back.
+    ("fs", "faulty", "fs-faulty"),
+];
+
+/// Where the update images are written: `target/os/updates/`.
+pub fn updates_dir() -> PathBuf {
+    out_dir().join("updates")
+}
+
+/// Build each of [`UPDATES`] with its feature, strip it into [`updates_dir`], then build the
+/// package once more as the boot image has it (cargo keeps each feature set's artifacts, so
+/// after the first time these are links, not compilations).
+fn build_updates(pb: &ProgressBar, fs: fs_core::Durability) -> Result<()> {
+    let dir = updates_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| fail!("cannot create {}: {e}", dir.display()))?;
+    let build = |package: &str, feature: Option<&str>| {
+        pb.set_message(format!(
+            "cargo build -p {package} {}",
+            feature.map_or(String::new(), |f| format!("--features {f}"))
+        ));
+        let mut cmd = Command::new(cargo());
+        cmd.current_dir(workspace_root()).args(["build", "--release", "--target", TARGET, "-p", package]);
+        if let Some(f) = feature {
+            cmd.args(["--features", f]);
+        }
+        cmd.arg("--target-dir").arg(cargo_target_dir());
+        cmd.env_remove("CARGO_TARGET_DIR").env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS");
+        cmd.env("AXOLOTL_FS_DURABILITY", fs.name());
+        if progress::shown() {
+            cargo_under(pb, cmd)
+        } else {
+            cargo_plain(cmd)
+        }
+    };
+    for (package, feature, name) in UPDATES {
+        build(package, Some(feature))?;
+        strip_into(&binary_dir().join(package), &dir.join(name))?;
+    }
+    for package in UPDATES.map(|u| u.0).iter().collect::<std::collections::BTreeSet<_>>() {
+        build(package, None)?;
+    }
+    Ok(())
+}
+
 fn cargo_plain(mut cmd: Command) -> Result<()> {
     let status = cmd.status().map_err(|e| fail!("cannot run cargo: {e}"))?;
     if !status.success() {

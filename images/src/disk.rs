@@ -93,6 +93,67 @@ pub fn prepare(path: &Path) -> Result<Disk> {
     Ok(Disk { path, size, created })
 }
 
+/// A disk image file as the host's block device for fs-core (the guest's file system code).
+struct FileDevice {
+    file: std::cell::RefCell<std::fs::File>,
+    blocks: u32,
+}
+
+impl fs_core::BlockDevice for FileDevice {
+    fn blocks(&self) -> Option<u32> {
+        Some(self.blocks)
+    }
+
+    fn read(&self, block: u32, out: &mut fs_core::Block) -> bool {
+        use std::io::Read;
+        let mut f = self.file.borrow_mut();
+        f.seek(SeekFrom::Start(block as u64 * fs_core::BLOCK_SIZE as u64)).is_ok()
+            && f.read_exact(out).is_ok()
+    }
+
+    fn write(&self, block: u32, data: &fs_core::Block) -> bool {
+        let mut f = self.file.borrow_mut();
+        f.seek(SeekFrom::Start(block as u64 * fs_core::BLOCK_SIZE as u64)).is_ok()
+            && f.write_all(data).is_ok()
+    }
+
+    fn flush(&self) -> bool {
+        self.file.borrow_mut().sync_data().is_ok()
+    }
+}
+
+/// Write `data` as file `guest` (an absolute path; missing directories are made) into the
+/// file system on disk image `image`, with the guest's own file-system code (fs-core), all
+/// of it or nothing: how a server built on the host reaches the guest's disk (`cargo os put`),
+/// to be installed with `update`. A blank image is formatted first; one that holds anything
+/// else is refused and left as it is.
+pub fn put(image: &Path, guest: &str, data: &[u8]) -> Result<()> {
+    use fs_core::{ClientState, FsError, Held, Volume};
+    let shown = image.display();
+    if !guest.starts_with('/') {
+        return Err(fail!("{guest}: give the guest path from the root (/servers/fs-v2)"));
+    }
+    let disk = prepare(image)?;
+    let file =
+        OpenOptions::new().read(true).write(true).open(&disk.path).map_err(|e| fail!("{shown}: {e}"))?;
+    let blocks = u32::try_from(disk.size / fs_core::BLOCK_SIZE as u64).unwrap_or(u32::MAX);
+    let dev = FileDevice { file: std::cell::RefCell::new(file), blocks };
+    let (volume, _) =
+        Volume::mount(dev).map_err(|e| fail!("{shown}: cannot mount its file system: {e:?}"))?;
+    let fs =
+        volume.disk().map_err(|e| fail!("{shown} holds no Axolotl file system ({e:?}); nothing written"))?;
+    let st = ClientState::fresh();
+    let mut at = 0;
+    while let Some(i) = guest[at + 1..].find('/') {
+        at += 1 + i;
+        match st.mkdir(fs, &guest[..at]) {
+            Ok(()) | Err(FsError::Exists) => {}
+            Err(e) => return Err(fail!("{shown}: cannot make directory {}: {e:?}", &guest[..at])),
+        }
+    }
+    st.put(fs, guest, data, false, Held::unseen).map_err(|e| fail!("{shown}: cannot write {guest}: {e:?}"))
+}
+
 /// Make a new image of `size` zero bytes at `path`, sparse (no block is written). Fails if
 /// anything is at `path` already.
 pub fn create(path: &Path, size: u64) -> Result<()> {
@@ -332,5 +393,43 @@ mod tests {
             "2 sector(s) of 512 bytes changed (2, 7); the first changed byte is at offset 1030"
         );
         assert_eq!(differences(&before, &before[..512]).unwrap(), "size 512 bytes, was 4096");
+    }
+}
+
+#[cfg(test)]
+mod put_tests {
+    use super::*;
+
+    #[test]
+    fn put_writes_a_server_image_the_guest_can_read_back() {
+        let scratch = Scratch::new("put").unwrap();
+        let data: Vec<u8> = (0..140_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        put(scratch.path(), "/servers/fs-v2", &data).unwrap();
+        put(scratch.path(), "/servers/fs-v2", &data[..1000]).unwrap();
+        put(scratch.path(), "/servers/other", &data).unwrap();
+        assert!(put(scratch.path(), "servers/x", &data).is_err(), "a relative path is refused");
+        // Read back with the guest's code, as fs would.
+        let file = OpenOptions::new().read(true).write(true).open(scratch.path()).unwrap();
+        let dev = FileDevice { file: std::cell::RefCell::new(file), blocks: (SIZE / 512) as u32 };
+        let (volume, formatted) = fs_core::Volume::mount(dev).unwrap();
+        assert!(!formatted);
+        let fs = volume.disk().unwrap();
+        let mut st = fs_core::ClientState::fresh();
+        for (path, want) in [("/servers/fs-v2", &data[..1000]), ("/servers/other", &data[..])] {
+            let fd = st.open(fs, path, fs_core::mode::READ, fs_core::Held::unseen).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 2048];
+            loop {
+                let n = st.read(fs, fd, &mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert!(got == want, "{path} reads back as written");
+            st.close(fd).unwrap();
+        }
+        let fsck = fs_core::fsck(fs).unwrap();
+        assert!(fsck.is_clean(), "{fsck:?}");
     }
 }

@@ -340,6 +340,52 @@ pub fn open_reporting<T: Layout>(
     region
 }
 
+/// The layout version a region's header (or, if the primary is broken, its backup's) says it
+/// holds, if it is sealed state of `kind`: how a new version of a server tells a client state it
+/// must migrate ([`migrate`]) from one in its own layout.
+pub fn layout_of(bytes: &[u8], kind: u16) -> Option<u16> {
+    [0, BACKUP_OFFSET].into_iter().find_map(|at| {
+        let h: Header = bytemuck::pod_read_unaligned(bytes.get(at..at + HEADER_LEN)?);
+        (h.magic == MAGIC && h.kind == kind).then_some(h.version)
+    })
+}
+
+/// Rewrite a region holding `Old` (its primary, or its backup if the primary fails its checks)
+/// as `New`, made by `f` from it: a new version of a server reading a client's state in the
+/// layout of the version before. The backup copy is written first, then the primary: a fault
+/// in between leaves an old primary beside a new backup, and the next [`open`] as `New` takes
+/// the backup; a fault before leaves the old state whole, migrated again next time. `Err` if no
+/// copy of `Old` passes its checks (nothing is written then).
+pub fn migrate<Old: Layout, New: Layout>(
+    bytes: &mut [u8],
+    f: impl FnOnce(&Old) -> New,
+) -> Result<(), Broken> {
+    const { assert!(Old::KIND == New::KIND, "a migration keeps the state's kind") };
+    let new = f(verify::<Old>(bytes)?);
+    let header = Header {
+        magic: MAGIC,
+        kind: New::KIND,
+        version: New::VERSION,
+        len: size_of::<New>() as u32,
+        checksum: checksum(bytemuck::bytes_of(&new)),
+    };
+    let len = HEADER_LEN + size_of::<New>();
+    let need = if New::BACKUP { BACKUP_OFFSET + len } else { len };
+    if bytes.len() < need {
+        return Err(Broken::TooSmall { have: bytes.len(), need });
+    }
+    let mut copy = |at: usize| {
+        bytes[at..at + HEADER_LEN].copy_from_slice(bytemuck::bytes_of(&header));
+        bytes[at + HEADER_LEN..at + len].copy_from_slice(bytemuck::bytes_of(&new));
+        fence(Ordering::SeqCst);
+    };
+    if New::BACKUP {
+        copy(BACKUP_OFFSET);
+    }
+    copy(0);
+    Ok(())
+}
+
 /// Throw a broken region away and start the session afresh.
 pub fn reset<T: Layout>(bytes: &mut [u8]) -> Result<Region<'_, T>, Broken> {
     let (header, state, backup) = split::<T>(bytes)?;
@@ -354,6 +400,71 @@ pub fn reset<T: Layout>(bytes: &mut [u8]) -> Result<Region<'_, T>, Broken> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Pod, Zeroable, Debug, PartialEq)]
+    struct V1 {
+        a: u64,
+    }
+    impl Layout for V1 {
+        const KIND: u16 = 0x33;
+        const VERSION: u16 = 1;
+        const BACKUP: bool = true;
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Pod, Zeroable, Debug, PartialEq)]
+    struct V2 {
+        a: u64,
+        b: u64,
+    }
+    impl Layout for V2 {
+        const KIND: u16 = 0x33;
+        const VERSION: u16 = 2;
+        const BACKUP: bool = true;
+    }
+
+    #[test]
+    fn a_migration_rewrites_both_copies_and_survives_a_stop_between_them() {
+        let mut page = Page([0; 4096]);
+        open::<V1>(&mut page.0).unwrap().state().a = 41;
+        assert_eq!(layout_of(&page.0, 0x33), Some(1));
+        assert!(matches!(
+            open::<V2>(&mut page.0.clone()),
+            Err(Broken::WrongVersion { found: 1, expected: 2 })
+        ));
+        let before = page.0;
+        migrate::<V1, V2>(&mut page.0, |old| V2 { a: old.a + 1, b: 7 }).unwrap();
+        assert_eq!(layout_of(&page.0, 0x33), Some(2));
+        assert_eq!(*open::<V2>(&mut page.0).unwrap().get(), V2 { a: 42, b: 7 });
+        // Stopped after the backup, before the primary: the new state is found in the backup.
+        let mut half = before;
+        half[BACKUP_OFFSET..BACKUP_OFFSET + 4096 - BACKUP_OFFSET].copy_from_slice(&page.0[BACKUP_OFFSET..]);
+        let mut half = Page(half);
+        let r = open::<V2>(&mut half.0).unwrap();
+        assert_eq!(*r.get(), V2 { a: 42, b: 7 });
+        // Nothing of the old layout that checks: nothing written.
+        let mut blank = Page([0; 4096]);
+        assert!(migrate::<V1, V2>(&mut blank.0, |old| V2 { a: old.a, b: 0 }).is_err());
+        assert!(blank.0.iter().all(|&b| b == 0));
+    }
+
+    /// The kernel reads a client state's kind and layout version where this library writes
+    /// them, to refuse an update that cannot read it (`task_update`).
+    #[test]
+    fn the_kernel_finds_kind_and_version_where_they_are() {
+        assert_eq!(MAGIC, axolotl_abi::SSR_MAGIC);
+        assert_eq!(BACKUP_OFFSET, axolotl_abi::SSR_BACKUP_OFFSET);
+        let h = Header { magic: MAGIC, kind: 0x1234, version: 7, len: 0, checksum: 0 };
+        let b = bytemuck::bytes_of(&h);
+        assert_eq!(
+            (
+                u32::from_le_bytes(b[0..4].try_into().unwrap()),
+                u16::from_le_bytes([b[4], b[5]]),
+                u16::from_le_bytes([b[6], b[7]])
+            ),
+            (MAGIC, 0x1234, 7)
+        );
+    }
 
     #[repr(C)]
     #[derive(Clone, Copy, Pod, Zeroable, Debug, PartialEq)]

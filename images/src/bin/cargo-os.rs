@@ -22,7 +22,22 @@ Build kernel and servers for x86_64-unknown-none, write target/os/axolotl.iso
 
 The ISO boots with GRUB (Multiboot2) and has one menu entry per personality: the microkernel
 with the servers the manifest lists, and the libos (one binary, its cells linked in).
-The servers on it are the tasks listed in images/microkernel.manifest.";
+The servers on it are the tasks listed in images/microkernel.manifest. It also builds the
+other versions of servers that `update` installs into target/os/updates/ (fs-v2, fs-faulty;
+see `cargo os put`).";
+
+const PUT_ABOUT: &str = "\
+Write a host file into the file system on a disk image, for the guest to read
+
+With the guest's own file-system code (fs-core): the file is written whole or not at all, and
+missing directories are made; a blank image is formatted first, one holding anything else is
+refused. This is how a server built on the host reaches Axolotl's file system, to be installed
+with the shell's `update` (the machine must not be running on that image).";
+
+const PUT_EXAMPLES: &str = "\
+Examples:
+    cargo os build && cargo os put target/os/updates/fs-v2 /servers/fs-v2
+    cargo os run --exec \"update fs /servers/fs-v2; ps; requests\"";
 
 const RUN_ABOUT: &str = "\
 Boot Axolotl in QEMU with the serial console on this terminal (built first if needed)
@@ -93,6 +108,37 @@ enum Verb {
     /// Record a workload's disk writes in QEMU and check every state a power cut could leave
     #[command(long_about = CRASHTEST_ABOUT)]
     Crashtest(CrashtestArgs),
+    /// Write a host file into the file system of a disk image (a server's new version)
+    #[command(long_about = PUT_ABOUT, after_help = PUT_EXAMPLES)]
+    Put(PutArgs),
+}
+
+#[derive(Debug, Args)]
+struct PutArgs {
+    /// The host file
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// Where it goes in the guest's file system (absolute, e.g. /servers/fs-v2)
+    #[arg(value_name = "GUEST_PATH")]
+    guest: String,
+    /// The disk image (default target/os/disk.img, created if missing)
+    #[arg(long, value_name = "PATH")]
+    disk: Option<PathBuf>,
+}
+
+fn put(args: PutArgs) -> Result<ExitCode> {
+    let data = std::fs::read(&args.file)
+        .map_err(|e| axolotl_images::fail!("cannot read {}: {e}", args.file.display()))?;
+    let image = args.disk.unwrap_or_else(disk::default_path);
+    disk::put(&image, &args.guest, &data)?;
+    eprintln!(
+        "[os] wrote {} ({} bytes) as {} on {}",
+        args.file.display(),
+        data.len(),
+        args.guest,
+        image.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 const CRASHTEST_ABOUT: &str = "\
@@ -457,6 +503,7 @@ fn main() -> ExitCode {
         Some(Verb::Campaign(args)) => campaign(args),
         Some(Verb::Bench(args)) => bench(args),
         Some(Verb::Crashtest(args)) => crashtest(args),
+        Some(Verb::Put(args)) => put(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("cargo os: error: {e}");

@@ -12,25 +12,46 @@ pub struct TaskRow<'a> {
     pub priority: u8,
     /// The SYSCALLS column: system calls made (microkernel) or requests served (libos).
     pub calls: u64,
+    /// The VERSION column: the version its image declares (0: none declared, shown as `-`),
+    /// and the requests still to answer in an update's rollback window (0: none).
+    pub version: u32,
+    pub window_left: u32,
 }
 
 /// The columns of a row, each as wide as its header.
 macro_rules! columns {
     () => {
-        "{:<16} {:>3} {:>4}  {:<8} {:>8} {:>4} {:>9}"
+        "{:<16} {:>3} {:>4}  {:<8} {:>8} {:>4} {:>9}  {}"
     };
 }
 
 /// Print the table's header line.
 pub fn print_task_header(con: &impl Console) {
-    con.println(format_args!(columns!(), "NAME", "ID", "GEN", "STATE", "RESTARTS", "PRIO", "SYSCALLS"));
+    con.println(format_args!(
+        columns!(),
+        "NAME", "ID", "GEN", "STATE", "RESTARTS", "PRIO", "SYSCALLS", "VERSION"
+    ));
 }
 
 /// Print one task's row. (A row borrows its task's name, which the microkernel's task record
 /// owns: so rows are printed one at a time, as each record is read.)
 pub fn print_task_row(con: &impl Console, t: &TaskRow<'_>) {
+    let version = Version(t.version, t.window_left);
     con.println(format_args!(
         columns!(),
-        t.name, t.index, t.generation, t.state, t.restarts, t.priority, t.calls
+        t.name, t.index, t.generation, t.state, t.restarts, t.priority, t.calls, version
     ));
+}
+
+/// The VERSION column: `2`, `2 (updating: 5 requests to go)`, or `-` when none is declared.
+struct Version(u32, u32);
+
+impl core::fmt::Display for Version {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Version(0, _) => f.write_str("-"),
+            Version(v, 0) => write!(f, "{}", v),
+            Version(v, left) => write!(f, "{} (updating: {} requests to go)", v, left),
+        }
+    }
 }

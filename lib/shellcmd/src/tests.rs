@@ -623,13 +623,19 @@ fn ps_table() {
         restarts: 1,
         priority: 5,
         calls: 12345,
+        version: 2,
+        window_left: 0,
     };
     print_task_header(&screen);
     print_task_row(&screen, &row);
+    print_task_row(&screen, &TaskRow { version: 3, window_left: 7, ..row });
+    print_task_row(&screen, &TaskRow { version: 0, ..row });
     assert_eq!(
         screen.0.take(),
-        "NAME              ID  GEN  STATE    RESTARTS PRIO  SYSCALLS\n\
-         fs                 3    2  Ready           1    5     12345\n"
+        "NAME              ID  GEN  STATE    RESTARTS PRIO  SYSCALLS  VERSION\n\
+         fs                 3    2  Ready           1    5     12345  2\n\
+         fs                 3    2  Ready           1    5     12345  3 (updating: 7 requests to go)\n\
+         fs                 3    2  Ready           1    5     12345  -\n"
     );
 }
 

@@ -29,6 +29,13 @@ pub const BOOT_INFO: u64 = 0x8000_3000;
 /// session, the kernel maps that session's SSR here (the same address for every client);
 /// otherwise nothing is mapped here and a touch faults.
 pub const SSR_WINDOW: u64 = 0x8000_5000;
+/// The first word of an initialised SSR ("SSR1"), as the `ssr` library writes it: a header of
+/// this magic (u32), the state's kind (u16) and its layout version (u16), then its length and
+/// checksum; a backup copy may start at [`SSR_BACKUP_OFFSET`]. The kernel reads the kind and
+/// version to refuse an update whose new version cannot read a client's state.
+pub const SSR_MAGIC: u32 = 0x3152_5353;
+/// Where an SSR's backup copy starts (the `ssr` library's `BACKUP_OFFSET`).
+pub const SSR_BACKUP_OFFSET: usize = 2048;
 /// Size of one Server State Region (CuriOS: one protected page per client).
 pub const SSR_SIZE: usize = 4096;
 /// Lowest address `mem_map` accepts (keeps memory objects clear of image, stack and buffers).

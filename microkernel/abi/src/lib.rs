@@ -140,13 +140,83 @@ pub enum Sysno {
     /// restart), and it runs again when resumed. Pausing a paused task, or resuming a running
     /// one, changes nothing. `TaskInfo::flags` shows [`TASK_PAUSED`].
     TaskPause = 33,
+    /// `task_update(task, index, memory, len, window)`: replace a supervised server with the
+    /// version whose ELF image is the first `len` bytes of the Memory object, behind the same
+    /// endpoints, capabilities and sessions, if the server is waiting for a request
+    /// (otherwise [`Error::Busy`], nothing changed). The image must declare itself (see
+    /// [`ServerVersion`]) as a version of this server that reads the layout of every client
+    /// state it would find (otherwise [`Error::Incompatible`] or [`Error::BadImage`], nothing
+    /// changed). Until it has answered `window` requests (1 to 1000) the update may roll back:
+    /// if the new version fails (faults, hangs, panics, exits), the kernel restores every SSR of
+    /// its clients to what it held at the update, starts the old version again, and delivers
+    /// the failed request to it. Returns the new generation.
+    TaskUpdate = 34,
 }
 
 /// `TaskInfo::flags`: the task is paused (`task_pause`).
 pub const TASK_PAUSED: u8 = 1;
+/// `TaskInfo::flags`: the task is a new version within its update's rollback window.
+pub const TASK_UPDATING: u8 = 2;
 
 /// Number of syscalls; every number at or above it is [`Error::InvalidSyscall`].
-pub const SYSCALL_COUNT: u64 = 34;
+pub const SYSCALL_COUNT: u64 = 35;
+
+/// The ELF section where a server declares its version ([`ServerVersion`], placed there by
+/// `userlib::version!`).
+pub const VERSION_SECTION: &str = ".axolotl.version";
+/// [`ServerVersion::magic`]: "AXVR".
+pub const VERSION_MAGIC: u32 = u32::from_le_bytes(*b"AXVR");
+/// Most client-state layouts one version may declare it reads.
+pub const MAX_LAYOUTS: usize = 6;
+
+/// What a server image says of itself, for `task_update`: which server it is, its version, and
+/// the layouts of client state (SSR kind and layout version, `ssr::Layout`) it can read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct ServerVersion {
+    pub magic: u32,
+    pub version: u32,
+    /// The task's name, NUL-padded: an update is refused for any other task.
+    pub server: [u8; NAME_LEN],
+    /// Entries of `reads` in use.
+    pub count: u32,
+    /// `kind << 16 | layout version`, one per layout it reads.
+    pub reads: [u32; MAX_LAYOUTS],
+}
+
+impl ServerVersion {
+    /// A declaration (for `userlib::version!`): server `name`, `version`, reading the
+    /// `(kind, layout version)` pairs of `reads` (at most [`MAX_LAYOUTS`]; a name longer than
+    /// [`NAME_LEN`] or more layouts fail to compile where it is evaluated as a constant).
+    pub const fn new(name: &str, version: u32, reads: &[(u16, u16)]) -> ServerVersion {
+        let mut server = [0u8; NAME_LEN];
+        let bytes = name.as_bytes();
+        assert!(bytes.len() <= NAME_LEN, "a server name is at most NAME_LEN bytes");
+        let mut i = 0;
+        while i < bytes.len() {
+            server[i] = bytes[i];
+            i += 1;
+        }
+        assert!(reads.len() <= MAX_LAYOUTS, "at most MAX_LAYOUTS layouts");
+        let mut list = [0u32; MAX_LAYOUTS];
+        let mut j = 0;
+        while j < reads.len() {
+            list[j] = (reads[j].0 as u32) << 16 | reads[j].1 as u32;
+            j += 1;
+        }
+        ServerVersion { magic: VERSION_MAGIC, version, server, count: reads.len() as u32, reads: list }
+    }
+
+    /// Whether this version reads client state of `kind` in layout `version`.
+    pub fn reads(&self, kind: u16, version: u16) -> bool {
+        let want = (kind as u32) << 16 | version as u32;
+        self.reads[..(self.count as usize).min(MAX_LAYOUTS)].contains(&want)
+    }
+
+    pub fn server(&self) -> &str {
+        str_from_padded(&self.server)
+    }
+}
 
 impl Sysno {
     /// Decode `rax`; `None` for a number that is not a syscall.
@@ -187,6 +257,7 @@ impl Sysno {
             PciMap,
             Accounting,
             TaskPause,
+            TaskUpdate,
         ];
         ALL.get(usize::try_from(raw).ok()?).copied()
     }
@@ -229,6 +300,7 @@ impl Sysno {
             PciMap => "pci_map",
             Accounting => "accounting",
             TaskPause => "task_pause",
+            TaskUpdate => "task_update",
         }
     }
 }
@@ -272,11 +344,18 @@ pub enum Error {
     /// A fault to inject has nothing to hit in the target (no client session to corrupt, no
     /// writable memory).
     NothingToHit = 17,
+    /// The server is serving a request (or paused): it can be updated only while it waits.
+    Busy = 18,
+    /// The new version does not read the layout of a client state the server holds, or is a
+    /// version of another server.
+    Incompatible = 19,
+    /// Not a loadable server image, or one that does not declare its version.
+    BadImage = 20,
 }
 
 impl Error {
     /// Every error, in the order of its code (1 first).
-    const ALL: [Error; 17] = {
+    const ALL: [Error; 20] = {
         use Error::*;
         [
             InvalidSyscall,
@@ -296,6 +375,9 @@ impl Error {
             ServerFailed,
             QuotaExceeded,
             NothingToHit,
+            Busy,
+            Incompatible,
+            BadImage,
         ]
     };
 
@@ -307,7 +389,7 @@ impl Error {
 
     /// A short human description, used by the shell and in reports.
     pub fn describe(self) -> &'static str {
-        const TEXT: [&str; 17] = [
+        const TEXT: [&str; 20] = [
             "no such syscall",
             "capability slot out of range",
             "capability slot is empty",
@@ -325,6 +407,9 @@ impl Error {
             "server failed before replying",
             "state-region quota exhausted",
             "nothing to hit",
+            "the server is busy serving a request",
+            "the new version cannot read the clients' state, or is not this server's",
+            "not a server image with a version",
         ];
         TEXT[self as usize - 1]
     }

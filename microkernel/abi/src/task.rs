@@ -189,6 +189,11 @@ pub struct TaskInfo {
     /// a server reads its own `billed_tsc` to count the operation's instructions, whoever
     /// else the servers serve meanwhile.
     pub billed_tsc: u64,
+    /// The version its image declares (`userlib::version!`; 0 if none).
+    pub version: u32,
+    /// Within an update's rollback window ([`TASK_UPDATING`](crate::TASK_UPDATING)): the
+    /// requests still to answer before the update is kept.
+    pub window_left: u32,
 }
 
 impl TaskInfo {

@@ -5,7 +5,10 @@
 //! pages, are not both writable and executable, and whose file bytes lie inside the image. The
 //! kernel then only copies bytes; it never trusts a field it has not checked here.
 
-use axolotl_abi::{PAGE_SIZE, USER_BASE, USER_STACK_SIZE, USER_STACK_TOP};
+use axolotl_abi::{
+    ServerVersion, MAX_LAYOUTS, PAGE_SIZE, USER_BASE, USER_STACK_SIZE, USER_STACK_TOP, VERSION_MAGIC,
+    VERSION_SECTION,
+};
 use heapless::Vec;
 use xmas_elf::program::{ProgramHeader, Type};
 use xmas_elf::sections::SectionData;
@@ -117,6 +120,19 @@ pub fn plan(bytes: &[u8]) -> Result<LoadPlan, ElfError> {
         return Err(ElfError::BadEntry);
     }
     Ok(LoadPlan { entry, segments })
+}
+
+/// What the image declares of itself in its [`VERSION_SECTION`] (`userlib::version!`): `None`
+/// if it has no such section, or one of the wrong size or without the magic.
+pub fn server_version(bytes: &[u8]) -> Option<ServerVersion> {
+    let elf = ElfFile::new(bytes).ok()?;
+    let section = elf.find_section_by_name(VERSION_SECTION)?;
+    let data = section.raw_data(&elf);
+    if data.len() != size_of::<ServerVersion>() {
+        return None;
+    }
+    let v: ServerVersion = bytemuck::pod_read_unaligned(data);
+    (v.magic == VERSION_MAGIC && v.count as usize <= MAX_LAYOUTS).then_some(v)
 }
 
 /// The function symbol containing `addr`, with the offset into it (mangled; the kernel demangles).

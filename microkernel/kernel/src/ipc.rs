@@ -143,10 +143,11 @@ impl Kernel {
             self.tasks[cur].recovery_tsc = took;
             let t = &self.tasks[cur];
             crate::kprintln!(
-                "{} gen {} ready: {} TSC ticks from its predecessor's fault to its first recv; {} sessions kept",
+                "{} gen {} ready: {} TSC ticks from its predecessor's {} to its first recv; {} sessions kept",
                 t.name(),
                 t.id.generation,
                 took,
+                if t.update.is_some() { "update" } else { "fault" },
                 kept
             );
         }

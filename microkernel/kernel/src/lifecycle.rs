@@ -13,8 +13,8 @@
 
 use crate::arch::cpu;
 use crate::sched::Done;
-use crate::state::{Blocked, Kernel, PAUSED_TOKEN};
-use axolotl_abi::{Error, FaultKind, FaultRecord, TaskState};
+use crate::state::{Blocked, Kernel, Module, Update, MAX_MODULES, PAUSED_TOKEN};
+use axolotl_abi::{Error, FaultKind, FaultRecord, TaskState, PAGE_SIZE, SSR_BACKUP_OFFSET, SSR_MAGIC};
 use axolotl_kcore::cap::Object;
 use fault::recovery::Redelivery;
 
@@ -111,6 +111,10 @@ pub fn task_failed(k: &mut Kernel, t: usize, kind: FaultKind, vector: u64, error
     let supervised = restarting(k, t);
     let code = if kind == FaultKind::Exception { vector } else { 0x100 + kind as u64 };
     let callers = stop_task(k, t, TaskState::Faulted, code, supervised);
+    if let Some(update) = k.tasks[t].update.take() {
+        roll_back(k, t, update, kind, callers);
+        return;
+    }
     let name = k.tasks[t].name;
     let name = axolotl_abi::str_from_padded(&name);
     if k.tasks[t].supervisor {
@@ -224,6 +228,243 @@ pub fn restart_task(k: &mut Kernel, t: usize, delay: u64) -> Result<u32, crate::
     crate::kprintln!("restarted {} (task {}) as generation {}", task.name(), t, generation);
     k.make_ready(t);
     Ok(generation)
+}
+
+/// Why an update was refused, before anything changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// Not waiting for a request (serving one, paused, stopped) or already within an
+    /// update's window.
+    Busy,
+    /// The image is another server's, or does not read the layout of client `session`'s state
+    /// (`kind`, `version`).
+    Incompatible { session: Option<u16>, kind: u16, version: u16 },
+    /// Not an image the loader takes, or no version declared.
+    BadImage,
+    /// No memory for the image or the snapshots.
+    NoMemory,
+}
+
+/// Replace supervised server `t`, waiting in `recv`, with the ELF image of `len` bytes in the
+/// run of frames at `base` (which becomes its module; freed if refused): check first that the
+/// image declares itself a version of `t` that reads every client state of `t`'s endpoints,
+/// then copy each of those SSRs aside (for a rollback), and restart `t` from the new module.
+/// For `window` requests the update may roll back ([`roll_back`]); then it is kept
+/// ([`keep_updates`]). Returns the new generation.
+pub fn update_task(k: &mut Kernel, t: usize, base: u64, len: usize, window: u32) -> Result<u32, Refused> {
+    let pages = len.div_ceil(PAGE_SIZE as usize);
+    let r = try_update(k, t, base, len, window);
+    if r.is_err() {
+        free_run(k, base, pages);
+    }
+    r
+}
+
+fn try_update(k: &mut Kernel, t: usize, base: u64, len: usize, window: u32) -> Result<u32, Refused> {
+    // SAFETY: the caller filled `len` bytes of its run of frames at `base`, identity mapped,
+    // and nothing writes them while this slice lives (the module's frames are never written).
+    let elf = unsafe { core::slice::from_raw_parts(base as *const u8, len) };
+    let task = &k.tasks[t];
+    let waiting = task.state == TaskState::Receiving && task.reply_to.is_none() && !task.paused;
+    if !waiting || task.update.is_some() {
+        return Err(Refused::Busy);
+    }
+    let name = task.name;
+    axolotl_kcore::elf::plan(elf).map_err(|_| Refused::BadImage)?;
+    let v = axolotl_kcore::elf::server_version(elf).ok_or(Refused::BadImage)?;
+    if v.server() != task.name() {
+        return Err(Refused::Incompatible { session: None, kind: 0, version: 0 });
+    }
+    let served = k.served_endpoints::<8>(t);
+    let ours = |s: &crate::state::Session| s.live && served.contains(&s.endpoint);
+    for (i, s) in k.sessions.iter().enumerate().filter(|(_, s)| ours(s)) {
+        for at in [0, SSR_BACKUP_OFFSET] {
+            let (magic, kind, version) = ssr_header(s.frame, at);
+            if magic == SSR_MAGIC && !v.reads(kind, version) {
+                return Err(Refused::Incompatible { session: Some(i as u16), kind, version });
+            }
+        }
+    }
+    let slot = (0..MAX_MODULES)
+        .find(|&m| m >= k.module_count || (k.modules[m].updated && k.modules[m].len == 0))
+        .ok_or(Refused::NoMemory)?;
+    // Every client's state as it is now, for a rollback.
+    let list = k.frames.alloc_zeroed().map_err(|_| Refused::NoMemory)?;
+    let mut count = 0;
+    for i in 0..k.sessions.len() {
+        if !ours(&k.sessions[i]) {
+            continue;
+        }
+        let Ok(copy) = k.frames.alloc_zeroed() else {
+            drop_snapshots(k, list, count);
+            return Err(Refused::NoMemory);
+        };
+        // SAFETY: both are frames of the kernel's, identity mapped, a page each; the list
+        // holds at most MAX_SESSIONS pairs of 16 bytes in its page.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                k.sessions[i].frame as *const u8,
+                copy as *mut u8,
+                PAGE_SIZE as usize,
+            );
+            (list as *mut [u64; 2]).add(count).write([i as u64, copy]);
+        }
+        count += 1;
+    }
+    if slot == k.module_count {
+        k.module_count += 1;
+    }
+    k.modules[slot] = Module { name, start: base, len: len as u64, version: v.version, updated: true };
+    let old = k.tasks[t].module;
+    let from = k.modules[old].version;
+    k.tasks[t].module = slot;
+    let since = x86::cpu::rdtsc();
+    let update = Update { old_module: old, window, snapshots: list, count, since };
+    match restart_task(k, t, 0) {
+        Ok(generation) => {
+            // An update is not a failure: the restart count stays.
+            k.tasks[t].restarts -= 1;
+            k.tasks[t].fault_tsc = Some(since);
+            k.tasks[t].update = Some(update);
+            crate::kprintln!(
+                "{} (task {}) updated: version {} -> {} as generation {}; {} client state(s) kept aside until it has answered {} request(s)",
+                k.tasks[t].name(),
+                t,
+                from,
+                v.version,
+                generation,
+                count,
+                window
+            );
+            Ok(generation)
+        }
+        Err(_) => {
+            // The new image would not load (out of frames): the old version comes back (and
+            // the new module's frames are freed there: no task runs it).
+            roll_back(k, t, update, FaultKind::Exited, Callers::default());
+            Ok(k.tasks[t].id.generation)
+        }
+    }
+}
+
+/// The kind, layout version and magic of the SSR header at offset `at` of SSR page `frame`.
+fn ssr_header(frame: u64, at: usize) -> (u32, u16, u16) {
+    // SAFETY: an SSR page is a frame of the kernel's, identity mapped, and `at` is 0 or the
+    // backup's offset, half a page in: the header's first 8 bytes lie inside it. The client's
+    // and server's writes are not concurrent with the kernel's (one CPU, kernel locked).
+    unsafe {
+        let p = (frame as usize + at) as *const u8;
+        (
+            p.cast::<u32>().read_unaligned(),
+            p.add(4).cast::<u16>().read_unaligned(),
+            p.add(6).cast::<u16>().read_unaligned(),
+        )
+    }
+}
+
+/// The new version of `t` failed within its update's window (`kind`; it is stopped, its
+/// callers suspended): start the old version again, to which the suspended request is
+/// delivered again. Each client SSR the old version could not read any more (the new version
+/// migrated it to its own layout, or left it broken) is put back as it was at the update; one
+/// still in a layout the old version reads keeps what the new version's answers left in it
+/// (an old version that declares no layouts gets every SSR back as it was).
+fn roll_back(k: &mut Kernel, t: usize, u: Update, kind: FaultKind, callers: Callers) {
+    let old_reads = axolotl_kcore::elf::server_version(k.modules[u.old_module].bytes());
+    let mut restored = 0;
+    for i in 0..u.count {
+        // SAFETY: the list and copies are the frames `update_task` filled.
+        let [s, copy] = unsafe { (u.snapshots as *const [u64; 2]).add(i).read() };
+        let s = &k.sessions[s as usize];
+        // A session its client closed meanwhile has no page to restore (and its index may
+        // name a newer session).
+        let (magic, kind, version) = ssr_header(s.frame, 0);
+        let readable = magic == SSR_MAGIC && old_reads.is_some_and(|v| v.reads(kind, version));
+        if s.live && !readable {
+            // SAFETY: a live session's page and the copy are whole frames of the kernel's.
+            unsafe {
+                core::ptr::copy_nonoverlapping(copy as *const u8, s.frame as *mut u8, PAGE_SIZE as usize)
+            };
+            restored += 1;
+        }
+    }
+    drop_snapshots(k, u.snapshots, u.count);
+    let failed = k.tasks[t].module;
+    let version = k.modules[failed].version;
+    k.tasks[t].module = u.old_module;
+    retire_module(k, failed);
+    let took = x86::cpu::rdtsc().saturating_sub(u.since);
+    match restart_task(k, t, 0) {
+        Ok(generation) => crate::kprintln!(
+            "{} (task {}): the update to version {} failed ({}) {} TSC ticks after it; rolled back to version {} as generation {}: {} of {} client state(s) restored as they were, {} request(s) to deliver again",
+            k.tasks[t].name(),
+            t,
+            version,
+            kind.name(),
+            took,
+            k.modules[u.old_module].version,
+            generation,
+            restored,
+            u.count,
+            callers.suspended
+        ),
+        Err(e) => crate::kprintln!("{} (task {}): the rollback cannot start the old version: {}", k.tasks[t].name(), t, e),
+    }
+}
+
+/// Keep the updates whose new version has answered its window's requests: the snapshots and
+/// the old module (if no boot module) are freed. Run on every timer tick.
+pub fn keep_updates(k: &mut Kernel) {
+    for t in 0..k.tasks.len() {
+        let Some(u) = k.tasks[t].update else { continue };
+        if k.tasks[t].answered < u.window as u64 {
+            continue;
+        }
+        k.tasks[t].update = None;
+        drop_snapshots(k, u.snapshots, u.count);
+        retire_module(k, u.old_module);
+        crate::kprintln!(
+            "{} (task {}): version {} kept after {} request(s), {} TSC ticks after the update",
+            k.tasks[t].name(),
+            t,
+            k.modules[k.tasks[t].module].version,
+            k.tasks[t].answered,
+            x86::cpu::rdtsc().saturating_sub(u.since)
+        );
+    }
+}
+
+/// The requests still to answer before `t`'s update is kept (0: none in progress).
+pub fn window_left(k: &Kernel, t: usize) -> u32 {
+    k.tasks[t].update.map_or(0, |u| (u.window as u64).saturating_sub(k.tasks[t].answered) as u32)
+}
+
+/// Free the frames of module `m` if `task_update` loaded it and no task runs it.
+fn retire_module(k: &mut Kernel, m: usize) {
+    let module = k.modules[m];
+    if !module.updated
+        || module.len == 0
+        || k.tasks.iter().any(|t| t.state != TaskState::Free && t.module == m)
+    {
+        return;
+    }
+    free_run(k, module.start, (module.len as usize).div_ceil(PAGE_SIZE as usize));
+    k.modules[m].len = 0;
+}
+
+fn free_run(k: &mut Kernel, base: u64, pages: usize) {
+    for p in 0..pages as u64 {
+        k.frames.free(base + p * PAGE_SIZE);
+    }
+}
+
+/// Free a snapshot list and its `count` copies.
+fn drop_snapshots(k: &mut Kernel, list: u64, count: usize) {
+    for i in 0..count {
+        // SAFETY: as in `roll_back`.
+        let [_, copy] = unsafe { (list as *const [u64; 2]).add(i).read() };
+        k.frames.free(copy);
+    }
+    k.frames.free(list);
 }
 
 /// Pause or resume task `t` (not the running one). Paused, a ready task leaves its run

@@ -74,11 +74,11 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         let name = m.cmdline().unwrap_or("?");
         let n = k.module_count;
         if n < MAX_MODULES {
-            k.modules[n] = Module {
-                name: padded(name),
-                start: m.start_address() as u64,
-                len: (m.end_address() - m.start_address()) as u64,
-            };
+            let (start, len) = (m.start_address() as u64, (m.end_address() - m.start_address()) as u64);
+            // SAFETY: the module's bytes lie in RAM GRUB loaded and the frame pool reserves.
+            let bytes = unsafe { core::slice::from_raw_parts(start as *const u8, len as usize) };
+            let version = axolotl_kcore::elf::server_version(bytes).map_or(0, |v| v.version);
+            k.modules[n] = Module { name: padded(name), start, len, version, updated: false };
             k.module_count += 1;
         }
     }

@@ -135,6 +135,8 @@ pub struct Tcb {
     pub restart_at: u64,
     /// TSC at the last fault, while the next incarnation has not yet reached its first `recv`.
     pub fault_tsc: Option<u64>,
+    /// An update within its rollback window (`task_update`).
+    pub update: Option<Update>,
     /// TSC ticks the last recovery took (fault to the next incarnation's first `recv`).
     pub recovery_tsc: u64,
 }
@@ -185,6 +187,7 @@ impl Tcb {
         restart_at: 0,
         fault_tsc: None,
         recovery_tsc: 0,
+        update: None,
     };
 
     pub fn name(&self) -> &str {
@@ -242,11 +245,31 @@ pub struct Session {
     pub badge: u64,
 }
 
+/// A new version of a server within its rollback window: what to go back to if it fails.
+#[derive(Clone, Copy, Debug)]
+pub struct Update {
+    /// The module the old version ran from.
+    pub old_module: usize,
+    /// Requests the new version is still to answer before the update is kept.
+    pub window: u32,
+    /// A frame listing `(session index, copy frame)` pairs, `count` of them: every client SSR
+    /// of the server's endpoints as it was at the update.
+    pub snapshots: u64,
+    pub count: usize,
+    /// The TSC at the update.
+    pub since: u64,
+}
+
 #[derive(Clone, Copy)]
 pub struct Module {
     pub name: [u8; NAME_LEN],
     pub start: u64,
     pub len: u64,
+    /// The version its image declares (`userlib::version!`), 0 if none.
+    pub version: u32,
+    /// Loaded by `task_update` into frames of the kernel's (freed when no task runs it any
+    /// more), not a boot module.
+    pub updated: bool,
 }
 
 impl Module {
@@ -406,7 +429,8 @@ impl Kernel {
                     badge: 0,
                 }
             }; MAX_SESSIONS],
-            modules: [Module { name: [0; NAME_LEN], start: 0, len: 0 }; MAX_MODULES],
+            modules: [Module { name: [0; NAME_LEN], start: 0, len: 0, version: 0, updated: false };
+                MAX_MODULES],
             module_count: 0,
             frames: Frames::new(),
             next_cap_id: 1,

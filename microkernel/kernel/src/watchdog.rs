@@ -9,6 +9,7 @@ use fault::recovery::Hang;
 
 /// One timer tick's supervision; `running` is the task the tick interrupted (or `NO_TASK`).
 pub fn tick(k: &mut Kernel, running: usize) {
+    crate::lifecycle::keep_updates(k);
     for t in 0..k.tasks.len() {
         if k.tasks[t].state == TaskState::Restarting && k.ticks >= k.tasks[t].restart_at {
             let _ = crate::lifecycle::restart_task(k, t, 0);

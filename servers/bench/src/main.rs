@@ -25,6 +25,7 @@ impl Layout for Counter {
     const VERSION: u16 = 1;
 }
 
+userlib::version!("bench", 1, [(Counter::KIND, Counter::VERSION)]);
 userlib::entry!(main);
 
 fn main(boot: &'static BootInfo) -> Result<(), Error> {

@@ -167,6 +167,8 @@ impl Server {
     }
 }
 
+// No client state in SSRs: any version reads what there is.
+userlib::version!("console", 1, []);
 userlib::entry!(main);
 
 fn main(boot: &'static userlib::abi::BootInfo) -> Result<(), Error> {

@@ -91,6 +91,9 @@ pub enum Request<'a> {
     /// read from the block store. Nothing on the disk changes. For benchmarks of the path to
     /// the device (`bench disk`).
     DropCaches,
+    /// How many requests this session has made since fs version 2 began counting them (kept in
+    /// the session's state, layout 4). Version 1 does not know it: `Malformed`.
+    Requests,
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
@@ -278,6 +281,15 @@ impl Fs {
         match self.call(&Request::List { path, index }, &mut reply)? {
             Response::Entry { name, kind, size } => Ok(Some(Entry::new(name, kind, size))),
             Response::End => Ok(None),
+            _ => Err(FsError::Malformed),
+        }
+    }
+
+    /// The requests this session has made that fs counted (fs version 2 and later).
+    pub fn requests(&self) -> Result<u32> {
+        let mut reply = [0u8; 16];
+        match self.call(&Request::Requests, &mut reply)? {
+            Response::Count(n) => Ok(n),
             _ => Err(FsError::Malformed),
         }
     }

@@ -31,18 +31,73 @@ use userlib::abi::{badge_client, badge_session, BootInfo, Error, IPC_BUFFER_SIZE
 use userlib::cap::{ssr_window, Cap, Endpoint, SsrView};
 use userlib::msg;
 
-/// A client's [`ClientState`] as the layout of its SSR. fs-core's type cannot carry this
-/// crate-foreign trait itself, and the wrapper is transparent, so the SSR holds the state's
-/// bytes exactly (296 of them; with the header and its backup copy well inside the page).
+/// A client's [`ClientState`] as the layout of its SSR (layout 3). fs-core's type cannot carry
+/// this crate-foreign trait itself, and the wrapper is transparent, so the SSR holds the
+/// state's bytes exactly (296 of them; with the header and its backup copy well inside the page).
 #[repr(transparent)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct SsrState(ClientState);
+struct SsrState3(ClientState);
+
+/// Layout 4 (version 2): layout 3 and the number of requests the session has made since.
+#[cfg(feature = "v2")]
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct SsrState4 {
+    files: ClientState,
+    requests: u64,
+}
+
+/// The layout this version writes.
+#[cfg(not(feature = "v2"))]
+type SsrState = SsrState3;
+#[cfg(feature = "v2")]
+type SsrState = SsrState4;
+
+/// The file-system state in a client's SSR, whichever the layout.
+trait Files {
+    fn files(&self) -> &ClientState;
+    fn files_mut(&mut self) -> &mut ClientState;
+}
+
+impl Files for SsrState3 {
+    fn files(&self) -> &ClientState {
+        &self.0
+    }
+    fn files_mut(&mut self) -> &mut ClientState {
+        &mut self.0
+    }
+}
+
+#[cfg(feature = "v2")]
+impl Files for SsrState4 {
+    fn files(&self) -> &ClientState {
+        &self.files
+    }
+    fn files_mut(&mut self) -> &mut ClientState {
+        &mut self.files
+    }
+}
+
+#[cfg(feature = "v2")]
+impl Layout for SsrState4 {
+    const KIND: u16 = 0xF5;
+    const VERSION: u16 = 4;
+    const BACKUP: bool = true;
+
+    fn fresh() -> Self {
+        SsrState4 { files: ClientState::fresh(), requests: 0 }
+    }
+
+    fn check(&self) -> Result<(), Broken> {
+        self.files.check().map_err(Broken::Inconsistent)
+    }
+}
 
 /// A buffer aligned for `SsrState` (a byte array alone need not be).
 #[repr(C, align(8))]
 struct Aligned<const N: usize>([u8; N]);
 
-impl Layout for SsrState {
+impl Layout for SsrState3 {
     const KIND: u16 = 0xF5;
     /// Goes up with every change to `ClientState`'s layout (fs-core asserts its size). 3: an
     /// open file's padding became its inode's generation.
@@ -50,11 +105,23 @@ impl Layout for SsrState {
     const BACKUP: bool = true;
 
     fn fresh() -> Self {
-        SsrState(ClientState::fresh())
+        SsrState3(ClientState::fresh())
     }
 
     fn check(&self) -> Result<(), Broken> {
         self.0.check().map_err(Broken::Inconsistent)
+    }
+}
+
+/// What the session whose SSR copy is `bytes` holds of `ino` at `path`, read in this version's
+/// layout or, for a session not migrated yet, layout 3.
+fn held_in<S: Layout + Files>(bytes: &[u8], ino: u16, path: &[u8]) -> Option<Held> {
+    match ssr::verify::<S>(bytes) {
+        Ok(s) => Some(s.files().held(ino, path)),
+        Err(_) if S::VERSION != SsrState3::VERSION => {
+            ssr::verify::<SsrState3>(bytes).ok().map(|s| s.files().held(ino, path))
+        }
+        Err(_) => None,
     }
 }
 
@@ -72,7 +139,6 @@ impl Server {
     fn held_elsewhere(&self, ino: u16, path: &[u8], me: u16) -> Held {
         let Some(view) = self.view else { return Held::default() };
         let primary = ssr::HEADER_LEN + core::mem::size_of::<SsrState>();
-        let held = |s: &SsrState| s.0.held(ino, path);
         // Aligned for the state's type; long enough for the backup copy, which is read only
         // when the primary fails its checks.
         let mut buf = Aligned([0; ssr::BACKUP_OFFSET + ssr::HEADER_LEN + core::mem::size_of::<SsrState>()]);
@@ -80,13 +146,13 @@ impl Server {
             if view.read(i as usize, &mut buf.0[..primary]).is_err() {
                 return all;
             }
-            if let Ok(s) = ssr::verify::<SsrState>(&buf.0[..primary]) {
-                return all.or(held(s));
+            if let Some(h) = held_in::<SsrState>(&buf.0[..primary], ino, path) {
+                return all.or(h);
             }
             if view.read(i as usize, &mut buf.0).is_err() {
                 return all;
             }
-            all.or(ssr::verify::<SsrState>(&buf.0).map(held).unwrap_or_default())
+            all.or(held_in::<SsrState>(&buf.0, ino, path).unwrap_or_default())
         })
     }
 
@@ -140,6 +206,7 @@ impl Server {
                 return Response::Path(core::str::from_utf8(&out[..cwd.len()]).unwrap_or("/"));
             }
             Request::Format { .. } => Err(FsError::Malformed), // served above
+            Request::Requests => Err(FsError::Malformed),      // served by `serve`
             Request::DropCaches => {
                 disk.device().clear();
                 Ok(Response::Done)
@@ -213,7 +280,68 @@ fn choose_store(boot: &BootInfo, first: bool) -> Result<Store, Error> {
     Err(Error::Dead)
 }
 
+#[cfg(not(feature = "v2"))]
+userlib::version!("fs", 1, [(SsrState3::KIND, SsrState3::VERSION)]);
+#[cfg(all(feature = "v2", not(feature = "faulty")))]
+userlib::version!("fs", 2, [(SsrState3::KIND, SsrState3::VERSION), (SsrState4::KIND, SsrState4::VERSION)]);
+#[cfg(feature = "faulty")]
+userlib::version!("fs", 3, [(SsrState3::KIND, SsrState3::VERSION), (SsrState4::KIND, SsrState4::VERSION)]);
 userlib::entry!(main);
+
+/// A client state in layout 3 becomes layout 4 on the session's first request to version 2.
+#[cfg(feature = "v2")]
+fn migrate(client: u16, session: u16) {
+    let window = ssr_window();
+    if ssr::layout_of(window, SsrState3::KIND) == Some(SsrState3::VERSION) {
+        migrate_3_to_4(window, client, session);
+    }
+    if cfg!(feature = "faulty") {
+        panic!("the faulty build of fs fails on every request, after migrating the client's state");
+    }
+}
+
+#[cfg(feature = "v2")]
+fn migrate_3_to_4(window: &mut [u8], client: u16, session: u16) {
+    match ssr::migrate::<SsrState3, SsrState4>(window, |old| SsrState4 { files: old.0, requests: 0 }) {
+        Ok(()) => log::info!("client task {client} (session {session}): state migrated from layout 3 to 4"),
+        // Left as it is: opening it in layout 4 then fails and resets it, as any broken state.
+        Err(e) => log::warn!("client task {client} (session {session}): cannot migrate its state: {e}"),
+    }
+}
+
+#[cfg(not(feature = "v2"))]
+fn migrate(_client: u16, _session: u16) {}
+
+/// One request on a client state of this version's layout.
+#[cfg(not(feature = "v2"))]
+fn serve<'o>(
+    server: &mut Server,
+    st: &mut SsrState,
+    session: u16,
+    req: Request<'_>,
+    out: &'o mut [u8],
+) -> Response<'o> {
+    match req {
+        // Version 1 keeps no count (the request is version 2's).
+        Request::Requests => Response::Error(FsError::Malformed),
+        req => server.handle(st.files_mut(), session, req, out),
+    }
+}
+
+#[cfg(feature = "v2")]
+fn serve<'o>(
+    server: &mut Server,
+    st: &mut SsrState,
+    session: u16,
+    req: Request<'_>,
+    out: &'o mut [u8],
+) -> Response<'o> {
+    st.requests += 1;
+    match req {
+        Request::Requests => Response::Count(st.requests as u32),
+        req => server.handle(st.files_mut(), session, req, out),
+    }
+}
 
 fn main(boot: &'static BootInfo) -> Result<(), Error> {
     console_api::init_log(log::LevelFilter::Info);
@@ -269,8 +397,10 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
             (Some(session), _) => match msg::decode::<Request<'_>>(&payload[..n]) {
                 Err(_) => Response::Error(FsError::Malformed),
                 Ok(req) => {
-                    match ssr::open_reporting::<SsrState>(ssr_window(), badge_client(m.badge), session) {
-                        Ok(mut region) => server.handle(&mut region.state().0, session, req, &mut data),
+                    let client = badge_client(m.badge);
+                    migrate(client, session);
+                    match ssr::open_reporting::<SsrState>(ssr_window(), client, session) {
+                        Ok(mut region) => serve(&mut server, region.state(), session, req, &mut data),
                         Err(_) => Response::Error(FsError::StateReset),
                     }
                 }

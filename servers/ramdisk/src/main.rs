@@ -36,6 +36,8 @@ fn handle<'a>(disk: &'a mut [u8], req: Result<Request<'_>, msg::CallError>) -> R
     }
 }
 
+// No client state in SSRs: any version reads what there is.
+userlib::version!("ramdisk", 1, []);
 userlib::entry!(main);
 
 fn main(boot: &'static userlib::abi::BootInfo) -> Result<(), Error> {

@@ -13,7 +13,7 @@ use fs_api::Fs;
 use shellcmd::{Console as _, Status, TaskRow, LINE_MAX};
 use timer_api::Timer;
 use userlib::abi::{BootInfo, Error, FaultKind, InjectKind, TaskInfo, TaskState, TASK_PAUSED};
-use userlib::cap::{Cap, Endpoint, IoPort, Session, Task};
+use userlib::cap::{Cap, Endpoint, IoPort, Memory, Session, Task};
 use x86::qemu::{DEBUG_EXIT_PORT, DEBUG_EXIT_POWEROFF};
 
 mod bench;
@@ -33,7 +33,12 @@ const HELP: shellcmd::Help = shellcmd::Help {
   restart NAME      replace task NAME with a new incarnation from its pristine image
   kill NAME         crash task NAME now (the reincarnation server restarts supervised tasks)
   pause NAME        stop scheduling task NAME (what it waits for still happens); ps: paused
-  resume NAME       schedule a paused task again",
+  resume NAME       schedule a paused task again
+  requests          the requests this shell's fs session has made (fs version 2 counts them)
+  update NAME PATH [WINDOW]
+                    replace server NAME with the version in file PATH while its clients
+                    wait; it rolls back if the new one fails before answering WINDOW
+                    requests (default 8)",
     sessions: "  cd PATH, pwd      change, show the current directory (kept in the fs server's SSR for us)
   fsck              check the fs server's disk: what is in use, or every problem found
   sleep MS          wait MS milliseconds, at most one hour (timer server)
@@ -54,6 +59,10 @@ struct Shell {
     bench: Option<(Cap<Endpoint>, Cap<Session>)>,
     /// The file server's endpoint, for `bench grow` (which opens more sessions with it).
     fs_ep: Option<Cap<Endpoint>>,
+    /// Memory where `update` puts a server's new image.
+    staging: Option<Cap<Memory>>,
+    /// TSC ticks per millisecond (the kernel's measure).
+    tsc_per_ms: u64,
     /// The disk driver, for `bench disk` (the shell reads and rewrites the disk's last 4 KiB).
     disk: Option<block_api::BlockDevice>,
     /// Keys read from the console but not yet edited into a line.
@@ -67,6 +76,45 @@ struct Shell {
 
 /// Keys the shell takes from the console at once, and holds until it edits them.
 const TYPEAHEAD: usize = 64;
+
+/// Requests a new version answers before `update` keeps it for good (without WINDOW).
+const DEFAULT_WINDOW: u32 = 8;
+/// How long `update` waits for a busy server to come to its receive point.
+const UPDATE_DEADLINE_MS: u64 = 2000;
+
+/// Read file `path` into the staging memory (mapped for the read, unmapped after); its length.
+fn read_image(fs: Fs, staging: Cap<Memory>, path: &str) -> Result<usize, &'static str> {
+    let map = staging.map(STAGING_AT, true).map_err(|e| e.describe())?;
+    let fd = fs.open(path, fs_api::mode::READ);
+    let result = fd.map_err(fs_api::FsError::describe).and_then(|fd| {
+        let mut len = 0;
+        let r = loop {
+            match fs.read(fd, &mut map.bytes[len..]) {
+                Ok(0) => break Ok(len),
+                Ok(n) => len += n,
+                Err(e) => break Err(e.describe()),
+            }
+            if len == map.bytes.len() {
+                // A byte more would not fit: say so rather than update from a truncated image.
+                let mut probe = [0u8; 1];
+                break match fs.read(fd, &mut probe) {
+                    Ok(0) => Ok(len),
+                    _ => Err("larger than the staging memory (512 KiB)"),
+                };
+            }
+        };
+        let _ = fs.close(fd);
+        r
+    });
+    let _ = map.unmap();
+    match result {
+        Ok(0) => Err("the file is empty"),
+        other => other,
+    }
+}
+
+/// Where the shell maps its staging memory while it reads an image into it.
+const STAGING_AT: u64 = userlib::abi::MAP_BASE;
 
 /// Capability slots where the shell keeps its sessions.
 const FS_SLOT: u8 = 40;
@@ -186,6 +234,30 @@ impl shellcmd::Shell for Shell {
                 (Some(name), None) => self.pause(name, cmd == "pause"),
                 _ => Out.fail(format_args!("usage: {} NAME", cmd)),
             },
+            "update" => match (words.next(), words.next(), words.next(), words.next()) {
+                (Some(name), Some(path), window, None) => match window.map(str::parse::<u32>) {
+                    None => self.update(name, path, DEFAULT_WINDOW),
+                    Some(Ok(w)) if (1..=1000).contains(&w) => self.update(name, path, w),
+                    Some(_) => Out.fail(format_args!("usage: update NAME PATH [WINDOW], WINDOW 1 to 1000")),
+                },
+                _ => Out.fail(format_args!("usage: update NAME PATH [WINDOW], WINDOW 1 to 1000")),
+            },
+            "requests" => match self.fs {
+                Some(Files(fs)) => match fs.requests() {
+                    Ok(n) => {
+                        println!(
+                            "this shell's fs session has made {} requests (counted since fs version 2)",
+                            n
+                        );
+                        0
+                    }
+                    Err(fs_api::FsError::Malformed) => Out.fail(format_args!(
+                        "requests: this fs does not count them (version 2 does: see `update`)"
+                    )),
+                    Err(e) => Out.fail(format_args!("requests: {}", e.describe())),
+                },
+                None => Out.fail(format_args!("no file system session")),
+            },
             "poweroff" => self.poweroff(),
             _ => return None,
         })
@@ -220,6 +292,8 @@ impl Shell {
                 restarts: t.restarts,
                 priority: t.priority,
                 calls: t.syscalls,
+                version: t.version,
+                window_left: t.window_left,
             };
             shellcmd::print_task_row(&Out, &row);
         }
@@ -328,6 +402,79 @@ impl Shell {
         }
     }
 
+    /// `update NAME PATH [WINDOW]`: replace server NAME with the version in file PATH (an ELF
+    /// image declaring `userlib::version!`), read into the staging memory, while its clients
+    /// wait. If NAME is serving a request, try again until [`UPDATE_DEADLINE_MS`] has passed.
+    fn update(&mut self, name: &str, path: &str, window: u32) -> Status {
+        let tasks = match self.task_cap() {
+            Ok(t) => t,
+            Err(s) => return s,
+        };
+        let (Some(staging), Some(Files(fs))) = (self.staging, self.fs) else {
+            return Out.fail(format_args!("update needs the staging memory and a file system session"));
+        };
+        let Some(index) = tasks.find(name) else {
+            return Out.fail(format_args!("no task named '{}' (see 'ps')", name));
+        };
+        let Ok(before) = tasks.info(index) else {
+            return Out.fail(format_args!("no task named '{}' (see 'ps')", name));
+        };
+        let t0 = userlib::sys::rdtsc();
+        let len = match read_image(fs, staging, path) {
+            Ok(len) => len,
+            Err(e) => return Out.fail(format_args!("update {}: {}: {}", name, path, e)),
+        };
+        let read = userlib::sys::rdtsc() - t0;
+        let deadline = t0 + UPDATE_DEADLINE_MS * self.tsc_per_ms;
+        let generation = loop {
+            match tasks.update(index, staging, len, window) {
+                Ok(g) => break g,
+                // Not a sleep on the timer: the timer may be the server that is busy.
+                Err(Error::Busy) if userlib::sys::rdtsc() < deadline => userlib::sys::yield_now(),
+                Err(Error::Busy) => {
+                    return Out.fail(format_args!(
+                        "update {}: it stayed busy serving requests for {} ms; not updated (nothing changed)",
+                        name, UPDATE_DEADLINE_MS
+                    ))
+                }
+                Err(e) => return Out.fail(format_args!("update {}: refused, nothing changed: {}", name, e)),
+            }
+        };
+        // Serving: the new incarnation waits for its first request.
+        let info = loop {
+            match tasks.info(index) {
+                Ok(i) if i.generation == generation && i.state() == Some(TaskState::Receiving) => {
+                    break Some(i)
+                }
+                Ok(i) if i.generation != generation => break None,
+                Ok(_) => userlib::sys::yield_now(),
+                Err(e) => return Out.fail(format_args!("update {}: {}", name, e)),
+            }
+        };
+        let Some(info) = info else {
+            let now = tasks.info(index).map(|i| (i.generation, i.version)).unwrap_or_default();
+            return Out.fail(format_args!(
+                "update {}: the new version failed at once; rolled back (now generation {}, version {})",
+                name, now.0, now.1
+            ));
+        };
+        let per_us = (self.tsc_per_ms / 1000).max(1);
+        println!(
+            "updated {} from version {} to {} (generation {}): {} bytes read from {} in {} us; serving {} TSC ticks ({} us) after the switch; the old version comes back if this one fails before answering {} request(s)",
+            name,
+            before.version,
+            info.version,
+            generation,
+            len,
+            path,
+            read / per_us,
+            info.recovery_tsc,
+            info.recovery_tsc / per_us,
+            window
+        );
+        0
+    }
+
     fn poweroff(&self) -> Status {
         let Some(port) = self.power else {
             return Out.fail(format_args!("this shell holds no power-off capability"));
@@ -395,6 +542,8 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
         timer: endpoint("timer").and_then(|ep| Timer::connect(ep, TIMER_SLOT).ok()).map(Clock),
         bench: endpoint("bench").and_then(|ep| ep.connect(BENCH_SLOT).ok().map(|s| (ep, s))),
         fs_ep: endpoint("fs"),
+        staging: Cap::<Memory>::from_boot(boot, "staging"),
+        tsc_per_ms: boot.tsc_per_ms,
         disk: endpoint("disk").map(block_api::BlockDevice::new),
         typeahead: shellcmd::Typeahead::default(),
         booted: None,

@@ -196,6 +196,7 @@ impl Server {
     }
 }
 
+userlib::version!("timer", 1, [(ClientState::KIND, ClientState::VERSION)]);
 userlib::entry!(main);
 
 fn main(boot: &'static BootInfo) -> Result<(), Error> {

@@ -313,6 +313,14 @@ impl Cap<Task> {
         sys::call(Sysno::TaskPause, [self.slot(), index as u64, on as u64, 0, 0, 0]).map(|_| ())
     }
 
+    /// Replace server `index` with the version whose ELF image is the first `len` bytes of
+    /// `image`, keeping the old one to roll back to until the new one has answered `window`
+    /// requests; returns the new generation. See `Sysno::TaskUpdate`.
+    pub fn update(self, index: usize, image: Cap<Memory>, len: usize, window: u32) -> Result<u32, Error> {
+        let args = [self.slot(), index as u64, image.slot(), len as u64, window as u64, 0];
+        sys::call(Sysno::TaskUpdate, args).map(|r| r.rdi as u32)
+    }
+
     /// Inject a fault into task `index`; returns what was hit (register/bit, address, ...).
     pub fn inject(self, index: usize, kind: axolotl_abi::InjectKind, seed: u64) -> Result<u64, Error> {
         sys::call(Sysno::Inject, [self.slot(), index as u64, kind as u64, seed, 0, 0]).map(|r| r.rdi)

@@ -21,6 +21,24 @@ pub mod sys;
 
 pub use axolotl_abi as abi;
 
+/// Declare this server's version for `task_update` (the shell's `update NAME PATH`): which
+/// server it is, its version, and the client-state layouts (`ssr::Layout` kind and version) it
+/// reads. The declaration lands in the image's `.axolotl.version` section, where the kernel
+/// finds it; an image without one cannot replace a running server.
+///
+/// ```ignore
+/// userlib::version!("fs", 2, [(SsrState::KIND, 3), (SsrState::KIND, 4)]);
+/// ```
+#[macro_export]
+macro_rules! version {
+    ($name:expr, $version:expr, [$(($kind:expr, $layout:expr)),* $(,)?]) => {
+        #[used]
+        #[link_section = ".axolotl.version"]
+        static AXOLOTL_VERSION: $crate::abi::ServerVersion =
+            $crate::abi::ServerVersion::new($name, $version, &[$(($kind, $layout)),*]);
+    };
+}
+
 /// Define the task's entry point: `main(&BootInfo) -> Result<(), Error>`. An `Err` ends the task
 /// with the error's code; a panic ends it as a fault with the panic message.
 #[macro_export]

@@ -95,6 +95,7 @@ fn dispatch(k: &mut Kernel, cur: usize, sys: Sysno, a: &Args) -> Result<Done, Er
         Sysno::Log => run::<supervise::Log>(k, cur, a),
         Sysno::TaskHold => run::<task::TaskHold>(k, cur, a),
         Sysno::TaskPause => run::<task::TaskPause>(k, cur, a),
+        Sysno::TaskUpdate => run::<task::TaskUpdate>(k, cur, a),
         Sysno::PciRead => run::<hw::PciRead>(k, cur, a),
         Sysno::PciWrite => run::<hw::PciWrite>(k, cur, a),
         Sysno::PciMap => run::<hw::PciMap>(k, cur, a),

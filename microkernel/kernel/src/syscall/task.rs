@@ -30,7 +30,8 @@ impl Syscall for TaskInfo {
             restarts: task.restarts,
             state: task.state as u8,
             priority: task.priority,
-            flags: if task.paused { axolotl_abi::TASK_PAUSED } else { 0 },
+            flags: if task.paused { axolotl_abi::TASK_PAUSED } else { 0 }
+                | if task.update.is_some() { axolotl_abi::TASK_UPDATING } else { 0 },
             _pad: 0,
             exit_code: task.exit_code,
             syscalls: task.syscalls,
@@ -38,6 +39,8 @@ impl Syscall for TaskInfo {
             recovery_tsc: task.recovery_tsc,
             cpu_tsc: task.cpu_tsc,
             billed_tsc: task.billed_tsc,
+            version: k.module_of(self.t).map_or(0, |m| m.version),
+            window_left: crate::lifecycle::window_left(k, self.t),
         };
         k.tasks[cur].space().write_user(self.out, bytemuck::bytes_of(&info))?;
         Ok(Done::Value(0, 0))
@@ -280,5 +283,78 @@ impl Syscall for Inject {
     fn invoke(self, k: &mut Kernel, _cur: usize) -> Result<Done, Error> {
         let what = crate::inject::inject(k, self.t, self.kind, self.seed)?;
         Ok(Done::Value(what, 0))
+    }
+}
+
+/// `task_update(task, index, memory, len, window)`: a new version of a server from the ELF image
+/// in a Memory object (see `Sysno::TaskUpdate`).
+pub struct TaskUpdate {
+    t: usize,
+    memory: usize,
+    len: usize,
+    window: u32,
+}
+
+/// The largest image `task_update` takes.
+const UPDATE_MAX: u64 = 1 << 20;
+/// The longest rollback window, in requests.
+const WINDOW_MAX: u64 = 1000;
+
+impl Syscall for TaskUpdate {
+    fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
+        let t = other_task(k, cur, a[0], a[1], Rights::WRITE)?;
+        let memory = super::memory(k, cur, a[2], Rights::READ)?;
+        let pages = k.memory[memory].pages as u64;
+        if a[3] == 0
+            || a[3] > (pages * axolotl_abi::PAGE_SIZE).min(UPDATE_MAX)
+            || a[4] == 0
+            || a[4] > WINDOW_MAX
+        {
+            return Err(Error::InvalidArgument);
+        }
+        if !k.tasks[t].supervised {
+            // Nobody would restart it after a failure outside the window.
+            return Err(Error::NoRights);
+        }
+        Ok(TaskUpdate { t, memory, len: a[3] as usize, window: a[4] as u32 })
+    }
+
+    fn invoke(self, k: &mut Kernel, _cur: usize) -> Result<Done, Error> {
+        use crate::lifecycle::Refused;
+        let page = axolotl_abi::PAGE_SIZE as usize;
+        let pages = self.len.div_ceil(page);
+        // The image, copied into a run of frames of its own: the module the new version is
+        // built from (and rebuilt from at each of its restarts).
+        let base = k.frames.contiguous_zeroed(pages)?;
+        let list = k.memory[self.memory].page_list;
+        for p in 0..pages {
+            let n = (self.len - p * page).min(page);
+            // SAFETY: the Memory object's page list holds `pages >= p` frame addresses (checked
+            // against its size in `decode`); its frames and the run are the kernel's, identity
+            // mapped, and do not overlap.
+            unsafe {
+                let from = (list as *const u64).add(p).read();
+                core::ptr::copy_nonoverlapping(from as *const u8, (base as usize + p * page) as *mut u8, n);
+            }
+        }
+        match crate::lifecycle::update_task(k, self.t, base, self.len, self.window) {
+            Ok(generation) => Ok(Done::Value(generation as u64, 0)),
+            Err(Refused::Busy) => Err(Error::Busy),
+            Err(Refused::Incompatible { session, kind, version }) => {
+                match session {
+                    Some(s) => crate::kprintln!(
+                        "update of {} refused: session {} holds state of kind {:#x}, layout {}, which the new version does not read",
+                        k.tasks[self.t].name(),
+                        s,
+                        kind,
+                        version
+                    ),
+                    None => crate::kprintln!("update of {} refused: the image is another server's", k.tasks[self.t].name()),
+                }
+                Err(Error::Incompatible)
+            }
+            Err(Refused::BadImage) => Err(Error::BadImage),
+            Err(Refused::NoMemory) => Err(Error::OutOfResources),
+        }
     }
 }
