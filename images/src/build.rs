@@ -106,14 +106,17 @@ pub fn build_with(fs: fs_core::Durability) -> Result<Image> {
 }
 
 /// Run the inner cargo with its output on this terminal, as a build without a spinner shows it.
-/// The other builds of servers that `update` can install (`cargo os put` writes one into a
-/// disk image): (package, its cargo feature, the image's name under [`updates_dir`]).
-pub const UPDATES: [(&str, &str, &str); 2] = [
+/// The builds of servers that `update` can install (`cargo os put` writes one into a disk
+/// image): (package, its cargo feature, the image's name under [`updates_dir`]).
+pub const UPDATES: [(&str, Option<&str>, &str); 3] = [
     // Version 2: client state in layout 4 (a count of each session's requests), migrated from
     // layout 3; answers the new request `Requests` (the shell's `requests`).
-    ("fs", "v2", "fs-v2"),
+    ("fs", Some("v2"), "fs-v2"),
     // Migrates a client's state, then panics: an update to it rolls back.
-    ("fs", "faulty", "fs-faulty"),
+    ("fs", Some("faulty"), "fs-faulty"),
+    // Version 1, as booted: it reads layout 3 only, so going back to it once clients' states
+    // are in layout 4 is refused.
+    ("fs", None, "fs-v1"),
 ];
 
 /// Where the update images are written: `target/os/updates/`.
@@ -147,7 +150,7 @@ fn build_updates(pb: &ProgressBar, fs: fs_core::Durability) -> Result<()> {
         }
     };
     for (package, feature, name) in UPDATES {
-        build(package, Some(feature))?;
+        build(package, feature)?;
         strip_into(&binary_dir().join(package), &dir.join(name))?;
     }
     for package in UPDATES.map(|u| u.0).iter().collect::<std::collections::BTreeSet<_>>() {
