@@ -161,6 +161,20 @@ def mk_images(rows, tag):
 # core::, heapless) match no rule, so a copy counts in its user's phase; a step no rule takes
 # counts as `TASK: other (CRATE)`.
 HARNESS = "bench harness: rdtsc calls and the timing loop (its base is subtracted from the row)"
+
+
+def rdtsc_lines():
+    """A regex for the source lines of the shells' bench code that read the TSC: their
+    instructions, and those of the rdtsc functions, are the timing harness."""
+    alts = [r"userlib::sys::rdtsc@", r"libos_kernel::sched::rdtsc@"]
+    for f in ("servers/shell/src/bench.rs", "libos/cells/shell/src/bench.rs"):
+        for i, line in enumerate(open(os.path.join(ROOT, f)), 1):
+            if "rdtsc()" in line:
+                alts.append(re.escape(f"@{f}:{i}") + "$")
+    return "(" + "|".join(alts) + ")"
+
+
+RDTSC = rdtsc_lines()
 FS_CORE_RULES = [
     (r"^fs_core::journal", "fs-core: journal (images into slots, header, home blocks, flushes)"),
     (r"^fs_core::tx", "fs-core: change set (Tx: cached metadata, bitmap, commit)"),
@@ -187,7 +201,8 @@ LOS_KERNEL_RULES = [
     (None, r"^libos_kernel::chan::", "libos kernel: channel stubs (Endpoint, CheckedEndpoint)"),
 ]
 LOS_RULES = [
-    ("shell", r"^libos_kernel::sched::rdtsc|^cell_shell::bench::(measure|time_reads)@|^cell_shell::bench::file_rows@", HARNESS),
+    ("shell", r"^algo::seal::seal", "cell call: algo::seal (the lap's seal checked, and made again)", None, r"^cell_timer::lap@"),
+    ("shell", RDTSC, HARNESS),
     ("shell", r"^(libos_kernel::kept::Kept<T>::get|cell_fs::Fs::call@libos/cells/fs/src/lib.rs:280$)", "client: load the session copies (Kept::get, volatile)"),
     ("shell", r"^libos_kernel::kept::Kept<T>::set", "client: store the new session (Kept::set)"),
     ("ramdisk", r"^libos_kernel::mem::mapped::MappedPages::(read|write|sane)", "block store: ramdisk server (MappedPages read/write)"),
@@ -206,9 +221,8 @@ LOS_RULES = [
     ("shell", r"^cell_fs::Answer::agrees|^<cell_fs::Out as|^cell_fs::bytes", "client: compare the two answers"),
     ("shell", r"^cell_fs::(send|Fs)", "client stub: Fs::op/call/send (request, answer copies)"),
     ("shell", r"^cell_timer::lap@", "cell call: timer::lap (seal checked, count, sealed again)", r"^algo::seal"),
-    ("shell", r"^algo::seal::seal", "cell call: algo::seal (the seal checked and made again: 2 seals)"),
     ("shell", r"^cell_timer::", "cell call: timer cell"),
-    ("shell", r"^cell_shell::bench::run::\{\{closure\}\}", "client: the row's closure (call, result check)"),
+    ("shell", r"^(cell_shell::bench::|<cell_shell::Shell as shellcmd::personality::Shell>::bench|libos_kernel::control::without_preemption)", "client: the row's closure (call, result check)"),
     ("echo", r"^cell_shell::bench::start_echo", "echo task: its loop (recv, add one, reply)"),
 ]
 # Which task a libos stack region is: the first rule matching a function run on it (S0, where the
@@ -240,13 +254,13 @@ MK_RULES = [
     ("bench", r"^bench::main@servers/bench/src/main.rs:(39|40)$", "server: the counter (state().value += 1, get)"),
     ("bench", r"^userlib::", "server: reply_recv stub (syscall, result)"),
     ("bench", r"^bench::main", "server: loop and dispatch (label, badge, answer)"),
-    ("shell", r"^userlib::sys::rdtsc|^shell::bench::measure|^shell::bench::fs_read|^shell::bench::Report", HARNESS),
+    ("shell", RDTSC, HARNESS),
     ("shell", r"(userlib::msg::encode|postcard::ser|Serialize)", "client: encode request (postcard)"),
     ("shell", r"(postcard::de|Deserialize|userlib::msg::decode)", "client: decode reply (postcard)"),
     ("shell", r"^fs_api::Fs::read::\{\{closure\}\}", "client: decode reply + copy the data out"),
     ("shell", r"^userlib::", "client: IPC stub (call, syscall, result; copy from the IPC buffer)"),
     ("shell", r"^fs_api::", "client: fs_api stub (Fs::op)"),
-    ("shell", r"^shell::bench::(calls|file_rows)", "client: the row's closure (call, result check)"),
+    ("shell", r"^shell::bench::", "client: the row's closure (call, result check)"),
     ("shell", r"^<shell::Shell as shellcmd::personality::Shell>::bench", "client: the row's closure (call, result check)"),
 ]
 
@@ -565,6 +579,30 @@ def main():
         print("| **kernel** | " + " | ".join(f"**{v}**" for v in tot) + f" | **{sum(tot)}** |")
         user = n - sum(tot)
         print(f"\nkernel {sum(tot)} + user {user} = {n} instructions traced")
+
+    # --- by the client's operation (a row that times two, e.g. write + seek) -------------------------
+    op_of = []
+    op = "(the shell outside file operations)"
+    for k in range(n):
+        if task_of(k) == "shell":
+            for name in context(k):
+                m = re.match(r"^(fs_api|cell_fs)::Fs::(\w+)@", name)
+                if m:
+                    op = f"{m.group(1)}::Fs::{m.group(2)}"
+                    break
+            else:
+                op = "(the shell outside file operations)"
+        op_of.append(op)
+    ops = collections.Counter(op_of)
+    if len([o for o in ops if not o.startswith("(")]) > 0:
+        print("\n## By the client's operation (each step counted in the file operation the shell is in: the servers' and the kernel's steps in the one the shell waits in)\n")
+        byop = collections.defaultdict(collections.Counter)
+        for k in range(n):
+            byop[op_of[k]][phase_of[k]] += 1
+        for o, c in ops.items():
+            print(f"{c:7d}  {o}")
+            for p2, cc in byop[o].most_common(12):
+                print(f"{cc:13d}  {p2}")
 
     # --- tables by function ------------------------------------------------------------------------
     table("Self instructions by function (ELF symbol, inlined code counted in its caller)",
