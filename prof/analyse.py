@@ -186,12 +186,12 @@ FS_CORE_RULES = [
 ]
 # The libos kernel's part of a channel round trip (Endpoint::call/recv/reply and the switches).
 LOS_KERNEL_RULES = [
+    (None, r"^(algo::bitmap|<?libos_kernel::mem::heap|__rustc::__rust_(alloc|realloc|dealloc)|alloc::raw_vec)", "heap: allocations (Vec growth, frees: the libos heap's first-fit bitmap)"),
     (None, r"^libos_kernel::mem::paging::open", "libos kernel: switch: open the incoming task's slots (paging::open)"),
     (None, r"^libos_kernel::mem::heap::switch_to", "libos kernel: switch: the incoming task's heap"),
     (None, r"^libos_kernel::sched::(switch|pick)", "libos kernel: switch: scheduler (save frame, handoff, state)"),
     (None, r"^(los_trap_common|libos_kernel_trap|los_trap_return|los_isr_yield|libos_kernel::trap::|libos_kernel::arch::cpu::yield_now)", "libos kernel: trap: yield (int 0x81), entry, dispatch, return"),
     (None, r"^libos_kernel::mem::protect", "libos kernel: protection: lift it for the answer's copy (unprotected)"),
-    (None, r"^libos_kernel::sync::", "libos kernel: critical sections (sync: enter/leave, depth)"),
     (None, r"^libos_kernel::state::Kernel::(cur|task|wake)", "libos kernel: task table (Kernel::cur/task/wake)"),
     (None, r"^libos_kernel::chan::inside", "libos kernel: channel: buffer range checks (inside)"),
     (None, r"^libos_kernel::chan::kernel_call", "libos kernel: channel call (endpoint, buffers, checks, queue, handoff; wait for the answer)"),
@@ -224,6 +224,10 @@ LOS_RULES = [
     ("shell", r"^cell_timer::", "cell call: timer cell"),
     ("shell", r"^(cell_shell::bench::|<cell_shell::Shell as shellcmd::personality::Shell>::bench|libos_kernel::control::without_preemption)", "client: the row's closure (call, result check)"),
     ("echo", r"^cell_shell::bench::start_echo", "echo task: its loop (recv, add one, reply)"),
+]
+# Tried only when no rule above names any frame of the context: wrappers that enclose other work.
+LOS_WEAK_RULES = [
+    (None, r"^libos_kernel::sync::", "libos kernel: critical sections (sync: enter/leave, depth)"),
 ]
 # Which task a libos stack region is: the first rule matching a function run on it (S0, where the
 # trace starts, is the shell's).
@@ -530,6 +534,13 @@ def main():
                     break
             if got:
                 break
+        for name in ([] if got else reversed(names)):
+            for rule in (LOS_WEAK_RULES if personality == "libos" else []):
+                if (rule[0] is None or rule[0] == task) and re.search(rule[1], name):
+                    got = rule[2]
+                    break
+            if got:
+                break
         if not got:
             crate = re.sub(r"^<", "", where(k)[0].sym(rows[k][0])).split("::")[0]
             got = "libos kernel: other" if re.match(r"^(libos_kernel|los_)", crate) else f"{task}: other ({crate})"
@@ -579,6 +590,19 @@ def main():
         print("| **kernel** | " + " | ".join(f"**{v}**" for v in tot) + f" | **{sum(tot)}** |")
         user = n - sum(tot)
         print(f"\nkernel {sum(tot)} + user {user} = {n} instructions traced")
+
+    # --- channel calls (libos) ------------------------------------------------------------------------
+    if personality == "libos":
+        entries = collections.Counter()
+        for k in range(n):
+            im, pc = where(k)
+            sym = im.sym(pc)
+            if sym.startswith("libos_kernel::chan::kernel_") and im.addrs[bisect.bisect_right(im.addrs, pc) - 1] == pc:
+                entries[(task_of(k), sym.split("::")[-1])] += 1
+        if entries:
+            print("\n## Channel operations (entries into the libos kernel's kernel_call/recv/reply, by task)\n")
+            for (t, what), c in sorted(entries.items()):
+                print(f"{c:7d}  {t}: {what}")
 
     # --- by the client's operation (a row that times two, e.g. write + seek) -------------------------
     op_of = []
