@@ -242,8 +242,8 @@ MK_RULES = [
     ("fs", r"^(<fs_core::cache::Cached|fs_core::cache)", "cache/checksum: block cache lookup, copy out/in"),
 ] + [("fs", rx, ph) for rx, ph in FS_CORE_RULES] + [
     ("fs", r"^(block_api::|<block_api::)", "fs -> ramdisk: block client stub (block_api: request, answer copy)"),
-    ("fs", r"(postcard::de|Deserialize|userlib::msg::decode)", "server: decode request (postcard)"),
-    ("fs", r"(postcard::ser|Serialize|userlib::msg::encode)", "reply: encode response (postcard)"),
+    ("fs", r"(postcard::de|Deserialize|userlib::msg::decode)", "server: decode (postcard: the request; ramdisk's answers)"),
+    ("fs", r"(postcard::ser|Serialize|userlib::msg::encode)", "server: encode (postcard: the answer; block requests to ramdisk)"),
     ("fs", r"^userlib::", "server: IPC stub (reply_recv, payload_into copy)"),
     ("fs", r"^fs::Server::handle", "server: dispatch (Server::handle)"),
     ("fs", r"^fs::main", "server: loop (badge, label, dispatch)"),
