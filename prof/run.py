@@ -6,8 +6,8 @@ and let the gdb batch script trace_row.py single-step one sample of a row.
     prof/run.py microkernel              # mk.fs_read    -> prof/out/mk_fs_read_trace.txt
     prof/run.py microkernel mk.null_call # mk.null_call  -> prof/out/mk_null_call_trace.txt
 
-The rows are listed in rows.py. PROF_N (default 10) is the N of `bench N`, PROF_SKIP (default
-3, below N) the samples of the row let run before the traced one.
+The rows are listed in rows.py. PROF_N (default 10, at most 4000) is the N of `bench N`, PROF_SKIP
+(default 3, below N) the samples of the row let run before the traced one.
 
 Two boots: the first (only when the ELF is newer than prof/out/PERSONALITY_sites.txt) learns
 where each timed loop of `bench` opens its span (gdb stops at every rdtsc call, which disturbs
@@ -97,6 +97,15 @@ def boot(personality, row, mode, command, console_path):
 
     t = threading.Thread(target=typist, daemon=True)
     t.start()
+    # The shell refusing the command (or the bench failing) leaves gdb waiting for a breakpoint
+    # that never comes: stop it then.
+    while gdb.poll() is None:
+        text = open(console.name, "rb").read().decode(errors="replace")
+        if command in text and "error" in text.split(command)[-1]:
+            print(f"[prof] the guest said: {text.split(command)[-1].strip()[:200]}")
+            gdb.terminate()
+            break
+        time.sleep(0.5)
     rc = gdb.wait()
     # gdb detached (trace): the guest runs on and prints its rows; wait for the last one.
     deadline = time.time() + 600
@@ -126,8 +135,8 @@ def main():
         sys.exit(f"[prof] {row} is not a {personality} row")
     tag = rows.tag(row)
     n = int(os.environ.get("PROF_N", "10"))
-    if int(os.environ.get("PROF_SKIP", "3")) >= n:
-        sys.exit("[prof] PROF_SKIP must be below PROF_N")
+    if not 10 <= n <= 4000 or int(os.environ.get("PROF_SKIP", "3")) >= n:
+        sys.exit("[prof] PROF_N must be 10..4000 (the shell's `bench N`), PROF_SKIP below it")
     command = f"bench {n}"
     os.makedirs(OUT, exist_ok=True)
     for stale in ("trace", "sample", "cr3"):
