@@ -188,7 +188,7 @@ FS_CORE_RULES = [
 LOS_KERNEL_RULES = [
     (None, r"^libos_kernel::mem::paging::open", "libos kernel: switch: open the incoming task's slots (paging::open)"),
     (None, r"^libos_kernel::mem::heap::switch_to", "libos kernel: switch: the incoming task's heap"),
-    (None, r"^(algo::bitmap|<?libos_kernel::mem::heap|__rustc::__rust_(alloc|realloc|dealloc)|alloc::raw_vec)", "heap: allocations (Vec growth, frees: the libos heap's first-fit bitmap)"),
+    (None, r"^(algo::bitmap|<?libos_kernel::mem::heap|__rustc::__rust_(alloc|realloc|dealloc)|alloc::raw_vec)", "heap: allocations (Vec growth, frees: the libos heap's first-fit bitmap)", r"^libos_kernel::sched::switch@"),
     (None, r"^libos_kernel::sched::(switch|pick)", "libos kernel: switch: scheduler (save frame, handoff, state)"),
     (None, r"^(los_trap_common|libos_kernel_trap|los_trap_return|los_isr_yield|libos_kernel::trap::|libos_kernel::arch::cpu::yield_now)", "libos kernel: trap: yield (int 0x81), entry, dispatch, return"),
     (None, r"^libos_kernel::mem::protect", "libos kernel: protection: lift it for the answer's copy (unprotected)"),
