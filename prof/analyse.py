@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Turn a single-step trace (prof/out/*_trace.txt, written by trace_*.py) into a profile.
+"""Turn a single-step trace (prof/out/TAG_trace.txt, written by trace_row.py) into a profile.
 
-    prof/analyse.py libos        > prof/out/los_report.txt
-    prof/analyse.py microkernel  > prof/out/mk_report.txt
+    prof/analyse.py mk.null_call  > prof/out/mk_null_call_report.txt   (any row of rows.py)
+    prof/analyse.py libos         > prof/out/los_fs_read_report.txt    (a personality: its fs_read)
+    prof/analyse.py microkernel   > prof/out/mk_fs_read_report.txt
 
-Each trace line is the machine state before one `stepi`: `pc rcx rdx rsp [cr3]`. One step is
+Each trace line is the machine state before one `stepi`: `pc rcx rdx rsp rax [cr3]`. One step is
 one instruction as -icount counts it (a `rep` string instruction steps once per iteration, plus
 once more with rcx = 0, which is also what -icount counts: QEMU turns off its repz jump
 optimisation under icount).
@@ -19,6 +20,9 @@ current function is read from the pc) gives inclusive counts, a call tree, the c
 memcpy/memset and the phases.
 """
 import bisect, collections, os, re, subprocess, sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rows as ROWS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "prof", "out")
@@ -107,9 +111,9 @@ def libos_images():
     return (lambda pc, cr3: img), [img]
 
 
-def mk_images(rows):
+def mk_images(rows, tag):
     """The kernel, and for each CR3 seen in the trace the server ELF whose instruction starts
-    cover the user pcs run under it best (the shell's CR3 is also written by trace_mk.py)."""
+    cover the user pcs run under it best (the shell's CR3 is also written by trace_row.py)."""
     kernel = Image("kernel", os.path.join(REL, "axolotl-kernel"))
     names = sorted(f for f in os.listdir(REL) if not f.startswith(("axolotl", "lib", "."))
                    and "." not in f and os.path.isfile(os.path.join(REL, f))
@@ -117,11 +121,11 @@ def mk_images(rows):
     klo, khi = kernel.addrs[0], max(a + sz for a, sz, _ in kernel.syms)
     is_kernel = lambda pc: klo <= pc < khi or pc >= 0xFFFF800000000000
     user = collections.defaultdict(set)
-    for pc, _, _, _, cr3 in rows:
+    for pc, _, _, _, _, cr3 in rows:
         if not is_kernel(pc):
             user[cr3 & ~0xFFF].add(pc)
     known = {}
-    path = os.path.join(OUT, "mk_cr3.txt")
+    path = os.path.join(OUT, f"{tag}_cr3.txt")
     if os.path.exists(path):
         for line in open(path):
             n, c = line.split()
@@ -149,63 +153,210 @@ def mk_images(rows):
 
 # ---------------------------------------------------------------------------------------------
 
-# Phase rules: (task or None, regex on a function name, phase). For each step the function
-# names of its context (callers' call sites with their inline frames, then its own inline
-# frames) are tried from the innermost outwards; the first name that some rule matches decides.
-# Generic helpers (mem*, core::, heapless) match no rule, so a copy counts in its user's phase.
+# Phase rules: (task or None, regex on a function name, phase[, unless[, within]]). For each step
+# the function names of its context (callers' call sites with their inline frames, then its own
+# inline frames; each name is `function@file:line`) are tried from the innermost outwards; the
+# first name that some rule matches decides. A rule with `unless` does not apply when a name of
+# the context matches that regex, one with `within` only when one does. Generic helpers (mem*,
+# core::, heapless) match no rule, so a copy counts in its user's phase; a step no rule takes
+# counts as `TASK: other (CRATE)`.
+HARNESS = "bench harness: rdtsc calls and the timing loop (its base is subtracted from the row)"
+
+
+def rdtsc_lines():
+    """A regex for the source lines of the shells' bench code that read the TSC: their
+    instructions, and those of the rdtsc functions, are the timing harness."""
+    alts = [r"userlib::sys::rdtsc@", r"libos_kernel::sched::rdtsc@"]
+    for f in ("servers/shell/src/bench.rs", "libos/cells/shell/src/bench.rs"):
+        for i, line in enumerate(open(os.path.join(ROOT, f)), 1):
+            if "rdtsc()" in line:
+                alts.append(re.escape(f"@{f}:{i}") + "$")
+    return "(" + "|".join(alts) + ")"
+
+
+RDTSC = rdtsc_lines()
+FS_CORE_RULES = [
+    (r"^fs_core::journal", "fs-core: journal (images into slots, header, home blocks, flushes)"),
+    (r"^fs_core::tx", "fs-core: change set (Tx: cached metadata, bitmap, commit)"),
+    (r"^fs_core::path", "fs-core: path lookup (components, directory entries)"),
+    (r"^fs_core::disk", "fs-core: disk reads (inodes, file blocks, directories)"),
+    (r"^fs_core::volume", "fs-core: volume (mounted device, dispatch to disk/tx)"),
+    (r"^fs_core::layout", "fs-core: on-disk layout (encode/decode inodes, entries, bitmap)"),
+    (r"^fs_core::", "fs-core: other (fd table, inode, read/write/seek)"),
+]
+# The libos kernel's part of a channel round trip (Endpoint::call/recv/reply and the switches).
+LOS_KERNEL_RULES = [
+    (None, r"^libos_kernel::mem::paging::open", "libos kernel: switch: open the incoming task's slots (paging::open)"),
+    (None, r"^libos_kernel::mem::heap::switch_to", "libos kernel: switch: the incoming task's heap"),
+    (None, r"^(algo::bitmap|<?libos_kernel::mem::heap|__rustc::__rust_(alloc|realloc|dealloc)|alloc::raw_vec)", "heap: allocations (Vec growth, frees: the libos heap's first-fit bitmap)", r"^libos_kernel::sched::switch@"),
+    (None, r"^libos_kernel::sched::(switch|pick)", "libos kernel: switch: scheduler (save frame, handoff, state)"),
+    (None, r"^(los_trap_common|libos_kernel_trap|los_trap_return|los_isr_yield|libos_kernel::trap::|libos_kernel::arch::cpu::yield_now)", "libos kernel: trap: yield (int 0x81), entry, dispatch, return"),
+    (None, r"^libos_kernel::mem::protect", "libos kernel: protection: lift it for the answer's copy (unprotected)"),
+    (None, r"^libos_kernel::state::Kernel::(cur|task|wake)", "libos kernel: task table (Kernel::cur/task/wake)"),
+    (None, r"^libos_kernel::chan::inside", "libos kernel: channel: buffer range checks (inside)"),
+    (None, r"^libos_kernel::chan::kernel_call", "libos kernel: channel call (endpoint, buffers, checks, queue, handoff; wait for the answer)"),
+    (None, r"^libos_kernel::chan::kernel_recv", "libos kernel: channel recv (endpoint, dequeue, copy the request)"),
+    (None, r"^libos_kernel::chan::(kernel_reply|serving)", "libos kernel: channel reply (serving check, buffers, copy the answer, handoff)"),
+    (None, r"^libos_kernel::sched::block_on", "libos kernel: block_on (condition, state, yield)"),
+    (None, r"^libos_kernel::chan::", "libos kernel: channel stubs (Endpoint, CheckedEndpoint)"),
+]
 LOS_RULES = [
+    ("shell", r"^algo::seal::seal", "cell call: algo::seal (the lap's seal checked, and made again)", None, r"^cell_timer::lap@"),
+    ("shell", RDTSC, HARNESS),
     ("shell", r"^(libos_kernel::kept::Kept<T>::get|cell_fs::Fs::call@libos/cells/fs/src/lib.rs:280$)", "client: load the session copies (Kept::get, volatile)"),
     ("shell", r"^libos_kernel::kept::Kept<T>::set", "client: store the new session (Kept::set)"),
-    ("ramdisk", r"^libos_kernel::mem::mapped::MappedPages::(read|sane)", "block store: ramdisk server (MappedPages::read)"),
-    (None, r"^(libos_kernel|los_trap|libos_kernel_trap)", "IPC: libos kernel (call/recv/reply, switch, trap)"),
+    ("ramdisk", r"^libos_kernel::mem::mapped::MappedPages::(read|write|sane)", "block store: ramdisk server (MappedPages read/write)"),
+] + LOS_KERNEL_RULES + [
     (None, r"^cell_ramdisk::start", "block store: ramdisk server (recv/dispatch/reply)"),
-    (None, r"^algo::mirror::tag", "cache/checksum: mirror tag of each block read"),
-    (None, r"^(algo::mirror::Mirror|cell_ramdisk::Blocks|<cell_ramdisk::Blocks)", "block store client: Mirror::read_vouched (copies)"),
-    (None, r"^(<cell_fs::twice::Held|cell_fs::twice::Held|algo::mirror::Vouched)", "twice: Held device (seen-blocks cache)"),
+    (None, r"^algo::mirror::tag", "cache/checksum: mirror tag of each block read or written"),
+    (None, r"^(algo::mirror::Mirror|cell_ramdisk::Blocks|<cell_ramdisk::Blocks)", "block store client: Mirror read/write (copies)"),
+    (None, r"^(<cell_fs::twice::Held|cell_fs::twice::Held|algo::mirror::Vouched)", "twice: Held device (seen-blocks cache, writes held)"),
     (None, r"^(fs_core::session::SmallClientState::check|algo::seal|cell_fs::server::check|cell_fs::server::sealed)", "session state check/seal", r"^(algo::mirror::tag|cell_fs::Op::digest)"),
-    (None, r"^fs_core::", "fs-core: read path (inode, read_at)"),
-    (None, r"^cell_fs::server::handle", "fs-core: read path (inode, read_at)"),
+] + [(None, rx, ph) for rx, ph in FS_CORE_RULES] + [
+    (None, r"^cell_fs::server::handle", "fs-core: other (fd table, inode, read/write/seek)"),
     (None, r"^cell_fs::twice::Run::agrees", "twice: compare the two runs"),
     (None, r"^cell_fs::twice", "twice: run setup, copies of state/result"),
     (None, r"^cell_fs::Op::digest", "request digest (client and server)"),
     ("fs", r"^cell_fs::server", "fs server: dispatch (recv in place, build/answer, reply)"),
     ("shell", r"^cell_fs::Answer::agrees|^<cell_fs::Out as|^cell_fs::bytes", "client: compare the two answers"),
-    ("shell", r"^cell_fs::(send|Fs)", "client stub: Fs::read/call/send (request, answer copies)"),
+    ("shell", r"^cell_fs::(send|Fs)", "client stub: Fs::op/call/send (request, answer copies)"),
+    ("shell", r"^cell_timer::lap@", "cell call: timer::lap (seal checked, count, sealed again)", r"^algo::seal"),
+    ("shell", r"^cell_timer::", "cell call: timer cell"),
+    ("shell", r"^(cell_shell::bench::|<cell_shell::Shell as shellcmd::personality::Shell>::bench|libos_kernel::control::without_preemption)", "client: the row's closure (call, result check)"),
+    ("echo", r"^cell_shell::bench::start_echo", "echo task: its loop (recv, add one, reply)"),
 ]
-LOS_TASKS = {"S0": "shell", "S1": "fs", "S2": "ramdisk"}
+# Tried only when no rule above names any frame of the context: wrappers that enclose other work.
+LOS_WEAK_RULES = [
+    (None, r"^libos_kernel::sync::", "libos kernel: critical sections (sync: enter/leave, depth)"),
+]
+# Which task a libos stack region is: the first rule matching a function run on it (S0, where the
+# trace starts, is the shell's).
+LOS_TASK_RULES = [(r"^cell_fs::server|^cell_fs::twice::Run", "fs"), (r"^cell_ramdisk", "ramdisk"),
+                  (r"^cell_shell::bench::start_echo", "echo"), (r"^cell_console", "console"),
+                  (r"^cell_virtio_blk", "virtio-blk")]
 MK_RULES = [
     ("fs", r"^(ssr::Region<T>::seal|<ssr::Region<T> as core::ops::drop::Drop>::drop)", "session: SSR seal at the end (checksum + backup copy)"),
     ("fs", r"^(fs_core::session::ClientState::check|<fs::SsrState as ssr::Layout>::check)", "session: ClientState::check (ranges, cwd UTF-8)"),
     ("fs", r"^ssr::", "session: SSR open/verify (header, checksum)", r"^ssr::Region<T>::seal"),
     ("fs", r"^fs_core::cache::checksum", "cache/checksum: block cache hit check (checksum of the 512-byte block)"),
-    ("fs", r"^(<fs_core::cache::Cached|fs_core::cache)", "cache/checksum: block cache lookup + copy out"),
-    ("fs", r"^fs_core::", "fs-core: read path (fd, inode, read_at)"),
-    ("fs", r"(postcard::de|Deserialize|userlib::msg::decode)", "server: decode request (postcard)"),
-    ("fs", r"(postcard::ser|Serialize|userlib::msg::encode)", "reply: encode response (postcard)"),
+    ("fs", r"^(<fs_core::cache::Cached|fs_core::cache)", "cache/checksum: block cache lookup, copy out/in"),
+] + [("fs", rx, ph) for rx, ph in FS_CORE_RULES] + [
+    ("fs", r"^(block_api::|<block_api::)", "fs -> ramdisk: block client stub (block_api: request, answer copy)"),
+    ("fs", r"(postcard::de|Deserialize|userlib::msg::decode)", "server: decode (postcard: the request; ramdisk's answers)"),
+    ("fs", r"(postcard::ser|Serialize|userlib::msg::encode)", "server: encode (postcard: the answer; block requests to ramdisk)"),
     ("fs", r"^userlib::", "server: IPC stub (reply_recv, payload_into copy)"),
     ("fs", r"^fs::Server::handle", "server: dispatch (Server::handle)"),
     ("fs", r"^fs::main", "server: loop (badge, label, dispatch)"),
+    ("ramdisk", r"(postcard|Serialize|Deserialize|userlib::msg)", "ramdisk: decode request / encode answer (postcard)"),
+    ("ramdisk", r"^userlib::", "ramdisk: IPC stub (reply_recv, payload copies)"),
+    ("ramdisk", r"^(block_api::|<block_api::)", "ramdisk: block protocol loop (block_api::serve: dispatch)"),
+    ("ramdisk", r"^ramdisk::", "ramdisk: the store (copy a block in/out, flush)"),
+    ("bench", r"^ssr::checksum", "server: SSR checksum verified", r"^(ssr::Region<T>::seal|<ssr::Region<T> as core::ops::drop::Drop>::drop)"),
+    ("bench", r"^(ssr::Region<T>::seal|<ssr::Region<T> as core::ops::drop::Drop>::drop)", "server: SSR sealed again (checksum recomputed and stored)"),
+    ("bench", r"^ssr::Region<T>::(state|get)", "server: the counter (state().value += 1, get)"),
+    ("bench", r"^ssr::", "server: SSR opened (split, header checks: magic, kind, version, length)", r"^(ssr::Region<T>::seal|<ssr::Region<T> as core::ops::drop::Drop>::drop)"),
+    ("bench", r"^bench::main@servers/bench/src/main.rs:(39|40)$", "server: the counter (state().value += 1, get)"),
+    ("bench", r"^userlib::", "server: reply_recv stub (syscall, result)"),
+    ("bench", r"^bench::main", "server: loop and dispatch (label, badge, answer)"),
+    ("shell", RDTSC, HARNESS),
     ("shell", r"(userlib::msg::encode|postcard::ser|Serialize)", "client: encode request (postcard)"),
     ("shell", r"(postcard::de|Deserialize|userlib::msg::decode)", "client: decode reply (postcard)"),
     ("shell", r"^fs_api::Fs::read::\{\{closure\}\}", "client: decode reply + copy the data out"),
-    ("shell", r"^userlib::", "client: IPC stub (call_with, syscall, copy from the IPC buffer)"),
-    ("shell", r"^fs_api::", "client: Fs::read stub"),
-    ("kernel", r"^axolotl_kernel::ipc", "kernel: message copy (send_message)"),
-    ("kernel", r"^axolotl_kernel::ssr", "kernel: SSR window map/unmap"),
-    ("kernel", r"^(axolotl_kernel::sched|axolotl_kernel::paging)", "kernel: switch (CR3, rsp0, current)"),
-    ("kernel", r"^(axolotl_kernel::fastpath|axolotl_kcore)", "kernel: IPC fastpath (caps, badge, queues)"),
-    ("kernel", r"^(syscall_entry|sysret_to_user_asm|syscall_from_user|axolotl_kernel::arch)", "kernel: syscall entry/exit"),
+    ("shell", r"^userlib::", "client: IPC stub (call, syscall, result; copy from the IPC buffer)"),
+    ("shell", r"^fs_api::", "client: fs_api stub (Fs::op)"),
+    ("shell", r"^shell::bench::", "client: the row's closure (call, result check)"),
+    ("shell", r"^<shell::Shell as shellcmd::personality::Shell>::bench", "client: the row's closure (call, result check)"),
 ]
-PHASES = {"libos": (LOS_RULES, LOS_TASKS), "microkernel": (MK_RULES, lambda row, im: im.name)}
 
+# ---------------------------------------------------------------------------------------------
+# The microkernel's kernel entries: each run of kernel instructions (a "visit") is the syscall
+# in rax at its first step (or a trap), and each of its instructions one part of the path, in
+# the shape of README's table "Where the instructions of `mk.ssr_call` go".
+
+KPARTS = [
+    "entry stub",
+    "Rust entry (prologue, lock, current task)",
+    "shape check + capability lookup",
+    "the other side can take it now",
+    "endpoint queue",
+    "SSR window",
+    "bookkeeping",
+    "message transfer",
+    "switch (current, rsp0, CR3, unlock)",
+    "exit stub",
+]
+FASTPATH_LINES = {
+    # microkernel/kernel/src/fastpath.rs: `call` and `reply_recv`, line -> part (by ranges).
+    "call": [(52, 64, 2), (65, 70, 3), (71, 71, 5), (72, 72, 3), (73, 74, 4), (75, 77, 5), (78, 83, 6),
+             (84, 84, 7), (85, 93, 6)],
+    "reply_recv": [(96, 100, 2), (101, 118, 3), (119, 120, 5), (121, 121, 4), (122, 123, 7), (124, 137, 6)],
+}
+
+
+def sysnos():
+    """Sysno numbers to names, from the ABI's source."""
+    src = open(os.path.join(ROOT, "microkernel", "abi", "src", "lib.rs")).read()
+    body = src[src.index("pub enum Sysno"):]
+    body = body[: body.index("\n}")]
+    return {int(n): name for name, n in re.findall(r"^\s+(\w+) = (\d+),", body, re.M)}
+
+
+def kernel_part(sym, chain):
+    """The part of the kernel path one instruction is (KPARTS), from its ELF symbol and its
+    inline chain (innermost first); None when only its neighbours can tell (no line)."""
+    if sym == "syscall_entry":
+        return KPARTS[0]
+    if sym in ("sysret_to_user_asm", "return_to_user_asm"):
+        return KPARTS[9]
+    for fn, loc in chain:
+        line = loc.rpartition(":")[2]
+        line = int(line) if line.isdigit() else None
+        if re.search(r"axolotl_kernel::ssr::|set_user_page|invlpg", fn):
+            return KPARTS[5]
+        if "send_message" in fn:
+            return KPARTS[7]
+        if re.search(r"Queue::(pop_front|push_back|remove)", fn):
+            return KPARTS[4]
+        if re.search(r"Queue::front|RunQueues::any_in|fastpath::may_run_now", fn):
+            return KPARTS[3]
+        if re.search(r"CSpace::slot", fn):
+            return KPARTS[2]
+        for name, table in FASTPATH_LINES.items():
+            if fn.endswith(f"fastpath::{name}"):
+                if line is None:
+                    return None
+                for lo, hi, part in table:
+                    if lo <= line <= hi:
+                        return KPARTS[part]
+        if fn.endswith("fastpath::try_ipc"):
+            return KPARTS[2]
+        if re.search(r"spin::mutex.*(try_lock|::lock)", fn):
+            return KPARTS[1]
+        if re.search(r"SpinMutexGuard|MutexGuard", fn):
+            return KPARTS[8]
+        if re.search(r"sched::<impl .*>::(activate|charge)|paging::load_cr3|AddressSpace|gdt::set_rsp0|trap::frame_end|trap::sysret_to_user", fn):
+            return KPARTS[8]
+        if fn == "syscall_from_user":
+            if line is None:
+                return None
+            return KPARTS[1] if line <= 21 else KPARTS[2] if line == 22 else KPARTS[8]
+        if fn.startswith("axolotl_kernel::syscall") or fn.startswith("axolotl_kernel::traps::slow_syscall"):
+            return "general path: " + short(re.sub(r"<impl [^>]*>::", "", fn), 60)
+    for fn, loc in chain:
+        if fn.startswith(("axolotl_kernel::", "axolotl_kcore::")):
+            return "general path: " + short(re.sub(r"<impl [^>]*>::", "", fn), 60)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
 
 def load(path):
     rows = []
     for line in open(path):
         p = line.split()
-        pc, rcx, rdx, rsp = (int(x, 16) for x in p[:4])
-        cr3 = int(p[4], 16) if len(p) > 4 else 0
-        rows.append((pc, rcx, rdx, rsp, cr3))
+        pc, rcx, rdx, rsp, rax = (int(x, 16) for x in p[:5])
+        cr3 = int(p[5], 16) if len(p) > 5 else 0
+        rows.append((pc, rcx, rdx, rsp, rax, cr3))
     return rows
 
 
@@ -216,12 +367,17 @@ def region_of(rsp, cr3):
 
 
 def main():
-    personality = sys.argv[1] if len(sys.argv) > 1 else "libos"
-    trace = os.path.join(OUT, "los_trace.txt" if personality == "libos" else "mk_trace.txt")
+    arg = sys.argv[1] if len(sys.argv) > 1 else "libos"
+    if arg in ROWS.PERSONALITIES:
+        personality, row = arg, ROWS.PERSONALITIES[arg]["short"] + ".fs_read"
+    else:
+        personality, row = ROWS.personality_of(arg), arg
+    tag = ROWS.tag(row)
+    trace = os.path.join(OUT, f"{tag}_trace.txt")
     rows = load(trace)
-    image_of, images = libos_images() if personality == "libos" else mk_images(rows)
+    image_of, images = libos_images() if personality == "libos" else mk_images(rows, tag)
     n = len(rows)
-    imgs = [image_of(pc, cr3) for pc, _, _, _, cr3 in rows]
+    imgs = [image_of(r[0], r[5]) for r in rows]
     for im in images:
         im.resolve([r[0] for r, i in zip(rows, imgs) if i is im])
 
@@ -242,7 +398,7 @@ def main():
     labels = {}
     path_of = []  # per step: tuple of call-site step indexes (outermost first)
     region_seq = []
-    for k, (pc, rcx, rdx, rsp, cr3) in enumerate(rows):
+    for k, (pc, rcx, rdx, rsp, rax, cr3) in enumerate(rows):
         reg = region_of(rsp, cr3)
         if reg not in labels:
             labels[reg] = f"S{len(labels)}"
@@ -267,6 +423,22 @@ def main():
                 else:
                     st.pop()
 
+    # --- tasks -----------------------------------------------------------------------------------
+    if personality == "libos":
+        seen_on = collections.defaultdict(set)
+        for k in range(n):
+            seen_on[region_seq[k]].add(where(k)[0].sym(rows[k][0]))
+        region_task = {}
+        for lab, syms in seen_on.items():
+            name = "shell" if lab == "S0" else None
+            for rx, t in LOS_TASK_RULES:
+                if name is None and any(re.search(rx, s) for s in syms):
+                    name = t
+            region_task[lab] = name or f"task on stack {lab}"
+        task_of = lambda k: region_task[region_seq[k]]
+    else:
+        task_of = lambda k: imgs[k].name
+
     # --- exclusive -----------------------------------------------------------------------------
     def table(title, counter, top=25, total=n):
         print(f"\n## {title}\n")
@@ -277,14 +449,21 @@ def main():
         if rest:
             print(f"{rest:7d} {100.0 * rest / total:5.1f}  (the other {len(counter) - top})")
 
-    print(f"# {personality}: {n} instructions traced ({trace})")
-    sample = os.path.join(OUT, ("los" if personality == "libos" else "mk") + "_sample.txt")
+    print(f"# {row} ({personality}): {n} instructions traced ({os.path.relpath(trace, ROOT)})")
+    sample = os.path.join(OUT, f"{tag}_sample.txt")
     if os.path.exists(sample):
-        c = dict(l.split() for l in open(sample))
-        if "traced_row" in c:
-            print(f"span t1 - t0 = {c['pre']} (rdtsc to the call) + {c['steps']} (the call) + {c['post']} (back to rdtsc) = {c['span']}; "
-                  f"less the {c['base']}-tick timing loop = {c['traced_row']}; the same boot's row: min={c['row_min']} "
-                  f"median={c['row_median']} p99={c['row_p99']} (p99: the traced sample's TSC is disturbed by the stepping)")
+        c = dict(l.split(None, 1) for l in open(sample))
+        c = {k: v.strip() for k, v in c.items()}
+        if "traced_row" in c and row.endswith(".timing_loop"):
+            print(f"span t1 - t0 = {c['span']} instructions (first rdtsc included, second excluded): the timing loop, "
+                  f"which the same boot printed as {c['base']} (every row is printed less it)")
+        elif "traced_row" in c:
+            ok = "equals" if c["traced_row"] == c["row_min"] else "DOES NOT equal"
+            print(f"span t1 - t0 = {c['span']} instructions (first rdtsc included, second excluded); less the "
+                  f"{c['base']}-tick timing loop = {c['traced_row']}, which {ok} the same boot's row: min={c['row_min']} "
+                  f"median={c['row_median']} p99={c['row_p99']} (the traced sample's own TSC is disturbed by the stepping)")
+    if personality == "libos":
+        print("tasks by stack region: " + ", ".join(f"{lab} = {t}" for lab, t in region_task.items()))
     reps = collections.Counter()
     for k in range(n):
         im, pc = where(k)
@@ -293,6 +472,166 @@ def main():
             reps[t.split()[0] + " " + t.split()[1] if len(t.split()) > 1 else t] += 1
     print(f"rep string instruction steps (one per iteration + 1): {sum(reps.values())} {dict(reps)}")
 
+    # --- kernel entries (microkernel): computed before the phases, which use their parts --------------------------------------------------------------
+    if personality == "microkernel":
+        names = sysnos()
+        visits = []  # [start, end, column]
+        k = 0
+        while k < n:
+            if imgs[k].name != "kernel":
+                k += 1
+                continue
+            j = k
+            while j < n and imgs[j].name == "kernel":
+                j += 1
+            first = imgs[k].sym(rows[k][0])
+            by = imgs[k - 1].name if k > 0 else "?"
+            if first == "syscall_entry":
+                what = names.get(rows[k][4], f"syscall {rows[k][4]}")
+            else:
+                what = f"trap ({first})"
+            fast = any(any(re.search(r"fastpath::(call|reply_recv)$", f) for f, _ in (imgs[i].lines.get(rows[i][0]) or []))
+                       for i in range(k, j))
+            slow = any("slow_syscall" in imgs[c].sym(rows[c][0]) or "axolotl_kernel::syscall" in imgs[c].sym(rows[c][0])
+                       for i in range(k, j) for c in list(path_of[i][1]) + [i])
+            to = imgs[j].name if j < n else "?"
+            kind = "fastpath" if fast and not slow else "general path"
+            visits.append((k, j, f"{by}: {what} ({kind})", to))
+            k = j
+        part = {}
+        for k0, k1, _, _ in visits:
+            prev = None
+            for i in range(k0, k1):
+                im = imgs[i]
+                p = kernel_part(im.sym(rows[i][0]), im.lines.get(rows[i][0]) or [])
+                part[i] = p = p or prev or "other"
+                prev = p
+    # --- phases ------------------------------------------------------------------------------------
+    rules = LOS_RULES if personality == "libos" else MK_RULES
+    def context(k):
+        """Function names from the outermost known frame to the innermost inlined one."""
+        lab, path = path_of[k]
+        names = []
+        for c in list(path) + [k]:
+            im, pc = where(c)
+            ch = im.lines.get(pc) or [(im.sym(pc), "")]
+            names += [f"{f}@{l}" for f, l in reversed(ch)]
+        return names
+    phase_of = []
+    for k in range(n):
+        task = task_of(k)
+        if task == "kernel":
+            phase_of.append(f"kernel: {part[k]}")
+            continue
+        names = context(k)
+        got = None
+        for name in reversed(names):
+            for rule in rules:
+                t, rx, ph = rule[:3]
+                unless = rule[3] if len(rule) > 3 else None
+                within = rule[4] if len(rule) > 4 else None
+                if ((t is None or t == task) and re.search(rx, name)
+                        and not (unless and any(re.search(unless, x) for x in names))
+                        and not (within and not any(re.search(within, x) for x in names))):
+                    got = ph
+                    break
+            if got:
+                break
+        for name in ([] if got else reversed(names)):
+            for rule in (LOS_WEAK_RULES if personality == "libos" else []):
+                if (rule[0] is None or rule[0] == task) and re.search(rule[1], name):
+                    got = rule[2]
+                    break
+            if got:
+                break
+        if not got:
+            crate = re.sub(r"^<", "", where(k)[0].sym(rows[k][0])).split("::")[0]
+            got = "libos kernel: other" if re.match(r"^(libos_kernel|los_)", crate) else f"{task}: other ({crate})"
+        phase_of.append(got)
+    ph = collections.Counter(phase_of)
+    memph = collections.Counter(p for k, p in enumerate(phase_of)
+                                if re.match(r"^(memcpy|memset|memcmp|bcmp|memmove|compiler_builtins::mem)", where(k)[0].sym(rows[k][0])))
+    print("\n## Phases (first matching rule from the innermost inlined frame outwards; mem* = of which in memcpy/memset/memcmp)\n")
+    print(f"{'instr':>7} {'%':>5} {'mem*':>6}  phase")
+    for p, c in sorted(ph.items(), key=lambda x: -x[1]):
+        print(f"{c:7d} {100.0 * c / n:5.1f} {memph[p]:6d}  {p}")
+    print(f"{n:7d} 100.0 {sum(memph.values()):6d}  total")
+    # phases by task (libos: a block fetch, both its sides, apart)
+    def group(k):
+        lab, path = path_of[k]
+        if personality == "libos":
+            if task_of(k) == "ramdisk" or any(re.search(r"Blocks::(read|write)", where(c)[0].sym(rows[c][0])) for c in path):
+                return "block fetches/stores (fs -> ramdisk and back)"
+        return task_of(k)
+    print("\n## Phases by task\n")
+    gp = collections.Counter((group(k), phase_of[k]) for k in range(n))
+    gt = collections.Counter(group(k) for k in range(n))
+    for g, c in sorted(gt.items(), key=lambda x: -x[1]):
+        print(f"{c:7d} {100.0 * c / n:5.1f}  {g}")
+        for (g2, p), cc in sorted(gp.items(), key=lambda x: -x[1]):
+            if g2 == g:
+                print(f"{cc:13d}  {p}")
+
+    if personality == "microkernel":
+        print("\n## Kernel entries in order (each run of kernel instructions: who entered, why, which path, who runs after)\n")
+        print(f"{'step':>6} {'instr':>6}  entry")
+        for k0, k1, col, to in visits:
+            print(f"{k0:6d} {k1 - k0:6d}  {col} -> {to}")
+        cols = list(dict.fromkeys(col for _, _, col, _ in visits))
+        counts = collections.Counter((col, part[i]) for k0, k1, col, _ in visits for i in range(k0, k1))
+        nvis = collections.Counter(col for _, _, col, _ in visits)
+        allparts = KPARTS + sorted(set(p for _, p in counts) - set(KPARTS))
+        print("\n## Kernel parts per kind of entry (instructions summed over the entries of each kind; README's table's shape)\n")
+        head = [f"{c} x{nvis[c]}" for c in cols]
+        print("| part | " + " | ".join(head) + " | all |")
+        print("|---|" + "---:|" * (len(cols) + 1))
+        for p in allparts:
+            vals = [counts[(c, p)] for c in cols]
+            if sum(vals):
+                print(f"| {p} | " + " | ".join(str(v) for v in vals) + f" | {sum(vals)} |")
+        tot = [sum(counts[(c, p)] for p in allparts) for c in cols]
+        print("| **kernel** | " + " | ".join(f"**{v}**" for v in tot) + f" | **{sum(tot)}** |")
+        user = n - sum(tot)
+        print(f"\nkernel {sum(tot)} + user {user} = {n} instructions traced")
+
+    # --- channel calls (libos) ------------------------------------------------------------------------
+    if personality == "libos":
+        entries = collections.Counter()
+        for k in range(n):
+            im, pc = where(k)
+            sym = im.sym(pc)
+            if sym.startswith("libos_kernel::chan::kernel_") and im.addrs[bisect.bisect_right(im.addrs, pc) - 1] == pc:
+                entries[(task_of(k), sym.split("::")[-1])] += 1
+        if entries:
+            print("\n## Channel operations (entries into the libos kernel's kernel_call/recv/reply, by task)\n")
+            for (t, what), c in sorted(entries.items()):
+                print(f"{c:7d}  {t}: {what}")
+
+    # --- by the client's operation (a row that times two, e.g. write + seek) -------------------------
+    op_of = []
+    op = "(the shell outside file operations)"
+    for k in range(n):
+        if task_of(k) == "shell":
+            for name in context(k):
+                m = re.match(r"^(fs_api|cell_fs)::Fs::(\w+)@", name)
+                if m:
+                    op = f"{m.group(1)}::Fs::{m.group(2)}"
+                    break
+            else:
+                op = "(the shell outside file operations)"
+        op_of.append(op)
+    ops = collections.Counter(op_of)
+    if len([o for o in ops if not o.startswith("(")]) > 0:
+        print("\n## By the client's operation (each step counted in the file operation the shell is in: the servers' and the kernel's steps in the one the shell waits in)\n")
+        byop = collections.defaultdict(collections.Counter)
+        for k in range(n):
+            byop[op_of[k]][phase_of[k]] += 1
+        for o, c in ops.items():
+            print(f"{c:7d}  {o}")
+            for p2, cc in byop[o].most_common(12):
+                print(f"{cc:13d}  {p2}")
+
+    # --- tables by function ------------------------------------------------------------------------
     table("Self instructions by function (ELF symbol, inlined code counted in its caller)",
           collections.Counter(outer(k) for k in range(n)))
     GENERIC = re.compile(r"^(core::|<core::|<\*const|<\*mut|<u\d+|<usize|<i\d+|<bool|<\[|<\(|compiler_builtins::|alloc::|<alloc::|<&|bytemuck::|<bytemuck|heapless::|<heapless|<T as core|<A as core)")
@@ -385,61 +724,8 @@ def main():
         if k == n or region_seq[k] != region_seq[start]:
             lab, path = path_of[start]
             first = outer(path[0]) if path else outer(start)
-            print(f"{start:6d} +{k - start:6d}  {region_seq[start]}  {first}")
+            print(f"{start:6d} +{k - start:6d}  {region_seq[start]:4s} {task_of(start):10s} {first}")
             start = k
-
-    # --- phases ------------------------------------------------------------------------------------
-    rules, task_names = PHASES[personality]
-    def context(k):
-        """Function names from the outermost known frame to the innermost inlined one."""
-        lab, path = path_of[k]
-        names = []
-        for c in list(path) + [k]:
-            im, pc = where(c)
-            ch = im.lines.get(pc) or [(im.sym(pc), "")]
-            names += [f"{f}@{l}" for f, l in reversed(ch)]
-        return names
-    def task_of(k):
-        return task_names.get(path_of[k][0], path_of[k][0]) if callable(task_names) is False else task_names(k)
-    phase_of = []
-    for k in range(n):
-        task = task_of(k) if not callable(task_names) else task_names(rows[k], imgs[k])
-        names = context(k)
-        got = None
-        for name in reversed(names):
-            for rule in rules:
-                t, rx, ph = rule[:3]
-                unless = rule[3] if len(rule) > 3 else None
-                if (t is None or t == task) and re.search(rx, name) and not (unless and any(re.search(unless, x) for x in names)):
-                    got = ph
-                    break
-            if got:
-                break
-        phase_of.append(got or f"{task}: other")
-    ph = collections.Counter(phase_of)
-    memph = collections.Counter(p for k, p in enumerate(phase_of)
-                                if re.match(r"^(memcpy|memset|memcmp|bcmp|memmove|compiler_builtins::mem)", where(k)[0].sym(rows[k][0])))
-    print("\n## Phases (first matching rule from the innermost inlined frame outwards; mem* = of which in memcpy/memset/memcmp)\n")
-    print(f"{'instr':>7} {'%':>5} {'mem*':>6}  phase")
-    for p, c in sorted(ph.items(), key=lambda x: -x[1]):
-        print(f"{c:7d} {100.0 * c / n:5.1f} {memph[p]:6d}  {p}")
-    print(f"{n:7d} 100.0 {sum(memph.values()):6d}  total")
-    # phases by task (libos: a block fetch, both its sides, apart)
-    def group(k):
-        lab, path = path_of[k]
-        if personality == "libos":
-            if lab == "S2" or any("Blocks::read_vouched" in where(c)[0].sym(rows[c][0]) for c in path):
-                return "block fetches (fs -> ramdisk and back)"
-            return LOS_TASKS.get(lab, lab)
-        return imgs[k].name
-    print("\n## Phases by task\n")
-    gp = collections.Counter((group(k), phase_of[k]) for k in range(n))
-    gt = collections.Counter(group(k) for k in range(n))
-    for g, c in sorted(gt.items(), key=lambda x: -x[1]):
-        print(f"{c:7d} {100.0 * c / n:5.1f}  {g}")
-        for (g2, p), cc in sorted(gp.items(), key=lambda x: -x[1]):
-            if g2 == g:
-                print(f"{cc:13d}  {p}")
 
     # top functions within each phase
     print("\n## Self instructions by function within each phase (top 6)\n")
@@ -451,14 +737,15 @@ def main():
         for f, cc in byp[p].most_common(6):
             print(f"{cc:13d}  {f}")
 
-    # dump per-step attribution for phase classification
-    with open(os.path.join(OUT, f"{'los' if personality == 'libos' else 'mk'}_steps.tsv"), "w") as f:
+    # dump per-step attribution
+    with open(os.path.join(OUT, f"{tag}_steps.tsv"), "w") as f:
         for k in range(n):
             lab, path = path_of[k]
             im, pc = where(k)
-            chain = " < ".join(f"{short(f, 50)}@{l}" for f, l in (im.lines.get(pc) or []))
-            f.write("\t".join([str(k), f"{rows[k][0]:x}", lab, phase_of[k], " > ".join(outer(c) for c in path), outer(k),
-                               inner(k)[0], inner(k)[1], chain]) + "\n")
+            chain = " < ".join(f"{short(fn, 50)}@{l}" for fn, l in (im.lines.get(pc) or []))
+            kp = part.get(k, "") if personality == "microkernel" else ""
+            f.write("\t".join([str(k), f"{rows[k][0]:x}", lab, task_of(k), phase_of[k], kp,
+                               " > ".join(outer(c) for c in path), outer(k), inner(k)[0], inner(k)[1], chain]) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """Shared gdb-side helpers: attach, break, single-step and record a trace.
 
-A trace file has one line per gdb `stepi`: `pc rcx rdx rsp [cr3]` in hex. Under QEMU's gdb stub a
+A trace file has one line per gdb `stepi`: `pc rcx rdx rsp rax [cr3]` in hex. Under QEMU's gdb stub a
 `stepi` on a `rep`-prefixed string instruction runs ONE iteration (the pc stays on the
 instruction while rcx counts down), which is also how -icount counts it; `analyse.py` checks
 that and counts iterations from rcx either way.
 """
-import gdb, os, time
+import gdb, os, re, time
 
 OUT = os.environ.get("PROF_OUT", ".")
 REL = os.environ.get("PROF_REL", ".")
@@ -30,8 +30,8 @@ def read_u64(addr):
 
 
 def step_until(stop, out_path, limit=2_000_000, with_cr3=False):
-    """stepi until stop(pc, rsp) is true, writing `pc rcx rdx rsp [cr3]` per step (the state BEFORE each
-    step, i.e. the instruction about to execute). Returns the number of steps."""
+    """stepi until stop(pc, rsp) is true, writing `pc rcx rdx rsp rax [cr3]` per step (the state
+    BEFORE each step, i.e. the instruction about to execute). Returns the number of steps."""
     n = 0
     t0 = time.time()
     with open(out_path, "w") as f:
@@ -40,14 +40,14 @@ def step_until(stop, out_path, limit=2_000_000, with_cr3=False):
             rsp = reg("rsp")
             if stop(pc, rsp):
                 break
-            rcx = reg("rcx")
-            rdx = reg("rdx")
+            line = f"{pc:x} {reg('rcx'):x} {reg('rdx'):x} {rsp:x} {reg('rax'):x}"
             if with_cr3:
-                f.write(f"{pc:x} {rcx:x} {rdx:x} {rsp:x} {reg('cr3'):x}\n")
-            else:
-                f.write(f"{pc:x} {rcx:x} {rdx:x} {rsp:x}\n")
+                line += f" {reg('cr3'):x}"
+            f.write(line + "\n")
             gdb.execute("stepi", to_string=True)
             n += 1
+            if n % 20000 == 0:
+                print(f"[prof] {n} steps, {time.time() - t0:.0f} s", flush=True)
     print(f"[prof] {n} steps in {time.time() - t0:.1f} s -> {out_path}")
     return n
 
@@ -69,74 +69,129 @@ def nm(elf, name):
     raise SystemExit(f"no {name} in {elf}")
 
 
-def timed_site(elf, caller, rdtsc_fn, target_fn, which=0):
-    """In function `caller` of `elf`: the `which`-th call of `target_fn` that comes right after
-    a call of `rdtsc_fn` (a timed call). Returns (address of that `call rdtsc_fn` instruction,
-    address of the rdtsc instruction in rdtsc_fn, address of target_fn, return address of the
-    timed call)."""
+class Symbols:
+    """`nm` of one ELF: the function an address lies in."""
+
+    def __init__(self, elf):
+        import bisect, subprocess
+        self.bisect = bisect
+        out = subprocess.run(["nm", "-C", "--defined-only", elf], capture_output=True, text=True).stdout
+        syms = []
+        for line in out.splitlines():
+            parts = line.split(" ", 2)
+            if len(parts) == 3 and parts[1] in "TtWw":
+                syms.append((int(parts[0], 16), parts[2]))
+        syms.sort()
+        self.addrs = [a for a, _ in syms]
+        self.names = [n for _, n in syms]
+
+    def of(self, pc):
+        i = self.bisect.bisect_right(self.addrs, pc) - 1
+        return self.names[i] if i >= 0 else "?"
+
+
+def rdtsc_insn(elf, rdtsc_fn):
+    """The address of `rdtsc_fn` and of the rdtsc instruction in it."""
     import re
-    lo = nm(elf, caller)
-    dis = disasm(elf, lo, 0x1000)
-    insns = re.findall(r"^\s+([0-9a-f]+):\s+(.*)$", dis, re.M)
-    found = []
-    last_rdtsc = None
-    for i, (a, text) in enumerate(insns):
-        m = re.match(r"call\s+[0-9a-f]+ <(.+)>$", text)
-        if not m:
-            continue
-        if m.group(1) == rdtsc_fn:
-            last_rdtsc = int(a, 16)
-        elif m.group(1) == target_fn and last_rdtsc is not None:
-            found.append((last_rdtsc, int(insns[i + 1][0], 16)))
-            last_rdtsc = None
-        else:
-            last_rdtsc = None
-    print(f"[prof] timed calls of {target_fn} in {caller}: " + ", ".join(f"rdtsc call at {c:#x}, returns to {r:#x}" for c, r in found) + f"; using #{which}")
-    call, ret = found[which]
     r = nm(elf, rdtsc_fn)
     insn = re.search(r"^\s+([0-9a-f]+):\s+rdtsc\s*$", disasm(elf, r, 0x20), re.M)
-    return call, int(insn.group(1), 16), nm(elf, target_fn), ret
+    return r, int(insn.group(1), 16)
 
 
-def trace_timed(elf, caller, rdtsc_fn, target_fn, skip, out_path, with_cr3=False, which=0):
-    """Stop at the `call rdtsc` that starts the timed span (before the timestamp is read, so the
-    stop costs the span nothing) the SKIP+1-th time, step to its rdtsc instruction, step (not
-    recorded) to the measured call, record it instruction by instruction until it returns, then
-    step (not recorded) to the rdtsc that ends the span. Returns (pre, steps, post, cr3): the
-    span t1 - t0 is pre + steps + post instructions (from the first rdtsc, included, to the
-    second, excluded). Single-stepping still disturbs this one sample's TSC (QEMU moves its
-    virtual clock on when the stopped CPU resumes), never the others'."""
-    call, rdtsc_insn, entry, ret = timed_site(elf, caller, rdtsc_fn, target_fn, which)
-    bp = gdb.Breakpoint(f"*{call:#x}", type=gdb.BP_HARDWARE_BREAKPOINT)
+def learn_sites(elf, rdtsc_fn, sites, rows, with_cr3=False):
+    """The opening rdtsc call site of each of the first `rows` timed loops of the shell's `bench`.
+
+    Every row times its operation between two calls of `rdtsc_fn` (`measure`, `measure_span`,
+    `time_reads`), in the order the bench runs them. A hardware breakpoint on the entry of
+    `rdtsc_fn` sees each call; only calls from a function whose name matches the regex `sites`
+    count (and, with_cr3, only from the address space that made the first such call: the
+    shell's). Those come in pairs, the opening and the closing call of one sample; the N-th
+    distinct opening call site is row N's. The stops at closing calls disturb those samples
+    (QEMU's clock moves on while gdb holds the CPU), so this runs on a boot of its own, and
+    the boot that traces stops only at the traced row's opening site. Returns
+    [[opening site, closing site, samples seen], ...]."""
+    entry, _ = rdtsc_insn(elf, rdtsc_fn)
+    syms = Symbols(elf)
+    rx = re.compile(sites)
+    bp = gdb.Breakpoint(f"*{entry:#x}", type=gdb.BP_HARDWARE_BREAKPOINT)
+    seen = []
+    opening = True
+    cr3 = None
+    while not (len(seen) == rows and seen[-1][1] is not None):
+        gdb.execute("continue")
+        if reg("pc") != entry:
+            continue
+        site = read_u64(reg("rsp")) - 5
+        here = reg("cr3") & ~0xFFF
+        if not rx.search(syms.of(site)) or (with_cr3 and cr3 is not None and here != cr3):
+            continue
+        if cr3 is None:
+            cr3 = here
+        if not opening:
+            seen[-1][1] = site
+            opening = True
+            continue
+        opening = False
+        if not seen or seen[-1][0] != site:
+            if any(s[0] == site for s in seen):
+                raise SystemExit(f"[prof] the opening call at {site:#x} came back after another row's")
+            seen.append([site, None, 0])
+            print(f"[prof] row {len(seen) - 1}: opening rdtsc call at {site:#x} in {syms.of(site)}")
+        seen[-1][2] += 1
+    bp.delete()
+    return seen
+
+
+def trace_row(elf, rdtsc_fn, site, skip, out_path, with_cr3=False):
+    """Trace the SKIP+1-th sample of the timed loop whose opening `call rdtsc_fn` is at `site`
+    (learn_sites): a hardware breakpoint there (before the timestamp is read: no stop falls in
+    a sample) counts the samples; then `stepi` to the rdtsc instruction and record every
+    instruction from it (included) to the closing rdtsc instruction (excluded: the same
+    instruction at the same rsp, in the same address space): exactly the span t1 - t0, one
+    line per instruction in `out_path`. Breakpoints are on virtual addresses, and on the
+    microkernel every server is linked where the shell is: a hit counts only where the code at
+    the site is the ELF's. Returns (steps, cr3)."""
+    entry, insn = rdtsc_insn(elf, rdtsc_fn)
+    code = elf_bytes(elf, site, 16)
+    bp = gdb.Breakpoint(f"*{site:#x}", type=gdb.BP_HARDWARE_BREAKPOINT)
     hits = 0
     while hits <= skip:
         gdb.execute("continue")
-        if reg("pc") == call:
+        if reg("pc") == site and bytes(gdb.selected_inferior().read_memory(site, 16)) == code:
             hits += 1
     bp.delete()
-    cr3 = reg("cr3")
-    while reg("pc") != rdtsc_insn:
+    cr3 = reg("cr3") & ~0xFFF
+    print(f"[prof] tracing sample #{hits} of the loop timed from {site:#x}")
+    while reg("pc") != insn:
         gdb.execute("stepi", to_string=True)
-    pre = 0
-    while reg("pc") != entry:
-        gdb.execute("stepi", to_string=True)
-        pre += 1
-    entry_rsp = reg("rsp")
-    print(f"[prof] timed span #{hits}: {pre} instructions from rdtsc to the call")
-    steps = step_until(lambda pc, sp: pc == ret and sp == entry_rsp + 8 and (not with_cr3 or reg("cr3") == cr3),
-                       out_path, with_cr3=with_cr3)
-    post = 0
-    while reg("pc") != rdtsc_insn:
-        gdb.execute("stepi", to_string=True)
-        post += 1
-    span = pre + steps + post
-    print(f"[prof] span t1 - t0 = {pre} + {steps} + {post} = {span} instructions")
-    return pre, steps, post, cr3
+    rsp = reg("rsp")
+    first = [True]
+
+    def closing(pc, sp):
+        if first[0]:
+            first[0] = False
+            return False
+        return pc == insn and sp == rsp and (not with_cr3 or reg("cr3") & ~0xFFF == cr3)
+
+    return step_until(closing, out_path, with_cr3=with_cr3), cr3
 
 
-def finish(name, pre, steps, post):
+def elf_bytes(elf, addr, n):
+    """`n` bytes of `elf`'s loaded image at virtual address `addr` (from its program headers)."""
+    import struct
+    data = open(elf, "rb").read()
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    for i in range(phnum):
+        ptype, _, off, vaddr, _, filesz, _, _ = struct.unpack_from("<IIQQQQQQ", data, phoff + i * phentsize)
+        if ptype == 1 and vaddr <= addr and addr + n <= vaddr + filesz:
+            return data[off + addr - vaddr: off + addr - vaddr + n]
+    raise SystemExit(f"[prof] {addr:#x} is in no loaded segment of {elf}")
+
+
+def finish(tag, row, steps):
     """Write the counts, and let the guest run on (detach) so that it prints its rows."""
-    with open(os.path.join(OUT, f"{name}_sample.txt"), "w") as f:
-        f.write(f"pre {pre}\nsteps {steps}\npost {post}\nspan {pre + steps + post}\n")
+    with open(os.path.join(OUT, f"{tag}_sample.txt"), "w") as f:
+        f.write(f"row {row}\nspan {steps}\n")
     gdb.execute("delete")
     gdb.execute("detach")
