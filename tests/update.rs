@@ -53,7 +53,11 @@ fn fs_is_updated_while_the_scribe_writes_and_every_client_keeps_its_state() {
         t.console.contains("state migrated from layout 3 to 4"),
         "client states move to the new layout",
     );
-    check(&t, t.console.contains("version 2 kept after"), "the window passes and the update is kept");
+    check(
+        &t,
+        t.console.contains("fs (task 4): version 2 kept: it answered"),
+        "the window passes and the update is kept",
+    );
     check(
         &t,
         answer_after(&t, "requests").is_some_and(|l| l.starts_with("this shell's fs session has made")),

@@ -284,9 +284,20 @@ pub fn measure(iso: &std::path::Path, personality: Personality, runs: usize) -> 
 /// [`DEVICE_LATENCY`]) and run `bench disk runs`: block I/O through the driver, a file read
 /// that reaches the disk, the driver's restart.
 pub fn measure_disk(iso: &std::path::Path, personality: Personality, runs: usize) -> Result<Vec<Row>> {
-    let image = vec![0; crate::disk::SIZE as usize];
+    // The microkernel's `mk.update` installs fs version 2 from the disk: put it there.
+    let image = match personality {
+        Personality::Microkernel => {
+            let scratch = crate::disk::Scratch::new("bench-disk")?;
+            let v2 = crate::build::updates_dir().join("fs-v2");
+            let bytes =
+                std::fs::read(&v2).map_err(|e| fail!("{}: {e} (cargo os build writes it)", v2.display()))?;
+            crate::disk::put(scratch.path(), "/servers/fs-v2", &bytes)?;
+            crate::disk::read(scratch.path())?
+        }
+        Personality::Libos => vec![0; crate::disk::SIZE as usize],
+    };
     let server = crate::nbd::Server::start_with(image, DEVICE_LATENCY, false)?;
-    // `ls /` first: fs mounts the disk (formatting the blank image) before the rows.
+    // `ls /` first: fs mounts the disk (formatting a blank image) before the rows.
     let cmds = ["ls /".to_string(), format!("bench disk {runs}")];
     let machine = Machine { icount: true, nbd: Some(server.port), ..Machine::default() };
     // The server's thread ends when QEMU disconnects (or, if QEMU never connected, with this

@@ -23,6 +23,8 @@
 //!                     come from the device)
 //!  mk.drv_restart     virtio-blk killed → its next incarnation in recv, the device reset and
 //!                     set up again (kernel-measured), n ≤ 50
+//!  mk.update          fs replaced by a new version (/servers/fs-v2) → its first answer (a
+//!                     stat): instructions, the CPU's idle time taken off, n ≤ 20
 //! ```
 //!
 //! `bench grow N`, how each cost grows with the work (`cargo os bench` charts them as curves):
@@ -58,6 +60,11 @@ use userlib::cap::{Cap, Endpoint, Task};
 
 /// Restarting a server takes 50,000 to 75,000 instructions: fewer runs suffice.
 const BENCH_RESTARTS: usize = 50;
+/// Updates of fs `bench disk` times (each mounts the disk again: ~30 block reads).
+const BENCH_UPDATES: usize = 20;
+/// The version of fs `bench disk` updates to, again and again (`cargo os bench` puts it on the
+/// disk; `cargo os put` does for a user).
+const UPDATE_IMAGE: &str = "/servers/fs-v2";
 /// A 4 KiB transfer in the block protocol's 512-byte blocks.
 const RUN_BLOCKS: usize = 4096 / BLOCK_SIZE;
 
@@ -214,6 +221,8 @@ fn disk_rows(shell: &Shell, n: usize, disk: BlockDevice, fs: Fs, first: u32, bil
     let restarts = n.min(BENCH_RESTARTS);
     let answers = || disk.blocks().is_ok();
     r.measured("mk.drv_restart", restarts, restart(shell, "virtio-blk", &mut samples[..restarts], answers));
+    let updates = n.min(BENCH_UPDATES);
+    r.measured("mk.update", updates, update(shell, fs, &billed, &mut samples[..updates]));
     // What a restarted driver reads must be what was there.
     match read_run(disk, first, &mut scratch) {
         Ok(()) if scratch == run => {}
@@ -566,4 +575,34 @@ fn with_sessions(ep: Cap<Endpoint>, extra: usize, f: impl FnOnce(&[(Fs, u32)]) -
         let _ = userlib::cap::cap_delete(GROW_SLOT + i as u8);
     }
     stats
+}
+
+/// `mk.update`: fs replaced by [`UPDATE_IMAGE`] (read into the staging memory once), from the
+/// `task_update` call to the new version's first answer (a `stat`, which waits at fs's
+/// endpoint meanwhile, as any client's call would), less the time the CPU idled (the new
+/// incarnation's mount waits for the disk). Each sample is the instructions of the kernel's
+/// update, the new incarnation's start and mount, the driver's work for it and the `stat`;
+/// that request also closes the update's one-request window.
+fn update(shell: &Shell, fs: Fs, billed: &Billed, samples: &mut [u64]) -> Stats {
+    let (tasks, staging) = (billed.tasks, shell.staging.ok_or("no staging memory")?);
+    let index = tasks.find("fs").ok_or("no task named fs")?;
+    let len = crate::read_image(fs, staging, UPDATE_IMAGE).map_err(|_| {
+        "no /servers/fs-v2 to update to (cargo os put target/os/updates/fs-v2 /servers/fs-v2)"
+    })?;
+    billed.quietly(|| {
+        for s in samples.iter_mut() {
+            let idle0 = tasks.accounting(true).map_err(|e| e.describe())?;
+            let t0 = userlib::sys::rdtsc();
+            let generation = tasks.update(index, staging, len, 1).map_err(|e| e.describe())?;
+            let answered = fs.stat("/");
+            let t1 = userlib::sys::rdtsc();
+            let idle1 = tasks.accounting(true).map_err(|e| e.describe())?;
+            answered.map_err(FsError::describe)?;
+            if tasks.info(index).map_err(|e| e.describe())?.generation != generation {
+                return Err("the new version failed");
+            }
+            *s = (t1 - t0).saturating_sub(idle1 - idle0);
+        }
+        Ok(summarize(samples))
+    })
 }

@@ -83,7 +83,7 @@ const DEFAULT_WINDOW: u32 = 8;
 const UPDATE_DEADLINE_MS: u64 = 2000;
 
 /// Read file `path` into the staging memory (mapped for the read, unmapped after); its length.
-fn read_image(fs: Fs, staging: Cap<Memory>, path: &str) -> Result<usize, &'static str> {
+pub(crate) fn read_image(fs: Fs, staging: Cap<Memory>, path: &str) -> Result<usize, &'static str> {
     let map = staging.map(STAGING_AT, true).map_err(|e| e.describe())?;
     let fd = fs.open(path, fs_api::mode::READ);
     let result = fd.map_err(fs_api::FsError::describe).and_then(|fd| {
