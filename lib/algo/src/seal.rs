@@ -4,9 +4,25 @@
 //! from another server incarnation's key) with high probability, which is what fault isolation
 //! needs. The key is chosen at boot and outlives every incarnation of the server.
 
+fn step(h: u64, w: u64) -> u64 {
+    (h ^ w).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29)
+}
+
+fn finish(key: u64, mut h: u64, len: usize) -> u64 {
+    h ^= len as u64;
+    h = (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    (h ^ (h >> 33)) ^ key.rotate_left(17)
+}
+
+/// [`seal`] of one word's 8 little-endian bytes, the same value without the loop: for state
+/// that is one word (the timer's lap count), sealed and checked on every call.
+#[inline]
+pub fn seal_word(key: u64, word: u64) -> u64 {
+    finish(key, step(0xcbf2_9ce4_8422_2325u64 ^ key, word), 8)
+}
+
 /// Seal `bytes` under `key` (a keyed FNV-1a variant with a final mix).
 pub fn seal(key: u64, bytes: &[u8]) -> u64 {
-    let step = |h: u64, w: u64| (h ^ w).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
     let mut h = 0xcbf2_9ce4_8422_2325u64 ^ key;
     // Whole words straight from the slice (a copy per word cost a `memcpy` call each); the
     // last, short one zero-padded.
@@ -20,9 +36,7 @@ pub fn seal(key: u64, bytes: &[u8]) -> u64 {
         w[..rest.len()].copy_from_slice(rest);
         h = step(h, u64::from_le_bytes(w));
     }
-    h ^= bytes.len() as u64;
-    h = (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
-    (h ^ (h >> 33)) ^ key.rotate_left(17)
+    finish(key, h, bytes.len())
 }
 
 #[cfg(test)]
@@ -43,6 +57,13 @@ mod tests {
         for (len, want) in known {
             let data: [u8; 512] = core::array::from_fn(|i| (i * 37 + 11) as u8);
             assert_eq!(seal(0x1234_5678_9abc_def0, &data[..len]), want, "length {len}");
+        }
+    }
+
+    #[test]
+    fn a_word_seals_as_its_bytes_do() {
+        for (key, w) in [(0, 0), (0x1234_5678_9abc_def0, 1), (42, u64::MAX), (7, 0x0123_4567_89ab_cdef)] {
+            assert_eq!(seal_word(key, w), seal(key, &w.to_le_bytes()), "key {key:#x} word {w:#x}");
         }
     }
 

@@ -152,7 +152,7 @@ pub struct Lap {
 
 impl Default for Lap {
     fn default() -> Self {
-        Lap { count: 0, seal: algo::seal::seal(LAP_KEY, &0u64.to_le_bytes()) }
+        Lap { count: 0, seal: algo::seal::seal_word(LAP_KEY, 0) }
     }
 }
 
@@ -165,9 +165,9 @@ impl Lap {
 /// Check the lap's seal, count one more, seal again.
 #[inline(never)]
 pub fn lap(l: Lap) -> Result<Lap, TimerError> {
-    if l.seal != algo::seal::seal(LAP_KEY, &l.count.to_le_bytes()) {
+    if l.seal != algo::seal::seal_word(LAP_KEY, l.count) {
         return Err(TimerError::Protocol);
     }
     let count = l.count + 1;
-    Ok(Lap { count, seal: algo::seal::seal(LAP_KEY, &count.to_le_bytes()) })
+    Ok(Lap { count, seal: algo::seal::seal_word(LAP_KEY, count) })
 }
