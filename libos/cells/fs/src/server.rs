@@ -3,12 +3,19 @@
 //! file server runs.
 
 use crate::store::Store;
+use crate::twice::Cache;
 use crate::{Answer, Entry, FsError, Op, Out, PathBuf, Response, Session, IO_MAX};
 use algo::seal::seal;
 use cell_console::Console;
 use cell_virtio_blk::Probe;
+use core::cell::RefCell;
 use core::fmt::Write;
+use fs_core::cache::Shelf;
 use fs_core::{BlockDevice, Disk, Held, SmallClientState, Volume};
+
+/// Blocks the cell keeps between requests (`twice::Cache`): half a KiB each, in the task's
+/// 128 KiB heap.
+const CACHED_BLOCKS: usize = 64;
 
 type Result<T> = core::result::Result<T, FsError>;
 
@@ -98,11 +105,17 @@ fn span(v: &Volume<Store<'_>>) -> (u32, u32) {
     (v.blocks(), v.device_blocks())
 }
 
+/// What an incarnation holds: the file system, and the blocks it keeps between requests.
+struct Mounted<'t, 's> {
+    volume: Volume<Store<'t>>,
+    cache: Cache<'s>,
+}
+
 /// Serve `op` for the client whose (checked) session is `session`: against the disk, twice
 /// (`twice`), or `Format` once and straight to the store (it writes more blocks than a run
 /// holds back). On a refused disk every operation but `Format` is answered with why.
 fn serve(
-    volume: &mut Volume<Store<'_>>,
+    Mounted { volume, cache }: &mut Mounted<'_, '_>,
     store: Store<'_>,
     console: &Console,
     session: &Session,
@@ -113,6 +126,11 @@ fn serve(
     let unchanged = |result: Result<Out>| [(session.state, result), (session.state, result)];
     if let Op::Format { force } = *op {
         let result = volume.format(force).map(|()| Out::Done);
+        // Written straight to the store, past the cache: nothing it held may be used again.
+        cache.borrow_mut().clear();
+        if !cache.borrow().is_empty() {
+            panic!("the cache kept blocks through a format");
+        }
         if result.is_ok() {
             let (fs, device) = span(volume);
             log(
@@ -123,7 +141,7 @@ fn serve(
         return unchanged(result);
     }
     match volume.disk() {
-        Ok(disk) => crate::twice::serve(disk, store, &session.state, op, others, intact),
+        Ok(disk) => crate::twice::serve(disk, store, cache, &session.state, op, others, intact),
         Err(why) => unchanged(Err(why)),
     }
 }
@@ -181,8 +199,8 @@ pub fn start(
             libos_kernel::find_task("fs").and_then(libos_kernel::task_info).is_none_or(|t| t.generation == 0);
         let store = choose(ram, cell_virtio_blk::Blocks { ep: disk, tags: &tags }, &console, first);
         let name = store.name();
-        let mounted = if first { Volume::mount(store) } else { Volume::attach(store).map(|v| (v, false)) };
-        let mut volume = match mounted {
+        let opened = if first { Volume::mount(store) } else { Volume::attach(store).map(|v| (v, false)) };
+        let volume = match opened {
             Ok((v, formatted)) => {
                 let (fs, device) = span(&v);
                 match v.refused() {
@@ -214,6 +232,11 @@ pub fn start(
             }
             Err(e) => panic!("cannot mount {}: {}", name, e),
         };
+        // This incarnation's block cache, in its own heap: it dies with the incarnation, and the
+        // next one starts empty (as it would after the store changed under it).
+        let mut places = alloc::vec![None; CACHED_BLOCKS];
+        let cache = RefCell::new(Shelf::new(&mut places));
+        let mut mounted = Mounted { volume, cache };
         // Requests are read where the kernel put them (see `Inbox`).
         let mut inbox = libos_kernel::Inbox::new();
         loop {
@@ -231,7 +254,7 @@ pub fn start(
                         if !intact() {
                             panic!("the request changed in fs's memory before it was served");
                         }
-                        serve(&mut volume, store, &console, &req.session, &req.op, &others, &intact)
+                        serve(&mut mounted, store, &console, &req.session, &req.op, &others, &intact)
                     }
                     .map(|(st, result)| Answer { session: sealed(key, st), result }),
                 }

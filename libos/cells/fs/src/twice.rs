@@ -11,10 +11,14 @@
 //!                            runs' results, each sealed apart; the client compares the two
 //! ```
 //! Each run reads through the checked store (`store::Store`: the RAM disk's mirror or the
-//! disk's checked client), and sees its own held
-//! writes. A block one run read is not fetched again by the other: it is kept with the tag that
-//! vouched for it and checked again at each use (`algo::mirror::Vouched`), so a copy a fault
-//! bent in between is not used — the store is asked instead.
+//! disk's checked client), and sees its own held writes. A block read from the store is kept
+//! in the cell's cache ([`Cache`], `fs_core::cache::Shelf`), for the other run and for later
+//! requests: with the tag the store vouched for it with, checked again at each use
+//! (`algo::mirror::Vouched`), so a copy a fault bent in the meantime, or filed under another
+//! block, is a miss — the store is asked instead. A block an operation writes is kept again only
+//! as the read-back after the store found it; what the cache holds for every written block is
+//! checked against the *other* run's blocks before the answer leaves (a skipped forget would
+//! leave the block's old contents, under a tag that still checks).
 //!
 //! What this cannot catch: a fault that bends both runs alike (a word of the cell's long-lived
 //! state, such as the disk's geometry), or one that bends a block number between the
@@ -24,13 +28,12 @@
 use crate::server::handle;
 use crate::store::Store;
 use crate::{Op, Out};
-use algo::mirror::Vouched;
 use core::cell::RefCell;
-use fs_core::{Block, BlockDevice, Disk, FsError, SmallClientState, BLOCK_SIZE};
+use fs_core::cache::Shelf;
+use fs_core::{Block, BlockDevice, Disk, FsError, SmallClientState};
 
 /// What the other sessions hold of a file (see `server::held_by_others`).
 type Others<'a> = &'a dyn Fn(u16, &[u8]) -> fs_core::Held;
-use heapless::Vec;
 
 /// Most steps one operation makes: up to five data blocks written straight to new blocks and a
 /// flush, then through the journal (`fs_core::journal`) up to twelve images into its slots,
@@ -50,44 +53,42 @@ enum Step {
 /// On the task's heap: up to 40 blocks for each of up to three runs would not fit its stack.
 type Writes = alloc::vec::Vec<Step>;
 
-/// Blocks read for one request, kept for both runs (more are read from the store each time).
-const SEEN: usize = 8;
+/// The cell's block cache: blocks as the store vouched for them, kept between requests by
+/// this incarnation (see the module comment and `server::start`).
+pub(crate) type Cache<'s> = RefCell<Shelf<'s>>;
 
-type Seen = RefCell<Vec<Vouched<BLOCK_SIZE>, SEEN>>;
-
-/// A device that reads through to the store but holds every write back.
-struct Held<'a> {
+/// A device that reads through the cache to the store but holds every write back.
+struct Held<'a, 's> {
     store: Store<'a>,
     writes: RefCell<Writes>,
-    seen: &'a Seen,
+    cache: &'a Cache<'s>,
 }
 
-impl BlockDevice for Held<'_> {
+impl BlockDevice for Held<'_, '_> {
     fn blocks(&self) -> Option<u32> {
         self.store.blocks()
     }
 
     fn read(&self, block: u32, out: &mut Block) -> bool {
-        let held = self.writes.borrow().iter().rev().find_map(|s| match s {
-            Step::Write(b, data) if *b == block => Some(*data),
-            _ => None,
-        });
-        match held {
-            Some(data) => {
-                *out = data;
-                true
-            }
-            None => {
-                if let Some(data) = self.seen.borrow().iter().find_map(|v| v.of(block)) {
-                    *out = *data;
-                    return true;
-                }
-                let Some(v) = self.store.read_vouched(block) else { return false };
-                *out = *v.contents();
-                let _ = self.seen.borrow_mut().push(v);
-                true
+        {
+            let writes = self.writes.borrow();
+            let held = writes.iter().rev().find_map(|s| match s {
+                Step::Write(b, data) if *b == block => Some(data),
+                _ => None,
+            });
+            if let Some(data) = held {
+                *out = *data;
+                return true;
             }
         }
+        if let Some(data) = self.cache.borrow().get(block) {
+            *out = *data;
+            return true;
+        }
+        let Some(v) = self.store.read_vouched(block) else { return false };
+        *out = *v.contents();
+        self.cache.borrow_mut().keep(block, v);
+        true
     }
 
     /// Every write and flush is kept in order (a block written twice, twice): the store gets
@@ -121,12 +122,12 @@ impl Run {
     fn of(
         disk: &Disk<Store<'_>>,
         store: Store<'_>,
-        seen: &Seen,
+        cache: &Cache<'_>,
         st: &SmallClientState,
         op: &Op,
         others: Others,
     ) -> Run {
-        let held = disk.on(Held { store, writes: RefCell::new(Writes::new()), seen });
+        let held = disk.on(Held { store, writes: RefCell::new(Writes::new()), cache });
         let mut state = *st;
         let result = handle(&held, &mut state, op, others);
         Run { result, state, writes: held.into_device().writes.into_inner() }
@@ -140,21 +141,22 @@ impl Run {
 }
 
 /// Serve `op` for the client whose (checked) state is `st`: its new state and the result, from
-/// each of two runs that agree, once the blocks they write are stored and read back.
+/// each of two runs that agree, once the blocks they write are stored and read back (and the
+/// cache holds them as read back, or not at all).
 pub(crate) fn serve(
     disk: &Disk<Store<'_>>,
     store: Store<'_>,
+    cache: &Cache<'_>,
     st: &SmallClientState,
     op: &Op,
     others: Others,
     intact: &dyn Fn() -> bool,
 ) -> [(SmallClientState, Result<Out, FsError>); 2] {
-    let seen = RefCell::new(Vec::new());
-    let mut runs = [Run::of(disk, store, &seen, st, op, others), Run::of(disk, store, &seen, st, op, others)];
+    let mut runs = [Run::of(disk, store, cache, st, op, others), Run::of(disk, store, cache, st, op, others)];
     if !runs[0].agrees(&runs[1]) {
         // One run met a fault: in this cell, or in the store under it (a read that failed
         // once, which is no fault of ours and must not restart us). A third run decides.
-        let third = Run::of(disk, store, &seen, st, op, others);
+        let third = Run::of(disk, store, cache, st, op, others);
         match (third.agrees(&runs[0]), third.agrees(&runs[1])) {
             (true, _) => runs[1] = third,
             (_, true) => runs[0] = third,
@@ -182,11 +184,25 @@ pub(crate) fn serve(
         Step::Flush => None,
     };
     let last = |i: usize, block: u32| !expected[i + 1..].iter().filter_map(written).any(|(b, _)| b == block);
-    let checked = expected.iter().enumerate().filter_map(|(i, s)| written(s).map(|w| (i, w)));
-    for (_, (block, data)) in checked.filter(|&(i, (b, _))| stored && last(i, b)) {
-        let mut back = [0u8; BLOCK_SIZE];
-        if store.read(block, &mut back) && back != data {
-            panic!("block {} did not hold what was stored", block);
+    let lasts = || {
+        let checked = expected.iter().enumerate().filter_map(|(i, s)| written(s).map(|w| (i, w)));
+        checked.filter(|&(i, (b, _))| last(i, b)).map(|(_, w)| w)
+    };
+    // Read back, and cached as read back: a block the store did not give back as written, or
+    // was not asked for (the store failed), is not kept.
+    for (block, data) in lasts() {
+        match stored.then(|| store.read_vouched(block)).flatten() {
+            Some(back) if *back.contents() == data => cache.borrow_mut().keep(block, back),
+            Some(_) => panic!("block {} did not hold what was stored", block),
+            None => cache.borrow_mut().forget(block),
+        }
+    }
+    // What the cache holds of every block written is what was written (compared with the
+    // other run's blocks): a forget or keep a fault skipped or misfiled would leave the block's
+    // old contents there, which check as the store once vouched for them.
+    for (block, data) in lasts() {
+        if cache.borrow().get(block).is_some_and(|kept| *kept != data) {
+            panic!("the cache held block {} as it was before it was written", block);
         }
     }
     runs.map(|run| (run.state, if stored { run.result } else { Err(FsError::Disk) }))
