@@ -154,23 +154,23 @@ def mk_images(rows):
 # frames) are tried from the innermost outwards; the first name that some rule matches decides.
 # Generic helpers (mem*, core::, heapless) match no rule, so a copy counts in its user's phase.
 LOS_RULES = [
-    ("shell", r"^(libos_kernel::kept::Kept<T>::get|cell_fs::Fs::call@libos/cells/fs/src/lib.rs:280$)", "client: load the session copies (Kept::get, volatile)"),
+    ("shell", r"^(libos_kernel::kept::Kept<T>::get|cell_fs::Fs::call_with@libos/cells/fs/src/lib.rs:322$)", "client: load the session copies (Kept::get, volatile)"),
     ("shell", r"^libos_kernel::kept::Kept<T>::set", "client: store the new session (Kept::set)"),
     ("ramdisk", r"^libos_kernel::mem::mapped::MappedPages::(read|sane)", "block store: ramdisk server (MappedPages::read)"),
     (None, r"^(libos_kernel|los_trap|libos_kernel_trap)", "IPC: libos kernel (call/recv/reply, switch, trap)"),
     (None, r"^cell_ramdisk::start", "block store: ramdisk server (recv/dispatch/reply)"),
     (None, r"^algo::mirror::tag", "cache/checksum: mirror tag of each block read"),
     (None, r"^(algo::mirror::Mirror|cell_ramdisk::Blocks|<cell_ramdisk::Blocks)", "block store client: Mirror::read_vouched (copies)"),
-    (None, r"^(<cell_fs::twice::Held|cell_fs::twice::Held|algo::mirror::Vouched)", "twice: Held device (seen-blocks cache)"),
-    (None, r"^(fs_core::session::SmallClientState::check|algo::seal|cell_fs::server::check|cell_fs::server::sealed)", "session state check/seal", r"^(algo::mirror::tag|cell_fs::Op::digest)"),
+    (None, r"^(<cell_fs::twice::Held|cell_fs::twice::Held|algo::mirror::Vouched|fs_core::cache::Shelf)", "twice: Held device (block cache)"),
+    (None, r"^(fs_core::session::SmallClientState::check|algo::seal|cell_fs::server::check|cell_fs::server::sealed|cell_fs::server::seal_in)", "session state check/seal", r"^(algo::mirror::tag|cell_fs::Op::digest)"),
     (None, r"^fs_core::", "fs-core: read path (inode, read_at)"),
     (None, r"^cell_fs::server::handle", "fs-core: read path (inode, read_at)"),
-    (None, r"^cell_fs::twice::Run::agrees", "twice: compare the two runs"),
+    (None, r"^cell_fs::twice::agree", "twice: compare the two runs"),
     (None, r"^cell_fs::twice", "twice: run setup, copies of state/result"),
     (None, r"^cell_fs::Op::digest", "request digest (client and server)"),
     ("fs", r"^cell_fs::server", "fs server: dispatch (recv in place, build/answer, reply)"),
     ("shell", r"^cell_fs::Answer::agrees|^<cell_fs::Out as|^cell_fs::bytes", "client: compare the two answers"),
-    ("shell", r"^cell_fs::(send|Fs)", "client stub: Fs::read/call/send (request, answer copies)"),
+    ("shell", r"^cell_fs::(exchange|Fs|Request)", "client stub: Fs::read/call_with/exchange (request, answer)"),
 ]
 LOS_TASKS = {"S0": "shell", "S1": "fs", "S2": "ramdisk"}
 MK_RULES = [

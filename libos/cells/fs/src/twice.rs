@@ -27,10 +27,10 @@
 
 use crate::server::handle;
 use crate::store::Store;
-use crate::{Op, Out};
+use crate::{Answer, Request};
 use core::cell::RefCell;
 use fs_core::cache::Shelf;
-use fs_core::{Block, BlockDevice, Disk, FsError, SmallClientState};
+use fs_core::{Block, BlockDevice, Disk, FsError};
 
 /// What the other sessions hold of a file (see `server::held_by_others`).
 type Others<'a> = &'a dyn Fn(u16, &[u8]) -> fs_core::Held;
@@ -111,55 +111,58 @@ impl BlockDevice for Held<'_, '_> {
     }
 }
 
-/// What one run of an operation would do.
-struct Run {
-    result: Result<Out, FsError>,
-    state: SmallClientState,
-    writes: Writes,
+/// One request, as every run of it sees it.
+struct Job<'a, 't, 's> {
+    disk: &'a Disk<Store<'t>>,
+    cache: &'a Cache<'s>,
+    req: &'a Request,
+    others: Others<'a>,
 }
 
-impl Run {
-    fn of(
-        disk: &Disk<Store<'_>>,
-        store: Store<'_>,
-        cache: &Cache<'_>,
-        st: &SmallClientState,
-        op: &Op,
-        others: Others,
-    ) -> Run {
-        let held = disk.on(Held { store, writes: RefCell::new(Writes::new()), cache });
-        let mut state = *st;
-        let result = handle(&held, &mut state, op, others);
-        Run { result, state, writes: held.into_device().writes.into_inner() }
-    }
-
-    fn agrees(&self, other: &Run) -> bool {
-        self.result == other.result
-            && bytemuck::bytes_of(&self.state) == bytemuck::bytes_of(&other.state)
-            && self.writes == other.writes
+impl Job<'_, '_, '_> {
+    /// One run, building its answer in `into` (the client's state after it, and the result,
+    /// and which request it answers); returns what it would write.
+    fn run(&self, into: &mut Answer) -> Writes {
+        let store = *self.disk.device();
+        let held = self.disk.on(Held { store, writes: RefCell::new(Writes::new()), cache: self.cache });
+        into.echo = self.req.echo();
+        into.session.state = self.req.session.state;
+        handle(&held, &mut into.session.state, &self.req.op, self.others, &mut into.result);
+        held.into_device().writes.into_inner()
     }
 }
 
-/// Serve `op` for the client whose (checked) state is `st`: its new state and the result, from
-/// each of two runs that agree, once the blocks they write are stored and read back (and the
-/// cache holds them as read back, or not at all).
+/// Do two runs agree: on the answer (result and state) and on every block they would write?
+fn agree((a, a_writes): (&Answer, &Writes), (b, b_writes): (&Answer, &Writes)) -> bool {
+    a.result == b.result
+        && bytemuck::bytes_of(&a.session.state) == bytemuck::bytes_of(&b.session.state)
+        && a_writes == b_writes
+}
+
+/// Serve `req` (its session checked) into `out`: each answer's state and result from one of two
+/// runs that agree, once the blocks they write are stored and read back (and the cache holds
+/// them as read back, or not at all). The sessions are sealed by the caller.
 pub(crate) fn serve(
     disk: &Disk<Store<'_>>,
-    store: Store<'_>,
     cache: &Cache<'_>,
-    st: &SmallClientState,
-    op: &Op,
+    req: &Request,
     others: Others,
     intact: &dyn Fn() -> bool,
-) -> [(SmallClientState, Result<Out, FsError>); 2] {
-    let mut runs = [Run::of(disk, store, cache, st, op, others), Run::of(disk, store, cache, st, op, others)];
-    if !runs[0].agrees(&runs[1]) {
+    out: &mut [Answer; 2],
+) {
+    let store = *disk.device();
+    let job = Job { disk, cache, req, others };
+    let [one, two] = out;
+    let mut writes = [job.run(one), job.run(two)];
+    if !agree((one, &writes[0]), (two, &writes[1])) {
         // One run met a fault: in this cell, or in the store under it (a read that failed
         // once, which is no fault of ours and must not restart us). A third run decides.
-        let third = Run::of(disk, store, cache, st, op, others);
-        match (third.agrees(&runs[0]), third.agrees(&runs[1])) {
-            (true, _) => runs[1] = third,
-            (_, true) => runs[0] = third,
+        let mut third = *one;
+        let third_writes = job.run(&mut third);
+        let third_run = (&third, &third_writes);
+        match (agree(third_run, (one, &writes[0])), agree(third_run, (two, &writes[1]))) {
+            (true, _) => (*two, writes[1]) = (third, third_writes),
+            (_, true) => (*one, writes[0]) = (third, third_writes),
             _ => panic!("three runs of one request disagree"),
         }
     }
@@ -171,7 +174,7 @@ pub(crate) fn serve(
     if !intact() {
         panic!("the request changed in fs's memory while it was served");
     }
-    let (stored_from, expected) = (&runs[0].writes, &runs[1].writes);
+    let (stored_from, expected) = (&writes[0], &writes[1]);
     // In order, flushes included: the operation's own last flush makes what is answered as
     // done survive a power-off (a disk's write cache).
     let stored = stored_from.iter().all(|s| match s {
@@ -205,5 +208,8 @@ pub(crate) fn serve(
             panic!("the cache held block {} as it was before it was written", block);
         }
     }
-    runs.map(|run| (run.state, if stored { run.result } else { Err(FsError::Disk) }))
+    if !stored {
+        one.result = Err(FsError::Disk);
+        two.result = Err(FsError::Disk);
+    }
 }
