@@ -70,6 +70,13 @@ impl BlockDevice for Held<'_, '_> {
     }
 
     fn read(&self, block: u32, out: &mut Block) -> bool {
+        self.read_with(block, &mut |data| *out = *data)
+    }
+
+    /// The run's own held write of `block`, else the cache's copy (checked), else the store's
+    /// (then cached), where it lies. `f` runs with the held writes or the cache borrowed:
+    /// fs-core's readers only look at the block.
+    fn read_with(&self, block: u32, f: &mut dyn FnMut(&Block)) -> bool {
         {
             let writes = self.writes.borrow();
             let held = writes.iter().rev().find_map(|s| match s {
@@ -77,17 +84,19 @@ impl BlockDevice for Held<'_, '_> {
                 _ => None,
             });
             if let Some(data) = held {
-                *out = *data;
+                f(data);
                 return true;
             }
         }
         if let Some(data) = self.cache.borrow().get(block) {
-            *out = *data;
+            f(data);
             return true;
         }
         let Some(v) = self.store.read_vouched(block) else { return false };
-        *out = *v.contents();
-        self.cache.borrow_mut().keep(block, v);
+        f(v.contents());
+        if let Ok(mut cache) = self.cache.try_borrow_mut() {
+            cache.keep(block, v);
+        }
         true
     }
 
