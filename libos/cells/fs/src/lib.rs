@@ -34,6 +34,7 @@ mod server;
 mod store;
 mod twice;
 
+use algo::bytes::same;
 use algo::seal::seal;
 use bytemuck::Zeroable;
 use fs_core::{FsError, SmallClientState, PATH_MAX};
@@ -247,8 +248,21 @@ struct Answer {
 impl Answer {
     fn agrees(&self, other: &Answer) -> bool {
         self.echo == other.echo
-            && bytes(&self.session) == bytes(&other.session)
-            && self.result == other.result
+            && same_session(&self.session, &other.session)
+            && same_result(&self.result, &other.result)
+    }
+}
+
+/// Are two sessions the same bytes?
+fn same_session(a: &Session, b: &Session) -> bool {
+    a.seal == b.seal && same(bytemuck::bytes_of(&a.state), bytemuck::bytes_of(&b.state))
+}
+
+/// Are two results the same (a read's bytes compared a word at a time)?
+fn same_result(a: &core::result::Result<Out, FsError>, b: &core::result::Result<Out, FsError>) -> bool {
+    match (a, b) {
+        (Ok(Out::Data { len: m, bytes: x }), Ok(Out::Data { len: n, bytes: y })) => m == n && same(x, y),
+        _ => a == b,
     }
 }
 
@@ -262,10 +276,6 @@ pub struct Fs {
 }
 
 type Result<T> = core::result::Result<T, FsError>;
-
-fn bytes(s: &Session) -> (&[u8], u64) {
-    (bytemuck::bytes_of(&s.state), s.seal)
-}
 
 /// Send `request` and give `take` the answer whose two copies agree and answer this request,
 /// where the kernel put it. One that does not is asked for again: the cell did the operation or
@@ -321,7 +331,7 @@ impl Fs {
     fn call_with<R>(&mut self, op: Op, take: impl FnOnce(&Out) -> Result<R>) -> Result<R> {
         let [first, second] = self.session.get();
         let request = Request::new(first, self.session.id(), op);
-        let second = (bytes(&first) != bytes(&second)).then_some(second);
+        let second = (!same_session(&first, &second)).then_some(second);
         let session = &mut self.session;
         exchange(self.ep, request, second, |a| {
             session.set([a.session; 2]);

@@ -27,7 +27,8 @@
 
 use crate::server::handle;
 use crate::store::Store;
-use crate::{Answer, Request};
+use crate::{same_result, Answer, Request};
+use algo::bytes::same;
 use core::cell::RefCell;
 use fs_core::cache::Shelf;
 use fs_core::{Block, BlockDevice, Disk, FsError};
@@ -44,7 +45,7 @@ const HELD: usize = 40;
 /// What an operation does to the store, in order.
 // Nearly every step is a write: boxing the block would only add an allocation to each.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 enum Step {
     Write(u32, Block),
     Flush,
@@ -143,9 +144,14 @@ impl Job<'_, '_, '_> {
 
 /// Do two runs agree: on the answer (result and state) and on every block they would write?
 fn agree((a, a_writes): (&Answer, &Writes), (b, b_writes): (&Answer, &Writes)) -> bool {
-    a.result == b.result
-        && bytemuck::bytes_of(&a.session.state) == bytemuck::bytes_of(&b.session.state)
-        && a_writes == b_writes
+    same_result(&a.result, &b.result)
+        && same(bytemuck::bytes_of(&a.session.state), bytemuck::bytes_of(&b.session.state))
+        && a_writes.len() == b_writes.len()
+        && a_writes.iter().zip(b_writes).all(|steps| match steps {
+            (Step::Write(m, x), Step::Write(n, y)) => m == n && same(x, y),
+            (Step::Flush, Step::Flush) => true,
+            _ => false,
+        })
 }
 
 /// Serve `req` (its session checked) into `out`: each answer's state and result from one of two
@@ -204,7 +210,7 @@ pub(crate) fn serve(
     // was not asked for (the store failed), is not kept.
     for (block, data) in lasts() {
         match stored.then(|| store.read_vouched(block)).flatten() {
-            Some(back) if *back.contents() == data => cache.borrow_mut().keep(block, back),
+            Some(back) if same(back.contents(), &data) => cache.borrow_mut().keep(block, back),
             Some(_) => panic!("block {} did not hold what was stored", block),
             None => cache.borrow_mut().forget(block),
         }
@@ -213,7 +219,7 @@ pub(crate) fn serve(
     // other run's blocks): a forget or keep a fault skipped or misfiled would leave the block's
     // old contents there, which check as the store once vouched for them.
     for (block, data) in lasts() {
-        if cache.borrow().get(block).is_some_and(|kept| *kept != data) {
+        if cache.borrow().get(block).is_some_and(|kept| !same(kept, &data)) {
             panic!("the cache held block {} as it was before it was written", block);
         }
     }
