@@ -14,13 +14,15 @@
 //! answer and writes are believed only if both runs agree (`twice`), and every block goes to
 //! its store through a checking client (`store`: the ramdisk's mirror, or the disk's read-back
 //! and tags of this boot, `cell_virtio_blk::Blocks`). `Format` alone runs once (it writes more
-//! blocks than a run may hold back), straight to the store.
+//! blocks than a run may hold back), straight to the store. Blocks read are kept between
+//! requests (`twice::Cache`), each with the tag its store vouched for it with, checked at every
+//! use; the cache is this incarnation's, and the next one starts empty.
 //!
 //! A disk that holds something other than this file system is not mounted and not written
 //! (`fs_core::Volume`): the cell stays up and answers every request but `Format` with why.
 //!
 //! ```text
-//!  client (holds Session)            fs task (holds nothing)          ramdisk task
+//!  client (holds Session)            fs task (no client state)        ramdisk task
 //!   Request{session, op} ─────────►  check seal + ranges
 //!                                    do op ───── Read/Write block ──► blocks (MappedPages)
 //!   ◄──────── Response{session', result}  (session' resealed)
@@ -269,7 +271,7 @@ fn same_result(a: &core::result::Result<Out, FsError>, b: &core::result::Result<
 pub type Ep = Endpoint<Request, Response>;
 
 /// A client of the file system: the endpoint and this client's session, which it holds in two
-/// copies (a stray write into one, the `ssr` fault, is met with the other: see [`Fs::call`]).
+/// copies (a stray write into one, the `ssr` fault, is met with the other: see [`exchange`]).
 pub struct Fs {
     ep: Ep,
     session: Kept<[Session; 2]>,
