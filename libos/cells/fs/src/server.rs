@@ -289,10 +289,14 @@ pub fn start(
                 fresh(key, req, two, Err(e));
             } else {
                 let others = |ino: u16, path: &[u8]| held_by_others(key, req.holder, ino, path);
-                let intact = || req.op.digest() == req.digest;
-                if !intact() {
+                if req.op.digest() != req.digest {
                     panic!("the request changed in fs's memory before it was served");
                 }
+                // After the runs: the operation and the session they served are still those the
+                // client sent. Both runs start from the session where it was received, so a word
+                // of it bent after its check (a `memflip` of fs's stack) would be served by both
+                // alike and sealed again: the client would keep a session it never had.
+                let intact = || req.op.digest() == req.digest && check_once(key, &req.session).is_ok();
                 serve(&mut mounted, &console, req, &others, &intact, &mut outbox.answers);
                 let [one, two] = &mut outbox.answers;
                 seal_in(key, one);
