@@ -147,6 +147,10 @@ pub enum Op {
     Format {
         force: bool,
     },
+    /// Forget every block the cell keeps between requests (its cache): the next requests read
+    /// from the block store. Nothing on the disk changes. For benchmarks of the path to the
+    /// device (`bench disk`), as the microkernel's `DropCaches`.
+    DropCaches,
 }
 
 impl Op {
@@ -175,6 +179,7 @@ impl Op {
             }
             Op::Fsck => (14, 0, 0, none, none),
             Op::Format { force } => (15, u64::from(*force), 0, none, none),
+            Op::DropCaches => (16, 0, 0, none, none),
         };
         let head = kind ^ a.rotate_left(8) ^ b.rotate_left(48);
         seal(seal(head, first), second)
@@ -402,6 +407,11 @@ impl Fs {
     /// (without, `HoldsFiles` and nothing changes). Every session's open files go stale.
     pub fn format(&mut self, force: bool) -> Result<()> {
         self.call(Op::Format { force }).map(|_| ())
+    }
+
+    /// Empty the fs cell's block cache (see [`Op::DropCaches`]).
+    pub fn drop_caches(&mut self) -> Result<()> {
+        self.call(Op::DropCaches).map(|_| ())
     }
 
     pub fn seek(&mut self, fd: u32, pos: u32) -> Result<()> {

@@ -96,7 +96,7 @@ pub(crate) fn handle<D: BlockDevice>(
             st.put(disk, path.as_str(), &data[..n], *append, others).map(|_| Out::Done)
         }
         Op::Fsck => fs_core::fsck(disk).map(Out::Report),
-        Op::Format { .. } => Err(FsError::Malformed), // served apart, once: see `serve`
+        Op::Format { .. } | Op::DropCaches => Err(FsError::Malformed), // served apart, once: see `serve`
         Op::Chdir { path } => st.chdir(disk, path.as_str()).map(|_| Out::Done),
         Op::Cwd => PathBuf::new(st.cwd()).map(Out::Path),
         Op::List { path, index } => st.entry(disk, path.as_str(), *index).map(|entry| match entry {
@@ -144,7 +144,8 @@ struct Mounted<'t, 's> {
 
 /// Serve `req` (its session checked) into `out`, each answer's state and result: against the
 /// disk, twice (`twice`), or `Format` once and straight to the store (it writes more blocks
-/// than a run holds back). On a refused disk every operation but `Format` is answered with why.
+/// than a run holds back), or `DropCaches` (the cache only). On a refused disk every other
+/// operation is answered with why.
 fn serve(
     Mounted { volume, cache, name }: &mut Mounted<'_, '_>,
     console: &Console,
@@ -160,13 +161,20 @@ fn serve(
             answer.result = result;
         }
     };
+    let empty = |cache: &Cache<'_>| {
+        cache.borrow_mut().clear();
+        if !cache.borrow().is_empty() {
+            panic!("the cache kept blocks it was told to forget");
+        }
+    };
+    if let Op::DropCaches = req.op {
+        empty(cache);
+        return unchanged(out, Ok(Out::Done));
+    }
     if let Op::Format { force } = req.op {
         let result = volume.format(force).map(|()| Out::Done);
         // Written straight to the store, past the cache: nothing it held may be used again.
-        cache.borrow_mut().clear();
-        if !cache.borrow().is_empty() {
-            panic!("the cache kept blocks through a format");
-        }
+        empty(cache);
         if result.is_ok() {
             let (fs, device) = span(volume);
             log(console, format_args!("formatted {name}: the file system spans {fs} of its {device} blocks"));
