@@ -19,13 +19,16 @@ fn boot(commands: &[&str], timeout_secs: u64) -> Transcript {
 /// `regflip` seeds that flip bit 23 of the ramdisk's `rdi` while it copies or zeroes a block
 /// buffer: with the slot layout before write protection (1 MiB slots), each one sent the
 /// ramdisk's `memset`/`memcpy` 8 MiB up, into the shell's stack, and the shell died of it
-/// (seed 3617 is the campaign's "ramdisk memset zeroes shell stack").
+/// (seed 3617 is the campaign's "ramdisk memset zeroes shell stack"). fs is restarted before
+/// each: a new incarnation starts with an empty block cache, so `cat` reads `/x` from the
+/// ramdisk again, as every read did before fs kept a cache.
 const WILD_WRITE_SEEDS: [u64; 3] = [3617, 21540, 54688];
 
 #[test]
 fn libos_wild_write_from_the_ramdisk_faults_in_the_ramdisk_not_in_the_shell() {
     let mut commands = vec!["write /x hello".to_string()];
     for seed in WILD_WRITE_SEEDS {
+        commands.push("restart fs 1".to_string());
         commands.push(format!("inject ramdisk regflip {seed}"));
         commands.push("cat /x".to_string());
     }

@@ -417,6 +417,26 @@ mod tests {
         assert_eq!(bent.of(4), None, "bent since it was read");
     }
 
+    /// What a fault in a holder's memory does to a kept block (the libos fs cell's cache,
+    /// `fs_core::cache::Shelf`): every single bit flipped in it — its number, its copy, its
+    /// tag, any byte of its contents — makes it not check.
+    #[test]
+    fn every_flipped_bit_in_a_vouched_block_is_caught() {
+        let data: [u8; N] = core::array::from_fn(|i| (i * 7 + 1) as u8);
+        let good = Vouched::new(6, data);
+        assert_eq!(good.of(6), Some(&data));
+        for bit in 0..32 + 32 + 64 + N * 8 {
+            let mut bent = good;
+            match bit {
+                b if b < 32 => bent.block ^= 1 << b,
+                b if b < 64 => bent.copy ^= 1 << (b - 32),
+                b if b < 128 => bent.tag ^= 1 << (b - 64),
+                b => bent.data[(b - 128) / 8] ^= 1 << ((b - 128) % 8),
+            }
+            assert_eq!(bent.of(6), None, "bit {bit}");
+        }
+    }
+
     #[test]
     fn tags_depend_on_block_copy_and_every_bit() {
         let d = [0x5au8; 512];

@@ -14,9 +14,19 @@
 //!                                    └─no─► device read ─► keep it, with its checksum
 //!  write b ─► device write ─ok─► keep it        └─refused─► forget slot b % SLOTS
 //! ```
+//!
+//! A [`Shelf`] is the same cache for a server whose store vouches for every block itself (the
+//! libos fs cell: the RAM disk's mirror tags, `algo::mirror`): a slot keeps the store's own
+//! tag, not a checksum the server computes. That matters where one fault must not bend two
+//! runs alike (the libos cell runs each operation twice and shares its cache between the
+//! runs): a checksum taken by the cache over the bytes and number it is handed would vouch
+//! for them even if a fault bent them between the store's answer and the cache, and every
+//! later run would believe them. A tag the store checked cannot be forged that way: a block
+//! filed under another number, or bent since, does not check, and is a miss.
 
 use crate::layout::{Block, BLOCK_SIZE};
 use crate::BlockDevice;
+use algo::mirror::Vouched;
 use core::cell::RefCell;
 
 /// One cached block: its number, its bytes, and the checksum of both.
@@ -116,6 +126,26 @@ impl<D: BlockDevice, const SLOTS: usize> BlockDevice for Cached<'_, D, SLOTS> {
         true
     }
 
+    /// A hit is looked at where it is cached, once its checksum matched; a miss is read into a
+    /// buffer and kept.
+    fn read_with(&self, block: u32, f: &mut dyn FnMut(&Block)) -> bool {
+        {
+            let slots = self.slots.borrow();
+            let slot = &slots.0[block as usize % SLOTS];
+            if slot.number == block && slot.sum == checksum(block, &slot.data) {
+                f(&slot.data);
+                return true;
+            }
+        }
+        let mut out = [0u8; BLOCK_SIZE];
+        if !self.dev.read(block, &mut out) {
+            return false;
+        }
+        self.keep(block, &out);
+        f(&out);
+        true
+    }
+
     fn write(&self, block: u32, data: &Block) -> bool {
         if self.dev.write(block, data) {
             self.keep(block, data);
@@ -129,6 +159,62 @@ impl<D: BlockDevice, const SLOTS: usize> BlockDevice for Cached<'_, D, SLOTS> {
 
     fn flush(&self) -> bool {
         self.dev.flush()
+    }
+}
+
+/// One place of a [`Shelf`]: a block as its store vouched for it, or nothing.
+pub type Shelved = Option<Vouched<BLOCK_SIZE>>;
+
+/// A direct-mapped cache of blocks *as their store vouched for them*, in `places` the server
+/// owns (see the module comment). It is not a [`BlockDevice`]: its owner decides what goes in
+/// (a block the store just vouched for) and what must go out (a block it wrote, and which it
+/// keeps again only once it has read it back).
+pub struct Shelf<'s> {
+    places: &'s mut [Shelved],
+}
+
+impl<'s> Shelf<'s> {
+    /// An empty shelf in `places` (whatever they held is forgotten).
+    pub fn new(places: &'s mut [Shelved]) -> Self {
+        let mut shelf = Shelf { places };
+        shelf.clear();
+        shelf
+    }
+
+    fn place(&self, block: u32) -> Option<usize> {
+        (block as usize).checked_rem(self.places.len())
+    }
+
+    /// Block `block`, if the shelf has it and its store's tag still checks: a place a fault
+    /// bent, or one holding another block, is a miss.
+    pub fn get(&self, block: u32) -> Option<&Block> {
+        self.places.get(self.place(block)?)?.as_ref()?.of(block)
+    }
+
+    /// Keep `v`, which the store vouched for as block `block` (in the place of `block`: a `v`
+    /// of another block is never found there).
+    pub fn keep(&mut self, block: u32, v: Vouched<BLOCK_SIZE>) {
+        if let Some(p) = self.place(block).and_then(|p| self.places.get_mut(p)) {
+            *p = Some(v);
+        }
+    }
+
+    /// Forget block `block` (and whatever shares its place).
+    pub fn forget(&mut self, block: u32) {
+        if let Some(p) = self.place(block).and_then(|p| self.places.get_mut(p)) {
+            *p = None;
+        }
+    }
+
+    /// Forget every block.
+    pub fn clear(&mut self) {
+        self.places.fill(None);
+    }
+
+    /// Does it hold nothing? (What a server checks after [`clear`](Self::clear), which a fault
+    /// could have skipped.)
+    pub fn is_empty(&self) -> bool {
+        self.places.iter().all(Option::is_none)
     }
 }
 
@@ -188,6 +274,19 @@ mod tests {
     }
 
     #[test]
+    fn a_block_looked_at_in_place_is_the_cached_one_and_a_miss_is_kept() {
+        let mut slots = Slots::new();
+        let c: Cached<Ram, 4> = Cached::new(ram(), &mut slots);
+        let mut seen = [0u8; BLOCK_SIZE];
+        assert!(c.read_with(2, &mut |b| seen = *b) && seen == [3; BLOCK_SIZE]);
+        assert!(c.read_with(2, &mut |b| seen = *b) && seen == [3; BLOCK_SIZE]);
+        assert_eq!(c.device().reads.get(), 1, "the second from the cache");
+        c.slots.borrow_mut().0[2].data[9] ^= 1;
+        assert!(c.read_with(2, &mut |b| seen = *b) && seen == [3; BLOCK_SIZE], "a bent slot is a miss");
+        assert_eq!(c.device().reads.get(), 2);
+    }
+
+    #[test]
     fn writes_go_through_and_a_refused_one_empties_the_slot() {
         let mut slots = Slots::new();
         let c: Cached<Ram, 4> = Cached::new(ram(), &mut slots);
@@ -227,5 +326,32 @@ mod tests {
             reads += 1;
             assert_eq!(c.device().reads.get(), reads, "bit {bit}: caught, read again");
         }
+    }
+
+    /// A shelf hands out only what its store vouched for: the block itself, under its own
+    /// number, unbent.
+    #[test]
+    fn a_shelf_gives_a_block_only_as_its_store_vouched_for_it() {
+        let mut places = [None; 4];
+        let mut shelf = Shelf::new(&mut places);
+        assert!(shelf.is_empty());
+        assert_eq!(shelf.get(3), None);
+        shelf.keep(3, Vouched::new(3, [7; BLOCK_SIZE]));
+        assert_eq!(shelf.get(3), Some(&[7; BLOCK_SIZE]));
+        assert_eq!(shelf.get(7), None, "block 7 shares the place: not taken for block 3");
+        // Filed under the wrong number (a bent argument): never found for that number.
+        shelf.keep(5, Vouched::new(2, [9; BLOCK_SIZE]));
+        assert_eq!(shelf.get(5), None);
+        assert_eq!(shelf.get(2), None, "nor for its own: it is in another place");
+        shelf.forget(3);
+        assert_eq!(shelf.get(3), None);
+        shelf.keep(0, Vouched::new(0, [1; BLOCK_SIZE]));
+        assert!(!shelf.is_empty());
+        shelf.clear();
+        assert!(shelf.is_empty() && shelf.get(0).is_none());
+        let mut none: [Shelved; 0] = [];
+        let mut empty = Shelf::new(&mut none);
+        empty.keep(1, Vouched::new(1, [1; BLOCK_SIZE]));
+        assert_eq!(empty.get(1), None, "a shelf with no places keeps nothing");
     }
 }

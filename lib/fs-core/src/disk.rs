@@ -93,11 +93,27 @@ impl<D: BlockDevice> Load for Disk<D> {
             Err(FsError::Disk)
         }
     }
+
+    fn with(&self, b: u32, f: &mut dyn FnMut(&Block)) -> Result<()> {
+        if self.dev.read_with(b, f) {
+            Ok(())
+        } else {
+            Err(FsError::Disk)
+        }
+    }
 }
 
 /// Where blocks are read from: the device, or a change set that must see its own changes.
 pub(crate) trait Load {
     fn load(&self, b: u32, out: &mut Block) -> Result<()>;
+
+    /// `f` on block `b`, where it lies if the store keeps it ([`BlockDevice::read_with`]).
+    fn with(&self, b: u32, f: &mut dyn FnMut(&Block)) -> Result<()> {
+        let mut block = [0u8; BLOCK_SIZE];
+        self.load(b, &mut block)?;
+        f(&block);
+        Ok(())
+    }
 }
 
 /// Reading inodes, files and directories from any [`Load`]. The directory code (scan, look
@@ -183,9 +199,9 @@ fn inode<S: Load + ?Sized>(s: &S, i: u16) -> Result<Inode> {
     if i == 0 || i >= INODES {
         return Err(FsError::NotFound);
     }
-    let mut block = [0u8; BLOCK_SIZE];
-    s.load(Inode::place(i).0, &mut block)?;
-    Ok(Inode::from_block(&block, i))
+    let mut inode = Inode::default();
+    s.with(Inode::place(i).0, &mut |block| inode = Inode::from_block(block, i))?;
+    Ok(inode)
 }
 
 fn block_of<S: Load + ?Sized>(s: &S, inode: &Inode, idx: usize) -> Result<Option<u16>> {
@@ -196,24 +212,22 @@ fn block_of<S: Load + ?Sized>(s: &S, inode: &Inode, idx: usize) -> Result<Option
     if idx >= PER_INDIRECT || inode.indirect == 0 {
         return Ok(None);
     }
-    let mut table = [0u8; BLOCK_SIZE];
-    s.load(inode.indirect as u32, &mut table)?;
-    Ok(Some(u16::from_le_bytes([table[idx * 2], table[idx * 2 + 1]])).filter(|&b| b != 0))
+    let mut at = 0;
+    s.with(inode.indirect as u32, &mut |table| {
+        at = u16::from_le_bytes([table[idx * 2], table[idx * 2 + 1]])
+    })?;
+    Ok(Some(at).filter(|&b| b != 0))
 }
 
 fn read_at<S: Load + ?Sized>(s: &S, inode: &Inode, offset: u32, out: &mut [u8]) -> Result<usize> {
     let end = (offset as usize + out.len()).min(inode.size as usize);
     let mut pos = offset as usize;
-    let mut block = [0u8; BLOCK_SIZE];
     while pos < end {
         let (idx, within) = (pos / BLOCK_SIZE, pos % BLOCK_SIZE);
         let n = (BLOCK_SIZE - within).min(end - pos);
         let dst = &mut out[pos - offset as usize..][..n];
         match block_of(s, inode, idx)? {
-            Some(b) => {
-                s.load(b as u32, &mut block)?;
-                dst.copy_from_slice(&block[within..within + n]);
-            }
+            Some(b) => s.with(b as u32, &mut |block| dst.copy_from_slice(&block[within..within + n]))?,
             None => dst.fill(0),
         }
         pos += n;
@@ -224,16 +238,17 @@ fn read_at<S: Load + ?Sized>(s: &S, inode: &Inode, offset: u32, out: &mut [u8]) 
 /// [`Store::scan`] without its type parameter: `visit` says whether to stop.
 fn scan(s: &dyn Load, dir: &Inode, visit: &mut dyn FnMut(usize, &DirEntry) -> bool) -> Result<()> {
     let slots = dir.size as usize / ENTRY;
-    let mut block = [0u8; BLOCK_SIZE];
-    for slot in 0..slots {
-        let within = slot % ENTRIES_PER_BLOCK;
-        if within == 0 {
-            match block_of(s, dir, slot / ENTRIES_PER_BLOCK)? {
-                Some(b) => s.load(b as u32, &mut block)?,
-                None => block.fill(0),
-            }
+    let mut stop = false;
+    for first in (0..slots).step_by(ENTRIES_PER_BLOCK) {
+        let mut each = |block: &Block| {
+            stop = (first..slots.min(first + ENTRIES_PER_BLOCK))
+                .any(|slot| visit(slot, &DirEntry::from_block(block, slot - first)));
+        };
+        match block_of(s, dir, first / ENTRIES_PER_BLOCK)? {
+            Some(b) => s.with(b as u32, &mut each)?,
+            None => each(&[0; BLOCK_SIZE]),
         }
-        if visit(slot, &DirEntry::from_block(&block, within)) {
+        if stop {
             break;
         }
     }

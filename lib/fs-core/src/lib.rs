@@ -61,6 +61,17 @@ pub mod mode {
 pub trait BlockDevice {
     fn blocks(&self) -> Option<u32>;
     fn read(&self, block: u32, out: &mut Block) -> bool;
+    /// Call `f` on block `block` where the device keeps it, if it keeps it (a cache), else on a
+    /// copy read into a buffer; false (and `f` is not called) if it cannot be read. The file
+    /// system reads inodes, directories and file data this way: a block it only looks at is
+    /// then neither zeroed nor copied. `f` only looks: it must not use the device.
+    fn read_with(&self, block: u32, f: &mut dyn FnMut(&Block)) -> bool {
+        let mut out = [0u8; BLOCK_SIZE];
+        self.read(block, &mut out) && {
+            f(&out);
+            true
+        }
+    }
     fn write(&self, block: u32, data: &Block) -> bool;
     /// Make every block written so far durable (a disk's write cache flushed to the medium);
     /// false if the device could not. A store with nothing to flush (RAM) keeps the default.

@@ -77,6 +77,16 @@ impl<D: BlockDevice> Load for Tx<'_, '_, D> {
             None => self.disk.load(b, out),
         }
     }
+
+    fn with(&self, b: u32, f: &mut dyn FnMut(&Block)) -> Result<()> {
+        match self.cached().find(|c| c.at == b) {
+            Some(c) => {
+                f(&c.data);
+                Ok(())
+            }
+            None => self.disk.with(b, f),
+        }
+    }
 }
 
 impl<'d, 'a, D: BlockDevice> Tx<'d, 'a, D> {

@@ -132,16 +132,41 @@ impl<Req: Copy + Send + 'static, Resp: Copy + Send + 'static> Endpoint<Req, Resp
         (token, unsafe { inbox.0.assume_init_ref() })
     }
 
+    /// Send `req` and receive the answer in place (see [`Inbox`]): the kernel writes it into
+    /// `inbox`, cleared first, and the caller reads it there, with no copy of its own between
+    /// the server's bytes and their use (an answer of a large type, taken by value, was moved
+    /// several times on the caller's stack). A call a fault skipped leaves zeros, not the
+    /// previous answer.
+    #[inline(always)]
+    pub fn call_into<'a>(&self, req: &Req, inbox: &'a mut Inbox<Resp>) -> Result<&'a Resp, CallError> {
+        // SAFETY: zeroing the bytes of a `MaybeUninit` is always allowed; it stays uninit to us
+        // until `kernel_call` fills it.
+        unsafe { core::ptr::write_bytes(inbox.0.as_mut_ptr(), 0, 1) };
+        let (req, resp_at) = (req as *const Req as u64, inbox.0.as_mut_ptr() as u64);
+        kernel_call(self.id, req, size_of::<Req>(), resp_at, size_of::<Resp>())?;
+        // SAFETY: `kernel_call` returns Ok only after a `reply` on this endpoint, whose sizes match
+        // ours, wrote a whole `Resp` into the inbox.
+        Ok(unsafe { inbox.0.assume_init_ref() })
+    }
+
     /// Answer the request `token` names.
     #[inline(always)]
     pub fn reply(&self, token: Token, resp: Resp) -> Result<(), ReplyError> {
-        let resp_at = &resp as *const Resp as u64;
+        self.reply_from(token, &resp)
+    }
+
+    /// Answer the request `token` names with `resp` where the server built it (a large answer
+    /// passed by value is copied on the way).
+    #[inline(always)]
+    pub fn reply_from(&self, token: Token, resp: &Resp) -> Result<(), ReplyError> {
+        let resp_at = resp as *const Resp as u64;
         kernel_reply(token.client, token.generation, token.seq, resp_at, size_of::<Resp>())
     }
 }
 
-/// Where a server receives its requests in place: the kernel writes each one straight into
-/// it, and the server reads it there. [`Endpoint::recv`] returns the request by value, and that
+/// Where a server receives its requests in place (or a client its answers,
+/// [`Endpoint::call_into`]): the kernel writes each one straight into it, and the task reads it
+/// there. [`Endpoint::recv`] returns the request by value, and that
 /// move is a copy the server's own code makes: an injected fault that skips it (a `rep movsq`
 /// stepped over) leaves the stack slot holding the *previous* request, whole and with a valid
 /// digest, and a server that runs each request twice serves that stale one twice and agrees

@@ -14,13 +14,15 @@
 //! answer and writes are believed only if both runs agree (`twice`), and every block goes to
 //! its store through a checking client (`store`: the ramdisk's mirror, or the disk's read-back
 //! and tags of this boot, `cell_virtio_blk::Blocks`). `Format` alone runs once (it writes more
-//! blocks than a run may hold back), straight to the store.
+//! blocks than a run may hold back), straight to the store. Blocks read are kept between
+//! requests (`twice::Cache`), each with the tag its store vouched for it with, checked at every
+//! use; the cache is this incarnation's, and the next one starts empty.
 //!
 //! A disk that holds something other than this file system is not mounted and not written
 //! (`fs_core::Volume`): the cell stays up and answers every request but `Format` with why.
 //!
 //! ```text
-//!  client (holds Session)            fs task (holds nothing)          ramdisk task
+//!  client (holds Session)            fs task (no client state)        ramdisk task
 //!   Request{session, op} ─────────►  check seal + ranges
 //!                                    do op ───── Read/Write block ──► blocks (MappedPages)
 //!   ◄──────── Response{session', result}  (session' resealed)
@@ -34,13 +36,14 @@ mod server;
 mod store;
 mod twice;
 
+use algo::bytes::same;
 use algo::seal::seal;
 use bytemuck::Zeroable;
 use fs_core::{FsError, SmallClientState, PATH_MAX};
 
 /// What the file system checker found.
 pub use fs_core::{Problem, Report};
-use libos_kernel::{Endpoint, Kept};
+use libos_kernel::{Endpoint, Inbox, Kept};
 
 pub use fs_core::{Entry, KIND_DIR, KIND_FILE};
 pub use server::start;
@@ -144,6 +147,10 @@ pub enum Op {
     Format {
         force: bool,
     },
+    /// Forget every block the cell keeps between requests (its cache): the next requests read
+    /// from the block store. Nothing on the disk changes. For benchmarks of the path to the
+    /// device (`bench disk`), as the microkernel's `DropCaches`.
+    DropCaches,
 }
 
 impl Op {
@@ -172,6 +179,7 @@ impl Op {
             }
             Op::Fsck => (14, 0, 0, none, none),
             Op::Format { force } => (15, u64::from(*force), 0, none, none),
+            Op::DropCaches => (16, 0, 0, none, none),
         };
         let head = kind ^ a.rotate_left(8) ^ b.rotate_left(48);
         seal(seal(head, first), second)
@@ -195,6 +203,18 @@ pub struct Request {
     digest: u64,
 }
 
+impl Request {
+    fn new(session: Session, holder: u64, op: Op) -> Request {
+        Request { session, holder, op, digest: op.digest() }
+    }
+
+    /// What an answer to this request carries to say so ([`Answer::echo`]): its operation, the
+    /// session it came with, and who sent it.
+    fn echo(&self) -> u64 {
+        self.digest ^ self.session.seal.rotate_left(21) ^ self.holder.rotate_left(42)
+    }
+}
+
 // Messages are plain values copied between tasks; boxing a variant would put a pointer into an
 // arena that dies with its task.
 #[allow(clippy::large_enum_variant)]
@@ -213,7 +233,9 @@ pub enum Out {
 
 /// The fs cell's answer, in two copies built apart from the two runs of the operation (see
 /// `twice`): the client believes it only if both agree, so a fault in the cell after its runs
-/// agreed (building the answer, sealing the session) is met like one during them.
+/// agreed (building the answer, sealing the session) is met like one during them. Each run
+/// builds its copy where the cell sends it from, and the client reads it where the kernel put
+/// it (`call_into`): no copy of either side stands between the runs and the client's use.
 #[derive(Clone, Copy)]
 pub struct Response {
     answers: [Answer; 2],
@@ -221,20 +243,40 @@ pub struct Response {
 
 #[derive(Clone, Copy)]
 struct Answer {
+    /// The request this answers ([`Request::echo`]), written by the run that builds it. The
+    /// cell builds each answer where the previous one was, so a run a fault skipped whole would
+    /// leave the previous answer there, sealed and, in both copies, agreeing: it answers another
+    /// request, and the client asks again.
+    echo: u64,
     session: Session,
     result: core::result::Result<Out, FsError>,
 }
 
 impl Answer {
     fn agrees(&self, other: &Answer) -> bool {
-        bytes(&self.session) == bytes(&other.session) && self.result == other.result
+        self.echo == other.echo
+            && same_session(&self.session, &other.session)
+            && same_result(&self.result, &other.result)
+    }
+}
+
+/// Are two sessions the same bytes?
+fn same_session(a: &Session, b: &Session) -> bool {
+    a.seal == b.seal && same(bytemuck::bytes_of(&a.state), bytemuck::bytes_of(&b.state))
+}
+
+/// Are two results the same (a read's bytes compared a word at a time)?
+fn same_result(a: &core::result::Result<Out, FsError>, b: &core::result::Result<Out, FsError>) -> bool {
+    match (a, b) {
+        (Ok(Out::Data { len: m, bytes: x }), Ok(Out::Data { len: n, bytes: y })) => m == n && same(x, y),
+        _ => a == b,
     }
 }
 
 pub type Ep = Endpoint<Request, Response>;
 
 /// A client of the file system: the endpoint and this client's session, which it holds in two
-/// copies (a stray write into one, the `ssr` fault, is met with the other: see [`Fs::call`]).
+/// copies (a stray write into one, the `ssr` fault, is met with the other: see [`exchange`]).
 pub struct Fs {
     ep: Ep,
     session: Kept<[Session; 2]>,
@@ -242,23 +284,40 @@ pub struct Fs {
 
 type Result<T> = core::result::Result<T, FsError>;
 
-fn bytes(s: &Session) -> (&[u8], u64) {
-    (bytemuck::bytes_of(&s.state), s.seal)
-}
-
-/// Send `op` with `session` and take the answer whose two copies agree. One that does not is
-/// asked for again: the cell did the operation or not, and doing it again from the same session
-/// does the same (a write lands at the same offset); a `mkdir` done twice says `Exists`.
-fn send(ep: Ep, session: Session, holder: u64, op: Op) -> Result<Answer> {
-    let request = Request { session, holder, op, digest: op.digest() };
-    for _ in 0..ATTEMPTS {
-        let r = ep.call(&request).map_err(|_| FsError::ServerFailed)?;
-        let [a, b] = r.answers;
-        if a.agrees(&b) {
-            return Ok(a);
+/// Send `request` and give `take` the answer whose two copies agree and answer this request,
+/// where the kernel put it. One that does not is asked for again: the cell did the operation or
+/// not, and doing it again from the same session does the same (a write lands at the same
+/// offset); a `mkdir` done twice says `Exists`. A session the fs cell refuses (`StateReset`:
+/// its seal or ranges do not check, and the cell did nothing) is sent once more as `second`,
+/// the client's other copy, if it has one that differs.
+fn exchange<R>(
+    ep: Ep,
+    mut request: Request,
+    mut second: Option<Session>,
+    take: impl FnOnce(&Answer) -> R,
+) -> Result<R> {
+    let mut inbox = Inbox::new();
+    let mut tries = 0;
+    let answer = loop {
+        let echo = request.echo();
+        let r = ep.call_into(&request, &mut inbox).map_err(|_| FsError::ServerFailed)?;
+        let [a, b] = &r.answers;
+        if a.echo != echo || !a.agrees(b) {
+            tries += 1;
+            if tries == ATTEMPTS {
+                return Err(FsError::Malformed);
+            }
+            continue;
         }
-    }
-    Err(FsError::Malformed)
+        match second.take() {
+            Some(other) if a.result == Err(FsError::StateReset) => {
+                request.session = other;
+                tries = 0;
+            }
+            _ => break a,
+        }
+    };
+    Ok(take(answer))
 }
 
 /// Tries of one request whose answer's copies disagree.
@@ -268,23 +327,30 @@ impl Fs {
     /// Open a session (the fs cell seals a fresh state for us).
     pub fn connect(ep: Ep) -> Result<Fs> {
         let blank = Session { state: SmallClientState::zeroed(), seal: 0 };
-        let r = send(ep, blank, 0, Op::Connect)?;
-        r.result?;
-        Ok(Fs { ep, session: Kept::new("fs", [r.session; 2]) })
+        let session =
+            exchange(ep, Request::new(blank, 0, Op::Connect), None, |a| a.result.map(|_| a.session))??;
+        Ok(Fs { ep, session: Kept::new("fs", [session; 2]) })
     }
 
-    /// Send `op` with our session. A session the fs cell refuses (`StateReset`: its seal or
-    /// ranges do not check, and the cell did nothing) is sent once more from the other copy, if
-    /// that one differs; only when both are refused do we take the fresh session and the error.
-    fn call(&mut self, op: Op) -> Result<Out> {
+    /// Send `op` with our session, and give `take` what the cell answered (where it lies). A
+    /// session the fs cell refuses is sent once more from the other copy, if that one differs;
+    /// only when both are refused do we take the fresh session and the error.
+    fn call_with<R>(&mut self, op: Op, take: impl FnOnce(&Out) -> Result<R>) -> Result<R> {
         let [first, second] = self.session.get();
-        let holder = self.session.id();
-        let mut r = send(self.ep, first, holder, op)?;
-        if r.result == Err(FsError::StateReset) && bytes(&first) != bytes(&second) {
-            r = send(self.ep, second, holder, op)?;
-        }
-        self.session.set([r.session; 2]);
-        r.result
+        let request = Request::new(first, self.session.id(), op);
+        let second = (!same_session(&first, &second)).then_some(second);
+        let session = &mut self.session;
+        exchange(self.ep, request, second, |a| {
+            session.set([a.session; 2]);
+            match &a.result {
+                Ok(out) => take(out),
+                Err(e) => Err(*e),
+            }
+        })?
+    }
+
+    fn call(&mut self, op: Op) -> Result<Out> {
+        self.call_with(op, |out| Ok(*out))
     }
 
     pub fn open(&mut self, path: &str, mode: u8) -> Result<u32> {
@@ -297,14 +363,14 @@ impl Fs {
     /// Read up to `out.len()` (at most [`IO_MAX`]) bytes; 0 at the end of the file.
     pub fn read(&mut self, fd: u32, out: &mut [u8]) -> Result<usize> {
         let want = out.len().min(IO_MAX) as u32;
-        match self.call(Op::Read { fd, len: want })? {
+        self.call_with(Op::Read { fd, len: want }, |answer| match answer {
             Out::Data { len, bytes } => {
-                let n = (len as usize).min(out.len());
+                let n = (*len as usize).min(out.len());
                 out[..n].copy_from_slice(&bytes[..n]);
                 Ok(n)
             }
             _ => Err(FsError::Disk),
-        }
+        })
     }
 
     pub fn write(&mut self, fd: u32, data: &[u8]) -> Result<()> {
@@ -341,6 +407,11 @@ impl Fs {
     /// (without, `HoldsFiles` and nothing changes). Every session's open files go stale.
     pub fn format(&mut self, force: bool) -> Result<()> {
         self.call(Op::Format { force }).map(|_| ())
+    }
+
+    /// Empty the fs cell's block cache (see [`Op::DropCaches`]).
+    pub fn drop_caches(&mut self) -> Result<()> {
+        self.call(Op::DropCaches).map(|_| ())
     }
 
     pub fn seek(&mut self, fd: u32, pos: u32) -> Result<()> {

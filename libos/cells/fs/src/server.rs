@@ -3,12 +3,20 @@
 //! file server runs.
 
 use crate::store::Store;
-use crate::{Answer, Entry, FsError, Op, Out, PathBuf, Response, Session, IO_MAX};
+use crate::twice::Cache;
+use crate::{Answer, Entry, FsError, Op, Out, PathBuf, Request, Response, Session, IO_MAX};
 use algo::seal::seal;
+use bytemuck::Zeroable;
 use cell_console::Console;
 use cell_virtio_blk::Probe;
+use core::cell::RefCell;
 use core::fmt::Write;
+use fs_core::cache::Shelf;
 use fs_core::{BlockDevice, Disk, Held, SmallClientState, Volume};
+
+/// Blocks the cell keeps between requests (`twice::Cache`): half a KiB each, in the task's
+/// 128 KiB heap.
+const CACHED_BLOCKS: usize = 64;
 
 type Result<T> = core::result::Result<T, FsError>;
 
@@ -16,17 +24,38 @@ fn sealed(key: u64, state: SmallClientState) -> Session {
     Session { state, seal: seal(key, bytemuck::bytes_of(&state)) }
 }
 
-/// The seal and every range the operations rely on.
+/// Seal the state an answer holds, where it lies.
+fn seal_in(key: u64, answer: &mut Answer) {
+    answer.session.seal = seal(key, bytemuck::bytes_of(&answer.session.state));
+}
+
+/// Build `answer` to `req` with a fresh session and `result`.
+fn fresh(key: u64, req: &Request, answer: &mut Answer, result: Result<Out>) {
+    answer.echo = req.echo();
+    answer.session = sealed(key, SmallClientState::fresh());
+    answer.result = result;
+}
+
+/// The seal and every range the operations rely on. A session that fails is checked once more
+/// before it is refused: one check is one computation a fault in this cell can bend (a skipped
+/// instruction in the seal's loop), and a refusal costs its client the session, in both copies
+/// of the answer (a campaign, fs seed 7, lost sessions to `skip`s that way).
 fn check(key: u64, s: &Session) -> Result<()> {
+    // `black_box`: the second check is computed again, not taken from the first.
+    check_once(key, s).or_else(|_| check_once(key, core::hint::black_box(s)))
+}
+
+fn check_once(key: u64, s: &Session) -> Result<()> {
     if s.seal != seal(key, bytemuck::bytes_of(&s.state)) || s.state.check().is_err() {
         return Err(FsError::StateReset);
     }
     Ok(())
 }
 
-/// Serve `op` against the client's state `st`. What the other sessions hold (fs-core's rule for
-/// files in use) comes from `others`: the server keeps no list of clients; it reads the other
-/// clients' sessions where they keep them ([`held_by_others`]).
+/// Serve `op` against the client's state `st`, into `out` (the answer, where it is sent from: a
+/// read's bytes are read there). What the other sessions hold (fs-core's rule for files in use)
+/// comes from `others`: the server keeps no list of clients; it reads the other clients'
+/// sessions where they keep them ([`held_by_others`]).
 ///
 /// Not inlined into the task's loop: the operations' locals (a change set, `fsck`'s tables)
 /// then take stack only while one runs.
@@ -36,16 +65,23 @@ pub(crate) fn handle<D: BlockDevice>(
     st: &mut SmallClientState,
     op: &Op,
     others: &dyn Fn(u16, &[u8]) -> Held,
-) -> Result<Out> {
-    match op {
+    out: &mut Result<Out>,
+) {
+    if let Op::Read { fd, len } = *op {
+        *out = Ok(Out::Data { len: 0, bytes: [0; IO_MAX] });
+        if let Ok(Out::Data { len: got, bytes }) = out {
+            let want = (len as usize).min(IO_MAX);
+            match st.read(disk, fd, &mut bytes[..want]) {
+                Ok(n) => *got = n as u32,
+                Err(e) => *out = Err(e),
+            }
+        }
+        return;
+    }
+    *out = match op {
         Op::Connect => Ok(Out::Done),
         Op::Open { path, mode } => st.open(disk, path.as_str(), *mode, others).map(Out::Fd),
-        Op::Read { fd, len } => {
-            let mut bytes = [0u8; IO_MAX];
-            let want = (*len as usize).min(IO_MAX);
-            let n = st.read(disk, *fd, &mut bytes[..want])?;
-            Ok(Out::Data { len: n as u32, bytes })
-        }
+        Op::Read { .. } => Err(FsError::Malformed), // read into `out` above
         Op::Write { fd, len, data } => {
             let n = (*len as usize).min(IO_MAX);
             st.write(disk, *fd, &data[..n]).map(Out::Count)
@@ -60,17 +96,17 @@ pub(crate) fn handle<D: BlockDevice>(
             st.put(disk, path.as_str(), &data[..n], *append, others).map(|_| Out::Done)
         }
         Op::Fsck => fs_core::fsck(disk).map(Out::Report),
-        Op::Format { .. } => Err(FsError::Malformed), // served apart, once: see `serve`
+        Op::Format { .. } | Op::DropCaches => Err(FsError::Malformed), // served apart, once: see `serve`
         Op::Chdir { path } => st.chdir(disk, path.as_str()).map(|_| Out::Done),
         Op::Cwd => PathBuf::new(st.cwd()).map(Out::Path),
-        Op::List { path, index } => match st.entry(disk, path.as_str(), *index)? {
+        Op::List { path, index } => st.entry(disk, path.as_str(), *index).map(|entry| match entry {
             Some((e, size)) => {
                 let name = core::str::from_utf8(e.name()).unwrap_or("?");
-                Ok(Out::Entry(Entry::new(name, e.kind, size)))
+                Out::Entry(Entry::new(name, e.kind, size))
             }
-            None => Ok(Out::End),
-        },
-    }
+            None => Out::End,
+        }),
+    };
 }
 
 /// What the sessions other than the caller's (kept at `holder`) hold of inode `ino` at `path`:
@@ -98,33 +134,56 @@ fn span(v: &Volume<Store<'_>>) -> (u32, u32) {
     (v.blocks(), v.device_blocks())
 }
 
-/// Serve `op` for the client whose (checked) session is `session`: against the disk, twice
-/// (`twice`), or `Format` once and straight to the store (it writes more blocks than a run
-/// holds back). On a refused disk every operation but `Format` is answered with why.
+/// What an incarnation holds: the file system, and the blocks it keeps between requests.
+struct Mounted<'t, 's> {
+    volume: Volume<Store<'t>>,
+    cache: Cache<'s>,
+    /// What the log calls the store.
+    name: &'static str,
+}
+
+/// Serve `req` (its session checked) into `out`, each answer's state and result: against the
+/// disk, twice (`twice`), or `Format` once and straight to the store (it writes more blocks
+/// than a run holds back), or `DropCaches` (the cache only). On a refused disk every other
+/// operation is answered with why.
 fn serve(
-    volume: &mut Volume<Store<'_>>,
-    store: Store<'_>,
+    Mounted { volume, cache, name }: &mut Mounted<'_, '_>,
     console: &Console,
-    session: &Session,
-    op: &Op,
+    req: &Request,
     others: &dyn Fn(u16, &[u8]) -> Held,
     intact: &dyn Fn() -> bool,
-) -> [(SmallClientState, Result<Out>); 2] {
-    let unchanged = |result: Result<Out>| [(session.state, result), (session.state, result)];
-    if let Op::Format { force } = *op {
+    out: &mut [Answer; 2],
+) {
+    let unchanged = |out: &mut [Answer; 2], result: Result<Out>| {
+        for answer in out {
+            answer.echo = req.echo();
+            answer.session.state = req.session.state;
+            answer.result = result;
+        }
+    };
+    let empty = |cache: &Cache<'_>| {
+        cache.borrow_mut().clear();
+        if !cache.borrow().is_empty() {
+            panic!("the cache kept blocks it was told to forget");
+        }
+    };
+    if let Op::DropCaches = req.op {
+        empty(cache);
+        return unchanged(out, Ok(Out::Done));
+    }
+    if let Op::Format { force } = req.op {
         let result = volume.format(force).map(|()| Out::Done);
+        // Written straight to the store, past the cache: nothing it held may be used again.
+        empty(cache);
         if result.is_ok() {
             let (fs, device) = span(volume);
-            log(
-                console,
-                format_args!("formatted {}: the file system spans {fs} of its {device} blocks", store.name()),
-            );
+            log(console, format_args!("formatted {name}: the file system spans {fs} of its {device} blocks"));
         }
-        return unchanged(result);
+        return unchanged(out, result);
     }
     match volume.disk() {
-        Ok(disk) => crate::twice::serve(disk, store, &session.state, op, others, intact),
-        Err(why) => unchanged(Err(why)),
+        Ok(disk) => crate::twice::serve(disk, cache, req, others, intact, out),
+        Err(why) => unchanged(out, Err(why)),
     }
 }
 
@@ -181,8 +240,8 @@ pub fn start(
             libos_kernel::find_task("fs").and_then(libos_kernel::task_info).is_none_or(|t| t.generation == 0);
         let store = choose(ram, cell_virtio_blk::Blocks { ep: disk, tags: &tags }, &console, first);
         let name = store.name();
-        let mounted = if first { Volume::mount(store) } else { Volume::attach(store).map(|v| (v, false)) };
-        let mut volume = match mounted {
+        let opened = if first { Volume::mount(store) } else { Volume::attach(store).map(|v| (v, false)) };
+        let volume = match opened {
             Ok((v, formatted)) => {
                 let (fs, device) = span(&v);
                 match v.refused() {
@@ -214,30 +273,44 @@ pub fn start(
             }
             Err(e) => panic!("cannot mount {}: {}", name, e),
         };
-        // Requests are read where the kernel put them (see `Inbox`).
+        // This incarnation's block cache, in its own heap: it dies with the incarnation, and the
+        // next one starts empty (as it would after the store changed under it).
+        let mut places = alloc::vec![None; CACHED_BLOCKS];
+        let cache = RefCell::new(Shelf::new(&mut places));
+        let mut mounted = Mounted { volume, cache, name };
+        // Requests are read where the kernel put them (see `Inbox`), and answered from where
+        // they were built: each copy of the answer by itself, by its own run, sealed on its own
+        // (see `Response`).
         let mut inbox = libos_kernel::Inbox::new();
+        let blank = Session { state: SmallClientState::zeroed(), seal: 0 };
+        let mut outbox = Response { answers: [Answer { echo: 0, session: blank, result: Err(FsError::Malformed) }; 2] };
         loop {
             let (token, req) = ep.recv_into(&mut inbox);
-            // Each copy of the answer is built and sealed on its own (see `Response`).
-            let fresh = |result| Answer { session: sealed(key, SmallClientState::fresh()), result };
-            let answers = if matches!(req.op, Op::Connect) {
-                [fresh(Ok(Out::Done)), fresh(Ok(Out::Done))]
+            let [one, two] = &mut outbox.answers;
+            // A fresh session, whatever the request carried, only if it says `Connect` twice
+            // over: a bent branch here would silently reset its client's session.
+            if matches!(req.op, Op::Connect) && matches!(core::hint::black_box(&req.op), Op::Connect) {
+                fresh(key, req, one, Ok(Out::Done));
+                fresh(key, req, two, Ok(Out::Done));
+            } else if let Err(e) = check(key, &req.session) {
+                fresh(key, req, one, Err(e));
+                fresh(key, req, two, Err(e));
             } else {
-                match check(key, &req.session) {
-                    Err(e) => [fresh(Err(e)), fresh(Err(e))],
-                    Ok(()) => {
-                        let others = |ino: u16, path: &[u8]| held_by_others(key, req.holder, ino, path);
-                        let intact = || req.op.digest() == req.digest;
-                        if !intact() {
-                            panic!("the request changed in fs's memory before it was served");
-                        }
-                        serve(&mut volume, store, &console, &req.session, &req.op, &others, &intact)
-                    }
-                    .map(|(st, result)| Answer { session: sealed(key, st), result }),
+                let others = |ino: u16, path: &[u8]| held_by_others(key, req.holder, ino, path);
+                if req.op.digest() != req.digest {
+                    panic!("the request changed in fs's memory before it was served");
                 }
-            };
-            let resp = Response { answers };
-            let _ = ep.reply(token, resp);
+                // After the runs: the operation and the session they served are still those the
+                // client sent. Both runs start from the session where it was received, so a word
+                // of it bent after its check (a `memflip` of fs's stack) would be served by both
+                // alike and sealed again: the client would keep a session it never had.
+                let intact = || req.op.digest() == req.digest && check_once(key, &req.session).is_ok();
+                serve(&mut mounted, &console, req, &others, &intact, &mut outbox.answers);
+                let [one, two] = &mut outbox.answers;
+                seal_in(key, one);
+                seal_in(key, two);
+            }
+            let _ = ep.reply_from(token, &outbox);
         }
     })
     .ok()?;

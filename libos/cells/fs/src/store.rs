@@ -21,14 +21,12 @@ impl Store<'_> {
         }
     }
 
-    /// Block `block` with the tag that vouches for it from now on (see `twice`).
+    /// Block `block` with the tag that vouches for it from now on (see `twice`): the RAM disk's
+    /// mirror tag, or for the disk one checked against the tag of this boot.
     pub fn read_vouched(&self, block: u32) -> Option<Vouched<BLOCK_SIZE>> {
         match self {
             Store::Ram(r) => r.read_vouched(block),
-            Store::Disk(d) => {
-                let mut out = [0u8; BLOCK_SIZE];
-                d.read(block, &mut out).then(|| Vouched::new(block, out))
-            }
+            Store::Disk(d) => d.read_vouched(block),
         }
     }
 }

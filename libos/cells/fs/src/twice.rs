@@ -11,10 +11,14 @@
 //!                            runs' results, each sealed apart; the client compares the two
 //! ```
 //! Each run reads through the checked store (`store::Store`: the RAM disk's mirror or the
-//! disk's checked client), and sees its own held
-//! writes. A block one run read is not fetched again by the other: it is kept with the tag that
-//! vouched for it and checked again at each use (`algo::mirror::Vouched`), so a copy a fault
-//! bent in between is not used — the store is asked instead.
+//! disk's checked client), and sees its own held writes. A block read from the store is kept
+//! in the cell's cache ([`Cache`], `fs_core::cache::Shelf`), for the other run and for later
+//! requests: with the tag the store vouched for it with, checked again at each use
+//! (`algo::mirror::Vouched`), so a copy a fault bent in the meantime, or filed under another
+//! block, is a miss — the store is asked instead. A block an operation writes is kept again only
+//! as the read-back after the store found it; what the cache holds for every written block is
+//! checked against the *other* run's blocks before the answer leaves (a skipped forget would
+//! leave the block's old contents, under a tag that still checks).
 //!
 //! What this cannot catch: a fault that bends both runs alike (a word of the cell's long-lived
 //! state, such as the disk's geometry), or one that bends a block number between the
@@ -23,14 +27,14 @@
 
 use crate::server::handle;
 use crate::store::Store;
-use crate::{Op, Out};
-use algo::mirror::Vouched;
+use crate::{same_result, Answer, Request};
+use algo::bytes::same;
 use core::cell::RefCell;
-use fs_core::{Block, BlockDevice, Disk, FsError, SmallClientState, BLOCK_SIZE};
+use fs_core::cache::Shelf;
+use fs_core::{Block, BlockDevice, Disk, FsError};
 
 /// What the other sessions hold of a file (see `server::held_by_others`).
 type Others<'a> = &'a dyn Fn(u16, &[u8]) -> fs_core::Held;
-use heapless::Vec;
 
 /// Most steps one operation makes: up to five data blocks written straight to new blocks and a
 /// flush, then through the journal (`fs_core::journal`) up to twelve images into its slots,
@@ -41,7 +45,7 @@ const HELD: usize = 40;
 /// What an operation does to the store, in order.
 // Nearly every step is a write: boxing the block would only add an allocation to each.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 enum Step {
     Write(u32, Block),
     Flush,
@@ -50,44 +54,51 @@ enum Step {
 /// On the task's heap: up to 40 blocks for each of up to three runs would not fit its stack.
 type Writes = alloc::vec::Vec<Step>;
 
-/// Blocks read for one request, kept for both runs (more are read from the store each time).
-const SEEN: usize = 8;
+/// The cell's block cache: blocks as the store vouched for them, kept between requests by
+/// this incarnation (see the module comment and `server::start`).
+pub(crate) type Cache<'s> = RefCell<Shelf<'s>>;
 
-type Seen = RefCell<Vec<Vouched<BLOCK_SIZE>, SEEN>>;
-
-/// A device that reads through to the store but holds every write back.
-struct Held<'a> {
+/// A device that reads through the cache to the store but holds every write back.
+struct Held<'a, 's> {
     store: Store<'a>,
     writes: RefCell<Writes>,
-    seen: &'a Seen,
+    cache: &'a Cache<'s>,
 }
 
-impl BlockDevice for Held<'_> {
+impl BlockDevice for Held<'_, '_> {
     fn blocks(&self) -> Option<u32> {
         self.store.blocks()
     }
 
     fn read(&self, block: u32, out: &mut Block) -> bool {
-        let held = self.writes.borrow().iter().rev().find_map(|s| match s {
-            Step::Write(b, data) if *b == block => Some(*data),
-            _ => None,
-        });
-        match held {
-            Some(data) => {
-                *out = data;
-                true
-            }
-            None => {
-                if let Some(data) = self.seen.borrow().iter().find_map(|v| v.of(block)) {
-                    *out = *data;
-                    return true;
-                }
-                let Some(v) = self.store.read_vouched(block) else { return false };
-                *out = *v.contents();
-                let _ = self.seen.borrow_mut().push(v);
-                true
+        self.read_with(block, &mut |data| *out = *data)
+    }
+
+    /// The run's own held write of `block`, else the cache's copy (checked), else the store's
+    /// (then cached), where it lies. `f` runs with the held writes or the cache borrowed:
+    /// fs-core's readers only look at the block.
+    fn read_with(&self, block: u32, f: &mut dyn FnMut(&Block)) -> bool {
+        {
+            let writes = self.writes.borrow();
+            let held = writes.iter().rev().find_map(|s| match s {
+                Step::Write(b, data) if *b == block => Some(data),
+                _ => None,
+            });
+            if let Some(data) = held {
+                f(data);
+                return true;
             }
         }
+        if let Some(data) = self.cache.borrow().get(block) {
+            f(data);
+            return true;
+        }
+        let Some(v) = self.store.read_vouched(block) else { return false };
+        f(v.contents());
+        if let Ok(mut cache) = self.cache.try_borrow_mut() {
+            cache.keep(block, v);
+        }
+        true
     }
 
     /// Every write and flush is kept in order (a block written twice, twice): the store gets
@@ -110,54 +121,63 @@ impl BlockDevice for Held<'_> {
     }
 }
 
-/// What one run of an operation would do.
-struct Run {
-    result: Result<Out, FsError>,
-    state: SmallClientState,
-    writes: Writes,
+/// One request, as every run of it sees it.
+struct Job<'a, 't, 's> {
+    disk: &'a Disk<Store<'t>>,
+    cache: &'a Cache<'s>,
+    req: &'a Request,
+    others: Others<'a>,
 }
 
-impl Run {
-    fn of(
-        disk: &Disk<Store<'_>>,
-        store: Store<'_>,
-        seen: &Seen,
-        st: &SmallClientState,
-        op: &Op,
-        others: Others,
-    ) -> Run {
-        let held = disk.on(Held { store, writes: RefCell::new(Writes::new()), seen });
-        let mut state = *st;
-        let result = handle(&held, &mut state, op, others);
-        Run { result, state, writes: held.into_device().writes.into_inner() }
-    }
-
-    fn agrees(&self, other: &Run) -> bool {
-        self.result == other.result
-            && bytemuck::bytes_of(&self.state) == bytemuck::bytes_of(&other.state)
-            && self.writes == other.writes
+impl Job<'_, '_, '_> {
+    /// One run, building its answer in `into` (the client's state after it, and the result,
+    /// and which request it answers); returns what it would write.
+    fn run(&self, into: &mut Answer) -> Writes {
+        let store = *self.disk.device();
+        let held = self.disk.on(Held { store, writes: RefCell::new(Writes::new()), cache: self.cache });
+        into.echo = self.req.echo();
+        into.session.state = self.req.session.state;
+        handle(&held, &mut into.session.state, &self.req.op, self.others, &mut into.result);
+        held.into_device().writes.into_inner()
     }
 }
 
-/// Serve `op` for the client whose (checked) state is `st`: its new state and the result, from
-/// each of two runs that agree, once the blocks they write are stored and read back.
+/// Do two runs agree: on the answer (result and state) and on every block they would write?
+fn agree((a, a_writes): (&Answer, &Writes), (b, b_writes): (&Answer, &Writes)) -> bool {
+    same_result(&a.result, &b.result)
+        && same(bytemuck::bytes_of(&a.session.state), bytemuck::bytes_of(&b.session.state))
+        && a_writes.len() == b_writes.len()
+        && a_writes.iter().zip(b_writes).all(|steps| match steps {
+            (Step::Write(m, x), Step::Write(n, y)) => m == n && same(x, y),
+            (Step::Flush, Step::Flush) => true,
+            _ => false,
+        })
+}
+
+/// Serve `req` (its session checked) into `out`: each answer's state and result from one of two
+/// runs that agree, once the blocks they write are stored and read back (and the cache holds
+/// them as read back, or not at all). The sessions are sealed by the caller.
 pub(crate) fn serve(
     disk: &Disk<Store<'_>>,
-    store: Store<'_>,
-    st: &SmallClientState,
-    op: &Op,
+    cache: &Cache<'_>,
+    req: &Request,
     others: Others,
     intact: &dyn Fn() -> bool,
-) -> [(SmallClientState, Result<Out, FsError>); 2] {
-    let seen = RefCell::new(Vec::new());
-    let mut runs = [Run::of(disk, store, &seen, st, op, others), Run::of(disk, store, &seen, st, op, others)];
-    if !runs[0].agrees(&runs[1]) {
+    out: &mut [Answer; 2],
+) {
+    let store = *disk.device();
+    let job = Job { disk, cache, req, others };
+    let [one, two] = out;
+    let mut writes = [job.run(one), job.run(two)];
+    if !agree((one, &writes[0]), (two, &writes[1])) {
         // One run met a fault: in this cell, or in the store under it (a read that failed
         // once, which is no fault of ours and must not restart us). A third run decides.
-        let third = Run::of(disk, store, &seen, st, op, others);
-        match (third.agrees(&runs[0]), third.agrees(&runs[1])) {
-            (true, _) => runs[1] = third,
-            (_, true) => runs[0] = third,
+        let mut third = *one;
+        let third_writes = job.run(&mut third);
+        let third_run = (&third, &third_writes);
+        match (agree(third_run, (one, &writes[0])), agree(third_run, (two, &writes[1]))) {
+            (true, _) => (*two, writes[1]) = (third, third_writes),
+            (_, true) => (*one, writes[0]) = (third, third_writes),
             _ => panic!("three runs of one request disagree"),
         }
     }
@@ -169,7 +189,7 @@ pub(crate) fn serve(
     if !intact() {
         panic!("the request changed in fs's memory while it was served");
     }
-    let (stored_from, expected) = (&runs[0].writes, &runs[1].writes);
+    let (stored_from, expected) = (&writes[0], &writes[1]);
     // In order, flushes included: the operation's own last flush makes what is answered as
     // done survive a power-off (a disk's write cache).
     let stored = stored_from.iter().all(|s| match s {
@@ -182,12 +202,29 @@ pub(crate) fn serve(
         Step::Flush => None,
     };
     let last = |i: usize, block: u32| !expected[i + 1..].iter().filter_map(written).any(|(b, _)| b == block);
-    let checked = expected.iter().enumerate().filter_map(|(i, s)| written(s).map(|w| (i, w)));
-    for (_, (block, data)) in checked.filter(|&(i, (b, _))| stored && last(i, b)) {
-        let mut back = [0u8; BLOCK_SIZE];
-        if store.read(block, &mut back) && back != data {
-            panic!("block {} did not hold what was stored", block);
+    let lasts = || {
+        let checked = expected.iter().enumerate().filter_map(|(i, s)| written(s).map(|w| (i, w)));
+        checked.filter(|&(i, (b, _))| last(i, b)).map(|(_, w)| w)
+    };
+    // Read back, and cached as read back: a block the store did not give back as written, or
+    // was not asked for (the store failed), is not kept.
+    for (block, data) in lasts() {
+        match stored.then(|| store.read_vouched(block)).flatten() {
+            Some(back) if same(back.contents(), &data) => cache.borrow_mut().keep(block, back),
+            Some(_) => panic!("block {} did not hold what was stored", block),
+            None => cache.borrow_mut().forget(block),
         }
     }
-    runs.map(|run| (run.state, if stored { run.result } else { Err(FsError::Disk) }))
+    // What the cache holds of every block written is what was written (compared with the
+    // other run's blocks): a forget or keep a fault skipped or misfiled would leave the block's
+    // old contents there, which check as the store once vouched for them.
+    for (block, data) in lasts() {
+        if cache.borrow().get(block).is_some_and(|kept| !same(kept, &data)) {
+            panic!("the cache held block {} as it was before it was written", block);
+        }
+    }
+    if !stored {
+        one.result = Err(FsError::Disk);
+        two.result = Err(FsError::Disk);
+    }
 }

@@ -306,6 +306,21 @@ impl Blocks<'_> {
         }
     }
 
+    /// Block `block`, read as [`fs_core::BlockDevice::read`] reads it, with a tag that vouches
+    /// for it from now on (`algo::mirror::Vouched`: what the fs cell keeps in its cache). The
+    /// tag is the fs cell's own, taken after the read's check; so the kept copy is checked once
+    /// more against this boot's tag of the block: a fault between the two (a bent block number,
+    /// bent bytes) would otherwise be vouched for, and believed at every later hit.
+    pub fn read_vouched(&self, block: u32) -> Option<algo::mirror::Vouched<BLOCK_SIZE>> {
+        let mut out = [0u8; BLOCK_SIZE];
+        if !fs_core::BlockDevice::read(self, block, &mut out) {
+            return None;
+        }
+        let v = algo::mirror::Vouched::new(block, out);
+        let seen = v.of(block).map(|data| tag(block, data));
+        (seen.is_some() && seen == self.tags.get(block)).then_some(v)
+    }
+
     fn get(&self, block: u32) -> Option<Block> {
         match self.ep.call(&Request::Read { block }) {
             Ok(Response::Data(data)) => Some(data),
