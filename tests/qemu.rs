@@ -139,10 +139,13 @@ fn boots_lists_tasks_echoes_and_powers_off() {
     let t = boot(&["ps", "echo hi", "poweroff"], 60);
     check(&t, t.ok(), "the session should end in a clean power-off with every command succeeding");
     check(&t, t.console.contains("NAME") && t.console.contains("RESTARTS"), "ps prints its header");
-    for (name, state) in [("console", "recv"), ("fs", "recv"), ("shell", "ready"), ("hostile", "dormant")] {
+    let servers =
+        [("console", "recv", "1"), ("fs", "recv", "1"), ("shell", "ready", "-"), ("hostile", "dormant", "-")];
+    for (name, state, version) in servers {
         let row = ps_row(&t, name);
-        // NAME ID GEN STATE RESTARTS PRIO SYSCALLS
-        check(&t, row.len() == 7, &format!("ps lists {name}"));
+        // NAME ID GEN STATE RESTARTS PRIO SYSCALLS VERSION
+        check(&t, row.len() == 8, &format!("ps lists {name}"));
+        check(&t, row[7] == version, &format!("{name}'s version is {version} (declared, or none)"));
         check(&t, row[2] == "0" && row[4] == "0", &format!("{name} starts at generation 0, 0 restarts"));
         check(&t, row[3] == state, &format!("{name} is {state}"));
     }
@@ -304,6 +307,9 @@ fn fsck_is_clean_and_files_in_use_are_refused_clearly() {
             "rm /f/a",
             "rm /f/d",
             // The scribe has its log open, writing: another client may read it, not change it.
+            // (It opens it once it first runs, at the lowest priority: after fs has formatted the
+            // RAM disk, which the first commands can beat.)
+            "sleep 500",
             "write /scribe/log X",
             "append /scribe/log X",
             "rm /scribe/log",

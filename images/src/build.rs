@@ -151,7 +151,17 @@ fn build_updates(pb: &ProgressBar, fs: fs_core::Durability) -> Result<()> {
     };
     for (package, feature, name) in UPDATES {
         build(package, feature)?;
-        strip_into(&binary_dir().join(package), &dir.join(name))?;
+        // Without the symbol table too: an image must fit in one file of fs-core's (at most
+        // `fs_core::MAX_FILE`, 141.5 KiB), and fs with its symbols no longer does. A fault
+        // in an updated server is reported by address, without the function's name.
+        objcopy("--strip-all", &binary_dir().join(package), &dir.join(name))?;
+        let len = std::fs::metadata(dir.join(name)).map_err(|e| fail!("{name}: {e}"))?.len();
+        if len > fs_core::MAX_FILE as u64 {
+            return Err(fail!(
+                "{name} is {len} bytes: more than a file can hold ({} bytes), so `update` could not read it",
+                fs_core::MAX_FILE
+            ));
+        }
     }
     for package in UPDATES.map(|u| u.0).iter().collect::<std::collections::BTreeSet<_>>() {
         build(package, None)?;
@@ -228,15 +238,19 @@ fn grub_cfg(servers: &[String]) -> String {
 /// symbol table stays (the kernels name the function a fault hit from it); the full ELFs stay
 /// in the build directory for gdb (`Image`).
 fn strip_into(from: &Path, to: &Path) -> Result<()> {
+    objcopy("--strip-debug", from, to)
+}
+
+fn objcopy(how: &str, from: &Path, to: &Path) -> Result<()> {
     let out = Command::new("objcopy")
-        .arg("--strip-debug")
+        .arg(how)
         .arg(from)
         .arg(to)
         .output()
         .map_err(|e| fail!("cannot run objcopy (Debian package binutils): {e}"))?;
     if !out.status.success() {
         return Err(fail!(
-            "objcopy --strip-debug {} failed:\n{}",
+            "objcopy {how} {} failed:\n{}",
             from.display(),
             String::from_utf8_lossy(&out.stderr)
         ));
