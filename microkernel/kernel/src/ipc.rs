@@ -145,7 +145,7 @@ impl Kernel {
             // After an update the shell that asked reports the time (`TaskInfo::recovery_tsc`):
             // a figure printed here would change the instructions `mk.update` counts with its
             // number of digits.
-            if t.update.is_none() {
+            if self.updates[cur].is_none() {
                 crate::kprintln!(
                     "{} gen {} ready: {} TSC ticks from its predecessor's fault to its first recv; {} sessions kept",
                     t.name(),

@@ -111,7 +111,7 @@ pub fn task_failed(k: &mut Kernel, t: usize, kind: FaultKind, vector: u64, error
     let supervised = restarting(k, t);
     let code = if kind == FaultKind::Exception { vector } else { 0x100 + kind as u64 };
     let callers = stop_task(k, t, TaskState::Faulted, code, supervised);
-    if let Some(update) = k.tasks[t].update.take() {
+    if let Some(update) = k.updates[t].take() {
         roll_back(k, t, update, kind, callers);
         return;
     }
@@ -269,7 +269,7 @@ fn try_update(k: &mut Kernel, t: usize, base: u64, len: usize, window: u32) -> R
     let elf = unsafe { core::slice::from_raw_parts(base as *const u8, len) };
     let task = &k.tasks[t];
     let waiting = task.state == TaskState::Receiving && task.reply_to.is_none() && !task.paused;
-    if !waiting || task.update.is_some() {
+    if !waiting || k.updates[t].is_some() {
         return Err(Refused::Busy);
     }
     let name = task.name;
@@ -328,7 +328,7 @@ fn try_update(k: &mut Kernel, t: usize, base: u64, len: usize, window: u32) -> R
             // An update is not a failure: the restart count stays.
             k.tasks[t].restarts -= 1;
             k.tasks[t].fault_tsc = Some(since);
-            k.tasks[t].update = Some(update);
+            k.updates[t] = Some(update);
             crate::kprintln!(
                 "{} (task {}) updated: version {} -> {} as generation {}; {} client state(s) kept aside until it has answered {} request(s)",
                 k.tasks[t].name(),
@@ -418,11 +418,11 @@ fn roll_back(k: &mut Kernel, t: usize, u: Update, kind: FaultKind, callers: Call
 /// the old module (if no boot module) are freed. Run on every timer tick.
 pub fn keep_updates(k: &mut Kernel) {
     for t in 0..k.tasks.len() {
-        let Some(u) = k.tasks[t].update else { continue };
+        let Some(u) = k.updates[t] else { continue };
         if k.tasks[t].answered < u.window as u64 {
             continue;
         }
-        k.tasks[t].update = None;
+        k.updates[t] = None;
         drop_snapshots(k, u.snapshots, u.count);
         retire_module(k, u.old_module);
         crate::kprintln!(
@@ -437,7 +437,7 @@ pub fn keep_updates(k: &mut Kernel) {
 
 /// The requests still to answer before `t`'s update is kept (0: none in progress).
 pub fn window_left(k: &Kernel, t: usize) -> u32 {
-    k.tasks[t].update.map_or(0, |u| (u.window as u64).saturating_sub(k.tasks[t].answered) as u32)
+    k.updates[t].map_or(0, |u| (u.window as u64).saturating_sub(k.tasks[t].answered) as u32)
 }
 
 /// Free the frames of module `m` if `task_update` loaded it and no task runs it.

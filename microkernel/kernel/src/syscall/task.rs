@@ -31,7 +31,7 @@ impl Syscall for TaskInfo {
             state: task.state as u8,
             priority: task.priority,
             flags: if task.paused { axolotl_abi::TASK_PAUSED } else { 0 }
-                | if task.update.is_some() { axolotl_abi::TASK_UPDATING } else { 0 },
+                | if k.updates[self.t].is_some() { axolotl_abi::TASK_UPDATING } else { 0 },
             _pad: 0,
             exit_code: task.exit_code,
             syscalls: task.syscalls,
