@@ -215,7 +215,10 @@ pub fn run(
             &iso,
             personality,
             m,
-            &["fsck".to_string(), format!("ls {ROOT}")],
+            // A pause first: the scribe's start (its files opened after the mount's recovery, or
+            // its notice that it cannot) prints while it runs, and a line of it landing between
+            // the prompt and the echo of `fsck` hid the command from the transcript once.
+            &["sleep 500".to_string(), "fsck".to_string(), format!("ls {ROOT}")],
             Duration::from_secs(90),
             Echo::Nothing,
         )?;
