@@ -419,9 +419,13 @@ fn libos_ctrl_c_interrupts_a_sleep_and_restarts_and_sleeps_are_bounded_alike() {
     check(&t, t.console.contains("^C restart fs after "), "Ctrl-C ends a long run of restarts");
     check(&t, t.console.lines().any(|l| l == "after restarts"), "and the next line runs");
     let c = boot(&["campaign timer 1000\r\x03echo after campaign"], 60);
+    // Ctrl-C is read between two faults: before the first, or (the host typing it a little
+    // late) after one or two.
+    let ended = c.console.lines().find(|l| l.starts_with("campaign timer: interrupted (Ctrl-C) after "));
+    let done: Option<u32> = ended.and_then(|l| l.split_whitespace().nth(5)).and_then(|n| n.parse().ok());
     check(
         &c,
-        c.console.contains("campaign timer: interrupted (Ctrl-C) after 0 of 1000 faults"),
+        done.is_some_and(|n| n < 10) && ended.is_some_and(|l| l.ends_with(" of 1000 faults")),
         "Ctrl-C ends it",
     );
     check(&c, c.console.lines().any(|l| l == "after campaign"), "and the next line runs");
