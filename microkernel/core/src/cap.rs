@@ -278,7 +278,7 @@ mod tests {
     fn lookup_checks_slot_type_and_rights() {
         let mut cs = CSpace::new();
         cs.insert(3, ep(1)).unwrap();
-        assert_eq!(cs.lookup(64, CapType::Endpoint, Rights::NONE), Err(Error::InvalidSlot));
+        assert_eq!(cs.lookup(CAP_SLOTS as u64, CapType::Endpoint, Rights::NONE), Err(Error::InvalidSlot));
         assert_eq!(cs.lookup(u64::MAX, CapType::Endpoint, Rights::NONE), Err(Error::InvalidSlot));
         assert_eq!(cs.lookup(2, CapType::Endpoint, Rights::NONE), Err(Error::EmptySlot));
         assert_eq!(cs.lookup(3, CapType::Memory, Rights::NONE), Err(Error::WrongType));
