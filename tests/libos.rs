@@ -226,21 +226,28 @@ fn libos_every_fault_kind_on_fs_is_survived() {
 /// Memory after 1,000 restarts of fs (and 100 of the ramdisk) is what it was: frames, kernel
 /// heap and slots exactly, and each task's heap when it is not in the middle of a request
 /// (fs holds its runs' writes on its heap while it serves one, the scribe's say, and `mem` can
-/// land then): the smallest of three readings.
+/// land then): the smallest of three readings, 100 ms apart (on a loaded host, three readings
+/// in a row once all landed while fs served one of the scribe's requests).
 #[test]
 fn libos_memory_after_1000_restarts_equals_before() {
     let t = boot(
         &[
             "mem",
+            "sleep 100",
             "mem",
+            "sleep 100",
             "mem",
             "restart fs 1000",
             "mem",
+            "sleep 100",
             "mem",
+            "sleep 100",
             "mem",
             "restart ramdisk 100",
             "mem",
+            "sleep 100",
             "mem",
+            "sleep 100",
             "mem",
             "cat /nothing-here",
         ],
