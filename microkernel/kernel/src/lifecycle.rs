@@ -234,11 +234,12 @@ pub fn restart_task(k: &mut Kernel, t: usize, delay: u64) -> Result<u32, crate::
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refused {
     /// Not waiting for a request (serving one, paused, stopped) or already within an
-    /// update's window.
+    /// update's window (see [`may_update`]).
     Busy,
-    /// The image is another server's, or does not read the layout of client `session`'s state
-    /// (`kind`, `version`).
-    Incompatible { session: Option<u16>, kind: u16, version: u16 },
+    /// The image is another server's.
+    OtherServer,
+    /// The image does not read the layout of client `session`'s state (`kind`, `version`).
+    Incompatible { session: u16, kind: u16, version: u16 },
     /// Not an image the loader takes, or no version declared.
     BadImage,
     /// No memory for the image or the snapshots.
@@ -263,20 +264,26 @@ pub fn update_task(k: &mut Kernel, t: usize, base: u64, len: usize, window: u32)
     r
 }
 
+/// Whether `t` can be updated now: it waits for a request (not serving one, not paused, not
+/// stopped) and no update of it is within its window. Checked before the image is copied, so
+/// a caller retrying while the server is busy costs no copy.
+pub fn may_update(k: &Kernel, t: usize) -> bool {
+    let task = &k.tasks[t];
+    task.state == TaskState::Receiving && task.reply_to.is_none() && !task.paused && k.updates[t].is_none()
+}
+
 fn try_update(k: &mut Kernel, t: usize, base: u64, len: usize, window: u32) -> Result<u32, Refused> {
     // SAFETY: the caller filled `len` bytes of its run of frames at `base`, identity mapped,
     // and nothing writes them while this slice lives (the module's frames are never written).
     let elf = unsafe { core::slice::from_raw_parts(base as *const u8, len) };
-    let task = &k.tasks[t];
-    let waiting = task.state == TaskState::Receiving && task.reply_to.is_none() && !task.paused;
-    if !waiting || k.updates[t].is_some() {
+    if !may_update(k, t) {
         return Err(Refused::Busy);
     }
-    let name = task.name;
+    let name = k.tasks[t].name;
     axolotl_kcore::elf::plan(elf).map_err(|_| Refused::BadImage)?;
     let v = axolotl_kcore::elf::server_version(elf).ok_or(Refused::BadImage)?;
-    if v.server() != task.name() {
-        return Err(Refused::Incompatible { session: None, kind: 0, version: 0 });
+    if v.server() != k.tasks[t].name() {
+        return Err(Refused::OtherServer);
     }
     let served = k.served_endpoints::<8>(t);
     let ours = |s: &crate::state::Session| s.live && served.contains(&s.endpoint);
@@ -284,7 +291,7 @@ fn try_update(k: &mut Kernel, t: usize, base: u64, len: usize, window: u32) -> R
         for at in [0, SSR_BACKUP_OFFSET] {
             let (magic, kind, version) = ssr_header(s.frame, at);
             if magic == SSR_MAGIC && !v.reads(kind, version) {
-                return Err(Refused::Incompatible { session: Some(i as u16), kind, version });
+                return Err(Refused::Incompatible { session: i as u16, kind, version });
             }
         }
     }
@@ -379,10 +386,13 @@ fn roll_back(k: &mut Kernel, t: usize, u: Update, kind: FaultKind, callers: Call
         let [s, copy] = unsafe { (u.snapshots as *const [u64; 2]).add(i).read() };
         let s = &k.sessions[s as usize];
         // A session its client closed meanwhile has no page to restore (and its index may
-        // name a newer session).
+        // name a newer session): its frame is not read.
+        if !s.live {
+            continue;
+        }
         let (magic, kind, version) = ssr_header(s.frame, 0);
         let readable = magic == SSR_MAGIC && old_reads.is_some_and(|v| v.reads(kind, version));
-        if s.live && !readable {
+        if !readable {
             // SAFETY: a live session's page and the copy are whole frames of the kernel's.
             unsafe {
                 core::ptr::copy_nonoverlapping(copy as *const u8, s.frame as *mut u8, PAGE_SIZE as usize)

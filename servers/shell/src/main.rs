@@ -413,12 +413,10 @@ impl Shell {
         let (Some(staging), Some(Files(fs))) = (self.staging, self.fs) else {
             return Out.fail(format_args!("update needs the staging memory and a file system session"));
         };
-        let Some(index) = tasks.find(name) else {
+        let Some(before) = self.infos(tasks).find(|t| t.name() == name) else {
             return Out.fail(format_args!("no task named '{}' (see 'ps')", name));
         };
-        let Ok(before) = tasks.info(index) else {
-            return Out.fail(format_args!("no task named '{}' (see 'ps')", name));
-        };
+        let index = before.index as usize;
         let t0 = userlib::sys::rdtsc();
         let len = match read_image(fs, staging, path) {
             Ok(len) => len,

@@ -316,6 +316,11 @@ impl Syscall for TaskUpdate {
             // Nobody would restart it after a failure outside the window.
             return Err(Error::NoRights);
         }
+        // Before the image is copied: a shell retrying while the server is busy copies nothing.
+        // (`update_task` checks again; nothing runs between the two.)
+        if !crate::lifecycle::may_update(k, t) {
+            return Err(Error::Busy);
+        }
         Ok(TaskUpdate { t, memory, len: a[3] as usize, window: a[4] as u32 })
     }
 
@@ -341,16 +346,20 @@ impl Syscall for TaskUpdate {
             Ok(generation) => Ok(Done::Value(generation as u64, 0)),
             Err(Refused::Busy) => Err(Error::Busy),
             Err(Refused::Incompatible { session, kind, version }) => {
-                match session {
-                    Some(s) => crate::kprintln!(
-                        "update of {} refused: session {} holds state of kind {:#x}, layout {}, which the new version does not read",
-                        k.tasks[self.t].name(),
-                        s,
-                        kind,
-                        version
-                    ),
-                    None => crate::kprintln!("update of {} refused: the image is another server's", k.tasks[self.t].name()),
-                }
+                crate::kprintln!(
+                    "update of {} refused: session {} holds state of kind {:#x}, layout {}, which the new version does not read",
+                    k.tasks[self.t].name(),
+                    session,
+                    kind,
+                    version
+                );
+                Err(Error::Incompatible)
+            }
+            Err(Refused::OtherServer) => {
+                crate::kprintln!(
+                    "update of {} refused: the image is another server's",
+                    k.tasks[self.t].name()
+                );
                 Err(Error::Incompatible)
             }
             Err(Refused::BadImage) => Err(Error::BadImage),
