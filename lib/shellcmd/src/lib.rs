@@ -20,6 +20,7 @@
 
 mod commands;
 mod files;
+pub mod grow;
 mod line;
 pub mod personality;
 pub mod prompt;

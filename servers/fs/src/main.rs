@@ -57,6 +57,10 @@ type SsrState = SsrState4;
 trait Files {
     fn files(&self) -> &ClientState;
     fn files_mut(&mut self) -> &mut ClientState;
+    /// Count one more request of the session, if the layout keeps a count; the count.
+    fn count_request(&mut self) -> Option<u32> {
+        None
+    }
 }
 
 impl Files for SsrState3 {
@@ -75,6 +79,10 @@ impl Files for SsrState4 {
     }
     fn files_mut(&mut self) -> &mut ClientState {
         &mut self.files
+    }
+    fn count_request(&mut self) -> Option<u32> {
+        self.requests += 1;
+        Some(self.requests as u32)
     }
 }
 
@@ -312,8 +320,8 @@ fn migrate_3_to_4(window: &mut [u8], client: u16, session: u16) {
 #[cfg(not(feature = "v2"))]
 fn migrate(_client: u16, _session: u16) {}
 
-/// One request on a client state of this version's layout.
-#[cfg(not(feature = "v2"))]
+/// One request on a client state of this version's layout: counted, where the layout keeps
+/// a count (version 2), and `Requests` answered from it; version 1 has none to answer from.
 fn serve<'o>(
     server: &mut Server,
     st: &mut SsrState,
@@ -321,24 +329,9 @@ fn serve<'o>(
     req: Request<'_>,
     out: &'o mut [u8],
 ) -> Response<'o> {
+    let requests = st.count_request();
     match req {
-        // Version 1 keeps no count (the request is version 2's).
-        Request::Requests => Response::Error(FsError::Malformed),
-        req => server.handle(st.files_mut(), session, req, out),
-    }
-}
-
-#[cfg(feature = "v2")]
-fn serve<'o>(
-    server: &mut Server,
-    st: &mut SsrState,
-    session: u16,
-    req: Request<'_>,
-    out: &'o mut [u8],
-) -> Response<'o> {
-    st.requests += 1;
-    match req {
-        Request::Requests => Response::Count(st.requests as u32),
+        Request::Requests => requests.map_or(Response::Error(FsError::Malformed), Response::Count),
         req => server.handle(st.files_mut(), session, req, out),
     }
 }

@@ -54,7 +54,7 @@ use algo::stats::summarize;
 use block_api::{Block, BlockDevice, BlockError, BLOCK_SIZE};
 use console_api::println;
 use fs_api::{mode, Fs, FsError};
-use shellcmd::{Console as _, Status, BENCH_MAX};
+use shellcmd::{grow, Console as _, Status, BENCH_MAX};
 use userlib::abi::{InjectKind, MsgInfo, Sysno, TaskState, TASK_PAUSED};
 use userlib::cap::{Cap, Endpoint, Task};
 
@@ -86,13 +86,8 @@ const SESSIONS: [(usize, &str); 3] =
 /// The first capability slot of the sessions `bench grow` opens (the manifest's capabilities
 /// and the shell's own sessions lie below).
 const GROW_SLOT: u8 = 64;
-/// The file `bench grow` reads: 64 KiB, byte `i` is [`grow_byte`]`(i)`.
+/// The file `bench grow` reads (`shellcmd::grow`: 64 KiB, byte `i` is `grow::byte(i)`).
 const GROW_PATH: &str = "/.bench-grow";
-const GROW_SIZE: usize = 65536;
-
-fn grow_byte(i: usize) -> u8 {
-    (i as u8) ^ (i >> 8) as u8
-}
 
 /// The samples of the row being measured (32 KiB: in the shell's data, not on its 64 KiB stack).
 static SAMPLES: spin::Mutex<[u64; BENCH_MAX]> = spin::Mutex::new([0; BENCH_MAX]);
@@ -441,7 +436,7 @@ pub fn grow(shell: &mut Shell, n: usize) -> Status {
     let mut r = Report::start(samples);
     let mut payload = [0u8; 4096];
     for (i, b) in payload.iter_mut().enumerate() {
-        *b = grow_byte(i);
+        *b = grow::byte(i);
     }
     let mut back = [0u8; 4096];
     for (size, row) in PAYLOADS {
@@ -480,7 +475,7 @@ pub fn grow(shell: &mut Shell, n: usize) -> Status {
             for (i, (s, sfd)) in sessions.iter().enumerate() {
                 let mut got = [0u8; 64];
                 match s.read(*sfd, &mut got) {
-                    Ok(64) if got.iter().enumerate().all(|(j, &b)| b == grow_byte(grow_offset(i) + j)) => {}
+                    Ok(64) if grow::is_at(&got, grow::offset(i)) => {}
                     Ok(_) => return Err("a session's file read wrong bytes after the restarts"),
                     Err(e) => return Err(e.describe()),
                 }
@@ -503,13 +498,13 @@ fn echo(ep: Cap<Endpoint>, payload: &[u8], back: &mut [u8]) -> Result<(), &'stat
     Ok(())
 }
 
-/// Write [`GROW_PATH`] ([`GROW_SIZE`] bytes of [`grow_byte`]) and open it for reading.
+/// Write [`GROW_PATH`] (`grow::FILE_SIZE` bytes of `grow::byte`) and open it for reading.
 fn make_grow_file(fs: Fs) -> Result<u32, FsError> {
     let fd = fs.open(GROW_PATH, mode::READ | mode::WRITE | mode::CREATE | mode::TRUNCATE)?;
     let mut piece = [0u8; 4096];
-    for at in (0..GROW_SIZE).step_by(piece.len()) {
+    for at in (0..grow::FILE_SIZE).step_by(piece.len()) {
         for (i, b) in piece.iter_mut().enumerate() {
-            *b = grow_byte(at + i);
+            *b = grow::byte(at + i);
         }
         if let Err(e) = fs.write(fd, &piece) {
             let _ = fs.close(fd);
@@ -519,31 +514,13 @@ fn make_grow_file(fs: Fs) -> Result<u32, FsError> {
     Ok(fd)
 }
 
-/// Read `size` bytes of `fd` from its offset through `chunk`, in as many reads as fs needs;
-/// with `check`, whether they are the file's bytes (the offset being 0 at the start).
+/// `grow::read_exactly` through fs session `fs`'s file `fd`.
 fn read_exactly(fs: Fs, fd: u32, size: usize, chunk: &mut [u8], check: bool) -> Result<bool, &'static str> {
-    let (mut done, mut right) = (0, true);
-    while done < size {
-        let want = (size - done).min(chunk.len());
-        let got = fs.read(fd, &mut chunk[..want]).map_err(FsError::describe)?;
-        if got == 0 {
-            return Err("the file ended early");
-        }
-        if check {
-            right &= chunk[..got].iter().enumerate().all(|(i, &b)| b == grow_byte(done + i));
-        }
-        done += got;
-    }
-    Ok(right)
-}
-
-/// Where the `i`-th extra session of a restart row keeps its file's offset.
-fn grow_offset(i: usize) -> usize {
-    (i * 1000) % (GROW_SIZE - 64)
+    grow::read_exactly(size, chunk, check, |buf| fs.read(fd, buf).map_err(FsError::describe))
 }
 
 /// Run `f` with `extra` more sessions open with fs, each with [`GROW_PATH`] open at
-/// [`grow_offset`]; they are closed afterwards, whatever `f` found.
+/// `grow::offset`; they are closed afterwards, whatever `f` found.
 fn with_sessions(ep: Cap<Endpoint>, extra: usize, f: impl FnOnce(&[(Fs, u32)]) -> Stats) -> Stats {
     let mut open: heapless::Vec<(Fs, u32), 64> = heapless::Vec::new();
     let mut result = Ok(());
@@ -558,7 +535,7 @@ fn with_sessions(ep: Cap<Endpoint>, extra: usize, f: impl FnOnce(&[(Fs, u32)]) -
         };
         let fd = session
             .open(GROW_PATH, mode::READ)
-            .and_then(|fd| session.seek(fd, grow_offset(i) as u32).map(|()| fd));
+            .and_then(|fd| session.seek(fd, grow::offset(i) as u32).map(|()| fd));
         match fd {
             Ok(fd) if open.push((session, fd)).is_ok() => {}
             Ok(_) => result = Err("too many sessions"),

@@ -52,6 +52,7 @@ use core::fmt::Write;
 use core::hint::black_box;
 use fs_core::FsError;
 use libos_kernel::{Endpoint, Privilege};
+use shellcmd::grow;
 
 /// A 4 KiB transfer in the block protocol's 512-byte blocks.
 const RUN_BLOCKS: usize = 4096 / fs_core::BLOCK_SIZE;
@@ -437,18 +438,8 @@ const READS: [(usize, &str); 4] =
 /// Sessions open with fs for `bench grow`'s restart rows, and their rows.
 const SESSIONS: [(usize, &str); 3] =
     [(1, "los.restart_sessions_1"), (8, "los.restart_sessions_8"), (64, "los.restart_sessions_64")];
-/// The file `bench grow` reads: 64 KiB, byte `i` is [`grow_byte`]`(i)`.
+/// The file `bench grow` reads (`shellcmd::grow`: 64 KiB, byte `i` is `grow::byte(i)`).
 const GROW_PATH: &str = "/bench/grow";
-const GROW_SIZE: usize = 65536;
-
-fn grow_byte(i: usize) -> u8 {
-    (i as u8) ^ (i >> 8) as u8
-}
-
-/// Where the `i`-th extra session of a restart row keeps its file's offset.
-fn grow_offset(i: usize) -> usize {
-    (i * 1000) % (GROW_SIZE - 64)
-}
 
 /// One timed echo of `[u8; N]` through `ep` per sample; the answer must be the message.
 fn echo_row<const N: usize>(
@@ -458,7 +449,7 @@ fn echo_row<const N: usize>(
 ) -> Result<(&'static str, [u64; 3]), Failed> {
     let mut msg = [0u8; N];
     for (i, b) in msg.iter_mut().enumerate() {
-        *b = grow_byte(i);
+        *b = grow::byte(i);
     }
     let mut failed = None;
     let stats = measure(samples, || match ep.call(&msg) {
@@ -472,7 +463,7 @@ fn echo_row<const N: usize>(
     }
 }
 
-/// Write [`GROW_PATH`] ([`GROW_SIZE`] bytes of [`grow_byte`]) and open it for reading.
+/// Write [`GROW_PATH`] (`grow::FILE_SIZE` bytes of `grow::byte`) and open it for reading.
 fn make_grow_file(fs: &mut Fs) -> Result<u32, Failed> {
     let setup = |why| Failed(None, why);
     match fs.mkdir("/bench") {
@@ -483,9 +474,9 @@ fn make_grow_file(fs: &mut Fs) -> Result<u32, Failed> {
         .open(GROW_PATH, mode::READ | mode::WRITE | mode::CREATE | mode::TRUNCATE)
         .map_err(|_| setup("cannot open /bench/grow"))?;
     let mut piece = [0u8; cell_fs::IO_MAX];
-    for at in (0..GROW_SIZE).step_by(piece.len()) {
+    for at in (0..grow::FILE_SIZE).step_by(piece.len()) {
         for (i, b) in piece.iter_mut().enumerate() {
-            *b = grow_byte(at + i);
+            *b = grow::byte(at + i);
         }
         if fs.write(fd, &piece).is_err() {
             let _ = fs.close(fd);
@@ -495,8 +486,7 @@ fn make_grow_file(fs: &mut Fs) -> Result<u32, Failed> {
     Ok(fd)
 }
 
-/// Read `size` bytes of `fd` from its offset through `chunk`, in as many reads as fs needs;
-/// with `check`, whether they are the file's bytes (the offset being 0 at the start).
+/// `grow::read_exactly` through our fs session's file `fd`.
 fn read_exactly(
     fs: &mut Fs,
     fd: u32,
@@ -504,19 +494,7 @@ fn read_exactly(
     chunk: &mut [u8],
     check: bool,
 ) -> Result<bool, &'static str> {
-    let (mut done, mut right) = (0, true);
-    while done < size {
-        let want = (size - done).min(chunk.len());
-        let got = fs.read(fd, &mut chunk[..want]).map_err(|_| "fs read failed")?;
-        if got == 0 {
-            return Err("the file ended early");
-        }
-        if check {
-            right &= chunk[..got].iter().enumerate().all(|(i, &b)| b == grow_byte(done + i));
-        }
-        done += got;
-    }
-    Ok(right)
+    grow::read_exactly(size, chunk, check, |buf| fs.read(fd, buf).map_err(|_| "fs read failed"))
 }
 
 /// A row's name, runs and min, median, p99.
@@ -579,7 +557,7 @@ pub fn grow(con: &Console, w: &Wiring, privilege: &Privilege, fs: &mut Fs, n: us
                 let f = s
                     .open(GROW_PATH, mode::READ)
                     .map_err(|_| fail("another session cannot open the file"))?;
-                s.seek(f, grow_offset(i) as u32).map_err(|_| fail("another session cannot seek"))?;
+                s.seek(f, grow::offset(i) as u32).map_err(|_| fail("another session cannot seek"))?;
                 sessions.push((s, f));
             }
             let why = ("cannot kill fs", "fs did not answer after its restart");
@@ -589,10 +567,10 @@ pub fn grow(con: &Console, w: &Wiring, privilege: &Privilege, fs: &mut Fs, n: us
             for (i, (s, f)) in sessions.iter_mut().enumerate() {
                 let mut got = [0u8; 64];
                 match s.read(*f, &mut got) {
-                    Ok(64) if got.iter().enumerate().all(|(j, &b)| b == grow_byte(grow_offset(i) + j)) => {}
+                    Ok(64) if grow::is_at(&got, grow::offset(i)) => {}
                     _ => return Err(Failed(Some(row), "a session's file read wrong after the restarts")),
                 }
-                let _ = s.seek(*f, grow_offset(i) as u32);
+                let _ = s.seek(*f, grow::offset(i) as u32);
             }
         }
         Ok((base, calls, reads, restart))
