@@ -86,8 +86,54 @@ fn segment(ph: &ProgramHeader<'_>, image_len: u64) -> Result<Segment, ElfError> 
     Ok(seg)
 }
 
+/// A little-endian field of `N` bytes at `at`, if the image holds it.
+fn field<const N: usize>(bytes: &[u8], at: usize) -> Option<u64> {
+    let b: [u8; N] = bytes.get(at..at.checked_add(N)?)?.try_into().ok()?;
+    let mut w = [0u8; 8];
+    w[..N].copy_from_slice(&b);
+    Some(u64::from_le_bytes(w))
+}
+
+/// Sizes of an ELF64 program header and section header.
+const PH_SIZE: u64 = 56;
+const SH_SIZE: u64 = 64;
+
+/// A table of `count` entries of `size` bytes at `offset`: inside the image, 8-byte aligned,
+/// entries of the ELF64 size (or no entries at all).
+fn table_inside(len: usize, offset: u64, size: u64, count: u64, want: u64) -> bool {
+    count == 0
+        || (size == want
+            && offset.is_multiple_of(8)
+            && count
+                .checked_mul(size)
+                .and_then(|n| n.checked_add(offset))
+                .is_some_and(|end| end <= len as u64))
+}
+
+/// Whether the image's program and section header tables lie inside it, aligned, with ELF64
+/// entry sizes: the ELF parser indexes them without checking (a table beyond the end, or
+/// misaligned, would panic it), and a server's new version (`task_update`) comes from a
+/// client, not from the boot image.
+fn tables_inside(bytes: &[u8]) -> bool {
+    let get = |at, n| match n {
+        2 => field::<2>(bytes, at),
+        _ => field::<8>(bytes, at),
+    };
+    let (Some(phoff), Some(shoff), Some(phsize), Some(phnum), Some(shsize), Some(shnum), Some(shstr)) =
+        (get(0x20, 8), get(0x28, 8), get(0x36, 2), get(0x38, 2), get(0x3a, 2), get(0x3c, 2), get(0x3e, 2))
+    else {
+        return false;
+    };
+    table_inside(bytes.len(), phoff, phsize, phnum, PH_SIZE)
+        && table_inside(bytes.len(), shoff, shsize, shnum, SH_SIZE)
+        && (shnum == 0 || shstr < shnum)
+}
+
 /// Check an image and list what to load.
 pub fn plan(bytes: &[u8]) -> Result<LoadPlan, ElfError> {
+    if !tables_inside(bytes) {
+        return Err(ElfError::Malformed);
+    }
     let elf = ElfFile::new(bytes).map_err(|_| ElfError::Malformed)?;
     let h = &elf.header;
     let kind_ok = h.pt1.class() == xmas_elf::header::Class::SixtyFour
@@ -123,11 +169,33 @@ pub fn plan(bytes: &[u8]) -> Result<LoadPlan, ElfError> {
 }
 
 /// What the image declares of itself in its [`VERSION_SECTION`] (`userlib::version!`): `None`
-/// if it has no such section, or one of the wrong size or without the magic.
+/// if it has no such section, or one of the wrong size or without the magic. Read field by
+/// field with every offset checked (not through the ELF parser, whose section accessors slice
+/// without checking): the image may be a client's (`task_update`).
 pub fn server_version(bytes: &[u8]) -> Option<ServerVersion> {
-    let elf = ElfFile::new(bytes).ok()?;
-    let section = elf.find_section_by_name(VERSION_SECTION)?;
-    let data = section.raw_data(&elf);
+    if !tables_inside(bytes) {
+        return None;
+    }
+    let (shoff, shnum, shstr) =
+        (field::<8>(bytes, 0x28)?, field::<2>(bytes, 0x3c)?, field::<2>(bytes, 0x3e)?);
+    // Section `i`'s name offset, file offset and size.
+    let section = |i: u64| {
+        let at = usize::try_from(shoff + i * SH_SIZE).ok()?;
+        Some((field::<4>(bytes, at)?, field::<8>(bytes, at + 0x18)?, field::<8>(bytes, at + 0x20)?))
+    };
+    let contents = |offset: u64, size: u64| {
+        let start = usize::try_from(offset).ok()?;
+        bytes.get(start..start.checked_add(usize::try_from(size).ok()?)?)
+    };
+    let (_, names_at, names_len) = section(shstr)?;
+    let names = contents(names_at, names_len)?;
+    let want = VERSION_SECTION.as_bytes();
+    let data = (0..shnum).find_map(|i| {
+        let (name, offset, size) = section(i)?;
+        let name = names.get(usize::try_from(name).ok()?..)?;
+        let named = name.starts_with(want) && name.get(want.len()) == Some(&0);
+        named.then(|| contents(offset, size)).flatten()
+    })?;
     if data.len() != size_of::<ServerVersion>() {
         return None;
     }
@@ -199,6 +267,82 @@ mod tests {
     const R: u32 = 4;
     const X86_64: u16 = 62;
     const EXEC: u16 = 2;
+
+    /// `img` with a section table appended: a name table and one section per `(name, bytes)`.
+    fn with_sections(mut img: StdVec<u8>, sections: &[(&str, &[u8])]) -> StdVec<u8> {
+        let mut names = StdVec::from([0u8]);
+        let mut placed = StdVec::new();
+        for (name, data) in sections {
+            placed.push((names.len() as u32, img.len() as u64, data.len() as u64));
+            names.extend_from_slice(name.as_bytes());
+            names.push(0);
+            img.extend_from_slice(data);
+        }
+        let names_at = img.len() as u64;
+        img.extend_from_slice(&names);
+        while !img.len().is_multiple_of(8) {
+            img.push(0);
+        }
+        let shoff = img.len() as u64;
+        let mut header = |name: u32, offset: u64, size: u64| {
+            let mut h = [0u8; 64];
+            h[0..4].copy_from_slice(&name.to_le_bytes());
+            h[4..8].copy_from_slice(&1u32.to_le_bytes()); // PROGBITS
+            h[0x18..0x20].copy_from_slice(&offset.to_le_bytes());
+            h[0x20..0x28].copy_from_slice(&size.to_le_bytes());
+            img.extend_from_slice(&h);
+        };
+        header(0, 0, 0);
+        for &(name, offset, size) in &placed {
+            header(name, offset, size);
+        }
+        header(0, names_at, names.len() as u64);
+        let count = placed.len() as u16 + 2;
+        img[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
+        img[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        img[0x3c..0x3e].copy_from_slice(&count.to_le_bytes());
+        img[0x3e..0x40].copy_from_slice(&(count - 1).to_le_bytes());
+        img
+    }
+
+    #[test]
+    fn a_version_is_read_and_a_bent_table_is_refused_not_followed() {
+        let base = image(USER_BASE, &[(USER_BASE, 0x1000, 0x10, R | X)], X86_64, EXEC);
+        let v = ServerVersion::new("fs", 2, &[(0xF5, 3), (0xF5, 4)]);
+        let img =
+            with_sections(base.clone(), &[(".text", b"code"), (VERSION_SECTION, bytemuck::bytes_of(&v))]);
+        assert!(plan(&img).is_ok());
+        assert_eq!(server_version(&img), Some(v));
+        assert!(v.reads(0xF5, 4) && !v.reads(0xF5, 5) && v.server() == "fs");
+        assert_eq!(server_version(&base), None, "no section table");
+        let other = with_sections(base.clone(), &[(".axolotl.versions", bytemuck::bytes_of(&v))]);
+        assert_eq!(server_version(&other), None, "a name that only starts alike");
+        let short = with_sections(base.clone(), &[(VERSION_SECTION, &bytemuck::bytes_of(&v)[..8])]);
+        assert_eq!(server_version(&short), None, "the wrong size");
+        // Every field of the tables bent: refused or None, never a panic.
+        for at in [0x20, 0x28, 0x36, 0x38, 0x3a, 0x3c, 0x3e] {
+            for bad in [1u64, 0xffff, u64::MAX, img.len() as u64, 0x7fff_ffff_ffff_fff8] {
+                let mut b = img.clone();
+                let n = if at >= 0x36 { 2 } else { 8 };
+                b[at..at + n].copy_from_slice(&bad.to_le_bytes()[..n]);
+                let _ = plan(&b);
+                let _ = server_version(&b);
+            }
+        }
+        // Section entries bent: name, offset and size past the end.
+        let shoff = u64::from_le_bytes(img[0x28..0x30].try_into().unwrap()) as usize;
+        for (field, bad) in
+            [(0, u32::MAX as u64), (0x18, u64::MAX), (0x20, u64::MAX), (0x20, img.len() as u64)]
+        {
+            for entry in 0..4 {
+                let mut b = img.clone();
+                let at = shoff + entry * 64 + field;
+                let n = if field == 0 { 4 } else { 8 };
+                b[at..at + n].copy_from_slice(&bad.to_le_bytes()[..n]);
+                let _ = server_version(&b);
+            }
+        }
+    }
 
     #[test]
     fn accepts_a_plain_image() {

@@ -265,11 +265,13 @@ pub fn update_task(k: &mut Kernel, t: usize, base: u64, len: usize, window: u32)
 }
 
 /// Whether `t` can be updated now: it waits for a request (not serving one, not paused, not
-/// stopped) and no update of it is within its window. Checked before the image is copied, so
-/// a caller retrying while the server is busy costs no copy.
+/// stopped) and no update of it is within its window (one whose window has passed counts as
+/// kept, though [`keep_updates`] may not have run since). Checked before the image is copied,
+/// so a caller retrying while the server is busy costs no copy.
 pub fn may_update(k: &Kernel, t: usize) -> bool {
     let task = &k.tasks[t];
-    task.state == TaskState::Receiving && task.reply_to.is_none() && !task.paused && k.updates[t].is_none()
+    let in_window = k.updates[t].is_some_and(|u| task.answered < u.window as u64);
+    task.state == TaskState::Receiving && task.reply_to.is_none() && !task.paused && !in_window
 }
 
 fn try_update(k: &mut Kernel, t: usize, base: u64, len: usize, window: u32) -> Result<u32, Refused> {
