@@ -134,7 +134,12 @@ impl Transcript {
         let mut open = false;
         let mut pending: Option<Pending<'_>> = None;
         for line in self.console.lines() {
-            let prompt = after_prompt(line).and_then(|(found, rest)| match found.shown.tag {
+            // A server's log line can begin right after the prompt, on its line (a kernel's
+            // begins on a fresh line, a server's through the console may not): nothing was
+            // echoed there yet. No typed line begins with `[`.
+            let prompt = after_prompt(line)
+                .map(|(found, rest)| (found, if rest.starts_with('[') { "" } else { rest }));
+            let prompt = prompt.and_then(|(found, rest)| match found.shown.tag {
                 Some(tag) if known(tag) => Some((true, rest)),
                 Some(_) => None,
                 None => typed_at(false, rest).1.then_some((false, rest)),
@@ -265,6 +270,13 @@ mod tests {
             runs(console),
             [run("cat /x", &["hello"]), run("cat /x", &["hello"]), run("ps", &["NAME"])]
         );
+    }
+
+    #[test]
+    fn a_log_line_begun_on_the_prompts_line_is_left_out() {
+        let console = "axolotl [aa11:0]> [fs] INFO a client's state migrated\n[kernel] FAULT in fs\n\
+                       cat /x\nhello\naxolotl [aa11:0]> ps\nNAME\naxolotl [aa11:0]> ";
+        assert_eq!(runs(console), [run("cat /x", &["hello"]), run("ps", &["NAME"])]);
     }
 
     #[test]

@@ -103,9 +103,43 @@ impl InjectKind {
     pub const NAMES: &'static str = "kill regflip memflip memword skip hang ssr";
 }
 
+/// A task's panic message as one line of a fault report. Rust's panic message is
+/// `panicked at FILE:LINE:COL:` and the text on the next line; a report line must stay one line
+/// (a console reader, person or test, takes a line that does not begin with `[` for a program's
+/// output), so line breaks are written as ` | `.
+pub struct OneLine<'a>(pub &'a str);
+
+impl core::fmt::Display for OneLine<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut lines = self.0.lines().filter(|l| !l.trim().is_empty());
+        if let Some(first) = lines.next() {
+            f.write_str(first)?;
+        }
+        for l in lines {
+            f.write_str(" | ")?;
+            f.write_str(l)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_message_is_reported_on_one_line() {
+        extern crate std;
+        use std::string::ToString;
+        let msg = "panicked at servers/fs/src/main.rs:307:9:\nfails on every request\n";
+        assert_eq!(
+            OneLine(msg).to_string(),
+            "panicked at servers/fs/src/main.rs:307:9: | fails on every request"
+        );
+        assert_eq!(OneLine("one").to_string(), "one");
+        assert_eq!(OneLine("").to_string(), "");
+        assert_eq!(OneLine("a\r\n\nb").to_string(), "a | b");
+    }
 
     #[test]
     fn kinds_round_trip_by_number_and_name() {

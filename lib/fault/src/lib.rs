@@ -19,4 +19,4 @@ pub mod inject;
 mod kinds;
 pub mod recovery;
 
-pub use kinds::{FaultKind, InjectKind};
+pub use kinds::{FaultKind, InjectKind, OneLine};

@@ -87,7 +87,7 @@ pub(crate) fn report(
                 name,
                 index,
                 generation,
-                msg
+                fault::OneLine(&msg)
             );
             if let Some(f) = frame {
                 crate::serial::kprintln!("  rip {:#x} {}", f.rip, crate::symbols::Symbol(f.rip));

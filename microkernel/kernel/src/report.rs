@@ -74,7 +74,13 @@ pub fn user_fault(k: &mut Kernel, t: usize, cr2: u64) {
 /// A task's panic handler ended it with `EXIT_PANIC` and this message: report it and stop it.
 pub fn panicked(k: &mut Kernel, t: usize, msg: &str) {
     let task = &k.tasks[t];
-    crate::kprintln!("FAULT in {} (task {}, gen {}): panicked: {}", task.name(), t, task.id.generation, msg);
+    crate::kprintln!(
+        "FAULT in {} (task {}, gen {}): panicked: {}",
+        task.name(),
+        t,
+        task.id.generation,
+        fault::OneLine(msg)
+    );
     crate::lifecycle::task_failed(k, t, FaultKind::Panic, 0, 0, 0);
 }
 
