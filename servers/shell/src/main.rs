@@ -77,10 +77,8 @@ struct Shell {
 /// Keys the shell takes from the console at once, and holds until it edits them.
 const TYPEAHEAD: usize = 64;
 
-/// Requests a new version answers before `update` keeps it for good (without WINDOW).
-const DEFAULT_WINDOW: u32 = 8;
 /// How long `update` waits for a busy server to come to its receive point.
-const UPDATE_DEADLINE_MS: u64 = 2000;
+const UPDATE_DEADLINE_MS: u64 = fault::update::BUSY_DEADLINE_MS;
 
 /// Read file `path` into the staging memory (mapped for the read, unmapped after); its length.
 pub(crate) fn read_image(fs: Fs, staging: Cap<Memory>, path: &str) -> Result<usize, &'static str> {
@@ -234,13 +232,9 @@ impl shellcmd::Shell for Shell {
                 (Some(name), None) => self.pause(name, cmd == "pause"),
                 _ => Out.fail(format_args!("usage: {} NAME", cmd)),
             },
-            "update" => match (words.next(), words.next(), words.next(), words.next()) {
-                (Some(name), Some(path), window, None) => match window.map(str::parse::<u32>) {
-                    None => self.update(name, path, DEFAULT_WINDOW),
-                    Some(Ok(w)) if (1..=1000).contains(&w) => self.update(name, path, w),
-                    Some(_) => Out.fail(format_args!("usage: update NAME PATH [WINDOW], WINDOW 1 to 1000")),
-                },
-                _ => Out.fail(format_args!("usage: update NAME PATH [WINDOW], WINDOW 1 to 1000")),
+            "update" => match shellcmd::update_args(args) {
+                Some(u) => self.update(u.name, u.image, u.window),
+                None => Out.fail(format_args!("{}", shellcmd::UPDATE_USAGE)),
             },
             "requests" => match self.fs {
                 Some(Files(fs)) => match fs.requests() {
