@@ -286,7 +286,10 @@ pub(crate) fn update(index: usize, name: &str, window: u32) -> Result<Updated, U
             states,
             window,
         };
-        crate::serial::kprintln!("{}", line);
+        // Left out in quiet mode (`bench`'s `los.update`), as restarts are.
+        if !k.quiet {
+            crate::serial::kprintln!("{}", line);
+        }
         Ok(Updated { from, to: version.number, generation })
     })
 }
@@ -375,7 +378,9 @@ pub(crate) fn keep_updates(k: &mut Kernel) {
         crate::mem::heap::in_core(|| drop(u));
         let (version, answered) = (t.version.map_or(0, |v| v.number), t.served - base);
         let line = fault::update::KeptVersion { server: t.name, task: i, version, answered };
-        crate::serial::kprintln!("{}", line);
+        if !k.quiet {
+            crate::serial::kprintln!("{}", line);
+        }
     }
 }
 
