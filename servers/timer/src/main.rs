@@ -74,7 +74,7 @@ struct ClientState3 {
     /// Milliseconds the counted sleeps asked for, in all.
     slept_ms: u64,
     sleeps: u32,
-    /// Zero: the struct has no padding a checksum would not cover.
+    /// Zero: a field where there would be padding, which a `Pod` type may not have.
     reserved: u32,
 }
 
@@ -125,7 +125,7 @@ impl Timers for ClientState3 {
         &mut self.timer
     }
     fn count_sleep(&mut self, ms: u32) {
-        self.sleeps = self.sleeps.wrapping_add(1);
+        self.sleeps = self.sleeps.saturating_add(1);
         self.slept_ms += ms as u64;
     }
     fn slept(&self) -> Option<(u32, u64)> {
