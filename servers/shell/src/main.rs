@@ -35,8 +35,8 @@ const HELP: shellcmd::Help = shellcmd::Help {
   pause NAME        stop scheduling task NAME (what it waits for still happens); ps: paused
   resume NAME       schedule a paused task again
   requests          the requests this shell's fs session has made (fs version 2 counts them)
-  slept             the sleeps this shell's timer session has begun (timer version 2 counts them)
-  tty               the bytes the console has written and read (console version 2 counts them)
+  slept             the sleeps this shell's timer session began (timer version 2 counts them)
+  tty               the bytes the console wrote and read (console version 2 counts them)
   update NAME PATH [WINDOW]
                     replace server NAME with the version in file PATH while its clients
                     wait; it rolls back if the new one fails before answering WINDOW
