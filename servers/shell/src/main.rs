@@ -35,6 +35,8 @@ const HELP: shellcmd::Help = shellcmd::Help {
   pause NAME        stop scheduling task NAME (what it waits for still happens); ps: paused
   resume NAME       schedule a paused task again
   requests          the requests this shell's fs session has made (fs version 2 counts them)
+  slept             the sleeps this shell's timer session began (timer version 2 counts them)
+  tty               the bytes the console wrote and read (console version 2 counts them)
   update NAME PATH [WINDOW]
                     replace server NAME with the version in file PATH while its clients
                     wait; it rolls back if the new one fails before answering WINDOW
@@ -251,6 +253,35 @@ impl shellcmd::Shell for Shell {
                     Err(e) => Out.fail(format_args!("requests: {}", e.describe())),
                 },
                 None => Out.fail(format_args!("no file system session")),
+            },
+            "slept" => match self.timer {
+                Some(Clock(timer)) => match timer.slept() {
+                    Ok((sleeps, ms)) => {
+                        println!(
+                            "this shell's timer session has begun {} sleeps, {} ms in all (counted since timer version 2)",
+                            sleeps, ms
+                        );
+                        0
+                    }
+                    Err(timer_api::TimerError::Malformed) => Out.fail(format_args!(
+                        "slept: this timer does not count sleeps (version 2 does: see `update`)"
+                    )),
+                    Err(e) => Out.fail(format_args!("slept: {}", e)),
+                },
+                None => Out.fail(format_args!("no timer server")),
+            },
+            "tty" => match self.console.counts() {
+                Ok((written, read)) => {
+                    println!(
+                        "the console has written {} bytes and read {} since it started (console version 2 counts them)",
+                        written, read
+                    );
+                    0
+                }
+                Err(console_api::ConsoleError::Malformed) => Out.fail(format_args!(
+                    "tty: this console does not count its bytes (version 2 does: see `update`)"
+                )),
+                Err(e) => Out.fail(format_args!("tty: {:?}", e)),
             },
             "poweroff" => self.poweroff(),
             _ => return None,
