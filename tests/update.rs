@@ -284,7 +284,7 @@ fn updates_that_cannot_be_done_are_refused_and_change_nothing() {
         t.console.contains("it stayed busy serving requests for 2000 ms; not updated"),
         "a server that cannot stop",
     );
-    check(&t, t.console.contains("usage: update NAME PATH [WINDOW]"), "a bad window gets the usage");
+    check(&t, t.console.contains("usage: update NAME IMAGE [WINDOW]"), "a bad window gets the usage");
     let (fs, timer) = (ps_row(&t, "fs"), ps_row(&t, "timer"));
     check(&t, fs.get(2) == Some(&"1") && fs.get(7) == Some(&"2"), "fs stays version 2, generation 1");
     check(&t, timer.get(2) == Some(&"0") && timer.get(7) == Some(&"1"), "the timer is untouched");
