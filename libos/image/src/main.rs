@@ -30,6 +30,8 @@ fn wire(privilege: libos_kernel::Privilege) {
     let echo = cell_shell::start_echo().expect("echo");
     let echoes = cell_shell::start_echoes().expect("echoes");
     cell_shell::start_scribe(console.clone(), fs, timer).expect("scribe");
-    cell_shell::start(cell_shell::Wiring { console, fs, timer, echo, echoes, disk }, privilege)
+    let reach = cell_shell::AuditReach { console: console.clone(), fs, timer, ramdisk, disk };
+    let auditors = cell_shell::start_auditors(reach).expect("auditors");
+    cell_shell::start(cell_shell::Wiring { console, fs, timer, echo, echoes, disk, auditors }, privilege)
         .expect("shell");
 }
