@@ -332,6 +332,8 @@ fn run(parts: &Parts, build: Build, last: &core::sync::atomic::AtomicU64) {
     // This incarnation's block cache, in its own heap: it dies with the incarnation, and the
     // next one starts empty (as it would after the store changed under it).
     let mut places = alloc::vec![None; CACHED_BLOCKS];
+    // Kept across requests on purpose (`audit fs` reports it as declared): the next
+    // incarnation starts it empty.
     libos_kernel::declare("block cache", &places[..]);
     let cache = RefCell::new(Shelf::new(&mut places));
     let mut mounted = Mounted { volume, cache, name };
@@ -342,11 +344,8 @@ fn run(parts: &Parts, build: Build, last: &core::sync::atomic::AtomicU64) {
     let blank = Session::blank();
     let mut outbox =
         Response { answers: [Answer { echo: 0, session: blank, result: Err(FsError::Malformed) }; 2] };
-    // What this incarnation keeps across requests on purpose: its block cache (rebuilt empty
-    // by the next incarnation) and the volume it mounted (its journal's place, the next free
-    // blocks). The answers go from `outbox`, which keeps the last one (see `Answer::echo`): a
-    // message, which the audit leaves out as it leaves the inbox out.
-    libos_kernel::declare("mounted volume", &mounted);
+    // The answers go from `outbox`, which keeps the last one (see `Answer::echo`): a message,
+    // which the audit leaves out as it leaves the inbox out.
     loop {
         ep.receive(&mut inbox);
         answer(Serving { ep, key, build, console, last }, &mut mounted, &mut inbox, &mut outbox);
