@@ -8,6 +8,8 @@
 //!                           ├──── endpoint ──► echo (benchmark partner)
 //!                           └──── endpoints ─► echo-0, -64, -512, -4096 (`bench grow`'s partners)
 //!  scribe (fs and timer sessions of its own; records in /scribe/log)
+//!  auditor-a, auditor-b (the two clients `audit` drives a cell with: fs, timer, ramdisk,
+//!                        virtio-blk, console)
 //! ```
 //! This is the composition root: it holds no state of its own after boot. The kernel hands it
 //! the one [`libos_kernel::Privilege`] token; it gives it to the shell, and to no other cell.
