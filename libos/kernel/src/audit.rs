@@ -49,6 +49,8 @@ pub enum AuditError {
     NotAuditable,
     /// Another audit runs.
     Busy,
+    /// The kernel heap has no room for the audit's copies.
+    OutOfMemory,
 }
 
 /// Declare `value`, which the calling task keeps across requests on purpose (a cache it
@@ -79,29 +81,45 @@ pub(crate) fn start(k: &mut Kernel, index: usize) -> Result<(), AuditError> {
     let target = TaskId { index, generation: t.generation };
     let closure = t.entry_name;
     let total: usize = regions.iter().map(|r| r.2).sum();
-    let audit = crate::mem::heap::in_core(|| {
-        let mut snapshot = Vec::with_capacity(total);
+    // About 5 bytes of the kernel heap per audited byte (a megabyte for a cell's 192 KiB):
+    // refused, not a kernel panic, when the heap has not that much.
+    let buffers = crate::mem::heap::in_core(|| -> Option<_> {
+        let mut snapshot = Vec::new();
+        snapshot.try_reserve_exact(total).ok()?;
         for &(_, start, len) in &regions {
             // SAFETY: the regions are the task's closure (kept by the table), heap arena and
             // stack (mapped while it lives; readable by every task), and the kernel is locked.
             snapshot.extend_from_slice(unsafe { core::slice::from_raw_parts(start as *const u8, len) });
         }
-        let report = Report { bytes: regions.map(|r| r.2), closure, ..Report::default() };
-        alloc::boxed::Box::new(Audit {
-            target,
-            regions,
-            baseline: snapshot.clone(),
-            snapshot,
-            tags: alloc::vec![0; total],
-            crossed: alloc::vec![false; total],
-            clients_of: alloc::vec![0],
-            current: None,
-            outbox: (0, 0),
-            seen: heapless::Vec::new(),
-            report,
-        })
+        let mut baseline = Vec::new();
+        baseline.try_reserve_exact(total).ok()?;
+        baseline.extend_from_slice(&snapshot);
+        let mut tags = Vec::new();
+        tags.try_reserve_exact(total).ok()?;
+        tags.resize(total, 0);
+        let mut crossed = Vec::new();
+        crossed.try_reserve_exact(total).ok()?;
+        crossed.resize(total, false);
+        let mut clients_of = Vec::new();
+        clients_of.try_reserve_exact(256).ok()?;
+        clients_of.push(0);
+        Some((snapshot, baseline, tags, crossed, clients_of))
     });
-    k.audit = Some(audit);
+    let (snapshot, baseline, tags, crossed, clients_of) = buffers.ok_or(AuditError::OutOfMemory)?;
+    let report = Report { bytes: regions.map(|r| r.2), closure, ..Report::default() };
+    k.audit = Some(Audit {
+        target,
+        regions,
+        snapshot,
+        baseline,
+        tags,
+        crossed,
+        clients_of,
+        current: None,
+        outbox: (0, 0),
+        seen: heapless::Vec::new(),
+        report,
+    });
     Ok(())
 }
 
@@ -216,7 +234,13 @@ fn close_period(k: &mut Kernel, me: usize, client: usize, floor: u64, inbox: (u6
         a.report.clients += 1;
     }
     a.report.requests += 1;
-    crate::mem::heap::in_core(|| a.clients_of.push(client as u32));
+    // A request whose client finds no room is attributed to no one (`usize::MAX`, shown as the
+    // device): never a kernel panic for want of heap.
+    crate::mem::heap::in_core(|| {
+        if a.clients_of.try_reserve(1).is_ok() {
+            a.clients_of.push(client as u32);
+        }
+    });
 }
 
 /// Task `me` answers from `len` bytes at `resp`: that buffer is a message, not state (see

@@ -258,7 +258,8 @@ pub(crate) fn update(index: usize, name: &str, window: u32) -> Result<Updated, U
             return Err(UpdateError::OutOfMemory);
         }
         // Every client's state as it is now, in the kernel heap.
-        let (copies, bytes) = crate::mem::heap::in_core(|| copy_kept(k, server));
+        let (copies, bytes) =
+            crate::mem::heap::in_core(|| copy_kept(k, server)).ok_or(UpdateError::OutOfMemory)?;
         let now = cpu::rdtsc();
         release(k, index);
         crate::chan::server_died(k, index, true);
@@ -314,17 +315,22 @@ fn old_version_number(u: &Update) -> u32 {
 }
 
 /// A copy of every state kept for `server` (see `kept`): where each is, and its bytes.
-fn copy_kept(k: &Kernel, server: &str) -> (alloc::vec::Vec<KeptCopy>, alloc::vec::Vec<u8>) {
+/// `None` if the kernel heap has no room for them (the update is refused, not a kernel panic:
+/// a client may keep a large state).
+fn copy_kept(k: &Kernel, server: &str) -> Option<(alloc::vec::Vec<KeptCopy>, alloc::vec::Vec<u8>)> {
+    let ours = || k.kept.iter().filter(|e| e.server == server);
     let mut copies = alloc::vec::Vec::new();
+    copies.try_reserve_exact(ours().count()).ok()?;
     let mut bytes = alloc::vec::Vec::new();
-    for e in k.kept.iter().filter(|e| e.server == server) {
+    bytes.try_reserve_exact(ours().map(|e| e.len).sum()).ok()?;
+    for e in ours() {
         copies.push(KeptCopy { entry: *e, at: bytes.len() });
         // SAFETY: a registered entry is the live allocation of a `Kept` of `len` bytes (see
         // `kept::others`), and the kernel is locked: its holder can neither free nor write it.
         let value = unsafe { core::slice::from_raw_parts(e.addr as *const u8, e.len) };
         bytes.extend_from_slice(value);
     }
-    (copies, bytes)
+    Some((copies, bytes))
 }
 
 /// The new version of task `i` failed (`kind`) within its update's window; it is released and

@@ -426,7 +426,7 @@ pub(crate) struct Kernel {
     /// The server versions staged in the image (see `lifecycle::stage`).
     pub staged: HVec<Staged, MAX_STAGED>,
     /// The state-spill audit in progress (see `audit`).
-    pub audit: Option<alloc::boxed::Box<Audit>>,
+    pub audit: Option<Audit>,
 }
 
 /// Most server versions an image may stage.

@@ -232,6 +232,9 @@ pub fn run(
         (Err(libos_kernel::AuditError::Busy), _) => Err(Failed::Setup("another audit runs")),
         (Err(libos_kernel::AuditError::NoSuchTask), _) => Err(Failed::NoSuchTarget),
         (Err(libos_kernel::AuditError::NotAuditable), _) => Err(Failed::Setup("it is not running")),
+        (Err(libos_kernel::AuditError::OutOfMemory), _) => {
+            Err(Failed::Setup("the kernel heap has no room for the audit's copies"))
+        }
         (Ok(()), None) => Err(Failed::Setup("the audit ended before it was read")),
     }
 }
