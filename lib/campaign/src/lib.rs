@@ -41,6 +41,8 @@ mod workload;
 pub use note::{Note, Phase, Problem};
 pub use personality::{Clock, Console, Files, Shell, Status, Target};
 pub use run::{run, Ended};
+/// The checked workloads, for other drivers of a server than a campaign (the shell's `audit`).
+pub use workload::{Records, Seen, Sleeps};
 
 /// Most faults one campaign injects (the shell's `campaign` and `cargo os campaign` refuse more).
 pub const MAX_FAULTS: u32 = 100_000;

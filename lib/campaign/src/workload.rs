@@ -63,6 +63,7 @@ fn record(v: u64) -> [u8; RECORD] {
 /// Fixed-size records in one file, and the model of what each should hold.
 pub struct Records<F> {
     fs: F,
+    path: &'static str,
     fd: u32,
     model: [u64; RECORDS],
     /// Records whose contents the model is sure of. A failed write may or may not have landed,
@@ -72,18 +73,24 @@ pub struct Records<F> {
 
 impl<F: Files> Records<F> {
     /// Create the file and fill it with the model's first values.
-    pub fn create(mut fs: F) -> Result<Self, F::Error> {
+    pub fn create(fs: F) -> Result<Self, F::Error> {
+        Self::create_at(fs, PATH)
+    }
+
+    /// Like [`create`](Self::create), with the file at `path` (under `/campaign`): two
+    /// clients of one server each keep their own.
+    pub fn create_at(mut fs: F, path: &'static str) -> Result<Self, F::Error> {
         match fs.mkdir("/campaign") {
             Err(e) if !F::exists(&e) => return Err(e),
             _ => {}
         }
-        let fd = fs.open(PATH, mode::READ | mode::WRITE | mode::CREATE | mode::TRUNCATE)?;
+        let fd = fs.open(path, mode::READ | mode::WRITE | mode::CREATE | mode::TRUNCATE)?;
         let mut model = [0u64; RECORDS];
         for (i, m) in model.iter_mut().enumerate() {
             *m = i as u64 * 0x1_0001;
             fs.write(fd, &record(*m))?;
         }
-        Ok(Records { fs, fd, model, known: [true; RECORDS] })
+        Ok(Records { fs, path, fd, model, known: [true; RECORDS] })
     }
 
     /// Rewrite or check one random record.
@@ -113,7 +120,7 @@ impl<F: Files> Records<F> {
                 out.note(Problem::Error, format_args!("write of record {}: {}", i, e));
                 if F::session_reset(&e) {
                     // Our open file went with the session state: open it again.
-                    if let Ok(fd) = self.fs.open(PATH, mode::READ | mode::WRITE) {
+                    if let Ok(fd) = self.fs.open(self.path, mode::READ | mode::WRITE) {
                         self.fd = fd;
                     }
                 }
@@ -156,7 +163,7 @@ impl<F: Files> Records<F> {
 pub struct Sleeps<C>(pub C);
 
 impl<C: Clock> Sleeps<C> {
-    fn step(&mut self, out: &mut Noting<'_, impl Console>, rng: &mut Rng) -> Seen {
+    pub fn step(&mut self, out: &mut Noting<'_, impl Console>, rng: &mut Rng) -> Seen {
         let ms = 1 + rng.below(8) as u32;
         let clock = &mut self.0;
         match (clock.now_ms(), clock.sleep(ms), clock.now_ms()) {

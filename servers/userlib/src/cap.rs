@@ -223,6 +223,15 @@ impl<K: Callable> Cap<K> {
     }
 }
 
+impl Cap<Session> {
+    /// The session as a capability to call its server through with a protocol's client stub
+    /// written for an endpoint: `call` takes either (the session's calls carry its badge and
+    /// bring its SSR), and a stub only calls.
+    pub fn as_endpoint(self) -> Cap<Endpoint> {
+        Cap::at(self.slot() as u8)
+    }
+}
+
 impl Cap<SsrView> {
     /// Copy session `index`'s SSR into `out`; returns the session's badge. `Dead` means no
     /// live session of this endpoint has that index.
@@ -324,6 +333,35 @@ impl Cap<Task> {
     /// Inject a fault into task `index`; returns what was hit (register/bit, address, ...).
     pub fn inject(self, index: usize, kind: axolotl_abi::InjectKind, seed: u64) -> Result<u64, Error> {
         sys::call(Sysno::Inject, [self.slot(), index as u64, kind as u64, seed, 0, 0]).map(|r| r.rdi)
+    }
+
+    /// Start the state-spill audit of server `index`; returns the pages it covers. See
+    /// `Sysno::Audit`.
+    pub fn audit_start(self, index: usize) -> Result<u64, Error> {
+        let op = axolotl_abi::AuditOp::Start as u64;
+        sys::call(Sysno::Audit, [self.slot(), index as u64, op, 0, 0, 0]).map(|r| r.rdi)
+    }
+
+    /// Stop the audit of server `index` (its records stay readable).
+    pub fn audit_stop(self, index: usize) -> Result<(), Error> {
+        let op = axolotl_abi::AuditOp::Stop as u64;
+        sys::call(Sysno::Audit, [self.slot(), index as u64, op, 0, 0, 0]).map(|_| ())
+    }
+
+    /// The last audit's summary (of server `index`).
+    pub fn audit_summary(self, index: usize) -> Result<axolotl_abi::AuditSummary, Error> {
+        let mut out = axolotl_abi::AuditSummary::default();
+        let ptr = &mut out as *mut axolotl_abi::AuditSummary as u64;
+        let op = axolotl_abi::AuditOp::Summary as u64;
+        sys::call(Sysno::Audit, [self.slot(), index as u64, op, 0, ptr, 0]).map(|_| out)
+    }
+
+    /// Record `n` of the last audit (of server `index`): `Dead` past the last.
+    pub fn audit_record(self, index: usize, n: usize) -> Result<axolotl_abi::AuditRecord, Error> {
+        let mut out = axolotl_abi::AuditRecord::default();
+        let ptr = &mut out as *mut axolotl_abi::AuditRecord as u64;
+        let op = axolotl_abi::AuditOp::Record as u64;
+        sys::call(Sysno::Audit, [self.slot(), index as u64, op, n as u64, ptr, 0]).map(|_| out)
     }
 
     /// Become the supervisor: faults of supervised tasks are recorded and `faults` signalled.
