@@ -27,9 +27,9 @@ mod layout;
 mod msg;
 mod task;
 
+pub use audit::*;
 /// Fault and injection kinds cross this ABI by number; both personalities share them.
 pub use fault::{FaultKind, InjectKind};
-pub use audit::*;
 pub use layout::*;
 pub use msg::*;
 pub use task::*;

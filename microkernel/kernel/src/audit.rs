@@ -57,7 +57,9 @@ unsafe fn page<'a>(frame: u64) -> &'a mut [u8; PAGE] {
 impl Kernel {
     /// Whether the audit runs on task `t` (its live incarnation).
     fn audits(&self, t: usize) -> bool {
-        self.audit.active && self.audit.target.index as usize == t && self.resolve(self.audit.target) == Some(t)
+        self.audit.active
+            && self.audit.target.index as usize == t
+            && self.resolve(self.audit.target) == Some(t)
     }
 
     /// Start auditing server `t` (checked by the syscall: live, serving, not the caller).
@@ -96,6 +98,7 @@ impl Kernel {
         }
         let a = &mut self.audit;
         a.page_count = n;
+        a.pages_audited = n as u32;
         a.target = self.tasks[t].id;
         a.run_len = 0;
         a.current = None;
@@ -233,7 +236,8 @@ impl Kernel {
             let lo = if p.stack { rsp.saturating_sub(p.vaddr).min(PAGE as u64) as usize } else { 0 };
             // SAFETY: four distinct frames: the audited task's page (it is not running: it
             // waits for this delivery) and the audit's three, which nothing else references.
-            let (mem, snap, base, tags) = unsafe { (page(p.frame), page(p.snap), page(p.base), page(p.tags)) };
+            let (mem, snap, base, tags) =
+                unsafe { (page(p.frame), page(p.snap), page(p.base), page(p.tags)) };
             // Scratch below the stack pointer: never spill, and the baseline follows it.
             tags[..lo].fill(0);
             base[..lo].copy_from_slice(&mem[..lo]);
@@ -281,7 +285,9 @@ impl Kernel {
                     continue;
                 }
                 let addr = p.vaddr + i as u64;
-                if let Some(d) = declared.iter().position(|d| d.len > 0 && (d.addr..d.addr + d.len).contains(&addr)) {
+                if let Some(d) =
+                    declared.iter().position(|d| d.len > 0 && (d.addr..d.addr + d.len).contains(&addr))
+                {
                     self.audit.declared_bytes[d] += 1;
                     continue;
                 }
@@ -310,11 +316,25 @@ impl Kernel {
         let a = &mut self.audit;
         let (lo, hi) = (vaddr + start as u64, vaddr + end as u64);
         let by = a.run[(tag as usize).clamp(1, RUN_LEN) - 1];
-        if let Some(s) = a.spills[..a.spill_count].iter_mut().find(|s| s.addr < hi && lo < s.addr + s.len as u64) {
-            let end = hi.max(s.addr + s.len as u64);
-            s.addr = s.addr.min(lo);
-            s.len = (end - s.addr) as u32;
-            s.count += 1;
+        let overlaps = |s: &Spill, lo: u64, hi: u64| s.addr < hi && lo < s.addr + s.len as u64;
+        if let Some(i) = a.spills[..a.spill_count].iter().position(|s| overlaps(s, lo, hi)) {
+            let (mut lo, mut hi) =
+                (lo.min(a.spills[i].addr), hi.max(a.spills[i].addr + a.spills[i].len as u64));
+            a.spills[i].count += 1;
+            // The range may now reach records after it: fold them in (the first cause stays).
+            let mut j = i + 1;
+            while j < a.spill_count {
+                if overlaps(&a.spills[j], lo, hi) {
+                    lo = lo.min(a.spills[j].addr);
+                    hi = hi.max(a.spills[j].addr + a.spills[j].len as u64);
+                    a.spills[i].read_by = a.spills[i].read_by.or(a.spills[j].read_by);
+                    a.spills.copy_within(j + 1..a.spill_count, j);
+                    a.spill_count -= 1;
+                } else {
+                    j += 1;
+                }
+            }
+            (a.spills[i].addr, a.spills[i].len) = (lo, (hi - lo) as u32);
         } else if a.spill_count < MAX_SPILLS {
             a.spills[a.spill_count] = Spill { addr: lo, len: (hi - lo) as u32, by, count: 1, read_by: None };
             a.spill_count += 1;
@@ -334,9 +354,9 @@ impl Kernel {
             return;
         }
         for p in a.pages[..a.page_count].iter_mut().filter(|p| p.watched && !p.hidden) {
-            let foreign = a.spills[..a.spill_count]
-                .iter()
-                .any(|s| s.by.badge != now.badge && s.addr < p.vaddr + PAGE_SIZE && p.vaddr < s.addr + s.len as u64);
+            let foreign = a.spills[..a.spill_count].iter().any(|s| {
+                s.by.badge != now.badge && s.addr < p.vaddr + PAGE_SIZE && p.vaddr < s.addr + s.len as u64
+            });
             if foreign {
                 // SAFETY: the entry is the audited task's (`audits(t)` held on the way here),
                 // taken from its live address space.
@@ -377,7 +397,11 @@ impl Kernel {
         if let (Some(now), false) = (a.current, write) {
             // The access is at most 8 bytes from `addr` (wider ones are rare in servers).
             for s in a.spills[..a.spill_count].iter_mut() {
-                if s.read_by.is_none() && s.by.badge != now.badge && s.addr < addr + 8 && addr < s.addr + s.len as u64 {
+                if s.read_by.is_none()
+                    && s.by.badge != now.badge
+                    && s.addr < addr + 8
+                    && addr < s.addr + s.len as u64
+                {
                     s.read_by = Some(now);
                 }
             }
@@ -409,7 +433,7 @@ impl Kernel {
             requests: a.requests,
             clients: a.client_count as u32,
             switches: a.switches,
-            pages: a.pages[..a.page_count].len() as u32,
+            pages: a.pages_audited,
             spills: a.spill_count as u32,
             spill_bytes: a.spills[..a.spill_count].iter().map(|s| s.len).sum(),
             dropped: a.dropped,
@@ -448,9 +472,11 @@ impl Kernel {
                 r.name_kind = 2;
                 r.offset = USER_STACK_TOP - s.addr;
                 let _ = write!(name, "stack");
-            } else if let Some((sym, off)) = self.module_of(t).filter(|m| !m.updated).and_then(|m| {
-                axolotl_kcore::elf::symbolize(m.bytes(), s.addr)
-            }) {
+            } else if let Some((sym, off)) = self
+                .module_of(t)
+                .filter(|m| !m.updated)
+                .and_then(|m| axolotl_kcore::elf::symbolize(m.bytes(), s.addr))
+            {
                 r.name_kind = 1;
                 r.offset = off;
                 let _ = write!(name, "{:#}", rustc_demangle::demangle(sym));

@@ -423,6 +423,8 @@ pub struct Audit {
     pub target: TaskId,
     pub pages: [AuditPage; MAX_AUDIT_PAGES],
     pub page_count: usize,
+    /// Pages the last audit covered (`page_count` goes to 0 when its frames are freed).
+    pub pages_audited: u32,
     /// The current client's run of requests (tags index it from 1).
     pub run: [AuditRequest; RUN_LEN],
     pub run_len: usize,
@@ -450,6 +452,7 @@ impl Audit {
         target: TaskId { index: 0, generation: 0 },
         pages: [AuditPage::NONE; MAX_AUDIT_PAGES],
         page_count: 0,
+        pages_audited: 0,
         run: [AuditRequest { badge: 0, client: 0, seq: 0 }; RUN_LEN],
         run_len: 0,
         current: None,
@@ -457,8 +460,13 @@ impl Audit {
         switches: 0,
         clients: [0; 16],
         client_count: 0,
-        spills: [Spill { addr: 0, len: 0, by: AuditRequest { badge: 0, client: 0, seq: 0 }, count: 0, read_by: None };
-            MAX_SPILLS],
+        spills: [Spill {
+            addr: 0,
+            len: 0,
+            by: AuditRequest { badge: 0, client: 0, seq: 0 },
+            count: 0,
+            read_by: None,
+        }; MAX_SPILLS],
         spill_count: 0,
         dropped: 0,
         declared_bytes: [0; MAX_DECLARED],

@@ -25,9 +25,7 @@ use console_api::{println, Console};
 use fs_api::Fs;
 use shellcmd::{Console as _, Status};
 use timer_api::Timer;
-use userlib::abi::{
-    badge_client, badge_session, AuditRecord, Error, READ_UNWATCHED, READ_YES, RECORD_SPILL,
-};
+use userlib::abi::{badge_client, badge_session, AuditRecord, Error, READ_UNWATCHED, READ_YES, RECORD_SPILL};
 use userlib::cap::{cap_delete, Cap, Endpoint, Task};
 
 /// Requests an audit drives when REQUESTS is not given, and the most it may.
@@ -38,7 +36,8 @@ const SLOTS: [u8; 3] = [45, 46, 47];
 /// The servers `audit` has a workload for.
 pub const SERVERS: &str = "fs, timer, ramdisk, virtio-blk, console, probe";
 
-/// One client of the audited server and its workload.
+/// One client of the audited server and its workload (on the stack: no heap to box into).
+#[allow(clippy::large_enum_variant)]
 enum Client {
     Files(Records<Files>),
     Clock(Sleeps<Clock>),
@@ -115,8 +114,9 @@ fn clients(name: &str) -> Result<heapless::Vec<Client, 3>, &'static str> {
             add(files(1, "/campaign/audit-b")?);
         }
         "timer" => {
-            for i in 0..2 {
-                let timer = Timer::connect(endpoint("timer")?, SLOTS[i]).map_err(|_| "cannot open a timer session")?;
+            for slot in &SLOTS[..2] {
+                let timer =
+                    Timer::connect(endpoint("timer")?, *slot).map_err(|_| "cannot open a timer session")?;
                 add(Client::Clock(Sleeps(Clock(timer))));
             }
         }
@@ -175,7 +175,11 @@ fn print_record(r: &AuditRecord) {
             read
         );
         if r.read == READ_YES {
-            print!(" reader_{} reader_request={}", ClientName(r.reader_badge, r.reader_client), r.reader_request);
+            print!(
+                " reader_{} reader_request={}",
+                ClientName(r.reader_badge, r.reader_client),
+                r.reader_request
+            );
         }
         println!(" symbol={}+{:#x}", symbol, r.offset);
     } else {
@@ -199,10 +203,17 @@ pub fn run(tasks: Cap<Task>, name: &str, requests: u32, interrupted: &mut dyn Fn
     };
     let status = match tasks.audit_start(index) {
         Ok(pages) => {
-            println!("audit {}: {} pages of private memory watched; {} clients take turns", name, pages, clients.len());
+            println!(
+                "audit {}: {} pages of private memory watched; {} clients take turns",
+                name,
+                pages,
+                clients.len()
+            );
             drive(tasks, index, name, &mut clients, requests, interrupted)
         }
-        Err(Error::NotAServer) => Out.fail(format_args!("audit {}: it serves no endpoint: nothing to audit", name)),
+        Err(Error::NotAServer) => {
+            Out.fail(format_args!("audit {}: it serves no endpoint: nothing to audit", name))
+        }
         Err(Error::Busy) => Out.fail(format_args!("audit {}: another audit is running", name)),
         Err(e) => Out.fail(format_args!("audit {}: cannot start: {}", name, e)),
     };
@@ -288,7 +299,8 @@ fn drive(
         return Out.fail(format_args!("audit {}: ended early: {}", name, why));
     }
     if summary.switches == 0 {
-        return Out.fail(format_args!("audit {}: no two clients' requests took turns: nothing was checked", name));
+        return Out
+            .fail(format_args!("audit {}: no two clients' requests took turns: nothing was checked", name));
     }
     if clean && wrong == 0 {
         0

@@ -214,6 +214,10 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
     }
     ticks.bind()?;
     let mut server = Server { tsc_per_ms, epoch: boot.boot_tsc, parked: [None; PARK_SLOTS] };
+    // Server-global by design: which of its own reply slots waits until when. It describes
+    // capabilities that vanish with this incarnation; the next rebuilds it from the clients'
+    // SSRs as their calls are delivered again.
+    userlib::declare(&server.parked, "parked callers")?;
     let mut payload = [0u8; IPC_BUFFER_SIZE];
     let mut out = [0u8; 32];
     let mut m = ep.recv()?;
@@ -243,10 +247,16 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
             Some(Action::Reply(resp)) => Some(resp),
             None => None,
         };
+        // Nothing of this request stays in this frame while the next one waits (the
+        // state-spill audit checks): its message and payload are cleared, its answer once it
+        // is in the IPC buffer.
+        let n = if m.info.label == LABEL_NOTIFICATION { 0 } else { m.info.len as usize };
+        userlib::scrub(&mut payload[..n.min(IPC_BUFFER_SIZE)]);
+        m.clear();
         m = match reply {
             Some(resp) => {
                 let len = msg::encode(&resp, &mut out).unwrap_or(0);
-                ep.reply_recv(LABEL, [0; 4], &out[..len])?
+                ep.reply_recv_clean(LABEL, [0; 4], &mut out[..len])?
             }
             None => ep.recv()?,
         };

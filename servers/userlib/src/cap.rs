@@ -70,7 +70,7 @@ impl<K: Kind> Cap<K> {
 }
 
 /// A received message: who sent it (badge), its label, words and payload length.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Message {
     pub badge: u64,
     pub info: MsgInfo,
@@ -80,6 +80,13 @@ pub struct Message {
 impl Message {
     fn from_ret(r: Ret) -> Message {
         Message { badge: r.rdi, info: MsgInfo::decode_received(r.rsi).unwrap_or_default(), words: r.words }
+    }
+
+    /// Forget this message: its words and badge are zeroed (written even though nothing reads
+    /// them after), so a server loop keeps nothing of a request it answered.
+    pub fn clear(&mut self) {
+        // SAFETY: `self` is a valid, aligned, exclusive reference; the default is a valid value.
+        unsafe { core::ptr::write_volatile(self, Message::default()) };
     }
 
     /// The payload, copied out of the IPC buffer into `out`; returns the bytes copied.
@@ -152,6 +159,17 @@ impl Cap<Endpoint> {
         cap_slot: Option<u8>,
     ) -> Result<Message, Error> {
         let info = MsgInfo { cap: cap_slot, ..MsgInfo::with_len(label, stage(payload)?) };
+        let [w0, w1, w2, w3] = words;
+        sys::call(Sysno::ReplyRecv, [self.slot(), info.encode(), w0, w1, w2, w3]).map(Message::from_ret)
+    }
+
+    /// Like [`reply_recv`](Self::reply_recv), but the reply's bytes are cleared from `out`
+    /// once they are in the IPC buffer, before the server waits: nothing of the answered
+    /// request stays in the buffer while the next client's request runs (what the state-spill
+    /// audit checks).
+    pub fn reply_recv_clean(self, label: u32, words: [u64; 4], out: &mut [u8]) -> Result<Message, Error> {
+        let info = MsgInfo::with_len(label, stage(out)?);
+        crate::scrub(out);
         let [w0, w1, w2, w3] = words;
         sys::call(Sysno::ReplyRecv, [self.slot(), info.encode(), w0, w1, w2, w3]).map(Message::from_ret)
     }

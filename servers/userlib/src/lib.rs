@@ -51,6 +51,21 @@ pub fn declare<T: ?Sized>(value: &T, name: &str) -> Result<(), abi::Error> {
     sys::call(abi::Sysno::Declare, args).map(|_| ())
 }
 
+/// Zero `buf`, byte by byte, with writes the compiler keeps even when nothing reads the buffer
+/// again: how a server clears a request's bytes from a buffer that outlives the request.
+pub fn scrub(buf: &mut [u8]) {
+    // SAFETY: any bytes are valid u64s; `align_to_mut` hands out aligned words only.
+    let (head, words, tail) = unsafe { buf.align_to_mut::<u64>() };
+    for b in head.iter_mut().chain(tail.iter_mut()) {
+        // SAFETY: `b` is a valid, exclusive reference to a byte.
+        unsafe { core::ptr::write_volatile(b, 0) };
+    }
+    for w in words.iter_mut() {
+        // SAFETY: `w` is a valid, aligned, exclusive reference to a word.
+        unsafe { core::ptr::write_volatile(w, 0) };
+    }
+}
+
 /// Define the task's entry point: `main(&BootInfo) -> Result<(), Error>`. An `Err` ends the task
 /// with the error's code; a panic ends it as a fault with the panic message.
 #[macro_export]

@@ -158,6 +158,14 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
             if driver.readonly() { ", read-only" } else { "" }
         );
     }
+    // Server-global by design: the device's queues as this driver last left them (indices,
+    // descriptors in use), which the next incarnation resets with the device.
+    userlib::declare(&driver, "virtqueue state")?;
     let mut block = [0u8; BLOCK_SIZE];
-    block_api::serve(ep, |req, out| block_api::encode(&handle(&mut driver, &mut irq, req, &mut block), out))
+    block_api::serve(ep, |req, out| {
+        let len = block_api::encode(&handle(&mut driver, &mut irq, req, &mut block), out);
+        // A block read for one client is not kept for the next.
+        userlib::scrub(&mut block);
+        len
+    })
 }

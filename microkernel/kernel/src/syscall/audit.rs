@@ -6,7 +6,8 @@ use crate::paging::UserSlice;
 use crate::sched::Done;
 use crate::state::{Declared, Kernel};
 use axolotl_abi::{
-    AuditOp, AuditRecord, AuditSummary, Error, Rights, TaskState, DECLARED_NAME_LEN, USER_BASE, USER_STACK_TOP,
+    AuditOp, AuditRecord, AuditSummary, Error, Rights, TaskState, DECLARED_NAME_LEN, USER_BASE,
+    USER_STACK_TOP,
 };
 
 /// `audit(task, index, op, n, out)`.
