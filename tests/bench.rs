@@ -46,12 +46,9 @@ fn bench_rows_are_complete_and_deterministic() {
         assert_eq!(key(&disk), key(&again), "{}: two runs, the same instruction counts (disk)", p.id());
         let got: Vec<&str> = disk.iter().map(|r| r.name.as_str()).collect();
         let short = p.short();
-        let mut names_disk: Vec<String> =
-            ["blk_read", "blk_write", "fs_read_disk", "drv_restart"].map(|n| format!("{short}.{n}")).to_vec();
-        if p == Personality::Microkernel {
-            // The libos's cells are linked into its image: it has no update to time.
-            names_disk.push("mk.update".into());
-        }
+        let names_disk: Vec<String> = ["blk_read", "blk_write", "fs_read_disk", "drv_restart", "update"]
+            .map(|n| format!("{short}.{n}"))
+            .to_vec();
         assert_eq!(got, names_disk, "{}: the disk rows, in order", p.id());
         for r in &disk {
             assert!(

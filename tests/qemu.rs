@@ -238,7 +238,7 @@ fn help_lists_every_command() {
     let help = outputs(&t, "help").concat();
     for cmd in [
         "help", "echo", "ps", "start", "wait", "run", "pause", "resume", "ls", "cd", "sleep", "bench",
-        "poweroff",
+        "requests", "slept", "tty", "update", "poweroff",
     ] {
         check(&t, help.lines().any(|l| l.starts_with(&format!("  {cmd}"))), &format!("help lists {cmd}"));
     }

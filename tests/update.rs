@@ -1,7 +1,8 @@
 //! Live update on the microkernel (`update NAME PATH`, the kernel's `task_update`): a new
-//! version of fs from Axolotl's own file system replaces the running one while the scribe
-//! writes and verifies; a version that fails rolls back with every client's state; updates
-//! that cannot be done are refused with nothing changed.
+//! version of fs, of the timer and of the console driver from Axolotl's own file system
+//! replaces the running one while the scribe writes and verifies; a version that fails rolls
+//! back with every client's state; updates that cannot be done are refused with nothing
+//! changed.
 
 mod common;
 
@@ -75,6 +76,136 @@ fn fs_is_updated_while_the_scribe_writes_and_every_client_keeps_its_state() {
     check(&t, fs.get(2) == Some(&"1") && fs.get(4) == Some(&"0"), "generation 1, no restart counted");
     check(&t, fs.get(7) == Some(&"2"), "ps: version 2");
     check(&t, !t.console.contains("[scribe] ERROR"), "the scribe found nothing wrong");
+}
+
+/// The scribe's status file says it found no error.
+#[track_caller]
+fn check_scribe_clean(t: &axolotl_images::qemu::Transcript) {
+    let status = outputs(t, "cat /scribe/status").join("\n");
+    check(t, status.contains(" 0 errors"), &format!("the scribe saw no error: {status}"));
+    check(t, !t.console.contains("[scribe] ERROR"), "the scribe found nothing wrong");
+}
+
+#[test]
+fn the_timer_is_updated_while_its_clients_sleep_and_their_sessions_move_to_layout_3() {
+    let d = disk_with_updates("update-timer");
+    // The first sleep gives the shell's and the scribe's sessions their state in layout 2. The
+    // sleeps after the update let its window pass before `slept`: the kernel's line saying so
+    // does not land in the middle of the answer.
+    let cmds = [
+        "sleep 700",
+        "slept",
+        "update timer /servers/timer-v2",
+        "sleep 300",
+        "sleep 1000",
+        "slept",
+        "cat /scribe/status",
+        "ps",
+    ];
+    let t = common::boot_with_disk(Personality::Microkernel, &d, &cmds, 180);
+    check(&t, t.failed_commands() == ["slept"], "only version 1's `slept` fails");
+    check(
+        &t,
+        outputs(&t, "slept").first().map(String::as_str)
+            == Some("error: slept: this timer does not count sleeps (version 2 does: see `update`)"),
+        "version 1 does not know the request",
+    );
+    let updated = outputs(&t, "update timer /servers/timer-v2").join("\n");
+    check(
+        &t,
+        updated.contains("updated timer from version 1 to 2 (generation 1)"),
+        "the shell reports the update",
+    );
+    check(
+        &t,
+        t.console.contains("[kernel] timer (task 5) updated: version 1 -> 2 as generation 1"),
+        "the kernel logs it",
+    );
+    // Tasks 7 and 8 are the shell and the scribe (the manifest's order).
+    for (who, task) in [("the shell's", 7), ("the scribe's", 8)] {
+        let migrated = format!("[timer] INFO client task {task} (session ");
+        check(
+            &t,
+            t.console
+                .lines()
+                .any(|l| l.starts_with(&migrated) && l.ends_with("state migrated from layout 2 to 3")),
+            &format!("{who} timer session moves to layout 3"),
+        );
+    }
+    check(
+        &t,
+        t.console.contains("timer (task 5): version 2 kept: it answered"),
+        "the window passes and the update is kept",
+    );
+    // `sleep` sleeps in slices of 100 ms, each a request the new version counts.
+    check(
+        &t,
+        answer_after(&t, "slept")
+            == Some("this shell's timer session has begun 13 sleeps, 1300 ms in all (counted since timer version 2)"),
+        "the new version counts the shell's sleeps since it migrated the session",
+    );
+    check_scribe_clean(&t);
+    let timer = ps_row(&t, "timer");
+    check(&t, timer.get(2) == Some(&"1") && timer.get(4) == Some(&"0"), "generation 1, no restart counted");
+    check(&t, timer.get(7) == Some(&"2"), "ps: version 2");
+}
+
+#[test]
+fn the_console_is_updated_under_the_shell_that_prints_through_it() {
+    let d = disk_with_updates("update-console");
+    // As for the timer, the sleep lets the window pass before `tty` answers.
+    let cmds = [
+        "tty",
+        "update console /servers/console-v2",
+        "sleep 500",
+        "echo hi",
+        "tty",
+        "cat /scribe/status",
+        "ps",
+    ];
+    let t = common::boot_with_disk(Personality::Microkernel, &d, &cmds, 180);
+    check(&t, t.failed_commands() == ["tty"], "only version 1's `tty` fails");
+    check(
+        &t,
+        t.console
+            .contains("error: tty: this console does not count its bytes (version 2 does: see `update`)"),
+        "version 1 does not know the request",
+    );
+    let updated = outputs(&t, "update console /servers/console-v2").join("\n");
+    check(
+        &t,
+        updated.contains("updated console from version 1 to 2 (generation 1)"),
+        "the shell reports the update through the new version",
+    );
+    check(
+        &t,
+        t.console
+            .contains("[kernel] console (task 1) updated: version 1 -> 2 as generation 1; 0 client state(s)"),
+        "the kernel logs it: the console keeps no client state",
+    );
+    check(
+        &t,
+        t.console.contains("console (task 1): version 2 kept: it answered"),
+        "the window passes and the update is kept",
+    );
+    check(&t, answer_after(&t, "echo hi") == Some("hi"), "the shell reads and prints as before");
+    // Since version 2 started it read `sleep 500`, `echo hi` and `tty`, each with its Enter:
+    // 22 keys. It wrote more: their echo, and the shell's prompts and answers.
+    let tty = answer_after(&t, "tty").unwrap_or_default();
+    let counts: Vec<u64> = tty.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    check(
+        &t,
+        tty.starts_with("the console has written ") && counts.len() == 3 && counts[1] == 22 && counts[0] > 22,
+        &format!("the new version counts what it wrote and read: {tty}"),
+    );
+    check_scribe_clean(&t);
+    let console = ps_row(&t, "console");
+    check(
+        &t,
+        console.get(2) == Some(&"1") && console.get(4) == Some(&"0"),
+        "generation 1, no restart counted",
+    );
+    check(&t, console.get(7) == Some(&"2"), "ps: version 2");
 }
 
 #[test]
@@ -153,7 +284,7 @@ fn updates_that_cannot_be_done_are_refused_and_change_nothing() {
         t.console.contains("it stayed busy serving requests for 2000 ms; not updated"),
         "a server that cannot stop",
     );
-    check(&t, t.console.contains("usage: update NAME PATH [WINDOW]"), "a bad window gets the usage");
+    check(&t, t.console.contains("usage: update NAME IMAGE [WINDOW]"), "a bad window gets the usage");
     let (fs, timer) = (ps_row(&t, "fs"), ps_row(&t, "timer"));
     check(&t, fs.get(2) == Some(&"1") && fs.get(7) == Some(&"2"), "fs stays version 2, generation 1");
     check(&t, timer.get(2) == Some(&"0") && timer.get(7) == Some(&"1"), "the timer is untouched");

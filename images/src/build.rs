@@ -108,7 +108,7 @@ pub fn build_with(fs: fs_core::Durability) -> Result<Image> {
 /// Run the inner cargo with its output on this terminal, as a build without a spinner shows it.
 /// The builds of servers that `update` can install (`cargo os put` writes one into a disk
 /// image): (package, its cargo feature, the image's name under [`updates_dir`]).
-pub const UPDATES: [(&str, Option<&str>, &str); 3] = [
+pub const UPDATES: [(&str, Option<&str>, &str); 5] = [
     // Version 2: client state in layout 4 (a count of each session's requests), migrated from
     // layout 3; answers the new request `Requests` (the shell's `requests`).
     ("fs", Some("v2"), "fs-v2"),
@@ -117,6 +117,12 @@ pub const UPDATES: [(&str, Option<&str>, &str); 3] = [
     // Version 1, as booted: it reads layout 3 only, so going back to it once clients' states
     // are in layout 4 is refused.
     ("fs", None, "fs-v1"),
+    // Version 2: client state in layout 3 (a count of each session's sleeps), migrated from
+    // layout 2; answers the new request `Slept` (the shell's `slept`).
+    ("timer", Some("v2"), "timer-v2"),
+    // Version 2: counts the bytes it writes and reads, answered by the new request `Counts`
+    // (the shell's `tty`). The console keeps no client state in SSRs: nothing to migrate.
+    ("console", Some("v2"), "console-v2"),
 ];
 
 /// Where the update images are written: `target/os/updates/`.

@@ -9,6 +9,7 @@
 //!  recovery   a request in flight when its server fails: delivered again once, then ServerFailed
 //!             a crash loop: restart at once, then back off 50, 100, 200 ms; hold at the fifth
 //!             a hang: running too long without a syscall, or a request held too long
+//!  update     live update: its rollback window, which versions may follow which, its log lines
 //! ```
 //! Everything here is plain data and pure functions, host-tested, so a rule a test checks is
 //! the rule both kernels run.
@@ -18,5 +19,6 @@
 pub mod inject;
 mod kinds;
 pub mod recovery;
+pub mod update;
 
 pub use kinds::{FaultKind, InjectKind, OneLine};

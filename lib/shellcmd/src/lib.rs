@@ -32,7 +32,7 @@ pub use fs_core::PATH_MAX;
 pub use line::{Edit, LineEditor, Typeahead, CTRL_C};
 pub use personality::{Console, Entry, Files, Help, Shell, Status};
 pub use prompt::Prompt;
-pub use tasks::{print_task_header, print_task_row, TaskRow};
+pub use tasks::{print_task_header, print_task_row, update_args, TaskRow, UpdateArgs, UPDATE_USAGE};
 
 #[cfg(test)]
 mod tests;

@@ -55,3 +55,31 @@ impl core::fmt::Display for Version {
         }
     }
 }
+
+/// The words of `update NAME IMAGE [WINDOW]`, both shells' (IMAGE: a file holding the new
+/// version on the microkernel, a version staged in the image on the libos).
+#[derive(Debug, PartialEq, Eq)]
+pub struct UpdateArgs<'a> {
+    pub name: &'a str,
+    pub image: &'a str,
+    /// Requests the new version answers before the update is kept (rolled back if it fails
+    /// first): `fault::update::DEFAULT_WINDOW` unless given, at most `MAX_WINDOW`.
+    pub window: u32,
+}
+
+/// The line a malformed `update` gets.
+pub const UPDATE_USAGE: &str =
+    "usage: update NAME IMAGE [WINDOW], WINDOW 1 to 1000 (requests before the update is kept)";
+const _: () = assert!(fault::update::MAX_WINDOW == 1000, "UPDATE_USAGE names it");
+
+/// Read `update`'s arguments; `None` for anything else than two or three words with a window
+/// in range.
+pub fn update_args(args: &str) -> Option<UpdateArgs<'_>> {
+    let mut words = args.split_whitespace();
+    let (name, image) = (words.next()?, words.next()?);
+    let window = match words.next() {
+        None => fault::update::DEFAULT_WINDOW,
+        Some(w) => w.parse().ok().filter(|w| (1..=fault::update::MAX_WINDOW).contains(w))?,
+    };
+    words.next().is_none().then_some(UpdateArgs { name, image, window })
+}

@@ -4,7 +4,7 @@
 extern crate std;
 
 use crate::personality::{Console, Entry, Files, Report, Shell, Status};
-use crate::{print_task_header, print_task_row, run, run_line, TaskRow};
+use crate::{print_task_header, print_task_row, run, run_line, update_args, TaskRow, UpdateArgs};
 use core::cell::RefCell;
 use core::fmt;
 use fs_core::{mode, Problem, KIND_DIR, KIND_FILE, PATH_MAX};
@@ -758,4 +758,15 @@ fn an_interrupt_takes_the_keys_before_it_and_keeps_those_after() {
     assert!(!t.interrupt(b""), "an interrupt is reported once");
     t.push(b"\x03");
     assert_eq!(t.pop(), Some(0x03), "at the prompt, Ctrl-C is a key for the editor");
+}
+
+#[test]
+fn update_takes_a_name_an_image_and_a_window_in_range() {
+    let args = |name, image, window| Some(UpdateArgs { name, image, window });
+    assert_eq!(update_args("fs fs-v2"), args("fs", "fs-v2", 8));
+    assert_eq!(update_args(" fs  /servers/fs-v2  3 "), args("fs", "/servers/fs-v2", 3));
+    assert_eq!(update_args("fs fs-v2 1000"), args("fs", "fs-v2", 1000));
+    for bad in ["", "fs", "fs fs-v2 0", "fs fs-v2 1001", "fs fs-v2 x", "fs fs-v2 3 4", "fs fs-v2 -1"] {
+        assert_eq!(update_args(bad), None, "{bad:?}");
+    }
 }

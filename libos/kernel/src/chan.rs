@@ -57,6 +57,13 @@ pub struct Token {
     seq: u64,
 }
 
+impl Token {
+    /// The index of the calling task (for a server's log lines).
+    pub fn client(&self) -> usize {
+        self.client
+    }
+}
+
 impl<Req: Copy + Send + 'static, Resp: Copy + Send + 'static> Endpoint<Req, Resp> {
     /// Make an endpoint (while wiring the system).
     pub fn create(name: &'static str) -> Option<Self> {

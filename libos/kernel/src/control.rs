@@ -12,7 +12,7 @@
 
 use crate::arch::pic;
 use crate::inject::InjectError;
-use crate::lifecycle::{self, ControlError};
+use crate::lifecycle::{self, ControlError, UpdateError, Updated};
 use crate::state::KERNEL;
 use core::sync::atomic::{AtomicBool, Ordering};
 use fault::InjectKind;
@@ -56,6 +56,21 @@ pub fn kill(_: &Privilege, index: usize) -> Result<(), ControlError> {
 /// new generation.
 pub fn restart(_: &Privilege, index: usize) -> Result<u32, ControlError> {
     lifecycle::restart(index)
+}
+
+/// Stop scheduling task `index` (`on`), or schedule it again (see `lifecycle::pause`).
+pub fn pause(_: &Privilege, index: usize, on: bool) -> Result<(), ControlError> {
+    lifecycle::pause(index, on)
+}
+
+/// Update task `index` to its server's version staged in the image as `name` (see
+/// `lifecycle::update`): it must be waiting for a request; it rolls back if the new version
+/// fails before it has answered `window` requests (1 to `fault::update::MAX_WINDOW`).
+pub fn update(_: &Privilege, index: usize, name: &str, window: u32) -> Result<Updated, UpdateError> {
+    if !(1..=fault::update::MAX_WINDOW).contains(&window) {
+        return Err(UpdateError::BadWindow);
+    }
+    lifecycle::update(index, name, window)
 }
 
 /// Inject `kind` into task `index` with `seed`; returns what it hit (see `inject::arm`; 0 for

@@ -47,8 +47,11 @@ mod sync;
 mod trap;
 
 // Tasks and what `ps` and `mem` show of them.
-pub use lifecycle::{spawn, wait_ready, ControlError, SpawnError};
+pub use lifecycle::{
+    spawn, spawn_staged, stage, staged, wait_ready, ControlError, SpawnError, UpdateError, Updated,
+};
 pub use mem::{usage as mem_usage, Usage as MemUsage};
+pub use state::Version;
 pub use state::{find_task, task_info, State as TaskState, TaskId, TaskInfo, MAX_TASKS};
 // Channels, and state a client keeps for a server.
 pub use chan::{mailbox, CheckedEndpoint, Endpoint, Full, Inbox, Receiver, ReplyError, Sender, Token};
@@ -64,6 +67,8 @@ pub use serial::Serial;
 pub use init::entry_tsc;
 pub use sched::{idle_time, rdtsc, sleep_until, ticks, yield_now};
 // The privilege token and what it opens; fault injection's vocabulary.
-pub use control::{inject, kill, power_off, restart, set_quiet, without_preemption, Privilege};
+pub use control::{
+    inject, kill, pause, power_off, restart, set_quiet, update, without_preemption, Privilege,
+};
 pub use fault::InjectKind;
 pub use inject::{armed, InjectError};

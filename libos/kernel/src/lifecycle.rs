@@ -18,6 +18,10 @@
 //!                                    ─► Hold                ─► Halted; callers fail at once
 //!  requests it was serving: Redelivery::decide ─► back to the front of the queue, or failed
 //!  restart by hand: no fault; the streak starts again
+//!  update by hand: to a version staged in the image (`fault::update`'s rules and words):
+//!     waiting for a request ─► client states copied aside ─► next generation runs the staged
+//!     closure; a fault before it answered its window's requests ─► states put back, the old
+//!     closure runs again (the failed request is delivered to it)
 //! ```
 
 use crate::arch::cpu;
@@ -29,7 +33,10 @@ use crate::mem::mapped::MapError;
 use crate::mem::protect::unprotected;
 use crate::mem::MappedPages;
 use crate::report::{self, What};
-use crate::state::{CallPhase, Detail, Fault, Kernel, State, Task, TaskId, TaskMem, IDLE, KERNEL, MAX_TASKS};
+use crate::state::{
+    CallPhase, Detail, Fault, KeptCopy, Kernel, Staged, State, Task, TaskId, TaskMem, Update, Version, IDLE,
+    KERNEL, MAX_TASKS,
+};
 use alloc::sync::Arc;
 use fault::recovery::{Decision, Hang, Verdict};
 use fault::FaultKind;
@@ -135,6 +142,248 @@ pub fn spawn(
     })
 }
 
+/// Stage a version of server `server` in the image under `name` (as `update` names it): the
+/// closure its incarnations run once a task is started from it ([`spawn_staged`]) or updated to
+/// it ([`update`]). Like tasks, versions are staged while the image wires the system.
+pub fn stage(
+    server: &'static str,
+    name: &'static str,
+    version: Version,
+    f: impl Fn() + Send + Sync + 'static,
+) -> Result<(), SpawnError> {
+    if crate::sched::started() {
+        return Err(SpawnError::AfterBoot);
+    }
+    let entry: crate::state::Entry = crate::mem::heap::in_core(|| Arc::new(f));
+    KERNEL.with(|k| {
+        let staged = Staged { server, name, version, entry };
+        k.staged.push(staged).map_err(|_| SpawnError::TableFull)
+    })
+}
+
+/// Start the supervised task `server` from its version staged as `name`.
+pub fn spawn_staged(server: &'static str, name: &str, prio: u8) -> Result<TaskId, SpawnError> {
+    if crate::sched::started() {
+        return Err(SpawnError::AfterBoot);
+    }
+    KERNEL.with(|k| {
+        let s =
+            k.staged.iter().find(|s| s.server == server && s.name == name).ok_or(SpawnError::TableFull)?;
+        let (entry, version) = (s.entry.clone(), s.version);
+        let index = k.tasks.iter().position(|t| t.is_none()).ok_or(SpawnError::TableFull)?;
+        let mut t = Task::new(server, prio, true, entry);
+        t.version = Some(version);
+        let _ = t.layouts.push(version.writes);
+        incarnate(&mut t)?;
+        k.tasks[index] = Some(t);
+        Ok(TaskId { index, generation: 0 })
+    })
+}
+
+/// Call `f` with the name and version of every version of `server` staged in the image.
+pub fn staged(server: &str, mut f: impl FnMut(&'static str, Version)) {
+    let list: heapless::Vec<(&'static str, &'static str, Version), { crate::state::MAX_STAGED }> =
+        KERNEL.with(|k| k.staged.iter().map(|s| (s.server, s.name, s.version)).collect());
+    for (_, name, version) in list.iter().filter(|(s, _, _)| *s == server) {
+        f(name, *version);
+    }
+}
+
+/// Why an update was refused (nothing changed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateError {
+    /// No task there, or not a supervised one started from a staged version.
+    NoSuchTask,
+    /// The task is the one asking.
+    IsCurrent,
+    /// The image stages no version of the task's server by that name.
+    NotStaged,
+    /// It is serving a request (or not waiting for one), or an earlier update of it is still
+    /// within its window: try again.
+    Busy,
+    /// The version does not read `layout`, which client states may be in.
+    Incompatible {
+        layout: u32,
+    },
+    /// A window of no requests, or more than `fault::update::MAX_WINDOW`.
+    BadWindow,
+    OutOfMemory,
+}
+
+/// An update done: the versions and the new generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Updated {
+    pub from: u32,
+    pub to: u32,
+    pub generation: u32,
+}
+
+/// Update task `index`, waiting for a request, to its server's version staged as `name`: check
+/// that the version reads every layout its clients' states may be in, copy every state its
+/// clients keep for it aside (for a rollback), and start the next generation from the staged
+/// closure, behind the same endpoints, holding the same captured resources. Callers that
+/// arrive meanwhile queue, as during a restart. Until the new version has answered `window`
+/// requests, a failure of it rolls the update back ([`roll_back`]); then it is kept
+/// ([`keep_updates`]). Not a fault: the restart count stays.
+pub(crate) fn update(index: usize, name: &str, window: u32) -> Result<Updated, UpdateError> {
+    KERNEL.with(|k| {
+        keep_updates(k);
+        if index == k.current {
+            return Err(UpdateError::IsCurrent);
+        }
+        let serving = |k: &Kernel| {
+            k.tasks.iter().flatten().any(|t| t.call.is_some_and(|c| c.phase == CallPhase::Served(index)))
+        };
+        let busy = serving(k);
+        let t =
+            k.task(index).filter(|t| t.supervised && t.version.is_some()).ok_or(UpdateError::NoSuchTask)?;
+        let server = t.name;
+        if t.state != State::Recv || busy || t.paused || t.update.is_some() {
+            return Err(UpdateError::Busy);
+        }
+        let present = t.layouts.clone();
+        let s =
+            k.staged.iter().find(|s| s.server == server && s.name == name).ok_or(UpdateError::NotStaged)?;
+        if let Some(layout) = fault::update::unreadable(s.version.reads, present.iter().copied()) {
+            return Err(UpdateError::Incompatible { layout });
+        }
+        let (entry, version) = (s.entry.clone(), s.version);
+        // A layout the list has no room for could not be checked by later updates.
+        if !present.contains(&version.writes) && present.is_full() {
+            return Err(UpdateError::OutOfMemory);
+        }
+        // Every client's state as it is now, in the kernel heap.
+        let (copies, bytes) = crate::mem::heap::in_core(|| copy_kept(k, server));
+        let now = cpu::rdtsc();
+        release(k, index);
+        crate::chan::server_died(k, index, true);
+        let t = k.task(index).expect("checked above");
+        let old_entry = core::mem::replace(&mut t.entry, entry);
+        let old_version = t.version.replace(version);
+        if !t.layouts.contains(&version.writes) {
+            // Room checked above.
+            let _ = t.layouts.push(version.writes);
+        }
+        let w = fault::update::Window { base: t.served, requests: window };
+        let states = copies.len();
+        let u = Update { old_entry, old_version, old_layouts: present, window: w, copies, bytes, since: now };
+        t.generation += 1;
+        t.fault_tsc = now;
+        if incarnate(t).is_err() {
+            // No memory for the new incarnation: the old version comes back (it fails too if
+            // memory is that short, and is held).
+            roll_back(k, index, u, FaultKind::Exited, 0);
+            return Err(UpdateError::OutOfMemory);
+        }
+        let (from, generation) = (old_version_number(&u), t.generation);
+        t.update = Some(u);
+        let line = fault::update::Updated {
+            server,
+            task: index,
+            from,
+            to: version.number,
+            generation,
+            states,
+            window,
+        };
+        // Left out in quiet mode (`bench`'s `los.update`), as restarts are.
+        if !k.quiet {
+            crate::serial::kprintln!("{}", line);
+        }
+        Ok(Updated { from, to: version.number, generation })
+    })
+}
+
+fn old_version_number(u: &Update) -> u32 {
+    u.old_version.map_or(0, |v| v.number)
+}
+
+/// A copy of every state kept for `server` (see `kept`): where each is, and its bytes.
+fn copy_kept(k: &Kernel, server: &str) -> (alloc::vec::Vec<KeptCopy>, alloc::vec::Vec<u8>) {
+    let mut copies = alloc::vec::Vec::new();
+    let mut bytes = alloc::vec::Vec::new();
+    for e in k.kept.iter().filter(|e| e.server == server) {
+        copies.push(KeptCopy { entry: *e, at: bytes.len() });
+        // SAFETY: a registered entry is the live allocation of a `Kept` of `len` bytes (see
+        // `kept::others`), and the kernel is locked: its holder can neither free nor write it.
+        let value = unsafe { core::slice::from_raw_parts(e.addr as *const u8, e.len) };
+        bytes.extend_from_slice(value);
+    }
+    (copies, bytes)
+}
+
+/// The new version of task `i` failed (`kind`) within its update's window; it is released and
+/// the requests it was serving (`redeliver`) are back in its queue. Put back every client state
+/// that changed since the update, as it was then (its holder still holds it: a client that
+/// dropped its state meanwhile is left out), and start the old version again as the next
+/// generation. A client that connected during the window keeps what the new version gave it;
+/// if the old version cannot read that, the client is told `StateReset`, as for any state a
+/// server cannot read.
+fn roll_back(k: &mut Kernel, i: usize, u: Update, kind: FaultKind, redeliver: u32) {
+    let mut restored = 0;
+    for c in &u.copies {
+        let e = c.entry;
+        let held = k.kept.iter().any(|h| h.addr == e.addr && h.len == e.len && h.owner == e.owner);
+        let then = &u.bytes[c.at..c.at + e.len];
+        // SAFETY: as in `copy_kept`: a registered entry is a live `Kept` of `len` bytes.
+        if !held || unsafe { core::slice::from_raw_parts(e.addr as *const u8, e.len) } == then {
+            continue;
+        }
+        // SAFETY: as above; it lies in its holder's heap (another task's: written with
+        // protection lifted), and its holder, not running, reads it only after the lock.
+        unprotected(|| unsafe { core::ptr::copy_nonoverlapping(then.as_ptr(), e.addr as *mut u8, e.len) });
+        restored += 1;
+    }
+    let t = k.task(i).expect("the task being rolled back");
+    let failed = t.version.map_or(0, |v| v.number);
+    t.entry = u.old_entry.clone();
+    t.version = u.old_version;
+    t.layouts = u.old_layouts.clone();
+    t.crash.reset();
+    let back_to = old_version_number(&u);
+    let (states, tsc) = (u.copies.len(), cpu::rdtsc().saturating_sub(u.since));
+    crate::mem::heap::in_core(|| drop(u));
+    let name = t.name;
+    match restart_now(t) {
+        Ok(()) => {
+            let generation = t.generation;
+            let line = fault::update::RolledBack {
+                server: name,
+                task: i,
+                failed,
+                kind,
+                tsc,
+                back_to,
+                generation,
+                restored,
+                states,
+                redeliver,
+            };
+            crate::serial::kprintln!("{}", line);
+        }
+        Err(_) => cannot_restart(k, i, name),
+    }
+}
+
+/// Keep every update whose new version has answered its window's requests: the copies of its
+/// clients' states are dropped. Run at every tick and before an update.
+pub(crate) fn keep_updates(k: &mut Kernel) {
+    for i in 0..MAX_TASKS {
+        let Some(t) = k.task(i) else { continue };
+        if !t.update.as_ref().is_some_and(|u| u.window.passed(t.served)) {
+            continue;
+        }
+        let u = t.update.take();
+        let base = u.as_ref().map_or(0, |u| u.window.base);
+        crate::mem::heap::in_core(|| drop(u));
+        let (version, answered) = (t.version.map_or(0, |v| v.number), t.served - base);
+        let line = fault::update::KeptVersion { server: t.name, task: i, version, answered };
+        if !k.quiet {
+            crate::serial::kprintln!("{}", line);
+        }
+    }
+}
+
 /// The next incarnation, now. Its restart latency counts from `t.fault_tsc`.
 fn restart_now(t: &mut Task) -> Result<(), MapError> {
     t.generation += 1;
@@ -189,6 +438,12 @@ pub(crate) fn fail(k: &mut Kernel, i: usize, fault: Fault, frame: Option<&TrapFr
     // The restart latency counts from here: detection done, report printed.
     let t = k.task(i).expect("still there");
     t.fault_tsc = cpu::rdtsc();
+    let served = t.served;
+    if let Some(u) = t.update.take_if(|u| !u.window.passed(served)) {
+        release(k, i);
+        let (suspended, _) = crate::chan::server_died(k, i, true);
+        return roll_back(k, i, u, fault.kind, suspended as u32);
+    }
     let verdict = t.supervised.then(|| t.crash.fault(t.answered));
     release(k, i);
     let restarting = matches!(verdict, Some(Verdict::Restart { .. }));
@@ -297,7 +552,8 @@ fn unanswered(k: &mut Kernel, now: u64) {
         if s == k.current {
             continue;
         }
-        let Some(server) = k.tasks[s].as_ref().filter(|t| t.supervised) else { continue };
+        // A paused server holds its requests because it is paused, not because it lost them.
+        let Some(server) = k.tasks[s].as_ref().filter(|t| t.supervised && !t.paused) else { continue };
         // Calling another server or sleeping on the timer: the request is still in hand.
         let waiting = !matches!(server.state, State::Recv | State::Wait | State::Ready);
         if let Some(hang) = Hang::request(ticks_to_ms(now.saturating_sub(call.served_at)), waiting) {
@@ -357,6 +613,22 @@ pub(crate) fn restart(index: usize) -> Result<u32, ControlError> {
                 Err(ControlError::OutOfMemory)
             }
         }
+    })
+}
+
+/// Stop scheduling task `index` (`on`), or schedule it again. What it waits for still happens
+/// (an answer, a request queued for it); it runs when resumed. Not the idle task, nor the
+/// task asking (it could not resume itself).
+pub(crate) fn pause(index: usize, on: bool) -> Result<(), ControlError> {
+    KERNEL.with(|k| {
+        if index == IDLE {
+            return Err(ControlError::NoSuchTask);
+        }
+        if index == k.current {
+            return Err(ControlError::IsCurrent);
+        }
+        k.task(index).ok_or(ControlError::NoSuchTask)?.paused = on;
+        Ok(())
     })
 }
 

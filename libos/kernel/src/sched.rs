@@ -52,7 +52,13 @@ pub(crate) fn switch(k: &mut Kernel, frame: Option<*mut TrapFrame>) -> &mut Task
         }
     }
     let next = match k.handoff.take() {
-        Some(h) if k.tasks[h].as_ref().is_some_and(|t| t.state == State::Ready && t.mem.is_some()) => h,
+        Some(h)
+            if k.tasks[h]
+                .as_ref()
+                .is_some_and(|t| t.state == State::Ready && t.mem.is_some() && !t.paused) =>
+        {
+            h
+        }
         _ => pick(k, cur),
     };
     k.current = next;
@@ -70,7 +76,8 @@ fn pick(k: &Kernel, cur: usize) -> usize {
     for off in 1..=n {
         let i = (cur + off) % n;
         if let Some(t) = &k.tasks[i] {
-            if t.state == State::Ready && t.mem.is_some() && best.is_none_or(|(p, _)| t.prio > p) {
+            let runnable = t.state == State::Ready && t.mem.is_some() && !t.paused;
+            if runnable && best.is_none_or(|(p, _)| t.prio > p) {
                 best = Some((t.prio, i));
             }
         }

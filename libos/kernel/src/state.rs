@@ -4,9 +4,11 @@
 //!
 //! ```text
 //!  KERNEL ─ tasks[i] ─ Task: name, generation, state, entry (the closure), mem (stack + heap),
-//!         │                  saved frame, call in flight, pending injected fault, crash loop
+//!         │                  saved frame, call in flight, pending injected fault, crash loop,
+//!         │                  version, an update in its rollback window
+//!         ├ staged ─── server versions staged in the image (closures `update` switches to)
 //!         ├ eps[e] ─── EpState: queue of callers, waiting receiver, serving task
-//!         ├ kept ───── where each client keeps a server's state (for the `ssr` injector)
+//!         ├ kept ───── where each client keeps a server's state (the `ssr` injector, updates)
 //!         └ mailboxes, input hook, ticks, current, handoff
 //! ```
 
@@ -234,6 +236,50 @@ pub(crate) struct KeptEntry {
 
 pub(crate) type Entry = Arc<dyn Fn() + Send + Sync>;
 
+/// What a version of a server says of itself, for `update`: its number, the layout of client
+/// state it writes, and the layouts it reads (the server's own numbering; the fs cell's session
+/// layouts are numbered like the microkernel fs's SSR layouts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Version {
+    pub number: u32,
+    pub writes: u32,
+    pub reads: &'static [u32],
+}
+
+/// A version of server `server` staged in the image under `name` (see `lifecycle::stage`):
+/// the closure an incarnation of that version runs.
+pub(crate) struct Staged {
+    pub server: &'static str,
+    pub name: &'static str,
+    pub version: Version,
+    pub entry: Entry,
+}
+
+/// A copy of one client's kept state (see `kept`), taken at an update for its rollback.
+pub(crate) struct KeptCopy {
+    pub entry: KeptEntry,
+    /// Where its bytes are in `Update::bytes`.
+    pub at: usize,
+}
+
+/// An update within its rollback window (see `lifecycle::update`).
+pub(crate) struct Update {
+    pub old_entry: Entry,
+    pub old_version: Option<Version>,
+    /// The layouts client states could be in before it (restored with the old version).
+    pub old_layouts: HVec<u32, MAX_LAYOUTS>,
+    pub window: fault::update::Window,
+    /// Every state the server's clients kept for it at the update, and their bytes (in the
+    /// kernel heap: dropped with `mem::heap::in_core`).
+    pub copies: alloc::vec::Vec<KeptCopy>,
+    pub bytes: alloc::vec::Vec<u8>,
+    /// The TSC at the update.
+    pub since: u64,
+}
+
+/// Most layouts a task's client states may be in at once (written by its versions since boot).
+pub(crate) const MAX_LAYOUTS: usize = 8;
+
 /// What the serial interrupt does with each received byte (set by `input::attach_input`).
 pub(crate) type InputHook = alloc::boxed::Box<dyn Fn(&mut Kernel, u8) + Send>;
 
@@ -278,6 +324,14 @@ pub(crate) struct Task {
     /// The slot of the device it drives (DMA region and BARs, see `device`), writable while it
     /// runs like its stack and heap; `usize::MAX`: none.
     pub device_slot: usize,
+    /// The version it runs, if it was started from one staged in the image (`spawn_staged`).
+    pub version: Option<Version>,
+    /// The layouts its clients' states may be in: every layout a version of it wrote since boot.
+    pub layouts: HVec<u32, MAX_LAYOUTS>,
+    /// An update of it within its rollback window.
+    pub update: Option<Update>,
+    /// Not scheduled (`pause`); what it waits for still happens, and it runs again at `resume`.
+    pub paused: bool,
 }
 
 impl Task {
@@ -306,6 +360,10 @@ impl Task {
             crash: CrashLoop::new(),
             depth: 0,
             device_slot: usize::MAX,
+            version: None,
+            layouts: HVec::new(),
+            update: None,
+            paused: false,
         }
     }
 
@@ -353,7 +411,12 @@ pub(crate) struct Kernel {
     pub mailboxes: HVec<u64, 16>,
     /// Every PCI function found at boot (see `device`).
     pub devices: HVec<PciDevice, MAX_DEVICES>,
+    /// The server versions staged in the image (see `lifecycle::stage`).
+    pub staged: HVec<Staged, MAX_STAGED>,
 }
+
+/// Most server versions an image may stage.
+pub(crate) const MAX_STAGED: usize = 12;
 
 /// PCI functions the kernel records.
 pub(crate) const MAX_DEVICES: usize = 16;
@@ -392,6 +455,7 @@ pub(crate) static KERNEL: Global<Kernel> = Global::new(Kernel {
     handoff: None,
     mailboxes: HVec::new(),
     devices: HVec::new(),
+    staged: HVec::new(),
 });
 
 impl Kernel {
@@ -426,6 +490,11 @@ pub struct TaskInfo {
     pub served: u64,
     pub heap_used: usize,
     pub last_latency: Option<u64>,
+    /// The version it runs (0: none declared).
+    pub version: u32,
+    /// Requests still to answer in an update's rollback window (0: none in progress).
+    pub window_left: u32,
+    pub paused: bool,
 }
 
 /// Task `index` now, if the slot is in use.
@@ -442,6 +511,9 @@ pub fn task_info(index: usize) -> Option<TaskInfo> {
             served: t.served,
             heap_used: t.mem.as_ref().map_or(0, |m| m.heap.in_use()),
             last_latency: t.last_latency,
+            version: t.version.map_or(0, |v| v.number),
+            window_left: t.update.as_ref().map_or(0, |u| u.window.left(t.served)),
+            paused: t.paused,
         })
     })
 }

@@ -5,7 +5,7 @@
 //!  vector                      goes to
 //!  exception (0..31, not #DB)  lifecycle::fail (the task), or a kernel panic (the kernel)
 //!  #DB single step             inject::single_step
-//!  timer (32)                  sched::tick, lifecycle::restart_due, lifecycle::watchdog,
+//!  timer (32)                  sched::tick, lifecycle::restart_due, keep_updates, watchdog,
 //!                              then keep (the frame onto the task's stack) and
 //!                              sched::switch (preemption)
 //!  COM1 (36)                   Ctrl-T dump, or the console's input hook
@@ -118,6 +118,7 @@ extern "C" fn libos_kernel_trap(frame: *mut TrapFrame) -> *mut TrapFrame {
             }
             crate::device::deliver_deferred(k);
             crate::lifecycle::restart_due(k);
+            crate::lifecycle::keep_updates(k);
             crate::lifecycle::watchdog(k, f);
             if !crate::sched::preemptible() {
                 finish(frame, old_heap)

@@ -271,7 +271,7 @@ pub fn update_task(k: &mut Kernel, t: usize, base: u64, len: usize, window: u32)
 /// so a caller retrying while the server is busy costs no copy.
 pub fn may_update(k: &Kernel, t: usize) -> bool {
     let task = &k.tasks[t];
-    let in_window = k.updates[t].is_some_and(|u| task.answered < u.window as u64);
+    let in_window = k.updates[t].is_some_and(|u| !u.window.passed(task.answered));
     task.state == TaskState::Receiving && task.reply_to.is_none() && !task.paused && !in_window
 }
 
@@ -332,6 +332,7 @@ fn try_update(k: &mut Kernel, t: usize, base: u64, len: usize, window: u32) -> R
     let from = k.modules[old].version;
     k.tasks[t].module = slot;
     let since = x86::cpu::rdtsc();
+    let window = fault::update::Window { base: 0, requests: window };
     let update = Update { old_module: old, window, snapshots: list, count, since };
     match restart_task(k, t, 0) {
         Ok(generation) => {
@@ -339,16 +340,11 @@ fn try_update(k: &mut Kernel, t: usize, base: u64, len: usize, window: u32) -> R
             k.tasks[t].restarts -= 1;
             k.tasks[t].fault_tsc = Some(since);
             k.updates[t] = Some(update);
-            crate::kprintln!(
-                "{} (task {}) updated: version {} -> {} as generation {}; {} client state(s) kept aside until it has answered {} request(s)",
-                k.tasks[t].name(),
-                t,
-                from,
-                v.version,
-                generation,
-                count,
-                window
-            );
+            let server = k.tasks[t].name();
+            let (to, window) = (v.version, window.requests);
+            let line =
+                fault::update::Updated { server, task: t, from, to, generation, states: count, window };
+            crate::kprintln!("{}", line);
             Ok(generation)
         }
         Err(_) => {
@@ -411,19 +407,26 @@ fn roll_back(k: &mut Kernel, t: usize, u: Update, kind: FaultKind, callers: Call
     let took = x86::cpu::rdtsc().saturating_sub(u.since);
     match restart_task(k, t, 0) {
         Ok(generation) => crate::kprintln!(
-            "{} (task {}): the update to version {} failed ({}) {} TSC ticks after it; rolled back to version {} as generation {}: {} of {} client state(s) restored as they were, {} request(s) to deliver again",
+            "{}",
+            fault::update::RolledBack {
+                server: k.tasks[t].name(),
+                task: t,
+                failed: version,
+                kind,
+                tsc: took,
+                back_to: k.modules[u.old_module].version,
+                generation,
+                restored,
+                states: u.count,
+                redeliver: callers.suspended,
+            }
+        ),
+        Err(e) => crate::kprintln!(
+            "{} (task {}): the rollback cannot start the old version: {}",
             k.tasks[t].name(),
             t,
-            version,
-            kind.name(),
-            took,
-            k.modules[u.old_module].version,
-            generation,
-            restored,
-            u.count,
-            callers.suspended
+            e
         ),
-        Err(e) => crate::kprintln!("{} (task {}): the rollback cannot start the old version: {}", k.tasks[t].name(), t, e),
     }
 }
 
@@ -432,25 +435,23 @@ fn roll_back(k: &mut Kernel, t: usize, u: Update, kind: FaultKind, callers: Call
 pub fn keep_updates(k: &mut Kernel) {
     for t in 0..k.tasks.len() {
         let Some(u) = k.updates[t] else { continue };
-        if k.tasks[t].answered < u.window as u64 {
+        if !u.window.passed(k.tasks[t].answered) {
             continue;
         }
         k.updates[t] = None;
         drop_snapshots(k, u.snapshots, u.count);
         retire_module(k, u.old_module);
+        let (version, answered) = (k.modules[k.tasks[t].module].version, k.tasks[t].answered);
         crate::kprintln!(
-            "{} (task {}): version {} kept: it answered {} request(s) in its update's window",
-            k.tasks[t].name(),
-            t,
-            k.modules[k.tasks[t].module].version,
-            k.tasks[t].answered
+            "{}",
+            fault::update::KeptVersion { server: k.tasks[t].name(), task: t, version, answered }
         );
     }
 }
 
 /// The requests still to answer before `t`'s update is kept (0: none in progress).
 pub fn window_left(k: &Kernel, t: usize) -> u32 {
-    k.updates[t].map_or(0, |u| (u.window as u64).saturating_sub(k.tasks[t].answered) as u32)
+    k.updates[t].map_or(0, |u| u.window.left(k.tasks[t].answered))
 }
 
 /// Free the frames of module `m` if `task_update` loaded it and no task runs it.

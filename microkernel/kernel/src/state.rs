@@ -250,8 +250,9 @@ pub struct Session {
 pub struct Update {
     /// The module the old version ran from.
     pub old_module: usize,
-    /// Requests the new version is still to answer before the update is kept.
-    pub window: u32,
+    /// The requests the new version answers before the update is kept (counted from its
+    /// incarnation's start: `Task::answered`).
+    pub window: fault::update::Window,
     /// A frame listing `(session index, copy frame)` pairs, `count` of them: every client SSR
     /// of the server's endpoints as it was at the update.
     pub snapshots: u64,

@@ -34,12 +34,16 @@ pub enum Request<'a> {
     /// Return at most `max` bytes of input already received, possibly none; never waits (a
     /// shell looks for Ctrl-C this way while a command runs).
     Poll { max: u16 },
+    /// How many bytes the console has written and read since it started: version 2 answers
+    /// `Counts`, version 1 `Malformed`.
+    Counts,
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
 pub enum Response<'a> {
     Written(u32),
     Data(#[serde(with = "serde_bytes")] &'a [u8]),
+    Counts { written: u64, read: u64 },
     Error(ConsoleError),
 }
 
@@ -89,7 +93,7 @@ impl Console {
             match self.request(&Request::Write(chunk), &mut reply)? {
                 Response::Written(_) => {}
                 Response::Error(e) => return Err(e),
-                Response::Data(_) => return Err(ConsoleError::Malformed),
+                _ => return Err(ConsoleError::Malformed),
             }
         }
         Ok(())
@@ -117,7 +121,18 @@ impl Console {
                 Ok(k)
             }
             Response::Error(e) => Err(e),
-            Response::Written(_) => Err(ConsoleError::Malformed),
+            _ => Err(ConsoleError::Malformed),
+        }
+    }
+
+    /// The bytes the console has written and read since it started, `(written, read)`
+    /// (`Malformed` from version 1, which does not count them).
+    pub fn counts(&self) -> Result<(u64, u64), ConsoleError> {
+        let mut reply = [0u8; 32];
+        match self.request(&Request::Counts, &mut reply)? {
+            Response::Counts { written, read } => Ok((written, read)),
+            Response::Error(e) => Err(e),
+            _ => Err(ConsoleError::Malformed),
         }
     }
 }

@@ -10,6 +10,11 @@
 //! in flight at the instant of the crash can go out twice. Input arrives by interrupt into a
 //! ring buffer; a `Read` with no input pending is parked (its reply capability saved) until the
 //! interrupt brings bytes.
+//!
+//! Version 2 (feature `v2`, installed with `update console`) counts the bytes it writes and
+//! reads and answers `Request::Counts` with them. The console keeps no client state in SSRs
+//! (its clients call it without sessions), so neither version has a layout to migrate: what
+//! version 2 counts lives in its own memory and starts from zero.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -82,10 +87,52 @@ impl Ring {
     }
 }
 
+/// What version 2 counts of the console's traffic since it started.
+#[cfg(feature = "v2")]
+struct Tally {
+    written: u64,
+    read: u64,
+}
+
+#[cfg(feature = "v2")]
+impl Tally {
+    const ZERO: Tally = Tally { written: 0, read: 0 };
+
+    fn wrote(&mut self, n: usize) {
+        self.written += n as u64;
+    }
+
+    fn was_read(&mut self, n: usize) {
+        self.read += n as u64;
+    }
+
+    fn answer(&self) -> Response<'static> {
+        Response::Counts { written: self.written, read: self.read }
+    }
+}
+
+/// Version 1 counts nothing, and takes `Counts` for a request it does not know.
+#[cfg(not(feature = "v2"))]
+struct Tally;
+
+#[cfg(not(feature = "v2"))]
+impl Tally {
+    const ZERO: Tally = Tally;
+
+    fn wrote(&mut self, _: usize) {}
+
+    fn was_read(&mut self, _: usize) {}
+
+    fn answer(&self) -> Response<'static> {
+        Response::Error(ConsoleError::Malformed)
+    }
+}
+
 struct Server {
     ring: Ring,
     /// The reader waiting for input and how much it wants.
     parked: Option<(Cap<Reply>, u16)>,
+    tally: Tally,
 }
 
 /// Encode a response (every response fits the reply buffers used here).
@@ -106,21 +153,21 @@ impl Server {
         match req {
             Request::Write(bytes) => {
                 write_once(bytes, msg.info.redelivered);
+                self.tally.wrote(bytes.len());
                 Some(encode(&Response::Written(bytes.len() as u32), out))
             }
             Request::Poll { max } => {
                 let mut data = [0u8; 256];
                 let want = (max as usize).min(data.len());
-                let k = self.ring.pop_into(&mut data[..want]);
-                self.fill();
+                let k = self.take(&mut data[..want]);
                 Some(encode(&Response::Data(&data[..k]), out))
             }
+            Request::Counts => Some(encode(&self.tally.answer(), out)),
             Request::Read { max } => {
                 let mut data = [0u8; 256];
                 let want = (max as usize).clamp(1, data.len());
                 if self.ring.len > 0 {
-                    let k = self.ring.pop_into(&mut data[..want]);
-                    self.fill();
+                    let k = self.take(&mut data[..want]);
                     return Some(encode(&Response::Data(&data[..k]), out));
                 }
                 if self.parked.is_some() {
@@ -135,6 +182,15 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Take up to `out.len()` bytes of input from the ring (refilled from the UART after);
+    /// how many.
+    fn take(&mut self, out: &mut [u8]) -> usize {
+        let k = self.ring.pop_into(out);
+        self.fill();
+        self.tally.was_read(k);
+        k
     }
 
     /// Move waiting bytes from the UART into the ring. When the ring is full the rest stay in
@@ -156,8 +212,7 @@ impl Server {
         if self.ring.len > 0 {
             if let Some((reply, want)) = self.parked.take() {
                 let mut data = [0u8; 256];
-                let k = self.ring.pop_into(&mut data[..want as usize]);
-                self.fill();
+                let k = self.take(&mut data[..want as usize]);
                 let mut out = [0u8; 300];
                 let n = encode(&Response::Data(&data[..k]), &mut out);
                 // A reader that died meanwhile cannot be answered; its input stays consumed.
@@ -167,8 +222,11 @@ impl Server {
     }
 }
 
-// No client state in SSRs: any version reads what there is.
+// No client state in SSRs: any version reads what there is, and there is no layout to migrate.
+#[cfg(not(feature = "v2"))]
 userlib::version!("console", 1, []);
+#[cfg(feature = "v2")]
+userlib::version!("console", 2, []);
 userlib::entry!(main);
 
 fn main(boot: &'static userlib::abi::BootInfo) -> Result<(), Error> {
@@ -181,10 +239,12 @@ fn main(boot: &'static userlib::abi::BootInfo) -> Result<(), Error> {
     // Interrupt on received data, raised at a FIFO level of 14 bytes or after a short pause.
     UART.init(Config { rx_interrupt: true, rx_every_byte: false });
     irq.ack()?;
-    let mut server = Server { ring: Ring { buf: [0; 512], head: 0, len: 0 }, parked: None };
+    let mut server =
+        Server { ring: Ring { buf: [0; 512], head: 0, len: 0 }, parked: None, tally: Tally::ZERO };
     // Server-global by design: the keys typed and not yet read (the device's input, read by
-    // whoever reads the console), and the one reader waiting for them.
-    userlib::declare(&server, "input ring and reader")?;
+    // whoever reads the console), the one reader waiting for them, and version 2's counts of
+    // all clients' traffic.
+    userlib::declare(&server, "input ring, reader and counts")?;
     let mut out = [0u8; 300];
     let mut msg = ep.recv()?;
     loop {

@@ -39,6 +39,8 @@ const HELP: shellcmd::Help = shellcmd::Help {
                     state-spill audit: drive server NAME with two clients' requests and
                     report what a request left changed in its memory (default 200)
   requests          the requests this shell's fs session has made (fs version 2 counts them)
+  slept             the sleeps this shell's timer session began (timer version 2 counts them)
+  tty               the bytes the console wrote and read (console version 2 counts them)
   update NAME PATH [WINDOW]
                     replace server NAME with the version in file PATH while its clients
                     wait; it rolls back if the new one fails before answering WINDOW
@@ -81,10 +83,8 @@ struct Shell {
 /// Keys the shell takes from the console at once, and holds until it edits them.
 const TYPEAHEAD: usize = 64;
 
-/// Requests a new version answers before `update` keeps it for good (without WINDOW).
-const DEFAULT_WINDOW: u32 = 8;
 /// How long `update` waits for a busy server to come to its receive point.
-const UPDATE_DEADLINE_MS: u64 = 2000;
+const UPDATE_DEADLINE_MS: u64 = fault::update::BUSY_DEADLINE_MS;
 
 /// Read file `path` into the staging memory (mapped for the read, unmapped after); its length.
 pub(crate) fn read_image(fs: Fs, staging: Cap<Memory>, path: &str) -> Result<usize, &'static str> {
@@ -238,13 +238,9 @@ impl shellcmd::Shell for Shell {
                 (Some(name), None) => self.pause(name, cmd == "pause"),
                 _ => Out.fail(format_args!("usage: {} NAME", cmd)),
             },
-            "update" => match (words.next(), words.next(), words.next(), words.next()) {
-                (Some(name), Some(path), window, None) => match window.map(str::parse::<u32>) {
-                    None => self.update(name, path, DEFAULT_WINDOW),
-                    Some(Ok(w)) if (1..=1000).contains(&w) => self.update(name, path, w),
-                    Some(_) => Out.fail(format_args!("usage: update NAME PATH [WINDOW], WINDOW 1 to 1000")),
-                },
-                _ => Out.fail(format_args!("usage: update NAME PATH [WINDOW], WINDOW 1 to 1000")),
+            "update" => match shellcmd::update_args(args) {
+                Some(u) => self.update(u.name, u.image, u.window),
+                None => Out.fail(format_args!("{}", shellcmd::UPDATE_USAGE)),
             },
             "requests" => match self.fs {
                 Some(Files(fs)) => match fs.requests() {
@@ -270,6 +266,35 @@ impl shellcmd::Shell for Shell {
                     Some(_) => audit_usage(),
                 },
                 _ => audit_usage(),
+            },
+            "slept" => match self.timer {
+                Some(Clock(timer)) => match timer.slept() {
+                    Ok((sleeps, ms)) => {
+                        println!(
+                            "this shell's timer session has begun {} sleeps, {} ms in all (counted since timer version 2)",
+                            sleeps, ms
+                        );
+                        0
+                    }
+                    Err(timer_api::TimerError::Malformed) => Out.fail(format_args!(
+                        "slept: this timer does not count sleeps (version 2 does: see `update`)"
+                    )),
+                    Err(e) => Out.fail(format_args!("slept: {}", e)),
+                },
+                None => Out.fail(format_args!("no timer server")),
+            },
+            "tty" => match self.console.counts() {
+                Ok((written, read)) => {
+                    println!(
+                        "the console has written {} bytes and read {} since it started (console version 2 counts them)",
+                        written, read
+                    );
+                    0
+                }
+                Err(console_api::ConsoleError::Malformed) => Out.fail(format_args!(
+                    "tty: this console does not count its bytes (version 2 does: see `update`)"
+                )),
+                Err(e) => Out.fail(format_args!("tty: {:?}", e)),
             },
             "poweroff" => self.poweroff(),
             _ => return None,

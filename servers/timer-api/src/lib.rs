@@ -28,6 +28,9 @@ pub enum Request {
     /// Wait for the alarm; returns how many times it has fired so far.
     WaitAlarm,
     CancelAlarm,
+    /// The sleeps this session has begun and the milliseconds they asked for, counted since
+    /// the timer's version 2 first served the session; version 1 answers `Malformed`.
+    Slept,
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
@@ -35,6 +38,7 @@ pub enum Response {
     Now { ms: u64 },
     Done,
     Alarm { fired: u32 },
+    Slept { sleeps: u32, ms: u64 },
     Error(TimerError),
 }
 
@@ -111,5 +115,14 @@ impl Timer {
 
     pub fn cancel_alarm(&self) -> Result<(), TimerError> {
         self.call(&Request::CancelAlarm).map(|_| ())
+    }
+
+    /// How many sleeps this session has begun and how many milliseconds they asked for in
+    /// all, since the timer's version 2 first served it (`Malformed` from version 1).
+    pub fn slept(&self) -> Result<(u32, u64), TimerError> {
+        match self.call(&Request::Slept)? {
+            Response::Slept { sleeps, ms } => Ok((sleeps, ms)),
+            _ => Err(TimerError::Malformed),
+        }
     }
 }

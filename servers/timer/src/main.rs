@@ -9,6 +9,10 @@
 //! its session's SSR ([`ClientState`]); the server itself only holds the reply capabilities of
 //! clients waiting right now, and a table saying which slot waits until when (a description of
 //! its own capability slots, which vanish with it anyway).
+//!
+//! Version 2 (feature `v2`, installed with `update timer`) keeps the state in layout 3: layout 2
+//! and a count of the sleeps the session has begun, answered by `Request::Slept`. A session
+//! still in layout 2 is migrated on its first request to version 2 ([`migrate`]).
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -32,7 +36,7 @@ const PARK_SLOTS: usize = 48;
 
 const ALARM_SET: u32 = 1;
 
-/// A client's timer state, in its SSR.
+/// A client's timer state, in its SSR (layout 2).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct ClientState {
@@ -58,6 +62,74 @@ impl Layout for ClientState {
             return Err(Broken::Inconsistent("alarm times without an alarm"));
         }
         Ok(())
+    }
+}
+
+/// Layout 3 (version 2): layout 2 and the sleeps the session has begun since.
+#[cfg(feature = "v2")]
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct ClientState3 {
+    timer: ClientState,
+    /// Milliseconds the counted sleeps asked for, in all.
+    slept_ms: u64,
+    sleeps: u32,
+    /// Zero: a field where there would be padding, which a `Pod` type may not have.
+    reserved: u32,
+}
+
+#[cfg(feature = "v2")]
+impl Layout for ClientState3 {
+    const KIND: u16 = ClientState::KIND;
+    const VERSION: u16 = 3;
+    const BACKUP: bool = true;
+
+    fn check(&self) -> Result<(), Broken> {
+        self.timer.check()?;
+        if self.reserved != 0 {
+            return Err(Broken::Inconsistent("reserved field not zero"));
+        }
+        if self.sleeps == 0 && self.slept_ms != 0 {
+            return Err(Broken::Inconsistent("time slept without a sleep"));
+        }
+        Ok(())
+    }
+}
+
+/// The layout this version writes.
+#[cfg(not(feature = "v2"))]
+type SsrState = ClientState;
+#[cfg(feature = "v2")]
+type SsrState = ClientState3;
+
+/// The timer state in a client's SSR, whichever the layout.
+trait Timers {
+    fn timers(&mut self) -> &mut ClientState;
+    /// Count a sleep of `ms` that begins, if the layout keeps a count.
+    fn count_sleep(&mut self, _ms: u32) {}
+    /// The sleeps counted and the milliseconds they asked for, if the layout keeps them.
+    fn slept(&self) -> Option<(u32, u64)> {
+        None
+    }
+}
+
+impl Timers for ClientState {
+    fn timers(&mut self) -> &mut ClientState {
+        self
+    }
+}
+
+#[cfg(feature = "v2")]
+impl Timers for ClientState3 {
+    fn timers(&mut self) -> &mut ClientState {
+        &mut self.timer
+    }
+    fn count_sleep(&mut self, ms: u32) {
+        self.sleeps = self.sleeps.saturating_add(1);
+        self.slept_ms += ms as u64;
+    }
+    fn slept(&self) -> Option<(u32, u64)> {
+        Some((self.sleeps, self.slept_ms))
     }
 }
 
@@ -147,8 +219,23 @@ impl Server {
     }
 
     /// Serve one request.
-    fn handle(&mut self, st: &mut ClientState, req: Request) -> Action {
+    fn handle(&mut self, state: &mut impl Timers, req: Request) -> Action {
         let now = self.now();
+        match req {
+            Request::Slept => {
+                return Action::Reply(state.slept().map_or(
+                    Response::Error(TimerError::Malformed),
+                    |(sleeps, ms)| Response::Slept { sleeps, ms },
+                ))
+            }
+            // Counted when it begins: a sleep delivered again after a restart, whose deadline
+            // is still ahead, was counted the first time.
+            Request::Sleep { ms } if ms <= MAX_SLEEP_MS && state.timers().sleep_deadline <= now => {
+                state.count_sleep(ms)
+            }
+            _ => {}
+        }
+        let st = state.timers();
         let result = match req {
             Request::Sleep { ms } | Request::SetAlarm { ms, period_ms: _ } if ms > MAX_SLEEP_MS => {
                 Err(TimerError::TooLong)
@@ -191,13 +278,40 @@ impl Server {
                     return Action::Park { deadline, fired: Some(st.fired) };
                 }
             }
+            Request::Slept => Err(TimerError::Malformed), // served above
         };
         Action::Reply(result.unwrap_or_else(Response::Error))
     }
 }
 
+#[cfg(not(feature = "v2"))]
 userlib::version!("timer", 1, [(ClientState::KIND, ClientState::VERSION)]);
+#[cfg(feature = "v2")]
+userlib::version!(
+    "timer",
+    2,
+    [(ClientState::KIND, ClientState::VERSION), (ClientState3::KIND, ClientState3::VERSION)]
+);
 userlib::entry!(main);
+
+/// A client state in layout 2 becomes layout 3 on the session's first request to version 2,
+/// with nothing counted yet.
+#[cfg(feature = "v2")]
+fn migrate(client: u16, session: u16) {
+    let window = ssr_window();
+    if ssr::layout_of(window, ClientState::KIND) != Some(ClientState::VERSION) {
+        return;
+    }
+    let to_3 = |old: &ClientState| ClientState3 { timer: *old, slept_ms: 0, sleeps: 0, reserved: 0 };
+    match ssr::migrate::<ClientState, ClientState3>(window, to_3) {
+        Ok(()) => log::info!("client task {client} (session {session}): state migrated from layout 2 to 3"),
+        // Left as it is: opening it in layout 3 then fails and resets it, as any broken state.
+        Err(e) => log::warn!("client task {client} (session {session}): cannot migrate its state: {e}"),
+    }
+}
+
+#[cfg(not(feature = "v2"))]
+fn migrate(_client: u16, _session: u16) {}
 
 fn main(boot: &'static BootInfo) -> Result<(), Error> {
     console_api::init_log(log::LevelFilter::Info);
@@ -235,7 +349,9 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
                 _ if m.info.label != LABEL => Some(Action::Reply(Response::Error(TimerError::Malformed))),
                 // The region is sealed when it goes out of scope, before any parking below.
                 (Some(session), Ok(req)) => {
-                    match ssr::open_reporting::<ClientState>(ssr_window(), badge_client(m.badge), session) {
+                    let client = badge_client(m.badge);
+                    migrate(client, session);
+                    match ssr::open_reporting::<SsrState>(ssr_window(), client, session) {
                         Ok(mut region) => Some(server.handle(region.state(), req)),
                         Err(_) => Some(Action::Reply(Response::Error(TimerError::StateReset))),
                     }

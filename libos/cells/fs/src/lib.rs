@@ -58,10 +58,83 @@ pub const PUT_MAX: usize = IO_MAX - PATH_MAX - 4;
 pub use fs_core::mode;
 
 /// A client's file-system state, sealed by the fs cell. Opaque: only this crate sees inside.
+///
+/// Its layout is numbered like the microkernel fs's SSR layouts: 3 is fs-core's state alone
+/// (version 1 writes it), 4 adds the count of the session's requests (version 2; see
+/// [`Build`]). Both fit this one type, so a client holds whichever its fs gave it.
 #[derive(Clone, Copy)]
 pub struct Session {
     state: SmallClientState,
+    layout: u32,
+    /// Requests made since the session came to layout 4 (0 in layout 3).
+    requests: u32,
     seal: u64,
+}
+
+/// Layout 3: fs-core's state alone.
+pub const LAYOUT_PLAIN: u32 = 3;
+/// Layout 4: and the count of the session's requests.
+pub const LAYOUT_COUNTED: u32 = 4;
+
+impl Session {
+    /// A session no fs sealed (a client's before `Connect`).
+    fn blank() -> Session {
+        Session { state: SmallClientState::zeroed(), layout: 0, requests: 0, seal: 0 }
+    }
+
+    /// The seal of its bytes under `key`: the state, then its layout and count.
+    fn sealed_as(&self, key: u64) -> u64 {
+        let head = seal(key, bytemuck::bytes_of(&self.state));
+        algo::seal::seal_word(head, u64::from(self.layout) << 32 | u64::from(self.requests))
+    }
+}
+
+/// The versions of the fs cell the image stages (`update fs fs-v2` in the shell switches the
+/// running task to another; see `server::start`). They serve with the same code and differ
+/// where a new version would: what they answer and the layout they write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Build {
+    /// As booted: writes layout 3, reads only it.
+    V1,
+    /// Counts each session's requests (layout 4, migrated from 3 on the session's first
+    /// request) and answers `requests` from the count.
+    V2,
+    /// Version 2 that fails a session's second request after the update, having migrated it
+    /// on the first: an update to it rolls back, with states to restore.
+    Faulty,
+}
+
+impl Build {
+    pub const ALL: [Build; 3] = [Build::V1, Build::V2, Build::Faulty];
+
+    /// The name `update` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Build::V1 => "fs-v1",
+            Build::V2 => "fs-v2",
+            Build::Faulty => "fs-faulty",
+        }
+    }
+
+    pub fn version(self) -> libos_kernel::Version {
+        match self {
+            Build::V1 => libos_kernel::Version { number: 1, writes: LAYOUT_PLAIN, reads: &[LAYOUT_PLAIN] },
+            Build::V2 => libos_kernel::Version {
+                number: 2,
+                writes: LAYOUT_COUNTED,
+                reads: &[LAYOUT_PLAIN, LAYOUT_COUNTED],
+            },
+            Build::Faulty => libos_kernel::Version {
+                number: 3,
+                writes: LAYOUT_COUNTED,
+                reads: &[LAYOUT_PLAIN, LAYOUT_COUNTED],
+            },
+        }
+    }
+
+    fn reads(self, layout: u32) -> bool {
+        self.version().reads.contains(&layout)
+    }
 }
 
 /// A path carried in a request.
@@ -142,6 +215,9 @@ pub enum Op {
         data: [u8; PUT_MAX],
     },
     Fsck,
+    /// How many requests the session has made (version 2 counts them; version 1 answers
+    /// `Malformed`).
+    Requests,
     /// Write an empty file system over the disk (`fs_core::Volume::format`): a refused disk,
     /// or one that holds files only with `force`.
     Format {
@@ -180,6 +256,7 @@ impl Op {
             Op::Fsck => (14, 0, 0, none, none),
             Op::Format { force } => (15, u64::from(*force), 0, none, none),
             Op::DropCaches => (16, 0, 0, none, none),
+            Op::Requests => (17, 0, 0, none, none),
         };
         let head = kind ^ a.rotate_left(8) ^ b.rotate_left(48);
         seal(seal(head, first), second)
@@ -262,7 +339,9 @@ impl Answer {
 
 /// Are two sessions the same bytes?
 fn same_session(a: &Session, b: &Session) -> bool {
-    a.seal == b.seal && same(bytemuck::bytes_of(&a.state), bytemuck::bytes_of(&b.state))
+    a.seal == b.seal
+        && (a.layout, a.requests) == (b.layout, b.requests)
+        && same(bytemuck::bytes_of(&a.state), bytemuck::bytes_of(&b.state))
 }
 
 /// Are two results the same (a read's bytes compared a word at a time)?
@@ -326,7 +405,7 @@ const ATTEMPTS: u32 = 3;
 impl Fs {
     /// Open a session (the fs cell seals a fresh state for us).
     pub fn connect(ep: Ep) -> Result<Fs> {
-        let blank = Session { state: SmallClientState::zeroed(), seal: 0 };
+        let blank = Session::blank();
         let session =
             exchange(ep, Request::new(blank, 0, Op::Connect), None, |a| a.result.map(|_| a.session))??;
         Ok(Fs { ep, session: Kept::new("fs", [session; 2]) })
@@ -334,19 +413,36 @@ impl Fs {
 
     /// Send `op` with our session, and give `take` what the cell answered (where it lies). A
     /// session the fs cell refuses is sent once more from the other copy, if that one differs;
-    /// only when both are refused do we take the fresh session and the error.
+    /// only when both are refused do we take the fresh session and the error. Unless the
+    /// session we keep changed while we waited: an update that rolled back put it back as it was
+    /// before the update (the one we sent, from the new version, the old one cannot read), and
+    /// the request goes again with it, once.
     fn call_with<R>(&mut self, op: Op, take: impl FnOnce(&Out) -> Result<R>) -> Result<R> {
-        let [first, second] = self.session.get();
-        let request = Request::new(first, self.session.id(), op);
-        let second = (!same_session(&first, &second)).then_some(second);
-        let session = &mut self.session;
-        exchange(self.ep, request, second, |a| {
-            session.set([a.session; 2]);
-            match &a.result {
-                Ok(out) => take(out),
-                Err(e) => Err(*e),
+        let mut take = Some(take);
+        for _ in 0..2 {
+            let [first, second] = self.session.get();
+            let request = Request::new(first, self.session.id(), op);
+            let second = (!same_session(&first, &second)).then_some(second);
+            let session = &mut self.session;
+            let take = &mut take;
+            let answered = exchange(self.ep, request, second, |a| {
+                let now = session.get()[0];
+                let put_back = !same_session(&now, &first) && second.is_none_or(|s| !same_session(&now, &s));
+                if a.result == Err(FsError::StateReset) && put_back {
+                    return None;
+                }
+                session.set([a.session; 2]);
+                Some(match (&a.result, take.take()) {
+                    (Ok(out), Some(take)) => take(out),
+                    (Ok(_), None) => Err(FsError::Malformed),
+                    (Err(e), _) => Err(*e),
+                })
+            })?;
+            if let Some(r) = answered {
+                return r;
             }
-        })?
+        }
+        Err(FsError::StateReset)
     }
 
     fn call(&mut self, op: Op) -> Result<Out> {
@@ -407,6 +503,15 @@ impl Fs {
     /// (without, `HoldsFiles` and nothing changes). Every session's open files go stale.
     pub fn format(&mut self, force: bool) -> Result<()> {
         self.call(Op::Format { force }).map(|_| ())
+    }
+
+    /// How many requests this session has made since it came to layout 4 (this one included):
+    /// only version 2 counts them; version 1 answers `Malformed`.
+    pub fn requests(&mut self) -> Result<u32> {
+        match self.call(Op::Requests)? {
+            Out::Count(n) => Ok(n),
+            _ => Err(FsError::Disk),
+        }
     }
 
     /// Empty the fs cell's block cache (see [`Op::DropCaches`]).

@@ -4,9 +4,9 @@
 
 use crate::store::Store;
 use crate::twice::Cache;
-use crate::{Answer, Entry, FsError, Op, Out, PathBuf, Request, Response, Session, IO_MAX};
-use algo::seal::seal;
-use bytemuck::Zeroable;
+use crate::{Answer, Build, Entry, FsError, Op, Out, PathBuf, Request, Response, Session, IO_MAX};
+use crate::{LAYOUT_COUNTED, LAYOUT_PLAIN};
+use alloc::sync::Arc;
 use cell_console::Console;
 use cell_virtio_blk::Probe;
 use core::cell::RefCell;
@@ -20,33 +20,37 @@ const CACHED_BLOCKS: usize = 64;
 
 type Result<T> = core::result::Result<T, FsError>;
 
-fn sealed(key: u64, state: SmallClientState) -> Session {
-    Session { state, seal: seal(key, bytemuck::bytes_of(&state)) }
-}
-
-/// Seal the state an answer holds, where it lies.
-fn seal_in(key: u64, answer: &mut Answer) {
-    answer.session.seal = seal(key, bytemuck::bytes_of(&answer.session.state));
+/// Give the session an answer holds the layout `build` writes (and `requests`, its count in
+/// layout 4), and seal it, where it lies.
+fn seal_in(key: u64, build: Build, requests: u32, answer: &mut Answer) {
+    let s = &mut answer.session;
+    s.layout = build.version().writes;
+    s.requests = if s.layout == LAYOUT_COUNTED { requests } else { 0 };
+    s.seal = s.sealed_as(key);
 }
 
 /// Build `answer` to `req` with a fresh session and `result`.
-fn fresh(key: u64, req: &Request, answer: &mut Answer, result: Result<Out>) {
+fn fresh(key: u64, build: Build, req: &Request, answer: &mut Answer, result: Result<Out>) {
     answer.echo = req.echo();
-    answer.session = sealed(key, SmallClientState::fresh());
+    answer.session.state = SmallClientState::fresh();
     answer.result = result;
+    seal_in(key, build, 0, answer);
 }
 
 /// The seal and every range the operations rely on. A session that fails is checked once more
 /// before it is refused: one check is one computation a fault in this cell can bend (a skipped
 /// instruction in the seal's loop), and a refusal costs its client the session, in both copies
 /// of the answer (a campaign, fs seed 7, lost sessions to `skip`s that way).
-fn check(key: u64, s: &Session) -> Result<()> {
+///
+/// A session in a layout this version does not read is refused the same way (the version that
+/// wrote it is gone: an update rolled back, and its client keeps the state from before).
+fn check(key: u64, build: Build, s: &Session) -> Result<()> {
     // `black_box`: the second check is computed again, not taken from the first.
-    check_once(key, s).or_else(|_| check_once(key, core::hint::black_box(s)))
+    check_once(key, build, s).or_else(|_| check_once(key, build, core::hint::black_box(s)))
 }
 
-fn check_once(key: u64, s: &Session) -> Result<()> {
-    if s.seal != seal(key, bytemuck::bytes_of(&s.state)) || s.state.check().is_err() {
+fn check_once(key: u64, build: Build, s: &Session) -> Result<()> {
+    if s.seal != s.sealed_as(key) || !build.reads(s.layout) || s.state.check().is_err() {
         return Err(FsError::StateReset);
     }
     Ok(())
@@ -96,7 +100,8 @@ pub(crate) fn handle<D: BlockDevice>(
             st.put(disk, path.as_str(), &data[..n], *append, others).map(|_| Out::Done)
         }
         Op::Fsck => fs_core::fsck(disk).map(Out::Report),
-        Op::Format { .. } | Op::DropCaches => Err(FsError::Malformed), // served apart, once: see `serve`
+        // Served apart, once (see `serve`), or answered from the session's count (see `run`).
+        Op::Format { .. } | Op::DropCaches | Op::Requests => Err(FsError::Malformed),
         Op::Chdir { path } => st.chdir(disk, path.as_str()).map(|_| Out::Done),
         Op::Cwd => PathBuf::new(st.cwd()).map(Out::Path),
         Op::List { path, index } => st.entry(disk, path.as_str(), *index).map(|entry| match entry {
@@ -112,11 +117,11 @@ pub(crate) fn handle<D: BlockDevice>(
 /// What the sessions other than the caller's (kept at `holder`) hold of inode `ino` at `path`:
 /// read where their clients keep them (`libos_kernel::kept_by_others`); a session whose seal
 /// or ranges fail holds nothing (its client will be told `StateReset` on its next request).
-fn held_by_others(key: u64, holder: u64, ino: u16, path: &[u8]) -> Held {
+fn held_by_others(key: u64, build: Build, holder: u64, ino: u16, path: &[u8]) -> Held {
     let mut held = Held::default();
     // A client keeps two copies of its session (`Fs`); the first that checks is its state.
     libos_kernel::kept_by_others::<[Session; 2]>("fs", holder, |copies| {
-        if let Some(s) = copies.iter().find(|s| check(key, s).is_ok()) {
+        if let Some(s) = copies.iter().find(|s| check(key, build, s).is_ok()) {
             held = held.or(s.state.held(ino, path));
         }
     });
@@ -167,6 +172,10 @@ fn serve(
             panic!("the cache kept blocks it was told to forget");
         }
     };
+    if let Op::Requests = req.op {
+        // Only a version that counts (`run` answers it there) knows the answer.
+        return unchanged(out, Err(FsError::Malformed));
+    }
     if let Op::DropCaches = req.op {
         empty(cache);
         return unchanged(out, Ok(Out::Done));
@@ -220,9 +229,22 @@ fn choose<'t>(
     panic!("the disk cell did not say whether it has a disk ({PROBES} tries)");
 }
 
-/// Spawn the fs task over the disk (`disk`, the disk cell) or, when that has no device, the RAM
-/// disk (`ram`); `key` seals sessions (chosen at boot, kept by the task table across
-/// incarnations); what it has to say goes to `console`. Returns the endpoint.
+/// What every version of the fs task holds, given at boot and kept by the task table (in the
+/// staged versions' closures) across incarnations and updates.
+struct Parts {
+    ep: crate::Ep,
+    ram: cell_ramdisk::Ep,
+    disk: cell_virtio_blk::Ep,
+    /// The tags of the disk's blocks seen this boot (see `cell_virtio_blk::Blocks`).
+    tags: cell_virtio_blk::Tags,
+    /// Seals sessions (chosen at boot).
+    key: u64,
+    console: Console,
+}
+
+/// Stage each version of the fs task ([`Build`]) over the disk (`disk`, the disk cell) or, when
+/// that has no device, the RAM disk (`ram`), and start version 1; `key` seals sessions; what
+/// it has to say goes to `console`. Returns the endpoint.
 pub fn start(
     ram: cell_ramdisk::Ep,
     disk: cell_virtio_blk::Ep,
@@ -230,89 +252,135 @@ pub fn start(
     console: Console,
 ) -> Option<crate::Ep> {
     let ep = crate::Ep::create("fs")?;
-    // The tags of the disk's blocks seen this boot: owned by the closure, kept across restarts.
     let tags = cell_virtio_blk::Tags::new()?;
-    libos_kernel::spawn("fs", 5, true, move || {
-        // Only the first incarnation may format a blank store: a later one that does not find
-        // the file system (a fault bent its reads) must not erase it. A store that holds
-        // something else is refused by every incarnation alike.
-        let first =
-            libos_kernel::find_task("fs").and_then(libos_kernel::task_info).is_none_or(|t| t.generation == 0);
-        let store = choose(ram, cell_virtio_blk::Blocks { ep: disk, tags: &tags }, &console, first);
-        let name = store.name();
-        let opened = if first { Volume::mount(store) } else { Volume::attach(store).map(|v| (v, false)) };
-        let volume = match opened {
-            Ok((v, formatted)) => {
-                let (fs, device) = span(&v);
-                match v.refused() {
-                    Some(why) => log(&console, format_args!("not mounting {name}: {why}")),
-                    None if formatted => log(
-                        &console,
-                        format_args!("formatted {name} (it was blank): the file system spans {fs} of its {device} blocks"),
-                    ),
-                    None if first => log(
-                        &console,
-                        format_args!("mounted {name}: the file system spans {fs} of its {device} blocks"),
-                    ),
-                    None => {}
-                }
-                if let Some((seq, r)) = v.redone() {
-                    log(
-                        &console,
-                        format_args!("{name}: redid operation {seq} from the journal (the machine stopped while writing it)"),
-                    );
-                    if r.is_clean() {
-                        let (used, total) = (r.blocks, r.blocks_total);
-                        log(&console, format_args!("{name}: fsck after the recovery: clean: {used} of {total} blocks in use"));
-                    } else {
-                        let found = r.found;
-                        log(&console, format_args!("{name}: fsck after the recovery found {found} problem(s): run `fsck`"));
-                    }
-                }
-                v
-            }
-            Err(e) => panic!("cannot mount {}: {}", name, e),
-        };
-        // This incarnation's block cache, in its own heap: it dies with the incarnation, and the
-        // next one starts empty (as it would after the store changed under it).
-        let mut places = alloc::vec![None; CACHED_BLOCKS];
-        let cache = RefCell::new(Shelf::new(&mut places));
-        let mut mounted = Mounted { volume, cache, name };
-        // Requests are read where the kernel put them (see `Inbox`), and answered from where
-        // they were built: each copy of the answer by itself, by its own run, sealed on its own
-        // (see `Response`).
-        let mut inbox = libos_kernel::Inbox::new();
-        let blank = Session { state: SmallClientState::zeroed(), seal: 0 };
-        let mut outbox = Response { answers: [Answer { echo: 0, session: blank, result: Err(FsError::Malformed) }; 2] };
-        loop {
-            let (token, req) = ep.recv_into(&mut inbox);
-            let [one, two] = &mut outbox.answers;
-            // A fresh session, whatever the request carried, only if it says `Connect` twice
-            // over: a bent branch here would silently reset its client's session.
-            if matches!(req.op, Op::Connect) && matches!(core::hint::black_box(&req.op), Op::Connect) {
-                fresh(key, req, one, Ok(Out::Done));
-                fresh(key, req, two, Ok(Out::Done));
-            } else if let Err(e) = check(key, &req.session) {
-                fresh(key, req, one, Err(e));
-                fresh(key, req, two, Err(e));
-            } else {
-                let others = |ino: u16, path: &[u8]| held_by_others(key, req.holder, ino, path);
-                if req.op.digest() != req.digest {
-                    panic!("the request changed in fs's memory before it was served");
-                }
-                // After the runs: the operation and the session they served are still those the
-                // client sent. Both runs start from the session where it was received, so a word
-                // of it bent after its check (a `memflip` of fs's stack) would be served by both
-                // alike and sealed again: the client would keep a session it never had.
-                let intact = || req.op.digest() == req.digest && check_once(key, &req.session).is_ok();
-                serve(&mut mounted, &console, req, &others, &intact, &mut outbox.answers);
-                let [one, two] = &mut outbox.answers;
-                seal_in(key, one);
-                seal_in(key, two);
-            }
-            let _ = ep.reply_from(token, &outbox);
-        }
-    })
-    .ok()?;
+    let parts = Arc::new(Parts { ep, ram, disk, tags, key, console });
+    for build in Build::ALL {
+        let parts = parts.clone();
+        libos_kernel::stage("fs", build.name(), build.version(), move || run(&parts, build)).ok()?;
+    }
+    libos_kernel::spawn_staged("fs", Build::V1.name(), 5).ok()?;
     Some(ep)
+}
+
+/// The count a version that counts (layout 4) gives the session of `req`, this request
+/// included; whether it migrated the session from layout 3 to do so.
+fn count(build: Build, req: &Request) -> (u32, bool) {
+    if build.version().writes != LAYOUT_COUNTED {
+        return (0, false);
+    }
+    match req.session.layout {
+        LAYOUT_PLAIN => (1, true),
+        _ => (req.session.requests.saturating_add(1), false),
+    }
+}
+
+/// One incarnation of version `build` of the fs task.
+fn run(parts: &Parts, build: Build) {
+    let Parts { ep, ram, disk, ref tags, key, ref console } = *parts;
+    // Only the first incarnation may format a blank store: a later one that does not find the
+    // file system (a fault bent its reads) must not erase it. A store that holds something
+    // else is refused by every incarnation alike.
+    let first =
+        libos_kernel::find_task("fs").and_then(libos_kernel::task_info).is_none_or(|t| t.generation == 0);
+    let store = choose(ram, cell_virtio_blk::Blocks { ep: disk, tags }, console, first);
+    let name = store.name();
+    let opened = if first { Volume::mount(store) } else { Volume::attach(store).map(|v| (v, false)) };
+    let volume = match opened {
+        Ok((v, formatted)) => {
+            let (fs, device) = span(&v);
+            match v.refused() {
+                Some(why) => log(console, format_args!("not mounting {name}: {why}")),
+                None if formatted => log(
+                    console,
+                    format_args!(
+                        "formatted {name} (it was blank): the file system spans {fs} of its {device} blocks"
+                    ),
+                ),
+                None if first => log(
+                    console,
+                    format_args!("mounted {name}: the file system spans {fs} of its {device} blocks"),
+                ),
+                None => {}
+            }
+            if let Some((seq, r)) = v.redone() {
+                log(
+                    console,
+                    format_args!("{name}: redid operation {seq} from the journal (the machine stopped while writing it)"),
+                );
+                if r.is_clean() {
+                    let (used, total) = (r.blocks, r.blocks_total);
+                    log(
+                        console,
+                        format_args!(
+                            "{name}: fsck after the recovery: clean: {used} of {total} blocks in use"
+                        ),
+                    );
+                } else {
+                    let found = r.found;
+                    log(
+                        console,
+                        format_args!("{name}: fsck after the recovery found {found} problem(s): run `fsck`"),
+                    );
+                }
+            }
+            v
+        }
+        Err(e) => panic!("cannot mount {}: {}", name, e),
+    };
+    // This incarnation's block cache, in its own heap: it dies with the incarnation, and the
+    // next one starts empty (as it would after the store changed under it).
+    let mut places = alloc::vec![None; CACHED_BLOCKS];
+    let cache = RefCell::new(Shelf::new(&mut places));
+    let mut mounted = Mounted { volume, cache, name };
+    // Requests are read where the kernel put them (see `Inbox`), and answered from where they
+    // were built: each copy of the answer by itself, by its own run, sealed on its own (see
+    // `Response`).
+    let mut inbox = libos_kernel::Inbox::new();
+    let blank = Session::blank();
+    let mut outbox =
+        Response { answers: [Answer { echo: 0, session: blank, result: Err(FsError::Malformed) }; 2] };
+    loop {
+        let (token, req) = ep.recv_into(&mut inbox);
+        let [one, two] = &mut outbox.answers;
+        // A fresh session, whatever the request carried, only if it says `Connect` twice over:
+        // a bent branch here would silently reset its client's session.
+        if matches!(req.op, Op::Connect) && matches!(core::hint::black_box(&req.op), Op::Connect) {
+            fresh(key, build, req, one, Ok(Out::Done));
+            fresh(key, build, req, two, Ok(Out::Done));
+        } else if let Err(e) = check(key, build, &req.session) {
+            fresh(key, build, req, one, Err(e));
+            fresh(key, build, req, two, Err(e));
+        } else {
+            let (requests, migrated) = count(build, req);
+            if migrated {
+                let client = token.client();
+                log(console, format_args!("client task {client}: session migrated from layout 3 to 4"));
+            }
+            if build == Build::Faulty && !migrated {
+                panic!("the faulty build of fs fails a session's second request, after migrating it on the first");
+            }
+            let others = |ino: u16, path: &[u8]| held_by_others(key, build, req.holder, ino, path);
+            if req.op.digest() != req.digest {
+                panic!("the request changed in fs's memory before it was served");
+            }
+            // After the runs: the operation and the session they served are still those the
+            // client sent. Both runs start from the session where it was received, so a word of
+            // it bent after its check (a `memflip` of fs's stack) would be served by both alike
+            // and sealed again: the client would keep a session it never had.
+            let intact = || req.op.digest() == req.digest && check_once(key, build, &req.session).is_ok();
+            if matches!(req.op, Op::Requests) && requests > 0 {
+                for answer in &mut outbox.answers {
+                    answer.echo = req.echo();
+                    answer.session.state = req.session.state;
+                    answer.result = Ok(Out::Count(requests));
+                }
+            } else {
+                serve(&mut mounted, console, req, &others, &intact, &mut outbox.answers);
+            }
+            let [one, two] = &mut outbox.answers;
+            seal_in(key, build, requests, one);
+            seal_in(key, build, requests, two);
+        }
+        let _ = ep.reply_from(token, &outbox);
+    }
 }

@@ -23,6 +23,8 @@
 //!  los.fs_read_disk   64-byte read of an open file on the disk        shell → fs ⇄ virtio-blk ⇄ device
 //!                     (fs empties its block cache first, untimed: its inode and data block
 //!                     come from the device)
+//!  los.update         fs switched to its staged version 2 → its first answer (a stat):
+//!                     instructions, the CPU's halted time taken off, n ≤ 20
 //!  los.drv_restart    virtio-blk killed → its next incarnation waiting in recv, the device reset
 //!                     and set up again (kernel-measured), n ≤ 50
 //! ```
@@ -429,7 +431,47 @@ pub fn disk(con: &Console, w: &Wiring, privilege: &Privilege, fs: &mut Fs, n: us
     let [min, median, p99] = restarted?;
     let _ =
         writeln!(&*con, "bench: los.drv_restart n={} min={} median={} p99={}", restarts, min, median, p99);
+    let updates = n.min(20);
+    let [min, median, p99] = update_times(privilege, fs, &mut restart_samples[..updates])?;
+    let _ = writeln!(&*con, "bench: los.update n={} min={} median={} p99={}", updates, min, median, p99);
     Ok(())
+}
+
+/// The version `los.update` switches fs to, again and again (version 2 reads what it writes).
+const UPDATE_TO: &str = "fs-v2";
+
+/// `los.update`: fs switched to its version staged as [`UPDATE_TO`], from the `update` call to
+/// the new version's first answer (a `stat`, which waits at fs's endpoint meanwhile, as any
+/// client's call would), less the time the CPU was halted (the new incarnation's mount waits
+/// for the disk): the microkernel's `mk.update`, but nothing to load. Each sample is the
+/// kernel's update (client sessions copied aside), the new incarnation's start and mount, the
+/// driver's work for it, and the `stat`, which also closes the update's one-request window.
+fn update_times(privilege: &Privilege, fs: &mut Fs, samples: &mut [u64]) -> Result<[u64; 3], Failed> {
+    let row = Some("los.update");
+    let task = libos_kernel::find_task("fs").ok_or(Failed(row, "no fs task"))?;
+    libos_kernel::set_quiet(privilege, true);
+    // Unpreempted, as the other rows: the scribe, which wakes on the timer, does not come in
+    // with its requests (their disk writes would be billed to the update).
+    let timed = libos_kernel::without_preemption(privilege, || {
+        for s in samples.iter_mut() {
+            let (idle0, t0) = loop {
+                let (idle0, t0) = (libos_kernel::idle_time(), libos_kernel::rdtsc());
+                match libos_kernel::update(privilege, task, UPDATE_TO, 1) {
+                    Ok(_) => break (idle0, t0),
+                    // The scribe's request in service: not this row's cost.
+                    Err(libos_kernel::UpdateError::Busy) => libos_kernel::yield_now(),
+                    Err(_) => return Err(Failed(row, "fs refused the update")),
+                }
+            };
+            let answered = fs.stat("/");
+            let t1 = libos_kernel::rdtsc();
+            *s = (t1 - t0).saturating_sub(libos_kernel::idle_time() - idle0);
+            answered.map_err(|e| Failed(row, e.describe()))?;
+        }
+        Ok(summarize(samples))
+    });
+    libos_kernel::set_quiet(privilege, false);
+    timed
 }
 
 /// Sizes of `bench grow`'s file reads, and their rows.

@@ -17,7 +17,9 @@ use cell_fs::Fs;
 use cell_timer::Timer;
 use clients::{Clock, Files};
 use core::fmt::Write;
-use libos_kernel::{ControlError, InjectError, InjectKind, Privilege, MAX_TASKS};
+use fault::update::BUSY_DEADLINE_MS;
+use fs_core::FsError;
+use libos_kernel::{ControlError, InjectError, InjectKind, Privilege, UpdateError, MAX_TASKS};
 use shellcmd::{Console as _, Status, TaskRow, LINE_MAX};
 
 /// This shell's own lines of `help`; `shellcmd` puts the shared ones around them.
@@ -28,7 +30,14 @@ const HELP: shellcmd::Help = shellcmd::Help {
   mem               frames, kernel heap bytes and page slots in use (and each task's heap)
   restart NAME [COUNT]
                     replace task NAME with a new incarnation (COUNT times, waiting for each)
-  kill NAME         crash task NAME now (supervised tasks are restarted)",
+  kill NAME         crash task NAME now (supervised tasks are restarted)
+  pause NAME        stop scheduling task NAME (what it waits for still happens); ps: paused
+  resume NAME       schedule a paused task again
+  requests          the requests this shell's fs session has made (fs version 2 counts them)
+  update NAME VERSION [WINDOW]
+                    switch cell NAME to VERSION, staged in the image (e.g. fs-v2; `update
+                    NAME` lists them), while its clients wait; it rolls back if the new one
+                    fails before answering WINDOW requests (default 8)",
     sessions: "  cd PATH, pwd      change, show the current directory (kept in our fs session, which we hold)
   fsck              check the fs cell's disk: what is in use, or every problem found
   sleep MS          wait MS milliseconds, at most one hour (timer cell)
@@ -203,6 +212,16 @@ impl shellcmd::Shell for Shell<'_> {
                 (Some(name), Some(Ok(n))) if (1..=100_000).contains(&n) => self.restart(name, n),
                 _ => self.out.fail(format_args!("usage: restart NAME [COUNT] with 1 <= COUNT <= 100000")),
             },
+            "update" => match (shellcmd::update_args(args), words.next(), words.next()) {
+                (Some(u), _, _) => self.update(u.name, u.image, u.window),
+                (None, Some(name), None) => self.versions(name),
+                _ => self.out.fail(format_args!("{}", shellcmd::UPDATE_USAGE)),
+            },
+            "requests" => self.requests(),
+            "pause" | "resume" => match (words.next(), words.next()) {
+                (Some(name), None) => self.pause(name, cmd == "pause"),
+                _ => self.out.fail(format_args!("usage: {} NAME", cmd)),
+            },
             "poweroff" => {
                 say!(self, "powering off");
                 self.out.0.flush();
@@ -236,17 +255,145 @@ impl Shell<'_> {
                 name: t.name,
                 index: t.index,
                 generation: t.generation,
-                state: t.state.name(),
+                state: if t.paused { "paused" } else { t.state.name() },
                 restarts: t.restarts,
                 priority: t.prio,
                 calls: t.served,
-                // The libos's cells are linked into its one image: no versions to tell apart.
-                version: 0,
-                window_left: 0,
+                version: t.version,
+                window_left: t.window_left,
             };
             shellcmd::print_task_row(&self.out, &row);
         }
         0
+    }
+
+    /// `update NAME VERSION WINDOW`: switch cell NAME to its version staged in the image as
+    /// VERSION (see `libos_kernel::update`), retrying while it serves requests, for up to
+    /// `fault::update::BUSY_DEADLINE_MS`; then wait until the new version waits for work.
+    fn update(&mut self, name: &str, version: &str, window: u32) -> Status {
+        let index = match self.find(name) {
+            Ok(i) => i,
+            Err(s) => return s,
+        };
+        let before = libos_kernel::task_info(index).map_or(0, |t| t.version);
+        let t0 = libos_kernel::rdtsc();
+        let deadline = libos_kernel::ticks() + BUSY_DEADLINE_MS;
+        let updated = loop {
+            match libos_kernel::update(self.privilege, index, version, window) {
+                Err(UpdateError::Busy) if libos_kernel::ticks() < deadline => libos_kernel::yield_now(),
+                Err(UpdateError::Busy) => {
+                    return self.out.fail(format_args!(
+                        "update {}: it stayed busy serving requests for {} ms; not updated (nothing changed)",
+                        name, BUSY_DEADLINE_MS
+                    ))
+                }
+                Err(UpdateError::NotStaged) => {
+                    let _ = self.versions(name);
+                    return self.out.fail(format_args!(
+                        "update {}: no version of it is staged in this image as '{}'; nothing changed",
+                        name, version
+                    ));
+                }
+                Err(e) => {
+                    return self.out.fail(format_args!(
+                        "update {}: refused, nothing changed: {}",
+                        name,
+                        update_error(e)
+                    ))
+                }
+                Ok(u) => break u,
+            }
+        };
+        let serving = libos_kernel::wait_ready(index);
+        let now = libos_kernel::task_info(index);
+        match (serving, now) {
+            (Some(latency), Some(t)) if t.generation == updated.generation => {
+                say!(
+                    self,
+                    "updated {} from version {} to {} (generation {}): staged in the image as {}; serving {} TSC ticks after the switch ({} from the command); the old version comes back if this one fails before answering {} request(s)",
+                    name,
+                    before,
+                    updated.to,
+                    updated.generation,
+                    version,
+                    latency,
+                    libos_kernel::rdtsc() - t0,
+                    window
+                );
+                0
+            }
+            (_, t) => {
+                let (generation, version) = t.map_or((0, 0), |t| (t.generation, t.version));
+                self.out.fail(format_args!(
+                    "update {}: the new version failed before this shell saw it serve; rolled back (now generation {}, version {})",
+                    name, generation, version
+                ))
+            }
+        }
+    }
+
+    fn pause(&mut self, name: &str, on: bool) -> Status {
+        let index = match self.find(name) {
+            Ok(i) => i,
+            Err(s) => return s,
+        };
+        if on && name == "console" {
+            return self
+                .out
+                .fail(format_args!("pause: not the console cell (this shell talks to you through it)"));
+        }
+        let verb = if on { "pause" } else { "resume" };
+        match libos_kernel::pause(self.privilege, index, on) {
+            Ok(()) => {
+                say!(self, "{} {} (task {})", if on { "paused" } else { "resumed" }, name, index);
+                0
+            }
+            Err(ControlError::IsCurrent) => self.out.fail(format_args!("{}: not this shell itself", verb)),
+            Err(e) => self.out.fail(format_args!("cannot {} {}: {}", verb, name, control_error(e))),
+        }
+    }
+
+    /// `update NAME`: the versions of cell NAME staged in the image.
+    fn versions(&mut self, name: &str) -> Status {
+        let running =
+            libos_kernel::find_task(name).and_then(libos_kernel::task_info).map_or(0, |t| t.version);
+        let mut any = false;
+        libos_kernel::staged(name, |staged, v| {
+            any = true;
+            let mark = if v.number == running { "  (running)" } else { "" };
+            say!(
+                self,
+                "{}: version {}, writes layout {}, reads layouts {:?}{}",
+                staged,
+                v.number,
+                v.writes,
+                v.reads,
+                mark
+            );
+        });
+        if !any {
+            return self
+                .out
+                .fail(format_args!("{} has no versions staged in this image (only fs does)", name));
+        }
+        0
+    }
+
+    fn requests(&mut self) -> Status {
+        self.connect_fs();
+        let Some(Files(fs)) = self.fs.as_mut() else {
+            return self.out.fail(format_args!("no file system session"));
+        };
+        match fs.requests() {
+            Ok(n) => {
+                say!(self, "this shell's fs session has made {} requests (counted since fs version 2)", n);
+                0
+            }
+            Err(FsError::Malformed) => self
+                .out
+                .fail(format_args!("requests: this fs does not count them (version 2 does: see `update`)")),
+            Err(e) => self.out.fail(format_args!("requests: {}", e.describe())),
+        }
     }
 
     fn mem(&self) -> Status {
@@ -318,6 +465,20 @@ impl Shell<'_> {
                 done => return done,
             }
         }
+    }
+}
+
+fn update_error(e: UpdateError) -> alloc::string::String {
+    match e {
+        UpdateError::NoSuchTask => "not a cell started from a staged version".into(),
+        UpdateError::IsCurrent => "the shell does not update itself".into(),
+        UpdateError::NotStaged => "no such version staged".into(),
+        UpdateError::Busy => "busy".into(),
+        UpdateError::Incompatible { layout } => {
+            alloc::format!("that version cannot read layout {layout}, which client states may be in")
+        }
+        UpdateError::BadWindow => "the window is 1 to 1000 requests".into(),
+        UpdateError::OutOfMemory => "out of memory for the new incarnation (the old version is back)".into(),
     }
 }
 
