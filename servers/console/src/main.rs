@@ -244,7 +244,7 @@ fn main(boot: &'static userlib::abi::BootInfo) -> Result<(), Error> {
     // Server-global by design: the keys typed and not yet read (the device's input, read by
     // whoever reads the console), the one reader waiting for them, and version 2's counts of
     // all clients' traffic.
-    userlib::declare(&server, "input ring, reader and counts")?;
+    userlib::declare(&server, "input, reader, counts")?;
     let mut out = [0u8; 300];
     let mut msg = ep.recv()?;
     loop {
