@@ -70,7 +70,7 @@ impl<K: Kind> Cap<K> {
 }
 
 /// A received message: who sent it (badge), its label, words and payload length.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Message {
     pub badge: u64,
     pub info: MsgInfo,
@@ -78,15 +78,25 @@ pub struct Message {
 }
 
 impl Message {
-    fn from_ret(r: Ret) -> Message {
+    pub(crate) fn from_ret(r: Ret) -> Message {
         Message { badge: r.rdi, info: MsgInfo::decode_received(r.rsi).unwrap_or_default(), words: r.words }
     }
 
-    /// Forget this message: its words and badge are zeroed (written even though nothing reads
-    /// them after), so a server loop keeps nothing of a request it answered.
-    pub fn clear(&mut self) {
-        // SAFETY: `self` is a valid, aligned, exclusive reference; the default is a valid value.
-        unsafe { core::ptr::write_volatile(self, Message::default()) };
+    /// Hand `f` a copy of the payload on this stack (as long as the payload, not cleared
+    /// first): a server's handler decodes it there and encodes its reply into the IPC buffer.
+    pub fn with_payload<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        let len = (self.info.len as usize).min(IPC_BUFFER_SIZE);
+        let mut copy = core::mem::MaybeUninit::<[u8; IPC_BUFFER_SIZE]>::uninit();
+        let dst = copy.as_mut_ptr().cast::<u8>();
+        // SAFETY: `len` is at most the size of both the IPC buffer (mapped for the task's whole
+        // life; a received payload stays there until the task's next IPC) and `copy` (on this
+        // stack); the two do not overlap. Only the first `len` bytes of `copy`, written here,
+        // are viewed.
+        let bytes = unsafe {
+            core::ptr::copy_nonoverlapping(IPC_BUFFER as *const u8, dst, len);
+            core::slice::from_raw_parts(dst.cast_const(), len)
+        };
+        f(bytes)
     }
 
     /// The payload, copied out of the IPC buffer into `out`; returns the bytes copied.
@@ -98,10 +108,11 @@ impl Message {
 }
 
 /// The task's IPC buffer.
-fn ipc_buffer() -> &'static mut [u8; IPC_BUFFER_SIZE] {
+pub(crate) fn ipc_buffer() -> &'static mut [u8; IPC_BUFFER_SIZE] {
     // SAFETY: the kernel maps one writable page at IPC_BUFFER for the task's whole life. A task
     // is single-threaded and the references never outlive the copy (or the encoding of a
-    // request, which makes no IPC) in the functions of this module, so no two are used at once.
+    // request or a reply, which makes no IPC) in the functions of this crate, so no two are
+    // used at once.
     unsafe { &mut *(IPC_BUFFER as *mut [u8; IPC_BUFFER_SIZE]) }
 }
 
@@ -159,17 +170,6 @@ impl Cap<Endpoint> {
         cap_slot: Option<u8>,
     ) -> Result<Message, Error> {
         let info = MsgInfo { cap: cap_slot, ..MsgInfo::with_len(label, stage(payload)?) };
-        let [w0, w1, w2, w3] = words;
-        sys::call(Sysno::ReplyRecv, [self.slot(), info.encode(), w0, w1, w2, w3]).map(Message::from_ret)
-    }
-
-    /// Like [`reply_recv`](Self::reply_recv), but the reply's bytes are cleared from `out`
-    /// once they are in the IPC buffer, before the server waits: nothing of the answered
-    /// request stays in the buffer while the next client's request runs (what the state-spill
-    /// audit checks).
-    pub fn reply_recv_clean(self, label: u32, words: [u64; 4], out: &mut [u8]) -> Result<Message, Error> {
-        let info = MsgInfo::with_len(label, stage(out)?);
-        crate::scrub(out);
         let [w0, w1, w2, w3] = words;
         sys::call(Sysno::ReplyRecv, [self.slot(), info.encode(), w0, w1, w2, w3]).map(Message::from_ret)
     }

@@ -1,5 +1,6 @@
 //! The runtime every Axolotl user task links: syscall stubs ([`sys`]), typed capability handles
-//! and IPC ([`cap`]), the task entry point, boot info and panic handler ([`rt`]). Console output
+//! and IPC ([`cap`]), a server's receive loop ([`serve`]), the task entry point, boot info and
+//! panic handler ([`rt`]). Console output
 //! (`println!`) lives with the console protocol in `console-api`.
 //!
 //! A task is a `#![no_std] #![no_main]` binary that names its main function with [`entry!`]:
@@ -17,6 +18,7 @@
 pub mod cap;
 pub mod msg;
 pub mod rt;
+pub mod serve;
 pub mod sys;
 
 pub use axolotl_abi as abi;
@@ -49,21 +51,6 @@ pub fn declare<T: ?Sized>(value: &T, name: &str) -> Result<(), abi::Error> {
     let (addr, len) = (value as *const T as *const u8 as u64, core::mem::size_of_val(value) as u64);
     let args = [addr, len, name.as_ptr() as u64, name.len() as u64, 0, 0];
     sys::call(abi::Sysno::Declare, args).map(|_| ())
-}
-
-/// Zero `buf`, byte by byte, with writes the compiler keeps even when nothing reads the buffer
-/// again: how a server clears a request's bytes from a buffer that outlives the request.
-pub fn scrub(buf: &mut [u8]) {
-    // SAFETY: any bytes are valid u64s; `align_to_mut` hands out aligned words only.
-    let (head, words, tail) = unsafe { buf.align_to_mut::<u64>() };
-    for b in head.iter_mut().chain(tail.iter_mut()) {
-        // SAFETY: `b` is a valid, exclusive reference to a byte.
-        unsafe { core::ptr::write_volatile(b, 0) };
-    }
-    for w in words.iter_mut() {
-        // SAFETY: `w` is a valid, aligned, exclusive reference to a word.
-        unsafe { core::ptr::write_volatile(w, 0) };
-    }
 }
 
 /// Define the task's entry point: `main(&BootInfo) -> Result<(), Error>`. An `Err` ends the task
