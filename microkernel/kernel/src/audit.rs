@@ -472,10 +472,8 @@ impl Kernel {
                 r.name_kind = 2;
                 r.offset = USER_STACK_TOP - s.addr;
                 let _ = write!(name, "stack");
-            } else if let Some((sym, off)) = self
-                .module_of(t)
-                .filter(|m| !m.updated)
-                .and_then(|m| axolotl_kcore::elf::symbolize(m.bytes(), s.addr))
+            } else if let Some((sym, off)) =
+                self.module_of(t).and_then(|m| axolotl_kcore::elf::symbolize(m.bytes(), s.addr))
             {
                 r.name_kind = 1;
                 r.offset = off;
