@@ -24,7 +24,7 @@ The ISO boots with GRUB (Multiboot2) and has one menu entry per personality: the
 with the servers the manifest lists, and the libos (one binary, its cells linked in).
 The servers on it are the tasks listed in images/microkernel.manifest. It also builds the
 other versions of servers that `update` installs into target/os/updates/ (fs-v2, fs-faulty,
-fs-v1, timer-v2, console-v2; see `cargo os put`).";
+fs-v1, timer-v2, console-v2, and the spilling test build probe-spill; see `cargo os put`).";
 
 const PUT_ABOUT: &str = "\
 Write a host file into the file system on a disk image, for the guest to read
