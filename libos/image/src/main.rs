@@ -8,6 +8,8 @@
 //!                           ├──── endpoint ──► echo (benchmark partner)
 //!                           └──── endpoints ─► echo-0, -64, -512, -4096 (`bench grow`'s partners)
 //!  scribe (fs and timer sessions of its own; records in /scribe/log)
+//!  auditor-a, auditor-b (the two clients `audit` drives a cell with: fs, timer, ramdisk,
+//!                        virtio-blk, console)
 //! ```
 //! This is the composition root: it holds no state of its own after boot. The kernel hands it
 //! the one [`libos_kernel::Privilege`] token; it gives it to the shell, and to no other cell.
@@ -30,6 +32,8 @@ fn wire(privilege: libos_kernel::Privilege) {
     let echo = cell_shell::start_echo().expect("echo");
     let echoes = cell_shell::start_echoes().expect("echoes");
     cell_shell::start_scribe(console.clone(), fs, timer).expect("scribe");
-    cell_shell::start(cell_shell::Wiring { console, fs, timer, echo, echoes, disk }, privilege)
+    let reach = cell_shell::AuditReach { console: console.clone(), fs, timer, ramdisk, disk };
+    let auditors = cell_shell::start_auditors(reach).expect("auditors");
+    cell_shell::start(cell_shell::Wiring { console, fs, timer, echo, echoes, disk, auditors }, privilege)
         .expect("shell");
 }

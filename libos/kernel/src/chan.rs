@@ -115,7 +115,9 @@ impl<Req: Copy + Send + 'static, Resp: Copy + Send + 'static> Endpoint<Req, Resp
     #[inline(always)]
     pub fn recv(&self) -> (Token, Req) {
         let mut req = MaybeUninit::<Req>::uninit();
-        let (who, seq) = kernel_recv(self.id, req.as_mut_ptr() as u64, size_of::<Req>());
+        let floor = crate::arch::cpu::stack_pointer();
+        let at = req.as_mut_ptr() as u64;
+        let (who, seq) = kernel_recv(self.id, at, size_of::<Req>(), floor, (at, size_of::<Req>()));
         let token = Token { client: (who & u32::MAX as u64) as usize, generation: (who >> 32) as u32, seq };
         // SAFETY: `kernel_recv` returns only after copying a whole request of this endpoint's `Req`
         // into `req`.
@@ -128,15 +130,29 @@ impl<Req: Copy + Send + 'static, Resp: Copy + Send + 'static> Endpoint<Req, Resp
     where
         Req: Copy,
     {
+        self.receive(inbox);
+        inbox.take().expect("a request was just received")
+    }
+
+    /// Wait for the next request, and leave it and its token in `inbox`, for [`Inbox::take`]
+    /// in a function below this one: the frame that waits then holds nothing of a request
+    /// (what `audit` checks), not even the token (a `(Token, &Req)` is returned through the
+    /// caller's frame).
+    #[inline(always)]
+    pub fn receive(&self, inbox: &mut Inbox<Req>)
+    where
+        Req: Copy,
+    {
         // Cleared first: a receive a fault skipped leaves zeros, not the previous request.
         // SAFETY: zeroing the bytes of a `MaybeUninit` is always allowed; it stays uninit to us
         // until `kernel_recv` fills it.
-        unsafe { core::ptr::write_bytes(inbox.0.as_mut_ptr(), 0, 1) };
-        let (who, seq) = kernel_recv(self.id, inbox.0.as_mut_ptr() as u64, size_of::<Req>());
-        let token = Token { client: (who & u32::MAX as u64) as usize, generation: (who >> 32) as u32, seq };
-        // SAFETY: `kernel_recv` returns only after copying a whole request of this endpoint's
-        // `Req` into the inbox.
-        (token, unsafe { inbox.0.assume_init_ref() })
+        unsafe { core::ptr::write_bytes(inbox.req.as_mut_ptr(), 0, 1) };
+        inbox.token = None;
+        let floor = crate::arch::cpu::stack_pointer();
+        let whole = (inbox as *const Inbox<Req> as u64, size_of::<Inbox<Req>>());
+        let (who, seq) = kernel_recv(self.id, inbox.req.as_mut_ptr() as u64, size_of::<Req>(), floor, whole);
+        inbox.token =
+            Some(Token { client: (who & u32::MAX as u64) as usize, generation: (who >> 32) as u32, seq });
     }
 
     /// Send `req` and receive the answer in place (see [`Inbox`]): the kernel writes it into
@@ -148,12 +164,12 @@ impl<Req: Copy + Send + 'static, Resp: Copy + Send + 'static> Endpoint<Req, Resp
     pub fn call_into<'a>(&self, req: &Req, inbox: &'a mut Inbox<Resp>) -> Result<&'a Resp, CallError> {
         // SAFETY: zeroing the bytes of a `MaybeUninit` is always allowed; it stays uninit to us
         // until `kernel_call` fills it.
-        unsafe { core::ptr::write_bytes(inbox.0.as_mut_ptr(), 0, 1) };
-        let (req, resp_at) = (req as *const Req as u64, inbox.0.as_mut_ptr() as u64);
+        unsafe { core::ptr::write_bytes(inbox.req.as_mut_ptr(), 0, 1) };
+        let (req, resp_at) = (req as *const Req as u64, inbox.req.as_mut_ptr() as u64);
         kernel_call(self.id, req, size_of::<Req>(), resp_at, size_of::<Resp>())?;
         // SAFETY: `kernel_call` returns Ok only after a `reply` on this endpoint, whose sizes match
         // ours, wrote a whole `Resp` into the inbox.
-        Ok(unsafe { inbox.0.assume_init_ref() })
+        Ok(unsafe { inbox.req.assume_init_ref() })
     }
 
     /// Answer the request `token` names.
@@ -180,11 +196,25 @@ impl<Req: Copy + Send + 'static, Resp: Copy + Send + 'static> Endpoint<Req, Resp
 /// (seen in the libos fs campaign: an old record write replayed over a newer one). Here no
 /// copy by the server stands between the client's bytes and their use, and the inbox is
 /// cleared before each receive, so a skipped receive shows as an empty request.
-pub struct Inbox<Req>(MaybeUninit<Req>);
+///
+/// A server's inbox also keeps the token of the request in it, from [`Endpoint::receive`] to
+/// [`Inbox::take`].
+pub struct Inbox<Req> {
+    req: MaybeUninit<Req>,
+    token: Option<Token>,
+}
 
 impl<Req> Inbox<Req> {
     pub const fn new() -> Self {
-        Inbox(MaybeUninit::uninit())
+        Inbox { req: MaybeUninit::uninit(), token: None }
+    }
+
+    /// The request [`Endpoint::receive`] left here, and its token: once (the token answers it).
+    pub fn take(&mut self) -> Option<(Token, &Req)> {
+        let token = self.token.take()?;
+        // SAFETY: a token is put here only after `kernel_recv` copied a whole request of the
+        // endpoint's `Req` into `req` (see `receive`).
+        Some((token, unsafe { self.req.assume_init_ref() }))
     }
 }
 
@@ -247,6 +277,15 @@ where
         Req: Copy,
     {
         self.0.recv_into(inbox)
+    }
+
+    /// Wait for the next request, left in `inbox` with its token (see [`Endpoint::receive`]).
+    #[inline(always)]
+    pub fn receive(&self, inbox: &mut Inbox<Req>)
+    where
+        Req: Copy,
+    {
+        self.0.receive(inbox)
     }
 
     /// Answer the request `token` names.
@@ -330,10 +369,12 @@ fn kernel_call(id: usize, req: u64, req_len: usize, resp: u64, resp_len: usize) 
 }
 
 /// [`Endpoint::recv`]'s kernel half: wait for a request on endpoint `id` and copy it (`len`
-/// bytes) to `out`. Returns who asked (client index | generation << 32) and the call's
+/// bytes) to `out`; `floor` is the caller's stack pointer, where it waits (the audit's line
+/// between the frames that last and the scratch below them, see `audit`), and `inbox` the
+/// whole buffer the request and its token go to (a message, not state, to the audit). Returns who asked (client index | generation << 32) and the call's
 /// sequence number: two words, in registers.
 #[inline(never)]
-fn kernel_recv(id: usize, out: u64, len: usize) -> (u64, u64) {
+fn kernel_recv(id: usize, out: u64, len: usize, floor: u64, inbox: (u64, usize)) -> (u64, u64) {
     let (id, out, len) = black_box((id, out, len));
     let r = block_on(State::Recv, |k| {
         let me = k.current;
@@ -360,6 +401,7 @@ fn kernel_recv(id: usize, out: u64, len: usize) -> (u64, u64) {
             call.phase = CallPhase::Served(me);
             call.served_at = now;
             let (generation, seq, req) = (t.generation, call.seq, call.req);
+            crate::audit::taken(k, me, c, floor, inbox);
             // SAFETY: the caller is blocked in `call` on this endpoint, so `req` points at its
             // live request of this endpoint's size, in its own memory or the image (checked in
             // `call`); `out` lies in our own stack or heap (checked above); they do not overlap.
@@ -411,6 +453,7 @@ fn kernel_reply(client: usize, generation: u32, seq: u64, resp: u64, len: usize)
         call.phase = CallPhase::Replied;
         k.wake(client);
         k.handoff = Some(client);
+        crate::audit::replied(k, me, resp, len);
         let me = k.cur();
         me.served += 1;
         me.answered = true;
@@ -535,7 +578,8 @@ impl<T> KCell<T> {
 }
 
 struct MailboxState<T, const N: usize> {
-    queue: Deque<T, N>,
+    /// Each message and who sent it (a task's index, or [`FROM_DEVICE`]).
+    queue: Deque<(T, usize), N>,
     receiver: Option<usize>,
 }
 
@@ -585,13 +629,17 @@ fn valid<T, const N: usize>(k: &Kernel, inner: &MailboxInner<T, N>) -> bool {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Full;
 
+/// The sender of a message a device's interrupt queued (the keyboard's bytes).
+pub const FROM_DEVICE: usize = usize::MAX;
+
 impl<T: Copy + Send + 'static, const N: usize> Sender<T, N> {
-    pub(crate) fn send_locked(&self, k: &mut Kernel, v: T) -> Result<(), Full> {
+    /// Queue `v` from task `from` (or [`FROM_DEVICE`]), the kernel locked.
+    pub(crate) fn send_locked(&self, k: &mut Kernel, v: T, from: usize) -> Result<(), Full> {
         if !valid(k, self.inner) {
             return Err(Full);
         }
         let s = self.inner.state.get(k);
-        s.queue.push_back(v).map_err(|_| Full)?;
+        s.queue.push_back((v, from)).map_err(|_| Full)?;
         if let Some(r) = s.receiver.take() {
             k.wake(r);
         }
@@ -606,7 +654,7 @@ impl<T: Copy + Send + 'static, const N: usize> Sender<T, N> {
     pub fn try_send(&self, v: T) -> Result<(), Full> {
         let this = Sender { inner: black_box(self.inner) };
         let v = black_box(v);
-        let sent = KERNEL.with(|k| valid(k, this.inner).then(|| this.send_locked(k, v)));
+        let sent = KERNEL.with(|k| valid(k, this.inner).then(|| this.send_locked(k, v, k.current)));
         sent.expect("send on a mailbox handle the kernel never made")
     }
 
@@ -643,13 +691,14 @@ impl<T: Copy + Send + 'static, const N: usize> Receiver<T, N> {
     #[inline(always)]
     pub fn recv(&self) -> T {
         let mut out = MaybeUninit::<T>::uninit();
-        self.recv_into(out.as_mut_ptr());
+        let floor = crate::arch::cpu::stack_pointer();
+        self.recv_into(out.as_mut_ptr(), floor);
         // SAFETY: `recv_into` returns only after writing a whole `T` there.
         unsafe { out.assume_init() }
     }
 
     #[inline(never)]
-    fn recv_into(&self, out: *mut T) {
+    fn recv_into(&self, out: *mut T, floor: u64) {
         let (inner, out) = black_box((self.inner, out));
         let r = block_on(State::Wait, |k| {
             let me = k.current;
@@ -659,7 +708,8 @@ impl<T: Copy + Send + 'static, const N: usize> Receiver<T, N> {
             first_wait(k, 0);
             let popped = inner.state.get(k).queue.pop_front();
             match popped {
-                Some(v) => {
+                Some((v, from)) => {
+                    crate::audit::taken(k, me, from, floor, (out as u64, size_of::<T>()));
                     took_work(k);
                     // SAFETY: `out` lies in the caller's own stack or heap (checked above).
                     unsafe { out.write(v) };
@@ -689,7 +739,7 @@ impl<T: Copy + Send + 'static, const N: usize> Receiver<T, N> {
             if !valid(k, inner) || !inside(&k.cur().data_ranges(), out as u64, size_of::<T>()) {
                 return false;
             }
-            let Some(v) = inner.state.get(k).queue.pop_front() else { return false };
+            let Some((v, _)) = inner.state.get(k).queue.pop_front() else { return false };
             took_work(k);
             // SAFETY: `out` lies in the caller's own stack or heap (checked above).
             unsafe { out.write(v) };

@@ -11,8 +11,10 @@
 //! ```
 
 use crate::arch::pic;
+use crate::audit::AuditError;
 use crate::inject::InjectError;
 use crate::lifecycle::{self, ControlError, UpdateError, Updated};
+use crate::state::Report as AuditReport;
 use crate::state::KERNEL;
 use core::sync::atomic::{AtomicBool, Ordering};
 use fault::InjectKind;
@@ -56,6 +58,17 @@ pub fn kill(_: &Privilege, index: usize) -> Result<(), ControlError> {
 /// new generation.
 pub fn restart(_: &Privilege, index: usize) -> Result<u32, ControlError> {
     lifecycle::restart(index)
+}
+
+/// Start the state-spill audit of task `index` (see `audit`): from now on, each request it
+/// takes closes the period of the one before. One audit at a time.
+pub fn audit_start(_: &Privilege, index: usize) -> Result<(), AuditError> {
+    KERNEL.with(|k| crate::audit::start(k, index))
+}
+
+/// End the audit; what it found (`None`: none ran).
+pub fn audit_stop(_: &Privilege) -> Option<AuditReport> {
+    KERNEL.with(crate::audit::stop)
 }
 
 /// Stop scheduling task `index` (`on`), or schedule it again (see `lifecycle::pause`).

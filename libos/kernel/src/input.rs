@@ -10,7 +10,7 @@ use crate::state::{InputHook, Kernel, KERNEL};
 pub fn attach_input<T: Copy + Send + 'static, const N: usize>(tx: Sender<T, N>, wrap: fn(u8) -> T) {
     let hook: InputHook = crate::mem::heap::in_core(|| {
         alloc::boxed::Box::new(move |k: &mut Kernel, b: u8| {
-            let _ = tx.send_locked(k, wrap(b));
+            let _ = tx.send_locked(k, wrap(b), crate::chan::FROM_DEVICE);
         })
     });
     KERNEL.with(|k| k.input = Some(hook));

@@ -29,6 +29,7 @@
 extern crate alloc;
 
 mod arch;
+mod audit;
 mod chan;
 mod control;
 mod device;
@@ -67,8 +68,11 @@ pub use serial::Serial;
 pub use init::entry_tsc;
 pub use sched::{idle_time, rdtsc, sleep_until, ticks, yield_now};
 // The privilege token and what it opens; fault injection's vocabulary.
+pub use audit::{declare, AuditError};
 pub use control::{
-    inject, kill, pause, power_off, restart, set_quiet, update, without_preemption, Privilege,
+    audit_start, audit_stop, inject, kill, pause, power_off, restart, set_quiet, update, without_preemption,
+    Privilege,
 };
 pub use fault::InjectKind;
 pub use inject::{armed, InjectError};
+pub use state::{Record as AuditRecord, Region as AuditRegion, Report as AuditReport};

@@ -119,6 +119,7 @@ fn incarnate(t: &mut Task) -> Result<(), MapError> {
     t.ran_ticks = 0;
     t.depth = 0;
     t.answered = false;
+    t.declared.clear();
     Ok(())
 }
 
@@ -132,10 +133,12 @@ pub fn spawn(
     if crate::sched::started() {
         return Err(SpawnError::AfterBoot);
     }
+    let entry_name = core::any::type_name_of_val(&f);
     let entry: crate::state::Entry = crate::mem::heap::in_core(|| Arc::new(f));
     KERNEL.with(|k| {
         let index = k.tasks.iter().position(|t| t.is_none()).ok_or(SpawnError::TableFull)?;
         let mut t = Task::new(name, prio, supervised, entry);
+        t.entry_name = entry_name;
         incarnate(&mut t)?;
         k.tasks[index] = Some(t);
         Ok(TaskId { index, generation: 0 })
@@ -154,9 +157,10 @@ pub fn stage(
     if crate::sched::started() {
         return Err(SpawnError::AfterBoot);
     }
+    let entry_name = core::any::type_name_of_val(&f);
     let entry: crate::state::Entry = crate::mem::heap::in_core(|| Arc::new(f));
     KERNEL.with(|k| {
-        let staged = Staged { server, name, version, entry };
+        let staged = Staged { server, name, version, entry, entry_name };
         k.staged.push(staged).map_err(|_| SpawnError::TableFull)
     })
 }
@@ -169,9 +173,10 @@ pub fn spawn_staged(server: &'static str, name: &str, prio: u8) -> Result<TaskId
     KERNEL.with(|k| {
         let s =
             k.staged.iter().find(|s| s.server == server && s.name == name).ok_or(SpawnError::TableFull)?;
-        let (entry, version) = (s.entry.clone(), s.version);
+        let (entry, version, entry_name) = (s.entry.clone(), s.version, s.entry_name);
         let index = k.tasks.iter().position(|t| t.is_none()).ok_or(SpawnError::TableFull)?;
         let mut t = Task::new(server, prio, true, entry);
+        t.entry_name = entry_name;
         t.version = Some(version);
         let _ = t.layouts.push(version.writes);
         incarnate(&mut t)?;
@@ -247,7 +252,7 @@ pub(crate) fn update(index: usize, name: &str, window: u32) -> Result<Updated, U
         if let Some(layout) = fault::update::unreadable(s.version.reads, present.iter().copied()) {
             return Err(UpdateError::Incompatible { layout });
         }
-        let (entry, version) = (s.entry.clone(), s.version);
+        let (entry, version, entry_name) = (s.entry.clone(), s.version, s.entry_name);
         // A layout the list has no room for could not be checked by later updates.
         if !present.contains(&version.writes) && present.is_full() {
             return Err(UpdateError::OutOfMemory);
@@ -259,6 +264,7 @@ pub(crate) fn update(index: usize, name: &str, window: u32) -> Result<Updated, U
         crate::chan::server_died(k, index, true);
         let t = k.task(index).expect("checked above");
         let old_entry = core::mem::replace(&mut t.entry, entry);
+        let old_entry_name = core::mem::replace(&mut t.entry_name, entry_name);
         let old_version = t.version.replace(version);
         if !t.layouts.contains(&version.writes) {
             // Room checked above.
@@ -266,7 +272,16 @@ pub(crate) fn update(index: usize, name: &str, window: u32) -> Result<Updated, U
         }
         let w = fault::update::Window { base: t.served, requests: window };
         let states = copies.len();
-        let u = Update { old_entry, old_version, old_layouts: present, window: w, copies, bytes, since: now };
+        let u = Update {
+            old_entry,
+            old_entry_name,
+            old_version,
+            old_layouts: present,
+            window: w,
+            copies,
+            bytes,
+            since: now,
+        };
         t.generation += 1;
         t.fault_tsc = now;
         if incarnate(t).is_err() {
@@ -337,6 +352,7 @@ fn roll_back(k: &mut Kernel, i: usize, u: Update, kind: FaultKind, redeliver: u3
     let t = k.task(i).expect("the task being rolled back");
     let failed = t.version.map_or(0, |v| v.number);
     t.entry = u.old_entry.clone();
+    t.entry_name = u.old_entry_name;
     t.version = u.old_version;
     t.layouts = u.old_layouts.clone();
     t.crash.reset();

@@ -253,6 +253,8 @@ pub(crate) struct Staged {
     pub name: &'static str,
     pub version: Version,
     pub entry: Entry,
+    /// The closure's type, as the compiler names it (for the audit's reports).
+    pub entry_name: &'static str,
 }
 
 /// A copy of one client's kept state (see `kept`), taken at an update for its rollback.
@@ -265,6 +267,7 @@ pub(crate) struct KeptCopy {
 /// An update within its rollback window (see `lifecycle::update`).
 pub(crate) struct Update {
     pub old_entry: Entry,
+    pub old_entry_name: &'static str,
     pub old_version: Option<Version>,
     /// The layouts client states could be in before it (restored with the old version).
     pub old_layouts: HVec<u32, MAX_LAYOUTS>,
@@ -299,6 +302,8 @@ pub(crate) struct Task {
     pub served: u64,
     pub state: State,
     pub entry: Entry,
+    /// The closure's type, as the compiler names it (for the audit's reports).
+    pub entry_name: &'static str,
     pub mem: Option<TaskMem>,
     /// The saved frame (on the task's stack) while it is not running.
     pub frame: u64,
@@ -332,7 +337,12 @@ pub(crate) struct Task {
     pub update: Option<Update>,
     /// Not scheduled (`pause`); what it waits for still happens, and it runs again at `resume`.
     pub paused: bool,
+    /// Server-global state this incarnation declared (`audit::declare`): address, length, name.
+    pub declared: HVec<(u64, usize, &'static str), MAX_DECLARED>,
 }
+
+/// Most ranges one incarnation declares.
+pub(crate) const MAX_DECLARED: usize = 8;
 
 impl Task {
     /// A task record without memory yet (`lifecycle` gives it its first incarnation).
@@ -346,6 +356,7 @@ impl Task {
             served: 0,
             state: State::Dead,
             entry,
+            entry_name: "",
             mem: None,
             frame: 0,
             call: None,
@@ -364,6 +375,7 @@ impl Task {
             layouts: HVec::new(),
             update: None,
             paused: false,
+            declared: HVec::new(),
         }
     }
 
@@ -413,6 +425,8 @@ pub(crate) struct Kernel {
     pub devices: HVec<PciDevice, MAX_DEVICES>,
     /// The server versions staged in the image (see `lifecycle::stage`).
     pub staged: HVec<Staged, MAX_STAGED>,
+    /// The state-spill audit in progress (see `audit`).
+    pub audit: Option<alloc::boxed::Box<Audit>>,
 }
 
 /// Most server versions an image may stage.
@@ -456,6 +470,7 @@ pub(crate) static KERNEL: Global<Kernel> = Global::new(Kernel {
     mailboxes: HVec::new(),
     devices: HVec::new(),
     staged: HVec::new(),
+    audit: None,
 });
 
 impl Kernel {
@@ -524,4 +539,84 @@ pub fn find_task(name: &str) -> Option<usize> {
     let names: [Option<&'static str>; MAX_TASKS] =
         KERNEL.with(|k| core::array::from_fn(|i| k.tasks[i].as_ref().map(|t| t.name)));
     names.iter().position(|n| *n == Some(name))
+}
+
+/// Most records one audit keeps (a range that spills at every switch is one record, counted).
+pub const MAX_AUDIT_RECORDS: usize = 48;
+/// Where an audited byte lies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Region {
+    Closure,
+    Heap,
+    Stack,
+}
+
+impl Region {
+    pub fn name(self) -> &'static str {
+        match self {
+            Region::Closure => "closure",
+            Region::Heap => "heap",
+            Region::Stack => "stack",
+        }
+    }
+}
+
+/// One range a request left changed when another client's request came: spill.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub region: Region,
+    /// Its address, and its offset in its region, and length.
+    pub addr: u64,
+    pub offset: usize,
+    pub len: usize,
+    /// The request (numbered from 1 in the audit) that left it, and its client's task index
+    /// (`usize::MAX`: the keyboard, for a mailbox the input interrupt fills).
+    pub request: u32,
+    pub client: usize,
+    /// Switches at which this range was found so.
+    pub times: u32,
+}
+
+/// What an audit saw.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub records: heapless::Vec<Record, MAX_AUDIT_RECORDS>,
+    /// Records that found no room.
+    pub dropped: u32,
+    pub requests: u32,
+    /// Times the client changed between two requests.
+    pub switches: u32,
+    /// Different clients seen.
+    pub clients: u32,
+    /// Bytes audited: the closure's, the heap arena's, the stack's.
+    pub bytes: [usize; 3],
+    /// The closure's type, as the compiler names it.
+    pub closure: &'static str,
+    /// The task stopped (a fault, a restart) during the audit: it ended there.
+    pub target_gone: bool,
+    /// What the task declared (`declare`), as it was at the end: address, length, name.
+    pub declared: heapless::Vec<(u64, usize, &'static str), MAX_DECLARED>,
+    /// For each of `declared`, its bytes found changed at a switch at least once.
+    pub declared_changed: heapless::Vec<usize, MAX_DECLARED>,
+}
+
+/// An audit in progress (in the kernel heap).
+pub(crate) struct Audit {
+    pub target: TaskId,
+    /// Each region's start address and length, in the order of the buffers.
+    pub regions: [(Region, u64, usize); 3],
+    pub snapshot: alloc::vec::Vec<u8>,
+    pub baseline: alloc::vec::Vec<u8>,
+    /// The request that last changed each byte since the baseline (0: none).
+    pub tags: alloc::vec::Vec<u16>,
+    /// Declared bytes found changed at a switch.
+    pub crossed: alloc::vec::Vec<bool>,
+    /// Each request's client (index = request number).
+    pub clients_of: alloc::vec::Vec<u32>,
+    /// The client of the requests since the last switch.
+    pub current: Option<usize>,
+    /// Where the task's last answer went from (address, length).
+    pub outbox: (u64, usize),
+    pub seen: heapless::Vec<usize, 32>,
+    pub report: Report,
 }

@@ -102,10 +102,14 @@ pub enum Build {
     /// Version 2 that fails a session's second request after the update, having migrated it
     /// on the first: an update to it rolls back, with states to restore.
     Faulty,
+    /// Version 1 that spills: it remembers, in what its closure captured, a digest of the last
+    /// path a client named (or of its whole request) (the state-spill audit's test: `update fs
+    /// fs-spill; audit fs`).
+    Spill,
 }
 
 impl Build {
-    pub const ALL: [Build; 3] = [Build::V1, Build::V2, Build::Faulty];
+    pub const ALL: [Build; 4] = [Build::V1, Build::V2, Build::Faulty, Build::Spill];
 
     /// The name `update` takes.
     pub fn name(self) -> &'static str {
@@ -113,6 +117,7 @@ impl Build {
             Build::V1 => "fs-v1",
             Build::V2 => "fs-v2",
             Build::Faulty => "fs-faulty",
+            Build::Spill => "fs-spill",
         }
     }
 
@@ -129,6 +134,7 @@ impl Build {
                 writes: LAYOUT_COUNTED,
                 reads: &[LAYOUT_PLAIN, LAYOUT_COUNTED],
             },
+            Build::Spill => libos_kernel::Version { number: 9, writes: LAYOUT_PLAIN, reads: &[LAYOUT_PLAIN] },
         }
     }
 
@@ -230,6 +236,20 @@ pub enum Op {
 }
 
 impl Op {
+    /// The path the operation names, if it names one.
+    fn path(&self) -> Option<&str> {
+        match self {
+            Op::Open { path, .. }
+            | Op::Stat { path }
+            | Op::Mkdir { path }
+            | Op::List { path, .. }
+            | Op::Remove { path }
+            | Op::Chdir { path }
+            | Op::Put { path, .. } => Some(path.as_str()),
+            _ => None,
+        }
+    }
+
     /// A digest of everything the operation asks, taken by the client as it sends the request
     /// and checked by the fs cell before and after serving it: a word of the request bent in
     /// fs's memory while it waits or runs (a `memflip` of fs once changed a record's bytes

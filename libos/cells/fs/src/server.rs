@@ -256,7 +256,9 @@ pub fn start(
     let parts = Arc::new(Parts { ep, ram, disk, tags, key, console });
     for build in Build::ALL {
         let parts = parts.clone();
-        libos_kernel::stage("fs", build.name(), build.version(), move || run(&parts, build)).ok()?;
+        // Only the spilling build keeps anything of a request: what it captures here.
+        let last = core::sync::atomic::AtomicU64::new(0);
+        libos_kernel::stage("fs", build.name(), build.version(), move || run(&parts, build, &last)).ok()?;
     }
     libos_kernel::spawn_staged("fs", Build::V1.name(), 5).ok()?;
     Some(ep)
@@ -275,7 +277,7 @@ fn count(build: Build, req: &Request) -> (u32, bool) {
 }
 
 /// One incarnation of version `build` of the fs task.
-fn run(parts: &Parts, build: Build) {
+fn run(parts: &Parts, build: Build, last: &core::sync::atomic::AtomicU64) {
     let Parts { ep, ram, disk, ref tags, key, ref console } = *parts;
     // Only the first incarnation may format a blank store: a later one that does not find the
     // file system (a fault bent its reads) must not erase it. A store that holds something
@@ -330,6 +332,9 @@ fn run(parts: &Parts, build: Build) {
     // This incarnation's block cache, in its own heap: it dies with the incarnation, and the
     // next one starts empty (as it would after the store changed under it).
     let mut places = alloc::vec![None; CACHED_BLOCKS];
+    // Kept across requests on purpose (`audit fs` reports it as declared): the next
+    // incarnation starts it empty.
+    libos_kernel::declare("block cache", &places[..]);
     let cache = RefCell::new(Shelf::new(&mut places));
     let mut mounted = Mounted { volume, cache, name };
     // Requests are read where the kernel put them (see `Inbox`), and answered from where they
@@ -339,48 +344,82 @@ fn run(parts: &Parts, build: Build) {
     let blank = Session::blank();
     let mut outbox =
         Response { answers: [Answer { echo: 0, session: blank, result: Err(FsError::Malformed) }; 2] };
+    // The answers go from `outbox`, which keeps the last one (see `Answer::echo`): a message,
+    // which the audit leaves out as it leaves the inbox out.
     loop {
-        let (token, req) = ep.recv_into(&mut inbox);
-        let [one, two] = &mut outbox.answers;
-        // A fresh session, whatever the request carried, only if it says `Connect` twice over:
-        // a bent branch here would silently reset its client's session.
-        if matches!(req.op, Op::Connect) && matches!(core::hint::black_box(&req.op), Op::Connect) {
-            fresh(key, build, req, one, Ok(Out::Done));
-            fresh(key, build, req, two, Ok(Out::Done));
-        } else if let Err(e) = check(key, build, &req.session) {
-            fresh(key, build, req, one, Err(e));
-            fresh(key, build, req, two, Err(e));
-        } else {
-            let (requests, migrated) = count(build, req);
-            if migrated {
-                let client = token.client();
-                log(console, format_args!("client task {client}: session migrated from layout 3 to 4"));
-            }
-            if build == Build::Faulty && !migrated {
-                panic!("the faulty build of fs fails a session's second request, after migrating it on the first");
-            }
-            let others = |ino: u16, path: &[u8]| held_by_others(key, build, req.holder, ino, path);
-            if req.op.digest() != req.digest {
-                panic!("the request changed in fs's memory before it was served");
-            }
-            // After the runs: the operation and the session they served are still those the
-            // client sent. Both runs start from the session where it was received, so a word of
-            // it bent after its check (a `memflip` of fs's stack) would be served by both alike
-            // and sealed again: the client would keep a session it never had.
-            let intact = || req.op.digest() == req.digest && check_once(key, build, &req.session).is_ok();
-            if matches!(req.op, Op::Requests) && requests > 0 {
-                for answer in &mut outbox.answers {
-                    answer.echo = req.echo();
-                    answer.session.state = req.session.state;
-                    answer.result = Ok(Out::Count(requests));
-                }
-            } else {
-                serve(&mut mounted, console, req, &others, &intact, &mut outbox.answers);
-            }
-            let [one, two] = &mut outbox.answers;
-            seal_in(key, build, requests, one);
-            seal_in(key, build, requests, two);
-        }
-        let _ = ep.reply_from(token, &outbox);
+        ep.receive(&mut inbox);
+        answer(Serving { ep, key, build, console, last }, &mut mounted, &mut inbox, &mut outbox);
     }
+}
+
+/// What every request of an incarnation is served with.
+#[derive(Clone, Copy)]
+struct Serving<'c> {
+    ep: crate::Ep,
+    key: u64,
+    build: Build,
+    console: &'c Console,
+    /// The spilling build's memory of the last path named (see `Build::Spill`).
+    last: &'c core::sync::atomic::AtomicU64,
+}
+
+/// Answer the request in `inbox` into `outbox`, and send it. Not inlined: its locals lie below
+/// the point where the loop waits for the next request, so nothing of this one is left in the
+/// loop's frame (`audit fs` checks).
+#[inline(never)]
+fn answer(
+    Serving { ep, key, build, console, last }: Serving<'_>,
+    mounted: &mut Mounted<'_, '_>,
+    inbox: &mut libos_kernel::Inbox<Request>,
+    outbox: &mut Response,
+) {
+    let Some((token, req)) = inbox.take() else { return };
+    let [one, two] = &mut outbox.answers;
+    // A fresh session, whatever the request carried, only if it says `Connect` twice over: a
+    // bent branch here would silently reset its client's session.
+    if matches!(req.op, Op::Connect) && matches!(core::hint::black_box(&req.op), Op::Connect) {
+        fresh(key, build, req, one, Ok(Out::Done));
+        fresh(key, build, req, two, Ok(Out::Done));
+    } else if let Err(e) = check(key, build, &req.session) {
+        fresh(key, build, req, one, Err(e));
+        fresh(key, build, req, two, Err(e));
+    } else {
+        let (requests, migrated) = count(build, req);
+        if migrated {
+            let client = token.client();
+            log(console, format_args!("client task {client}: session migrated from layout 3 to 4"));
+        }
+        if build == Build::Faulty && !migrated {
+            panic!(
+                "the faulty build of fs fails a session's second request, after migrating it on the first"
+            );
+        }
+        let others = |ino: u16, path: &[u8]| held_by_others(key, build, req.holder, ino, path);
+        if req.op.digest() != req.digest {
+            panic!("the request changed in fs's memory before it was served");
+        }
+        if build == Build::Spill {
+            // What it names, or else the whole operation's digest.
+            let what = req.op.path().map_or(req.digest, |p| algo::seal::seal(0, p.as_bytes()));
+            last.store(what, core::sync::atomic::Ordering::Relaxed);
+        }
+        // After the runs: the operation and the session they served are still those the client
+        // sent. Both runs start from the session where it was received, so a word of it bent
+        // after its check (a `memflip` of fs's stack) would be served by both alike and sealed
+        // again: the client would keep a session it never had.
+        let intact = || req.op.digest() == req.digest && check_once(key, build, &req.session).is_ok();
+        if matches!(req.op, Op::Requests) && requests > 0 {
+            for answer in &mut outbox.answers {
+                answer.echo = req.echo();
+                answer.session.state = req.session.state;
+                answer.result = Ok(Out::Count(requests));
+            }
+        } else {
+            serve(mounted, console, req, &others, &intact, &mut outbox.answers);
+        }
+        let [one, two] = &mut outbox.answers;
+        seal_in(key, build, requests, one);
+        seal_in(key, build, requests, two);
+    }
+    let _ = ep.reply_from(token, outbox);
 }

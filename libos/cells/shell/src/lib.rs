@@ -7,6 +7,7 @@
 
 extern crate alloc;
 
+mod audit;
 mod bench;
 mod campaign;
 mod clients;
@@ -31,6 +32,10 @@ const HELP: shellcmd::Help = shellcmd::Help {
   restart NAME [COUNT]
                     replace task NAME with a new incarnation (COUNT times, waiting for each)
   kill NAME         crash task NAME now (supervised tasks are restarted)
+  audit NAME [REQUESTS]
+                    state-spill audit of cell NAME: two client tasks take turns (REQUESTS
+                    steps, default 200); what one left changed in its memory when the
+                    other came is spill, unless the cell declared it
   pause NAME        stop scheduling task NAME (what it waits for still happens); ps: paused
   resume NAME       schedule a paused task again
   requests          the requests this shell's fs session has made (fs version 2 counts them)
@@ -63,8 +68,11 @@ pub struct Wiring {
     pub echoes: bench::Echoes,
     /// The disk cell, for `bench disk` (it reads and rewrites the disk's last 4 KiB unchanged).
     pub disk: cell_virtio_blk::Ep,
+    /// The two client tasks `audit` drives a cell with.
+    pub auditors: audit::Auditors,
 }
 
+pub use audit::{start_auditors, Reach as AuditReach};
 pub use bench::{start_echo, start_echoes};
 pub use scribe::start as start_scribe;
 
@@ -218,6 +226,18 @@ impl shellcmd::Shell for Shell<'_> {
                 _ => self.out.fail(format_args!("{}", shellcmd::UPDATE_USAGE)),
             },
             "requests" => self.requests(),
+            "audit" => match (words.next(), words.next().map(str::parse::<u32>), words.next()) {
+                (Some(name), None, None) => self.audit(name, audit::DEFAULT_STEPS),
+                (Some(name), Some(Ok(n)), None) if (audit::MIN_STEPS..=audit::MAX_STEPS).contains(&n) => {
+                    self.audit(name, n)
+                }
+                _ => self.out.fail(format_args!(
+                    "usage: audit NAME [REQUESTS], REQUESTS {} to {} (default {}); NAME one of fs, timer, ramdisk, virtio-blk, console",
+                    audit::MIN_STEPS,
+                    audit::MAX_STEPS,
+                    audit::DEFAULT_STEPS
+                )),
+            },
             "pause" | "resume" => match (words.next(), words.next()) {
                 (Some(name), None) => self.pause(name, cmd == "pause"),
                 _ => self.out.fail(format_args!("usage: {} NAME", cmd)),
@@ -330,6 +350,80 @@ impl Shell<'_> {
                 ))
             }
         }
+    }
+
+    /// `audit NAME STEPS`: run the audit (see `audit`) and print its report in the
+    /// microkernel's lines.
+    fn audit(&mut self, name: &str, steps: u32) -> Status {
+        let index = match self.find(name) {
+            Ok(i) => i,
+            Err(s) => return s,
+        };
+        let Some(target) = audit::Target::of(name) else {
+            return self.out.fail(format_args!(
+                "audit: no workload for {} (fs, timer, ramdisk, virtio-blk, console)",
+                name
+            ));
+        };
+        let settle = || self.out.0.flush();
+        let (r, wrong) = match audit::run(self.privilege, &self.w.auditors, (index, target), steps, settle) {
+            Ok(done) => done,
+            Err(audit::Failed::NoSuchTarget) => {
+                return self.out.fail(format_args!("no task named '{}'", name))
+            }
+            Err(audit::Failed::Setup(why)) => return self.out.fail(format_args!("audit {}: {}", name, why)),
+        };
+        let mut spill = (0, 0);
+        for rec in &r.records {
+            spill = (spill.0 + 1, spill.1 + rec.len);
+            let client =
+                if rec.client == usize::MAX { "device".into() } else { alloc::format!("{}", rec.client) };
+            say!(
+                self,
+                "audit: spill addr={:#x} len={} task={} session=- request={} times={} read=unwatched symbol={}",
+                rec.addr,
+                rec.len,
+                client,
+                rec.request,
+                rec.times,
+                audit::Symbol(&r, rec.region, rec.offset)
+            );
+        }
+        let mut declared_changed = 0;
+        for (&(addr, len, what), &changed) in r.declared.iter().zip(&r.declared_changed) {
+            declared_changed += changed;
+            say!(self, "audit: declared addr={:#x} len={} changed={} name={}", addr, len, changed, what);
+        }
+        let pages = r.bytes.iter().map(|b| b.div_ceil(4096)).sum::<usize>();
+        let clean = spill.0 == 0 && r.dropped == 0 && !r.target_gone && wrong == 0;
+        say!(
+            self,
+            "audit {}: requests={} clients={} switches={} pages={} spill={} spill_bytes={} declared={} declared_changed={} dropped={} verdict={}",
+            name,
+            r.requests,
+            r.clients,
+            r.switches,
+            pages,
+            spill.0,
+            spill.1,
+            r.declared.len(),
+            declared_changed,
+            r.dropped,
+            if clean { "clean" } else { "SPILL" }
+        );
+        if r.target_gone {
+            return self.out.fail(format_args!(
+                "audit {}: it stopped during the audit (a fault?): the report is partial",
+                name
+            ));
+        }
+        if wrong > 0 {
+            return self.out.fail(format_args!("audit {}: {} workload step(s) went wrong", name, wrong));
+        }
+        if !clean {
+            return self.out.fail(format_args!("audit {}: state spill found", name));
+        }
+        0
     }
 
     fn pause(&mut self, name: &str, on: bool) -> Status {

@@ -63,18 +63,30 @@ pub type Ep = CheckedEndpoint<Request, Response>;
 
 pub fn start() -> Option<Ep> {
     let ep = Ep::create("timer")?;
-    libos_kernel::spawn("timer", 5, true, move || loop {
-        let (token, req) = ep.recv();
-        let now = libos_kernel::ticks();
-        let resp = match req {
-            Request::Now => Response::Now(now),
-            Request::Sleep { ms } if ms <= MAX_SLEEP_MS => Response::Until(deadline(now, ms)),
-            Request::Sleep { .. } => Response::TooLong,
-        };
-        let _ = ep.reply(token, resp);
+    libos_kernel::spawn("timer", 5, true, move || {
+        // Requests are read where the kernel put them: no copy of one is left in this frame.
+        let mut inbox = libos_kernel::Inbox::new();
+        loop {
+            ep.receive(&mut inbox);
+            answer(&ep, &mut inbox);
+        }
     })
     .ok()?;
     Some(ep)
+}
+
+/// Answer one request. Not inlined: its locals lie below the point where the loop waits for the
+/// next request, so nothing of this one is left in the loop's frame (`audit timer` checks).
+#[inline(never)]
+fn answer(ep: &Ep, inbox: &mut libos_kernel::Inbox<Request>) {
+    let Some((token, req)) = inbox.take() else { return };
+    let now = libos_kernel::ticks();
+    let resp = match *req {
+        Request::Now => Response::Now(now),
+        Request::Sleep { ms } if ms <= MAX_SLEEP_MS => Response::Until(deadline(now, ms)),
+        Request::Sleep { .. } => Response::TooLong,
+    };
+    let _ = ep.reply(token, resp);
 }
 
 /// A client of the timer. It shares the clock with the timer (the kernel's tick), so it checks

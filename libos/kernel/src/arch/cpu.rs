@@ -25,6 +25,15 @@ pub fn die_now() -> ! {
     unsafe { asm!("int 0x82", options(noreturn)) }
 }
 
+/// The stack pointer where it is read: inlined, the caller's.
+#[inline(always)]
+pub fn stack_pointer() -> u64 {
+    let rsp: u64;
+    // SAFETY: reads a register into a local; no memory touched.
+    unsafe { asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags)) };
+    rsp
+}
+
 /// Clear the direction flag. The Rust ABI promises DF = 0 at every call, and `memcpy` and
 /// `memset` rely on it; a cell whose flags a fault bent could otherwise make the kernel's next
 /// copy run backwards, below its destination (into the stack of the task it answers).

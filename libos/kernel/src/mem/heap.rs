@@ -134,6 +134,33 @@ impl TaskHeap {
     pub fn in_use(&self) -> usize {
         critical(|| Arena { base: self.base() }.in_use())
     }
+
+    /// Call `f` with the offset and length of every run of free granules (bytes nothing
+    /// allocated holds: what a freed allocation left there is no one's state).
+    pub fn free_runs(&self, mut f: impl FnMut(usize, usize)) {
+        critical(|| {
+            // SAFETY: the arena was formatted by `new` and stays mapped while `self` lives; its
+            // header and bitmap are read only, under `critical` (no allocation meanwhile).
+            let granules = unsafe { (self.base() as *const u64).read() } as usize;
+            let bit = |g: usize| {
+                // SAFETY: as above; `g / 64` is below the bitmap's word count.
+                let w = unsafe { ((self.base() + 8) as *const u64).add(g / 64).read() };
+                w >> (g % 64) & 1 == 1
+            };
+            let mut g = 0;
+            while g < granules {
+                if bit(g) {
+                    g += 1;
+                    continue;
+                }
+                let start = g;
+                while g < granules && !bit(g) {
+                    g += 1;
+                }
+                f(start * GRANULE, (g - start) * GRANULE);
+            }
+        })
+    }
 }
 
 impl Drop for TaskHeap {
