@@ -145,12 +145,32 @@ fn clients(name: &str) -> Result<heapless::Vec<Client, 3>, &'static str> {
 /// `task N session S` for a session badge, `task N` for a task's own endpoint badge.
 struct ClientName(u64, u32);
 
+impl ClientName {
+    fn task(&self) -> u32 {
+        match badge_session(self.0) {
+            Some(_) => badge_client(self.0) as u32,
+            None => self.1,
+        }
+    }
+
+    /// The session's number, or `-` for a call without one.
+    fn session(&self) -> impl core::fmt::Display {
+        struct Session(Option<u16>);
+        impl core::fmt::Display for Session {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                match self.0 {
+                    Some(s) => write!(f, "{}", s),
+                    None => f.write_str("-"),
+                }
+            }
+        }
+        Session(badge_session(self.0))
+    }
+}
+
 impl core::fmt::Display for ClientName {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match badge_session(self.0) {
-            Some(s) => write!(f, "task={} session={}", badge_client(self.0), s),
-            None => write!(f, "task={} session=-", self.1),
-        }
+        write!(f, "task={} session={}", self.task(), self.session())
     }
 }
 
@@ -175,9 +195,11 @@ fn print_record(r: &AuditRecord) {
             read
         );
         if r.read == READ_YES {
+            let reader = ClientName(r.reader_badge, r.reader_client);
             print!(
-                " reader_{} reader_request={}",
-                ClientName(r.reader_badge, r.reader_client),
+                " reader_task={} reader_session={} reader_request={}",
+                reader.task(),
+                reader.session(),
                 r.reader_request
             );
         }
