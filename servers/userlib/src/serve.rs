@@ -83,7 +83,7 @@ impl Exchange {
     #[inline(always)]
     fn zero(&mut self) {
         const WORDS: usize = size_of::<Exchange>() / 8;
-        const _: () = assert!(size_of::<Exchange>() % 8 == 0 && align_of::<Exchange>() >= 8);
+        const _: () = assert!(size_of::<Exchange>().is_multiple_of(8) && align_of::<Exchange>() >= 8);
         let words = (self as *mut Exchange).cast::<u64>();
         for i in 0..WORDS {
             // SAFETY: `self` is an exclusive reference to WORDS aligned words (checked above),
