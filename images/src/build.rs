@@ -108,7 +108,7 @@ pub fn build_with(fs: fs_core::Durability) -> Result<Image> {
 /// Run the inner cargo with its output on this terminal, as a build without a spinner shows it.
 /// The builds of servers that `update` can install (`cargo os put` writes one into a disk
 /// image): (package, its cargo feature, the image's name under [`updates_dir`]).
-pub const UPDATES: [(&str, Option<&str>, &str); 5] = [
+pub const UPDATES: [(&str, Option<&str>, &str); 6] = [
     // Version 2: client state in layout 4 (a count of each session's requests), migrated from
     // layout 3; answers the new request `Requests` (the shell's `requests`).
     ("fs", Some("v2"), "fs-v2"),
@@ -123,6 +123,9 @@ pub const UPDATES: [(&str, Option<&str>, &str); 5] = [
     // Version 2: counts the bytes it writes and reads, answered by the new request `Counts`
     // (the shell's `tty`). The console keeps no client state in SSRs: nothing to migrate.
     ("console", Some("v2"), "console-v2"),
+    // Test build: remembers the last client's word in a static, a state spill that `audit
+    // probe` catches and names (its symbol table is kept: it fits a file with it).
+    ("probe", Some("spill"), "probe-spill"),
 ];
 
 /// Where the update images are written: `target/os/updates/`.
@@ -157,11 +160,16 @@ fn build_updates(pb: &ProgressBar, fs: fs_core::Durability) -> Result<()> {
     };
     for (package, feature, name) in UPDATES {
         build(package, feature)?;
-        // Without the symbol table too: an image must fit in one file of fs-core's (at most
-        // `fs_core::MAX_FILE`, 141.5 KiB), and fs with its symbols no longer does. A fault
-        // in an updated server is reported by address, without the function's name.
-        objcopy("--strip-all", &binary_dir().join(package), &dir.join(name))?;
-        let len = std::fs::metadata(dir.join(name)).map_err(|e| fail!("{name}: {e}"))?.len();
+        // An image must fit in one file of fs-core's (at most `fs_core::MAX_FILE`, 141.5 KiB):
+        // without its debug information it keeps its symbol table (a fault or an audit in the
+        // updated server is reported with symbols) if it still fits, as the probe does; fs
+        // no longer does, and loses its symbols too (its faults are reported by address).
+        let size = || std::fs::metadata(dir.join(name)).map(|m| m.len());
+        objcopy("--strip-debug", &binary_dir().join(package), &dir.join(name))?;
+        if size().map_err(|e| fail!("{name}: {e}"))? > fs_core::MAX_FILE as u64 {
+            objcopy("--strip-all", &binary_dir().join(package), &dir.join(name))?;
+        }
+        let len = size().map_err(|e| fail!("{name}: {e}"))?;
         if len > fs_core::MAX_FILE as u64 {
             return Err(fail!(
                 "{name} is {len} bytes: more than a file can hold ({} bytes), so `update` could not read it",

@@ -14,6 +14,7 @@
 //! Long steps (the build, a benchmark, a campaign) show `indicatif` progress bars when the
 //! binary runs on a terminal, and plain lines otherwise (see [`progress`]).
 
+pub mod audit;
 pub mod bench;
 pub mod build;
 pub mod campaign;

@@ -24,7 +24,7 @@ The ISO boots with GRUB (Multiboot2) and has one menu entry per personality: the
 with the servers the manifest lists, and the libos (one binary, its cells linked in).
 The servers on it are the tasks listed in images/microkernel.manifest. It also builds the
 other versions of servers that `update` installs into target/os/updates/ (fs-v2, fs-faulty,
-fs-v1, timer-v2, console-v2; see `cargo os put`).";
+fs-v1, timer-v2, console-v2, and the spilling test build probe-spill; see `cargo os put`).";
 
 const PUT_ABOUT: &str = "\
 Write a host file into the file system on a disk image, for the guest to read
@@ -69,6 +69,30 @@ target/os/campaign-NAME-sS.json (target/os/campaign-libos-NAME-sS.json for the l
 Exits non-zero unless the campaign completed: every fault injected, no kernel panic, and
 the shell running it never restarted.";
 
+const AUDIT_ABOUT: &str = "\
+The state-spill audit of one server, headless
+
+Boots the personality and types `audit NAME N` at its shell: the server is driven by two or
+more clients taking turns with its protocol's workload, and its own memory is watched (on the
+microkernel by the kernel: writable image pages and the stack above the receive point; on the
+libos: a cell task's closure, heap arena and stack). Bytes one client's request changed that
+are still changed when another client's request arrives are spill, unless the server declared
+them as server-global state. Prints each spilled range (with its symbol, the client and the
+request that caused it, whether another client's request read it), each declared range, and
+the guest's summary line last:
+    audit NAME: requests=R clients=C switches=S pages=P spill=N spill_bytes=B declared=D
+                declared_changed=X dropped=K verdict=clean|SPILL
+and writes target/os/audit/mk-NAME.json (los- for the libos), .md (the tables) and .log (the
+console). NAME is a server the guest's `audit` has a workload for: fs, timer, ramdisk,
+console, virtio-blk (a fresh scratch disk is attached for it, or for any with --disk) and the
+probe. Exits non-zero on undeclared spill, or if no summary line came.";
+
+const AUDIT_EXAMPLES: &str = "\
+Examples:
+    cargo os audit fs
+    cargo os audit virtio-blk --requests 400
+    cargo os audit timer --personality libos";
+
 const BENCH_ABOUT: &str = "\
 The protected-call benchmark of both personalities, side by side
 
@@ -102,6 +126,9 @@ enum Verb {
     /// Run a fault-injection campaign headless and write its record as JSON
     #[command(long_about = CAMPAIGN_ABOUT)]
     Campaign(CampaignArgs),
+    /// Audit one server for state spill (what a client's request leaves in its memory)
+    #[command(long_about = AUDIT_ABOUT, after_help = AUDIT_EXAMPLES)]
+    Audit(AuditArgs),
     /// Measure protected calls on both personalities (instructions, under -icount)
     #[command(long_about = BENCH_ABOUT)]
     Bench(BenchArgs),
@@ -222,6 +249,22 @@ struct CampaignArgs {
 }
 
 #[derive(Debug, Args)]
+struct AuditArgs {
+    /// The server to audit (fs, timer, ramdisk, console, virtio-blk, probe)
+    #[arg(value_name = "NAME")]
+    name: String,
+    /// Requests the clients make, 2 to 5000
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = audit_requests)]
+    requests: u32,
+    /// Which personality to audit the server on
+    #[arg(long, value_enum, value_name = "P", default_value_t = Personality::Microkernel)]
+    personality: Personality,
+    /// Attach a fresh scratch disk (always done for virtio-blk, the disk driver)
+    #[arg(long)]
+    disk: bool,
+}
+
+#[derive(Debug, Args)]
 struct BenchArgs {
     /// Runs per row, 10 to 4000 (restarts at most 50)
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = runs)]
@@ -278,6 +321,14 @@ fn fault_count(v: &str) -> std::result::Result<u32, String> {
         .ok()
         .filter(|n| (1..=campaign::MAX_FAULTS).contains(n))
         .ok_or_else(|| format!("not a whole number of faults from 1 to {}", campaign::MAX_FAULTS))
+}
+
+/// What the guest's `audit` takes (2 to 5000 requests).
+fn audit_requests(v: &str) -> std::result::Result<u32, String> {
+    v.parse()
+        .ok()
+        .filter(|n| (2..=5000).contains(n))
+        .ok_or_else(|| "not a whole number of requests from 2 to 5000".into())
 }
 
 fn runs(v: &str) -> std::result::Result<usize, String> {
@@ -407,6 +458,37 @@ fn campaign(args: CampaignArgs) -> Result<ExitCode> {
     Ok(if report.complete() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
+fn audit(args: AuditArgs) -> Result<ExitCode> {
+    let AuditArgs { name, requests, personality, disk } = args;
+    let disk = disk || name == "virtio-blk";
+    let (report, t, path) = axolotl_images::audit::run(personality, &name, requests, disk)?;
+    print!("{}", axolotl_images::audit::to_table(&report));
+    eprintln!(
+        "[os] record written to {} (and .md); the console to {}",
+        path.display(),
+        path.with_extension("log").display()
+    );
+    for f in &t.failed {
+        eprintln!("[os] {f}");
+    }
+    if t.outcome != qemu::Outcome::PoweredOff {
+        eprintln!("[os] the run did not end cleanly: {}", t.summary());
+    }
+    // Scripts read this line: it stays the last on stdout.
+    match report.summary {
+        Some(_) => {
+            let line = t
+                .console
+                .lines()
+                .rev()
+                .find_map(|l| l.find(&format!("audit {name}: requests=")).map(|i| &l[i..]));
+            println!("{}", line.unwrap_or_default());
+        }
+        None => println!("audit {name}: no summary line came (see the console)"),
+    }
+    Ok(if report.clean() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
 /// The disk `cargo os run` attaches, ready (created if missing), or none with --no-disk.
 fn run_disk(args: &RunArgs) -> Result<Option<disk::Disk>> {
     if args.no_disk {
@@ -501,6 +583,7 @@ fn main() -> ExitCode {
         }),
         Some(Verb::Run(args)) => run(args),
         Some(Verb::Campaign(args)) => campaign(args),
+        Some(Verb::Audit(args)) => audit(args),
         Some(Verb::Bench(args)) => bench(args),
         Some(Verb::Crashtest(args)) => crashtest(args),
         Some(Verb::Put(args)) => put(args),
@@ -588,6 +671,30 @@ mod tests {
         let Ok(Verb::Run(r)) = verb(&["run", "--disk", dir.to_str().unwrap()]) else { panic!("run") };
         let e = run_disk(&r).unwrap_err().to_string();
         assert!(e.contains("is a directory"), "{e}");
+    }
+
+    #[test]
+    fn audit_options_parse_and_bad_ones_say_why() {
+        let Ok(Verb::Audit(a)) = verb(&["audit", "fs"]) else { panic!("audit") };
+        assert_eq!(
+            (a.name.as_str(), a.requests, a.personality, a.disk),
+            ("fs", 200, Personality::Microkernel, false)
+        );
+        let Ok(Verb::Audit(a)) =
+            verb(&["audit", "timer", "--requests", "5000", "--personality", "los", "--disk"])
+        else {
+            panic!("audit")
+        };
+        assert_eq!((a.requests, a.personality, a.disk), (5000, Personality::Libos, true));
+        for bad in ["1", "5001", "many"] {
+            assert!(
+                error(&["audit", "fs", "--requests", bad])
+                    .contains("not a whole number of requests from 2 to 5000"),
+                "--requests {bad}"
+            );
+        }
+        assert!(error(&["audit"]).contains("<NAME>"));
+        assert_eq!(verb(&["audit", "--help"]).unwrap_err().kind(), ErrorKind::DisplayHelp);
     }
 
     #[test]

@@ -22,10 +22,12 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+mod audit;
 mod layout;
 mod msg;
 mod task;
 
+pub use audit::*;
 /// Fault and injection kinds cross this ABI by number; both personalities share them.
 pub use fault::{FaultKind, InjectKind};
 pub use layout::*;
@@ -151,6 +153,15 @@ pub enum Sysno {
     /// its clients to what it held at the update, starts the old version again, and delivers
     /// the failed request to it. Returns the new generation.
     TaskUpdate = 34,
+    /// `audit(task, index, op, n, out)`: the state-spill audit of a server ([`AuditOp`]):
+    /// start it (frames for its snapshots taken now), stop it (frames freed), or read its
+    /// summary ([`AuditSummary`]) or record `n` ([`AuditRecord`]) to `out`. See `audit.rs`.
+    Audit = 35,
+    /// `declare(addr, len, name, name_len)`: declare `[addr, addr + len)` of the caller's own
+    /// writable memory (its image's data and bss, or its stack) as server-global state that
+    /// is meant to change across clients' requests; an audit reports it as declared, not as
+    /// spill. At most [`MAX_DECLARED`] per incarnation (`userlib::declare!`).
+    Declare = 36,
 }
 
 /// `TaskInfo::flags`: the task is paused (`task_pause`).
@@ -159,7 +170,7 @@ pub const TASK_PAUSED: u8 = 1;
 pub const TASK_UPDATING: u8 = 2;
 
 /// Number of syscalls; every number at or above it is [`Error::InvalidSyscall`].
-pub const SYSCALL_COUNT: u64 = 35;
+pub const SYSCALL_COUNT: u64 = 37;
 
 /// The ELF section where a server declares its version ([`ServerVersion`], placed there by
 /// `userlib::version!`).
@@ -258,6 +269,8 @@ impl Sysno {
             Accounting,
             TaskPause,
             TaskUpdate,
+            Audit,
+            Declare,
         ];
         ALL.get(usize::try_from(raw).ok()?).copied()
     }
@@ -301,6 +314,8 @@ impl Sysno {
             Accounting => "accounting",
             TaskPause => "task_pause",
             TaskUpdate => "task_update",
+            Audit => "audit",
+            Declare => "declare",
         }
     }
 }
@@ -351,11 +366,13 @@ pub enum Error {
     Incompatible = 19,
     /// Not a loadable server image, or one that does not declare its version.
     BadImage = 20,
+    /// The task serves no endpoint: there is no request of a client to audit.
+    NotAServer = 21,
 }
 
 impl Error {
     /// Every error, in the order of its code (1 first).
-    const ALL: [Error; 20] = {
+    const ALL: [Error; 21] = {
         use Error::*;
         [
             InvalidSyscall,
@@ -378,6 +395,7 @@ impl Error {
             Busy,
             Incompatible,
             BadImage,
+            NotAServer,
         ]
     };
 
@@ -389,7 +407,7 @@ impl Error {
 
     /// A short human description, used by the shell and in reports.
     pub fn describe(self) -> &'static str {
-        const TEXT: [&str; 20] = [
+        const TEXT: [&str; 21] = [
             "no such syscall",
             "capability slot out of range",
             "capability slot is empty",
@@ -410,6 +428,7 @@ impl Error {
             "the server is busy serving a request",
             "the new version cannot read the clients' state, or is not this server's",
             "not a server image with a version",
+            "the task serves no endpoint",
         ];
         TEXT[self as usize - 1]
     }

@@ -11,8 +11,6 @@ use axolotl_abi::{
 };
 use heapless::Vec;
 use xmas_elf::program::{ProgramHeader, Type};
-use xmas_elf::sections::SectionData;
-use xmas_elf::symbol_table::Entry;
 use xmas_elf::ElfFile;
 
 /// Most loadable segments an image may have.
@@ -203,28 +201,61 @@ pub fn server_version(bytes: &[u8]) -> Option<ServerVersion> {
     (v.magic == VERSION_MAGIC && v.count as usize <= MAX_LAYOUTS).then_some(v)
 }
 
-/// The function symbol containing `addr`, with the offset into it (mangled; the kernel demangles).
+/// The symbol (a function, or a static) containing `addr`, with the offset into it (mangled;
+/// the kernel demangles). Read like [`server_version`], with every offset checked: the image
+/// may be a client's (`task_update`), and a fault or audit report names its symbols too.
 pub fn symbolize(bytes: &[u8], addr: u64) -> Option<(&str, u64)> {
-    let elf = ElfFile::new(bytes).ok()?;
-    for section in elf.section_iter() {
-        let Ok(SectionData::SymbolTable64(symbols)) = section.get_data(&elf) else { continue };
-        for sym in symbols {
-            let (start, size) = (sym.value(), sym.size());
-            if addr >= start && addr < start.saturating_add(size.max(1)) {
-                if let Ok(name) = sym.get_name(&elf) {
-                    return Some((name, addr - start));
-                }
-            }
-        }
+    if !tables_inside(bytes) {
+        return None;
     }
-    None
+    let (shoff, shnum) = (field::<8>(bytes, 0x28)?, field::<2>(bytes, 0x3c)?);
+    // Section `i`'s type, file offset, size and link (for a symbol table: its names' section).
+    let section = |i: u64| {
+        let at = usize::try_from(shoff.checked_add(i.checked_mul(SH_SIZE)?)?).ok()?;
+        let kind = field::<4>(bytes, at + 4)?;
+        Some((
+            kind,
+            field::<8>(bytes, at + 0x18)?,
+            field::<8>(bytes, at + 0x20)?,
+            field::<4>(bytes, at + 0x28)?,
+        ))
+    };
+    let contents = |offset: u64, size: u64| {
+        let start = usize::try_from(offset).ok()?;
+        bytes.get(start..start.checked_add(usize::try_from(size).ok()?)?)
+    };
+    (0..shnum).find_map(|i| {
+        let (kind, offset, size, link) = section(i)?;
+        if kind != SHT_SYMTAB && kind != SHT_DYNSYM {
+            return None;
+        }
+        let symbols = contents(offset, size)?;
+        let (_, names_at, names_len, _) = section(link).filter(|_| link < shnum)?;
+        let names = contents(names_at, names_len)?;
+        symbols.chunks_exact(SYM_SIZE).find_map(|sym| {
+            let (name, start, len) = (field::<4>(sym, 0)?, field::<8>(sym, 8)?, field::<8>(sym, 16)?);
+            if addr < start || addr >= start.saturating_add(len.max(1)) {
+                return None;
+            }
+            let name = names.get(usize::try_from(name).ok()?..)?;
+            let name = &name[..name.iter().position(|&b| b == 0)?];
+            Some((core::str::from_utf8(name).ok()?, addr - start))
+        })
+    })
 }
+
+/// Section types of symbol tables, and the size of an ELF64 symbol.
+const SHT_SYMTAB: u64 = 2;
+const SHT_DYNSYM: u64 = 11;
+const SYM_SIZE: usize = 24;
 
 #[cfg(test)]
 mod tests {
     extern crate std;
     use super::*;
     use std::vec::Vec as StdVec;
+    use xmas_elf::sections::SectionData;
+    use xmas_elf::symbol_table::Entry;
 
     /// A minimal ELF64 executable: header plus program headers `(vaddr, memsz, filesz, flags)`.
     fn image(entry: u64, segs: &[(u64, u64, u64, u32)], machine: u16, kind: u16) -> StdVec<u8> {
@@ -430,5 +461,28 @@ mod tests {
         let (name, off) = symbolize(&me, start + 1).unwrap();
         assert!(name.contains("symbolize_finds_functions"), "{name}");
         assert_eq!(off, 1);
+    }
+
+    /// An update's image comes from a client: a symbol table pointing anywhere gets `None` or a
+    /// name, never a panic.
+    #[test]
+    fn symbolize_survives_broken_tables() {
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let shoff = u64::from_le_bytes(me[0x28..0x30].try_into().unwrap()) as usize;
+        let shnum = u16::from_le_bytes(me[0x3c..0x3e].try_into().unwrap()) as usize;
+        for cut in (0..me.len()).step_by(me.len() / 17 + 1) {
+            let _ = symbolize(&me[..cut], 0x1000);
+        }
+        // Each section header's type, offset, size and link bent in turn.
+        for i in 0..shnum {
+            for (field, value) in [(4, 2u64), (4, 11), (0x18, u64::MAX), (0x20, u64::MAX - 8), (0x28, 0xffff)]
+            {
+                let mut bent = me.clone();
+                let at = shoff + i * 64 + field;
+                let n = if field == 4 || field == 0x28 { 4 } else { 8 };
+                bent[at..at + n].copy_from_slice(&value.to_le_bytes()[..n]);
+                let _ = symbolize(&bent, 0x1000);
+            }
+        }
     }
 }

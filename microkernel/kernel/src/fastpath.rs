@@ -65,7 +65,7 @@ fn call(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> {
     let endpoint = &k.endpoints[ep as usize];
     let server = endpoint.receivers.front()?;
     // (A waiting `server` is never the running `cur`; the disjoint borrow below checks it.)
-    if endpoint.halted || k.tasks[server].reply_to.is_some() || !may_run_now(k, server) {
+    if endpoint.halted || endpoint.audited || k.tasks[server].reply_to.is_some() || !may_run_now(k, server) {
         return None;
     }
     let frame = session.map(|s| k.sessions[s as usize].frame);

@@ -117,6 +117,7 @@ impl Kernel {
         // Remember the call in full: if the server faults, it is delivered again from here.
         self.tasks[cur].pending = Pending { info: info.encode(), badge, ep, session, is_call };
         if let Some(r) = self.endpoints[ep as usize].receivers.pop_front(&mut self.links) {
+            self.audit_request(r, cur, badge);
             self.deliver(cur, r, info, badge, session);
             if is_call {
                 // The caller blocks: hand the CPU straight to the server (no run-queue trip).
@@ -166,6 +167,7 @@ impl Kernel {
             let p = self.tasks[s].pending;
             // A call put back for the next incarnation says so to the server.
             let info = MsgInfo { redelivered: self.tasks[s].retried, ..p.info() };
+            self.audit_request(cur, s, p.badge);
             self.deliver(s, cur, info, p.badge, p.session);
             if p.is_call {
                 self.link_call(s, cur);
@@ -218,6 +220,7 @@ impl Kernel {
     }
 
     fn deliver_notification(&mut self, t: usize, n: u16) {
+        self.audit_notification(t);
         let bits = core::mem::take(&mut self.notifications[n as usize].bits);
         let c = &mut self.tasks[t].ctx;
         c.rax = 0;

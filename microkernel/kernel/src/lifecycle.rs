@@ -35,6 +35,7 @@ pub struct Callers {
 /// next incarnation — unless that request had already been delivered again once, in which case
 /// only that caller fails (`fault::recovery::Redelivery`). Otherwise every such caller fails.
 pub fn stop_task(k: &mut Kernel, t: usize, state: TaskState, code: u64, restarting: bool) -> Callers {
+    k.audit_task_stopped(t);
     if let Blocked::Endpoint(e) = k.tasks[t].blocked {
         let ep = &mut k.endpoints[e as usize];
         ep.senders.remove(&mut k.links, t);

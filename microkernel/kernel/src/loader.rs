@@ -165,6 +165,9 @@ pub fn build_image(k: &mut Kernel, t: usize) -> Result<(), LoadError> {
         core::ptr::addr_of_mut!((*info).generation).write(task.id.generation);
     }
     task.ctx = crate::arch::trap::user_frame(plan.entry, USER_STACK_TOP - 8, BOOT_INFO);
+    // What the last incarnation declared, this one declares again if it wants to.
+    k.declared[t] = [crate::state::Declared::NONE; axolotl_abi::MAX_DECLARED];
+    let task = &mut k.tasks[t];
     task.space = Some(space);
     task.ipc_buffer = ipc;
     task.ssr_pte = ssr_pte;

@@ -13,6 +13,7 @@
 // The modules form layers, each using only those above it in this list (a test,
 // `tests/modules.rs`, keeps the graph free of cycles):
 mod arch; // entry stubs, GDT/TSS, per-CPU data
+mod audit; // the state-spill audit of a server
 mod fastpath; // the IPC fastpath
 mod frames; // the frame pool
 mod inject; // faults from outside

@@ -166,6 +166,23 @@ pub unsafe fn set_user_page(pte: u64, vaddr: u64, frame: u64) {
     x86::cpu::invlpg(vaddr);
 }
 
+/// Show (`on`) or hide a user page from its task by its user bit, keeping it present (so
+/// freeing the space still finds the frame): a touch of a hidden page by the task is a page
+/// fault the state-spill audit takes.
+///
+/// # Safety
+/// `pte` must come from [`AddressSpace::user_page`] of a live address space, and `vaddr` be
+/// the address it maps.
+pub unsafe fn set_user_bit(pte: u64, vaddr: u64, on: bool) {
+    let e = pte as *mut u64;
+    // SAFETY: per the contract the entry belongs to a live space's page table (identity mapped).
+    unsafe {
+        let value = e.read_volatile();
+        e.write_volatile(if on { value | U } else { value & !U });
+    }
+    x86::cpu::invlpg(vaddr);
+}
+
 /// A range of a task's memory that the kernel checked: a pointer from user space is an
 /// allegation until it becomes one of these (Hubris's `USlice`). Valid for the address space
 /// that made it, within the syscall that made it.
@@ -283,6 +300,17 @@ impl AddressSpace {
     pub fn is_mapped(&self, vaddr: u64) -> bool {
         // SAFETY: pointer from `entry` into this space's tables.
         self.entry(None, vaddr).is_ok_and(|e| unsafe { *e } & P != 0)
+    }
+
+    /// The physical address of the page-table entry of a present user page at `vaddr`, and
+    /// the RAM frame it maps (never device memory), for the state-spill audit.
+    pub fn user_page(&self, vaddr: u64) -> Option<(u64, u64)> {
+        let e = self.entry(None, vaddr).ok()?;
+        // SAFETY: pointer from `entry` into this space's tables.
+        let value = unsafe { *e };
+        let frame = value & ADDR;
+        let ram = value & (P | U) == P | U && value & DEVICE == 0 && frame < axolotl_kcore::frames::MAX_PHYS;
+        ram.then_some((e as u64, frame))
     }
 
     /// Remove the mapping of `vaddr`; frees the frame if the space owns it.

@@ -55,10 +55,9 @@ pub fn user_fault(k: &mut Kernel, t: usize, cr2: u64) {
         let e = Exception { vector: c.vector, error: c.error };
         crate::kprintln!("FAULT in {} (task {}, gen {}): {}", head.0, head.1, head.2, e);
     }
-    // Not the image of an update: it came from a client, and the ELF parser's symbol tables are
-    // not read with every offset checked (update images are stripped of symbols anyway).
-    let module = k.module_of(t).filter(|m| !m.updated);
-    let sym = Symbol(module.and_then(|m| axolotl_kcore::elf::symbolize(m.bytes(), c.rip)));
+    // An update's image came from a client: `symbolize` checks every offset it reads (and most
+    // update images are stripped of their symbols anyway).
+    let sym = Symbol(k.module_of(t).and_then(|m| axolotl_kcore::elf::symbolize(m.bytes(), c.rip)));
     if page_fault {
         crate::kprintln!("  rip {:#x} {}  address {:#x}", c.rip, sym, cr2);
     } else if !exception::is_canonical(c.rip) {

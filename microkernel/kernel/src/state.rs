@@ -5,7 +5,7 @@
 use crate::arch::trap::{user_frame, TrapFrame};
 use crate::frames::Frames;
 use crate::paging::AddressSpace;
-use axolotl_abi::{FaultRecord, MsgInfo, TaskState, CAP_SLOTS, NAME_LEN};
+use axolotl_abi::{FaultRecord, MsgInfo, TaskState, CAP_SLOTS, DECLARED_NAME_LEN, MAX_DECLARED, NAME_LEN};
 use axolotl_kcore::cap::CSpace;
 use axolotl_kcore::queue::{Links, Queue, RunQueues, MAX_TASKS};
 use axolotl_kcore::TaskId;
@@ -200,6 +200,9 @@ pub struct Endpoint {
     pub live: bool,
     /// Its server is halted (crash loop): calls fail at once with `ServerFailed`.
     pub halted: bool,
+    /// Its server is being audited (`audit`): calls take the general path, where the audit
+    /// sees each request delivered.
+    pub audited: bool,
     pub name: [u8; NAME_LEN],
     pub senders: Queue,
     pub receivers: Queue,
@@ -340,6 +343,140 @@ impl FaultLog {
     }
 }
 
+/// A range a task declared as server-global state (`declare`); `len` 0: none.
+#[derive(Clone, Copy)]
+pub struct Declared {
+    pub addr: u64,
+    pub len: u64,
+    pub name: [u8; DECLARED_NAME_LEN],
+}
+
+impl Declared {
+    pub const NONE: Declared = Declared { addr: 0, len: 0, name: [0; DECLARED_NAME_LEN] };
+}
+
+/// Pages of private memory one audit can cover (3 frames each: snapshot, baseline, tags).
+pub const MAX_AUDIT_PAGES: usize = 64;
+/// Spilled ranges one audit records (more are counted).
+pub const MAX_SPILLS: usize = 48;
+/// Requests of one client in a row the audit tells apart (later ones share the last tag).
+pub const RUN_LEN: usize = 250;
+
+/// One page of the audited server's private memory, and the audit's frames for it.
+#[derive(Clone, Copy)]
+pub struct AuditPage {
+    pub vaddr: u64,
+    /// The frame behind it (fixed for the incarnation: image and stack pages never move).
+    pub frame: u64,
+    /// Physical address of its page-table entry (valid while the audited incarnation lives).
+    pub pte: u64,
+    /// The page as it was when the current request was delivered.
+    pub snap: u64,
+    /// The page as it was when the current client's run of requests began.
+    pub base: u64,
+    /// Per byte: which request of the run last changed it (`1..=RUN_LEN`), or 0.
+    pub tags: u64,
+    /// A request of the current run changed a byte of it.
+    pub touched: bool,
+    pub stack: bool,
+    /// Spill was found here: hidden from the user (U cleared) during other clients' requests.
+    pub watched: bool,
+    /// Hidden right now.
+    pub hidden: bool,
+}
+
+impl AuditPage {
+    pub const NONE: AuditPage = AuditPage {
+        vaddr: 0,
+        frame: 0,
+        pte: 0,
+        snap: 0,
+        base: 0,
+        tags: 0,
+        touched: false,
+        stack: false,
+        watched: false,
+        hidden: false,
+    };
+}
+
+/// A request the audit saw: its client's badge and task, and its number (from 1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuditRequest {
+    pub badge: u64,
+    pub client: u16,
+    pub seq: u32,
+}
+
+/// A spilled range: what caused it first, how often a switch found it, who read it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Spill {
+    pub addr: u64,
+    pub len: u32,
+    pub by: AuditRequest,
+    pub count: u32,
+    pub read_by: Option<AuditRequest>,
+}
+
+/// The state-spill audit of one server (`audit.rs` has the operations).
+pub struct Audit {
+    pub active: bool,
+    pub target: TaskId,
+    pub pages: [AuditPage; MAX_AUDIT_PAGES],
+    pub page_count: usize,
+    /// Pages the last audit covered (`page_count` goes to 0 when its frames are freed).
+    pub pages_audited: u32,
+    /// The current client's run of requests (tags index it from 1).
+    pub run: [AuditRequest; RUN_LEN],
+    pub run_len: usize,
+    /// The request being served since the last delivery (`None`: notification work, or none).
+    pub current: Option<AuditRequest>,
+    pub requests: u32,
+    pub switches: u32,
+    pub clients: [u64; 16],
+    pub client_count: usize,
+    pub spills: [Spill; MAX_SPILLS],
+    pub spill_count: usize,
+    pub dropped: u32,
+    /// Bytes of each declared range that changed across clients.
+    pub declared_bytes: [u32; MAX_DECLARED],
+    /// A hidden page the target touched is shown for one instruction (single step).
+    pub stepping: bool,
+    /// Watch traps this request (bounded: past the bound, the pages stay shown).
+    pub traps: u32,
+    pub ended: u32,
+}
+
+impl Audit {
+    pub const IDLE: Audit = Audit {
+        active: false,
+        target: TaskId { index: 0, generation: 0 },
+        pages: [AuditPage::NONE; MAX_AUDIT_PAGES],
+        page_count: 0,
+        pages_audited: 0,
+        run: [AuditRequest { badge: 0, client: 0, seq: 0 }; RUN_LEN],
+        run_len: 0,
+        current: None,
+        requests: 0,
+        switches: 0,
+        clients: [0; 16],
+        client_count: 0,
+        spills: [Spill {
+            addr: 0,
+            len: 0,
+            by: AuditRequest { badge: 0, client: 0, seq: 0 },
+            count: 0,
+            read_by: None,
+        }; MAX_SPILLS],
+        spill_count: 0,
+        dropped: 0,
+        declared_bytes: [0; MAX_DECLARED],
+        stepping: false,
+        traps: 0,
+        ended: 0,
+    };
+}
+
 /// Set in a paused caller's `call_token` (tokens count up from 0 and never reach it): see
 /// `Kernel::set_paused`. Whoever compares a token with a reply's masks it off, but the IPC
 /// fastpath.
@@ -396,6 +533,10 @@ pub struct Kernel {
     pub pci: [Option<PciDevice>; MAX_PCI],
     /// A frame holding `jmp $`, mapped into a task by the `hang` injection.
     pub hang_frame: u64,
+    /// The state-spill audit (`audit`): at most one server at a time.
+    pub audit: Audit,
+    /// What each task declared as server-global state (`declare`), this incarnation.
+    pub declared: [[Declared; MAX_DECLARED]; MAX_TASKS],
     /// The task that starved behind higher priorities (`RunQueues::tick`) and runs ahead of
     /// them whenever it is ready until tick `boost_end`, or `NO_TASK`.
     pub boosted: usize,
@@ -413,6 +554,7 @@ impl Kernel {
                 Endpoint {
                     live: false,
                     halted: false,
+                    audited: false,
                     name: [0; NAME_LEN],
                     senders: Queue::new(),
                     receivers: Queue::new(),
@@ -450,6 +592,8 @@ impl Kernel {
             faults: FaultLog::new(),
             pci: [None; MAX_PCI],
             hang_frame: 0,
+            audit: Audit::IDLE,
+            declared: [[Declared::NONE; MAX_DECLARED]; MAX_TASKS],
             boosted: crate::arch::cpu::NO_TASK,
             boost_end: 0,
         }

@@ -6,9 +6,10 @@
 #![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
-use userlib::abi::{Error, IPC_BUFFER_SIZE};
-use userlib::cap::{Cap, Endpoint};
+use userlib::abi::Error;
+use userlib::cap::{Cap, Endpoint, Message};
 use userlib::msg::{self, CallError};
+use userlib::serve::Answer;
 
 pub const LABEL: u32 = 0xB10C;
 pub const BLOCK_SIZE: usize = 512;
@@ -66,32 +67,25 @@ impl BlockError {
     }
 }
 
-/// The longest encoded response: a block and its envelope.
-pub const RESPONSE_MAX: usize = BLOCK_SIZE + 16;
-
 /// Serve the protocol on `ep` for ever, as a block store's main loop: each request (or why it
-/// did not decode) goes to `answer`, which encodes its response into the buffer it is given
-/// (with [`encode`]) and returns the length; that is the reply.
+/// did not decode) goes to `answer`, which replies with [`reply`]. It runs below the receive
+/// point (`userlib::serve`): what it leaves on its stack is not kept for the next request.
 pub fn serve(
     ep: Cap<Endpoint>,
-    mut answer: impl FnMut(Result<Request<'_>, CallError>, &mut [u8]) -> usize,
+    mut answer: impl FnMut(Result<Request<'_>, CallError>) -> Answer,
 ) -> Result<(), Error> {
-    let mut payload = [0u8; IPC_BUFFER_SIZE];
-    let mut out = [0u8; RESPONSE_MAX];
-    let mut m = ep.recv()?;
-    loop {
-        let n = m.payload_into(&mut payload);
-        let req = if m.info.label == LABEL { msg::decode(&payload[..n]) } else { Err(CallError::Decode) };
-        let len = answer(req, &mut out);
-        m = ep.reply_recv(LABEL, [0; 4], &out[..len])?;
-    }
+    userlib::serve::serve(ep, |m: &Message| {
+        m.with_payload(|payload| {
+            answer(if m.info.label == LABEL { msg::decode(payload) } else { Err(CallError::Decode) })
+        })
+    })
 }
 
-/// Encode `resp` into `out`; its length (0, an empty reply the client calls malformed, if it
-/// does not fit: [`RESPONSE_MAX`] always does).
+/// Reply with `resp`, encoded straight into the IPC buffer (it always fits: a block and its
+/// envelope).
 #[inline]
-pub fn encode(resp: &Response<'_>, out: &mut [u8]) -> usize {
-    msg::encode(resp, out).unwrap_or(0)
+pub fn reply(resp: &Response<'_>) -> Answer {
+    Answer::encode(LABEL, resp)
 }
 
 /// A client of a block store.

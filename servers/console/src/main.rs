@@ -22,6 +22,7 @@
 use console_api::{ConsoleError, Request, Response, LABEL};
 use userlib::abi::{Error, LABEL_NOTIFICATION};
 use userlib::cap::{save_reply, Cap, Endpoint, Interrupt, IoPort, Message, Notification, Reply};
+use userlib::serve::Answer;
 use userlib::sys::Ports;
 use x86::uart::{Config, Uart, COM1};
 
@@ -135,53 +136,48 @@ struct Server {
     tally: Tally,
 }
 
-/// Encode a response (every response fits the reply buffers used here).
-fn encode(resp: &Response<'_>, out: &mut [u8]) -> usize {
-    userlib::msg::encode(resp, out).unwrap_or(0)
-}
-
 impl Server {
-    /// Handle one request; returns the reply to send (length in `out`), or `None` when the
-    /// request was parked.
-    fn request(&mut self, msg: &Message, out: &mut [u8]) -> Option<usize> {
-        let mut payload = [0u8; userlib::abi::IPC_BUFFER_SIZE];
-        let n = msg.payload_into(&mut payload);
-        let req = match (msg.info.label, userlib::msg::decode::<Request<'_>>(&payload[..n])) {
-            (LABEL, Ok(req)) => req,
-            _ => return Some(encode(&Response::Error(ConsoleError::Malformed), out)),
-        };
-        match req {
-            Request::Write(bytes) => {
-                write_once(bytes, msg.info.redelivered);
-                self.tally.wrote(bytes.len());
-                Some(encode(&Response::Written(bytes.len() as u32), out))
-            }
-            Request::Poll { max } => {
-                let mut data = [0u8; 256];
-                let want = (max as usize).min(data.len());
-                let k = self.take(&mut data[..want]);
-                Some(encode(&Response::Data(&data[..k]), out))
-            }
-            Request::Counts => Some(encode(&self.tally.answer(), out)),
-            Request::Read { max } => {
-                let mut data = [0u8; 256];
-                let want = (max as usize).clamp(1, data.len());
-                if self.ring.len > 0 {
+    /// Handle one request: its reply, or `Wait` when the reader was parked.
+    fn request(&mut self, msg: &Message) -> Answer {
+        let reply = |resp: &Response<'_>| Answer::encode(LABEL, resp);
+        msg.with_payload(|payload| {
+            let req = match (msg.info.label, userlib::msg::decode::<Request<'_>>(payload)) {
+                (LABEL, Ok(req)) => req,
+                _ => return reply(&Response::Error(ConsoleError::Malformed)),
+            };
+            match req {
+                Request::Write(bytes) => {
+                    write_once(bytes, msg.info.redelivered);
+                    self.tally.wrote(bytes.len());
+                    reply(&Response::Written(bytes.len() as u32))
+                }
+                Request::Poll { max } => {
+                    let mut data = [0u8; 256];
+                    let want = (max as usize).min(data.len());
                     let k = self.take(&mut data[..want]);
-                    return Some(encode(&Response::Data(&data[..k]), out));
+                    reply(&Response::Data(&data[..k]))
                 }
-                if self.parked.is_some() {
-                    return Some(encode(&Response::Error(ConsoleError::Busy), out));
-                }
-                match save_reply(PARKED_SLOT) {
-                    Ok(reply) => {
-                        self.parked = Some((reply, want as u16));
-                        None
+                Request::Counts => reply(&self.tally.answer()),
+                Request::Read { max } => {
+                    let mut data = [0u8; 256];
+                    let want = (max as usize).clamp(1, data.len());
+                    if self.ring.len > 0 {
+                        let k = self.take(&mut data[..want]);
+                        return reply(&Response::Data(&data[..k]));
                     }
-                    Err(e) => Some(encode(&Response::Error(e.into()), out)),
+                    if self.parked.is_some() {
+                        return reply(&Response::Error(ConsoleError::Busy));
+                    }
+                    match save_reply(PARKED_SLOT) {
+                        Ok(parked) => {
+                            self.parked = Some((parked, want as u16));
+                            Answer::Wait
+                        }
+                        Err(e) => reply(&Response::Error(e.into())),
+                    }
                 }
             }
-        }
+        })
     }
 
     /// Take up to `out.len()` bytes of input from the ring (refilled from the UART after);
@@ -214,7 +210,7 @@ impl Server {
                 let mut data = [0u8; 256];
                 let k = self.take(&mut data[..want as usize]);
                 let mut out = [0u8; 300];
-                let n = encode(&Response::Data(&data[..k]), &mut out);
+                let n = userlib::msg::encode(&Response::Data(&data[..k]), &mut out).unwrap_or(0);
                 // A reader that died meanwhile cannot be answered; its input stays consumed.
                 let _ = reply.reply(LABEL, [0; 4], &out[..n]);
             }
@@ -241,19 +237,18 @@ fn main(boot: &'static userlib::abi::BootInfo) -> Result<(), Error> {
     irq.ack()?;
     let mut server =
         Server { ring: Ring { buf: [0; 512], head: 0, len: 0 }, parked: None, tally: Tally::ZERO };
-    let mut out = [0u8; 300];
-    let mut msg = ep.recv()?;
-    loop {
-        let reply = if msg.info.label == LABEL_NOTIFICATION {
-            server.input();
-            irq.ack()?;
-            None
-        } else {
-            server.request(&msg, &mut out)
-        };
-        msg = match reply {
-            Some(n) => ep.reply_recv(LABEL, [0; 4], &out[..n])?,
-            None => ep.recv()?,
-        };
-    }
+    // Server-global by design: the keys typed and not yet read (the device's input, read by
+    // whoever reads the console), the one reader waiting for them, and version 2's counts of
+    // all clients' traffic.
+    userlib::declare(&server, "input, reader, counts")?;
+    userlib::serve::serve(ep, |msg: &Message| {
+        if msg.info.label != LABEL_NOTIFICATION {
+            return server.request(msg);
+        }
+        server.input();
+        if let Err(e) = irq.ack() {
+            panic!("console: cannot acknowledge the UART's interrupt: {e}");
+        }
+        Answer::Wait
+    })
 }

@@ -27,9 +27,10 @@ use disk::{Dev, Volume};
 use fs_api::{FsError, Request, Response, LABEL, MAX_IO};
 use fs_core::{ClientState, Held};
 use ssr::{Broken, Layout};
-use userlib::abi::{badge_client, badge_session, BootInfo, Error, IPC_BUFFER_SIZE, MAX_SESSIONS};
-use userlib::cap::{ssr_window, Cap, Endpoint, SsrView};
+use userlib::abi::{badge_client, badge_session, BootInfo, Error, MAX_SESSIONS};
+use userlib::cap::{ssr_window, Cap, Endpoint, Message, SsrView};
 use userlib::msg;
+use userlib::serve::Answer;
 
 /// A client's [`ClientState`] as the layout of its SSR (layout 3). fs-core's type cannot carry
 /// this crate-foreign trait itself, and the wrapper is transparent, so the SSR holds the
@@ -378,28 +379,29 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
         }
     }
     let mut server = Server { volume, store: store.name, view: Cap::<SsrView>::from_boot(boot, "fs") };
-    let mut payload = [0u8; IPC_BUFFER_SIZE];
-    let mut data = [0u8; MAX_IO];
-    let mut out = [0u8; MAX_IO + 32];
-    let mut m = ep.recv()?;
-    loop {
-        let n = m.payload_into(&mut payload);
-        let resp = match (badge_session(m.badge), m.info.label) {
-            (None, _) => Response::Error(FsError::NoSession),
-            (Some(_), label) if label != LABEL => Response::Error(FsError::Malformed),
-            (Some(session), _) => match msg::decode::<Request<'_>>(&payload[..n]) {
-                Err(_) => Response::Error(FsError::Malformed),
-                Ok(req) => {
-                    let client = badge_client(m.badge);
-                    migrate(client, session);
-                    match ssr::open_reporting::<SsrState>(ssr_window(), client, session) {
-                        Ok(mut region) => serve(&mut server, region.state(), session, req, &mut data),
-                        Err(_) => Response::Error(FsError::StateReset),
-                    }
-                }
-            },
+    // Server-global by design: the mounted volume's in-memory state (allocation hints, the
+    // journal's sequence), read again from the store by every incarnation.
+    userlib::declare(&server, "mounted volume")?;
+    userlib::serve::serve(ep, |m: &Message| {
+        let resp = |resp: &Response<'_>| Answer::encode(LABEL, resp);
+        let session = match (badge_session(m.badge), m.info.label) {
+            (None, _) => return resp(&Response::Error(FsError::NoSession)),
+            (Some(_), label) if label != LABEL => return resp(&Response::Error(FsError::Malformed)),
+            (Some(session), _) => session,
         };
-        let len = msg::encode(&resp, &mut out).unwrap_or(0);
-        m = ep.reply_recv(LABEL, [0; 4], &out[..len])?;
-    }
+        m.with_payload(|payload| match msg::decode::<Request<'_>>(payload) {
+            Err(_) => resp(&Response::Error(FsError::Malformed)),
+            Ok(req) => {
+                let client = badge_client(m.badge);
+                migrate(client, session);
+                match ssr::open_reporting::<SsrState>(ssr_window(), client, session) {
+                    Ok(mut region) => {
+                        let mut data = [0u8; MAX_IO];
+                        resp(&serve(&mut server, region.state(), session, req, &mut data))
+                    }
+                    Err(_) => resp(&Response::Error(FsError::StateReset)),
+                }
+            }
+        })
+    })
 }

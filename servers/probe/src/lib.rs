@@ -2,7 +2,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-/// Store MR0 in the caller's SSR.
+/// Store MR0 in the caller's SSR (the `spill` build answers with the last word put, in MR1).
 pub const PUT: u32 = 1;
 /// Answer with the word in the caller's SSR.
 pub const GET: u32 = 2;

@@ -10,7 +10,8 @@
 #![deny(unsafe_code)]
 
 use userlib::abi::{badge_session, BootInfo, Error, SSR_SIZE, SSR_WINDOW};
-use userlib::cap::{save_reply, ssr_window, Cap, Endpoint};
+use userlib::cap::{save_reply, ssr_window, Cap, Endpoint, Message};
+use userlib::serve::{Answer, Handler};
 
 use probe::{GET, PUT, TAKE_CAP, TOUCH_AFTER_REPLY, TOUCH_NEIGHBOUR, USE_CAP};
 const PARK_SLOT: u8 = 20;
@@ -35,47 +36,80 @@ fn touch_after_reply() -> u8 {
     core::hint::black_box(ssr_window()[0])
 }
 
+/// Test build `spill` (`update probe /servers/probe-spill`): it also remembers the last word
+/// any client put, in this static, and answers the next `PUT` (MR1), whoever makes it, with
+/// that word: one client's data handed to another, the state spill that the `audit` of the
+/// probe must catch, naming this symbol.
+#[cfg(feature = "spill")]
+static LAST_WORD: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The word put before this one (the `spill` build's leak), or 0.
+fn remember(word: u64) -> u64 {
+    #[cfg(feature = "spill")]
+    {
+        use core::sync::atomic::Ordering::Relaxed;
+        // A load, then a store (not a swap): the audit sees the read of another client's word.
+        let last = LAST_WORD.load(Relaxed);
+        LAST_WORD.store(word, Relaxed);
+        last
+    }
+    #[cfg(not(feature = "spill"))]
+    {
+        let _ = word;
+        0
+    }
+}
+
+#[cfg(not(feature = "spill"))]
+userlib::version!("probe", 1, []);
+#[cfg(feature = "spill")]
+userlib::version!("probe", 2, []);
 userlib::entry!(main);
 
-fn main(boot: &'static BootInfo) -> Result<(), Error> {
-    let ep = Cap::<Endpoint>::from_boot(boot, "probe").ok_or(Error::EmptySlot)?;
-    let mut m = ep.recv_into(Some(GIFT_SLOT))?;
-    loop {
-        // A capability may arrive with any message; keep the gift slot free until one does.
-        let gift_free = userlib::cap::cap_info(GIFT_SLOT).is_err();
-        let recv_slot = gift_free.then_some(GIFT_SLOT);
+/// The probe's handling of a message (`userlib::serve` runs the loop).
+struct Probe;
+
+impl Handler for Probe {
+    fn handle(&mut self, m: &Message) -> Answer {
         match m.info.label {
-            TAKE_CAP => {
-                let ok = m.info.cap == Some(GIFT_SLOT);
-                m = ep.reply_recv_into(0, [ok as u64, 0, 0, 0], &[], if ok { None } else { recv_slot })?;
-                continue;
-            }
+            TAKE_CAP => return Answer::words(0, [(m.info.cap == Some(GIFT_SLOT)) as u64, 0, 0, 0]),
             USE_CAP => {
                 let console = console_api::Console::new(Cap::at(GIFT_SLOT));
                 let ok = console.write(b"probe: printing through a capability it was granted\n").is_ok();
-                m = ep.reply_recv_into(0, [ok as u64, 0, 0, 0], &[], recv_slot)?;
-                continue;
+                return Answer::words(0, [ok as u64, 0, 0, 0]);
             }
             _ => {}
         }
         if badge_session(m.badge).is_none() {
-            m = ep.reply_recv_into(1, [0; 4], &[], recv_slot)?;
-            continue;
+            return Answer::words(1, [0; 4]);
         }
-        let value = match m.info.label {
+        let (value, last) = match m.info.label {
             PUT => {
                 word().copy_from_slice(&m.words[0].to_le_bytes());
-                m.words[0]
+                (m.words[0], remember(m.words[0]))
             }
-            GET => u64::from_le_bytes(word().try_into().unwrap_or([0; 8])),
+            GET => (u64::from_le_bytes(word().try_into().unwrap_or([0; 8])), 0),
             TOUCH_AFTER_REPLY => {
                 let value = u64::from_le_bytes(word().try_into().unwrap_or([0; 8]));
-                save_reply(PARK_SLOT)?.reply(0, [value, 0, 0, 0], &[])?;
-                touch_after_reply() as u64
+                let answered = save_reply(PARK_SLOT).and_then(|r| r.reply(0, [value, 0, 0, 0], &[]));
+                if let Err(e) = answered {
+                    panic!("probe: cannot answer before touching the window: {e}");
+                }
+                (touch_after_reply() as u64, 0)
             }
-            TOUCH_NEIGHBOUR => touch_neighbour() as u64,
-            _ => 0,
+            TOUCH_NEIGHBOUR => (touch_neighbour() as u64, 0),
+            _ => (0, 0),
         };
-        m = ep.reply_recv_into(0, [value, 0, 0, 0], &[], recv_slot)?;
+        Answer::words(0, [value, last, 0, 0])
     }
+
+    /// A capability may arrive with any message; the gift slot takes one while it is free.
+    fn cap_slot(&mut self) -> Option<u8> {
+        userlib::cap::cap_info(GIFT_SLOT).is_err().then_some(GIFT_SLOT)
+    }
+}
+
+fn main(boot: &'static BootInfo) -> Result<(), Error> {
+    let ep = Cap::<Endpoint>::from_boot(boot, "probe").ok_or(Error::EmptySlot)?;
+    userlib::serve::serve(ep, Probe)
 }

@@ -44,5 +44,5 @@ fn main(boot: &'static userlib::abi::BootInfo) -> Result<(), Error> {
     let ep = Cap::<Endpoint>::from_boot(boot, "block").ok_or(Error::EmptySlot)?;
     let mem = Cap::<Memory>::from_boot(boot, "disk").ok_or(Error::EmptySlot)?;
     let disk = mem.map(MAP_BASE, true)?.bytes;
-    block_api::serve(ep, |req, out| block_api::encode(&handle(disk, req), out))
+    block_api::serve(ep, |req| block_api::reply(&handle(disk, req)))
 }

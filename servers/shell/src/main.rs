@@ -16,6 +16,7 @@ use userlib::abi::{BootInfo, Error, FaultKind, InjectKind, TaskInfo, TaskState, 
 use userlib::cap::{Cap, Endpoint, IoPort, Memory, Session, Task};
 use x86::qemu::{DEBUG_EXIT_PORT, DEBUG_EXIT_POWEROFF};
 
+mod audit;
 mod bench;
 mod campaign;
 mod clients;
@@ -34,6 +35,9 @@ const HELP: shellcmd::Help = shellcmd::Help {
   kill NAME         crash task NAME now (the reincarnation server restarts supervised tasks)
   pause NAME        stop scheduling task NAME (what it waits for still happens); ps: paused
   resume NAME       schedule a paused task again
+  audit NAME [REQUESTS]
+                    state-spill audit: drive server NAME with two clients' requests and
+                    report what a request left changed in its memory (default 200)
   requests          the requests this shell's fs session has made (fs version 2 counts them)
   slept             the sleeps this shell's timer session began (timer version 2 counts them)
   tty               the bytes the console wrote and read (console version 2 counts them)
@@ -254,6 +258,15 @@ impl shellcmd::Shell for Shell {
                 },
                 None => Out.fail(format_args!("no file system session")),
             },
+            "audit" => match (words.next(), words.next(), words.next()) {
+                (Some("--help"), None, None) | (None, _, _) => audit_usage(),
+                (Some(name), requests, None) => match requests.map(str::parse::<u32>) {
+                    None => self.audit(name, audit::DEFAULT_REQUESTS),
+                    Some(Ok(n)) if (2..=audit::MAX_REQUESTS).contains(&n) => self.audit(name, n),
+                    Some(_) => audit_usage(),
+                },
+                _ => audit_usage(),
+            },
             "slept" => match self.timer {
                 Some(Clock(timer)) => match timer.slept() {
                     Ok((sleeps, ms)) => {
@@ -289,7 +302,26 @@ impl shellcmd::Shell for Shell {
     }
 }
 
+fn audit_usage() -> Status {
+    Out.fail(format_args!(
+        "usage: audit NAME [REQUESTS]: audit server NAME ({}) for state spill over REQUESTS requests of two or more clients (2 to {}, default {})",
+        audit::SERVERS,
+        audit::MAX_REQUESTS,
+        audit::DEFAULT_REQUESTS
+    ))
+}
+
 impl Shell {
+    fn audit(&mut self, name: &str, requests: u32) -> Status {
+        match self.task_cap() {
+            Ok(tasks) => {
+                let interrupted = &mut || shellcmd::Shell::interrupted(self);
+                audit::run(tasks, name, requests, interrupted)
+            }
+            Err(s) => s,
+        }
+    }
+
     fn task_cap(&self) -> Result<Cap<Task>, Status> {
         self.tasks.ok_or_else(|| Out.fail(format_args!("this shell holds no task capability")))
     }

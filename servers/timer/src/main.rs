@@ -20,9 +20,12 @@
 use bytemuck::{Pod, Zeroable};
 use ssr::{Broken, Layout};
 use timer_api::{Request, Response, TimerError, LABEL, MAX_SLEEP_MS};
-use userlib::abi::{badge_client, badge_session, BootInfo, Error, IPC_BUFFER_SIZE, LABEL_NOTIFICATION};
-use userlib::cap::{cap_info, save_reply, ssr_window, Cap, Endpoint, Interrupt, IoPort, Notification, Reply};
+use userlib::abi::{badge_client, badge_session, BootInfo, Error, LABEL_NOTIFICATION};
+use userlib::cap::{
+    cap_info, save_reply, ssr_window, Cap, Endpoint, Interrupt, IoPort, Message, Notification, Reply,
+};
 use userlib::msg;
+use userlib::serve::Answer;
 use userlib::sys::{inb, outb, rdtsc};
 
 const RTC_INDEX: u16 = 0x70;
@@ -328,43 +331,40 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
     }
     ticks.bind()?;
     let mut server = Server { tsc_per_ms, epoch: boot.boot_tsc, parked: [None; PARK_SLOTS] };
-    let mut payload = [0u8; IPC_BUFFER_SIZE];
-    let mut out = [0u8; 32];
-    let mut m = ep.recv()?;
-    loop {
-        let action = if m.info.label == LABEL_NOTIFICATION {
+    // Server-global by design: which of its own reply slots waits until when. It describes
+    // capabilities that vanish with this incarnation; the next rebuilds it from the clients'
+    // SSRs as their calls are delivered again.
+    userlib::declare(&server.parked, "parked callers")?;
+    userlib::serve::serve(ep, |m: &Message| {
+        if m.info.label == LABEL_NOTIFICATION {
             rtc_ack();
-            irq.ack()?;
+            if let Err(e) = irq.ack() {
+                panic!("timer: cannot acknowledge the RTC's interrupt: {e}");
+            }
             server.expire();
-            None
-        } else {
-            let n = m.payload_into(&mut payload);
-            match (badge_session(m.badge), msg::decode::<Request>(&payload[..n])) {
-                (None, _) => Some(Action::Reply(Response::Error(TimerError::NoSession))),
-                (_, Err(_)) => Some(Action::Reply(Response::Error(TimerError::Malformed))),
-                _ if m.info.label != LABEL => Some(Action::Reply(Response::Error(TimerError::Malformed))),
+            return Answer::Wait;
+        }
+        let action =
+            m.with_payload(|payload| match (badge_session(m.badge), msg::decode::<Request>(payload)) {
+                (None, _) => Action::Reply(Response::Error(TimerError::NoSession)),
+                (_, Err(_)) => Action::Reply(Response::Error(TimerError::Malformed)),
+                _ if m.info.label != LABEL => Action::Reply(Response::Error(TimerError::Malformed)),
                 // The region is sealed when it goes out of scope, before any parking below.
                 (Some(session), Ok(req)) => {
                     let client = badge_client(m.badge);
                     migrate(client, session);
                     match ssr::open_reporting::<SsrState>(ssr_window(), client, session) {
-                        Ok(mut region) => Some(server.handle(region.state(), req)),
-                        Err(_) => Some(Action::Reply(Response::Error(TimerError::StateReset))),
+                        Ok(mut region) => server.handle(region.state(), req),
+                        Err(_) => Action::Reply(Response::Error(TimerError::StateReset)),
                     }
                 }
-            }
-        };
-        let reply = match action {
-            Some(Action::Park { deadline, fired }) => server.park(deadline, fired).err().map(Response::Error),
-            Some(Action::Reply(resp)) => Some(resp),
-            None => None,
-        };
-        m = match reply {
-            Some(resp) => {
-                let len = msg::encode(&resp, &mut out).unwrap_or(0);
-                ep.reply_recv(LABEL, [0; 4], &out[..len])?
-            }
-            None => ep.recv()?,
-        };
-    }
+            });
+        match action {
+            Action::Park { deadline, fired } => match server.park(deadline, fired) {
+                Ok(()) => Answer::Wait,
+                Err(e) => Answer::encode(LABEL, &Response::Error(e)),
+            },
+            Action::Reply(resp) => Answer::encode(LABEL, &resp),
+        }
+    })
 }

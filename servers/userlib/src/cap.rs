@@ -78,8 +78,25 @@ pub struct Message {
 }
 
 impl Message {
-    fn from_ret(r: Ret) -> Message {
+    pub(crate) fn from_ret(r: Ret) -> Message {
         Message { badge: r.rdi, info: MsgInfo::decode_received(r.rsi).unwrap_or_default(), words: r.words }
+    }
+
+    /// Hand `f` a copy of the payload on this stack (as long as the payload, not cleared
+    /// first): a server's handler decodes it there and encodes its reply into the IPC buffer.
+    pub fn with_payload<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        let len = (self.info.len as usize).min(IPC_BUFFER_SIZE);
+        let mut copy = core::mem::MaybeUninit::<[u8; IPC_BUFFER_SIZE]>::uninit();
+        let dst = copy.as_mut_ptr().cast::<u8>();
+        // SAFETY: `len` is at most the size of both the IPC buffer (mapped for the task's whole
+        // life; a received payload stays there until the task's next IPC) and `copy` (on this
+        // stack); the two do not overlap. Only the first `len` bytes of `copy`, written here,
+        // are viewed.
+        let bytes = unsafe {
+            core::ptr::copy_nonoverlapping(IPC_BUFFER as *const u8, dst, len);
+            core::slice::from_raw_parts(dst.cast_const(), len)
+        };
+        f(bytes)
     }
 
     /// The payload, copied out of the IPC buffer into `out`; returns the bytes copied.
@@ -91,10 +108,11 @@ impl Message {
 }
 
 /// The task's IPC buffer.
-fn ipc_buffer() -> &'static mut [u8; IPC_BUFFER_SIZE] {
+pub(crate) fn ipc_buffer() -> &'static mut [u8; IPC_BUFFER_SIZE] {
     // SAFETY: the kernel maps one writable page at IPC_BUFFER for the task's whole life. A task
     // is single-threaded and the references never outlive the copy (or the encoding of a
-    // request, which makes no IPC) in the functions of this module, so no two are used at once.
+    // request or a reply, which makes no IPC) in the functions of this crate, so no two are
+    // used at once.
     unsafe { &mut *(IPC_BUFFER as *mut [u8; IPC_BUFFER_SIZE]) }
 }
 
@@ -223,6 +241,15 @@ impl<K: Callable> Cap<K> {
     }
 }
 
+impl Cap<Session> {
+    /// The session as a capability to call its server through with a protocol's client stub
+    /// written for an endpoint: `call` takes either (the session's calls carry its badge and
+    /// bring its SSR), and a stub only calls.
+    pub fn as_endpoint(self) -> Cap<Endpoint> {
+        Cap::at(self.slot() as u8)
+    }
+}
+
 impl Cap<SsrView> {
     /// Copy session `index`'s SSR into `out`; returns the session's badge. `Dead` means no
     /// live session of this endpoint has that index.
@@ -324,6 +351,35 @@ impl Cap<Task> {
     /// Inject a fault into task `index`; returns what was hit (register/bit, address, ...).
     pub fn inject(self, index: usize, kind: axolotl_abi::InjectKind, seed: u64) -> Result<u64, Error> {
         sys::call(Sysno::Inject, [self.slot(), index as u64, kind as u64, seed, 0, 0]).map(|r| r.rdi)
+    }
+
+    /// Start the state-spill audit of server `index`; returns the pages it covers. See
+    /// `Sysno::Audit`.
+    pub fn audit_start(self, index: usize) -> Result<u64, Error> {
+        let op = axolotl_abi::AuditOp::Start as u64;
+        sys::call(Sysno::Audit, [self.slot(), index as u64, op, 0, 0, 0]).map(|r| r.rdi)
+    }
+
+    /// Stop the audit of server `index` (its records stay readable).
+    pub fn audit_stop(self, index: usize) -> Result<(), Error> {
+        let op = axolotl_abi::AuditOp::Stop as u64;
+        sys::call(Sysno::Audit, [self.slot(), index as u64, op, 0, 0, 0]).map(|_| ())
+    }
+
+    /// The last audit's summary (of server `index`).
+    pub fn audit_summary(self, index: usize) -> Result<axolotl_abi::AuditSummary, Error> {
+        let mut out = axolotl_abi::AuditSummary::default();
+        let ptr = &mut out as *mut axolotl_abi::AuditSummary as u64;
+        let op = axolotl_abi::AuditOp::Summary as u64;
+        sys::call(Sysno::Audit, [self.slot(), index as u64, op, 0, ptr, 0]).map(|_| out)
+    }
+
+    /// Record `n` of the last audit (of server `index`): `Dead` past the last.
+    pub fn audit_record(self, index: usize, n: usize) -> Result<axolotl_abi::AuditRecord, Error> {
+        let mut out = axolotl_abi::AuditRecord::default();
+        let ptr = &mut out as *mut axolotl_abi::AuditRecord as u64;
+        let op = axolotl_abi::AuditOp::Record as u64;
+        sys::call(Sysno::Audit, [self.slot(), index as u64, op, n as u64, ptr, 0]).map(|_| out)
     }
 
     /// Become the supervisor: faults of supervised tasks are recorded and `faults` signalled.

@@ -1,5 +1,6 @@
 //! The runtime every Axolotl user task links: syscall stubs ([`sys`]), typed capability handles
-//! and IPC ([`cap`]), the task entry point, boot info and panic handler ([`rt`]). Console output
+//! and IPC ([`cap`]), a server's receive loop ([`serve`]), the task entry point, boot info and
+//! panic handler ([`rt`]). Console output
 //! (`println!`) lives with the console protocol in `console-api`.
 //!
 //! A task is a `#![no_std] #![no_main]` binary that names its main function with [`entry!`]:
@@ -17,6 +18,7 @@
 pub mod cap;
 pub mod msg;
 pub mod rt;
+pub mod serve;
 pub mod sys;
 
 pub use axolotl_abi as abi;
@@ -37,6 +39,18 @@ macro_rules! version {
         static AXOLOTL_VERSION: $crate::abi::ServerVersion =
             $crate::abi::ServerVersion::new($name, $version, &[$(($kind, $layout)),*]);
     };
+}
+
+/// Declare `value` (a static, or a value of `main`'s frame that lives as long as the task) as
+/// server-global state: memory that is meant to change across clients' requests (a cache, a
+/// statistics counter, the table of parked callers), which the state-spill audit then reports
+/// as declared, not as spill. This is the one way a server declares such state, so
+/// `grep -rn 'userlib::declare' servers/` lists all of it; call it at start, before serving.
+/// At most `abi::MAX_DECLARED` per incarnation; `name` at most `abi::DECLARED_NAME_LEN` bytes.
+pub fn declare<T: ?Sized>(value: &T, name: &str) -> Result<(), abi::Error> {
+    let (addr, len) = (value as *const T as *const u8 as u64, core::mem::size_of_val(value) as u64);
+    let args = [addr, len, name.as_ptr() as u64, name.len() as u64, 0, 0];
+    sys::call(abi::Sysno::Declare, args).map(|_| ())
 }
 
 /// Define the task's entry point: `main(&BootInfo) -> Result<(), Error>`. An `Err` ends the task

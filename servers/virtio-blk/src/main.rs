@@ -124,7 +124,7 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
         if boot.generation == 0 {
             log::info!("virtio-blk: no disk attached (no free PCI device 1af4:1042 or 1af4:1001)");
         }
-        return block_api::serve(ep, |_, out| block_api::encode(&Response::Error(BlockError::NoDevice), out));
+        return block_api::serve(ep, |_| block_api::reply(&Response::Error(BlockError::NoDevice)));
     };
     let line = Cap::<Interrupt>::from_boot(boot, "disk").ok_or(Error::EmptySlot)?;
     let note = Cap::<Notification>::from_boot(boot, "disk").ok_or(Error::EmptySlot)?;
@@ -158,6 +158,12 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
             if driver.readonly() { ", read-only" } else { "" }
         );
     }
-    let mut block = [0u8; BLOCK_SIZE];
-    block_api::serve(ep, |req, out| block_api::encode(&handle(&mut driver, &mut irq, req, &mut block), out))
+    // Server-global by design: the device's queues as this driver last left them (indices,
+    // descriptors in use), which the next incarnation resets with the device.
+    userlib::declare(&driver, "virtqueue state")?;
+    block_api::serve(ep, |req| {
+        // A block read is made here, below the receive point: not kept for the next client.
+        let mut block = [0u8; BLOCK_SIZE];
+        block_api::reply(&handle(&mut driver, &mut irq, req, &mut block))
+    })
 }

@@ -11,6 +11,7 @@
 //! syscall refused for a bad argument changed nothing. Nothing a task passes can make the
 //! kernel panic. The dispatcher below is a table: one line per syscall.
 
+mod audit;
 mod cap;
 mod hw;
 mod ipc;
@@ -46,6 +47,7 @@ pub fn handle(k: &mut Kernel, cur: usize) {
     let (nr, a) = (c.rax, [c.rdi, c.rsi, c.rdx, c.r10, c.r8, c.r9]);
     k.tasks[cur].syscalls += 1;
     k.tasks[cur].spin_ticks = 0;
+    k.audit_syscall(cur);
     let result = match Sysno::from_raw(nr) {
         Some(s) => dispatch(k, cur, s, &a),
         None => Err(Error::InvalidSyscall),
@@ -100,6 +102,8 @@ fn dispatch(k: &mut Kernel, cur: usize, sys: Sysno, a: &Args) -> Result<Done, Er
         Sysno::PciWrite => run::<hw::PciWrite>(k, cur, a),
         Sysno::PciMap => run::<hw::PciMap>(k, cur, a),
         Sysno::Accounting => run::<task::Accounting>(k, cur, a),
+        Sysno::Audit => run::<audit::Audit>(k, cur, a),
+        Sysno::Declare => run::<audit::Declare>(k, cur, a),
     }
 }
 
