@@ -26,12 +26,12 @@ fn value<'a>(pairs: &[(&'a str, &'a str)], key: &str) -> Option<&'a str> {
 fn libos_every_cell_is_spill_free_and_a_spilling_fs_is_caught() {
     let d = TestDisk::new("los-audit");
     let cells = ["fs", "timer", "ramdisk", "virtio-blk", "console"];
-    let mut cmds: Vec<String> = cells.iter().map(|c| format!("audit {c} 60")).collect();
+    let mut cmds: Vec<String> = cells.iter().map(|c| format!("audit {c}")).collect();
     cmds.extend(["update fs fs-spill".to_string(), "audit fs 40".to_string(), "audit".to_string()]);
     let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
     let t = common::boot_with_disk(Personality::Libos, &d, &cmds, 300);
     for cell in cells {
-        let outs = outputs(&t, &format!("audit {cell} 60")).join("\n");
+        let outs = outputs(&t, &format!("audit {cell}")).join("\n");
         let s: Vec<(&str, &str)> = outs
             .lines()
             .find_map(|l| l.strip_prefix(&format!("audit {cell}: ")))
@@ -46,7 +46,7 @@ fn libos_every_cell_is_spill_free_and_a_spilling_fs_is_caught() {
         let switches: u32 = value(&s, "switches").and_then(|v| v.parse().ok()).unwrap_or(0);
         check(&t, switches >= 19, &format!("{cell}: clients took turns ({switches} switches)"));
     }
-    let fs = outputs(&t, "audit fs 60").join("\n");
+    let fs = outputs(&t, "audit fs").join("\n");
     check(
         &t,
         fs.contains("audit: declared") && fs.contains("name=block cache"),

@@ -66,6 +66,11 @@ pub fn audit_start(_: &Privilege, index: usize) -> Result<(), AuditError> {
     KERNEL.with(|k| crate::audit::start(k, index))
 }
 
+/// Requests the audit has followed so far (`None`: none runs).
+pub fn audit_requests(_: &Privilege) -> Option<u32> {
+    KERNEL.with(|k| k.audit.as_ref().map(|a| a.report.requests))
+}
+
 /// End the audit; what it found (`None`: none ran).
 pub fn audit_stop(_: &Privilege) -> Option<AuditReport> {
     KERNEL.with(crate::audit::stop)

@@ -70,8 +70,8 @@ pub use sched::{idle_time, rdtsc, sleep_until, ticks, yield_now};
 // The privilege token and what it opens; fault injection's vocabulary.
 pub use audit::{declare, AuditError};
 pub use control::{
-    audit_start, audit_stop, inject, kill, pause, power_off, restart, set_quiet, update, without_preemption,
-    Privilege,
+    audit_requests, audit_start, audit_stop, inject, kill, pause, power_off, restart, set_quiet, update,
+    without_preemption, Privilege,
 };
 pub use fault::InjectKind;
 pub use inject::{armed, InjectError};

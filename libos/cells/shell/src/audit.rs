@@ -187,11 +187,12 @@ fn step(work: &mut Work, reach: &Reach, me: usize, rng: &mut Rng) -> bool {
     }
 }
 
-/// Most steps an audit takes, and the fewest (two clients, a turn each).
-pub const MAX_STEPS: u32 = 5000;
-pub const MIN_STEPS: u32 = 2;
-/// Steps without REQUESTS.
-pub const DEFAULT_STEPS: u32 = 200;
+/// Most requests an audit follows, and the fewest (two clients, a turn each): the
+/// microkernel's bounds.
+pub const MAX_REQUESTS: u32 = 5000;
+pub const MIN_REQUESTS: u32 = 2;
+/// Requests without REQUESTS.
+pub const DEFAULT_REQUESTS: u32 = 200;
 
 /// Why an audit did not run.
 pub enum Failed {
@@ -199,14 +200,15 @@ pub enum Failed {
     Setup(&'static str),
 }
 
-/// Run the audit of task `index` (cell `name`), `steps` steps; the report.
+/// Run the audit of task `index` (cell `name`) until it has taken `requests` requests; the
+/// report.
 /// `settle` runs before the audit stops: the console's clients' lines are in its mailbox
 /// until it takes them.
 pub fn run(
     privilege: &Privilege,
     auditors: &Auditors,
     (index, target): (usize, Target),
-    steps: u32,
+    requests: u32,
     settle: impl Fn(),
 ) -> Result<(AuditReport, u32), Failed> {
     for a in &auditors.0 {
@@ -218,7 +220,12 @@ pub fn run(
     let started = libos_kernel::audit_start(privilege, index);
     let mut wrong = 0;
     if started.is_ok() {
-        for i in 0..steps {
+        // Steps until the cell has taken `requests` requests (a step may make several, and
+        // the scribe's count too), as the microkernel's audit counts them; at most 4 per.
+        for i in 0..requests.saturating_mul(4) {
+            if libos_kernel::audit_requests(privilege).is_none_or(|n| n >= requests) {
+                break;
+            }
             if auditors.0[(i % 2) as usize].call(&Job::Step) != Ok(Done(true)) {
                 wrong += 1;
             }

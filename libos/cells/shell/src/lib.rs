@@ -33,9 +33,9 @@ const HELP: shellcmd::Help = shellcmd::Help {
                     replace task NAME with a new incarnation (COUNT times, waiting for each)
   kill NAME         crash task NAME now (supervised tasks are restarted)
   audit NAME [REQUESTS]
-                    state-spill audit of cell NAME: two client tasks take turns (REQUESTS
-                    steps, default 200); what one left changed in its memory when the
-                    other came is spill, unless the cell declared it
+                    state-spill audit of cell NAME: two client tasks take turns until it
+                    took REQUESTS requests (default 200); what one left changed in its
+                    memory when the other came is spill, unless the cell declared it
   pause NAME        stop scheduling task NAME (what it waits for still happens); ps: paused
   resume NAME       schedule a paused task again
   requests          the requests this shell's fs session has made (fs version 2 counts them)
@@ -227,15 +227,15 @@ impl shellcmd::Shell for Shell<'_> {
             },
             "requests" => self.requests(),
             "audit" => match (words.next(), words.next().map(str::parse::<u32>), words.next()) {
-                (Some(name), None, None) => self.audit(name, audit::DEFAULT_STEPS),
-                (Some(name), Some(Ok(n)), None) if (audit::MIN_STEPS..=audit::MAX_STEPS).contains(&n) => {
+                (Some(name), None, None) => self.audit(name, audit::DEFAULT_REQUESTS),
+                (Some(name), Some(Ok(n)), None) if (audit::MIN_REQUESTS..=audit::MAX_REQUESTS).contains(&n) => {
                     self.audit(name, n)
                 }
                 _ => self.out.fail(format_args!(
                     "usage: audit NAME [REQUESTS], REQUESTS {} to {} (default {}); NAME one of fs, timer, ramdisk, virtio-blk, console",
-                    audit::MIN_STEPS,
-                    audit::MAX_STEPS,
-                    audit::DEFAULT_STEPS
+                    audit::MIN_REQUESTS,
+                    audit::MAX_REQUESTS,
+                    audit::DEFAULT_REQUESTS
                 )),
             },
             "pause" | "resume" => match (words.next(), words.next()) {
@@ -352,9 +352,9 @@ impl Shell<'_> {
         }
     }
 
-    /// `audit NAME STEPS`: run the audit (see `audit`) and print its report in the
+    /// `audit NAME REQUESTS`: run the audit (see `audit`) and print its report in the
     /// microkernel's lines.
-    fn audit(&mut self, name: &str, steps: u32) -> Status {
+    fn audit(&mut self, name: &str, requests: u32) -> Status {
         let index = match self.find(name) {
             Ok(i) => i,
             Err(s) => return s,
@@ -366,7 +366,8 @@ impl Shell<'_> {
             ));
         };
         let settle = || self.out.0.flush();
-        let (r, wrong) = match audit::run(self.privilege, &self.w.auditors, (index, target), steps, settle) {
+        let (r, wrong) = match audit::run(self.privilege, &self.w.auditors, (index, target), requests, settle)
+        {
             Ok(done) => done,
             Err(audit::Failed::NoSuchTarget) => {
                 return self.out.fail(format_args!("no task named '{}'", name))
