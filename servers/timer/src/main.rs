@@ -154,7 +154,17 @@ enum Action {
 struct Server {
     tsc_per_ms: u64,
     epoch: u64,
-    parked: [Option<Parked>; PARK_SLOTS],
+    parked: Parking,
+}
+
+/// Which of its own reply slots waits until when, and a checksum of that, taken whenever the
+/// timer changes it and checked before each use: a table a fault bent behind its back (a
+/// campaign's `memflip` of it once did) would leave its callers parked for ever, with
+/// nothing to time out.
+#[derive(Clone, Copy)]
+struct Parking {
+    entries: [Option<Parked>; PARK_SLOTS],
+    seal: u64,
 }
 
 fn rtc_read(reg: u8) -> u8 {
@@ -192,21 +202,37 @@ impl Server {
 
     /// Keep `reply` waiting until `deadline`.
     fn park(&mut self, deadline: u64, fired: Option<u32>) -> Result<(), TimerError> {
-        let i = self.parked.iter().position(Option::is_none).ok_or(TimerError::Busy)?;
+        let i = self.parked.entries.iter().position(Option::is_none).ok_or(TimerError::Busy)?;
         let slot = PARK_FIRST + i as u8;
         if cap_info(slot).is_ok() {
             // A reply left from a client that was answered some other way: drop it.
             let _ = userlib::cap::cap_delete(slot);
         }
         let reply = save_reply(slot).map_err(|e| TimerError::Ipc(e as u8))?;
-        self.parked[i] = Some(Parked { deadline, reply, fired });
+        self.parked.entries[i] = Some(Parked { deadline, reply, fired });
+        self.parked.seal = self.seal_parked();
         Ok(())
     }
 
-    /// Answer every waiting client whose deadline has passed.
+    /// The checksum of the parked table: each entry's deadline, slot and answer.
+    fn seal_parked(&self) -> u64 {
+        self.parked.entries.iter().fold(0x7a11_5eed, |acc, p| {
+            let (deadline, rest) = p.map_or((0, 0), |w| {
+                (w.deadline, u64::from(w.reply.slot()) << 40 | w.fired.map_or(1 << 32, u64::from))
+            });
+            algo::seal::seal_word(algo::seal::seal_word(acc, deadline), rest)
+        })
+    }
+
+    /// Answer every waiting client whose deadline has passed. A table that changed behind the
+    /// timer's back is not trusted: the timer fails, and its callers are delivered again to the
+    /// next incarnation, which parks them anew from their SSRs.
     fn expire(&mut self) {
+        if self.parked.seal != self.seal_parked() {
+            panic!("the table of parked callers changed behind the timer's back");
+        }
         let now = self.now();
-        for p in self.parked.iter_mut() {
+        for p in self.parked.entries.iter_mut() {
             if let Some(w) = p.filter(|w| w.deadline <= now) {
                 let resp = match w.fired {
                     Some(fired) => Response::Alarm { fired },
@@ -219,6 +245,7 @@ impl Server {
                 *p = None;
             }
         }
+        self.parked.seal = self.seal_parked();
     }
 
     /// Serve one request.
@@ -330,7 +357,9 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
         log::info!("RTC at {} Hz; {} TSC ticks per ms (the kernel's measure)", RATE_HZ, tsc_per_ms);
     }
     ticks.bind()?;
-    let mut server = Server { tsc_per_ms, epoch: boot.boot_tsc, parked: [None; PARK_SLOTS] };
+    let parked = Parking { entries: [None; PARK_SLOTS], seal: 0 };
+    let mut server = Server { tsc_per_ms, epoch: boot.boot_tsc, parked };
+    server.parked.seal = server.seal_parked();
     // Server-global by design: which of its own reply slots waits until when. It describes
     // capabilities that vanish with this incarnation; the next rebuilds it from the clients'
     // SSRs as their calls are delivered again.
