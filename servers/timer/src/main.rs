@@ -217,9 +217,8 @@ impl Server {
     /// The checksum of the parked table: each entry's deadline, slot and answer.
     fn seal_parked(&self) -> u64 {
         self.parked.entries.iter().fold(0x7a11_5eed, |acc, p| {
-            let (deadline, rest) = p.map_or((0, 0), |w| {
-                (w.deadline, u64::from(w.reply.slot()) << 40 | w.fired.map_or(1 << 32, u64::from))
-            });
+            let (deadline, rest) =
+                p.map_or((0, 0), |w| (w.deadline, w.reply.slot() << 40 | w.fired.map_or(1 << 32, u64::from)));
             algo::seal::seal_word(algo::seal::seal_word(acc, deadline), rest)
         })
     }
