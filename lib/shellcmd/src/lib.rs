@@ -18,6 +18,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod audit;
 mod commands;
 mod files;
 pub mod grow;

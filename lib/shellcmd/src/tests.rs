@@ -770,3 +770,60 @@ fn update_takes_a_name_an_image_and_a_window_in_range() {
         assert_eq!(update_args(bad), None, "{bad:?}");
     }
 }
+
+#[test]
+fn audit_lines_have_the_format_cargo_os_audit_reads() {
+    use crate::audit::{Declared, Spill, Summary};
+    let spill = Spill {
+        addr: 0x40004000,
+        len: 4,
+        task: &7,
+        session: &5,
+        request: 1,
+        times: 49,
+        read: "yes",
+        reader: Some((&7, &6, 3)),
+        symbol: &"probe::LAST_WORD.0",
+        offset: 0,
+    };
+    assert_eq!(
+        spill.to_string(),
+        "audit: spill addr=0x40004000 len=4 task=7 session=5 request=1 times=49 read=yes reader_task=7 reader_session=6 reader_request=3 symbol=probe::LAST_WORD.0+0x0"
+    );
+    let libos = Spill {
+        task: &12,
+        session: &"-",
+        read: "unwatched",
+        reader: None,
+        symbol: &"heap",
+        offset: 0x29cc,
+        ..spill
+    };
+    assert_eq!(
+        libos.to_string(),
+        "audit: spill addr=0x40004000 len=4 task=12 session=- request=1 times=49 read=unwatched symbol=heap+0x29cc"
+    );
+    let declared = Declared { addr: 0x40016040, len: 33800, changed: 3849, name: "block cache" };
+    assert_eq!(
+        declared.to_string(),
+        "audit: declared addr=0x40016040 len=33800 changed=3849 name=block cache"
+    );
+    let summary = Summary {
+        name: "fs",
+        requests: 100,
+        clients: 2,
+        switches: 49,
+        pages: 25,
+        spill: 0,
+        spill_bytes: 0,
+        declared: 2,
+        declared_changed: 3871,
+        dropped: 0,
+        clean: true,
+    };
+    assert_eq!(
+        summary.to_string(),
+        "audit fs: requests=100 clients=2 switches=49 pages=25 spill=0 spill_bytes=0 declared=2 declared_changed=3871 dropped=0 verdict=clean"
+    );
+    assert!(Summary { clean: false, ..summary }.to_string().ends_with("verdict=SPILL"));
+}

@@ -168,48 +168,38 @@ impl ClientName {
     }
 }
 
-impl core::fmt::Display for ClientName {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "task={} session={}", self.task(), self.session())
-    }
-}
-
 fn print_record(r: &AuditRecord) {
-    if r.kind == RECORD_SPILL {
-        let read = match r.read {
-            READ_YES => "yes",
-            READ_UNWATCHED => "unwatched",
-            _ => "no",
-        };
-        let symbol = match r.name_kind {
-            1 | 2 => r.name(),
-            _ => "?",
-        };
-        print!(
-            "audit: spill addr={:#x} len={} {} request={} times={} read={}",
-            r.addr,
-            r.len,
-            ClientName(r.badge, r.client),
-            r.request,
-            r.count,
-            read
-        );
-        if r.read == READ_YES {
-            let reader = ClientName(r.reader_badge, r.reader_client);
-            print!(
-                " reader_task={} reader_session={} reader_request={}",
-                reader.task(),
-                reader.session(),
-                r.reader_request
-            );
-        }
-        println!(" symbol={}+{:#x}", symbol, r.offset);
-    } else {
-        println!("audit: declared addr={:#x} len={} changed={} name={}", r.addr, r.len, r.count, r.name());
+    if r.kind != RECORD_SPILL {
+        let (addr, len, changed, name) = (r.addr, u64::from(r.len), u64::from(r.count), r.name());
+        println!("{}", shellcmd::audit::Declared { addr, len, changed, name });
+        return;
     }
+    let read = match r.read {
+        READ_YES => "yes",
+        READ_UNWATCHED => "unwatched",
+        _ => "no",
+    };
+    let symbol = match r.name_kind {
+        1 | 2 => r.name(),
+        _ => "?",
+    };
+    let (client, reader) = (ClientName(r.badge, r.client), ClientName(r.reader_badge, r.reader_client));
+    let (task, session, reader_task, reader_session) =
+        (client.task(), client.session(), reader.task(), reader.session());
+    let line = shellcmd::audit::Spill {
+        addr: r.addr,
+        len: u64::from(r.len),
+        task: &task,
+        session: &session,
+        request: r.request,
+        times: r.count,
+        read,
+        reader: (r.read == READ_YES).then_some((&reader_task as _, &reader_session as _, r.reader_request)),
+        symbol: &symbol,
+        offset: r.offset,
+    };
+    println!("{}", line);
 }
-
-use console_api::print;
 
 /// Run the audit of server `name` for `requests` requests.
 pub fn run(tasks: Cap<Task>, name: &str, requests: u32, interrupted: &mut dyn FnMut() -> bool) -> Status {
@@ -300,20 +290,20 @@ fn drive(
         }
     }
     let clean = summary.spills == 0 && summary.dropped == 0;
-    println!(
-        "audit {}: requests={} clients={} switches={} pages={} spill={} spill_bytes={} declared={} declared_changed={} dropped={} verdict={}",
+    let line = shellcmd::audit::Summary {
         name,
-        summary.requests,
-        summary.clients,
-        summary.switches,
-        summary.pages,
-        summary.spills,
-        summary.spill_bytes,
-        summary.declared,
-        summary.declared_bytes,
-        summary.dropped,
-        if clean { "clean" } else { "SPILL" }
-    );
+        requests: summary.requests,
+        clients: summary.clients,
+        switches: summary.switches,
+        pages: u64::from(summary.pages),
+        spill: u64::from(summary.spills),
+        spill_bytes: u64::from(summary.spill_bytes),
+        declared: u64::from(summary.declared),
+        declared_changed: u64::from(summary.declared_bytes),
+        dropped: u64::from(summary.dropped),
+        clean,
+    };
+    println!("{}", line);
     if wrong > 0 {
         println!("audit {}: {} workload steps got a wrong answer or an error", name, wrong);
     }

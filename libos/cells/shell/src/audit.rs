@@ -246,14 +246,10 @@ pub fn run(
     }
 }
 
-/// The symbol of a range: its region's name (the closure's by its type) and offset.
-pub struct Symbol<'a>(pub &'a AuditReport, pub AuditRegion, pub usize);
-
-impl core::fmt::Display for Symbol<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self.1 {
-            AuditRegion::Closure => write!(f, "{}+{:#x}", self.0.closure, self.2),
-            r => write!(f, "{}+{:#x}", r.name(), self.2),
-        }
+/// What a range lies in: its region's name, the closure's by its type.
+pub fn symbol(report: &AuditReport, region: AuditRegion) -> &'static str {
+    match region {
+        AuditRegion::Closure => report.closure,
+        r => r.name(),
     }
 }

@@ -376,42 +376,47 @@ impl Shell<'_> {
         };
         let mut spill = (0, 0);
         for rec in &r.records {
-            spill = (spill.0 + 1, spill.1 + rec.len);
-            let client =
-                if rec.client == usize::MAX { "device".into() } else { alloc::format!("{}", rec.client) };
-            say!(
-                self,
-                "audit: spill addr={:#x} len={} task={} session=- request={} times={} read=unwatched symbol={}",
-                rec.addr,
-                rec.len,
-                client,
-                rec.request,
-                rec.times,
-                audit::Symbol(&r, rec.region, rec.offset)
-            );
+            spill = (spill.0 + 1, spill.1 + rec.len as u64);
+            let client: &dyn core::fmt::Display =
+                if rec.client == usize::MAX { &"device" } else { &rec.client };
+            let line = shellcmd::audit::Spill {
+                addr: rec.addr,
+                len: rec.len as u64,
+                task: client,
+                // A libos client keeps its state itself: there is no session number.
+                session: &"-",
+                request: rec.request,
+                times: rec.times,
+                // One address space: no page to hide from one task alone.
+                read: "unwatched",
+                reader: None,
+                symbol: &audit::symbol(&r, rec.region),
+                offset: rec.offset as u64,
+            };
+            say!(self, "{}", line);
         }
         let mut declared_changed = 0;
-        for (&(addr, len, what), &changed) in r.declared.iter().zip(&r.declared_changed) {
-            declared_changed += changed;
-            say!(self, "audit: declared addr={:#x} len={} changed={} name={}", addr, len, changed, what);
+        for (&(addr, len, name), &changed) in r.declared.iter().zip(&r.declared_changed) {
+            declared_changed += changed as u64;
+            let (len, changed) = (len as u64, changed as u64);
+            say!(self, "{}", shellcmd::audit::Declared { addr, len, changed, name });
         }
-        let pages = r.bytes.iter().map(|b| b.div_ceil(4096)).sum::<usize>();
+        let pages = r.bytes.iter().map(|b| b.div_ceil(4096)).sum::<usize>() as u64;
         let clean = spill.0 == 0 && r.dropped == 0 && !r.target_gone && wrong == 0;
-        say!(
-            self,
-            "audit {}: requests={} clients={} switches={} pages={} spill={} spill_bytes={} declared={} declared_changed={} dropped={} verdict={}",
+        let line = shellcmd::audit::Summary {
             name,
-            r.requests,
-            r.clients,
-            r.switches,
+            requests: r.requests,
+            clients: r.clients,
+            switches: r.switches,
             pages,
-            spill.0,
-            spill.1,
-            r.declared.len(),
+            spill: spill.0,
+            spill_bytes: spill.1,
+            declared: r.declared.len() as u64,
             declared_changed,
-            r.dropped,
-            if clean { "clean" } else { "SPILL" }
-        );
+            dropped: u64::from(r.dropped),
+            clean,
+        };
+        say!(self, "{}", line);
         if r.target_gone {
             return self.out.fail(format_args!(
                 "audit {}: it stopped during the audit (a fault?): the report is partial",
