@@ -231,6 +231,7 @@ impl Server {
             panic!("the table of parked callers changed behind the timer's back");
         }
         let now = self.now();
+        let mut answered = false;
         for p in self.parked.entries.iter_mut() {
             if let Some(w) = p.filter(|w| w.deadline <= now) {
                 let resp = match w.fired {
@@ -242,9 +243,13 @@ impl Server {
                 // A client that died meanwhile cannot be answered; that is fine.
                 let _ = w.reply.reply(LABEL, [0; 4], &out[..len]);
                 *p = None;
+                answered = true;
             }
         }
-        self.parked.seal = self.seal_parked();
+        // Most ticks answer no one: the table, checked above, is then sealed as it is.
+        if answered {
+            self.parked.seal = self.seal_parked();
+        }
     }
 
     /// Serve one request.
