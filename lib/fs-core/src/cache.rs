@@ -2,16 +2,20 @@
 //! cannot turn into wrong data.
 //!
 //! A cache is server state: it lives in the file server's own memory, where an injected fault
-//! (a flipped bit, a bent word) can reach it. So each cached block carries a checksum over its
-//! block number and its bytes, taken when it was stored and checked on every hit. A block that
-//! no longer matches is a miss: it is read from the device again, and the damage is gone. The
+//! (a flipped bit, a bent word) can reach it. So each cached block carries checksums, one per
+//! 64-byte piece, each over the block's number, the piece's place and its bytes, taken when it
+//! was stored; a hit checks the pieces it hands out, and only those ([`BlockDevice::read_range`]:
+//! a 64-byte read of a file, or one inode, checks one piece, not the whole block). A piece that
+//! no longer matches is a miss: the block is read from the device again, and the damage is
+//! gone. No byte leaves the cache unchecked; a bent byte in a piece nobody reads stays until
+//! someone does, and is caught then. The
 //! cache is write-through (a write reaches the device before the cache keeps it, and a write
 //! the device refused empties the slot), so the device always holds what the cache does, and a
 //! new incarnation of the server, which starts with an empty cache, reads the same file system.
 //!
 //! ```text
-//!  read b ─► slot b % SLOTS: number b, checksum matches? ─yes─► copy out (no device request)
-//!                                    └─no─► device read ─► keep it, with its checksum
+//!  read b ─► slot b % SLOTS: number b, its pieces' sums match? ─yes─► lend them (no request)
+//!                                          └─no─► device read ─► keep it, with its sums
 //!  write b ─► device write ─ok─► keep it        └─refused─► forget slot b % SLOTS
 //! ```
 //!
@@ -29,17 +33,50 @@ use crate::BlockDevice;
 use algo::mirror::Vouched;
 use core::cell::RefCell;
 
-/// One cached block: its number, its bytes, and the checksum of both.
+/// The bytes one checksum of a cached block covers: an inode's size, and the bench's read.
+pub const PIECE: usize = 64;
+/// Pieces in a block.
+const PIECES: usize = BLOCK_SIZE / PIECE;
+
+/// One cached block: its number, its bytes, and one checksum per piece of them.
 #[derive(Clone, Copy)]
 struct Slot {
     number: u32,
-    sum: u64,
+    sums: [u64; PIECES],
     data: Block,
 }
 
-/// An empty slot: its stored sum, 0, matches no block ([`checksum`] is never 0). All zeros, so
+/// An empty slot: its stored sums, 0, match no piece ([`checksum`] is never 0). All zeros, so
 /// that a static of them costs the server's image nothing (it is `.bss`).
-const EMPTY: Slot = Slot { number: 0, sum: 0, data: [0; BLOCK_SIZE] };
+const EMPTY: Slot = Slot { number: 0, sums: [0; PIECES], data: [0; BLOCK_SIZE] };
+
+/// The number an emptied slot holds (see [`Cached::clear`]).
+const NO_BLOCK: u32 = u32::MAX;
+
+impl Slot {
+    /// Block `number` holding `data`, with the checksums of its pieces.
+    fn new(number: u32, data: &Block) -> Slot {
+        let mut sums = [0; PIECES];
+        for (piece, sum) in sums.iter_mut().enumerate() {
+            *sum = checksum(number, piece, data);
+        }
+        Slot { number, sums, data: *data }
+    }
+
+    /// Does the slot hold block `number`, with pieces `pieces` as they were stored?
+    #[inline]
+    fn holds(&self, number: u32, pieces: core::ops::Range<usize>) -> bool {
+        self.number == number && pieces.into_iter().all(|p| self.sums[p] == checksum(number, p, &self.data))
+    }
+}
+
+/// The pieces bytes `range` of a block lie in (none for an empty range).
+fn pieces(range: &core::ops::Range<usize>) -> core::ops::Range<usize> {
+    if range.is_empty() {
+        return 0..0;
+    }
+    range.start / PIECE..(range.end - 1) / PIECE + 1
+}
 
 /// Room for `SLOTS` cached blocks (half a KiB each), wherever the server keeps it: a static,
 /// rather than a stack it would overflow.
@@ -63,14 +100,17 @@ pub struct Cached<'s, D: BlockDevice, const SLOTS: usize> {
     slots: RefCell<&'s mut Slots<SLOTS>>,
 }
 
-/// A checksum of block `number` holding `data`: a multiply-rotate hash over its 64-bit words.
-/// Any single flipped bit (in the number, the bytes or the stored sum) changes it.
-pub fn checksum(number: u32, data: &Block) -> u64 {
+/// A checksum of piece `piece` of block `number` holding `data`: a multiply-rotate hash over
+/// the piece's 64-bit words, seeded with the block's number and the piece's place, so a piece
+/// is never taken for another block's or another place's. Any single flipped bit (in the
+/// number, the piece's bytes or its stored sum) changes it.
+#[inline]
+pub fn checksum(number: u32, piece: usize, data: &Block) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut h = (number as u64 ^ 0x5a5a_5a5a).wrapping_mul(K);
-    for w in data.chunks_exact(8) {
-        let w = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-        h = (h.rotate_left(23) ^ w).wrapping_mul(K);
+    let mut h = (((number as u64) << 8) ^ piece as u64 ^ 0x5a5a_5a5a).wrapping_mul(K);
+    let (words, _) = data[piece * PIECE..][..PIECE].as_chunks::<8>();
+    for w in words {
+        h = (h.rotate_left(23) ^ u64::from_le_bytes(*w)).wrapping_mul(K);
     }
     h | 1
 }
@@ -88,16 +128,17 @@ impl<'s, D: BlockDevice, const SLOTS: usize> Cached<'s, D, SLOTS> {
         &self.dev
     }
 
-    /// Forget every cached block (a stored sum of 0 matches none; the bytes may stay).
+    /// Forget every cached block: each slot is marked as holding a block number no file system
+    /// has (the sums and bytes may stay; one flipped bit cannot turn the mark into a block
+    /// number below 2^31).
     pub fn clear(&self) {
         for slot in self.slots.borrow_mut().0.iter_mut() {
-            slot.sum = 0;
+            slot.number = NO_BLOCK;
         }
     }
 
     fn keep(&self, number: u32, data: &Block) {
-        let mut slots = self.slots.borrow_mut();
-        slots.0[number as usize % SLOTS] = Slot { number, sum: checksum(number, data), data: *data };
+        self.slots.borrow_mut().0[number as usize % SLOTS] = Slot::new(number, data);
     }
 
     fn forget(&self, number: u32) {
@@ -114,7 +155,7 @@ impl<D: BlockDevice, const SLOTS: usize> BlockDevice for Cached<'_, D, SLOTS> {
         {
             let slots = self.slots.borrow();
             let slot = &slots.0[block as usize % SLOTS];
-            if slot.number == block && slot.sum == checksum(block, &slot.data) {
+            if slot.holds(block, 0..PIECES) {
                 *out = slot.data;
                 return true;
             }
@@ -132,7 +173,7 @@ impl<D: BlockDevice, const SLOTS: usize> BlockDevice for Cached<'_, D, SLOTS> {
         {
             let slots = self.slots.borrow();
             let slot = &slots.0[block as usize % SLOTS];
-            if slot.number == block && slot.sum == checksum(block, &slot.data) {
+            if slot.holds(block, 0..PIECES) {
                 f(&slot.data);
                 return true;
             }
@@ -143,6 +184,29 @@ impl<D: BlockDevice, const SLOTS: usize> BlockDevice for Cached<'_, D, SLOTS> {
         }
         self.keep(block, &out);
         f(&out);
+        true
+    }
+
+    /// A hit checks only the pieces `range` lies in, and lends those bytes where they are
+    /// cached; a miss reads the whole block and keeps it.
+    fn read_range(&self, block: u32, range: core::ops::Range<usize>, f: &mut dyn FnMut(&[u8])) -> bool {
+        if range.end > BLOCK_SIZE || range.start > range.end {
+            return false;
+        }
+        {
+            let slots = self.slots.borrow();
+            let slot = &slots.0[block as usize % SLOTS];
+            if slot.holds(block, pieces(&range)) {
+                f(&slot.data[range]);
+                return true;
+            }
+        }
+        let mut out = [0u8; BLOCK_SIZE];
+        if !self.dev.read(block, &mut out) {
+            return false;
+        }
+        self.keep(block, &out);
+        f(&out[range]);
         true
     }
 
@@ -312,13 +376,16 @@ mod tests {
         assert!(c.read(1, &mut out));
         let good = c.slots.borrow().0[1];
         let mut reads = c.device().reads.get();
-        let bits = 32 + 64 + BLOCK_SIZE * 8;
+        let bits = 32 + 64 * PIECES + BLOCK_SIZE * 8;
         for bit in 0..bits {
             let mut bent = good;
             match bit {
                 b if b < 32 => bent.number ^= 1 << b,
-                b if b < 96 => bent.sum ^= 1 << (b - 32),
-                b => bent.data[(b - 96) / 8] ^= 1 << ((b - 96) % 8),
+                b if b < 32 + 64 * PIECES => bent.sums[(b - 32) / 64] ^= 1 << ((b - 32) % 64),
+                b => {
+                    let b = b - 32 - 64 * PIECES;
+                    bent.data[b / 8] ^= 1 << (b % 8)
+                }
             }
             c.slots.borrow_mut().0[1] = bent;
             assert!(c.read(1, &mut out));
@@ -326,6 +393,30 @@ mod tests {
             reads += 1;
             assert_eq!(c.device().reads.get(), reads, "bit {bit}: caught, read again");
         }
+    }
+
+    /// A ranged read checks the pieces it lends, and only those: a bent byte in another piece
+    /// is left for the read that looks at it, one in a lent piece makes the read a miss.
+    #[test]
+    fn a_ranged_read_checks_the_pieces_it_lends() {
+        let mut slots = Slots::new();
+        let c: Cached<Ram, 4> = Cached::new(ram(), &mut slots);
+        let mut seen = [0u8; 100];
+        let mut look = |c: &Cached<Ram, 4>, range: core::ops::Range<usize>| {
+            let n = range.len();
+            c.read_range(1, range, &mut |b| seen[..n].copy_from_slice(b)) && seen[..n].iter().all(|&x| x == 2)
+        };
+        assert!(look(&c, 0..64) && c.device().reads.get() == 1, "a miss reads and keeps the block");
+        c.slots.borrow_mut().0[1].data[200] ^= 4;
+        assert!(look(&c, 60..100), "pieces 0 and 1: unbent, a hit");
+        assert_eq!(c.device().reads.get(), 1);
+        assert!(look(&c, 150..250), "pieces 2 and 3: the bent byte is caught");
+        assert_eq!(c.device().reads.get(), 2, "read again");
+        assert!(look(&c, 192..256) && c.device().reads.get() == 2, "and kept unbent");
+        assert!(!c.read_range(1, 500..513, &mut |_| {}), "past the block: refused");
+        assert!(c.read_range(1, 7..7, &mut |b| assert!(b.is_empty())), "an empty range checks nothing");
+        assert_eq!(pieces(&(0..512)), 0..PIECES);
+        assert_eq!(pieces(&(63..65)), 0..2);
     }
 
     /// A shelf hands out only what its store vouched for: the block itself, under its own

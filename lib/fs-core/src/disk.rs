@@ -101,6 +101,14 @@ impl<D: BlockDevice> Load for Disk<D> {
             Err(FsError::Disk)
         }
     }
+
+    fn with_range(&self, b: u32, range: core::ops::Range<usize>, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        if self.dev.read_range(b, range, f) {
+            Ok(())
+        } else {
+            Err(FsError::Disk)
+        }
+    }
 }
 
 /// Where blocks are read from: the device, or a change set that must see its own changes.
@@ -113,6 +121,23 @@ pub(crate) trait Load {
         self.load(b, &mut block)?;
         f(&block);
         Ok(())
+    }
+
+    /// `f` on bytes `range` of block `b` ([`BlockDevice::read_range`]; `range` lies within a
+    /// block: the callers make it so).
+    fn with_range(&self, b: u32, range: core::ops::Range<usize>, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        let mut ok = false;
+        self.with(b, &mut |block| {
+            if let Some(bytes) = block.get(range.clone()) {
+                ok = true;
+                f(bytes);
+            }
+        })?;
+        if ok {
+            Ok(())
+        } else {
+            Err(FsError::Disk)
+        }
     }
 }
 
@@ -200,7 +225,8 @@ fn inode<S: Load + ?Sized>(s: &S, i: u16) -> Result<Inode> {
         return Err(FsError::NotFound);
     }
     let mut inode = Inode::default();
-    s.with(Inode::place(i).0, &mut |block| inode = Inode::from_block(block, i))?;
+    let (block, at) = Inode::place(i);
+    s.with_range(block, at..at + INODE_SIZE, &mut |bytes| inode = bytemuck::pod_read_unaligned(bytes))?;
     Ok(inode)
 }
 
@@ -213,8 +239,8 @@ fn block_of<S: Load + ?Sized>(s: &S, inode: &Inode, idx: usize) -> Result<Option
         return Ok(None);
     }
     let mut at = 0;
-    s.with(inode.indirect as u32, &mut |table| {
-        at = u16::from_le_bytes([table[idx * 2], table[idx * 2 + 1]])
+    s.with_range(inode.indirect as u32, idx * 2..idx * 2 + 2, &mut |entry| {
+        at = u16::from_le_bytes([entry[0], entry[1]])
     })?;
     Ok(Some(at).filter(|&b| b != 0))
 }
@@ -227,7 +253,7 @@ fn read_at<S: Load + ?Sized>(s: &S, inode: &Inode, offset: u32, out: &mut [u8]) 
         let n = (BLOCK_SIZE - within).min(end - pos);
         let dst = &mut out[pos - offset as usize..][..n];
         match block_of(s, inode, idx)? {
-            Some(b) => s.with(b as u32, &mut |block| dst.copy_from_slice(&block[within..within + n]))?,
+            Some(b) => s.with_range(b as u32, within..within + n, &mut |bytes| dst.copy_from_slice(bytes))?,
             None => dst.fill(0),
         }
         pos += n;

@@ -26,7 +26,9 @@ pub(crate) const SUPER_MAGIC: u32 = 0x5346_5841; // "AXFS"
 pub(crate) const VERSION: u32 = 2;
 pub(crate) const INODE_START: u32 = 1;
 pub(crate) const INODE_BLOCKS: u32 = 16;
-pub(crate) const INODES_PER_BLOCK: usize = BLOCK_SIZE / 64;
+/// Bytes of one inode on the disk.
+pub(crate) const INODE_SIZE: usize = 64;
+pub(crate) const INODES_PER_BLOCK: usize = BLOCK_SIZE / INODE_SIZE;
 /// Inode numbers are below this (0 is never used, 1 is the root).
 pub const INODES: u16 = (INODE_BLOCKS as usize * INODES_PER_BLOCK) as u16;
 pub(crate) const BITMAP_BLOCK: u32 = 17;
@@ -67,12 +69,12 @@ pub(crate) struct Inode {
     pub indirect: u16,
 }
 
-const _: () = assert!(core::mem::size_of::<Inode>() == 64);
+const _: () = assert!(core::mem::size_of::<Inode>() == INODE_SIZE);
 
 impl Inode {
     /// Where inode `i` lives: its block of the table and its offset there.
     pub fn place(i: u16) -> (u32, usize) {
-        (INODE_START + i as u32 / INODES_PER_BLOCK as u32, (i as usize % INODES_PER_BLOCK) * 64)
+        (INODE_START + i as u32 / INODES_PER_BLOCK as u32, (i as usize % INODES_PER_BLOCK) * INODE_SIZE)
     }
 
     pub fn from_block(block: &Block, i: u16) -> Inode {

@@ -72,6 +72,18 @@ pub trait BlockDevice {
             true
         }
     }
+    /// Call `f` on bytes `range` of block `block` (within the block, else false), as
+    /// [`read_with`](Self::read_with) does on the whole block: a cache that checks what it hands
+    /// out checks only those bytes. A file read and an inode are read this way.
+    fn read_range(&self, block: u32, range: core::ops::Range<usize>, f: &mut dyn FnMut(&[u8])) -> bool {
+        let mut ok = false;
+        self.read_with(block, &mut |b| {
+            if let Some(bytes) = b.get(range.clone()) {
+                ok = true;
+                f(bytes);
+            }
+        }) && ok
+    }
     fn write(&self, block: u32, data: &Block) -> bool;
     /// Make every block written so far durable (a disk's write cache flushed to the medium);
     /// false if the device could not. A store with nothing to flush (RAM) keeps the default.

@@ -337,6 +337,25 @@ fn serve<'o>(
     }
 }
 
+/// Room the answers to requests other than `Read` need for their bytes: a path (`Cwd`) or a
+/// name (`List`).
+const ANSWER_ROOM: usize = fs_api::PATH_MAX;
+const _: () = assert!(fs_api::NAME_MAX <= ANSWER_ROOM);
+
+/// Call `f` with room for `need` bytes of an answer (at most [`MAX_IO`]), on this stack and
+/// zeroed (this server has no unsafe code to leave it uninitialised): sized in steps, so a
+/// 64-byte read clears 64 bytes, not the largest read's 2 KiB (which was a tenth of
+/// `mk.fs_read`).
+fn with_room<R>(need: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    if need <= 128 {
+        f(&mut [0u8; 128])
+    } else if need <= 512 {
+        f(&mut [0u8; 512])
+    } else {
+        f(&mut [0u8; MAX_IO])
+    }
+}
+
 fn main(boot: &'static BootInfo) -> Result<(), Error> {
     console_api::init_log(log::LevelFilter::Info);
     let ep = Cap::<Endpoint>::from_boot(boot, "fs").ok_or(Error::EmptySlot)?;
@@ -396,8 +415,11 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
                 migrate(client, session);
                 match ssr::open_reporting::<SsrState>(ssr_window(), client, session) {
                     Ok(mut region) => {
-                        let mut data = [0u8; MAX_IO];
-                        resp(&serve(&mut server, region.state(), session, req, &mut data))
+                        let need = match req {
+                            Request::Read { len, .. } => len as usize,
+                            _ => ANSWER_ROOM,
+                        };
+                        with_room(need, |data| resp(&serve(&mut server, region.state(), session, req, data)))
                     }
                     Err(_) => resp(&Response::Error(FsError::StateReset)),
                 }
