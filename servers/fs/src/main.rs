@@ -24,7 +24,7 @@ mod disk;
 use block_api::{BlockDevice, BlockError};
 use bytemuck::{Pod, Zeroable};
 use disk::{Dev, Volume};
-use fs_api::{FsError, Request, Response, LABEL, MAX_IO};
+use fs_api::{FsError, Request, Response, DATA, LABEL, MAX_IO, READ};
 use fs_core::{ClientState, Held};
 use ssr::{Broken, Layout};
 use userlib::abi::{badge_client, badge_session, BootInfo, Error, MAX_SESSIONS};
@@ -337,6 +337,17 @@ fn serve<'o>(
     }
 }
 
+/// `f` on the state of session `session` of task `client`, in its SSR (migrated first, if
+/// this version's layout is newer), checked and sealed again afterwards; `StateReset` if the
+/// state was broken beyond repair (it is reset: the client's next request starts afresh).
+fn with_state<R>(client: u16, session: u16, f: impl FnOnce(&mut SsrState) -> R) -> Result<R, FsError> {
+    migrate(client, session);
+    match ssr::open_reporting::<SsrState>(ssr_window(), client, session) {
+        Ok(mut region) => Ok(f(region.state())),
+        Err(_) => Err(FsError::StateReset),
+    }
+}
+
 /// Room the answers to requests other than `Read` need for their bytes: a path (`Cwd`) or a
 /// name (`List`).
 const ANSWER_ROOM: usize = fs_api::PATH_MAX;
@@ -403,27 +414,40 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
     userlib::declare(&server, "mounted volume")?;
     userlib::serve::serve(ep, |m: &Message| {
         let resp = |resp: &Response<'_>| Answer::encode(LABEL, resp);
-        let session = match (badge_session(m.badge), m.info.label) {
-            (None, _) => return resp(&Response::Error(FsError::NoSession)),
-            (Some(_), label) if label != LABEL => return resp(&Response::Error(FsError::Malformed)),
-            (Some(session), _) => session,
+        let Some(session) = badge_session(m.badge) else {
+            return resp(&Response::Error(FsError::NoSession));
         };
-        m.with_payload(|payload| match msg::decode::<Request<'_>>(payload) {
-            Err(_) => resp(&Response::Error(FsError::Malformed)),
-            Ok(req) => {
-                let client = badge_client(m.badge);
-                migrate(client, session);
-                match ssr::open_reporting::<SsrState>(ssr_window(), client, session) {
-                    Ok(mut region) => {
-                        let need = match req {
-                            Request::Read { len, .. } => len as usize,
-                            _ => ANSWER_ROOM,
-                        };
-                        with_room(need, |data| resp(&serve(&mut server, region.state(), session, req, data)))
-                    }
-                    Err(_) => resp(&Response::Error(FsError::StateReset)),
-                }
+        let client = badge_client(m.badge);
+        match m.info.label {
+            // A read in the fixed layout (`fs_api::READ`): no payload to copy or decode, and the
+            // bytes read straight into the IPC buffer as the answer.
+            READ => {
+                let req = Request::Read { fd: m.words[0] as u32, len: m.words[1].min(MAX_IO as u64) as u32 };
+                let read = with_state(client, session, |st| {
+                    Answer::in_place(DATA, |buf| {
+                        match serve(&mut server, st, session, req, &mut buf[..MAX_IO]) {
+                            Response::Data(d) => Ok(d.len()),
+                            Response::Error(e) => Err(e),
+                            _ => Err(FsError::Malformed),
+                        }
+                    })
+                });
+                read.and_then(|r| r).unwrap_or_else(|e| resp(&Response::Error(e)))
             }
-        })
+            LABEL => m.with_payload(|payload| match msg::decode::<Request<'_>>(payload) {
+                Err(_) => resp(&Response::Error(FsError::Malformed)),
+                Ok(req) => {
+                    let need = match req {
+                        Request::Read { len, .. } => len as usize,
+                        _ => ANSWER_ROOM,
+                    };
+                    with_state(client, session, |st| {
+                        with_room(need, |data| resp(&serve(&mut server, st, session, req, data)))
+                    })
+                    .unwrap_or_else(|e| resp(&Response::Error(e)))
+                }
+            }),
+            _ => resp(&Response::Error(FsError::Malformed)),
+        }
     })
 }

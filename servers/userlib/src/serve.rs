@@ -46,6 +46,16 @@ impl Answer {
     pub fn words(label: u32, words: [u64; 4]) -> Answer {
         Answer::Reply { label, words, len: 0 }
     }
+
+    /// Reply with `label` and the bytes `f` writes at the start of the IPC buffer, which it is
+    /// handed whole (it returns how many it wrote): an answer made in place, such as a file's
+    /// bytes read straight there, is copied nowhere on its way out. The buffer still holds the
+    /// request's payload, if it had one, until `f` writes over it. `Err` from `f` is given
+    /// back, for the handler to answer otherwise.
+    pub fn in_place<E>(label: u32, f: impl FnOnce(&mut [u8]) -> Result<usize, E>) -> Result<Answer, E> {
+        let len = f(crate::cap::ipc_buffer())?.min(IPC_BUFFER_SIZE);
+        Ok(Answer::Reply { label, words: [0; 4], len: len as u16 })
+    }
 }
 
 /// A server's handling of one message.
