@@ -24,7 +24,7 @@ mod disk;
 use block_api::{BlockDevice, BlockError};
 use bytemuck::{Pod, Zeroable};
 use disk::{Dev, Volume};
-use fs_api::{FsError, Request, Response, DATA, LABEL, MAX_IO, READ};
+use fs_api::{FsError, Request, Response, COUNT, DATA, DONE, LABEL, MAX_IO, READ, SEEK, WRITE};
 use fs_core::{ClientState, Held};
 use ssr::{Broken, Layout};
 use userlib::abi::{badge_client, badge_session, BootInfo, Error, MAX_SESSIONS};
@@ -434,6 +434,27 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
                 });
                 read.and_then(|r| r).unwrap_or_else(|e| resp(&Response::Error(e)))
             }
+            SEEK => {
+                let req =
+                    Request::Seek { fd: m.words[0] as u32, pos: m.words[1].min(u32::MAX as u64) as u32 };
+                let seek =
+                    with_state(client, session, |st| match serve(&mut server, st, session, req, &mut []) {
+                        Response::Done => Ok(Answer::words(DONE, [0; 4])),
+                        Response::Error(e) => Err(e),
+                        _ => Err(FsError::Malformed),
+                    });
+                seek.and_then(|r| r).unwrap_or_else(|e| resp(&Response::Error(e)))
+            }
+            WRITE => m.with_payload(|data| {
+                let req = Request::Write { fd: m.words[0] as u32, data };
+                let write =
+                    with_state(client, session, |st| match serve(&mut server, st, session, req, &mut []) {
+                        Response::Count(n) => Ok(Answer::words(COUNT, [n as u64, 0, 0, 0])),
+                        Response::Error(e) => Err(e),
+                        _ => Err(FsError::Malformed),
+                    });
+                write.and_then(|r| r).unwrap_or_else(|e| resp(&Response::Error(e)))
+            }),
             LABEL => m.with_payload(|payload| match msg::decode::<Request<'_>>(payload) {
                 Err(_) => resp(&Response::Error(FsError::Malformed)),
                 Ok(req) => {

@@ -69,6 +69,25 @@ fn offsets(c: &mut Checks, a: &Fs, b: &Fs) -> Result<(), FsError> {
         "B's closed descriptor is gone, A's is not",
         b.tell(fb) == Err(FsError::BadFd) && a.tell(fa).is_ok(),
     );
+    // Reads, writes and seeks go in fs-api's fixed layout; their refusals come back as errors.
+    c.check(
+        "B's read, write and seek of its closed descriptor: BadFd each",
+        b.read(fb, &mut buf) == Err(FsError::BadFd)
+            && b.write(fb, b"x") == Err(FsError::BadFd)
+            && b.seek(fb, 0) == Err(FsError::BadFd),
+    );
+    c.check(
+        "A cannot write through a read-only descriptor: BadMode",
+        a.write(fa, b"x") == Err(FsError::BadMode),
+    );
+    c.check(
+        "A cannot seek past the largest file: FileTooLarge",
+        a.seek(fa, u32::MAX) == Err(FsError::FileTooLarge),
+    );
+    c.check(
+        "A reads 0 bytes at the end of the file",
+        a.seek(fa, 100).is_ok() && a.read(fa, &mut buf) == Ok(0),
+    );
     a.close(fa)?;
     c.check("once A closed it, B removes it", b.remove("/t/shared").is_ok());
     Ok(())
