@@ -23,7 +23,9 @@ use axolotl_abi::{Rights, Sysno, TaskState, IPC_BUFFER_SIZE};
 use axolotl_kcore::cap::{Capability, Object};
 
 /// Complete the running task `cur`'s syscall on the fastpath if its shape allows. Returns the
-/// task that runs next (the receiver of the message), or `None` with nothing changed.
+/// task that runs next (the receiver of the message), or `None` with nothing changed. The four
+/// message words stay in `cur`'s frame: the caller resumes the receiver with
+/// `arch::trap::sysret_ipc`, which loads them from there.
 #[inline(always)]
 pub fn try_ipc(k: &mut Kernel, cur: usize) -> Option<usize> {
     let c = &k.tasks[cur].ctx;
@@ -81,7 +83,7 @@ fn call(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> {
     t.pending = Pending { info: raw, badge, ep, session, is_call: true };
     t.state = TaskState::Calling;
     t.blocked = Blocked::Reply(server as u16);
-    t.send_message(s, (raw >> 32) as usize, raw, badge);
+    t.send_message_but_words(s, (raw >> 32) as usize, raw, badge);
     // `new_token`, inlined: the TCBs are borrowed.
     t.call_token = k.next_token;
     k.next_token += 1;
@@ -120,7 +122,7 @@ fn reply_recv(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> 
     t.unmap_ssr();
     k.endpoints[ep as usize].receivers.push_back(&mut k.links, cur);
     // ... the answer goes to the caller ...
-    t.send_message(c, (raw >> 32) as usize, raw, 0);
+    t.send_message_but_words(c, (raw >> 32) as usize, raw, 0);
     c.recv_slot = None;
     c.retried = false;
     c.state = TaskState::Ready;

@@ -26,10 +26,12 @@ extern "C" fn syscall_from_user() -> ! {
             k.tasks[next].ctx.vector, SYSCALL_VECTOR,
             "a task blocked in IPC entered by syscall"
         );
+        let words = &k.tasks[cur].ctx as *const TrapFrame;
         drop(k);
         // SAFETY: `activate` made `next` the running task (space, rsp0, ctx end) and the lock is
-        // released; `next` was blocked in a receive or a call, both syscalls, so `syscall` saved its frame.
-        unsafe { crate::arch::trap::sysret_to_user(frame) }
+        // released; `next` was blocked in a receive or a call, both syscalls, so `syscall` saved
+        // its frame. `cur` sent it the message and is blocked now (in its call, or receiving).
+        unsafe { crate::arch::trap::sysret_ipc(frame, words) }
     }
     let frame = slow_syscall(k, cur);
     // SAFETY: `next_context` made the task whose frame this is the running one (space, rsp0,
