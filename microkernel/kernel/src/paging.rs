@@ -225,6 +225,14 @@ impl AddressSpace {
         load_cr3(self.pml4);
     }
 
+    /// [`load`](Self::load) without first comparing CR3 with this space: for a switch from
+    /// another task, whose space is always another (each task has its own).
+    #[inline(always)]
+    pub fn load_other(&self) {
+        // SAFETY: as in `load_cr3`: a live space's top-level table, which maps the kernel.
+        unsafe { core::arch::asm!("mov cr3, {}", in(reg) self.pml4, options(nostack, preserves_flags)) };
+    }
+
     fn indices(vaddr: u64) -> [usize; 3] {
         [(vaddr >> 30) as usize & 511, (vaddr >> 21) as usize & 511, (vaddr >> 12) as usize & 511]
     }

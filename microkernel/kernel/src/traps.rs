@@ -21,7 +21,7 @@ extern "C" fn syscall_from_user() -> ! {
     let cur = cpu::this().current.get();
     if let Some(next) = crate::fastpath::try_ipc(&mut k, cur) {
         // The fastpath checked that `next` may run now: no scheduling decision to make.
-        let frame = k.activate(next);
+        let frame = k.activate_other(next);
         debug_assert_eq!(
             k.tasks[next].ctx.vector, SYSCALL_VECTOR,
             "a task blocked in IPC entered by syscall"
