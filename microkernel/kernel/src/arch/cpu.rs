@@ -114,7 +114,13 @@ pub fn init_this_cpu(kernel_stack_top: u64, syscall_entry: u64) {
 }
 
 /// This CPU's block (valid once `init_this_cpu` ran; kernel `GS` is always loaded in the kernel).
+#[inline(always)]
 pub fn this() -> &'static PerCpu {
+    // With one CPU its block is the first: a static address, where reading it through GS
+    // costs a load more at every use (the entry stubs still use GS).
+    if MAX_CPUS == 1 {
+        return &PER_CPU.0[0];
+    }
     let ptr: u64;
     // SAFETY: in kernel mode GS_BASE points at this CPU's PerCpu, whose first field is its address.
     unsafe { core::arch::asm!("mov {}, gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags)) };
