@@ -139,12 +139,9 @@ fn reply_recv(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> 
     let notified = t.bound_notification.is_some_and(|n| k.notifications[n as usize].bits != 0);
     // SAFETY: as in `call`: endpoint capabilities name endpoints the loader allocated.
     let ep_index = unsafe { kernel_made(ep as usize, MAX_ENDPOINTS) };
-    if !waiting
-        || notified
-        || t.fault_tsc.is_some()
-        || !k.endpoints[ep_index].senders.is_empty()
-        || !may_run_now(k, caller)
-    {
+    // (A new incarnation's first receive, which must take `fault_tsc`, has no reply to give:
+    // `stop_task` cleared `reply_to`, and only a receive sets it again.)
+    if !waiting || notified || !k.endpoints[ep_index].senders.is_empty() || !may_run_now(k, caller) {
         return None;
     }
     let [t, c] = k.tasks.get_disjoint_mut([cur, caller]).ok()?;
