@@ -70,19 +70,30 @@ fn may_run_now(k: &Kernel, t: usize) -> bool {
 
 #[inline(always)]
 fn call(k: &mut Kernel, cur: usize, slot: u64, raw: u64) -> Option<usize> {
-    let (ep, session, badge) = match *k.cspaces[cur].slot(slot)? {
+    // One copy of the rest for each kind of capability: a call on an endpoint has no session
+    // to test for again.
+    match *k.cspaces[cur].slot(slot)? {
         Some(Capability { object: Object::Endpoint(e), rights, badge, .. })
             if rights.contains(Rights::WRITE) =>
         {
-            (e, None, badge)
+            call_on(k, cur, raw, e, None, badge)
         }
         Some(Capability { object: Object::Session(s), rights, badge, .. })
-            if rights.contains(Rights::WRITE) && k.sessions[s as usize].live =>
+            if rights.contains(Rights::WRITE) =>
         {
-            (k.sessions[s as usize].endpoint, Some(s), badge)
+            // SAFETY: session capabilities name sessions `connect` found free in the table.
+            let session = &k.sessions[unsafe { kernel_made(s as usize, MAX_SESSIONS) }];
+            if !session.live {
+                return None;
+            }
+            call_on(k, cur, raw, session.endpoint, Some(s), badge)
         }
-        _ => return None,
-    };
+        _ => None,
+    }
+}
+
+#[inline(always)]
+fn call_on(k: &mut Kernel, cur: usize, raw: u64, ep: u16, session: Option<u16>, badge: u64) -> Option<usize> {
     // SAFETY: endpoint capabilities name endpoints the loader found free in the table, and a
     // session's endpoint is one of those (`connect`).
     let ep_index = unsafe { kernel_made(ep as usize, MAX_ENDPOINTS) };
