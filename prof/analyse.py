@@ -306,7 +306,7 @@ def kernel_part(sym, chain):
     inline chain (innermost first); None when only its neighbours can tell (no line)."""
     if sym == "syscall_entry":
         return KPARTS[0]
-    if sym in ("sysret_to_user_asm", "return_to_user_asm"):
+    if sym in ("sysret_to_user_asm", "sysret_ipc_asm", "return_to_user_asm"):
         return KPARTS[9]
     for fn, loc in chain:
         line = loc.rpartition(":")[2]

@@ -24,6 +24,16 @@ impl Tcb {
     /// in `to`'s registers (`rax` = 0: the receive succeeded).
     #[inline(always)]
     pub fn send_message(&self, to: &mut Tcb, len: usize, info: u64, badge: u64) {
+        self.send_message_but_words(to, len, info, badge);
+        let (f, t) = (&self.ctx, &mut to.ctx);
+        [t.rdx, t.r10, t.r8, t.r9] = [f.rdx, f.r10, f.r8, f.r9];
+    }
+
+    /// [`send_message`](Self::send_message) without the four message words: the IPC fastpath
+    /// leaves them in this task's frame, and the exit stub loads them from there into `to`'s
+    /// registers (`arch::trap::sysret_ipc`).
+    #[inline(always)]
+    pub fn send_message_but_words(&self, to: &mut Tcb, len: usize, info: u64, badge: u64) {
         if len > 0 {
             // SAFETY: both are IPC-buffer frames owned by their (distinct, live) tasks, identity
             // mapped; the callers bound `len` by the buffer size.
@@ -31,11 +41,10 @@ impl Tcb {
                 core::ptr::copy_nonoverlapping(self.ipc_buffer as *const u8, to.ipc_buffer as *mut u8, len)
             };
         }
-        let (f, t) = (&self.ctx, &mut to.ctx);
+        let t = &mut to.ctx;
         t.rax = 0;
         t.rdi = badge;
         t.rsi = info;
-        [t.rdx, t.r10, t.r8, t.r9] = [f.rdx, f.r10, f.r8, f.r9];
     }
 }
 

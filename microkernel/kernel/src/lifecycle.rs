@@ -360,7 +360,7 @@ fn try_update(k: &mut Kernel, t: usize, base: u64, len: usize, window: u32) -> R
 fn ssr_header(frame: u64, at: usize) -> (u32, u16, u16) {
     // SAFETY: an SSR page is a frame of the kernel's, identity mapped, and `at` is 0 or the
     // backup's offset, half a page in: the header's first 8 bytes lie inside it. The client's
-    // and server's writes are not concurrent with the kernel's (one CPU, kernel locked).
+    // and server's writes are not concurrent with the kernel's (one CPU, the kernel entered with interrupts off).
     unsafe {
         let p = (frame as usize + at) as *const u8;
         (

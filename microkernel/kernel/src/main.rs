@@ -58,7 +58,8 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     let boot = unsafe { BootInformation::load(info as *const BootInformationHeader) }
         .unwrap_or_else(|e| panic!("unreadable Multiboot2 information: {e:?}"));
 
-    let mut k = KERNEL.lock();
+    // SAFETY: boot, the first entry: no guard exists yet, and interrupts are off.
+    let mut k = unsafe { KERNEL.enter() };
     k.boot_tsc = boot_tsc;
     let areas = boot.memory_map_tag().expect("Multiboot2 memory map missing").memory_areas();
     let mut ram_top = 0;

@@ -14,7 +14,7 @@ pub fn finalise(k: &mut Kernel, t: usize, cap: &Capability) {
             if let Some(i) = task.io_ranges[..task.io_count].iter().position(|&r| r == (base, len)) {
                 task.io_ranges.copy_within(i + 1..task.io_count, i);
                 task.io_count -= 1;
-                if crate::arch::cpu::this().io_owner.get() == t {
+                if crate::arch::cpu::this().io_owner() == t {
                     crate::arch::gdt::set_io_ports(base, len, false);
                 }
             }

@@ -155,12 +155,32 @@ fn load_cr3(pml4: u64) {
 }
 
 /// Point the page-table entry at physical address `pte` (from [`AddressSpace::leaf_entry`]) to
-/// `frame` with user read/write access (or clear it when `frame` is 0) and flush the TLB entry.
+/// `frame` with user read/write access, and flush the TLB entry.
+///
+/// # Safety
+/// `pte` must come from `leaf_entry` of a live address space, `vaddr` be the address it maps,
+/// and `frame` a frame of RAM the task may read and write.
+#[inline(always)]
+pub unsafe fn map_user_page(pte: u64, vaddr: u64, frame: u64) {
+    // SAFETY: the caller's contract.
+    unsafe { write_user_entry(pte, vaddr, frame | P | U | W | NX) }
+}
+
+/// Clear the page-table entry at physical address `pte` (see [`map_user_page`]) and flush the
+/// TLB entry.
 ///
 /// # Safety
 /// `pte` must come from `leaf_entry` of a live address space, and `vaddr` be the address it maps.
-pub unsafe fn set_user_page(pte: u64, vaddr: u64, frame: u64) {
-    let value = if frame == 0 { 0 } else { frame | P | U | W | NX };
+#[inline(always)]
+pub unsafe fn clear_user_page(pte: u64, vaddr: u64) {
+    // SAFETY: the caller's contract.
+    unsafe { write_user_entry(pte, vaddr, 0) }
+}
+
+/// # Safety
+/// As for [`map_user_page`].
+#[inline(always)]
+unsafe fn write_user_entry(pte: u64, vaddr: u64, value: u64) {
     // SAFETY: per the contract the entry belongs to a live space's page table (identity mapped).
     unsafe { (pte as *mut u64).write_volatile(value) };
     x86::cpu::invlpg(vaddr);
@@ -223,6 +243,14 @@ impl AddressSpace {
 
     pub fn load(&self) {
         load_cr3(self.pml4);
+    }
+
+    /// [`load`](Self::load) without first comparing CR3 with this space: for a switch from
+    /// another task, whose space is always another (each task has its own).
+    #[inline(always)]
+    pub fn load_other(&self) {
+        // SAFETY: as in `load_cr3`: a live space's top-level table, which maps the kernel.
+        unsafe { core::arch::asm!("mov cr3, {}", in(reg) self.pml4, options(nostack, preserves_flags)) };
     }
 
     fn indices(vaddr: u64) -> [usize; 3] {

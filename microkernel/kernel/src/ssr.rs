@@ -10,7 +10,7 @@
 //! and every one of its restarts, and is freed only when the client closes the session or dies.
 //! Outside a request, and during another client's request, the server cannot reach it.
 
-use crate::paging::{set_user_page, UserSlice};
+use crate::paging::{clear_user_page, map_user_page, UserSlice};
 use crate::state::{Kernel, Tcb};
 use axolotl_abi::{session_badge, Error, Rights, SSR_SIZE, SSR_WINDOW};
 use axolotl_kcore::cap::{Capability, Object};
@@ -22,8 +22,9 @@ impl Tcb {
         if self.ssr_pte == 0 || self.ssr_mapped == Some(s) {
             return;
         }
-        // SAFETY: `ssr_pte` is the window entry of this task's live address space (set at load).
-        unsafe { set_user_page(self.ssr_pte, SSR_WINDOW, frame) };
+        // SAFETY: `ssr_pte` is the window entry of this task's live address space (set at load);
+        // `frame` is the session's page, allocated for it (`connect`).
+        unsafe { map_user_page(self.ssr_pte, SSR_WINDOW, frame) };
         self.ssr_mapped = Some(s);
     }
 
@@ -32,7 +33,7 @@ impl Tcb {
     pub fn unmap_ssr(&mut self) {
         if self.ssr_mapped.take().is_some() && self.ssr_pte != 0 {
             // SAFETY: as in `map_ssr`.
-            unsafe { set_user_page(self.ssr_pte, SSR_WINDOW, 0) };
+            unsafe { clear_user_page(self.ssr_pte, SSR_WINDOW) };
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The kernel's state: task control blocks, kernel objects, queues and the frame pool, all in one
-//! structure behind one lock (seL4's choice: the kernel is short and non-preemptible, so a big
-//! lock costs nothing on one CPU and stays correct when more CPUs come).
+//! structure that each kernel entry takes whole ([`KERNEL`]; seL4's choice: the kernel is short
+//! and non-preemptible). One CPU runs the kernel, with interrupts off, so the structure needs
+//! no lock: [`KernelCell`] says why, and stops the build if a second CPU is configured.
 
 use crate::arch::trap::{user_frame, TrapFrame};
 use crate::frames::Frames;
@@ -9,6 +10,7 @@ use axolotl_abi::{FaultRecord, MsgInfo, TaskState, CAP_SLOTS, DECLARED_NAME_LEN,
 use axolotl_kcore::cap::CSpace;
 use axolotl_kcore::queue::{Links, Queue, RunQueues, MAX_TASKS};
 use axolotl_kcore::TaskId;
+use core::cell::UnsafeCell;
 
 pub const MAX_ENDPOINTS: usize = 32;
 pub const MAX_NOTIFICATIONS: usize = 32;
@@ -667,5 +669,101 @@ impl Kernel {
     }
 }
 
-/// The kernel state. Locked on every kernel entry, released before returning to user mode.
-pub static KERNEL: spin::Mutex<Kernel> = spin::Mutex::new(Kernel::new());
+/// The kernel state. Taken on every kernel entry ([`KernelCell::enter`]), given up before
+/// returning to user mode or waiting idle.
+pub static KERNEL: KernelCell = KernelCell(UnsafeCell::new(Kernel::new()), HeldFlag::new());
+
+/// The kernel state's cell on a uniprocessor kernel (a lock, here, only cost its `cmpxchg` and
+/// release on every entry). Exclusive access rests on how the kernel is entered:
+///
+/// - one CPU runs the kernel ([`MAX_CPUS`](crate::arch::cpu::MAX_CPUS) is 1: checked below);
+/// - it runs with interrupts off (`syscall` clears IF through FMASK, interrupt gates clear it),
+///   and turns them on only in `cpu::idle_wait`, which `traps::next_context` calls with no
+///   guard alive;
+/// - an exception taken in ring 0 is a kernel bug and panics without entering (`traps::
+///   trap_from_kernel`); the only interrupt taken in ring 0 is one that ends that idle wait.
+///
+/// So at most one [`KernelGuard`] exists at a time, if every [`enter`](KernelCell::enter) is at
+/// a kernel entry point, as its contract says. Debug builds check it as well.
+pub struct KernelCell(UnsafeCell<Kernel>, HeldFlag);
+
+const _: () = assert!(crate::arch::cpu::MAX_CPUS == 1, "KernelCell relies on one CPU: use a lock");
+
+// SAFETY: one CPU, and its entries never overlap (see `KernelCell`): the state is never reached
+// from two contexts at once.
+unsafe impl Sync for KernelCell {}
+
+impl KernelCell {
+    /// Take the kernel state for this kernel entry.
+    ///
+    /// # Safety
+    /// Only at a kernel entry point (a trap from user mode, the interrupt that ends the idle
+    /// wait, boot), or after the guard taken there was dropped: never while a guard is alive.
+    #[inline(always)]
+    pub unsafe fn enter(&'static self) -> KernelGuard {
+        self.1.take();
+        // SAFETY: per the contract no other guard, hence no other reference, exists.
+        KernelGuard(unsafe { &mut *self.0.get() })
+    }
+}
+
+/// The kernel state, taken for one kernel entry ([`KernelCell::enter`]).
+pub struct KernelGuard(&'static mut Kernel);
+
+impl core::ops::Deref for KernelGuard {
+    type Target = Kernel;
+    #[inline(always)]
+    fn deref(&self) -> &Kernel {
+        self.0
+    }
+}
+
+impl core::ops::DerefMut for KernelGuard {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut Kernel {
+        self.0
+    }
+}
+
+impl Drop for KernelGuard {
+    #[inline(always)]
+    fn drop(&mut self) {
+        KERNEL.1.give_back();
+    }
+}
+
+/// Debug builds: whether a guard is alive, to stop on an overlapping entry.
+#[cfg(debug_assertions)]
+struct HeldFlag(core::cell::Cell<bool>);
+
+#[cfg(debug_assertions)]
+impl HeldFlag {
+    const fn new() -> Self {
+        HeldFlag(core::cell::Cell::new(false))
+    }
+
+    fn take(&self) {
+        assert!(!self.0.replace(true), "the kernel was entered while a guard was alive");
+    }
+
+    fn give_back(&self) {
+        self.0.set(false);
+    }
+}
+
+/// Release builds: nothing (see [`KernelCell`] for why nothing is needed).
+#[cfg(not(debug_assertions))]
+struct HeldFlag;
+
+#[cfg(not(debug_assertions))]
+impl HeldFlag {
+    const fn new() -> Self {
+        HeldFlag
+    }
+
+    #[inline(always)]
+    fn take(&self) {}
+
+    #[inline(always)]
+    fn give_back(&self) {}
+}

@@ -25,8 +25,12 @@ pub struct PerCpu {
     pub cur_ctx_end: Cell<u64>,
     /// Index of the task running on this CPU; `usize::MAX` while idle.
     pub current: Cell<usize>,
-    /// The task whose I/O-port ranges are open in this CPU's TSS bitmap.
-    pub io_owner: Cell<usize>,
+    /// The task whose I/O-port ranges are open in this CPU's TSS bitmap ([`PerCpu::io_owner`]).
+    io_owner: Cell<usize>,
+    /// What a switch must do besides loading the next task's frame, stack and space: a
+    /// [`SWITCH_ACCOUNTING`] and [`SWITCH_PORTS`] bit set. The IPC fastpath tests this one
+    /// byte (and whether the next task holds ports) instead of each condition.
+    switch_work: Cell<u8>,
     /// With accounting on: the TSC at the last charge, and whom what ran since is charged to at
     /// the next (a task, or `NO_TASK` for idle and interrupts; `Kernel::charge`), and billed
     /// to (the client it works for, decided when it started running: `Kernel::client_of`).
@@ -37,6 +41,35 @@ pub struct PerCpu {
 }
 
 pub const NO_TASK: usize = usize::MAX;
+
+/// [`PerCpu::switch_work`]: CPU accounting is on (each switch charges the time).
+pub const SWITCH_ACCOUNTING: u8 = 1;
+/// [`PerCpu::switch_work`]: some task's ports are open in the TSS (a switch closes them).
+pub const SWITCH_PORTS: u8 = 2;
+
+impl PerCpu {
+    /// The task whose I/O-port ranges are open in this CPU's TSS bitmap, or `NO_TASK`.
+    pub fn io_owner(&self) -> usize {
+        self.io_owner.get()
+    }
+
+    pub fn set_io_owner(&self, t: usize) {
+        self.io_owner.set(t);
+        self.set_switch_work(SWITCH_PORTS, t != NO_TASK);
+    }
+
+    /// Set or clear one of the `SWITCH_` bits.
+    pub fn set_switch_work(&self, bit: u8, on: bool) {
+        let w = self.switch_work.get();
+        self.switch_work.set(if on { w | bit } else { w & !bit });
+    }
+
+    /// Whether a switch has more to do than load the next task's frame, stack and space.
+    #[inline(always)]
+    pub fn switch_work(&self) -> u8 {
+        self.switch_work.get()
+    }
+}
 
 struct PerCpuArray([PerCpu; MAX_CPUS]);
 // SAFETY: a CPU only touches its own block, and only with interrupts disabled.
@@ -49,6 +82,7 @@ static PER_CPU: PerCpuArray = PerCpuArray([PerCpu {
     cur_ctx_end: Cell::new(0),
     current: Cell::new(NO_TASK),
     io_owner: Cell::new(NO_TASK),
+    switch_work: Cell::new(0),
     since: Cell::new(0),
     charged: Cell::new(NO_TASK),
     billed: Cell::new(NO_TASK),
@@ -80,7 +114,13 @@ pub fn init_this_cpu(kernel_stack_top: u64, syscall_entry: u64) {
 }
 
 /// This CPU's block (valid once `init_this_cpu` ran; kernel `GS` is always loaded in the kernel).
+#[inline(always)]
 pub fn this() -> &'static PerCpu {
+    // With one CPU its block is the first: a static address, where reading it through GS
+    // costs a load more at every use (the entry stubs still use GS).
+    if MAX_CPUS == 1 {
+        return &PER_CPU.0[0];
+    }
     let ptr: u64;
     // SAFETY: in kernel mode GS_BASE points at this CPU's PerCpu, whose first field is its address.
     unsafe { core::arch::asm!("mov {}, gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags)) };

@@ -83,7 +83,7 @@ extern "C" {
     static isr_table: [u64; 48];
     fn syscall_entry();
     fn return_to_user_asm(ctx: *const TrapFrame) -> !;
-    fn sysret_to_user_asm(ctx: *const TrapFrame) -> !;
+    fn sysret_ipc_asm(ctx: *const TrapFrame, words: *const TrapFrame) -> !;
 }
 
 /// Install gates for the 32 exceptions and 16 IRQs (all ring-0 only: `int n` from user
@@ -115,16 +115,23 @@ pub unsafe fn return_to_user(ctx: *const TrapFrame) -> ! {
     unsafe { return_to_user_asm(ctx) }
 }
 
-/// [`return_to_user`] for a frame known to be saved by `syscall` (the IPC fastpath resumes
-/// only tasks blocked in a syscall): skips the check of how the frame was saved.
+/// [`return_to_user`] for the receiver of a message on the IPC fastpath (which resumes only
+/// tasks blocked in a syscall): it skips the check of how the frame was saved and leaves with
+/// `sysretq`, and it loads the four message words (`rdx`, `r10`, `r8`, `r9`) from the sender's
+/// frame `words` instead of `ctx`, so the fastpath need not copy them into the receiver's
+/// frame. The receiver's own slots for them keep stale values, which nothing reads: its next
+/// kernel entry saves all of its registers again.
 ///
 /// # Safety
-/// As for [`return_to_user`]. A frame saved otherwise would lose the task's rcx and r11 (and
-/// nothing else: the rip is canonical and `sysretq` forces user segments).
+/// As for [`return_to_user`], and `ctx` must have been saved by `syscall` (a frame saved
+/// otherwise would lose the task's rcx and r11, and nothing else: the rip is canonical and
+/// `sysretq` forces user segments). `words` must be the frame of the task that sent the message,
+/// blocked (so nothing changes it before the stub reads it: on this kernel's one CPU, with
+/// interrupts off, nothing runs between the fastpath and the stub).
 #[inline(always)]
-pub unsafe fn sysret_to_user(ctx: *const TrapFrame) -> ! {
+pub unsafe fn sysret_ipc(ctx: *const TrapFrame, words: *const TrapFrame) -> ! {
     // SAFETY: the caller's contract is the asm's contract.
-    unsafe { sysret_to_user_asm(ctx) }
+    unsafe { sysret_ipc_asm(ctx, words) }
 }
 
 core::arch::global_asm!(
@@ -138,6 +145,17 @@ core::arch::global_asm!(
     .set FRAME_\reg, offset
     .set offset, offset + 8
     .endr
+
+    /* The end of both sysretq exits, rdi pointing at the frame: rip and rflags into rcx and
+       r11 for sysretq, the user stack, and rdi itself last. */
+    .macro sysret_tail
+    mov {rip}+{size}(%rdi), %rcx
+    mov {rflags}+{size}(%rdi), %r11
+    mov {rsp}+{size}(%rdi), %rsp
+    mov {rdi}+{size}(%rdi), %rdi
+    swapgs
+    sysretq
+    .endm
 
     .section .text
     .global syscall_entry
@@ -197,17 +215,24 @@ sysret_to_user_asm:
     .irp reg, r15, r14, r13, r12, r10, r9, r8, rbp, rsi, rdx, rbx, rax
     mov FRAME_\reg+{size}(%rdi), %\reg
     .endr
-    mov {rip}+{size}(%rdi), %rcx
-    mov {rflags}+{size}(%rdi), %r11
-    mov {rsp}+{size}(%rdi), %rsp
-    mov {rdi}+{size}(%rdi), %rdi
-    swapgs
-    sysretq
+    sysret_tail
 2:  mov %rdi, %rsp
     pop_gprs
     add $16, %rsp
     swapgs
     iretq
+
+    /* `sysret_ipc`: rdi = the receiver's frame, rsi = its sender's, which holds the message
+       words; rsi itself is loaded after its last use as the pointer. */
+    .global sysret_ipc_asm
+sysret_ipc_asm:
+    .irp reg, rdx, r10, r8, r9
+    mov FRAME_\reg+{size}(%rsi), %\reg
+    .endr
+    .irp reg, r15, r14, r13, r12, rbp, rsi, rbx, rax
+    mov FRAME_\reg+{size}(%rdi), %\reg
+    .endr
+    sysret_tail
     "#
     ),
     // Offsets from the end of a TrapFrame (where `cur_ctx_end` points); `size` turns them into

@@ -53,7 +53,7 @@ impl Syscall for IoPortEnable {
         t.io_count += 1;
         // The task is running: open the ports in this CPU's bitmap now.
         crate::arch::gdt::set_io_ports(self.base, self.len, true);
-        crate::arch::cpu::this().io_owner.set(cur);
+        crate::arch::cpu::this().set_io_owner(cur);
         Ok(Done::Value(0, 0))
     }
 }
