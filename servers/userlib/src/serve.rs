@@ -47,14 +47,13 @@ impl Answer {
         Answer::Reply { label, words, len: 0 }
     }
 
-    /// Reply with `label` and the bytes `f` writes at the start of the IPC buffer, which it is
-    /// handed whole (it returns how many it wrote): an answer made in place, such as a file's
-    /// bytes read straight there, is copied nowhere on its way out. The buffer still holds the
-    /// request's payload, if it had one, until `f` writes over it. `Err` from `f` is given
-    /// back, for the handler to answer otherwise.
-    pub fn in_place<E>(label: u32, f: impl FnOnce(&mut [u8]) -> Result<usize, E>) -> Result<Answer, E> {
-        let len = f(crate::cap::ipc_buffer())?.min(IPC_BUFFER_SIZE);
-        Ok(Answer::Reply { label, words: [0; 4], len: len as u16 })
+    /// Reply with `label` and `bytes` (at most the IPC buffer's size: the rest is cut) as the
+    /// payload, copied into the IPC buffer as they are. (A handler cannot make its answer in
+    /// the IPC buffer itself: serving a request may call another server, which reuses it.)
+    pub fn bytes(label: u32, bytes: &[u8]) -> Answer {
+        let len = bytes.len().min(IPC_BUFFER_SIZE);
+        crate::cap::ipc_buffer()[..len].copy_from_slice(&bytes[..len]);
+        Answer::Reply { label, words: [0; 4], len: len as u16 }
     }
 }
 
