@@ -90,7 +90,39 @@ fn offsets(c: &mut Checks, a: &Fs, b: &Fs) -> Result<(), FsError> {
     );
     a.close(fa)?;
     c.check("once A closed it, B removes it", b.remove("/t/shared").is_ok());
-    Ok(())
+    big_reads(c, a)
+}
+
+/// A file of several blocks read in 1 KiB pieces with fs's cache emptied first: every piece
+/// misses and fs fetches its blocks from the block store while it serves the read (whose
+/// answer must not be bent by those calls), then again from the cache.
+fn big_reads(c: &mut Checks, a: &Fs) -> Result<(), FsError> {
+    let byte = |i: usize| (i * 7 + i / 512) as u8;
+    let w = a.open("/t/big", mode::WRITE | mode::CREATE | mode::TRUNCATE)?;
+    let mut chunk = [0u8; 1024];
+    for k in 0..6 {
+        chunk.iter_mut().enumerate().for_each(|(i, b)| *b = byte(k * 1024 + i));
+        a.write(w, &chunk)?;
+    }
+    a.close(w)?;
+    for (what, drop) in [
+        ("6 KiB read in 1 KiB pieces, fs's cache emptied first: every byte", true),
+        ("the same again, from fs's cache: every byte", false),
+    ] {
+        if drop {
+            a.drop_caches()?;
+        }
+        let r = a.open("/t/big", mode::READ)?;
+        let mut good = true;
+        for k in 0..6 {
+            let n = a.read(r, &mut chunk)?;
+            good &= n == 1024 && chunk.iter().enumerate().all(|(i, &b)| b == byte(k * 1024 + i));
+        }
+        good &= a.read(r, &mut chunk)? == 0;
+        a.close(r)?;
+        c.check(what, good);
+    }
+    a.remove("/t/big")
 }
 
 fn call(s: Cap<Session>, label: u32, word: u64) -> Result<u64, Error> {
