@@ -76,24 +76,44 @@ impl<S> Mirror<S> {
     where
         S: Store<N>,
     {
-        self.read_vouched(block).map(|v| *out = *v.contents()).is_some()
+        let checks = |copy, t, data: &[u8; N]| (t == tag(block, copy, data)).then_some(());
+        self.read_checked(block, checks).map(|((), data)| *out = data).is_some()
     }
 
-    /// Block `block` with the tag that vouched for it, or `None` if no copy checks.
+    /// Block `block` with what its tag was computed from (its marks), or `None` if no copy
+    /// checks.
     pub fn read_vouched<const N: usize>(&self, block: u32) -> Option<Vouched<N>>
+    where
+        S: Store<N>,
+    {
+        let checks = |copy, t, data: &[u8; N]| {
+            let (whole, marks) = marked(block, copy, data);
+            (t == whole).then_some(marks)
+        };
+        self.read_checked(block, checks).map(|(marks, data)| Vouched { block, marks, data })
+    }
+
+    /// The first copy of block `block` that `checks` (given the copy, the tag stored with it and
+    /// its contents) takes, with what it made of it; `None` if none does.
+    #[inline]
+    fn read_checked<const N: usize, T>(
+        &self,
+        block: u32,
+        checks: impl Fn(u32, u64, &[u8; N]) -> Option<T>,
+    ) -> Option<(T, [u8; N])>
     where
         S: Store<N>,
     {
         for _ in 0..ATTEMPTS {
             for copy in 0..COPIES as u32 {
-                if let Some((marks, data)) = self.fetch(copy, block) {
-                    // Best effort: a copy found broken is rewritten from the good one (a failed
-                    // repair leaves it broken, which the next read sees again).
-                    for broken in 0..copy {
-                        self.0.put(broken, block, self::tag(block, broken, &data), &data);
-                    }
-                    return Some(Vouched { block, marks, data });
+                let Some((t, data)) = self.0.get(copy, block) else { continue };
+                let Some(made) = checks(copy, t, &data) else { continue };
+                // Best effort: a copy found broken is rewritten from the good one (a failed
+                // repair leaves it broken, which the next read sees again).
+                for broken in 0..copy {
+                    self.0.put(broken, block, self::tag(block, broken, &data), &data);
                 }
+                return Some((made, data));
             }
         }
         None
@@ -121,16 +141,6 @@ impl<S> Mirror<S> {
         }
         false
     }
-
-    /// Copy `copy` of block `block` if its tag checks, with the marks taken in the same pass.
-    fn fetch<const N: usize>(&self, copy: u32, block: u32) -> Option<(Marks, [u8; N])>
-    where
-        S: Store<N>,
-    {
-        let (t, data) = self.0.get(copy, block)?;
-        let (whole, marks) = marked(block, copy, &data);
-        (t == whole).then_some((marks, data))
-    }
 }
 
 /// A [`Vouched`] block's marks: the state of its tag's seal before its first piece and after
@@ -155,9 +165,14 @@ fn marked<const N: usize>(block: u32, copy: u32, data: &[u8; N]) -> (u64, Marks)
     let mut marks = [0; MAX_PIECES + 1];
     let mut h = seal::start(key);
     marks[0] = h ^ bind(block, 0);
-    for (at, (piece, mark)) in data.chunks(PIECE).zip(&mut marks[1..]).enumerate() {
+    let (whole, rest) = data.as_chunks::<PIECE>();
+    for (at, (piece, mark)) in whole.iter().zip(&mut marks[1..]).enumerate() {
         h = seal::absorb(h, piece);
         *mark = h ^ bind(block, at + 1);
+    }
+    if !rest.is_empty() {
+        h = seal::absorb(h, rest);
+        marks[whole.len() + 1] = h ^ bind(block, whole.len() + 1);
     }
     (seal::finish(key, h, N) ^ u64::from(copy).wrapping_mul(COPY_SALT), marks)
 }
@@ -239,14 +254,15 @@ impl<const N: usize> Vouched<N> {
         let Some(mut h) = self.marks.get(pieces.start).map(|m| m ^ bind(block, pieces.start)) else {
             return false;
         };
+        let (whole, rest) = self.data.as_chunks::<PIECE>();
         for at in pieces {
-            let (Some(piece), Some(mark)) =
-                (self.data.get(at * PIECE..N.min(at * PIECE + PIECE)), self.marks.get(at + 1))
-            else {
-                return false;
+            // A whole piece as an array: its words are absorbed without a loop's checks.
+            h = match whole.get(at) {
+                Some(piece) => seal::absorb(h, piece),
+                None if at == whole.len() && !rest.is_empty() => seal::absorb(h, rest),
+                None => return false,
             };
-            h = seal::absorb(h, piece);
-            if h ^ bind(block, at + 1) != *mark {
+            if self.marks.get(at + 1).is_none_or(|mark| h ^ bind(block, at + 1) != *mark) {
                 return false;
             }
         }

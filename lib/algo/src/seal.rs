@@ -42,13 +42,12 @@ pub fn start(key: u64) -> u64 {
 /// `bytes`, or to `h`, changes the state after them.
 #[inline]
 pub fn absorb(mut h: u64, bytes: &[u8]) -> u64 {
-    // Whole words straight from the slice (a copy per word cost a `memcpy` call each); the
-    // last, short one zero-padded.
-    let mut words = bytes.chunks_exact(8);
-    for w in &mut words {
-        h = step(h, u64::from_le_bytes(w.try_into().unwrap_or_default()));
+    // Whole words straight from the slice, as arrays (a copy per word cost a `memcpy` call
+    // each; a slice per word, a length check each); the last, short one zero-padded.
+    let (words, rest) = bytes.as_chunks::<8>();
+    for w in words {
+        h = step(h, u64::from_le_bytes(*w));
     }
-    let rest = words.remainder();
     if !rest.is_empty() {
         let mut w = [0u8; 8];
         w[..rest.len()].copy_from_slice(rest);
