@@ -21,7 +21,8 @@
 //! from its other copy. The store starts with every block holding zeros under its true tag
 //! ([`fresh`]), so no answer is ever taken on trust, not even "nothing written here yet".
 
-use crate::seal::seal;
+use crate::seal;
+use core::ops::Range;
 
 /// Copies of every block.
 pub const COPIES: usize = 2;
@@ -41,10 +42,23 @@ pub trait Store<const N: usize> {
     fn tags(&self, block: u32) -> Option<[u64; COPIES]>;
 }
 
+/// Binds a [`Vouched`] block's marks to its number and their place (see [`bind`]).
+const MARK_SALT: u64 = 0xd6e8_feb8_6659_fd93;
+/// The bytes of a block one mark of a [`Vouched`] block covers ([`Vouched::of_range`]): an
+/// inode, and the bench's read.
+pub const PIECE: usize = 64;
+/// Most pieces of a [`Vouched`] block (blocks of at most 512 bytes).
+const MAX_PIECES: usize = 8;
+
+/// The seal key of block `block`'s tags.
+#[inline]
+fn key(block: u32) -> u64 {
+    KEY ^ (u64::from(block) + 1).wrapping_mul(0xff51_afd7_ed55_8ccd)
+}
+
 /// The tag of copy `copy` of block `block` holding `data`.
 pub fn tag(block: u32, copy: u32, data: &[u8]) -> u64 {
-    let t = seal(KEY ^ (u64::from(block) + 1).wrapping_mul(0xff51_afd7_ed55_8ccd), data);
-    t ^ u64::from(copy).wrapping_mul(COPY_SALT)
+    seal::seal(key(block), data) ^ u64::from(copy).wrapping_mul(COPY_SALT)
 }
 
 /// The tag copy `copy` of block `block` holds before anything was written: that of zeros.
@@ -62,24 +76,44 @@ impl<S> Mirror<S> {
     where
         S: Store<N>,
     {
-        self.read_vouched(block).map(|v| *out = *v.contents()).is_some()
+        let checks = |copy, t, data: &[u8; N]| (t == tag(block, copy, data)).then_some(());
+        self.read_checked(block, checks).map(|((), data)| *out = data).is_some()
     }
 
-    /// Block `block` with the tag that vouched for it, or `None` if no copy checks.
+    /// Block `block` with what its tag was computed from (its marks), or `None` if no copy
+    /// checks.
     pub fn read_vouched<const N: usize>(&self, block: u32) -> Option<Vouched<N>>
+    where
+        S: Store<N>,
+    {
+        let checks = |copy, t, data: &[u8; N]| {
+            let (whole, marks) = marked(block, copy, data);
+            (t == whole).then_some(marks)
+        };
+        self.read_checked(block, checks).map(|(marks, data)| Vouched { block, marks, data })
+    }
+
+    /// The first copy of block `block` that `checks` (given the copy, the tag stored with it and
+    /// its contents) takes, with what it made of it; `None` if none does.
+    #[inline]
+    fn read_checked<const N: usize, T>(
+        &self,
+        block: u32,
+        checks: impl Fn(u32, u64, &[u8; N]) -> Option<T>,
+    ) -> Option<(T, [u8; N])>
     where
         S: Store<N>,
     {
         for _ in 0..ATTEMPTS {
             for copy in 0..COPIES as u32 {
-                if let Some((tag, data)) = self.fetch(copy, block) {
-                    // Best effort: a copy found broken is rewritten from the good one (a failed
-                    // repair leaves it broken, which the next read sees again).
-                    for broken in 0..copy {
-                        self.0.put(broken, block, self::tag(block, broken, &data), &data);
-                    }
-                    return Some(Vouched { block, copy, tag, data });
+                let Some((t, data)) = self.0.get(copy, block) else { continue };
+                let Some(made) = checks(copy, t, &data) else { continue };
+                // Best effort: a copy found broken is rewritten from the good one (a failed
+                // repair leaves it broken, which the next read sees again).
+                for broken in 0..copy {
+                    self.0.put(broken, block, self::tag(block, broken, &data), &data);
                 }
+                return Some((made, data));
             }
         }
         None
@@ -107,33 +141,87 @@ impl<S> Mirror<S> {
         }
         false
     }
-
-    fn fetch<const N: usize>(&self, copy: u32, block: u32) -> Option<(u64, [u8; N])>
-    where
-        S: Store<N>,
-    {
-        let (t, data) = self.0.get(copy, block)?;
-        (t == tag(block, copy, &data)).then_some((t, data))
-    }
 }
 
-/// A block as the mirror read it, with the copy and tag that vouched for it: a holder can check
-/// it again later without asking the store, and a copy of it bent since (or filed under another
-/// block number) does not check.
+/// A [`Vouched`] block's marks: the state of its tag's seal before its first piece and after
+/// each piece, each bound to the block's number and its place ([`bind`]).
+type Marks = [u64; MAX_PIECES + 1];
+
+/// What mark `at` of block `block` is xored with: one-to-one in both (an odd multiplier), so
+/// a mark read for another block, or at another place, is not the state it was taken as.
+#[inline]
+fn bind(block: u32, at: usize) -> u64 {
+    (u64::from(block) << 32 | at as u64).wrapping_mul(MARK_SALT)
+}
+
+/// The tag of copy `copy` of block `block` holding `data` ([`tag`]), and the block's marks,
+/// taken in one pass over `data`: the marks are the states of that very computation, so they
+/// exist only for bytes the tag covers, as they were when the tag was computed. A byte bent
+/// before the pass makes the tag wrong (and the block is refused); one bent after it, or a mark
+/// bent, makes the marks around it disagree with the bytes ([`Vouched::of_range`]).
+fn marked<const N: usize>(block: u32, copy: u32, data: &[u8; N]) -> (u64, Marks) {
+    const { assert!(N <= PIECE * MAX_PIECES, "a vouched block has at most MAX_PIECES pieces") };
+    let key = key(block);
+    let mut marks = [0; MAX_PIECES + 1];
+    let mut h = seal::start(key);
+    marks[0] = h ^ bind(block, 0);
+    let (whole, rest) = data.as_chunks::<PIECE>();
+    for (at, (piece, mark)) in whole.iter().zip(&mut marks[1..]).enumerate() {
+        h = seal::absorb(h, piece);
+        *mark = h ^ bind(block, at + 1);
+    }
+    if !rest.is_empty() {
+        h = seal::absorb(h, rest);
+        marks[whole.len() + 1] = h ^ bind(block, whole.len() + 1);
+    }
+    (seal::finish(key, h, N) ^ u64::from(copy).wrapping_mul(COPY_SALT), marks)
+}
+
+/// The pieces bytes `range` of a block lie in (none for an empty range).
+#[inline]
+fn pieces(range: &Range<usize>) -> Range<usize> {
+    if range.is_empty() {
+        return 0..0;
+    }
+    range.start / PIECE..(range.end - 1) / PIECE + 1
+}
+
+/// A block as the mirror read it, with what its tag was computed from: a holder can check it
+/// again later without asking the store, all of it or only the pieces it looks at, and a copy
+/// of it bent since (or filed under another block number) does not check.
+///
+/// Its marks are the states of the seal of the tag that vouched for it, at every piece's
+/// boundary ([`marked`]: taken in the same pass as that tag). A piece checks if the seal,
+/// started from the mark before it, absorbs its bytes into the mark after it; each mark is
+/// bound to the block's number and its place ([`bind`]). A single flipped bit of a piece, or of
+/// either mark, always shows there ([`seal::absorb`] is one-to-one); a flipped bit of the number,
+/// or a mark or piece from another block or place, with all but negligible odds.
 #[derive(Clone, Copy)]
 pub struct Vouched<const N: usize> {
     block: u32,
-    copy: u32,
-    tag: u64,
+    marks: Marks,
     data: [u8; N],
 }
 
 impl<const N: usize> Vouched<N> {
     /// Block `block` whose contents `data` a client checked by other means than the mirror (a
-    /// store with one plain copy: see the libos disk cell's `Blocks`); tagged from now on, so a
+    /// store with one plain copy: see the libos disk cell's `Blocks`); marked from now on, so a
     /// copy bent while it is kept is still caught by [`Vouched::of`].
     pub fn new(block: u32, data: [u8; N]) -> Vouched<N> {
-        Vouched { block, copy: 0, tag: tag(block, 0, &data), data }
+        Vouched { block, marks: marked(block, 0, &data).1, data }
+    }
+
+    /// Block `block` holding `data`, if `check` takes the tag of copy `copy` of it ([`tag`]),
+    /// computed in the same pass as its marks (see [`marked`]): for a client that checks
+    /// `data` against a tag it keeps itself (the libos disk cell's tags of this boot).
+    pub fn checked(
+        block: u32,
+        copy: u32,
+        data: [u8; N],
+        check: impl FnOnce(u64) -> bool,
+    ) -> Option<Vouched<N>> {
+        let (whole, marks) = marked(block, copy, &data);
+        check(whole).then_some(Vouched { block, marks, data })
     }
 
     /// The contents as the mirror checked them when it read them (for a value kept since, use
@@ -142,9 +230,43 @@ impl<const N: usize> Vouched<N> {
         &self.data
     }
 
-    /// The contents, if this is block `block` and its tag still checks.
+    /// The contents, if this is block `block` and every piece still checks.
     pub fn of(&self, block: u32) -> Option<&[u8; N]> {
-        (self.block == block && self.tag == tag(block, self.copy, &self.data)).then_some(&self.data)
+        self.holds(block, 0..N.div_ceil(PIECE)).then_some(&self.data)
+    }
+
+    /// Bytes `range` of the contents, if this is block `block` and the pieces they lie in
+    /// still check (and only those: a bent byte elsewhere is caught by the read that looks at
+    /// it); `None` for a range past the block.
+    #[inline]
+    pub fn of_range(&self, block: u32, range: Range<usize>) -> Option<&[u8]> {
+        let pieces = pieces(&range);
+        let bytes = self.data.get(range)?;
+        self.holds(block, pieces).then_some(bytes)
+    }
+
+    /// Is this block `block`, with pieces `pieces` as their tag's seal absorbed them?
+    #[inline]
+    fn holds(&self, block: u32, pieces: Range<usize>) -> bool {
+        if self.block != block {
+            return false;
+        }
+        let Some(mut h) = self.marks.get(pieces.start).map(|m| m ^ bind(block, pieces.start)) else {
+            return false;
+        };
+        let (whole, rest) = self.data.as_chunks::<PIECE>();
+        for at in pieces {
+            // A whole piece as an array: its words are absorbed without a loop's checks.
+            h = match whole.get(at) {
+                Some(piece) => seal::absorb(h, piece),
+                None if at == whole.len() && !rest.is_empty() => seal::absorb(h, rest),
+                None => return false,
+            };
+            if self.marks.get(at + 1).is_none_or(|mark| h ^ bind(block, at + 1) != *mark) {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -412,29 +534,136 @@ mod tests {
         let v = m.read_vouched(4).expect("block 4 reads");
         assert_eq!(v.of(4), Some(&block(4)));
         assert_eq!(v.of(5), None, "filed under another block");
+        assert_eq!(v.of_range(4, 2..9), Some(&block(4)[2..9]));
         let mut bent = v;
         bent.data[7] ^= 2;
         assert_eq!(bent.of(4), None, "bent since it was read");
+        assert_eq!(bent.of_range(4, 2..9), None);
+    }
+
+    /// A block of 512 bytes (eight pieces), none alike.
+    fn big() -> [u8; 512] {
+        core::array::from_fn(|i| (i * 7 + i / 256 + 1) as u8)
+    }
+
+    /// A kept block with bit `bit` flipped: of its number (bits 0..32), its marks (32..608),
+    /// its contents (608..).
+    fn flipped(good: Vouched<512>, bit: usize) -> Vouched<512> {
+        let mut bent = good;
+        match bit {
+            b if b < 32 => bent.block ^= 1 << b,
+            b if b < 32 + 64 * (MAX_PIECES + 1) => bent.marks[(b - 32) / 64] ^= 1 << ((b - 32) % 64),
+            b => {
+                let b = b - 32 - 64 * (MAX_PIECES + 1);
+                bent.data[b / 8] ^= 1 << (b % 8)
+            }
+        }
+        bent
+    }
+
+    /// The pieces a flipped bit of a kept block reaches (see [`flipped`]).
+    fn reached(bit: usize) -> Range<usize> {
+        match bit {
+            b if b < 32 => 0..MAX_PIECES,
+            b if b < 32 + 64 * (MAX_PIECES + 1) => {
+                let m = (b - 32) / 64;
+                m.saturating_sub(1)..(m + 1).min(MAX_PIECES)
+            }
+            b => {
+                let p = (b - 32 - 64 * (MAX_PIECES + 1)) / 8 / PIECE;
+                p..p + 1
+            }
+        }
     }
 
     /// What a fault in a holder's memory does to a kept block (the libos fs cell's cache,
-    /// `fs_core::cache::Shelf`): every single bit flipped in it — its number, its copy, its
-    /// tag, any byte of its contents — makes it not check.
+    /// `fs_core::cache::Shelf`): every single bit flipped in it — its number, its marks, any
+    /// byte of its contents — makes it not check, whole or in any range that lends a piece the
+    /// bit reaches.
     #[test]
     fn every_flipped_bit_in_a_vouched_block_is_caught() {
-        let data: [u8; N] = core::array::from_fn(|i| (i * 7 + 1) as u8);
+        let data = big();
         let good = Vouched::new(6, data);
         assert_eq!(good.of(6), Some(&data));
-        for bit in 0..32 + 32 + 64 + N * 8 {
+        for p in 0..MAX_PIECES {
+            assert_eq!(good.of_range(6, p * PIECE..p * PIECE + PIECE), Some(&data[p * PIECE..][..PIECE]));
+        }
+        for bit in 0..32 + 64 * (MAX_PIECES + 1) + 512 * 8 {
+            let bent = flipped(good, bit);
+            assert_eq!(bent.of(6), None, "bit {bit}: whole");
+            for p in reached(bit) {
+                // The piece alone, a byte of it, and a range from the piece before it.
+                for range in
+                    [p * PIECE..p * PIECE + PIECE, p * PIECE + 5..p * PIECE + 6, p * PIECE / 2..p * PIECE + 1]
+                {
+                    assert_eq!(bent.of_range(6, range.clone()), None, "bit {bit}: range {range:?}");
+                }
+            }
+        }
+        // A short block (one short piece) is covered the same way.
+        let small: [u8; N] = core::array::from_fn(|i| (i * 7 + 1) as u8);
+        let good = Vouched::new(6, small);
+        for bit in 0..32 + 64 * 2 + N * 8 {
             let mut bent = good;
             match bit {
                 b if b < 32 => bent.block ^= 1 << b,
-                b if b < 64 => bent.copy ^= 1 << (b - 32),
-                b if b < 128 => bent.tag ^= 1 << (b - 64),
-                b => bent.data[(b - 128) / 8] ^= 1 << ((b - 128) % 8),
+                b if b < 160 => bent.marks[(b - 32) / 64] ^= 1 << ((b - 32) % 64),
+                b => bent.data[(b - 160) / 8] ^= 1 << ((b - 160) % 8),
             }
             assert_eq!(bent.of(6), None, "bit {bit}");
+            assert_eq!(bent.of_range(6, 3..4), None, "bit {bit}");
         }
+    }
+
+    /// A ranged check looks at the pieces it lends and only those: a bent byte in another piece
+    /// does not make the bytes lent wrong (they are the block's own), nor is it lent.
+    #[test]
+    fn a_bent_byte_outside_the_range_lent_leaves_the_range_right() {
+        let data = big();
+        let good = Vouched::new(3, data);
+        for bent_at in (0..512).step_by(29) {
+            let mut bent = good;
+            bent.data[bent_at] ^= 0x40;
+            let hit = bent_at / PIECE;
+            for (start, end) in [(0, 64), (64, 200), (130, 131), (448, 512), (0, 512), (200, 200), (63, 65)] {
+                let got = bent.of_range(3, start..end);
+                if pieces(&(start..end)).contains(&hit) {
+                    assert_eq!(got, None, "byte {bent_at} bent, {start}..{end} lent");
+                } else {
+                    assert_eq!(got, Some(&data[start..end]), "byte {bent_at} bent, {start}..{end} lent");
+                }
+            }
+        }
+        assert_eq!(good.of_range(3, 500..513), None, "past the block");
+        assert_eq!(good.of_range(4, 0..64), None, "another block's");
+        assert_eq!(good.of_range(3, 9..9), Some(&[][..]), "an empty range checks nothing");
+    }
+
+    /// The marks are taken in the pass that computes the tag the store's is compared with: the
+    /// tag is the mirror's own, and contents bent before the pass (between the store's answer
+    /// and the check) give a tag the store's does not match, so no marks are kept for them.
+    #[test]
+    fn the_pass_that_marks_a_block_refuses_bent_contents() {
+        let data = big();
+        for (block, copy) in [(0, 0), (6, 1), (2047, 0)] {
+            let t = tag(block, copy, &data);
+            assert_eq!(marked(block, copy, &data).0, t, "the same tag as the mirror's");
+            let v = Vouched::checked(block, copy, data, |got| got == t).expect("the right contents check");
+            assert_eq!(v.of(block), Some(&data));
+            assert_eq!(v.of_range(block, 64..128), Some(&data[64..128]));
+            for bit in 0..512 * 8 {
+                let mut bent = data;
+                bent[bit / 8] ^= 1 << (bit % 8);
+                assert!(Vouched::checked(block, copy, bent, |got| got == t).is_none(), "bit {bit}");
+            }
+        }
+        let small = [5u8; N];
+        assert_eq!(marked(4, 1, &small).0, tag(4, 1, &small));
+        let m = Mirror(Faulty::new());
+        assert!(m.write(4, &small));
+        m.0.get_fault.set(Some(Fault::FlipGet(3)));
+        let v = m.read_vouched(4).expect("copy 1 serves");
+        assert_eq!(v.of_range(4, 0..N), Some(&small[..]));
     }
 
     #[test]

@@ -8,7 +8,9 @@ fn step(h: u64, w: u64) -> u64 {
     (h ^ w).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29)
 }
 
-fn finish(key: u64, mut h: u64, len: usize) -> u64 {
+/// The seal of `len` bytes under `key` whose state after the last of them is `h` (see [`start`]).
+#[inline]
+pub fn finish(key: u64, mut h: u64, len: usize) -> u64 {
     h ^= len as u64;
     h = (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
     (h ^ (h >> 33)) ^ key.rotate_left(17)
@@ -23,20 +25,35 @@ pub fn seal_word(key: u64, word: u64) -> u64 {
 
 /// Seal `bytes` under `key` (a keyed FNV-1a variant with a final mix).
 pub fn seal(key: u64, bytes: &[u8]) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ key;
-    // Whole words straight from the slice (a copy per word cost a `memcpy` call each); the
-    // last, short one zero-padded.
-    let mut words = bytes.chunks_exact(8);
-    for w in &mut words {
-        h = step(h, u64::from_le_bytes(w.try_into().unwrap_or_default()));
+    finish(key, absorb(start(key), bytes), bytes.len())
+}
+
+/// The state of a seal under `key` before any byte: a seal taken in parts, by [`absorb`] and
+/// [`finish`], is the same value, `seal(key, b) == finish(key, absorb(start(key), b), b.len())`,
+/// and so is one that absorbs `b` in parts whose lengths, but the last's, are multiples of 8.
+/// (The states between the parts are what `algo::mirror` keeps to check a block piece by piece.)
+#[inline]
+pub fn start(key: u64) -> u64 {
+    0xcbf2_9ce4_8422_2325u64 ^ key
+}
+
+/// The state after `bytes`, from state `h`: each word changes it one-to-one (for a given word,
+/// every state gives another; for a given state, every word), so any change to one word of
+/// `bytes`, or to `h`, changes the state after them.
+#[inline]
+pub fn absorb(mut h: u64, bytes: &[u8]) -> u64 {
+    // Whole words straight from the slice, as arrays (a copy per word cost a `memcpy` call
+    // each; a slice per word, a length check each); the last, short one zero-padded.
+    let (words, rest) = bytes.as_chunks::<8>();
+    for w in words {
+        h = step(h, u64::from_le_bytes(*w));
     }
-    let rest = words.remainder();
     if !rest.is_empty() {
         let mut w = [0u8; 8];
         w[..rest.len()].copy_from_slice(rest);
         h = step(h, u64::from_le_bytes(w));
     }
-    finish(key, h, bytes.len())
+    h
 }
 
 #[cfg(test)]
@@ -57,6 +74,17 @@ mod tests {
         for (len, want) in known {
             let data: [u8; 512] = core::array::from_fn(|i| (i * 37 + 11) as u8);
             assert_eq!(seal(0x1234_5678_9abc_def0, &data[..len]), want, "length {len}");
+        }
+    }
+
+    #[test]
+    fn a_seal_taken_in_parts_is_the_seal() {
+        let data: [u8; 200] = core::array::from_fn(|i| (i * 13 + 5) as u8);
+        for cut in (0..=200).step_by(8) {
+            for len in cut..=200 {
+                let h = absorb(absorb(start(9), &data[..cut]), &data[cut..len]);
+                assert_eq!(finish(9, h, len), seal(9, &data[..len]), "cut {cut} length {len}");
+            }
         }
     }
 

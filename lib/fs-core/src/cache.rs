@@ -20,13 +20,17 @@
 //! ```
 //!
 //! A [`Shelf`] is the same cache for a server whose store vouches for every block itself (the
-//! libos fs cell: the RAM disk's mirror tags, `algo::mirror`): a slot keeps the store's own
-//! tag, not a checksum the server computes. That matters where one fault must not bend two
-//! runs alike (the libos cell runs each operation twice and shares its cache between the
-//! runs): a checksum taken by the cache over the bytes and number it is handed would vouch
-//! for them even if a fault bent them between the store's answer and the cache, and every
-//! later run would believe them. A tag the store checked cannot be forged that way: a block
-//! filed under another number, or bent since, does not check, and is a miss.
+//! libos fs cell: the RAM disk's mirror tags, `algo::mirror`): a slot keeps the block as the
+//! store's tag vouched for it, not a checksum the server computes. That matters where one
+//! fault must not bend two runs alike (the libos cell runs each operation twice and shares its
+//! cache between the runs): a checksum taken by the cache over the bytes and number it is
+//! handed would vouch for them even if a fault bent them between the store's answer and the
+//! cache, and every later run would believe them. A tag the store checked cannot be forged
+//! that way: a block filed under another number, or bent since, does not check, and is a miss.
+//! It too checks only the pieces a ranged read lends ([`Shelf::get_range`]): a vouched block
+//! keeps the states of its tag's seal at every 64-byte boundary, taken in the pass that
+//! computed the tag the store's was compared with (`algo::mirror::Vouched`), so a piece checks
+//! against the store's tag itself, not against a sum taken later.
 
 use crate::layout::{Block, BLOCK_SIZE};
 use crate::BlockDevice;
@@ -255,6 +259,14 @@ impl<'s> Shelf<'s> {
         self.places.get(self.place(block)?)?.as_ref()?.of(block)
     }
 
+    /// Bytes `range` of block `block`, if the shelf has it and the pieces they lie in still
+    /// check against its store's tag (`algo::mirror::Vouched::of_range`): a place a fault bent
+    /// there, or one holding another block, is a miss; a range past the block is none.
+    #[inline]
+    pub fn get_range(&self, block: u32, range: core::ops::Range<usize>) -> Option<&[u8]> {
+        self.places.get(self.place(block)?)?.as_ref()?.of_range(block, range)
+    }
+
     /// Keep `v`, which the store vouched for as block `block` (in the place of `block`: a `v`
     /// of another block is never found there).
     pub fn keep(&mut self, block: u32, v: Vouched<BLOCK_SIZE>) {
@@ -430,9 +442,13 @@ mod tests {
         shelf.keep(3, Vouched::new(3, [7; BLOCK_SIZE]));
         assert_eq!(shelf.get(3), Some(&[7; BLOCK_SIZE]));
         assert_eq!(shelf.get(7), None, "block 7 shares the place: not taken for block 3");
+        assert_eq!(shelf.get_range(3, 64..70), Some(&[7; 6][..]));
+        assert_eq!(shelf.get_range(7, 64..70), None);
+        assert_eq!(shelf.get_range(3, 500..513), None, "past the block");
         // Filed under the wrong number (a bent argument): never found for that number.
         shelf.keep(5, Vouched::new(2, [9; BLOCK_SIZE]));
         assert_eq!(shelf.get(5), None);
+        assert_eq!(shelf.get_range(5, 0..64), None);
         assert_eq!(shelf.get(2), None, "nor for its own: it is in another place");
         shelf.forget(3);
         assert_eq!(shelf.get(3), None);
@@ -444,5 +460,6 @@ mod tests {
         let mut empty = Shelf::new(&mut none);
         empty.keep(1, Vouched::new(1, [1; BLOCK_SIZE]));
         assert_eq!(empty.get(1), None, "a shelf with no places keeps nothing");
+        assert_eq!(empty.get_range(1, 0..1), None);
     }
 }

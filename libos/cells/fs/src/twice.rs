@@ -15,7 +15,10 @@
 //! in the cell's cache ([`Cache`], `fs_core::cache::Shelf`), for the other run and for later
 //! requests: with the tag the store vouched for it with, checked again at each use
 //! (`algo::mirror::Vouched`), so a copy a fault bent in the meantime, or filed under another
-//! block, is a miss — the store is asked instead. A block an operation writes is kept again only
+//! block, is a miss — the store is asked instead. A use that looks at part of a block (an
+//! inode, a file read: `BlockDevice::read_range`) checks only the 64-byte pieces it is lent,
+//! against the states of that same tag's seal at the pieces' bounds, taken in the pass that
+//! computed the tag compared with the store's. A block an operation writes is kept again only
 //! as the read-back after the store found it; what the cache holds for every written block is
 //! checked against the *other* run's blocks before the answer leaves (a skipped forget would
 //! leave the block's old contents, under a tag that still checks).
@@ -31,7 +34,7 @@ use crate::{same_result, Answer, Request};
 use algo::bytes::same;
 use core::cell::RefCell;
 use fs_core::cache::Shelf;
-use fs_core::{Block, BlockDevice, Disk, FsError};
+use fs_core::{Block, BlockDevice, Disk, FsError, BLOCK_SIZE};
 
 /// What the other sessions hold of a file (see `server::held_by_others`).
 type Others<'a> = &'a dyn Fn(u16, &[u8]) -> fs_core::Held;
@@ -95,6 +98,36 @@ impl BlockDevice for Held<'_, '_> {
         }
         let Some(v) = self.store.read_vouched(block) else { return false };
         f(v.contents());
+        if let Ok(mut cache) = self.cache.try_borrow_mut() {
+            cache.keep(block, v);
+        }
+        true
+    }
+
+    /// As [`read_with`](Self::read_with), for bytes `range` of the block: a cache hit checks
+    /// only the pieces they lie in (`Shelf::get_range`), against the store's tag; a miss reads
+    /// the whole block from the store (checked), keeps it and lends the range.
+    fn read_range(&self, block: u32, range: core::ops::Range<usize>, f: &mut dyn FnMut(&[u8])) -> bool {
+        if range.start > range.end || range.end > BLOCK_SIZE {
+            return false;
+        }
+        {
+            let writes = self.writes.borrow();
+            let held = writes.iter().rev().find_map(|s| match s {
+                Step::Write(b, data) if *b == block => Some(data),
+                _ => None,
+            });
+            if let Some(data) = held {
+                f(&data[range]);
+                return true;
+            }
+        }
+        if let Some(bytes) = self.cache.borrow().get_range(block, range.clone()) {
+            f(bytes);
+            return true;
+        }
+        let Some(v) = self.store.read_vouched(block) else { return false };
+        f(&v.contents()[range]);
         if let Ok(mut cache) = self.cache.try_borrow_mut() {
             cache.keep(block, v);
         }

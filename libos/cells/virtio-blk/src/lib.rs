@@ -323,19 +323,19 @@ impl Blocks<'_> {
         }
     }
 
-    /// Block `block`, read as [`fs_core::BlockDevice::read`] reads it, with a tag that vouches
-    /// for it from now on (`algo::mirror::Vouched`: what the fs cell keeps in its cache). The
-    /// tag is the fs cell's own, taken after the read's check; so the kept copy is checked once
-    /// more against this boot's tag of the block: a fault between the two (a bent block number,
-    /// bent bytes) would otherwise be vouched for, and believed at every later hit.
+    /// Block `block`, read as [`fs_core::BlockDevice::read`] reads it, with what vouches for it
+    /// from now on (`algo::mirror::Vouched`: what the fs cell keeps in its cache, and checks
+    /// piece by piece). Its marks are the fs cell's own, taken after the read's check; so they
+    /// are taken in a pass that computes the block's tag again, and the block is kept only if
+    /// that tag is this boot's: a fault between the two (a bent block number, bent bytes) would
+    /// otherwise be vouched for, and believed at every later hit.
     pub fn read_vouched(&self, block: u32) -> Option<algo::mirror::Vouched<BLOCK_SIZE>> {
         let mut out = [0u8; BLOCK_SIZE];
         if !fs_core::BlockDevice::read(self, block, &mut out) {
             return None;
         }
-        let v = algo::mirror::Vouched::new(block, out);
-        let seen = v.of(block).map(|data| tag(block, data));
-        (seen.is_some() && seen == self.tags.get(block)).then_some(v)
+        // `tag` is the mirror's tag of copy 0, never 0.
+        algo::mirror::Vouched::checked(block, 0, out, |t| Some(t | 1) == self.tags.get(block))
     }
 
     fn get(&self, block: u32) -> Option<Block> {
