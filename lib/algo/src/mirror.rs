@@ -177,9 +177,10 @@ fn marked<const N: usize>(block: u32, copy: u32, data: &[u8; N]) -> (u64, Marks)
     (seal::finish(key, h, N) ^ u64::from(copy).wrapping_mul(COPY_SALT), marks)
 }
 
-/// The pieces bytes `range` of a block lie in (none for an empty range).
+/// The pieces of [`PIECE`] bytes that bytes `range` of a block lie in (none for an empty
+/// range): what a ranged check looks at (here, and in `fs_core::cache`).
 #[inline]
-fn pieces(range: &Range<usize>) -> Range<usize> {
+pub fn pieces(range: &Range<usize>) -> Range<usize> {
     if range.is_empty() {
         return 0..0;
     }

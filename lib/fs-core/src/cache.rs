@@ -34,11 +34,12 @@
 
 use crate::layout::{Block, BLOCK_SIZE};
 use crate::BlockDevice;
-use algo::mirror::Vouched;
+use algo::mirror::{pieces, Vouched};
 use core::cell::RefCell;
 
-/// The bytes one checksum of a cached block covers: an inode's size, and the bench's read.
-pub const PIECE: usize = 64;
+/// The bytes one checksum of a cached block covers: an inode's size, and the bench's read (the
+/// same pieces as a vouched block's marks, `algo::mirror`).
+pub use algo::mirror::PIECE;
 /// Pieces in a block.
 const PIECES: usize = BLOCK_SIZE / PIECE;
 
@@ -72,14 +73,6 @@ impl Slot {
     fn holds(&self, number: u32, pieces: core::ops::Range<usize>) -> bool {
         self.number == number && pieces.into_iter().all(|p| self.sums[p] == checksum(number, p, &self.data))
     }
-}
-
-/// The pieces bytes `range` of a block lie in (none for an empty range).
-fn pieces(range: &core::ops::Range<usize>) -> core::ops::Range<usize> {
-    if range.is_empty() {
-        return 0..0;
-    }
-    range.start / PIECE..(range.end - 1) / PIECE + 1
 }
 
 /// Room for `SLOTS` cached blocks (half a KiB each), wherever the server keeps it: a static,
