@@ -286,10 +286,12 @@ KPARTS = [
     "exit stub",
 ]
 FASTPATH_LINES = {
-    # microkernel/kernel/src/fastpath.rs: `call` and `reply_recv`, line -> part (by ranges).
-    "call": [(52, 64, 2), (65, 70, 3), (71, 71, 5), (72, 72, 3), (73, 74, 4), (75, 77, 5), (78, 83, 6),
-             (84, 84, 7), (85, 93, 6)],
-    "reply_recv": [(96, 100, 2), (101, 118, 3), (119, 120, 5), (121, 121, 4), (122, 123, 7), (124, 137, 6)],
+    # microkernel/kernel/src/fastpath.rs: `call`, `call_on` and `reply_recv`, line -> part (by
+    # ranges).
+    "call": [(72, 93, 2)],
+    "call_on": [(96, 100, 2), (101, 109, 3), (110, 110, 5), (111, 112, 3), (113, 113, 4), (114, 116, 5),
+                (117, 122, 6), (123, 123, 7), (124, 132, 6)],
+    "reply_recv": [(135, 139, 2), (140, 158, 3), (159, 160, 5), (161, 161, 4), (162, 163, 7), (164, 177, 6)],
 }
 
 
@@ -311,7 +313,7 @@ def kernel_part(sym, chain):
     for fn, loc in chain:
         line = loc.rpartition(":")[2]
         line = int(line) if line.isdigit() else None
-        if re.search(r"axolotl_kernel::ssr::|set_user_page|invlpg", fn):
+        if re.search(r"axolotl_kernel::ssr::|set_user_page|map_user_page|clear_user_page|write_user_entry|invlpg", fn):
             return KPARTS[5]
         if "send_message" in fn:
             return KPARTS[7]
@@ -330,11 +332,11 @@ def kernel_part(sym, chain):
                         return KPARTS[part]
         if fn.endswith("fastpath::try_ipc"):
             return KPARTS[2]
-        if re.search(r"spin::mutex.*(try_lock|::lock)", fn):
+        if re.search(r"spin::mutex.*(try_lock|::lock)|KernelCell::enter|HeldFlag::take", fn):
             return KPARTS[1]
-        if re.search(r"SpinMutexGuard|MutexGuard", fn):
+        if re.search(r"SpinMutexGuard|MutexGuard|KernelGuard|HeldFlag::give_back", fn):
             return KPARTS[8]
-        if re.search(r"sched::<impl .*>::(activate|charge)|paging::load_cr3|AddressSpace|gdt::set_rsp0|trap::frame_end|trap::sysret_to_user", fn):
+        if re.search(r"sched::<impl .*>::(activate|activate_other|charge)|paging::load_cr3|AddressSpace|gdt::set_rsp0|trap::frame_end|trap::sysret_to_user|trap::sysret_ipc", fn):
             return KPARTS[8]
         if fn == "syscall_from_user":
             if line is None:
