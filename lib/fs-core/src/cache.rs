@@ -32,7 +32,7 @@
 //! computed the tag the store's was compared with (`algo::mirror::Vouched`), so a piece checks
 //! against the store's tag itself, not against a sum taken later.
 
-use crate::layout::{Block, BLOCK_SIZE};
+use crate::layout::{Block, BLOCK_SIZE, DATA_START, JOURNAL_HEAD};
 use crate::BlockDevice;
 use algo::mirror::{pieces, Vouched};
 use core::cell::RefCell;
@@ -57,6 +57,8 @@ const EMPTY: Slot = Slot { number: 0, sums: [0; PIECES], data: [0; BLOCK_SIZE] }
 
 /// The number an emptied slot holds (see [`Cached::clear`]).
 const NO_BLOCK: u32 = u32::MAX;
+/// The journal's blocks, header and slots (`journal`): written through, never kept.
+const JOURNAL: core::ops::Range<u32> = JOURNAL_HEAD..DATA_START;
 
 impl Slot {
     /// Block `number` holding `data`, with the checksums of its pieces.
@@ -138,6 +140,16 @@ impl<'s, D: BlockDevice, const SLOTS: usize> Cached<'s, D, SLOTS> {
         self.slots.borrow_mut().0[number as usize % SLOTS] = Slot::new(number, data);
     }
 
+    /// Forget block `number` if its slot holds it (and only then: the slot may hold a block
+    /// that is read).
+    fn forget_if_held(&self, number: u32) {
+        let mut slots = self.slots.borrow_mut();
+        let slot = &mut slots.0[number as usize % SLOTS];
+        if slot.number == number {
+            slot.number = NO_BLOCK;
+        }
+    }
+
     fn forget(&self, number: u32) {
         self.slots.borrow_mut().0[number as usize % SLOTS] = EMPTY;
     }
@@ -207,9 +219,16 @@ impl<D: BlockDevice, const SLOTS: usize> BlockDevice for Cached<'_, D, SLOTS> {
         true
     }
 
+    /// A block of the journal is written through but not kept (whatever its slot held of it is
+    /// forgotten): only mounting reads the journal, with a new incarnation's empty cache, so
+    /// keeping it would only cost its checksums and push out blocks that are read.
     fn write(&self, block: u32, data: &Block) -> bool {
         if self.dev.write(block, data) {
-            self.keep(block, data);
+            if JOURNAL.contains(&block) {
+                self.forget_if_held(block);
+            } else {
+                self.keep(block, data);
+            }
             true
         } else {
             // What the device holds now is unknown: read it again next time.
@@ -293,15 +312,18 @@ mod tests {
     use core::cell::Cell;
 
     /// A RAM device that counts its reads, and can be told to refuse writes.
+    /// Blocks of the test device: past the journal (`DATA_START`).
+    const RAM_BLOCKS: usize = 40;
+
     struct Ram {
-        blocks: RefCell<[Block; 8]>,
+        blocks: RefCell<[Block; RAM_BLOCKS]>,
         reads: Cell<u32>,
         refuse: Cell<bool>,
     }
 
     impl BlockDevice for Ram {
         fn blocks(&self) -> Option<u32> {
-            Some(8)
+            Some(RAM_BLOCKS as u32)
         }
         fn read(&self, block: u32, out: &mut Block) -> bool {
             self.reads.set(self.reads.get() + 1);
@@ -321,7 +343,7 @@ mod tests {
     }
 
     fn ram() -> Ram {
-        let mut blocks = [[0u8; BLOCK_SIZE]; 8];
+        let mut blocks = [[0u8; BLOCK_SIZE]; RAM_BLOCKS];
         for (i, b) in blocks.iter_mut().enumerate() {
             b.fill(i as u8 + 1);
         }
@@ -398,6 +420,24 @@ mod tests {
             reads += 1;
             assert_eq!(c.device().reads.get(), reads, "bit {bit}: caught, read again");
         }
+    }
+
+    /// The journal's blocks go to the device and are not kept: a later read of one reaches the
+    /// device, and what its slot held before is forgotten, never lent in its place.
+    #[test]
+    fn journal_blocks_are_written_through_and_not_kept() {
+        let mut slots = Slots::new();
+        let c: Cached<Ram, 64> = Cached::new(ram(), &mut slots);
+        let mut out = [0u8; BLOCK_SIZE];
+        assert!(c.read(JOURNAL_HEAD, &mut out), "kept by a read");
+        assert!(c.write(JOURNAL_HEAD, &[7; BLOCK_SIZE]));
+        assert_eq!(c.device().blocks.borrow()[JOURNAL_HEAD as usize], [7; BLOCK_SIZE], "on the device");
+        let reads = c.device().reads.get();
+        assert!(c.read(JOURNAL_HEAD, &mut out) && out == [7; BLOCK_SIZE], "the new contents, not the old");
+        assert_eq!(c.device().reads.get(), reads + 1, "from the device: the write was not kept");
+        assert!(c.write(DATA_START, &[9; BLOCK_SIZE]));
+        assert!(c.read(DATA_START, &mut out) && out == [9; BLOCK_SIZE]);
+        assert_eq!(c.device().reads.get(), reads + 1, "a data block's write is kept");
     }
 
     /// A ranged read checks the pieces it lends, and only those: a bent byte in another piece

@@ -249,6 +249,8 @@ impl core::fmt::Display for Span<'_> {
 struct Store {
     dev: BlockDevice,
     name: &'static str,
+    /// Lost at power-off (the RAM disk).
+    volatile: bool,
 }
 
 /// How many times fs asks the disk driver what it serves before it gives up.
@@ -263,10 +265,10 @@ const PROBES: u32 = 5;
 fn choose_store(boot: &BootInfo, first: bool) -> Result<Store, Error> {
     let ram = || {
         let ep = Cap::<Endpoint>::from_boot(boot, "block").ok_or(Error::EmptySlot)?;
-        Ok(Store { dev: BlockDevice::new(ep), name: "the RAM disk" })
+        Ok(Store { dev: BlockDevice::new(ep), name: "the RAM disk", volatile: true })
     };
     let Some(disk) = Cap::<Endpoint>::from_boot(boot, "disk") else { return ram() };
-    let disk = Store { dev: BlockDevice::new(disk), name: "the disk" };
+    let disk = Store { dev: BlockDevice::new(disk), name: "the disk", volatile: false };
     let mut why = BlockError::Malformed;
     for _ in 0..PROBES {
         match disk.dev.blocks() {
@@ -376,7 +378,7 @@ fn main(boot: &'static BootInfo) -> Result<(), Error> {
     // file system (the block store answered its reads wrongly) must not erase it; it fails,
     // and the next incarnation tries again. A store that holds something else is refused by
     // every incarnation alike.
-    let dev = disk::cached(Dev(store.dev));
+    let dev = disk::cached(Dev { store: store.dev, volatile: store.volatile });
     let mounted = if first { Volume::mount(dev) } else { Volume::attach(dev).map(|v| (v, false)) };
     let (volume, formatted) = match mounted {
         Ok(v) => v,
