@@ -28,6 +28,14 @@ pub fn seal(key: u64, bytes: &[u8]) -> u64 {
     finish(key, absorb(start(key), bytes), bytes.len())
 }
 
+/// [`seal`] of an array whose length is known where it is called (a session's state): the same
+/// value, its words absorbed with no loop (the fs cell seals a 200-byte session four times a
+/// request; the loop spent about six instructions a word, unrolled it is three).
+#[inline(always)]
+pub fn seal_array<const N: usize>(key: u64, bytes: &[u8; N]) -> u64 {
+    finish(key, absorb(start(key), bytes), N)
+}
+
 /// The state of a seal under `key` before any byte: a seal taken in parts, by [`absorb`] and
 /// [`finish`], is the same value, `seal(key, b) == finish(key, absorb(start(key), b), b.len())`,
 /// and so is one that absorbs `b` in parts whose lengths, but the last's, are multiples of 8.
@@ -86,6 +94,14 @@ mod tests {
                 assert_eq!(finish(9, h, len), seal(9, &data[..len]), "cut {cut} length {len}");
             }
         }
+    }
+
+    #[test]
+    fn an_array_seals_as_its_bytes_do() {
+        let data: [u8; 203] = core::array::from_fn(|i| (i * 29 + 3) as u8);
+        assert_eq!(seal_array(5, &data), seal(5, &data));
+        let whole: &[u8; 200] = data[..200].try_into().unwrap();
+        assert_eq!(seal_array(5, whole), seal(5, whole));
     }
 
     #[test]

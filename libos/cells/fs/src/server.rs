@@ -72,11 +72,21 @@ pub(crate) fn handle<D: BlockDevice>(
     out: &mut Result<Out>,
 ) {
     if let Op::Read { fd, len } = *op {
-        *out = Ok(Out::Data { len: 0, bytes: [0; IO_MAX] });
+        // The answer where it lies is likely a read's already (the previous one's, perhaps
+        // another session's bytes): its bytes are read over, and those past what was read
+        // cleared, so none of the earlier ones leave with this answer. Each run builds its own
+        // copy, in its own place: a run whose read a fault skipped answers the bytes that were
+        // there, which the other run's copy, read for this request, contradicts.
+        if !matches!(out, Ok(Out::Data { .. })) {
+            *out = Ok(Out::Data { len: 0, bytes: [0; IO_MAX] });
+        }
         if let Ok(Out::Data { len: got, bytes }) = out {
             let want = (len as usize).min(IO_MAX);
             match st.read(disk, fd, &mut bytes[..want]) {
-                Ok(n) => *got = n as u32,
+                Ok(n) => {
+                    *got = n as u32;
+                    bytes[n.min(IO_MAX)..].fill(0);
+                }
                 Err(e) => *out = Err(e),
             }
         }
