@@ -357,7 +357,7 @@ const _: () = assert!(fs_api::NAME_MAX <= ANSWER_ROOM);
 
 /// Call `f` with room for `need` bytes of an answer (at most [`MAX_IO`]), on this stack and
 /// zeroed (this server has no unsafe code to leave it uninitialised): sized in steps, so a
-/// 64-byte read clears 64 bytes, not the largest read's 2 KiB (which was a tenth of
+/// 64-byte read clears 128 bytes, not the largest read's 2 KiB (which was a tenth of
 /// `mk.fs_read`).
 fn with_room<R>(need: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
     if need <= 128 {
