@@ -72,11 +72,25 @@ pub(crate) fn handle<D: BlockDevice>(
     out: &mut Result<Out>,
 ) {
     if let Op::Read { fd, len } = *op {
-        *out = Ok(Out::Data { len: 0, bytes: [0; IO_MAX] });
+        // The answer where it lies is likely a read's already (the previous one's, perhaps
+        // another session's bytes): its bytes are read over, and those past what was read
+        // cleared, so none of the earlier ones leave with this answer. Each run builds its own
+        // copy, in its own place: a run whose read a fault skipped answers the bytes that were
+        // there, which the other run's copy, read for this request, contradicts.
+        // (An answer that was not a read's is made one all zeros, and needs no more clearing.)
+        let cleared = !matches!(out, Ok(Out::Data { .. }));
+        if cleared {
+            *out = Ok(Out::Data { len: 0, bytes: [0; IO_MAX] });
+        }
         if let Ok(Out::Data { len: got, bytes }) = out {
             let want = (len as usize).min(IO_MAX);
             match st.read(disk, fd, &mut bytes[..want]) {
-                Ok(n) => *got = n as u32,
+                Ok(n) => {
+                    *got = n as u32;
+                    if !cleared {
+                        bytes[n.min(IO_MAX)..].fill(0);
+                    }
+                }
                 Err(e) => *out = Err(e),
             }
         }
@@ -407,7 +421,10 @@ fn answer(
         // sent. Both runs start from the session where it was received, so a word of it bent
         // after its check (a `memflip` of fs's stack) would be served by both alike and sealed
         // again: the client would keep a session it never had.
-        let intact = || req.op.digest() == req.digest && check_once(key, build, &req.session).is_ok();
+        // The session's seal alone answers whether it is the one checked: it covers every byte
+        // of the state, its layout and count, and a session whose ranges held when its seal
+        // did holds them while the seal still does (a bent word changes the seal).
+        let intact = || req.op.digest() == req.digest && req.session.seal == req.session.sealed_as(key);
         if matches!(req.op, Op::Requests) && requests > 0 {
             for answer in &mut outbox.answers {
                 answer.echo = req.echo();
