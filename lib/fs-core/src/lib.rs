@@ -94,9 +94,12 @@ pub trait BlockDevice {
 
 /// Why an operation on the file system failed: one enum for both file servers and their
 /// clients. The microkernel's protocol (`fs-api`) carries it as it is (serde, with the `serde`
-/// feature); the libos fs cell hands it back in a plain message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// feature); the libos fs cell hands it back in a message the kernel checks on the way
+/// (`CheckedBitPattern`, hence `#[repr(u8)]`): a bent discriminant is refused there, not matched
+/// on by a client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::CheckedBitPattern)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[repr(u8)]
 pub enum FsError {
     NotFound,
     Exists,
@@ -190,7 +193,8 @@ impl core::fmt::Display for FsError {
 
 /// One directory entry as a client sees it (what `ls` lists): the same type for every client
 /// of both file servers, whatever carried it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::CheckedBitPattern)]
 pub struct Entry {
     name: [u8; NAME_MAX],
     name_len: u8,

@@ -293,6 +293,20 @@ where
     pub fn reply(&self, token: Token, resp: Resp) -> Result<(), ReplyError> {
         self.0.reply(token, resp)
     }
+
+    /// Send `req` and receive the answer in place (checked by the kernel before it was written
+    /// there): see [`Endpoint::call_into`].
+    #[inline(always)]
+    pub fn call_into<'a>(&self, req: &Req, inbox: &'a mut Inbox<Resp>) -> Result<&'a Resp, CallError> {
+        self.0.call_into(req, inbox)
+    }
+
+    /// Answer the request `token` names from where the answer was built: see
+    /// [`Endpoint::reply_from`].
+    #[inline(always)]
+    pub fn reply_from(&self, token: Token, resp: &Resp) -> Result<(), ReplyError> {
+        self.0.reply_from(token, resp)
+    }
 }
 
 /// Are the `size_of::<T>()` bytes at `at` a valid `T`? (A misaligned buffer is not.)

@@ -38,12 +38,12 @@ mod twice;
 
 use algo::bytes::same;
 use algo::seal::{absorb, finish};
-use bytemuck::Zeroable;
+use bytemuck::{AnyBitPattern, CheckedBitPattern, Zeroable};
 use fs_core::{FsError, SmallClientState, PATH_MAX};
 
 /// What the file system checker found.
 pub use fs_core::{Problem, Report};
-use libos_kernel::{Endpoint, Inbox, Kept};
+use libos_kernel::{CheckedEndpoint, Inbox, Kept};
 
 pub use fs_core::{Entry, KIND_DIR, KIND_FILE};
 pub use server::start;
@@ -62,7 +62,8 @@ pub use fs_core::mode;
 /// Its layout is numbered like the microkernel fs's SSR layouts: 3 is fs-core's state alone
 /// (version 1 writes it), 4 adds the count of the session's requests (version 2; see
 /// [`Build`]). Both fit this one type, so a client holds whichever its fs gave it.
-#[derive(Clone, Copy)]
+#[repr(C)]
+#[derive(Clone, Copy, AnyBitPattern)]
 pub struct Session {
     state: SmallClientState,
     layout: u32,
@@ -75,6 +76,13 @@ pub struct Session {
 pub const LAYOUT_PLAIN: u32 = 3;
 /// Layout 4: and the count of the session's requests.
 pub const LAYOUT_COUNTED: u32 = 4;
+
+/// Opaque to its holder's log lines too (the checked messages' derived bit patterns ask for it).
+impl core::fmt::Debug for Session {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Session { .. }")
+    }
+}
 
 impl Session {
     /// A session no fs sealed (a client's before `Connect`).
@@ -151,7 +159,8 @@ impl Build {
 }
 
 /// A path carried in a request.
-#[derive(Clone, Copy, PartialEq)]
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, CheckedBitPattern)]
 pub struct PathBuf {
     len: u8,
     bytes: [u8; PATH_MAX],
@@ -178,9 +187,11 @@ impl PathBuf {
 }
 
 // Messages are plain values copied between tasks; boxing a variant would put a pointer into an
-// arena that dies with its task.
+// arena that dies with its task. Checked on receipt (`CheckedEndpoint`), as every type a
+// message carries: a corrupted discriminant is an error, not a jump.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, CheckedBitPattern)]
+#[repr(u8)]
 pub enum Op {
     Connect,
     Open {
@@ -308,7 +319,8 @@ const _: () = assert!(
         <= core::mem::size_of::<(u32, u32, [u8; IO_MAX])>()
 );
 
-#[derive(Clone, Copy)]
+#[repr(C)]
+#[derive(Clone, Copy, CheckedBitPattern)]
 pub struct Request {
     session: Session,
     /// Where the client keeps its session ([`Kept::id`]; 0 before it has one): the fs cell
@@ -334,7 +346,8 @@ impl Request {
 // Messages are plain values copied between tasks; boxing a variant would put a pointer into an
 // arena that dies with its task.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, CheckedBitPattern)]
+#[repr(u8)]
 pub enum Out {
     Fd(u32),
     Data { len: u32, bytes: [u8; IO_MAX] },
@@ -352,12 +365,53 @@ pub enum Out {
 /// agreed (building the answer, sealing the session) is met like one during them. Each run
 /// builds its copy where the cell sends it from, and the client reads it where the kernel put
 /// it (`call_into`): no copy of either side stands between the runs and the client's use.
-#[derive(Clone, Copy)]
+///
+/// Two fields, not an array: the kernel checks the answer as a `CheckedBitPattern`, which
+/// bytemuck gives structs and enums, not arrays of them.
+#[repr(C)]
+#[derive(Clone, Copy, CheckedBitPattern)]
 pub struct Response {
-    answers: [Answer; 2],
+    one: Answer,
+    two: Answer,
 }
 
-#[derive(Clone, Copy)]
+impl Response {
+    /// Both copies, where they lie.
+    fn answers(&mut self) -> [&mut Answer; 2] {
+        [&mut self.one, &mut self.two]
+    }
+}
+
+/// An operation's outcome, as an answer carries it: a `Result<Out, FsError>` of a layout
+/// the kernel can check (`core::result::Result` has none it could).
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Copy, PartialEq, CheckedBitPattern)]
+#[repr(C, u8)]
+enum Outcome {
+    Ok(Out),
+    Err(FsError),
+}
+
+impl Outcome {
+    fn get(&self) -> Result<&Out> {
+        match self {
+            Outcome::Ok(out) => Ok(out),
+            Outcome::Err(e) => Err(*e),
+        }
+    }
+}
+
+impl From<Result<Out>> for Outcome {
+    fn from(r: Result<Out>) -> Outcome {
+        match r {
+            Ok(out) => Outcome::Ok(out),
+            Err(e) => Outcome::Err(e),
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, CheckedBitPattern)]
 struct Answer {
     /// The request this answers ([`Request::echo`]), written by the run that builds it. The
     /// cell builds each answer where the previous one was, so a run a fault skipped whole would
@@ -365,7 +419,7 @@ struct Answer {
     /// request, and the client asks again.
     echo: u64,
     session: Session,
-    result: core::result::Result<Out, FsError>,
+    result: Outcome,
 }
 
 impl Answer {
@@ -387,9 +441,9 @@ fn same_session(a: &Session, b: &Session) -> bool {
 /// read (`..len`): nothing past them reaches a client ([`Fs::read`] takes at most `len`), so
 /// two answers that agree on these agree on all a client can be given, and a read of 64 bytes
 /// compares 64, not [`IO_MAX`].
-fn same_result(a: &core::result::Result<Out, FsError>, b: &core::result::Result<Out, FsError>) -> bool {
+fn same_result(a: &Outcome, b: &Outcome) -> bool {
     match (a, b) {
-        (Ok(Out::Data { len: m, bytes: x }), Ok(Out::Data { len: n, bytes: y })) => {
+        (Outcome::Ok(Out::Data { len: m, bytes: x }), Outcome::Ok(Out::Data { len: n, bytes: y })) => {
             let read = (*m as usize).min(IO_MAX);
             m == n && same(&x[..read], &y[..read])
         }
@@ -397,7 +451,7 @@ fn same_result(a: &core::result::Result<Out, FsError>, b: &core::result::Result<
     }
 }
 
-pub type Ep = Endpoint<Request, Response>;
+pub type Ep = CheckedEndpoint<Request, Response>;
 
 /// A client of the file system: the endpoint and this client's session, which it holds in two
 /// copies (a stray write into one, the `ssr` fault, is met with the other: see [`exchange`]).
@@ -426,7 +480,7 @@ fn exchange<R>(
     let answer = loop {
         let echo = request.echo();
         let r = ep.call_into(&request, &mut inbox).map_err(|_| FsError::ServerFailed)?;
-        let [a, b] = &r.answers;
+        let (a, b) = (&r.one, &r.two);
         if a.echo != echo || !a.agrees(b) {
             tries += 1;
             if tries == ATTEMPTS {
@@ -435,7 +489,7 @@ fn exchange<R>(
             continue;
         }
         match a.result {
-            Err(FsError::StateReset) => match second.take().and_then(Second::differs) {
+            Outcome::Err(FsError::StateReset) => match second.take().and_then(Second::differs) {
                 Some(other) => {
                     request.session = other;
                     tries = 0;
@@ -467,7 +521,7 @@ impl Fs {
     pub fn connect(ep: Ep) -> Result<Fs> {
         let blank = Session::blank();
         let session = exchange(ep, Request::new(blank, 0, Op::Connect), Second(&blank, blank), |a| {
-            a.result.map(|_| a.session)
+            a.result.get().map(|_| a.session)
         })??;
         Ok(Fs { ep, session: Kept::new("fs", [session; 2]) })
     }
@@ -488,7 +542,7 @@ impl Fs {
             // The two copies are compared, and the one kept now looked at, only when the cell
             // refused the session: what they decide is asked for nothing else.
             let answered = exchange(self.ep, request, Second(&first, second), |a| {
-                if a.result == Err(FsError::StateReset) {
+                if a.result == Outcome::Err(FsError::StateReset) {
                     let now = session.get()[0];
                     let second = Second(&first, second).differs();
                     let put_back =
@@ -498,10 +552,10 @@ impl Fs {
                     }
                 }
                 session.set([a.session; 2]);
-                Some(match (&a.result, take.take()) {
+                Some(match (a.result.get(), take.take()) {
                     (Ok(out), Some(take)) => take(out),
                     (Ok(_), None) => Err(FsError::Malformed),
-                    (Err(e), _) => Err(*e),
+                    (Err(e), _) => Err(e),
                 })
             })?;
             if let Some(r) = answered {

@@ -4,7 +4,7 @@
 
 use crate::store::Store;
 use crate::twice::Cache;
-use crate::{Answer, Build, Entry, FsError, Op, Out, PathBuf, Request, Response, Session, IO_MAX};
+use crate::{Answer, Build, Entry, FsError, Op, Out, Outcome, PathBuf, Request, Response, Session, IO_MAX};
 use crate::{LAYOUT_COUNTED, LAYOUT_PLAIN};
 use alloc::sync::Arc;
 use cell_console::Console;
@@ -33,7 +33,7 @@ fn seal_in(key: u64, build: Build, requests: u32, answer: &mut Answer) {
 fn fresh(key: u64, build: Build, req: &Request, answer: &mut Answer, result: Result<Out>) {
     answer.echo = req.echo();
     answer.session.state = SmallClientState::fresh();
-    answer.result = result;
+    answer.result = result.into();
     seal_in(key, build, 0, answer);
 }
 
@@ -69,7 +69,7 @@ pub(crate) fn handle<D: BlockDevice>(
     st: &mut SmallClientState,
     op: &Op,
     others: &dyn Fn(u16, &[u8]) -> Held,
-    out: &mut Result<Out>,
+    out: &mut Outcome,
 ) {
     if let Op::Read { fd, len } = *op {
         // The answer where it lies is likely a read's already (the previous one's, perhaps
@@ -78,11 +78,11 @@ pub(crate) fn handle<D: BlockDevice>(
         // copy, in its own place: a run whose read a fault skipped answers the bytes that were
         // there, which the other run's copy, read for this request, contradicts.
         // (An answer that was not a read's is made one all zeros, and needs no more clearing.)
-        let cleared = !matches!(out, Ok(Out::Data { .. }));
+        let cleared = !matches!(out, Outcome::Ok(Out::Data { .. }));
         if cleared {
-            *out = Ok(Out::Data { len: 0, bytes: [0; IO_MAX] });
+            *out = Outcome::Ok(Out::Data { len: 0, bytes: [0; IO_MAX] });
         }
-        if let Ok(Out::Data { len: got, bytes }) = out {
+        if let Outcome::Ok(Out::Data { len: got, bytes }) = out {
             let want = (len as usize).min(IO_MAX);
             match st.read(disk, fd, &mut bytes[..want]) {
                 Ok(n) => {
@@ -91,12 +91,12 @@ pub(crate) fn handle<D: BlockDevice>(
                         bytes[n.min(IO_MAX)..].fill(0);
                     }
                 }
-                Err(e) => *out = Err(e),
+                Err(e) => *out = Outcome::Err(e),
             }
         }
         return;
     }
-    *out = match op {
+    let result = match op {
         Op::Connect => Ok(Out::Done),
         Op::Open { path, mode } => st.open(disk, path.as_str(), *mode, others).map(Out::Fd),
         Op::Read { .. } => Err(FsError::Malformed), // read into `out` above
@@ -126,6 +126,7 @@ pub(crate) fn handle<D: BlockDevice>(
             None => Out::End,
         }),
     };
+    *out = result.into();
 }
 
 /// What the sessions other than the caller's (kept at `holder`) hold of inode `ino` at `path`:
@@ -171,13 +172,13 @@ fn serve(
     req: &Request,
     others: &dyn Fn(u16, &[u8]) -> Held,
     intact: &dyn Fn() -> bool,
-    out: &mut [Answer; 2],
+    out: &mut Response,
 ) {
-    let unchanged = |out: &mut [Answer; 2], result: Result<Out>| {
-        for answer in out {
+    let unchanged = |out: &mut Response, result: Result<Out>| {
+        for answer in out.answers() {
             answer.echo = req.echo();
             answer.session.state = req.session.state;
-            answer.result = result;
+            answer.result = result.into();
         }
     };
     let empty = |cache: &Cache<'_>| {
@@ -356,8 +357,8 @@ fn run(parts: &Parts, build: Build, last: &core::sync::atomic::AtomicU64) {
     // `Response`).
     let mut inbox = libos_kernel::Inbox::new();
     let blank = Session::blank();
-    let mut outbox =
-        Response { answers: [Answer { echo: 0, session: blank, result: Err(FsError::Malformed) }; 2] };
+    let empty = Answer { echo: 0, session: blank, result: Outcome::Err(FsError::Malformed) };
+    let mut outbox = Response { one: empty, two: empty };
     // The answers go from `outbox`, which keeps the last one (see `Answer::echo`): a message,
     // which the audit leaves out as it leaves the inbox out.
     loop {
@@ -388,7 +389,7 @@ fn answer(
     outbox: &mut Response,
 ) {
     let Some((token, req)) = inbox.take() else { return };
-    let [one, two] = &mut outbox.answers;
+    let [one, two] = outbox.answers();
     // A fresh session, whatever the request carried, only if it says `Connect` twice over: a
     // bent branch here would silently reset its client's session.
     if matches!(req.op, Op::Connect) && matches!(core::hint::black_box(&req.op), Op::Connect) {
@@ -426,15 +427,15 @@ fn answer(
         // did holds them while the seal still does (a bent word changes the seal).
         let intact = || req.op.digest() == req.digest && req.session.seal == req.session.sealed_as(key);
         if matches!(req.op, Op::Requests) && requests > 0 {
-            for answer in &mut outbox.answers {
+            for answer in outbox.answers() {
                 answer.echo = req.echo();
                 answer.session.state = req.session.state;
-                answer.result = Ok(Out::Count(requests));
+                answer.result = Outcome::Ok(Out::Count(requests));
             }
         } else {
-            serve(mounted, console, req, &others, &intact, &mut outbox.answers);
+            serve(mounted, console, req, &others, &intact, outbox);
         }
-        let [one, two] = &mut outbox.answers;
+        let [one, two] = outbox.answers();
         seal_in(key, build, requests, one);
         seal_in(key, build, requests, two);
     }

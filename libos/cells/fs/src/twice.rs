@@ -30,7 +30,7 @@
 
 use crate::server::handle;
 use crate::store::Store;
-use crate::{same_result, Answer, Request};
+use crate::{same_result, Answer, Outcome, Request, Response};
 use algo::bytes::same;
 use core::cell::RefCell;
 use fs_core::cache::Shelf;
@@ -196,11 +196,11 @@ pub(crate) fn serve(
     req: &Request,
     others: Others,
     intact: &dyn Fn() -> bool,
-    out: &mut [Answer; 2],
+    out: &mut Response,
 ) {
     let store = *disk.device();
     let job = Job { disk, cache, req, others };
-    let [one, two] = out;
+    let [one, two] = out.answers();
     let mut writes = [job.run(one), job.run(two)];
     if !agree((one, &writes[0]), (two, &writes[1])) {
         // One run met a fault: in this cell, or in the store under it (a read that failed
@@ -257,7 +257,7 @@ pub(crate) fn serve(
         }
     }
     if !stored {
-        one.result = Err(FsError::Disk);
-        two.result = Err(FsError::Disk);
+        one.result = Outcome::Err(FsError::Disk);
+        two.result = Outcome::Err(FsError::Disk);
     }
 }
