@@ -241,11 +241,13 @@ pub fn outputs(t: &Transcript, cmd: &str) -> Vec<String> {
 
 /// The first line printed after the last time `cmd` was typed, skipping log lines. Unlike
 /// [`outputs`] it does not need the command on its prompt's line: a task that hogs the CPU
-/// (a hung server) can delay the shell's echo past log lines.
+/// (a hung server) can delay the shell's echo past log lines, or tear it with them.
 pub fn answer_after<'a>(t: &'a Transcript, cmd: &str) -> Option<&'a str> {
-    let lines: Vec<&str> = t.console.lines().collect();
-    let typed = lines.iter().rposition(|l| *l == cmd || l.ends_with(&format!("> {cmd}")))?;
-    lines[typed + 1..].iter().copied().find(|l| !l.starts_with('[') && !l.is_empty())
+    // Through the transcript's runs, which mend an echoed command a log line tore in two (a
+    // fault report landed inside `pwd`'s echo once, and the line `pwd` was never seen).
+    let runs = t.runs();
+    let run = runs.iter().rev().find(|r| r.typed == cmd)?;
+    run.output.iter().copied().find(|l| !l.is_empty())
 }
 
 /// The `ps` row of task `name` in the last `ps`, split into columns.
