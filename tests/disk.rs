@@ -51,14 +51,7 @@ fn a_test_disk_is_fresh_prefilled_and_removed_after() {
 #[test]
 fn a_changed_disk_fails_the_check_and_stays_for_inspection() {
     use axolotl_images::qemu::{Outcome, Transcript};
-    let t = Transcript {
-        console: String::new(),
-        outcome: Outcome::PoweredOff,
-        failed: Vec::new(),
-        boot_time: None,
-        tags: Vec::new(),
-        lines_typed: Vec::new(),
-    };
+    let t = Transcript::new(String::new(), Outcome::PoweredOff, Vec::new(), None, Vec::new(), Vec::new());
     let disk = TestDisk::with_bytes("check", &[(4096, b"ext4?")]);
     let before = disk.bytes();
     common::check_disk_unchanged(&t, &disk, &before);

@@ -287,45 +287,13 @@ fn libos_memory_after_1000_restarts_equals_before() {
     check(&t, t.console.contains("restarted fs 1000 times; now generation 1000"), "1000 restarts done");
 }
 
-/// `console` with every task's log line taken out, wherever it began (`[name] ...` up to and
-/// including its newline), so that a line another task's log tore in two is whole again.
-fn without_log_lines(console: &str) -> String {
-    let mut out = String::with_capacity(console.len());
-    let mut rest = console;
-    while let Some(at) = rest.find('[') {
-        let tag = &rest[at + 1..];
-        let name = tag.find("] ").map(|end| &tag[..end]);
-        let is_log = name.is_some_and(|n| {
-            !n.is_empty() && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        });
-        if !is_log {
-            out.push_str(&rest[..=at]);
-            rest = &rest[at + 1..];
-            continue;
-        }
-        out.push_str(&rest[..at]);
-        rest = match rest[at..].find('\n') {
-            Some(nl) => &rest[at + nl + 1..],
-            None => "",
-        };
-    }
-    out.push_str(rest);
-    out
-}
-
-#[test]
-fn without_log_lines_mends_a_torn_line() {
-    let torn = "campaign fs: inj[scribe] ERROR: reset\nected=25 lost=0\n[kernel] x\nfault 1: kill\n[a b] c\n";
-    assert_eq!(without_log_lines(torn), "campaign fs: injected=25 lost=0\nfault 1: kill\n[a b] c\n");
-}
-
 #[test]
 fn libos_short_seeded_campaign_reports_one_summary_line() {
     let t = boot(&["campaign fs 25 7", "cat /campaign/data"], 120);
     check(&t, t.outcome == Outcome::PoweredOff, "no core panic");
     // Another task's log line can land inside the shell's (the console writes byte by byte: a
     // scribe reset once tore the summary line in two): read the shell's lines without them.
-    let console = without_log_lines(&t.console);
+    let console = t.shell_text();
     let summary = console.lines().find(|l| l.starts_with("campaign fs: injected=")).unwrap_or_default();
     check(&t, summary.starts_with("campaign fs: injected=25 manifested="), "one summary line, 25 faults");
     check(&t, summary.ends_with("panics=0"), "no panic");

@@ -376,5 +376,5 @@ pub fn exec(
     .unwrap_or_else(|o: Outcome| o);
     let console = s.console();
     let lines_typed = std::mem::take(&mut s.typed);
-    Ok(Transcript { console, outcome, failed, boot_time, tags, lines_typed })
+    Ok(Transcript::new(console, outcome, failed, boot_time, tags, lines_typed))
 }

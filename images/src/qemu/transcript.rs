@@ -3,6 +3,7 @@
 
 use super::text::after_prompt;
 use std::fmt;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// How a driven session ended.
@@ -63,6 +64,34 @@ pub struct Transcript {
     pub tags: Vec<String>,
     /// Every line the session typed at a prompt, in order: `prompt TAG` lines and commands.
     pub lines_typed: Vec<String>,
+    /// `console` without log lines (see [`without_log_lines`]), made the first time it is needed.
+    mended: OnceLock<String>,
+}
+
+/// `console` with every task's log line taken out, wherever on a line it began: from `[name] `
+/// (a task's name: a lowercase letter, then lowercase letters, digits and `-`) up to and
+/// including its newline. The console is shared: a server's log line can land in the middle of
+/// the shell's echo or of one of its lines, and a line torn that way is whole again here.
+/// A line the kernel began on a fresh line leaves the break it made (see [`Transcript::runs`]).
+pub fn without_log_lines(console: &str) -> String {
+    let mut out = String::with_capacity(console.len());
+    let mut rest = console;
+    while let Some(at) = rest.find('[') {
+        let name = rest[at + 1..].find("] ").map(|end| &rest[at + 1..at + 1 + end]);
+        let is_log = name.is_some_and(|n| {
+            n.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+                && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+        if is_log {
+            out.push_str(&rest[..at]);
+            rest = rest[at..].find('\n').map_or("", |nl| &rest[at + nl + 1..]);
+        } else {
+            out.push_str(&rest[..=at]);
+            rest = &rest[at + 1..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A prompt of the session's shell whose echo is not complete yet (see [`Transcript::runs`]).
@@ -94,6 +123,23 @@ pub struct Run<'a> {
 }
 
 impl Transcript {
+    pub fn new(
+        console: String,
+        outcome: Outcome,
+        failed: Vec<Failed>,
+        boot_time: Option<Duration>,
+        tags: Vec<String>,
+        lines_typed: Vec<String>,
+    ) -> Transcript {
+        Transcript { console, outcome, failed, boot_time, tags, lines_typed, mended: OnceLock::new() }
+    }
+
+    /// The console as the shell wrote it: without any task's log lines, so that a line one tore
+    /// in two is whole again ([`without_log_lines`]).
+    pub fn shell_text(&self) -> &str {
+        self.mended.get_or_init(|| without_log_lines(&self.console))
+    }
+
     /// Powered off cleanly and every command succeeded.
     pub fn ok(&self) -> bool {
         self.outcome == Outcome::PoweredOff && self.failed.is_empty()
@@ -108,13 +154,13 @@ impl Transcript {
     /// prompts with one of the session's tags count, and the untagged prompts where the session
     /// gave the shell its tag: output that looks like a prompt does not.
     ///
-    /// A log line can come between a prompt and the echo of the line typed there, or in the
-    /// middle of that echo (a kernel prints its reports from traps, at any moment, beginning on
-    /// a fresh line): the echo then continues on the first line after the log lines.
+    /// It reads [`Transcript::shell_text`]: log lines are left out wherever they began, and a
+    /// line one tore is whole. A kernel begins its reports on a fresh line (it prints them from
+    /// traps, at any moment), so an echo a report came into goes on on the line after it:
     ///
     /// ```text
     ///  axolotl [T:0]> cat            prompt, and the echo so far ("cat": a prefix of a typed line)
-    ///  [kernel] FAULT in ramdisk ...  log lines: left out
+    ///  [kernel] FAULT in ramdisk ...  a log line: left out
     ///   /x                           the echo goes on: "cat /x" was typed, its run begins
     ///  hello                         its output
     ///  axolotl [T:0]>                the next prompt ends it
@@ -133,13 +179,8 @@ impl Transcript {
         // Whether the last run still takes output.
         let mut open = false;
         let mut pending: Option<Pending<'_>> = None;
-        for line in self.console.lines() {
-            // A server's log line can begin right after the prompt, on its line (a kernel's
-            // begins on a fresh line, a server's through the console may not): nothing was
-            // echoed there yet. No typed line begins with `[`.
-            let prompt = after_prompt(line)
-                .map(|(found, rest)| (found, if rest.starts_with('[') { "" } else { rest }));
-            let prompt = prompt.and_then(|(found, rest)| match found.shown.tag {
+        for line in self.shell_text().lines() {
+            let prompt = after_prompt(line).and_then(|(found, rest)| match found.shown.tag {
                 Some(tag) if known(tag) => Some((true, rest)),
                 Some(_) => None,
                 None => typed_at(false, rest).1.then_some((false, rest)),
@@ -151,10 +192,6 @@ impl Transcript {
                     }
                     open &= !tagged;
                     Pending { tagged, shown: rest.to_string(), lines: vec![line] }
-                }
-                (None, before) if line.starts_with('[') => {
-                    pending = before;
-                    continue;
                 }
                 (None, Some(mut p)) => {
                     p.shown.push_str(line);
@@ -218,14 +255,7 @@ mod tests {
         let tags = vec!["aa11".to_string(), "bb22".to_string()];
         let lines_typed = ["prompt aa11", "echo axolotl [3]> x", "ps", "cat /x", "prompt bb22", "cat /x"];
         let lines_typed = lines_typed.map(String::from).to_vec();
-        Transcript {
-            console: console.into(),
-            outcome: Outcome::PoweredOff,
-            failed,
-            boot_time: None,
-            tags,
-            lines_typed,
-        }
+        Transcript::new(console.into(), Outcome::PoweredOff, failed, None, tags, lines_typed)
     }
 
     fn runs(console: &str) -> Vec<(String, Vec<String>)> {
@@ -277,6 +307,23 @@ mod tests {
         let console = "axolotl [aa11:0]> [fs] INFO a client's state migrated\n[kernel] FAULT in fs\n\
                        cat /x\nhello\naxolotl [aa11:0]> ps\nNAME\naxolotl [aa11:0]> ";
         assert_eq!(runs(console), [run("cat /x", &["hello"]), run("ps", &["NAME"])]);
+    }
+
+    #[test]
+    fn a_log_line_begun_inside_an_echo_is_left_out_and_the_echo_mended() {
+        // As seen in CI: fs logged its mount while the console echoed a command.
+        let console = "axolotl [aa11:0]> ca[fs] INFO mounted the disk\nt /x\nhello\naxolotl [aa11:0]> ";
+        assert_eq!(runs(console), [run("cat /x", &["hello"])]);
+    }
+
+    #[test]
+    fn without_log_lines_mends_a_torn_line_and_keeps_brackets_that_are_not_logs() {
+        let torn = "campaign fs: inj[scribe] ERROR: reset\nected=25 lost=0\n[kernel] x\nfault 1: kill\n\
+                    [a b] c\n  format [--force]  d\naxolotl [aa11:0]> [auditor-a] line 1\nps\n[x]";
+        assert_eq!(
+            without_log_lines(torn),
+            "campaign fs: injected=25 lost=0\nfault 1: kill\n[a b] c\n  format [--force]  d\naxolotl [aa11:0]> ps\n[x]"
+        );
     }
 
     #[test]
