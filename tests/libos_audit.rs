@@ -56,9 +56,9 @@ fn libos_every_cell_is_spill_free_and_a_spilling_fs_is_caught() {
     check(
         &t,
         spilled.contains("audit: spill ")
-            && spilled.contains("symbol=cell_fs::server::start::{{closure}}+0x")
+            && spilled.contains("symbol=stack+0x")
             && value(&summary(&t, "fs"), "verdict") == Some("SPILL"),
-        &format!("the spilling fs is caught, in what its closure captured: {spilled}"),
+        &format!("the spilling fs is caught, in its serving loop's frame: {spilled}"),
     );
     let failed = t.failed_commands();
     check(

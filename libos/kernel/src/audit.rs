@@ -6,7 +6,9 @@
 //!
 //! ```text
 //!  closure   what the task's closure captured: kept by the task table across incarnations
-//!            (the libos's counterpart of a server's data and bss); named by the closure's type
+//!            (the libos's counterpart of a server's data and bss); named by the closure's type.
+//!            Read-only once the system runs (`mem::recipes`): a write there faults, so no
+//!            request can leave anything in it; audited all the same
 //!  heap      the task's heap arena (its allocations and the allocator's bitmap)
 //!  stack     the task's stack above the point where it waits for work (the frames of its
 //!            serving loop); below it is the scratch of the request just served
@@ -143,7 +145,7 @@ pub(crate) fn stop(k: &mut Kernel) -> Option<Report> {
 
 /// The task's closure, heap arena and stack.
 fn regions(t: &Task) -> [(Region, u64, usize); 3] {
-    let closure = (alloc::sync::Arc::as_ptr(&t.entry) as *const u8 as u64, core::mem::size_of_val(&*t.entry));
+    let closure = (t.entry as *const _ as *const u8 as u64, core::mem::size_of_val(t.entry));
     let [(s0, s1), (h0, h1)] = t.data_ranges();
     [
         (Region::Closure, closure.0, closure.1),

@@ -669,7 +669,13 @@ impl<T: Copy + Send + 'static, const N: usize> Sender<T, N> {
         let this = Sender { inner: black_box(self.inner) };
         let v = black_box(v);
         let sent = KERNEL.with(|k| valid(k, this.inner).then(|| this.send_locked(k, v, k.current)));
-        sent.expect("send on a mailbox handle the kernel never made")
+        match sent {
+            Some(sent) => sent,
+            None => panic!(
+                "send on a mailbox handle the kernel never made ({:#x})",
+                this.inner as *const _ as u64
+            ),
+        }
     }
 
     /// Queue `v`, yielding while the queue is full.

@@ -61,6 +61,22 @@ pub fn entry_tsc() -> u64 {
     ENTRY_TSC.load(core::sync::atomic::Ordering::Relaxed)
 }
 
+/// The TSC when the system was first up (0: not yet).
+static BOOTED_TSC: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The system is up (the shell is about to show its first prompt): the first call records the
+/// TSC, and every call, from any incarnation, returns that first one. Boot to prompt is
+/// `booted() - entry_tsc()`. Kept here, by the kernel, because a task's closure is read-only
+/// once the system runs (see `mem::recipes`) and its memory dies with each incarnation.
+pub fn booted() -> u64 {
+    use core::sync::atomic::Ordering::Relaxed;
+    let now = crate::arch::cpu::rdtsc();
+    match BOOTED_TSC.compare_exchange(0, now, Relaxed, Relaxed) {
+        Ok(_) => now,
+        Err(first) => first,
+    }
+}
+
 #[no_mangle]
 extern "C" fn libos_kernel_entry(magic: u32, info: u32) -> ! {
     let t0 = crate::arch::cpu::rdtsc();

@@ -51,6 +51,7 @@ mod trap;
 pub use lifecycle::{
     spawn, spawn_staged, stage, staged, wait_ready, ControlError, SpawnError, UpdateError, Updated,
 };
+pub use mem::recipes::sealed;
 pub use mem::{usage as mem_usage, Usage as MemUsage};
 pub use state::Version;
 pub use state::{find_task, task_info, State as TaskState, TaskId, TaskInfo, MAX_TASKS};
@@ -65,7 +66,7 @@ pub use mem::mapped::MapError;
 pub use mem::MappedPages;
 pub use serial::Serial;
 // Time and scheduling.
-pub use init::entry_tsc;
+pub use init::{booted, entry_tsc};
 pub use sched::{idle_time, rdtsc, sleep_until, ticks, yield_now};
 // The privilege token and what it opens; fault injection's vocabulary.
 pub use audit::{declare, AuditError};

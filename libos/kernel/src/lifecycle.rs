@@ -2,9 +2,9 @@
 //! restarted — at once, after a back-off, or held after a crash loop — killed and restarted by
 //! hand; and the watchdog that declares a task hung.
 //!
-//! The task table owns the closure (behind an `Arc` in the kernel heap), the task's stack
-//! ([`MappedPages`] with an unmapped guard page) and its heap arena ([`TaskHeap`]). The task
-//! runs the closure *by reference*, so what the closure captured stays owned by the table.
+//! The task table names the closure (its restart recipe, read-only once the system runs: see
+//! `mem::recipes`) and owns the task's stack ([`MappedPages`] with an unmapped guard page) and
+//! its heap arena ([`TaskHeap`]). The task runs the closure *by reference*, so what the closure captured outlives every incarnation.
 //! Failing drops the stack and arena — every byte the task allocated goes back, no destructor
 //! needed — and a supervised task (a cell's server) is started again from the same closure as
 //! the next generation. The rules are `fault::recovery`'s, the microkernel's too:
@@ -37,7 +37,6 @@ use crate::state::{
     CallPhase, Detail, Fault, KeptCopy, Kernel, Staged, State, Task, TaskId, TaskMem, Update, Version, IDLE,
     KERNEL, MAX_TASKS,
 };
-use alloc::sync::Arc;
 use fault::recovery::{Decision, Hang, Verdict};
 use fault::FaultKind;
 
@@ -85,10 +84,8 @@ fn ticks_to_ms(ticks: u64) -> u64 {
 }
 
 extern "C" fn task_start() -> ! {
-    let entry: *const (dyn Fn() + Send + Sync) = KERNEL.with(|k| Arc::as_ptr(&k.cur().entry));
-    // SAFETY: the closure is owned by this task's table entry, which outlives this incarnation
-    // (it is only dropped when the slot is freed, after the task stopped running).
-    unsafe { (*entry)() };
+    let entry = KERNEL.with(|k| k.cur().entry);
+    entry();
     KERNEL.with(|k| k.cur().dying = Some(Fault::EXITED));
     cpu::die_now()
 }
@@ -134,7 +131,7 @@ pub fn spawn(
         return Err(SpawnError::AfterBoot);
     }
     let entry_name = core::any::type_name_of_val(&f);
-    let entry: crate::state::Entry = crate::mem::heap::in_core(|| Arc::new(f));
+    let entry = crate::mem::recipes::keep(f).ok_or(SpawnError::OutOfMemory)?;
     KERNEL.with(|k| {
         let index = k.tasks.iter().position(|t| t.is_none()).ok_or(SpawnError::TableFull)?;
         let mut t = Task::new(name, prio, supervised, entry);
@@ -158,7 +155,7 @@ pub fn stage(
         return Err(SpawnError::AfterBoot);
     }
     let entry_name = core::any::type_name_of_val(&f);
-    let entry: crate::state::Entry = crate::mem::heap::in_core(|| Arc::new(f));
+    let entry = crate::mem::recipes::keep(f).ok_or(SpawnError::OutOfMemory)?;
     KERNEL.with(|k| {
         let staged = Staged { server, name, version, entry, entry_name };
         k.staged.push(staged).map_err(|_| SpawnError::TableFull)
@@ -173,7 +170,7 @@ pub fn spawn_staged(server: &'static str, name: &str, prio: u8) -> Result<TaskId
     KERNEL.with(|k| {
         let s =
             k.staged.iter().find(|s| s.server == server && s.name == name).ok_or(SpawnError::TableFull)?;
-        let (entry, version, entry_name) = (s.entry.clone(), s.version, s.entry_name);
+        let (entry, version, entry_name) = (s.entry, s.version, s.entry_name);
         let index = k.tasks.iter().position(|t| t.is_none()).ok_or(SpawnError::TableFull)?;
         let mut t = Task::new(server, prio, true, entry);
         t.entry_name = entry_name;
@@ -252,7 +249,7 @@ pub(crate) fn update(index: usize, name: &str, window: u32) -> Result<Updated, U
         if let Some(layout) = fault::update::unreadable(s.version.reads, present.iter().copied()) {
             return Err(UpdateError::Incompatible { layout });
         }
-        let (entry, version, entry_name) = (s.entry.clone(), s.version, s.entry_name);
+        let (entry, version, entry_name) = (s.entry, s.version, s.entry_name);
         // A layout the list has no room for could not be checked by later updates.
         if !present.contains(&version.writes) && present.is_full() {
             return Err(UpdateError::OutOfMemory);
@@ -357,7 +354,7 @@ fn roll_back(k: &mut Kernel, i: usize, u: Update, kind: FaultKind, redeliver: u3
     }
     let t = k.task(i).expect("the task being rolled back");
     let failed = t.version.map_or(0, |v| v.number);
-    t.entry = u.old_entry.clone();
+    t.entry = u.old_entry;
     t.entry_name = u.old_entry_name;
     t.version = u.old_version;
     t.layouts = u.old_layouts.clone();

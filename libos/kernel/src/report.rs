@@ -158,6 +158,10 @@ pub(crate) fn wild_write(k: &mut Kernel, me: usize, e: Trap) {
             j,
             name
         ),
+        None if crate::mem::recipes::contains(e.addr) => crate::serial::kprintln!(
+            "  a wild write stopped: {:#x} is in the tasks' restart recipes, read-only once the system runs",
+            e.addr
+        ),
         None if crate::mem::paging::slot(e.addr).is_some() => crate::serial::kprintln!(
             "  a wild write stopped: {:#x} is in a cell's pages (MappedPages), written only through the kernel",
             e.addr

@@ -163,6 +163,7 @@ pub fn sleep_until(deadline: u64) {
 
 /// Start scheduling: run the first ready task. Never returns.
 pub(crate) fn start() -> ! {
+    crate::mem::recipes::seal();
     let frame = KERNEL.with(|k| {
         let next = pick(k, IDLE);
         k.current = next;

@@ -15,7 +15,6 @@
 use crate::mem::heap::TaskHeap;
 use crate::mem::MappedPages;
 use crate::sync::Global;
-use alloc::sync::Arc;
 use fault::inject::RegFlip;
 use fault::recovery::{CrashLoop, Hang};
 use fault::{FaultKind, InjectKind};
@@ -234,7 +233,7 @@ pub(crate) struct KeptEntry {
     pub server: &'static str,
 }
 
-pub(crate) type Entry = Arc<dyn Fn() + Send + Sync>;
+pub(crate) type Entry = crate::mem::recipes::Recipe;
 
 /// What a version of a server says of itself, for `update`: its number, the layout of client
 /// state it writes, and the layouts it reads (the server's own numbering; the fs cell's session

@@ -117,9 +117,9 @@ pub enum Build {
     /// Version 2 that fails a session's second request after the update, having migrated it
     /// on the first: an update to it rolls back, with states to restore.
     Faulty,
-    /// Version 1 that spills: it remembers, in what its closure captured, a digest of the last
-    /// path a client named (or of its whole request) (the state-spill audit's test: `update fs
-    /// fs-spill; audit fs`).
+    /// Version 1 that spills: it remembers, in the frame of its serving loop, a digest of the
+    /// last path a client named (or of its whole request) (the state-spill audit's test:
+    /// `update fs fs-spill; audit fs`).
     Spill,
 }
 

@@ -6,7 +6,6 @@ use crate::store::Store;
 use crate::twice::Cache;
 use crate::{Answer, Build, Entry, FsError, Op, Out, Outcome, PathBuf, Request, Response, Session, IO_MAX};
 use crate::{LAYOUT_COUNTED, LAYOUT_PLAIN};
-use alloc::sync::Arc;
 use cell_console::Console;
 use cell_virtio_blk::Probe;
 use core::cell::RefCell;
@@ -244,8 +243,8 @@ fn choose<'t>(
     panic!("the disk cell did not say whether it has a disk ({PROBES} tries)");
 }
 
-/// What every version of the fs task holds, given at boot and kept by the task table (in the
-/// staged versions' closures) across incarnations and updates.
+/// What every version of the fs task holds, given at boot and kept across incarnations and
+/// updates: sealed (read-only once the system runs), as the staged versions' closures are.
 struct Parts {
     ep: crate::Ep,
     ram: cell_ramdisk::Ep,
@@ -268,12 +267,10 @@ pub fn start(
 ) -> Option<crate::Ep> {
     let ep = crate::Ep::create("fs")?;
     let tags = cell_virtio_blk::Tags::new()?;
-    let parts = Arc::new(Parts { ep, ram, disk, tags, key, console });
+    // Read-only once the system runs, with the closures that capture it (see `sealed`).
+    let parts: &'static Parts = libos_kernel::sealed(Parts { ep, ram, disk, tags, key, console })?;
     for build in Build::ALL {
-        let parts = parts.clone();
-        // Only the spilling build keeps anything of a request: what it captures here.
-        let last = core::sync::atomic::AtomicU64::new(0);
-        libos_kernel::stage("fs", build.name(), build.version(), move || run(&parts, build, &last)).ok()?;
+        libos_kernel::stage("fs", build.name(), build.version(), move || run(parts, build)).ok()?;
     }
     libos_kernel::spawn_staged("fs", Build::V1.name(), 5).ok()?;
     Some(ep)
@@ -292,7 +289,12 @@ fn count(build: Build, req: &Request) -> (u32, bool) {
 }
 
 /// One incarnation of version `build` of the fs task.
-fn run(parts: &Parts, build: Build, last: &core::sync::atomic::AtomicU64) {
+fn run(parts: &Parts, build: Build) {
+    // Only the spilling build keeps anything of a request: here, in the frame of its serving
+    // loop, which lasts as long as the incarnation. (Its closure cannot: recipes are read-only
+    // once the system runs, see `libos_kernel`'s `mem::recipes`.)
+    let last = core::sync::atomic::AtomicU64::new(0);
+    let last = &last;
     let Parts { ep, ram, disk, ref tags, key, ref console } = *parts;
     // Only the first incarnation may format a blank store: a later one that does not find the
     // file system (a fault bent its reads) must not erase it. A store that holds something

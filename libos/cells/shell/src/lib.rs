@@ -594,8 +594,6 @@ fn control_error(e: ControlError) -> &'static str {
 /// Spawn the shell task. It keeps `privilege` (in its closure, across incarnations) and lends
 /// it to no other cell.
 pub fn start(w: Wiring, privilege: Privilege) -> Result<libos_kernel::TaskId, libos_kernel::SpawnError> {
-    // Kept by the closure across incarnations: the first sets it (0: not yet).
-    let booted = core::sync::atomic::AtomicU64::new(0);
     libos_kernel::spawn("shell", 5, true, move || {
         let mut shell = Shell {
             out: Out(w.console.clone()),
@@ -610,9 +608,8 @@ pub fn start(w: Wiring, privilege: Privilege) -> Result<libos_kernel::TaskId, li
         let mut status: Status = 0;
         let mut prompt = shellcmd::Prompt::default();
         let mut line = heapless::String::<LINE_MAX>::new();
-        use core::sync::atomic::Ordering::Relaxed;
-        let _ = booted.compare_exchange(0, libos_kernel::rdtsc(), Relaxed, Relaxed);
-        shell.booted = Some(booted.load(Relaxed));
+        // The first incarnation's first prompt, which the kernel keeps (the closure is read-only).
+        shell.booted = Some(libos_kernel::booted());
         loop {
             prompt.print(&shell.out, status);
             let edit = shell.read_line(&mut line);

@@ -20,7 +20,7 @@
 use super::frames;
 use crate::arch::cpu;
 use crate::sync::Global;
-use x86_64::registers::control::{Cr4, Cr4Flags};
+use x86_64::registers::control::{Cr3, Cr4, Cr4Flags};
 
 use x86::paging::{ADDRESS as ADDR, GLOBAL as G, HUGE as PS};
 pub use x86::paging::{NO_CACHE as PCD, NO_EXECUTE as NX, PRESENT as P, WRITABLE as W, WRITE_THROUGH as PWT};
@@ -193,6 +193,25 @@ pub fn open(slots: [usize; 3]) {
     }
     t.open = slots;
     cpu::flush_tlb();
+}
+
+/// Make the image's pages in `[start, end)` read-only, for the kernel too (CR0.WP). Page
+/// aligned, inside the image's data, which is mapped with 4 KiB pages (see [`init`]).
+pub fn read_only(start: u64, end: u64) {
+    assert!(start.is_multiple_of(4096) && end.is_multiple_of(4096), "read_only takes whole pages");
+    let (kstart, kend) = image();
+    assert!(kstart <= start && end <= kend, "read_only is for the image's pages");
+    TABLES.with(|_| {
+        let pml4 = Cr3::read().0.start_address().as_u64();
+        let pd = table(table(table(pml4)[0] & ADDR)[0] & ADDR);
+        for page in (start..end).step_by(4096) {
+            let pt = table(pd[(page >> 21) as usize] & ADDR);
+            let pte = &mut pt[((page >> 12) & 511) as usize];
+            // Page tables live in frames, which are read-only: write with protection lifted.
+            super::protect::unprotected(|| *pte &= !W);
+            cpu::invlpg(page);
+        }
+    });
 }
 
 /// The slot of slot-area address `virt`, if it is one.
