@@ -64,8 +64,11 @@ pub(crate) struct Tx<'d, 'a, D: BlockDevice> {
     /// writes a length rather than zeroing 3 KB (an array of `Option`s was zeroed whole:
     /// 411 instructions of every write, traced).
     cache: heapless::Vec<Cached, CACHED>,
-    bitmaps: Option<Bitmaps>,
-    data: Option<Data<'a>>,
+    /// The bitmaps once loaded, the file bytes once given: each at most one, in a
+    /// `heapless::Vec` for the same reason (two `Option`s of 1.5 KB each were zeroed whole by
+    /// `Tx::new`: 410 instructions of every write, traced).
+    bitmaps: heapless::Vec<Bitmaps, 1>,
+    data: heapless::Vec<Data<'a>, 1>,
 }
 
 impl<D: BlockDevice> Load for Tx<'_, '_, D> {
@@ -92,7 +95,7 @@ impl<D: BlockDevice> Load for Tx<'_, '_, D> {
 
 impl<'d, 'a, D: BlockDevice> Tx<'d, 'a, D> {
     pub fn new(disk: &'d Disk<D>) -> Self {
-        Tx { disk, cache: heapless::Vec::new(), bitmaps: None, data: None }
+        Tx { disk, cache: heapless::Vec::new(), bitmaps: heapless::Vec::new(), data: heapless::Vec::new() }
     }
 
     fn cached(&self) -> impl Iterator<Item = &Cached> {
@@ -106,7 +109,7 @@ impl<'d, 'a, D: BlockDevice> Tx<'d, 'a, D> {
             Some(i) => i,
             None => {
                 let mut data = [0u8; BLOCK_SIZE];
-                if !self.bitmaps.as_ref().is_some_and(|m| bit(&m.taken, b)) {
+                if !self.bitmaps.first().is_some_and(|m| bit(&m.taken, b)) {
                     self.disk.load(b, &mut data)?;
                 }
                 // Full cannot happen: the operations change at most `CACHED` blocks (see
@@ -120,12 +123,13 @@ impl<'d, 'a, D: BlockDevice> Tx<'d, 'a, D> {
     }
 
     fn bitmaps(&mut self) -> Result<&mut Bitmaps> {
-        if self.bitmaps.is_none() {
+        if self.bitmaps.is_empty() {
             let mut before = [0u8; BLOCK_SIZE];
             self.disk.load(BITMAP_BLOCK, &mut before)?;
-            self.bitmaps = Some(Bitmaps { before, now: before, taken: [0; BLOCK_SIZE] });
+            let loaded = Bitmaps { before, now: before, taken: [0; BLOCK_SIZE] };
+            self.bitmaps.push(loaded).map_err(|_| FsError::Disk)?;
         }
-        Ok(self.bitmaps.as_mut().expect("loaded above"))
+        self.bitmaps.first_mut().ok_or(FsError::Disk)
     }
 
     /// Allocate a block that was free before this operation began; with `reuse`, one this
@@ -236,7 +240,7 @@ impl<'d, 'a, D: BlockDevice> Tx<'d, 'a, D> {
         if bytes.is_empty() {
             return Ok(());
         }
-        if self.data.is_some() {
+        if !self.data.is_empty() {
             return Err(FsError::Disk); // cannot happen: each operation writes one file once
         }
         let first = offset as usize / BLOCK_SIZE;
@@ -246,8 +250,7 @@ impl<'d, 'a, D: BlockDevice> Tx<'d, 'a, D> {
         }
         inode.size = inode.size.max(end as u32);
         self.put_inode(ino, inode)?;
-        self.data = Some(data);
-        Ok(())
+        self.data.push(data).map_err(|_| FsError::Disk)
     }
 
     /// Write directory entry `e` into slot `slot` of directory `dir`, growing it if the slot is
@@ -300,7 +303,7 @@ impl<'d, 'a, D: BlockDevice> Tx<'d, 'a, D> {
         // clear on every write).
         let mut images: heapless::Vec<(u32, Block), SLOTS> = heapless::Vec::new();
         let mut direct = false;
-        let m = self.bitmaps.as_ref();
+        let m = self.bitmaps.first();
         let fresh = |b: u32| m.is_some_and(|m| bit(&m.taken, b) && !bit(&m.before, b));
         let mut push = |at: u32, data: &Block| -> Result<()> {
             // Cannot overflow for a write of 2 KiB or less (`journal::SLOTS`); `Session::write`
@@ -333,8 +336,8 @@ impl<'d, 'a, D: BlockDevice> Tx<'d, 'a, D> {
     /// the file had holds where the write does not cover it), in file order. Reads the partly
     /// covered old blocks first, so that a failed read changes nothing.
     fn each_data_block(&self, mut f: impl FnMut(u32, &Block) -> Result<()>) -> Result<()> {
-        let Some(d) = &self.data else { return Ok(()) };
-        let m = self.bitmaps.as_ref();
+        let Some(d) = self.data.first() else { return Ok(()) };
+        let m = self.bitmaps.first();
         let taken = |b: u32| m.is_some_and(|m| bit(&m.taken, b));
         let count = (d.offset as usize + d.bytes.len() - 1) / BLOCK_SIZE - d.first + 1;
         let none = [0u8; BLOCK_SIZE];
@@ -365,7 +368,7 @@ impl<'d, 'a, D: BlockDevice> Tx<'d, 'a, D> {
     fn commit_in_place(&self) -> Result<()> {
         let disk = self.disk;
         let none = [0u8; BLOCK_SIZE];
-        let m = self.bitmaps.as_ref();
+        let m = self.bitmaps.first();
         let taken = |b: u32| m.is_some_and(|m| bit(&m.taken, b));
         let reused = |b: u32| m.is_some_and(|m| bit(&m.taken, b) && bit(&m.before, b));
         // (Each pass reads the partly written old blocks first, so a failed read there changes
