@@ -13,7 +13,7 @@
 
 use crate::arch::trap::{TrapFrame, RFLAGS_IF, RFLAGS_TF};
 use crate::mem::protect::unprotected;
-use crate::state::{Kernel, Pending, Task, IDLE, KERNEL};
+use crate::state::{Kernel, Pending, IDLE, KERNEL};
 use algo::rng::Rng;
 use fault::inject::{new_word, pick_word, RegFlip};
 use fault::InjectKind;
@@ -50,7 +50,7 @@ pub(crate) fn arm(k: &mut Kernel, index: usize, kind: InjectKind, seed: u64) -> 
         return Err(InjectError::NoSuchTask);
     }
     let t = k.task(index).ok_or(InjectError::NoSuchTask)?;
-    if t.state.stopped() || t.mem.is_none() {
+    if t.state.stopped() || t.mem().is_none() {
         return Err(InjectError::NotRunning);
     }
     match kind {
@@ -90,14 +90,6 @@ pub(crate) fn arm(k: &mut Kernel, index: usize, kind: InjectKind, seed: u64) -> 
             Ok((h as u64) << 16 | offset)
         }
         InjectKind::Kill => Err(InjectError::NoTarget),
-    }
-}
-
-/// The task is being switched in: if a fault is pending, single-step it.
-pub(crate) fn switched_in(t: &mut Task) {
-    if t.pending.is_some() {
-        // SAFETY: `t.frame` is the task's saved frame on its own stack.
-        unsafe { (*(t.frame as *mut TrapFrame)).rflags |= RFLAGS_TF };
     }
 }
 

@@ -98,9 +98,11 @@ pub fn start_echoes() -> Option<Echoes> {
 /// Spawn the echo task the channel benchmark talks to.
 pub fn start_echo() -> Option<EchoEp> {
     let ep = EchoEp::create("echo")?;
-    libos_kernel::spawn("echo", 5, true, move || loop {
-        let (token, v) = ep.recv();
-        let _ = ep.reply(token, v.wrapping_add(1));
+    libos_kernel::spawn("echo", 5, true, move || {
+        let (mut token, mut v) = ep.recv();
+        loop {
+            (_, token, v) = ep.reply_recv(token, &v.wrapping_add(1));
+        }
     })
     .ok()?;
     Some(ep)

@@ -3,8 +3,9 @@
 //! Every way into the kernel (exception, IRQ, `int 0x81` yield, `int 0x82` die) goes through one
 //! stub that completes a [`TrapFrame`] (the shared `x86` layout) on the stack the gate names and
 //! calls `libos_kernel_trap(frame)` in `crate::trap`, which returns the frame to resume: the same
-//! one, or another task's. A task's saved context is always a full frame on its own stack, and a
-//! switch is "return someone else's".
+//! one, or another task's. A task the trap path switches away from keeps a full frame on its own
+//! stack, and a switch is "return someone else's" (a task that switched away by a call, see
+//! `switch`, is given a frame that resumes it).
 //!
 //! ```text
 //!   high  ss rsp rflags cs rip      <- pushed by the CPU (ring 0 to ring 0 in long mode)
@@ -13,15 +14,16 @@
 //!
 //!   gate               stack               its frame
 //!   exceptions, die    IST1 (#DF: IST2)    resumed at once, or the task is killed
-//!   IRQs 32-47         IST3                resumed at once, or moved onto the task's stack
-//!                                          (`trap::keep`) when the task is preempted
-//!   yield              the task's own      kept where it is
+//!   IRQs 32-47, yield  IST3                resumed at once, or moved onto the task's stack
+//!                                          (`trap::keep`) when the task is switched away
 //! ```
+//! No gate runs on the task's own stack: once a switch opens the incoming task's memory, the
+//! outgoing task's stack is read-only (`mem::paging::open`), and the rest of the trap path must
+//! not write there.
 //! Ring 0 to ring 0, the CPU switches stacks only through the IST. Without it a hardware
 //! interrupt would be pushed on the interrupted task's `rsp`: bent by a fault, that push faults
 //! and the interrupt is lost after the PIC marked it in service, which stops every interrupt
-//! for good (campaigns `fs` and `timer`, seed 31337). A yield is the task's own request: if its
-//! push faults, the task is at fault and nothing is lost. The stubs clobber nothing the
+//! for good (campaigns `fs` and `timer`, seed 31337). The stubs clobber nothing the
 //! interrupted code can see (all general registers are restored).
 
 use super::gdt::KERNEL_CS;
@@ -57,7 +59,7 @@ pub fn init() {
                 };
                 idt[v] = gate(addr, ist);
             }
-            idt[VEC_YIELD as usize] = gate(los_isr_yield as *const () as u64, 0);
+            idt[VEC_YIELD as usize] = gate(los_isr_yield as *const () as u64, 3);
             idt[VEC_DIE as usize] = gate(los_isr_die as *const () as u64, 1);
         })
     };
