@@ -335,6 +335,9 @@ pub(crate) struct Task {
     /// Its stack's and heap's extents while it has memory (`[(0, 0); 2]` when not): read at
     /// every channel operation's buffer checks, so kept here rather than derived.
     ranges: [(u64, u64); 2],
+    /// Its writable slots while it runs (see [`Task::slots`]): read at every switch, so kept
+    /// here too, with `ranges`.
+    slots: [usize; 3],
     /// Where it resumes while it is not running.
     pub ctx: Context,
     pub call: Option<Call>,
@@ -360,7 +363,7 @@ pub(crate) struct Task {
     pub depth: u32,
     /// The slot of the device it drives (DMA region and BARs, see `device`), writable while it
     /// runs like its stack and heap; `usize::MAX`: none.
-    pub device_slot: usize,
+    device_slot: usize,
     /// The version it runs, if it was started from one staged in the image (`spawn_staged`).
     pub version: Option<Version>,
     /// The layouts its clients' states may be in: every layout a version of it wrote since boot.
@@ -391,6 +394,7 @@ impl Task {
             entry_name: "",
             mem: None,
             ranges: [(0, 0); 2],
+            slots: [usize::MAX; 3],
             ctx: Context::Frame(0),
             call: None,
             receiving: None,
@@ -425,6 +429,13 @@ impl Task {
             None => [(0, 0); 2],
         };
         self.mem = mem;
+        self.slots = self.slots_now();
+    }
+
+    /// Make `slot` the slot of the device it drives (see `device`).
+    pub fn set_device_slot(&mut self, slot: usize) {
+        self.device_slot = slot;
+        self.slots = self.slots_now();
     }
 
     /// The task's own writable memory: its stack and its heap.
@@ -435,6 +446,10 @@ impl Task {
     /// The slots of its stack and heap, and of the device it drives: the only ones writable
     /// while it runs.
     pub fn slots(&self) -> [usize; 3] {
+        self.slots
+    }
+
+    fn slots_now(&self) -> [usize; 3] {
         match &self.mem {
             Some(m) => [m.stack.slot(), m.heap.pages().slot(), self.device_slot],
             None => [usize::MAX; 3],
