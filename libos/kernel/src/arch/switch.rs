@@ -16,6 +16,10 @@
 //! fault. The trap path resumes a switched-away task through a frame built below its saved
 //! stack pointer ([`frame_for`]), whose `iretq` lands on the pops.
 //!
+//! No fault injected into a cell may strike inside a switch (it would strike the other task):
+//! the labels below are sized function symbols, which the injector counts as kernel code
+//! (`fault::kernel_code`, checked against the built image by `cargo os build`).
+//!
 //! Calling convention: System V (`extern "C"`). `rdi` is where the outgoing stack pointer is
 //! stored; `libos_kernel_switch_between` (in `sched`, which planned the switch) returns the
 //! incoming stack pointer or frame in `rax` and, in `rdx`, 1 for a frame. The caller-saved
@@ -71,6 +75,7 @@ core::arch::global_asm!(
     r#"
     .section .text
     .global los_switch
+    .type los_switch, @function
 los_switch:
     push %rbp
     push %rbx
@@ -85,6 +90,7 @@ los_switch:
     test %rdx, %rdx
     jnz los_trap_return
     .global los_switch_resume
+    .type los_switch_resume, @function
 los_switch_resume:
     pop %r15
     pop %r14
@@ -93,6 +99,8 @@ los_switch_resume:
     pop %rbx
     pop %rbp
     ret
+    .size los_switch_resume, . - los_switch_resume
+    .size los_switch, . - los_switch
 
     /* One CPU, and a switch runs with interrupts masked: one switch stack. */
     .section .bss

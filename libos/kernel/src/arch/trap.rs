@@ -24,7 +24,9 @@
 //! interrupt would be pushed on the interrupted task's `rsp`: bent by a fault, that push faults
 //! and the interrupt is lost after the PIC marked it in service, which stops every interrupt
 //! for good (campaigns `fs` and `timer`, seed 31337). The stubs clobber nothing the
-//! interrupted code can see (all general registers are restored).
+//! interrupted code can see (all general registers are restored). Their labels are sized
+//! function symbols, so the fault injector counts every byte of them as kernel code
+//! (`fault::kernel_code`).
 
 use super::gdt::KERNEL_CS;
 pub use x86::frame::{RFLAGS_IF, RFLAGS_TF};
@@ -79,6 +81,7 @@ core::arch::global_asm!(
         x86::gpr_macros!(),
         r#"
     .section .text
+    .type los_trap_common, @function
 los_trap_common:
     push_gprs
     cld
@@ -86,24 +89,31 @@ los_trap_common:
     call libos_kernel_trap
     mov %rax, %rsp
     .global los_trap_return
+    .type los_trap_return, @function
 los_trap_return:
     pop_gprs
     add $16, %rsp
     iretq
+    .size los_trap_return, . - los_trap_return
+    .size los_trap_common, . - los_trap_common
 
     /* The kernel's own gates: yield (0x81) and die (0x82). */
     .balign 16
     .global los_isr_yield
+    .type los_isr_yield, @function
 los_isr_yield:
     push $0
     push $0x81
     jmp los_trap_common
+    .size los_isr_yield, . - los_isr_yield
     .balign 16
     .global los_isr_die
+    .type los_isr_die, @function
 los_isr_die:
     push $0
     push $0x82
     jmp los_trap_common
+    .size los_isr_die, . - los_isr_die
 "#
     ),
     options(att_syntax)
