@@ -6,10 +6,10 @@
 //! `skip` and `hang` must strike while the task runs: the kernel sets the trap flag when the
 //! task is next switched in and counts a seeded number of its instructions (single-step traps);
 //! at zero — in the cell's own code, never in kernel code the cell is running (a kernel entry
-//! point, a critical section) — it flips a bit of a saved register, steps the instruction
-//! pointer over one instruction (length from `lde`), or sends it into a spin loop. `ssr`
-//! corrupts a word of a client-held state value of that server. The seeded choices (register
-//! and bit, word of memory, new value) are `fault::inject`'s, the microkernel's too.
+//! point, a critical section, a task switch) — it flips a bit of a saved register, steps the
+//! instruction pointer over one instruction (length from `lde`), or sends it into a spin loop.
+//! `ssr` corrupts a word of a client-held state value of that server. The seeded choices
+//! (register and bit, word of memory, new value) are `fault::inject`'s, the microkernel's too.
 
 use crate::arch::trap::{TrapFrame, RFLAGS_IF, RFLAGS_TF};
 use crate::mem::protect::unprotected;
@@ -101,7 +101,7 @@ pub(crate) fn single_step(k: &mut Kernel, f: &mut TrapFrame) {
         return;
     };
     p.countdown = p.countdown.saturating_sub(1);
-    if p.countdown > 0 || crate::sync::depth() > 0 || crate::symbols::in_core(f.rip) {
+    if p.countdown > 0 || in_kernel(f) {
         return;
     }
     let p = t.pending.take().expect("checked");
@@ -124,6 +124,13 @@ pub(crate) fn single_step(k: &mut Kernel, f: &mut TrapFrame) {
         }
         _ => {}
     }
+}
+
+/// Is the task running kernel code, where an injected fault must not strike: inside a critical
+/// section, in the kernel's own code (its functions and assembly, `fault::kernel_code`), or on
+/// the switch stack (the middle of a switch, and whatever it calls).
+fn in_kernel(f: &TrapFrame) -> bool {
+    crate::sync::depth() > 0 || crate::symbols::in_core(f.rip) || crate::arch::switch::on_switch_stack(f.rsp)
 }
 
 /// Where `hang` sends a task: spin with interrupts on (so the hang detector sees it).

@@ -18,7 +18,11 @@
 //!
 //! No fault injected into a cell may strike inside a switch (it would strike the other task):
 //! the labels below are sized function symbols, which the injector counts as kernel code
-//! (`fault::kernel_code`, checked against the built image by `cargo os build`).
+//! (`fault::kernel_code`, checked against the built image by `cargo os build`), and the middle
+//! and whatever it calls (`memcpy`, which is not the kernel's by name) run on the switch stack
+//! ([`on_switch_stack`]). Nor does a single step land here in the first place: a task with a
+//! fault counting its steps blocks through the trap gate (`sched::block`), and one resumed by a
+//! frame at `los_switch_resume` resumes inside its critical section.
 //!
 //! Calling convention: System V (`extern "C"`). `rdi` is where the outgoing stack pointer is
 //! stored; `libos_kernel_switch_between` (in `sched`, which planned the switch) returns the
@@ -33,6 +37,15 @@ use x86::TrapFrame;
 extern "C" {
     fn los_switch(save: *mut u64);
     fn los_switch_resume();
+    static los_switch_stack: u8;
+    static los_switch_stack_top: u8;
+}
+
+/// Is `sp` on the switch stack, that is, is the middle of a switch running (whatever code it
+/// runs: the libraries it calls, `memcpy` among them, are not the kernel's by name)?
+pub fn on_switch_stack(sp: u64) -> bool {
+    let (bottom, top) = (&raw const los_switch_stack as u64, &raw const los_switch_stack_top as u64);
+    (bottom..=top).contains(&sp)
 }
 
 /// Where a switch goes, as `libos_kernel_switch_between` answers.
@@ -105,8 +118,10 @@ los_switch_resume:
     /* One CPU, and a switch runs with interrupts masked: one switch stack. */
     .section .bss
     .balign 16
+    .global los_switch_stack
 los_switch_stack:
     .skip 4096
+    .global los_switch_stack_top
 los_switch_stack_top:
 "#,
     options(att_syntax)
