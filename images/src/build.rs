@@ -89,11 +89,16 @@ pub fn build_with(fs: fs_core::Durability) -> Result<Image> {
         pb.finish_and_clear();
         return Err(e);
     }
+    let bins = binary_dir();
+    // The libos kernel's fault injector must know every byte of its code (see `kernel_code`).
+    if let Err(e) = crate::kernel_code::check(&bins.join(LIBOS_BIN)) {
+        pb.finish_and_clear();
+        return Err(e);
+    }
     if let Err(e) = build_updates(&pb, fs) {
         pb.finish_and_clear();
         return Err(e);
     }
-    let bins = binary_dir();
     pb.set_message("grub-mkrescue: writing the ISO");
     let iso = write_iso(&pb, &bins, &servers);
     pb.finish_and_clear();

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //!  cargo os build ──► tools::ensure ──► cargo build (x86_64-unknown-none) ──► grub-mkrescue
-//!                                                                              target/os/axolotl.iso
+//!                                       kernel_code::check (the libos image)     target/os/axolotl.iso
 //!  cargo os run --exec "ps; echo hi" ──► qemu::Session: boot, wait for the prompt, give the
 //!                                        shell a prompt tag, type each command, read its tagged
 //!                                        prompt, power off, report the outcome
@@ -20,6 +20,7 @@ pub mod build;
 pub mod campaign;
 pub mod crashtest;
 pub mod disk;
+pub mod kernel_code;
 pub mod linux;
 pub mod nbd;
 pub mod progress;

@@ -4,12 +4,13 @@
 //! in different ways, but decide what to do about them with the same rules, from this crate:
 //!
 //! ```text
-//!  kinds      FaultKind (why a task stopped), InjectKind (what the injector can do)
-//!  inject     the seeded choices of one injected fault: register and bit, word of memory
-//!  recovery   a request in flight when its server fails: delivered again once, then ServerFailed
-//!             a crash loop: restart at once, then back off 50, 100, 200 ms; hold at the fifth
-//!             a hang: running too long without a syscall, or a request held too long
-//!  update     live update: its rollback window, which versions may follow which, its log lines
+//!  kinds        FaultKind (why a task stopped), InjectKind (what the injector can do)
+//!  inject       the seeded choices of one injected fault: register and bit, word of memory
+//!  kernel_code  where the libos kernel's code is, by its symbols (a fault strikes outside it)
+//!  recovery     a request in flight when its server fails: delivered again once, then ServerFailed
+//!               a crash loop: restart at once, then back off 50, 100, 200 ms; hold at the fifth
+//!               a hang: running too long without a syscall, or a request held too long
+//!  update       live update: its rollback window, which versions may follow which, its log lines
 //! ```
 //! Everything here is plain data and pure functions, host-tested, so a rule a test checks is
 //! the rule both kernels run.
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod inject;
+pub mod kernel_code;
 mod kinds;
 pub mod recovery;
 pub mod update;

@@ -77,7 +77,10 @@ impl StaticIdt {
 /// their addresses, `TABLE` (`[u64; 48]`), for the IDT: each stub makes the frame's error and
 /// vector words (see `frame`) and jumps to the kernel's common entry code, the asm label
 /// `COMMON`. The CPU pushes an error code itself for vectors 8, 10–14, 17, 21, 29 and 30;
-/// every other stub pushes a 0 in its place, so that all frames have the same layout. A macro, like the boot trampoline, so that only the kernel that asks links it.
+/// every other stub pushes a 0 in its place, so that all frames have the same layout. Each stub is
+/// a sized function symbol, `TABLE_stub_N` (a kernel that tells its own code from its symbols,
+/// as the libos's injector does, counts every byte of it). A macro, like the boot trampoline, so
+/// that only the kernel that asks links it.
 ///
 /// ```ignore
 /// x86::trap_stubs!(common = "isr_common", table = "isr_table");
@@ -92,6 +95,9 @@ macro_rules! trap_stubs {
                 "    .irp vec, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,",
                 "24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47\n",
                 "    .balign 16\n",
+                "    .type ",
+                $table,
+                "_stub_\\vec, @function\n",
                 $table,
                 "_stub_\\vec\\():\n",
                 "    .if (\\vec != 8) && (\\vec != 10) && (\\vec != 11) && (\\vec != 12) && (\\vec != 13)",
@@ -102,6 +108,11 @@ macro_rules! trap_stubs {
                 "    jmp ",
                 $common,
                 "\n",
+                "    .size ",
+                $table,
+                "_stub_\\vec, . - ",
+                $table,
+                "_stub_\\vec\n",
                 "    .endr\n",
                 "    .section .rodata\n",
                 "    .balign 8\n",

@@ -76,7 +76,7 @@ pub(crate) fn start(k: &mut Kernel, index: usize) -> Result<(), AuditError> {
         return Err(AuditError::NotAuditable);
     }
     let t = k.task(index).ok_or(AuditError::NoSuchTask)?;
-    if t.state.stopped() || t.mem.is_none() {
+    if t.state.stopped() || t.mem().is_none() {
         return Err(AuditError::NotAuditable);
     }
     let regions = regions(t);
@@ -194,7 +194,7 @@ fn close_period(k: &mut Kernel, me: usize, client: usize, floor: u64, inbox: (u6
     ]);
     // Free heap granules: what a freed allocation left there is no one's (a run past the list's
     // room is audited as if allocated).
-    if let Some(m) = k.tasks[me].as_ref().and_then(|t| t.mem.as_ref()) {
+    if let Some(m) = k.tasks[me].as_ref().and_then(|t| t.mem()) {
         let base = m.heap.base();
         m.heap.free_runs(|at, len| {
             let _ = scratch.push((base + at as u64, len));

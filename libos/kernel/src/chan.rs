@@ -20,9 +20,8 @@
 //! does; what a task holds in them (its place in a queue, a request it was serving, its role as
 //! receiver) is released when it dies.
 
-use crate::mem::protect::unprotected;
-use crate::sched::block_on;
-use crate::state::{Call, CallError, CallPhase, Checks, EpState, Fault, Kernel, State, KERNEL};
+use crate::sched::{block_on, wait, Carry, Wait};
+use crate::state::{Call, CallError, CallPhase, Checks, EpState, Fault, Kernel, Receiving, State, KERNEL};
 use bytemuck::CheckedBitPattern;
 use core::cell::UnsafeCell;
 use core::hint::black_box;
@@ -178,6 +177,30 @@ impl<Req: Copy + Send + 'static, Resp: Copy + Send + 'static> Endpoint<Req, Resp
         self.reply_from(token, &resp)
     }
 
+    /// Answer the request `token` names, then wait for the next request, in one entry into the
+    /// kernel (L4's ReplyWait, a server's loop): when the server then waits, the caller gets the
+    /// answer at the switch to it. The answer's outcome is that of [`Endpoint::reply`]; the
+    /// request is received as by [`Endpoint::recv`] (inlined for the same reason).
+    #[inline(always)]
+    pub fn reply_recv(&self, token: Token, resp: &Resp) -> (Result<(), ReplyError>, Token, Req) {
+        let mut req = MaybeUninit::<Req>::uninit();
+        let floor = crate::arch::cpu::stack_pointer();
+        let at = req.as_mut_ptr() as u64;
+        let answer = Answer {
+            client: token.client,
+            generation: token.generation,
+            seq: token.seq,
+            resp: resp as *const Resp as u64,
+            len: size_of::<Resp>(),
+        };
+        let (replied, (who, seq)) =
+            kernel_reply_recv(&answer, self.id, at, size_of::<Req>(), floor, (at, size_of::<Req>()));
+        let token = Token { client: (who & u32::MAX as u64) as usize, generation: (who >> 32) as u32, seq };
+        // SAFETY: `kernel_reply_recv` returns only after copying a whole request of this
+        // endpoint's `Req` into `req`.
+        (replied, token, unsafe { req.assume_init() })
+    }
+
     /// Answer the request `token` names with `resp` where the server built it (a large answer
     /// passed by value is copied on the way).
     #[inline(always)]
@@ -307,6 +330,12 @@ where
     pub fn reply_from(&self, token: Token, resp: &Resp) -> Result<(), ReplyError> {
         self.0.reply_from(token, resp)
     }
+
+    /// Answer, then wait for the next request: see [`Endpoint::reply_recv`].
+    #[inline(always)]
+    pub fn reply_recv(&self, token: Token, resp: &Resp) -> (Result<(), ReplyError>, Token, Req) {
+        self.0.reply_recv(token, resp)
+    }
 }
 
 /// Are the `size_of::<T>()` bytes at `at` a valid `T`? (A misaligned buffer is not.)
@@ -325,61 +354,104 @@ fn inside(ranges: &[(u64, u64)], a: u64, len: usize) -> bool {
 }
 
 /// [`Endpoint::call`]'s kernel half: `req_len` bytes at `req` go to the server of endpoint
-/// `id`, whose answer (`resp_len` bytes) lands at `resp`.
+/// `id`, whose answer (`resp_len` bytes) lands at `resp`. One critical section: the call is
+/// made, and the caller switches away and back in it (`sched::wait`).
 #[inline(never)]
 fn kernel_call(id: usize, req: u64, req_len: usize, resp: u64, resp_len: usize) -> Result<(), CallError> {
     let (id, req, req_len, resp, resp_len) = black_box((id, req, req_len, resp, resp_len));
-    KERNEL.with(|k| {
-        let me = k.current;
-        let ep = k.eps.get(id).ok_or(CallError::BadEndpoint)?;
-        // A corrupted endpoint value may name another endpoint, of other message types.
-        if (ep.req_size, ep.resp_size) != (req_len, resp_len) {
-            return Err(CallError::BadEndpoint);
+    let mut sent = false;
+    wait(State::Call, |k| {
+        if !sent {
+            sent = true;
+            return match send(k, id, req, req_len, resp, resp_len) {
+                Ok(carry) => Wait::Block(carry),
+                Err(e) => Wait::Done(Err(e)),
+            };
         }
-        let halted = ep.server.is_some_and(|s| k.tasks[s].as_ref().is_some_and(|t| t.state == State::Halted));
-        if halted {
-            return Err(CallError::ServerFailed);
-        }
-        // Pointers from a cell are allegations: the answer buffer must lie in the caller's own
-        // stack or heap; the request there too, or in the image (a promoted constant).
-        let own = &k.cur().data_ranges();
-        let req_ok = inside(own, req, req_len) || inside(&[crate::mem::paging::image()], req, req_len);
-        if !req_ok || !inside(own, resp, resp_len) {
-            return Err(CallError::BadBuffer);
-        }
-        if k.eps[id].checks.is_some_and(|c| !(c.req)(req)) {
-            return Err(CallError::Malformed);
-        }
-        let seq = k.next_seq;
-        k.next_seq += 1;
-        let ep = &mut k.eps[id];
-        ep.queue.push_back(me).map_err(|_| CallError::QueueFull)?;
-        let receiver = ep.receiver.take();
-        k.cur().call = Some(Call {
-            ep: id,
-            req,
-            resp,
-            seq,
-            phase: CallPhase::Queued,
-            delivered_again: false,
-            served_at: 0,
-        });
-        if let Some(r) = receiver {
-            k.wake(r);
-            k.handoff = Some(r);
-        }
-        Ok(())
-    })?;
-    block_on(State::Call, |k| {
         let t = k.cur();
         let done = match t.call.map(|c| c.phase) {
             Some(CallPhase::Replied) => Ok(()),
             Some(CallPhase::Failed(e)) => Err(e),
-            _ => return None,
+            _ => return Wait::Block(None),
         };
         t.call = None;
-        Some(done)
+        Wait::Done(done)
     })
+}
+
+/// Make the current task's call on endpoint `id`, its arguments checked. A server waiting in
+/// `recv` that can run now takes it at once: the request is carried into its buffer at the
+/// switch to it (the returned [`Carry`]); else the caller queues, and the server is woken.
+fn send(
+    k: &mut Kernel,
+    id: usize,
+    req: u64,
+    req_len: usize,
+    resp: u64,
+    resp_len: usize,
+) -> Result<Option<Carry>, CallError> {
+    let me = k.current;
+    let ep = k.eps.get(id).ok_or(CallError::BadEndpoint)?;
+    // A corrupted endpoint value may name another endpoint, of other message types.
+    if (ep.req_size, ep.resp_size) != (req_len, resp_len) {
+        return Err(CallError::BadEndpoint);
+    }
+    let halted = ep.server.is_some_and(|s| k.tasks[s].as_ref().is_some_and(|t| t.state == State::Halted));
+    if halted {
+        return Err(CallError::ServerFailed);
+    }
+    // Pointers from a cell are allegations: the answer buffer must lie in the caller's own
+    // stack or heap; the request there too, or in the image (a promoted constant).
+    let own = &k.cur().data_ranges();
+    let req_ok = inside(own, req, req_len) || inside(&[crate::mem::paging::image()], req, req_len);
+    if !req_ok || !inside(own, resp, resp_len) {
+        return Err(CallError::BadBuffer);
+    }
+    if k.eps[id].checks.is_some_and(|c| !(c.req)(req)) {
+        return Err(CallError::Malformed);
+    }
+    let seq = k.next_seq;
+    k.next_seq += 1;
+    let mut call =
+        Call { ep: id, req, resp, seq, phase: CallPhase::Queued, delivered_again: false, served_at: 0 };
+    let receiver = k.eps[id].receiver.take();
+    if let Some(r) = receiver {
+        if k.eps[id].queue.is_empty() {
+            if let Some(carry) = hand(k, r, &mut call) {
+                k.cur().call = Some(call);
+                return Ok(Some(carry));
+            }
+        }
+    }
+    k.eps[id].queue.push_back(me).map_err(|_| CallError::QueueFull)?;
+    k.cur().call = Some(call);
+    if let Some(r) = receiver {
+        k.wake(r);
+        k.handoff = Some(r);
+    }
+    Ok(None)
+}
+
+/// Give `call` (the current task's, not queued) straight to task `r`, waiting in `recv` on its
+/// endpoint, if `r` runs next: it is then served by `r`, which finds who asked in its
+/// `receiving` record and the request in its buffer (the carry, copied at the switch).
+fn hand(k: &mut Kernel, r: usize, call: &mut Call) -> Option<Carry> {
+    let me = k.current;
+    let now = k.ticks;
+    let generation = k.cur().generation;
+    let t = k.task(r)?;
+    let rc = t.receiving.as_mut()?;
+    if t.state != State::Recv || t.paused || rc.ep != call.ep || rc.handed.is_some() {
+        return None;
+    }
+    rc.handed = Some((me as u64 | (generation as u64) << 32, call.seq));
+    let (out, len, floor, inbox) = (rc.out, rc.len, rc.floor, rc.inbox);
+    t.state = State::Ready;
+    call.phase = CallPhase::Served(r);
+    call.served_at = now;
+    k.handoff = Some(r);
+    crate::audit::taken(k, r, me, floor, inbox);
+    Some(Carry { to: r, from: call.req, into: out, len })
 }
 
 /// [`Endpoint::recv`]'s kernel half: wait for a request on endpoint `id` and copy it (`len`
@@ -390,47 +462,59 @@ fn kernel_call(id: usize, req: u64, req_len: usize, resp: u64, resp_len: usize) 
 #[inline(never)]
 fn kernel_recv(id: usize, out: u64, len: usize, floor: u64, inbox: (u64, usize)) -> (u64, u64) {
     let (id, out, len) = black_box((id, out, len));
-    let r = block_on(State::Recv, |k| {
-        let me = k.current;
-        let now = k.ticks;
-        if k.eps.get(id).is_none_or(|ep| ep.req_size != len) || !inside(&k.cur().data_ranges(), out, len) {
-            return Some(None);
-        }
-        // One server per endpoint: a task that tries to serve another's endpoint holds a
-        // corrupted endpoint value (its clients would wait for ever).
-        if let Some(s) = k.eps[id].server {
-            if s != me && k.tasks[s].as_ref().is_some_and(|t| t.state != State::Dead) {
-                return Some(None);
-            }
-        }
-        let waiting = k.eps[id].queue.len();
-        first_wait(k, waiting);
-        k.eps[id].server = Some(me);
-        while let Some(c) = k.eps[id].queue.pop_front() {
-            let Some(t) = k.task(c) else { continue };
-            let Some(call) = t.call.as_mut() else { continue };
-            if call.ep != id || call.phase != CallPhase::Queued {
-                continue;
-            }
-            call.phase = CallPhase::Served(me);
-            call.served_at = now;
-            let (generation, seq, req) = (t.generation, call.seq, call.req);
-            crate::audit::taken(k, me, c, floor, inbox);
-            // SAFETY: the caller is blocked in `call` on this endpoint, so `req` points at its
-            // live request of this endpoint's size, in its own memory or the image (checked in
-            // `call`); `out` lies in our own stack or heap (checked above); they do not overlap.
-            unsafe { core::ptr::copy_nonoverlapping(req as *const u8, out as *mut u8, len) };
-            return Some(Some((c as u64 | (generation as u64) << 32, seq)));
-        }
-        k.eps[id].receiver = Some(me);
-        None
-    });
+    let at = Receiving { ep: id, out, len, floor, inbox, handed: None };
+    let r = wait(State::Recv, |k| receive(k, &at).map_or(Wait::Block(None), Wait::Done));
     match r {
         Some(incoming) => incoming,
         None => {
             panic!("recv on endpoint {}, which does not exist, is another task's, or into a bad buffer", id)
         }
     }
+}
+
+/// The current task receives on `at.ep` into `at.out`: the request a caller handed it, or the
+/// first one queued (copied now), or none (it is recorded as the receiver: block). `Some(None)`:
+/// the endpoint or the buffer is not the task's to receive with.
+fn receive(k: &mut Kernel, at: &Receiving) -> Option<Option<(u64, u64)>> {
+    let me = k.current;
+    let now = k.ticks;
+    // Handed by a call while we waited: the request is in our buffer (carried at the switch).
+    if let Some(handed) = k.cur().receiving.take().and_then(|r| r.handed) {
+        return Some(Some(handed));
+    }
+    let (id, out, len) = (at.ep, at.out, at.len);
+    if k.eps.get(id).is_none_or(|ep| ep.req_size != len) || !inside(&k.cur().data_ranges(), out, len) {
+        return Some(None);
+    }
+    // One server per endpoint: a task that tries to serve another's endpoint holds a
+    // corrupted endpoint value (its clients would wait for ever).
+    if let Some(s) = k.eps[id].server {
+        if s != me && k.tasks[s].as_ref().is_some_and(|t| t.state != State::Dead) {
+            return Some(None);
+        }
+    }
+    let waiting = k.eps[id].queue.len();
+    first_wait(k, waiting);
+    k.eps[id].server = Some(me);
+    while let Some(c) = k.eps[id].queue.pop_front() {
+        let Some(t) = k.task(c) else { continue };
+        let Some(call) = t.call.as_mut() else { continue };
+        if call.ep != id || call.phase != CallPhase::Queued {
+            continue;
+        }
+        call.phase = CallPhase::Served(me);
+        call.served_at = now;
+        let (generation, seq, req) = (t.generation, call.seq, call.req);
+        crate::audit::taken(k, me, c, at.floor, at.inbox);
+        // SAFETY: the caller is blocked in `call` on this endpoint, so `req` points at its
+        // live request of this endpoint's size, in its own memory or the image (checked in
+        // `call`); `out` lies in our own stack or heap (checked above); they do not overlap.
+        unsafe { core::ptr::copy_nonoverlapping(req as *const u8, out as *mut u8, len) };
+        return Some(Some((c as u64 | (generation as u64) << 32, seq)));
+    }
+    k.eps[id].receiver = Some(me);
+    k.cur().receiving = Some(*at);
+    None
 }
 
 /// [`Endpoint::reply`]'s kernel half: the answer (`len` bytes at `resp`) to the call `client`
@@ -440,38 +524,9 @@ fn kernel_recv(id: usize, out: u64, len: usize, floor: u64, inbox: (u64, usize))
 fn kernel_reply(client: usize, generation: u32, seq: u64, resp: u64, len: usize) -> Result<(), ReplyError> {
     let (client, generation, seq, resp, len) = black_box((client, generation, seq, resp, len));
     let sent = KERNEL.with(|k| {
-        let me = k.current;
-        let call = serving(k, client, generation, seq)?;
-        // The answer must have the size the caller's buffer has, and come from our own memory
-        // (or the image); a bent token or endpoint value is refused, not written.
-        let (resp_size, checks) = k.eps.get(call.ep).map_or((0, None), |ep| (ep.resp_size, ep.checks));
-        let mine = k.tasks[me].as_ref().map_or([(0, 0); 2], |t| t.data_ranges());
-        if len != resp_size
-            || !(inside(&mine, resp, len) || inside(&[crate::mem::paging::image()], resp, len))
-        {
-            return Err(ReplyError::Stale);
-        }
-        if checks.is_some_and(|c| !(c.resp)(resp)) {
-            k.cur().dying = Some(Fault::MALFORMED);
-            return Ok(false);
-        }
-        let t = k.task(client).expect("checked above");
-        let call = t.call.as_mut().expect("checked above");
-        // SAFETY: the caller is blocked in `call` with phase Served by us, so `call.resp` is its
-        // answer buffer of `len` bytes (checked in `call`), which nothing else writes; `resp`
-        // lies in our own memory, so they do not overlap. The caller's stack is read-only while
-        // we run: this one copy lifts protection.
-        unprotected(|| unsafe {
-            core::ptr::copy_nonoverlapping(resp as *const u8, call.resp as *mut u8, len)
-        });
-        call.phase = CallPhase::Replied;
-        k.wake(client);
-        k.handoff = Some(client);
-        crate::audit::replied(k, me, resp, len);
-        let me = k.cur();
-        me.served += 1;
-        me.answered = true;
-        Ok(true)
+        let carry = answer(k, client, generation, seq, resp, len)?;
+        carry.as_ref().inspect(|c| c.deliver());
+        Ok(carry.is_some())
     })?;
     if !sent {
         // Our answer is not a value of its type: we are faulty. The caller's request goes to
@@ -479,6 +534,103 @@ fn kernel_reply(client: usize, generation: u32, seq: u64, resp: u64, len: usize)
         crate::arch::cpu::die_now();
     }
     Ok(())
+}
+
+/// [`Endpoint::reply_recv`]'s kernel half: [`kernel_reply`], then [`kernel_recv`] on endpoint
+/// `id`, in one critical section. When the server then waits, the answer is carried into the
+/// caller's buffer at the switch to it (no protection lifted).
+#[inline(never)]
+fn kernel_reply_recv(
+    answer_to: &Answer,
+    id: usize,
+    out: u64,
+    len: usize,
+    floor: u64,
+    inbox: (u64, usize),
+) -> (Result<(), ReplyError>, (u64, u64)) {
+    let (a, id, out, len) = black_box((*answer_to, id, out, len));
+    let at = Receiving { ep: id, out, len, floor, inbox, handed: None };
+    let mut replied = None;
+    let r = wait(State::Recv, |k| {
+        let mut carry = None;
+        if replied.is_none() {
+            let r = answer(k, a.client, a.generation, a.seq, a.resp, a.len);
+            replied = Some(r.as_ref().map(|c| c.is_some()).map_err(|e| *e));
+            carry = r.ok().flatten();
+            if replied == Some(Ok(false)) {
+                return Wait::Done(None);
+            }
+        }
+        match receive(k, &at) {
+            Some(incoming) => {
+                carry.as_ref().inspect(|c| c.deliver());
+                Wait::Done(incoming)
+            }
+            None => Wait::Block(carry),
+        }
+    });
+    let replied = replied.unwrap_or(Err(ReplyError::Stale));
+    if replied == Ok(false) {
+        // As in `kernel_reply`: a malformed answer.
+        crate::arch::cpu::die_now();
+    }
+    match r {
+        Some(incoming) => (replied.map(|_| ()), incoming),
+        None => {
+            panic!("recv on endpoint {}, which does not exist, is another task's, or into a bad buffer", id)
+        }
+    }
+}
+
+/// An answer for [`kernel_reply_recv`]: the token's fields, and the answer's buffer.
+#[derive(Clone, Copy)]
+struct Answer {
+    client: usize,
+    generation: u32,
+    seq: u64,
+    resp: u64,
+    len: usize,
+}
+
+/// The current task answers the call `client` (of `generation`) made as number `seq` with the
+/// `len` bytes at `resp`: checked, the call marked answered and its caller woken (to run next).
+/// Returns the answer's copy, for the caller to carry (`None`: the answer is not a value of its
+/// type, and we are marked dying).
+fn answer(
+    k: &mut Kernel,
+    client: usize,
+    generation: u32,
+    seq: u64,
+    resp: u64,
+    len: usize,
+) -> Result<Option<Carry>, ReplyError> {
+    let me = k.current;
+    let call = serving(k, client, generation, seq)?;
+    // The answer must have the size the caller's buffer has, and come from our own memory
+    // (or the image); a bent token or endpoint value is refused, not written.
+    let (resp_size, checks) = k.eps.get(call.ep).map_or((0, None), |ep| (ep.resp_size, ep.checks));
+    let mine = k.cur().data_ranges();
+    if len != resp_size || !(inside(&mine, resp, len) || inside(&[crate::mem::paging::image()], resp, len)) {
+        return Err(ReplyError::Stale);
+    }
+    if checks.is_some_and(|c| !(c.resp)(resp)) {
+        k.cur().dying = Some(Fault::MALFORMED);
+        return Ok(None);
+    }
+    // The caller is blocked in `call` with phase Served by us, so `call.resp` is its answer
+    // buffer of `len` bytes (checked in `call`), which nothing else writes; `resp` lies in our
+    // own memory or the image, so they do not overlap.
+    let carry = Carry { to: client, from: resp, into: call.resp, len };
+    if let Some(c) = k.task(client).and_then(|t| t.call.as_mut()) {
+        c.phase = CallPhase::Replied;
+    }
+    k.wake(client);
+    k.handoff = Some(client);
+    crate::audit::replied(k, me, resp, len);
+    let me = k.cur();
+    me.served += 1;
+    me.answered = true;
+    Ok(Some(carry))
 }
 
 /// The call `client` (of `generation`) made as number `seq`, if the current task is serving

@@ -153,7 +153,7 @@ impl Device {
                 None => {
                     d.owner = Some(me);
                     let slot = d.slot;
-                    k.cur().device_slot = slot;
+                    k.cur().set_device_slot(slot);
                     // Writable from now on, while this task runs.
                     crate::mem::paging::open(k.cur().slots());
                 }

@@ -6,14 +6,14 @@
 //! `skip` and `hang` must strike while the task runs: the kernel sets the trap flag when the
 //! task is next switched in and counts a seeded number of its instructions (single-step traps);
 //! at zero — in the cell's own code, never in kernel code the cell is running (a kernel entry
-//! point, a critical section) — it flips a bit of a saved register, steps the instruction
-//! pointer over one instruction (length from `lde`), or sends it into a spin loop. `ssr`
-//! corrupts a word of a client-held state value of that server. The seeded choices (register
-//! and bit, word of memory, new value) are `fault::inject`'s, the microkernel's too.
+//! point, a critical section, a task switch) — it flips a bit of a saved register, steps the
+//! instruction pointer over one instruction (length from `lde`), or sends it into a spin loop.
+//! `ssr` corrupts a word of a client-held state value of that server. The seeded choices
+//! (register and bit, word of memory, new value) are `fault::inject`'s, the microkernel's too.
 
 use crate::arch::trap::{TrapFrame, RFLAGS_IF, RFLAGS_TF};
 use crate::mem::protect::unprotected;
-use crate::state::{Kernel, Pending, Task, IDLE, KERNEL};
+use crate::state::{Kernel, Pending, IDLE, KERNEL};
 use algo::rng::Rng;
 use fault::inject::{new_word, pick_word, RegFlip};
 use fault::InjectKind;
@@ -50,7 +50,7 @@ pub(crate) fn arm(k: &mut Kernel, index: usize, kind: InjectKind, seed: u64) -> 
         return Err(InjectError::NoSuchTask);
     }
     let t = k.task(index).ok_or(InjectError::NoSuchTask)?;
-    if t.state.stopped() || t.mem.is_none() {
+    if t.state.stopped() || t.mem().is_none() {
         return Err(InjectError::NotRunning);
     }
     match kind {
@@ -93,14 +93,6 @@ pub(crate) fn arm(k: &mut Kernel, index: usize, kind: InjectKind, seed: u64) -> 
     }
 }
 
-/// The task is being switched in: if a fault is pending, single-step it.
-pub(crate) fn switched_in(t: &mut Task) {
-    if t.pending.is_some() {
-        // SAFETY: `t.frame` is the task's saved frame on its own stack.
-        unsafe { (*(t.frame as *mut TrapFrame)).rflags |= RFLAGS_TF };
-    }
-}
-
 /// A single-step trap in the current task.
 pub(crate) fn single_step(k: &mut Kernel, f: &mut TrapFrame) {
     let t = k.cur();
@@ -109,7 +101,7 @@ pub(crate) fn single_step(k: &mut Kernel, f: &mut TrapFrame) {
         return;
     };
     p.countdown = p.countdown.saturating_sub(1);
-    if p.countdown > 0 || crate::sync::depth() > 0 || crate::symbols::in_core(f.rip) {
+    if p.countdown > 0 || in_kernel(f) {
         return;
     }
     let p = t.pending.take().expect("checked");
@@ -132,6 +124,13 @@ pub(crate) fn single_step(k: &mut Kernel, f: &mut TrapFrame) {
         }
         _ => {}
     }
+}
+
+/// Is the task running kernel code, where an injected fault must not strike: inside a critical
+/// section, in the kernel's own code (its functions and assembly, `fault::kernel_code`), or on
+/// the switch stack (the middle of a switch, and whatever it calls).
+fn in_kernel(f: &TrapFrame) -> bool {
+    crate::sync::depth() > 0 || crate::symbols::in_core(f.rip) || crate::arch::switch::on_switch_stack(f.rsp)
 }
 
 /// Where `hang` sends a task: spin with interrupts on (so the hang detector sees it).

@@ -34,8 +34,8 @@ use crate::mem::protect::unprotected;
 use crate::mem::MappedPages;
 use crate::report::{self, What};
 use crate::state::{
-    CallPhase, Detail, Fault, KeptCopy, Kernel, Staged, State, Task, TaskId, TaskMem, Update, Version, IDLE,
-    KERNEL, MAX_TASKS,
+    CallPhase, Context, Detail, Fault, KeptCopy, Kernel, Staged, State, Task, TaskId, TaskMem, Update,
+    Version, IDLE, KERNEL, MAX_TASKS,
 };
 use fault::recovery::{Decision, Hang, Verdict};
 use fault::FaultKind;
@@ -107,10 +107,11 @@ fn incarnate(t: &mut Task) -> Result<(), MapError> {
     // SAFETY: `frame_at` lies inside the fresh stack pages this task now owns; they are not the
     // running task's, so they are written with protection lifted.
     unprotected(|| unsafe { (frame_at as *mut TrapFrame).write(frame) });
-    t.frame = frame_at;
-    t.mem = Some(TaskMem { stack, heap });
+    t.ctx = Context::Frame(frame_at);
+    t.set_mem(Some(TaskMem { stack, heap }));
     t.state = State::Ready;
     t.call = None;
+    t.receiving = None;
     t.pending = None;
     t.dying = None;
     t.ran_ticks = 0;
@@ -416,8 +417,9 @@ fn restart_now(t: &mut Task) -> Result<(), MapError> {
 fn release(k: &mut Kernel, i: usize) {
     crate::device::quiesce(k, i);
     if let Some(t) = k.task(i) {
-        t.mem = None;
+        t.set_mem(None);
         t.call = None;
+        t.receiving = None;
         t.pending = None;
         t.dying = None;
     }

@@ -193,6 +193,33 @@ pub(crate) struct Call {
     pub served_at: u64,
 }
 
+/// Where a task that is not running resumes (see `arch::switch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Context {
+    /// A full trap frame on its stack, at this address: it was interrupted, trapped (a yield, an
+    /// exception), or has not run yet.
+    Frame(u64),
+    /// Its stack pointer where it switched away inside the kernel (`sched::block_on`): the
+    /// callee-saved registers and a return address are there.
+    Switched(u64),
+}
+
+/// A server waiting in `recv` on endpoint `ep`: where the request goes, and, once a caller
+/// delivered one straight there, whose it is.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Receiving {
+    pub ep: usize,
+    /// The request buffer (`len` bytes, checked to lie in the server's own stack or heap).
+    pub out: u64,
+    pub len: usize,
+    /// The server's stack pointer and the buffer around `out`, for the audit (`audit::taken`).
+    pub floor: u64,
+    pub inbox: (u64, usize),
+    /// Set by the call that delivered its request into `out`: the caller (index | generation
+    /// << 32) and the call's sequence number, what `recv` returns.
+    pub handed: Option<(u64, u64)>,
+}
+
 pub(crate) struct EpState {
     /// For reports and debugging.
     #[allow(dead_code)]
@@ -303,10 +330,18 @@ pub(crate) struct Task {
     pub entry: Entry,
     /// The closure's type, as the compiler names it (for the audit's reports).
     pub entry_name: &'static str,
-    pub mem: Option<TaskMem>,
-    /// The saved frame (on the task's stack) while it is not running.
-    pub frame: u64,
+    mem: Option<TaskMem>,
+    /// Its stack's and heap's extents while it has memory (`[(0, 0); 2]` when not): read at
+    /// every channel operation's buffer checks, so kept here rather than derived.
+    ranges: [(u64, u64); 2],
+    /// Its writable slots while it runs (see [`Task::slots`]): read at every switch, so kept
+    /// here too, with `ranges`.
+    slots: [usize; 3],
+    /// Where it resumes while it is not running.
+    pub ctx: Context,
     pub call: Option<Call>,
+    /// Waiting in `recv`: where its request goes (see `chan`).
+    pub receiving: Option<Receiving>,
     /// Tick at which a sleep ends.
     pub wake_at: u64,
     /// Tick at which a task in [`State::Restarting`] starts its next incarnation.
@@ -327,7 +362,7 @@ pub(crate) struct Task {
     pub depth: u32,
     /// The slot of the device it drives (DMA region and BARs, see `device`), writable while it
     /// runs like its stack and heap; `usize::MAX`: none.
-    pub device_slot: usize,
+    device_slot: usize,
     /// The version it runs, if it was started from one staged in the image (`spawn_staged`).
     pub version: Option<Version>,
     /// The layouts its clients' states may be in: every layout a version of it wrote since boot.
@@ -357,8 +392,11 @@ impl Task {
             entry,
             entry_name: "",
             mem: None,
-            frame: 0,
+            ranges: [(0, 0); 2],
+            slots: [usize::MAX; 3],
+            ctx: Context::Frame(0),
             call: None,
+            receiving: None,
             wake_at: 0,
             restart_at: 0,
             ran_ticks: 0,
@@ -378,17 +416,39 @@ impl Task {
         }
     }
 
-    /// The task's own writable memory: its stack and its heap.
-    pub fn data_ranges(&self) -> [(u64, u64); 2] {
-        match &self.mem {
+    /// What it owns while it runs (`None`: not incarnated, or released).
+    pub fn mem(&self) -> Option<&TaskMem> {
+        self.mem.as_ref()
+    }
+
+    /// Give it memory, or drop what it had (`None`).
+    pub fn set_mem(&mut self, mem: Option<TaskMem>) {
+        self.ranges = match &mem {
             Some(m) => [(m.stack.start(), m.stack.end()), (m.heap.pages().start(), m.heap.pages().end())],
             None => [(0, 0); 2],
-        }
+        };
+        self.mem = mem;
+        self.slots = self.slots_now();
+    }
+
+    /// Make `slot` the slot of the device it drives (see `device`).
+    pub fn set_device_slot(&mut self, slot: usize) {
+        self.device_slot = slot;
+        self.slots = self.slots_now();
+    }
+
+    /// The task's own writable memory: its stack and its heap.
+    pub fn data_ranges(&self) -> [(u64, u64); 2] {
+        self.ranges
     }
 
     /// The slots of its stack and heap, and of the device it drives: the only ones writable
     /// while it runs.
     pub fn slots(&self) -> [usize; 3] {
+        self.slots
+    }
+
+    fn slots_now(&self) -> [usize; 3] {
         match &self.mem {
             Some(m) => [m.stack.slot(), m.heap.pages().slot(), self.device_slot],
             None => [usize::MAX; 3],

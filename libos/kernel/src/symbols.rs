@@ -5,6 +5,7 @@
 //! reserved, below the allocator's floor).
 
 use crate::sync::Global;
+use fault::kernel_code;
 
 #[derive(Clone, Copy)]
 struct Table {
@@ -16,13 +17,13 @@ struct Table {
 
 static TABLE: Global<Option<Table>> = Global::new(None);
 
-/// Address ranges of the kernel's own functions (and the libraries only the kernel uses), so the
-/// injector can keep its faults in cell code: a fault injected into a cell must not strike the
-/// kernel code the cell happens to be running (in the microkernel, the kernel is never the target
-/// either).
-static KERNEL_CODE: Global<heapless::Vec<(u64, u64), 512>> = Global::new(heapless::Vec::new());
-
-const KERNEL_CRATES: [&[u8]; 3] = [b"12libos_kernel", b"4algo", b"8heapless"];
+/// Address ranges of the kernel's own code (its functions, its assembly, and the libraries only
+/// the kernel uses), so the injector can keep its faults in cell code: a fault injected into a
+/// cell must not strike the kernel code the cell happens to be running (in the microkernel, the
+/// kernel is never the target either). Which symbols count is `fault::kernel_code`'s rule, which
+/// `cargo os build` checks against the built image.
+static KERNEL_CODE: Global<heapless::Vec<(u64, u64), { kernel_code::MAX_RANGES }>> =
+    Global::new(heapless::Vec::new());
 
 /// Remember the symbol table (addresses are physical = virtual below 1 GiB).
 pub(crate) fn init(symtab: (u64, u64), strtab: (u64, u64)) {
@@ -31,12 +32,13 @@ pub(crate) fn init(symtab: (u64, u64), strtab: (u64, u64)) {
             *t =
                 Some(Table { symtab: symtab.0, symtab_len: symtab.1, strtab: strtab.0, strtab_len: strtab.1 })
         });
+        let Some((syms, strs)) = sections() else { return };
         let mut ranges = heapless::Vec::new();
-        for_each_function(|name, start, end| {
-            if KERNEL_CRATES.iter().any(|c| name.windows(c.len()).any(|w| w == *c)) {
-                let _ = ranges.push((start, end));
-            }
-        });
+        for r in kernel_code::ranges(syms, strs) {
+            // The build checks the image's ranges fit; a range dropped here would let faults
+            // strike kernel code.
+            ranges.push(r).expect("the kernel's code has more ranges than its table holds");
+        }
         KERNEL_CODE.with(|c| *c = ranges);
     }
 }
@@ -46,50 +48,24 @@ pub(crate) fn in_core(rip: u64) -> bool {
     KERNEL_CODE.with(|c| c.iter().any(|&(s, e)| (s..e).contains(&rip)))
 }
 
-/// Every function symbol: name, start, end.
-fn for_each_function(mut f: impl FnMut(&[u8], u64, u64)) {
-    let Some(t) = TABLE.with(|t| *t) else { return };
-    // SAFETY: as in `lookup`.
-    let (syms, strs) = unsafe {
-        (
-            core::slice::from_raw_parts(t.symtab as *const u8, t.symtab_len as usize),
-            core::slice::from_raw_parts(t.strtab as *const u8, t.strtab_len as usize),
-        )
-    };
-    for s in syms.chunks_exact(24) {
-        let word = |r: core::ops::Range<usize>| s[r].iter().rev().fold(0u64, |a, &b| a << 8 | b as u64);
-        if s[4] & 0xf != 2 {
-            continue;
-        }
-        let (name, value, size) = (word(0..4) as usize, word(8..16), word(16..24));
-        let Some(rest) = strs.get(name..) else { continue };
-        let end = rest.iter().position(|&b| b == 0).unwrap_or(0);
-        f(&rest[..end], value, value + size.max(1));
-    }
-}
-
-fn lookup(addr: u64) -> Option<(&'static [u8], u64)> {
+/// The symbol table and its string table, as GRUB loaded them.
+fn sections() -> Option<(&'static [u8], &'static [u8])> {
     let t = TABLE.with(|t| *t)?;
     // SAFETY: GRUB loaded these sections at these addresses; their frames are never handed out
     // and are mapped read-write (identity) below 1 GiB.
-    let (syms, strs) = unsafe {
+    Some(unsafe {
         (
             core::slice::from_raw_parts(t.symtab as *const u8, t.symtab_len as usize),
             core::slice::from_raw_parts(t.strtab as *const u8, t.strtab_len as usize),
         )
-    };
-    for s in syms.chunks_exact(24) {
-        let info = s[4];
-        let value = u64::from_le_bytes(s[8..16].try_into().ok()?);
-        let size = u64::from_le_bytes(s[16..24].try_into().ok()?);
-        if info & 0xf == 2 && value <= addr && addr < value + size.max(1) {
-            let name = u32::from_le_bytes(s[0..4].try_into().ok()?) as usize;
-            let rest = strs.get(name..)?;
-            let end = rest.iter().position(|&b| b == 0)?;
-            return Some((&rest[..end], addr - value));
-        }
-    }
-    None
+    })
+}
+
+fn lookup(addr: u64) -> Option<(&'static [u8], u64)> {
+    let (syms, strs) = sections()?;
+    kernel_code::symbols(syms, strs)
+        .find(|s| s.is_function() && (s.range().0..s.range().1).contains(&addr))
+        .map(|s| (s.name, addr - s.value))
 }
 
 /// Displays as `<function+0xoffset>`, or `<unknown>`.

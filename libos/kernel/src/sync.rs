@@ -61,6 +61,17 @@ pub fn critical<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Proof that interrupts are masked by an enclosing [`masked`] section (not `Copy`, not
+/// constructible elsewhere): [`Global::with_masked`] borrows without masking them again.
+pub struct Masked(());
+
+/// [`critical`], handing its body the proof that it runs masked: for a body that borrows a
+/// [`Global`] more than once, or switches tasks between borrows (`sched::block_on`), in one
+/// masked section.
+pub fn masked<R>(f: impl FnOnce(&Masked) -> R) -> R {
+    critical(|| f(&Masked(())))
+}
+
 /// Count down without wrapping: an injected `skip` can step over the increment (at depth 0,
 /// where faults may land), and the counter must not wrap to "inside a critical section for ever".
 /// One CPU, and an interrupt that finds the depth non-zero never switches tasks, so a plain
@@ -91,6 +102,16 @@ impl<T> Global<T> {
             leave(&BUSY);
             r
         })
+    }
+
+    /// [`Global::with`] inside a [`masked`] section: the borrow alone (no second mask).
+    pub fn with_masked<R>(&self, _masked: &Masked, f: impl FnOnce(&mut T) -> R) -> R {
+        BUSY.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: see the Sync impl; `Masked` proves interrupts are masked (and the depth
+        // raised) for as long as the borrow lives.
+        let r = f(unsafe { &mut *self.0.get() });
+        leave(&BUSY);
+        r
     }
 
     /// Access from the trap path, where interrupts are already masked by the gate.

@@ -10,7 +10,7 @@
 //!                              sched::switch (preemption)
 //!  COM1 (36)                   Ctrl-T dump, or the console's input hook
 //!  a driven device's line      device::interrupt (masked, its driver woken)
-//!  yield (0x81)                sched::switch
+//!  yield (0x81)                keep, then sched::switch
 //!  die (0x82)                  lifecycle::fail with the reason the task left in `dying`
 //! ```
 //! Every way out that resumes another task goes through [`resume`], which arms the single step
@@ -174,7 +174,17 @@ extern "C" fn libos_kernel_trap(frame: *mut TrapFrame) -> *mut TrapFrame {
             // SAFETY: see above.
             let k = unsafe { KERNEL.get_in_trap() };
             k.cur().ran_ticks = 0;
-            resume(k, Some(frame))
+            match keep(k, f) {
+                Ok(saved) => resume(k, Some(saved)),
+                Err(_) if k.current == IDLE => {
+                    crate::report::kernel_panic_frame("the idle task's stack pointer is bad", f)
+                }
+                Err(bad) => {
+                    let cur = k.current;
+                    crate::lifecycle::fail(k, cur, Fault::stack(bad), Some(f));
+                    resume(k, None)
+                }
+            }
         }
         VEC_DIE => {
             if !task_context() {
@@ -211,13 +221,11 @@ fn finish(frame: *mut TrapFrame, heap: u64) -> *mut TrapFrame {
 fn resume(k: &mut Kernel, frame: Option<*mut TrapFrame>) -> *mut TrapFrame {
     // A kernel copy that faulted with protection lifted never resumes: protect again.
     crate::mem::protect::restore();
-    let next = crate::sched::switch(k, frame);
-    crate::inject::switched_in(next);
-    next.frame as *mut TrapFrame
+    crate::sched::switch(k, frame)
 }
 
-/// Keep the frame of an interrupt that preempts the current task as the task's context: copy it
-/// off the interrupt stack (IST3, see `arch::trap`) to where the CPU would have pushed it
+/// Keep the frame of an interrupt that preempts the current task (or of its yield) as the task's
+/// context: copy it off the interrupt stack (IST3, see `arch::trap`) to where the CPU would have pushed it
 /// without one, just below the task's stack pointer, 16-aligned. Only inside the task's own
 /// stack: a stack pointer a fault bent elsewhere (non-canonical, unmapped, another task's
 /// memory, the kernel's data) is the task's fault, and it has no context to keep.
@@ -241,7 +249,7 @@ fn task_context() -> bool {
     // SAFETY: only reads `current` and one slot, with interrupts masked.
     let k = unsafe { KERNEL.get_in_trap() };
     let c = k.current;
-    c != IDLE && k.tasks[c].as_ref().is_some_and(|t| t.mem.is_some())
+    c != IDLE && k.tasks[c].as_ref().is_some_and(|t| t.mem().is_some())
 }
 
 /// Hand every received byte to the input hook; acknowledge IRQ 4.
@@ -265,7 +273,8 @@ fn serial_input(k: &mut Kernel) {
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     let in_task = !in_trap()
         && !crate::sync::busy()
-        && KERNEL.with(|k| k.current != IDLE && k.tasks[k.current].as_ref().is_some_and(|t| t.mem.is_some()));
+        && KERNEL
+            .with(|k| k.current != IDLE && k.tasks[k.current].as_ref().is_some_and(|t| t.mem().is_some()));
     if in_task && crate::sched::started() {
         crate::report::set_panic_message(info);
         KERNEL.with(|k| k.cur().dying = Some(Fault::PANIC));

@@ -3,8 +3,9 @@
 //! Every way into the kernel (exception, IRQ, `int 0x81` yield, `int 0x82` die) goes through one
 //! stub that completes a [`TrapFrame`] (the shared `x86` layout) on the stack the gate names and
 //! calls `libos_kernel_trap(frame)` in `crate::trap`, which returns the frame to resume: the same
-//! one, or another task's. A task's saved context is always a full frame on its own stack, and a
-//! switch is "return someone else's".
+//! one, or another task's. A task the trap path switches away from keeps a full frame on its own
+//! stack, and a switch is "return someone else's" (a task that switched away by a call, see
+//! `switch`, is given a frame that resumes it).
 //!
 //! ```text
 //!   high  ss rsp rflags cs rip      <- pushed by the CPU (ring 0 to ring 0 in long mode)
@@ -13,16 +14,19 @@
 //!
 //!   gate               stack               its frame
 //!   exceptions, die    IST1 (#DF: IST2)    resumed at once, or the task is killed
-//!   IRQs 32-47         IST3                resumed at once, or moved onto the task's stack
-//!                                          (`trap::keep`) when the task is preempted
-//!   yield              the task's own      kept where it is
+//!   IRQs 32-47, yield  IST3                resumed at once, or moved onto the task's stack
+//!                                          (`trap::keep`) when the task is switched away
 //! ```
+//! No gate runs on the task's own stack: once a switch opens the incoming task's memory, the
+//! outgoing task's stack is read-only (`mem::paging::open`), and the rest of the trap path must
+//! not write there.
 //! Ring 0 to ring 0, the CPU switches stacks only through the IST. Without it a hardware
 //! interrupt would be pushed on the interrupted task's `rsp`: bent by a fault, that push faults
 //! and the interrupt is lost after the PIC marked it in service, which stops every interrupt
-//! for good (campaigns `fs` and `timer`, seed 31337). A yield is the task's own request: if its
-//! push faults, the task is at fault and nothing is lost. The stubs clobber nothing the
-//! interrupted code can see (all general registers are restored).
+//! for good (campaigns `fs` and `timer`, seed 31337). The stubs clobber nothing the
+//! interrupted code can see (all general registers are restored). Their labels are sized
+//! function symbols, so the fault injector counts every byte of them as kernel code
+//! (`fault::kernel_code`).
 
 use super::gdt::KERNEL_CS;
 pub use x86::frame::{RFLAGS_IF, RFLAGS_TF};
@@ -57,7 +61,7 @@ pub fn init() {
                 };
                 idt[v] = gate(addr, ist);
             }
-            idt[VEC_YIELD as usize] = gate(los_isr_yield as *const () as u64, 0);
+            idt[VEC_YIELD as usize] = gate(los_isr_yield as *const () as u64, 3);
             idt[VEC_DIE as usize] = gate(los_isr_die as *const () as u64, 1);
         })
     };
@@ -77,6 +81,7 @@ core::arch::global_asm!(
         x86::gpr_macros!(),
         r#"
     .section .text
+    .type los_trap_common, @function
 los_trap_common:
     push_gprs
     cld
@@ -84,24 +89,31 @@ los_trap_common:
     call libos_kernel_trap
     mov %rax, %rsp
     .global los_trap_return
+    .type los_trap_return, @function
 los_trap_return:
     pop_gprs
     add $16, %rsp
     iretq
+    .size los_trap_return, . - los_trap_return
+    .size los_trap_common, . - los_trap_common
 
     /* The kernel's own gates: yield (0x81) and die (0x82). */
     .balign 16
     .global los_isr_yield
+    .type los_isr_yield, @function
 los_isr_yield:
     push $0
     push $0x81
     jmp los_trap_common
+    .size los_isr_yield, . - los_isr_yield
     .balign 16
     .global los_isr_die
+    .type los_isr_die, @function
 los_isr_die:
     push $0
     push $0x82
     jmp los_trap_common
+    .size los_isr_die, . - los_isr_die
 "#
     ),
     options(att_syntax)

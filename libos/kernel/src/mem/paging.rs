@@ -183,14 +183,25 @@ pub fn open(slots: [usize; 3]) {
         return;
     }
     let pd = slot_pd();
-    for &s in t.open.iter().filter(|&&s| s < SLOTS) {
-        pd[s] &= !W;
-    }
-    for &s in slots.iter().filter(|&&s| s < SLOTS) {
-        if pd[s] & P != 0 {
+    // Three tests each way, written out: an iterator's filter compiled to a loop.
+    let mut close = |s: usize| {
+        if s < SLOTS {
+            pd[s] &= !W;
+        }
+    };
+    let [a, b, c] = t.open;
+    close(a);
+    close(b);
+    close(c);
+    let mut grant = |s: usize| {
+        if s < SLOTS && pd[s] & P != 0 {
             pd[s] |= W;
         }
-    }
+    };
+    let [a, b, c] = slots;
+    grant(a);
+    grant(b);
+    grant(c);
     t.open = slots;
     cpu::flush_tlb();
 }
