@@ -253,7 +253,9 @@ pub fn parse(console: &str, server: &str, seed: u64, panicked: bool) -> Result<R
     let others_prefix = format!("campaign {server}: other tasks restarted ");
     let latency_prefix = format!("[kernel] {server} gen ");
     let mut latencies = Vec::new();
-    for line in console.lines() {
+    // A log line can tear a fault line in two (the kernel's report of a restart, printed from
+    // a trap): the fault line is read whole, after the log line.
+    for line in crate::qemu::lines_mended(console) {
         let line = line.trim_end();
         if let Some(rest) = line.strip_prefix(&header) {
             // "campaign fs: 3 faults, seed 9, 4 workload steps watched after each"
@@ -610,6 +612,19 @@ campaign fs: injected=3 manifested=2 recovered=1 errors=1 lost=1 panics=0
         ] {
             assert_eq!(task_event(not), None, "{not}");
         }
+    }
+
+    #[test]
+    fn a_fault_line_a_restart_report_tore_is_read_whole() {
+        // As in a libos timer campaign: the JSON had 999 faults where the summary said 1000.
+        let torn = "campaign fs: 2 faults, seed 9, 4 workload steps watched after each\n\
+                    fault 1: kill 0x0 -> rec[kernel] timer gen 0: killed; restarting as gen 1\n\
+                    overed\nfault 2: memflip 0x10 -> benign\n";
+        let r = parse(torn, "fs", 9, true).unwrap();
+        let faults: Vec<(u32, &str)> = r.faults.iter().map(|f| (f.n, f.verdict.as_str())).collect();
+        assert_eq!(faults, [(1, "recovered"), (2, "benign")]);
+        assert_eq!(r.other_tasks.len(), 1, "the restart in the middle is seen too");
+        assert_eq!(r.other_tasks[0].during_fault, 1);
     }
 
     #[test]

@@ -24,4 +24,4 @@ pub(crate) use machine::{attach_disk, end_with_parent, hardware, headless};
 pub use machine::{command, interactive, Machine, EXIT_PANIC, EXIT_POWEROFF};
 pub use session::{exec, Echo, Limits};
 pub use text::{after_prompt, find_tagged, find_untagged, fresh_tag, split_commands, strip_escapes};
-pub use transcript::{without_log_lines, Failed, Outcome, Run, Transcript, Why};
+pub use transcript::{lines_mended, without_log_lines, Failed, Outcome, Run, Transcript, Why};

@@ -76,21 +76,54 @@ pub struct Transcript {
 pub fn without_log_lines(console: &str) -> String {
     let mut out = String::with_capacity(console.len());
     let mut rest = console;
-    while let Some(at) = rest.find('[') {
-        let name = rest[at + 1..].find("] ").map(|end| &rest[at + 1..at + 1 + end]);
+    while let Some(at) = log_start(rest) {
+        out.push_str(&rest[..at]);
+        rest = rest[at..].find('\n').map_or("", |nl| &rest[at + nl + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where the first log line in `text` begins (`[name] `, see [`without_log_lines`]), if any.
+fn log_start(text: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(at) = text[from..].find('[').map(|i| from + i) {
+        let name = text[at + 1..].find("] ").map(|end| &text[at + 1..at + 1 + end]);
         let is_log = name.is_some_and(|n| {
             n.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
                 && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         });
         if is_log {
-            out.push_str(&rest[..at]);
-            rest = rest[at..].find('\n').map_or("", |nl| &rest[at + nl + 1..]);
-        } else {
-            out.push_str(&rest[..=at]);
-            rest = &rest[at + 1..];
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// The console's lines in the order they were finished: a log line that began inside another
+/// line comes whole, and the line it tore comes whole after it (its two parts joined), where its
+/// end was written. For readers that follow both log lines and the shell's (a campaign's fault
+/// lines, and the restarts between them).
+pub fn lines_mended(console: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    // The part of a line a log line tore, waiting for its end.
+    let mut torn = String::new();
+    for line in console.lines() {
+        let (mine, log) = match log_start(line) {
+            Some(0) => ("", Some(line)),
+            Some(at) => (&line[..at], Some(&line[at..])),
+            None => (line, None),
+        };
+        torn.push_str(mine);
+        match log {
+            Some(log) => out.push(log.to_string()),
+            None => out.push(std::mem::take(&mut torn)),
         }
     }
-    out.push_str(rest);
+    if !torn.is_empty() {
+        out.push(torn);
+    }
     out
 }
 
@@ -323,6 +356,22 @@ mod tests {
         assert_eq!(
             without_log_lines(torn),
             "campaign fs: injected=25 lost=0\nfault 1: kill\n[a b] c\n  format [--force]  d\naxolotl [aa11:0]> ps\n[x]"
+        );
+    }
+
+    #[test]
+    fn lines_mended_put_a_torn_line_back_together_after_what_tore_it() {
+        let console =
+            "fault 9: kill 0x0 -> rec[kernel] shell gen 0: killed\n[fs] INFO x\novered\n[a b] c\nend";
+        assert_eq!(
+            lines_mended(console),
+            [
+                "[kernel] shell gen 0: killed",
+                "[fs] INFO x",
+                "fault 9: kill 0x0 -> recovered",
+                "[a b] c",
+                "end"
+            ]
         );
     }
 
