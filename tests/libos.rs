@@ -258,6 +258,13 @@ fn libos_memory_after_1000_restarts_equals_before() {
     check(&t, mems.len() == 9, "nine mem reports");
     let first = mems[0].lines().next().unwrap_or_default();
     check(&t, first.starts_with("mem: frames="), "mem prints frames and heap");
+    // The restart recipes (every task's closure, fs's parts) are mapped read-only once the
+    // system runs, as the live page tables say: a wild write there faults in its writer.
+    check(
+        &t,
+        first.ends_with(" (read-only)") && first.contains(" recipes="),
+        "the restart recipes are read-only",
+    );
     check(
         &t,
         mems.iter().all(|m| m.lines().next() == Some(first)),

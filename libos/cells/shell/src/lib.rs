@@ -498,7 +498,16 @@ impl Shell<'_> {
 
     fn mem(&self) -> Status {
         let u = libos_kernel::mem_usage();
-        say!(self, "mem: frames={} kernel_heap={} slots={}", u.frames, u.kernel_heap, u.slots);
+        let recipes = if u.recipes_read_only { "read-only" } else { "WRITABLE" };
+        say!(
+            self,
+            "mem: frames={} kernel_heap={} slots={} recipes={} ({})",
+            u.frames,
+            u.kernel_heap,
+            u.slots,
+            u.recipes,
+            recipes
+        );
         for t in (0..MAX_TASKS).filter_map(libos_kernel::task_info) {
             say!(self, "  {:<16} heap {:>7} bytes in use", t.name, t.heap_used);
         }

@@ -30,8 +30,18 @@ pub struct Usage {
     pub frames: usize,
     pub kernel_heap: usize,
     pub slots: usize,
+    /// Bytes of restart recipes (`recipes`), and whether their pages are read-only now.
+    pub recipes: usize,
+    pub recipes_read_only: bool,
 }
 
 pub fn usage() -> Usage {
-    Usage { frames: frames::in_use(), kernel_heap: heap::kernel_heap_in_use(), slots: mapped::slots_in_use() }
+    let (recipes, recipes_read_only) = recipes::usage();
+    Usage {
+        frames: frames::in_use(),
+        kernel_heap: heap::kernel_heap_in_use(),
+        slots: mapped::slots_in_use(),
+        recipes,
+        recipes_read_only,
+    }
 }

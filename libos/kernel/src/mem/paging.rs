@@ -225,6 +225,20 @@ pub fn read_only(start: u64, end: u64) {
     });
 }
 
+/// Is image page `virt` mapped writable? (Identity map, 4 KiB pages: see [`init`].)
+pub fn writable(virt: u64) -> bool {
+    TABLES.with(|_| {
+        let pml4 = Cr3::read().0.start_address().as_u64();
+        let pd = table(table(table(pml4)[0] & ADDR)[0] & ADDR);
+        let pde = pd[(virt >> 21) as usize & 511];
+        if pde & P == 0 || pde & PS != 0 {
+            return pde & P != 0 && pde & W != 0;
+        }
+        let pte = table(pde & ADDR)[((virt >> 12) & 511) as usize];
+        pte & P != 0 && pte & W != 0 && pde & W != 0
+    })
+}
+
 /// The slot of slot-area address `virt`, if it is one.
 pub fn slot(virt: u64) -> Option<usize> {
     (SLOT_BASE..SLOT_BASE + SLOTS as u64 * SLOT_SIZE).contains(&virt).then(|| slot_of(virt))

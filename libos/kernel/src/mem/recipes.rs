@@ -34,8 +34,8 @@ struct Region([u8; SIZE]);
 /// Written only by [`keep`], before [`seal`].
 static mut RECIPES: Region = Region([0; SIZE]);
 
-/// Bytes of [`RECIPES`] handed out; `None` once sealed.
-static USED: Global<Option<usize>> = Global::new(Some(0));
+/// Bytes of [`RECIPES`] handed out, and whether the region is sealed (then nothing more is).
+static USED: Global<(usize, bool)> = Global::new((0, false));
 
 /// What a task's incarnations run.
 pub(crate) type Recipe = &'static (dyn Fn() + Send + Sync);
@@ -57,15 +57,15 @@ pub fn sealed<T: Send + Sync + 'static>(v: T) -> Option<&'static T> {
 
 fn place<T: 'static>(v: T) -> Option<&'static mut T> {
     let (size, align) = (core::mem::size_of::<T>(), core::mem::align_of::<T>());
-    USED.with(|used| {
-        let at = used.as_ref()?.next_multiple_of(align);
-        let end = at.checked_add(size).filter(|&end| end <= SIZE && align <= 4096)?;
-        *used = Some(end);
+    USED.with(|(used, sealed)| {
+        let at = used.next_multiple_of(align);
+        let end = at.checked_add(size).filter(|&end| end <= SIZE && align <= 4096 && !*sealed)?;
+        *used = end;
         let base = core::ptr::addr_of_mut!(RECIPES) as *mut u8;
         // SAFETY: `[at, end)` lies inside RECIPES (checked above), is aligned for `T` (the
         // region is page-aligned and `at` a multiple of `align`), and was handed out to no one
-        // before (`used` only grows); the region is writable until `seal`, which sets `used`
-        // to `None` first. The value is never moved or dropped again: it lives as long as the
+        // before (`used` only grows); the region is writable until `seal`, which sets `sealed`
+        // first. The value is never moved or dropped again: it lives as long as the
         // system, so the reference is `'static`, and the only one made.
         unsafe {
             let p = base.add(at) as *mut T;
@@ -77,7 +77,7 @@ fn place<T: 'static>(v: T) -> Option<&'static mut T> {
 
 /// No more recipes: make the region read-only (when the scheduler starts).
 pub(crate) fn seal() {
-    USED.with(|used| *used = None);
+    USED.with(|(_, sealed)| *sealed = true);
     let start = core::ptr::addr_of!(RECIPES) as u64;
     super::paging::read_only(start, start + SIZE as u64);
 }
@@ -86,4 +86,12 @@ pub(crate) fn seal() {
 pub(crate) fn contains(addr: u64) -> bool {
     let start = core::ptr::addr_of!(RECIPES) as u64;
     (start..start + SIZE as u64).contains(&addr)
+}
+
+/// Bytes the recipes take, and whether every page of the region is read-only now, as the live
+/// page tables map it (for `mem`: the seal, seen from outside).
+pub fn usage() -> (usize, bool) {
+    let start = core::ptr::addr_of!(RECIPES) as u64;
+    let read_only = (start..start + SIZE as u64).step_by(4096).all(|page| !super::paging::writable(page));
+    (USED.with(|(used, _)| *used), read_only)
 }
