@@ -28,8 +28,11 @@ fn check_clean(t: &Transcript, name: &str) -> Report {
         r.clean() && s.spill == 0 && r.spills.is_empty(),
         &format!("{name}: no undeclared spill: {r:?}"),
     );
-    // A test that saw no client switch would prove nothing.
-    check(t, s.switches >= 19 && s.clients >= 2, &format!("{name}: clients took turns: {s:?}"));
+    // A test that saw no client switch would prove nothing. How many there are in 60 requests
+    // depends on where the scribe's timed writes fall among the auditors' (fs 29, timer 21,
+    // virtio-blk 18 to 23 seen; 18 once with the other audit tests' QEMUs beside it, when this
+    // asked for 19): ten hand-overs between clients are plenty to see a spill.
+    check(t, s.switches >= 10 && s.clients >= 2, &format!("{name}: clients took turns: {s:?}"));
     r
 }
 
