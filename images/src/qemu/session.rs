@@ -22,7 +22,7 @@
 //! miss a restart of the shell: only the shell that holds T1 can print [T1:N].
 
 use super::machine::{command, Machine, EXIT_PANIC, EXIT_POWEROFF};
-use super::text::{find_tagged, find_untagged, fresh_tag, strip_escapes};
+use super::text::{find_tagged_mended, find_untagged_mended, fresh_tag, strip_escapes};
 use super::transcript::{Failed, Outcome, Transcript, Why};
 use crate::{fail, Personality, Result};
 use std::io::{Read, Write};
@@ -240,12 +240,12 @@ impl Session {
         let mut answer = None;
         loop {
             let event = self.wait_for(&what, |text, from, quiet| {
-                if let Some((i, end, status)) = find_tagged(text, from.max(seen), &tags[first..]) {
+                if let Some((i, end, status)) = find_tagged_mended(text, from.max(seen), &tags[first..]) {
                     return Some(Event::Prompt(i, end, status));
                 }
                 // After the echo of what was typed, which is on the line of the prompt.
                 let output = watch + text.get(watch..)?.find('\n')?;
-                find_untagged(text, from.max(output))
+                find_untagged_mended(text, from.max(output))
                     .filter(|_| quiet >= RESTART_QUIET)
                     .map(|_| Event::Untagged)
             })?;
@@ -337,7 +337,8 @@ pub fn exec(
             s.wait_for("the kernel's first line", |text, _, _| text.contains("[kernel]").then_some(()))?;
             s.type_keys(keys);
         }
-        let mut pos = s.wait_for("the first shell prompt", |text, from, _| find_untagged(text, from))?;
+        let mut pos =
+            s.wait_for("the first shell prompt", |text, from, _| find_untagged_mended(text, from))?;
         boot_time = Some(started.elapsed());
         tags.push(fresh_tag());
         let arm = format!("{} {}", shellcmd::prompt::COMMAND, tags[0]);

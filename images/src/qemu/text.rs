@@ -21,6 +21,86 @@ pub fn find_tagged(text: &str, from: usize, tags: &[String]) -> Option<(usize, u
     }
 }
 
+/// [`find_tagged`], also where a log line tore the prompt in two: the kernel prints its lines
+/// from traps, at any moment, and one that came in the middle of a prompt (`axolotl [ab12` ⏎
+/// `[kernel] ...` ⏎ `cd:0]> `) hid it from the search, and the session waited until it timed
+/// out. The text from a little before `from` is searched again without log lines; the offsets
+/// returned are the raw text's.
+pub fn find_tagged_mended(text: &str, from: usize, tags: &[String]) -> Option<(usize, usize, u32)> {
+    find_tagged(text, from, tags).or_else(|| {
+        mended_search(text, from, |t, at| find_tagged(t, at, tags).map(|(i, end, status)| ((i, status), end)))
+            .map(|((i, status), end)| (i, end, status))
+    })
+}
+
+/// [`find_untagged`], also where a log line tore the prompt in two (see [`find_tagged_mended`]).
+pub fn find_untagged_mended(text: &str, from: usize) -> Option<usize> {
+    find_untagged(text, from)
+        .or_else(|| mended_search(text, from, |t, at| find_untagged(t, at).map(|e| ((), e))).map(|((), e)| e))
+}
+
+/// How far before `from` a prompt a log line tore may have begun.
+const MENDED_WINDOW: usize = 4096;
+
+/// Run `find` (which returns something and the end of the match) over the text from the start
+/// of a line somewhat before `from`, read without log lines; the first match that ends past
+/// `from` in the raw text, with its end as an offset of the raw text.
+fn mended_search<T>(
+    text: &str,
+    from: usize,
+    find: impl Fn(&str, usize) -> Option<(T, usize)>,
+) -> Option<(T, usize)> {
+    let mut start = from.saturating_sub(MENDED_WINDOW);
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let start = text[..start].rfind('\n').map_or(0, |nl| nl + 1);
+    let (mended, raw_of) = without_log_lines_mapped(&text[start..]);
+    let mut at = 0;
+    loop {
+        let (found, end) = find(&mended, at)?;
+        let raw_end = start + raw_of[end.checked_sub(1)?] + 1;
+        if raw_end > from {
+            return Some((found, raw_end));
+        }
+        at = end;
+    }
+}
+
+/// `text` without log lines (as `transcript::without_log_lines`), and for each of its bytes
+/// the offset in `text` of the byte it is.
+fn without_log_lines_mapped(text: &str) -> (String, Vec<usize>) {
+    let (mut out, mut raw_of) = (String::with_capacity(text.len()), Vec::with_capacity(text.len()));
+    let keep = |out: &mut String, raw_of: &mut Vec<usize>, from: usize, to: usize| {
+        out.push_str(&text[from..to]);
+        raw_of.extend(from..to);
+    };
+    let mut at = 0;
+    while let Some(start) = log_start(&text[at..]).map(|s| at + s) {
+        keep(&mut out, &mut raw_of, at, start);
+        at = text[start..].find('\n').map_or(text.len(), |nl| start + nl + 1);
+    }
+    keep(&mut out, &mut raw_of, at, text.len());
+    (out, raw_of)
+}
+
+/// Where the first log line in `text` begins (`[name] `, see `transcript::without_log_lines`), if any.
+pub(crate) fn log_start(text: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(at) = text[from..].find('[').map(|i| from + i) {
+        let name = text[at + 1..].find("] ").map(|end| &text[at + 1..at + 1 + end]);
+        let is_log = name.is_some_and(|n| {
+            n.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+                && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+        if is_log {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 /// The first untagged prompt at or after byte `from`: its end. What a restarted shell prints,
 /// and also what any output that looks like a prompt is.
 pub fn find_untagged(text: &str, from: usize) -> Option<usize> {
@@ -110,6 +190,26 @@ mod tests {
         assert_eq!(find_untagged(t, 0), Some(t.len()));
         assert_eq!(find_untagged("axolotl [3]> x", 0), Some(13));
         assert_eq!(find_untagged("axolotl [t:3]> x", 0), None);
+    }
+
+    #[test]
+    fn a_prompt_a_log_line_tore_is_found_with_its_raw_end() {
+        // As seen in `tests/audit.rs`: the kernel kept an update in the middle of the prompt.
+        let tags = ["acdbd436222f".to_string()];
+        let before = "axolotl [acdbd436222f:0]> audit probe 40\naudit probe: done\n";
+        let torn = "axolotl [acdbd436[kernel] probe (task 9): version 2 kept\n222f:1]> ";
+        let t = format!("{before}{torn}");
+        let seen = before.len();
+        assert_eq!(find_tagged(&t, seen, &tags), None, "the plain search misses it");
+        assert_eq!(find_tagged_mended(&t, seen, &tags), Some((0, t.len(), 1)));
+        // From a later point too (the prompt began before `from`), and not found twice.
+        assert_eq!(find_tagged_mended(&t, t.len() - 3, &tags), Some((0, t.len(), 1)));
+        assert_eq!(find_tagged_mended(&t, t.len(), &tags), None);
+        let first = "boot\naxol[virtio-blk] INFO found\notl> ";
+        assert_eq!(find_untagged_mended(first, 0), Some(first.len()));
+        assert_eq!(find_untagged_mended(first, first.len()), None);
+        // A prompt already seen is not found again through the mended text.
+        assert_eq!(find_tagged_mended(before, 30, &tags), None);
     }
 
     #[test]

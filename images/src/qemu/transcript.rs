@@ -1,7 +1,7 @@
 //! What a driven session saw ([`Transcript`]) and how it ended ([`Outcome`]), worded for a
 //! person and for the tests.
 
-use super::text::after_prompt;
+use super::text::{after_prompt, log_start};
 use std::fmt;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -82,23 +82,6 @@ pub fn without_log_lines(console: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// Where the first log line in `text` begins (`[name] `, see [`without_log_lines`]), if any.
-fn log_start(text: &str) -> Option<usize> {
-    let mut from = 0;
-    while let Some(at) = text[from..].find('[').map(|i| from + i) {
-        let name = text[at + 1..].find("] ").map(|end| &text[at + 1..at + 1 + end]);
-        let is_log = name.is_some_and(|n| {
-            n.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
-                && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        });
-        if is_log {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
 }
 
 /// The console's lines in the order they were finished: a log line that began inside another
