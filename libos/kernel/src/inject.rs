@@ -4,11 +4,10 @@
 //!
 //! `memflip`/`memword` change a random word of the task's own stack or heap now. `regflip`,
 //! `skip` and `hang` must strike while the task runs: the kernel sets the trap flag when the
-//! task is next switched in and counts a seeded number of its own instructions (single-step
-//! traps; kernel code it runs is not counted); at zero — in the cell's own code, never in
-//! kernel code the cell is running (a kernel entry point, a critical section, a task switch) —
-//! it flips a bit of a saved register, steps the instruction pointer over one instruction
-//! (length from `lde`), or sends it into a spin loop.
+//! task is next switched in and counts a seeded number of its instructions (single-step traps);
+//! at zero — in the cell's own code, never in kernel code the cell is running (a kernel entry
+//! point, a critical section, a task switch) — it flips a bit of a saved register, steps the
+//! instruction pointer over one instruction (length from `lde`), or sends it into a spin loop.
 //! `ssr` corrupts a word of a client-held state value of that server. The seeded choices
 //! (register and bit, word of memory, new value) are `fault::inject`'s, the microkernel's too.
 
@@ -101,16 +100,8 @@ pub(crate) fn single_step(k: &mut Kernel, f: &mut TrapFrame) {
         f.rflags &= !RFLAGS_TF;
         return;
     };
-    // Only the cell's own instructions count down, as they strike: kernel code it runs (a
-    // channel call, the voluntary switch) is neither. Counted, a countdown that ran out inside
-    // the kernel's reply struck at the cell's first instruction after it, between requests, far
-    // more often than the cell's own code there would say (a driver's `hang` meant to strike
-    // mid-request then struck while it waited for work: `tests/disk.rs` saw that in CI).
-    if in_kernel(f) {
-        return;
-    }
     p.countdown = p.countdown.saturating_sub(1);
-    if p.countdown > 0 {
+    if p.countdown > 0 || in_kernel(f) {
         return;
     }
     let p = t.pending.take().expect("checked");
