@@ -161,6 +161,15 @@ struct Mounted<'t, 's> {
     name: &'static str,
 }
 
+/// Both copies of the answer to `req`: `result`, with the session as the client sent it.
+fn unchanged(out: &mut Response, req: &Request, result: Result<Out>) {
+    for answer in out.answers() {
+        answer.echo = req.echo();
+        answer.session.state = req.session.state;
+        answer.result = result.into();
+    }
+}
+
 /// Serve `req` (its session checked) into `out`, each answer's state and result: against the
 /// disk, twice (`twice`), or `Format` once and straight to the store (it writes more blocks
 /// than a run holds back), or `DropCaches` (the cache only). On a refused disk every other
@@ -173,13 +182,6 @@ fn serve(
     intact: &dyn Fn() -> bool,
     out: &mut Response,
 ) {
-    let unchanged = |out: &mut Response, result: Result<Out>| {
-        for answer in out.answers() {
-            answer.echo = req.echo();
-            answer.session.state = req.session.state;
-            answer.result = result.into();
-        }
-    };
     let empty = |cache: &Cache<'_>| {
         cache.borrow_mut().clear();
         if !cache.borrow().is_empty() {
@@ -188,11 +190,11 @@ fn serve(
     };
     if let Op::Requests = req.op {
         // Only a version that counts (`run` answers it there) knows the answer.
-        return unchanged(out, Err(FsError::Malformed));
+        return unchanged(out, req, Err(FsError::Malformed));
     }
     if let Op::DropCaches = req.op {
         empty(cache);
-        return unchanged(out, Ok(Out::Done));
+        return unchanged(out, req, Ok(Out::Done));
     }
     if let Op::Format { force } = req.op {
         let result = volume.format(force).map(|()| Out::Done);
@@ -202,11 +204,11 @@ fn serve(
             let (fs, device) = span(volume);
             log(console, format_args!("formatted {name}: the file system spans {fs} of its {device} blocks"));
         }
-        return unchanged(out, result);
+        return unchanged(out, req, result);
     }
     match volume.disk() {
         Ok(disk) => crate::twice::serve(disk, cache, req, others, intact, out),
-        Err(why) => unchanged(out, Err(why)),
+        Err(why) => unchanged(out, req, Err(why)),
     }
 }
 
@@ -429,11 +431,7 @@ fn answer(
         // did holds them while the seal still does (a bent word changes the seal).
         let intact = || req.op.digest() == req.digest && req.session.seal == req.session.sealed_as(key);
         if matches!(req.op, Op::Requests) && requests > 0 {
-            for answer in outbox.answers() {
-                answer.echo = req.echo();
-                answer.session.state = req.session.state;
-                answer.result = Outcome::Ok(Out::Count(requests));
-            }
+            unchanged(outbox, req, Ok(Out::Count(requests)));
         } else {
             serve(mounted, console, req, &others, &intact, outbox);
         }
