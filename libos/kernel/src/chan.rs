@@ -353,6 +353,12 @@ fn inside(ranges: &[(u64, u64)], a: u64, len: usize) -> bool {
     ranges.iter().any(|&(s, e)| a >= s && a.checked_add(len as u64).is_some_and(|end| end <= e))
 }
 
+/// Is a message a task sends (`len` bytes at `a`) in its own memory (`own`) or in the image (a
+/// promoted constant)?
+fn sendable(own: &[(u64, u64)], a: u64, len: usize) -> bool {
+    inside(own, a, len) || inside(&[crate::mem::paging::image()], a, len)
+}
+
 /// [`Endpoint::call`]'s kernel half: `req_len` bytes at `req` go to the server of endpoint
 /// `id`, whose answer (`resp_len` bytes) lands at `resp`. One critical section: the call is
 /// made, and the caller switches away and back in it (`sched::wait`).
@@ -403,8 +409,7 @@ fn send(
     // Pointers from a cell are allegations: the answer buffer must lie in the caller's own
     // stack or heap; the request there too, or in the image (a promoted constant).
     let own = &k.cur().data_ranges();
-    let req_ok = inside(own, req, req_len) || inside(&[crate::mem::paging::image()], req, req_len);
-    if !req_ok || !inside(own, resp, resp_len) {
+    if !sendable(own, req, req_len) || !inside(own, resp, resp_len) {
         return Err(CallError::BadBuffer);
     }
     if k.eps[id].checks.is_some_and(|c| !(c.req)(req)) {
@@ -610,7 +615,7 @@ fn answer(
     // (or the image); a bent token or endpoint value is refused, not written.
     let (resp_size, checks) = k.eps.get(call.ep).map_or((0, None), |ep| (ep.resp_size, ep.checks));
     let mine = k.cur().data_ranges();
-    if len != resp_size || !(inside(&mine, resp, len) || inside(&[crate::mem::paging::image()], resp, len)) {
+    if len != resp_size || !sendable(&mine, resp, len) {
         return Err(ReplyError::Stale);
     }
     if checks.is_some_and(|c| !(c.resp)(resp)) {
