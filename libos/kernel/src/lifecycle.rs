@@ -4,10 +4,11 @@
 //!
 //! The task table names the closure (its restart recipe, read-only once the system runs: see
 //! `mem::recipes`) and owns the task's stack ([`MappedPages`] with an unmapped guard page) and
-//! its heap arena ([`TaskHeap`]). The task runs the closure *by reference*, so what the closure captured outlives every incarnation.
-//! Failing drops the stack and arena — every byte the task allocated goes back, no destructor
-//! needed — and a supervised task (a cell's server) is started again from the same closure as
-//! the next generation. The rules are `fault::recovery`'s, the microkernel's too:
+//! its heap arena ([`TaskHeap`]). The task runs the closure *by reference*, so what the closure
+//! captured outlives every incarnation. Failing drops the stack and arena — every byte the task
+//! allocated goes back, no destructor needed — and a supervised task (a cell's server) is
+//! started again from the same closure as the next generation. The rules are
+//! `fault::recovery`'s, the microkernel's too:
 //!
 //! ```text
 //!  fault (exception, panic, exit, hang, kill) ──► report ──► release memory, kept state,

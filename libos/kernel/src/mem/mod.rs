@@ -5,8 +5,8 @@
 //! ```text
 //!  virtual = physical below 1 GiB     the image: 4 KiB pages, text r-x, rodata r--, data rw-
 //!                                     (NX), but the restart recipes r-- once the scheduler
-//!                                     runs (`recipes`), guard pages unmapped, page 0 unmapped; the rest of
-//!                                     RAM: 2 MiB pages r-- NX (page tables, frames)
+//!                                     runs (`recipes`); guard pages and page 0 unmapped; the
+//!                                     rest of RAM: 2 MiB pages r-- NX (page tables, frames)
 //!  256 GiB + n·2 MiB                  slot n (one page-directory entry each): one MappedPages
 //!                                     each — task stacks (guard page unmapped below), task
 //!                                     heap arenas, the ramdisk's blocks; writable only while

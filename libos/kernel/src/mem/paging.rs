@@ -206,6 +206,13 @@ pub fn open(slots: [usize; 3]) {
     cpu::flush_tlb();
 }
 
+/// The page directory of the identity map's first GiB (PML4 entry 0, PDPT entry 0: see
+/// [`init`]), as the loaded tables have it.
+fn identity_pd() -> &'static mut [u64; 512] {
+    let pml4 = Cr3::read().0.start_address().as_u64();
+    table(table(table(pml4)[0] & ADDR)[0] & ADDR)
+}
+
 /// Make the image's pages in `[start, end)` read-only, for the kernel too (CR0.WP). Page
 /// aligned, inside the image's data, which is mapped with 4 KiB pages (see [`init`]).
 pub fn read_only(start: u64, end: u64) {
@@ -213,8 +220,7 @@ pub fn read_only(start: u64, end: u64) {
     let (kstart, kend) = image();
     assert!(kstart <= start && end <= kend, "read_only is for the image's pages");
     TABLES.with(|_| {
-        let pml4 = Cr3::read().0.start_address().as_u64();
-        let pd = table(table(table(pml4)[0] & ADDR)[0] & ADDR);
+        let pd = identity_pd();
         for page in (start..end).step_by(4096) {
             let pt = table(pd[(page >> 21) as usize] & ADDR);
             let pte = &mut pt[((page >> 12) & 511) as usize];
@@ -228,8 +234,7 @@ pub fn read_only(start: u64, end: u64) {
 /// Is image page `virt` mapped writable? (Identity map, 4 KiB pages: see [`init`].)
 pub fn writable(virt: u64) -> bool {
     TABLES.with(|_| {
-        let pml4 = Cr3::read().0.start_address().as_u64();
-        let pd = table(table(table(pml4)[0] & ADDR)[0] & ADDR);
+        let pd = identity_pd();
         let pde = pd[(virt >> 21) as usize & 511];
         if pde & P == 0 || pde & PS != 0 {
             return pde & P != 0 && pde & W != 0;

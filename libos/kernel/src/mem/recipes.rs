@@ -75,23 +75,27 @@ fn place<T: 'static>(v: T) -> Option<&'static mut T> {
     })
 }
 
+/// Where the region lies.
+fn region() -> core::ops::Range<u64> {
+    let start = core::ptr::addr_of!(RECIPES) as u64;
+    start..start + SIZE as u64
+}
+
 /// No more recipes: make the region read-only (when the scheduler starts).
 pub(crate) fn seal() {
     USED.with(|(_, sealed)| *sealed = true);
-    let start = core::ptr::addr_of!(RECIPES) as u64;
-    super::paging::read_only(start, start + SIZE as u64);
+    let r = region();
+    super::paging::read_only(r.start, r.end);
 }
 
 /// Is `addr` a recipe's? (For the report of a wild write stopped there.)
 pub(crate) fn contains(addr: u64) -> bool {
-    let start = core::ptr::addr_of!(RECIPES) as u64;
-    (start..start + SIZE as u64).contains(&addr)
+    region().contains(&addr)
 }
 
 /// Bytes the recipes take, and whether every page of the region is read-only now, as the live
 /// page tables map it (for `mem`: the seal, seen from outside).
 pub fn usage() -> (usize, bool) {
-    let start = core::ptr::addr_of!(RECIPES) as u64;
-    let read_only = (start..start + SIZE as u64).step_by(4096).all(|page| !super::paging::writable(page));
+    let read_only = region().step_by(4096).all(|page| !super::paging::writable(page));
     (USED.with(|(used, _)| *used), read_only)
 }
