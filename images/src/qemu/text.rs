@@ -71,17 +71,30 @@ fn mended_search<T>(
 /// the offset in `text` of the byte it is.
 fn without_log_lines_mapped(text: &str) -> (String, Vec<usize>) {
     let (mut out, mut raw_of) = (String::with_capacity(text.len()), Vec::with_capacity(text.len()));
-    let keep = |out: &mut String, raw_of: &mut Vec<usize>, from: usize, to: usize| {
-        out.push_str(&text[from..to]);
-        raw_of.extend(from..to);
-    };
-    let mut at = 0;
-    while let Some(start) = log_start(&text[at..]).map(|s| at + s) {
-        keep(&mut out, &mut raw_of, at, start);
-        at = text[start..].find('\n').map_or(text.len(), |nl| start + nl + 1);
+    for kept in shell_spans(text) {
+        out.push_str(&text[kept.clone()]);
+        raw_of.extend(kept);
     }
-    keep(&mut out, &mut raw_of, at, text.len());
     (out, raw_of)
+}
+
+/// The parts of `text` that are not log lines, in order: a log line runs from where it begins
+/// ([`log_start`]) up to and including its newline.
+pub(crate) fn shell_spans(text: &str) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let mut at = Some(0);
+    std::iter::from_fn(move || {
+        let from = at?;
+        match log_start(&text[from..]).map(|s| from + s) {
+            Some(start) => {
+                at = Some(text[start..].find('\n').map_or(text.len(), |nl| start + nl + 1));
+                Some(from..start)
+            }
+            None => {
+                at = None;
+                Some(from..text.len())
+            }
+        }
+    })
 }
 
 /// Where the first log line in `text` begins (`[name] `, see `transcript::without_log_lines`), if any.

@@ -1,7 +1,7 @@
 //! What a driven session saw ([`Transcript`]) and how it ended ([`Outcome`]), worded for a
 //! person and for the tests.
 
-use super::text::{after_prompt, log_start};
+use super::text::{after_prompt, log_start, shell_spans};
 use std::fmt;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -74,14 +74,7 @@ pub struct Transcript {
 /// the shell's echo or of one of its lines, and a line torn that way is whole again here.
 /// A line the kernel began on a fresh line leaves the break it made (see [`Transcript::runs`]).
 pub fn without_log_lines(console: &str) -> String {
-    let mut out = String::with_capacity(console.len());
-    let mut rest = console;
-    while let Some(at) = log_start(rest) {
-        out.push_str(&rest[..at]);
-        rest = rest[at..].find('\n').map_or("", |nl| &rest[at + nl + 1..]);
-    }
-    out.push_str(rest);
-    out
+    shell_spans(console).map(|kept| &console[kept]).collect()
 }
 
 /// The console's lines in the order they were finished: a log line that began inside another
