@@ -211,6 +211,8 @@ LOS_RULES = [
     (None, r"^algo::mirror::tag", "cache/checksum: mirror tag of each block read or written"),
     (None, r"^(algo::mirror::Mirror|cell_ramdisk::Blocks|<cell_ramdisk::Blocks)", "block store client: Mirror read/write (copies)"),
     (None, r"^(<cell_fs::twice::Held|cell_fs::twice::Held|algo::mirror::Vouched|fs_core::cache::Shelf)", "twice: Held device (block cache, writes held)"),
+    (None, r"^algo::seal", "cache/checksum: a block's seal checked against the store's tag (cache hits, blocks read)", None,
+     r"^(fs_core::cache::Shelf|algo::mirror::Vouched|<cell_ramdisk::Blocks|cell_ramdisk::Blocks)"),
     (None, r"^(fs_core::session::SmallClientState::check|algo::seal|cell_fs::server::check|cell_fs::server::sealed|cell_fs::server::seal_in)", "session state check/seal", r"^(algo::mirror::tag|cell_fs::Op::digest)"),
 ] + [(None, rx, ph) for rx, ph in FS_CORE_RULES] + [
     (None, r"^cell_fs::server::handle", "fs-core: other (fd table, inode, read/write/seek)"),
