@@ -34,6 +34,7 @@
 
 use crate::layout::{Block, BLOCK_SIZE, DATA_START, JOURNAL_HEAD};
 use crate::BlockDevice;
+use algo::bytes::same;
 use algo::mirror::{pieces, Vouched};
 use core::cell::RefCell;
 
@@ -271,6 +272,18 @@ impl<'s> Shelf<'s> {
         self.places.get(self.place(block)?)?.as_ref()?.of(block)
     }
 
+    /// Whether a read of block `block` would be given something other than `data`: the shelf
+    /// has it, its store's tag still checks, and it differs. The same answer as comparing what
+    /// [`get`](Self::get) gives, but the tag is checked only when the bytes differ (a whole
+    /// block's tag is 64 pieces to check; a block that holds `data` is right whatever its tag).
+    #[inline(never)] // only writes come here: inlined, it moved the code every request runs
+    pub fn stale(&self, block: u32, data: &Block) -> bool {
+        let Some(v) = self.place(block).and_then(|p| self.places.get(p)).and_then(Option::as_ref) else {
+            return false;
+        };
+        !same(v.contents(), data) && v.of(block).is_some()
+    }
+
     /// Bytes `range` of block `block`, if the shelf has it and the pieces they lie in still
     /// check against its store's tag (`algo::mirror::Vouched::of_range`): a place a fault bent
     /// there, or one holding another block, is a miss; a range past the block is none.
@@ -494,5 +507,32 @@ mod tests {
         empty.keep(1, Vouched::new(1, [1; BLOCK_SIZE]));
         assert_eq!(empty.get(1), None, "a shelf with no places keeps nothing");
         assert_eq!(empty.get_range(1, 0..1), None);
+        assert!(!empty.stale(1, &[2; BLOCK_SIZE]));
+    }
+
+    /// `stale` answers as comparing what `get` gives would (the check after fs stores a block).
+    #[test]
+    fn a_stale_block_is_one_a_read_would_be_given_instead() {
+        let mut places = [None; 4];
+        let mut shelf = Shelf::new(&mut places);
+        let (a, b) = ([7u8; BLOCK_SIZE], [8u8; BLOCK_SIZE]);
+        let by_get =
+            |shelf: &Shelf<'_>, block: u32, data: &Block| shelf.get(block).is_some_and(|k| k != data);
+        let mut cases = 0;
+        let mut check = |shelf: &Shelf<'_>, block: u32, data: &Block, want: bool| {
+            assert_eq!(shelf.stale(block, data), want, "block {block}");
+            assert_eq!(by_get(shelf, block, data), want, "block {block}, through get");
+            cases += 1;
+        };
+        check(&shelf, 3, &a, false); // not kept
+        shelf.keep(3, Vouched::new(3, a));
+        check(&shelf, 3, &a, false); // kept as written
+        check(&shelf, 3, &b, true); // kept as it was before the write
+        check(&shelf, 7, &b, false); // another block in its place: a miss
+        shelf.keep(1, Vouched::new(2, b));
+        check(&shelf, 1, &a, false); // filed under a bent number: a miss
+        shelf.forget(3);
+        check(&shelf, 3, &b, false);
+        assert_eq!(cases, 6);
     }
 }
