@@ -61,6 +61,13 @@ pub fn tag(block: u32, copy: u32, data: &[u8]) -> u64 {
     seal::seal(key(block), data) ^ u64::from(copy).wrapping_mul(COPY_SALT)
 }
 
+/// The tags of every copy of block `block` holding `data` ([`tag`] of each), from one pass
+/// over `data`: a copy's tag differs only in its last step.
+fn tags_of(block: u32, data: &[u8]) -> [u64; COPIES] {
+    let sealed = seal::seal(key(block), data);
+    core::array::from_fn(|c| sealed ^ (c as u64).wrapping_mul(COPY_SALT))
+}
+
 /// The tag copy `copy` of block `block` holds before anything was written: that of zeros.
 /// A store is filled with these before it serves (by whoever creates it, not by the store).
 pub fn fresh<const N: usize>(block: u32, copy: u32) -> u64 {
@@ -126,7 +133,7 @@ impl<S> Mirror<S> {
     where
         S: Store<N>,
     {
-        let want: [u64; COPIES] = core::array::from_fn(|c| tag(block, c as u32, data));
+        let want = tags_of(block, data);
         let mut pending = [true; COPIES];
         for _ in 0..ATTEMPTS {
             for (copy, _) in pending.iter().enumerate().filter(|(_, p)| **p) {
@@ -373,6 +380,16 @@ mod tests {
     fn read(m: &Mirror<Faulty>, b: u32) -> Option<[u8; N]> {
         let mut out = [0xee; N];
         m.read(b, &mut out).then_some(out)
+    }
+
+    #[test]
+    fn one_pass_gives_every_copys_tag() {
+        for (b, v) in [(0, 0), (3, 7), (u32::MAX, 0xff)] {
+            let data = block(v);
+            let want: [u64; COPIES] = core::array::from_fn(|c| tag(b, c as u32, &data));
+            assert_eq!(tags_of(b, &data), want);
+            assert_ne!(want[0], want[1], "the copies' tags differ");
+        }
     }
 
     #[test]
