@@ -231,6 +231,67 @@ fn failed_commands_are_reported_and_line_editing_works() {
     check(&t, t.failed.len() == 4, "exactly the four bad lines failed");
 }
 
+/// What one `mem` printed: the machine's free frames, the frames the tasks own, each task's.
+type MemReport = (u64, u64, Vec<(String, u64)>);
+
+/// `mem`'s numbers, if its output has the shape it prints.
+fn mem_report(out: &str) -> Option<MemReport> {
+    let mut lines = out.lines().filter(|l| !l.trim().is_empty());
+    let head = lines.next()?.strip_prefix("mem: ")?;
+    let value = |key: &str| {
+        let rest = head.split(key).nth(1)?;
+        rest.split_whitespace().next()?.parse::<u64>().ok()
+    };
+    let (free, held) = (value("free_frames=")?, value("task_frames=")?);
+    let tasks = lines
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            match w.as_slice() {
+                [name, "frames", n, ..] => Some((name.to_string(), n.parse().ok()?)),
+                _ => None,
+            }
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((free, held, tasks))
+}
+
+#[test]
+fn mem_counts_each_tasks_frames_and_restarts_lose_none() {
+    // Restarted by the kernel (`restart`) and by the reincarnation server after a kill: each
+    // new incarnation's address space is built anew and the old one freed, frame for frame.
+    // The first `sleep`: the scribe opens its sessions (an SSR frame each) after the prompt.
+    let cmds = [
+        "sleep 1000",
+        "mem",
+        "restart fs",
+        "restart timer",
+        "kill fs",
+        "sleep 500",
+        "restart console",
+        "mem",
+    ];
+    let t = boot(&cmds, 90);
+    check(&t, t.ok(), "every command succeeds");
+    let runs = outputs(&t, "mem");
+    check(&t, runs.len() == 2, "mem ran twice");
+    let reports: Vec<_> = runs.iter().map(|r| mem_report(r)).collect();
+    check(&t, reports.iter().all(Option::is_some), "mem prints its header and one line per task");
+    let reports: Vec<_> = reports.into_iter().flatten().collect();
+    for (free, held, tasks) in &reports {
+        check(&t, *free > 0, "free frames are counted");
+        check(&t, tasks.iter().map(|(_, n)| n).sum::<u64>() == *held, "the total is the tasks' sum");
+        for name in ["fs", "timer", "console", "shell", "hostile"] {
+            let n = tasks.iter().find(|(t, _)| t == name).map(|(_, n)| *n);
+            // Every address space owns at least its page tables and some pages.
+            check(&t, n.is_some_and(|n| n > 4), &format!("{name} owns frames"));
+        }
+    }
+    if let [before, after] = &reports[..] {
+        check(&t, before.0 == after.0, "three restarts later the same frames are free: nothing leaked");
+        check(&t, before.2 == after.2, "and every task owns what it owned");
+    }
+}
+
 #[test]
 fn help_lists_every_command() {
     let t = boot(&["help"], 60);
@@ -238,7 +299,7 @@ fn help_lists_every_command() {
     let help = outputs(&t, "help").concat();
     for cmd in [
         "help", "echo", "ps", "start", "wait", "run", "pause", "resume", "ls", "cd", "sleep", "bench",
-        "requests", "slept", "tty", "update", "poweroff",
+        "requests", "slept", "tty", "update", "mem", "poweroff",
     ] {
         check(&t, help.lines().any(|l| l.starts_with(&format!("  {cmd}"))), &format!("help lists {cmd}"));
     }

@@ -194,6 +194,13 @@ pub struct TaskInfo {
     /// Within an update's rollback window ([`TASK_UPDATING`](crate::TASK_UPDATING)): the
     /// requests still to answer before the update is kept.
     pub window_left: u32,
+    /// The 4 KiB frames the task's address space owns: its pages (image, stacks, heap, IPC
+    /// buffer, what it mapped) and its page tables, all freed when it dies. Not the frames it
+    /// only borrows (an SSR mapped while a client's request runs, device memory).
+    pub frames: u32,
+    /// The machine's free frames when the call was made: the same for every task, so that
+    /// one query shows what the tasks hold against what is left (`mem`).
+    pub free_frames: u32,
 }
 
 impl TaskInfo {

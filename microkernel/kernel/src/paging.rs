@@ -470,25 +470,39 @@ impl AddressSpace {
         }
     }
 
-    /// Free every owned user frame and every table of this space.
-    pub fn destroy(self, frames: &mut Frames) {
+    /// Call `f` with every frame this space owns: each owned user page, then each table after
+    /// the entries in it were read, the PML4 last (the order `destroy` frees them in).
+    fn each_owned(&self, mut f: impl FnMut(u64)) {
         let pdpt = self.pdpt();
-        // SAFETY: walking this space's own tables, which nothing else references any more;
-        // entry 0 of the PDPT is the shared kernel PD and is skipped.
+        // SAFETY: walking this space's own tables, which only the kernel changes, and nothing
+        // does while it runs (one CPU, interrupts off); `f` sees a table only after its
+        // entries were read. Entry 0 of the PDPT is the shared kernel PD and is skipped.
         unsafe {
             for pdpte in table(pdpt).iter().skip(1).filter(|e| *e & P != 0) {
                 let pd = pdpte & ADDR;
                 for pde in table(pd).iter().filter(|e| *e & P != 0) {
                     let pt = pde & ADDR;
                     for pte in table(pt).iter().filter(|e| *e & (P | OWNED) == P | OWNED) {
-                        frames.free(pte & ADDR);
+                        f(pte & ADDR);
                     }
-                    frames.free(pt);
+                    f(pt);
                 }
-                frames.free(pd);
+                f(pd);
             }
         }
-        frames.free(pdpt);
-        frames.free(self.pml4);
+        f(pdpt);
+        f(self.pml4);
+    }
+
+    /// How many frames this space owns: what [`destroy`](Self::destroy) would free.
+    pub fn owned_frames(&self) -> usize {
+        let mut n = 0;
+        self.each_owned(|_| n += 1);
+        n
+    }
+
+    /// Free every owned user frame and every table of this space.
+    pub fn destroy(self, frames: &mut Frames) {
+        self.each_owned(|frame| frames.free(frame));
     }
 }

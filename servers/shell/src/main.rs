@@ -28,6 +28,7 @@ const MAX_TASKS: usize = 32;
 const HELP: shellcmd::Help = shellcmd::Help {
     title: "Axolotl shell commands:",
     tasks: "  ps                list tasks: name, id, generation, state, restarts, priority, syscalls
+  mem               free frames, and the frames each task's address space owns
   start NAME        start a task the manifest loaded dormant (again, if it stopped)
   wait NAME         wait until task NAME stops, print how it ended
   run NAME          start NAME and wait for it (e.g. `run hostile`, `run ssrtest`)
@@ -226,6 +227,7 @@ impl shellcmd::Shell for Shell {
         let mut words = args.split_whitespace();
         Some(match cmd {
             "ps" => self.ps(),
+            "mem" => self.mem(),
             "start" | "wait" | "run" => match words.next() {
                 None => Out.fail(format_args!("usage: {} NAME", cmd)),
                 Some(name) => self.control(cmd, name),
@@ -353,6 +355,30 @@ impl Shell {
                 window_left: t.window_left,
             };
             shellcmd::print_task_row(&Out, &row);
+        }
+        0
+    }
+
+    /// `mem`: the machine's free frames, and each task's (what its address space owns, freed
+    /// when it dies), from one `task_info` each: a restart that leaks shows as free frames
+    /// lost.
+    fn mem(&self) -> Status {
+        let tasks = match self.task_cap() {
+            Ok(t) => t,
+            Err(s) => return s,
+        };
+        let kib = |frames: u32| u64::from(frames) * 4;
+        let (mut free, mut held) = (None, 0u32);
+        for t in self.infos(tasks) {
+            free = Some(t.free_frames);
+            held += t.frames;
+        }
+        let Some(free) = free else {
+            return Out.fail(format_args!("mem: no task to ask"));
+        };
+        println!("mem: free_frames={} ({} KiB) task_frames={} ({} KiB)", free, kib(free), held, kib(held));
+        for t in self.infos(tasks) {
+            println!("  {:<16} frames {:>6} ({} KiB)", t.name(), t.frames, kib(t.frames));
         }
         0
     }

@@ -41,6 +41,8 @@ impl Syscall for TaskInfo {
             billed_tsc: task.billed_tsc,
             version: k.module_of(self.t).map_or(0, |m| m.version),
             window_left: crate::lifecycle::window_left(k, self.t),
+            frames: task.space.as_ref().map_or(0, |s| s.owned_frames() as u32),
+            free_frames: k.frames.free_count() as u32,
         };
         k.tasks[cur].space().write_user(self.out, bytemuck::bytes_of(&info))?;
         Ok(Done::Value(0, 0))
