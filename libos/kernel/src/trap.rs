@@ -55,8 +55,11 @@ extern "C" fn libos_kernel_trap(frame: *mut TrapFrame) -> *mut TrapFrame {
     // `KERNEL.with` is open: a trap inside one is an exception that turns into a kernel panic
     // (or, on a task's behalf, drops the borrow) before borrowing.
     let next = match f.vector {
-        // A single step inside a kernel critical section: keep stepping, touch nothing.
-        1 if crate::sync::busy() => frame,
+        // A single step inside a kernel critical section: keep stepping, touch nothing (but
+        // route allocations back to the task's arena, as every return to it does: this path
+        // once resumed with them going to the kernel's, so that a cell that then died left
+        // what it had allocated there, lost to the kernel heap).
+        1 if crate::sync::busy() => finish(frame, old_heap),
         0..=31 => {
             if !task_context() {
                 crate::report::kernel_panic_frame("CPU exception in the kernel", f);
