@@ -74,6 +74,10 @@ impl From<Duration> for Limits {
 /// prompt is followed by the real one at once.
 const RESTART_QUIET: Duration = Duration::from_secs(1);
 
+/// How far before the newest output a session looks for a restarted shell's untagged prompt
+/// (log lines may follow it while the session waits for the console to go quiet).
+const UNTAGGED_LOOKBACK: usize = 4096;
+
 /// How often a waiting session looks at the console again when nothing arrives.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -243,11 +247,18 @@ impl Session {
                 if let Some((i, end, status)) = find_tagged_mended(text, from.max(seen), &tags[first..]) {
                     return Some(Event::Prompt(i, end, status));
                 }
-                // After the echo of what was typed, which is on the line of the prompt.
+                // After the echo of what was typed, which is on the line of the prompt. Looked
+                // for again some way back, not only in what arrived since the last look: the
+                // prompt must then stay quiet for a while, and a log line printed right after
+                // it (the kernel's "shell gen 1 ready", longer than the look's overlap) had
+                // moved it out of the look before the quiet came, and the session waited for
+                // ever.
                 let output = watch + text.get(watch..)?.find('\n')?;
-                find_untagged_mended(text, from.max(output))
-                    .filter(|_| quiet >= RESTART_QUIET)
-                    .map(|_| Event::Untagged)
+                let mut start = output.max(from.saturating_sub(UNTAGGED_LOOKBACK));
+                while !text.is_char_boundary(start) {
+                    start -= 1;
+                }
+                find_untagged_mended(text, start).filter(|_| quiet >= RESTART_QUIET).map(|_| Event::Untagged)
             })?;
             match event {
                 Event::Prompt(i, end, status) => {
