@@ -75,7 +75,9 @@ pub enum Sysno {
     MemMap = 14,
     /// `mem_unmap(mem)`: unmap a memory object from this task.
     MemUnmap = 15,
-    /// `task_info(task, index, out)`: fill a [`TaskInfo`] at user address `out`.
+    /// `task_info(task, index, out, count_frames)`: fill a [`TaskInfo`] at user address `out`;
+    /// with `count_frames` 1 also its `frames`, which walks the task's page tables (0: left 0;
+    /// anything else is `InvalidArgument`).
     TaskInfo = 16,
     /// `task_start(task, index)`: start a task the manifest loaded dormant.
     TaskStart = 17,

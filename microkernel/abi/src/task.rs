@@ -196,7 +196,9 @@ pub struct TaskInfo {
     pub window_left: u32,
     /// The 4 KiB frames the task's address space owns: its pages (image, stacks, heap, IPC
     /// buffer, what it mapped) and its page tables, all freed when it dies. Not the frames it
-    /// only borrows (an SSR mapped while a client's request runs, device memory).
+    /// only borrows (an SSR mapped while a client's request runs, device memory). Counted only
+    /// when `task_info` is asked to (a walk of the task's page tables, which `ps` and the
+    /// loops that poll a task's state need not pay for); 0 otherwise.
     pub frames: u32,
     /// The machine's free frames when the call was made: the same for every task, so that
     /// one query shows what the tasks hold against what is left (`mem`).

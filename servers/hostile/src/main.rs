@@ -214,10 +214,18 @@ fn random_call(r: &mut Rng, t: &mut Tally, me: u64, hw: Hardware) {
             let code = sys::raw(nr, [s, 0, 0, 0, 0, 0]).code;
             t.expect("slot out of range", code, Error::InvalidSlot);
         }
-        // task_info into memory we may not write.
+        // task_info into memory we may not write, or asked with a flag that is neither 0 nor 1.
         2 => {
-            let code = sys::raw(Sysno::TaskInfo as u64, [2, me, bad_pointer(r), 0, 0, 0]).code;
-            t.expect("task_info to a bad pointer", code, Error::BadAddress);
+            if r.below(2) == 0 {
+                let code = sys::raw(Sysno::TaskInfo as u64, [2, me, bad_pointer(r), 0, 0, 0]).code;
+                t.expect("task_info to a bad pointer", code, Error::BadAddress);
+            } else {
+                let mut out = userlib::abi::TaskInfo::default();
+                let at = &mut out as *mut userlib::abi::TaskInfo as u64;
+                let flag = 2 + r.below(u64::MAX - 2);
+                let code = sys::raw(Sysno::TaskInfo as u64, [2, me, at, flag, 0, 0]).code;
+                t.expect("task_info with count_frames neither 0 nor 1", code, Error::InvalidArgument);
+            }
         }
         // task_info through a capability of the wrong type.
         3 => {

@@ -360,24 +360,24 @@ impl Shell {
     }
 
     /// `mem`: the machine's free frames, and each task's (what its address space owns, freed
-    /// when it dies), from one `task_info` each: a restart that leaks shows as free frames
-    /// lost.
+    /// when it dies), from one `task_info` each, so that the total is the sum of the lines: a
+    /// restart that leaks shows as free frames lost.
     fn mem(&self) -> Status {
         let tasks = match self.task_cap() {
             Ok(t) => t,
             Err(s) => return s,
         };
+        let infos: heapless::Vec<TaskInfo, MAX_TASKS> = (0..MAX_TASKS)
+            .filter_map(|i| tasks.info_with_frames(i).ok())
+            .filter(|t| t.state() != Some(TaskState::Free))
+            .collect();
         let kib = |frames: u32| u64::from(frames) * 4;
-        let (mut free, mut held) = (None, 0u32);
-        for t in self.infos(tasks) {
-            free = Some(t.free_frames);
-            held += t.frames;
-        }
-        let Some(free) = free else {
+        let Some(free) = infos.last().map(|t| t.free_frames) else {
             return Out.fail(format_args!("mem: no task to ask"));
         };
+        let held = infos.iter().map(|t| t.frames).sum::<u32>();
         println!("mem: free_frames={} ({} KiB) task_frames={} ({} KiB)", free, kib(free), held, kib(held));
-        for t in self.infos(tasks) {
+        for t in &infos {
             println!("  {:<16} frames {:>6} ({} KiB)", t.name(), t.frames, kib(t.frames));
         }
         0

@@ -322,11 +322,20 @@ impl Cap<IoPort> {
 }
 
 impl Cap<Task> {
-    /// What the kernel reports about task `index`.
+    /// What the kernel reports about task `index` (its `frames` left 0).
     pub fn info(self, index: usize) -> Result<TaskInfo, Error> {
+        self.info_counting(index, false)
+    }
+
+    /// [`info`](Self::info) with the frames the task owns counted (a walk of its page tables).
+    pub fn info_with_frames(self, index: usize) -> Result<TaskInfo, Error> {
+        self.info_counting(index, true)
+    }
+
+    fn info_counting(self, index: usize, frames: bool) -> Result<TaskInfo, Error> {
         let mut out = TaskInfo::default();
         let ptr = &mut out as *mut TaskInfo as u64;
-        sys::call(Sysno::TaskInfo, [self.slot(), index as u64, ptr, 0, 0, 0])?;
+        sys::call(Sysno::TaskInfo, [self.slot(), index as u64, ptr, frames as u64, 0, 0])?;
         Ok(out)
     }
     pub fn start(self, index: usize) -> Result<(), Error> {

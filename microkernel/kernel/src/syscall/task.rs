@@ -8,17 +8,20 @@ use crate::state::{ms_to_ticks, Blocked, Kernel};
 use axolotl_abi::{Error, FaultKind, InjectKind, Rights, TaskState, EXIT_PANIC};
 use axolotl_kcore::cap::Object;
 
-/// `task_info(task, index, out)`: a `TaskInfo` at user address `out`.
+/// `task_info(task, index, out, count_frames)`: a `TaskInfo` at user address `out`, its
+/// `frames` counted if asked.
 pub struct TaskInfo {
     t: usize,
     out: UserSlice,
+    count_frames: bool,
 }
 
 impl Syscall for TaskInfo {
     fn decode(k: &Kernel, cur: usize, a: &Args) -> Result<Self, Error> {
         let t = task_target(k, cur, a[0], a[1], Rights::READ)?;
         let out = k.tasks[cur].space().user_slice(a[2], size_of::<axolotl_abi::TaskInfo>() as u64, true)?;
-        Ok(TaskInfo { t, out })
+        let count_frames = super::flag(a[3])?;
+        Ok(TaskInfo { t, out, count_frames })
     }
 
     fn invoke(self, k: &mut Kernel, cur: usize) -> Result<Done, Error> {
@@ -41,7 +44,10 @@ impl Syscall for TaskInfo {
             billed_tsc: task.billed_tsc,
             version: k.module_of(self.t).map_or(0, |m| m.version),
             window_left: crate::lifecycle::window_left(k, self.t),
-            frames: task.space.as_ref().map_or(0, |s| s.owned_frames() as u32),
+            frames: match &task.space {
+                Some(s) if self.count_frames => s.owned_frames() as u32,
+                _ => 0,
+            },
             free_frames: k.frames.free_count() as u32,
         };
         k.tasks[cur].space().write_user(self.out, bytemuck::bytes_of(&info))?;
