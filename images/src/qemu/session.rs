@@ -196,10 +196,7 @@ impl Session {
             if text.len() > searched {
                 last_output = now;
             }
-            let mut from = searched.saturating_sub(OVERLAP);
-            while !text.is_char_boundary(from) {
-                from -= 1;
-            }
+            let from = text.floor_char_boundary(searched.saturating_sub(OVERLAP));
             if let Some(found) = find(text, from, now - last_output) {
                 return Ok(found);
             }
@@ -254,10 +251,7 @@ impl Session {
                 // moved it out of the look before the quiet came, and the session waited for
                 // ever.
                 let output = watch + text.get(watch..)?.find('\n')?;
-                let mut start = output.max(from.saturating_sub(UNTAGGED_LOOKBACK));
-                while !text.is_char_boundary(start) {
-                    start -= 1;
-                }
+                let start = text.floor_char_boundary(output.max(from.saturating_sub(UNTAGGED_LOOKBACK)));
                 find_untagged_mended(text, start).filter(|_| quiet >= RESTART_QUIET).map(|_| Event::Untagged)
             })?;
             match event {

@@ -50,10 +50,7 @@ fn mended_search<T>(
     from: usize,
     find: impl Fn(&str, usize) -> Option<(T, usize)>,
 ) -> Option<(T, usize)> {
-    let mut start = from.saturating_sub(MENDED_WINDOW);
-    while !text.is_char_boundary(start) {
-        start -= 1;
-    }
+    let start = text.floor_char_boundary(from.saturating_sub(MENDED_WINDOW));
     let start = text[..start].rfind('\n').map_or(0, |nl| nl + 1);
     let (mended, raw_of) = without_log_lines_mapped(&text[start..]);
     let mut at = 0;

@@ -58,14 +58,20 @@ fn key(block: u32) -> u64 {
 
 /// The tag of copy `copy` of block `block` holding `data`.
 pub fn tag(block: u32, copy: u32, data: &[u8]) -> u64 {
-    seal::seal(key(block), data) ^ u64::from(copy).wrapping_mul(COPY_SALT)
+    seal::seal(key(block), data) ^ copy_mix(copy)
+}
+
+/// What a block's seal is xored with to make copy `copy`'s tag.
+#[inline]
+fn copy_mix(copy: u32) -> u64 {
+    u64::from(copy).wrapping_mul(COPY_SALT)
 }
 
 /// The tags of every copy of block `block` holding `data` ([`tag`] of each), from one pass
 /// over `data`: a copy's tag differs only in its last step.
 fn tags_of(block: u32, data: &[u8]) -> [u64; COPIES] {
     let sealed = seal::seal(key(block), data);
-    core::array::from_fn(|c| sealed ^ (c as u64).wrapping_mul(COPY_SALT))
+    core::array::from_fn(|c| sealed ^ copy_mix(c as u32))
 }
 
 /// The tag copy `copy` of block `block` holds before anything was written: that of zeros.
@@ -181,7 +187,7 @@ fn marked<const N: usize>(block: u32, copy: u32, data: &[u8; N]) -> (u64, Marks)
         h = seal::absorb(h, rest);
         marks[whole.len() + 1] = h ^ bind(block, whole.len() + 1);
     }
-    (seal::finish(key, h, N) ^ u64::from(copy).wrapping_mul(COPY_SALT), marks)
+    (seal::finish(key, h, N) ^ copy_mix(copy), marks)
 }
 
 /// The pieces of [`PIECE`] bytes that bytes `range` of a block lie in (none for an empty

@@ -45,7 +45,7 @@ type Others<'a> = &'a dyn Fn(u16, &[u8]) -> fs_core::Held;
 /// with `Disk` in both runs.
 const HELD: usize = 40;
 
-/// Steps the held writes make room for at the first write (see `Held::write`).
+/// Steps the held writes make room for at the first write or flush (see [`room`]).
 const FIRST: usize = 8;
 
 /// What an operation does to the store, in order.
