@@ -33,6 +33,20 @@ impl Segment {
     pub fn pages(&self) -> (u64, u64) {
         (self.vaddr & !(PAGE_SIZE - 1), (self.vaddr + self.mem_size).div_ceil(PAGE_SIZE) * PAGE_SIZE)
     }
+
+    /// What page `page` (one of [`pages`](Self::pages)) gets from the file: where in the page
+    /// the file's bytes start, and which bytes of the image they are. A page of pure bss gets
+    /// none (an empty range at 0, not one past the file's end: a bss larger than what follows
+    /// its segment in the file made the loader refuse the image).
+    pub fn file_bytes_in(&self, page: u64) -> (usize, core::ops::Range<usize>) {
+        let lo = page.max(self.vaddr);
+        let hi = (page + PAGE_SIZE).min(self.vaddr + self.file_size);
+        if hi <= lo {
+            return (0, 0..0);
+        }
+        let from = (self.file_offset + lo - self.vaddr) as usize;
+        ((lo - page) as usize, from..from + (hi - lo) as usize)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -388,6 +402,26 @@ mod tests {
         assert_eq!(p.segments.len(), 2);
         assert!(p.segments[1].writable && !p.segments[1].executable);
         assert_eq!(p.segments[1].pages(), (USER_BASE + 0x1000, USER_BASE + 0x3000));
+    }
+
+    /// Each page of a segment gets its share of the file, and a page of pure bss none, however
+    /// far past the file's end it lies (the fs server's 47 KiB cache, once in .bss after the
+    /// last byte of the file, was refused).
+    #[test]
+    fn a_page_gets_its_file_bytes_and_bss_pages_none() {
+        let seg = Segment {
+            vaddr: USER_BASE + 0x1010,
+            mem_size: 0xc000,
+            file_offset: 0x3010,
+            file_size: 0x1100,
+            writable: true,
+            executable: false,
+        };
+        assert_eq!(seg.file_bytes_in(USER_BASE + 0x1000), (0x10, 0x3010..0x4000), "from its start");
+        assert_eq!(seg.file_bytes_in(USER_BASE + 0x2000), (0, 0x4000..0x4110), "the rest, then bss");
+        for page in (USER_BASE + 0x3000..USER_BASE + 0xd000).step_by(0x1000) {
+            assert_eq!(seg.file_bytes_in(page), (0, 0..0), "{page:#x}: pure bss");
+        }
     }
 
     #[test]

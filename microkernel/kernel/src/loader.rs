@@ -187,13 +187,9 @@ fn map_image(
         let (start, end) = seg.pages();
         for page in (start..end).step_by(PAGE_SIZE as usize) {
             // The file's bytes in this page (none in a page of pure bss), at their offset.
-            let lo = page.max(seg.vaddr);
-            let hi = (page + PAGE_SIZE).min(seg.vaddr + seg.file_size).max(lo);
-            let from = (seg.file_offset + lo - seg.vaddr) as usize;
-            let src = bytes
-                .get(from..from + (hi - lo) as usize)
-                .ok_or(LoadError::Kernel(Error::InvalidArgument))?;
-            space.map_filled(&mut k.frames, page, flags, (lo - page) as usize, src)?;
+            let (at, range) = seg.file_bytes_in(page);
+            let src = bytes.get(range).ok_or(LoadError::Kernel(Error::InvalidArgument))?;
+            space.map_filled(&mut k.frames, page, flags, at, src)?;
         }
     }
     for page in (USER_STACK_TOP - USER_STACK_SIZE..USER_STACK_TOP).step_by(PAGE_SIZE as usize) {
