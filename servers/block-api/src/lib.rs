@@ -19,9 +19,11 @@ pub type Block = [u8; BLOCK_SIZE];
 pub enum Request<'a> {
     Info,
     Read {
+        #[serde(with = "postcard::fixint::le")]
         block: u32,
     },
     Write {
+        #[serde(with = "postcard::fixint::le")]
         block: u32,
         #[serde(with = "serde_bytes")]
         data: &'a [u8],
