@@ -238,6 +238,12 @@ impl<const N: usize> Vouched<N> {
         check(whole).then_some(Vouched { block, marks, data })
     }
 
+    /// The number of the block it was filed as: where a cache looks for it, never a reason to
+    /// believe it (only [`Vouched::of`] and [`Vouched::of_range`] check it).
+    pub fn number(&self) -> u32 {
+        self.block
+    }
+
     /// The contents as the mirror checked them when it read them (for a value kept since, use
     /// [`Vouched::of`]).
     pub fn contents(&self) -> &[u8; N] {

@@ -13,11 +13,26 @@
 //! the device refused empties the slot), so the device always holds what the cache does, and a
 //! new incarnation of the server, which starts with an empty cache, reads the same file system.
 //!
+//! Any block may be in any slot: an [`Index`] says, for each block a file system can span,
+//! which slot holds it, and a new block takes the slot a clock hand finds first that was not
+//! used since the hand last passed it (CLOCK, a cheap approximation of least recently used).
+//! What a read costs therefore depends only on the order in which blocks are used, never on
+//! their numbers. It did, with each block in the slot of its number modulo the slots: a read of
+//! a file larger than the cache pushed the file's own inode block out at whichever data block
+//! shared its slot, so what a 64 KiB read cost moved with where the file had landed, and so with
+//! how many records the scribe had appended before it was made. Under CLOCK the blocks used at
+//! every request (an inode, an index block) keep their slots through any scan.
+//!
 //! ```text
-//!  read b ─► slot b % SLOTS: number b, its pieces' sums match? ─yes─► lend them (no request)
-//!                                          └─no─► device read ─► keep it, with its sums
-//!  write b ─► device write ─ok─► keep it        └─refused─► forget slot b % SLOTS
+//!  read b ─► index[b] = slot s: s holds b, its pieces' sums match? ─yes─► lend them, mark s used
+//!                                          └─no─► device read ─► keep it: slot index[b], or
+//!                                                the hand's first slot not used since it passed
+//!  write b ─► device write ─ok─► keep it        └─refused─► forget it
 //! ```
+//!
+//! The index is checked like the rest: a slot it names is believed only if the slot's number
+//! and sums say it holds the block, so a bent entry is a miss (and the block's copy it lost is
+//! never found again, until its slot is taken).
 //!
 //! A [`Shelf`] is the same cache for a server whose store vouches for every block itself (the
 //! libos fs cell: the RAM disk's mirror tags, `algo::mirror`): a slot keeps the block as the
@@ -32,17 +47,109 @@
 //! computed the tag the store's was compared with (`algo::mirror::Vouched`), so a piece checks
 //! against the store's tag itself, not against a sum taken later.
 
-use crate::layout::{Block, BLOCK_SIZE, DATA_START, JOURNAL_HEAD};
+use crate::layout::{Block, BLOCK_SIZE, DATA_START, JOURNAL_HEAD, MAX_BLOCKS};
 use crate::BlockDevice;
 use algo::bytes::same;
 use algo::mirror::{pieces, Vouched};
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 
 /// The bytes one checksum of a cached block covers: an inode's size, and the bench's read (the
 /// same pieces as a vouched block's marks, `algo::mirror`).
 pub use algo::mirror::PIECE;
 /// Pieces in a block.
 const PIECES: usize = BLOCK_SIZE / PIECE;
+
+/// Most slots a cache has: whether each was used since the hand passed is a bit of a `u64`.
+pub const MAX_SLOTS: usize = 64;
+/// Blocks a cache can hold: those a file system can span. A block past them (on a larger
+/// device) is read and written through, never kept.
+const INDEXED: usize = MAX_BLOCKS as usize;
+/// An index entry for a block no slot holds (slot `s` is entry `s + 1`: an empty index is
+/// zeros, and a static of it `.bss`).
+const NOWHERE: u8 = 0;
+
+/// Which slot holds each block, and which slot a new block takes (see the module comment).
+/// Nothing in it is believed without the slot's own check: it only says where to look.
+pub struct Index {
+    /// Block `b`'s slot plus one, or [`NOWHERE`].
+    slot_of: [u8; INDEXED],
+    /// Bit `s`: slot `s` was used since the hand last passed it. A cell: a hit marks it, where
+    /// the cache is only looked at.
+    used: Cell<u64>,
+    hand: u8,
+}
+
+impl Index {
+    pub const fn new() -> Index {
+        Index { slot_of: [NOWHERE; INDEXED], used: Cell::new(0), hand: 0 }
+    }
+
+    /// Every block is nowhere.
+    fn clear(&mut self) {
+        self.slot_of.fill(NOWHERE);
+        (self.used, self.hand) = (Cell::new(0), 0);
+    }
+
+    /// The slot the index gives block `block`, if it gives one below `slots` (whether the slot
+    /// holds the block is its owner's to check).
+    #[inline]
+    fn slot(&self, block: u32, slots: usize) -> Option<usize> {
+        let s = (*self.slot_of.get(block as usize)? as usize).wrapping_sub(1);
+        (s < slots).then_some(s)
+    }
+
+    /// As [`slot`](Self::slot), and the slot is marked used (a hit).
+    #[inline]
+    fn touch(&self, block: u32, slots: usize) -> Option<usize> {
+        let s = self.slot(block, slots)?;
+        self.used.set(self.used.get() | 1 << s);
+        Some(s)
+    }
+
+    /// The slot block `block` goes in, of `slots`, whose blocks `holder` names: the one the
+    /// index gives it, else the first the hand finds unused since it last passed (each passed
+    /// one loses its mark, so the hand goes round at most once). The block that slot held is
+    /// nowhere from now on. `None` for a block past what the index covers.
+    fn take(&mut self, block: u32, slots: usize, holder: impl Fn(usize) -> u32) -> Option<usize> {
+        let slots = slots.min(MAX_SLOTS);
+        if block as usize >= INDEXED || slots == 0 {
+            return None;
+        }
+        let s = match self.slot(block, slots) {
+            Some(s) => s,
+            None => {
+                let (mut s, mut used) = (self.hand as usize % slots, self.used.get());
+                while used & (1 << s) != 0 {
+                    used &= !(1 << s);
+                    s = if s + 1 == slots { 0 } else { s + 1 };
+                }
+                self.used.set(used);
+                self.hand = if s + 1 == slots { 0 } else { s as u8 + 1 };
+                s
+            }
+        };
+        let old = holder(s) as usize;
+        let entry = s as u8 + 1;
+        if old != block as usize && self.slot_of.get(old) == Some(&entry) {
+            self.slot_of[old] = NOWHERE;
+        }
+        self.slot_of[block as usize] = entry;
+        Some(s)
+    }
+
+    /// Block `block` is nowhere; the slot the index gave it, if any.
+    fn forget(&mut self, block: u32, slots: usize) -> Option<usize> {
+        let s = self.slot(block, slots)?;
+        self.slot_of[block as usize] = NOWHERE;
+        Some(s)
+    }
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// One cached block: its number, its bytes, and one checksum per piece of them.
 #[derive(Clone, Copy)]
@@ -78,13 +185,24 @@ impl Slot {
     }
 }
 
-/// Room for `SLOTS` cached blocks (half a KiB each), wherever the server keeps it: a static,
-/// rather than a stack it would overflow.
-pub struct Slots<const SLOTS: usize>([Slot; SLOTS]);
+/// Room for `SLOTS` cached blocks (over half a KiB each) and their [`Index`] (4 KiB), wherever
+/// the server keeps it: a static, rather than a stack it would overflow.
+pub struct Slots<const SLOTS: usize> {
+    slots: [Slot; SLOTS],
+    index: Index,
+}
 
 impl<const SLOTS: usize> Slots<SLOTS> {
     pub const fn new() -> Self {
-        Slots([EMPTY; SLOTS])
+        const { assert!(SLOTS <= MAX_SLOTS) };
+        Slots { slots: [EMPTY; SLOTS], index: Index::new() }
+    }
+
+    /// The slot that holds block `number` with pieces `pieces` as stored, marked used.
+    #[inline]
+    fn hit(&self, number: u32, pieces: core::ops::Range<usize>) -> Option<&Slot> {
+        let slot = &self.slots[self.index.touch(number, SLOTS)?];
+        slot.holds(number, pieces).then_some(slot)
     }
 }
 
@@ -94,7 +212,7 @@ impl<const SLOTS: usize> Default for Slots<SLOTS> {
     }
 }
 
-/// A direct-mapped cache of `SLOTS` blocks over `dev`, kept in `slots`.
+/// A cache of up to `SLOTS` blocks (at most [`MAX_SLOTS`]) over `dev`, kept in `slots`.
 pub struct Cached<'s, D: BlockDevice, const SLOTS: usize> {
     dev: D,
     slots: RefCell<&'s mut Slots<SLOTS>>,
@@ -128,31 +246,35 @@ impl<'s, D: BlockDevice, const SLOTS: usize> Cached<'s, D, SLOTS> {
         &self.dev
     }
 
-    /// Forget every cached block: each slot is marked as holding a block number no file system
-    /// has (the sums and bytes may stay; one flipped bit cannot turn the mark into a block
-    /// number below 2^31).
+    /// Forget every cached block: the index says nowhere for each, and each slot is marked as
+    /// holding a block number no file system has (the sums and bytes may stay; one flipped bit
+    /// cannot turn the mark into a block number below 2^31).
     pub fn clear(&self) {
-        for slot in self.slots.borrow_mut().0.iter_mut() {
+        let mut slots = self.slots.borrow_mut();
+        slots.index.clear();
+        for slot in slots.slots.iter_mut() {
             slot.number = NO_BLOCK;
         }
     }
 
     fn keep(&self, number: u32, data: &Block) {
-        self.slots.borrow_mut().0[number as usize % SLOTS] = Slot::new(number, data);
-    }
-
-    /// Forget block `number` if its slot holds it (and only then: the slot may hold a block
-    /// that is read).
-    fn forget_if_held(&self, number: u32) {
         let mut slots = self.slots.borrow_mut();
-        let slot = &mut slots.0[number as usize % SLOTS];
-        if slot.number == number {
-            slot.number = NO_BLOCK;
+        let Slots { slots, index } = &mut **slots;
+        if let Some(s) = index.take(number, SLOTS, |s| slots[s].number) {
+            slots[s] = Slot::new(number, data);
         }
     }
 
+    /// Forget block `number`: its slot, if it has one, is emptied if it holds it (and only
+    /// then: the slot may hold a block that is read, which a bent index entry pointed at).
     fn forget(&self, number: u32) {
-        self.slots.borrow_mut().0[number as usize % SLOTS] = EMPTY;
+        let mut slots = self.slots.borrow_mut();
+        let Slots { slots, index } = &mut **slots;
+        if let Some(slot) = index.forget(number, SLOTS).map(|s| &mut slots[s]) {
+            if slot.number == number {
+                slot.number = NO_BLOCK;
+            }
+        }
     }
 }
 
@@ -162,13 +284,9 @@ impl<D: BlockDevice, const SLOTS: usize> BlockDevice for Cached<'_, D, SLOTS> {
     }
 
     fn read(&self, block: u32, out: &mut Block) -> bool {
-        {
-            let slots = self.slots.borrow();
-            let slot = &slots.0[block as usize % SLOTS];
-            if slot.holds(block, 0..PIECES) {
-                *out = slot.data;
-                return true;
-            }
+        if let Some(slot) = self.slots.borrow().hit(block, 0..PIECES) {
+            *out = slot.data;
+            return true;
         }
         if !self.dev.read(block, out) {
             return false;
@@ -180,13 +298,9 @@ impl<D: BlockDevice, const SLOTS: usize> BlockDevice for Cached<'_, D, SLOTS> {
     /// A hit is looked at where it is cached, once its checksum matched; a miss is read into a
     /// buffer and kept.
     fn read_with(&self, block: u32, f: &mut dyn FnMut(&Block)) -> bool {
-        {
-            let slots = self.slots.borrow();
-            let slot = &slots.0[block as usize % SLOTS];
-            if slot.holds(block, 0..PIECES) {
-                f(&slot.data);
-                return true;
-            }
+        if let Some(slot) = self.slots.borrow().hit(block, 0..PIECES) {
+            f(&slot.data);
+            return true;
         }
         let mut out = [0u8; BLOCK_SIZE];
         if !self.dev.read(block, &mut out) {
@@ -203,13 +317,9 @@ impl<D: BlockDevice, const SLOTS: usize> BlockDevice for Cached<'_, D, SLOTS> {
         if range.end > BLOCK_SIZE || range.start > range.end {
             return false;
         }
-        {
-            let slots = self.slots.borrow();
-            let slot = &slots.0[block as usize % SLOTS];
-            if slot.holds(block, pieces(&range)) {
-                f(&slot.data[range]);
-                return true;
-            }
+        if let Some(slot) = self.slots.borrow().hit(block, pieces(&range)) {
+            f(&slot.data[range]);
+            return true;
         }
         let mut out = [0u8; BLOCK_SIZE];
         if !self.dev.read(block, &mut out) {
@@ -226,7 +336,7 @@ impl<D: BlockDevice, const SLOTS: usize> BlockDevice for Cached<'_, D, SLOTS> {
     fn write(&self, block: u32, data: &Block) -> bool {
         if self.dev.write(block, data) {
             if JOURNAL.contains(&block) {
-                self.forget_if_held(block);
+                self.forget(block);
             } else {
                 self.keep(block, data);
             }
@@ -246,30 +356,38 @@ impl<D: BlockDevice, const SLOTS: usize> BlockDevice for Cached<'_, D, SLOTS> {
 /// One place of a [`Shelf`]: a block as its store vouched for it, or nothing.
 pub type Shelved = Option<Vouched<BLOCK_SIZE>>;
 
-/// A direct-mapped cache of blocks *as their store vouched for them*, in `places` the server
-/// owns (see the module comment). It is not a [`BlockDevice`]: its owner decides what goes in
-/// (a block the store just vouched for) and what must go out (a block it wrote, and which it
-/// keeps again only once it has read it back).
+/// A cache of blocks *as their store vouched for them*, in `places` (at most [`MAX_SLOTS`])
+/// and an [`Index`] the server owns (see the module comment). It is not a [`BlockDevice`]: its
+/// owner decides what goes in (a block the store just vouched for) and what must go out (a
+/// block it wrote, and which it keeps again only once it has read it back).
 pub struct Shelf<'s> {
     places: &'s mut [Shelved],
+    index: &'s mut Index,
 }
 
 impl<'s> Shelf<'s> {
-    /// An empty shelf in `places` (whatever they held is forgotten).
-    pub fn new(places: &'s mut [Shelved]) -> Self {
-        let mut shelf = Shelf { places };
+    /// An empty shelf in `places` and `index` (whatever they held is forgotten).
+    pub fn new(places: &'s mut [Shelved], index: &'s mut Index) -> Self {
+        let mut shelf = Shelf { places, index };
         shelf.clear();
         shelf
     }
 
-    fn place(&self, block: u32) -> Option<usize> {
-        (block as usize).checked_rem(self.places.len())
+    fn slots(&self) -> usize {
+        self.places.len().min(MAX_SLOTS)
+    }
+
+    /// What the index's place for block `block` holds (anything: its owner checks).
+    #[inline]
+    fn at(&self, block: u32) -> Option<&Vouched<BLOCK_SIZE>> {
+        self.places.get(self.index.slot(block, self.slots())?)?.as_ref()
     }
 
     /// Block `block`, if the shelf has it and its store's tag still checks: a place a fault
     /// bent, or one holding another block, is a miss.
     pub fn get(&self, block: u32) -> Option<&Block> {
-        self.places.get(self.place(block)?)?.as_ref()?.of(block)
+        let s = self.index.touch(block, self.slots())?;
+        self.places.get(s)?.as_ref()?.of(block)
     }
 
     /// Whether a read of block `block` would be given something other than `data`: the shelf
@@ -278,7 +396,7 @@ impl<'s> Shelf<'s> {
     /// block's tag is 64 pieces to check; a block that holds `data` is right whatever its tag).
     #[inline(never)] // only writes come here: inlined, it moved the code every request runs
     pub fn stale(&self, block: u32, data: &Block) -> bool {
-        let Some(v) = self.place(block).and_then(|p| self.places.get(p)).and_then(Option::as_ref) else {
+        let Some(v) = self.at(block) else {
             return false;
         };
         !same(v.contents(), data) && v.of(block).is_some()
@@ -289,27 +407,34 @@ impl<'s> Shelf<'s> {
     /// there, or one holding another block, is a miss; a range past the block is none.
     #[inline]
     pub fn get_range(&self, block: u32, range: core::ops::Range<usize>) -> Option<&[u8]> {
-        self.places.get(self.place(block)?)?.as_ref()?.of_range(block, range)
+        let s = self.index.touch(block, self.slots())?;
+        self.places.get(s)?.as_ref()?.of_range(block, range)
     }
 
-    /// Keep `v`, which the store vouched for as block `block` (in the place of `block`: a `v`
-    /// of another block is never found there).
+    /// Keep `v`, which the store vouched for as block `block` (filed as `block`: a `v` of
+    /// another block is never found there).
     pub fn keep(&mut self, block: u32, v: Vouched<BLOCK_SIZE>) {
-        if let Some(p) = self.place(block).and_then(|p| self.places.get_mut(p)) {
-            *p = Some(v);
+        let places = &mut *self.places;
+        let holder = |s: usize| places[s].as_ref().map_or(u32::MAX, Vouched::number);
+        if let Some(s) = self.index.take(block, places.len().min(MAX_SLOTS), holder) {
+            places[s] = Some(v);
         }
     }
 
-    /// Forget block `block` (and whatever shares its place).
+    /// Forget block `block`: its place, if it has one, is emptied if it holds it.
     pub fn forget(&mut self, block: u32) {
-        if let Some(p) = self.place(block).and_then(|p| self.places.get_mut(p)) {
-            *p = None;
+        if let Some(s) = self.index.forget(block, self.slots()) {
+            let p = &mut self.places[s];
+            if p.as_ref().is_some_and(|v| v.number() == block) {
+                *p = None;
+            }
         }
     }
 
     /// Forget every block.
     pub fn clear(&mut self) {
         self.places.fill(None);
+        self.index.clear();
     }
 
     /// Does it hold nothing? (What a server checks after [`clear`](Self::clear), which a fault
@@ -325,8 +450,8 @@ mod tests {
     use core::cell::Cell;
 
     /// A RAM device that counts its reads, and can be told to refuse writes.
-    /// Blocks of the test device: past the journal (`DATA_START`).
-    const RAM_BLOCKS: usize = 40;
+    /// Blocks of the test device: the table's, the journal's, and 29 data blocks.
+    const RAM_BLOCKS: usize = 64;
 
     struct Ram {
         blocks: RefCell<[Block; RAM_BLOCKS]>,
@@ -363,6 +488,13 @@ mod tests {
         Ram { blocks: RefCell::new(blocks), reads: Cell::new(0), refuse: Cell::new(false) }
     }
 
+    /// Change what `c` keeps of block `block` (which it must keep).
+    fn bend<const S: usize>(c: &Cached<Ram, S>, block: u32, f: impl FnOnce(&mut Slot)) {
+        let mut slots = c.slots.borrow_mut();
+        let s = slots.index.slot(block, S).expect("the block is kept");
+        f(&mut slots.slots[s]);
+    }
+
     #[test]
     fn a_block_read_twice_reaches_the_device_once() {
         let mut slots = Slots::new();
@@ -371,10 +503,59 @@ mod tests {
         assert!(c.read(3, &mut out) && out == [4; BLOCK_SIZE]);
         assert!(c.read(3, &mut out) && out == [4; BLOCK_SIZE]);
         assert_eq!(c.device().reads.get(), 1);
-        // Block 7 shares block 3's slot: it replaces it, and 3 is read again.
-        assert!(c.read(7, &mut out) && out == [8; BLOCK_SIZE]);
+        // Four more blocks, each used once, through the four slots: the fifth takes the slot
+        // of the first of them, not block 3's, which was used again since it came in.
+        for b in 40..45 {
+            assert!(c.read(b, &mut out) && out == [b as u8 + 1; BLOCK_SIZE]);
+        }
+        assert_eq!(c.device().reads.get(), 6);
         assert!(c.read(3, &mut out) && out == [4; BLOCK_SIZE]);
-        assert_eq!(c.device().reads.get(), 3);
+        assert_eq!(c.device().reads.get(), 6, "block 3 stayed");
+        assert!(c.read(40, &mut out) && out == [41; BLOCK_SIZE]);
+        assert_eq!(c.device().reads.get(), 7, "block 40 went");
+    }
+
+    /// What a read costs the device depends on the order blocks are used in, not on their
+    /// numbers: a file of 13 blocks read twice through 4 slots, its inode looked at before each
+    /// block, makes the same device reads wherever the file starts, and its inode stays. (With
+    /// each block in the slot of its number modulo 4, the inode's block went at whichever data
+    /// block shared its slot: 33 reads or 34, by where the file lay.)
+    #[test]
+    fn what_a_read_costs_does_not_depend_on_where_the_blocks_lie() {
+        let mut slots = Slots::new();
+        let c: Cached<Ram, 4> = Cached::new(ram(), &mut slots);
+        let inode_block = 1;
+        let mut counts = [0; 8];
+        for (start, count) in (DATA_START..).zip(counts.iter_mut()) {
+            c.clear();
+            let before = c.device().reads.get();
+            for _ in 0..2 {
+                for b in start..start + 13 {
+                    assert!(c.read_range(inode_block, 0..64, &mut |x| assert_eq!(x, [2; 64])));
+                    let right = |x: &[u8]| assert!(x.iter().all(|&y| y == b as u8 + 1));
+                    assert!(c.read_range(b, 0..BLOCK_SIZE, &mut |x| right(x)));
+                }
+            }
+            *count = c.device().reads.get() - before;
+        }
+        assert_eq!(counts, [1 + 2 * 13; 8], "the inode once, every data block twice");
+        // The same for a shelf.
+        let (mut places, mut index) = ([None; 4], Index::new());
+        for start in DATA_START..DATA_START + 8 {
+            let mut shelf = Shelf::new(&mut places, &mut index);
+            let mut reads = 0;
+            for _ in 0..2 {
+                for b in start..start + 13 {
+                    for (block, fill) in [(inode_block, 2), (b, 3)] {
+                        if shelf.get_range(block, 0..64).is_none() {
+                            shelf.keep(block, Vouched::new(block, [fill; BLOCK_SIZE]));
+                            reads += 1;
+                        }
+                    }
+                }
+            }
+            assert_eq!(reads, 1 + 2 * 13, "a shelf from block {start}");
+        }
     }
 
     #[test]
@@ -385,7 +566,7 @@ mod tests {
         assert!(c.read_with(2, &mut |b| seen = *b) && seen == [3; BLOCK_SIZE]);
         assert!(c.read_with(2, &mut |b| seen = *b) && seen == [3; BLOCK_SIZE]);
         assert_eq!(c.device().reads.get(), 1, "the second from the cache");
-        c.slots.borrow_mut().0[2].data[9] ^= 1;
+        bend(&c, 2, |s| s.data[9] ^= 1);
         assert!(c.read_with(2, &mut |b| seen = *b) && seen == [3; BLOCK_SIZE], "a bent slot is a miss");
         assert_eq!(c.device().reads.get(), 2);
     }
@@ -414,7 +595,8 @@ mod tests {
         let c: Cached<Ram, 4> = Cached::new(ram(), &mut slots);
         let mut out = [0u8; BLOCK_SIZE];
         assert!(c.read(1, &mut out));
-        let good = c.slots.borrow().0[1];
+        let mut good = EMPTY;
+        bend(&c, 1, |s| good = *s);
         let mut reads = c.device().reads.get();
         let bits = 32 + 64 * PIECES + BLOCK_SIZE * 8;
         for bit in 0..bits {
@@ -427,11 +609,20 @@ mod tests {
                     bent.data[b / 8] ^= 1 << (b % 8)
                 }
             }
-            c.slots.borrow_mut().0[1] = bent;
+            bend(&c, 1, |s| *s = bent);
             assert!(c.read(1, &mut out));
             assert_eq!(out, [2; BLOCK_SIZE], "bit {bit}: the device's bytes");
             reads += 1;
             assert_eq!(c.device().reads.get(), reads, "bit {bit}: caught, read again");
+        }
+        // Block 1's index entry bent to every value: a miss (or the hit it was), never another
+        // block's bytes; the cache goes on.
+        for entry in 0..=u8::MAX {
+            c.slots.borrow_mut().index.slot_of[1] = entry;
+            assert!(c.read(1, &mut out) && out == [2; BLOCK_SIZE], "entry {entry}");
+            for b in [2, 40, 41] {
+                assert!(c.read(b, &mut out) && out == [b as u8 + 1; BLOCK_SIZE], "entry {entry}, block {b}");
+            }
         }
     }
 
@@ -465,7 +656,7 @@ mod tests {
             c.read_range(1, range, &mut |b| seen[..n].copy_from_slice(b)) && seen[..n].iter().all(|&x| x == 2)
         };
         assert!(look(&c, 0..64) && c.device().reads.get() == 1, "a miss reads and keeps the block");
-        c.slots.borrow_mut().0[1].data[200] ^= 4;
+        bend(&c, 1, |s| s.data[200] ^= 4);
         assert!(look(&c, 60..100), "pieces 0 and 1: unbent, a hit");
         assert_eq!(c.device().reads.get(), 1);
         assert!(look(&c, 150..250), "pieces 2 and 3: the bent byte is caught");
@@ -481,13 +672,15 @@ mod tests {
     /// number, unbent.
     #[test]
     fn a_shelf_gives_a_block_only_as_its_store_vouched_for_it() {
-        let mut places = [None; 4];
-        let mut shelf = Shelf::new(&mut places);
+        let (mut places, mut index) = ([None; 4], Index::new());
+        let mut shelf = Shelf::new(&mut places, &mut index);
         assert!(shelf.is_empty());
         assert_eq!(shelf.get(3), None);
         shelf.keep(3, Vouched::new(3, [7; BLOCK_SIZE]));
         assert_eq!(shelf.get(3), Some(&[7; BLOCK_SIZE]));
-        assert_eq!(shelf.get(7), None, "block 7 shares the place: not taken for block 3");
+        assert_eq!(shelf.get(7), None, "not kept");
+        shelf.index.slot_of[7] = shelf.index.slot_of[3];
+        assert_eq!(shelf.get(7), None, "an index entry bent to block 3's place: not taken for block 7");
         assert_eq!(shelf.get_range(3, 64..70), Some(&[7; 6][..]));
         assert_eq!(shelf.get_range(7, 64..70), None);
         assert_eq!(shelf.get_range(3, 500..513), None, "past the block");
@@ -503,7 +696,8 @@ mod tests {
         shelf.clear();
         assert!(shelf.is_empty() && shelf.get(0).is_none());
         let mut none: [Shelved; 0] = [];
-        let mut empty = Shelf::new(&mut none);
+        let mut index = Index::new();
+        let mut empty = Shelf::new(&mut none, &mut index);
         empty.keep(1, Vouched::new(1, [1; BLOCK_SIZE]));
         assert_eq!(empty.get(1), None, "a shelf with no places keeps nothing");
         assert_eq!(empty.get_range(1, 0..1), None);
@@ -513,26 +707,27 @@ mod tests {
     /// `stale` answers as comparing what `get` gives would (the check after fs stores a block).
     #[test]
     fn a_stale_block_is_one_a_read_would_be_given_instead() {
-        let mut places = [None; 4];
-        let mut shelf = Shelf::new(&mut places);
+        let (mut places, mut index) = ([None; 4], Index::new());
+        let mut shelf = Shelf::new(&mut places, &mut index);
         let (a, b) = ([7u8; BLOCK_SIZE], [8u8; BLOCK_SIZE]);
         let by_get =
-            |shelf: &Shelf<'_>, block: u32, data: &Block| shelf.get(block).is_some_and(|k| k != data);
+            |shelf: &mut Shelf<'_>, block: u32, data: &Block| shelf.get(block).is_some_and(|k| k != data);
         let mut cases = 0;
-        let mut check = |shelf: &Shelf<'_>, block: u32, data: &Block, want: bool| {
+        let mut check = |shelf: &mut Shelf<'_>, block: u32, data: &Block, want: bool| {
             assert_eq!(shelf.stale(block, data), want, "block {block}");
             assert_eq!(by_get(shelf, block, data), want, "block {block}, through get");
             cases += 1;
         };
-        check(&shelf, 3, &a, false); // not kept
+        check(&mut shelf, 3, &a, false); // not kept
         shelf.keep(3, Vouched::new(3, a));
-        check(&shelf, 3, &a, false); // kept as written
-        check(&shelf, 3, &b, true); // kept as it was before the write
-        check(&shelf, 7, &b, false); // another block in its place: a miss
+        check(&mut shelf, 3, &a, false); // kept as written
+        check(&mut shelf, 3, &b, true); // kept as it was before the write
+        shelf.index.slot_of[7] = shelf.index.slot_of[3];
+        check(&mut shelf, 7, &b, false); // another block in its place: a miss
         shelf.keep(1, Vouched::new(2, b));
-        check(&shelf, 1, &a, false); // filed under a bent number: a miss
+        check(&mut shelf, 1, &a, false); // filed under a bent number: a miss
         shelf.forget(3);
-        check(&shelf, 3, &b, false);
+        check(&mut shelf, 3, &b, false);
         assert_eq!(cases, 6);
     }
 }

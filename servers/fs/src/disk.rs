@@ -9,7 +9,7 @@ use fs_core::cache::{Cached, Slots};
 /// memory is a miss, never wrong data: `fs_core::cache`).
 pub const CACHED_BLOCKS: usize = 64;
 
-/// The cache's room: a static (32 KiB would not fit the 64 KiB stack beside the rest). It is
+/// The cache's room: a static (41 KiB would not fit the 64 KiB stack beside the rest). It is
 /// server-global state by design: a new incarnation starts with it empty (its image's).
 static CACHE: spin::Mutex<Slots<CACHED_BLOCKS>> = spin::Mutex::new(Slots::new());
 

@@ -10,12 +10,12 @@ use cell_console::Console;
 use cell_virtio_blk::Probe;
 use core::cell::RefCell;
 use core::fmt::Write;
-use fs_core::cache::Shelf;
+use fs_core::cache::{Index, Shelf};
 use fs_core::{BlockDevice, Disk, Held, SmallClientState, Volume};
 
 /// Blocks the cell keeps between requests (`twice::Cache`): half a KiB each, in the task's
-/// 128 KiB heap.
-const CACHED_BLOCKS: usize = 64;
+/// 128 KiB heap, with their index (4 KiB).
+const CACHED_BLOCKS: usize = fs_core::cache::MAX_SLOTS;
 
 type Result<T> = core::result::Result<T, FsError>;
 
@@ -351,10 +351,12 @@ fn run(parts: &Parts, build: Build) {
     // This incarnation's block cache, in its own heap: it dies with the incarnation, and the
     // next one starts empty (as it would after the store changed under it).
     let mut places = alloc::vec![None; CACHED_BLOCKS];
-    // Kept across requests on purpose (`audit fs` reports it as declared): the next
-    // incarnation starts it empty.
+    let mut index = alloc::boxed::Box::new(Index::new());
+    // Kept across requests on purpose (`audit fs` reports them as declared): the next
+    // incarnation starts them empty.
     libos_kernel::declare("block cache", &places[..]);
-    let cache = RefCell::new(Shelf::new(&mut places));
+    libos_kernel::declare("block cache index", &*index);
+    let cache = RefCell::new(Shelf::new(&mut places, &mut index));
     let mut mounted = Mounted { volume, cache, name };
     // Requests are read where the kernel put them (see `Inbox`), and answered from where they
     // were built: each copy of the answer by itself, by its own run, sealed on its own (see
