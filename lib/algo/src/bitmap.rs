@@ -124,9 +124,60 @@ impl<'a> Bitmap<'a> {
     }
 }
 
+/// Where a [`Bitmap`] that gives units out one at a time (both kernels' frame allocators) may
+/// have a free one: every word below the hint is full. A unit is looked for from there, not
+/// from word 0 past every full word (on the libos, about 20 words of used frames with the usual
+/// tasks, which made each restart's ~50 frames cost ~12,800 instructions more, and by a number
+/// that moved with what the other tasks held).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hint(usize);
+
+impl Hint {
+    /// Anything may be free (what the owner says after marking ranges free).
+    pub const fn new() -> Hint {
+        Hint(0)
+    }
+
+    /// Find and mark one free unit of `bits`, the lowest ([`Bitmap::alloc_one`] from the
+    /// hint); the hint moves to its word. None free: the hint moves past the end, so that
+    /// until a unit is freed each request fails without a search.
+    #[inline]
+    pub fn alloc(&mut self, bits: &mut Bitmap<'_>) -> Option<usize> {
+        let unit = bits.alloc_one(self.0);
+        self.0 = unit.map_or(usize::MAX, |u| u / 64);
+        unit
+    }
+
+    /// Unit `unit` was freed: it may lie below the hint.
+    #[inline]
+    pub fn freed(&mut self, unit: usize) {
+        self.0 = self.0.min(unit / 64);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hint_finds_the_lowest_free_unit_without_looking_below_it() {
+        let mut words = [0u64; 4];
+        let mut hint = Hint::new();
+        let taken: [usize; 130] =
+            core::array::from_fn(|_| hint.alloc(&mut Bitmap::new(&mut words, 200)).unwrap());
+        assert!(taken.iter().enumerate().all(|(i, &u)| i == u), "lowest first");
+        assert_eq!(hint, Hint(2));
+        assert!(Bitmap::new(&mut words, 200).free(5, 1));
+        hint.freed(5);
+        assert_eq!(hint.alloc(&mut Bitmap::new(&mut words, 200)), Some(5), "a freed unit below it");
+        assert_eq!(hint.alloc(&mut Bitmap::new(&mut words, 200)), Some(130));
+        while hint.alloc(&mut Bitmap::new(&mut words, 200)).is_some() {}
+        assert_eq!(hint, Hint(usize::MAX), "exhausted: no search until a free");
+        assert_eq!(hint.alloc(&mut Bitmap::new(&mut words, 200)), None);
+        assert!(Bitmap::new(&mut words, 200).free(199, 1));
+        hint.freed(199);
+        assert_eq!(hint.alloc(&mut Bitmap::new(&mut words, 200)), Some(199));
+    }
 
     /// The word-at-a-time bitmap against the bit-at-a-time one it replaced: the same answers
     /// and the same bits, over random allocations and frees of every size and alignment.

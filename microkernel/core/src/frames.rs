@@ -12,7 +12,7 @@ const FRAME: u64 = 4096;
 const FRAMES: usize = (MAX_PHYS / FRAME) as usize;
 const WORDS: usize = FRAMES / 64;
 
-use algo::bitmap::Bitmap;
+use algo::bitmap::{Bitmap, Hint};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrameError {
@@ -26,8 +26,8 @@ pub enum FrameError {
 pub struct FrameAllocator {
     used: [u64; WORDS],
     free_count: usize,
-    /// Word index where the next search starts (everything below it was full last time).
-    hint: usize,
+    /// Where the next search starts (every word below it is full).
+    hint: Hint,
 }
 
 impl Default for FrameAllocator {
@@ -39,7 +39,7 @@ impl Default for FrameAllocator {
 impl FrameAllocator {
     /// An allocator with every frame reserved.
     pub const fn new() -> Self {
-        FrameAllocator { used: [u64::MAX; WORDS], free_count: 0, hint: 0 }
+        FrameAllocator { used: [u64::MAX; WORDS], free_count: 0, hint: Hint::new() }
     }
 
     fn bitmap(&mut self) -> Bitmap<'_> {
@@ -52,7 +52,7 @@ impl FrameAllocator {
             self.bitmap().mark(first as usize, (last - first) as usize, used);
         }
         self.free_count = FRAMES - self.bitmap().used();
-        self.hint = 0;
+        self.hint = Hint::new();
     }
 
     /// Mark the frames wholly inside `[start, end)` free (partial frames at the edges stay
@@ -70,13 +70,8 @@ impl FrameAllocator {
 
     /// Take one free frame; returns its physical address.
     pub fn alloc(&mut self) -> Option<u64> {
-        let hint = self.hint;
-        let Some(frame) = self.bitmap().alloc_one(hint) else {
-            self.hint = WORDS;
-            return None;
-        };
+        let frame = self.hint.alloc(&mut Bitmap::new(&mut self.used, FRAMES))?;
         self.free_count -= 1;
-        self.hint = frame / 64;
         Some(frame as u64 * FRAME)
     }
 
@@ -102,7 +97,7 @@ impl FrameAllocator {
             return Err(FrameError::NotAllocated);
         }
         self.free_count += 1;
-        self.hint = self.hint.min(frame / 64);
+        self.hint.freed(frame);
         Ok(())
     }
 

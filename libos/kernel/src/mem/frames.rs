@@ -2,7 +2,7 @@
 //! memory map. Frames below the end of the image and the boot information stay reserved.
 
 use crate::sync::Global;
-use algo::bitmap::Bitmap;
+use algo::bitmap::{Bitmap, Hint};
 
 const MAX_FRAMES: usize = 1 << 18;
 
@@ -10,14 +10,12 @@ struct Frames {
     words: [u64; MAX_FRAMES / 64],
     units: usize,
     reserved: usize,
-    /// Every word below it is full: a frame is looked for from there (as the microkernel's
-    /// allocator does). From word 0, each allocation passed every full word first, ~20 of them
-    /// with the usual tasks running, and how many depended on what the other tasks held.
-    hint: usize,
+    /// Where a frame is looked for (`algo::bitmap::Hint`, as the microkernel's allocator).
+    hint: Hint,
 }
 
 static FRAMES: Global<Frames> =
-    Global::new(Frames { words: [u64::MAX; MAX_FRAMES / 64], units: 0, reserved: 0, hint: 0 });
+    Global::new(Frames { words: [u64::MAX; MAX_FRAMES / 64], units: 0, reserved: 0, hint: Hint::new() });
 
 /// Make `[start, end)` (physical, page-aligned inward) available, above `floor`.
 pub fn init(regions: impl Iterator<Item = (u64, u64)>, floor: u64) -> u64 {
@@ -39,14 +37,7 @@ pub fn init(regions: impl Iterator<Item = (u64, u64)>, floor: u64) -> u64 {
 
 /// A zeroed frame's physical address (identity mapped), or `None` when memory is exhausted.
 pub fn alloc() -> Option<u64> {
-    let frame = FRAMES.with(|f| {
-        let mut bits = Bitmap::new(&mut f.words, f.units);
-        // From word 0 again if nothing is free past the hint (it cannot be below it, unless
-        // the hint is wrong: then that costs one search, not memory).
-        let frame = bits.alloc_one(f.hint).or_else(|| bits.alloc_one(0))?;
-        f.hint = frame / 64;
-        Some(frame)
-    })?;
+    let frame = FRAMES.with(|f| f.hint.alloc(&mut Bitmap::new(&mut f.words, f.units)))?;
     let addr = frame as u64 * super::PAGE;
     // SAFETY: the frame was free, so nobody else uses it; RAM below 1 GiB is identity mapped
     // (read-only outside the image, hence the lifted protection).
@@ -73,7 +64,7 @@ pub fn free(addr: u64) {
     let ok = FRAMES.with(|f| {
         let freed = Bitmap::new(&mut f.words, f.units).free(frame, 1);
         if freed {
-            f.hint = f.hint.min(frame / 64);
+            f.hint.freed(frame);
         }
         freed
     });
