@@ -9,9 +9,12 @@
 //! no longer matches is a miss: the block is read from the device again, and the damage is
 //! gone. No byte leaves the cache unchecked; a bent byte in a piece nobody reads stays until
 //! someone does, and is caught then. The
-//! cache is write-through (a write reaches the device before the cache keeps it, and a write
-//! the device refused empties the slot), so the device always holds what the cache does, and a
-//! new incarnation of the server, which starts with an empty cache, reads the same file system.
+//! cache is write-through (a write reaches the device before the cache keeps it), so the device
+//! always holds what the cache does, and a new incarnation of the server, which starts with an
+//! empty cache, reads the same file system. A block's slot is emptied *before* the device
+//! write: a keep that a fault skips, or sends to another slot, then leaves a miss, never the
+//! block as it was before the write (its sums would still match); and a write the device
+//! refused leaves it empty.
 //!
 //! Any block may be in any slot: an [`Index`] says, for each block a file system can span,
 //! which slot holds it, and a new block takes the slot a clock hand finds first that was not
@@ -27,7 +30,7 @@
 //!  read b ─► index[b] = slot s: s holds b, its pieces' sums match? ─yes─► lend them, mark s used
 //!                                          └─no─► device read ─► keep it: slot index[b], or
 //!                                                the hand's first slot not used since it passed
-//!  write b ─► device write ─ok─► keep it        └─refused─► forget it
+//!  write b ─► empty b's slot ─► device write ─ok─► keep it (in that slot: index[b] names it)
 //! ```
 //!
 //! The index is checked like the rest: a slot it names is believed only if the slot's number
@@ -111,16 +114,18 @@ impl Index {
         Some(s)
     }
 
-    /// The slot block `block` goes in, of `slots`, whose blocks `holder` names: the one the
-    /// index gives it if that slot holds it, else the first the hand finds unused since it last
-    /// passed (each passed one loses its mark, so the hand goes round at most once). The block
+    /// The slot block `block` goes in, of `slots`, whose blocks `holder` names ([`NO_BLOCK`]
+    /// for none): the one the index gives it if that slot holds it or nothing, else the first
+    /// the hand finds unused since it last passed (each passed one loses its mark, so the hand goes round at most once). The block
     /// that slot held is nowhere from now on. `None` for a block past what the index covers.
     fn take(&mut self, block: u32, slots: usize, holder: impl Fn(usize) -> u32) -> Option<usize> {
         let slots = slots.min(MAX_SLOTS);
         if block as usize >= INDEXED || slots == 0 {
             return None;
         }
-        let s = match self.slot(block, slots).filter(|&s| holder(s) == block) {
+        // The slot the index names, if it holds the block or nothing (emptied for a write).
+        let named = |s: &usize| matches!(holder(*s), h if h == block || h == NO_BLOCK);
+        let s = match self.slot(block, slots).filter(named) {
             Some(s) => s,
             None => {
                 let (mut s, mut used) = (self.hand as usize % slots, self.used.get());
@@ -270,12 +275,13 @@ impl<'s, D: BlockDevice, const SLOTS: usize> Cached<'s, D, SLOTS> {
         }
     }
 
-    /// Forget block `number`: its slot, if it has one, is emptied if it holds it (and only
-    /// then: the slot may hold a block that is read, which a bent index entry pointed at).
-    fn forget(&self, number: u32) {
+    /// Empty the slot of block `number` if it holds it (and only then: the slot may hold a
+    /// block that is read, which a bent index entry pointed at). The index still names the
+    /// slot, so a keep of the block that follows fills the same one.
+    fn empty(&self, number: u32) {
         let mut slots = self.slots.borrow_mut();
         let Slots { slots, index } = &mut **slots;
-        if let Some(slot) = index.forget(number, SLOTS).map(|s| &mut slots[s]) {
+        if let Some(slot) = index.slot(number, SLOTS).map(|s| &mut slots[s]) {
             if slot.number == number {
                 slot.number = NO_BLOCK;
             }
@@ -335,22 +341,20 @@ impl<D: BlockDevice, const SLOTS: usize> BlockDevice for Cached<'_, D, SLOTS> {
         true
     }
 
-    /// A block of the journal is written through but not kept (whatever its slot held of it is
-    /// forgotten): only mounting reads the journal, with a new incarnation's empty cache, so
-    /// keeping it would only cost its checksums and push out blocks that are read.
+    /// The block's slot is emptied first (see the module comment); a write the device refused
+    /// leaves it so (what the device holds is unknown: read it again next time). A block of the
+    /// journal is written through but not kept: only mounting reads the journal, with a new
+    /// incarnation's empty cache, so keeping it would only cost its checksums and push out
+    /// blocks that are read.
     fn write(&self, block: u32, data: &Block) -> bool {
-        if self.dev.write(block, data) {
-            if JOURNAL.contains(&block) {
-                self.forget(block);
-            } else {
-                self.keep(block, data);
-            }
-            true
-        } else {
-            // What the device holds now is unknown: read it again next time.
-            self.forget(block);
-            false
+        self.empty(block);
+        if !self.dev.write(block, data) {
+            return false;
         }
+        if !JOURNAL.contains(&block) {
+            self.keep(block, data);
+        }
+        true
     }
 
     fn flush(&self) -> bool {
@@ -420,7 +424,7 @@ impl<'s> Shelf<'s> {
     /// another block is never found there).
     pub fn keep(&mut self, block: u32, v: Vouched<BLOCK_SIZE>) {
         let places = &mut *self.places;
-        let holder = |s: usize| places[s].as_ref().map_or(u32::MAX, Vouched::number);
+        let holder = |s: usize| places[s].as_ref().map_or(NO_BLOCK, Vouched::number);
         if let Some(s) = self.index.take(block, places.len().min(MAX_SLOTS), holder) {
             places[s] = Some(v);
         }
@@ -518,6 +522,36 @@ mod tests {
         assert_eq!(c.device().reads.get(), 6, "block 3 stayed");
         assert!(c.read(40, &mut out) && out == [41; BLOCK_SIZE]);
         assert_eq!(c.device().reads.get(), 7, "block 40 went");
+    }
+
+    /// A write empties the block's slot before the device has it, so a keep that a fault
+    /// skipped leaves a miss, not the old contents (whose sums still match); the keep that
+    /// follows fills the same slot. An index entry bent to another block's slot neither
+    /// empties that block nor takes its slot.
+    #[test]
+    fn a_write_empties_the_slot_first_and_bent_entries_take_nothing() {
+        let mut slots = Slots::new();
+        let c: Cached<Ram, 4> = Cached::new(ram(), &mut slots);
+        let mut out = [0u8; BLOCK_SIZE];
+        assert!(c.read(40, &mut out) && c.read(41, &mut out));
+        let at = c.slots.borrow().index.slot(40, 4);
+        // The write's first step, with the keep after the device write skipped.
+        c.empty(40);
+        c.device().blocks.borrow_mut()[40] = [9; BLOCK_SIZE];
+        assert!(c.read(40, &mut out) && out == [9; BLOCK_SIZE], "the device's new bytes");
+        assert_eq!(c.device().reads.get(), 3, "a miss");
+        assert!(c.write(40, &[5; BLOCK_SIZE]));
+        assert_eq!(c.slots.borrow().index.slot(40, 4), at, "kept in the same slot");
+        assert!(c.read(40, &mut out) && out == [5; BLOCK_SIZE] && c.device().reads.get() == 3);
+        // Block 1's entry bent to block 41's slot: a read of 1 misses and goes elsewhere; an
+        // empty of 1 leaves 41; 41 stays a hit.
+        let s41 = c.slots.borrow().index.slot_of[41];
+        c.slots.borrow_mut().index.slot_of[1] = s41;
+        c.empty(1);
+        assert!(c.read(1, &mut out) && out == [2; BLOCK_SIZE]);
+        assert_eq!(c.device().reads.get(), 4);
+        assert!(c.read(41, &mut out) && out == [42; BLOCK_SIZE]);
+        assert_eq!(c.device().reads.get(), 4, "41 kept its slot");
     }
 
     /// A new cache over slots an old one used (a new incarnation's, were its room reused)
