@@ -116,8 +116,9 @@ impl Index {
 
     /// The slot block `block` goes in, of `slots`, whose blocks `holder` names ([`NO_BLOCK`]
     /// for none): the one the index gives it if that slot holds it or nothing, else the first
-    /// the hand finds unused since it last passed (each passed one loses its mark, so the hand goes round at most once). The block
-    /// that slot held is nowhere from now on. `None` for a block past what the index covers.
+    /// the hand finds unused since it last passed (each passed one loses its mark, so the hand
+    /// goes round at most once). The block that slot held is nowhere from now on. `None` for a
+    /// block past what the index covers.
     fn take(&mut self, block: u32, slots: usize, holder: impl Fn(usize) -> u32) -> Option<usize> {
         let slots = slots.min(MAX_SLOTS);
         if block as usize >= INDEXED || slots == 0 {
@@ -423,9 +424,10 @@ impl<'s> Shelf<'s> {
     /// Keep `v`, which the store vouched for as block `block` (filed as `block`: a `v` of
     /// another block is never found there).
     pub fn keep(&mut self, block: u32, v: Vouched<BLOCK_SIZE>) {
+        let slots = self.slots();
         let places = &mut *self.places;
         let holder = |s: usize| places[s].as_ref().map_or(NO_BLOCK, Vouched::number);
-        if let Some(s) = self.index.take(block, places.len().min(MAX_SLOTS), holder) {
+        if let Some(s) = self.index.take(block, slots, holder) {
             places[s] = Some(v);
         }
     }

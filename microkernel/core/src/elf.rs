@@ -405,7 +405,7 @@ mod tests {
     }
 
     /// Each page of a segment gets its share of the file, and a page of pure bss none, however
-    /// far past the file's end it lies (the fs server's 47 KiB cache, once in .bss after the
+    /// far past the file's end it lies (the fs server's 41 KiB cache, once in .bss after the
     /// last byte of the file, was refused).
     #[test]
     fn a_page_gets_its_file_bytes_and_bss_pages_none() {
